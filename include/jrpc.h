@@ -1,0 +1,265 @@
+/* jrpc.h — the one public header of libjrpc, a JSON-RPC 2.0 server library built around batch
+ * requests: many calls in one HTTP body, checked, run concurrently under a bound and answered in
+ * one response, in request order.
+ *
+ * Threads: a server runs `io_threads` libuv event loops. Unless a function says otherwise it may
+ * be called from any thread before jrpc_server_run(), and only from a handler for the call it is
+ * given afterwards. Every handler is replied to exactly once (jrpc_reply_*), also when the client
+ * has gone away; the library frees the call after that reply.
+ */
+#ifndef JRPC_H
+#define JRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JRPC_EXTERN __attribute__((visibility("default")))
+
+#define JRPC_VERSION_MAJOR 0
+#define JRPC_VERSION_MINOR 1
+#define JRPC_VERSION_PATCH 0
+#define JRPC_VERSION_STRING "0.1.0"
+
+JRPC_EXTERN const char *jrpc_version_string(void);
+
+/* ---- C errors: 0 or a negative JRPC_E* (or -errno from the system) -------------------------- */
+
+#define JRPC_ERRNO_MAP(XX)                                                                         \
+    XX(EINVAL, -22, "invalid argument")                                                            \
+    XX(ENOMEM, -12, "not enough memory")                                                           \
+    XX(ENOENT, -2, "no such element or member")                                                    \
+    XX(EEXIST, -17, "already exists")                                                              \
+    XX(ERANGE, -34, "value out of range or buffer too small")                                      \
+    XX(EBUSY, -16, "server is running")                                                            \
+    XX(ETYPE, -4001, "JSON value has another type")                                                \
+    XX(EJSON, -4002, "malformed JSON")                                                             \
+    XX(EMODULE, -4003, "module could not be loaded")
+
+typedef enum {
+#define JRPC__ERRNO_ENUM(name, val, msg) JRPC_##name = (val),
+    JRPC_ERRNO_MAP(JRPC__ERRNO_ENUM)
+#undef JRPC__ERRNO_ENUM
+} jrpc_errno_t;
+
+/* A static message for `err` (also for -errno values); never NULL. */
+JRPC_EXTERN const char *jrpc_strerror(int err);
+/* The symbolic name ("EINVAL", "ETYPE" …) of `err`, or "UNKNOWN"; never NULL. */
+JRPC_EXTERN const char *jrpc_err_name(int err);
+
+/* ---- Wire error codes: response data, never C return values (docs/errors.md) ---------------- */
+
+enum {
+    JRPC_CODE_PARSE_ERROR = -32700,
+    JRPC_CODE_INVALID_REQUEST = -32600,
+    JRPC_CODE_METHOD_NOT_FOUND = -32601,
+    JRPC_CODE_INVALID_PARAMS = -32602,
+    JRPC_CODE_INTERNAL_ERROR = -32603,
+    JRPC_CODE_SERVER_ERROR = -32000,
+    JRPC_CODE_TIMEOUT = -32002,
+    JRPC_CODE_RESPONSE_TOO_LARGE = -32003,
+    JRPC_CODE_NOT_IN_BATCH = -32004,
+    JRPC_CODE_LIMIT_EXCEEDED = -32005
+};
+
+/* ---- Views ----------------------------------------------------------------------------------- */
+
+/* Bytes that belong to someone else; the owner's comment says how long they live. */
+typedef struct jrpc_str {
+    const char *ptr;
+    size_t len;
+} jrpc_str_t;
+
+/* The text of one valid JSON value (ptr == NULL: absent). Views handed to a handler point into the
+ * request's receive buffer and stay valid until the handler replies. */
+typedef struct jrpc_json {
+    const char *ptr;
+    size_t len;
+} jrpc_json_t;
+
+typedef enum {
+    JRPC_JSON_NONE = 0, /* absent (ptr == NULL) */
+    JRPC_JSON_NULL,
+    JRPC_JSON_FALSE,
+    JRPC_JSON_TRUE,
+    JRPC_JSON_NUMBER,
+    JRPC_JSON_STRING,
+    JRPC_JSON_ARRAY,
+    JRPC_JSON_OBJECT
+} jrpc_json_type_t;
+
+/* Accessors over already-validated JSON text (any jrpc_json_t the library hands out, or text that
+ * passed jrpc_json_validate). They never allocate and are safe on any thread. */
+JRPC_EXTERN jrpc_json_type_t jrpc_json_type(jrpc_json_t v);
+/* Elements of an array or members of an object; 0 for anything else. Linear in v.len. */
+JRPC_EXTERN size_t jrpc_json_count(jrpc_json_t v);
+/* Element i of an array: 0, JRPC_ETYPE (not an array) or JRPC_ENOENT (out of bounds). */
+JRPC_EXTERN int jrpc_json_at(jrpc_json_t v, size_t i, jrpc_json_t *out);
+/* Member `key` (NUL-terminated, compared with the unescaped member name) of an object; the last one
+ * if the name repeats. 0, JRPC_ETYPE or JRPC_ENOENT. */
+JRPC_EXTERN int jrpc_json_get(jrpc_json_t v, const char *key, jrpc_json_t *out);
+
+/* Iterates an array's elements or an object's members in order. */
+typedef struct jrpc_json_iter {
+    const char *pos; /* next byte to read */
+    const char *end; /* one past the container's closing bracket */
+    int object;      /* iterating an object */
+} jrpc_json_iter_t;
+/* 0, or JRPC_ETYPE if `v` is neither array nor object. */
+JRPC_EXTERN int jrpc_json_iter_init(jrpc_json_iter_t *it, jrpc_json_t v);
+/* 1 and the next element (key->ptr == NULL for arrays; for objects *key is the member name as raw
+ * JSON string text, quotes included), or 0 at the end. `key` may be NULL. */
+JRPC_EXTERN int jrpc_json_iter_next(jrpc_json_iter_t *it, jrpc_json_t *key, jrpc_json_t *val);
+
+/* Numbers: JRPC_ETYPE unless v is a JSON number written as an integer (no fraction, no exponent)
+ * for the integer forms; JRPC_ERANGE when it does not fit. */
+JRPC_EXTERN int jrpc_json_int64(jrpc_json_t v, int64_t *out);
+JRPC_EXTERN int jrpc_json_uint64(jrpc_json_t v, uint64_t *out);
+/* Any JSON number; JRPC_ERANGE when it overflows a double (underflow rounds to 0). */
+JRPC_EXTERN int jrpc_json_double(jrpc_json_t v, double *out);
+/* true/false into *out (1/0); JRPC_ETYPE otherwise. */
+JRPC_EXTERN int jrpc_json_bool(jrpc_json_t v, int *out);
+/* Unescapes a JSON string into buf (UTF-8) and NUL-terminates it. *len gets the unescaped length
+ * (without the NUL) also when buf is too small, in which case JRPC_ERANGE is returned and buf holds
+ * nothing useful. JRPC_ETYPE when v is not a string. The text may contain NUL bytes (\u0000). */
+JRPC_EXTERN int jrpc_json_string(jrpc_json_t v, char *buf, size_t cap, size_t *len);
+/* 1 when v is a string whose unescaped value equals s[0..n), else 0. */
+JRPC_EXTERN int jrpc_json_string_eq(jrpc_json_t v, const char *s, size_t n);
+/* Strict RFC 8259 check of a whole text (one value, optional surrounding whitespace, valid
+ * UTF-8, nesting at most `max_depth`; 0 = the library default). 0 or JRPC_EJSON; on error,
+ * *err_offset (if not NULL) gets the byte offset where the text went wrong. */
+JRPC_EXTERN int jrpc_json_validate(const char *p, size_t n, unsigned max_depth, size_t *err_offset);
+
+/* ---- Output buffer and JSON writer ------------------------------------------------------------ */
+
+/* A growable byte buffer the caller embeds (init/free). Appends never fail loudly: on allocation
+ * failure `err` becomes JRPC_ENOMEM, later appends do nothing, and they return that error. */
+typedef struct jrpc_buf {
+    char *ptr;  /* malloc'd bytes, not NUL-terminated */
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
+    int err;    /* 0 or the first error */
+} jrpc_buf_t;
+
+JRPC_EXTERN void jrpc_buf_init(jrpc_buf_t *b);
+JRPC_EXTERN void jrpc_buf_free(jrpc_buf_t *b);
+/* Makes room for n more bytes. */
+JRPC_EXTERN int jrpc_buf_reserve(jrpc_buf_t *b, size_t n);
+JRPC_EXTERN int jrpc_buf_append(jrpc_buf_t *b, const void *p, size_t n);
+JRPC_EXTERN int jrpc_buf_appendz(jrpc_buf_t *b, const char *s);
+/* s[0..n) as a quoted JSON string: escapes '"', '\\' and controls (\n \r \t \b \f, others \u00XX);
+ * invalid UTF-8 sequences become U+FFFD, so the output is always valid JSON. */
+JRPC_EXTERN int jrpc_buf_json_string(jrpc_buf_t *b, const char *s, size_t n);
+JRPC_EXTERN int jrpc_buf_json_int64(jrpc_buf_t *b, int64_t v);
+JRPC_EXTERN int jrpc_buf_json_uint64(jrpc_buf_t *b, uint64_t v);
+/* Shortest text that reads back as v; JRPC_EINVAL for NaN and infinities (not JSON). */
+JRPC_EXTERN int jrpc_buf_json_double(jrpc_buf_t *b, double v);
+
+/* ---- Server ------------------------------------------------------------------------------------ */
+
+typedef struct jrpc_server jrpc_server_t;
+typedef struct jrpc_call jrpc_call_t;
+
+typedef enum { JRPC_LOG_ERROR = 0, JRPC_LOG_WARN, JRPC_LOG_INFO, JRPC_LOG_DEBUG } jrpc_log_level_t;
+/* Receives one log line (no newline). Called on io threads, concurrently: it must be thread-safe. */
+typedef void (*jrpc_log_cb)(jrpc_log_level_t level, const char *line, void *data);
+
+typedef struct jrpc_config {
+    const char *path;           /* RPC path (copied); "/" always answers too */
+    unsigned io_threads;        /* event loops; 0 = one per core */
+    unsigned workers;           /* threads for JRPC_WORKER handlers */
+    unsigned worker_queue;      /* queued worker calls past which items get -32005 */
+    unsigned batch_concurrency; /* items of one batch in flight at once */
+    unsigned max_batch;         /* items per HTTP batch */
+    unsigned max_batch_ws;      /* items per WebSocket batch */
+    unsigned max_depth;         /* JSON nesting depth */
+    size_t max_body;            /* request body bytes (413 past it) */
+    size_t max_header;          /* request line + header bytes (431 past it) */
+    size_t max_response;        /* response body bytes (items past it get -32003) */
+    unsigned deadline_ms;       /* per item, from arrival (-32002 past it) */
+    unsigned drain_ms;          /* on stop: how long in-flight work may still finish */
+    jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
+    jrpc_log_cb log_cb;         /* NULL: no logging at all */
+    void *log_data;
+} jrpc_config_t;
+
+/* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */
+JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg);
+
+/* A server configured by cfg (copied; NULL = defaults). NULL when out of memory or cfg invalid. */
+JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg);
+/* Binds and listens on "HOST:PORT" ("127.0.0.1:8000", "[::1]:0"; port 0 picks a free port) with
+ * one SO_REUSEPORT socket per io thread. Call before jrpc_server_run; may be called several times.
+ * 0 or a negative error (-EADDRINUSE …). */
+JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port);
+/* Number of addresses bound so far, and the i-th as "HOST:PORT" text (port resolved). */
+JRPC_EXTERN size_t jrpc_server_listen_count(const jrpc_server_t *srv);
+JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *buf, size_t cap);
+/* Runs the io loops on the calling thread and io_threads - 1 more; returns 0 after
+ * jrpc_server_stop once in-flight requests are answered (or drain_ms passed), or an error. */
+JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
+/* Asks a running server to stop: listeners close at once, requests in flight are answered, idle
+ * connections close. Any thread; async-signal-safe. A second call stops without waiting. */
+JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
+/* Frees a server that is not running (never ran, or jrpc_server_run returned). */
+JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
+JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
+
+/* ---- Methods ----------------------------------------------------------------------------------- */
+
+typedef void (*jrpc_method_cb)(jrpc_call_t *call, void *data);
+
+enum jrpc_method_flags {
+    JRPC_INLINE = 0,         /* cheap, never blocks: runs on the io loop, replies before returning */
+    JRPC_WORKER = 1,         /* may block: runs on the worker pool */
+    JRPC_ASYNC = 2,          /* runs on the io loop, starts work, replies later from any thread */
+    JRPC_NO_BATCH = 1 << 8   /* refused inside batches (-32004); works alone */
+};
+
+/* Registers `name` (copied; any non-empty string). `data` is passed to every call. Before
+ * jrpc_server_run only. 0, JRPC_EEXIST, JRPC_EINVAL, JRPC_EBUSY or JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
+                                void *data, unsigned flags);
+
+/* ---- Calls (valid from the handler's start until its reply) ----------------------------------- */
+
+/* params as sent (byte-exact), or ptr == NULL when the request had none. */
+JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call);
+/* The method name, unescaped. */
+JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call);
+/* The id as sent (byte-exact), ptr == NULL for a notification. */
+JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call);
+/* 1 when the call came inside a batch. */
+JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call);
+/* The libuv loop (uv_loop_t *) that owns the call: JRPC_ASYNC handlers start timers and I/O on it. */
+JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call);
+/* The server the call arrived at. */
+JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
+
+/* Replies. Exactly one per call, from any thread; afterwards `call` and every view from it are
+ * gone. Bytes are copied unless said otherwise. A reply to a call that already timed out or whose
+ * client left is accepted and dropped. */
+/* `json` must be exactly one valid JSON value (not checked). */
+JRPC_EXTERN void jrpc_reply_raw(jrpc_call_t *call, const char *json, size_t len);
+/* Takes the bytes of *result (one valid JSON value) without copying and re-initialises *result. */
+JRPC_EXTERN void jrpc_reply_buf(jrpc_call_t *call, jrpc_buf_t *result);
+JRPC_EXTERN void jrpc_reply_string(jrpc_call_t *call, const char *s, size_t len);
+JRPC_EXTERN void jrpc_reply_int64(jrpc_call_t *call, int64_t v);
+/* An error object: `message` is escaped; `data_json` is NULL or one valid JSON value. */
+JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *message,
+                                  const char *data_json);
+
+/* ---- Modules (jrpcd --module path.so[:args]) -------------------------------------------------- */
+
+/* A module exports this symbol; it registers its methods on srv and returns 0 or a negative error.
+ * `args` is the text after ':' (or "" when none); it lives as long as the server. */
+typedef int (*jrpc_module_init_fn)(jrpc_server_t *srv, const char *args);
+#define JRPC_MODULE_INIT_SYMBOL "jrpc_module_init"
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* JRPC_H */

@@ -1,0 +1,80 @@
+/* internal.h — private interface of src/io: the server object, its event loops (one libuv loop per
+ * io thread, each with its own SO_REUSEPORT listener, so a connection lives and dies on one loop
+ * and the hot path takes no locks) and the bounded worker pool. Never installed. */
+#ifndef JRPC_IO_INTERNAL_H
+#define JRPC_IO_INTERNAL_H
+
+#include "jrpc.h"
+#include "../util/list.h"
+
+#include <stdatomic.h>
+#include <uv.h>
+
+typedef struct jrpc__loop jrpc__loop_t;
+typedef struct jrpc__registry jrpc__registry_t;
+typedef struct jrpc__pool jrpc__pool_t;
+
+/* Most addresses one server listens on; each costs io_threads sockets. */
+#define JRPC__MAX_LISTEN 8
+
+struct jrpc__loop {
+    uv_loop_t uv;                           /* this io thread's loop */
+    jrpc_server_t *srv;                     /* the server it belongs to (read-only config) */
+    unsigned index;                         /* 0 … io_threads-1 */
+    uv_thread_t tid;                        /* the thread running uv */
+    atomic_int ready;                       /* wakeup is initialised: stop may signal it */
+    uv_tcp_t listeners[JRPC__MAX_LISTEN];   /* one per listen address */
+    unsigned nlisteners;                    /* listeners opened on this loop */
+    uv_async_t wakeup;                      /* completions posted, or stop asked */
+    uv_timer_t drain_timer;                 /* bounds the drain on stop */
+    uv_mutex_t done_lock;                   /* guards done_head/done_tail */
+    jrpc_call_t *done_head;                 /* calls replied from other threads, FIFO */
+    jrpc_call_t *done_tail;
+    jrpc__list_t conns;                     /* live HTTP connections (src/http) */
+    size_t nconns;                          /* entries in conns */
+    size_t nreqs;                           /* requests not yet freed (src/rpc) */
+    int stopping;                           /* stop seen: listeners closed, draining */
+    int closing;                            /* drain over: handles are being closed */
+};
+
+struct jrpc_server {
+    jrpc_config_t cfg;                      /* copy; cfg.path points at path below */
+    char *path;                             /* owned copy of cfg.path */
+    jrpc__registry_t *registry;             /* methods; read-only once running */
+    jrpc__pool_t *pool;                     /* worker threads (created by run) */
+    jrpc__loop_t *loops;                    /* cfg.io_threads loops (created by run) */
+    int fds[JRPC__MAX_LISTEN][64];          /* listening sockets: [address][loop] */
+    char addrs[JRPC__MAX_LISTEN][64];       /* "HOST:PORT" of each address */
+    size_t naddrs;
+    atomic_int running;                     /* inside jrpc_server_run */
+    atomic_int stop_requests;               /* jrpc_server_stop calls so far */
+};
+
+/* Sets up loop `index` of srv: its uv loop, wakeup, drain timer and one listener per address
+ * bound so far. *inited is set once uv_loop_init succeeded (cleanup must then run the loop out). */
+int jrpc__loop_init(jrpc__loop_t *loop, jrpc_server_t *srv, unsigned index, int *inited);
+
+/* Post-run hook for a loop: the listener's connection callback hands new sockets here. Lives in
+ * src/http; accepts from `server` and starts serving on `loop`. */
+void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server);
+/* Stop began: close idle connections now, and each busy one once its answers are written.
+ * Lives in src/http; called on the loop's thread. */
+void jrpc__http_drain(jrpc__loop_t *loop);
+/* Drain time is over: close every connection now (their requests are detached). */
+void jrpc__http_close_all(jrpc__loop_t *loop);
+/* The loop checks whether it may finish stopping; src/http and src/rpc call it whenever a
+ * connection or a request goes away while stopping. */
+void jrpc__loop_maybe_done(jrpc__loop_t *loop);
+
+/* Posts a replied call to its loop from any thread (the loop then runs jrpc__call_done). */
+void jrpc__loop_post(jrpc__loop_t *loop, jrpc_call_t *call);
+
+/* Worker pool: `workers` threads and a queue of at most `queue` calls. */
+jrpc__pool_t *jrpc__pool_new(unsigned workers, unsigned queue);
+/* Queues call to run cb(call, data) on a worker. 0, or JRPC_ERANGE when the queue is full.
+ * Loop thread or any. */
+int jrpc__pool_submit(jrpc__pool_t *pool, jrpc_call_t *call, jrpc_method_cb cb, void *data);
+/* Finishes queued work, joins the threads and frees the pool. */
+void jrpc__pool_free(jrpc__pool_t *pool);
+
+#endif

@@ -1,0 +1,136 @@
+/* call.c — what a handler sees: the call's params, id and method as views into the receive
+ * buffer, and the reply functions. A reply may come from any thread: its bytes go to the request's
+ * arena when made on the loop's thread (no malloc on the hot path), to malloc otherwise, and the
+ * call is handed back to its loop (req.c) which fills the slot. */
+#include "req.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int jrpc__call_on_loop(const jrpc_call_t *call)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &call->req->loop->tid);
+}
+
+JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call)
+{
+    return call->params;
+}
+
+JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
+{
+    return call->name;
+}
+
+JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call)
+{
+    return call->id;
+}
+
+JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
+{
+    return call->req->is_batch;
+}
+
+JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call)
+{
+    return &call->req->loop->uv;
+}
+
+JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call)
+{
+    return call->req->loop->srv;
+}
+
+/* Room for a reply of n bytes: the arena on the loop's thread, else malloc. */
+static char *reply_mem(jrpc_call_t *c, size_t n, int on_loop)
+{
+    c->reply_owned = (uint8_t)!on_loop;
+    return on_loop ? jrpc__arena_alloc(&c->req->arena, n ? n : 1) : malloc(n ? n : 1);
+}
+
+static void reply_internal_error(jrpc_call_t *c)
+{
+    static const char msg[] = "{\"code\":-32603,\"message\":\"Internal error\",\"data\":"
+                              "\"out of memory\"}";
+    c->reply = msg;
+    c->reply_len = sizeof msg - 1;
+    c->reply_owned = 0;
+    c->reply_is_error = 1;
+}
+
+static void reply_bytes(jrpc_call_t *c, const char *p, size_t n, int is_error)
+{
+    char *mem = reply_mem(c, n, jrpc__call_on_loop(c));
+    if (mem == NULL) {
+        reply_internal_error(c);
+    } else {
+        memcpy(mem, p, n);
+        c->reply = mem;
+        c->reply_len = n;
+        c->reply_is_error = (uint8_t)is_error;
+    }
+    jrpc__call_replied(c);
+}
+
+JRPC_EXTERN void jrpc_reply_raw(jrpc_call_t *call, const char *json, size_t len)
+{
+    reply_bytes(call, json, len, 0);
+}
+
+JRPC_EXTERN void jrpc_reply_buf(jrpc_call_t *call, jrpc_buf_t *result)
+{
+    if (result->err) {
+        jrpc_buf_free(result);
+        reply_internal_error(call);
+    } else {
+        call->reply = result->ptr ? result->ptr : "null";
+        call->reply_len = result->ptr ? result->len : 4;
+        call->reply_owned = result->ptr != NULL;
+        call->reply_is_error = 0;
+        jrpc_buf_init(result);
+    }
+    jrpc__call_replied(call);
+}
+
+JRPC_EXTERN void jrpc_reply_string(jrpc_call_t *call, const char *s, size_t len)
+{
+    jrpc_buf_t b;
+    jrpc_buf_init(&b);
+    jrpc_buf_json_string(&b, s, len);
+    if (b.err) {
+        jrpc_buf_free(&b);
+        reply_internal_error(call);
+        jrpc__call_replied(call);
+        return;
+    }
+    reply_bytes(call, b.ptr, b.len, 0);
+    jrpc_buf_free(&b);
+}
+
+JRPC_EXTERN void jrpc_reply_int64(jrpc_call_t *call, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)v);
+    reply_bytes(call, num, (size_t)n, 0);
+}
+
+JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *message,
+                                  const char *data_json)
+{
+    jrpc_buf_t b;
+    jrpc_buf_init(&b);
+    message = message ? message : "";
+    jrpc__error_body(&b, code, message, strlen(message), data_json,
+                     data_json ? strlen(data_json) : 0, 0);
+    if (b.err) {
+        jrpc_buf_free(&b);
+        reply_internal_error(call);
+        jrpc__call_replied(call);
+        return;
+    }
+    reply_bytes(call, b.ptr, b.len, 1);
+    jrpc_buf_free(&b);
+}

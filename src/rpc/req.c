@@ -1,0 +1,486 @@
+/* req.c — the request engine: one body (a single call or a batch) is scanned once, every item is
+ * checked and given a slot, valid calls run under the batch_concurrency bound, and when the last
+ * answerable slot is filled (or the deadline passes) the response is written in request order.
+ * Everything here runs on the owning loop's thread; handlers on other threads come back through
+ * the loop's completion queue (jrpc__call_done). */
+#include "req.h"
+#include "../json/internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void req_pump(jrpc__req_t *r);
+
+/* ---- Small builders --------------------------------------------------------------------------- */
+
+void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len,
+                           const char *data, size_t data_len, int data_is_text)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%d", code);
+    jrpc_buf_append(b, "{\"code\":", 8);
+    jrpc_buf_append(b, num, (size_t)n);
+    jrpc_buf_append(b, ",\"message\":", 11);
+    jrpc_buf_json_string(b, msg, msg_len);
+    if (data != NULL) {
+        jrpc_buf_append(b, ",\"data\":", 8);
+        if (data_is_text)
+            jrpc_buf_json_string(b, data, data_len);
+        else
+            jrpc_buf_append(b, data, data_len);
+    }
+    jrpc_buf_append(b, "}", 1);
+}
+
+void jrpc__error_object(jrpc_buf_t *out, int code, const char *msg)
+{
+    jrpc_buf_append(out, "{\"jsonrpc\":\"2.0\",\"error\":", 25);
+    jrpc__error_body(out, code, msg, strlen(msg), NULL, 0, 0);
+    jrpc_buf_append(out, ",\"id\":null}", 11);
+}
+
+/* Gives call c an error answer decided by the engine: the error object text goes to the arena.
+ * `detail` (plain text, may be NULL) becomes the error's data string. */
+static void call_set_error(jrpc__req_t *r, jrpc_call_t *c, int code, const char *msg,
+                           const char *detail)
+{
+    jrpc_buf_t b;
+    jrpc_buf_init(&b);
+    jrpc__error_body(&b, code, msg, strlen(msg), detail, detail ? strlen(detail) : 0, 1);
+    char *p = b.err ? NULL : jrpc__arena_alloc(&r->arena, b.len);
+    if (p != NULL) {
+        memcpy(p, b.ptr, b.len);
+        c->out = p;
+        c->out_len = b.len;
+    } else {
+        static const char oom[] = "{\"code\":-32603,\"message\":\"Internal error\"}";
+        c->out = oom;
+        c->out_len = sizeof oom - 1;
+    }
+    jrpc_buf_free(&b);
+    c->is_error = 1;
+    c->out_owned = 0;
+}
+
+/* ---- Checking items --------------------------------------------------------------------------- */
+
+static const char *const member_names[JRPC__M_COUNT] = {"jsonrpc", "method", "params", "id"};
+
+/* Fills call c from item it; returns 1 when c is a valid call to run. Errors are set on c. */
+static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it, unsigned max_batch)
+{
+    const jrpc_server_t *srv = r->loop->srv;
+    c->req = r;
+    c->answer = 1;
+    if (it->type != JRPC_JSON_OBJECT) {
+        call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                       "request must be an object");
+        return 0;
+    }
+    jrpc_json_t id = it->member[JRPC__M_ID];
+    if (id.ptr != NULL) {
+        char ch = id.ptr[0];
+        if (ch == '"' || ch == '-' || (ch >= '0' && ch <= '9') || ch == 'n') {
+            if (!(it->dup & (1u << JRPC__M_ID)))
+                c->id = id; /* else answered with id null: which one was meant is unknowable */
+        } else {
+            call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                           "id must be a string, a number or null");
+            return 0;
+        }
+    }
+    if (it->dup) {
+        char detail[64];
+        for (int i = 0; i < JRPC__M_COUNT; i++) {
+            if (it->dup & (1u << i)) {
+                snprintf(detail, sizeof detail, "duplicate member \"%s\"", member_names[i]);
+                break;
+            }
+        }
+        call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request", detail);
+        return 0;
+    }
+    jrpc_json_t v = it->member[JRPC__M_JSONRPC];
+    if (v.ptr == NULL ||
+        !((v.len == 5 && memcmp(v.ptr, "\"2.0\"", 5) == 0) || jrpc_json_string_eq(v, "2.0", 3))) {
+        call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                       "jsonrpc must be \"2.0\"");
+        return 0;
+    }
+    v = it->member[JRPC__M_METHOD];
+    if (v.ptr == NULL || v.ptr[0] != '"') {
+        call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                       "method must be a string");
+        return 0;
+    }
+    jrpc_json_t params = it->member[JRPC__M_PARAMS];
+    if (params.ptr != NULL && params.ptr[0] != '[' && params.ptr[0] != '{') {
+        call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                       "params must be an array or an object");
+        return 0;
+    }
+    c->params = params;
+    if (it->method_escaped) {
+        char *name = jrpc__arena_alloc(&r->arena, v.len);
+        if (name == NULL) {
+            call_set_error(r, c, JRPC_CODE_INTERNAL_ERROR, "Internal error", "out of memory");
+            return 0;
+        }
+        c->name.ptr = name;
+        c->name.len = jrpc__json_unescape(v.ptr + 1, v.len - 2, name);
+    } else {
+        c->name.ptr = v.ptr + 1;
+        c->name.len = v.len - 2;
+    }
+    /* From here on the request is well formed: a notification gets no answer, whatever happens. */
+    if (id.ptr == NULL)
+        c->answer = 0;
+    c->m = jrpc__registry_find(srv->registry, c->name.ptr, c->name.len);
+    if (c->m == NULL) {
+        call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
+        return 0;
+    }
+    if ((c->m->flags & JRPC_NO_BATCH) && r->is_batch) {
+        char msg[160];
+        int n = (int)(c->name.len > 100 ? 100 : c->name.len);
+        snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n,
+                 c->name.ptr);
+        call_set_error(r, c, JRPC_CODE_NOT_IN_BATCH, msg, NULL);
+        return 0;
+    }
+    (void)max_batch;
+    return 1;
+}
+
+/* ---- Answering -------------------------------------------------------------------------------- */
+
+static const char too_large[] = "{\"code\":-32003,\"message\":\"Response too large\"}";
+
+static void item_append(jrpc_buf_t *b, const jrpc_call_t *c, const char *out, size_t out_len,
+                        int is_error)
+{
+    if (is_error)
+        jrpc_buf_append(b, "{\"jsonrpc\":\"2.0\",\"error\":", 25);
+    else
+        jrpc_buf_append(b, "{\"jsonrpc\":\"2.0\",\"result\":", 26);
+    jrpc_buf_append(b, out, out_len);
+    jrpc_buf_append(b, ",\"id\":", 6);
+    if (c->id.ptr != NULL)
+        jrpc_buf_append(b, c->id.ptr, c->id.len);
+    else
+        jrpc_buf_append(b, "null", 4);
+    jrpc_buf_append(b, "}", 1);
+}
+
+/* Writes the response in request order and hands it to the transport. Items whose entry would
+ * take the body past max_response are answered -32003 instead, each with its own id. */
+static void req_answer(jrpc__req_t *r)
+{
+    const jrpc_config_t *cfg = &r->loop->srv->cfg;
+    jrpc_buf_t out;
+    jrpc_buf_init(&out);
+    r->answered = 1;
+
+    size_t need = 2;
+    for (size_t i = 0; i < r->ncalls; i++)
+        if (r->calls[i].answer)
+            need += r->calls[i].out_len + r->calls[i].id.len + 48;
+    jrpc_buf_reserve(&out, need < cfg->max_response + 64 ? need : cfg->max_response + 64);
+
+    size_t entries = 0;
+    int over = 0;
+    if (r->is_batch)
+        jrpc_buf_append(&out, "[", 1);
+    for (size_t i = 0; i < r->ncalls; i++) {
+        const jrpc_call_t *c = &r->calls[i];
+        if (!c->answer)
+            continue;
+        if (entries++ > 0)
+            jrpc_buf_append(&out, ",", 1);
+        size_t entry = c->out_len + (c->id.ptr ? c->id.len : 4) + 40;
+        if (!over && out.len + entry + 1 > cfg->max_response)
+            over = 1;
+        if (over)
+            item_append(&out, c, too_large, sizeof too_large - 1, 1);
+        else
+            item_append(&out, c, c->out, c->out_len, c->is_error);
+    }
+    if (r->is_batch)
+        jrpc_buf_append(&out, "]", 1);
+    if (entries == 0)
+        out.len = 0; /* notifications only: nothing to answer */
+    if (out.err) {
+        jrpc_buf_free(&out);
+        jrpc__error_object(&out, JRPC_CODE_INTERNAL_ERROR, "Internal error");
+    }
+    r->done(r, &out, r->ud);
+    jrpc_buf_free(&out); /* no-op when the transport took the bytes */
+}
+
+/* ---- Lifetime --------------------------------------------------------------------------------- */
+
+static void req_free(jrpc__req_t *r)
+{
+    jrpc__loop_t *loop = r->loop;
+    for (size_t i = 0; i < r->ncalls; i++)
+        if (r->calls[i].out_owned)
+            free((void *)r->calls[i].out);
+    free(r->body);
+    jrpc__arena_t arena = r->arena; /* r lives in its own arena */
+    jrpc__arena_free(&arena);
+    loop->nreqs--;
+    if (loop->stopping)
+        jrpc__loop_maybe_done(loop);
+}
+
+static void req_timer_closed(uv_handle_t *h)
+{
+    jrpc__req_t *r = h->data;
+    r->timer_state = 0;
+    if (r->answered && r->running == 0 && r->next == r->ncalls)
+        req_free(r);
+}
+
+/* Frees the request once nothing refers to it: answered (or detached), no handler still holding
+ * a call, nothing waiting to start, and the deadline timer closed. */
+static void req_maybe_free(jrpc__req_t *r)
+{
+    if (!r->answered || r->running != 0 || r->next != r->ncalls)
+        return;
+    if (r->timer_state == 1) {
+        r->timer_state = 2;
+        uv_close((uv_handle_t *)&r->timer, req_timer_closed);
+        return;
+    }
+    if (r->timer_state == 0)
+        req_free(r);
+}
+
+static void req_timeout(uv_timer_t *t)
+{
+    jrpc__req_t *r = t->data;
+    /* Calls not yet started never will be; running ones are answered -32002 now and their
+     * handlers' replies dropped when they come. */
+    for (size_t i = 0; i < r->ncalls; i++) {
+        jrpc_call_t *c = &r->calls[i];
+        if (c->state == CALL_WAITING || c->state == CALL_RUNNING) {
+            if (c->state == CALL_RUNNING)
+                c->timed_out = 1;
+            c->state = CALL_DONE;
+            call_set_error(r, c, JRPC_CODE_TIMEOUT, "Request timed out", NULL);
+        }
+    }
+    r->next = r->ncalls;
+    r->remaining = 0;
+    if (!r->answered)
+        req_answer(r);
+    req_maybe_free(r);
+}
+
+/* ---- Running ---------------------------------------------------------------------------------- */
+
+static void call_start(jrpc__req_t *r, jrpc_call_t *c)
+{
+    const jrpc__method_t *m = c->m;
+    c->state = CALL_RUNNING;
+    r->running++;
+    if ((m->flags & 0xff) == JRPC_WORKER) {
+        if (jrpc__pool_submit(r->loop->srv->pool, c, m->cb, m->data) != 0) {
+            r->running--;
+            c->state = CALL_DONE;
+            call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy",
+                           "worker queue is full");
+            if (c->answer)
+                r->remaining--;
+        }
+        return;
+    }
+    c->in_dispatch = 1;
+    m->cb(c, m->data);
+    c->in_dispatch = 0;
+    if (c->replied_inline)
+        jrpc__call_done(c);
+}
+
+/* Starts waiting calls while the bound allows, answers when nothing answerable is left, and arms
+ * the deadline when something outlives this pass. Re-entrant calls (a completion arriving while
+ * a pass runs) just leave the work to the pass on the stack. */
+static void req_pump(jrpc__req_t *r)
+{
+    if (r->pumping)
+        return;
+    r->pumping = 1;
+    const jrpc_config_t *cfg = &r->loop->srv->cfg;
+    size_t bound = cfg->batch_concurrency ? cfg->batch_concurrency : 1;
+    while (r->next < r->ncalls && r->running < bound) {
+        jrpc_call_t *c = &r->calls[r->next++];
+        if (c->state == CALL_WAITING)
+            call_start(r, c);
+    }
+    r->pumping = 0;
+    if (!r->answered && r->remaining == 0)
+        req_answer(r);
+    if (r->timer_state == 0 && cfg->deadline_ms != 0 && (r->running != 0 || r->next < r->ncalls)) {
+        uv_timer_init(&r->loop->uv, &r->timer);
+        r->timer.data = r;
+        uint64_t now = uv_now(&r->loop->uv);
+        uv_timer_start(&r->timer, req_timeout, r->deadline > now ? r->deadline - now : 0, 0);
+        r->timer_state = 1;
+    }
+    req_maybe_free(r);
+}
+
+void jrpc__call_done(jrpc_call_t *c)
+{
+    jrpc__req_t *r = c->req;
+    r->running--;
+    if (c->timed_out) {
+        /* Its -32002 is (being) answered; drop the late reply. */
+        if (c->reply_owned)
+            free((void *)c->reply);
+        req_maybe_free(r);
+        return;
+    }
+    c->out = c->reply;
+    c->out_len = c->reply_len;
+    c->out_owned = c->reply_owned;
+    c->is_error = c->reply_is_error;
+    c->state = CALL_DONE;
+    if (c->answer)
+        r->remaining--;
+    req_pump(r);
+}
+
+void jrpc__call_replied(jrpc_call_t *c)
+{
+    if (c->in_dispatch && jrpc__call_on_loop(c)) {
+        c->replied_inline = 1;
+        return;
+    }
+    jrpc__loop_post(c->req->loop, c);
+}
+
+/* ---- Entry points ----------------------------------------------------------------------------- */
+
+static void req_parse_error(jrpc__req_t *r, const jrpc__json_err_t *err)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "%s at byte %zu", err->msg ? err->msg : "invalid JSON",
+             err->offset);
+    jrpc_call_t *c = jrpc__arena_alloc(&r->arena, sizeof(*c));
+    if (c == NULL)
+        return;
+    memset(c, 0, sizeof(*c));
+    c->req = r;
+    c->answer = 1;
+    call_set_error(r, c, JRPC_CODE_PARSE_ERROR, "Parse error", detail);
+    r->calls = c;
+    r->ncalls = 1;
+    r->next = 1;
+}
+
+jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
+                             jrpc__req_done_cb done, void *ud)
+{
+    const jrpc_config_t *cfg = &loop->srv->cfg;
+    jrpc__arena_t arena;
+    jrpc__arena_init(&arena);
+    jrpc__req_t *r = jrpc__arena_alloc(&arena, sizeof(*r));
+    if (r == NULL) {
+        free(body);
+        return NULL;
+    }
+    memset(r, 0, sizeof(*r));
+    r->arena = arena;
+    r->loop = loop;
+    r->body = body;
+    r->body_len = len;
+    r->done = done;
+    r->ud = ud;
+    r->deadline = uv_now(&loop->uv) + cfg->deadline_ms;
+    loop->nreqs++;
+
+    jrpc__envelope_t env;
+    jrpc__json_err_t err = {NULL, 0};
+    int rc = jrpc__envelope_scan(body, len, cfg->max_depth, &r->arena, &env, &err);
+    if (rc != 0) {
+        if (rc == JRPC_ENOMEM)
+            err.msg = "out of memory";
+        req_parse_error(r, &err);
+        req_pump(r);
+        return r;
+    }
+    r->is_batch = (uint8_t)env.is_batch;
+    if (env.is_batch && env.count == 0) {
+        r->is_batch = 0;
+        jrpc_call_t *c = jrpc__arena_alloc(&r->arena, sizeof(*c));
+        if (c != NULL) {
+            memset(c, 0, sizeof(*c));
+            c->req = r;
+            c->answer = 1;
+            call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request", "empty batch");
+            r->calls = c;
+            r->ncalls = r->next = 1;
+        }
+        req_pump(r);
+        return r;
+    }
+    r->calls = jrpc__arena_alloc(&r->arena, env.count * sizeof(*r->calls));
+    if (r->calls == NULL) {
+        err.msg = "out of memory";
+        req_parse_error(r, &err);
+        req_pump(r);
+        return r;
+    }
+    memset(r->calls, 0, env.count * sizeof(*r->calls));
+    r->ncalls = env.count;
+
+    if (env.is_batch && env.count > max_batch) {
+        /* Over the transport's cap nothing runs; every call learns why. */
+        char msg[80];
+        snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", env.count, max_batch);
+        size_t answered = 0;
+        for (size_t i = 0; i < env.count; i++) {
+            jrpc_call_t *c = &r->calls[i];
+            call_check(r, c, &env.items[i], max_batch);
+            if (c->answer) {
+                call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+                answered++;
+            }
+        }
+        if (answered == 0) {
+            /* Notifications only: answering nothing would let the client believe they ran. */
+            r->is_batch = 0;
+            r->calls[0].answer = 1;
+            r->calls[0].id.ptr = NULL;
+            call_set_error(r, &r->calls[0], JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+        }
+        r->next = r->ncalls;
+        req_pump(r);
+        return r;
+    }
+
+    for (size_t i = 0; i < env.count; i++) {
+        jrpc_call_t *c = &r->calls[i];
+        if (call_check(r, c, &env.items[i], max_batch)) {
+            c->state = CALL_WAITING;
+            if (c->answer)
+                r->remaining++;
+        }
+    }
+    req_pump(r);
+    return r;
+}
+
+void jrpc__req_detach(jrpc__req_t *r)
+{
+    r->answered = 1;
+    req_maybe_free(r);
+}
+
+size_t jrpc__req_items(const jrpc__req_t *r)
+{
+    return r->ncalls;
+}

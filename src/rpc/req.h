@@ -1,0 +1,71 @@
+/* req.h — the request and call objects shared by req.c (lifecycle: check, run, answer) and
+ * call.c (the handler-facing API). Private to src/rpc. */
+#ifndef JRPC_RPC_REQ_H
+#define JRPC_RPC_REQ_H
+
+#include "internal.h"
+#include "../util/arena.h"
+
+#include <stdint.h>
+
+enum {
+    CALL_ANSWERED = 0, /* decided while checking (error, or notification to skip): nothing to run */
+    CALL_WAITING,      /* valid: waits for a place under batch_concurrency */
+    CALL_RUNNING,      /* handed to its handler, no reply yet */
+    CALL_DONE          /* replied (or timed out) */
+};
+
+struct jrpc_call {
+    jrpc__req_t *req;            /* owner; outlives the call */
+    const jrpc__method_t *m;     /* handler, when the call runs */
+    jrpc_str_t name;             /* method name, unescaped (arena or receive buffer) */
+    jrpc_json_t params;          /* view into the receive buffer */
+    jrpc_json_t id;              /* view into the receive buffer; ptr NULL: notification */
+    const char *out;             /* result text, or the error object text when is_error */
+    size_t out_len;
+    const char *reply;           /* what the handler replied, written by the replying thread and
+                                    read by the loop only after the completion is handed over */
+    size_t reply_len;
+    uint8_t reply_is_error;
+    uint8_t reply_owned;         /* reply was malloc'd (replied off the loop's thread) */
+    uint8_t state;               /* CALL_* */
+    uint8_t answer;              /* the call gets an entry in the response */
+    uint8_t is_error;            /* out is {"code":…,"message":…} */
+    uint8_t out_owned;           /* out is malloc'd: free it with the request */
+    uint8_t in_dispatch;         /* its handler runs inside the pump right now (loop thread) */
+    uint8_t replied_inline;      /* replied inside the pump: the pump completes it */
+    uint8_t timed_out;           /* answered -32002 already; the handler's reply is dropped */
+    jrpc_call_t *next_done;      /* link in the loop's completion queue */
+};
+
+struct jrpc__req {
+    jrpc__loop_t *loop;
+    jrpc__arena_t arena;         /* everything below that is not malloc'd */
+    char *body;                  /* receive buffer (malloc'd, ours): views point into it */
+    size_t body_len;
+    jrpc_call_t *calls;          /* one per item, in request order */
+    size_t ncalls;
+    size_t next;                 /* first call not yet considered for starting */
+    size_t running;              /* started and not replied: counts against the bound */
+    size_t remaining;            /* answered calls still without an answer */
+    uint64_t deadline;           /* uv_now() value past which unfinished items time out */
+    jrpc__req_done_cb done;
+    void *ud;
+    uv_timer_t timer;            /* the deadline, armed only when a call outlives the pump */
+    uint8_t is_batch;            /* answer with an array */
+    uint8_t answered;            /* done was called (or the request was detached) */
+    uint8_t pumping;             /* req_pump is on the stack */
+    uint8_t timer_state;         /* 0 none, 1 armed, 2 closing */
+};
+
+/* Appends {"code":code,"message":msg[,"data":data]} to b; data is plain text to quote when
+ * data_is_text, else raw JSON; data NULL leaves it out. */
+void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len, const char *data,
+                      size_t data_len, int data_is_text);
+
+/* On the loop's thread (the only thread that may touch the request's arena). */
+int jrpc__call_on_loop(const jrpc_call_t *call);
+/* A handler replied: complete the call now if it replied inside the pump, else post it. */
+void jrpc__call_replied(jrpc_call_t *call);
+
+#endif

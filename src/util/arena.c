@@ -1,0 +1,82 @@
+/* arena.c — per-request bump allocator. Chunks grow geometrically so a 1000-item batch costs a few
+ * mallocs, and a request frees everything it used with one walk of the chunk list. */
+#include "arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* First chunk: a typical single call (envelope items, call slots, small results) fits in 4 KiB;
+ * later chunks double up to 1 MiB so that big batches need few mallocs without holding much
+ * slack. */
+#define ARENA_FIRST 4096
+#define ARENA_MAX_CHUNK (1u << 20)
+#define ARENA_ALIGN 16
+
+struct jrpc__arena_chunk {
+    jrpc__arena_chunk_t *next;
+    size_t size; /* usable bytes after the header */
+    _Alignas(ARENA_ALIGN) char data[];
+};
+
+void jrpc__arena_init(jrpc__arena_t *a)
+{
+    a->head = NULL;
+    a->pos = a->end = NULL;
+}
+
+static void *arena_grow(jrpc__arena_t *a, size_t n)
+{
+    size_t size = a->head ? a->head->size * 2 : ARENA_FIRST;
+    if (size > ARENA_MAX_CHUNK)
+        size = ARENA_MAX_CHUNK;
+    if (size < n)
+        size = n;
+    jrpc__arena_chunk_t *c = malloc(sizeof(*c) + size);
+    if (c == NULL)
+        return NULL;
+    c->size = size;
+    c->next = a->head;
+    a->head = c;
+    a->pos = c->data + n;
+    a->end = c->data + size;
+    return c->data;
+}
+
+void *jrpc__arena_alloc(jrpc__arena_t *a, size_t n)
+{
+    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (n == 0)
+        n = ARENA_ALIGN;
+    if ((size_t)(a->end - a->pos) >= n) {
+        void *p = a->pos;
+        a->pos += n;
+        return p;
+    }
+    return arena_grow(a, n);
+}
+
+void *jrpc__arena_realloc(jrpc__arena_t *a, void *old, size_t old_n, size_t new_n)
+{
+    size_t old_r = (old_n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t new_r = (new_n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (old != NULL && (char *)old + old_r == a->pos && (size_t)(a->end - (char *)old) >= new_r) {
+        a->pos = (char *)old + new_r;
+        return old;
+    }
+    void *p = jrpc__arena_alloc(a, new_n);
+    if (p != NULL && old != NULL)
+        memcpy(p, old, old_n < new_n ? old_n : new_n);
+    return p;
+}
+
+void jrpc__arena_free(jrpc__arena_t *a)
+{
+    jrpc__arena_chunk_t *c = a->head;
+    while (c != NULL) {
+        jrpc__arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    jrpc__arena_init(a);
+}
