@@ -69,7 +69,7 @@ static void echo(jrpc_call_t *call, void *data)
         jrpc_reply_raw(call, p.ptr, p.len);
 }
 
-static void fail(jrpc_call_t *call, void *data)
+static void failing(jrpc_call_t *call, void *data)
 {
     (void)data;
     jrpc_reply_error(call, -32602, "bad \"x\"", "{\"why\":1}");
@@ -94,7 +94,7 @@ static int setup_with(const jrpc_config_t *cfg)
     assert_int_equal(jrpc_method_add(srv, "tennis@ping", ping, NULL, JRPC_INLINE), 0);
     assert_int_equal(jrpc_method_add(srv, "slow", slow, NULL, JRPC_WORKER), 0);
     assert_int_equal(jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE), 0);
-    assert_int_equal(jrpc_method_add(srv, "fail", fail, NULL, JRPC_WORKER), 0);
+    assert_int_equal(jrpc_method_add(srv, "fail", failing, NULL, JRPC_WORKER), 0);
     assert_int_equal(jrpc_method_add(srv, "solo", ping, NULL, JRPC_INLINE | JRPC_NO_BATCH), 0);
     srv->pool = jrpc__pool_new(srv->cfg.workers, srv->cfg.worker_queue);
     assert_non_null(srv->pool);
