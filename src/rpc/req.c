@@ -199,8 +199,9 @@ static void req_answer(jrpc__req_t *r)
             continue;
         if (entries++ > 0)
             jrpc_buf_append(&out, ",", 1);
-        size_t entry = c->out_len + (c->id.ptr ? c->id.len : 4) + 40;
-        if (!over && out.len + entry + 1 > cfg->max_response)
+        /* Exact size of the entry: prefix, result, ",\"id\":", id, "}" (and a closing "]"). */
+        size_t entry = (c->is_error ? 25 : 26) + c->out_len + 6 + (c->id.ptr ? c->id.len : 4) + 1;
+        if (!over && out.len + entry + r->is_batch > cfg->max_response)
             over = 1;
         if (over)
             item_append(&out, c, too_large, sizeof too_large - 1, 1);

@@ -1,0 +1,117 @@
+/* jrpcd.h — what the daemon's files share: the options gathered from the config file and the
+ * command line, the value parsers both of them use, logging, and module loading. Private to
+ * daemon/; the library knows none of it. */
+#ifndef JRPCD_H
+#define JRPCD_H
+
+#include "jrpc.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Listen address used when neither the config nor a flag names one: loopback only, so a daemon
+ * started by hand is never reachable from the network by accident. */
+#define JRPCD_DEFAULT_LISTEN "127.0.0.1:8000"
+
+/* One module to load, in the order given (config sections first, then --module flags). */
+typedef struct jrpcd_module {
+    char *name;   /* [module NAME], or the file name for --module */
+    char *path;   /* as handed to dlopen: config-relative paths already resolved */
+    char *args;   /* "" when none; must outlive the server (jrpc.h), so it lives in the opts */
+    char *origin; /* where it was declared, for errors: "jrpcd.ini:12" or "--module" */
+    void *handle; /* dlopen handle; NULL until loaded, dlclosed after jrpc_server_free */
+} jrpcd_module_t;
+
+/* Everything the daemon was told to do. Built by jrpcd_opts_parse, freed by jrpcd_opts_free. */
+typedef struct jrpcd_opts {
+    jrpc_config_t cfg;       /* library settings; cfg.path points at path below when set */
+    char *path;              /* owned copy behind cfg.path, NULL: library default */
+    char **listen;           /* owned "HOST:PORT" strings, in order */
+    size_t listen_len;       /* entries in listen */
+    int listen_from_flags;   /* a --listen was seen: it replaces the config's list */
+    jrpcd_module_t *modules; /* owned, in load order */
+    size_t modules_len;      /* entries in modules */
+    int quiet;               /* --quiet: no log callback at all */
+    int check;               /* --check: load everything, print the settings, exit */
+    const char *config_file; /* --config argument (argv storage), or NULL */
+    char *config_dir;        /* directory of config_file (NULL: the working directory) */
+} jrpcd_opts_t;
+
+/* ---- options.c ------------------------------------------------------------------------------ */
+
+/* Setting kinds shared by [server] keys and their flags. */
+typedef enum {
+    JRPCD_SET_UINT,     /* unsigned count */
+    JRPCD_SET_SIZE,     /* bytes, with KB/MB/GB or KiB/MiB/GiB */
+    JRPCD_SET_DURATION, /* milliseconds, written with ms/s/m/h; a plain number is seconds */
+    JRPCD_SET_PATH,     /* the RPC path */
+    JRPCD_SET_LISTEN,   /* one or more HOST:PORT */
+    JRPCD_SET_LOG_LEVEL /* error|warn|info|debug */
+} jrpcd_setting_kind_t;
+
+/* One [server] key and the flag that mirrors it. */
+typedef struct jrpcd_setting {
+    const char *key;  /* INI key */
+    const char *flag; /* long option: key with '-' for '_' */
+    jrpcd_setting_kind_t kind;
+    size_t offset;          /* field in jrpc_config_t (numbers only) */
+    unsigned long long min; /* accepted range, in the field's unit (bytes, ms, count) */
+    unsigned long long max;
+    const char *metavar; /* argument name in --help */
+    const char *help;    /* one line for --help */
+} jrpcd_setting_t;
+
+/* The [server] key called `key`, or NULL. */
+const jrpcd_setting_t *jrpcd_setting_find(const char *key);
+/* Parses `value` for setting `s` into opts. 0, or -1 with a one-line reason in err (without the
+ * key or flag name: the caller knows where the value came from). */
+int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char *value, char *err,
+                        size_t cap);
+
+/* Adds a module to opts. `path` is resolved against `base_dir` when relative (NULL: against the
+ * working directory). 0, or -1 (out of memory) with err set. */
+int jrpcd_opts_add_module(jrpcd_opts_t *opts, const char *name, const char *path, const char *args,
+                          const char *base_dir, const char *origin, char *err, size_t cap);
+
+void jrpcd_opts_init(jrpcd_opts_t *opts);
+void jrpcd_opts_free(jrpcd_opts_t *opts);
+/* Reads the command line and the config file it names into opts, flags overriding the file.
+ * 0: go on; 1: done (--help or --version printed), exit 0; -1: error printed, exit 2. */
+int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv);
+
+/* Writes the settings in effect as an INI file jrpcd would read back (--check). */
+void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out);
+
+/* Value parsers; 0, or -1 with a one-line reason in err. */
+int jrpcd_parse_uint(const char *s, unsigned long long *out, char *err, size_t cap);
+int jrpcd_parse_size(const char *s, unsigned long long *out, char *err, size_t cap);
+int jrpcd_parse_duration(const char *s, unsigned long long *out_ms, char *err, size_t cap);
+
+/* ---- config.c ------------------------------------------------------------------------------- */
+
+/* Reads the INI file opts->config_file into opts. 0, or -1 with "FILE:LINE: reason" in err. */
+int jrpcd_config_load(jrpcd_opts_t *opts, char *err, size_t cap);
+
+/* ---- log.c ---------------------------------------------------------------------------------- */
+
+/* Sets the level and whether to log at all; call before the server starts. */
+void jrpcd_log_setup(jrpc_log_level_t level, int quiet);
+/* The library's log callback: writes "TIMESTAMP LEVEL LINE\n" to stderr with one write(2).
+ * Thread-safe and async-signal-safe (no locks, no stdio, no malloc), so the signal handler
+ * uses it too. */
+void jrpcd_log_line(jrpc_log_level_t level, const char *line, void *data);
+/* printf-style front end for the daemon's own messages; not async-signal-safe. */
+void jrpcd_log(jrpc_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "error", "warn", "info", "debug"; NULL for anything else. */
+const char *jrpcd_log_level_name(jrpc_log_level_t level);
+
+/* ---- module.c ------------------------------------------------------------------------------- */
+
+/* dlopens m->path and calls its jrpc_module_init(srv, m->args). 0, or -1 with a reason that names
+ * the module in err. m->handle is set once the object is open, also on failure after that, so
+ * jrpcd_module_close releases it. */
+int jrpcd_module_load(jrpcd_module_t *m, jrpc_server_t *srv, char *err, size_t cap);
+/* dlcloses m if open. Only after jrpc_server_free: the server holds pointers into the module. */
+void jrpcd_module_close(jrpcd_module_t *m);
+
+#endif

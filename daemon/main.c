@@ -1,0 +1,157 @@
+/* main.c — jrpcd, the JSON-RPC 2.0 daemon: reads its options, creates the server, loads the
+ * modules that provide the methods, listens, and runs until SIGINT or SIGTERM. The library does
+ * the serving; this file only puts the pieces together in the right order. */
+#include "jrpcd.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The server the signal handler stops. Set before the handlers are installed, reset to the
+ * default disposition before the server is freed. */
+static jrpc_server_t *signal_srv;
+static atomic_uint signal_count; /* SIGINT/SIGTERM seen; handlers may run on several threads */
+static char signal_msg[2][160];  /* preformatted: the handler may not call snprintf */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (atomic_fetch_add(&signal_count, 1) == 0)
+        jrpcd_log_line(JRPC_LOG_INFO, signal_msg[sig == SIGINT ? 0 : 1], NULL);
+    else
+        jrpcd_log_line(JRPC_LOG_WARN, "signal again: stopping now, without waiting for requests",
+                       NULL);
+    jrpc_server_stop(signal_srv);
+    errno = saved;
+}
+
+static void signals_install(jrpc_server_t *srv, unsigned drain_ms)
+{
+    static const char *const names[2] = {"SIGINT", "SIGTERM"};
+    for (int i = 0; i < 2; i++)
+        snprintf(signal_msg[i], sizeof(signal_msg[i]),
+                 "%s: stopping; requests in flight get up to %u ms (signal again to stop now)",
+                 names[i], drain_ms);
+    signal_srv = srv;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void signals_reset(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    jrpcd_opts_t opts;
+    jrpc_server_t *srv = NULL;
+    int status = 1; /* cannot start; 2 is for bad options, 0 for a clean stop */
+    char err[1024];
+
+    jrpcd_opts_init(&opts);
+    int rc = jrpcd_opts_parse(&opts, argc, argv);
+    if (rc != 0) {
+        status = rc > 0 ? 0 : 2;
+        goto done;
+    }
+
+    jrpcd_log_setup(opts.cfg.log_level, opts.quiet);
+    /* --quiet hands the library no callback, so it does not even format its lines. */
+    opts.cfg.log_cb = opts.quiet ? NULL : jrpcd_log_line;
+    opts.cfg.log_data = NULL;
+
+    /* A client that hangs up mid-response must cost one connection, not the process. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+
+    srv = jrpc_server_new(&opts.cfg);
+    if (srv == NULL) {
+        fprintf(stderr,
+                "jrpcd: cannot create the server (configuration refused by libjrpc %s, "
+                "or out of memory)\n",
+                jrpc_version_string());
+        goto done;
+    }
+
+    for (size_t i = 0; i < opts.modules_len; i++) {
+        jrpcd_module_t *m = &opts.modules[i];
+        if (jrpcd_module_load(m, srv, err, sizeof(err)) != 0) {
+            fprintf(stderr, "jrpcd: %s\n", err);
+            goto done;
+        }
+        jrpcd_log(JRPC_LOG_INFO, "loaded module %s from %s%s%s", m->name, m->path,
+                  m->args[0] ? " with args " : "", m->args);
+    }
+
+    if (opts.check) {
+        /* Like nginx -t: everything that can fail before binding has been tried. */
+        jrpcd_opts_print(&opts, stdout);
+        status = 0;
+        goto done;
+    }
+
+    static const char *const default_listen[] = {JRPCD_DEFAULT_LISTEN};
+    const char *const *addrs = opts.listen_len ? (const char *const *)opts.listen : default_listen;
+    size_t naddrs = opts.listen_len ? opts.listen_len : 1;
+    for (size_t i = 0; i < naddrs; i++) {
+        rc = jrpc_server_listen(srv, addrs[i]);
+        if (rc != 0) {
+            /* The form was checked already; EINVAL here means the host did not resolve or the
+             * library's limit on addresses was reached. */
+            fprintf(stderr, "jrpcd: cannot listen on %s: %s%s\n", addrs[i], jrpc_strerror(rc),
+                    rc == JRPC_EINVAL ? " (unknown host, or too many listen addresses)" : "");
+            goto done;
+        }
+    }
+    /* Exactly one stdout line per bound address, with the real port when 0 was asked for:
+     * tests and scripts read these lines to find the server. */
+    for (size_t i = 0; i < jrpc_server_listen_count(srv); i++) {
+        char addr[128];
+        if (jrpc_server_address(srv, i, addr, sizeof(addr)) == 0)
+            printf("jrpcd listening on %s\n", addr);
+    }
+    fflush(stdout);
+
+    const jrpc_config_t *cfg = jrpc_server_config(srv);
+    jrpcd_log(JRPC_LOG_INFO,
+              "jrpcd %s serving %s: io_threads %u%s, workers %u, max_batch %u, deadline %u ms",
+              jrpc_version_string(), cfg->path ? cfg->path : "/", cfg->io_threads,
+              opts.cfg.io_threads == 0 ? " (one per core)" : "", cfg->workers, cfg->max_batch,
+              cfg->deadline_ms);
+
+    signals_install(srv, cfg->drain_ms);
+    rc = jrpc_server_run(srv);
+    signals_reset();
+    if (rc != 0) {
+        fprintf(stderr, "jrpcd: the server failed: %s\n", jrpc_strerror(rc));
+        goto done;
+    }
+    jrpcd_log(JRPC_LOG_INFO, "stopped");
+    status = 0;
+
+done:
+    /* Server first: its method table points into the modules, which opts_free dlcloses. */
+    if (srv != NULL)
+        jrpc_server_free(srv);
+    jrpcd_opts_free(&opts);
+    return status;
+}

@@ -1,0 +1,670 @@
+/* conn.c — HTTP/1.1 connections: accept, read, the pipeline of requests (answered strictly in
+ * arrival order, bounded in depth and in-flight body bytes), writes, and the ways out: a hard
+ * close (errors, drain over), a lingering close after a last answer (Connection: close, limits,
+ * stop) and the peer's EOF. Nothing is freed inside its own callback stack: closing marks the
+ * connection and the last uv_close callback frees it (redis freeClientAsync). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* This io thread's read buffer (JRPC__HTTP_READ_BUF): allocated on the first read, freed when a
+ * stopping loop has closed its last connection. One loop runs per thread, and libuv calls
+ * alloc_cb and read_cb back to back per stream, so one buffer serves every connection. */
+static _Thread_local char *tls_rbuf;
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_resume(jrpc__http_conn_t *c);
+
+/* ---- Small helpers ------------------------------------------------------------------------------ */
+
+/* http_parser_pause asserts when the parser is in an error state: pause only a healthy one. */
+static void parser_pause(jrpc__http_conn_t *c)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_OK)
+        http_parser_pause(&c->parser, 1);
+}
+
+static void stash_drop(jrpc__http_conn_t *c)
+{
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_off = c->stash_len = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    jrpc__http_conn_t *c = h->data;
+    jrpc__http_req_t *hr = c->cur;
+    (void)hint;
+    /* The rest of a body of known length: read it where it belongs. The read is at most what the
+     * body still lacks, so no byte of a following request can land in it. */
+    if (hr != NULL && hr->direct && hr->in_cap - hr->in_len >= JRPC__HTTP_DIRECT_MIN) {
+        buf->base = hr->in + hr->in_len;
+        buf->len = hr->in_cap - hr->in_len;
+        return;
+    }
+    if (tls_rbuf == NULL)
+        tls_rbuf = malloc(JRPC__HTTP_READ_BUF);
+    buf->base = tls_rbuf;
+    buf->len = tls_rbuf != NULL ? JRPC__HTTP_READ_BUF : 0; /* 0: libuv reports UV_ENOBUFS */
+}
+
+static void conn_read_start(jrpc__http_conn_t *c)
+{
+    if (c->reading || c->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    c->reading = 1;
+}
+
+static void conn_read_stop(jrpc__http_conn_t *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+int jrpc__http_over_bound(const jrpc__http_conn_t *c)
+{
+    return c->depth >= JRPC__HTTP_PIPELINE_MAX || c->inflight >= c->cfg->max_body;
+}
+
+/* ---- Closing ------------------------------------------------------------------------------------ */
+
+static void on_close(uv_handle_t *h)
+{
+    jrpc__http_conn_t *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    jrpc__loop_t *loop = c->loop;
+    while (c->head != NULL) {
+        jrpc__http_req_t *hr = c->head;
+        c->head = hr->next;
+        free(hr->in);
+        jrpc_buf_free(&hr->out);
+        free(hr);
+    }
+    while (c->spare != NULL) {
+        jrpc__http_req_t *hr = c->spare;
+        c->spare = hr->next;
+        free(hr);
+    }
+    free(c->stash);
+    jrpc__list_remove(&c->link);
+    loop->nconns--;
+    free(c);
+    if (loop->stopping) {
+        if (loop->nconns == 0) {
+            free(tls_rbuf);
+            tls_rbuf = NULL;
+        }
+        jrpc__loop_maybe_done(loop);
+    }
+}
+
+void jrpc__http_close_now(jrpc__http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    /* The engine keeps running detached calls and frees them itself; a request being started
+     * right now (rpc still NULL) is detached by jrpc__http_req_run when jrpc__req_start returns. */
+    for (jrpc__http_req_t *hr = c->head; hr != NULL; hr = hr->next) {
+        if (hr->state == JRPC__HR_RUNNING && hr->rpc != NULL) {
+            jrpc__req_detach(hr->rpc);
+            hr->rpc = NULL;
+        }
+    }
+    parser_pause(c); /* when called from a parser callback, http_parser_execute returns */
+    c->reading = 0;
+    /* Pending writes complete with UV_ECANCELED before on_close; they find c->closing set. */
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->linger, on_close);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    jrpc__http_close_now(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    jrpc__http_conn_t *c = req->handle->data;
+    if (!c->closing && status < 0)
+        jrpc__http_close_now(c);
+}
+
+/* The last answer is written and nothing more will be: send FIN, then keep reading (and
+ * discarding) until the client closes or the linger time passes. Closing at once while the client
+ * still sends would make our kernel answer its bytes with a reset, which can destroy the answer
+ * before the client read it (the 413 for an upload still in progress). */
+static void conn_finish(jrpc__http_conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (c->eof) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    c->lingering = 1;
+    stash_drop(c);
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    uv_timer_start(&c->linger, on_linger_timeout, JRPC__HTTP_LINGER_MS, 0);
+    conn_read_start(c);
+}
+
+void jrpc__http_halt(jrpc__http_conn_t *c)
+{
+    c->halted = 1;
+    parser_pause(c);
+    if (!c->in_parse) {
+        conn_read_stop(c);
+        stash_drop(c);
+    }
+}
+
+/* ---- Pipeline ----------------------------------------------------------------------------------- */
+
+jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
+{
+    jrpc__http_req_t *hr = c->spare;
+    if (hr != NULL) {
+        c->spare = hr->next;
+        c->nspare--;
+    } else {
+        hr = malloc(sizeof(*hr));
+        if (hr == NULL)
+            return NULL;
+    }
+    hr->conn = c;
+    hr->next = NULL;
+    hr->rpc = NULL;
+    hr->state = JRPC__HR_PARSING;
+    hr->kind = JRPC__HR_LOCAL;
+    hr->keep_alive = 0;
+    hr->http10 = 0;
+    hr->head_only = 0;
+    hr->close_after = 0;
+    hr->want_continue = 0;
+    hr->continue_sent = 0;
+    hr->direct = 0;
+    hr->method = -1;
+    hr->status = 0;
+    hr->in = NULL;
+    hr->in_len = hr->in_cap = 0;
+    jrpc_buf_init(&hr->out);
+    hr->items = 0;
+    hr->t0 = c->log ? uv_hrtime() : 0;
+    hr->url_len = 0;
+    hr->head_len = 0;
+    if (c->tail != NULL)
+        c->tail->next = hr;
+    else
+        c->head = hr;
+    c->tail = hr;
+    if (c->unsent == NULL)
+        c->unsent = hr;
+    c->depth++;
+    c->cur = hr;
+    return hr;
+}
+
+static void req_release(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
+{
+    free(hr->in);
+    hr->in = NULL;
+    jrpc_buf_free(&hr->out);
+    if (c->nspare < JRPC__HTTP_SPARE_MAX) {
+        hr->next = c->spare;
+        c->spare = hr;
+        c->nspare++;
+    } else {
+        free(hr);
+    }
+}
+
+/* The write carrying first..last is complete: free every request from the head whose answer is
+ * written (writes complete in byte order, so that is a prefix of the pipeline). */
+static void conn_written(jrpc__http_conn_t *c, jrpc__http_req_t *first, jrpc__http_req_t *last)
+{
+    for (jrpc__http_req_t *hr = first;; hr = hr->next) {
+        hr->state = JRPC__HR_DONE;
+        if (hr == last)
+            break;
+    }
+    while (c->head != NULL && c->head->state == JRPC__HR_DONE) {
+        jrpc__http_req_t *hr = c->head;
+        c->head = hr->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->depth--;
+        req_release(c, hr);
+    }
+}
+
+/* Answers left the pipeline: close after the last one, or read on below the bound. */
+static void conn_after_write(jrpc__http_conn_t *c)
+{
+    if (c->head == NULL && c->halted)
+        conn_finish(c);
+    else
+        conn_resume(c);
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+    jrpc__http_req_t *last = JRPC__CONTAINER_OF(wr, jrpc__http_req_t, wr);
+    jrpc__http_conn_t *c = last->conn;
+    if (c->closing)
+        return; /* on_close frees the pipeline */
+    if (status < 0) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    conn_written(c, wr->data, last);
+    conn_after_write(c);
+}
+
+static void on_continue_written(uv_write_t *wr, int status)
+{
+    jrpc__http_conn_t *c = JRPC__CONTAINER_OF(wr, jrpc__http_req_t, cont_wr)->conn;
+    if (!c->closing && status < 0)
+        jrpc__http_close_now(c);
+}
+
+void jrpc__http_flush(jrpc__http_conn_t *c)
+{
+    /* While parsing, answers of inline calls pile up; they leave together once the parse of this
+     * read is over (one writev for a whole pipelined read). */
+    if (c->closing || c->in_parse)
+        return;
+    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
+    uv_buf_t bufs[2 * JRPC__HTTP_COALESCE_MAX];
+    int written = 0;
+    for (;;) {
+        unsigned n = 0, k = 0;
+        size_t total = 0;
+        jrpc__http_req_t *first = c->unsent, *last = NULL;
+        while (c->unsent != NULL && c->unsent->state == JRPC__HR_READY &&
+               k < JRPC__HTTP_COALESCE_MAX) {
+            jrpc__http_req_t *hr = c->unsent;
+            /* Halted: no request follows the newest one, so its answer says the connection
+             * ends. */
+            int closing = hr->close_after || (c->halted && hr->next == NULL);
+            jrpc__http_build_head(c, hr, closing);
+            bufs[n].base = hr->head;
+            bufs[n].len = hr->head_len;
+            total += hr->head_len;
+            n++;
+            if (hr->out.len != 0 && !hr->head_only) {
+                bufs[n].base = hr->out.ptr;
+                bufs[n].len = hr->out.len;
+                total += hr->out.len;
+                n++;
+            }
+            hr->state = JRPC__HR_WRITING;
+            if (c->log)
+                jrpc__http_log(c, hr);
+            c->unsent = hr->next;
+            last = hr;
+            k++;
+        }
+        if (last == NULL)
+            break;
+        /* Try the write now: when the socket takes it all (the common case) there is no write
+         * request, no deferred callback and no epoll_ctl to re-arm, so an answer costs one
+         * writev. uv_try_write refuses (EAGAIN) while earlier bytes are still queued, which
+         * keeps the order. */
+        ssize_t w = uv_try_write(stream, bufs, n);
+        if (w == UV_EAGAIN)
+            w = 0;
+        if (w < 0) {
+            jrpc__http_close_now(c);
+            return;
+        }
+        if ((size_t)w == total) {
+            conn_written(c, first, last);
+            written = 1;
+            continue;
+        }
+        unsigned i = 0;
+        size_t skip = (size_t)w;
+        while (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            i++;
+        }
+        bufs[i].base += skip;
+        bufs[i].len -= skip;
+        last->wr.data = first;
+        if (uv_write(&last->wr, stream, bufs + i, n - i, on_write) != 0) {
+            jrpc__http_close_now(c);
+            return;
+        }
+    }
+    /* The request being received waits for 100 Continue, and every earlier answer is queued
+     * before it: the interim answer may go now without breaking the order. */
+    jrpc__http_req_t *hr = c->unsent;
+    if (hr != NULL && hr->state == JRPC__HR_PARSING && hr->want_continue && !hr->continue_sent) {
+        uv_buf_t b;
+        b.base = (char *)continue_line; /* libuv only reads it */
+        b.len = sizeof(continue_line) - 1;
+        hr->continue_sent = 1;
+        if (uv_write(&hr->cont_wr, stream, &b, 1, on_continue_written) != 0) {
+            jrpc__http_close_now(c);
+            return;
+        }
+    }
+    if (written)
+        conn_after_write(c);
+}
+
+/* ---- Engine ------------------------------------------------------------------------------------- */
+
+static void on_req_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
+{
+    jrpc__http_req_t *hr = ud;
+    jrpc__http_conn_t *c = hr->conn;
+    if (c->log)
+        hr->items = jrpc__req_items(req);
+    hr->rpc = NULL;
+    c->inflight -= hr->in_len;
+    hr->in_len = 0;
+    hr->out = *body; /* take the bytes; the engine frees an empty buffer */
+    jrpc_buf_init(body);
+    hr->status = hr->out.len != 0 ? 200 : 204;
+    hr->state = JRPC__HR_READY;
+    jrpc__http_flush(c);
+    conn_resume(c);
+}
+
+void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
+{
+    char *body = hr->in;
+    size_t len = hr->in_len;
+    if (body == NULL) /* an empty body is passed on as is (the engine answers -32700) */
+        body = malloc(1);
+    hr->in = NULL;
+    hr->in_cap = 0;
+    hr->direct = 0;
+    hr->want_continue = 0;
+    if (body == NULL) {
+        hr->in_len = 0;
+        jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+        hr->close_after = 1;
+        jrpc__http_halt(c);
+        return;
+    }
+    hr->state = JRPC__HR_RUNNING;
+    hr->rpc = NULL;
+    c->inflight += len;
+    /* done may run before jrpc__req_start returns (inline calls): then hr is READY already and
+     * the returned pointer must not be kept. */
+    jrpc__req_t *r =
+        jrpc__req_start(c->loop, body, len, c->cfg->max_batch, on_req_done, hr);
+    if (r == NULL) {
+        c->inflight -= len;
+        hr->in_len = 0;
+        jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+        hr->close_after = 1;
+        jrpc__http_halt(c);
+    } else if (hr->state == JRPC__HR_RUNNING) {
+        hr->rpc = r;
+        if (c->closing) {
+            jrpc__req_detach(r);
+            hr->rpc = NULL;
+        }
+    }
+}
+
+/* ---- Reading ------------------------------------------------------------------------------------ */
+
+static void conn_parse_error(jrpc__http_conn_t *c, enum http_errno e)
+{
+    if (e == HPE_HEADER_OVERFLOW) {
+        /* http-parser's own ceiling (80 KiB) is above our default max_header; it only bites
+         * when max_header is set higher than that. */
+        jrpc__http_refuse(c, 431, JRPC_CODE_LIMIT_EXCEEDED, "request header too large");
+        return;
+    }
+    char msg[128];
+    snprintf(msg, sizeof msg, "malformed HTTP request: %s", http_errno_description(e));
+    jrpc__http_refuse(c, 400, JRPC_CODE_INVALID_REQUEST, msg);
+}
+
+/* Parses data[0..len) and returns how many bytes were consumed: all of them unless the
+ * connection halted, was throttled at the pipeline bound, or closed. */
+static size_t conn_parse(jrpc__http_conn_t *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    c->in_parse = 1;
+    while (off < len) {
+        size_t n = http_parser_execute(&c->parser, &jrpc__http_settings, data + off, len - off);
+        off += n;
+        if (c->closing || c->halted || c->throttled)
+            break;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e != HPE_OK) {
+            conn_parse_error(c, e);
+            break;
+        }
+        if (c->parser.upgrade) {
+            /* Upgrade (h2c, websocket) or CONNECT: the message was answered as plain HTTP/1.1
+             * (RFC 9110 §7.8 lets a server ignore Upgrade); go on parsing HTTP. */
+            c->parser.upgrade = 0;
+            continue;
+        }
+        if (n == 0)
+            break;
+    }
+    c->in_parse = 0;
+    return off;
+}
+
+/* After a parse: stop reading when halted or throttled, and write what became ready. */
+static void conn_after_parse(jrpc__http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->halted) {
+        conn_read_stop(c);
+        stash_drop(c);
+    } else if (c->throttled) {
+        conn_read_stop(c);
+    } else {
+        conn_read_start(c);
+    }
+    jrpc__http_flush(c);
+    if (!c->closing && c->halted && c->head == NULL)
+        conn_finish(c);
+}
+
+/* Answers drained below the bound: parse what was kept, then read again. */
+static void conn_resume(jrpc__http_conn_t *c)
+{
+    if (!c->throttled || c->closing || c->halted || c->in_parse || jrpc__http_over_bound(c))
+        return;
+    c->throttled = 0;
+    http_parser_pause(&c->parser, 0);
+    if (c->stash != NULL) {
+        size_t n = conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
+        if (c->closing)
+            return;
+        c->stash_off += n;
+        if (c->halted || c->stash_off == c->stash_len)
+            stash_drop(c);
+    }
+    conn_after_parse(c);
+}
+
+/* The peer sent FIN. Half-closing clients (a shell's `nc`, Node's socket.end()) still read, so
+ * requests already received are answered; a request cut short gets a 400. Then close. */
+static void conn_eof(jrpc__http_conn_t *c)
+{
+    c->eof = 1;
+    conn_read_stop(c);
+    if (c->cur != NULL)
+        jrpc__http_refuse(c, 400, JRPC_CODE_INVALID_REQUEST, "request cut short by end of stream");
+    else
+        jrpc__http_halt(c);
+    if (c->closing)
+        return;
+    if (c->head == NULL) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    jrpc__http_flush(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    jrpc__http_conn_t *c = s->data;
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) {
+        if (nread == UV_EOF && !c->lingering)
+            conn_eof(c);
+        else
+            jrpc__http_close_now(c); /* reset, ENOBUFS, or the lingering client is done */
+        return;
+    }
+    if (c->lingering || c->halted)
+        return; /* discarded */
+    size_t len = (size_t)nread;
+    size_t n = conn_parse(c, buf->base, len);
+    if (c->closing)
+        return;
+    if (c->throttled && !c->halted && n < len) {
+        /* Paused at the pipeline bound with bytes left (only ever from the shared buffer: a
+         * direct body read ends exactly at its body). Keep them for conn_resume. */
+        c->stash = malloc(len - n);
+        if (c->stash == NULL) {
+            jrpc__http_close_now(c);
+            return;
+        }
+        memcpy(c->stash, buf->base + n, len - n);
+        c->stash_off = 0;
+        c->stash_len = len - n;
+    }
+    conn_after_parse(c);
+}
+
+/* ---- The io loop's entry points ----------------------------------------------------------------- */
+
+/* A connection object with its handles initialised and counted on the loop (not yet open). */
+static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
+{
+    const jrpc_config_t *cfg = &loop->srv->cfg;
+    const char *route = cfg->path != NULL ? cfg->path : "/";
+    size_t route_len = strlen(route);
+    size_t url_cap = route_len + JRPC__HTTP_URL_SLACK;
+    jrpc__http_conn_t *c = calloc(1, sizeof(*c) + url_cap);
+    if (c == NULL)
+        return NULL;
+    if (uv_tcp_init(&loop->uv, &c->tcp) != 0) {
+        free(c);
+        return NULL;
+    }
+    uv_timer_init(&loop->uv, &c->linger);
+    c->tcp.data = c;
+    c->linger.data = c;
+    c->open_handles = 2;
+    c->loop = loop;
+    c->cfg = cfg;
+    c->route = route;
+    c->route_len = route_len;
+    c->url_cap = url_cap;
+    c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
+    jrpc__list_insert_tail(&loop->conns, &c->link);
+    loop->nconns++;
+    return c;
+}
+
+/* The socket is open: serve it. */
+static void conn_start(jrpc__http_conn_t *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    conn_read_start(c);
+}
+
+/* Out of memory at accept: libuv stops watching a listener whose connection was not accepted,
+ * so take it into this spare handle and close it (the client sees a close, not a hang). */
+static _Thread_local uv_tcp_t oom_tcp;
+static _Thread_local int oom_busy;
+
+static void on_oom_close(uv_handle_t *h)
+{
+    (void)h;
+    oom_busy = 0;
+}
+
+static void accept_and_drop(jrpc__loop_t *loop, uv_stream_t *server)
+{
+    if (oom_busy || uv_tcp_init(&loop->uv, &oom_tcp) != 0)
+        return;
+    oom_busy = 1;
+    uv_accept(server, (uv_stream_t *)&oom_tcp);
+    uv_close((uv_handle_t *)&oom_tcp, on_oom_close);
+}
+
+void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server)
+{
+    jrpc__http_conn_t *c = conn_new(loop);
+    if (c == NULL) {
+        accept_and_drop(loop, server);
+        return;
+    }
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || loop->stopping) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    conn_start(c);
+}
+
+void jrpc__http_drain(jrpc__loop_t *loop)
+{
+    if (loop->nconns == 0) {
+        free(tls_rbuf); /* otherwise the last on_close frees it */
+        tls_rbuf = NULL;
+    }
+    jrpc__list_t *it = loop->conns.next;
+    while (it != &loop->conns) {
+        jrpc__http_conn_t *c = JRPC__CONTAINER_OF(it, jrpc__http_conn_t, link);
+        it = it->next; /* closing never unlinks before on_close, but stay safe */
+        if (c->closing || c->lingering)
+            continue;
+        if (c->head == NULL) {
+            jrpc__http_close_now(c);
+            continue;
+        }
+        /* Busy: finish the request being received (it is not a new one), answer everything,
+         * then close; the last answer says Connection: close. */
+        c->draining = 1;
+        if (c->cur == NULL) {
+            jrpc__http_halt(c);
+            jrpc__http_flush(c);
+        }
+    }
+}
+
+void jrpc__http_close_all(jrpc__loop_t *loop)
+{
+    jrpc__list_t *it = loop->conns.next;
+    while (it != &loop->conns) {
+        jrpc__http_conn_t *c = JRPC__CONTAINER_OF(it, jrpc__http_conn_t, link);
+        it = it->next;
+        jrpc__http_close_now(c);
+    }
+}

@@ -1,0 +1,189 @@
+/* internal.h — private interface of src/http, the HTTP/1.1 transport between the io loops
+ * (src/io) and the request engine (src/rpc): a connection object with its pipeline of requests,
+ * shared by conn.c (sockets, pipeline, lifecycle), parse.c (http-parser callbacks, routing,
+ * limits) and response.c (status lines, header blocks, error bodies, the access log). */
+#ifndef JRPC_HTTP_INTERNAL_H
+#define JRPC_HTTP_INTERNAL_H
+
+#include "../io/internal.h"
+#include "../rpc/internal.h"
+
+#include <http_parser.h>
+#include <stdint.h>
+
+/* Requests one connection may hold between "parsed" and "answer written": running in the engine,
+ * waiting for an earlier answer, or being written. Past it the connection stops reading until
+ * answers drain. Pipelining gains nothing past the point where the loop is busy anyway (a loop
+ * runs a connection's inline calls back to back, worker calls are bounded by the pool), and this
+ * caps what one client that pipelines without reading can make us hold at 64 answers. Browsers
+ * and HTTP clients that pipeline at all keep a handful in flight; wrk -c32 keeps one. */
+#define JRPC__HTTP_PIPELINE_MAX 64
+
+/* Read size. One buffer per io thread, not per connection: parsing is synchronous and copies out
+ * what it keeps (body bytes, a short URL prefix), so no byte of it is referenced after on_read
+ * returns, and 32 keep-alive connections of one loop share 64 KiB that stays in cache instead of
+ * holding 2 MiB. The rare leftover of a paused parse is copied to the connection (its stash).
+ * 64 KiB is what one readv of a busy socket usually returns and a 1000-call batch (~108 KB)
+ * arrives in two reads. */
+#define JRPC__HTTP_READ_BUF (64 * 1024)
+
+/* A body of known length whose remaining bytes are at least this many is read straight into its
+ * buffer (no copy out of the read buffer); smaller tails go through the shared buffer so a
+ * pipelined next request still arrives in the same read. */
+#define JRPC__HTTP_DIRECT_MIN (16 * 1024)
+
+/* First allocation for a chunked body (no length known up front); it doubles from there, never
+ * past cfg.max_body. 16 KiB holds a 100-call batch. */
+#define JRPC__HTTP_CHUNKED_MIN (16 * 1024)
+
+/* How long a connection we are closing keeps reading (and discarding) after its last answer and
+ * a FIN were sent, so a client still sending (a 413'd upload, pipelined requests we will not
+ * answer) reads our answer instead of a reset. nginx's lingering_timeout is 5 s too. */
+#define JRPC__HTTP_LINGER_MS 5000
+
+/* Request structs kept per connection for reuse: keep-alive traffic reuses one, light
+ * pipelining a few, so the hot path allocates only the body buffer. */
+#define JRPC__HTTP_SPARE_MAX 4
+
+/* Answers gathered into one uv_write when several are ready together (pipelining): 16 answers,
+ * 32 iovecs, far under IOV_MAX, and one writev instead of sixteen. */
+#define JRPC__HTTP_COALESCE_MAX 16
+
+/* Response header block: the longest one (OPTIONS with CORS, or a 405 with Allow, a 20-digit
+ * Content-Length and Connection) is under 300 bytes. */
+#define JRPC__HTTP_HEAD_CAP 384
+
+/* URL bytes copied per request for the access log (longer URLs are logged cut). */
+#define JRPC__HTTP_LOG_URL 128
+
+/* URL bytes kept for routing beyond the RPC path's length: room for an absolute-form URL's
+ * "http://host:port" and a query string's first bytes. */
+#define JRPC__HTTP_URL_SLACK 256
+
+typedef struct jrpc__http_conn jrpc__http_conn_t;
+typedef struct jrpc__http_req jrpc__http_req_t;
+
+typedef enum {
+    JRPC__HR_PARSING = 0, /* being received; always the newest (c->cur) */
+    JRPC__HR_RUNNING,     /* body handed to the engine, answer not yet back */
+    JRPC__HR_READY,       /* answer known, waiting for earlier answers to be written */
+    JRPC__HR_WRITING,     /* handed to the socket, not all written yet */
+    JRPC__HR_DONE         /* written; freed once every earlier one is too */
+} jrpc__hr_state_t;
+
+typedef enum {
+    JRPC__HR_RPC = 0, /* POST on the RPC path: the body goes to the engine */
+    JRPC__HR_LOCAL    /* answered here: OPTIONS, 404, 405, 4xx limits, 400, 500 */
+} jrpc__hr_kind_t;
+
+/* One request of a connection's pipeline, from its first byte until its answer is written. */
+struct jrpc__http_req {
+    jrpc__http_conn_t *conn;   /* owner */
+    jrpc__http_req_t *next;    /* next newer request in the pipeline */
+    jrpc__req_t *rpc;          /* engine request while RUNNING (NULL while it is being started) */
+    uint8_t state;             /* jrpc__hr_state_t */
+    uint8_t kind;              /* jrpc__hr_kind_t */
+    uint8_t keep_alive;        /* the connection stays open after this answer */
+    uint8_t http10;            /* HTTP/1.0 request: keep-alive must be said in the answer */
+    uint8_t head_only;         /* HEAD: the answer carries no body bytes */
+    uint8_t close_after;       /* answer with Connection: close, then close */
+    uint8_t want_continue;     /* Expect: 100-continue still to be honoured */
+    uint8_t continue_sent;     /* the 100 Continue went out */
+    uint8_t direct;            /* body of known length: reads may land in `in` directly */
+    int method;                /* enum http_method, -1 before the request line is parsed */
+    unsigned status;           /* HTTP status of the answer */
+    char *in;                  /* request body being received (malloc'd, ours until handed on) */
+    size_t in_len;             /* bytes received; while RUNNING: bytes counted in c->inflight */
+    size_t in_cap;             /* bytes allocated for `in` */
+    jrpc_buf_t out;            /* response body (ours, freed when the write is done) */
+    size_t items;              /* calls in the request, for the log */
+    uint64_t t0;               /* uv_hrtime() at the first byte (logging only) */
+    size_t url_len;            /* bytes in url (logging only) */
+    size_t head_len;           /* bytes in head */
+    uv_write_t wr;             /* the answer's write when it did not complete at once
+                                  (.data: the first request the write carries) */
+    uv_write_t cont_wr;        /* the 100 Continue's write */
+    char head[JRPC__HTTP_HEAD_CAP];  /* status line and headers */
+    char url[JRPC__HTTP_LOG_URL];    /* URL as received, cut (logging only) */
+};
+
+/* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
+struct jrpc__http_conn {
+    uv_tcp_t tcp;                  /* the socket; .data = this */
+    uv_timer_t linger;             /* bounds the lingering close; .data = this */
+    uv_shutdown_t shutdown;        /* the FIN after the last answer */
+    http_parser parser;            /* .data = this */
+    jrpc__loop_t *loop;            /* owning loop */
+    const jrpc_config_t *cfg;      /* loop->srv->cfg */
+    jrpc__list_t link;             /* in loop->conns */
+    jrpc__http_req_t *head;        /* oldest request not yet written */
+    jrpc__http_req_t *tail;        /* newest request */
+    jrpc__http_req_t *unsent;      /* oldest request not yet handed to uv_write, or NULL */
+    jrpc__http_req_t *cur;         /* the request being received, or NULL between requests */
+    jrpc__http_req_t *spare;       /* reusable request structs (via next) */
+    unsigned depth;                /* requests from head to tail */
+    unsigned nspare;               /* structs on spare */
+    unsigned open_handles;         /* tcp and linger until their close callbacks ran */
+    size_t inflight;               /* body bytes of RUNNING requests (bounded by max_body) */
+    char *stash;                   /* unparsed bytes kept while throttled (malloc'd) */
+    size_t stash_off;              /* next byte of stash to parse */
+    size_t stash_len;              /* bytes in stash */
+    size_t hdr_bytes;              /* request line + header bytes of the current request */
+    uint8_t closing;               /* uv_close called: nothing more happens but freeing */
+    uint8_t halted;                /* parse no more requests; close once the pipeline is empty */
+    uint8_t throttled;             /* parser paused at the pipeline bound; resumes as it drains */
+    uint8_t draining;              /* stop began: halt after the request being received */
+    uint8_t lingering;             /* FIN sent: reading only to discard, closing on EOF/timer */
+    uint8_t reading;               /* uv_read_start is in effect */
+    uint8_t eof;                   /* the peer sent FIN */
+    uint8_t in_parse;              /* http_parser_execute is on the stack: flush afterwards */
+    uint8_t log;                   /* one access-log line per request */
+    uint8_t hdr_in_value;          /* the last header callback was a value */
+    uint8_t hdr_is_expect;         /* the current header is Expect */
+    uint8_t expect_continue;       /* the current request said Expect: 100-continue */
+    uint8_t fname_len;             /* bytes seen of the current header name (saturating) */
+    uint8_t fval_len;              /* bytes seen of the Expect value (saturating) */
+    char fname[8];                 /* lower-cased start of the current header name */
+    char fval[16];                 /* lower-cased start of the Expect value */
+    const char *route;             /* cfg.path */
+    size_t route_len;
+    size_t url_len;                /* URL bytes of the current request (may exceed url_cap) */
+    size_t url_cap;                /* bytes of url */
+    size_t peer_len;               /* bytes in peer, 0 until first needed */
+    char peer[64];                 /* "ip:port" of the client (logging only) */
+    char url[];                    /* first url_cap bytes of the current request's URL */
+};
+
+/* ---- conn.c ------------------------------------------------------------------------------------ */
+
+/* A request struct appended to the pipeline as PARSING (NULL when out of memory). */
+jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c);
+/* Hands a complete RPC body to the engine (on_message_complete). */
+void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+/* Answer pieces became ready: write what is in order (deferred while parsing). */
+void jrpc__http_flush(jrpc__http_conn_t *c);
+/* Parse no more requests on c: close once every answer in the pipeline is written. */
+void jrpc__http_halt(jrpc__http_conn_t *c);
+/* Closes c now: requests in flight are detached, unwritten answers dropped. */
+void jrpc__http_close_now(jrpc__http_conn_t *c);
+/* The pipeline is at its bound (requests or in-flight body bytes). */
+int jrpc__http_over_bound(const jrpc__http_conn_t *c);
+
+/* ---- parse.c ----------------------------------------------------------------------------------- */
+
+/* The callbacks, shared by every connection (read-only). */
+extern const http_parser_settings jrpc__http_settings;
+/* The request being received (or a new one) gets a final local answer now and the connection
+ * halts: limits (413, 414, 431), refusals with Expect, malformed HTTP, out of memory. */
+void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const char *msg);
+
+/* ---- response.c -------------------------------------------------------------------------------- */
+
+/* Sets hr's answer to `status` with a JSON-RPC error object body (state becomes READY). */
+void jrpc__http_answer_error(jrpc__http_req_t *hr, unsigned status, int code, const char *msg);
+/* Fills hr->head for hr's answer; `closing` adds Connection: close. */
+void jrpc__http_build_head(const jrpc__http_conn_t *c, jrpc__http_req_t *hr, int closing);
+/* Writes the access-log line for hr (only when c->log). */
+void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr);
+
+#endif

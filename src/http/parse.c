@@ -1,0 +1,364 @@
+/* parse.c — http-parser callbacks for one request: its line, headers and body, routed to the
+ * engine (POST on the RPC path) or answered here (OPTIONS, 404, 405), with the header and body
+ * limits and Expect: 100-continue. The parse runs straight over the read buffer and keeps only
+ * what it needs: the URL's first bytes, the Expect value, and the body. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static char lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+}
+
+/* The request line and header lines, counted as sent give or take optional whitespace (http-parser
+ * strips it before the callbacks see it): the callbacks' bytes plus ": " and CRLF per header line,
+ * plus the method, spaces, version and CRLFs of the request line and the blank line.
+ * max_header 0 leaves only http-parser's 80 KiB ceiling. */
+static int header_over(jrpc__http_conn_t *c)
+{
+    size_t max = c->cfg->max_header;
+    if (max == 0 || c->hdr_bytes <= max)
+        return 0;
+    char msg[80];
+    snprintf(msg, sizeof msg, "request header exceeds %zu bytes", max);
+    jrpc__http_refuse(c, 431, JRPC_CODE_LIMIT_EXCEEDED, msg);
+    return 1;
+}
+
+static void body_too_large(jrpc__http_conn_t *c)
+{
+    char msg[80];
+    snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->cfg->max_body);
+    jrpc__http_refuse(c, 413, JRPC_CODE_LIMIT_EXCEEDED, msg);
+}
+
+/* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed)? */
+static void header_value_end(jrpc__http_conn_t *c)
+{
+    if (!c->hdr_is_expect)
+        return;
+    c->hdr_is_expect = 0;
+    size_t n = c->fval_len;
+    if (n > sizeof(c->fval))
+        return;
+    while (n > 0 && (c->fval[n - 1] == ' ' || c->fval[n - 1] == '\t'))
+        n--;
+    if (n == 12 && memcmp(c->fval, "100-continue", 12) == 0)
+        c->expect_continue = 1;
+}
+
+/* Copies the URL (cut, with quotes and control bytes made '?') for the access log. */
+static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
+{
+    size_t n = c->url_len < c->url_cap ? c->url_len : c->url_cap;
+    if (n > sizeof(hr->url))
+        n = sizeof(hr->url);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)c->url[i];
+        hr->url[i] = ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+    }
+    hr->url_len = n;
+}
+
+/* Whether the URL's path (without query or fragment; origin-form or absolute-form) is the RPC
+ * path or "/". Only url_cap bytes were kept: a path that does not end inside them is longer than
+ * the RPC path and cannot match. */
+static int url_is_rpc(const jrpc__http_conn_t *c)
+{
+    int cut = c->url_len > c->url_cap;
+    const char *u = c->url;
+    const char *end = u + (cut ? c->url_cap : c->url_len);
+    size_t n = (size_t)(end - u);
+    const char *path;
+    size_t path_len;
+    if ((n >= 7 && strncasecmp(u, "http://", 7) == 0) ||
+        (n >= 8 && strncasecmp(u, "https://", 8) == 0)) {
+        u += u[4] == ':' ? 7 : 8;
+        while (u < end && *u != '/' && *u != '?' && *u != '#')
+            u++;
+        if (u == end && cut)
+            return 0;
+        if (u == end || *u != '/') {
+            path = "/";
+            path_len = 1;
+            goto compare;
+        }
+    }
+    path = u;
+    while (u < end && *u != '?' && *u != '#')
+        u++;
+    if (u == end && cut)
+        return 0;
+    path_len = (size_t)(u - path);
+compare:
+    return (path_len == 1 && path[0] == '/') ||
+           (path_len == c->route_len && memcmp(path, c->route, path_len) == 0);
+}
+
+/* The answer of a request handled here, once its headers are known. */
+static void answer_local(jrpc__http_req_t *hr)
+{
+    char msg[96];
+    switch (hr->status) {
+    case 204: /* OPTIONS: the CORS preflight (headers in response.c) */
+        jrpc_buf_free(&hr->out);
+        hr->state = JRPC__HR_READY;
+        break;
+    case 405:
+        snprintf(msg, sizeof msg, "method %s not allowed; use POST",
+                 http_method_str((enum http_method)hr->method));
+        jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST, msg);
+        break;
+    default:
+        jrpc__http_answer_error(hr, 404, JRPC_CODE_INVALID_REQUEST,
+                                "not found: JSON-RPC requests go to the RPC path");
+        break;
+    }
+}
+
+void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const char *msg)
+{
+    jrpc__http_req_t *hr = c->cur;
+    if (hr == NULL) {
+        hr = jrpc__http_req_push(c);
+        if (hr == NULL) {
+            jrpc__http_close_now(c);
+            return;
+        }
+    }
+    c->cur = NULL;
+    free(hr->in);
+    hr->in = NULL;
+    hr->in_len = hr->in_cap = 0;
+    hr->direct = 0;
+    hr->want_continue = 0;
+    hr->kind = JRPC__HR_LOCAL;
+    if (c->log && hr->url_len == 0)
+        log_url(c, hr);
+    jrpc__http_answer_error(hr, status, code, msg);
+    hr->close_after = 1;
+    jrpc__http_halt(c);
+}
+
+/* ---- Callbacks ---------------------------------------------------------------------------------- */
+
+static int on_message_begin(http_parser *p)
+{
+    jrpc__http_conn_t *c = p->data;
+    if (jrpc__http_req_push(c) == NULL) {
+        jrpc__http_close_now(c);
+        return 0;
+    }
+    c->hdr_bytes = 0;
+    c->url_len = 0;
+    c->hdr_in_value = 1; /* the first header name starts a new line */
+    c->hdr_is_expect = 0;
+    c->expect_continue = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    jrpc__http_conn_t *c = p->data;
+    c->cur->method = (int)p->method; /* known once the URL starts; for the log of a refusal */
+    if (c->url_len < c->url_cap) {
+        size_t n = c->url_cap - c->url_len;
+        memcpy(c->url + c->url_len, at, len < n ? len : n);
+    }
+    c->url_len += len;
+    c->hdr_bytes += len;
+    size_t max = c->cfg->max_header;
+    /* A URL alone over the header limit gets 414, the more precise answer (nginx does the same
+     * for a request line over large_client_header_buffers); other header bytes get 431. */
+    if (max != 0 && c->url_len > max) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "request URL exceeds %zu bytes", max);
+        jrpc__http_refuse(c, 414, JRPC_CODE_LIMIT_EXCEEDED, msg);
+    }
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    jrpc__http_conn_t *c = p->data;
+    if (c->hdr_in_value) {
+        header_value_end(c);
+        c->hdr_in_value = 0;
+        c->fname_len = 0;
+        c->hdr_bytes += 4; /* ": " and CRLF */
+    }
+    /* fname_len stops at sizeof + 1: longer than any name we look for. */
+    for (size_t i = 0; i < len && c->fname_len <= sizeof(c->fname); i++) {
+        if (c->fname_len < sizeof(c->fname))
+            c->fname[c->fname_len] = lower(at[i]);
+        c->fname_len++;
+    }
+    c->hdr_bytes += len;
+    header_over(c);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    jrpc__http_conn_t *c = p->data;
+    if (!c->hdr_in_value) {
+        c->hdr_in_value = 1;
+        c->hdr_is_expect = c->fname_len == 6 && memcmp(c->fname, "expect", 6) == 0;
+        c->fval_len = 0;
+    }
+    if (c->hdr_is_expect) {
+        /* fval_len stops at sizeof + 1: too long to be 100-continue. */
+        for (size_t i = 0; i < len && c->fval_len <= sizeof(c->fval); i++) {
+            if (c->fval_len < sizeof(c->fval))
+                c->fval[c->fval_len] = lower(at[i]);
+            c->fval_len++;
+        }
+    }
+    c->hdr_bytes += len;
+    header_over(c);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    jrpc__http_conn_t *c = p->data;
+    jrpc__http_req_t *hr = c->cur;
+    header_value_end(c);
+    hr->method = (int)p->method;
+    c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
+    if (header_over(c))
+        return 0;
+    hr->keep_alive = (uint8_t)http_should_keep_alive(p);
+    hr->http10 = p->http_major == 1 && p->http_minor == 0;
+    hr->head_only = p->method == HTTP_HEAD;
+    if (p->method == HTTP_CONNECT)
+        hr->keep_alive = 0; /* the client would tunnel next; we do not */
+    if (c->log)
+        log_url(c, hr);
+
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    uint64_t clen = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
+    int has_body = chunked || clen > 0;
+    int rpc = url_is_rpc(c);
+
+    if (rpc && p->method == HTTP_POST) {
+        hr->kind = JRPC__HR_RPC;
+        if (!chunked && clen > c->cfg->max_body) {
+            body_too_large(c); /* before the body: the client that waits for 100 sends none */
+            return 0;
+        }
+        if (clen > 0 && !chunked) {
+            /* The length is known: one allocation, and large remainders are read into it. */
+            hr->in = malloc((size_t)clen);
+            if (hr->in == NULL) {
+                jrpc__http_refuse(c, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+                return 0;
+            }
+            hr->in_cap = (size_t)clen;
+            hr->direct = 1;
+        }
+        /* HTTP/1.1 only (RFC 9110 §10.1.1); sent by jrpc__http_flush once every earlier answer
+         * is queued, unless the body starts arriving first. */
+        if (c->expect_continue && !hr->http10 && has_body)
+            hr->want_continue = 1;
+        return 0;
+    }
+
+    hr->kind = JRPC__HR_LOCAL;
+    hr->status = !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
+    if (has_body) {
+        /* A body we would not use: answer now and close instead of reading it. A client that
+         * waits for 100 Continue gets its final answer at once (RFC 9110 §10.1.1). */
+        c->cur = NULL;
+        answer_local(hr);
+        hr->close_after = 1;
+        jrpc__http_halt(c);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    jrpc__http_conn_t *c = p->data;
+    jrpc__http_req_t *hr = c->cur;
+    if (hr == NULL || hr->kind != JRPC__HR_RPC)
+        return 0;
+    hr->want_continue = 0; /* the client did not wait */
+    if (len > hr->in_cap - hr->in_len) {
+        /* Chunked (a known length was allocated whole): grow geometrically up to max_body. */
+        size_t max = c->cfg->max_body;
+        size_t need = hr->in_len + len;
+        if (need > max) {
+            body_too_large(c);
+            return 0;
+        }
+        size_t cap = hr->in_cap != 0 ? hr->in_cap : JRPC__HTTP_CHUNKED_MIN;
+        while (cap < need)
+            cap = cap <= max / 2 ? cap * 2 : max;
+        if (cap > max)
+            cap = max;
+        char *in = realloc(hr->in, cap);
+        if (in == NULL) {
+            jrpc__http_refuse(c, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+            return 0;
+        }
+        hr->in = in;
+        hr->in_cap = cap;
+    }
+    if (at != hr->in + hr->in_len) /* equal when the read went straight into the body */
+        memcpy(hr->in + hr->in_len, at, len);
+    hr->in_len += len;
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    jrpc__http_conn_t *c = p->data;
+    jrpc__http_req_t *hr = c->cur;
+    /* A chunk announced past the limit is refused before its bytes arrive. */
+    if (hr != NULL && hr->kind == JRPC__HR_RPC && p->content_length > c->cfg->max_body - hr->in_len)
+        body_too_large(c);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    jrpc__http_conn_t *c = p->data;
+    jrpc__http_req_t *hr = c->cur;
+    if (hr == NULL)
+        return 0;
+    c->cur = NULL;
+    hr->want_continue = 0;
+    hr->direct = 0;
+    if (hr->kind == JRPC__HR_RPC)
+        jrpc__http_req_run(c, hr);
+    else
+        answer_local(hr);
+    if (c->closing || c->halted)
+        return 0;
+    if (!hr->keep_alive) {
+        hr->close_after = 1;
+        jrpc__http_halt(c);
+    } else if (c->draining) {
+        jrpc__http_halt(c);
+    } else if (jrpc__http_over_bound(c)) {
+        c->throttled = 1;
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
+const http_parser_settings jrpc__http_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};

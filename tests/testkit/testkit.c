@@ -1,0 +1,208 @@
+/* testkit.c — a jrpcd module of methods that integration tests and benchmarks drive: ones that
+ * block a worker, reply later from a timer, echo, fail on demand, send big results or refuse
+ * batches. Each one exercises one path of the library, so a test can aim at exactly that path.
+ *
+ *   test.sleep [ms]          JRPC_WORKER: blocks a worker thread, replies ms
+ *   test.sleep_async [ms]    JRPC_ASYNC: replies ms from a uv timer on the call's loop
+ *   test.echo                params byte-exact (null when none)
+ *   test.worker_echo         the same through the worker pool
+ *   test.fail [code, message(, data)]   that error
+ *   test.blob [n]            a string of n 'x', sent zero-copy
+ *   test.nobatch             "ok", refused inside batches (-32004)
+ */
+#include "jrpc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+/* Longest sleep: past the default 30 s deadline, so deadline tests can outlast it, yet short
+ * enough that a typo cannot hold a worker for hours and hang a test run. */
+#define TESTKIT_SLEEP_MAX_MS 600000
+/* Largest blob: well past the default 25 MB max_response, so tests can hit -32003, while a
+ * mistyped n cannot make the server allocate gigabytes. */
+#define TESTKIT_BLOB_MAX (64u << 20)
+
+/* The single integer of params [n] within [0, max]; 0 or -1. */
+static int testkit_arg(const jrpc_call_t *call, int64_t max, int64_t *out)
+{
+    jrpc_json_t params = jrpc_call_params(call), v;
+    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || jrpc_json_count(params) != 1 ||
+        jrpc_json_at(params, 0, &v) != 0 || jrpc_json_int64(v, out) != 0)
+        return -1;
+    return *out >= 0 && *out <= max ? 0 : -1;
+}
+
+static void testkit_sleep(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t ms;
+    if (testkit_arg(call, TESTKIT_SLEEP_MAX_MS, &ms) != 0) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS, "expected params [ms], 0 <= ms <= 600000",
+                         NULL);
+        return;
+    }
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+    jrpc_reply_int64(call, ms);
+}
+
+/* A pending test.sleep_async: the timer and the call it answers. */
+typedef struct testkit_timer {
+    uv_timer_t timer; /* first, so the handle pointer is the struct's */
+    jrpc_call_t *call;
+    int64_t ms;
+} testkit_timer_t;
+
+static void testkit_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void testkit_timer_fired(uv_timer_t *timer)
+{
+    testkit_timer_t *t = (testkit_timer_t *)timer;
+    jrpc_reply_int64(t->call, t->ms);
+    uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
+}
+
+static void testkit_sleep_async(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t ms;
+    if (testkit_arg(call, TESTKIT_SLEEP_MAX_MS, &ms) != 0) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS, "expected params [ms], 0 <= ms <= 600000",
+                         NULL);
+        return;
+    }
+    testkit_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+    }
+    t->call = call;
+    t->ms = ms;
+    /* An ASYNC handler runs on the thread of the loop it is given, so the timer may be started
+     * here; it fires on that same thread. */
+    int rc = uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &t->timer);
+    if (rc != 0) {
+        free(t); /* never registered with the loop: plain free is enough */
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
+        return;
+    }
+    rc = uv_timer_start(&t->timer, testkit_timer_fired, (uint64_t)ms, 0);
+    if (rc != 0) {
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
+        uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
+    }
+}
+
+static void testkit_echo(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_json_t params = jrpc_call_params(call);
+    if (params.ptr == NULL)
+        jrpc_reply_raw(call, "null", 4);
+    else
+        jrpc_reply_raw(call, params.ptr, params.len);
+}
+
+static void testkit_fail(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_json_t params = jrpc_call_params(call), code_json, msg_json, data_json = {0};
+    size_t n = jrpc_json_count(params);
+    int64_t code;
+    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || n < 2 || n > 3 ||
+        jrpc_json_at(params, 0, &code_json) != 0 || jrpc_json_int64(code_json, &code) != 0 ||
+        code < INT_MIN || code > INT_MAX || jrpc_json_at(params, 1, &msg_json) != 0 ||
+        jrpc_json_type(msg_json) != JRPC_JSON_STRING ||
+        (n == 3 && jrpc_json_at(params, 2, &data_json) != 0)) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
+                         "expected params [code, message] or [code, message, data]", NULL);
+        return;
+    }
+
+    /* jrpc_reply_error takes NUL-terminated text; the views are not. Unescaping never
+     * lengthens a string, so the raw length is room enough for the message and its NUL. */
+    size_t len;
+    char *msg = malloc(msg_json.len);
+    char *extra = data_json.ptr ? malloc(data_json.len + 1) : NULL;
+    if (msg == NULL || (data_json.ptr != NULL && extra == NULL) ||
+        jrpc_json_string(msg_json, msg, msg_json.len, &len) != 0)
+        goto fail;
+    if (extra != NULL) {
+        memcpy(extra, data_json.ptr, data_json.len);
+        extra[data_json.len] = '\0';
+    }
+    jrpc_reply_error(call, (int)code, msg, extra);
+    free(msg);
+    free(extra);
+    return;
+
+fail:
+    free(msg);
+    free(extra);
+    jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
+}
+
+static void testkit_blob(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t n;
+    if (testkit_arg(call, TESTKIT_BLOB_MAX, &n) != 0) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
+                         "expected params [n], 0 <= n <= 67108864 (64 MiB)", NULL);
+        return;
+    }
+    jrpc_buf_t out;
+    jrpc_buf_init(&out);
+    if (jrpc_buf_reserve(&out, (size_t)n + 2) != 0) {
+        jrpc_buf_free(&out);
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+    }
+    out.ptr[out.len++] = '"';
+    memset(out.ptr + out.len, 'x', (size_t)n);
+    out.len += (size_t)n;
+    out.ptr[out.len++] = '"';
+    jrpc_reply_buf(call, &out); /* the library takes the bytes: no copy of up to 64 MiB */
+}
+
+static void testkit_nobatch(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_raw(call, "\"ok\"", 4);
+}
+
+JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args);
+
+JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
+{
+    static const struct {
+        const char *name;
+        jrpc_method_cb cb;
+        unsigned flags;
+    } methods[] = {
+        {"test.sleep", testkit_sleep, JRPC_WORKER},
+        {"test.sleep_async", testkit_sleep_async, JRPC_ASYNC},
+        {"test.echo", testkit_echo, JRPC_INLINE},
+        {"test.worker_echo", testkit_echo, JRPC_WORKER},
+        {"test.fail", testkit_fail, JRPC_INLINE},
+        /* Inline even at 64 MiB: it measures the response path, not the worker hop, and the
+         * largest blob is one memset of a few milliseconds. */
+        {"test.blob", testkit_blob, JRPC_INLINE},
+        {"test.nobatch", testkit_nobatch, JRPC_INLINE | JRPC_NO_BATCH},
+    };
+    (void)args;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        int rc = jrpc_method_add(srv, methods[i].name, methods[i].cb, NULL, methods[i].flags);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,679 @@
+/* Unit tests of the HTTP/1.1 transport (src/http) in-process: one real libuv loop on this thread,
+ * the real engine and worker pool, and connections over socketpairs so every byte the server writes
+ * is checked. Requests are fed split at every byte, pipelined, chunked, over the limits, and cut
+ * off; shutdown (drain, close_all) is driven the way src/io does it. */
+#define _GNU_SOURCE /* memmem */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The transport's statics (conn_new, conn_start) are reached by including its sources. */
+#include "http/conn.c"
+#include "http/parse.c"
+#include "http/response.c"
+
+#define MAX_BODY 4096
+#define MAX_HEADER 1024
+
+static jrpc_server_t *srv;
+static jrpc__loop_t loop;
+static int log_lines;
+
+typedef struct client {
+    int fd;                   /* our end of the socketpair */
+    jrpc__http_conn_t *conn;  /* the server's end (valid until it closes) */
+    char rx[1 << 20];         /* bytes received, not yet consumed */
+    size_t rx_len;
+    int eof;                  /* the server closed */
+} client_t;
+
+typedef struct answer {
+    int status;
+    char head[1024];          /* status line and headers, NUL-terminated */
+    char body[1 << 16];       /* NUL-terminated */
+    size_t body_len;
+} answer_t;
+
+static client_t *cl;
+static answer_t ans;
+
+/* ---- Handlers ---------------------------------------------------------------------------------- */
+
+static void ping(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_raw(call, "\"pong\"", 6);
+}
+
+static void echo(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_json_t p = jrpc_call_params(call);
+    if (p.ptr == NULL)
+        jrpc_reply_raw(call, "null", 4);
+    else
+        jrpc_reply_raw(call, p.ptr, p.len);
+}
+
+/* params [ms]: sleeps on a worker, replies ms. */
+static void slow(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t ms = 0;
+    jrpc_json_t v;
+    if (jrpc_json_at(jrpc_call_params(call), 0, &v) == 0)
+        jrpc_json_int64(v, &ms);
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    jrpc_reply_int64(call, ms);
+}
+
+static void on_log(jrpc_log_level_t level, const char *line, void *data)
+{
+    (void)level;
+    (void)data;
+    assert_non_null(strstr(line, "\""));
+    log_lines++;
+}
+
+/* ---- Harness ----------------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static client_t *client_open(void)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    client_t *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->fd = sv[1];
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    c->conn = conn_new(&loop);
+    assert_non_null(c->conn);
+    assert_int_equal(uv_tcp_open(&c->conn->tcp, sv[0]), 0);
+    conn_start(c->conn);
+    return c;
+}
+
+static void client_free(client_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+/* Runs the loop once without blocking and takes what the server wrote. */
+static void pump(client_t *c)
+{
+    uv_run(&loop.uv, UV_RUN_NOWAIT);
+    while (c != NULL && !c->eof && c->rx_len < sizeof(c->rx)) {
+        ssize_t n = read(c->fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len);
+        if (n > 0)
+            c->rx_len += (size_t)n;
+        else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            c->eof = 1;
+        else
+            break;
+    }
+}
+
+/* Pumps for a while so the server reads what was sent. */
+static void settle(client_t *c)
+{
+    for (int i = 0; i < 3; i++)
+        pump(c);
+}
+
+static void send_bytes(client_t *c, const char *p, size_t n)
+{
+    uint64_t end = now_ms() + 5000;
+    while (n > 0) {
+        ssize_t w = write(c->fd, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        assert_true(errno == EAGAIN || errno == EINTR);
+        assert_true(now_ms() < end);
+        pump(c);
+    }
+}
+
+static void send_str(client_t *c, const char *s)
+{
+    send_bytes(c, s, strlen(s));
+}
+
+/* A whole answer at the front of c->rx: its length, or 0 when not all there yet. */
+static size_t answer_complete(const client_t *c)
+{
+    const char *end = memmem(c->rx, c->rx_len, "\r\n\r\n", 4);
+    if (end == NULL)
+        return 0;
+    size_t head = (size_t)(end - c->rx) + 4;
+    size_t body = 0;
+    const char *cl_hdr = memmem(c->rx, head, "Content-Length: ", 16);
+    if (cl_hdr != NULL && memcmp(c->rx, "HTTP/1.1 100", 12) != 0)
+        body = strtoul(cl_hdr + 16, NULL, 10);
+    return c->rx_len >= head + body ? head + body : 0;
+}
+
+/* Waits (bounded) for the next answer and moves it into `ans`. */
+static void next_answer(client_t *c)
+{
+    uint64_t end = now_ms() + 5000;
+    size_t n;
+    while ((n = answer_complete(c)) == 0) {
+        assert_true(now_ms() < end);
+        pump(c);
+        if (c->eof && answer_complete(c) == 0)
+            fail_msg("connection closed before a whole answer (%zu bytes)", c->rx_len);
+    }
+    const char *end_head = memmem(c->rx, n, "\r\n\r\n", 4);
+    size_t head = (size_t)(end_head - c->rx) + 4;
+    assert_true(head < sizeof(ans.head));
+    memcpy(ans.head, c->rx, head);
+    ans.head[head] = '\0';
+    ans.body_len = n - head;
+    assert_true(ans.body_len < sizeof(ans.body));
+    memcpy(ans.body, c->rx + head, ans.body_len);
+    ans.body[ans.body_len] = '\0';
+    ans.status = atoi(ans.head + 9);
+    memmove(c->rx, c->rx + n, c->rx_len - n);
+    c->rx_len -= n;
+}
+
+/* Waits (bounded) until the server closed the connection. */
+static void wait_eof(client_t *c)
+{
+    uint64_t end = now_ms() + 5000;
+    while (!c->eof) {
+        assert_true(now_ms() < end);
+        pump(c);
+    }
+}
+
+static void wait_no_conns(void)
+{
+    uint64_t end = now_ms() + 5000;
+    while (loop.nconns != 0 || loop.nreqs != 0) {
+        assert_true(now_ms() < end);
+        uv_run(&loop.uv, UV_RUN_NOWAIT);
+    }
+}
+
+static int has_header(const char *line)
+{
+    return strstr(ans.head, line) != NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    cfg.io_threads = 1;
+    cfg.max_body = MAX_BODY;
+    cfg.max_header = MAX_HEADER;
+    cfg.log_cb = on_log;
+    srv = jrpc_server_new(&cfg);
+    assert_non_null(srv);
+    assert_int_equal(jrpc_method_add(srv, "tennis@ping", ping, NULL, JRPC_INLINE), 0);
+    assert_int_equal(jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE), 0);
+    assert_int_equal(jrpc_method_add(srv, "slow", slow, NULL, JRPC_WORKER), 0);
+    srv->pool = jrpc__pool_new(srv->cfg.workers, srv->cfg.worker_queue);
+    assert_non_null(srv->pool);
+    memset(&loop, 0, sizeof loop);
+    int inited = 0;
+    assert_int_equal(jrpc__loop_init(&loop, srv, 0, &inited), 0);
+    loop.tid = uv_thread_self();
+    log_lines = 0;
+    cl = client_open();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    client_free(cl);
+    cl = NULL;
+    wait_no_conns();
+    loop.stopping = 1;
+    jrpc__http_drain(&loop);
+    jrpc__loop_maybe_done(&loop);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop.uv), 0);
+    uv_mutex_destroy(&loop.done_lock);
+    jrpc__pool_free(srv->pool);
+    srv->pool = NULL;
+    jrpc_server_free(srv);
+    return 0;
+}
+
+static char *post(const char *path, const char *body, const char *extra)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof buf, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n%s\r\n%s",
+             path, strlen(body), extra, body);
+    return buf;
+}
+
+static const char ping_body[] = "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1}";
+
+static void assert_pong(void)
+{
+    assert_int_equal(ans.status, 200);
+    assert_true(has_header("\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(ans.body, "\"result\":\"pong\""));
+    assert_non_null(strstr(ans.body, "\"id\":1"));
+}
+
+/* ---- Tests ------------------------------------------------------------------------------------- */
+
+static void test_ping(void **state)
+{
+    (void)state;
+    send_str(cl, post("/api/v1/endpoint", ping_body, ""));
+    next_answer(cl);
+    assert_pong();
+    char cl_line[64];
+    snprintf(cl_line, sizeof cl_line, "\r\nContent-Length: %zu\r\n", ans.body_len);
+    assert_true(has_header(cl_line));
+    assert_false(has_header("Connection:"));
+    assert_int_equal(log_lines, 1);
+    /* "/" answers too; a query string does not matter. */
+    send_str(cl, post("/?x=1", ping_body, ""));
+    next_answer(cl);
+    assert_pong();
+}
+
+/* The same request split in two at every byte, on one keep-alive connection. */
+static void test_split_every_byte(void **state)
+{
+    (void)state;
+    char req[8192];
+    snprintf(req, sizeof req, "%s", post("/api/v1/endpoint", ping_body, "Content-Type: x\r\n"));
+    size_t n = strlen(req);
+    for (size_t i = 1; i < n; i++) {
+        send_bytes(cl, req, i);
+        settle(cl);
+        send_bytes(cl, req + i, n - i);
+        next_answer(cl);
+        assert_pong();
+    }
+    assert_null(cl->conn->head);
+}
+
+static void test_chunked_split(void **state)
+{
+    (void)state;
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "10\r\n{\"jsonrpc\":\"2.0\",\r\n1F\r\n\"method\":\"tennis@ping\",\"id\":1}\r\n"
+             "0\r\nX-Trailer: 1\r\n\r\n");
+    size_t n = strlen(req);
+    for (size_t i = 1; i < n; i += 3) {
+        send_bytes(cl, req, i);
+        settle(cl);
+        send_bytes(cl, req + i, n - i);
+        next_answer(cl);
+        assert_pong();
+    }
+}
+
+/* Answers leave in request order although the first one finishes last. */
+static void test_pipeline_order(void **state)
+{
+    (void)state;
+    char req[4096];
+    size_t n = 0;
+    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
+                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[80],\"id\":1}", ""));
+    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
+                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[2],\"id\":2}", ""));
+    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
+                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[3]}", ""));
+    n += (size_t)snprintf(req + n, sizeof req - n, "GET / HTTP/1.1\r\n\r\n");
+    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
+                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[5],\"id\":5}", ""));
+    send_bytes(cl, req, n);
+    next_answer(cl);
+    assert_int_equal(ans.status, 200);
+    assert_non_null(strstr(ans.body, "\"result\":80"));
+    next_answer(cl);
+    assert_non_null(strstr(ans.body, "\"id\":2"));
+    next_answer(cl); /* a notification */
+    assert_int_equal(ans.status, 204);
+    assert_int_equal(ans.body_len, 0);
+    assert_false(has_header("Content-Type"));
+    next_answer(cl);
+    assert_int_equal(ans.status, 405);
+    next_answer(cl);
+    assert_non_null(strstr(ans.body, "\"id\":5"));
+}
+
+/* A client that pipelines far past the bound is served in order, never holding more than the
+ * bound at once. */
+static void test_pipeline_bound(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static char req[N * 128];
+    size_t n = 0;
+    for (int i = 0; i < N; i++) {
+        char body[96];
+        snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[%d],\"id\":%d}",
+                 i, i);
+        n += (size_t)snprintf(req + n, sizeof req - n, "%s", post("/", body, ""));
+    }
+    send_bytes(cl, req, n);
+    int throttled = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(cl->conn->depth <= JRPC__HTTP_PIPELINE_MAX);
+        throttled |= cl->conn->throttled;
+        next_answer(cl);
+        char want[32];
+        snprintf(want, sizeof want, "\"id\":%d}", i);
+        assert_non_null(strstr(ans.body, want));
+    }
+    (void)throttled; /* depends on how the socketpair splits reads; the order is what counts */
+}
+
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: %zu\r\n\r\n",
+             strlen(ping_body));
+    send_str(cl, req);
+    next_answer(cl);
+    assert_int_equal(ans.status, 100);
+    assert_string_equal(ans.head, "HTTP/1.1 100 Continue\r\n\r\n");
+    send_str(cl, ping_body);
+    next_answer(cl);
+    assert_pong();
+    /* Behind an unanswered request, the 100 waits for that answer. */
+    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":7}", ""));
+    send_str(cl, req);
+    next_answer(cl);
+    assert_int_equal(ans.status, 200);
+    assert_non_null(strstr(ans.body, "\"id\":7"));
+    next_answer(cl);
+    assert_int_equal(ans.status, 100);
+    send_str(cl, ping_body);
+    next_answer(cl);
+    assert_pong();
+}
+
+static void test_expect_refused(void **state)
+{
+    (void)state;
+    send_str(cl, "POST /elsewhere HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+    next_answer(cl);
+    assert_int_equal(ans.status, 404);
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(cl);
+}
+
+static void test_413_content_length(void **state)
+{
+    (void)state;
+    char req[256];
+    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
+    send_str(cl, req);
+    send_str(cl, "{\"a\":1}"); /* a start of the body: discarded */
+    next_answer(cl);
+    assert_int_equal(ans.status, 413);
+    assert_true(has_header("Connection: close\r\n"));
+    assert_non_null(strstr(ans.body, "-32005"));
+    assert_non_null(strstr(ans.body, "request body exceeds 4096 bytes"));
+    shutdown(cl->fd, SHUT_WR); /* the lingering close ends with our FIN */
+    wait_eof(cl);
+}
+
+static void test_413_chunked(void **state)
+{
+    (void)state;
+    send_str(cl, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[1100];
+    memset(chunk, 'a', sizeof chunk);
+    memcpy(chunk, "400\r\n", 5);
+    memcpy(chunk + 5 + 1024, "\r\n", 2);
+    for (int i = 0; i < 5 && !cl->eof && cl->rx_len == 0; i++) {
+        send_bytes(cl, chunk, 5 + 1024 + 2);
+        settle(cl);
+    }
+    next_answer(cl);
+    assert_int_equal(ans.status, 413);
+    assert_true(has_header("Connection: close\r\n"));
+}
+
+static void test_header_limits(void **state)
+{
+    (void)state;
+    char req[4096];
+    int n = snprintf(req, sizeof req, "POST / HTTP/1.1\r\n");
+    for (int i = 0; i < 20; i++)
+        n += snprintf(req + n, sizeof req - (size_t)n, "X-Pad-%d: %060d\r\n", i, i);
+    snprintf(req + n, sizeof req - (size_t)n, "Content-Length: 0\r\n\r\n");
+    send_str(cl, req);
+    next_answer(cl);
+    assert_int_equal(ans.status, 431);
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(cl);
+
+    client_t *c2 = client_open();
+    memset(req, 'a', sizeof req);
+    memcpy(req, "GET /", 5);
+    memcpy(req + 2000, " HTTP/1.1\r\n\r\n", 14);
+    send_bytes(c2, req, 2014);
+    next_answer(c2);
+    assert_int_equal(ans.status, 414);
+    wait_eof(c2);
+    client_free(c2);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    send_str(cl, post("/", ping_body, ""));
+    send_str(cl, "NOT HTTP AT ALL\r\n\r\n");
+    next_answer(cl);
+    assert_pong();
+    next_answer(cl);
+    assert_int_equal(ans.status, 400);
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(cl);
+}
+
+static void test_routes_and_methods(void **state)
+{
+    (void)state;
+    send_str(cl, "GET /api/v1/endpoint HTTP/1.1\r\n\r\n");
+    next_answer(cl);
+    assert_int_equal(ans.status, 405);
+    assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
+    assert_non_null(strstr(ans.body, "method GET not allowed; use POST"));
+    assert_non_null(strstr(ans.body, "-32600"));
+
+    send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\n\r\n");
+    next_answer(cl);
+    assert_int_equal(ans.status, 204);
+    assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Headers: Content-Type\r\n"));
+    assert_int_equal(ans.body_len, 0);
+
+    send_str(cl, "GET /nowhere HTTP/1.1\r\n\r\n");
+    next_answer(cl);
+    assert_int_equal(ans.status, 404);
+    assert_false(has_header("Connection:"));
+
+    /* HEAD: the header says how long the body would be, and no body follows. */
+    send_str(cl, "HEAD / HTTP/1.1\r\n\r\n");
+    send_str(cl, post("/", ping_body, ""));
+    uint64_t end = now_ms() + 5000;
+    while (memmem(cl->rx, cl->rx_len, "pong", 4) == NULL) {
+        assert_true(now_ms() < end);
+        pump(cl);
+    }
+    assert_int_equal(memcmp(cl->rx, "HTTP/1.1 405 ", 13), 0);
+    const char *second = memmem(cl->rx, cl->rx_len, "\r\n\r\nHTTP/1.1 200 OK\r\n", 21);
+    assert_non_null(second);
+}
+
+static void test_http10_and_close(void **state)
+{
+    (void)state;
+    char req[256];
+    snprintf(req, sizeof req, "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(ping_body), ping_body);
+    send_str(cl, req);
+    next_answer(cl);
+    assert_pong();
+    assert_true(has_header("Connection: keep-alive\r\n"));
+    snprintf(req, sizeof req, "POST / HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s", strlen(ping_body),
+             ping_body);
+    send_str(cl, req);
+    next_answer(cl);
+    assert_pong();
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(cl);
+
+    client_t *c2 = client_open();
+    send_str(c2, post("/", ping_body, "Connection: close\r\n"));
+    send_str(c2, post("/", ping_body, "")); /* after close: never answered */
+    next_answer(c2);
+    assert_pong();
+    assert_true(has_header("Connection: close\r\n"));
+    shutdown(c2->fd, SHUT_WR);
+    wait_eof(c2);
+    assert_int_equal(c2->rx_len, 0);
+    client_free(c2);
+}
+
+/* A half-closing client still gets every answer, then the connection closes. */
+static void test_half_close(void **state)
+{
+    (void)state;
+    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":1}", ""));
+    send_str(cl, post("/", ping_body, ""));
+    shutdown(cl->fd, SHUT_WR);
+    next_answer(cl);
+    assert_int_equal(ans.status, 200);
+    next_answer(cl);
+    assert_pong();
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(cl);
+}
+
+/* The client vanishes with a call in flight: the request is detached and freed. */
+static void test_client_gone(void **state)
+{
+    (void)state;
+    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    settle(cl);
+    assert_int_equal(loop.nreqs, 1);
+    struct linger lg = {1, 0};
+    setsockopt(cl->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(cl->fd);
+    cl->fd = -1;
+    wait_no_conns(); /* also waits for the engine to free the detached request */
+}
+
+static void test_drain(void **state)
+{
+    (void)state;
+    client_t *idle = client_open();
+    send_str(idle, post("/", ping_body, ""));
+    next_answer(idle);
+    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    settle(cl);
+    loop.stopping = 1;
+    jrpc__http_drain(&loop);
+    wait_eof(idle);
+    assert_int_equal(idle->rx_len, 0);
+    next_answer(cl);
+    assert_int_equal(ans.status, 200);
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(cl);
+    client_free(idle);
+    loop.stopping = 0;
+}
+
+static void test_close_all(void **state)
+{
+    (void)state;
+    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    settle(cl);
+    jrpc__http_close_all(&loop);
+    wait_eof(cl);
+    assert_int_equal(cl->rx_len, 0);
+    wait_no_conns();
+}
+
+static void test_large_body(void **state)
+{
+    (void)state;
+    /* Just under max_body, in pieces: the known length is read in place. */
+    char body[MAX_BODY];
+    int n = snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"");
+    memset(body + n, 'x', sizeof body - (size_t)n - 40);
+    snprintf(body + sizeof body - 40, 40, "\"],\"id\":9}");
+    char head[128];
+    snprintf(head, sizeof head, "POST / HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", strlen(body));
+    send_str(cl, head);
+    for (size_t off = 0; off < strlen(body); off += 1000) {
+        size_t len = strlen(body) - off < 1000 ? strlen(body) - off : 1000;
+        send_bytes(cl, body + off, len);
+        settle(cl);
+    }
+    next_answer(cl);
+    assert_int_equal(ans.status, 200);
+    assert_non_null(strstr(ans.body, "\"id\":9"));
+    assert_true(ans.body_len > MAX_BODY - 100);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* as jrpcd does: a write to a gone client must not kill us */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_every_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_413_content_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_413_chunked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http10_and_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_body, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
