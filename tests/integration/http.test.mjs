@@ -26,13 +26,13 @@ async function withConn(server, fn) {
 
 test('keep-alive: several requests on one connection, also after errors', async () => {
     await withConn(srv, async (conn) => {
-        const bodies = [ping(1), '{"broken', ping(2), call('no.such.method', undefined, 3), ping(4)];
+        const bodies = [ping(1), '{"broken', ping(2), call('no.such.method', undefined, 3), '[]', ping(4)];
         for (const b of bodies) {
             const r = await conn.request(srv, { body: b });
             assert.equal(r.status, 200, r.head);
             assert.notEqual((r.headers.connection ?? '').toLowerCase(), 'close', r.head);
         }
-        const r404 = await conn.request(srv, { path: '/nope', body: ping(5) });
+        const r404 = await conn.request(srv, { path: '/nope', method: 'GET' });
         assert.equal(r404.status, 404);
         const r405 = await conn.request(srv, { method: 'GET' });
         assert.equal(r405.status, 405);
@@ -40,6 +40,23 @@ test('keep-alive: several requests on one connection, also after errors', async 
         assertResult(r.json, 'pong', 6);
         assert.ok(!conn.ended, 'connection still open');
     });
+});
+
+test('a refused request with a body: keep-alive, or Connection: close and closed', async () => {
+    // The server may discard the unwanted body and keep the connection, or say Connection:
+    // close and close it; what it must not do is leave the client guessing.
+    for (const opts of [{ path: '/nope', body: ping(1) }, { method: 'PUT', body: ping(1) }]) {
+        await withConn(srv, async (conn) => {
+            const r = await conn.request(srv, opts);
+            assert.equal(r.status, opts.method ? 405 : 404, r.head);
+            if ((r.headers.connection ?? '').toLowerCase() === 'close') {
+                await conn.waitClosed();
+            } else {
+                const again = await conn.request(srv, { body: ping(2) });
+                assertResult(again.json, 'pong', 2);
+            }
+        });
+    }
 });
 
 test('pipelining: 10 requests in one write answered in order (slow ones first)', async () => {
