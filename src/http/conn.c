@@ -18,7 +18,7 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_resume(jrpc__http_conn_t *c);
 
-/* ---- Small helpers ------------------------------------------------------------------------------ */
+/* ---- Small helpers --------------------------------------------------------------------------- */
 
 /* http_parser_pause asserts when the parser is in an error state: pause only a healthy one. */
 static void parser_pause(jrpc__http_conn_t *c)
@@ -77,7 +77,7 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
     return c->depth >= JRPC__HTTP_PIPELINE_MAX || c->inflight >= c->cfg->max_body;
 }
 
-/* ---- Closing ------------------------------------------------------------------------------------ */
+/* ---- Closing --------------------------------------------------------------------------------- */
 
 static void on_close(uv_handle_t *h)
 {
@@ -174,7 +174,7 @@ void jrpc__http_halt(jrpc__http_conn_t *c)
     }
 }
 
-/* ---- Pipeline ----------------------------------------------------------------------------------- */
+/* ---- Pipeline -------------------------------------------------------------------------------- */
 
 jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
 {
@@ -369,7 +369,7 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
         conn_after_write(c);
 }
 
-/* ---- Engine ------------------------------------------------------------------------------------- */
+/* ---- Engine ---------------------------------------------------------------------------------- */
 
 static void on_req_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
 {
@@ -410,8 +410,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     c->inflight += len;
     /* done may run before jrpc__req_start returns (inline calls): then hr is READY already and
      * the returned pointer must not be kept. */
-    jrpc__req_t *r =
-        jrpc__req_start(c->loop, body, len, c->cfg->max_batch, on_req_done, hr);
+    jrpc__req_t *r = jrpc__req_start(c->loop, body, len, c->cfg->max_batch, on_req_done, hr);
     if (r == NULL) {
         c->inflight -= len;
         hr->in_len = 0;
@@ -427,13 +426,12 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     }
 }
 
-/* ---- Reading ------------------------------------------------------------------------------------ */
+/* ---- Reading --------------------------------------------------------------------------------- */
 
 static void conn_parse_error(jrpc__http_conn_t *c, enum http_errno e)
 {
     if (e == HPE_HEADER_OVERFLOW) {
-        /* http-parser's own ceiling (80 KiB) is above our default max_header; it only bites
-         * when max_header is set higher than that. */
+        /* http-parser's ceiling is raised to max_header by jrpc__http_global_init. */
         jrpc__http_refuse(c, 431, JRPC_CODE_LIMIT_EXCEEDED, "request header too large");
         return;
     }
@@ -559,7 +557,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_after_parse(c);
 }
 
-/* ---- The io loop's entry points ----------------------------------------------------------------- */
+/* ---- The io loop's entry points -------------------------------------------------------------- */
 
 /* A connection object with its handles initialised and counted on the loop (not yet open). */
 static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)

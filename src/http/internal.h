@@ -78,83 +78,83 @@ typedef enum {
 
 /* One request of a connection's pipeline, from its first byte until its answer is written. */
 struct jrpc__http_req {
-    jrpc__http_conn_t *conn;   /* owner */
-    jrpc__http_req_t *next;    /* next newer request in the pipeline */
-    jrpc__req_t *rpc;          /* engine request while RUNNING (NULL while it is being started) */
-    uint8_t state;             /* jrpc__hr_state_t */
-    uint8_t kind;              /* jrpc__hr_kind_t */
-    uint8_t keep_alive;        /* the connection stays open after this answer */
-    uint8_t http10;            /* HTTP/1.0 request: keep-alive must be said in the answer */
-    uint8_t head_only;         /* HEAD: the answer carries no body bytes */
-    uint8_t close_after;       /* answer with Connection: close, then close */
-    uint8_t want_continue;     /* Expect: 100-continue still to be honoured */
-    uint8_t continue_sent;     /* the 100 Continue went out */
-    uint8_t direct;            /* body of known length: reads may land in `in` directly */
-    int method;                /* enum http_method, -1 before the request line is parsed */
-    unsigned status;           /* HTTP status of the answer */
-    char *in;                  /* request body being received (malloc'd, ours until handed on) */
-    size_t in_len;             /* bytes received; while RUNNING: bytes counted in c->inflight */
-    size_t in_cap;             /* bytes allocated for `in` */
-    jrpc_buf_t out;            /* response body (ours, freed when the write is done) */
-    size_t items;              /* calls in the request, for the log */
-    uint64_t t0;               /* uv_hrtime() at the first byte (logging only) */
-    size_t url_len;            /* bytes in url (logging only) */
-    size_t head_len;           /* bytes in head */
-    uv_write_t wr;             /* the answer's write when it did not complete at once
-                                  (.data: the first request the write carries) */
-    uv_write_t cont_wr;        /* the 100 Continue's write */
-    char head[JRPC__HTTP_HEAD_CAP];  /* status line and headers */
-    char url[JRPC__HTTP_LOG_URL];    /* URL as received, cut (logging only) */
+    jrpc__http_conn_t *conn; /* owner */
+    jrpc__http_req_t *next;  /* next newer request in the pipeline */
+    jrpc__req_t *rpc;        /* engine request while RUNNING (NULL while it is being started) */
+    uint8_t state;           /* jrpc__hr_state_t */
+    uint8_t kind;            /* jrpc__hr_kind_t */
+    uint8_t keep_alive;      /* the connection stays open after this answer */
+    uint8_t http10;          /* HTTP/1.0 request: keep-alive must be said in the answer */
+    uint8_t head_only;       /* HEAD: the answer carries no body bytes */
+    uint8_t close_after;     /* answer with Connection: close, then close */
+    uint8_t want_continue;   /* Expect: 100-continue still to be honoured */
+    uint8_t continue_sent;   /* the 100 Continue went out */
+    uint8_t direct;          /* body of known length: reads may land in `in` directly */
+    int method;              /* enum http_method, -1 before the request line is parsed */
+    unsigned status;         /* HTTP status of the answer */
+    char *in;                /* request body being received (malloc'd, ours until handed on) */
+    size_t in_len;           /* bytes received; while RUNNING: bytes counted in c->inflight */
+    size_t in_cap;           /* bytes allocated for `in` */
+    jrpc_buf_t out;          /* response body (ours, freed when the write is done) */
+    size_t items;            /* calls in the request, for the log */
+    uint64_t t0;             /* uv_hrtime() at the first byte (logging only) */
+    size_t url_len;          /* bytes in url (logging only) */
+    size_t head_len;         /* bytes in head */
+    uv_write_t wr;           /* the answer's write when it did not complete at once
+                                (.data: the first request the write carries) */
+    uv_write_t cont_wr;      /* the 100 Continue's write */
+    char head[JRPC__HTTP_HEAD_CAP]; /* status line and headers */
+    char url[JRPC__HTTP_LOG_URL];   /* URL as received, cut (logging only) */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
 struct jrpc__http_conn {
-    uv_tcp_t tcp;                  /* the socket; .data = this */
-    uv_timer_t linger;             /* bounds the lingering close; .data = this */
-    uv_shutdown_t shutdown;        /* the FIN after the last answer */
-    http_parser parser;            /* .data = this */
-    jrpc__loop_t *loop;            /* owning loop */
-    const jrpc_config_t *cfg;      /* loop->srv->cfg */
-    jrpc__list_t link;             /* in loop->conns */
-    jrpc__http_req_t *head;        /* oldest request not yet written */
-    jrpc__http_req_t *tail;        /* newest request */
-    jrpc__http_req_t *unsent;      /* oldest request not yet handed to uv_write, or NULL */
-    jrpc__http_req_t *cur;         /* the request being received, or NULL between requests */
-    jrpc__http_req_t *spare;       /* reusable request structs (via next) */
-    unsigned depth;                /* requests from head to tail */
-    unsigned nspare;               /* structs on spare */
-    unsigned open_handles;         /* tcp and linger until their close callbacks ran */
-    size_t inflight;               /* body bytes of RUNNING requests (bounded by max_body) */
-    char *stash;                   /* unparsed bytes kept while throttled (malloc'd) */
-    size_t stash_off;              /* next byte of stash to parse */
-    size_t stash_len;              /* bytes in stash */
-    size_t hdr_bytes;              /* request line + header bytes of the current request */
-    uint8_t closing;               /* uv_close called: nothing more happens but freeing */
-    uint8_t halted;                /* parse no more requests; close once the pipeline is empty */
-    uint8_t throttled;             /* parser paused at the pipeline bound; resumes as it drains */
-    uint8_t draining;              /* stop began: halt after the request being received */
-    uint8_t lingering;             /* FIN sent: reading only to discard, closing on EOF/timer */
-    uint8_t reading;               /* uv_read_start is in effect */
-    uint8_t eof;                   /* the peer sent FIN */
-    uint8_t in_parse;              /* http_parser_execute is on the stack: flush afterwards */
-    uint8_t log;                   /* one access-log line per request */
-    uint8_t hdr_in_value;          /* the last header callback was a value */
-    uint8_t hdr_is_expect;         /* the current header is Expect */
-    uint8_t expect_continue;       /* the current request said Expect: 100-continue */
-    uint8_t fname_len;             /* bytes seen of the current header name (saturating) */
-    uint8_t fval_len;              /* bytes seen of the Expect value (saturating) */
-    char fname[8];                 /* lower-cased start of the current header name */
-    char fval[16];                 /* lower-cased start of the Expect value */
-    const char *route;             /* cfg.path */
+    uv_tcp_t tcp;             /* the socket; .data = this */
+    uv_timer_t linger;        /* bounds the lingering close; .data = this */
+    uv_shutdown_t shutdown;   /* the FIN after the last answer */
+    http_parser parser;       /* .data = this */
+    jrpc__loop_t *loop;       /* owning loop */
+    const jrpc_config_t *cfg; /* loop->srv->cfg */
+    jrpc__list_t link;        /* in loop->conns */
+    jrpc__http_req_t *head;   /* oldest request not yet written */
+    jrpc__http_req_t *tail;   /* newest request */
+    jrpc__http_req_t *unsent; /* oldest request not yet handed to uv_write, or NULL */
+    jrpc__http_req_t *cur;    /* the request being received, or NULL between requests */
+    jrpc__http_req_t *spare;  /* reusable request structs (via next) */
+    unsigned depth;           /* requests from head to tail */
+    unsigned nspare;          /* structs on spare */
+    unsigned open_handles;    /* tcp and linger until their close callbacks ran */
+    size_t inflight;          /* body bytes of RUNNING requests (bounded by max_body) */
+    char *stash;              /* unparsed bytes kept while throttled (malloc'd) */
+    size_t stash_off;         /* next byte of stash to parse */
+    size_t stash_len;         /* bytes in stash */
+    size_t hdr_bytes;         /* request line + header bytes of the current request */
+    uint8_t closing;          /* uv_close called: nothing more happens but freeing */
+    uint8_t halted;           /* parse no more requests; close once the pipeline is empty */
+    uint8_t throttled;        /* parser paused at the pipeline bound; resumes as it drains */
+    uint8_t draining;         /* stop began: halt after the request being received */
+    uint8_t lingering;        /* FIN sent: reading only to discard, closing on EOF/timer */
+    uint8_t reading;          /* uv_read_start is in effect */
+    uint8_t eof;              /* the peer sent FIN */
+    uint8_t in_parse;         /* http_parser_execute is on the stack: flush afterwards */
+    uint8_t log;              /* one access-log line per request */
+    uint8_t hdr_in_value;     /* the last header callback was a value */
+    uint8_t hdr_is_expect;    /* the current header is Expect */
+    uint8_t expect_continue;  /* the current request said Expect: 100-continue */
+    uint8_t fname_len;        /* bytes seen of the current header name (saturating) */
+    uint8_t fval_len;         /* bytes seen of the Expect value (saturating) */
+    char fname[8];            /* lower-cased start of the current header name */
+    char fval[16];            /* lower-cased start of the Expect value */
+    const char *route;        /* cfg.path */
     size_t route_len;
-    size_t url_len;                /* URL bytes of the current request (may exceed url_cap) */
-    size_t url_cap;                /* bytes of url */
-    size_t peer_len;               /* bytes in peer, 0 until first needed */
-    char peer[64];                 /* "ip:port" of the client (logging only) */
-    char url[];                    /* first url_cap bytes of the current request's URL */
+    size_t url_len;  /* URL bytes of the current request (may exceed url_cap) */
+    size_t url_cap;  /* bytes of url */
+    size_t peer_len; /* bytes in peer, 0 until first needed */
+    char peer[64];   /* "ip:port" of the client (logging only) */
+    char url[];      /* first url_cap bytes of the current request's URL */
 };
 
-/* ---- conn.c ------------------------------------------------------------------------------------ */
+/* ---- conn.c ---------------------------------------------------------------------------------- */
 
 /* A request struct appended to the pipeline as PARSING (NULL when out of memory). */
 jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c);
@@ -169,7 +169,7 @@ void jrpc__http_close_now(jrpc__http_conn_t *c);
 /* The pipeline is at its bound (requests or in-flight body bytes). */
 int jrpc__http_over_bound(const jrpc__http_conn_t *c);
 
-/* ---- parse.c ----------------------------------------------------------------------------------- */
+/* ---- parse.c --------------------------------------------------------------------------------- */
 
 /* The callbacks, shared by every connection (read-only). */
 extern const http_parser_settings jrpc__http_settings;
@@ -177,7 +177,7 @@ extern const http_parser_settings jrpc__http_settings;
  * halts: limits (413, 414, 431), refusals with Expect, malformed HTTP, out of memory. */
 void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const char *msg);
 
-/* ---- response.c -------------------------------------------------------------------------------- */
+/* ---- response.c ------------------------------------------------------------------------------ */
 
 /* Sets hr's answer to `status` with a JSON-RPC error object body (state becomes READY). */
 void jrpc__http_answer_error(jrpc__http_req_t *hr, unsigned status, int code, const char *msg);

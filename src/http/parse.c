@@ -144,7 +144,7 @@ void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const ch
     jrpc__http_halt(c);
 }
 
-/* ---- Callbacks ---------------------------------------------------------------------------------- */
+/* ---- Callbacks ------------------------------------------------------------------------------- */
 
 static int on_message_begin(http_parser *p)
 {
@@ -362,3 +362,12 @@ const http_parser_settings jrpc__http_settings = {
     .on_message_complete = on_message_complete,
     .on_chunk_header = on_chunk_header,
 };
+
+void jrpc__http_global_init(const jrpc_config_t *cfg)
+{
+    /* http-parser's header ceiling is one global (80 KiB by default); raise it when max_header
+     * asks for more so that our own count, not the parser's, decides the 431. Never lowered:
+     * other users of the library in this process may rely on the default. */
+    if (cfg->max_header > HTTP_MAX_HEADER_SIZE)
+        http_parser_set_max_header_size((uint32_t)(cfg->max_header + 1024));
+}

@@ -133,6 +133,7 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
     char line[JRPC__HTTP_LOG_URL + 256];
     snprintf(line, sizeof line, "%s \"%s %.*s\" %u items=%zu bytes=%zu %lluus", c->peer, method,
-             hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status, hr->items, hr->out.len, us);
+             hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
+             hr->items, hr->out.len, us);
     c->cfg->log_cb(JRPC_LOG_INFO, line, c->cfg->log_data);
 }

@@ -57,6 +57,8 @@ int jrpc__loop_init(jrpc__loop_t *loop, jrpc_server_t *srv, unsigned index, int 
 /* Post-run hook for a loop: the listener's connection callback hands new sockets here. Lives in
  * src/http; accepts from `server` and starts serving on `loop`. */
 void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server);
+/* Process-wide transport settings (http-parser's global header limit), before the loops start. */
+void jrpc__http_global_init(const jrpc_config_t *cfg);
 /* Stop began: close idle connections now, and each busy one once its answers are written.
  * Lives in src/http; called on the loop's thread. */
 void jrpc__http_drain(jrpc__loop_t *loop);

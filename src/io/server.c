@@ -7,6 +7,7 @@
 #include "../rpc/req.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -273,8 +274,9 @@ static void loop_wakeup(uv_async_t *h)
 static void on_connection(uv_stream_t *server, int status)
 {
     jrpc__loop_t *loop = server->data;
-    if (status < 0 || loop->stopping)
+    if (status < 0)
         return;
+    /* Also while stopping: the transport accepts and closes, so libuv keeps watching. */
     jrpc__http_accept(loop, server);
 }
 
@@ -334,6 +336,12 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
     int expected = 0;
     if (!atomic_compare_exchange_strong(&srv->running, &expected, 1))
         return JRPC_EBUSY;
+    /* A client that goes away mid-answer must cost an EPIPE, not the process: libuv writes with
+     * write(2), so SIGPIPE is ignored unless the embedding program installed its own handler. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    jrpc__http_global_init(&srv->cfg);
     unsigned n = srv->cfg.io_threads;
     uv_thread_t *threads = calloc(n, sizeof(*threads));
     jrpc__loop_t *loops = calloc(n, sizeof(*loops));

@@ -148,8 +148,17 @@ static inline int scan_unicode_escape(scan_t *s, const unsigned char *p)
         FAIL(s, p - 1, "lone surrogate");
     if (cp < 0xD800 || cp > 0xDBFF)
         return 5;
-    /* A high surrogate must be followed by an escaped low surrogate. */
-    if (end - p < 11 || p[5] != '\\' || p[6] != 'u')
+    /* A high surrogate must be followed by an escaped low surrogate. Input that stops where the
+     * partner could still have come is reported as truncated, not as a lone surrogate. */
+    if (end - p < 11) {
+        const unsigned char *q = p + 5;
+        for (long i = 0; q + i < end; i++) {
+            if ((i == 0 && q[i] != '\\') || (i == 1 && q[i] != 'u') || (i >= 2 && hexval(q[i]) < 0))
+                FAIL(s, p - 1, "lone surrogate");
+        }
+        FAIL(s, end, "unexpected end of input");
+    }
+    if (p[5] != '\\' || p[6] != 'u')
         FAIL(s, p - 1, "lone surrogate");
     a = hexval(p[7]), b = hexval(p[8]), c = hexval(p[9]), d = hexval(p[10]);
     if ((a | b | c | d) < 0)

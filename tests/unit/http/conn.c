@@ -7,7 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,24 +33,24 @@ static jrpc__loop_t loop;
 static int log_lines;
 
 typedef struct client {
-    int fd;                   /* our end of the socketpair */
-    jrpc__http_conn_t *conn;  /* the server's end (valid until it closes) */
-    char rx[1 << 20];         /* bytes received, not yet consumed */
+    int fd;                  /* our end of the socketpair */
+    jrpc__http_conn_t *conn; /* the server's end (valid until it closes) */
+    char rx[1 << 20];        /* bytes received, not yet consumed */
     size_t rx_len;
-    int eof;                  /* the server closed */
+    int eof; /* the server closed */
 } client_t;
 
 typedef struct answer {
     int status;
-    char head[1024];          /* status line and headers, NUL-terminated */
-    char body[1 << 16];       /* NUL-terminated */
+    char head[1024];    /* status line and headers, NUL-terminated */
+    char body[1 << 16]; /* NUL-terminated */
     size_t body_len;
 } answer_t;
 
 static client_t *cl;
 static answer_t ans;
 
-/* ---- Handlers ---------------------------------------------------------------------------------- */
+/* ---- Handlers -------------------------------------------------------------------------------- */
 
 static void ping(jrpc_call_t *call, void *data)
 {
@@ -88,7 +89,7 @@ static void on_log(jrpc_log_level_t level, const char *line, void *data)
     log_lines++;
 }
 
-/* ---- Harness ----------------------------------------------------------------------------------- */
+/* ---- Harness --------------------------------------------------------------------------------- */
 
 static uint64_t now_ms(void)
 {
@@ -284,7 +285,7 @@ static void assert_pong(void)
     assert_non_null(strstr(ans.body, "\"id\":1"));
 }
 
-/* ---- Tests ------------------------------------------------------------------------------------- */
+/* ---- Tests ----------------------------------------------------------------------------------- */
 
 static void test_ping(void **state)
 {
@@ -323,11 +324,12 @@ static void test_split_every_byte(void **state)
 static void test_chunked_split(void **state)
 {
     (void)state;
+    const char *a = "{\"jsonrpc\":\"2.0\",", *b = "\"method\":\"tennis@ping\",\"id\":1}";
     char req[512];
     snprintf(req, sizeof req,
              "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-             "10\r\n{\"jsonrpc\":\"2.0\",\r\n1F\r\n\"method\":\"tennis@ping\",\"id\":1}\r\n"
-             "0\r\nX-Trailer: 1\r\n\r\n");
+             "%zx\r\n%s\r\n%zX;ext=1\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n",
+             strlen(a), a, strlen(b), b);
     size_t n = strlen(req);
     for (size_t i = 1; i < n; i += 3) {
         send_bytes(cl, req, i);
@@ -344,15 +346,19 @@ static void test_pipeline_order(void **state)
     (void)state;
     char req[4096];
     size_t n = 0;
-    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
-                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[80],\"id\":1}", ""));
-    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
-                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[2],\"id\":2}", ""));
-    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
-                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[3]}", ""));
+    n += (size_t)snprintf(
+        req + n, sizeof req - n, "%s",
+        post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[80],\"id\":1}", ""));
+    n += (size_t)snprintf(
+        req + n, sizeof req - n, "%s",
+        post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[2],\"id\":2}", ""));
+    n +=
+        (size_t)snprintf(req + n, sizeof req - n, "%s",
+                         post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[3]}", ""));
     n += (size_t)snprintf(req + n, sizeof req - n, "GET / HTTP/1.1\r\n\r\n");
-    n += (size_t)snprintf(req + n, sizeof req - n, "%s",
-                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[5],\"id\":5}", ""));
+    n += (size_t)snprintf(
+        req + n, sizeof req - n, "%s",
+        post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[5],\"id\":5}", ""));
     send_bytes(cl, req, n);
     next_answer(cl);
     assert_int_equal(ans.status, 200);
@@ -379,8 +385,8 @@ static void test_pipeline_bound(void **state)
     size_t n = 0;
     for (int i = 0; i < N; i++) {
         char body[96];
-        snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[%d],\"id\":%d}",
-                 i, i);
+        snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[%d],\"id\":%d}", i, i);
         n += (size_t)snprintf(req + n, sizeof req - n, "%s", post("/", body, ""));
     }
     send_bytes(cl, req, n);
@@ -411,7 +417,8 @@ static void test_expect_continue(void **state)
     next_answer(cl);
     assert_pong();
     /* Behind an unanswered request, the 100 waits for that answer. */
-    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":7}", ""));
+    send_str(cl,
+             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":7}", ""));
     send_str(cl, req);
     next_answer(cl);
     assert_int_equal(ans.status, 200);
@@ -544,7 +551,8 @@ static void test_http10_and_close(void **state)
 {
     (void)state;
     char req[256];
-    snprintf(req, sizeof req, "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: %zu\r\n\r\n%s",
+    snprintf(req, sizeof req,
+             "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: %zu\r\n\r\n%s",
              strlen(ping_body), ping_body);
     send_str(cl, req);
     next_answer(cl);
@@ -574,7 +582,8 @@ static void test_http10_and_close(void **state)
 static void test_half_close(void **state)
 {
     (void)state;
-    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":1}", ""));
+    send_str(cl,
+             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":1}", ""));
     send_str(cl, post("/", ping_body, ""));
     shutdown(cl->fd, SHUT_WR);
     next_answer(cl);
@@ -589,7 +598,8 @@ static void test_half_close(void **state)
 static void test_client_gone(void **state)
 {
     (void)state;
-    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    send_str(cl,
+             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
     settle(cl);
     assert_int_equal(loop.nreqs, 1);
     struct linger lg = {1, 0};
@@ -605,7 +615,8 @@ static void test_drain(void **state)
     client_t *idle = client_open();
     send_str(idle, post("/", ping_body, ""));
     next_answer(idle);
-    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    send_str(cl,
+             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
     settle(cl);
     loop.stopping = 1;
     jrpc__http_drain(&loop);
@@ -622,7 +633,8 @@ static void test_drain(void **state)
 static void test_close_all(void **state)
 {
     (void)state;
-    send_str(cl, post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    send_str(cl,
+             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
     settle(cl);
     jrpc__http_close_all(&loop);
     wait_eof(cl);
