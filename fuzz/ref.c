@@ -11,6 +11,7 @@ typedef struct ref {
     unsigned depth, max_depth;
     unsigned tolerate;
     ref_result_t *res;
+    int eof_in_string; /* a string ran into the end of the input between characters */
 } ref_t;
 
 /* Records fault c at `at`: returns 0 (go on) when it is tolerated, else -1. */
@@ -125,8 +126,10 @@ static int string(ref_t *r)
 {
     r->p++; /* opening quote */
     for (;;) {
-        if (r->p >= r->end)
+        if (r->p >= r->end) {
+            r->eof_in_string = 1;
             return syntax(r);
+        }
         unsigned char c = *r->p;
         if (c == '"') {
             r->p++;
@@ -287,7 +290,7 @@ static int value(ref_t *r)
 int ref_check(const unsigned char *p, size_t n, unsigned max_depth, unsigned tolerate,
               ref_result_t *res)
 {
-    ref_t r = {p, p + n, p, 0, max_depth, tolerate & ~REF_BIT(REF_DEPTH), res};
+    ref_t r = {p, p + n, p, 0, max_depth, tolerate & ~REF_BIT(REF_DEPTH), res, 0};
     res->err = REF_OK;
     res->offset = 0;
     res->used = 0;
@@ -295,11 +298,24 @@ int ref_check(const unsigned char *p, size_t n, unsigned max_depth, unsigned tol
     if (value(&r) < 0)
         return 0;
     ws(&r);
-    if (r.p != r.end) {
-        syntax(&r);
-        return 0;
+    if (r.p == r.end)
+        return 1;
+    if ((r.tolerate & REF_BIT(REF_TRAILING_OPEN)) && *r.p == '"') {
+        /* Tolerated only when the rest is a well-formed string body that never closes. */
+        const unsigned char *at = r.p;
+        ref_result_t saved = *res;
+        r.eof_in_string = 0;
+        int closed = string(&r) == 0;
+        saved.used |= res->used;
+        *res = saved;
+        if (!closed && r.eof_in_string) {
+            res->used |= REF_BIT(REF_TRAILING_OPEN);
+            return 1;
+        }
+        r.p = at;
     }
-    return 1;
+    syntax(&r);
+    return 0;
 }
 
 unsigned ref_depth(const unsigned char *p, size_t n)
@@ -330,7 +346,7 @@ const char *ref_class_name(ref_class_t c)
     static const char *names[REF_NCLASS] = {
         "ok",           "syntax",          "depth",          "control-char",
         "bad-utf8",     "overlong-utf8",   "surrogate-utf8", "beyond-U+10FFFF-utf8",
-        "lone-surrogate-escape", "ff-vt-whitespace",
+        "lone-surrogate-escape", "ff-vt-whitespace", "trailing-open-string",
     };
     return (unsigned)c < REF_NCLASS ? names[c] : "?";
 }

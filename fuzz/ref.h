@@ -18,6 +18,7 @@ typedef enum {
     REF_UTF8_RANGE,     /* past U+10FFFF (lead bytes F4 9x.., F5..F7) */
     REF_ESC_SURROGATE,  /* a \u escape of a surrogate that is not part of a high+low pair */
     REF_WS_EXTRA,       /* \f or \v where whitespace may stand (not JSON whitespace) */
+    REF_TRAILING_OPEN,  /* after the value: a string that never closes (`1 "abc`) */
     REF_NCLASS
 } ref_class_t;
 

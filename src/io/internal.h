@@ -5,6 +5,7 @@
 #define JRPC_IO_INTERNAL_H
 
 #include "jrpc.h"
+#include "../util/arena.h"
 #include "../util/list.h"
 
 #include <stdatomic.h>
@@ -33,6 +34,7 @@ struct jrpc__loop {
     jrpc__list_t conns;                     /* live HTTP connections (src/http) */
     size_t nconns;                          /* entries in conns */
     size_t nreqs;                           /* requests not yet freed (src/rpc) */
+    jrpc__arena_cache_t arenas;             /* spare arena chunks for this loop's requests */
     int stopping;                           /* stop seen: listeners closed, draining */
     int closing;                            /* drain over: handles are being closed */
 };

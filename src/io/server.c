@@ -379,6 +379,7 @@ done:
         uv_run(&loops[i].uv, UV_RUN_NOWAIT);
         uv_loop_close(&loops[i].uv);
         uv_mutex_destroy(&loops[i].done_lock);
+        jrpc__arena_cache_clear(&loops[i].arenas);
     }
     srv->loops = NULL;
     free(loops);

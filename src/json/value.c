@@ -413,8 +413,8 @@ JRPC_EXTERN int jrpc_json_double(jrpc_json_t v, double *out)
     char text[1 + NUM_DIGITS + 1 + 1 + 24];
     size_t n = 0, kept = 0;
     long exp10 = 0; /* value = DIGITS x 10^(exp10 + written exponent) */
-    int sticky = 0;
-    if (*p == '-')
+    int sticky = 0, neg = *p == '-';
+    if (neg)
         text[n++] = *p++;
     /* Integer part: leading zeros carry no value. */
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
@@ -458,7 +458,7 @@ JRPC_EXTERN int jrpc_json_double(jrpc_json_t v, double *out)
     if (p != end)
         return JRPC_ETYPE;
     if (kept == 0) { /* zero, with its sign */
-        *out = text[0] == '-' ? -0.0 : 0.0;
+        *out = neg ? -0.0 : 0.0;
         return 0;
     }
     if (sticky)

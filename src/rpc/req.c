@@ -158,20 +158,44 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it, un
 
 static const char too_large[] = "{\"code\":-32003,\"message\":\"Response too large\"}";
 
+static const char prefix_error[] = "{\"jsonrpc\":\"2.0\",\"error\":";
+static const char prefix_result[] = "{\"jsonrpc\":\"2.0\",\"result\":";
+
+/* Bytes item_append adds for an entry (the size check and the copy must agree). */
+static size_t item_size(const jrpc_call_t *c, size_t out_len, int is_error)
+{
+    return (is_error ? sizeof prefix_error : sizeof prefix_result) - 1 + out_len + 6 +
+           (c->id.ptr ? c->id.len : 4) + 1;
+}
+
+/* One response entry, copied in with a single reservation: this runs once per item of every
+ * batch, so it does no per-piece bounds checks. */
 static void item_append(jrpc_buf_t *b, const jrpc_call_t *c, const char *out, size_t out_len,
                         int is_error)
 {
-    if (is_error)
-        jrpc_buf_append(b, "{\"jsonrpc\":\"2.0\",\"error\":", 25);
-    else
-        jrpc_buf_append(b, "{\"jsonrpc\":\"2.0\",\"result\":", 26);
-    jrpc_buf_append(b, out, out_len);
-    jrpc_buf_append(b, ",\"id\":", 6);
-    if (c->id.ptr != NULL)
-        jrpc_buf_append(b, c->id.ptr, c->id.len);
-    else
-        jrpc_buf_append(b, "null", 4);
-    jrpc_buf_append(b, "}", 1);
+    if (jrpc_buf_reserve(b, item_size(c, out_len, is_error)) != 0)
+        return;
+    char *w = b->ptr + b->len;
+    if (is_error) {
+        memcpy(w, prefix_error, sizeof prefix_error - 1);
+        w += sizeof prefix_error - 1;
+    } else {
+        memcpy(w, prefix_result, sizeof prefix_result - 1);
+        w += sizeof prefix_result - 1;
+    }
+    memcpy(w, out, out_len);
+    w += out_len;
+    memcpy(w, ",\"id\":", 6);
+    w += 6;
+    if (c->id.ptr != NULL) {
+        memcpy(w, c->id.ptr, c->id.len);
+        w += c->id.len;
+    } else {
+        memcpy(w, "null", 4);
+        w += 4;
+    }
+    *w++ = '}';
+    b->len = (size_t)(w - b->ptr);
 }
 
 /* Writes the response in request order and hands it to the transport. Items whose entry would
@@ -199,8 +223,8 @@ static void req_answer(jrpc__req_t *r)
             continue;
         if (entries++ > 0)
             jrpc_buf_append(&out, ",", 1);
-        /* Exact size of the entry: prefix, result, ",\"id\":", id, "}" (and a closing "]"). */
-        size_t entry = (c->is_error ? 25 : 26) + c->out_len + 6 + (c->id.ptr ? c->id.len : 4) + 1;
+        /* The entry and, for a batch, the closing "]" must fit. */
+        size_t entry = item_size(c, c->out_len, c->is_error);
         if (!over && out.len + entry + r->is_batch > cfg->max_response)
             over = 1;
         if (over)
@@ -387,7 +411,7 @@ jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigne
 {
     const jrpc_config_t *cfg = &loop->srv->cfg;
     jrpc__arena_t arena;
-    jrpc__arena_init(&arena);
+    jrpc__arena_init_cached(&arena, &loop->arenas);
     jrpc__req_t *r = jrpc__arena_alloc(&arena, sizeof(*r));
     if (r == NULL) {
         free(body);

@@ -12,6 +12,9 @@
 #define ARENA_FIRST 4096
 #define ARENA_MAX_CHUNK (1u << 20)
 #define ARENA_ALIGN 16
+/* Spare bytes a cache keeps: a few 1000-item batches' worth (each uses ~0.5 MiB), a small
+ * fraction of what the loop's connections may hold anyway. */
+#define ARENA_CACHE_MAX (4u << 20)
 
 struct jrpc__arena_chunk {
     jrpc__arena_chunk_t *next;
@@ -21,8 +24,42 @@ struct jrpc__arena_chunk {
 
 void jrpc__arena_init(jrpc__arena_t *a)
 {
+    a->cache = NULL;
     a->head = NULL;
     a->pos = a->end = NULL;
+}
+
+void jrpc__arena_init_cached(jrpc__arena_t *a, jrpc__arena_cache_t *cache)
+{
+    jrpc__arena_init(a);
+    a->cache = cache;
+}
+
+void jrpc__arena_cache_clear(jrpc__arena_cache_t *cache)
+{
+    jrpc__arena_chunk_t *c = cache->free;
+    while (c != NULL) {
+        jrpc__arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    cache->free = NULL;
+    cache->bytes = 0;
+}
+
+/* A spare chunk of at least `size` bytes (and at most twice that, so a small request does not
+ * pin a huge chunk), or NULL. */
+static jrpc__arena_chunk_t *cache_take(jrpc__arena_cache_t *cache, size_t size)
+{
+    for (jrpc__arena_chunk_t **pp = &cache->free; *pp != NULL; pp = &(*pp)->next) {
+        jrpc__arena_chunk_t *c = *pp;
+        if (c->size >= size && c->size <= size * 2) {
+            *pp = c->next;
+            cache->bytes -= c->size;
+            return c;
+        }
+    }
+    return NULL;
 }
 
 static void *arena_grow(jrpc__arena_t *a, size_t n)
@@ -32,14 +69,17 @@ static void *arena_grow(jrpc__arena_t *a, size_t n)
         size = ARENA_MAX_CHUNK;
     if (size < n)
         size = n;
-    jrpc__arena_chunk_t *c = malloc(sizeof(*c) + size);
-    if (c == NULL)
-        return NULL;
-    c->size = size;
+    jrpc__arena_chunk_t *c = a->cache ? cache_take(a->cache, size) : NULL;
+    if (c == NULL) {
+        c = malloc(sizeof(*c) + size);
+        if (c == NULL)
+            return NULL;
+        c->size = size;
+    }
     c->next = a->head;
     a->head = c;
     a->pos = c->data + n;
-    a->end = c->data + size;
+    a->end = c->data + c->size;
     return c->data;
 }
 
@@ -72,11 +112,20 @@ void *jrpc__arena_realloc(jrpc__arena_t *a, void *old, size_t old_n, size_t new_
 
 void jrpc__arena_free(jrpc__arena_t *a)
 {
+    jrpc__arena_cache_t *cache = a->cache;
     jrpc__arena_chunk_t *c = a->head;
     while (c != NULL) {
         jrpc__arena_chunk_t *next = c->next;
-        free(c);
+        /* The first (smallest) chunk is cheap to malloc again; bigger ones are kept. */
+        if (cache != NULL && c->size > ARENA_FIRST && cache->bytes + c->size <= ARENA_CACHE_MAX) {
+            c->next = cache->free;
+            cache->free = c;
+            cache->bytes += c->size;
+        } else {
+            free(c);
+        }
         c = next;
     }
     jrpc__arena_init(a);
+    a->cache = cache;
 }

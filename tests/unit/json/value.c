@@ -341,6 +341,7 @@ static void test_double(void **state)
     assert_true(dbl("-1e-400") == 0.0 && signbit(dbl("-1e-400")));
     assert_true(dbl("1e-99999999999999999999") == 0.0);
     assert_true(dbl("0e99999999999999999999") == 0.0);
+    assert_true(!signbit(dbl("0.0e+28")) && !signbit(dbl("0.000")) && !signbit(dbl("0e-5")));
     double d = 3.0;
     assert_int_equal(jrpc_json_double(J("1e400"), &d), JRPC_ERANGE);
     assert_int_equal(jrpc_json_double(J("-1e400"), &d), JRPC_ERANGE);

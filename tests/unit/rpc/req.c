@@ -128,6 +128,7 @@ static int teardown(void **state)
     uv_run(&loop.uv, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop.uv), 0);
     uv_mutex_destroy(&loop.done_lock);
+    jrpc__arena_cache_clear(&loop.arenas);
     jrpc__pool_free(srv->pool);
     srv->pool = NULL;
     jrpc_server_free(srv);
