@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,9 +21,13 @@ static void on_signal(int sig)
     int saved = errno;
     if (atomic_fetch_add(&signal_count, 1) == 0)
         jrpcd_log_line(JRPC_LOG_INFO, signal_msg[sig == SIGINT ? 0 : 1], NULL);
-    else
-        jrpcd_log_line(JRPC_LOG_WARN, "signal again: stopping now, without waiting for requests",
+    else {
+        /* The operator asked twice: handlers that have not replied (a stuck upstream, a long
+         * timer) must not hold the process, so leave at once, as nginx does on a second stop. */
+        jrpcd_log_line(JRPC_LOG_WARN, "signal again: exiting now, without waiting for requests",
                        NULL);
+        _exit(1);
+    }
     jrpc_server_stop(signal_srv);
     errno = saved;
 }

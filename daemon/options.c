@@ -28,7 +28,7 @@ static const jrpcd_setting_t settings[] = {
      "address to listen on; repeatable; port 0 picks a free one"},
     {"path", "path", JRPCD_SET_PATH, 0, 0, 0, "P", "RPC endpoint path (\"/\" always answers too)"},
     /* More loops than cores only adds context switches; 1024 is past any machine's core count. */
-    {"io_threads", "io-threads", JRPCD_SET_UINT, CFG_FIELD(io_threads), 0, 1024, "N",
+    {"io_threads", "io-threads", JRPCD_SET_UINT, CFG_FIELD(io_threads), 0, JRPC_MAX_IO_THREADS, "N",
      "event loop threads; 0 = one per core"},
     /* Each worker is a thread with its own stack; handlers that need thousands of threads to
      * keep up want to be JRPC_ASYNC instead. */

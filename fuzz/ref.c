@@ -144,8 +144,8 @@ static int string(ref_t *r)
             if (r->end - r->p < 2)
                 return r->p = r->end, syntax(r);
             c = r->p[1];
-            if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
-                c == 'r' || c == 't') {
+            if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' ||
+                c == 't') {
                 r->p += 2;
                 continue;
             }
@@ -344,9 +344,17 @@ unsigned ref_depth(const unsigned char *p, size_t n)
 const char *ref_class_name(ref_class_t c)
 {
     static const char *names[REF_NCLASS] = {
-        "ok",           "syntax",          "depth",          "control-char",
-        "bad-utf8",     "overlong-utf8",   "surrogate-utf8", "beyond-U+10FFFF-utf8",
-        "lone-surrogate-escape", "ff-vt-whitespace", "trailing-open-string",
+        "ok",
+        "syntax",
+        "depth",
+        "control-char",
+        "bad-utf8",
+        "overlong-utf8",
+        "surrogate-utf8",
+        "beyond-U+10FFFF-utf8",
+        "lone-surrogate-escape",
+        "ff-vt-whitespace",
+        "trailing-open-string",
     };
     return (unsigned)c < REF_NCLASS ? names[c] : "?";
 }

@@ -24,8 +24,8 @@
 
 #include <yajl/yajl_parse.h>
 
-#include "json/internal.h"
 #include "ref.h"
+#include "json/internal.h"
 
 /* What yajl 2.1 is known to accept that RFC 8259 does not: its UTF-8 check only counts
  * continuation bytes (overlong forms, surrogates, code points up to U+1FFFFF pass), it never
@@ -47,8 +47,8 @@ static unsigned long n_depth_class;
 
 static void print_stats(void)
 {
-    fprintf(stderr, "fuzz_scan: %lu inputs, %lu accepted, yajl agreed on %lu", n_inputs,
-            n_accepted, n_yajl_agree);
+    fprintf(stderr, "fuzz_scan: %lu inputs, %lu accepted, yajl agreed on %lu", n_inputs, n_accepted,
+            n_yajl_agree);
     for (int c = 0; c < REF_NCLASS; c++)
         if (n_class[c] != 0)
             fprintf(stderr, ", %s %lu", ref_class_name((ref_class_t)c), n_class[c]);
@@ -115,7 +115,7 @@ static int valid(jrpc_json_t v)
     return jrpc__json_check(v.ptr, v.len, 0, &err) == 0;
 }
 
-/* ---- yajl -------------------------------------------------------------------------------------- */
+/* ---- yajl ------------------------------------------------------------------------------------ */
 
 static int yajl_accepts(const uint8_t *p, size_t n)
 {
@@ -171,7 +171,7 @@ static void differential_yajl(const uint8_t *p, size_t n, int ours)
     CHECK(named, "yajl and the scanner disagree but the reference names no class");
 }
 
-/* ---- Envelope ---------------------------------------------------------------------------------- */
+/* ---- Envelope -------------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
@@ -258,7 +258,7 @@ static void check_envelope(const char *p, size_t n, const jrpc__envelope_t *env)
         check_item(&env->items[i]);
 }
 
-/* ---- Accessors and writer ---------------------------------------------------------------------- */
+/* ---- Accessors and writer -------------------------------------------------------------------- */
 
 static void check_string(jrpc_json_t v)
 {
@@ -375,7 +375,8 @@ static void walk(jrpc_json_t v)
             if (count <= 64) {
                 char name[256];
                 size_t len;
-                if (jrpc_json_string(k, name, sizeof name, &len) == 0 && memchr(name, 0, len) == NULL) {
+                if (jrpc_json_string(k, name, sizeof name, &len) == 0 &&
+                    memchr(name, 0, len) == NULL) {
                     jrpc_json_t got, kk, ee, want = {NULL, 0};
                     jrpc_json_iter_t again;
                     jrpc_json_iter_init(&again, v);
@@ -402,7 +403,7 @@ static void walk(jrpc_json_t v)
     }
 }
 
-/* ---- Entry point ------------------------------------------------------------------------------- */
+/* ---- Entry point ----------------------------------------------------------------------------- */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

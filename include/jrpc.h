@@ -124,7 +124,7 @@ JRPC_EXTERN int jrpc_json_double(jrpc_json_t v, double *out);
 JRPC_EXTERN int jrpc_json_bool(jrpc_json_t v, int *out);
 /* Unescapes a JSON string into buf (UTF-8) and NUL-terminates it. *len gets the unescaped length
  * (without the NUL) also when buf is too small, in which case JRPC_ERANGE is returned and buf holds
- * nothing useful. JRPC_ETYPE when v is not a string. The text may contain NUL bytes (\u0000). */
+ * nothing useful (buf may be NULL when cap is 0: a length query). JRPC_ETYPE when v is not a string. The text may contain NUL bytes (\u0000). */
 JRPC_EXTERN int jrpc_json_string(jrpc_json_t v, char *buf, size_t cap, size_t *len);
 /* 1 when v is a string whose unescaped value equals s[0..n), else 0. */
 JRPC_EXTERN int jrpc_json_string_eq(jrpc_json_t v, const char *s, size_t n);
@@ -162,6 +162,10 @@ JRPC_EXTERN int jrpc_buf_json_double(jrpc_buf_t *b, double v);
 
 typedef struct jrpc_server jrpc_server_t;
 typedef struct jrpc_call jrpc_call_t;
+
+/* Most io threads (io_threads is cut to this) and most addresses jrpc_server_listen takes. */
+#define JRPC_MAX_IO_THREADS 64
+#define JRPC_MAX_LISTEN 8
 
 typedef enum { JRPC_LOG_ERROR = 0, JRPC_LOG_WARN, JRPC_LOG_INFO, JRPC_LOG_DEBUG } jrpc_log_level_t;
 /* Receives one log line (no newline). Called on io threads, concurrently: it must be thread-safe. */
@@ -202,7 +206,10 @@ JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *bu
  * jrpc_server_stop once in-flight requests are answered (or drain_ms passed), or an error. */
 JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
 /* Asks a running server to stop: listeners close at once, requests in flight are answered, idle
- * connections close. Any thread; async-signal-safe. A second call stops without waiting. */
+ * connections close; after drain_ms (or at a second call) every connection is closed. Run
+ * returns once every handler has replied: a handler that never replies holds it (a daemon
+ * wanting to leave regardless exits the process). Any thread; async-signal-safe; a stop before
+ * run makes run return at once. */
 JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
 /* Frees a server that is not running (never ran, or jrpc_server_run returned). */
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);

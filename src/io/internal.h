@@ -16,7 +16,7 @@ typedef struct jrpc__registry jrpc__registry_t;
 typedef struct jrpc__pool jrpc__pool_t;
 
 /* Most addresses one server listens on; each costs io_threads sockets. */
-#define JRPC__MAX_LISTEN 8
+#define JRPC__MAX_LISTEN JRPC_MAX_LISTEN
 
 struct jrpc__loop {
     uv_loop_t uv;                           /* this io thread's loop */
@@ -45,7 +45,7 @@ struct jrpc_server {
     jrpc__registry_t *registry;             /* methods; read-only once running */
     jrpc__pool_t *pool;                     /* worker threads (created by run) */
     jrpc__loop_t *loops;                    /* cfg.io_threads loops (created by run) */
-    int fds[JRPC__MAX_LISTEN][64];          /* listening sockets: [address][loop] */
+    int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS];          /* listening sockets: [address][loop] */
     char addrs[JRPC__MAX_LISTEN][64];       /* "HOST:PORT" of each address */
     size_t naddrs;
     atomic_int running;                     /* inside jrpc_server_run */

@@ -18,7 +18,7 @@
 
 /* Most io threads: one per core is the point, and 64 covers any machine we expect while keeping
  * the per-address socket table in jrpc_server fixed-size. */
-#define MAX_IO_THREADS 64
+#define MAX_IO_THREADS JRPC_MAX_IO_THREADS
 /* Listen backlog: the kernel's common somaxconn default; bursts of connects beyond it are what
  * a load balancer in front should absorb. */
 #define LISTEN_BACKLOG 511

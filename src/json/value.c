@@ -1,7 +1,8 @@
 /* value.c — typed accessors over already-validated JSON text (the views handlers get for params).
  * Nothing is parsed ahead of time: each call walks the text it needs, skipping values with a cheap
- * structural walk (strings with their escapes, bracket depth). Validity is assumed for meaning, never
- * for memory safety: no function reads outside [v.ptr, v.ptr + v.len), whatever the bytes are. */
+ * structural walk (strings with their escapes, bracket depth). Validity is assumed for meaning,
+ * never for memory safety: no function reads outside [v.ptr, v.ptr + v.len), whatever the bytes
+ * are. */
 #include "internal.h"
 
 #include <math.h>
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Walking ----------------------------------------------------------------------------------- */
+/* ---- Walking --------------------------------------------------------------------------------- */
 
 static int is_ws(char c)
 {
@@ -86,7 +87,7 @@ static const char *skip_value(const char *p, const char *end)
     return p;
 }
 
-/* ---- Types and containers ---------------------------------------------------------------------- */
+/* ---- Types and containers -------------------------------------------------------------------- */
 
 JRPC_EXTERN jrpc_json_type_t jrpc_json_type(jrpc_json_t v)
 {
@@ -188,7 +189,7 @@ JRPC_EXTERN int jrpc_json_at(jrpc_json_t v, size_t i, jrpc_json_t *out)
     return JRPC_ENOENT;
 }
 
-/* ---- Strings ----------------------------------------------------------------------------------- */
+/* ---- Strings --------------------------------------------------------------------------------- */
 
 /* Length of the escape starting at p[0] == '\\' within [p, end): 2, 6, or 12 for a surrogate pair
  * written as two \u escapes. Short (truncated) escapes report what is left, so callers stay in
@@ -319,7 +320,7 @@ JRPC_EXTERN int jrpc_json_get(jrpc_json_t v, const char *key, jrpc_json_t *out)
     return found ? 0 : JRPC_ENOENT;
 }
 
-/* ---- Scalars ----------------------------------------------------------------------------------- */
+/* ---- Scalars --------------------------------------------------------------------------------- */
 
 JRPC_EXTERN int jrpc_json_bool(jrpc_json_t v, int *out)
 {
@@ -400,7 +401,8 @@ JRPC_EXTERN int jrpc_json_uint64(jrpc_json_t v, uint64_t *out)
  * any length. */
 #define NUM_DIGITS 780
 /* Decimal exponents past this overflow or underflow every double whatever the digits (the
- * digits are at most NUM_DIGITS + 1 long), so larger ones are clamped to keep the arithmetic safe. */
+ * digits are at most NUM_DIGITS + 1 long), so larger ones are clamped to keep the arithmetic safe.
+ */
 #define NUM_EXP_CLAMP 100000
 
 JRPC_EXTERN int jrpc_json_double(jrpc_json_t v, double *out)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Strings ----------------------------------------------------------------------------------- */
+/* ---- Strings --------------------------------------------------------------------------------- */
 
 enum { C_PLAIN = 0, C_ESCAPE, C_HIGH };
 
@@ -131,7 +131,7 @@ JRPC_EXTERN int jrpc_buf_json_string(jrpc_buf_t *b, const char *s, size_t n)
     return jrpc_buf_append(b, "\"", 1);
 }
 
-/* ---- Numbers ----------------------------------------------------------------------------------- */
+/* ---- Numbers --------------------------------------------------------------------------------- */
 
 /* Decimal digits of v, written backwards from the end of buf (room for 20); returns the first. */
 static char *u64_digits(uint64_t v, char *end)
@@ -190,7 +190,7 @@ JRPC_EXTERN int jrpc_buf_json_double(jrpc_buf_t *b, double v)
     return jrpc_buf_append(b, out, n);
 }
 
-/* ---- Unescaping -------------------------------------------------------------------------------- */
+/* ---- Unescaping ------------------------------------------------------------------------------ */
 
 static int hex4(const char *p)
 {
@@ -296,7 +296,8 @@ size_t jrpc__json_unescape(const char *p, size_t n, char *out)
             int lo = hex4(p + 2);
             if (lo >= 0xdc00 && lo <= 0xdfff) {
                 p += 6;
-                o += utf8_put(o, 0x10000 + (((unsigned)cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00));
+                o += utf8_put(o,
+                              0x10000 + (((unsigned)cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00));
                 continue;
             }
         }

@@ -3,11 +3,11 @@
  * limits, error offsets, and the spans it records for each item. Every input goes through both
  * jrpc__envelope_scan and jrpc__json_check, which must agree, and sits right before a PROT_NONE
  * page so that any read past its end faults (picohttpparser's habit). */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <dirent.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 
 #define SUITE_DIR JRPC_TESTDATA "/JSONTestSuite/test_parsing"
 
-/* ---- Guarded input ----------------------------------------------------------------------------- */
+/* ---- Guarded input --------------------------------------------------------------------------- */
 
 #define GUARD_SIZE (1u << 20) /* readable bytes: the largest suite file is 250 KB */
 
@@ -111,7 +111,7 @@ static void span_is(jrpc_json_t v, const char *want, long at)
         assert_int_equal(v.ptr - text, at);
 }
 
-/* ---- File helpers ------------------------------------------------------------------------------ */
+/* ---- File helpers ---------------------------------------------------------------------------- */
 
 static char *read_file(const char *path, size_t *n)
 {
@@ -164,7 +164,7 @@ static void free_files(char **names)
     free(names);
 }
 
-/* ---- JSONTestSuite ----------------------------------------------------------------------------- */
+/* ---- JSONTestSuite --------------------------------------------------------------------------- */
 
 /* Our verdict on every implementation-defined (i_) file: 1 accepted, 0 rejected. */
 static const struct {
@@ -260,7 +260,8 @@ static void test_suite(void **state)
 }
 
 /* Every proper prefix of every accepted container text is rejected, at the end of the input; every
- * prefix of every file gets the same verdict from both entry points and never reads past its end. */
+ * prefix of every file gets the same verdict from both entry points and never reads past its end.
+ */
 static void test_suite_prefixes(void **state)
 {
     (void)state;
@@ -301,7 +302,7 @@ static void test_suite_prefixes(void **state)
     free_files(names);
 }
 
-/* ---- Depth ------------------------------------------------------------------------------------- */
+/* ---- Depth ----------------------------------------------------------------------------------- */
 
 static char *nest(size_t depth, const char *open, const char *inner, const char *close)
 {
@@ -349,8 +350,7 @@ static void test_depth(void **state)
         assert_int_equal(scan_both(mix, strlen(mix), dm, NULL, NULL), 0);
         assert_int_equal(scan_both(mix, strlen(mix), dm - 1, NULL, NULL), JRPC_EJSON);
         /* The default is JRPC_JSON_MAX_DEPTH. */
-        assert_int_equal(scan_both(arr, strlen(arr), 0, NULL, NULL) == 0,
-                         d <= JRPC_JSON_MAX_DEPTH);
+        assert_int_equal(scan_both(arr, strlen(arr), 0, NULL, NULL) == 0, d <= JRPC_JSON_MAX_DEPTH);
         free(arr);
         free(obj);
         free(mix);
@@ -379,7 +379,7 @@ static void test_depth_huge(void **state)
     free(obj);
 }
 
-/* ---- Error offsets ----------------------------------------------------------------------------- */
+/* ---- Error offsets --------------------------------------------------------------------------- */
 
 static void offset_is(const char *s, size_t want)
 {
@@ -430,15 +430,27 @@ static void test_err_offset(void **state)
     offset_is("[\"\xe2\x82", 4);
 }
 
-/* ---- Envelope spans ---------------------------------------------------------------------------- */
+/* ---- Envelope spans -------------------------------------------------------------------------- */
 
 static void test_ids(void **state)
 {
     (void)state;
-    static const char *ids[] = {"14066156191713469572", "1e400", "\"\\u00e9\"", "-0", "null",
-                                "1.5e-7", "0", "-9223372036854775809", "\"\"", "\"a\\\"b\"",
-                                "123456789012345678901234567890.5E+999", "[1,{\"id\":2}]", "{}",
-                                "true", "false", "\"\xf0\x9f\x98\x80\""};
+    static const char *ids[] = {"14066156191713469572",
+                                "1e400",
+                                "\"\\u00e9\"",
+                                "-0",
+                                "null",
+                                "1.5e-7",
+                                "0",
+                                "-9223372036854775809",
+                                "\"\"",
+                                "\"a\\\"b\"",
+                                "123456789012345678901234567890.5E+999",
+                                "[1,{\"id\":2}]",
+                                "{}",
+                                "true",
+                                "false",
+                                "\"\xf0\x9f\x98\x80\""};
     char body[512];
     jrpc__envelope_t env;
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
@@ -447,7 +459,8 @@ static void test_ids(void **state)
         assert_int_equal(scan_text(body, &env), 0);
         assert_int_equal(env.count, 1);
         assert_int_equal(env.is_batch, 0);
-        span_is(env.items[0].member[JRPC__M_ID], ids[i], (long)(strstr(body, "\"id\":") + 5 - body));
+        span_is(env.items[0].member[JRPC__M_ID], ids[i],
+                (long)(strstr(body, "\"id\":") + 5 - body));
         snprintf(body, sizeof body, " \r\n{ \"id\" :\t%s\n, \"method\" : \"m\" }\n", ids[i]);
         assert_int_equal(scan_text(body, &env), 0);
         span_is(env.items[0].member[JRPC__M_ID], ids[i], (long)(strstr(body, ":\t") + 2 - body));
@@ -493,7 +506,8 @@ static void test_members(void **state)
         assert_null(env.items[0].member[m].ptr);
 
     /* Names that merely look alike are not members. */
-    body = "{\"Method\": 1, \"methods\": 2, \"i\": 3, \"ids\": 4, \"params \": 5, \"jsonrpc\\u0000\": 6}";
+    body = "{\"Method\": 1, \"methods\": 2, \"i\": 3, \"ids\": 4, \"params \": 5, "
+           "\"jsonrpc\\u0000\": 6}";
     assert_int_equal(scan_text(body, &env), 0);
     for (int m = 0; m < JRPC__M_COUNT; m++)
         assert_null(env.items[0].member[m].ptr);
@@ -571,9 +585,9 @@ static void test_batches(void **state)
         const char *value;
         int type;
     } single[] = {
-        {"42", "42", JRPC_JSON_NUMBER},      {" \"x\" ", "\"x\"", JRPC_JSON_STRING},
-        {"\nnull\t", "null", JRPC_JSON_NULL}, {"true", "true", JRPC_JSON_TRUE},
-        {"false", "false", JRPC_JSON_FALSE}, {" {} ", "{}", JRPC_JSON_OBJECT},
+        {"42", "42", JRPC_JSON_NUMBER},         {" \"x\" ", "\"x\"", JRPC_JSON_STRING},
+        {"\nnull\t", "null", JRPC_JSON_NULL},   {"true", "true", JRPC_JSON_TRUE},
+        {"false", "false", JRPC_JSON_FALSE},    {" {} ", "{}", JRPC_JSON_OBJECT},
         {"-1.5e3", "-1.5e3", JRPC_JSON_NUMBER},
     };
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) {
@@ -594,7 +608,8 @@ static void test_batches(void **state)
     assert_int_equal(env.count, 0);
 
     /* Mixed items, nested batch. */
-    const char *body = "[ [1, {\"id\": 2}], 1 , \"s\", null, {\"id\": 3, \"x\": [{\"id\": 4}]}, [] ,{}]";
+    const char *body =
+        "[ [1, {\"id\": 2}], 1 , \"s\", null, {\"id\": 3, \"x\": [{\"id\": 4}]}, [] ,{}]";
     assert_int_equal(scan_text(body, &env), 0);
     assert_int_equal(env.is_batch, 1);
     assert_int_equal(env.count, 7);
@@ -649,7 +664,8 @@ static void test_batch_1000(void **state)
         span_is(it->member[JRPC__M_PARAMS], want, -1);
         /* Items are consecutive: each value starts where the previous one ended plus a comma. */
         if (i > 0)
-            assert_ptr_equal(it->value.ptr, env.items[i - 1].value.ptr + env.items[i - 1].value.len + 1);
+            assert_ptr_equal(it->value.ptr,
+                             env.items[i - 1].value.ptr + env.items[i - 1].value.len + 1);
         assert_int_equal(it->value.ptr[0], '{');
         assert_int_equal(it->value.ptr[it->value.len - 1], '}');
     }
@@ -663,8 +679,9 @@ static void test_batch_1000(void **state)
 static void test_whitespace(void **state)
 {
     (void)state;
-    const char *body = " \t\n\r[ \t\n\r{ \t\n\r\"id\" \t\n\r: \t\n\r[ \t\n\r1 \t\n\r, \t\n\r\"x\" \t\n\r]"
-                       " \t\n\r, \t\n\r\"method\" \t\n\r: \t\n\r\"m\" \t\n\r} \t\n\r] \t\n\r";
+    const char *body =
+        " \t\n\r[ \t\n\r{ \t\n\r\"id\" \t\n\r: \t\n\r[ \t\n\r1 \t\n\r, \t\n\r\"x\" \t\n\r]"
+        " \t\n\r, \t\n\r\"method\" \t\n\r: \t\n\r\"m\" \t\n\r} \t\n\r] \t\n\r";
     jrpc__envelope_t env;
     assert_int_equal(scan_text(body, &env), 0);
     assert_int_equal(env.count, 1);
@@ -679,11 +696,11 @@ static void test_whitespace(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_suite),       cmocka_unit_test(test_suite_prefixes),
-        cmocka_unit_test(test_depth),       cmocka_unit_test(test_depth_huge),
-        cmocka_unit_test(test_err_offset),  cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_members),     cmocka_unit_test(test_dup_and_escapes),
-        cmocka_unit_test(test_batches),     cmocka_unit_test(test_batch_1000),
+        cmocka_unit_test(test_suite),      cmocka_unit_test(test_suite_prefixes),
+        cmocka_unit_test(test_depth),      cmocka_unit_test(test_depth_huge),
+        cmocka_unit_test(test_err_offset), cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_members),    cmocka_unit_test(test_dup_and_escapes),
+        cmocka_unit_test(test_batches),    cmocka_unit_test(test_batch_1000),
         cmocka_unit_test(test_whitespace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

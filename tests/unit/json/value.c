@@ -2,11 +2,11 @@
  * repeated names, integer and double edges, string unescaping into small buffers, and that no
  * accessor reads past its view even on truncated or garbage text (each input ends right before a
  * PROT_NONE page). */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@ static jrpc_json_t J(const char *s)
         assert_memory_equal(v_.ptr, text, v_.len);                                                 \
     } while (0)
 
-/* ---- Guarded copies: text whose last byte is the last readable byte ---------------------------- */
+/* ---- Guarded copies: text whose last byte is the last readable byte -------------------------- */
 
 static char *guard_base;
 static size_t guard_page;
@@ -40,8 +40,8 @@ static int guard_setup(void **state)
 {
     (void)state;
     guard_page = (size_t)sysconf(_SC_PAGESIZE);
-    guard_base = mmap(NULL, 2 * guard_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    guard_base =
+        mmap(NULL, 2 * guard_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (guard_base == MAP_FAILED)
         return -1;
     return mprotect(guard_base + guard_page, guard_page, PROT_NONE);
@@ -62,7 +62,7 @@ static jrpc_json_t guarded(const char *s, size_t n)
     return (jrpc_json_t){p, n};
 }
 
-/* ---- Types and containers ---------------------------------------------------------------------- */
+/* ---- Types and containers -------------------------------------------------------------------- */
 
 static void test_type(void **state)
 {
@@ -243,7 +243,7 @@ static void test_iter(void **state)
     assert_int_equal(jrpc_json_iter_next(&it, &k, NULL), 0);
 }
 
-/* ---- Numbers ----------------------------------------------------------------------------------- */
+/* ---- Numbers --------------------------------------------------------------------------------- */
 
 static void test_int64(void **state)
 {
@@ -406,7 +406,7 @@ static void test_bool(void **state)
     assert_int_equal(b, 7);
 }
 
-/* ---- Strings ----------------------------------------------------------------------------------- */
+/* ---- Strings --------------------------------------------------------------------------------- */
 
 static void test_string(void **state)
 {
@@ -419,8 +419,7 @@ static void test_string(void **state)
     assert_int_equal(jrpc_json_string(J(" \"plain\" "), buf, sizeof buf, &n), 0);
     assert_int_equal(n, 5);
     assert_string_equal(buf, "plain");
-    assert_int_equal(
-        jrpc_json_string(J("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), buf, sizeof buf, &n), 0);
+    assert_int_equal(jrpc_json_string(J("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""), buf, sizeof buf, &n), 0);
     assert_int_equal(n, 8);
     assert_memory_equal(buf, "\"\\/\b\f\n\r\t", 9);
     assert_int_equal(jrpc_json_string(J("\"\\u00e9\\u00E9\\u20ac\\ud83d\\ude00\\uD83D\\uDE00\""),
@@ -461,7 +460,10 @@ static void test_string_small_buffer(void **state)
     memset(buf, 'z', sizeof buf);
     assert_int_equal(jrpc_json_string(J(esc), buf, 8, &n), 0);
     assert_int_equal(n, 7);
-    assert_memory_equal(buf, "\xf0\x9f\x98\x80" "AB\n", 8);
+    assert_memory_equal(buf,
+                        "\xf0\x9f\x98\x80"
+                        "AB\n",
+                        8);
     assert_int_equal(buf[8], 'z'); /* nothing written past cap */
 }
 
@@ -483,7 +485,7 @@ static void test_string_eq(void **state)
     assert_false(jrpc_json_string_eq((jrpc_json_t){NULL, 0}, "", 0));
 }
 
-/* ---- Bounds ------------------------------------------------------------------------------------ */
+/* ---- Bounds ---------------------------------------------------------------------------------- */
 
 /* Every accessor over a view, whatever the view holds; the results are not checked here, only that
  * nothing reads past the view (the guard page) and nothing loops forever. */
@@ -521,12 +523,11 @@ static void test_bounds(void **state)
     static const char *texts[] = {
         "{\"a\": [1, {\"b\": \"x\\\"y\"}], \"method\": \"\\u006d\\ud83d\\ude00\", \"c\": -1.5e+3}",
         "[\"\\\\\", \"\\\"\", [[[]]], {}, true, false, null, 0, -0, 1e400]",
-        "\"\\ud83d\\ude00\\u00e9\\n\"",
-        "12345678901234567890",
+        "\"\\ud83d\\ude00\\u00e9\\n\"", "12345678901234567890",
         /* Garbage the accessors must survive (they are not validators). */
-        "[", "{", "\"", "\"\\", "\"\\u", "\"\\u12", "\"\\ud83d\\u", "{\"a\"", "{\"a\":", "{\"a\" 1}",
-        "[1,,2]", "[:]", "{:}", "[}", "{]", "-", "1e", "--", "]]]", "\"abc\\\"", "{\"a\":[1,2",
-        "[\"\\\\\\\"", "{\"\\u006", "\\", ",", ":"};
+        "[", "{", "\"", "\"\\", "\"\\u", "\"\\u12", "\"\\ud83d\\u", "{\"a\"",
+        "{\"a\":", "{\"a\" 1}", "[1,,2]", "[:]", "{:}", "[}", "{]", "-", "1e", "--", "]]]",
+        "\"abc\\\"", "{\"a\":[1,2", "[\"\\\\\\\"", "{\"\\u006", "\\", ",", ":"};
     for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
         size_t len = strlen(texts[t]);
         /* Every prefix, so truncation anywhere is covered too. */

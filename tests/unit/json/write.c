@@ -2,11 +2,11 @@
  * passed through or repaired with U+FFFD per maximal ill-formed subpart, integer and double edges,
  * the sticky buffer error, and jrpc__json_unescape. Every text written is re-validated with
  * jrpc_json_validate and read back through the accessors. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <float.h>
 #include <locale.h>
@@ -53,7 +53,7 @@ static void expect_written(const char *in, size_t n, const char *want)
         fail_msg("wrote [%s], want [%s]", got, want);
 }
 
-/* ---- Strings ----------------------------------------------------------------------------------- */
+/* ---- Strings --------------------------------------------------------------------------------- */
 
 static void test_string_plain(void **state)
 {
@@ -110,29 +110,35 @@ static void test_string_invalid_utf8(void **state)
         const char *in;
         const char *want; /* the string's value, unquoted */
     } cases[] = {
-        {"\x80", R},                          /* stray continuation */
-        {"a\xbf" "b", "a" R "b"},
-        {"\xc0\x80", R R},                    /* overlong NUL: C0 never starts a sequence */
+        {"\x80", R}, /* stray continuation */
+        {"a\xbf"
+         "b",
+         "a" R "b"},
+        {"\xc0\x80", R R}, /* overlong NUL: C0 never starts a sequence */
         {"\xc1\xbf", R R},
-        {"\xe0\x80\x80", R R R},              /* overlong 3-byte: E0 needs A0.. */
+        {"\xe0\x80\x80", R R R}, /* overlong 3-byte: E0 needs A0.. */
         {"\xe0\x9f\xbf", R R R},
-        {"\xed\xa0\x80", R R R},              /* UTF-8 encoded surrogate U+D800 */
+        {"\xed\xa0\x80", R R R}, /* UTF-8 encoded surrogate U+D800 */
         {"\xed\xbf\xbf", R R R},
-        {"\xf0\x80\x80\x80", R R R R},        /* overlong 4-byte */
-        {"\xf4\x90\x80\x80", R R R R},        /* past U+10FFFF */
+        {"\xf0\x80\x80\x80", R R R R}, /* overlong 4-byte */
+        {"\xf4\x90\x80\x80", R R R R}, /* past U+10FFFF */
         {"\xf5\x80\x80\x80", R R R R},
         {"\xff", R},
         {"\xfe\xff", R R},
-        {"\xe2\x82", R},                      /* truncated at the end: one for the subpart */
+        {"\xe2\x82", R}, /* truncated at the end: one for the subpart */
         {"\xe2\x82x", R "x"},
         {"\xf0\x9f\x98", R},
-        {"\xf0\x9f\x98" "abc", R "abc"},
+        {"\xf0\x9f\x98"
+         "abc",
+         R "abc"},
         {"\xf0\x9f", R},
         {"\xc3", R},
-        {"\xc3" "A", R "A"},
+        {"\xc3"
+         "A",
+         R "A"},
         {"\xe2\x82\xe2\x82\xac", R "\xe2\x82\xac"},
         {"\xf0\x9f\x98\x80\x80", "\xf0\x9f\x98\x80" R},
-        {"ok\xe9t\xe9", "ok" R "t" R},        /* Latin-1 text */
+        {"ok\xe9t\xe9", "ok" R "t" R}, /* Latin-1 text */
         {"\xc3\x28", R "("},
     };
     char val[64];
@@ -164,7 +170,7 @@ static void test_string_random(void **state)
     }
 }
 
-/* ---- Numbers ----------------------------------------------------------------------------------- */
+/* ---- Numbers --------------------------------------------------------------------------------- */
 
 static void expect_text(jrpc_buf_t *b, const char *want)
 {
@@ -176,11 +182,18 @@ static void expect_text(jrpc_buf_t *b, const char *want)
 static void test_int(void **state)
 {
     (void)state;
-    static const int64_t iv[] = {0, 1, -1, 9, 10, -10, 123456789, INT64_MAX, INT64_MIN,
-                                 INT64_MIN + 1};
-    static const char *is[] = {"0",          "1",   "-1",        "9",
-                               "10",         "-10", "123456789", "9223372036854775807",
-                               "-9223372036854775808", "-9223372036854775807"};
+    static const int64_t iv[] = {0,   1,         -1,        9,         10,
+                                 -10, 123456789, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    static const char *is[] = {"0",
+                               "1",
+                               "-1",
+                               "9",
+                               "10",
+                               "-10",
+                               "123456789",
+                               "9223372036854775807",
+                               "-9223372036854775808",
+                               "-9223372036854775807"};
     for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) {
         jrpc_buf_t b;
         jrpc_buf_init(&b);
@@ -250,8 +263,20 @@ static void test_double(void **state)
     expect_double(DBL_MIN, "2.2250738585072014e-308");
     expect_double(4.9406564584124654e-324, "4.94065645841247e-324"); /* 15 digits suffice */
     expect_double(9007199254740993.0, "9007199254740992");
-    static const double edge[] = {0.0, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN, DBL_TRUE_MIN, DBL_EPSILON,
-                                  1e15, 1e16, 1e17, 123456789012345680.0, 5e-324, 0.1, 2.0 / 3.0};
+    static const double edge[] = {0.0,
+                                  -0.0,
+                                  DBL_MAX,
+                                  -DBL_MAX,
+                                  DBL_MIN,
+                                  DBL_TRUE_MIN,
+                                  DBL_EPSILON,
+                                  1e15,
+                                  1e16,
+                                  1e17,
+                                  123456789012345680.0,
+                                  5e-324,
+                                  0.1,
+                                  2.0 / 3.0};
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
         round_trip(edge[i]);
     /* Random bit patterns: every finite double reads back exactly from at most 17 digits. */
@@ -315,7 +340,7 @@ static void test_sticky_error(void **state)
     jrpc_buf_free(&b);
 }
 
-/* ---- Unescaping -------------------------------------------------------------------------------- */
+/* ---- Unescaping ------------------------------------------------------------------------------ */
 
 static void expect_unescape(const char *in, const char *want, size_t want_len)
 {
@@ -341,8 +366,8 @@ static void test_unescape(void **state)
     expect_unescape("plain text", "plain text", 10);
     expect_unescape("\\\"\\\\\\/\\b\\f\\n\\r\\t", "\"\\/\b\f\n\r\t", 8);
     expect_unescape("a\\u0000b", "a\0b", 3);
-    expect_unescape("\\u007f\\u0080\\u07ff\\u0800\\uffff", "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf",
-                    11);
+    expect_unescape("\\u007f\\u0080\\u07ff\\u0800\\uffff",
+                    "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 11);
     expect_unescape("\\u00e9\\u00E9\\u20AC", "\xc3\xa9\xc3\xa9\xe2\x82\xac", 7);
     expect_unescape("\\ud800\\udc00", "\xf0\x90\x80\x80", 4);
     expect_unescape("\\uDBFF\\uDFFF", "\xf4\x8f\xbf\xbf", 4);
@@ -351,7 +376,10 @@ static void test_unescape(void **state)
     /* Not valid JSON, but still bounded and never longer than the input. */
     expect_unescape("\\ud800", "\xef\xbf\xbd", 3);
     expect_unescape("\\udc00x", "\xef\xbf\xbdx", 4);
-    expect_unescape("\\ud800\\u0041", "\xef\xbf\xbd" "A", 4);
+    expect_unescape("\\ud800\\u0041",
+                    "\xef\xbf\xbd"
+                    "A",
+                    4);
 }
 
 /* Everything the writer writes, the unescaper (via jrpc_json_string) gives back. */
@@ -384,11 +412,16 @@ static void test_round_trip_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_string_plain),   cmocka_unit_test(test_string_controls),
-        cmocka_unit_test(test_string_invalid_utf8), cmocka_unit_test(test_string_random),
-        cmocka_unit_test(test_int),            cmocka_unit_test(test_double),
-        cmocka_unit_test(test_double_invalid), cmocka_unit_test(test_double_locale),
-        cmocka_unit_test(test_sticky_error),   cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_string_plain),
+        cmocka_unit_test(test_string_controls),
+        cmocka_unit_test(test_string_invalid_utf8),
+        cmocka_unit_test(test_string_random),
+        cmocka_unit_test(test_int),
+        cmocka_unit_test(test_double),
+        cmocka_unit_test(test_double_invalid),
+        cmocka_unit_test(test_double_locale),
+        cmocka_unit_test(test_sticky_error),
+        cmocka_unit_test(test_unescape),
         cmocka_unit_test(test_round_trip_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
