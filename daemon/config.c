@@ -18,7 +18,6 @@ static const struct {
 } config_later[] = {
     {"upstream", "the upstream gateway"},
     {"batch", "batch policy"},
-    {"rest", "REST routes"},
 };
 
 /* A [module NAME] section while it is being read. */
@@ -171,6 +170,13 @@ static int config_handle(void *user, const char *section, const char *name, cons
     config_ctx_t *ctx = user;
     if (strcmp(section, "server") == 0)
         return config_server_key(ctx, name, value);
+    /* [rest] path = /rest is DESIGN.md's spelling of [server] rest_path. */
+    if (strcmp(section, "rest") == 0) {
+        if (strcmp(name, "path") == 0)
+            return config_server_key(ctx, "rest_path", value);
+        config_fail(ctx, "[rest]: unknown key \"%s\" (known: path)", name);
+        return 0;
+    }
 
     /* The first word of the section names its kind: [module tennis], [upstream eth]. */
     size_t kind_len = strcspn(section, " \t");
@@ -193,7 +199,7 @@ static int config_handle(void *user, const char *section, const char *name, cons
     if (section[0] == '\0')
         config_fail(ctx, "\"%s\" is outside any section (put it under [server])", name);
     else
-        config_fail(ctx, "unknown section [%s] (known: [server], [module NAME])", section);
+        config_fail(ctx, "unknown section [%s] (known: [server], [rest], [module NAME])", section);
     return 0;
 }
 

@@ -26,6 +26,7 @@ typedef struct jrpcd_module {
 typedef struct jrpcd_opts {
     jrpc_config_t cfg;       /* library settings; cfg.path points at path below when set */
     char *path;              /* owned copy behind cfg.path, NULL: library default */
+    char *rest_path;         /* owned copy behind cfg.rest_path, NULL: library default */
     char **listen;           /* owned "HOST:PORT" strings, in order */
     size_t listen_len;       /* entries in listen */
     int listen_from_flags;   /* a --listen was seen: it replaces the config's list */
@@ -45,6 +46,7 @@ typedef enum {
     JRPCD_SET_SIZE,     /* bytes, with KB/MB/GB or KiB/MiB/GiB */
     JRPCD_SET_DURATION, /* milliseconds, written with ms/s/m/h; a plain number is seconds */
     JRPCD_SET_PATH,     /* the RPC path */
+    JRPCD_SET_REST_PATH, /* the REST prefix, "" to turn REST off */
     JRPCD_SET_LISTEN,   /* one or more HOST:PORT */
     JRPCD_SET_LOG_LEVEL /* error|warn|info|debug */
 } jrpcd_setting_kind_t;

@@ -27,6 +27,8 @@ static const jrpcd_setting_t settings[] = {
     {"listen", "listen", JRPCD_SET_LISTEN, 0, 0, 0, "HOST:PORT",
      "address to listen on; repeatable; port 0 picks a free one"},
     {"path", "path", JRPCD_SET_PATH, 0, 0, 0, "P", "RPC endpoint path (\"/\" always answers too)"},
+    {"rest_path", "rest-path", JRPCD_SET_REST_PATH, 0, 0, 0, "P",
+     "REST prefix: POST P/<method>, P/<method>/batch; \"\" turns REST off"},
     /* More loops than cores only adds context switches; 1024 is past any machine's core count. */
     {"io_threads", "io-threads", JRPCD_SET_UINT, CFG_FIELD(io_threads), 0, JRPC_MAX_IO_THREADS, "N",
      "event loop threads; 0 = one per core"},
@@ -321,8 +323,14 @@ static int apply_listen(jrpcd_opts_t *opts, const char *value, char *err, size_t
     return 0;
 }
 
-static int apply_path(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
+static int apply_path(jrpcd_opts_t *opts, const char *value, char *err, size_t cap, int rest)
 {
+    if (rest && value[0] == '\0') {
+        free(opts->rest_path);
+        opts->rest_path = NULL;
+        opts->cfg.rest_path = "";
+        return 0;
+    }
     if (value[0] != '/') {
         snprintf(err, cap, "\"%s\" must start with '/'", value);
         return -1;
@@ -339,6 +347,12 @@ static int apply_path(jrpcd_opts_t *opts, const char *value, char *err, size_t c
         snprintf(err, cap, "out of memory");
         return -1;
     }
+    if (rest) {
+        free(opts->rest_path);
+        opts->rest_path = copy;
+        opts->cfg.rest_path = copy;
+        return 0;
+    }
     free(opts->path);
     opts->path = copy;
     opts->cfg.path = copy;
@@ -354,7 +368,9 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
     case JRPCD_SET_LISTEN:
         return apply_listen(opts, value, err, cap);
     case JRPCD_SET_PATH:
-        return apply_path(opts, value, err, cap);
+        return apply_path(opts, value, err, cap, 0);
+    case JRPCD_SET_REST_PATH:
+        return apply_path(opts, value, err, cap, 1);
     case JRPCD_SET_LOG_LEVEL:
         if (parse_log_level(value, &opts->cfg.log_level) != 0) {
             snprintf(err, cap, "\"%s\" is not a log level (error, warn, info or debug)", value);
@@ -423,6 +439,7 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
     }
     free(opts->modules);
     free(opts->path);
+    free(opts->rest_path);
     free(opts->config_dir);
     memset(opts, 0, sizeof(*opts));
 }
@@ -497,6 +514,9 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
         break;
     case JRPCD_SET_PATH:
         snprintf(buf, cap, "%s", c->path ? c->path : "/");
+        break;
+    case JRPCD_SET_REST_PATH:
+        snprintf(buf, cap, "%s", c->rest_path ? c->rest_path : "");
         break;
     case JRPCD_SET_LOG_LEVEL:
         snprintf(buf, cap, "%s", jrpcd_log_level_name(c->log_level));

@@ -162,6 +162,7 @@ JRPC_EXTERN int jrpc_buf_json_double(jrpc_buf_t *b, double v);
 
 typedef struct jrpc_server jrpc_server_t;
 typedef struct jrpc_call jrpc_call_t;
+typedef struct jrpc_conn jrpc_conn_t; /* a client connection that can receive pushes */
 
 /* Most io threads (io_threads is cut to this) and most addresses jrpc_server_listen takes. */
 #define JRPC_MAX_IO_THREADS 64
@@ -173,6 +174,7 @@ typedef void (*jrpc_log_cb)(jrpc_log_level_t level, const char *line, void *data
 
 typedef struct jrpc_config {
     const char *path;           /* RPC path (copied); "/" always answers too */
+    const char *rest_path;      /* REST prefix ("/rest": POST /rest/<method>); NULL or "" = off */
     unsigned io_threads;        /* event loops; 0 = one per core */
     unsigned workers;           /* threads for JRPC_WORKER handlers */
     unsigned worker_queue;      /* queued worker calls past which items get -32005 */
@@ -223,13 +225,30 @@ enum jrpc_method_flags {
     JRPC_INLINE = 0,         /* cheap, never blocks: runs on the io loop, replies before returning */
     JRPC_WORKER = 1,         /* may block: runs on the worker pool */
     JRPC_ASYNC = 2,          /* runs on the io loop, starts work, replies later from any thread */
-    JRPC_NO_BATCH = 1 << 8   /* refused inside batches (-32004); works alone */
+    JRPC_NO_BATCH = 1 << 8,  /* refused inside batches (-32004); works alone */
+    JRPC_UNBOUNDED = 1 << 9  /* ASYNC calls that bound themselves (a gateway's upstream queue):
+                                they start at once and do not count against batch_concurrency */
 };
 
-/* Registers `name` (copied; any non-empty string). `data` is passed to every call. Before
- * jrpc_server_run only. 0, JRPC_EEXIST, JRPC_EINVAL, JRPC_EBUSY or JRPC_ENOMEM. */
+/* Registers `name` (copied; any non-empty string). A name ending in '*' ("eth_*") is a prefix
+ * pattern: it serves every method with that prefix that has no exact registration (the longest
+ * prefix wins); the handler reads the name with jrpc_call_method. `data` is passed to every call.
+ * Before jrpc_server_run only. 0, JRPC_EEXIST, JRPC_EINVAL, JRPC_EBUSY or JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
                                 void *data, unsigned flags);
+
+/* Documents a registered method or pattern for rpc.discover (OpenRPC 1.2): a one-line summary,
+ * params as a JSON array of ContentDescriptor objects, the result as one ContentDescriptor
+ * object; any may be NULL. Copied; the JSON must be valid (JRPC_EINVAL otherwise). Before
+ * jrpc_server_run only. 0, JRPC_ENOENT (not registered), JRPC_EINVAL, JRPC_EBUSY, JRPC_ENOMEM. */
+#define JRPC_HAVE_METHOD_DOC 1
+JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char *summary,
+                                const char *params_json, const char *result_json);
+
+/* Batch policy: methods whose name matches `pattern` (an exact name, or a prefix ending in '*')
+ * are refused inside batches with -32004, like JRPC_NO_BATCH methods, and work alone. Before
+ * jrpc_server_run only. */
+JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 
 /* ---- Calls (valid from the handler's start until its reply) ----------------------------------- */
 

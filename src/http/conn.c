@@ -89,6 +89,7 @@ static void on_close(uv_handle_t *h)
         jrpc__http_req_t *hr = c->head;
         c->head = hr->next;
         free(hr->in);
+        free(hr->rest_method);
         jrpc_buf_free(&hr->out);
         free(hr);
     }
@@ -199,6 +200,9 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
     hr->want_continue = 0;
     hr->continue_sent = 0;
     hr->direct = 0;
+    hr->rest = hr->rest_batch = hr->rest_get = 0;
+    hr->rest_method = NULL;
+    hr->rest_method_len = 0;
     hr->method = -1;
     hr->status = 0;
     hr->in = NULL;
@@ -224,6 +228,8 @@ static void req_release(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     free(hr->in);
     hr->in = NULL;
+    free(hr->rest_method);
+    hr->rest_method = NULL;
     jrpc_buf_free(&hr->out);
     if (c->nspare < JRPC__HTTP_SPARE_MAX) {
         hr->next = c->spare;
@@ -382,7 +388,7 @@ static void on_req_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
     hr->in_len = 0;
     hr->out = *body; /* take the bytes; the engine frees an empty buffer */
     jrpc_buf_init(body);
-    hr->status = hr->out.len != 0 ? 200 : 204;
+    hr->status = hr->out.len != 0 ? (unsigned)jrpc__req_status(req) : 204;
     hr->state = JRPC__HR_READY;
     jrpc__http_flush(c);
     conn_resume(c);
@@ -410,7 +416,13 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     c->inflight += len;
     /* done may run before jrpc__req_start returns (inline calls): then hr is READY already and
      * the returned pointer must not be kept. */
-    jrpc__req_t *r = jrpc__req_start(c->loop, body, len, c->cfg->max_batch, on_req_done, hr);
+    jrpc__req_t *r;
+    if (hr->kind == JRPC__HR_REST) {
+        r = jrpc__req_start_rest(c->loop, hr->rest_method, hr->rest_method_len, body, len,
+                                 hr->rest_batch, NULL, on_req_done, hr);
+    } else {
+        r = jrpc__req_start(c->loop, body, len, c->cfg->max_batch, NULL, on_req_done, hr);
+    }
     if (r == NULL) {
         c->inflight -= len;
         hr->in_len = 0;
@@ -566,6 +578,9 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
     const char *route = cfg->path != NULL ? cfg->path : "/";
     size_t route_len = strlen(route);
     size_t url_cap = route_len + JRPC__HTTP_URL_SLACK;
+    size_t rest_len = cfg->rest_path ? strlen(cfg->rest_path) : 0;
+    if (rest_len != 0 && url_cap < rest_len + JRPC__HTTP_REST_URL)
+        url_cap = rest_len + JRPC__HTTP_REST_URL;
     jrpc__http_conn_t *c = calloc(1, sizeof(*c) + url_cap);
     if (c == NULL)
         return NULL;

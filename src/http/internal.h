@@ -59,6 +59,9 @@
 /* URL bytes kept for routing beyond the RPC path's length: room for an absolute-form URL's
  * "http://host:port" and a query string's first bytes. */
 #define JRPC__HTTP_URL_SLACK 256
+/* URL bytes kept for REST routes: a method name and a query string of named params; longer
+ * REST URLs get 414 (a GET with more params than this belongs in a POST body). */
+#define JRPC__HTTP_REST_URL 2048
 
 typedef struct jrpc__http_conn jrpc__http_conn_t;
 typedef struct jrpc__http_req jrpc__http_req_t;
@@ -73,7 +76,8 @@ typedef enum {
 
 typedef enum {
     JRPC__HR_RPC = 0, /* POST on the RPC path: the body goes to the engine */
-    JRPC__HR_LOCAL    /* answered here: OPTIONS, 404, 405, 4xx limits, 400, 500 */
+    JRPC__HR_LOCAL,   /* answered here: OPTIONS, 404, 405, 4xx limits, 400, 500 */
+    JRPC__HR_REST     /* POST/GET under rest_path: params to the engine (rest.c) */
 } jrpc__hr_kind_t;
 
 /* One request of a connection's pipeline, from its first byte until its answer is written. */
@@ -90,6 +94,11 @@ struct jrpc__http_req {
     uint8_t want_continue;   /* Expect: 100-continue still to be honoured */
     uint8_t continue_sent;   /* the 100 Continue went out */
     uint8_t direct;          /* body of known length: reads may land in `in` directly */
+    uint8_t rest;            /* the URL is under rest_path (Allow: GET too) */
+    uint8_t rest_batch;      /* REST: <method>/batch */
+    uint8_t rest_get;        /* REST GET: `in` holds the params built from the query */
+    char *rest_method;       /* REST: percent-decoded method name (malloc'd) */
+    size_t rest_method_len;
     int method;              /* enum http_method, -1 before the request line is parsed */
     unsigned status;         /* HTTP status of the answer */
     char *in;                /* request body being received (malloc'd, ours until handed on) */
@@ -153,6 +162,13 @@ struct jrpc__http_conn {
     char peer[64];   /* "ip:port" of the client (logging only) */
     char url[];      /* first url_cap bytes of the current request's URL */
 };
+
+/* ---- rest.c ---------------------------------------------------------------------------------- */
+
+/* Routes a request whose path is under cfg.rest_path: sets hr->kind (REST, or LOCAL with a 400 or
+ * 405 status) and the REST fields. 0 when the path is not a REST path. */
+int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
+                          size_t path_len, const char *query, size_t query_len);
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 

@@ -64,37 +64,45 @@ static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     hr->url_len = n;
 }
 
-/* Whether the URL's path (without query or fragment; origin-form or absolute-form) is the RPC
- * path or "/". Only url_cap bytes were kept: a path that does not end inside them is longer than
- * the RPC path and cannot match. */
-static int url_is_rpc(const jrpc__http_conn_t *c)
+/* The URL's path and query (origin-form or absolute-form; no fragment). Only url_cap bytes were
+ * kept: *cut says the URL went on past them (its path or query may then be incomplete). */
+static void url_parts(const jrpc__http_conn_t *c, const char **path, size_t *path_len,
+                      const char **query, size_t *query_len, int *cut)
 {
-    int cut = c->url_len > c->url_cap;
+    *cut = c->url_len > c->url_cap;
     const char *u = c->url;
-    const char *end = u + (cut ? c->url_cap : c->url_len);
+    const char *end = u + (*cut ? c->url_cap : c->url_len);
     size_t n = (size_t)(end - u);
-    const char *path;
-    size_t path_len;
+    *query = NULL;
+    *query_len = 0;
     if ((n >= 7 && strncasecmp(u, "http://", 7) == 0) ||
         (n >= 8 && strncasecmp(u, "https://", 8) == 0)) {
         u += u[4] == ':' ? 7 : 8;
         while (u < end && *u != '/' && *u != '?' && *u != '#')
             u++;
-        if (u == end && cut)
-            return 0;
         if (u == end || *u != '/') {
-            path = "/";
-            path_len = 1;
-            goto compare;
+            *path = "/";
+            *path_len = 1;
+            return;
         }
     }
-    path = u;
+    *path = u;
     while (u < end && *u != '?' && *u != '#')
         u++;
-    if (u == end && cut)
+    *path_len = (size_t)(u - *path);
+    if (u < end && *u == '?') {
+        *query = ++u;
+        while (u < end && *u != '#')
+            u++;
+        *query_len = (size_t)(u - *query);
+    }
+}
+
+/* Whether the path is the RPC path or "/" (a cut path is longer than the RPC path). */
+static int path_is_rpc(const jrpc__http_conn_t *c, const char *path, size_t path_len, int cut)
+{
+    if (cut && path + path_len == c->url + c->url_cap)
         return 0;
-    path_len = (size_t)(u - path);
-compare:
     return (path_len == 1 && path[0] == '/') ||
            (path_len == c->route_len && memcmp(path, c->route, path_len) == 0);
 }
@@ -109,9 +117,17 @@ static void answer_local(jrpc__http_req_t *hr)
         hr->state = JRPC__HR_READY;
         break;
     case 405:
-        snprintf(msg, sizeof msg, "method %s not allowed; use POST",
-                 http_method_str((enum http_method)hr->method));
+        snprintf(msg, sizeof msg, "method %s not allowed; use %s",
+                 http_method_str((enum http_method)hr->method),
+                 hr->rest && !hr->rest_batch ? "GET or POST" : "POST");
         jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST, msg);
+        break;
+    case 400: /* a REST path whose method name does not decode */
+        jrpc__http_answer_error(hr, 400, JRPC_CODE_INVALID_REQUEST,
+                                "the method name in the REST path is empty or malformed");
+        break;
+    case 414:
+        jrpc__http_answer_error(hr, 414, JRPC_CODE_LIMIT_EXCEEDED, "REST URL too long");
         break;
     default:
         jrpc__http_answer_error(hr, 404, JRPC_CODE_INVALID_REQUEST,
@@ -243,10 +259,20 @@ static int on_headers_complete(http_parser *p)
     int chunked = (p->flags & F_CHUNKED) != 0;
     uint64_t clen = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
     int has_body = chunked || clen > 0;
-    int rpc = url_is_rpc(c);
+    const char *path, *query;
+    size_t path_len, query_len;
+    int cut;
+    url_parts(c, &path, &path_len, &query, &query_len, &cut);
+    int rpc = path_is_rpc(c, path, path_len, cut);
+    int rest = !rpc && jrpc__http_rest_route(c, hr, path, path_len, query, query_len);
+    if (rest && cut && hr->kind != JRPC__HR_LOCAL) {
+        hr->kind = JRPC__HR_LOCAL; /* the name or the query was cut: refuse, never guess */
+        hr->status = 414;
+    }
 
-    if (rpc && p->method == HTTP_POST) {
-        hr->kind = JRPC__HR_RPC;
+    if ((rpc && p->method == HTTP_POST) || (rest && hr->kind == JRPC__HR_REST && !hr->rest_get)) {
+        if (rpc)
+            hr->kind = JRPC__HR_RPC;
         if (!chunked && clen > c->cfg->max_body) {
             body_too_large(c); /* before the body: the client that waits for 100 sends none */
             return 0;
@@ -268,8 +294,12 @@ static int on_headers_complete(http_parser *p)
         return 0;
     }
 
-    hr->kind = JRPC__HR_LOCAL;
-    hr->status = !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
+    if (rest && hr->kind == JRPC__HR_REST)
+        return 0; /* GET: params from the query, already in hr->in; any body is ignored */
+    if (!rest) {
+        hr->kind = JRPC__HR_LOCAL;
+        hr->status = !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
+    }
     if (has_body) {
         /* A body we would not use: answer now and close instead of reading it. A client that
          * waits for 100 Continue gets its final answer at once (RFC 9110 §10.1.1). */
@@ -285,7 +315,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     jrpc__http_conn_t *c = p->data;
     jrpc__http_req_t *hr = c->cur;
-    if (hr == NULL || hr->kind != JRPC__HR_RPC)
+    if (hr == NULL || hr->kind == JRPC__HR_LOCAL || hr->rest_get)
         return 0;
     hr->want_continue = 0; /* the client did not wait */
     if (len > hr->in_cap - hr->in_len) {
@@ -320,7 +350,8 @@ static int on_chunk_header(http_parser *p)
     jrpc__http_conn_t *c = p->data;
     jrpc__http_req_t *hr = c->cur;
     /* A chunk announced past the limit is refused before its bytes arrive. */
-    if (hr != NULL && hr->kind == JRPC__HR_RPC && p->content_length > c->cfg->max_body - hr->in_len)
+    if (hr != NULL && hr->kind != JRPC__HR_LOCAL && !hr->rest_get &&
+        p->content_length > c->cfg->max_body - hr->in_len)
         body_too_large(c);
     return 0;
 }
@@ -334,7 +365,7 @@ static int on_message_complete(http_parser *p)
     c->cur = NULL;
     hr->want_continue = 0;
     hr->direct = 0;
-    if (hr->kind == JRPC__HR_RPC)
+    if (hr->kind != JRPC__HR_LOCAL)
         jrpc__http_req_run(c, hr);
     else
         answer_local(hr);

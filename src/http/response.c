@@ -34,7 +34,14 @@ static char *put_size(char *p, size_t v)
 void jrpc__http_answer_error(jrpc__http_req_t *hr, unsigned status, int code, const char *msg)
 {
     jrpc_buf_free(&hr->out);
-    jrpc__error_object(&hr->out, code, msg);
+    if (hr->rest) {
+        /* REST answers have no envelope: {"error":{"code":…,"message":…}}. */
+        jrpc_buf_append(&hr->out, "{\"error\":", 9);
+        jrpc__error_body(&hr->out, code, msg, strlen(msg), NULL, 0, 0);
+        jrpc_buf_append(&hr->out, "}", 1);
+    } else {
+        jrpc__error_object(&hr->out, code, msg);
+    }
     if (hr->out.err != 0)
         jrpc_buf_free(&hr->out); /* out of memory: the status alone must do */
     hr->status = status;
@@ -77,15 +84,23 @@ void jrpc__http_build_head(const jrpc__http_conn_t *c, jrpc__http_req_t *hr, int
     /* CORS: every answer allows any origin, so a browser page may read it (the endpoint takes
      * no cookies or credentials, so "*" exposes nothing a plain curl could not fetch). */
     PUT(p, "Access-Control-Allow-Origin: *\r\n");
+    int get = hr->rest && !hr->rest_batch; /* single REST calls may also be GETs */
     if (hr->kind == JRPC__HR_LOCAL && hr->status == 204) {
         /* A browser sends an OPTIONS preflight before a cross-origin POST with a JSON
          * Content-Type; these are the headers it needs back to send the POST. */
-        PUT(p, "Allow: POST, OPTIONS\r\n"
-               "Access-Control-Allow-Methods: POST, OPTIONS\r\n"
-               "Access-Control-Allow-Headers: Content-Type\r\n"
+        if (get)
+            PUT(p, "Allow: GET, POST, OPTIONS\r\n"
+                   "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n");
+        else
+            PUT(p, "Allow: POST, OPTIONS\r\n"
+                   "Access-Control-Allow-Methods: POST, OPTIONS\r\n");
+        PUT(p, "Access-Control-Allow-Headers: Content-Type\r\n"
                "Access-Control-Max-Age: 86400\r\n");
     } else if (hr->status == 405) {
-        PUT(p, "Allow: POST, OPTIONS\r\n");
+        if (get)
+            PUT(p, "Allow: GET, POST, OPTIONS\r\n");
+        else
+            PUT(p, "Allow: POST, OPTIONS\r\n");
     }
     if (hr->status != 204) {
         PUT(p, "Content-Type: application/json\r\nContent-Length: ");

@@ -42,6 +42,9 @@ struct jrpc__loop {
 struct jrpc_server {
     jrpc_config_t cfg;                      /* copy; cfg.path points at path below */
     char *path;                             /* owned copy of cfg.path */
+    char *rest_path;                        /* owned copy of cfg.rest_path ("" = off) */
+    char *discover;                         /* rpc.discover's answer, built when run starts */
+    size_t discover_len;
     jrpc__registry_t *registry;             /* methods; read-only once running */
     jrpc__pool_t *pool;                     /* worker threads (created by run) */
     jrpc__loop_t *loops;                    /* cfg.io_threads loops (created by run) */
@@ -55,6 +58,11 @@ struct jrpc_server {
 /* Sets up loop `index` of srv: its uv loop, wakeup, drain timer and one listener per address
  * bound so far. *inited is set once uv_loop_init succeeded (cleanup must then run the loop out). */
 int jrpc__loop_init(jrpc__loop_t *loop, jrpc_server_t *srv, unsigned index, int *inited);
+
+/* rpc.discover (src/rpc/discover.c): registers the method at server creation, and builds the
+ * OpenRPC document from the registry when the server starts (the registry is final then). */
+int jrpc__discover_register(jrpc_server_t *srv);
+int jrpc__discover_build(jrpc_server_t *srv);
 
 /* Post-run hook for a loop: the listener's connection callback hands new sockets here. Lives in
  * src/http; accepts from `server` and starts serving on `loop`. */

@@ -27,6 +27,7 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->path = "/api/v1/endpoint";       /* seed 001's endpoint */
+    cfg->rest_path = "/rest";             /* seed 002's batches over REST */
     cfg->io_threads = 0;                  /* one loop per core */
     cfg->workers = 8;                     /* blocking handlers (SQLite, files): a few per core */
     cfg->worker_queue = 1024;             /* 32 batches at full concurrency before -32005 */
@@ -65,12 +66,19 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     if (srv->cfg.max_depth == 0)
         srv->cfg.max_depth = 128;
     srv->path = strdup(cfg->path);
+    srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->registry = jrpc__registry_new();
-    if (srv->path == NULL || srv->registry == NULL) {
+    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL ||
+        jrpc__discover_register(srv) != 0) {
         jrpc_server_free(srv);
         return NULL;
     }
     srv->cfg.path = srv->path;
+    srv->cfg.rest_path = srv->rest_path;
+    /* Strip a trailing '/' so "/rest/" and "/rest" mean the same prefix. */
+    size_t rl = strlen(srv->rest_path);
+    if (rl > 1 && srv->rest_path[rl - 1] == '/')
+        srv->rest_path[rl - 1] = '\0';
     for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
         for (size_t i = 0; i < MAX_IO_THREADS; i++)
             srv->fds[a][i] = -1;
@@ -88,6 +96,13 @@ JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_metho
     if (atomic_load(&srv->running))
         return JRPC_EBUSY;
     return jrpc__registry_add(srv->registry, name, cb, data, flags);
+}
+
+JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
+{
+    if (atomic_load(&srv->running))
+        return JRPC_EBUSY;
+    return jrpc__registry_deny_batch(srv->registry, pattern);
 }
 
 /* ---- Listening ---------------------------------------------------------------------------------- */
@@ -342,6 +357,10 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
     jrpc__http_global_init(&srv->cfg);
+    if (jrpc__discover_build(srv) != 0) {
+        atomic_store(&srv->running, 0);
+        return JRPC_ENOMEM;
+    }
     unsigned n = srv->cfg.io_threads;
     uv_thread_t *threads = calloc(n, sizeof(*threads));
     jrpc__loop_t *loops = calloc(n, sizeof(*loops));
@@ -409,6 +428,8 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
             if (srv->fds[a][i] >= 0)
                 close(srv->fds[a][i]);
     jrpc__registry_free(srv->registry);
+    free(srv->discover);
     free(srv->path);
+    free(srv->rest_path);
     free(srv);
 }

@@ -59,6 +59,7 @@ static void reply_internal_error(jrpc_call_t *c)
     c->reply_len = sizeof msg - 1;
     c->reply_owned = 0;
     c->reply_is_error = 1;
+    c->reply_code = JRPC_CODE_INTERNAL_ERROR;
 }
 
 static void reply_bytes(jrpc_call_t *c, const char *p, size_t n, int is_error)
@@ -131,6 +132,7 @@ JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *messa
         jrpc__call_replied(call);
         return;
     }
+    call->reply_code = code;
     reply_bytes(call, b.ptr, b.len, 1);
     jrpc_buf_free(&b);
 }

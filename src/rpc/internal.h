@@ -13,20 +13,34 @@
 /* ---- Registry: name → handler. Written before run, read-only (lock-free) afterwards. -------- */
 
 typedef struct jrpc__method {
-    char *name;           /* owned, NUL-terminated */
+    char *name;           /* owned, NUL-terminated; a pattern keeps its trailing '*' */
     size_t name_len;
     jrpc_method_cb cb;
     void *data;
-    unsigned flags;       /* JRPC_INLINE/WORKER/ASYNC | JRPC_NO_BATCH */
+    unsigned flags;       /* JRPC_INLINE/WORKER/ASYNC | JRPC_NO_BATCH | JRPC_UNBOUNDED */
+    char *summary;        /* rpc.discover: owned or NULL */
+    char *params_json;    /* rpc.discover: JSON array of ContentDescriptors, owned or NULL */
+    char *result_json;    /* rpc.discover: one ContentDescriptor, owned or NULL */
 } jrpc__method_t;
 
 jrpc__registry_t *jrpc__registry_new(void);
 void jrpc__registry_free(jrpc__registry_t *r);
+/* A name ending in '*' registers a prefix pattern ("eth_*"): it serves every name with that
+ * prefix that has no exact entry; the longest matching prefix wins. */
 int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_method_cb cb, void *data,
                        unsigned flags);
-/* The method called name[0..len), or NULL. */
+/* The method (or pattern) serving name[0..len), or NULL. */
 const jrpc__method_t *jrpc__registry_find(const jrpc__registry_t *r, const char *name, size_t len);
+/* The entry registered under exactly `name` (patterns with their '*'), for editing before run. */
+jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name);
 size_t jrpc__registry_count(const jrpc__registry_t *r);
+/* Calls fn for every entry, exact names sorted by name, then patterns. */
+void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__method_t *m, void *arg),
+                         void *arg);
+/* Batch policy: names matching a deny pattern ("debug_*", or an exact name) are refused inside
+ * batches like JRPC_NO_BATCH methods. */
+int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern);
+int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len);
 
 /* ---- Requests ------------------------------------------------------------------------------- */
 
@@ -44,7 +58,16 @@ typedef void (*jrpc__req_done_cb)(jrpc__req_t *req, jrpc_buf_t *body, void *ud);
  * the returned pointer must not be used (the request may already be freed). Returns the request
  * (NULL only when out of memory, in which case body was freed and nothing is called). */
 jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
-                             jrpc__req_done_cb done, void *ud);
+                             jrpc_conn_t *conn, jrpc__req_done_cb done, void *ud);
+/* The same for REST: method[0..mlen) (copied) with the body as its params (array, object, or
+ * empty for none), or with batch set, the body as a JSON array of params, one call each (cap
+ * cfg.max_batch). The answer is the bare result or {"error":{…}} (an array of those for a batch),
+ * and jrpc__req_status gives the HTTP status (a single call's error maps to 4xx/5xx). */
+jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t mlen, char *body,
+                                  size_t len, int batch, jrpc_conn_t *conn,
+                                  jrpc__req_done_cb done, void *ud);
+/* HTTP status for the answer (200 unless a REST call failed). Valid inside `done`. */
+int jrpc__req_status(const jrpc__req_t *req);
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
  * request frees itself after the last one. Loop thread. */
 void jrpc__req_detach(jrpc__req_t *req);
@@ -53,6 +76,11 @@ size_t jrpc__req_items(const jrpc__req_t *req);
 
 /* A call posted back by jrpc__loop_post has replied: account for it (loop thread). */
 void jrpc__call_done(jrpc_call_t *call);
+
+/* Appends {"code":code,"message":msg[,"data":data]} to b; data is plain text to quote when
+ * data_is_text, else raw JSON; data NULL leaves it out. */
+void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len, const char *data,
+                      size_t data_len, int data_is_text);
 
 /* Builds a complete error response for a transport-level failure (413 body cap …):
  * {"jsonrpc":"2.0","error":{"code":code,"message":msg},"id":null}. */

@@ -1,16 +1,29 @@
-/* registry.c — the method table: name → handler and flags. Filled before the server runs, then
- * only read (by every io thread at once, so it takes no locks). Open addressing with FNV-1a:
- * one hash and usually one compare per lookup, names of any shape ("tennis@ping",
- * "events.stethEvents.getLastRebaseEvent"). */
+/* registry.c — the method table: name → handler and flags, plus prefix patterns ("eth_*") for
+ * methods served by one handler (a gateway's upstream), the batch-deny policy, and the docs
+ * rpc.discover publishes. Filled before the server runs, then only read (by every io thread at
+ * once, so it takes no locks). Exact names live in an open-addressing table with FNV-1a: one hash
+ * and usually one compare per lookup; patterns are few and scanned only on a miss. */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct pattern_list {
+    jrpc__method_t *v; /* patterns: name without the '*' in name[0..name_len) */
+    size_t n;
+} pattern_list_t;
+
+typedef struct deny_list {
+    char **v;          /* patterns as given ("debug_*" or an exact name) */
+    size_t n;
+} deny_list_t;
+
 struct jrpc__registry {
     jrpc__method_t *slots; /* cap entries; name == NULL marks an empty slot */
     size_t cap;            /* power of two */
     size_t count;
+    pattern_list_t patterns;
+    deny_list_t deny;
 };
 
 static uint64_t hash_name(const char *p, size_t n)
@@ -37,12 +50,26 @@ jrpc__registry_t *jrpc__registry_new(void)
     return r;
 }
 
+static void method_clear(jrpc__method_t *m)
+{
+    free(m->name);
+    free(m->summary);
+    free(m->params_json);
+    free(m->result_json);
+}
+
 void jrpc__registry_free(jrpc__registry_t *r)
 {
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->cap; i++)
-        free(r->slots[i].name);
+        method_clear(&r->slots[i]);
+    for (size_t i = 0; i < r->patterns.n; i++)
+        method_clear(&r->patterns.v[i]);
+    for (size_t i = 0; i < r->deny.n; i++)
+        free(r->deny.v[i]);
+    free(r->patterns.v);
+    free(r->deny.v);
     free(r->slots);
     free(r);
 }
@@ -76,37 +103,136 @@ static int registry_grow(jrpc__registry_t *r)
     return 0;
 }
 
+static int is_pattern(const char *name, size_t len)
+{
+    return len > 0 && name[len - 1] == '*';
+}
+
 int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_method_cb cb, void *data,
                        unsigned flags)
 {
+    const unsigned known = 0xffu | JRPC_NO_BATCH | JRPC_UNBOUNDED;
     if (name == NULL || name[0] == '\0' || cb == NULL || (flags & 0xff) > JRPC_ASYNC ||
-        (flags & ~(0xffu | JRPC_NO_BATCH)) != 0)
+        (flags & ~known) != 0)
         return JRPC_EINVAL;
     size_t len = strlen(name);
-    /* Keep the load factor under 1/2 so probes stay short. */
-    if ((r->count + 1) * 2 > r->cap && registry_grow(r) != 0)
-        return JRPC_ENOMEM;
-    jrpc__method_t *m = registry_slot(r->slots, r->cap, name, len);
-    if (m->name != NULL)
-        return JRPC_EEXIST;
+    jrpc__method_t *m;
+    if (is_pattern(name, len)) {
+        if (memchr(name, '*', len - 1) != NULL)
+            return JRPC_EINVAL; /* only a trailing '*' */
+        if (jrpc__registry_entry(r, name) != NULL)
+            return JRPC_EEXIST;
+        jrpc__method_t *v = realloc(r->patterns.v, (r->patterns.n + 1) * sizeof(*v));
+        if (v == NULL)
+            return JRPC_ENOMEM;
+        r->patterns.v = v;
+        m = &v[r->patterns.n];
+        memset(m, 0, sizeof(*m));
+    } else {
+        /* Keep the load factor under 1/2 so probes stay short. */
+        if ((r->count + 1) * 2 > r->cap && registry_grow(r) != 0)
+            return JRPC_ENOMEM;
+        m = registry_slot(r->slots, r->cap, name, len);
+        if (m->name != NULL)
+            return JRPC_EEXIST;
+    }
     m->name = strdup(name);
     if (m->name == NULL)
         return JRPC_ENOMEM;
-    m->name_len = len;
+    m->name_len = is_pattern(name, len) ? len - 1 : len;
     m->cb = cb;
     m->data = data;
     m->flags = flags;
-    r->count++;
+    if (is_pattern(name, len))
+        r->patterns.n++;
+    else
+        r->count++;
     return 0;
 }
 
 const jrpc__method_t *jrpc__registry_find(const jrpc__registry_t *r, const char *name, size_t len)
 {
     const jrpc__method_t *m = registry_slot(r->slots, r->cap, name, len);
+    if (m->name != NULL)
+        return m;
+    const jrpc__method_t *best = NULL;
+    for (size_t i = 0; i < r->patterns.n; i++) {
+        const jrpc__method_t *p = &r->patterns.v[i];
+        if (p->name_len <= len && memcmp(p->name, name, p->name_len) == 0 &&
+            (best == NULL || p->name_len > best->name_len))
+            best = p;
+    }
+    return best;
+}
+
+jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name)
+{
+    size_t len = strlen(name);
+    if (is_pattern(name, len)) {
+        for (size_t i = 0; i < r->patterns.n; i++)
+            if (strcmp(r->patterns.v[i].name, name) == 0)
+                return &r->patterns.v[i];
+        return NULL;
+    }
+    jrpc__method_t *m = registry_slot(r->slots, r->cap, name, len);
     return m->name != NULL ? m : NULL;
 }
 
 size_t jrpc__registry_count(const jrpc__registry_t *r)
 {
-    return r->count;
+    return r->count + r->patterns.n;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const jrpc__method_t *const *)a)->name,
+                  (*(const jrpc__method_t *const *)b)->name);
+}
+
+void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__method_t *m, void *arg),
+                         void *arg)
+{
+    const jrpc__method_t **sorted = malloc((r->count ? r->count : 1) * sizeof(*sorted));
+    size_t n = 0;
+    if (sorted != NULL) {
+        for (size_t i = 0; i < r->cap; i++)
+            if (r->slots[i].name != NULL)
+                sorted[n++] = &r->slots[i];
+        qsort(sorted, n, sizeof(*sorted), by_name);
+        for (size_t i = 0; i < n; i++)
+            fn(sorted[i], arg);
+        free(sorted);
+    }
+    for (size_t i = 0; i < r->patterns.n; i++)
+        fn(&r->patterns.v[i], arg);
+}
+
+int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern)
+{
+    size_t len = pattern ? strlen(pattern) : 0;
+    if (len == 0 || memchr(pattern, '*', len - 1) != NULL)
+        return JRPC_EINVAL;
+    char **v = realloc(r->deny.v, (r->deny.n + 1) * sizeof(*v));
+    if (v == NULL)
+        return JRPC_ENOMEM;
+    r->deny.v = v;
+    if ((v[r->deny.n] = strdup(pattern)) == NULL)
+        return JRPC_ENOMEM;
+    r->deny.n++;
+    return 0;
+}
+
+int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len)
+{
+    for (size_t i = 0; i < r->deny.n; i++) {
+        const char *p = r->deny.v[i];
+        size_t plen = strlen(p);
+        if (p[plen - 1] == '*') {
+            if (plen - 1 <= len && memcmp(p, name, plen - 1) == 0)
+                return 1;
+        } else if (plen == len && memcmp(p, name, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -61,6 +61,7 @@ static void call_set_error(jrpc__req_t *r, jrpc_call_t *c, int code, const char 
     }
     jrpc_buf_free(&b);
     c->is_error = 1;
+    c->code = code;
     c->out_owned = 0;
 }
 
@@ -68,10 +69,30 @@ static void call_set_error(jrpc__req_t *r, jrpc_call_t *c, int code, const char 
 
 static const char *const member_names[JRPC__M_COUNT] = {"jsonrpc", "method", "params", "id"};
 
-/* Fills call c from item it; returns 1 when c is a valid call to run. Errors are set on c. */
-static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it, unsigned max_batch)
+/* Finds the handler for c->name and applies the batch policy; 1 when c may run. */
+static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
 {
     const jrpc_server_t *srv = r->loop->srv;
+    c->m = jrpc__registry_find(srv->registry, c->name.ptr, c->name.len);
+    if (c->m == NULL) {
+        call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
+        return 0;
+    }
+    if (r->is_batch && ((c->m->flags & JRPC_NO_BATCH) ||
+                        jrpc__registry_batch_denied(srv->registry, c->name.ptr, c->name.len))) {
+        char msg[160];
+        int n = (int)(c->name.len > 100 ? 100 : c->name.len);
+        snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n,
+                 c->name.ptr);
+        call_set_error(r, c, JRPC_CODE_NOT_IN_BATCH, msg, NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* Fills call c from item it; returns 1 when c is a valid call to run. Errors are set on c. */
+static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it)
+{
     c->req = r;
     c->answer = 1;
     if (it->type != JRPC_JSON_OBJECT) {
@@ -137,21 +158,7 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it, un
     /* From here on the request is well formed: a notification gets no answer, whatever happens. */
     if (id.ptr == NULL)
         c->answer = 0;
-    c->m = jrpc__registry_find(srv->registry, c->name.ptr, c->name.len);
-    if (c->m == NULL) {
-        call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
-        return 0;
-    }
-    if ((c->m->flags & JRPC_NO_BATCH) && r->is_batch) {
-        char msg[160];
-        int n = (int)(c->name.len > 100 ? 100 : c->name.len);
-        snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n,
-                 c->name.ptr);
-        call_set_error(r, c, JRPC_CODE_NOT_IN_BATCH, msg, NULL);
-        return 0;
-    }
-    (void)max_batch;
-    return 1;
+    return call_resolve(r, c);
 }
 
 /* ---- Answering -------------------------------------------------------------------------------- */
@@ -161,9 +168,13 @@ static const char too_large[] = "{\"code\":-32003,\"message\":\"Response too lar
 static const char prefix_error[] = "{\"jsonrpc\":\"2.0\",\"error\":";
 static const char prefix_result[] = "{\"jsonrpc\":\"2.0\",\"result\":";
 
+static const char rest_error[] = "{\"error\":";
+
 /* Bytes item_append adds for an entry (the size check and the copy must agree). */
 static size_t item_size(const jrpc_call_t *c, size_t out_len, int is_error)
 {
+    if (c->req->rest)
+        return is_error ? sizeof rest_error - 1 + out_len + 1 : out_len;
     return (is_error ? sizeof prefix_error : sizeof prefix_result) - 1 + out_len + 6 +
            (c->id.ptr ? c->id.len : 4) + 1;
 }
@@ -176,6 +187,19 @@ static void item_append(jrpc_buf_t *b, const jrpc_call_t *c, const char *out, si
     if (jrpc_buf_reserve(b, item_size(c, out_len, is_error)) != 0)
         return;
     char *w = b->ptr + b->len;
+    if (c->req->rest) {
+        /* REST has no envelope: the bare result, or {"error":{…}}. */
+        if (is_error) {
+            memcpy(w, rest_error, sizeof rest_error - 1);
+            w += sizeof rest_error - 1;
+        }
+        memcpy(w, out, out_len);
+        w += out_len;
+        if (is_error)
+            *w++ = '}';
+        b->len = (size_t)(w - b->ptr);
+        return;
+    }
     if (is_error) {
         memcpy(w, prefix_error, sizeof prefix_error - 1);
         w += sizeof prefix_error - 1;
@@ -196,6 +220,25 @@ static void item_append(jrpc_buf_t *b, const jrpc_call_t *c, const char *out, si
     }
     *w++ = '}';
     b->len = (size_t)(w - b->ptr);
+}
+
+/* The HTTP status of a failed single REST call (docs/rest.md has the table). */
+static int rest_status(int code)
+{
+    switch (code) {
+    case JRPC_CODE_METHOD_NOT_FOUND:
+        return 404;
+    case JRPC_CODE_INVALID_REQUEST:
+    case JRPC_CODE_INVALID_PARAMS:
+    case JRPC_CODE_PARSE_ERROR:
+        return 400;
+    case JRPC_CODE_LIMIT_EXCEEDED:
+        return 429;
+    case JRPC_CODE_TIMEOUT:
+        return 504;
+    default:
+        return 500;
+    }
 }
 
 /* Writes the response in request order and hands it to the transport. Items whose entry would
@@ -234,8 +277,10 @@ static void req_answer(jrpc__req_t *r)
     }
     if (r->is_batch)
         jrpc_buf_append(&out, "]", 1);
-    if (entries == 0)
+    if (entries == 0 && !r->rest)
         out.len = 0; /* notifications only: nothing to answer */
+    if (r->rest && !r->is_batch && r->ncalls == 1 && (r->calls[0].is_error || over))
+        r->status = rest_status(over ? JRPC_CODE_RESPONSE_TOO_LARGE : r->calls[0].code);
     if (out.err) {
         jrpc_buf_free(&out);
         jrpc__error_object(&out, JRPC_CODE_INTERNAL_ERROR, "Internal error");
@@ -310,10 +355,13 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
 {
     const jrpc__method_t *m = c->m;
     c->state = CALL_RUNNING;
+    c->bounded = !(m->flags & JRPC_UNBOUNDED);
     r->running++;
+    r->bounded += c->bounded;
     if ((m->flags & 0xff) == JRPC_WORKER) {
         if (jrpc__pool_submit(r->loop->srv->pool, c, m->cb, m->data) != 0) {
             r->running--;
+            r->bounded -= c->bounded;
             c->state = CALL_DONE;
             call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy",
                            "worker queue is full");
@@ -339,7 +387,7 @@ static void req_pump(jrpc__req_t *r)
     r->pumping = 1;
     const jrpc_config_t *cfg = &r->loop->srv->cfg;
     size_t bound = cfg->batch_concurrency ? cfg->batch_concurrency : 1;
-    while (r->next < r->ncalls && r->running < bound) {
+    while (r->next < r->ncalls && r->bounded < bound) {
         jrpc_call_t *c = &r->calls[r->next++];
         if (c->state == CALL_WAITING)
             call_start(r, c);
@@ -361,6 +409,7 @@ void jrpc__call_done(jrpc_call_t *c)
 {
     jrpc__req_t *r = c->req;
     r->running--;
+    r->bounded -= c->bounded;
     if (c->timed_out) {
         /* Its -32002 is (being) answered; drop the late reply. */
         if (c->reply_owned)
@@ -372,6 +421,7 @@ void jrpc__call_done(jrpc_call_t *c)
     c->out_len = c->reply_len;
     c->out_owned = c->reply_owned;
     c->is_error = c->reply_is_error;
+    c->code = c->reply_code;
     c->state = CALL_DONE;
     if (c->answer)
         r->remaining--;
@@ -389,27 +439,9 @@ void jrpc__call_replied(jrpc_call_t *c)
 
 /* ---- Entry points ----------------------------------------------------------------------------- */
 
-static void req_parse_error(jrpc__req_t *r, const jrpc__json_err_t *err)
+static jrpc__req_t *req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
+                            jrpc__req_done_cb done, void *ud)
 {
-    char detail[96];
-    snprintf(detail, sizeof detail, "%s at byte %zu", err->msg ? err->msg : "invalid JSON",
-             err->offset);
-    jrpc_call_t *c = jrpc__arena_alloc(&r->arena, sizeof(*c));
-    if (c == NULL)
-        return;
-    memset(c, 0, sizeof(*c));
-    c->req = r;
-    c->answer = 1;
-    call_set_error(r, c, JRPC_CODE_PARSE_ERROR, "Parse error", detail);
-    r->calls = c;
-    r->ncalls = 1;
-    r->next = 1;
-}
-
-jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
-                             jrpc__req_done_cb done, void *ud)
-{
-    const jrpc_config_t *cfg = &loop->srv->cfg;
     jrpc__arena_t arena;
     jrpc__arena_init_cached(&arena, &loop->arenas);
     jrpc__req_t *r = jrpc__arena_alloc(&arena, sizeof(*r));
@@ -420,83 +452,210 @@ jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigne
     memset(r, 0, sizeof(*r));
     r->arena = arena;
     r->loop = loop;
+    r->conn = conn;
     r->body = body;
     r->body_len = len;
     r->done = done;
     r->ud = ud;
-    r->deadline = uv_now(&loop->uv) + cfg->deadline_ms;
+    r->status = 200;
+    r->deadline = uv_now(&loop->uv) + loop->srv->cfg.deadline_ms;
     loop->nreqs++;
+    return r;
+}
 
-    jrpc__envelope_t env;
-    jrpc__json_err_t err = {NULL, 0};
-    int rc = jrpc__envelope_scan(body, len, cfg->max_depth, &r->arena, &env, &err);
-    if (rc != 0) {
-        if (rc == JRPC_ENOMEM)
-            err.msg = "out of memory";
-        req_parse_error(r, &err);
-        req_pump(r);
-        return r;
+/* Answers the whole request with one error object (id null): parse errors, an empty batch. */
+static jrpc__req_t *req_fail(jrpc__req_t *r, int code, const char *msg, const char *detail)
+{
+    jrpc_call_t *c = jrpc__arena_alloc(&r->arena, sizeof(*c));
+    if (c != NULL) {
+        memset(c, 0, sizeof(*c));
+        c->req = r;
+        c->answer = 1;
+        call_set_error(r, c, code, msg, detail);
+        r->calls = c;
+        r->ncalls = r->next = 1;
     }
-    r->is_batch = (uint8_t)env.is_batch;
-    if (env.is_batch && env.count == 0) {
-        r->is_batch = 0;
-        jrpc_call_t *c = jrpc__arena_alloc(&r->arena, sizeof(*c));
-        if (c != NULL) {
-            memset(c, 0, sizeof(*c));
-            c->req = r;
-            c->answer = 1;
-            call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request", "empty batch");
-            r->calls = c;
-            r->ncalls = r->next = 1;
-        }
-        req_pump(r);
-        return r;
-    }
-    r->calls = jrpc__arena_alloc(&r->arena, env.count * sizeof(*r->calls));
-    if (r->calls == NULL) {
-        err.msg = "out of memory";
-        req_parse_error(r, &err);
-        req_pump(r);
-        return r;
-    }
-    memset(r->calls, 0, env.count * sizeof(*r->calls));
-    r->ncalls = env.count;
+    r->is_batch = 0;
+    req_pump(r);
+    return r;
+}
 
-    if (env.is_batch && env.count > max_batch) {
-        /* Over the transport's cap nothing runs; every call learns why. */
-        char msg[80];
-        snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", env.count, max_batch);
-        size_t answered = 0;
-        for (size_t i = 0; i < env.count; i++) {
-            jrpc_call_t *c = &r->calls[i];
-            call_check(r, c, &env.items[i], max_batch);
-            if (c->answer) {
-                call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
-                answered++;
-            }
-        }
-        if (answered == 0) {
-            /* Notifications only: answering nothing would let the client believe they ran. */
-            r->is_batch = 0;
-            r->calls[0].answer = 1;
-            r->calls[0].id.ptr = NULL;
-            call_set_error(r, &r->calls[0], JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
-        }
-        r->next = r->ncalls;
-        req_pump(r);
-        return r;
-    }
+static jrpc__req_t *req_parse_error(jrpc__req_t *r, int rc, const jrpc__json_err_t *err)
+{
+    char detail[96];
+    if (rc == JRPC_ENOMEM)
+        return req_fail(r, JRPC_CODE_INTERNAL_ERROR, "Internal error", "out of memory");
+    snprintf(detail, sizeof detail, "%s at byte %zu", err->msg ? err->msg : "invalid JSON",
+             err->offset);
+    return req_fail(r, JRPC_CODE_PARSE_ERROR, "Parse error", detail);
+}
 
-    for (size_t i = 0; i < env.count; i++) {
+static int req_alloc_calls(jrpc__req_t *r, size_t n)
+{
+    r->calls = jrpc__arena_alloc(&r->arena, n * sizeof(*r->calls));
+    if (r->calls == NULL)
+        return JRPC_ENOMEM;
+    memset(r->calls, 0, n * sizeof(*r->calls));
+    r->ncalls = n;
+    return 0;
+}
+
+/* Over the transport's cap nothing runs; every call that would be answered learns why. */
+static void req_over_cap(jrpc__req_t *r, unsigned max_batch)
+{
+    char msg[80];
+    snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", r->ncalls, max_batch);
+    size_t answered = 0;
+    for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
-        if (call_check(r, c, &env.items[i], max_batch)) {
-            c->state = CALL_WAITING;
-            if (c->answer)
+        if (c->answer) {
+            call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+            answered++;
+        }
+    }
+    if (answered == 0) {
+        /* Notifications only: answering nothing would let the client believe they ran. */
+        r->is_batch = 0;
+        r->calls[0].answer = 1;
+        r->calls[0].id.ptr = NULL;
+        call_set_error(r, &r->calls[0], JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+    }
+    r->next = r->ncalls;
+}
+
+/* Marks the checked calls runnable and starts them. */
+static jrpc__req_t *req_run(jrpc__req_t *r, const uint8_t *ok)
+{
+    for (size_t i = 0; i < r->ncalls; i++) {
+        if (ok[i]) {
+            r->calls[i].state = CALL_WAITING;
+            if (r->calls[i].answer)
                 r->remaining++;
         }
     }
     req_pump(r);
     return r;
+}
+
+jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
+                             jrpc_conn_t *conn, jrpc__req_done_cb done, void *ud)
+{
+    jrpc__req_t *r = req_new(loop, body, len, conn, done, ud);
+    if (r == NULL)
+        return NULL;
+    jrpc__envelope_t env;
+    jrpc__json_err_t err = {NULL, 0};
+    int rc = jrpc__envelope_scan(body, len, loop->srv->cfg.max_depth, &r->arena, &env, &err);
+    if (rc != 0)
+        return req_parse_error(r, rc, &err);
+    if (env.is_batch && env.count == 0)
+        return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request", "empty batch");
+    r->is_batch = (uint8_t)env.is_batch;
+    uint8_t *ok = jrpc__arena_alloc(&r->arena, env.count);
+    if (ok == NULL || req_alloc_calls(r, env.count) != 0)
+        return req_parse_error(r, JRPC_ENOMEM, &err);
+    for (size_t i = 0; i < env.count; i++)
+        ok[i] = (uint8_t)call_check(r, &r->calls[i], &env.items[i]);
+    if (env.is_batch && env.count > max_batch) {
+        req_over_cap(r, max_batch);
+        req_pump(r);
+        return r;
+    }
+    return req_run(r, ok);
+}
+
+/* A REST call's params: an array, an object, or null/nothing for none. */
+static int rest_params(jrpc__req_t *r, jrpc_call_t *c, jrpc_json_t v, jrpc_json_type_t type)
+{
+    if (type == JRPC_JSON_ARRAY || type == JRPC_JSON_OBJECT) {
+        c->params = v;
+    } else if (type != JRPC_JSON_NONE && type != JRPC_JSON_NULL) {
+        call_set_error(r, c, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                       "params must be an array or an object");
+        return 0;
+    }
+    return call_resolve(r, c);
+}
+
+jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t mlen, char *body,
+                                  size_t len, int batch, jrpc_conn_t *conn,
+                                  jrpc__req_done_cb done, void *ud)
+{
+    jrpc__req_t *r = req_new(loop, body, len, conn, done, ud);
+    if (r == NULL)
+        return NULL;
+    r->rest = 1;
+    const jrpc_config_t *cfg = &loop->srv->cfg;
+    char *name = jrpc__arena_alloc(&r->arena, mlen);
+    jrpc__json_err_t err = {NULL, 0};
+    if (name == NULL)
+        return req_parse_error(r, JRPC_ENOMEM, &err);
+    memcpy(name, method, mlen);
+
+    size_t skip = 0;
+    while (skip < len && (body[skip] == ' ' || body[skip] == '\t' || body[skip] == '\n' ||
+                          body[skip] == '\r'))
+        skip++;
+    int rc;
+    if (!batch) {
+        /* The body is the params, byte-exact; empty means none. */
+        jrpc_json_t v = {NULL, 0};
+        if (skip < len) {
+            if ((rc = jrpc__json_check(body, len, cfg->max_depth, &err)) != 0)
+                return req_parse_error(r, rc, &err);
+            v.ptr = body + skip;
+            v.len = len - skip;
+            while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t' ||
+                                 v.ptr[v.len - 1] == '\n' || v.ptr[v.len - 1] == '\r'))
+                v.len--;
+        }
+        if (req_alloc_calls(r, 1) != 0)
+            return req_parse_error(r, JRPC_ENOMEM, &err);
+        jrpc_call_t *c = &r->calls[0];
+        c->req = r;
+        c->answer = 1;
+        c->name.ptr = name;
+        c->name.len = mlen;
+        uint8_t ok = (uint8_t)rest_params(r, c, v, jrpc_json_type(v));
+        return req_run(r, &ok);
+    }
+    /* A REST batch: a JSON array of params, one call of the same method each. */
+    jrpc__envelope_t env;
+    if (skip == len)
+        return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                        "a REST batch body is a JSON array of params");
+    if ((rc = jrpc__envelope_scan(body, len, cfg->max_depth, &r->arena, &env, &err)) != 0)
+        return req_parse_error(r, rc, &err);
+    if (!env.is_batch)
+        return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
+                        "a REST batch body is a JSON array of params");
+    r->is_batch = 1;
+    if (env.count == 0) {
+        req_pump(r); /* answers [] */
+        return r;
+    }
+    uint8_t *ok = jrpc__arena_alloc(&r->arena, env.count);
+    if (ok == NULL || req_alloc_calls(r, env.count) != 0)
+        return req_parse_error(r, JRPC_ENOMEM, &err);
+    for (size_t i = 0; i < env.count; i++) {
+        jrpc_call_t *c = &r->calls[i];
+        c->req = r;
+        c->answer = 1;
+        c->name.ptr = name;
+        c->name.len = mlen;
+        ok[i] = (uint8_t)rest_params(r, c, env.items[i].value, env.items[i].type);
+    }
+    if (env.count > cfg->max_batch) {
+        req_over_cap(r, cfg->max_batch);
+        req_pump(r);
+        return r;
+    }
+    return req_run(r, ok);
+}
+
+int jrpc__req_status(const jrpc__req_t *r)
+{
+    return r->status;
 }
 
 void jrpc__req_detach(jrpc__req_t *r)

@@ -26,8 +26,10 @@ struct jrpc_call {
     const char *reply;           /* what the handler replied, written by the replying thread and
                                     read by the loop only after the completion is handed over */
     size_t reply_len;
+    int reply_code;              /* the error code when reply_is_error */
     uint8_t reply_is_error;
     uint8_t reply_owned;         /* reply was malloc'd (replied off the loop's thread) */
+    int code;                    /* the error code when is_error */
     uint8_t state;               /* CALL_* */
     uint8_t answer;              /* the call gets an entry in the response */
     uint8_t is_error;            /* out is {"code":…,"message":…} */
@@ -35,6 +37,7 @@ struct jrpc_call {
     uint8_t in_dispatch;         /* its handler runs inside the pump right now (loop thread) */
     uint8_t replied_inline;      /* replied inside the pump: the pump completes it */
     uint8_t timed_out;           /* answered -32002 already; the handler's reply is dropped */
+    uint8_t bounded;             /* counted in req->bounded while running */
     jrpc_call_t *next_done;      /* link in the loop's completion queue */
 };
 
@@ -46,22 +49,21 @@ struct jrpc__req {
     jrpc_call_t *calls;          /* one per item, in request order */
     size_t ncalls;
     size_t next;                 /* first call not yet considered for starting */
-    size_t running;              /* started and not replied: counts against the bound */
+    size_t running;              /* started and not replied (the request lives while > 0) */
+    size_t bounded;              /* those of them that count against batch_concurrency */
     size_t remaining;            /* answered calls still without an answer */
     uint64_t deadline;           /* uv_now() value past which unfinished items time out */
+    jrpc_conn_t *conn;           /* the transport connection (push), or NULL */
     jrpc__req_done_cb done;
     void *ud;
     uv_timer_t timer;            /* the deadline, armed only when a call outlives the pump */
     uint8_t is_batch;            /* answer with an array */
+    uint8_t rest;                /* REST: bare results, {"error":…} objects, no ids */
+    int status;                  /* HTTP status of the answer (REST maps error codes) */
     uint8_t answered;            /* done was called (or the request was detached) */
     uint8_t pumping;             /* req_pump is on the stack */
     uint8_t timer_state;         /* 0 none, 1 armed, 2 closing */
 };
-
-/* Appends {"code":code,"message":msg[,"data":data]} to b; data is plain text to quote when
- * data_is_text, else raw JSON; data NULL leaves it out. */
-void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len, const char *data,
-                      size_t data_len, int data_is_text);
 
 /* On the loop's thread (the only thread that may touch the request's arena). */
 int jrpc__call_on_loop(const jrpc_call_t *call);

@@ -1,0 +1,136 @@
+/* rest.c — REST routes over the same engine (seed 002's "batches over REST"):
+ *   POST <rest_path>/<method>        body = params (array, object or empty) → bare result
+ *   GET  <rest_path>/<method>?k=v    named params from the query string, values as strings
+ *   POST <rest_path>/<method>/batch  body = JSON array of params → array of results in order
+ * The method name is percent-decoded from the path; errors come back as {"error":{…}} with the
+ * HTTP status the engine maps from the error code (docs/rest.md). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes p[0..n) into out (room for n bytes); '+' becomes a space when `plus` (query
+ * strings). Returns the decoded length, or -1 for a malformed escape. */
+static long pct_decode(const char *p, size_t n, char *out, int plus)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '%') {
+            if (n - i < 3)
+                return -1;
+            int hi = hexdigit(p[i + 1]), lo = hexdigit(p[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (ch == '+' && plus) {
+            out[o++] = ' ';
+        } else {
+            out[o++] = ch;
+        }
+    }
+    return (long)o;
+}
+
+/* The query string as a JSON object of strings ({"k":"v",…}; a key without '=' gets ""). */
+static int query_to_json(const char *q, size_t n, jrpc_buf_t *out)
+{
+    char *tmp = malloc(n ? n : 1);
+    if (tmp == NULL)
+        return JRPC_ENOMEM;
+    int rc = 0;
+    size_t members = 0;
+    jrpc_buf_append(out, "{", 1);
+    const char *end = q + n;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pair_end = amp ? amp : end;
+        if (pair_end > q) {
+            const char *eq = memchr(q, '=', (size_t)(pair_end - q));
+            const char *key_end = eq ? eq : pair_end;
+            long kl = pct_decode(q, (size_t)(key_end - q), tmp, 1);
+            if (kl < 0) {
+                rc = JRPC_EINVAL;
+                break;
+            }
+            if (members++ > 0)
+                jrpc_buf_append(out, ",", 1);
+            jrpc_buf_json_string(out, tmp, (size_t)kl);
+            jrpc_buf_append(out, ":", 1);
+            long vl = 0;
+            if (eq != NULL && (vl = pct_decode(eq + 1, (size_t)(pair_end - eq - 1), tmp, 1)) < 0) {
+                rc = JRPC_EINVAL;
+                break;
+            }
+            jrpc_buf_json_string(out, tmp, (size_t)vl);
+        }
+        q = amp ? amp + 1 : end;
+    }
+    jrpc_buf_append(out, "}", 1);
+    free(tmp);
+    return rc ? rc : out->err;
+}
+
+int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
+                          size_t path_len, const char *query, size_t query_len)
+{
+    const char *prefix = c->cfg->rest_path;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    if (plen == 0 || path_len <= plen + 1 || memcmp(path, prefix, plen) != 0 || path[plen] != '/')
+        return 0;
+    const char *m = path + plen + 1;
+    size_t mlen = path_len - plen - 1;
+    int batch = 0;
+    if (mlen > 6 && memcmp(m + mlen - 6, "/batch", 6) == 0) {
+        batch = 1;
+        mlen -= 6;
+    }
+    hr->rest = 1;
+    hr->rest_batch = (uint8_t)batch;
+    char *name = malloc(mlen + 1);
+    long n = name ? pct_decode(m, mlen, name, 0) : -1;
+    if (name == NULL || n <= 0) {
+        free(name);
+        hr->kind = JRPC__HR_LOCAL;
+        hr->status = 400;
+        return 1;
+    }
+    name[n] = '\0';
+    hr->rest_method = name;
+    hr->rest_method_len = (size_t)n;
+    if (hr->method == HTTP_POST) {
+        hr->kind = JRPC__HR_REST;
+        return 1;
+    }
+    if (hr->method == HTTP_GET && !batch) {
+        /* The params come from the query string; the body (if any) is not read. */
+        jrpc_buf_t b;
+        jrpc_buf_init(&b);
+        if (query_to_json(query, query_len, &b) != 0) {
+            jrpc_buf_free(&b);
+            hr->kind = JRPC__HR_LOCAL;
+            hr->status = 400;
+            return 1;
+        }
+        hr->kind = JRPC__HR_REST;
+        hr->rest_get = 1;
+        hr->in = b.ptr;
+        hr->in_len = b.len;
+        hr->in_cap = b.cap;
+        return 1;
+    }
+    hr->kind = JRPC__HR_LOCAL;
+    hr->status = hr->method == HTTP_OPTIONS ? 204 : 405;
+    return 1;
+}

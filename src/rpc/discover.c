@@ -1,0 +1,114 @@
+/* discover.c — rpc.discover: an OpenRPC 1.2 document listing every registered method (and prefix
+ * pattern) with the docs modules gave through jrpc_method_doc. The registry is final once the
+ * server runs, so the document is built once at start and every call answers the same bytes. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void discover_call(jrpc_call_t *call, void *data)
+{
+    jrpc_server_t *srv = data;
+    jrpc_reply_raw(call, srv->discover, srv->discover_len);
+}
+
+int jrpc__discover_register(jrpc_server_t *srv)
+{
+    int rc = jrpc__registry_add(srv->registry, "rpc.discover", discover_call, srv, JRPC_INLINE);
+    if (rc != 0)
+        return rc;
+    return jrpc_method_doc(srv, "rpc.discover", "Returns this OpenRPC document", "[]",
+                           "{\"name\":\"OpenRPC document\",\"schema\":{\"type\":\"object\"}}");
+}
+
+static int doc_copy(const char *src, char **dst)
+{
+    *dst = NULL;
+    if (src == NULL)
+        return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : JRPC_ENOMEM;
+}
+
+JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char *summary,
+                                const char *params_json, const char *result_json)
+{
+    if (atomic_load(&srv->running))
+        return JRPC_EBUSY;
+    if (name == NULL)
+        return JRPC_EINVAL;
+    jrpc__method_t *m = jrpc__registry_entry(srv->registry, name);
+    if (m == NULL)
+        return JRPC_ENOENT;
+    jrpc_json_t v;
+    if (params_json != NULL) {
+        v.ptr = params_json;
+        v.len = strlen(params_json);
+        if (jrpc_json_validate(v.ptr, v.len, 0, NULL) != 0 || jrpc_json_type(v) != JRPC_JSON_ARRAY)
+            return JRPC_EINVAL;
+    }
+    if (result_json != NULL) {
+        v.ptr = result_json;
+        v.len = strlen(result_json);
+        if (jrpc_json_validate(v.ptr, v.len, 0, NULL) != 0 ||
+            jrpc_json_type(v) != JRPC_JSON_OBJECT)
+            return JRPC_EINVAL;
+    }
+    char *s, *p, *r;
+    if (doc_copy(summary, &s) != 0 || doc_copy(params_json, &p) != 0 ||
+        doc_copy(result_json, &r) != 0)
+        return JRPC_ENOMEM; /* the strays are freed with the process; not worth a fail path */
+    free(m->summary);
+    free(m->params_json);
+    free(m->result_json);
+    m->summary = s;
+    m->params_json = p;
+    m->result_json = r;
+    return 0;
+}
+
+static void method_append(const jrpc__method_t *m, void *arg)
+{
+    jrpc_buf_t *b = arg;
+    if (strcmp(m->name, "rpc.discover") == 0)
+        return; /* OpenRPC reserves it: the document describes the service's own methods */
+    if (b->len > 0 && b->ptr[b->len - 1] == '}')
+        jrpc_buf_append(b, ",", 1);
+    jrpc_buf_appendz(b, "{\"name\":");
+    jrpc_buf_json_string(b, m->name, strlen(m->name));
+    if (m->summary != NULL) {
+        jrpc_buf_appendz(b, ",\"summary\":");
+        jrpc_buf_json_string(b, m->summary, strlen(m->summary));
+    } else if (m->name[strlen(m->name) - 1] == '*') {
+        jrpc_buf_appendz(b, ",\"summary\":\"Every method whose name starts with ");
+        jrpc_buf_append(b, m->name, m->name_len);
+        jrpc_buf_appendz(b, "\"");
+    }
+    jrpc_buf_appendz(b, ",\"params\":");
+    jrpc_buf_appendz(b, m->params_json ? m->params_json : "[]");
+    jrpc_buf_appendz(b, ",\"result\":");
+    jrpc_buf_appendz(b, m->result_json ? m->result_json : "{\"name\":\"result\",\"schema\":{}}");
+    if (m->flags & JRPC_NO_BATCH)
+        jrpc_buf_appendz(b, ",\"x-jrpc-no-batch\":true");
+    jrpc_buf_appendz(b, "}");
+}
+
+int jrpc__discover_build(jrpc_server_t *srv)
+{
+    jrpc_buf_t b;
+    jrpc_buf_init(&b);
+    jrpc_buf_appendz(&b, "{\"openrpc\":\"1.2.6\",\"info\":{\"title\":\"jrpcd\",\"version\":\"");
+    jrpc_buf_appendz(&b, JRPC_VERSION_STRING);
+    /* method_append puts a ',' after any previous entry's '}'; the list starts after '['. */
+    jrpc_buf_appendz(&b, "\"},\"methods\":[");
+    jrpc__registry_each(srv->registry, method_append, &b);
+    jrpc_buf_appendz(&b, "]}");
+    if (b.err) {
+        jrpc_buf_free(&b);
+        return JRPC_ENOMEM;
+    }
+    free(srv->discover);
+    srv->discover = b.ptr;
+    srv->discover_len = b.len;
+    return 0;
+}
