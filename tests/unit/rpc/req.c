@@ -143,7 +143,7 @@ static void send_body(const char *body)
     char *copy = malloc(n ? n : 1);
     memcpy(copy, body, n);
     int before = done_calls;
-    jrpc__req_start(&loop, copy, n, srv->cfg.max_batch, on_done, NULL);
+    jrpc__req_start(&loop, copy, n, srv->cfg.max_batch, NULL, on_done, NULL);
     uint64_t start = uv_hrtime();
     while ((done_calls == before || loop.nreqs != 0) && uv_hrtime() - start < 10000000000ull)
         uv_run(&loop.uv, UV_RUN_ONCE);
@@ -314,7 +314,7 @@ static void detach_frees_after_last_reply(void **state)
     const char *body = "[{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":1},"
                        "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":2}]";
     char *copy = strdup(body);
-    jrpc__req_t *r = jrpc__req_start(&loop, copy, strlen(copy), 1000, on_done, NULL);
+    jrpc__req_t *r = jrpc__req_start(&loop, copy, strlen(copy), 1000, NULL, on_done, NULL);
     assert_non_null(r);
     assert_int_equal(loop.nreqs, 1);
     jrpc__req_detach(r);
