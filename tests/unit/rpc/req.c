@@ -326,6 +326,86 @@ static void detach_frees_after_last_reply(void **state)
     assert_int_equal(atomic_load(&ran), 2);
 }
 
+/* REST: the body is the params; the answer is the bare result or {"error":…} with a status. */
+static int last_status;
+
+static void on_done_status(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
+{
+    last_status = jrpc__req_status(req);
+    on_done(req, body, ud);
+}
+
+static void send_rest(const char *method, const char *body, int batch)
+{
+    size_t n = strlen(body);
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, body, n);
+    int before = done_calls;
+    jrpc__req_start_rest(&loop, method, strlen(method), copy, n, batch, NULL, on_done_status,
+                         NULL);
+    uint64_t start = uv_hrtime();
+    while ((done_calls == before || loop.nreqs != 0) && uv_hrtime() - start < 10000000000ull)
+        uv_run(&loop.uv, UV_RUN_ONCE);
+    assert_int_equal(done_calls, before + 1);
+    assert_int_equal(loop.nreqs, 0);
+}
+
+static void rest_single_and_batch(void **state)
+{
+    (void)state;
+    send_rest("echo", " [1e400, \"x\"] ", 0);
+    assert_int_equal(last_status, 200);
+    assert_answer("[1e400, \"x\"]");
+    send_rest("tennis@ping", "", 0);
+    assert_answer("\"pong\"");
+    send_rest("nope", "{}", 0);
+    assert_int_equal(last_status, 404);
+    assert_answer("{\"error\":{\"code\":-32601,\"message\":\"Method not found\"}}");
+    send_rest("fail", "[]", 0);
+    assert_int_equal(last_status, 400);
+    send_rest("echo", "[1,", 0);
+    assert_int_equal(last_status, 400);
+    send_rest("slow", "[[30],[1],3,null]", 1);
+    assert_int_equal(last_status, 200);
+    assert_answer("[30,1,{\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":"
+                  "\"params must be an array or an object\"}},0]");
+    send_rest("solo", "[[],[]]", 1);
+    assert_answer("[{\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch "
+                  "requests\"}},{\"error\":{\"code\":-32004,\"message\":\"method solo is not "
+                  "available in batch requests\"}}]");
+    send_rest("echo", "[]", 1);
+    assert_answer("[]");
+}
+
+static void patterns_and_deny(void **state)
+{
+    (void)state;
+    teardown(state);
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    cfg.io_threads = 1;
+    setup_with(&cfg);
+    /* Prefix patterns: the longest wins, exact names win over both. */
+    assert_int_equal(jrpc_method_add(srv, "eth_*", echo, NULL, JRPC_INLINE), 0);
+    assert_int_equal(jrpc_method_add(srv, "eth_get*", ping, NULL, JRPC_INLINE), 0);
+    assert_int_equal(jrpc_method_add(srv, "eth_getX", failing, NULL, JRPC_WORKER), 0);
+    assert_int_equal(jrpc_method_add(srv, "bad*pattern*", ping, NULL, 0), JRPC_EINVAL);
+    assert_int_equal(jrpc_batch_deny(srv, "eth_send*"), 0);
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"eth_chainId\",\"params\":[7],\"id\":1},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"eth_getBalance\",\"id\":2},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"eth_sendTransaction\",\"params\":[],\"id\":3},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"eth\",\"id\":4}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":[7],\"id\":1},"
+                  "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2},"
+                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method "
+                  "eth_sendTransaction is not available in batch requests\"},\"id\":3},"
+                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},"
+                  "\"id\":4}]");
+    /* Denied in a batch, served alone. */
+    send_body("{\"jsonrpc\":\"2.0\",\"method\":\"eth_sendTransaction\",\"params\":[1],\"id\":3}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"result\":[1],\"id\":3}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +419,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(envelope_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(notifications_and_no_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(detach_frees_after_last_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(rest_single_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(patterns_and_deny, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
