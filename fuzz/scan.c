@@ -434,6 +434,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           ours ? "accepts" : "rejects", ref ? "accepts" : "rejects", ref_class_name(res.err),
           res.offset, ours ? "-" : e1.msg, e1.offset);
 
+    /* A small limit too, so the depth check itself is judged on every shape of input. */
+    unsigned small = 1 + (unsigned)(size % 6);
+    int ours_small = jrpc__envelope_scan(p, size, small, &arena, &env, &e1) == 0;
+    CHECK(ours_small == (jrpc__json_check(p, size, small, &e2) == 0),
+          "entry points disagree at max_depth %u", small);
+    CHECK(ours_small == ref_check(data, size, small, 0, &res),
+          "scanner %s at max_depth %u, reference %s (%s at %zu)",
+          ours_small ? "accepts" : "rejects", small, ours_small ? "rejects" : "accepts",
+          ref_class_name(res.err), res.offset);
+    if (ours)
+        jrpc__envelope_scan(p, size, 0, &arena, &env, &e1); /* the envelope checked below */
+
     if (ours) {
         n_accepted++;
         check_envelope(p, size, &env);

@@ -138,11 +138,14 @@ typedef struct scan {
 static inline int scan_unicode_escape(scan_t *s, const unsigned char *p)
 {
     const unsigned char *end = s->end;
-    if (end - p < 5)
-        FAIL(s, end, "unexpected end of input");
+    /* The first non-hex digit is the error; running out of input first is truncation. */
+    for (int i = 1; i <= 4; i++) {
+        if (p + i >= end)
+            FAIL(s, end, "unexpected end of input");
+        if (hexval(p[i]) < 0)
+            FAIL(s, p + i, "invalid \\u escape");
+    }
     int a = hexval(p[1]), b = hexval(p[2]), c = hexval(p[3]), d = hexval(p[4]);
-    if ((a | b | c | d) < 0)
-        FAIL(s, p, "invalid \\u escape");
     unsigned cp = (unsigned)(a << 12 | b << 8 | c << 4 | d);
     if (cp >= 0xDC00 && cp <= 0xDFFF)
         FAIL(s, p - 1, "lone surrogate");
@@ -160,9 +163,10 @@ static inline int scan_unicode_escape(scan_t *s, const unsigned char *p)
     }
     if (p[5] != '\\' || p[6] != 'u')
         FAIL(s, p - 1, "lone surrogate");
+    for (int i = 7; i <= 10; i++)
+        if (hexval(p[i]) < 0)
+            FAIL(s, p + i, "invalid \\u escape");
     a = hexval(p[7]), b = hexval(p[8]), c = hexval(p[9]), d = hexval(p[10]);
-    if ((a | b | c | d) < 0)
-        FAIL(s, p + 6, "invalid \\u escape");
     cp = (unsigned)(a << 12 | b << 8 | c << 4 | d);
     if (cp < 0xDC00 || cp > 0xDFFF)
         FAIL(s, p - 1, "lone surrogate");
@@ -288,17 +292,19 @@ static inline int scan_number(scan_t *s)
 
 static inline int scan_literal(scan_t *s, const char *lit, size_t n)
 {
-    if ((size_t)(s->end - s->p) < n) {
-        /* Report the first byte that differs, or the end when it is a true prefix. */
-        size_t have = (size_t)(s->end - s->p);
-        if (memcmp(s->p, lit, have) == 0)
-            FAIL(s, s->end, "unexpected end of input");
-        FAIL(s, s->p, "invalid literal");
+    size_t have = (size_t)(s->end - s->p);
+    if (have >= n && memcmp(s->p, lit, n) == 0) {
+        s->p += n;
+        return 0;
     }
-    if (memcmp(s->p, lit, n) != 0)
-        FAIL(s, s->p, "invalid literal");
-    s->p += n;
-    return 0;
+    /* Report the first byte that differs, or the end when the input stops inside the word. */
+    for (size_t i = 0; i < n; i++) {
+        if (i == have)
+            FAIL(s, s->end, "unexpected end of input");
+        if (s->p[i] != (unsigned char)lit[i])
+            FAIL(s, s->p + i, "invalid literal");
+    }
+    return 0; /* not reached: the memcmp above matched */
 }
 
 static inline void skip_ws(scan_t *s)

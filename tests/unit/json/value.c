@@ -2,11 +2,12 @@
  * repeated names, integer and double edges, string unescaping into small buffers, and that no
  * accessor reads past its view even on truncated or garbage text (each input ends right before a
  * PROT_NONE page). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the four headers it needs */
 
 #include <math.h>
 #include <stdio.h>
@@ -446,6 +447,10 @@ static void test_string_small_buffer(void **state)
     assert_int_equal(n, 5);
     assert_int_equal(jrpc_json_string(J("\"hello\""), buf, 0, &n), JRPC_ERANGE);
     assert_int_equal(n, 5);
+    /* A length query: buf NULL, cap 0. */
+    n = 0;
+    assert_int_equal(jrpc_json_string(J("\"h\\u00e9llo\""), NULL, 0, &n), JRPC_ERANGE);
+    assert_int_equal(n, 6);
     assert_int_equal(jrpc_json_string(J("\"hello\""), buf, 6, &n), 0);
     assert_string_equal(buf, "hello");
     assert_int_equal(jrpc_json_string(J("\"\""), buf, 0, &n), JRPC_ERANGE);

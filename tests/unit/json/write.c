@@ -2,11 +2,12 @@
  * passed through or repaired with U+FFFD per maximal ill-formed subpart, integer and double edges,
  * the sticky buffer error, and jrpc__json_unescape. Every text written is re-validated with
  * jrpc_json_validate and read back through the accessors. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the four headers it needs */
 
 #include <float.h>
 #include <locale.h>

@@ -1,0 +1,103 @@
+// The jrpc command-line client against the real jrpcd: call, notify, batch (JSON and one call per
+// line), bench, exit statuses, and params checked before anything is sent.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { startServer, healthy, rpc, JRPCD } from './lib.mjs';
+
+const CLI = process.env.JRPC_CLI || path.join(path.dirname(JRPCD), 'jrpc');
+let srv;
+let url;
+before(async () => {
+    srv = await startServer();
+    url = `http://127.0.0.1:${srv.port}/api/v1/endpoint`;
+});
+after(async () => { await healthy(srv); await srv.stop(); await srv.kill(); });
+
+// Asynchronous on purpose: jrpcd logs each request to a pipe this process reads, and a
+// spawnSync would stop that reading until the pipe fills and the server blocks on it.
+function jrpc(args, input) {
+    return new Promise((resolve, reject) => {
+        const p = spawn(CLI, ['--url', url, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`jrpc ${args.join(' ')}: timed out`)); }, 20000);
+        p.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+        p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+        p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+        p.stdin.end(input ?? '');
+    });
+}
+
+test('call prints the result byte-exact and exits 0', async () => {
+    assert.deepEqual(await jrpc(['call', 'tennis@ping']), { code: 0, out: '"pong"\n', err: '' });
+    assert.equal((await jrpc(['call', 'test.echo', '[14066156191713469572, 1e400]'])).out,
+        '[14066156191713469572, 1e400]\n');
+    assert.equal((await jrpc(['call', 'subtract', '{"minuend": 42, "subtrahend": 23}'])).out, '19\n');
+});
+
+test('a JSON-RPC error goes to stderr with exit 1', async () => {
+    const r = await jrpc(['call', 'no.such.method']);
+    assert.equal(r.code, 1);
+    assert.equal(r.out, '');
+    assert.equal(JSON.parse(r.err).code, -32601);
+});
+
+test('bad params are refused before sending (exit 2)', async () => {
+    const before = (await rpc(srv, '{"jsonrpc":"2.0","method":"message@create","params":["a"],"id":1}')).json.result.id;
+    for (const p of ['[1,', '17', '"x"']) {
+        const r = await jrpc(['call', 'message@create', p]);
+        assert.equal(r.code, 2, p);
+        assert.match(r.err, /params/);
+    }
+    const after = (await rpc(srv, '{"jsonrpc":"2.0","method":"message@create","params":["b"],"id":1}')).json.result.id;
+    assert.equal(after, before + 1, 'nothing reached the server');
+});
+
+test('notify sends a notification (the server answers nothing) and exits 0', async () => {
+    const before = (await rpc(srv, '{"jsonrpc":"2.0","method":"message@create","params":["a"],"id":1}')).json.result.id;
+    assert.deepEqual(await jrpc(['notify', 'message@create', '["via notify"]']), { code: 0, out: '', err: '' });
+    const after = (await rpc(srv, '{"jsonrpc":"2.0","method":"message@create","params":["b"],"id":1}')).json.result.id;
+    assert.equal(after, before + 2, 'the notification ran');
+});
+
+test('batch from one call per line, comments and blank lines skipped', async () => {
+    const r = await jrpc(['batch'], 'subtract [42, 23]\n\n# a comment\ntennis@ping\nget_data\n');
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(JSON.parse(r.out), [
+        { jsonrpc: '2.0', result: 19, id: 1 },
+        { jsonrpc: '2.0', result: 'pong', id: 2 },
+        { jsonrpc: '2.0', result: ['hello', 5], id: 3 },
+    ]);
+});
+
+test('batch from a JSON array is sent as is', async () => {
+    const body = '[{"jsonrpc":"2.0","method":"tennis@ping","id":"x"},{"jsonrpc":"2.0","method":"nope","id":7}]';
+    const r = await jrpc(['batch', '-'], body);
+    assert.equal(r.code, 0);
+    const a = JSON.parse(r.out);
+    assert.equal(a[0].result, 'pong');
+    assert.equal(a[1].error.code, -32601);
+});
+
+test('bench loads the server and reports rate, latency and no errors', async () => {
+    const r = await jrpc(['bench', '-c', '4', '-n', '2000', 'tennis@ping']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^2000 requests in [0-9.]+ s over 4 connections: [0-9]+ req\/s, 0 errors$/m);
+    assert.match(r.out, /latency p50 [0-9]+ us {2}p99 [0-9]+ us/);
+    const bad = await jrpc(['bench', '-c', '2', '-n', '50', 'no.such.method']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /50 errors/);
+});
+
+test('usage errors exit 2; --version answers', async () => {
+    assert.equal((await jrpc(['frobnicate'])).code, 2);
+    assert.equal((await jrpc([])).code, 2);
+    const v = spawnSync(CLI, ['--version'], { encoding: 'utf8' });
+    assert.match(v.stdout, /^jrpc \d+\.\d+\.\d+\n$/);
+    const down = spawnSync(CLI, ['--url', 'http://127.0.0.1:1/', 'call', 'x'], { encoding: 'utf8' });
+    assert.equal(down.status, 2);
+    assert.match(down.stderr, /jrpc: /);
+});
