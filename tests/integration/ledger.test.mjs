@@ -563,3 +563,41 @@ test('a file that is not a ledger database stops jrpcd with a message naming the
     assert.equal(readFileSync(junk, 'utf8').slice(0, 7), 'this is', 'left as it was');
     await assert.rejects(startServer(ledgerArgs(path.join(tmp, 'dir') + '/')), /ledger: .*is not a file path/s);
 });
+
+// ---- REST (docs/rest.md): the same methods without the envelope --------------------------------
+
+test('REST: single POST, GET with named params, and a batch in order with errors in place', async () => {
+    await withLedger(async (srv) => {
+        const seedAccount = '0x2f0EA53F92252167d658963f334a91de0824e322';
+        let r = await rpc(srv, `["${seedAccount}"]`, { path: '/rest/shares.balance' });
+        assert.equal(r.status, 200, r.body);
+        assert.equal(r.body, '"14066156191713469572"');
+        r = await rpc(srv, undefined, { path: `/rest/shares.balance?address=${seedAccount}`, method: 'GET' });
+        assert.equal(r.body, '"14066156191713469572"');
+        r = await rpc(srv, undefined, { path: '/rest/events.stethEvents.getLastRebaseEvent', method: 'GET' });
+        assert.equal(r.json.eventName, 'TokenRebased');
+        // A REST batch: results in request order, a bad address answered in its place.
+        const [a1, a2] = [SHARES[1], SHARES[2]];
+        r = await rpc(srv, JSON.stringify([[a1[0]], ['0xnope'], { address: a2[0] }, [UNKNOWN]]),
+            { path: '/rest/shares.balance/batch' });
+        assert.equal(r.status, 200, r.body);
+        const items = rawElements(r.body);
+        assert.equal(items.length, 4);
+        assert.equal(items[0], `"${a1[1]}"`);
+        assert.equal(JSON.parse(items[1]).error.code, -32602);
+        assert.equal(items[2], `"${a2[1]}"`);
+        assert.equal(items[3], '"0"');
+        // Status mapping: bad params 400, unknown method 404, no_batch inside a REST batch.
+        r = await rpc(srv, '["0xnope"]', { path: '/rest/shares.balance' });
+        assert.equal(r.status, 400);
+        assert.equal(r.json.error.code, -32602);
+        r = await rpc(srv, '[]', { path: '/rest/shares.nothing' });
+        assert.equal(r.status, 404);
+        r = await rpc(srv, JSON.stringify([[MOVERS[0], MOVERS[1], '1']]), { path: '/rest/shares.transfer/batch' });
+        assert.equal(r.json[0].error.code, -32004);
+        const before0 = await balance(srv, MOVERS[0]);
+        r = await rpc(srv, JSON.stringify([MOVERS[0], MOVERS[1], '5']), { path: '/rest/shares.transfer' });
+        assert.equal(r.status, 200, r.body);
+        assert.equal(await balance(srv, MOVERS[0]), before0 - 5n);
+    });
+});
