@@ -431,33 +431,24 @@ value:
     }
     switch (*s.p) {
     case '{':
+    case '[': {
+        unsigned char obj = *s.p == '{';
         if (depth == max_depth) {
             s.msg = "nesting too deep";
             goto fail;
         }
-        stack[depth++] = 1;
+        stack[depth++] = obj;
         s.p++;
         skip_ws(&s);
-        if (s.p < s.end && *s.p == '}') {
+        if (s.p < s.end && *s.p == (obj ? '}' : ']')) { /* empty container */
             s.p++;
             depth--;
             goto after;
         }
-        goto key;
-    case '[':
-        if (depth == max_depth) {
-            s.msg = "nesting too deep";
-            goto fail;
-        }
-        stack[depth++] = 0;
-        s.p++;
-        skip_ws(&s);
-        if (s.p < s.end && *s.p == ']') {
-            s.p++;
-            depth--;
-            goto after;
-        }
+        if (obj)
+            goto key;
         goto value;
+    }
     case '"':
         if (scan_string(&s) != 0)
             goto fail;
