@@ -44,7 +44,8 @@ typedef struct jrpc__item {
 typedef struct jrpc__envelope {
     int is_batch;         /* the top-level value is an array */
     size_t count;         /* items: array elements, or 1 */
-    jrpc__item_t *items;  /* count items, allocated from the arena given to the scan */
+    size_t recorded;      /* items described in `items` (count, unless capped by max_items) */
+    jrpc__item_t *items;  /* recorded items, allocated from the arena given to the scan */
 } jrpc__envelope_t;
 
 /* Validates p[0..n) as exactly one JSON text (RFC 8259: whitespace around one value, strict
@@ -55,6 +56,11 @@ typedef struct jrpc__envelope {
  * p need not be NUL-terminated and is never read past n. */
 int jrpc__envelope_scan(const char *p, size_t n, unsigned max_depth, jrpc__arena_t *arena,
                         jrpc__envelope_t *env, jrpc__json_err_t *err);
+
+/* The same, recording only the first max_items items (the rest are validated and counted): a
+ * batch far over the transport's cap costs no memory per item. */
+int jrpc__envelope_scan_max(const char *p, size_t n, unsigned max_depth, size_t max_items,
+                            jrpc__arena_t *arena, jrpc__envelope_t *env, jrpc__json_err_t *err);
 
 /* The same validation without recording anything (what jrpc_json_validate calls). */
 int jrpc__json_check(const char *p, size_t n, unsigned max_depth, jrpc__json_err_t *err);

@@ -360,7 +360,7 @@ static uint8_t type_of(unsigned char c)
 
 /* The state machine shared by the two entry points; `env` NULL validates only. */
 static inline __attribute__((always_inline)) int
-scan_run(const char *text, size_t n, unsigned max_depth, jrpc__arena_t *arena,
+scan_run(const char *text, size_t n, unsigned max_depth, size_t max_items, jrpc__arena_t *arena,
          jrpc__envelope_t *env, jrpc__json_err_t *err)
 {
     scan_t s;
@@ -392,6 +392,7 @@ scan_run(const char *text, size_t n, unsigned max_depth, jrpc__arena_t *arena,
     if (env != NULL) {
         env->is_batch = 0;
         env->count = 0;
+        env->recorded = 0;
         env->items = NULL;
     }
 
@@ -409,7 +410,10 @@ value:
         goto fail;
     }
     if (env != NULL) {
-        if (depth == item_depth) {
+        if (depth == item_depth && env->count >= max_items) {
+            env->count++; /* past the cap: validated and counted, not described */
+            item = NULL;
+        } else if (depth == item_depth) {
             if (env->count == cap) {
                 size_t ncap = cap ? cap * 2 : (item_depth ? 16 : 1);
                 jrpc__item_t *grown = jrpc__arena_realloc(arena, env->items, cap * sizeof(*grown),
@@ -422,6 +426,7 @@ value:
                 cap = ncap;
             }
             item = &env->items[env->count++];
+            env->recorded = env->count;
             memset(item, 0, sizeof(*item));
             item->value.ptr = (const char *)s.p;
             item->type = type_of(*s.p);
@@ -489,7 +494,7 @@ key:
         const unsigned char *k = s.p + 1;
         if (scan_string(&s) != 0)
             goto fail;
-        if (env != NULL && depth == item_depth + 1)
+        if (env != NULL && depth == item_depth + 1 && env->recorded == env->count)
             member = member_index(k, (size_t)(s.p - 1 - k), s.escaped);
     }
     skip_ws(&s);
@@ -577,15 +582,21 @@ out:
     return rc;
 }
 
+int jrpc__envelope_scan_max(const char *p, size_t n, unsigned max_depth, size_t max_items,
+                            jrpc__arena_t *arena, jrpc__envelope_t *env, jrpc__json_err_t *err)
+{
+    return scan_run(p, n, max_depth, max_items, arena, env, err);
+}
+
 int jrpc__envelope_scan(const char *p, size_t n, unsigned max_depth, jrpc__arena_t *arena,
                         jrpc__envelope_t *env, jrpc__json_err_t *err)
 {
-    return scan_run(p, n, max_depth, arena, env, err);
+    return scan_run(p, n, max_depth, SIZE_MAX, arena, env, err);
 }
 
 int jrpc__json_check(const char *p, size_t n, unsigned max_depth, jrpc__json_err_t *err)
 {
-    return scan_run(p, n, max_depth, NULL, NULL, err);
+    return scan_run(p, n, max_depth, SIZE_MAX, NULL, NULL, err);
 }
 
 JRPC_EXTERN int jrpc_json_validate(const char *p, size_t n, unsigned max_depth, size_t *err_offset)

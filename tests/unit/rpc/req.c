@@ -268,6 +268,15 @@ static void batch_cap_runs_nothing(void **state)
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"}]");
     assert_int_equal(atomic_load(&ran), 0);
     assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":null}");
+    /* Far over the cap (more than ten times): one error object, however many items came. */
+    char big[4096] = "[";
+    for (int i = 0; i < 25; i++)
+        strcat(big, i ? ",{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1}"
+                      : "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1}");
+    strcat(big, "]");
+    send_body(big);
+    assert_int_equal(atomic_load(&ran), 0);
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 25 exceeds limit 2\"},\"id\":null}");
 }
 
 static void envelope_rules(void **state)
