@@ -500,27 +500,44 @@ static int req_alloc_calls(jrpc__req_t *r, size_t n)
     return 0;
 }
 
-/* Over the transport's cap nothing runs; every call that would be answered learns why. */
-static void req_over_cap(jrpc__req_t *r, unsigned max_batch)
+/* Over-cap batches are answered item by item (-32005 each) up to this many times the cap; past
+ * it, or when those answers would not fit in max_response, one -32005 object answers the whole
+ * batch. Answering every item of any batch would let a 5 MiB body of "[1,1,1,…]" ask for a
+ * 220 MB answer; ten times the cap still tells a client that sent a bit too much which ids failed. */
+#define OVERCAP_ITEMIZED 10
+
+/* Over the transport's cap nothing runs: every call that would be answered learns why, or (see
+ * OVERCAP_ITEMIZED) the batch gets one error object. `count` is the number of items sent (the
+ * calls describe the first r->ncalls of them). */
+static jrpc__req_t *req_over_cap(jrpc__req_t *r, size_t count, unsigned max_batch)
 {
     char msg[80];
-    snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", r->ncalls, max_batch);
-    size_t answered = 0;
+    snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", count, max_batch);
+    size_t answered = 0, size = 2;
     for (size_t i = 0; i < r->ncalls; i++) {
-        jrpc_call_t *c = &r->calls[i];
-        if (c->answer) {
-            call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+        if (r->calls[i].answer) {
             answered++;
+            size += 64 + strlen(msg) + r->calls[i].id.len;
         }
     }
-    if (answered == 0) {
-        /* Notifications only: answering nothing would let the client believe they ran. */
-        r->is_batch = 0;
-        r->calls[0].answer = 1;
-        r->calls[0].id.ptr = NULL;
-        call_set_error(r, &r->calls[0], JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+    /* Notifications only: answering nothing would let the client believe they ran. */
+    if (count > r->ncalls || answered == 0 || size > r->loop->srv->cfg.max_response) {
+        r->next = r->ncalls;
+        return req_fail(r, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
     }
+    for (size_t i = 0; i < r->ncalls; i++)
+        if (r->calls[i].answer)
+            call_set_error(r, &r->calls[i], JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
     r->next = r->ncalls;
+    req_pump(r);
+    return r;
+}
+
+/* How many items of a batch to describe: all within the cap, and enough past it to answer an
+ * over-cap batch item by item (one more tells that it is over). */
+static size_t items_to_record(unsigned max_batch)
+{
+    return (size_t)max_batch * OVERCAP_ITEMIZED + 1;
 }
 
 /* Marks the checked calls runnable and starts them. */
@@ -545,22 +562,20 @@ jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigne
         return NULL;
     jrpc__envelope_t env;
     jrpc__json_err_t err = {NULL, 0};
-    int rc = jrpc__envelope_scan(body, len, loop->srv->cfg.max_depth, &r->arena, &env, &err);
+    int rc = jrpc__envelope_scan_max(body, len, loop->srv->cfg.max_depth,
+                                     items_to_record(max_batch), &r->arena, &env, &err);
     if (rc != 0)
         return req_parse_error(r, rc, &err);
     if (env.is_batch && env.count == 0)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request", "empty batch");
     r->is_batch = (uint8_t)env.is_batch;
-    uint8_t *ok = jrpc__arena_alloc(&r->arena, env.count);
-    if (ok == NULL || req_alloc_calls(r, env.count) != 0)
+    uint8_t *ok = jrpc__arena_alloc(&r->arena, env.recorded);
+    if (ok == NULL || req_alloc_calls(r, env.recorded) != 0)
         return req_parse_error(r, JRPC_ENOMEM, &err);
-    for (size_t i = 0; i < env.count; i++)
+    for (size_t i = 0; i < env.recorded; i++)
         ok[i] = (uint8_t)call_check(r, &r->calls[i], &env.items[i]);
-    if (env.is_batch && env.count > max_batch) {
-        req_over_cap(r, max_batch);
-        req_pump(r);
-        return r;
-    }
+    if (env.is_batch && env.count > max_batch)
+        return req_over_cap(r, env.count, max_batch);
     return req_run(r, ok);
 }
 
@@ -624,7 +639,8 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
     if (skip == len)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
                         "a REST batch body is a JSON array of params");
-    if ((rc = jrpc__envelope_scan(body, len, cfg->max_depth, &r->arena, &env, &err)) != 0)
+    if ((rc = jrpc__envelope_scan_max(body, len, cfg->max_depth, items_to_record(cfg->max_batch),
+                                      &r->arena, &env, &err)) != 0)
         return req_parse_error(r, rc, &err);
     if (!env.is_batch)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
@@ -634,10 +650,10 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
         req_pump(r); /* answers [] */
         return r;
     }
-    uint8_t *ok = jrpc__arena_alloc(&r->arena, env.count);
-    if (ok == NULL || req_alloc_calls(r, env.count) != 0)
+    uint8_t *ok = jrpc__arena_alloc(&r->arena, env.recorded);
+    if (ok == NULL || req_alloc_calls(r, env.recorded) != 0)
         return req_parse_error(r, JRPC_ENOMEM, &err);
-    for (size_t i = 0; i < env.count; i++) {
+    for (size_t i = 0; i < env.recorded; i++) {
         jrpc_call_t *c = &r->calls[i];
         c->req = r;
         c->answer = 1;
@@ -645,11 +661,8 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
         c->name.len = mlen;
         ok[i] = (uint8_t)rest_params(r, c, env.items[i].value, env.items[i].type);
     }
-    if (env.count > cfg->max_batch) {
-        req_over_cap(r, cfg->max_batch);
-        req_pump(r);
-        return r;
-    }
+    if (env.count > cfg->max_batch)
+        return req_over_cap(r, env.count, cfg->max_batch);
     return req_run(r, ok);
 }
 
