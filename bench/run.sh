@@ -118,3 +118,195 @@ echo "jrpcd RSS idle: $((rss_idle / 1024)).$(((rss_idle % 1024) * 10 / 1024)) MB
 if [ -x "$BUILD/bench/bench_scan" ]; then
   "$BUILD/bench/bench_scan"
 fi
+
+# ================================================================================================
+# Gateway (docs/gateway.md): ganache directly vs through jrpcd, and a jrpcd→jrpcd chain.
+# ganache answers on one Node thread; jrpcd forwards with one io thread. Through the gateway each
+# request costs jrpcd's HTTP server and its libcurl client on top of the node's own work, so the
+# ratio shows what the gateway takes away from a node. The chain (an upstream jrpcd serving
+# test.echo, a gateway jrpcd in front) has no node cost, so its added latency is jrpcd's own
+# overhead: p50 with one connection (wrk -c1), chain minus the upstream alone. nginx proxy_pass
+# to the same ganache (keep-alive upstream, no JSON parsing at all) is printed as the yardstick of
+# what any HTTP proxy costs on this machine.
+# ================================================================================================
+gw_wait() { # file → port printed by "… listening on [HOST:]PORT"
+  for _ in $(seq 1 200); do grep -q 'listening on' "$1" 2>/dev/null && break; sleep 0.05; done
+  sed -n 's/.*listening on \(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$1" | head -1
+}
+gw_p50() { # url lua → p50 latency in µs, one connection
+  wrk -t1 -c1 -d"$DURATION" --latency -s "$2" "$1" | awk '
+    $1 == "50%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+                  m = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : 1;
+                  printf "%.1f\n", v * m }'
+}
+
+(cd "$here/.." && exec node -e "
+  const s = require('ganache').server({ logging: { quiet: true }, wallet: { deterministic: true },
+                                        chain: { chainId: 1337 } });
+  s.listen(0, '127.0.0.1', (e) => { if (e) process.exit(1);
+                                    console.log('ganache listening on ' + s.address().port); });
+") > "$tmp/ganache.out" 2>&1 &
+pids+=($!)
+gport=$(gw_wait "$tmp/ganache.out")
+
+pxport=$(free_port)
+mkdir -p "$tmp/nginx-proxy"
+cat > "$tmp/nginx-proxy/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx-proxy/nginx.pid;
+error_log $tmp/nginx-proxy/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx-proxy;
+  upstream ganache { server 127.0.0.1:$gport; keepalive 64; }
+  server {
+    listen 127.0.0.1:$pxport;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://ganache;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGX
+nginx -c "$tmp/nginx-proxy/nginx.conf" -p "$tmp/nginx-proxy" &
+pids+=($!)
+
+cat > "$tmp/gw.ini" <<INI
+[upstream eth]
+urls = http://127.0.0.1:$gport/
+methods = eth_* net_* web3_*
+max_batch = 100
+INI
+"$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/gw.ini" > "$tmp/gw.out" &
+pids+=($!)
+gwport=$(gw_wait "$tmp/gw.out")
+
+# The chain: an upstream jrpcd with testkit, a gateway jrpcd forwarding test.* to it.
+"$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet \
+  --module "$BUILD/modules/testkit.so" > "$tmp/up.out" &
+pids+=($!)
+upport=$(gw_wait "$tmp/up.out")
+cat > "$tmp/chain.ini" <<INI
+[upstream echo]
+urls = http://127.0.0.1:$upport/api/v1/endpoint
+methods = test.*
+max_batch = 100
+INI
+"$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/chain.ini" > "$tmp/chain.out" &
+pids+=($!)
+chport=$(gw_wait "$tmp/chain.out")
+
+printf '%s' '{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}' > "$tmp/eth1.json"
+node -e "
+  const a = [];
+  for (let i = 0; i < 100; i++) a.push({ jsonrpc: '2.0', method: 'eth_blockNumber', params: [], id: i });
+  process.stdout.write(JSON.stringify(a));" > "$tmp/eth100.json"
+printf '%s' '{"jsonrpc":"2.0","method":"test.echo","params":["0x2f0ea53f92252167d658963f334a91de0824e322",1],"id":1}' > "$tmp/echo1.json"
+for f in eth1 eth100 echo1; do
+  cat > "$tmp/$f.lua" <<LUA
+local f = io.open("$tmp/$f.json", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
+done
+
+# Sanity: the gateway really forwards (a broken gateway answering errors fast must not look good).
+out=$(curl -s --data-binary "@$tmp/eth1.json" "http://127.0.0.1:$gwport/")
+echo "$out" | grep -q '"result":"0x' || { echo "bench: gateway answered $out" >&2; exit 1; }
+n=$(curl -s --data-binary "@$tmp/eth100.json" "http://127.0.0.1:$gwport/" | grep -o '"result"' | wc -l)
+[ "$n" = 100 ] || { echo "bench: gateway answered $n of 100 results" >&2; exit 1; }
+out=$(curl -s --data-binary "@$tmp/echo1.json" "http://127.0.0.1:$chport/")
+echo "$out" | grep -q '"result":\["0x2f0e' || { echo "bench: chain answered $out" >&2; exit 1; }
+
+echo
+echo "gateway bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1"
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$pxport/" && break; sleep 0.05; done
+printf '%-32s %12s %12s %7s %12s %7s\n' case "via jrpcd" "direct" ratio "via nginx" ratio
+for f in eth1 eth100; do
+  : > "$tmp/gj.$f"; : > "$tmp/gd.$f"; : > "$tmp/gn.$f"
+  for _ in $(seq 1 "$ROUNDS"); do
+    rps "http://127.0.0.1:$gport/" "$tmp/$f.lua" >> "$tmp/gd.$f"
+    rps "http://127.0.0.1:$gwport/" "$tmp/$f.lua" >> "$tmp/gj.$f"
+    rps "http://127.0.0.1:$pxport/" "$tmp/$f.lua" >> "$tmp/gn.$f"
+  done
+  j=$(median < "$tmp/gj.$f"); d=$(median < "$tmp/gd.$f"); x=$(median < "$tmp/gn.$f")
+  case $f in
+    eth1) label="ganache eth_blockNumber req/s" ;;
+    eth100) label="ganache batch of 100 req/s" ;;
+  esac
+  ratio=$(awk -v a="$j" -v b="$d" 'BEGIN {printf "%.2f", a / b}')
+  xratio=$(awk -v a="$x" -v b="$d" 'BEGIN {printf "%.2f", a / b}')
+  printf '%-32s %12s %12s %7s %12s %7s  (target >= 0.9)\n' "$label" "$j" "$d" "$ratio" "$x" "$xratio"
+done
+
+: > "$tmp/cj"; : > "$tmp/cd"; : > "$tmp/lj"; : > "$tmp/ld"
+for _ in $(seq 1 "$ROUNDS"); do
+  rps "http://127.0.0.1:$upport/api/v1/endpoint" "$tmp/echo1.lua" >> "$tmp/cd"
+  rps "http://127.0.0.1:$chport/" "$tmp/echo1.lua" >> "$tmp/cj"
+  gw_p50 "http://127.0.0.1:$upport/api/v1/endpoint" "$tmp/echo1.lua" >> "$tmp/ld"
+  gw_p50 "http://127.0.0.1:$chport/" "$tmp/echo1.lua" >> "$tmp/lj"
+done
+j=$(median < "$tmp/cj"); d=$(median < "$tmp/cd")
+ratio=$(awk -v a="$j" -v b="$d" 'BEGIN {printf "%.2f", a / b}')
+printf '%-32s %12s %12s %7s\n' "jrpcd→jrpcd test.echo req/s" "$j" "$d" "$ratio"
+lj=$(median < "$tmp/lj"); ld=$(median < "$tmp/ld")
+added=$(awk -v a="$lj" -v b="$ld" 'BEGIN {printf "%.1f", a - b}')
+printf '%-32s %12s %12s %7s  (added p50 %s us, target <= 100)\n' "jrpcd→jrpcd p50 latency us" "$lj" "$ld" "-" "$added"
+
+# ================================================================================================
+# WebSocket (docs/websocket.md): jrpcd against a Node `ws` server answering the same JSON-RPC
+# (bench/ws_peer.mjs), both on one thread (the jrpcd above runs --io-threads 1). bench_ws_load, a
+# one-thread C client on the other core, keeps WINDOW text messages in flight per connection and
+# counts the answers: a Node client would saturate before either server. Cases: single
+# tennis@ping and batches of 20 test.echo (the WebSocket cap), over 1 and 32 connections; each
+# alternates the two servers ROUNDS times and prints the median messages/s and the ratio. The
+# windows keep both servers busy rather than waiting on round trips (x 128 and x 32 messages on
+# one connection, 512 and 128 in flight over 32); jrpcd's ws_max_inflight counts calls that
+# outlive their read, which inline ping and echo never do.
+# ================================================================================================
+WS_SECONDS=${WS_SECONDS:-5}
+wsload="$BUILD/bench/bench_ws_load"
+if [ -x "$wsload" ]; then
+  (cd "$here/.." && exec node bench/ws_peer.mjs /api/v1/endpoint) > "$tmp/wspeer.out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 200); do grep -q 'listening on' "$tmp/wspeer.out" 2>/dev/null && break; sleep 0.05; done
+  wsport=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$tmp/wspeer.out" | head -1)
+  printf '%s' '{"jsonrpc":"2.0","method":"tennis@ping","id":1}' > "$tmp/ws1.json"
+  node -e "
+    const a = [];
+    for (let i = 0; i < 20; i++)
+      a.push({jsonrpc: '2.0', method: 'test.echo', id: i,
+              params: ['0x2f0ea53f92252167d658963f334a91de0824e322', i, {block: 'latest'}]});
+    process.stdout.write(JSON.stringify(a));" > "$tmp/ws20.json"
+  ws_rate() { # port message conns window expect count → messages/s (the client checks answers)
+    "$wsload" 127.0.0.1 "$1" /api/v1/endpoint "$2" "$3" "$4" "$WS_SECONDS" "$5" "$6"
+  }
+  echo
+  echo "WebSocket: bench_ws_load ${WS_SECONDS}s per run, $ROUNDS alternating rounds, medians;" \
+       "jrpcd --io-threads 1 vs node bench/ws_peer.mjs (ws $(node -p "require('$here/../node_modules/ws/package.json').version"))"
+  printf '%-40s %14s %14s %8s\n' case "jrpcd msg/s" "node ws msg/s" ratio
+  for c in single:1:128 single:32:16 batch20:1:32 batch20:32:4; do
+    IFS=: read -r kind conns win <<< "$c"
+    if [ "$kind" = single ]; then
+      msg="$tmp/ws1.json"; expect='"pong"'; count=1
+      label="single tennis@ping, $conns conn x $win"
+    else
+      msg="$tmp/ws20.json"; expect='"result"'; count=20
+      label="batch of 20 test.echo, $conns conn x $win"
+    fi
+    : > "$tmp/wj.$kind$conns"; : > "$tmp/wn.$kind$conns"
+    for _ in $(seq 1 "$ROUNDS"); do
+      ws_rate "$wsport" "$msg" "$conns" "$win" "$expect" "$count" >> "$tmp/wn.$kind$conns"
+      ws_rate "$jport" "$msg" "$conns" "$win" "$expect" "$count" >> "$tmp/wj.$kind$conns"
+    done
+    j=$(median < "$tmp/wj.$kind$conns"); n=$(median < "$tmp/wn.$kind$conns")
+    ratio=$(awk -v a="$j" -v b="$n" 'BEGIN {printf "%.2f", a / b}')
+    printf '%-40s %14s %14s %8s  (target 5.0)\n' "$label" "$j" "$n" "$ratio"
+  done
+fi

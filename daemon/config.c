@@ -1,6 +1,7 @@
 /* config.c — reads jrpcd's INI file with libinih: [server] keys through the settings table the
- * flags share, [module NAME] sections into the module list. Every mistake stops the daemon with
- * FILE:LINE, because a key that is silently ignored is a limit that silently isn't there. */
+ * flags share, [module NAME] sections into the module list, [upstream NAME] and [batch] into the
+ * gateway settings (upstream.c). Every mistake stops the daemon with FILE:LINE, because a key
+ * that is silently ignored is a limit that silently isn't there. */
 #include "jrpcd.h"
 
 #include <errno.h>
@@ -9,16 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Sections of features later versions add (DESIGN.md): refused with a clear message rather than
- * skipped, so a config written for them never runs without them unnoticed. */
-static const struct {
-    const char *section;
-    const char *feature;
-} config_later[] = {
-    {"upstream", "the upstream gateway"},
-    {"batch", "batch policy"},
-};
 
 /* A [module NAME] section while it is being read. */
 typedef struct config_module {
@@ -177,6 +168,18 @@ static int config_handle(void *user, const char *section, const char *name, cons
         config_fail(ctx, "[rest]: unknown key \"%s\" (known: path)", name);
         return 0;
     }
+    char why[512];
+    if (strcmp(section, "batch") == 0) {
+        if (strcmp(name, "deny") != 0) {
+            config_fail(ctx, "[batch]: unknown key \"%s\" (known: deny)", name);
+            return 0;
+        }
+        if (jrpcd_batch_deny_add(ctx->opts, value, why, sizeof why) != 0) {
+            config_fail(ctx, "[batch] deny: %s", why);
+            return 0;
+        }
+        return 1;
+    }
 
     /* The first word of the section names its kind: [module tennis], [upstream eth]. */
     size_t kind_len = strcspn(section, " \t");
@@ -188,18 +191,27 @@ static int config_handle(void *user, const char *section, const char *name, cons
         }
         return config_module_key(ctx, arg, name, value);
     }
-    for (size_t i = 0; i < sizeof(config_later) / sizeof(config_later[0]); i++) {
-        if (strlen(config_later[i].section) == kind_len &&
-            strncmp(config_later[i].section, section, kind_len) == 0) {
-            config_fail(ctx, "[%s]: %s: not available in this version of jrpcd (%s)", section,
-                        config_later[i].feature, jrpc_version_string());
+    if (kind_len == 8 && strncmp(section, "upstream", 8) == 0) {
+        if (arg[0] == '\0') {
+            config_fail(ctx, "[upstream] needs a name: [upstream NAME]");
             return 0;
         }
+        char origin[512];
+        snprintf(origin, sizeof origin, "%s:%d", ctx->file, ctx->line);
+        if (jrpcd_upstream_key(ctx->opts, arg, name, value, origin, why, sizeof why) != 0) {
+            config_fail(ctx, "[upstream %s] %s: %s%s", arg, name, why,
+                        ctx->indented ? " (an indented line continues the key above it)" : "");
+            return 0;
+        }
+        return 1;
     }
     if (section[0] == '\0')
         config_fail(ctx, "\"%s\" is outside any section (put it under [server])", name);
     else
-        config_fail(ctx, "unknown section [%s] (known: [server], [rest], [module NAME])", section);
+        config_fail(ctx,
+                    "unknown section [%s] (known: [server], [rest], [batch], [module NAME], "
+                    "[upstream NAME])",
+                    section);
     return 0;
 }
 
@@ -231,6 +243,8 @@ int jrpcd_config_load(jrpcd_opts_t *opts, char *err, size_t cap)
         goto done;
     }
 
+    if (jrpcd_upstreams_check(opts, err, cap) != 0)
+        goto done;
     for (size_t i = 0; i < ctx.nmodules; i++) {
         config_module_t *m = &ctx.modules[i];
         char origin[512];

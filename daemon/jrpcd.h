@@ -22,6 +22,23 @@ typedef struct jrpcd_module {
     void *handle; /* dlopen handle; NULL until loaded, dlclosed after jrpc_server_free */
 } jrpcd_module_t;
 
+/* One [upstream NAME] section (daemon/upstream.c). */
+typedef struct jrpcd_upstream {
+    char *name;                  /* NAME */
+    char *origin;                /* "jrpcd.ini:12": where it was declared */
+    jrpc_upstream_config_t cfg;  /* numbers; the pointers are filled when it is added */
+    jrpc_upstream_url_t urls[JRPC_UPSTREAM_MAX_URLS]; /* url strings owned */
+    size_t nurls;                /* entries in urls */
+    unsigned next_priority;      /* priority of the next `urls` entry */
+    char **methods;              /* owned names and patterns */
+    size_t nmethods;             /* entries in methods */
+    char **headers;              /* owned "Name: value" lines */
+    size_t nheaders;             /* entries in headers */
+    char *ca_file;               /* owned, resolved against the config dir; NULL: system CAs */
+    unsigned set;                /* numeric keys seen (a bit per key): each may appear once */
+    jrpc_upstream_t *up;         /* once added; freed after the server */
+} jrpcd_upstream_t;
+
 /* Everything the daemon was told to do. Built by jrpcd_opts_parse, freed by jrpcd_opts_free. */
 typedef struct jrpcd_opts {
     jrpc_config_t cfg;       /* library settings; cfg.path points at path below when set */
@@ -32,6 +49,10 @@ typedef struct jrpcd_opts {
     int listen_from_flags;   /* a --listen was seen: it replaces the config's list */
     jrpcd_module_t *modules; /* owned, in load order */
     size_t modules_len;      /* entries in modules */
+    jrpcd_upstream_t *upstreams; /* owned, in file order */
+    size_t upstreams_len;    /* entries in upstreams */
+    char **batch_deny;       /* owned patterns of [batch] deny and --batch-deny */
+    size_t batch_deny_len;   /* entries in batch_deny */
     int quiet;               /* --quiet: no log callback at all */
     int check;               /* --check: load everything, print the settings, exit */
     const char *config_file; /* --config argument (argv storage), or NULL */
@@ -93,6 +114,25 @@ int jrpcd_parse_duration(const char *s, unsigned long long *out_ms, char *err, s
 
 /* Reads the INI file opts->config_file into opts. 0, or -1 with "FILE:LINE: reason" in err. */
 int jrpcd_config_load(jrpcd_opts_t *opts, char *err, size_t cap);
+
+/* ---- upstream.c ----------------------------------------------------------------------------- */
+
+/* One key of [upstream NAME] (the section is created on its first key). `origin` is "FILE:LINE".
+ * 0, or -1 with a one-line reason in err. */
+int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, const char *value,
+                       const char *origin, char *err, size_t cap);
+/* After the file: every upstream has URLs and methods. 0, or -1 with "FILE:LINE: …" in err. */
+int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap);
+/* [batch] deny = PATTERN… (also --batch-deny): appends the patterns. 0, or -1 with err set. */
+int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
+/* Registers the batch policy and the upstreams on srv, after the modules. 0, or -1, err set. */
+int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);
+/* Logs each upstream's counters (when the daemon stops). */
+void jrpcd_gateway_report(const jrpcd_opts_t *opts);
+/* Writes the [upstream …] and [batch] sections for --check. */
+void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out);
+/* Frees the upstreams (after jrpc_server_free) and the batch policy. */
+void jrpcd_gateway_free(jrpcd_opts_t *opts);
 
 /* ---- log.c ---------------------------------------------------------------------------------- */
 

@@ -107,6 +107,13 @@ int main(int argc, char **argv)
                   m->args[0] ? " with args " : "", m->args);
     }
 
+    /* After the modules: their exact names win over upstream patterns, and a name both claim is
+     * reported against the upstream. */
+    if (jrpcd_gateway_setup(&opts, srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "jrpcd: %s\n", err);
+        goto done;
+    }
+
     if (opts.check) {
         /* Like nginx -t: everything that can fail before binding has been tried. */
         jrpcd_opts_print(&opts, stdout);
@@ -150,11 +157,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "jrpcd: the server failed: %s\n", jrpc_strerror(rc));
         goto done;
     }
+    jrpcd_gateway_report(&opts);
     jrpcd_log(JRPC_LOG_INFO, "stopped");
     status = 0;
 
 done:
-    /* Server first: its method table points into the modules, which opts_free dlcloses. */
+    /* Server first: its method table points into the modules, which opts_free dlcloses, and at
+     * the upstreams, which opts_free frees. */
     if (srv != NULL)
         jrpc_server_free(srv);
     jrpcd_opts_free(&opts);

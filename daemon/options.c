@@ -65,6 +65,18 @@ static const jrpcd_setting_t settings[] = {
      "per item, from arrival (past it: -32002)"},
     {"drain", "drain", JRPCD_SET_DURATION, CFG_FIELD(drain_ms), 0, DAY_MS, "DURATION",
      "on stop, how long in-flight requests may still finish"},
+    /* WebSocket (docs/websocket.md). A message is one request body, so it has max_body's range. */
+    {"max_ws_message", "max-ws-message", JRPCD_SET_SIZE, CFG_FIELD(max_ws_message), 1, SIZE_LIMIT,
+     "SIZE", "WebSocket message bytes (more: close 1009)"},
+    /* Past a million a client's calls pin more request memory than one connection should. */
+    {"ws_max_inflight", "ws-max-inflight", JRPCD_SET_UINT, CFG_FIELD(ws_max_inflight), 1, 1000000,
+     "N", "calls in flight per WebSocket before it stops reading"},
+    {"ws_max_queue", "ws-max-queue", JRPCD_SET_SIZE, CFG_FIELD(ws_max_queue), 1, SIZE_LIMIT, "SIZE",
+     "unread bytes past which a WebSocket client is disconnected"},
+    {"ws_ping_interval", "ws-ping-interval", JRPCD_SET_DURATION, CFG_FIELD(ws_ping_ms), 0, DAY_MS,
+     "DURATION", "keep-alive ping to a silent WebSocket client; 0 = off"},
+    {"ws_idle_timeout", "ws-idle-timeout", JRPCD_SET_DURATION, CFG_FIELD(ws_idle_ms), 0, DAY_MS,
+     "DURATION", "close a WebSocket idle this long; 0 = off"},
     {"log_level", "log-level", JRPCD_SET_LOG_LEVEL, 0, 0, 0, "LEVEL", "error, warn, info or debug"},
 };
 
@@ -438,6 +450,7 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
         free(m->origin);
     }
     free(opts->modules);
+    jrpcd_gateway_free(opts);
     free(opts->path);
     free(opts->rest_path);
     free(opts->config_dir);
@@ -491,6 +504,7 @@ enum {
     OPT_CHECK = 't',
     OPT_HELP = 'h',
     OPT_VERSION = 'V',
+    OPT_BATCH_DENY = 999,
     OPT_SETTING = 1000 /* + index into settings[] */
 };
 
@@ -549,6 +563,7 @@ void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out)
         fprintf(out, "\n[module %s]\npath = %s\nargs =%s%s\n", m->name, m->path,
                 m->args[0] ? " " : "", m->args);
     }
+    jrpcd_gateway_print(opts, out);
 }
 
 static void print_help(const jrpcd_opts_t *opts)
@@ -570,6 +585,8 @@ static void print_help(const jrpcd_opts_t *opts)
                  s->flag, s->metavar);
         printf("  %-26s %s [%s]\n", left, s->help, def);
     }
+    printf("  --batch-deny PATTERN       refuse a method or pattern (debug_*) inside batches with\n"
+           "                             -32004, as [batch] deny; repeatable\n");
     printf(
         "  -q, --quiet                no log lines at all (errors that stop jrpcd still print)\n"
         "  -t, --check                load config and modules, print the settings in effect\n"
@@ -617,13 +634,14 @@ static int add_module_flag(jrpcd_opts_t *opts, const char *arg, char *err, size_
 
 int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
 {
-    struct option longopts[SETTINGS_LEN + 9];
+    struct option longopts[SETTINGS_LEN + 10];
     size_t n = 0;
     for (size_t i = 0; i < SETTINGS_LEN; i++)
         longopts[n++] =
             (struct option){settings[i].flag, required_argument, NULL, OPT_SETTING + (int)i};
     longopts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[n++] = (struct option){"module", required_argument, NULL, OPT_MODULE};
+    longopts[n++] = (struct option){"batch-deny", required_argument, NULL, OPT_BATCH_DENY};
     longopts[n++] = (struct option){"quiet", no_argument, NULL, OPT_QUIET};
     longopts[n++] = (struct option){"check", no_argument, NULL, OPT_CHECK};
     longopts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
@@ -723,6 +741,13 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
         if (p->opt == OPT_MODULE) {
             if (add_module_flag(opts, p->arg, err, sizeof(err)) != 0) {
                 fprintf(stderr, "jrpcd: --module: %s\n", err);
+                goto done;
+            }
+            continue;
+        }
+        if (p->opt == OPT_BATCH_DENY) {
+            if (jrpcd_batch_deny_add(opts, p->arg, err, sizeof(err)) != 0) {
+                fprintf(stderr, "jrpcd: --batch-deny: %s\n", err);
                 goto done;
             }
             continue;

@@ -1,6 +1,7 @@
 /* jrpc.h — the one public header of libjrpc, a JSON-RPC 2.0 server library built around batch
- * requests: many calls in one HTTP body, checked, run concurrently under a bound and answered in
- * one response, in request order.
+ * requests: many calls in one HTTP body or WebSocket message, checked, run concurrently under a
+ * bound and answered in one response, in request order; over WebSocket the server also pushes
+ * notifications and subscription results.
  *
  * Threads: a server runs `io_threads` libuv event loops. Unless a function says otherwise it may
  * be called from any thread before jrpc_server_run(), and only from a handler for the call it is
@@ -37,7 +38,8 @@ JRPC_EXTERN const char *jrpc_version_string(void);
     XX(EBUSY, -16, "server is running")                                                            \
     XX(ETYPE, -4001, "JSON value has another type")                                                \
     XX(EJSON, -4002, "malformed JSON")                                                             \
-    XX(EMODULE, -4003, "module could not be loaded")
+    XX(EMODULE, -4003, "module could not be loaded")                                               \
+    XX(ECLOSED, -4004, "connection is closed")
 
 typedef enum {
 #define JRPC__ERRNO_ENUM(name, val, msg) JRPC_##name = (val),
@@ -188,6 +190,15 @@ typedef struct jrpc_config {
     size_t max_response;        /* response body bytes (items past it get -32003) */
     unsigned deadline_ms;       /* per item, from arrival (-32002 past it) */
     unsigned drain_ms;          /* on stop: how long in-flight work may still finish */
+    size_t max_ws_message;      /* WebSocket message bytes (close 1009 past it) */
+    unsigned ws_max_inflight;   /* calls in flight per WebSocket connection before it stops
+                                   reading */
+    size_t ws_max_queue;        /* bytes waiting to be sent to one WebSocket client past which it
+                                   is disconnected */
+    unsigned ws_ping_ms;        /* ping after this long without a byte from the client, close
+                                   when the next interval brings none either; 0 = never */
+    unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
+                                   0 = never */
     jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
     jrpc_log_cb log_cb;         /* NULL: no logging at all */
     void *log_data;
@@ -278,6 +289,11 @@ JRPC_EXTERN void jrpc_reply_int64(jrpc_call_t *call, int64_t v);
 /* An error object: `message` is escaped; `data_json` is NULL or one valid JSON value. */
 JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *message,
                                   const char *data_json);
+/* An error object given whole as JSON text, byte for byte (not checked: one object with at least
+ * "code" and "message"), for proxies that pass another server's errors through unchanged, extra
+ * members included. `code` must be the object's code (REST maps it to an HTTP status). */
+JRPC_EXTERN void jrpc_reply_error_raw(jrpc_call_t *call, int code, const char *error_json,
+                                      size_t len);
 
 /* ---- Upstreams: the gateway (docs/gateway.md) ------------------------------------------------ */
 
@@ -397,6 +413,83 @@ JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up);
  * one with its path, query and credentials cut ("https://host:443"), safe to log or publish. */
 JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, const char **url,
                                         jrpc_upstream_url_stats_t *out);
+
+/* ---- Connections and server push (WebSocket; docs/websocket.md) ------------------------------ */
+
+/* A jrpc_conn_t is a client connection that can be sent messages it did not ask for: a WebSocket
+ * connection (HTTP requests have none). The library owns it. A reference (jrpc_conn_ref) keeps
+ * the object valid, not the connection open: once the client has gone, or the connection is
+ * closing, sends fail with JRPC_ECLOSED instead of touching freed memory, so a producer on any
+ * thread may keep pushing until it is told to stop. */
+
+/* The connection the call arrived on, or NULL when it came over HTTP. Borrowed: valid until the
+ * call's reply; jrpc_conn_ref keeps it longer. Any thread the call may be used on. */
+JRPC_EXTERN jrpc_conn_t *jrpc_call_conn(const jrpc_call_t *call);
+/* Takes a reference and returns conn; the object stays valid until the matching
+ * jrpc_conn_unref, also after the connection closed. Any thread. */
+JRPC_EXTERN jrpc_conn_t *jrpc_conn_ref(jrpc_conn_t *conn);
+/* Drops a reference taken with jrpc_conn_ref; the last one frees the object. Any thread. */
+JRPC_EXTERN void jrpc_conn_unref(jrpc_conn_t *conn);
+/* 1 while sends to conn are accepted; 0 once it is closing or closed (it never reopens).
+ * Any thread; the answer may be stale by the time the caller acts on it. */
+JRPC_EXTERN int jrpc_conn_is_open(jrpc_conn_t *conn);
+/* Sends the notification {"jsonrpc":"2.0","method":method,"params":params} to the client.
+ * `method` is NUL-terminated text (escaped here); params_json[0..len) is one valid JSON array or
+ * object (not checked), or NULL for none. Both are copied. Any thread, including a handler of a
+ * call on this very connection; notifications sent from one thread arrive in that order. 0 when
+ * queued (it is written unless the connection closes first), JRPC_ECLOSED once the connection is
+ * closing or closed, JRPC_EINVAL, JRPC_ENOMEM. A client that lets ws_max_queue bytes pile up
+ * unread is disconnected, and later sends return JRPC_ECLOSED. */
+JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const char *params_json,
+                                 size_t len);
+
+/* Subscriptions, in the shape Ethereum clients use (eth_subscribe / eth_unsubscribe): the handler
+ * of the subscribe call answers with a subscription id, then results are pushed as
+ * {"jsonrpc":"2.0","method":<method>,"params":{"subscription":<id>,"result":<result>}} until the
+ * client unsubscribes, the producer ends it, or the connection closes. A subscription holds two
+ * kinds of reference: the connection's (until it ends and end_cb has run) and the producer's
+ * (from jrpc_sub_start until jrpc_sub_unref), so a producer on another thread never pushes to
+ * freed memory. */
+typedef struct jrpc_sub jrpc_sub_t;
+
+/* The subscription ended: the client unsubscribed, jrpc_sub_end was called, or the connection
+ * closed (also at server stop). Runs exactly once per subscription, on the io thread of its
+ * connection, from the event loop (never inside a jrpc_* call). jrpc_sub_push returns
+ * JRPC_ECLOSED from then on. A producer typically stops its source here and drops its reference
+ * with jrpc_sub_unref. */
+typedef void (*jrpc_sub_end_cb)(jrpc_sub_t *sub, void *data);
+
+/* Starts a subscription on the call's connection and answers the call with its id: a JSON string
+ * "0x" and 32 hex digits (128 random bits), so the handler must not reply itself. `method`
+ * (NUL-terminated, copied) names the pushes ("eth_subscription"). Pushes made before the client
+ * has received the answer (from a worker thread, or a subscribe inside a batch) are held and sent
+ * right after it. Returns the subscription with one reference for the caller, or NULL when there
+ * is none and the call was answered with an error: over HTTP (-32601 "notifications not
+ * supported", as geth answers), the connection already closed (-32000), or out of memory
+ * (-32603).
+ * `end_cb` (may be NULL) gets `data`. Any thread a handler runs on, once per call. */
+JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
+                                       jrpc_sub_end_cb end_cb, void *data);
+/* Pushes one result: result_json[0..len) is one valid JSON value (not checked), copied. Any
+ * thread; results pushed from one thread arrive in that order. 0 when queued, JRPC_ECLOSED once
+ * the subscription ended, JRPC_EINVAL, JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_sub_push(jrpc_sub_t *sub, const char *result_json, size_t len);
+/* Ends the subscription from the producer's side; end_cb follows from the loop. Any thread;
+ * nothing happens if it already ended. */
+JRPC_EXTERN void jrpc_sub_end(jrpc_sub_t *sub);
+/* The id as JSON text, quotes included ("\"0x…\""); valid while a reference is held. */
+JRPC_EXTERN jrpc_str_t jrpc_sub_id(const jrpc_sub_t *sub);
+/* Takes another producer reference and returns sub. Any thread. */
+JRPC_EXTERN jrpc_sub_t *jrpc_sub_ref(jrpc_sub_t *sub);
+/* Drops a producer reference (the one jrpc_sub_start returned, or one from jrpc_sub_ref); sub
+ * must not be used afterwards. Dropping it does not end the subscription. Any thread. */
+JRPC_EXTERN void jrpc_sub_unref(jrpc_sub_t *sub);
+/* A complete unsubscribe handler, to register as it is
+ * (jrpc_method_add(srv, "eth_unsubscribe", jrpc_sub_unsubscribe, NULL, JRPC_INLINE)): params
+ * [id]; ends the subscription with that id on the call's connection and answers true, or
+ * -32000 "subscription not found" when the connection has none (geth's answer), -32602 for bad
+ * params, -32601 over HTTP. `data` is unused. Any thread a handler runs on. */
+JRPC_EXTERN void jrpc_sub_unsubscribe(jrpc_call_t *call, void *data);
 
 /* ---- Modules (jrpcd --module path.so[:args]) -------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /* conn.c — HTTP/1.1 connections: accept, read, the pipeline of requests (answered strictly in
- * arrival order, bounded in depth and in-flight body bytes), writes, and the ways out: a hard
- * close (errors, drain over), a lingering close after a last answer (Connection: close, limits,
- * stop) and the peer's EOF. Nothing is freed inside its own callback stack: closing marks the
- * connection and the last uv_close callback frees it (redis freeClientAsync). */
+ * arrival order, bounded in depth and in-flight body bytes), writes, the hand-off of an upgraded
+ * socket to src/ws, and the ways out: a hard close (errors, drain over), a lingering close after
+ * a last answer (Connection: close, limits, stop) and the peer's EOF. Nothing is freed inside its
+ * own callback stack: closing marks the connection and the last uv_close callback frees it (redis
+ * freeClientAsync). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -259,10 +260,15 @@ static void conn_written(jrpc__http_conn_t *c, jrpc__http_req_t *first, jrpc__ht
     }
 }
 
-/* Answers left the pipeline: close after the last one, or read on below the bound. */
+static void conn_upgrade(jrpc__http_conn_t *c);
+
+/* Answers left the pipeline: hand over an upgrade waiting for them, close after the last one, or
+ * read on below the bound. */
 static void conn_after_write(jrpc__http_conn_t *c)
 {
-    if (c->head == NULL && c->halted)
+    if (c->upgrade != NULL)
+        conn_upgrade(c);
+    else if (c->head == NULL && c->halted)
         conn_finish(c);
     else
         conn_resume(c);
@@ -461,8 +467,8 @@ static size_t conn_parse(jrpc__http_conn_t *c, const char *data, size_t len)
     while (off < len) {
         size_t n = http_parser_execute(&c->parser, &jrpc__http_settings, data + off, len - off);
         off += n;
-        if (c->closing || c->halted || c->throttled)
-            break;
+        if (c->closing || c->halted || c->throttled || c->upgrade != NULL)
+            break; /* an upgrade: the bytes after its head are WebSocket frames */
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK) {
             conn_parse_error(c, e);
@@ -486,6 +492,12 @@ static void conn_after_parse(jrpc__http_conn_t *c)
 {
     if (c->closing)
         return;
+    if (c->upgrade != NULL) {
+        conn_read_stop(c); /* until src/ws reads the same socket */
+        jrpc__http_flush(c);
+        conn_upgrade(c);
+        return;
+    }
     if (c->halted) {
         conn_read_stop(c);
         stash_drop(c);
@@ -499,10 +511,35 @@ static void conn_after_parse(jrpc__http_conn_t *c)
         conn_finish(c);
 }
 
+/* The upgrade's request is the oldest in the pipeline (every earlier answer is written): the
+ * socket and the bytes read past the request's head go to src/ws, which answers 101, and this
+ * connection goes away without a FIN. If src/ws cannot take it, the request gets a 503 here. */
+static void conn_upgrade(jrpc__http_conn_t *c)
+{
+    jrpc__http_req_t *hr = c->upgrade;
+    if (c->closing || hr == NULL || c->head != hr)
+        return;
+    c->upgrade = NULL;
+    const char *rest = c->stash != NULL ? c->stash + c->stash_off : NULL;
+    size_t n = c->stash != NULL ? c->stash_len - c->stash_off : 0;
+    if (jrpc__ws_accept(c->loop, &c->tcp, &c->ws, rest, n) == 0) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    stash_drop(c);
+    jrpc__http_answer_error(hr, 503, JRPC_CODE_SERVER_ERROR,
+                            c->loop->stopping ? "server shutting down"
+                                              : "cannot take the WebSocket connection now");
+    hr->close_after = 1;
+    jrpc__http_halt(c);
+    jrpc__http_flush(c);
+}
+
 /* Answers drained below the bound: parse what was kept, then read again. */
 static void conn_resume(jrpc__http_conn_t *c)
 {
-    if (!c->throttled || c->closing || c->halted || c->in_parse || jrpc__http_over_bound(c))
+    if (!c->throttled || c->closing || c->halted || c->in_parse || c->upgrade != NULL ||
+        jrpc__http_over_bound(c))
         return;
     c->throttled = 0;
     http_parser_pause(&c->parser, 0);
@@ -554,9 +591,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t n = conn_parse(c, buf->base, len);
     if (c->closing)
         return;
-    if (c->throttled && !c->halted && n < len) {
+    if ((c->throttled || c->upgrade != NULL) && !c->halted && n < len) {
         /* Paused at the pipeline bound with bytes left (only ever from the shared buffer: a
-         * direct body read ends exactly at its body). Keep them for conn_resume. */
+         * direct body read ends exactly at its body), or frames behind an upgrade. Keep them
+         * for conn_resume or src/ws. */
         c->stash = malloc(len - n);
         if (c->stash == NULL) {
             jrpc__http_close_now(c);
@@ -665,11 +703,12 @@ void jrpc__http_drain(jrpc__loop_t *loop)
         /* Busy: finish the request being received (it is not a new one), answer everything,
          * then close; the last answer says Connection: close. */
         c->draining = 1;
-        if (c->cur == NULL) {
+        if (c->cur == NULL && c->upgrade == NULL) {
             jrpc__http_halt(c);
             jrpc__http_flush(c);
         }
     }
+    jrpc__ws_drain(loop);
 }
 
 void jrpc__http_close_all(jrpc__loop_t *loop)
@@ -680,4 +719,5 @@ void jrpc__http_close_all(jrpc__loop_t *loop)
         it = it->next;
         jrpc__http_close_now(c);
     }
+    jrpc__ws_close_all(loop);
 }

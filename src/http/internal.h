@@ -7,6 +7,7 @@
 
 #include "../io/internal.h"
 #include "../rpc/internal.h"
+#include "../ws/internal.h"
 
 #include <http_parser.h>
 #include <stdint.h>
@@ -77,7 +78,8 @@ typedef enum {
 typedef enum {
     JRPC__HR_RPC = 0, /* POST on the RPC path: the body goes to the engine */
     JRPC__HR_LOCAL,   /* answered here: OPTIONS, 404, 405, 4xx limits, 400, 500 */
-    JRPC__HR_REST     /* POST/GET under rest_path: params to the engine (rest.c) */
+    JRPC__HR_REST,    /* POST/GET under rest_path: params to the engine (rest.c) */
+    JRPC__HR_UPGRADE  /* GET on the RPC path upgrading to WebSocket: the socket goes to src/ws */
 } jrpc__hr_kind_t;
 
 /* One request of a connection's pipeline, from its first byte until its answer is written. */
@@ -152,8 +154,10 @@ struct jrpc__http_conn {
     uint8_t expect_continue;  /* the current request said Expect: 100-continue */
     uint8_t fname_len;        /* bytes seen of the current header name (saturating) */
     uint8_t fval_len;         /* bytes seen of the Expect value (saturating) */
-    char fname[8];            /* lower-cased start of the current header name */
+    char fname[24];           /* lower-cased start of the current header name */
     char fval[16];            /* lower-cased start of the Expect value */
+    jrpc__ws_hs_t ws;         /* what the headers say about a WebSocket upgrade */
+    jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
     const char *route;        /* cfg.path */
     size_t route_len;
     size_t url_len;  /* URL bytes of the current request (may exceed url_cap) */

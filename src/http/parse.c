@@ -1,7 +1,8 @@
 /* parse.c — http-parser callbacks for one request: its line, headers and body, routed to the
- * engine (POST on the RPC path) or answered here (OPTIONS, 404, 405), with the header and body
- * limits and Expect: 100-continue. The parse runs straight over the read buffer and keeps only
- * what it needs: the URL's first bytes, the Expect value, and the body. */
+ * engine (POST on the RPC path), to src/ws (a WebSocket upgrade: GET on the RPC path) or answered
+ * here (OPTIONS, 404, 405, a refused upgrade), with the header and body limits and Expect:
+ * 100-continue. The parse runs straight over the read buffer and keeps only what it needs: the
+ * URL's first bytes, the Expect value, the upgrade's headers, and the body. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -39,6 +40,7 @@ static void body_too_large(jrpc__http_conn_t *c)
 /* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed)? */
 static void header_value_end(jrpc__http_conn_t *c)
 {
+    jrpc__ws_hs_end(&c->ws);
     if (!c->hdr_is_expect)
         return;
     c->hdr_is_expect = 0;
@@ -122,9 +124,17 @@ static void answer_local(jrpc__http_req_t *hr)
                  hr->rest && !hr->rest_batch ? "GET or POST" : "POST");
         jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST, msg);
         break;
-    case 400: /* a REST path whose method name does not decode */
-        jrpc__http_answer_error(hr, 400, JRPC_CODE_INVALID_REQUEST,
-                                "the method name in the REST path is empty or malformed");
+    case 400: /* a REST path whose method name does not decode, or a bad WebSocket upgrade */
+        jrpc__http_answer_error(
+            hr, 400, JRPC_CODE_INVALID_REQUEST,
+            hr->rest ? "the method name in the REST path is empty or malformed"
+                     : "bad WebSocket upgrade: send GET with Connection: Upgrade, Upgrade: "
+                       "websocket, a base64 16-byte Sec-WebSocket-Key and Sec-WebSocket-Version: "
+                       "13 (RFC 6455 section 4.1), and no body");
+        break;
+    case 426: /* RFC 6455 §4.4; response.c adds Sec-WebSocket-Version */
+        jrpc__http_answer_error(hr, 426, JRPC_CODE_INVALID_REQUEST,
+                                "unsupported WebSocket version: this server speaks version 13");
         break;
     case 414:
         jrpc__http_answer_error(hr, 414, JRPC_CODE_LIMIT_EXCEEDED, "REST URL too long");
@@ -174,6 +184,7 @@ static int on_message_begin(http_parser *p)
     c->hdr_in_value = 1; /* the first header name starts a new line */
     c->hdr_is_expect = 0;
     c->expect_continue = 0;
+    jrpc__ws_hs_reset(&c->ws);
     return 0;
 }
 
@@ -225,7 +236,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         c->hdr_in_value = 1;
         c->hdr_is_expect = c->fname_len == 6 && memcmp(c->fname, "expect", 6) == 0;
         c->fval_len = 0;
+        jrpc__ws_hs_name(&c->ws, c->fname, c->fname_len);
     }
+    jrpc__ws_hs_value(&c->ws, at, len);
     if (c->hdr_is_expect) {
         /* fval_len stops at sizeof + 1: too long to be 100-continue. */
         for (size_t i = 0; i < len && c->fval_len <= sizeof(c->fval); i++) {
@@ -264,6 +277,15 @@ static int on_headers_complete(http_parser *p)
     int cut;
     url_parts(c, &path, &path_len, &query, &query_len, &cut);
     int rpc = path_is_rpc(c, path, path_len, cut);
+    /* GET with Upgrade: websocket on the RPC path: 101 (src/ws takes the socket once the
+     * request is complete), or 400 / 426. Any other Upgrade is ignored (RFC 9110 §7.8). */
+    unsigned ws = rpc && p->method == HTTP_GET
+                      ? jrpc__ws_hs_verdict(&c->ws, p->upgrade, !hr->http10, has_body)
+                      : 0;
+    if (ws == 101) {
+        hr->kind = JRPC__HR_UPGRADE;
+        return 0;
+    }
     int rest = !rpc && jrpc__http_rest_route(c, hr, path, path_len, query, query_len);
     if (rest && cut && hr->kind != JRPC__HR_LOCAL) {
         hr->kind = JRPC__HR_LOCAL; /* the name or the query was cut: refuse, never guess */
@@ -298,7 +320,7 @@ static int on_headers_complete(http_parser *p)
         return 0; /* GET: params from the query, already in hr->in; any body is ignored */
     if (!rest) {
         hr->kind = JRPC__HR_LOCAL;
-        hr->status = !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
+        hr->status = ws ? ws : !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
     }
     if (has_body) {
         /* A body we would not use: answer now and close instead of reading it. A client that
@@ -365,6 +387,14 @@ static int on_message_complete(http_parser *p)
     c->cur = NULL;
     hr->want_continue = 0;
     hr->direct = 0;
+    if (hr->kind == JRPC__HR_UPGRADE) {
+        /* No answer from here: src/ws writes the 101. http-parser stops after this message
+         * (the rest of the bytes are frames); conn.c hands the socket over once every earlier
+         * answer is written. */
+        hr->state = JRPC__HR_RUNNING;
+        c->upgrade = hr;
+        return 0;
+    }
     if (hr->kind != JRPC__HR_LOCAL)
         jrpc__http_req_run(c, hr);
     else

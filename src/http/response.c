@@ -101,6 +101,9 @@ void jrpc__http_build_head(const jrpc__http_conn_t *c, jrpc__http_req_t *hr, int
             PUT(p, "Allow: GET, POST, OPTIONS\r\n");
         else
             PUT(p, "Allow: POST, OPTIONS\r\n");
+    } else if (hr->status == 426) {
+        /* RFC 9110 §15.5.22 wants Upgrade; RFC 6455 §4.4 the versions we speak. */
+        PUT(p, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     }
     if (hr->status != 204) {
         PUT(p, "Content-Type: application/json\r\nContent-Length: ");

@@ -14,6 +14,7 @@
 typedef struct jrpc__loop jrpc__loop_t;
 typedef struct jrpc__registry jrpc__registry_t;
 typedef struct jrpc__pool jrpc__pool_t;
+typedef struct jrpc__ws_msg jrpc__ws_msg_t;
 
 /* Most addresses one server listens on; each costs io_threads sockets. */
 #define JRPC__MAX_LISTEN JRPC_MAX_LISTEN
@@ -33,7 +34,14 @@ struct jrpc__loop {
     jrpc_call_t *done_tail;
     jrpc__list_t conns;                     /* live HTTP connections (src/http) */
     size_t nconns;                          /* entries in conns */
+    jrpc__list_t ws_conns;                  /* live WebSocket connections (src/ws) */
+    size_t nws;                             /* entries in ws_conns */
+    uv_async_t ws_wakeup;                   /* pushes posted from other threads (src/ws) */
+    uv_mutex_t ws_lock;                     /* guards ws_head/ws_tail */
+    jrpc__ws_msg_t *ws_head;                /* posted pushes and subscription ends, FIFO */
+    jrpc__ws_msg_t *ws_tail;
     size_t nreqs;                           /* requests not yet freed (src/rpc) */
+    uint64_t req_seq;                       /* requests started so far: the newest one's number */
     jrpc__arena_cache_t arenas;             /* spare arena chunks for this loop's requests */
     int stopping;                           /* stop seen: listeners closed, draining */
     int closing;                            /* drain over: handles are being closed */
@@ -74,6 +82,14 @@ void jrpc__http_global_init(const jrpc_config_t *cfg);
 void jrpc__http_drain(jrpc__loop_t *loop);
 /* Drain time is over: close every connection now (their requests are detached). */
 void jrpc__http_close_all(jrpc__loop_t *loop);
+/* src/ws: the loop's push queue and wakeup (set up with the loop, closed when it finishes
+ * stopping, freed after it ran), and the drain and hard close of WebSocket connections, which
+ * jrpc__http_drain and jrpc__http_close_all call. Loop thread, except _free. */
+void jrpc__ws_loop_init(jrpc__loop_t *loop);
+void jrpc__ws_loop_close(jrpc__loop_t *loop);
+void jrpc__ws_loop_free(jrpc__loop_t *loop);
+void jrpc__ws_drain(jrpc__loop_t *loop);
+void jrpc__ws_close_all(jrpc__loop_t *loop);
 /* The loop checks whether it may finish stopping; src/http and src/rpc call it whenever a
  * connection or a request goes away while stopping. */
 void jrpc__loop_maybe_done(jrpc__loop_t *loop);

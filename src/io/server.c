@@ -40,6 +40,11 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->max_response = 25000000;         /* 25 MB: large eth_getLogs answers fit */
     cfg->deadline_ms = 30000;             /* 30 s: common client and proxy timeouts are 30-60 s */
     cfg->drain_ms = 10000;                /* 10 s: systemd gives 90 s; answers in flight finish */
+    cfg->max_ws_message = 5u << 20;       /* 5 MiB: a message is a request body, as max_body */
+    cfg->ws_max_inflight = 256;           /* 12 full WS batches, 256 pipelined calls per client */
+    cfg->ws_max_queue = 16u << 20;        /* 16 MiB unread output: a stalled client, not a slow one */
+    cfg->ws_ping_ms = 30000;              /* 30 s: inside the 60 s idle cut of common proxies */
+    cfg->ws_idle_ms = 0;                  /* off: WS clients keep one connection for their life */
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -51,7 +56,8 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
         cfg = &defaults;
     }
     if (cfg->path == NULL || cfg->path[0] != '/' || cfg->max_batch == 0 || cfg->max_body == 0 ||
-        cfg->max_response == 0 || cfg->workers == 0)
+        cfg->max_response == 0 || cfg->workers == 0 || cfg->max_batch_ws == 0 ||
+        cfg->max_ws_message == 0 || cfg->ws_max_inflight == 0 || cfg->ws_max_queue == 0)
         return NULL;
     jrpc_server_t *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
@@ -241,9 +247,11 @@ static void loop_close_cb(uv_handle_t *h)
 
 void jrpc__loop_maybe_done(jrpc__loop_t *loop)
 {
-    if (!loop->stopping || loop->closing || loop->nconns != 0 || loop->nreqs != 0)
+    if (!loop->stopping || loop->closing || loop->nconns != 0 || loop->nws != 0 ||
+        loop->nreqs != 0)
         return;
     loop->closing = 1;
+    jrpc__ws_loop_close(loop);
     uv_close((uv_handle_t *)&loop->wakeup, loop_close_cb);
     uv_close((uv_handle_t *)&loop->drain_timer, loop_close_cb);
 }
@@ -312,6 +320,7 @@ int jrpc__loop_init(jrpc__loop_t *loop, jrpc_server_t *srv, unsigned index, int 
     loop->wakeup.data = loop;
     uv_timer_init(&loop->uv, &loop->drain_timer);
     loop->drain_timer.data = loop;
+    jrpc__ws_loop_init(loop);
     for (size_t a = 0; a < srv->naddrs; a++) {
         uv_tcp_t *l = &loop->listeners[a];
         uv_tcp_init(&loop->uv, l);
@@ -398,6 +407,7 @@ done:
         uv_run(&loops[i].uv, UV_RUN_NOWAIT);
         uv_loop_close(&loops[i].uv);
         uv_mutex_destroy(&loops[i].done_lock);
+        jrpc__ws_loop_free(&loops[i]);
         jrpc__arena_cache_clear(&loops[i].arenas);
     }
     srv->loops = NULL;

@@ -44,6 +44,16 @@ JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call)
     return call->req->loop->srv;
 }
 
+JRPC_EXTERN jrpc_conn_t *jrpc_call_conn(const jrpc_call_t *call)
+{
+    return call->req->conn;
+}
+
+uint64_t jrpc__call_req_seq(const jrpc_call_t *call)
+{
+    return call->req->seq;
+}
+
 /* Room for a reply of n bytes: the arena on the loop's thread, else malloc. */
 static char *reply_mem(jrpc_call_t *c, size_t n, int on_loop)
 {
@@ -135,4 +145,11 @@ JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *messa
     call->reply_code = code;
     reply_bytes(call, b.ptr, b.len, 1);
     jrpc_buf_free(&b);
+}
+
+JRPC_EXTERN void jrpc_reply_error_raw(jrpc_call_t *call, int code, const char *error_json,
+                                      size_t len)
+{
+    call->reply_code = code;
+    reply_bytes(call, error_json, len, 1);
 }

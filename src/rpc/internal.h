@@ -52,8 +52,9 @@ typedef struct jrpc__req jrpc__req_t;
 typedef void (*jrpc__req_done_cb)(jrpc__req_t *req, jrpc_buf_t *body, void *ud);
 
 /* Starts answering one body. `body` is malloc'd and becomes the request's: it is freed when the
- * last call of the request has replied (views into it live that long). `max_batch` is the
- * transport's batch cap. `done` is called exactly once unless jrpc__req_detach is called first;
+ * last call of the request has replied (views into it live that long), and so is a reference to
+ * `conn` (WebSocket; NULL for HTTP), so jrpc_call_conn stays valid after the client left.
+ * `max_batch` is the transport's batch cap. `done` is called exactly once unless jrpc__req_detach is called first;
  * it may be called before this function returns (inline-only requests answer at once), and then
  * the returned pointer must not be used (the request may already be freed). Returns the request
  * (NULL only when out of memory, in which case body was freed and nothing is called). */
@@ -73,6 +74,13 @@ int jrpc__req_status(const jrpc__req_t *req);
 void jrpc__req_detach(jrpc__req_t *req);
 /* Items in the request (1 for a single call), for logs. Valid inside `done`. */
 size_t jrpc__req_items(const jrpc__req_t *req);
+
+/* The request's number among its loop's requests: 1, 2, 3 … in the order they were started, never
+ * reused; loop->req_seq is the newest. src/ws tells by it which message a subscription's answer
+ * travels in. jrpc__req_seq: loop thread while the request lives; jrpc__call_req_seq: any thread
+ * the call may be used on (a request outlives its calls' handlers, also past a timeout). */
+uint64_t jrpc__req_seq(const jrpc__req_t *req);
+uint64_t jrpc__call_req_seq(const jrpc_call_t *call);
 
 /* A call posted back by jrpc__loop_post has replied: account for it (loop thread). */
 void jrpc__call_done(jrpc_call_t *call);

@@ -298,6 +298,8 @@ static void req_free(jrpc__req_t *r)
         if (r->calls[i].out_owned)
             free((void *)r->calls[i].out);
     free(r->body);
+    if (r->conn != NULL)
+        jrpc_conn_unref(r->conn);
     jrpc__arena_t arena = r->arena; /* r lives in its own arena */
     jrpc__arena_free(&arena);
     loop->nreqs--;
@@ -452,13 +454,14 @@ static jrpc__req_t *req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_con
     memset(r, 0, sizeof(*r));
     r->arena = arena;
     r->loop = loop;
-    r->conn = conn;
+    r->conn = conn != NULL ? jrpc_conn_ref(conn) : NULL;
     r->body = body;
     r->body_len = len;
     r->done = done;
     r->ud = ud;
     r->status = 200;
     r->deadline = uv_now(&loop->uv) + loop->srv->cfg.deadline_ms;
+    r->seq = ++loop->req_seq;
     loop->nreqs++;
     return r;
 }
@@ -680,4 +683,9 @@ void jrpc__req_detach(jrpc__req_t *r)
 size_t jrpc__req_items(const jrpc__req_t *r)
 {
     return r->ncalls;
+}
+
+uint64_t jrpc__req_seq(const jrpc__req_t *r)
+{
+    return r->seq;
 }

@@ -54,6 +54,7 @@ struct jrpc__req {
     size_t remaining;            /* answered calls still without an answer */
     uint64_t deadline;           /* uv_now() value past which unfinished items time out */
     jrpc_conn_t *conn;           /* the transport connection (push), or NULL */
+    uint64_t seq;                /* number among the loop's requests (jrpc__req_seq) */
     jrpc__req_done_cb done;
     void *ud;
     uv_timer_t timer;            /* the deadline, armed only when a call outlives the pump */

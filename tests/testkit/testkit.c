@@ -9,11 +9,25 @@
  *   test.fail [code, message(, data)]   that error
  *   test.blob [n]            a string of n 'x', sent zero-copy
  *   test.nobatch             "ok", refused inside batches (-32004)
+ *
+ * Over WebSocket (server push):
+ *   test.subscribe [ms]      a subscription pushing 1, 2, 3 … every ms from a timer on the loop;
+ *                            pushes "test_subscription" notifications
+ *   test.unsubscribe [id]    jrpc_sub_unsubscribe: true, or -32000 for an unknown id
+ *   test.subscriptions       test.subscribe timers still running (0 once every subscription's
+ *                            end_cb ran: the server-side cleanup check)
+ *   test.subscribe_burst [n(, ms)]  JRPC_WORKER: after sleeping ms, a subscription that pushes
+ *                            0 … n-1 from the worker at once, before its id can have reached the
+ *                            client
+ *   test.push [n]            JRPC_WORKER: n "test_push" notifications [0] … [n-1] from the worker
+ *                            thread, then replies n
  */
 #include "jrpc.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,6 +193,142 @@ static void testkit_nobatch(jrpc_call_t *call, void *data)
     jrpc_reply_raw(call, "\"ok\"", 4);
 }
 
+/* ---- Server push ----------------------------------------------------------------------------- */
+
+/* Longest push period: a minute between pushes is already longer than any test waits. */
+#define TESTKIT_SUB_MAX_MS 60000
+/* Most pushes or notifications one call sends at once: enough to fill a client's socket buffer,
+ * small enough that a typo cannot queue gigabytes. */
+#define TESTKIT_PUSH_MAX 100000
+
+/* test.subscribe timers running (their end_cb has not closed them yet). */
+static atomic_int testkit_live_subs;
+
+/* A test.subscribe subscription: a repeating timer on the call's loop and the next value. */
+typedef struct testkit_sub {
+    uv_timer_t timer; /* first, so the handle pointer is the struct's */
+    jrpc_sub_t *sub;  /* our reference, dropped when the timer is closed */
+    int64_t next;
+} testkit_sub_t;
+
+static void testkit_sub_closed(uv_handle_t *h)
+{
+    testkit_sub_t *ts = (testkit_sub_t *)h;
+    if (ts->sub != NULL) {
+        jrpc_sub_unref(ts->sub);
+        atomic_fetch_sub(&testkit_live_subs, 1);
+    }
+    free(ts);
+}
+
+static void testkit_sub_tick(uv_timer_t *timer)
+{
+    testkit_sub_t *ts = (testkit_sub_t *)timer;
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)++ts->next);
+    /* JRPC_ECLOSED: the subscription ended; its end_cb stops this timer right after. */
+    jrpc_sub_push(ts->sub, num, (size_t)n);
+}
+
+/* Unsubscribed or the connection closed: on the subscription's loop, the timer's loop. */
+static void testkit_sub_end(jrpc_sub_t *sub, void *data)
+{
+    testkit_sub_t *ts = data;
+    (void)sub;
+    uv_timer_stop(&ts->timer);
+    uv_close((uv_handle_t *)&ts->timer, testkit_sub_closed);
+}
+
+static void testkit_subscribe(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t ms;
+    if (testkit_arg(call, TESTKIT_SUB_MAX_MS, &ms) != 0 || ms == 0) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS, "expected params [ms], 1 <= ms <= 60000",
+                         NULL);
+        return;
+    }
+    testkit_sub_t *ts = calloc(1, sizeof(*ts));
+    if (ts == NULL || uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &ts->timer) != 0) {
+        free(ts);
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+    }
+    /* Answers the call with the id (or an error, over HTTP). end_cb never runs inside this call,
+     * so ts is complete before it can. */
+    ts->sub = jrpc_sub_start(call, "test_subscription", testkit_sub_end, ts);
+    if (ts->sub == NULL) {
+        uv_close((uv_handle_t *)&ts->timer, testkit_sub_closed);
+        return;
+    }
+    atomic_fetch_add(&testkit_live_subs, 1);
+    uv_timer_start(&ts->timer, testkit_sub_tick, (uint64_t)ms, (uint64_t)ms);
+}
+
+static void testkit_subscriptions(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_int64(call, atomic_load(&testkit_live_subs));
+}
+
+static void testkit_subscribe_burst(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    /* [n] or [n, ms]: ms of sleep first, so the subscription may start after the call timed out
+     * or its connection closed. */
+    jrpc_json_t params = jrpc_call_params(call), v;
+    int64_t n = -1, ms = 0;
+    size_t count = jrpc_json_count(params);
+    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || count < 1 || count > 2 ||
+        jrpc_json_at(params, 0, &v) != 0 || jrpc_json_int64(v, &n) != 0 || n < 0 ||
+        n > TESTKIT_PUSH_MAX ||
+        (count == 2 && (jrpc_json_at(params, 1, &v) != 0 || jrpc_json_int64(v, &ms) != 0 ||
+                        ms < 0 || ms > TESTKIT_SLEEP_MAX_MS))) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
+                         "expected params [n] or [n, ms], 0 <= n <= 100000", NULL);
+        return;
+    }
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (ms > 0 && nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+    /* No end_cb: nothing to stop. The connection keeps the subscription until an unsubscribe or
+     * the close; we only push and let go of our reference. */
+    jrpc_sub_t *sub = jrpc_sub_start(call, "test_subscription", NULL, NULL);
+    if (sub == NULL)
+        return;
+    for (int64_t i = 0; i < n; i++) {
+        char num[24];
+        int len = snprintf(num, sizeof num, "%lld", (long long)i);
+        if (jrpc_sub_push(sub, num, (size_t)len) != 0)
+            break;
+    }
+    jrpc_sub_unref(sub);
+}
+
+static void testkit_push(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t n;
+    jrpc_conn_t *conn = jrpc_call_conn(call);
+    if (conn == NULL) {
+        jrpc_reply_error(call, JRPC_CODE_METHOD_NOT_FOUND, "notifications not supported", NULL);
+        return;
+    }
+    if (testkit_arg(call, TESTKIT_PUSH_MAX, &n) != 0) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS, "expected params [n], 0 <= n <= 100000",
+                         NULL);
+        return;
+    }
+    int64_t sent = 0;
+    for (; sent < n; sent++) {
+        char params[32];
+        int len = snprintf(params, sizeof params, "[%lld]", (long long)sent);
+        if (jrpc_conn_notify(conn, "test_push", params, (size_t)len) != 0)
+            break;
+    }
+    jrpc_reply_int64(call, sent);
+}
+
 JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args);
 
 JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
@@ -197,6 +347,11 @@ JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
          * largest blob is one memset of a few milliseconds. */
         {"test.blob", testkit_blob, JRPC_INLINE},
         {"test.nobatch", testkit_nobatch, JRPC_INLINE | JRPC_NO_BATCH},
+        {"test.subscribe", testkit_subscribe, JRPC_ASYNC},
+        {"test.unsubscribe", jrpc_sub_unsubscribe, JRPC_INLINE},
+        {"test.subscriptions", testkit_subscriptions, JRPC_INLINE},
+        {"test.subscribe_burst", testkit_subscribe_burst, JRPC_WORKER},
+        {"test.push", testkit_push, JRPC_WORKER},
     };
     (void)args;
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

@@ -1,0 +1,447 @@
+/* upstream.c — jrpcd's gateway settings: the keys of [upstream NAME] sections and [batch] deny,
+ * checked as they are read (so every mistake names its line), handed to the library once the
+ * modules are loaded (local methods first, so a clash is reported against the upstream), printed
+ * by --check, and summed up in the log when the daemon stops. */
+#include "jrpcd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bounds of the numeric keys; each says why. */
+#define MAX_BATCH_LIMIT 1000000    /* the server's own max_batch bound: no useful chunk is larger */
+#define IN_FLIGHT_LIMIT 100000     /* each is a connection or stream: more is a typo, not a plan */
+#define RETRIES_LIMIT 10           /* every retry costs a timeout in the worst case */
+#define WEIGHT_LIMIT 1000000       /* ratios beyond a million to one are not load balancing */
+#define PRIORITY_LIMIT 1000        /* tiers; a handful is what failover plans use */
+#define UP_DURATION_MAX 3600000ULL /* 1 h: past the 24 h deadline bound's use for one request */
+
+static char *xstrdup(const char *s, char *err, size_t cap)
+{
+    char *c = strdup(s);
+    if (c == NULL)
+        snprintf(err, cap, "out of memory");
+    return c;
+}
+
+static int str_push(char ***v, size_t *n, const char *s, size_t len, char *err, size_t cap)
+{
+    char *c = strndup(s, len);
+    char **grown = c ? realloc(*v, (*n + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        free(c);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    *v = grown;
+    (*v)[(*n)++] = c;
+    return 0;
+}
+
+/* The upstream called `name`, created on first mention. */
+static jrpcd_upstream_t *upstream_get(jrpcd_opts_t *opts, const char *name, const char *origin,
+                                      char *err, size_t cap)
+{
+    for (size_t i = 0; i < opts->upstreams_len; i++)
+        if (strcmp(opts->upstreams[i].name, name) == 0)
+            return &opts->upstreams[i];
+    jrpcd_upstream_t *grown = realloc(opts->upstreams, (opts->upstreams_len + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    opts->upstreams = grown;
+    jrpcd_upstream_t *u = &grown[opts->upstreams_len];
+    memset(u, 0, sizeof(*u));
+    jrpc_upstream_config_init(&u->cfg);
+    u->name = xstrdup(name, err, cap);
+    u->origin = xstrdup(origin, err, cap);
+    if (u->name == NULL || u->origin == NULL) {
+        free(u->name);
+        free(u->origin);
+        return NULL;
+    }
+    opts->upstreams_len++;
+    return u;
+}
+
+/* Appends one URL after checking its scheme (the library checks the rest when it is added). */
+static int url_push(jrpcd_upstream_t *u, const char *url, size_t len, unsigned weight,
+                    unsigned priority, char *err, size_t cap)
+{
+    if (u->nurls == JRPC_UPSTREAM_MAX_URLS) {
+        snprintf(err, cap, "more than %d URLs", JRPC_UPSTREAM_MAX_URLS);
+        return -1;
+    }
+    if (!((len > 7 && strncmp(url, "http://", 7) == 0) ||
+          (len > 8 && strncmp(url, "https://", 8) == 0))) {
+        snprintf(err, cap, "\"%.*s\" is not an http:// or https:// URL", (int)len, url);
+        return -1;
+    }
+    char *copy = strndup(url, len);
+    if (copy == NULL) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    u->urls[u->nurls++] = (jrpc_upstream_url_t){copy, weight, priority};
+    return 0;
+}
+
+static const char *const list_sep = " \t,";
+
+/* `urls = A B C`: failover order, each its own priority tier. */
+static int key_urls(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
+{
+    const char *p = value;
+    int any = 0;
+    while (*(p += strspn(p, list_sep)) != '\0') {
+        size_t n = strcspn(p, list_sep);
+        if (url_push(u, p, n, 1, u->next_priority++, err, cap) != 0)
+            return -1;
+        p += n;
+        any = 1;
+    }
+    if (!any) {
+        snprintf(err, cap, "no URL given");
+        return -1;
+    }
+    return 0;
+}
+
+/* `url = URL [weight=N] [priority=N]`. */
+static int key_url(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
+{
+    const char *ws = " \t";
+    const char *p = value + strspn(value, ws);
+    size_t n = strcspn(p, ws);
+    if (n == 0) {
+        snprintf(err, cap, "no URL given");
+        return -1;
+    }
+    const char *url = p;
+    size_t url_len = n;
+    unsigned long long weight = 1, priority = 0;
+    for (p += n; *(p += strspn(p, ws)) != '\0'; p += n) {
+        n = strcspn(p, ws);
+        char word[64];
+        snprintf(word, sizeof word, "%.*s", (int)n, p);
+        unsigned long long *dst = strncmp(word, "weight=", 7) == 0     ? &weight
+                                  : strncmp(word, "priority=", 9) == 0 ? &priority
+                                                                       : NULL;
+        if (dst == NULL) {
+            snprintf(err, cap, "\"%s\": after the URL, write weight=N or priority=N", word);
+            return -1;
+        }
+        const char *num = strchr(word, '=') + 1;
+        unsigned long long max = dst == &weight ? WEIGHT_LIMIT : PRIORITY_LIMIT;
+        if (jrpcd_parse_uint(num, dst, err, cap) != 0)
+            return -1;
+        if (*dst > max || (dst == &weight && *dst == 0)) {
+            snprintf(err, cap, "\"%s\" is out of range (%u to %llu)", word,
+                     dst == &weight ? 1u : 0u, max);
+            return -1;
+        }
+    }
+    return url_push(u, url, url_len, (unsigned)weight, (unsigned)priority, err, cap);
+}
+
+static int key_methods(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
+{
+    const char *p = value;
+    int any = 0;
+    while (*(p += strspn(p, list_sep)) != '\0') {
+        size_t n = strcspn(p, list_sep);
+        if (memchr(p, '*', n - 1) != NULL) {
+            snprintf(err, cap, "\"%.*s\": '*' may only end a pattern (eth_*)", (int)n, p);
+            return -1;
+        }
+        for (size_t i = 0; i < u->nmethods; i++) {
+            if (strlen(u->methods[i]) == n && memcmp(u->methods[i], p, n) == 0) {
+                snprintf(err, cap, "\"%.*s\" is listed twice", (int)n, p);
+                return -1;
+            }
+        }
+        if (str_push(&u->methods, &u->nmethods, p, n, err, cap) != 0)
+            return -1;
+        p += n;
+        any = 1;
+    }
+    if (!any) {
+        snprintf(err, cap, "no method or pattern given");
+        return -1;
+    }
+    return 0;
+}
+
+/* Numeric keys: name, kind, field, range. */
+static const struct {
+    const char *key;
+    int duration;
+    size_t offset;
+    unsigned long long min, max;
+} num_keys[] = {
+    {"max_batch", 0, offsetof(jrpc_upstream_config_t, max_batch), 1, MAX_BATCH_LIMIT},
+    {"max_in_flight", 0, offsetof(jrpc_upstream_config_t, max_in_flight), 1, IN_FLIGHT_LIMIT},
+    {"retries", 0, offsetof(jrpc_upstream_config_t, retries), 0, RETRIES_LIMIT},
+    {"timeout", 1, offsetof(jrpc_upstream_config_t, timeout_ms), 1, UP_DURATION_MAX},
+    {"connect_timeout", 1, offsetof(jrpc_upstream_config_t, connect_timeout_ms), 0,
+     UP_DURATION_MAX},
+    {"recheck", 1, offsetof(jrpc_upstream_config_t, recheck_ms), 0, UP_DURATION_MAX},
+};
+
+#define NUM_KEYS (sizeof num_keys / sizeof num_keys[0])
+
+/* "250ms", "10s", "1h": how the config spells a duration. */
+static void format_ms(unsigned ms, char *buf, size_t cap)
+{
+    if (ms != 0 && ms % 3600000 == 0)
+        snprintf(buf, cap, "%uh", ms / 3600000);
+    else if (ms != 0 && ms % 60000 == 0)
+        snprintf(buf, cap, "%um", ms / 60000);
+    else if (ms != 0 && ms % 1000 == 0)
+        snprintf(buf, cap, "%us", ms / 1000);
+    else
+        snprintf(buf, cap, "%ums", ms);
+}
+
+int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, const char *value,
+                       const char *origin, char *err, size_t cap)
+{
+    jrpcd_upstream_t *u = upstream_get(opts, name, origin, err, cap);
+    if (u == NULL)
+        return -1;
+    if (strcmp(key, "urls") == 0)
+        return key_urls(u, value, err, cap);
+    if (strcmp(key, "url") == 0)
+        return key_url(u, value, err, cap);
+    if (strcmp(key, "methods") == 0)
+        return key_methods(u, value, err, cap);
+    if (strcmp(key, "header") == 0) {
+        if (strchr(value, ':') == NULL || value[0] == ':') {
+            snprintf(err, cap, "\"%s\" is not \"Name: value\"", value);
+            return -1;
+        }
+        return str_push(&u->headers, &u->nheaders, value, strlen(value), err, cap);
+    }
+    if (strcmp(key, "ca_file") == 0) {
+        if (u->ca_file != NULL) {
+            snprintf(err, cap, "ca_file is already set");
+            return -1;
+        }
+        if (value[0] == '\0') {
+            snprintf(err, cap, "ca_file is empty");
+            return -1;
+        }
+        /* Relative to the config file, like module paths. */
+        const char *dir = value[0] == '/' || opts->config_dir == NULL ? NULL : opts->config_dir;
+        size_t n = (dir ? strlen(dir) + 1 : 0) + strlen(value) + 1;
+        if ((u->ca_file = malloc(n)) == NULL) {
+            snprintf(err, cap, "out of memory");
+            return -1;
+        }
+        snprintf(u->ca_file, n, "%s%s%s", dir ? dir : "", dir ? "/" : "", value);
+        return 0;
+    }
+    for (size_t i = 0; i < NUM_KEYS; i++) {
+        if (strcmp(key, num_keys[i].key) != 0)
+            continue;
+        if (u->set & (1u << i)) {
+            snprintf(err, cap, "%s is already set", key);
+            return -1;
+        }
+        unsigned long long v;
+        int rc = num_keys[i].duration ? jrpcd_parse_duration(value, &v, err, cap)
+                                      : jrpcd_parse_uint(value, &v, err, cap);
+        if (rc != 0)
+            return -1;
+        if (v < num_keys[i].min || v > num_keys[i].max) {
+            char lo[32], hi[32];
+            if (num_keys[i].duration) {
+                format_ms((unsigned)num_keys[i].min, lo, sizeof lo);
+                format_ms((unsigned)num_keys[i].max, hi, sizeof hi);
+            } else {
+                snprintf(lo, sizeof lo, "%llu", num_keys[i].min);
+                snprintf(hi, sizeof hi, "%llu", num_keys[i].max);
+            }
+            snprintf(err, cap, "\"%s\" is out of range (%s to %s)", value, lo, hi);
+            return -1;
+        }
+        unsigned u32 = (unsigned)v;
+        memcpy((char *)&u->cfg + num_keys[i].offset, &u32, sizeof u32);
+        u->set |= 1u << i;
+        return 0;
+    }
+    snprintf(err, cap,
+             "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, timeout, "
+             "connect_timeout, retries, recheck, ca_file, header)",
+             key);
+    return -1;
+}
+
+int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap)
+{
+    for (size_t i = 0; i < opts->upstreams_len; i++) {
+        const jrpcd_upstream_t *u = &opts->upstreams[i];
+        if (u->nurls == 0 || u->nmethods == 0) {
+            snprintf(err, cap, "%s: [upstream %s] needs %s", u->origin, u->name,
+                     u->nurls == 0 ? "urls (or url lines)" : "methods");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
+{
+    const char *p = value;
+    int any = 0;
+    while (*(p += strspn(p, list_sep)) != '\0') {
+        size_t n = strcspn(p, list_sep);
+        if (memchr(p, '*', n - 1) != NULL) {
+            snprintf(err, cap, "\"%.*s\": '*' may only end a pattern (debug_*)", (int)n, p);
+            return -1;
+        }
+        if (str_push(&opts->batch_deny, &opts->batch_deny_len, p, n, err, cap) != 0)
+            return -1;
+        p += n;
+        any = 1;
+    }
+    if (!any) {
+        snprintf(err, cap, "no method or pattern given");
+        return -1;
+    }
+    return 0;
+}
+
+int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap)
+{
+    for (size_t i = 0; i < opts->batch_deny_len; i++) {
+        int rc = jrpc_batch_deny(srv, opts->batch_deny[i]);
+        if (rc != 0) {
+            snprintf(err, cap, "[batch] deny %s: %s", opts->batch_deny[i], jrpc_strerror(rc));
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < opts->upstreams_len; i++) {
+        jrpcd_upstream_t *u = &opts->upstreams[i];
+        jrpc_upstream_config_t cfg = u->cfg;
+        cfg.name = u->name;
+        cfg.urls = u->urls;
+        cfg.nurls = u->nurls;
+        cfg.methods = (const char *const *)u->methods;
+        cfg.nmethods = u->nmethods;
+        cfg.headers = (const char *const *)u->headers;
+        cfg.nheaders = u->nheaders;
+        cfg.ca_file = u->ca_file;
+        int rc = jrpc_upstream_add(srv, &cfg, &u->up);
+        if (rc != 0) {
+            snprintf(err, cap, "[upstream %s] (%s): %s%s", u->name, u->origin, jrpc_strerror(rc),
+                     rc == JRPC_EEXIST   ? ": one of its methods is served already (by a module or "
+                                           "an earlier upstream)"
+                     : rc == JRPC_EINVAL ? ": a URL or header the library refuses"
+                                         : "");
+            return -1;
+        }
+        jrpcd_log(JRPC_LOG_INFO,
+                  "upstream %s: %zu URL%s, %zu method name%s or pattern%s, "
+                  "max_batch %u, max_in_flight %u, timeout %u ms, retries %u",
+                  u->name, u->nurls, u->nurls == 1 ? "" : "s", u->nmethods,
+                  u->nmethods == 1 ? "" : "s", u->nmethods == 1 ? "" : "s", cfg.max_batch,
+                  cfg.max_in_flight, cfg.timeout_ms, cfg.retries);
+    }
+    return 0;
+}
+
+void jrpcd_gateway_report(const jrpcd_opts_t *opts)
+{
+    for (size_t i = 0; i < opts->upstreams_len; i++) {
+        const jrpcd_upstream_t *u = &opts->upstreams[i];
+        if (u->up == NULL)
+            continue;
+        jrpc_upstream_stats_t s;
+        jrpc_upstream_stats(u->up, &s);
+        char faults[512];
+        size_t used = 0;
+        faults[0] = '\0';
+        for (int f = 0; f < JRPC_UPSTREAM_FAULT_COUNT && used < sizeof faults; f++) {
+            int n = snprintf(faults + used, sizeof faults - used, "%s%s %llu", f ? ", " : "",
+                             jrpc_upstream_fault_name(f), (unsigned long long)s.faults[f]);
+            used += n > 0 ? (size_t)n : 0;
+        }
+        jrpcd_log(JRPC_LOG_INFO,
+                  "upstream %s: requests %llu, retries %llu, items %llu, items_failed %llu, "
+                  "items_rpc_error %llu, mean latency %llu us; faults: %s",
+                  u->name, (unsigned long long)s.requests, (unsigned long long)s.retries,
+                  (unsigned long long)s.items, (unsigned long long)s.items_failed,
+                  (unsigned long long)s.items_rpc_error,
+                  (unsigned long long)(s.latency_count ? s.latency_sum_us / s.latency_count : 0),
+                  faults);
+        for (size_t j = 0; j < jrpc_upstream_url_count(u->up); j++) {
+            const char *url;
+            jrpc_upstream_url_stats_t us;
+            if (jrpc_upstream_url_stats(u->up, j, &url, &us) == 0)
+                jrpcd_log(JRPC_LOG_INFO, "upstream %s: %s requests %llu, faults %llu%s", u->name,
+                          url, (unsigned long long)us.requests, (unsigned long long)us.faults,
+                          us.down ? " (down)" : "");
+        }
+    }
+}
+
+void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
+{
+    for (size_t i = 0; i < opts->upstreams_len; i++) {
+        const jrpcd_upstream_t *u = &opts->upstreams[i];
+        const jrpc_upstream_config_t *c = &u->cfg;
+        char t[32], ct[32], rc[32];
+        format_ms(c->timeout_ms, t, sizeof t);
+        format_ms(c->connect_timeout_ms, ct, sizeof ct);
+        format_ms(c->recheck_ms, rc, sizeof rc);
+        fprintf(out, "\n[upstream %s]\n", u->name);
+        for (size_t j = 0; j < u->nurls; j++)
+            fprintf(out, "url = %s weight=%u priority=%u\n", u->urls[j].url, u->urls[j].weight,
+                    u->urls[j].priority);
+        fprintf(out, "methods =");
+        for (size_t j = 0; j < u->nmethods; j++)
+            fprintf(out, " %s", u->methods[j]);
+        fprintf(out,
+                "\nmax_batch = %u\nmax_in_flight = %u\ntimeout = %s\nconnect_timeout = %s\n"
+                "retries = %u\nrecheck = %s\n",
+                c->max_batch, c->max_in_flight, t, ct, c->retries, rc);
+        if (u->ca_file != NULL)
+            fprintf(out, "ca_file = %s\n", u->ca_file);
+        for (size_t j = 0; j < u->nheaders; j++) {
+            /* Headers often carry credentials: print the name only. */
+            const char *colon = strchr(u->headers[j], ':');
+            fprintf(out, "header = %.*s: (hidden)\n", (int)(colon - u->headers[j]), u->headers[j]);
+        }
+    }
+    if (opts->batch_deny_len != 0) {
+        fprintf(out, "\n[batch]\ndeny =");
+        for (size_t i = 0; i < opts->batch_deny_len; i++)
+            fprintf(out, " %s", opts->batch_deny[i]);
+        fprintf(out, "\n");
+    }
+}
+
+void jrpcd_gateway_free(jrpcd_opts_t *opts)
+{
+    for (size_t i = 0; i < opts->upstreams_len; i++) {
+        jrpcd_upstream_t *u = &opts->upstreams[i];
+        jrpc_upstream_free(u->up);
+        for (size_t j = 0; j < u->nurls; j++)
+            free((char *)u->urls[j].url);
+        for (size_t j = 0; j < u->nmethods; j++)
+            free(u->methods[j]);
+        for (size_t j = 0; j < u->nheaders; j++)
+            free(u->headers[j]);
+        free(u->methods);
+        free(u->headers);
+        free(u->ca_file);
+        free(u->name);
+        free(u->origin);
+    }
+    free(opts->upstreams);
+    for (size_t i = 0; i < opts->batch_deny_len; i++)
+        free(opts->batch_deny[i]);
+    free(opts->batch_deny);
+}

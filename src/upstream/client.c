@@ -1,0 +1,575 @@
+/* client.c — the gateway's HTTP client on one io loop: a libcurl multi handle driven by the loop
+ * (curl_multi_socket_action from uv_poll and uv_timer callbacks, no thread per request), whose
+ * connection cache is the loop's keep-alive pool to the upstream. Calls wait in the loop's
+ * pending lists until the check phase of the same loop iteration, so every item of a client
+ * batch (the engine dispatches them in one pump) is there together; they are then cut into
+ * chunks of at most max_batch, sent under the loop's share of max_in_flight, retried on another
+ * URL after a transport fault, and answered per item (answer.c). */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A socket of curl's, watched with a poll handle that lives as long as the socket: curl stops
+ * watching a connection each time it goes back to the cache (CURL_POLL_REMOVE) and watches it
+ * again when it is reused, and a handle made and closed for each request would cost a malloc, a
+ * close callback and two epoll_ctl calls per upstream request. So the handle stays, keeps
+ * watching for readability while the connection is idle (an idle socket only turns readable when
+ * the upstream closes it, and then the watch is dropped), and goes only when curl closes the
+ * socket (CURLOPT_CLOSESOCKETFUNCTION), before the fd can be reused. */
+typedef struct jrpc__upsock {
+    uv_poll_t poll; /* first: the handle pointer is the struct's */
+    curl_socket_t fd;
+    jrpc__upctx_t *ctx;
+    int events;     /* UV_READABLE | UV_WRITABLE watched now; 0: stopped */
+    uint8_t wanted; /* curl watches it (from its first POLL_* to its REMOVE) */
+} jrpc__upsock_t;
+
+static void ctx_drain(jrpc__upctx_t *ctx);
+static void chunk_send(jrpc__chunk_t *ch);
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* ---- libcurl ↔ libuv ------------------------------------------------------------------------- */
+
+static void sock_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Watches `events` on s, touching epoll only when they change (uv_poll_start re-arms the fd). */
+static int sock_watch(jrpc__upsock_t *s, int events)
+{
+    if (s->events == events)
+        return 0;
+    s->events = events;
+    if (events == 0)
+        return uv_poll_stop(&s->poll);
+    return uv_poll_start(&s->poll, events, on_poll);
+}
+
+/* Runs curl on socket s (or its timers, for CURL_SOCKET_TIMEOUT), then finishes what completed. */
+static void ctx_run(jrpc__upctx_t *ctx, curl_socket_t s, int flags)
+{
+    int running;
+    curl_multi_socket_action(ctx->multi, s, flags, &running);
+    ctx_drain(ctx);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    jrpc__upsock_t *s = (jrpc__upsock_t *)h;
+    if (!s->wanted) {
+        /* An idle connection was closed by the upstream (or sent something unasked): curl
+         * finds out when it next tries to reuse it; stop watching so the loop does not spin. */
+        sock_watch(s, 0);
+        return;
+    }
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else
+        flags = ((events & UV_READABLE) ? CURL_CSELECT_IN : 0) |
+                ((events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0);
+    ctx_run(s->ctx, s->fd, flags);
+}
+
+static jrpc__upsock_t *sock_find(jrpc__upctx_t *ctx, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < ctx->cap_socks ? ctx->socks[fd] : NULL;
+}
+
+static jrpc__upsock_t *sock_new(jrpc__upctx_t *ctx, curl_socket_t fd)
+{
+    if ((size_t)fd >= ctx->cap_socks) {
+        size_t ncap = ctx->cap_socks ? ctx->cap_socks : 64;
+        while (ncap <= (size_t)fd)
+            ncap *= 2;
+        jrpc__upsock_t **grown = realloc(ctx->socks, ncap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        memset(grown + ctx->cap_socks, 0, (ncap - ctx->cap_socks) * sizeof(*grown));
+        ctx->socks = grown;
+        ctx->cap_socks = ncap;
+    }
+    jrpc__upsock_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (uv_poll_init_socket(&ctx->loop->uv, &s->poll, fd) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    s->ctx = ctx;
+    ctx->socks[fd] = s;
+    return s;
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    jrpc__upctx_t *ctx = userp;
+    jrpc__upsock_t *s = socketp ? socketp : sock_find(ctx, fd);
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            s->wanted = 0;
+            sock_watch(s, s->events & UV_READABLE); /* writable would fire without end */
+        }
+        return 0;
+    }
+    if (s == NULL && (s = sock_new(ctx, fd)) == NULL)
+        return -1; /* curl fails the transfer */
+    s->wanted = 1;
+    curl_multi_assign(ctx->multi, fd, s);
+    int events =
+        ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
+    return sock_watch(s, events) == 0 ? 0 : -1;
+}
+
+/* curl closes one of its sockets: the poll handle goes first, while the fd is still ours. */
+static int on_curl_close(void *clientp, curl_socket_t fd)
+{
+    jrpc__upctx_t *ctx = clientp;
+    jrpc__upsock_t *s = sock_find(ctx, fd);
+    if (s != NULL) {
+        ctx->socks[fd] = NULL;
+        if (ctx->detached) {
+            free(s); /* the loop is gone; the server closed the handle already */
+        } else {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, sock_closed);
+        }
+    }
+    return close(fd);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    ctx_run(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    jrpc__upctx_t *ctx = userp;
+    if (ctx->closing)
+        return 0;
+    if (timeout_ms < 0)
+        uv_timer_stop(&ctx->timer);
+    else
+        uv_timer_start(&ctx->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- The per-loop client --------------------------------------------------------------------- */
+
+static void on_check(uv_check_t *h);
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* only there so that the poll phase does not block while calls are pending */
+}
+
+static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, jrpc__loop_t *loop)
+{
+    jrpc__upctx_t *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+        return NULL;
+    ctx->up = up;
+    ctx->loop = loop;
+    ctx->next_id = 1;
+    ctx->multi = curl_multi_init();
+    if (ctx->multi == NULL) {
+        free(ctx);
+        return NULL;
+    }
+    curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETDATA, ctx);
+    curl_multi_setopt(ctx->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(ctx->multi, CURLMOPT_TIMERDATA, ctx);
+    /* Keep as many idle connections as requests may be in flight: HTTP/1.1 needs one each, and
+     * a smaller cache would close and reopen connections under steady load. */
+    curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS, (long)(up->loop_in_flight + 1));
+    curl_multi_setopt(ctx->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    uv_timer_init(&loop->uv, &ctx->timer);
+    uv_check_init(&loop->uv, &ctx->check);
+    uv_idle_init(&loop->uv, &ctx->idle);
+    ctx->timer.data = ctx->check.data = ctx->idle.data = ctx;
+    ctx->open_handles = 3;
+    uv_check_start(&ctx->check, on_check);
+    up->ctx[loop->index] = ctx;
+    return ctx;
+}
+
+static void ctx_release(jrpc__upctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->nspare; i++)
+        curl_easy_cleanup(ctx->spare[i]);
+    free(ctx->spare);
+    free(ctx->socks);
+    free(ctx->batched);
+    free(ctx->singles);
+    free(ctx);
+}
+
+static void ctx_handle_closed(uv_handle_t *h)
+{
+    jrpc__upctx_t *ctx = h->data;
+    if (--ctx->open_handles == 0) {
+        ctx->up->ctx[ctx->loop->index] = NULL;
+        ctx_release(ctx);
+    }
+}
+
+/* The loop is closing (every request is answered): close the connections and the handles, so
+ * the loop can end; the ctx frees itself once they are closed. */
+static void ctx_close(jrpc__upctx_t *ctx)
+{
+    ctx->closing = 1;
+    /* Cleanup closes the cached connections through on_curl_close, which closes their polls;
+     * a watcher left after it would keep the loop from ending, so none is left. */
+    curl_multi_cleanup(ctx->multi);
+    ctx->multi = NULL;
+    for (size_t i = 0; i < ctx->cap_socks; i++) {
+        if (ctx->socks[i] != NULL) {
+            uv_close((uv_handle_t *)&ctx->socks[i]->poll, sock_closed);
+            ctx->socks[i] = NULL;
+        }
+    }
+    uv_close((uv_handle_t *)&ctx->timer, ctx_handle_closed);
+    uv_close((uv_handle_t *)&ctx->check, ctx_handle_closed);
+    uv_close((uv_handle_t *)&ctx->idle, ctx_handle_closed);
+}
+
+void jrpc__upctx_free_detached(jrpc__upctx_t *ctx)
+{
+    ctx->detached = 1;
+    if (ctx->multi != NULL) {
+        /* The loop and its handles are gone: curl must not call back into them. */
+        curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+        curl_multi_setopt(ctx->multi, CURLMOPT_TIMERFUNCTION, NULL);
+        curl_multi_cleanup(ctx->multi);
+    }
+    for (size_t i = 0; i < ctx->cap_socks; i++)
+        free(ctx->socks[i]);
+    ctx_release(ctx);
+}
+
+/* ---- Pending calls → chunks ------------------------------------------------------------------ */
+
+static int push(jrpc_call_t ***v, size_t *n, size_t *cap, jrpc_call_t *call)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        jrpc_call_t **grown = realloc(*v, ncap * sizeof(*grown));
+        if (grown == NULL)
+            return JRPC_ENOMEM;
+        *v = grown;
+        *cap = ncap;
+    }
+    (*v)[(*n)++] = call;
+    return 0;
+}
+
+static void reply_oom(jrpc_call_t *call)
+{
+    jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "Internal error", "\"out of memory\"");
+}
+
+void jrpc__upstream_call(jrpc_call_t *call, void *data)
+{
+    jrpc_upstream_t *up = data;
+    jrpc__loop_t *loop = JRPC__CONTAINER_OF(jrpc_call_loop(call), jrpc__loop_t, uv);
+    jrpc__upctx_t *ctx = up->ctx[loop->index];
+    if (ctx == NULL && (ctx = ctx_new(up, loop)) == NULL) {
+        reply_oom(call);
+        return;
+    }
+    int was_empty = ctx->nbatched == 0 && ctx->nsingles == 0;
+    /* A call its client sent alone goes alone (some upstreams treat a 1-item batch
+     * differently); with max_batch 1 nothing is ever sent as a batch. */
+    int rc = jrpc_call_in_batch(call) && ctx->up->max_batch > 1
+                 ? push(&ctx->batched, &ctx->nbatched, &ctx->cap_batched, call)
+                 : push(&ctx->singles, &ctx->nsingles, &ctx->cap_singles, call);
+    if (rc != 0) {
+        reply_oom(call);
+        return;
+    }
+    JRPC__UPSTAT_ADD(up->stats.items, 1);
+    if (was_empty)
+        uv_idle_start(&ctx->idle, on_idle);
+}
+
+static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int is_batch)
+{
+    jrpc__chunk_t *ch = jrpc__chunk_new(ctx, calls, n, is_batch);
+    if (ch == NULL) {
+        for (size_t i = 0; i < n; i++)
+            reply_oom(calls[i]);
+        return;
+    }
+    if (ctx->wait_tail != NULL)
+        ctx->wait_tail->next = ch;
+    else
+        ctx->wait_head = ch;
+    ctx->wait_tail = ch;
+    JRPC__UPSTAT_ADD(ctx->up->stats.queued, 1);
+}
+
+/* Sends waiting chunks while the loop's share of max_in_flight allows. */
+static void ctx_start_waiting(jrpc__upctx_t *ctx)
+{
+    while (ctx->wait_head != NULL && ctx->in_flight < ctx->up->loop_in_flight) {
+        jrpc__chunk_t *ch = ctx->wait_head;
+        ctx->wait_head = ch->next;
+        if (ctx->wait_head == NULL)
+            ctx->wait_tail = NULL;
+        ch->next = NULL;
+        atomic_fetch_sub_explicit(&ctx->up->stats.queued, 1, memory_order_relaxed);
+        chunk_send(ch);
+    }
+}
+
+/* Cuts the pending calls into chunks and starts sending. A client batch of n items becomes
+ * ceil(n / max_batch) chunks of nearly equal size (25 with max_batch 10: 9, 8, 8), so the last
+ * chunk is not a small straggler that waits for a place of its own. */
+static void ctx_flush(jrpc__upctx_t *ctx)
+{
+    uv_idle_stop(&ctx->idle);
+    for (size_t i = 0; i < ctx->nsingles; i++)
+        enqueue(ctx, &ctx->singles[i], 1, 0);
+    ctx->nsingles = 0;
+    size_t n = ctx->nbatched, max = ctx->up->max_batch;
+    if (n != 0) {
+        size_t k = (n + max - 1) / max, off = 0;
+        for (size_t j = 0; j < k; j++) {
+            size_t size = n / k + (j < n % k);
+            enqueue(ctx, &ctx->batched[off], size, 1);
+            off += size;
+        }
+    }
+    ctx->nbatched = 0;
+    ctx_drain(ctx);
+}
+
+static void on_check(uv_check_t *h)
+{
+    jrpc__upctx_t *ctx = h->data;
+    if (ctx->nbatched != 0 || ctx->nsingles != 0)
+        ctx_flush(ctx);
+    /* The loop closes once no request is left; every call of ours holds its request, so nothing
+     * of ours can be in flight then. */
+    if (ctx->loop->closing && ctx->in_flight == 0 && ctx->wait_head == NULL)
+        ctx_close(ctx);
+}
+
+/* ---- Sending and finishing ------------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
+{
+    jrpc__chunk_t *ch = userp;
+    size_t n = size * nmemb;
+    if (ch->answer.len + n > ch->ctx->up->max_answer) {
+        ch->too_large = 1;
+        return 0; /* curl aborts with CURLE_WRITE_ERROR */
+    }
+    return jrpc_buf_append(&ch->answer, p, n) == 0 ? n : 0;
+}
+
+static CURL *easy_get(jrpc__upctx_t *ctx)
+{
+    if (ctx->nspare > 0)
+        return ctx->spare[--ctx->nspare];
+    jrpc_upstream_t *up = ctx->up;
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
+    if (up->connect_timeout_ms != 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->connect_timeout_ms);
+    /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise; a new request waits
+     * for a connection that may multiplex rather than opening another one. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Not the environment's http_proxy: a daemon's upstreams are named in its config only. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, ctx);
+    if (up->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file);
+    return e;
+}
+
+static void easy_put(jrpc__upctx_t *ctx, CURL *e)
+{
+    if (ctx->nspare == ctx->cap_spare) {
+        size_t ncap = ctx->cap_spare ? ctx->cap_spare * 2 : 8;
+        CURL **grown = realloc(ctx->spare, ncap * sizeof(*grown));
+        if (grown == NULL) {
+            curl_easy_cleanup(e);
+            return;
+        }
+        ctx->spare = grown;
+        ctx->cap_spare = ncap;
+    }
+    ctx->spare[ctx->nspare++] = e;
+}
+
+/* Starts one attempt of ch on the URL jrpc__upstream_pick chooses. */
+static void chunk_send(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    jrpc_upstream_t *up = ctx->up;
+    unsigned ep = jrpc__upstream_pick(ctx, ch->tried);
+    ch->ep = ep;
+    ch->tried |= 1u << ep;
+    ch->attempts++;
+    ch->too_large = 0;
+    ch->answer.len = 0;
+    ch->easy = easy_get(ctx);
+    if (ch->easy == NULL) {
+        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
+        jrpc__chunk_free(ch);
+        return;
+    }
+    curl_easy_setopt(ch->easy, CURLOPT_URL, up->eps[ep].url);
+    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
+    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
+    curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
+    curl_easy_setopt(ch->easy, CURLOPT_PRIVATE, ch);
+    ch->sent_ns = uv_hrtime();
+    if (curl_multi_add_handle(ctx->multi, ch->easy) != CURLM_OK) {
+        easy_put(ctx, ch->easy);
+        ch->easy = NULL;
+        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, "cannot start a request");
+        jrpc__chunk_free(ch);
+        return;
+    }
+    ctx->in_flight++;
+    ctx->kick = 1;
+    JRPC__UPSTAT_ADD(up->stats.in_flight, 1);
+    JRPC__UPSTAT_ADD(up->stats.requests, 1);
+    JRPC__UPSTAT_ADD(up->eps[ep].requests, 1);
+    if (ch->attempts > 1)
+        JRPC__UPSTAT_ADD(up->stats.retries, 1);
+}
+
+/* The fault a failed transfer shows, and a line on it that names no host (it reaches clients). */
+static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_t cap)
+{
+    long os_errno = 0;
+    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+    const char *why = os_errno != 0 ? uv_strerror((int)-os_errno) : curl_easy_strerror(rc);
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        snprintf(detail, cap, "%s", why);
+        return JRPC_UPSTREAM_FAULT_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(detail, cap, "no answer within %u ms", ch->ctx->up->timeout_ms);
+        return JRPC_UPSTREAM_FAULT_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        snprintf(detail, cap, "%s", curl_easy_strerror(rc));
+        return JRPC_UPSTREAM_FAULT_TLS;
+    case CURLE_WRITE_ERROR:
+        if (ch->too_large) {
+            snprintf(detail, cap, "answer larger than %zu bytes", ch->ctx->up->max_answer);
+            return JRPC_UPSTREAM_FAULT_TOO_LARGE;
+        }
+        snprintf(detail, cap, "out of memory");
+        return JRPC_UPSTREAM_FAULT_TOO_LARGE;
+    default:
+        snprintf(detail, cap, "%s", why);
+        return JRPC_UPSTREAM_FAULT_RESET;
+    }
+}
+
+static void latency_add(jrpc_upstream_t *up, uint64_t us)
+{
+    static const uint64_t bounds[JRPC_UPSTREAM_LATENCY_BUCKETS] = JRPC_UPSTREAM_LATENCY_BOUNDS_US;
+    size_t i = 0;
+    while (us > bounds[i])
+        i++;
+    JRPC__UPSTAT_ADD(up->stats.latency[i], 1);
+    JRPC__UPSTAT_ADD(up->stats.latency_count, 1);
+    JRPC__UPSTAT_ADD(up->stats.latency_sum_us, us);
+}
+
+/* One attempt of ch is over: curl result rc on easy handle e (already out of the multi). */
+static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
+{
+    jrpc_upstream_t *up = ch->ctx->up;
+    char detail[160];
+    int fault;
+    ch->easy = NULL;
+    if (rc == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        latency_add(up, (uv_hrtime() - ch->sent_ns) / 1000u);
+        fault = jrpc__chunk_answer(ch, status);
+        if (fault < 0) {
+            jrpc__upstream_mark_up(up, ch->ep);
+            jrpc__chunk_free(ch);
+            return;
+        }
+        snprintf(detail, sizeof detail, "HTTP status %ld", status);
+    } else {
+        fault = classify(ch, e, rc, detail, sizeof detail);
+    }
+    JRPC__UPSTAT_ADD(up->stats.faults[fault], 1);
+    if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE) {
+        /* Transport faults say the URL is unwell, not the calls: another URL may answer. */
+        JRPC__UPSTAT_ADD(up->eps[ch->ep].faults, 1);
+        jrpc__upstream_mark_down(up, ch->ep, fault, detail);
+        if (ch->attempts <= up->retries) {
+            chunk_send(ch);
+            return;
+        }
+    }
+    jrpc__chunk_fail(ch, fault, detail);
+    jrpc__chunk_free(ch);
+}
+
+/* Finishes every transfer curl reports done, refills the in-flight places, and runs curl again
+ * at once for what was sent (rather than on its 0 ms timer, a loop iteration later), until
+ * nothing more completes. */
+static void ctx_drain(jrpc__upctx_t *ctx)
+{
+    for (;;) {
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(ctx->multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            CURL *e = msg->easy_handle;
+            CURLcode rc = msg->data.result; /* msg is gone once the handle is removed */
+            char *priv = NULL;
+            curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+            curl_multi_remove_handle(ctx->multi, e);
+            ctx->in_flight--;
+            atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
+            chunk_done((jrpc__chunk_t *)(void *)priv, e, rc);
+            easy_put(ctx, e);
+        }
+        ctx_start_waiting(ctx);
+        if (!ctx->kick)
+            return;
+        ctx->kick = 0;
+        int running;
+        curl_multi_socket_action(ctx->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+}

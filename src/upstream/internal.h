@@ -1,0 +1,152 @@
+/* internal.h — private interface of src/upstream, the gateway: upstream objects (URLs, failover
+ * state, counters), the per-io-loop client that drives a libcurl multi handle from the loop (no
+ * thread per request: sockets are uv_poll handles, curl's timeout is a uv_timer), and the chunk:
+ * one upstream HTTP request carrying up to max_batch forwarded calls. Never installed. */
+#ifndef JRPC_UPSTREAM_INTERNAL_H
+#define JRPC_UPSTREAM_INTERNAL_H
+
+#include "jrpc.h"
+#include "../io/internal.h"
+
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct jrpc__upctx jrpc__upctx_t;
+typedef struct jrpc__chunk jrpc__chunk_t;
+
+/* One URL of an upstream. Its health is shared by every io loop, so it is atomic. */
+typedef struct jrpc__endpoint {
+    char *url;                      /* as configured, handed to curl */
+    char *display;                  /* scheme://host:port: for logs and stats, never secrets */
+    unsigned weight;                /* ≥ 1 */
+    unsigned priority;              /* lower first */
+    _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
+    _Atomic uint64_t requests;      /* requests sent to it */
+    _Atomic uint64_t faults;        /* of those, transport faults */
+} jrpc__endpoint_t;
+
+/* Counters of an upstream, updated by every io loop (relaxed atomics: they are statistics). The
+ * fields mean what jrpc_upstream_stats_t's of the same names say. */
+typedef struct jrpc__upstats {
+    _Atomic uint64_t requests;
+    _Atomic uint64_t retries;
+    _Atomic uint64_t items;
+    _Atomic uint64_t items_failed;
+    _Atomic uint64_t items_rpc_error;
+    _Atomic uint64_t faults[JRPC_UPSTREAM_FAULT_COUNT];
+    _Atomic uint64_t latency_count;
+    _Atomic uint64_t latency_sum_us;
+    _Atomic uint64_t latency[JRPC_UPSTREAM_LATENCY_BUCKETS];
+    _Atomic uint64_t in_flight;
+    _Atomic uint64_t queued;
+} jrpc__upstats_t;
+
+struct jrpc_upstream {
+    jrpc_server_t *srv;             /* the server its methods are registered on */
+    char *name;                     /* owned */
+    jrpc__endpoint_t eps[JRPC_UPSTREAM_MAX_URLS]; /* the URLs, in config order */
+    unsigned neps;                  /* entries in eps */
+    struct curl_slist *headers;     /* request headers, shared read-only by every loop */
+    char *ca_file;                  /* owned, or NULL for the system's CAs */
+    unsigned max_batch;             /* calls per upstream request, >= 1 */
+    unsigned loop_in_flight;        /* max_in_flight's share of one io loop, >= 1 */
+    unsigned timeout_ms;            /* one attempt */
+    unsigned connect_timeout_ms;    /* its connect; 0: only timeout_ms */
+    unsigned retries;               /* attempts after a transport fault */
+    unsigned recheck_ms;            /* how long a failed URL is passed over */
+    size_t max_answer;              /* bytes of one upstream answer (the server's max_response) */
+    unsigned nctx;                  /* the server's io_threads */
+    jrpc__upctx_t **ctx;            /* [loop index]: made by that loop's thread on first use,
+                                       freed by it when the loop closes */
+    jrpc__upstats_t stats;          /* counters, any thread */
+};
+
+/* The client of one upstream on one io loop. Only that loop's thread touches it. */
+struct jrpc__upctx {
+    jrpc_upstream_t *up;            /* owner */
+    jrpc__loop_t *loop;             /* the io loop it runs on */
+    CURLM *multi;                   /* its connection cache is this loop's pool to the upstream */
+    uv_timer_t timer;               /* libcurl's next timeout */
+    uv_check_t check;               /* after each poll phase: flush pending calls, see closing */
+    uv_idle_t idle;                 /* active while calls are pending: the poll must not block */
+    jrpc_call_t **batched;          /* calls from client batches waiting for the flush */
+    size_t nbatched, cap_batched;   /* entries used and allocated */
+    jrpc_call_t **singles;          /* calls sent alone by their clients, waiting likewise */
+    size_t nsingles, cap_singles;   /* entries used and allocated */
+    jrpc__chunk_t *wait_head;       /* chunks waiting for an in-flight place, FIFO */
+    jrpc__chunk_t *wait_tail;       /* last of them */
+    unsigned in_flight;             /* chunks handed to curl */
+    uint64_t next_id;               /* first id of the next chunk */
+    int64_t wrr[JRPC_UPSTREAM_MAX_URLS]; /* smooth weighted round-robin state per URL */
+    CURL **spare;                   /* easy handles to reuse (options set once) */
+    size_t nspare, cap_spare;       /* entries used and allocated */
+    struct jrpc__upsock **socks;    /* [fd]: watchers of curl's sockets, NULL where none */
+    size_t cap_socks;               /* entries allocated */
+    unsigned open_handles;          /* timer/check/idle not yet closed */
+    uint8_t closing;                /* the loop is closing: handles closing */
+    uint8_t detached;               /* the loop is gone (jrpc__upctx_free_detached) */
+    uint8_t kick;                   /* requests were added: run curl before returning */
+};
+
+/* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
+struct jrpc__chunk {
+    jrpc__upctx_t *ctx;             /* the client sending it */
+    jrpc__chunk_t *next;            /* in ctx's wait queue */
+    CURL *easy;                     /* while handed to curl */
+    jrpc_buf_t body;                /* the request body, kept for retries */
+    jrpc_buf_t answer;              /* the answer so far */
+    uint64_t base_id;               /* ids are base_id … base_id + n - 1, in call order */
+    uint64_t sent_ns;               /* uv_hrtime() when the current attempt started */
+    uint32_t tried;                 /* bit per URL tried for this chunk */
+    unsigned ep;                    /* URL of the current attempt */
+    unsigned attempts;              /* sent so far */
+    uint8_t is_batch;               /* sent as a JSON array */
+    uint8_t too_large;              /* the answer passed max_answer: the transfer was cut */
+    size_t n;                       /* calls */
+    jrpc_call_t *calls[];           /* NULL once replied */
+};
+
+/* ---- upstream.c ------------------------------------------------------------------------------ */
+
+/* Counts one event on a relaxed atomic. */
+#define JRPC__UPSTAT_ADD(field, v) atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
+
+/* The endpoint for the next attempt of a chunk that has tried `tried` already: the lowest
+ * priority with an up, untried URL, weighted round-robin within it; failing that an untried one
+ * that is down (soonest back first); failing that any. Loop thread of ctx. */
+unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried);
+/* An attempt on endpoint ep failed with a transport fault: pass it over for recheck_ms. */
+void jrpc__upstream_mark_down(jrpc_upstream_t *up, unsigned ep, int fault, const char *detail);
+/* An attempt on endpoint ep got an answer: it is up again if it was down. */
+void jrpc__upstream_mark_up(jrpc_upstream_t *up, unsigned ep);
+/* Logs through the server's log callback, if any and if level passes. */
+void jrpc__upstream_log(jrpc_upstream_t *up, jrpc_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Monotonic milliseconds (uv_hrtime), the clock of down_until_ms. */
+uint64_t jrpc__upstream_now_ms(void);
+
+/* ---- client.c -------------------------------------------------------------------------------- */
+
+/* The method handler every registered name and pattern of an upstream points at. */
+void jrpc__upstream_call(jrpc_call_t *call, void *data);
+/* Frees what a ctx holds without touching its loop (the loop is gone: a server that failed to
+ * start). Main thread, from jrpc_upstream_free. */
+void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
+
+/* ---- answer.c -------------------------------------------------------------------------------- */
+
+/* A chunk for calls[0..n) with ids from base_id, its body built. NULL when out of memory. */
+jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n,
+                               int is_batch);
+void jrpc__chunk_free(jrpc__chunk_t *ch);
+/* The answer (HTTP status `status`) is complete: replies to every call of the chunk, from the
+ * answer where it has one, else with the fault it shows. Returns the fault that made the HTTP
+ * request a failure for retry purposes: -1 when it was answered (even if some items fault),
+ * JRPC_UPSTREAM_FAULT_HTTP when an error status came without a JSON-RPC answer (nothing
+ * replied: the caller retries or calls jrpc__chunk_fail). */
+int jrpc__chunk_answer(jrpc__chunk_t *ch, long status);
+/* Replies -32000 {"upstream","cause","detail"} to every call not yet replied. */
+void jrpc__chunk_fail(jrpc__chunk_t *ch, int fault, const char *detail);
+
+#endif

@@ -1,0 +1,857 @@
+/* conn.c — WebSocket connections on the io loops: the socket taken over from src/http after the
+ * 101, received messages handed to the engine (several in flight, answers leaving as each is
+ * done, at most ws_max_inflight calls before reading stops), one output queue for answers,
+ * pushes and control frames (bounded by ws_max_queue: a client that does not read is dropped),
+ * pings and the idle timer, and the ways out: the close handshake (ours or the client's), and a
+ * hard close. Nothing is freed inside its own callback stack: a hard close marks the connection
+ * and the last uv_close callback frees it (src/http does the same). */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* This io thread's read buffer (JRPC__WS_READ_BUF), allocated on the first read and freed when
+ * the loop finishes stopping (jrpc__ws_conn_thread_free). */
+static _Thread_local char *tls_rbuf;
+
+static void conn_update(jrpc_conn_t *c);
+static void conn_abort(jrpc_conn_t *c);
+
+/* ---- Logging ----------------------------------------------------------------------------------
+ */
+
+static void conn_peer(jrpc_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+    char ip[64];
+    int n = -1;
+    c->peer_len = (size_t)snprintf(c->peer, sizeof c->peer, "-");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        n = snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        n = snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+    }
+    if (n > 0)
+        c->peer_len = (size_t)n < sizeof c->peer ? (size_t)n : sizeof c->peer - 1;
+}
+
+__attribute__((format(printf, 3, 4))) static void conn_log(jrpc_conn_t *c, jrpc_log_level_t level,
+                                                           const char *fmt, ...)
+{
+    const jrpc_config_t *cfg = c->cfg;
+    if (cfg->log_cb == NULL || level > cfg->log_level)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s websocket ", c->peer);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof line)
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    cfg->log_cb(level, line, cfg->log_data);
+}
+
+/* ---- Message structs --------------------------------------------------------------------------
+ */
+
+static jrpc__ws_msg_t *msg_get(jrpc_conn_t *c)
+{
+    jrpc__ws_msg_t *m = c->spare;
+    if (m != NULL) {
+        c->spare = m->next;
+        c->nspare--;
+    } else if ((m = malloc(sizeof(*m))) == NULL) {
+        return NULL;
+    }
+    memset(m, 0, sizeof(*m));
+    jrpc__list_init(&m->link);
+    jrpc_buf_init(&m->body);
+    m->conn = c;
+    return m;
+}
+
+static void msg_put(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    jrpc_buf_free(&m->body);
+    if (m->sub != NULL) {
+        jrpc_sub_unref(m->sub);
+        m->sub = NULL;
+    }
+    if (c->nspare < JRPC__WS_SPARE_MAX && !c->aborting) { /* on_close frees the spares */
+        m->next = c->spare;
+        c->spare = m;
+        c->nspare++;
+    } else {
+        free(m);
+    }
+}
+
+static void msg_list_free(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    while (m != NULL) {
+        jrpc__ws_msg_t *next = m->next;
+        msg_put(c, m);
+        m = next;
+    }
+}
+
+/* ---- Output -----------------------------------------------------------------------------------
+ */
+
+static void out_append(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    m->kind = JRPC__WS_M_OUT;
+    m->next = NULL;
+    if (c->out_tail != NULL)
+        c->out_tail->next = m;
+    else
+        c->out_head = m;
+    c->out_tail = m;
+    c->out_count++;
+    c->out_bytes += m->head_len + m->body.len;
+}
+
+/* Frees the first k entries of the output queue: they are written. */
+static void out_pop(jrpc_conn_t *c, unsigned k)
+{
+    while (k-- > 0 && c->out_head != NULL) {
+        jrpc__ws_msg_t *m = c->out_head;
+        c->out_head = m->next;
+        if (c->out_head == NULL)
+            c->out_tail = NULL;
+        c->out_count--;
+        c->out_bytes -= m->head_len + m->body.len;
+        msg_put(c, m);
+    }
+}
+
+/* The output may not grow: a client that lets ws_max_queue bytes pile up does not read, and the
+ * only bound on what we hold for it is to drop it. The bytes already waiting are compared, so one
+ * message larger than the bound still goes to a client that reads. */
+static int out_full(jrpc_conn_t *c)
+{
+    if (c->out_bytes < c->cfg->ws_max_queue)
+        return 0;
+    conn_log(c, JRPC_LOG_WARN, "dropped: %zu bytes wait unread (ws_max_queue)", c->out_bytes);
+    conn_abort(c);
+    return 1;
+}
+
+/* Queues m's body as one data frame. Takes m. */
+static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
+{
+    if (c->closing || c->aborting || out_full(c)) {
+        msg_put(c, m);
+        return;
+    }
+    if (m->sub != NULL) { /* a push: once queued it needs its subscription no more */
+        jrpc_sub_unref(m->sub);
+        m->sub = NULL;
+    }
+    m->head_len = (uint8_t)jrpc__ws_frame_header(m->head, opcode, m->body.len);
+    out_append(c, m);
+    c->last_msg = uv_now(&c->loop->uv);
+}
+
+/* The session's output: frames wslay built (the 101 answer goes this way too). A raw entry at the
+ * tail that is not in the write takes the bytes, so a control frame's header and payload, which
+ * wslay hands over separately, travel in one entry. */
+static int conn_output(void *ud, const uint8_t *p, size_t n)
+{
+    jrpc_conn_t *c = ud;
+    if (c->aborting || c->out_bytes >= c->cfg->ws_max_queue)
+        return -1; /* a client that only pings still has to read our pongs */
+    jrpc__ws_msg_t *t = c->out_tail;
+    int tail_in_write = c->writing && c->out_count <= c->wr_count;
+    if (t != NULL && t->head_len == 0 && !tail_in_write) {
+        if (jrpc_buf_append(&t->body, p, n) != 0)
+            return -1;
+        c->out_bytes += n;
+        return 0;
+    }
+    jrpc__ws_msg_t *m = msg_get(c);
+    if (m == NULL || jrpc_buf_append(&m->body, p, n) != 0) {
+        if (m != NULL)
+            msg_put(c, m);
+        return -1;
+    }
+    out_append(c, m);
+    return 0;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    jrpc_conn_t *c = req->handle->data;
+    c->shut_done = 1;
+    if (c->aborting)
+        return;
+    if (status < 0) {
+        conn_abort(c);
+        return;
+    }
+    conn_update(c);
+}
+
+static void conn_flush(jrpc_conn_t *c);
+
+static void on_write(uv_write_t *wr, int status)
+{
+    jrpc_conn_t *c = JRPC__CONTAINER_OF(wr, jrpc_conn_t, wr);
+    c->writing = 0;
+    if (c->aborting)
+        return; /* on_close frees the queue */
+    if (status < 0) {
+        conn_abort(c);
+        return;
+    }
+    out_pop(c, c->wr_count);
+    c->wr_count = 0;
+    conn_update(c);
+}
+
+/* Writes the output queue: at once when the socket takes it (the common case: one writev, no
+ * write request), else through one uv_write at a time. Once our close frame is out, the FIN
+ * follows. */
+static void conn_flush(jrpc_conn_t *c)
+{
+    if (c->aborting || c->writing || c->in_feed)
+        return;
+    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
+    while (c->out_head != NULL) {
+        uv_buf_t bufs[2 * JRPC__WS_COALESCE_MAX];
+        unsigned n = 0, k = 0;
+        size_t total = 0;
+        for (jrpc__ws_msg_t *m = c->out_head; m != NULL && k < JRPC__WS_COALESCE_MAX;
+             m = m->next, k++) {
+            if (m->head_len != 0) {
+                bufs[n++] = uv_buf_init((char *)m->head, m->head_len);
+                total += m->head_len;
+            }
+            if (m->body.len != 0) {
+                bufs[n++] = uv_buf_init(m->body.ptr, (unsigned)m->body.len);
+                total += m->body.len;
+            }
+        }
+        ssize_t w = n != 0 ? uv_try_write(stream, bufs, n) : 0;
+        if (w == UV_EAGAIN)
+            w = 0;
+        if (w < 0) {
+            conn_abort(c);
+            return;
+        }
+        if ((size_t)w == total) {
+            out_pop(c, k);
+            continue;
+        }
+        unsigned i = 0;
+        size_t skip = (size_t)w;
+        while (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            i++;
+        }
+        bufs[i].base += skip;
+        bufs[i].len -= skip;
+        c->wr_count = k;
+        c->writing = 1;
+        if (uv_write(&c->wr, stream, bufs + i, n - i, on_write) != 0) {
+            c->writing = 0;
+            conn_abort(c);
+        }
+        return;
+    }
+    if (c->closing && !c->shut) {
+        c->shut = 1;
+        if (uv_shutdown(&c->shutdown, stream, on_shutdown) != 0)
+            conn_abort(c);
+    }
+}
+
+/* ---- Ways out ---------------------------------------------------------------------------------
+ */
+
+static void stash_drop(jrpc_conn_t *c)
+{
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_off = c->stash_len = 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* No more work for this connection: pushes are refused, requests in the engine are detached
+ * (their handlers still reply; the answers are dropped) and kept messages dropped. */
+static void conn_stop_work(jrpc_conn_t *c)
+{
+    jrpc__ws_conn_mark_closed(c);
+    jrpc__list_t *it = c->inflight.next;
+    while (it != &c->inflight) {
+        jrpc__ws_msg_t *m = JRPC__CONTAINER_OF(it, jrpc__ws_msg_t, link);
+        it = it->next;
+        if (m->req == NULL)
+            continue; /* inside jrpc__req_start: conn_start detaches it when that returns */
+        jrpc__req_detach(m->req);
+        jrpc__list_remove(&m->link);
+        msg_put(c, m);
+    }
+    c->calls = 0;
+    msg_list_free(c, c->waiting);
+    c->waiting = c->waiting_tail = NULL;
+}
+
+/* Our close frame is queued (sent by us, or wslay's echo of the client's): from here on only the
+ * close handshake runs, bounded by JRPC__WS_CLOSE_MS. */
+static void conn_closing(jrpc_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->sess.paused = 0; /* the client's close frame may still have to be parsed */
+    conn_stop_work(c);
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_timer, JRPC__WS_CLOSE_MS, 0);
+}
+
+/* Starts the close handshake with `code` (outside a feed). */
+static void conn_close(jrpc_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->closing || c->aborting)
+        return;
+    jrpc__ws_session_close(&c->sess, code, reason);
+    conn_update(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    jrpc_conn_t *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    jrpc__loop_t *loop = c->loop;
+    jrpc__list_t *it = c->inflight.next;
+    while (it != &c->inflight) { /* only messages that were starting when the abort came */
+        jrpc__ws_msg_t *m = JRPC__CONTAINER_OF(it, jrpc__ws_msg_t, link);
+        it = it->next;
+        jrpc__list_remove(&m->link);
+        msg_put(c, m);
+    }
+    msg_list_free(c, c->out_head);
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+    c->out_count = 0;
+    msg_list_free(c, c->waiting);
+    c->waiting = c->waiting_tail = NULL;
+    stash_drop(c);
+    jrpc__ws_session_free(&c->sess);
+    /* Subscriptions ended by the close learn it now, from the loop and outside any call. */
+    while (!jrpc__list_empty(&c->ended)) {
+        jrpc_sub_t *sub = JRPC__CONTAINER_OF(c->ended.next, jrpc_sub_t, link);
+        jrpc__list_remove(&sub->link);
+        jrpc__ws_sub_finish(sub);
+    }
+    while (c->spare != NULL) {
+        jrpc__ws_msg_t *m = c->spare;
+        c->spare = m->next;
+        free(m);
+    }
+    c->nspare = 0;
+    jrpc__list_remove(&c->link);
+    loop->nws--;
+    jrpc_conn_unref(c); /* the transport's reference; others may keep the object */
+    if (loop->stopping)
+        jrpc__loop_maybe_done(loop);
+}
+
+/* Closes the socket now. Safe anywhere on the loop thread, also inside the session's callbacks:
+ * the session and the queues are freed in on_close. */
+static void conn_abort(jrpc_conn_t *c)
+{
+    if (c->aborting)
+        return;
+    if (!c->closing)
+        conn_stop_work(c);
+    c->aborting = 1;
+    c->sess.paused = 1; /* a feed on the stack takes no more bytes */
+    c->reading = 0;
+    if (c->log)
+        conn_log(c, JRPC_LOG_INFO, "closed: code %u sent, %s, %llu messages",
+                 jrpc__ws_session_code_sent(&c->sess),
+                 jrpc__ws_session_close_received(&c->sess) ? "client's close received"
+                                                           : "no close from the client",
+                 (unsigned long long)c->nmsgs);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->timer, on_close);
+}
+
+/* Pings and idle time while open; the close handshake's bound while closing. */
+static void on_timer(uv_timer_t *t)
+{
+    jrpc_conn_t *c = t->data;
+    if (c->aborting)
+        return;
+    if (c->closing) {
+        conn_abort(c); /* the client did not finish the close handshake in time */
+        return;
+    }
+    const jrpc_config_t *cfg = c->cfg;
+    uint64_t now = uv_now(&c->loop->uv);
+    if (cfg->ws_ping_ms != 0) {
+        if (c->ping_at != 0 && now - c->ping_at >= cfg->ws_ping_ms) {
+            conn_log(c, JRPC_LOG_INFO, "no answer to a ping for %u ms", cfg->ws_ping_ms);
+            conn_abort(c); /* a dead peer will not read a close frame either */
+            return;
+        }
+        if (c->ping_at == 0 && now - c->last_rx >= cfg->ws_ping_ms) {
+            jrpc__ws_session_ping(&c->sess);
+            c->ping_at = now;
+        }
+    }
+    if (cfg->ws_idle_ms != 0 && now - c->last_msg >= cfg->ws_idle_ms) {
+        conn_close(c, 1001, "idle timeout");
+        return;
+    }
+    conn_update(c);
+}
+
+/* ---- Messages in the engine -------------------------------------------------------------------
+ */
+
+/* Takes the pushes a subscription held off its list (their bytes leave c->out_bytes). */
+static jrpc__ws_msg_t *held_take(jrpc_conn_t *c, jrpc_sub_t *sub)
+{
+    jrpc__ws_msg_t *m = sub->held;
+    sub->held = sub->held_tail = NULL;
+    jrpc__list_remove(&sub->holding);
+    for (jrpc__ws_msg_t *h = m; h != NULL; h = h->next)
+        c->out_bytes -= h->body.len;
+    return m;
+}
+
+void jrpc__ws_conn_drop_held(jrpc_conn_t *c, jrpc_sub_t *sub)
+{
+    msg_list_free(c, held_take(c, sub));
+}
+
+/* The answer of message `seq` is queued: subscriptions it started may push now, and what they
+ * held goes out right behind it. */
+static void release_subs(jrpc_conn_t *c, uint64_t seq)
+{
+    jrpc__list_t *it = c->holding.next;
+    while (it != &c->holding && !c->aborting) {
+        jrpc_sub_t *sub = JRPC__CONTAINER_OF(it, jrpc_sub_t, holding);
+        it = it->next;
+        if (sub->msg_seq != seq)
+            continue;
+        sub->answered = 1;
+        jrpc__ws_msg_t *m = held_take(c, sub);
+        while (m != NULL) {
+            jrpc__ws_msg_t *next = m->next;
+            out_frame(c, m, JRPC__WS_TEXT);
+            m = next;
+        }
+    }
+}
+
+static void conn_on_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
+{
+    jrpc__ws_msg_t *m = ud;
+    jrpc_conn_t *c = m->conn;
+    if (c->starting == m)
+        c->starting_done = 1;
+    jrpc__list_remove(&m->link);
+    c->calls -= m->calls;
+    uint64_t seq = jrpc__req_seq(req);
+    m->req = NULL;
+    if (body->len == 0) {
+        msg_put(c, m); /* notifications only */
+    } else {
+        m->body = *body; /* take the bytes */
+        jrpc_buf_init(body);
+        out_frame(c, m, m->binary ? JRPC__WS_BINARY : JRPC__WS_TEXT);
+    }
+    if (!jrpc__list_empty(&c->holding))
+        release_subs(c, seq);
+    conn_update(c);
+}
+
+/* Hands a received message to the engine. Its answer may come before this returns. */
+static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    char *body = m->body.ptr;
+    size_t len = m->body.len;
+    jrpc_buf_init(&m->body);
+    m->kind = JRPC__WS_M_RUNNING;
+    m->seq = 0; /* known once jrpc__req_start returns; until then msg_in_flight asks the loop */
+    c->nmsgs++;
+    m->req = NULL;
+    m->calls = 0;
+    jrpc__list_insert_tail(&c->inflight, &m->link);
+    c->starting = m;
+    c->starting_done = 0;
+    jrpc__req_t *r = jrpc__req_start(c->loop, body, len, c->cfg->max_batch_ws, c, conn_on_done, m);
+    c->starting = NULL;
+    if (r == NULL) { /* out of memory; body was freed */
+        jrpc__list_remove(&m->link);
+        msg_put(c, m);
+        c->sess.failed = 1;
+        return;
+    }
+    if (c->starting_done)
+        return; /* answered inline: m is in the output or reused */
+    if (c->closing || c->aborting) {
+        jrpc__list_remove(&m->link);
+        jrpc__req_detach(r);
+        msg_put(c, m);
+        return;
+    }
+    m->req = r;
+    m->seq = jrpc__req_seq(r);
+    m->calls = jrpc__req_items(r);
+    c->calls += m->calls;
+}
+
+/* A whole message arrived (inside a feed): to the engine, or kept when the connection is at its
+ * bound of calls in flight, and reading stops. */
+static void conn_on_message(void *ud, char *msg, size_t len, int binary)
+{
+    jrpc_conn_t *c = ud;
+    if (c->closing || c->aborting) {
+        free(msg);
+        return;
+    }
+    c->last_msg = uv_now(&c->loop->uv);
+    jrpc__ws_msg_t *m = msg_get(c);
+    if (m == NULL) {
+        free(msg);
+        c->sess.failed = 1;
+        return;
+    }
+    m->body.ptr = msg;
+    m->body.len = m->body.cap = len;
+    m->binary = (uint8_t)binary;
+    if (c->waiting != NULL || c->calls >= c->cfg->ws_max_inflight) {
+        m->kind = JRPC__WS_M_WAITING;
+        if (c->waiting_tail != NULL)
+            c->waiting_tail->next = m;
+        else
+            c->waiting = m;
+        c->waiting_tail = m;
+        c->sess.paused = 1;
+        return;
+    }
+    conn_start(c, m);
+    if (c->calls >= c->cfg->ws_max_inflight)
+        c->sess.paused = 1;
+}
+
+static const jrpc__ws_session_cbs_t session_cbs = {conn_on_message, conn_output};
+
+/* ---- Reading ----------------------------------------------------------------------------------
+ */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    if (tls_rbuf == NULL)
+        tls_rbuf = malloc(JRPC__WS_READ_BUF);
+    buf->base = tls_rbuf;
+    buf->len = tls_rbuf != NULL ? JRPC__WS_READ_BUF : 0; /* 0: libuv reports UV_ENOBUFS */
+}
+
+void jrpc__ws_conn_thread_free(void)
+{
+    free(tls_rbuf);
+    tls_rbuf = NULL;
+}
+
+static size_t conn_feed(jrpc_conn_t *c, const char *p, size_t n)
+{
+    c->in_feed = 1;
+    size_t used = jrpc__ws_session_feed(&c->sess, p, n);
+    c->in_feed = 0;
+    return used;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    jrpc_conn_t *c = s->data;
+    if (nread == 0 || c->aborting)
+        return;
+    if (nread < 0) {
+        /* The client ended its stream or reset it: after a close handshake that is how it ends;
+         * before, the client left without one. Either way nothing more can be said. */
+        conn_abort(c);
+        return;
+    }
+    c->last_rx = uv_now(&c->loop->uv);
+    c->ping_at = 0;
+    size_t len = (size_t)nread;
+    size_t used = conn_feed(c, buf->base, len);
+    if (used < len && !c->aborting) {
+        /* Paused at the bound with bytes left: keep them for when calls drain. */
+        c->stash = malloc(len - used);
+        if (c->stash == NULL) {
+            conn_abort(c);
+            return;
+        }
+        memcpy(c->stash, buf->base + used, len - used);
+        c->stash_off = 0;
+        c->stash_len = len - used;
+    }
+    conn_update(c);
+}
+
+/* Brings the connection up to date after anything happened: starts kept messages while under
+ * the bound, feeds kept bytes, follows the close handshake, reads or not, writes what is ready.
+ * Re-entrant calls (an answer arriving while it runs) leave the work to the call on the stack. */
+static void conn_update(jrpc_conn_t *c)
+{
+    if (c->aborting || c->in_feed || c->in_update)
+        return;
+    c->in_update = 1;
+    const jrpc_config_t *cfg = c->cfg;
+    for (;;) {
+        if (c->aborting)
+            break;
+        if (c->sess.failed) {
+            conn_abort(c);
+            break;
+        }
+        if (!c->closing && jrpc__ws_session_close_sent(&c->sess))
+            conn_closing(c);
+        if (c->closing) {
+            c->sess.paused = 0;
+        } else if (c->waiting != NULL && c->calls < cfg->ws_max_inflight) {
+            jrpc__ws_msg_t *m = c->waiting;
+            c->waiting = m->next;
+            if (c->waiting == NULL)
+                c->waiting_tail = NULL;
+            conn_start(c, m);
+            continue;
+        } else {
+            c->sess.paused = c->waiting != NULL || c->calls >= cfg->ws_max_inflight;
+        }
+        if (c->stash != NULL && !c->sess.paused && !c->aborting) {
+            size_t n = conn_feed(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
+            c->stash_off += n;
+            if (c->stash_off == c->stash_len)
+                stash_drop(c);
+            continue;
+        }
+        break;
+    }
+    c->in_update = 0;
+    if (c->aborting)
+        return;
+    if (c->draining && !c->closing && c->waiting == NULL && jrpc__list_empty(&c->inflight)) {
+        /* Server stop: every answer is queued; say why we go (RFC 6455 §7.4.1). */
+        jrpc__ws_session_close(&c->sess, 1001, "server shutting down");
+        if (c->sess.failed) {
+            conn_abort(c);
+            return;
+        }
+        conn_closing(c);
+    }
+    if (c->closing && c->shut_done && jrpc__ws_session_close_received(&c->sess)) {
+        conn_abort(c); /* both close frames went: the server closes the TCP connection first */
+        return;
+    }
+    int want = !c->sess.paused && !(c->draining && !c->closing);
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_abort(c);
+            return;
+        }
+        c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    conn_flush(c);
+}
+
+/* ---- Pushes -----------------------------------------------------------------------------------
+ */
+
+/* Whether request `seq` of this connection is still without its answer. The one being started
+ * right now (its handler subscribing inline) is the loop's newest request. */
+static int msg_in_flight(const jrpc_conn_t *c, uint64_t seq)
+{
+    if (c->starting != NULL && !c->starting_done && seq == c->loop->req_seq)
+        return 1;
+    for (const jrpc__list_t *it = c->inflight.next; it != &c->inflight; it = it->next)
+        if (JRPC__CONTAINER_OF(it, jrpc__ws_msg_t, link)->seq == seq)
+            return 1;
+    return 0;
+}
+
+void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    m->conn = c;
+    if (c->closing || c->aborting) {
+        msg_put(c, m);
+        return;
+    }
+    jrpc_sub_t *sub = m->sub;
+    if (sub != NULL && !sub->answered) {
+        if (msg_in_flight(c, sub->msg_seq)) {
+            /* The subscribe call's answer has not gone out yet: the client would not know the
+             * id. Hold the push; release_subs sends it right after the answer. */
+            if (out_full(c)) {
+                msg_put(c, m);
+                return;
+            }
+            m->kind = JRPC__WS_M_OUT;
+            m->next = NULL;
+            if (sub->held_tail != NULL)
+                sub->held_tail->next = m;
+            else
+                sub->held = m;
+            sub->held_tail = m;
+            if (jrpc__list_empty(&sub->holding))
+                jrpc__list_insert_tail(&c->holding, &sub->holding);
+            c->out_bytes += m->body.len;
+            return;
+        }
+        sub->answered = 1;
+    }
+    out_frame(c, m, JRPC__WS_TEXT);
+    conn_update(c);
+}
+
+/* ---- The io loop's entry points ---------------------------------------------------------------
+ */
+
+static void on_early_close(uv_handle_t *h)
+{
+    jrpc_conn_t *c = h->data;
+    jrpc__ws_session_free(&c->sess);
+    free(c);
+}
+
+int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
+                    size_t n)
+{
+    const jrpc_config_t *cfg = &loop->srv->cfg;
+    uv_os_fd_t fd;
+    if (loop->stopping)
+        return JRPC_EBUSY;
+    if (uv_fileno((const uv_handle_t *)tcp, &fd) != 0)
+        return JRPC_EINVAL;
+    /* libuv handles cannot move, and src/http's lives inside its connection object: serve a
+     * duplicate of the descriptor on a handle of our own. Closing src/http's handle then closes
+     * only its descriptor (no FIN: the socket stays open through ours). */
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return -errno;
+    jrpc_conn_t *c = calloc(1, sizeof(*c));
+    char *stash = n != 0 ? malloc(n) : NULL;
+    if (c == NULL || (n != 0 && stash == NULL) ||
+        jrpc__ws_session_init(&c->sess, cfg->max_ws_message, &session_cbs, c) != 0) {
+        if (c != NULL)
+            jrpc__ws_session_free(&c->sess);
+        free(c);
+        free(stash);
+        close(dfd);
+        return JRPC_ENOMEM;
+    }
+    int rc = uv_tcp_init(&loop->uv, &c->tcp);
+    if (rc != 0) {
+        jrpc__ws_session_free(&c->sess);
+        free(c);
+        free(stash);
+        close(dfd);
+        return rc;
+    }
+    c->tcp.data = c;
+    if ((rc = uv_tcp_open(&c->tcp, dfd)) != 0) {
+        close(dfd);
+        free(stash);
+        uv_close((uv_handle_t *)&c->tcp, on_early_close);
+        return rc;
+    }
+    uv_timer_init(&loop->uv, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    atomic_init(&c->refs, 1);
+    uv_mutex_init(&c->lock);
+    jrpc__list_init(&c->subs);
+    jrpc__list_init(&c->inflight);
+    jrpc__list_init(&c->holding);
+    jrpc__list_init(&c->ended);
+    c->tid = loop->tid;
+    c->loop = loop;
+    c->cfg = cfg;
+    c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
+    c->last_rx = c->last_msg = uv_now(&loop->uv);
+    jrpc__list_insert_tail(&loop->ws_conns, &c->link);
+    loop->nws++;
+    if (stash != NULL) {
+        /* Frames sent right behind the request, before our answer (RFC 6455 says a client waits;
+         * not every one does). */
+        memcpy(stash, rest, n);
+        c->stash = stash;
+        c->stash_len = n;
+    }
+    char answer[JRPC__WS_101_MAX];
+    size_t alen = jrpc__ws_hs_answer(hs, answer);
+    if (conn_output(c, (const uint8_t *)answer, alen) != 0) {
+        conn_abort(c);
+        return 0; /* the socket is ours now; it just closes */
+    }
+    unsigned period = cfg->ws_ping_ms;
+    if (cfg->ws_idle_ms != 0 && (period == 0 || cfg->ws_idle_ms < period))
+        period = cfg->ws_idle_ms;
+    if (period != 0)
+        uv_timer_start(&c->timer, on_timer, period, period);
+    if (c->log || cfg->log_cb != NULL)
+        conn_peer(c);
+    if (c->log)
+        conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
+    conn_update(c);
+    return 0;
+}
+
+void jrpc__ws_drain(jrpc__loop_t *loop)
+{
+    jrpc__list_t *it = loop->ws_conns.next;
+    while (it != &loop->ws_conns) {
+        jrpc_conn_t *c = JRPC__CONTAINER_OF(it, jrpc_conn_t, link);
+        it = it->next;
+        if (c->aborting || c->closing)
+            continue;
+        /* No new messages; once those in the engine are answered, close with 1001. */
+        c->draining = 1;
+        conn_update(c);
+    }
+}
+
+void jrpc__ws_close_all(jrpc__loop_t *loop)
+{
+    jrpc__list_t *it = loop->ws_conns.next;
+    while (it != &loop->ws_conns) {
+        jrpc_conn_t *c = JRPC__CONTAINER_OF(it, jrpc_conn_t, link);
+        it = it->next;
+        if (c->aborting)
+            continue;
+        if (!c->closing) {
+            /* Best effort: the close frame goes out if the socket takes it now. */
+            jrpc__ws_session_close(&c->sess, 1001, "server shutting down");
+            conn_flush(c);
+        }
+        conn_abort(c);
+    }
+}

@@ -1,0 +1,422 @@
+/* push.c — server push over WebSocket: references to connections, notifications and
+ * subscriptions sent from any thread, and each loop's queue that carries them to the connection's
+ * own thread. A send made on that thread goes straight to the output; from any other it is
+ * checked and queued under the connection's lock, so that once a connection is marked closed no
+ * thread can reach its loop any more (the loop may be gone by then; the object is not, while
+ * references exist). The queue is a mutex-guarded list and a uv_async per loop: a push costs one
+ * uncontended lock round and, when the loop sleeps, one eventfd write. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* ---- References -------------------------------------------------------------------------------
+ */
+
+JRPC_EXTERN jrpc_conn_t *jrpc_conn_ref(jrpc_conn_t *conn)
+{
+    atomic_fetch_add_explicit(&conn->refs, 1, memory_order_relaxed);
+    return conn;
+}
+
+JRPC_EXTERN void jrpc_conn_unref(jrpc_conn_t *conn)
+{
+    if (atomic_fetch_sub_explicit(&conn->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    uv_mutex_destroy(&conn->lock);
+    free(conn);
+}
+
+JRPC_EXTERN int jrpc_conn_is_open(jrpc_conn_t *conn)
+{
+    uv_mutex_lock(&conn->lock);
+    int open = !conn->closed;
+    uv_mutex_unlock(&conn->lock);
+    return open;
+}
+
+void jrpc__ws_msg_free(jrpc__ws_msg_t *m)
+{
+    jrpc_buf_free(&m->body);
+    if (m->sub != NULL)
+        jrpc_sub_unref(m->sub);
+    free(m);
+}
+
+static jrpc__ws_msg_t *msg_new(void)
+{
+    jrpc__ws_msg_t *m = calloc(1, sizeof(*m));
+    if (m != NULL) {
+        jrpc__list_init(&m->link);
+        jrpc_buf_init(&m->body);
+    }
+    return m;
+}
+
+/* ---- The loop's queue -------------------------------------------------------------------------
+ */
+
+/* Queues m for c's loop. c->lock is held and c is not closed, so the loop and its wakeup exist:
+ * they close only after every connection was marked closed under that lock. */
+static void post_locked(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    jrpc__loop_t *loop = c->loop;
+    m->conn = jrpc_conn_ref(c);
+    m->next = NULL;
+    uv_mutex_lock(&loop->ws_lock);
+    if (loop->ws_tail != NULL)
+        loop->ws_tail->next = m;
+    else
+        loop->ws_head = m;
+    loop->ws_tail = m;
+    uv_mutex_unlock(&loop->ws_lock);
+    uv_async_send(&loop->ws_wakeup);
+}
+
+static void run_posted(jrpc__ws_msg_t *m)
+{
+    jrpc_conn_t *c = m->conn;
+    if (m->kind == JRPC__WS_M_END) {
+        jrpc_sub_t *sub = m->sub; /* the connection's reference, handed over by end_locked */
+        m->sub = NULL;
+        jrpc__ws_msg_free(m);
+        jrpc__ws_sub_finish(sub);
+    } else {
+        jrpc__ws_conn_push(c, m);
+    }
+    jrpc_conn_unref(c);
+}
+
+static void on_wakeup(uv_async_t *h)
+{
+    jrpc__loop_t *loop = h->data;
+    uv_mutex_lock(&loop->ws_lock);
+    jrpc__ws_msg_t *m = loop->ws_head;
+    loop->ws_head = loop->ws_tail = NULL;
+    uv_mutex_unlock(&loop->ws_lock);
+    while (m != NULL) {
+        jrpc__ws_msg_t *next = m->next;
+        run_posted(m);
+        m = next;
+    }
+}
+
+void jrpc__ws_loop_init(jrpc__loop_t *loop)
+{
+    jrpc__list_init(&loop->ws_conns);
+    loop->nws = 0;
+    loop->ws_head = loop->ws_tail = NULL;
+    uv_mutex_init(&loop->ws_lock);
+    uv_async_init(&loop->uv, &loop->ws_wakeup, on_wakeup);
+    loop->ws_wakeup.data = loop;
+}
+
+void jrpc__ws_loop_close(jrpc__loop_t *loop)
+{
+    /* Every connection is closed, so nothing is posted any more; ends posted before still owe
+     * their end_cb, which runs here, on the loop. */
+    on_wakeup(&loop->ws_wakeup);
+    uv_close((uv_handle_t *)&loop->ws_wakeup, NULL);
+    jrpc__ws_conn_thread_free();
+}
+
+void jrpc__ws_loop_free(jrpc__loop_t *loop)
+{
+    jrpc__ws_msg_t *m = loop->ws_head;
+    while (m != NULL) { /* only a loop that never ran can hold any */
+        jrpc__ws_msg_t *next = m->next;
+        jrpc_conn_t *c = m->conn;
+        jrpc__ws_msg_free(m);
+        jrpc_conn_unref(c);
+        m = next;
+    }
+    loop->ws_head = loop->ws_tail = NULL;
+    uv_mutex_destroy(&loop->ws_lock);
+}
+
+/* ---- Sending ----------------------------------------------------------------------------------
+ */
+
+static int on_loop_thread(const jrpc_conn_t *c)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &c->tid);
+}
+
+/* Hands the push m (body: the whole JSON text; sub set for a subscription's) to c. Takes m. */
+static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    jrpc_sub_t *sub = m->sub;
+    m->kind = JRPC__WS_M_PUSH;
+    if (on_loop_thread(c)) {
+        /* Only this thread closes c, so `closed` needs no lock here; `ended` may be set by any
+         * thread (an unsubscribe on a worker). */
+        int refused = c->closed;
+        if (!refused && sub != NULL) {
+            uv_mutex_lock(&c->lock);
+            refused = sub->ended;
+            uv_mutex_unlock(&c->lock);
+        }
+        if (refused) {
+            jrpc__ws_msg_free(m);
+            return JRPC_ECLOSED;
+        }
+        jrpc__ws_conn_push(c, m);
+        return 0;
+    }
+    uv_mutex_lock(&c->lock);
+    if (c->closed || (sub != NULL && sub->ended)) {
+        uv_mutex_unlock(&c->lock);
+        jrpc__ws_msg_free(m);
+        return JRPC_ECLOSED;
+    }
+    post_locked(c, m);
+    uv_mutex_unlock(&c->lock);
+    return 0;
+}
+
+JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const char *params_json,
+                                 size_t len)
+{
+    if (conn == NULL || method == NULL)
+        return JRPC_EINVAL;
+    jrpc__ws_msg_t *m = msg_new();
+    if (m == NULL)
+        return JRPC_ENOMEM;
+    jrpc_buf_t *b = &m->body;
+    jrpc_buf_reserve(b, strlen(method) + len + 48);
+    jrpc_buf_append(b, "{\"jsonrpc\":\"2.0\",\"method\":", 26);
+    jrpc_buf_json_string(b, method, strlen(method));
+    if (params_json != NULL) {
+        jrpc_buf_append(b, ",\"params\":", 10);
+        jrpc_buf_append(b, params_json, len);
+    }
+    if (jrpc_buf_append(b, "}", 1) != 0) {
+        jrpc__ws_msg_free(m);
+        return JRPC_ENOMEM;
+    }
+    return conn_send(conn, m);
+}
+
+/* ---- Subscriptions ----------------------------------------------------------------------------
+ */
+
+static void sub_free(jrpc_sub_t *sub)
+{
+    if (sub->end_msg != NULL) /* never posted: it ended with its connection */
+        jrpc__ws_msg_free(sub->end_msg);
+    jrpc_conn_unref(sub->conn);
+    free(sub);
+}
+
+JRPC_EXTERN jrpc_sub_t *jrpc_sub_ref(jrpc_sub_t *sub)
+{
+    atomic_fetch_add_explicit(&sub->refs, 1, memory_order_relaxed);
+    return sub;
+}
+
+JRPC_EXTERN void jrpc_sub_unref(jrpc_sub_t *sub)
+{
+    if (atomic_fetch_sub_explicit(&sub->refs, 1, memory_order_acq_rel) == 1)
+        sub_free(sub);
+}
+
+JRPC_EXTERN jrpc_str_t jrpc_sub_id(const jrpc_sub_t *sub)
+{
+    jrpc_str_t id = {sub->id, sub->id_len};
+    return id;
+}
+
+/* 16 bytes from the kernel's CSPRNG: ids are unguessable, as geth's are, so one client cannot
+ * end another's subscription by guessing (they are per connection anyway). */
+static void random_bytes(uint8_t *b, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(b + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got < n) {
+        /* No getrandom (old kernel, seccomp): unique, if guessable, ids from time and a
+         * counter through splitmix64. */
+        static atomic_ullong counter;
+        uint64_t x = uv_hrtime() ^ (atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15ULL);
+        for (size_t i = got; i < n; i++) {
+            x += 0x9e3779b97f4a7c15ULL;
+            uint64_t z = x;
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            b[i] = (uint8_t)(z ^ (z >> 31));
+        }
+    }
+}
+
+JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
+                                       jrpc_sub_end_cb end_cb, void *data)
+{
+    jrpc_conn_t *c = jrpc_call_conn(call);
+    if (c == NULL) {
+        jrpc_reply_error(call, JRPC_CODE_METHOD_NOT_FOUND, "notifications not supported",
+                         "\"subscriptions need a WebSocket connection\"");
+        return NULL;
+    }
+    static const char hex[] = "0123456789abcdef";
+    uint8_t rnd[16];
+    char id[40];
+    random_bytes(rnd, sizeof rnd);
+    size_t id_len = 0;
+    id[id_len++] = '"';
+    id[id_len++] = '0';
+    id[id_len++] = 'x';
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        id[id_len++] = hex[rnd[i] >> 4];
+        id[id_len++] = hex[rnd[i] & 15];
+    }
+    id[id_len++] = '"';
+
+    /* Every push starts the same way: build that once. */
+    jrpc_buf_t prefix;
+    jrpc_buf_init(&prefix);
+    jrpc_buf_append(&prefix, "{\"jsonrpc\":\"2.0\",\"method\":", 26);
+    jrpc_buf_json_string(&prefix, method, strlen(method));
+    jrpc_buf_append(&prefix, ",\"params\":{\"subscription\":", 26);
+    jrpc_buf_append(&prefix, id, id_len);
+    jrpc_buf_append(&prefix, ",\"result\":", 10);
+    jrpc_sub_t *sub = prefix.err ? NULL : calloc(1, sizeof(*sub) + prefix.len);
+    jrpc__ws_msg_t *end = sub != NULL ? msg_new() : NULL;
+    if (end == NULL) {
+        free(sub);
+        jrpc_buf_free(&prefix);
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "Internal error", "\"out of memory\"");
+        return NULL;
+    }
+    memcpy(sub->prefix, prefix.ptr, prefix.len);
+    sub->prefix_len = prefix.len;
+    jrpc_buf_free(&prefix);
+    memcpy(sub->id, id, id_len);
+    sub->id_len = id_len;
+    atomic_init(&sub->refs, 2); /* the connection's and the caller's */
+    sub->conn = jrpc_conn_ref(c);
+    sub->end_cb = end_cb;
+    sub->data = data;
+    sub->end_msg = end;
+    jrpc__list_init(&sub->link);
+    jrpc__list_init(&sub->holding);
+    /* The request this call came in: pushes wait for its answer. */
+    sub->msg_seq = jrpc__call_req_seq(call);
+
+    uv_mutex_lock(&c->lock);
+    int closed = c->closed;
+    if (!closed)
+        jrpc__list_insert_tail(&c->subs, &sub->link);
+    uv_mutex_unlock(&c->lock);
+    if (closed) {
+        sub_free(sub);
+        jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
+        return NULL;
+    }
+    /* Registered before the answer: the answer's completion finds it (conn.c release_subs). */
+    jrpc_reply_raw(call, sub->id, sub->id_len);
+    return sub;
+}
+
+JRPC_EXTERN int jrpc_sub_push(jrpc_sub_t *sub, const char *result_json, size_t len)
+{
+    if (sub == NULL || result_json == NULL)
+        return JRPC_EINVAL;
+    jrpc__ws_msg_t *m = msg_new();
+    if (m == NULL || jrpc_buf_reserve(&m->body, sub->prefix_len + len + 2) != 0) {
+        if (m != NULL)
+            jrpc__ws_msg_free(m);
+        return JRPC_ENOMEM;
+    }
+    jrpc_buf_append(&m->body, sub->prefix, sub->prefix_len);
+    jrpc_buf_append(&m->body, result_json, len);
+    jrpc_buf_append(&m->body, "}}", 2);
+    m->sub = jrpc_sub_ref(sub);
+    return conn_send(sub->conn, m);
+}
+
+/* Ends sub (its connection's lock held, the connection open): no more pushes, and its end_cb is
+ * posted to the loop with the connection's reference. 0 if it had ended already. */
+static int end_locked(jrpc_sub_t *sub)
+{
+    if (sub->ended)
+        return 0;
+    jrpc_conn_t *c = sub->conn;
+    sub->ended = 1;
+    jrpc__list_remove(&sub->link);
+    jrpc__ws_msg_t *m = sub->end_msg;
+    sub->end_msg = NULL;
+    m->kind = JRPC__WS_M_END;
+    m->sub = sub;
+    post_locked(c, m);
+    return 1;
+}
+
+JRPC_EXTERN void jrpc_sub_end(jrpc_sub_t *sub)
+{
+    jrpc_conn_t *c = sub->conn;
+    uv_mutex_lock(&c->lock);
+    end_locked(sub); /* a closed connection ended it already */
+    uv_mutex_unlock(&c->lock);
+}
+
+JRPC_EXTERN void jrpc_sub_unsubscribe(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_conn_t *c = jrpc_call_conn(call);
+    if (c == NULL) {
+        jrpc_reply_error(call, JRPC_CODE_METHOD_NOT_FOUND, "notifications not supported",
+                         "\"subscriptions need a WebSocket connection\"");
+        return;
+    }
+    jrpc_json_t params = jrpc_call_params(call), id;
+    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || jrpc_json_count(params) != 1 ||
+        jrpc_json_at(params, 0, &id) != 0 || jrpc_json_type(id) != JRPC_JSON_STRING) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS, "Invalid params",
+                         "\"expected [subscription id]\"");
+        return;
+    }
+    int found = 0;
+    uv_mutex_lock(&c->lock);
+    for (jrpc__list_t *it = c->subs.next; it != &c->subs; it = it->next) {
+        jrpc_sub_t *sub = JRPC__CONTAINER_OF(it, jrpc_sub_t, link);
+        if (jrpc_json_string_eq(id, sub->id + 1, sub->id_len - 2)) {
+            found = end_locked(sub);
+            break;
+        }
+    }
+    uv_mutex_unlock(&c->lock);
+    if (found)
+        jrpc_reply_raw(call, "true", 4);
+    else
+        jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "subscription not found", NULL);
+}
+
+void jrpc__ws_sub_finish(jrpc_sub_t *sub)
+{
+    jrpc__ws_conn_drop_held(sub->conn, sub);
+    if (sub->end_cb != NULL)
+        sub->end_cb(sub, sub->data);
+    jrpc_sub_unref(sub); /* the connection's reference */
+}
+
+void jrpc__ws_conn_mark_closed(jrpc_conn_t *c)
+{
+    uv_mutex_lock(&c->lock);
+    c->closed = 1;
+    while (!jrpc__list_empty(&c->subs)) {
+        jrpc_sub_t *sub = JRPC__CONTAINER_OF(c->subs.next, jrpc_sub_t, link);
+        jrpc__list_remove(&sub->link);
+        sub->ended = 1;
+        jrpc__list_insert_tail(&c->ended, &sub->link);
+    }
+    uv_mutex_unlock(&c->lock);
+}
