@@ -446,11 +446,20 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 
 /* ---- Reading --------------------------------------------------------------------------------- */
 
-static void conn_parse_error(jrpc__http_conn_t *c, enum http_errno e)
+static void conn_parse_error(jrpc__http_conn_t *c, enum http_errno e, const char *data,
+                             size_t len, const char *at)
 {
     if (e == HPE_HEADER_OVERFLOW) {
         /* http-parser's ceiling is raised to max_header by jrpc__http_global_init. */
         jrpc__http_refuse(c, 431, JRPC_CODE_LIMIT_EXCEEDED, "request header too large");
+        return;
+    }
+    if (e == HPE_INVALID_METHOD) {
+        unsigned status = jrpc__http_bad_method_status(data, len, at);
+        jrpc__http_refuse(c, status, JRPC_CODE_INVALID_REQUEST,
+                          status == 501   ? "request method not implemented"
+                          : status == 505 ? "only HTTP/1.0 and HTTP/1.1"
+                                          : "malformed HTTP request line");
         return;
     }
     char msg[128];
@@ -465,13 +474,16 @@ static size_t conn_parse(jrpc__http_conn_t *c, const char *data, size_t len)
     size_t off = 0;
     c->in_parse = 1;
     while (off < len) {
+        if (jrpc__http_expect_check(c, data + off, len - off) != 0)
+            break;
+        c->parse_end = data + len;
         size_t n = http_parser_execute(&c->parser, &jrpc__http_settings, data + off, len - off);
         off += n;
         if (c->closing || c->halted || c->throttled || c->upgrade != NULL)
             break; /* an upgrade: the bytes after its head are WebSocket frames */
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK) {
-            conn_parse_error(c, e);
+            conn_parse_error(c, e, data, len, data + (off < len ? off : len - 1));
             break;
         }
         if (c->parser.upgrade) {

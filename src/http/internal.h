@@ -151,11 +151,21 @@ struct jrpc__http_conn {
     uint8_t log;              /* one access-log line per request */
     uint8_t hdr_in_value;     /* the last header callback was a value */
     uint8_t hdr_is_expect;    /* the current header is Expect */
+    uint8_t hdr_is_te;        /* the current header is Transfer-Encoding */
+    uint8_t n_host;           /* Host headers of the current request (saturating) */
+    uint8_t n_te;             /* Transfer-Encoding headers of the current request (saturating) */
+    uint8_t te_other;         /* Transfer-Encoding is not just "chunked": 501 when chunked is
+                                 still the final coding, else 400 (RFC 9112 §6.3) */
+    uint8_t expect_len;       /* bytes of `expect` the stream must still show */
+    char expect[8];           /* framing bytes http-parser (built lenient) does not check: the
+                                 " HTTP/1." after the URL, the CRLF after chunk data */
+    const char *parse_end;    /* end of the bytes being parsed (for the checks above) */
+    uint64_t chunk_left;      /* data bytes of the current chunk not yet seen */
     uint8_t expect_continue;  /* the current request said Expect: 100-continue */
     uint8_t fname_len;        /* bytes seen of the current header name (saturating) */
     uint8_t fval_len;         /* bytes seen of the Expect value (saturating) */
     char fname[24];           /* lower-cased start of the current header name */
-    char fval[16];            /* lower-cased start of the Expect value */
+    char fval[32];            /* lower-cased start of the Expect or Transfer-Encoding value */
     jrpc__ws_hs_t ws;         /* what the headers say about a WebSocket upgrade */
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
     const char *route;        /* cfg.path */
@@ -166,6 +176,17 @@ struct jrpc__http_conn {
     char peer[64];   /* "ip:port" of the client (logging only) */
     char url[];      /* first url_cap bytes of the current request's URL */
 };
+
+/* The stream at `at` (inside the bytes being parsed, or at their end) must go on with
+ * lit[0..n): checks what is there now and leaves the rest for jrpc__http_expect_check.
+ * 0, or -1 after refusing the request with 400. */
+int jrpc__http_expect(jrpc__http_conn_t *c, const char *at, const char *lit, size_t n);
+/* The status for a request line http-parser rejected as an invalid method, from the bytes around
+ * `err` (the offending byte, inside data[0..len)): 505 for another HTTP version, 501 for a
+ * well-formed but unknown method, else 400. */
+unsigned jrpc__http_bad_method_status(const char *data, size_t len, const char *err);
+/* Checks the start of newly read bytes against a pending expectation; 0 or -1 (refused). */
+int jrpc__http_expect_check(jrpc__http_conn_t *c, const char *data, size_t len);
 
 /* ---- rest.c ---------------------------------------------------------------------------------- */
 

@@ -3,6 +3,7 @@
  * here (OPTIONS, 404, 405, a refused upgrade), with the header and body limits and Expect:
  * 100-continue. The parse runs straight over the read buffer and keeps only what it needs: the
  * URL's first bytes, the Expect value, the upgrade's headers, and the body. */
+#define _GNU_SOURCE /* memmem */
 #include "internal.h"
 
 #include <stdio.h>
@@ -41,16 +42,21 @@ static void body_too_large(jrpc__http_conn_t *c)
 static void header_value_end(jrpc__http_conn_t *c)
 {
     jrpc__ws_hs_end(&c->ws);
-    if (!c->hdr_is_expect)
+    if (!c->hdr_is_expect && !c->hdr_is_te)
         return;
-    c->hdr_is_expect = 0;
     size_t n = c->fval_len;
-    if (n > sizeof(c->fval))
-        return;
-    while (n > 0 && (c->fval[n - 1] == ' ' || c->fval[n - 1] == '\t'))
+    while (n > 0 && n <= sizeof(c->fval) && (c->fval[n - 1] == ' ' || c->fval[n - 1] == '\t'))
         n--;
-    if (n == 12 && memcmp(c->fval, "100-continue", 12) == 0)
+    if (c->hdr_is_te && !(n == 7 && memcmp(c->fval, "chunked", 7) == 0)) {
+        /* Another coding: is chunked still the final one ("gzip, chunked")? A value longer than
+         * we keep is not something a client we serve sends: treated as chunked-not-final. */
+        int final = n <= sizeof(c->fval) && n > 7 && memcmp(c->fval + n - 7, "chunked", 7) == 0 &&
+                    (c->fval[n - 8] == ',' || c->fval[n - 8] == ' ' || c->fval[n - 8] == '\t');
+        c->te_other = final ? 1 : 2;
+    }
+    if (c->hdr_is_expect && n == 12 && memcmp(c->fval, "100-continue", 12) == 0)
         c->expect_continue = 1;
+    c->hdr_is_expect = c->hdr_is_te = 0;
 }
 
 /* Copies the URL (cut, with quotes and control bytes made '?') for the access log. */
@@ -170,6 +176,100 @@ void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const ch
     jrpc__http_halt(c);
 }
 
+/* ---- Framing checks -------------------------------------------------------------------------- */
+
+/* Debian builds http-parser without HTTP_PARSER_STRICT, so it accepts "HTTX/1.1", any two bytes
+ * after chunk data, and field names with whitespace before the colon. Each of those lets a
+ * front proxy and jrpcd split one byte stream into different requests (request smuggling), so
+ * they are checked here, from the callbacks' data pointers. */
+
+static int frame_error(jrpc__http_conn_t *c, const char *msg)
+{
+    c->expect_len = 0;
+    jrpc__http_refuse(c, 400, JRPC_CODE_INVALID_REQUEST, msg);
+    return -1;
+}
+
+int jrpc__http_expect(jrpc__http_conn_t *c, const char *at, const char *lit, size_t n)
+{
+    size_t have = (size_t)(c->parse_end - at);
+    size_t now = have < n ? have : n;
+    if (memcmp(at, lit, now) != 0)
+        return frame_error(c, n == 2 ? "chunk data not followed by CRLF"
+                                     : "request line does not end in an HTTP version");
+    memcpy(c->expect, lit + now, n - now);
+    c->expect_len = (uint8_t)(n - now);
+    return 0;
+}
+
+int jrpc__http_expect_check(jrpc__http_conn_t *c, const char *data, size_t len)
+{
+    if (c->expect_len == 0)
+        return 0;
+    char rest[sizeof c->expect];
+    size_t n = c->expect_len;
+    memcpy(rest, c->expect, n);
+    c->parse_end = data + len;
+    return jrpc__http_expect(c, data, rest, n);
+}
+
+/* RFC 9110 §5.6.2: a field name is a token. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+unsigned jrpc__http_bad_method_status(const char *data, size_t len, const char *err)
+{
+    /* The request line is method SP target SP HTTP-version; find the method token around the
+     * offending byte and see whether the rest has that shape. */
+    const char *end = data + len;
+    const char *m = err;
+    while (m > data && is_tchar((unsigned char)m[-1]))
+        m--;
+    const char *q = m;
+    while (q < end && is_tchar((unsigned char)*q))
+        q++;
+    if (q == m || q >= end || *q != ' ')
+        return 400;
+    const char *t = ++q;
+    while (q < end && *q != ' ' && *q != '\r' && *q != '\n')
+        q++;
+    if (q == t || end - q < 8 || memcmp(q, " HTTP/", 6) != 0)
+        return 400;
+    if (q[6] != '1')
+        return 505; /* e.g. the HTTP/2 preface "PRI * HTTP/2.0" */
+    return 501;
+}
+
+/* What the request line and framing headers say, checked once the head is complete: HTTP/1.0 or
+ * 1.1 only, exactly one Host in HTTP/1.1 (RFC 9112 §3.2), at most one Transfer-Encoding and only
+ * "chunked", never in HTTP/1.0 (RFC 9112 §6.1). 0, or -1 after refusing. */
+static int head_check(jrpc__http_conn_t *c, const http_parser *p)
+{
+    if (p->http_major != 1 || p->http_minor > 1) {
+        if (p->http_major == 0)
+            return frame_error(c, "HTTP/0.9 is not supported");
+        jrpc__http_refuse(c, 505, JRPC_CODE_INVALID_REQUEST, "only HTTP/1.0 and HTTP/1.1");
+        return -1;
+    }
+    if (c->n_host > 1 || (p->http_minor == 1 && c->n_host == 0))
+        return frame_error(c, "an HTTP/1.1 request needs exactly one Host header");
+    if (c->n_te > 1)
+        return frame_error(c, "Transfer-Encoding given more than once");
+    if (c->n_te == 1 && p->http_minor == 0)
+        return frame_error(c, "Transfer-Encoding in an HTTP/1.0 request");
+    if (c->te_other == 2)
+        return frame_error(c, "Transfer-Encoding does not end in chunked: no way to find the end");
+    if (c->te_other == 1) {
+        jrpc__http_refuse(c, 501, JRPC_CODE_INVALID_REQUEST,
+                          "only Transfer-Encoding: chunked is supported");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- Callbacks ------------------------------------------------------------------------------- */
 
 static int on_message_begin(http_parser *p)
@@ -183,7 +283,10 @@ static int on_message_begin(http_parser *p)
     c->url_len = 0;
     c->hdr_in_value = 1; /* the first header name starts a new line */
     c->hdr_is_expect = 0;
+    c->hdr_is_te = 0;
     c->expect_continue = 0;
+    c->n_host = c->n_te = c->te_other = 0;
+    c->chunk_left = 0;
     jrpc__ws_hs_reset(&c->ws);
     return 0;
 }
@@ -198,6 +301,10 @@ static int on_url(http_parser *p, const char *at, size_t len)
     }
     c->url_len += len;
     c->hdr_bytes += len;
+    /* http-parser reports the URL at its end, or at the end of the bytes it has: only in the
+     * first case is the next byte known to be the space before the version. */
+    if (at + len < c->parse_end && jrpc__http_expect(c, at + len, " HTTP/", 6) != 0)
+        return 0;
     size_t max = c->cfg->max_header;
     /* A URL alone over the header limit gets 414, the more precise answer (nginx does the same
      * for a request line over large_client_header_buffers); other header bytes get 431. */
@@ -218,6 +325,12 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         c->fname_len = 0;
         c->hdr_bytes += 4; /* ": " and CRLF */
     }
+    for (size_t i = 0; i < len; i++) {
+        if (!is_tchar((unsigned char)at[i])) {
+            frame_error(c, "invalid character in a header name");
+            return 0;
+        }
+    }
     /* fname_len stops at sizeof + 1: longer than any name we look for. */
     for (size_t i = 0; i < len && c->fname_len <= sizeof(c->fname); i++) {
         if (c->fname_len < sizeof(c->fname))
@@ -235,12 +348,17 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (!c->hdr_in_value) {
         c->hdr_in_value = 1;
         c->hdr_is_expect = c->fname_len == 6 && memcmp(c->fname, "expect", 6) == 0;
+        c->hdr_is_te = c->fname_len == 17 && memcmp(c->fname, "transfer-encoding", 17) == 0;
+        if (c->fname_len == 4 && memcmp(c->fname, "host", 4) == 0 && c->n_host < 255)
+            c->n_host++;
+        if (c->hdr_is_te && c->n_te < 255)
+            c->n_te++;
         c->fval_len = 0;
         jrpc__ws_hs_name(&c->ws, c->fname, c->fname_len);
     }
     jrpc__ws_hs_value(&c->ws, at, len);
-    if (c->hdr_is_expect) {
-        /* fval_len stops at sizeof + 1: too long to be 100-continue. */
+    if (c->hdr_is_expect || c->hdr_is_te) {
+        /* fval_len stops at sizeof + 1: too long to be 100-continue or chunked. */
         for (size_t i = 0; i < len && c->fval_len <= sizeof(c->fval); i++) {
             if (c->fval_len < sizeof(c->fval))
                 c->fval[c->fval_len] = lower(at[i]);
@@ -259,7 +377,7 @@ static int on_headers_complete(http_parser *p)
     header_value_end(c);
     hr->method = (int)p->method;
     c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
-    if (header_over(c))
+    if (header_over(c) || head_check(c, p) != 0)
         return 0;
     hr->keep_alive = (uint8_t)http_should_keep_alive(p);
     hr->http10 = p->http_major == 1 && p->http_minor == 0;
@@ -337,6 +455,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     jrpc__http_conn_t *c = p->data;
     jrpc__http_req_t *hr = c->cur;
+    if (p->flags & F_CHUNKED) {
+        /* The chunk's data ends here once all of it came: CRLF must follow. */
+        c->chunk_left -= len < c->chunk_left ? len : c->chunk_left;
+        if (c->chunk_left == 0 && jrpc__http_expect(c, at + len, "\r\n", 2) != 0)
+            return 0;
+    }
     if (hr == NULL || hr->kind == JRPC__HR_LOCAL || hr->rest_get)
         return 0;
     hr->want_continue = 0; /* the client did not wait */
@@ -371,6 +495,7 @@ static int on_chunk_header(http_parser *p)
 {
     jrpc__http_conn_t *c = p->data;
     jrpc__http_req_t *hr = c->cur;
+    c->chunk_left = p->content_length;
     /* A chunk announced past the limit is refused before its bytes arrive. */
     if (hr != NULL && hr->kind != JRPC__HR_LOCAL && !hr->rest_get &&
         p->content_length > c->cfg->max_body - hr->in_len)

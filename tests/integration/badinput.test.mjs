@@ -133,7 +133,6 @@ const ROWS = [
         name: 'chunk data not followed by CRLF, smuggled request after',
         send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\r\n${P}XX0\r\n\r\n${smuggled}`),
         expect: BAD_HTTP, created: 0,
-        known: 'http-parser (non-strict build) takes any two bytes after chunk data as CRLF: 200 pong, connection kept, and the smuggled request runs',
     },
     { name: 'chunk lines ending in bare LF', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\n${P}\n0\n\n`), expect: BAD_HTTP },
     {
@@ -158,31 +157,26 @@ const ROWS = [
         name: 'Transfer-Encoding: gzip, chunked (a coding we do not implement)',
         send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: gzip, chunked`, chunked(P)),
         expect: { status: 501, close: true },
-        known: 'gzip is ignored: the body is read as if only chunked, 200 pong (RFC 9112 §6.1: 501 for an unknown coding)',
     },
     {
         name: 'Transfer-Encoding: chunked given twice (chunked applied twice)',
         send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked`, chunked(P)),
         expect: BAD_HTTP,
-        known: 'accepted as a single chunked: 200 pong, kept open (RFC 9112 §6.1: chunked MUST NOT be applied twice; a front proxy may frame it differently)',
     },
     {
         name: 'Transfer-Encoding on an HTTP/1.0 request',
         send: req(`POST / HTTP/1.0\r\n${HOST}Transfer-Encoding: chunked`, chunked(P)),
         expect: BAD_HTTP,
-        known: 'answered 200 pong (then closed); RFC 9112 §6.1: treat the framing as faulty (nginx answers 400)',
     },
     {
         name: 'whitespace between header name and colon (Transfer-Encoding :)',
         send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding : chunked`, chunked(P)),
         expect: BAD_HTTP,
-        known: 'accepted: 200 pong (RFC 9112 §5.1: MUST reject with 400 — a classic smuggling vector)',
     },
     {
         name: 'whitespace between header name and colon (Content-Length :)',
         send: req(`POST / HTTP/1.1\r\n${HOST}Content-Length : ${P.length}`, P),
         expect: BAD_HTTP,
-        known: 'accepted: 200 pong (RFC 9112 §5.1: MUST reject with 400)',
     },
     { name: 'Content-Length with leading zeros (1*DIGIT allows them)', send: req(`POST / HTTP/1.1\r\n${HOST}Content-Length: 000${P.length}`, P), expect: { status: 200, result: 'pong', id: '1', close: false } },
 
@@ -200,32 +194,27 @@ const ROWS = [
         name: 'HTTP/0.9 request line "GET /"',
         send: 'GET /\r\n\r\n',
         expect: BAD_HTTP,
-        known: 'parsed as HTTP/0.9 and answered 405 (GET) in HTTP/1.1 form; we do not speak 0.9',
     },
     {
         name: 'HTTP/0.9-style "POST <rpc path>" without version',
         send: `POST ${RPC_PATH}\r\n\r\n`,
         expect: BAD_HTTP,
-        known: 'parsed as HTTP/0.9 POST with an empty body and run: 200 with -32700',
     },
     { name: 'HTTP/2 connection preface (prior knowledge)', send: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', expect: { status: [400, 505], close: true } },
     {
         name: 'text request claiming HTTP/2.0',
         send: req(`POST / HTTP/2.0\r\n${HOST}Content-Length: ${P.length}`, P),
         expect: { status: 505, close: true },
-        known: 'answered 200 pong (RFC 9112 §2.5: 505 for a major version we do not speak; nginx does so)',
     },
     {
         name: 'HTTP/9.9',
         send: req(`POST / HTTP/9.9\r\n${HOST}Content-Length: ${P.length}`, P),
         expect: { status: 505, close: true },
-        known: 'answered 200 pong and kept alive',
     },
     {
         name: 'protocol name misspelt "HTTX/1.1"',
         send: req(`POST / HTTX/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
         expect: BAD_HTTP,
-        known: 'answered 200 pong and kept alive: http-parser (non-strict) does not check the letters of "HTTP"',
     },
     { name: 'version "HTTP/1.11111"', send: req(`POST / HTTP/1.11111\r\n${HOST}Content-Length: ${P.length}`, P), expect: BAD_HTTP },
     { name: 'tab instead of space in the request line', send: req(`POST\t/\tHTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P), expect: BAD_HTTP },
@@ -235,13 +224,11 @@ const ROWS = [
         name: 'unknown method FOO',
         send: req(`FOO ${RPC_PATH} HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
         expect: { status: 501, close: true },
-        known: 'answered 400 "invalid HTTP method" (RFC 9110 §9.1: 501 for a method the server does not recognise)',
     },
     {
         name: 'lower-case method "post" (methods are case-sensitive)',
         send: req(`post ${RPC_PATH} HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
         expect: { status: 501, close: true },
-        known: 'answered 400 "invalid HTTP method" (RFC 9110 §9.1: 501)',
     },
     { name: 'TLS ClientHello on the plain port', send: Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]), expect: BAD_HTTP },
     { name: 'empty lines before the request line (RFC 9112 §2.2: ignore)', send: bytes('\r\n\r\n', post(P)), expect: { status: 200, result: 'pong', id: '1', close: false } },
@@ -270,13 +257,11 @@ const ROWS = [
         name: 'HTTP/1.1 request without Host',
         send: req(`POST ${RPC_PATH} HTTP/1.1\r\nContent-Length: ${P.length}`, P),
         expect: BAD_HTTP,
-        known: 'answered 200 pong (RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host; nginx does)',
     },
     {
         name: 'two Host headers',
         send: req(`POST ${RPC_PATH} HTTP/1.1\r\n${HOST}Host: evil.example\r\nContent-Length: ${P.length}`, P),
         expect: BAD_HTTP,
-        known: 'answered 200 pong (RFC 9112 §3.2: MUST answer 400)',
     },
     { name: 'HTTP/1.0 request without Host (allowed), closed after', send: req(`POST ${RPC_PATH} HTTP/1.0\r\nContent-Length: ${P.length}`, P), expect: { status: 200, result: 'pong', id: '1', close: true } },
     { name: 'POST with neither Content-Length nor Transfer-Encoding: empty body', send: req(`POST ${RPC_PATH} HTTP/1.1\r\n${HOST.trim()}`), expect: PARSE },
@@ -422,7 +407,6 @@ const ROWS = [
                 for (const it of items) assertError(it, -32005);
             },
         },
-        known: 'every item gets its own -32005 object: a 51 MB answer to a 1.2 MB request (a 5 MiB body of "1," gives 220 MB and ~1.5 GB peak RSS); max_response does not apply',
     },
 ];
 

@@ -327,7 +327,7 @@ static void test_chunked_split(void **state)
     const char *a = "{\"jsonrpc\":\"2.0\",", *b = "\"method\":\"tennis@ping\",\"id\":1}";
     char req[512];
     snprintf(req, sizeof req,
-             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
              "%zx\r\n%s\r\n%zX;ext=1\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n",
              strlen(a), a, strlen(b), b);
     size_t n = strlen(req);
@@ -355,7 +355,7 @@ static void test_pipeline_order(void **state)
     n +=
         (size_t)snprintf(req + n, sizeof req - n, "%s",
                          post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[3]}", ""));
-    n += (size_t)snprintf(req + n, sizeof req - n, "GET / HTTP/1.1\r\n\r\n");
+    n += (size_t)snprintf(req + n, sizeof req - n, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     n += (size_t)snprintf(
         req + n, sizeof req - n, "%s",
         post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[5],\"id\":5}", ""));
@@ -407,7 +407,7 @@ static void test_expect_continue(void **state)
     (void)state;
     char req[512];
     snprintf(req, sizeof req,
-             "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: %zu\r\n\r\n",
+             "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-Continue\r\nContent-Length: %zu\r\n\r\n",
              strlen(ping_body));
     send_str(cl, req);
     next_answer(cl);
@@ -433,7 +433,7 @@ static void test_expect_continue(void **state)
 static void test_expect_refused(void **state)
 {
     (void)state;
-    send_str(cl, "POST /elsewhere HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+    send_str(cl, "POST /elsewhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
     next_answer(cl);
     assert_int_equal(ans.status, 404);
     assert_true(has_header("Connection: close\r\n"));
@@ -444,7 +444,7 @@ static void test_413_content_length(void **state)
 {
     (void)state;
     char req[256];
-    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
+    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
     send_str(cl, req);
     send_str(cl, "{\"a\":1}"); /* a start of the body: discarded */
     next_answer(cl);
@@ -459,7 +459,7 @@ static void test_413_content_length(void **state)
 static void test_413_chunked(void **state)
 {
     (void)state;
-    send_str(cl, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    send_str(cl, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
     char chunk[1100];
     memset(chunk, 'a', sizeof chunk);
     memcpy(chunk, "400\r\n", 5);
@@ -477,7 +477,7 @@ static void test_header_limits(void **state)
 {
     (void)state;
     char req[4096];
-    int n = snprintf(req, sizeof req, "POST / HTTP/1.1\r\n");
+    int n = snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: t\r\n");
     for (int i = 0; i < 20; i++)
         n += snprintf(req + n, sizeof req - (size_t)n, "X-Pad-%d: %060d\r\n", i, i);
     snprintf(req + n, sizeof req - (size_t)n, "Content-Length: 0\r\n\r\n");
@@ -490,7 +490,7 @@ static void test_header_limits(void **state)
     client_t *c2 = client_open();
     memset(req, 'a', sizeof req);
     memcpy(req, "GET /", 5);
-    memcpy(req + 2000, " HTTP/1.1\r\n\r\n", 14);
+    memcpy(req + 2000, " HTTP/1.1\r\nHost: t\r\n\r\n", 14);
     send_bytes(c2, req, 2014);
     next_answer(c2);
     assert_int_equal(ans.status, 414);
@@ -509,19 +509,26 @@ static void test_malformed(void **state)
     assert_int_equal(ans.status, 400);
     assert_true(has_header("Connection: close\r\n"));
     wait_eof(cl);
+    /* A well-formed request line with a method we do not know: 501. */
+    client_t *c2 = client_open();
+    send_str(c2, "FOO / HTTP/1.1\r\nHost: t\r\n\r\n");
+    next_answer(c2);
+    assert_int_equal(ans.status, 501);
+    wait_eof(c2);
+    client_free(c2);
 }
 
 static void test_routes_and_methods(void **state)
 {
     (void)state;
-    send_str(cl, "GET /api/v1/endpoint HTTP/1.1\r\n\r\n");
+    send_str(cl, "GET /api/v1/endpoint HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
     assert_int_equal(ans.status, 405);
     assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
     assert_non_null(strstr(ans.body, "method GET not allowed; use POST"));
     assert_non_null(strstr(ans.body, "-32600"));
 
-    send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\n\r\n");
+    send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
     assert_int_equal(ans.status, 204);
     assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
@@ -529,13 +536,13 @@ static void test_routes_and_methods(void **state)
     assert_true(has_header("\r\nAccess-Control-Allow-Headers: Content-Type\r\n"));
     assert_int_equal(ans.body_len, 0);
 
-    send_str(cl, "GET /nowhere HTTP/1.1\r\n\r\n");
+    send_str(cl, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
     assert_int_equal(ans.status, 404);
     assert_false(has_header("Connection:"));
 
     /* HEAD: the header says how long the body would be, and no body follows. */
-    send_str(cl, "HEAD / HTTP/1.1\r\n\r\n");
+    send_str(cl, "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
     send_str(cl, post("/", ping_body, ""));
     uint64_t end = now_ms() + 5000;
     while (memmem(cl->rx, cl->rx_len, "pong", 4) == NULL) {
@@ -651,7 +658,7 @@ static void test_large_body(void **state)
     memset(body + n, 'x', sizeof body - (size_t)n - 40);
     snprintf(body + sizeof body - 40, 40, "\"],\"id\":9}");
     char head[128];
-    snprintf(head, sizeof head, "POST / HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", strlen(body));
+    snprintf(head, sizeof head, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", strlen(body));
     send_str(cl, head);
     for (size_t off = 0; off < strlen(body); off += 1000) {
         size_t len = strlen(body) - off < 1000 ? strlen(body) - off : 1000;
