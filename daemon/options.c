@@ -77,6 +77,23 @@ static const jrpcd_setting_t settings[] = {
      "DURATION", "keep-alive ping to a silent WebSocket client; 0 = off"},
     {"ws_idle_timeout", "ws-idle-timeout", JRPCD_SET_DURATION, CFG_FIELD(ws_idle_ms), 0, DAY_MS,
      "DURATION", "close a WebSocket idle this long; 0 = off"},
+    /* Connection caps and timeouts (docs/security.md). A million connections is past what one
+     * machine's fds allow; timeouts past a day protect nothing. */
+    {"max_connections", "max-connections", JRPCD_SET_UINT, CFG_FIELD(max_connections), 0, 1000000,
+     "N", "open connections, whole server (more: 503); 0 = no cap"},
+    {"max_connections_per_ip", "max-connections-per-ip", JRPCD_SET_UINT,
+     CFG_FIELD(max_connections_per_ip), 0, 1000000, "N",
+     "open connections from one client address; 0 = no cap"},
+    {"header_timeout", "header-timeout", JRPCD_SET_DURATION, CFG_FIELD(header_timeout_ms), 1,
+     DAY_MS, "DURATION", "a request's head must arrive within this (408)"},
+    {"body_timeout", "body-timeout", JRPCD_SET_DURATION, CFG_FIELD(body_timeout_ms), 1, DAY_MS,
+     "DURATION", "longest pause in a request body (408)"},
+    {"min_body_rate", "min-body-rate", JRPCD_SET_UINT, CFG_FIELD(min_body_rate), 0, 1u << 30,
+     "N", "bytes/s a body must average once it took body_timeout; 0 = off"},
+    {"idle_timeout", "idle-timeout", JRPCD_SET_DURATION, CFG_FIELD(idle_timeout_ms), 0, DAY_MS,
+     "DURATION", "close a keep-alive connection idle this long; 0 = never"},
+    {"send_timeout", "send-timeout", JRPCD_SET_DURATION, CFG_FIELD(send_timeout_ms), 1, DAY_MS,
+     "DURATION", "close a client that takes no answer bytes this long"},
     {"log_level", "log-level", JRPCD_SET_LOG_LEVEL, 0, 0, 0, "LEVEL", "error, warn, info or debug"},
 };
 

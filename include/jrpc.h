@@ -199,6 +199,13 @@ typedef struct jrpc_config {
                                    when the next interval brings none either; 0 = never */
     unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
                                    0 = never */
+    unsigned max_connections;   /* open connections, whole server (more: 503 and close); 0 = no cap */
+    unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
+    unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
+    unsigned body_timeout_ms;   /* longest pause between two reads of a body (408) */
+    unsigned min_body_rate;     /* bytes/s a body must average once it took body_timeout (408) */
+    unsigned idle_timeout_ms;   /* close a keep-alive connection idle this long; 0 = never */
+    unsigned send_timeout_ms;   /* close a connection whose answers do not move this long */
     jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
     jrpc_log_cb log_cb;         /* NULL: no logging at all */
     void *log_data;

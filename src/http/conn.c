@@ -100,6 +100,7 @@ static void on_close(uv_handle_t *h)
         free(hr);
     }
     free(c->stash);
+    jrpc__unadmit(loop->srv, &c->admit);
     jrpc__list_remove(&c->link);
     loop->nconns--;
     free(c);
@@ -132,9 +133,46 @@ void jrpc__http_close_now(jrpc__http_conn_t *c)
     uv_close((uv_handle_t *)&c->linger, on_close);
 }
 
-static void on_linger_timeout(uv_timer_t *t)
+/* The connection's one timer: the linger bound once lingering, else what jrpc__http_arm set. */
+static void on_conn_timeout(uv_timer_t *t)
 {
-    jrpc__http_close_now(t->data);
+    jrpc__http_conn_t *c = t->data;
+    if (c->closing)
+        return;
+    if (c->lingering || uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        /* Lingering is over, or the client stopped reading its answers (send_timeout). */
+        jrpc__http_close_now(c);
+    } else if (c->cur != NULL) {
+        jrpc__http_refuse(c, 408, JRPC_CODE_LIMIT_EXCEEDED,
+                          c->body_start ? "request body timed out" : "request head timed out");
+        jrpc__http_flush(c);
+    } else if (c->head == NULL) {
+        jrpc__http_close_now(c); /* idle keep-alive connection */
+    }
+}
+
+void jrpc__http_arm(jrpc__http_conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    const jrpc_config_t *cfg = c->cfg;
+    uint64_t now = uv_now(&c->loop->uv), ms;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        ms = cfg->send_timeout_ms;
+    } else if (c->cur != NULL && c->body_start == 0) {
+        uint64_t end = c->head_start + cfg->header_timeout_ms; /* absolute: no trickling */
+        ms = end > now ? end - now : 1;
+    } else if (c->cur != NULL) {
+        ms = cfg->body_timeout_ms;
+    } else if (c->head == NULL) {
+        ms = cfg->idle_timeout_ms;
+    } else {
+        ms = 0; /* answers are being computed: the engine's deadline bounds them */
+    }
+    if (ms == 0)
+        uv_timer_stop(&c->linger);
+    else
+        uv_timer_start(&c->linger, on_conn_timeout, ms, 0);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -162,7 +200,7 @@ static void conn_finish(jrpc__http_conn_t *c)
         jrpc__http_close_now(c);
         return;
     }
-    uv_timer_start(&c->linger, on_linger_timeout, JRPC__HTTP_LINGER_MS, 0);
+    uv_timer_start(&c->linger, on_conn_timeout, JRPC__HTTP_LINGER_MS, 0);
     conn_read_start(c);
 }
 
@@ -286,6 +324,7 @@ static void on_write(uv_write_t *wr, int status)
     }
     conn_written(c, wr->data, last);
     conn_after_write(c);
+    jrpc__http_arm(c);
 }
 
 static void on_continue_written(uv_write_t *wr, int status)
@@ -379,6 +418,7 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
     }
     if (written)
         conn_after_write(c);
+    jrpc__http_arm(c);
 }
 
 /* ---- Engine ---------------------------------------------------------------------------------- */
@@ -521,6 +561,7 @@ static void conn_after_parse(jrpc__http_conn_t *c)
     jrpc__http_flush(c);
     if (!c->closing && c->halted && c->head == NULL)
         conn_finish(c);
+    jrpc__http_arm(c);
 }
 
 /* The upgrade's request is the oldest in the pipeline (every earlier answer is written): the
@@ -534,7 +575,7 @@ static void conn_upgrade(jrpc__http_conn_t *c)
     c->upgrade = NULL;
     const char *rest = c->stash != NULL ? c->stash + c->stash_off : NULL;
     size_t n = c->stash != NULL ? c->stash_len - c->stash_off : 0;
-    if (jrpc__ws_accept(c->loop, &c->tcp, &c->ws, rest, n) == 0) {
+    if (jrpc__ws_accept(c->loop, &c->tcp, &c->ws, rest, n, &c->admit) == 0) {
         jrpc__http_close_now(c);
         return;
     }
@@ -660,6 +701,24 @@ static void conn_start(jrpc__http_conn_t *c)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     conn_read_start(c);
+    jrpc__http_arm(c);
+}
+
+/* Over a connection cap: a 503 the client can read, then close (the socket buffer of a new
+ * connection always takes these few bytes, so no write request is needed). */
+static void conn_refuse_cap(jrpc__http_conn_t *c)
+{
+#define CAP_BODY                                                                                   \
+    "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"too many connections\"},"     \
+    "\"id\":null}"
+    _Static_assert(sizeof(CAP_BODY) - 1 == 84, "Content-Length below must match the body");
+    static const char answer[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 84\r\nConnection: close\r\n\r\n" CAP_BODY;
+#undef CAP_BODY
+    uv_buf_t b = uv_buf_init((char *)answer, sizeof answer - 1);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    jrpc__http_close_now(c);
 }
 
 /* Out of memory at accept: libuv stops watching a listener whose connection was not accepted,
@@ -691,6 +750,10 @@ void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server)
     }
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || loop->stopping) {
         jrpc__http_close_now(c);
+        return;
+    }
+    if (jrpc__admit(loop->srv, &c->tcp, &c->admit) != 0) {
+        conn_refuse_cap(c);
         return;
     }
     conn_start(c);

@@ -161,6 +161,10 @@ struct jrpc__http_conn {
                                  " HTTP/1." after the URL, the CRLF after chunk data */
     const char *parse_end;    /* end of the bytes being parsed (for the checks above) */
     uint64_t chunk_left;      /* data bytes of the current chunk not yet seen */
+    uint64_t head_start;      /* uv_now() at the current request's first byte */
+    uint64_t body_start;      /* uv_now() when its head was complete (0: head not complete) */
+    size_t body_seen;         /* body bytes of the current request so far (for min_body_rate) */
+    jrpc__admit_t admit;      /* this connection's place under the connection caps */
     uint8_t expect_continue;  /* the current request said Expect: 100-continue */
     uint8_t fname_len;        /* bytes seen of the current header name (saturating) */
     uint8_t fval_len;         /* bytes seen of the Expect value (saturating) */
@@ -187,6 +191,11 @@ int jrpc__http_expect(jrpc__http_conn_t *c, const char *at, const char *lit, siz
 unsigned jrpc__http_bad_method_status(const char *data, size_t len, const char *err);
 /* Checks the start of newly read bytes against a pending expectation; 0 or -1 (refused). */
 int jrpc__http_expect_check(jrpc__http_conn_t *c, const char *data, size_t len);
+
+/* Re-arms the connection's timer for what it waits on now: the head (header_timeout from the
+ * request's first byte), the body (body_timeout between reads), the socket (send_timeout while
+ * answers are queued), or the next request (idle_timeout). conn.c. */
+void jrpc__http_arm(jrpc__http_conn_t *c);
 
 /* ---- rest.c ---------------------------------------------------------------------------------- */
 

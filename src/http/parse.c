@@ -287,6 +287,9 @@ static int on_message_begin(http_parser *p)
     c->expect_continue = 0;
     c->n_host = c->n_te = c->te_other = 0;
     c->chunk_left = 0;
+    c->head_start = uv_now(&c->loop->uv);
+    c->body_start = 0;
+    c->body_seen = 0;
     jrpc__ws_hs_reset(&c->ws);
     return 0;
 }
@@ -379,6 +382,7 @@ static int on_headers_complete(http_parser *p)
     c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
     if (header_over(c) || head_check(c, p) != 0)
         return 0;
+    c->body_start = uv_now(&c->loop->uv);
     hr->keep_alive = (uint8_t)http_should_keep_alive(p);
     hr->http10 = p->http_major == 1 && p->http_minor == 0;
     hr->head_only = p->method == HTTP_HEAD;
@@ -455,6 +459,17 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     jrpc__http_conn_t *c = p->data;
     jrpc__http_req_t *hr = c->cur;
+    /* A body that took longer than body_timeout must keep up min_body_rate on average: a
+     * client trickling a byte every few seconds holds a connection and a buffer for nothing. */
+    c->body_seen += len;
+    uint64_t took = uv_now(&c->loop->uv) - c->body_start;
+    if (took > c->cfg->body_timeout_ms && c->cfg->min_body_rate != 0 &&
+        c->body_seen * 1000 < (uint64_t)c->cfg->min_body_rate * took) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body slower than %u bytes/s", c->cfg->min_body_rate);
+        jrpc__http_refuse(c, 408, JRPC_CODE_LIMIT_EXCEEDED, msg);
+        return 0;
+    }
     if (p->flags & F_CHUNKED) {
         /* The chunk's data ends here once all of it came: CRLF must follow. */
         c->chunk_left -= len < c->chunk_left ? len : c->chunk_left;

@@ -14,6 +14,14 @@
 typedef struct jrpc__loop jrpc__loop_t;
 typedef struct jrpc__registry jrpc__registry_t;
 typedef struct jrpc__pool jrpc__pool_t;
+typedef struct jrpc__admit_table jrpc__admit_table_t;
+
+/* A connection's place under the caps (admit.c); moves with the socket (HTTP → WebSocket). */
+typedef struct jrpc__admit {
+    unsigned char key[16]; /* client address (IPv4 mapped into IPv6) */
+    uint8_t counted;       /* counted in the server's total */
+    uint8_t per_ip;        /* counted under key */
+} jrpc__admit_t;
 typedef struct jrpc__ws_msg jrpc__ws_msg_t;
 
 /* Most addresses one server listens on; each costs io_threads sockets. */
@@ -61,6 +69,10 @@ struct jrpc_server {
     size_t naddrs;
     atomic_int running;                     /* inside jrpc_server_run */
     atomic_int stop_requests;               /* jrpc_server_stop calls so far */
+    atomic_uint nconns_total;               /* open connections, every loop (admit.c) */
+    atomic_ulong refused_total;             /* connections refused over max_connections */
+    atomic_ulong refused_per_ip;            /* connections refused over max_connections_per_ip */
+    jrpc__admit_table_t *admit;             /* per-address counts */
 };
 
 /* Sets up loop `index` of srv: its uv loop, wakeup, drain timer and one listener per address
@@ -71,6 +83,13 @@ int jrpc__loop_init(jrpc__loop_t *loop, jrpc_server_t *srv, unsigned index, int 
  * OpenRPC document from the registry when the server starts (the registry is final then). */
 int jrpc__discover_register(jrpc_server_t *srv);
 int jrpc__discover_build(jrpc_server_t *srv);
+
+/* Connection caps (admit.c): counts a new connection, or refuses it (JRPC_ERANGE: over a cap)
+ * with nothing counted. Any loop thread. jrpc__unadmit releases what *a holds (idempotent). */
+jrpc__admit_table_t *jrpc__admit_table_new(void);
+void jrpc__admit_table_free(jrpc__admit_table_t *t);
+int jrpc__admit(jrpc_server_t *srv, uv_tcp_t *tcp, jrpc__admit_t *a);
+void jrpc__unadmit(jrpc_server_t *srv, jrpc__admit_t *a);
 
 /* Post-run hook for a loop: the listener's connection callback hands new sockets here. Lives in
  * src/http; accepts from `server` and starts serving on `loop`. */

@@ -45,6 +45,16 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->ws_max_queue = 16u << 20;        /* 16 MiB unread output: a stalled client, not a slow one */
     cfg->ws_ping_ms = 30000;              /* 30 s: inside the 60 s idle cut of common proxies */
     cfg->ws_idle_ms = 0;                  /* off: WS clients keep one connection for their life */
+    cfg->max_connections = 10000;         /* the 10k-connection target, and what fds allow once
+                                             jrpcd raises its soft RLIMIT_NOFILE */
+    cfg->max_connections_per_ip = 0;      /* off: behind a proxy or NAT every client is one IP */
+    cfg->header_timeout_ms = 10000;       /* 10 s: a real client sends its head in one packet;
+                                             slowloris-style trickles are cut */
+    cfg->body_timeout_ms = 10000;         /* 10 s without a byte of body (nginx: 60 s) */
+    cfg->min_body_rate = 1024;            /* 1 KiB/s: a 5 MiB body may take 85 min, never a day */
+    cfg->idle_timeout_ms = 75000;         /* 75 s: nginx's keepalive_timeout, above the 60 s idle
+                                             cut of common load balancers, so they close first */
+    cfg->send_timeout_ms = 60000;         /* 60 s without the socket taking a byte (nginx's) */
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -74,7 +84,8 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->registry = jrpc__registry_new();
-    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL ||
+    srv->admit = jrpc__admit_table_new();
+    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL || srv->admit == NULL ||
         jrpc__discover_register(srv) != 0) {
         jrpc_server_free(srv);
         return NULL;
@@ -438,6 +449,7 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
             if (srv->fds[a][i] >= 0)
                 close(srv->fds[a][i]);
     jrpc__registry_free(srv->registry);
+    jrpc__admit_table_free(srv->admit);
     free(srv->discover);
     free(srv->path);
     free(srv->rest_path);

@@ -367,6 +367,7 @@ static void on_close(uv_handle_t *h)
         free(m);
     }
     c->nspare = 0;
+    jrpc__unadmit(loop->srv, &c->admit);
     jrpc__list_remove(&c->link);
     loop->nws--;
     jrpc_conn_unref(c); /* the transport's reference; others may keep the object */
@@ -743,7 +744,7 @@ static void on_early_close(uv_handle_t *h)
 }
 
 int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
-                    size_t n)
+                    size_t n, jrpc__admit_t *admit)
 {
     const jrpc_config_t *cfg = &loop->srv->cfg;
     uv_os_fd_t fd;
@@ -786,6 +787,8 @@ int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, 
     uv_timer_init(&loop->uv, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
+    c->admit = *admit; /* the socket's place under the caps moves with it */
+    memset(admit, 0, sizeof(*admit));
     atomic_init(&c->refs, 1);
     uv_mutex_init(&c->lock);
     jrpc__list_init(&c->subs);

@@ -79,6 +79,7 @@ struct jrpc_sub {
  * references; fields marked (lock) are guarded by `lock`, the rest belong to the loop thread. */
 struct jrpc_conn {
     atomic_int refs;          /* the transport's until its handles closed, and every other */
+    jrpc__admit_t admit;      /* its place under the connection caps, taken over from HTTP */
     uv_mutex_t lock;          /* guards closed and subs (order: lock, then loop->ws_lock) */
     int closed;               /* (lock) closing or closed: pushes are refused */
     jrpc__list_t subs;        /* (lock) live subscriptions */
@@ -137,7 +138,7 @@ struct jrpc_conn {
  * WebSocket from there. 0, or a negative error (out of memory or descriptors, server stopping)
  * after which src/http still owns the socket and answers the request itself. Loop thread. */
 int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
-                    size_t n);
+                    size_t n, jrpc__admit_t *admit);
 /* Sends a push (m->body is the whole JSON text; m->sub set for a subscription's) on the loop
  * thread: queued as a text frame, held until the subscription's id went out, or dropped when
  * the connection is closing. Takes m. */
