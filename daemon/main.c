@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* The server the signal handler stops. Set before the handlers are installed, reset to the
  * default disposition before the server is freed. */
@@ -87,6 +88,14 @@ int main(int argc, char **argv)
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, NULL);
+
+    /* Each connection is a descriptor: let max_connections, not the usual soft limit of 1024,
+     * decide how many a client population may hold (nginx's worker_rlimit_nofile). */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     srv = jrpc_server_new(&opts.cfg);
     if (srv == NULL) {
