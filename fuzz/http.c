@@ -1,12 +1,16 @@
 /* http.c — libFuzzer target for the HTTP/1.1 connection path (src/http) over a real loopback
  * socket: each input is the raw bytes one client sends on one connection (request lines, headers,
  * Content-Length and chunked bodies, pipelining, Expect: 100-continue, REST routes), then it
- * half-closes. Whatever the input, the server must answer with a sequence of well-formed HTTP/1.1
+ * half-closes. The connection is a socketpair handed to the transport the way an accepted socket
+ * is (its statics are reached by including its sources, as tests/unit/http does): a loopback TCP
+ * connection per input would run out of ports to TIME_WAIT within seconds. Whatever the input, the server must answer with a sequence of well-formed HTTP/1.1
  * responses (status line, headers, exactly Content-Length body bytes, JSON bodies valid), close
  * the connection, and free everything (ASan). */
 #define _GNU_SOURCE /* memmem */
-#include "io/internal.h"
-#include "rpc/internal.h"
+#include "http/conn.c"
+#include "http/parse.c"
+#include "http/response.c"
+#include "http/rest.c"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +25,6 @@
 
 static jrpc_server_t *srv;
 static jrpc__loop_t loop;
-static struct sockaddr_in addr;
 
 static void ping(jrpc_call_t *call, void *data)
 {
@@ -48,14 +51,6 @@ static void setup(void)
     srv = jrpc_server_new(&cfg);
     jrpc_method_add(srv, "ping", ping, NULL, JRPC_INLINE);
     jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE);
-    if (jrpc_server_listen(srv, "127.0.0.1:0") != 0)
-        abort();
-    char hp[64];
-    jrpc_server_address(srv, 0, hp, sizeof hp);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)atoi(strrchr(hp, ':') + 1));
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     srv->pool = jrpc__pool_new(1, 4);
     int inited = 0;
     if (jrpc__loop_init(&loop, srv, 0, &inited) != 0)
@@ -63,8 +58,10 @@ static void setup(void)
     loop.tid = uv_thread_self();
 }
 
-/* Checks out[0..n) is a sequence of complete HTTP/1.1 responses. */
-static void check_responses(const char *out, size_t n)
+/* Checks out[0..n) is a sequence of complete HTTP/1.1 responses. An answer to HEAD carries
+ * Content-Length but no body; when the input may hold a HEAD (`head_sent`), an answer whose body
+ * bytes are not there (the next answer or the end follows its head) is taken as one. */
+static void check_responses(const char *out, size_t n, int head_sent)
 {
     size_t pos = 0;
     while (pos < n) {
@@ -88,6 +85,9 @@ static void check_responses(const char *out, size_t n)
         } else if (cl != NULL) {
             abort();
         }
+        if (head_sent && body > 0 &&
+            (head == left || (left - head >= 9 && memcmp(r + head, "HTTP/1.1 ", 9) == 0)))
+            body = 0;
         if (head + body > left)
             abort();
         if (body > 0 && memmem(r, head, "application/json", 16) != NULL &&
@@ -110,10 +110,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
         abort();
+    int fd = sv[1];
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    jrpc__http_conn_t *c = conn_new(&loop);
+    if (c == NULL || uv_tcp_open(&c->tcp, sv[0]) != 0)
+        abort();
+    conn_start(c);
     static char out[1 << 20];
     size_t out_len = 0, sent = 0;
     int eof = 0, shut = 0;
@@ -150,6 +155,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uv_run(&loop.uv, UV_RUN_NOWAIT);
     if (loop.nconns != 0 || loop.nreqs != 0)
         abort();
-    check_responses(out, out_len);
+    check_responses(out, out_len, memmem(data, size, "HEAD", 4) != NULL);
     return 0;
 }

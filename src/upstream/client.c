@@ -472,9 +472,17 @@ static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_
     case CURLE_COULDNT_RESOLVE_PROXY:
         snprintf(detail, cap, "%s", why);
         return JRPC_UPSTREAM_FAULT_CONNECT;
-    case CURLE_OPERATION_TIMEDOUT:
-        snprintf(detail, cap, "no answer within %u ms", ch->ctx->up->timeout_ms);
+    case CURLE_OPERATION_TIMEDOUT: {
+        /* curl reports both timeouts alike; the one that fired is the one that fits the time. */
+        const jrpc_upstream_t *up = ch->ctx->up;
+        uint64_t ms = (uv_hrtime() - ch->sent_ns) / 1000000u;
+        if (up->connect_timeout_ms != 0 && up->connect_timeout_ms < up->timeout_ms &&
+            ms < up->timeout_ms)
+            snprintf(detail, cap, "no connection within %u ms", up->connect_timeout_ms);
+        else
+            snprintf(detail, cap, "no answer within %u ms", up->timeout_ms);
         return JRPC_UPSTREAM_FAULT_TIMEOUT;
+    }
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { rpc, call, batch, rawIds, healthy, assertError, timed } from './lib.mjs';
 import { startGateway, upstreamReport } from './gateway-lib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
+import WebSocket from 'ws';
 
 let fault, tlsFault, gw, tmp, deadPort;
 
@@ -270,6 +271,21 @@ test('REST routes reach upstream methods: bare results, a REST batch regrouped, 
     const err = await rpc(gw, '[]', { path: '/rest/ok_rest_err' });
     assert.equal(err.status, 500);
     assert.deepEqual(err.json, { error: { code: -32099, message: 'no: ok_rest_err', data: { why: [1, 'two'] } } });
+});
+
+test('WebSocket batches are forwarded and regrouped like HTTP ones', async () => {
+    const from = fault.requests.length;
+    const ws = new WebSocket(`ws://127.0.0.1:${gw.port}${gw.path}`);
+    try {
+        await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+        const answer = new Promise((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+        ws.send(batch(Array.from({ length: 12 }, (_, i) => call(`ok_ws${i}`, [i], i))));
+        const a = await answer;
+        a.forEach((x, i) => assert.deepEqual(x, { jsonrpc: '2.0', result: okResult(`ok_ws${i}`, [i]), id: i }));
+        assert.deepEqual(seen(fault, '/ok', from).map((q) => q.n).sort(), [6, 6]);
+    } finally {
+        ws.close();
+    }
 });
 
 test('deadline: unfinished upstream items get -32002, finished items are kept', async () => {
