@@ -46,6 +46,8 @@ static long pct_decode(const char *p, size_t n, char *out, int plus)
 /* The query string as a JSON object of strings ({"k":"v",…}; a key without '=' gets ""). */
 static int query_to_json(const char *q, size_t n, jrpc_buf_t *out)
 {
+    if (q == NULL)
+        q = ""; /* no query string: {} (and no arithmetic on a null pointer) */
     char *tmp = malloc(n ? n : 1);
     if (tmp == NULL)
         return JRPC_ENOMEM;
