@@ -541,32 +541,23 @@ after:
         s.msg = "unexpected end of input";
         goto fail;
     }
-    if (stack[depth - 1]) {
+    {
+        unsigned char obj = stack[depth - 1];
         if (*s.p == ',') {
             s.p++;
             skip_ws(&s);
-            goto key;
+            if (obj)
+                goto key;
+            goto value;
         }
-        if (*s.p == '}') {
+        if (*s.p == (obj ? '}' : ']')) {
             s.p++;
             depth--;
             goto after;
         }
-        s.msg = "expected ',' or '}'";
+        s.msg = obj ? "expected ',' or '}'" : "expected ',' or ']'";
         goto fail;
     }
-    if (*s.p == ',') {
-        s.p++;
-        skip_ws(&s);
-        goto value;
-    }
-    if (*s.p == ']') {
-        s.p++;
-        depth--;
-        goto after;
-    }
-    s.msg = "expected ',' or ']'";
-    goto fail;
 
 fail:
     rc = JRPC_EJSON;
