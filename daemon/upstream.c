@@ -7,6 +7,57 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+
+/* The gateway's client and libcurl live in libjrpc_upstream.so, loaded only when the config has
+ * [upstream] sections: a jrpcd without upstreams never maps libcurl's dependency chain (~5 MB
+ * resident). Found next to libjrpc.so (jrpcd's RUNPATH in a build tree, the library path when
+ * installed). */
+static struct {
+    void *handle;
+    void (*config_init)(jrpc_upstream_config_t *);
+    int (*add)(jrpc_server_t *, const jrpc_upstream_config_t *, jrpc_upstream_t **);
+    void (*free)(jrpc_upstream_t *);
+    void (*stats)(const jrpc_upstream_t *, jrpc_upstream_stats_t *);
+    const char *(*fault_name)(int);
+    size_t (*url_count)(const jrpc_upstream_t *);
+    int (*url_stats)(const jrpc_upstream_t *, size_t, const char **, jrpc_upstream_url_stats_t *);
+} up;
+
+#define UPSTREAM_LIB "libjrpc_upstream.so.0"
+
+/* Loads the library once; 0, or -1 with dlerror's reason in err. */
+static int upstream_lib(char *err, size_t cap)
+{
+    if (up.handle != NULL)
+        return 0;
+    void *h = dlopen(UPSTREAM_LIB, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        snprintf(err, cap, "cannot load %s: %s", UPSTREAM_LIB, dlerror());
+        return -1;
+    }
+    /* POSIX: a void * from dlsym converts to a function pointer through memcpy. */
+#define UPSTREAM_SYM(field, name)                                                                  \
+    do {                                                                                           \
+        void *sym = dlsym(h, name);                                                                \
+        if (sym == NULL) {                                                                         \
+            snprintf(err, cap, "%s: no symbol %s", UPSTREAM_LIB, name);                            \
+            dlclose(h);                                                                            \
+            return -1;                                                                             \
+        }                                                                                          \
+        memcpy(&up.field, &sym, sizeof(sym));                                                     \
+    } while (0)
+    UPSTREAM_SYM(config_init, "jrpc_upstream_config_init");
+    UPSTREAM_SYM(add, "jrpc_upstream_add");
+    UPSTREAM_SYM(free, "jrpc_upstream_free");
+    UPSTREAM_SYM(stats, "jrpc_upstream_stats");
+    UPSTREAM_SYM(fault_name, "jrpc_upstream_fault_name");
+    UPSTREAM_SYM(url_count, "jrpc_upstream_url_count");
+    UPSTREAM_SYM(url_stats, "jrpc_upstream_url_stats");
+#undef UPSTREAM_SYM
+    up.handle = h;
+    return 0;
+}
 
 /* Bounds of the numeric keys; each says why. */
 #define MAX_BATCH_LIMIT 1000000    /* the server's own max_batch bound: no useful chunk is larger */
@@ -53,7 +104,9 @@ static jrpcd_upstream_t *upstream_get(jrpcd_opts_t *opts, const char *name, cons
     opts->upstreams = grown;
     jrpcd_upstream_t *u = &grown[opts->upstreams_len];
     memset(u, 0, sizeof(*u));
-    jrpc_upstream_config_init(&u->cfg);
+    if (upstream_lib(err, cap) != 0)
+        return NULL;
+    up.config_init(&u->cfg);
     u->name = xstrdup(name, err, cap);
     u->origin = xstrdup(origin, err, cap);
     if (u->name == NULL || u->origin == NULL) {
@@ -333,7 +386,7 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
         cfg.headers = (const char *const *)u->headers;
         cfg.nheaders = u->nheaders;
         cfg.ca_file = u->ca_file;
-        int rc = jrpc_upstream_add(srv, &cfg, &u->up);
+        int rc = up.add(srv, &cfg, &u->up);
         if (rc != 0) {
             snprintf(err, cap, "[upstream %s] (%s): %s%s", u->name, u->origin, jrpc_strerror(rc),
                      rc == JRPC_EEXIST   ? ": one of its methods is served already (by a module or "
@@ -359,13 +412,13 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts)
         if (u->up == NULL)
             continue;
         jrpc_upstream_stats_t s;
-        jrpc_upstream_stats(u->up, &s);
+        up.stats(u->up, &s);
         char faults[512];
         size_t used = 0;
         faults[0] = '\0';
         for (int f = 0; f < JRPC_UPSTREAM_FAULT_COUNT && used < sizeof faults; f++) {
             int n = snprintf(faults + used, sizeof faults - used, "%s%s %llu", f ? ", " : "",
-                             jrpc_upstream_fault_name(f), (unsigned long long)s.faults[f]);
+                             up.fault_name(f), (unsigned long long)s.faults[f]);
             used += n > 0 ? (size_t)n : 0;
         }
         jrpcd_log(JRPC_LOG_INFO,
@@ -376,10 +429,10 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts)
                   (unsigned long long)s.items_rpc_error,
                   (unsigned long long)(s.latency_count ? s.latency_sum_us / s.latency_count : 0),
                   faults);
-        for (size_t j = 0; j < jrpc_upstream_url_count(u->up); j++) {
+        for (size_t j = 0; j < up.url_count(u->up); j++) {
             const char *url;
             jrpc_upstream_url_stats_t us;
-            if (jrpc_upstream_url_stats(u->up, j, &url, &us) == 0)
+            if (up.url_stats(u->up, j, &url, &us) == 0)
                 jrpcd_log(JRPC_LOG_INFO, "upstream %s: %s requests %llu, faults %llu%s", u->name,
                           url, (unsigned long long)us.requests, (unsigned long long)us.faults,
                           us.down ? " (down)" : "");
@@ -427,7 +480,7 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts)
 {
     for (size_t i = 0; i < opts->upstreams_len; i++) {
         jrpcd_upstream_t *u = &opts->upstreams[i];
-        jrpc_upstream_free(u->up);
+        up.free(u->up);
         for (size_t j = 0; j < u->nurls; j++)
             free((char *)u->urls[j].url);
         for (size_t j = 0; j < u->nmethods; j++)

@@ -27,12 +27,15 @@ jrpc__registry_t *jrpc__registry_new(void);
 void jrpc__registry_free(jrpc__registry_t *r);
 /* A name ending in '*' registers a prefix pattern ("eth_*"): it serves every name with that
  * prefix that has no exact entry; the longest matching prefix wins. */
-int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_method_cb cb, void *data,
-                       unsigned flags);
+/* Internal, but exported from libjrpc.so for libjrpc_upstream.so (the gateway registers its
+ * patterns and their docs through these). */
+#define JRPC__SHARED __attribute__((visibility("default")))
+JRPC__SHARED int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_method_cb cb,
+                                    void *data, unsigned flags);
 /* The method (or pattern) serving name[0..len), or NULL. */
 const jrpc__method_t *jrpc__registry_find(const jrpc__registry_t *r, const char *name, size_t len);
 /* The entry registered under exactly `name` (patterns with their '*'), for editing before run. */
-jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name);
+JRPC__SHARED jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name);
 size_t jrpc__registry_count(const jrpc__registry_t *r);
 /* Calls fn for every entry, exact names sorted by name, then patterns. */
 void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__method_t *m, void *arg),

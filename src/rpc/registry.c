@@ -108,8 +108,8 @@ static int is_pattern(const char *name, size_t len)
     return len > 0 && name[len - 1] == '*';
 }
 
-int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_method_cb cb, void *data,
-                       unsigned flags)
+JRPC__SHARED int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_method_cb cb,
+                                    void *data, unsigned flags)
 {
     const unsigned known = 0xffu | JRPC_NO_BATCH | JRPC_UNBOUNDED;
     if (name == NULL || name[0] == '\0' || cb == NULL || (flags & 0xff) > JRPC_ASYNC ||
@@ -165,7 +165,7 @@ const jrpc__method_t *jrpc__registry_find(const jrpc__registry_t *r, const char 
     return best;
 }
 
-jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name)
+JRPC__SHARED jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name)
 {
     size_t len = strlen(name);
     if (is_pattern(name, len)) {
