@@ -2,6 +2,7 @@
  * checked as they are read (so every mistake names its line), handed to the library once the
  * modules are loaded (local methods first, so a clash is reported against the upstream), printed
  * by --check, and summed up in the log when the daemon stops. */
+#define _GNU_SOURCE /* dladdr */
 #include "jrpcd.h"
 
 #include <stdio.h>
@@ -31,7 +32,22 @@ static int upstream_lib(char *err, size_t cap)
 {
     if (up.handle != NULL)
         return 0;
-    void *h = dlopen(UPSTREAM_LIB, RTLD_NOW | RTLD_LOCAL);
+    /* Next to the libjrpc.so this process uses, by absolute path: a dlopen by name searches the
+     * caller's RUNPATH, and under a sanitizer the caller is the sanitizer's interceptor. */
+    void *h = NULL;
+    Dl_info info;
+    const char *(*anchor)(void) = jrpc_version_string;
+    void *anchor_p;
+    memcpy(&anchor_p, &anchor, sizeof(anchor_p));
+    if (dladdr(anchor_p, &info) != 0 && info.dli_fname != NULL) {
+        const char *slash = strrchr(info.dli_fname, '/');
+        char path[4096];
+        if (slash != NULL && (size_t)snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname),
+                                              info.dli_fname, UPSTREAM_LIB) < sizeof path)
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+    if (h == NULL)
+        h = dlopen(UPSTREAM_LIB, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
         snprintf(err, cap, "cannot load %s: %s", UPSTREAM_LIB, dlerror());
         return -1;
