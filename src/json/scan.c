@@ -220,26 +220,19 @@ static inline __attribute__((always_inline)) int scan_string(scan_t *s)
                 FAIL(s, p, "invalid UTF-8");
             p += 2;
             continue;
-        case C_U3: {
-            if (end - p < 3)
-                FAIL(s, end, "unexpected end of input");
-            unsigned char c1 = p[1];
-            /* E0 needs A0.. (else overlong); ED needs ..9F (else a UTF-16 surrogate). */
-            unsigned char lo = ch == 0xE0 ? 0xA0 : 0x80, hi = ch == 0xED ? 0x9F : 0xBF;
-            if (c1 < lo || c1 > hi || (p[2] & 0xC0) != 0x80)
-                FAIL(s, p, "invalid UTF-8");
-            p += 3;
-            continue;
-        }
+        case C_U3:
         case C_U4: {
-            if (end - p < 4)
+            long n = str_class[ch] == C_U3 ? 3 : 4;
+            if (end - p < n)
                 FAIL(s, end, "unexpected end of input");
+            /* The second byte's range excludes overlong forms (E0 needs A0.., F0 needs 90..),
+             * UTF-16 surrogates (ED needs ..9F) and code points past U+10FFFF (F4 needs ..8F). */
             unsigned char c1 = p[1];
-            /* F0 needs 90.. (else overlong); F4 needs ..8F (else past U+10FFFF). */
-            unsigned char lo = ch == 0xF0 ? 0x90 : 0x80, hi = ch == 0xF4 ? 0x8F : 0xBF;
-            if (c1 < lo || c1 > hi || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            unsigned char lo = ch == 0xE0 ? 0xA0 : ch == 0xF0 ? 0x90 : 0x80;
+            unsigned char hi = ch == 0xED ? 0x9F : ch == 0xF4 ? 0x8F : 0xBF;
+            if (c1 < lo || c1 > hi || (p[2] & 0xC0) != 0x80 || (n == 4 && (p[3] & 0xC0) != 0x80))
                 FAIL(s, p, "invalid UTF-8");
-            p += 4;
+            p += n;
             continue;
         }
         default:

@@ -36,7 +36,6 @@ JRPC__SHARED int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_
 const jrpc__method_t *jrpc__registry_find(const jrpc__registry_t *r, const char *name, size_t len);
 /* The entry registered under exactly `name` (patterns with their '*'), for editing before run. */
 JRPC__SHARED jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const char *name);
-size_t jrpc__registry_count(const jrpc__registry_t *r);
 /* Calls fn for every entry, exact names sorted by name, then patterns. */
 void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__method_t *m, void *arg),
                          void *arg);

@@ -178,11 +178,6 @@ JRPC__SHARED jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const cha
     return m->name != NULL ? m : NULL;
 }
 
-size_t jrpc__registry_count(const jrpc__registry_t *r)
-{
-    return r->count + r->patterns.n;
-}
-
 static int by_name(const void *a, const void *b)
 {
     return strcmp((*(const jrpc__method_t *const *)a)->name,
