@@ -1,5 +1,5 @@
 /* ws.c — libFuzzer target for the WebSocket wire: the opening handshake as src/http feeds it
- * (src/ws/handshake.c) and the framing session over wslay (src/ws/session.c). The first input
+ * (src/ws/handshake.c) and the framing session (src/ws/session.c). The first input
  * byte picks the path and its knobs; the rest is the input.
  *
  * Handshake: the input is header lines "Name: value"; each value is fed in pieces, the verdict
@@ -270,36 +270,27 @@ static void ref_decode(ref_t *r, const uint8_t *p, size_t n, size_t max)
         int fin = f[0] >> 7, rsv = (f[0] >> 4) & 7, op = f[0] & 15, masked = f[1] >> 7;
         int ctrl = (op & 8) != 0;
         uint64_t len = f[1] & 0x7fu;
-        size_t h = 2;
+        size_t h = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + (masked ? 4 : 0);
+        if (avail < h)
+            STOP(REF_OPEN, 0); /* a header is judged once all of it is in */
         if (ctrl && (len > 125 || !fin))
             STOP(REF_ERROR, 1002);
         if (len == 126) {
-            if (avail < 4)
-                STOP(REF_OPEN, 0);
             len = (uint64_t)f[2] << 8 | f[3];
-            h = 4;
             if (len < 126)
                 STOP(REF_ERROR, 1002);
         } else if (len == 127) {
-            if (avail < 10)
-                STOP(REF_OPEN, 0);
-            len = 0;
+            uint64_t l8 = 0;
             for (int i = 0; i < 8; i++)
-                len = len << 8 | f[2 + i];
-            h = 10;
+                l8 = l8 << 8 | f[2 + i];
+            len = l8;
             if (len < 65536 || (len >> 63) != 0)
                 STOP(REF_ERROR, 1002);
         }
         uint8_t key[4] = {0, 0, 0, 0};
-        if (masked) {
-            if (avail < h + 4)
-                STOP(REF_OPEN, 0);
-            memcpy(key, f + h, 4);
-            h += 4;
-        }
+        if (masked)
+            memcpy(key, f + h - 4, 4);
         size_t have = avail - h;
-        if (len > 0 && have == 0)
-            STOP(REF_OPEN, 0); /* the frame is not seen until a payload byte is */
         if (rsv != 0 || !masked)
             STOP(REF_ERROR, 1002);
         if (op == 0) {

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libuv1-dev libhttp-parser-dev libwslay-dev libssl-dev zlib1g-dev libinih-dev
+      libuv1-dev libhttp-parser-dev libssl-dev zlib1g-dev libinih-dev
       libsqlite3-dev libcurl4-openssl-dev libyajl-dev libcmocka-dev
       wrk nginx-light curl procps)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -167,9 +167,9 @@ static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
     c->last_msg = uv_now(&c->loop->uv);
 }
 
-/* The session's output: frames wslay built (the 101 answer goes this way too). A raw entry at the
- * tail that is not in the write takes the bytes, so a control frame's header and payload, which
- * wslay hands over separately, travel in one entry. */
+/* The session's output: control frames it built (the 101 answer goes this way too). A raw entry at
+ * the tail that is not in the write takes the bytes, so frames queued back to back travel in one
+ * entry. */
 static int conn_output(void *ud, const uint8_t *p, size_t n)
 {
     jrpc_conn_t *c = ud;
@@ -312,7 +312,7 @@ static void conn_stop_work(jrpc_conn_t *c)
     c->waiting = c->waiting_tail = NULL;
 }
 
-/* Our close frame is queued (sent by us, or wslay's echo of the client's): from here on only the
+/* Our close frame is queued (sent by us, or the session's echo of the client's): from here on only the
  * close handshake runs, bounded by JRPC__WS_CLOSE_MS. */
 static void conn_closing(jrpc_conn_t *c)
 {

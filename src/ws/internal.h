@@ -12,7 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Read size; one buffer per io thread, as in src/http: wslay copies what it parses out of it
+/* Read size; one buffer per io thread, as in src/http: the session copies each message out of it
  * during the read callback, and only a paused connection keeps a rest (its stash). */
 #define JRPC__WS_READ_BUF (64 * 1024)
 

@@ -1,5 +1,5 @@
 /* wire.h — the WebSocket wire (RFC 6455) without sockets or loops: the opening handshake as
- * src/http sees it header by header (handshake.c), and the framing session over wslay that turns
+ * src/http sees it header by header (handshake.c), and the framing session that turns
  * received bytes into whole messages and control frames into bytes to send (session.c). Both are
  * pure so the fuzz target (fuzz/ws.c) drives them without a network. Private to src/ws and
  * src/http; never installed. */
@@ -51,15 +51,14 @@ void jrpc__ws_hs_end(jrpc__ws_hs_t *hs);
  * for anything else wrong (§4.2.1). `conn_upgrade`: Connection named upgrade (and an Upgrade
  * header came: http-parser's `upgrade`); `http11`: HTTP/1.1 or later; `has_body`: the request
  * announced a body. */
-unsigned jrpc__ws_hs_verdict(const jrpc__ws_hs_t *hs, int conn_upgrade, int http11,
-                             int has_body);
+unsigned jrpc__ws_hs_verdict(const jrpc__ws_hs_t *hs, int conn_upgrade, int http11, int has_body);
 /* Sec-WebSocket-Accept for `key`: base64(SHA-1(key + the RFC's GUID)), NUL-terminated. */
 void jrpc__ws_accept_key(const char *key, size_t key_len, char out[JRPC__WS_ACCEPT_LEN + 1]);
 /* Writes the 101 Switching Protocols answer for a request whose verdict was 101; returns its
  * length (at most JRPC__WS_101_MAX). */
 size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, char out[JRPC__WS_101_MAX]);
 
-/* ---- Framing session over wslay's frame layer (session.c) ------------------------------------ */
+/* ---- Framing session (session.c) ------------------------------------------------------------- */
 
 /* Opcodes of the frames this server sends (RFC 6455 §5.2). */
 #define JRPC__WS_TEXT 0x1
@@ -80,31 +79,31 @@ typedef struct jrpc__ws_session_cbs {
 
 /* One connection's framing state; the owner embeds it. */
 struct jrpc__ws_session {
-    struct wslay_frame_context *ctx; /* wslay's frame layer: headers, unmasking */
     const jrpc__ws_session_cbs_t *cbs;
-    void *ud;                        /* passed to cbs */
-    const uint8_t *in;               /* bytes being fed (inside jrpc__ws_session_feed only) */
-    size_t in_len;
-    size_t in_off;                   /* bytes of `in` handed to wslay */
-    uint64_t frame_left;             /* payload bytes of the current frame still to come */
-    char *msg;                       /* data message being assembled (malloc'd) */
-    size_t msg_len;                  /* bytes in msg */
-    size_t msg_cap;                  /* bytes allocated for msg */
-    size_t max_message;              /* bytes one message may have (close 1009 past it) */
-    uint32_t u8;                     /* UTF-8 check state of a text message (0: clean) */
-    uint16_t code_sent;              /* our close code (1005: none in it; 1006: not sent) */
-    uint8_t frame_op;                /* opcode of the current frame */
-    uint8_t frame_fin;               /* it ends its message */
-    uint8_t in_frame;                /* its first bytes were seen (its header checked) */
-    uint8_t in_msg;                  /* a data message is being assembled */
-    uint8_t msg_binary;              /* it started with a binary frame */
-    uint8_t reading;                 /* frames are still parsed (no close or error yet) */
-    uint8_t close_sent;              /* our close frame went to the output */
-    uint8_t close_received;          /* the client's close frame arrived */
-    uint8_t paused;                  /* the owner takes no more messages now: feed stops */
-    uint8_t failed;                  /* out of memory or output refused: drop the connection */
-    size_t ctrl_len;                 /* bytes in ctrl */
-    uint8_t ctrl[125];               /* payload of the control frame being received */
+    void *ud;               /* passed to cbs */
+    uint64_t frame_left;    /* payload bytes of the current frame still to come */
+    uint64_t frame_off;     /* payload bytes of it already in (the mask's phase) */
+    char *msg;              /* data message being assembled (malloc'd) */
+    size_t msg_len;         /* bytes in msg */
+    size_t msg_cap;         /* bytes allocated for msg */
+    size_t max_message;     /* bytes one message may have (close 1009 past it) */
+    uint32_t u8;            /* UTF-8 check state of a text message (0: clean) */
+    uint16_t code_sent;     /* our close code (1005: none in it; 1006: not sent) */
+    uint8_t frame_op;       /* opcode of the current frame */
+    uint8_t frame_fin;      /* it ends its message */
+    uint8_t in_frame;       /* its header was parsed and checked */
+    uint8_t head_len;       /* bytes of the next frame's header in head */
+    uint8_t head[14];       /* that header, while it arrives in pieces */
+    uint8_t mask[4];        /* the current frame's masking key */
+    uint8_t in_msg;         /* a data message is being assembled */
+    uint8_t msg_binary;     /* it started with a binary frame */
+    uint8_t reading;        /* frames are still parsed (no close or error yet) */
+    uint8_t close_sent;     /* our close frame went to the output */
+    uint8_t close_received; /* the client's close frame arrived */
+    uint8_t paused;         /* the owner takes no more messages now: feed stops */
+    uint8_t failed;         /* out of memory or output refused: drop the connection */
+    size_t ctrl_len;        /* bytes in ctrl */
+    uint8_t ctrl[125];      /* payload of the control frame being received */
 };
 
 /* 0, or JRPC_ENOMEM. */
@@ -113,7 +112,7 @@ int jrpc__ws_session_init(jrpc__ws_session_t *s, size_t max_message,
 void jrpc__ws_session_free(jrpc__ws_session_t *s);
 /* Parses received bytes. Returns how many it took: all of them, unless the owner set `paused`
  * (from the message callback or before), in which case the rest must be fed again after it is
- * cleared (wslay may still hold a few KiB it read ahead: their messages come anyway). Bytes after
+ * cleared (parsing stops right after the message whose callback paused). Bytes after
  * the client's close frame or a protocol error are taken and dropped. Answers (a pong; a close
  * with 1002, 1007, 1009 or the client's own code) are output as their frame completes. */
 size_t jrpc__ws_session_feed(jrpc__ws_session_t *s, const char *p, size_t n);
@@ -126,14 +125,13 @@ void jrpc__ws_session_ping(jrpc__ws_session_t *s);
 int jrpc__ws_session_close_sent(const jrpc__ws_session_t *s);
 /* The client's close frame arrived. */
 int jrpc__ws_session_close_received(const jrpc__ws_session_t *s);
-/* wslay still parses input (no close received, no protocol error). */
+/* Input is still parsed (no close received, no protocol error). */
 int jrpc__ws_session_reading(const jrpc__ws_session_t *s);
 /* The close code sent (1006 "abnormal" when none was). */
 unsigned jrpc__ws_session_code_sent(const jrpc__ws_session_t *s);
-/* The header of an unmasked, final server frame of `len` payload bytes; returns its length. Frames
- * are built here, not by wslay_frame_send, whose output callback gets header and payload in
- * separate pieces: a data frame's payload is the engine's answer buffer (up to max_response,
- * 25 MB), written to the socket as it is behind this 2- to 10-byte header. */
+/* The header of an unmasked, final server frame of `len` payload bytes; returns its length. A data
+ * frame's payload is the engine's answer buffer (up to max_response, 25 MB), written to the
+ * socket as it is behind this 2- to 10-byte header. */
 size_t jrpc__ws_frame_header(uint8_t out[JRPC__WS_HEAD_MAX], unsigned opcode, uint64_t len);
 
 #endif

@@ -306,6 +306,66 @@ static void test_pause_keeps_bytes(void **state)
     jrpc__ws_session_free(&r.s);
 }
 
+/* A 70000-byte text message (the 64-bit length form) in two fragments, fed in pieces of sizes
+ * that put every mask phase at a piece's start: the message arrives byte for byte. */
+static uint8_t long_msg[70000];
+static size_t long_len;
+
+static void on_long(void *ud, char *msg, size_t len, int binary)
+{
+    (void)ud;
+    assert_false(binary);
+    assert_true(len <= sizeof long_msg);
+    memcpy(long_msg, msg, len);
+    long_len = len;
+    free(msg);
+}
+
+static void test_long_message_any_split(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x3c, 0x91, 0x00, 0xe7};
+    static uint8_t want[70000], wire[70000 + 64];
+    for (size_t i = 0; i < sizeof want; i++)
+        want[i] = (uint8_t)("{\"jsonrpc\":\"2.0\"}[],"[i % 20]);
+    size_t n = 0, first = 1001; /* fragment 1: 16-bit length; fragment 2: 64-bit */
+    wire[n++] = 0x01;
+    wire[n++] = 0x80 | 126;
+    wire[n++] = (uint8_t)(first >> 8);
+    wire[n++] = (uint8_t)first;
+    memcpy(wire + n, key, 4);
+    n += 4;
+    for (size_t i = 0; i < first; i++)
+        wire[n++] = want[i] ^ key[i & 3];
+    uint64_t rest = sizeof want - first;
+    wire[n++] = 0x80;
+    wire[n++] = 0x80 | 127;
+    for (int i = 0; i < 8; i++)
+        wire[n++] = (uint8_t)(rest >> (56 - 8 * i));
+    memcpy(wire + n, key, 4);
+    n += 4;
+    for (size_t i = 0; i < rest; i++)
+        wire[n++] = want[first + i] ^ key[i & 3];
+    static const jrpc__ws_session_cbs_t long_cbs = {on_long, on_output};
+    for (size_t piece = 1; piece <= 13; piece += 2) {
+        run_t r;
+        memset(&r, 0, sizeof r);
+        assert_int_equal(jrpc__ws_session_init(&r.s, sizeof want, &long_cbs, &r), 0);
+        long_len = 0;
+        for (size_t off = 0; off < n;) {
+            size_t k = piece * 997 < n - off ? piece * 997 : n - off; /* 997: odd, prime */
+            if (off < 16)
+                k = piece < n - off ? piece : n - off; /* the headers byte by byte, too */
+            assert_int_equal(jrpc__ws_session_feed(&r.s, (const char *)wire + off, k), k);
+            off += k;
+        }
+        assert_int_equal(long_len, sizeof want);
+        assert_memory_equal(long_msg, want, sizeof want);
+        assert_int_equal(r.out_len, 0);
+        jrpc__ws_session_free(&r.s);
+    }
+}
+
 static void test_close_and_ping_from_us(void **state)
 {
     (void)state;
@@ -411,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_utf8_valid_edges),
         cmocka_unit_test(test_pause_keeps_bytes),
+        cmocka_unit_test(test_long_message_any_split),
         cmocka_unit_test(test_close_and_ping_from_us),
         cmocka_unit_test(test_frame_header),
         cmocka_unit_test(test_handshake),
