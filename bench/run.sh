@@ -9,6 +9,8 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
+ONLY=${ONLY:-http gateway ws} # sections to run, e.g. ONLY=ws
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 pids=()
@@ -96,6 +98,7 @@ rps() { # url lua → requests/s
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+if want http; then
 echo "jrpc bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; $(nproc) cores"
 printf '%-26s %14s %14s %8s\n' case "jrpcd req/s" "nginx req/s" ratio
 for f in single batch100 batch1000; do
@@ -118,6 +121,7 @@ echo "jrpcd RSS idle: $((rss_idle / 1024)).$(((rss_idle % 1024) * 10 / 1024)) MB
 if [ -x "$BUILD/bench/bench_scan" ]; then
   "$BUILD/bench/bench_scan"
 fi
+fi # http
 
 # ================================================================================================
 # Gateway (docs/gateway.md): ganache directly vs through jrpcd, and a jrpcd→jrpcd chain.
@@ -128,6 +132,11 @@ fi
 # overhead: p50 with one connection (wrk -c1), chain minus the upstream alone. nginx proxy_pass
 # to the same ganache (keep-alive upstream, no JSON parsing at all) is printed as the yardstick of
 # what any HTTP proxy costs on this machine.
+# Each row also prints the CPU time the proxy spent per request (utime + stime from /proc, its
+# worker for nginx) and how busy the whole machine was (from /proc/stat) in the direct runs: when
+# the node and wrk already keep both cores busy, a proxy can only take its time from them, and
+# the ratio shows that share rather than anything the proxy waits on. eth_getBalance is a call
+# the node does real work for (a state lookup), eth_blockNumber one it answers from memory.
 # ================================================================================================
 gw_wait() { # file → port printed by "… listening on [HOST:]PORT"
   for _ in $(seq 1 200); do grep -q 'listening on' "$1" 2>/dev/null && break; sleep 0.05; done
@@ -140,6 +149,7 @@ gw_p50() { # url lua → p50 latency in µs, one connection
                   printf "%.1f\n", v * m }'
 }
 
+if want gateway; then
 (cd "$here/.." && exec node -e "
   const s = require('ganache').server({ logging: { quiet: true }, wallet: { deterministic: true },
                                         chain: { chainId: 1337 } });
@@ -174,6 +184,7 @@ http {
 NGX
 nginx -c "$tmp/nginx-proxy/nginx.conf" -p "$tmp/nginx-proxy" &
 pids+=($!)
+pxpid=$!
 
 cat > "$tmp/gw.ini" <<INI
 [upstream eth]
@@ -183,6 +194,7 @@ max_batch = 100
 INI
 "$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/gw.ini" > "$tmp/gw.out" &
 pids+=($!)
+gwpid=$!
 gwport=$(gw_wait "$tmp/gw.out")
 
 # The chain: an upstream jrpcd with testkit, a gateway jrpcd forwarding test.* to it.
@@ -201,12 +213,13 @@ pids+=($!)
 chport=$(gw_wait "$tmp/chain.out")
 
 printf '%s' '{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}' > "$tmp/eth1.json"
+printf '%s' '{"jsonrpc":"2.0","method":"eth_getBalance","params":["0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1","latest"],"id":1}' > "$tmp/bal1.json"
 node -e "
   const a = [];
   for (let i = 0; i < 100; i++) a.push({ jsonrpc: '2.0', method: 'eth_blockNumber', params: [], id: i });
   process.stdout.write(JSON.stringify(a));" > "$tmp/eth100.json"
 printf '%s' '{"jsonrpc":"2.0","method":"test.echo","params":["0x2f0ea53f92252167d658963f334a91de0824e322",1],"id":1}' > "$tmp/echo1.json"
-for f in eth1 eth100 echo1; do
+for f in eth1 bal1 eth100 echo1; do
   cat > "$tmp/$f.lua" <<LUA
 local f = io.open("$tmp/$f.json", "rb")
 wrk.method = "POST"
@@ -221,28 +234,60 @@ out=$(curl -s --data-binary "@$tmp/eth1.json" "http://127.0.0.1:$gwport/")
 echo "$out" | grep -q '"result":"0x' || { echo "bench: gateway answered $out" >&2; exit 1; }
 n=$(curl -s --data-binary "@$tmp/eth100.json" "http://127.0.0.1:$gwport/" | grep -o '"result"' | wc -l)
 [ "$n" = 100 ] || { echo "bench: gateway answered $n of 100 results" >&2; exit 1; }
+out=$(curl -s --data-binary "@$tmp/bal1.json" "http://127.0.0.1:$gwport/")
+echo "$out" | grep -q '"result":"0x3635c9adc5dea00000"' || { echo "bench: gateway answered $out" >&2; exit 1; }
 out=$(curl -s --data-binary "@$tmp/echo1.json" "http://127.0.0.1:$chport/")
 echo "$out" | grep -q '"result":\["0x2f0e' || { echo "bench: chain answered $out" >&2; exit 1; }
+
+echo
+ticks() { # pids → their CPU time so far, in clock ticks (utime + stime)
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # busy idle
+gw_rps() { # url lua pids... → "req/s  cpu-us-per-request  machine-busy-%"
+  local url=$1 lua=$2; shift 2
+  local t0 m0 t1 m1 out
+  t0=$(ticks "$@"); m0=$(machine)
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$lua" "$url")
+  t1=$(ticks "$@"); m1=$(machine)
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v m0="$m0" -v m1="$m1" '
+    / requests in / { n = $1 }
+    /Requests\/sec/ { r = $2 }
+    END { split(m0, a, " "); split(m1, b, " ");
+          busy = b[1] - a[1]; idle = b[2] - a[2];
+          printf "%s %.1f %.0f\n", r, n ? t * 1e6 / hz / n : 0, 100 * busy / (busy + idle) }'
+}
+col() { awk -v c="$1" '{print $c}'; }
+nginx_worker=$(pgrep -P "$pxpid" | head -1)
 
 echo
 echo "gateway bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1"
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$pxport/" && break; sleep 0.05; done
 printf '%-32s %12s %12s %7s %12s %7s\n' case "via jrpcd" "direct" ratio "via nginx" ratio
-for f in eth1 eth100; do
+for f in eth1 bal1 eth100; do
   : > "$tmp/gj.$f"; : > "$tmp/gd.$f"; : > "$tmp/gn.$f"
   for _ in $(seq 1 "$ROUNDS"); do
-    rps "http://127.0.0.1:$gport/" "$tmp/$f.lua" >> "$tmp/gd.$f"
-    rps "http://127.0.0.1:$gwport/" "$tmp/$f.lua" >> "$tmp/gj.$f"
-    rps "http://127.0.0.1:$pxport/" "$tmp/$f.lua" >> "$tmp/gn.$f"
+    gw_rps "http://127.0.0.1:$gport/" "$tmp/$f.lua" "$gwpid" >> "$tmp/gd.$f"
+    gw_rps "http://127.0.0.1:$gwport/" "$tmp/$f.lua" "$gwpid" >> "$tmp/gj.$f"
+    gw_rps "http://127.0.0.1:$pxport/" "$tmp/$f.lua" "$nginx_worker" >> "$tmp/gn.$f"
   done
-  j=$(median < "$tmp/gj.$f"); d=$(median < "$tmp/gd.$f"); x=$(median < "$tmp/gn.$f")
+  j=$(col 1 < "$tmp/gj.$f" | median); d=$(col 1 < "$tmp/gd.$f" | median)
+  x=$(col 1 < "$tmp/gn.$f" | median)
   case $f in
     eth1) label="ganache eth_blockNumber req/s" ;;
+    bal1) label="ganache eth_getBalance req/s" ;;
     eth100) label="ganache batch of 100 req/s" ;;
   esac
   ratio=$(awk -v a="$j" -v b="$d" 'BEGIN {printf "%.2f", a / b}')
   xratio=$(awk -v a="$x" -v b="$d" 'BEGIN {printf "%.2f", a / b}')
   printf '%-32s %12s %12s %7s %12s %7s  (target >= 0.9)\n' "$label" "$j" "$d" "$ratio" "$x" "$xratio"
+  printf '%-32s %12s %12s %7s %12s\n' "  proxy CPU us per request" "$(col 2 < "$tmp/gj.$f" | median)" \
+    "-" "" "$(col 2 < "$tmp/gn.$f" | median)"
+  printf '%-32s %11s%% %11s%% %7s %11s%%\n' "  machine busy (2 cores = 100%)" \
+    "$(col 3 < "$tmp/gj.$f" | median)" "$(col 3 < "$tmp/gd.$f" | median)" "" \
+    "$(col 3 < "$tmp/gn.$f" | median)"
 done
 
 : > "$tmp/cj"; : > "$tmp/cd"; : > "$tmp/lj"; : > "$tmp/ld"
@@ -259,6 +304,7 @@ lj=$(median < "$tmp/lj"); ld=$(median < "$tmp/ld")
 added=$(awk -v a="$lj" -v b="$ld" 'BEGIN {printf "%.1f", a - b}')
 printf '%-32s %12s %12s %7s  (added p50 %s us, target <= 100)\n' "jrpcd→jrpcd p50 latency us" "$lj" "$ld" "-" "$added"
 
+fi # gateway
 # ================================================================================================
 # WebSocket (docs/websocket.md): jrpcd against a Node `ws` server answering the same JSON-RPC
 # (bench/ws_peer.mjs), both on one thread (the jrpcd above runs --io-threads 1). bench_ws_load, a
@@ -272,7 +318,7 @@ printf '%-32s %12s %12s %7s  (added p50 %s us, target <= 100)\n' "jrpcd→jrpcd 
 # ================================================================================================
 WS_SECONDS=${WS_SECONDS:-5}
 wsload="$BUILD/bench/bench_ws_load"
-if [ -x "$wsload" ]; then
+if want ws && [ -x "$wsload" ]; then
   (cd "$here/.." && exec node bench/ws_peer.mjs /api/v1/endpoint) > "$tmp/wspeer.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do grep -q 'listening on' "$tmp/wspeer.out" 2>/dev/null && break; sleep 0.05; done

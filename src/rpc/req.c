@@ -2,7 +2,7 @@
  * checked and given a slot, valid calls run under the batch_concurrency bound, and when the last
  * answerable slot is filled (or the deadline passes) the response is written in request order.
  * Everything here runs on the owning loop's thread; handlers on other threads come back through
- * the loop's completion queue (jrpc__call_done). */
+ * the loop's completion queue (jrpc__loop_post), replies on the loop's thread complete at once. */
 #include "req.h"
 #include "../json/internal.h"
 
@@ -432,11 +432,19 @@ void jrpc__call_done(jrpc_call_t *c)
 
 void jrpc__call_replied(jrpc_call_t *c)
 {
-    if (c->in_dispatch && jrpc__call_on_loop(c)) {
-        c->replied_inline = 1;
+    if (!jrpc__call_on_loop(c)) {
+        jrpc__loop_post(c->req->loop, c);
         return;
     }
-    jrpc__loop_post(c->req->loop, c);
+    if (c->in_dispatch) {
+        c->replied_inline = 1; /* the pump completes it when the handler returns */
+        return;
+    }
+    /* On the loop's thread outside the handler (an async handler's timer or socket callback, the
+     * gateway's upstream answers): complete it now rather than through the completion queue, a
+     * mutex, an eventfd write and a loop iteration later. The pump on the stack, if any, takes
+     * the work; the call is the engine's from here, as the API says. */
+    jrpc__call_done(c);
 }
 
 /* ---- Entry points ----------------------------------------------------------------------------- */

@@ -68,7 +68,8 @@ struct jrpc__req {
 
 /* On the loop's thread (the only thread that may touch the request's arena). */
 int jrpc__call_on_loop(const jrpc_call_t *call);
-/* A handler replied: complete the call now if it replied inside the pump, else post it. */
+/* A handler replied: on the loop's thread the call completes now (after the handler returns when
+ * it replied inside it), from any other thread it is posted to the loop. */
 void jrpc__call_replied(jrpc_call_t *call);
 
 #endif
