@@ -467,7 +467,9 @@ typedef struct jrpc_sub jrpc_sub_t;
 typedef void (*jrpc_sub_end_cb)(jrpc_sub_t *sub, void *data);
 
 /* Starts a subscription on the call's connection and answers the call with its id: a JSON string
- * "0x" and 32 hex digits (128 random bits), so the handler must not reply itself. `method`
+ * "0x" and 32 hex digits (128 random bits), so the handler must not reply itself. When that answer
+ * cannot reach the client (the call already timed out, or came as a notification), the
+ * subscription ends as soon as the call completes: end_cb runs and pushes return JRPC_ECLOSED. `method`
  * (NUL-terminated, copied) names the pushes ("eth_subscription"). Pushes made before the client
  * has received the answer (from a worker thread, or a subscribe inside a batch) are held and sent
  * right after it. Returns the subscription with one reference for the caller, or NULL when there

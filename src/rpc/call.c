@@ -54,6 +54,11 @@ uint64_t jrpc__call_req_seq(const jrpc_call_t *call)
     return call->req->seq;
 }
 
+void jrpc__call_set_sub(jrpc_call_t *call, jrpc_sub_t *sub)
+{
+    call->sub = sub;
+}
+
 /* Room for a reply of n bytes: the arena on the loop's thread, else malloc. */
 static char *reply_mem(jrpc_call_t *c, size_t n, int on_loop)
 {

@@ -5,22 +5,22 @@
 #ifndef JRPC_RPC_INTERNAL_H
 #define JRPC_RPC_INTERNAL_H
 
-#include "jrpc.h"
 #include "../io/internal.h"
+#include "jrpc.h"
 
 #include <stddef.h>
 
 /* ---- Registry: name → handler. Written before run, read-only (lock-free) afterwards. -------- */
 
 typedef struct jrpc__method {
-    char *name;           /* owned, NUL-terminated; a pattern keeps its trailing '*' */
+    char *name; /* owned, NUL-terminated; a pattern keeps its trailing '*' */
     size_t name_len;
     jrpc_method_cb cb;
     void *data;
-    unsigned flags;       /* JRPC_INLINE/WORKER/ASYNC | JRPC_NO_BATCH | JRPC_UNBOUNDED */
-    char *summary;        /* rpc.discover: owned or NULL */
-    char *params_json;    /* rpc.discover: JSON array of ContentDescriptors, owned or NULL */
-    char *result_json;    /* rpc.discover: one ContentDescriptor, owned or NULL */
+    unsigned flags;    /* JRPC_INLINE/WORKER/ASYNC | JRPC_NO_BATCH | JRPC_UNBOUNDED */
+    char *summary;     /* rpc.discover: owned or NULL */
+    char *params_json; /* rpc.discover: JSON array of ContentDescriptors, owned or NULL */
+    char *result_json; /* rpc.discover: one ContentDescriptor, owned or NULL */
 } jrpc__method_t;
 
 jrpc__registry_t *jrpc__registry_new(void);
@@ -56,10 +56,11 @@ typedef void (*jrpc__req_done_cb)(jrpc__req_t *req, jrpc_buf_t *body, void *ud);
 /* Starts answering one body. `body` is malloc'd and becomes the request's: it is freed when the
  * last call of the request has replied (views into it live that long), and so is a reference to
  * `conn` (WebSocket; NULL for HTTP), so jrpc_call_conn stays valid after the client left.
- * `max_batch` is the transport's batch cap. `done` is called exactly once unless jrpc__req_detach is called first;
- * it may be called before this function returns (inline-only requests answer at once), and then
- * the returned pointer must not be used (the request may already be freed). Returns the request
- * (NULL only when out of memory, in which case body was freed and nothing is called). */
+ * `max_batch` is the transport's batch cap. `done` is called exactly once unless jrpc__req_detach
+ * is called first; it may be called before this function returns (inline-only requests answer at
+ * once), and then the returned pointer must not be used (the request may already be freed). Returns
+ * the request (NULL only when out of memory, in which case body was freed and nothing is called).
+ */
 jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
                              jrpc_conn_t *conn, jrpc__req_done_cb done, void *ud);
 /* The same for REST: method[0..mlen) (copied) with the body as its params (array, object, or
@@ -67,8 +68,8 @@ jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigne
  * cfg.max_batch). The answer is the bare result or {"error":{…}} (an array of those for a batch),
  * and jrpc__req_status gives the HTTP status (a single call's error maps to 4xx/5xx). */
 jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t mlen, char *body,
-                                  size_t len, int batch, jrpc_conn_t *conn,
-                                  jrpc__req_done_cb done, void *ud);
+                                  size_t len, int batch, jrpc_conn_t *conn, jrpc__req_done_cb done,
+                                  void *ud);
 /* HTTP status for the answer (200 unless a REST call failed). Valid inside `done`. */
 int jrpc__req_status(const jrpc__req_t *req);
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
@@ -83,6 +84,9 @@ size_t jrpc__req_items(const jrpc__req_t *req);
  * the call may be used on (a request outlives its calls' handlers, also past a timeout). */
 uint64_t jrpc__req_seq(const jrpc__req_t *req);
 uint64_t jrpc__call_req_seq(const jrpc_call_t *call);
+/* The subscription `call` started (jrpc_sub_start), with a reference for the call: set by the
+ * handler's thread before its reply, read by the loop when the call completes. */
+void jrpc__call_set_sub(jrpc_call_t *call, jrpc_sub_t *sub);
 
 /* A call posted back by jrpc__loop_post has replied: account for it (loop thread). */
 void jrpc__call_done(jrpc_call_t *call);

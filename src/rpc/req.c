@@ -13,10 +13,11 @@
 
 static void req_pump(jrpc__req_t *r);
 
-/* ---- Small builders --------------------------------------------------------------------------- */
+/* ---- Small builders ---------------------------------------------------------------------------
+ */
 
-void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len,
-                           const char *data, size_t data_len, int data_is_text)
+void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len, const char *data,
+                      size_t data_len, int data_is_text)
 {
     char num[24];
     int n = snprintf(num, sizeof num, "%d", code);
@@ -65,7 +66,8 @@ static void call_set_error(jrpc__req_t *r, jrpc_call_t *c, int code, const char 
     c->out_owned = 0;
 }
 
-/* ---- Checking items --------------------------------------------------------------------------- */
+/* ---- Checking items ---------------------------------------------------------------------------
+ */
 
 static const char *const member_names[JRPC__M_COUNT] = {"jsonrpc", "method", "params", "id"};
 
@@ -82,8 +84,7 @@ static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
                         jrpc__registry_batch_denied(srv->registry, c->name.ptr, c->name.len))) {
         char msg[160];
         int n = (int)(c->name.len > 100 ? 100 : c->name.len);
-        snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n,
-                 c->name.ptr);
+        snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n, c->name.ptr);
         call_set_error(r, c, JRPC_CODE_NOT_IN_BATCH, msg, NULL);
         return 0;
     }
@@ -161,7 +162,8 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it)
     return call_resolve(r, c);
 }
 
-/* ---- Answering -------------------------------------------------------------------------------- */
+/* ---- Answering --------------------------------------------------------------------------------
+ */
 
 static const char too_large[] = "{\"code\":-32003,\"message\":\"Response too large\"}";
 
@@ -289,7 +291,8 @@ static void req_answer(jrpc__req_t *r)
     jrpc_buf_free(&out); /* no-op when the transport took the bytes */
 }
 
-/* ---- Lifetime --------------------------------------------------------------------------------- */
+/* ---- Lifetime ---------------------------------------------------------------------------------
+ */
 
 static void req_free(jrpc__req_t *r)
 {
@@ -351,7 +354,8 @@ static void req_timeout(uv_timer_t *t)
     req_maybe_free(r);
 }
 
-/* ---- Running ---------------------------------------------------------------------------------- */
+/* ---- Running ----------------------------------------------------------------------------------
+ */
 
 static void call_start(jrpc__req_t *r, jrpc_call_t *c)
 {
@@ -365,8 +369,7 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
             r->running--;
             r->bounded -= c->bounded;
             c->state = CALL_DONE;
-            call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy",
-                           "worker queue is full");
+            call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy", "worker queue is full");
             if (c->answer)
                 r->remaining--;
         }
@@ -412,6 +415,14 @@ void jrpc__call_done(jrpc_call_t *c)
     jrpc__req_t *r = c->req;
     r->running--;
     r->bounded -= c->bounded;
+    if (c->sub != NULL) {
+        /* A subscription whose id the client never receives (the call timed out, or came as a
+         * notification) could not be unsubscribed: it ends now instead of at connection close. */
+        if (c->timed_out || !c->answer)
+            jrpc_sub_end(c->sub);
+        jrpc_sub_unref(c->sub);
+        c->sub = NULL;
+    }
     if (c->timed_out) {
         /* Its -32002 is (being) answered; drop the late reply. */
         if (c->reply_owned)
@@ -447,7 +458,8 @@ void jrpc__call_replied(jrpc_call_t *c)
     jrpc__call_done(c);
 }
 
-/* ---- Entry points ----------------------------------------------------------------------------- */
+/* ---- Entry points -----------------------------------------------------------------------------
+ */
 
 static jrpc__req_t *req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
                             jrpc__req_done_cb done, void *ud)
@@ -514,7 +526,8 @@ static int req_alloc_calls(jrpc__req_t *r, size_t n)
 /* Over-cap batches are answered item by item (-32005 each) up to this many times the cap; past
  * it, or when those answers would not fit in max_response, one -32005 object answers the whole
  * batch. Answering every item of any batch would let a 5 MiB body of "[1,1,1,…]" ask for a
- * 220 MB answer; ten times the cap still tells a client that sent a bit too much which ids failed. */
+ * 220 MB answer; ten times the cap still tells a client that sent a bit too much which ids failed.
+ */
 #define OVERCAP_ITEMIZED 10
 
 /* Over the transport's cap nothing runs: every call that would be answered learns why, or (see
@@ -604,8 +617,8 @@ static int rest_params(jrpc__req_t *r, jrpc_call_t *c, jrpc_json_t v, jrpc_json_
 }
 
 jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t mlen, char *body,
-                                  size_t len, int batch, jrpc_conn_t *conn,
-                                  jrpc__req_done_cb done, void *ud)
+                                  size_t len, int batch, jrpc_conn_t *conn, jrpc__req_done_cb done,
+                                  void *ud)
 {
     jrpc__req_t *r = req_new(loop, body, len, conn, done, ud);
     if (r == NULL)
@@ -619,8 +632,8 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
     memcpy(name, method, mlen);
 
     size_t skip = 0;
-    while (skip < len && (body[skip] == ' ' || body[skip] == '\t' || body[skip] == '\n' ||
-                          body[skip] == '\r'))
+    while (skip < len &&
+           (body[skip] == ' ' || body[skip] == '\t' || body[skip] == '\n' || body[skip] == '\r'))
         skip++;
     int rc;
     if (!batch) {

@@ -3,8 +3,8 @@
 #ifndef JRPC_RPC_REQ_H
 #define JRPC_RPC_REQ_H
 
-#include "internal.h"
 #include "../util/arena.h"
+#include "internal.h"
 
 #include <stdint.h>
 
@@ -16,54 +16,57 @@ enum {
 };
 
 struct jrpc_call {
-    jrpc__req_t *req;            /* owner; outlives the call */
-    const jrpc__method_t *m;     /* handler, when the call runs */
-    jrpc_str_t name;             /* method name, unescaped (arena or receive buffer) */
-    jrpc_json_t params;          /* view into the receive buffer */
-    jrpc_json_t id;              /* view into the receive buffer; ptr NULL: notification */
-    const char *out;             /* result text, or the error object text when is_error */
+    jrpc__req_t *req;        /* owner; outlives the call */
+    const jrpc__method_t *m; /* handler, when the call runs */
+    jrpc_str_t name;         /* method name, unescaped (arena or receive buffer) */
+    jrpc_json_t params;      /* view into the receive buffer */
+    jrpc_json_t id;          /* view into the receive buffer; ptr NULL: notification */
+    const char *out;         /* result text, or the error object text when is_error */
     size_t out_len;
-    const char *reply;           /* what the handler replied, written by the replying thread and
-                                    read by the loop only after the completion is handed over */
+    const char *reply; /* what the handler replied, written by the replying thread and
+                          read by the loop only after the completion is handed over */
     size_t reply_len;
-    int reply_code;              /* the error code when reply_is_error */
+    int reply_code; /* the error code when reply_is_error */
     uint8_t reply_is_error;
-    uint8_t reply_owned;         /* reply was malloc'd (replied off the loop's thread) */
-    int code;                    /* the error code when is_error */
-    uint8_t state;               /* CALL_* */
-    uint8_t answer;              /* the call gets an entry in the response */
-    uint8_t is_error;            /* out is {"code":…,"message":…} */
-    uint8_t out_owned;           /* out is malloc'd: free it with the request */
-    uint8_t in_dispatch;         /* its handler runs inside the pump right now (loop thread) */
-    uint8_t replied_inline;      /* replied inside the pump: the pump completes it */
-    uint8_t timed_out;           /* answered -32002 already; the handler's reply is dropped */
-    uint8_t bounded;             /* counted in req->bounded while running */
-    jrpc_call_t *next_done;      /* link in the loop's completion queue */
+    uint8_t reply_owned;    /* reply was malloc'd (replied off the loop's thread) */
+    int code;               /* the error code when is_error */
+    uint8_t state;          /* CALL_* */
+    uint8_t answer;         /* the call gets an entry in the response */
+    uint8_t is_error;       /* out is {"code":…,"message":…} */
+    uint8_t out_owned;      /* out is malloc'd: free it with the request */
+    uint8_t in_dispatch;    /* its handler runs inside the pump right now (loop thread) */
+    uint8_t replied_inline; /* replied inside the pump: the pump completes it */
+    uint8_t timed_out;      /* answered -32002 already; the handler's reply is dropped */
+    uint8_t bounded;        /* counted in req->bounded while running */
+    jrpc_call_t *next_done; /* link in the loop's completion queue */
+    jrpc_sub_t *sub;        /* the subscription this call started (a reference of its
+                               own, set before the reply): ended when the client never
+                               gets the id, dropped on completion */
 };
 
 struct jrpc__req {
     jrpc__loop_t *loop;
-    jrpc__arena_t arena;         /* everything below that is not malloc'd */
-    char *body;                  /* receive buffer (malloc'd, ours): views point into it */
+    jrpc__arena_t arena; /* everything below that is not malloc'd */
+    char *body;          /* receive buffer (malloc'd, ours): views point into it */
     size_t body_len;
-    jrpc_call_t *calls;          /* one per item, in request order */
+    jrpc_call_t *calls; /* one per item, in request order */
     size_t ncalls;
-    size_t next;                 /* first call not yet considered for starting */
-    size_t running;              /* started and not replied (the request lives while > 0) */
-    size_t bounded;              /* those of them that count against batch_concurrency */
-    size_t remaining;            /* answered calls still without an answer */
-    uint64_t deadline;           /* uv_now() value past which unfinished items time out */
-    jrpc_conn_t *conn;           /* the transport connection (push), or NULL */
-    uint64_t seq;                /* number among the loop's requests (jrpc__req_seq) */
+    size_t next;       /* first call not yet considered for starting */
+    size_t running;    /* started and not replied (the request lives while > 0) */
+    size_t bounded;    /* those of them that count against batch_concurrency */
+    size_t remaining;  /* answered calls still without an answer */
+    uint64_t deadline; /* uv_now() value past which unfinished items time out */
+    jrpc_conn_t *conn; /* the transport connection (push), or NULL */
+    uint64_t seq;      /* number among the loop's requests (jrpc__req_seq) */
     jrpc__req_done_cb done;
     void *ud;
-    uv_timer_t timer;            /* the deadline, armed only when a call outlives the pump */
-    uint8_t is_batch;            /* answer with an array */
-    uint8_t rest;                /* REST: bare results, {"error":…} objects, no ids */
-    int status;                  /* HTTP status of the answer (REST maps error codes) */
-    uint8_t answered;            /* done was called (or the request was detached) */
-    uint8_t pumping;             /* req_pump is on the stack */
-    uint8_t timer_state;         /* 0 none, 1 armed, 2 closing */
+    uv_timer_t timer;    /* the deadline, armed only when a call outlives the pump */
+    uint8_t is_batch;    /* answer with an array */
+    uint8_t rest;        /* REST: bare results, {"error":…} objects, no ids */
+    int status;          /* HTTP status of the answer (REST maps error codes) */
+    uint8_t answered;    /* done was called (or the request was detached) */
+    uint8_t pumping;     /* req_pump is on the stack */
+    uint8_t timer_state; /* 0 none, 1 armed, 2 closing */
 };
 
 /* On the loop's thread (the only thread that may touch the request's arena). */

@@ -301,7 +301,7 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
     jrpc_buf_free(&prefix);
     memcpy(sub->id, id, id_len);
     sub->id_len = id_len;
-    atomic_init(&sub->refs, 2); /* the connection's and the caller's */
+    atomic_init(&sub->refs, 3); /* the connection's, the caller's and the call's */
     sub->conn = jrpc_conn_ref(c);
     sub->end_cb = end_cb;
     sub->data = data;
@@ -321,7 +321,10 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
         jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
         return NULL;
     }
-    /* Registered before the answer: the answer's completion finds it (conn.c release_subs). */
+    /* Registered before the answer: the answer's completion finds it (conn.c release_subs).
+     * The call keeps a reference until its completion, which ends the subscription if the
+     * answer never reaches the client (src/rpc/req.c). */
+    jrpc__call_set_sub(call, sub);
     jrpc_reply_raw(call, sub->id, sub->id_len);
     return sub;
 }

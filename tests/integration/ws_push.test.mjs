@@ -134,23 +134,35 @@ test('pushes made before the subscribe answer went out wait for it (worker threa
     }
 });
 
-test('a subscription started after its call timed out, or after the client left, harms nothing', async () => {
+test('a subscription whose id never reaches the client ends at once: its call timed out, or was a notification', async () => {
     await withServer(['--deadline', '100ms'], async (s) => {
+        const subscribed = async () => (await rpc(s, call('test.subscribed', undefined, 1))).json.result;
         const ws = await WsClient.open(s);
         try {
-            // The worker subscribes 300 ms in, long after the -32002: its pushes go out (the
-            // client never learnt the id) and nothing is held for an answer already sent.
-            const a = await ws.call('test.subscribe_burst', [3, 300], 'late');
-            assertError(a, -32002, 'late');
-            const pushes = await ws.take(3);
-            assert.deepEqual(pushes.map((m) => m.params.result), [0, 1, 2]);
-            assert.match(pushes[0].params.subscription, ID);
+            // The subscription starts 300 ms in (from a timer on the loop), long after the
+            // -32002: the client never learns its id and could never unsubscribe, so it ends as
+            // soon as it starts instead of pushing until the connection closes.
+            assertError(await ws.call('test.subscribe', [20, 300], 'late'), -32002, 'late');
+            await waitFor(async () => (await subscribed()) === 1, { what: 'the late subscription' });
+            await waitFor(async () => (await liveSubs(s)) === 0, { what: 'the late subscription ended' });
+            // A subscribe sent as a notification gets no answer, so no id either.
+            await ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'test.subscribe', params: [20] }));
+            await waitFor(async () => (await subscribed()) === 2, { what: 'the notification subscription' });
+            await waitFor(async () => (await liveSubs(s)) === 0, { what: 'it ended' });
+            // Whatever pushes slipped out before the end, the connection answers and nothing more
+            // comes after the probe's answer.
+            const before = await ws.untilProbe();
+            for (const m of before) assert.equal(m.method, 'test_subscription', JSON.stringify(m));
+            assertResult(await ws.call('tennis@ping', undefined, 'alive'), 'pong', 'alive');
+
+            // The same from a worker thread: a subscription started there after the timeout.
+            assertError(await ws.call('test.subscribe_burst', [3, 300], 'late2'), -32002, 'late2');
             // The client leaves while a worker is about to subscribe on its connection.
             const gone = await WsClient.open(s);
             await gone.send(call('test.subscribe_burst', [3, 50], 'gone'));
             gone.terminate();
-            await new Promise((r) => setTimeout(r, 150)); // let the worker reach jrpc_sub_start
-            assertResult(await ws.call('tennis@ping', undefined, 'alive'), 'pong', 'alive');
+            const rest = await ws.untilProbe();
+            for (const m of rest) assert.equal(m.method, 'test_subscription', JSON.stringify(m));
         } finally {
             ws.terminate();
         }

@@ -11,9 +11,12 @@
  *   test.nobatch             "ok", refused inside batches (-32004)
  *
  * Over WebSocket (server push):
- *   test.subscribe [ms]      a subscription pushing 1, 2, 3 … every ms from a timer on the loop;
- *                            pushes "test_subscription" notifications
+ *   test.subscribe [ms(, delay)]  a subscription pushing 1, 2, 3 … every ms from a timer on the
+ *                            loop; pushes "test_subscription" notifications. With delay (ms),
+ *                            the subscription starts that long after the call, from a timer
+ *                            (so it can start after the call timed out)
  *   test.unsubscribe [id]    jrpc_sub_unsubscribe: true, or -32000 for an unknown id
+ *   test.subscribed          test.subscribe subscriptions started so far
  *   test.subscriptions       test.subscribe timers still running (0 once every subscription's
  *                            end_cb ran: the server-side cleanup check)
  *   test.subscribe_burst [n(, ms)]  JRPC_WORKER: after sleeping ms, a subscription that pushes
@@ -201,13 +204,17 @@ static void testkit_nobatch(jrpc_call_t *call, void *data)
  * small enough that a typo cannot queue gigabytes. */
 #define TESTKIT_PUSH_MAX 100000
 
-/* test.subscribe timers running (their end_cb has not closed them yet). */
+/* test.subscribe timers running (their end_cb has not closed them yet), and subscriptions
+ * started. */
 static atomic_int testkit_live_subs;
+static atomic_int testkit_started_subs;
 
 /* A test.subscribe subscription: a repeating timer on the call's loop and the next value. */
 typedef struct testkit_sub {
-    uv_timer_t timer; /* first, so the handle pointer is the struct's */
-    jrpc_sub_t *sub;  /* our reference, dropped when the timer is closed */
+    uv_timer_t timer;   /* first, so the handle pointer is the struct's */
+    jrpc_sub_t *sub;    /* our reference, dropped when the timer is closed */
+    jrpc_call_t *call;  /* the subscribe call, while its subscription is delayed */
+    uint64_t period_ms; /* between pushes */
     int64_t next;
 } testkit_sub_t;
 
@@ -239,12 +246,38 @@ static void testkit_sub_end(jrpc_sub_t *sub, void *data)
     uv_close((uv_handle_t *)&ts->timer, testkit_sub_closed);
 }
 
+/* Starts ts's subscription on its call (now, or from the delay timer). */
+static void testkit_sub_begin(uv_timer_t *timer)
+{
+    testkit_sub_t *ts = (testkit_sub_t *)timer;
+    jrpc_call_t *call = ts->call;
+    ts->call = NULL;
+    /* Answers the call with the id (or an error, over HTTP). end_cb never runs inside this call,
+     * so ts is complete before it can. */
+    ts->sub = jrpc_sub_start(call, "test_subscription", testkit_sub_end, ts);
+    if (ts->sub == NULL) {
+        uv_close((uv_handle_t *)&ts->timer, testkit_sub_closed);
+        return;
+    }
+    atomic_fetch_add(&testkit_live_subs, 1);
+    atomic_fetch_add(&testkit_started_subs, 1);
+    uv_timer_start(&ts->timer, testkit_sub_tick, ts->period_ms, ts->period_ms);
+}
+
 static void testkit_subscribe(jrpc_call_t *call, void *data)
 {
     (void)data;
-    int64_t ms;
-    if (testkit_arg(call, TESTKIT_SUB_MAX_MS, &ms) != 0 || ms == 0) {
-        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS, "expected params [ms], 1 <= ms <= 60000",
+    jrpc_json_t params = jrpc_call_params(call), v;
+    size_t count = jrpc_json_count(params);
+    int64_t ms = 0, delay = 0;
+    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || count < 1 || count > 2 ||
+        jrpc_json_at(params, 0, &v) != 0 || jrpc_json_int64(v, &ms) != 0 || ms < 1 ||
+        ms > TESTKIT_SUB_MAX_MS ||
+        (count == 2 && (jrpc_json_at(params, 1, &v) != 0 || jrpc_json_int64(v, &delay) != 0 ||
+                        delay < 0 || delay > TESTKIT_SUB_MAX_MS))) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
+                         "expected params [ms] or [ms, delay], 1 <= ms <= 60000, "
+                         "0 <= delay <= 60000",
                          NULL);
         return;
     }
@@ -254,15 +287,18 @@ static void testkit_subscribe(jrpc_call_t *call, void *data)
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
         return;
     }
-    /* Answers the call with the id (or an error, over HTTP). end_cb never runs inside this call,
-     * so ts is complete before it can. */
-    ts->sub = jrpc_sub_start(call, "test_subscription", testkit_sub_end, ts);
-    if (ts->sub == NULL) {
-        uv_close((uv_handle_t *)&ts->timer, testkit_sub_closed);
-        return;
-    }
-    atomic_fetch_add(&testkit_live_subs, 1);
-    uv_timer_start(&ts->timer, testkit_sub_tick, (uint64_t)ms, (uint64_t)ms);
+    ts->call = call;
+    ts->period_ms = (uint64_t)ms;
+    if (delay > 0)
+        uv_timer_start(&ts->timer, testkit_sub_begin, (uint64_t)delay, 0);
+    else
+        testkit_sub_begin(&ts->timer);
+}
+
+static void testkit_subscribed(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_int64(call, atomic_load(&testkit_started_subs));
 }
 
 static void testkit_subscriptions(jrpc_call_t *call, void *data)
@@ -350,6 +386,7 @@ JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
         {"test.subscribe", testkit_subscribe, JRPC_ASYNC},
         {"test.unsubscribe", jrpc_sub_unsubscribe, JRPC_INLINE},
         {"test.subscriptions", testkit_subscriptions, JRPC_INLINE},
+        {"test.subscribed", testkit_subscribed, JRPC_INLINE},
         {"test.subscribe_burst", testkit_subscribe_burst, JRPC_WORKER},
         {"test.push", testkit_push, JRPC_WORKER},
     };
