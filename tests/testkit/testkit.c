@@ -53,6 +53,22 @@ static int testkit_arg(const jrpc_call_t *call, int64_t max, int64_t *out)
     return *out >= 0 && *out <= max ? 0 : -1;
 }
 
+/* Params [a] or [a, b] with a in [min_a, max_a] and b in [0, max_b] (b stays as given when
+ * absent); 0 or -1. */
+static int testkit_args2(const jrpc_call_t *call, int64_t min_a, int64_t max_a, int64_t max_b,
+                         int64_t *a, int64_t *b)
+{
+    jrpc_json_t params = jrpc_call_params(call), v;
+    size_t count = jrpc_json_count(params);
+    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || count < 1 || count > 2 ||
+        jrpc_json_at(params, 0, &v) != 0 || jrpc_json_int64(v, a) != 0 || *a < min_a || *a > max_a)
+        return -1;
+    if (count == 2 &&
+        (jrpc_json_at(params, 1, &v) != 0 || jrpc_json_int64(v, b) != 0 || *b < 0 || *b > max_b))
+        return -1;
+    return 0;
+}
+
 static void testkit_sleep(jrpc_call_t *call, void *data)
 {
     (void)data;
@@ -267,14 +283,8 @@ static void testkit_sub_begin(uv_timer_t *timer)
 static void testkit_subscribe(jrpc_call_t *call, void *data)
 {
     (void)data;
-    jrpc_json_t params = jrpc_call_params(call), v;
-    size_t count = jrpc_json_count(params);
     int64_t ms = 0, delay = 0;
-    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || count < 1 || count > 2 ||
-        jrpc_json_at(params, 0, &v) != 0 || jrpc_json_int64(v, &ms) != 0 || ms < 1 ||
-        ms > TESTKIT_SUB_MAX_MS ||
-        (count == 2 && (jrpc_json_at(params, 1, &v) != 0 || jrpc_json_int64(v, &delay) != 0 ||
-                        delay < 0 || delay > TESTKIT_SUB_MAX_MS))) {
+    if (testkit_args2(call, 1, TESTKIT_SUB_MAX_MS, TESTKIT_SUB_MAX_MS, &ms, &delay) != 0) {
         jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
                          "expected params [ms] or [ms, delay], 1 <= ms <= 60000, "
                          "0 <= delay <= 60000",
@@ -312,14 +322,8 @@ static void testkit_subscribe_burst(jrpc_call_t *call, void *data)
     (void)data;
     /* [n] or [n, ms]: ms of sleep first, so the subscription may start after the call timed out
      * or its connection closed. */
-    jrpc_json_t params = jrpc_call_params(call), v;
     int64_t n = -1, ms = 0;
-    size_t count = jrpc_json_count(params);
-    if (jrpc_json_type(params) != JRPC_JSON_ARRAY || count < 1 || count > 2 ||
-        jrpc_json_at(params, 0, &v) != 0 || jrpc_json_int64(v, &n) != 0 || n < 0 ||
-        n > TESTKIT_PUSH_MAX ||
-        (count == 2 && (jrpc_json_at(params, 1, &v) != 0 || jrpc_json_int64(v, &ms) != 0 ||
-                        ms < 0 || ms > TESTKIT_SLEEP_MAX_MS))) {
+    if (testkit_args2(call, 0, TESTKIT_PUSH_MAX, TESTKIT_SLEEP_MAX_MS, &n, &ms) != 0) {
         jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
                          "expected params [n] or [n, ms], 0 <= n <= 100000", NULL);
         return;
