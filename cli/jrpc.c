@@ -6,9 +6,9 @@
 #include <jrpc.h>
 
 #include <curl/curl.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,24 +31,25 @@ typedef struct opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: jrpc [options] call METHOD [PARAMS]     call a method, print its result\n"
-            "       jrpc [options] notify METHOD [PARAMS]   send a notification (no answer)\n"
-            "       jrpc [options] batch [FILE|-]           send a batch: a JSON array, or one\n"
-            "                                               call per line: METHOD [PARAMS]\n"
-            "       jrpc [options] bench METHOD [PARAMS]    load the server, print req/s and latency\n"
-            "\n"
-            "PARAMS is one JSON array or object, e.g. '[42, 23]' or '{\"address\": \"0x…\"}'.\n"
-            "options:\n"
-            "  -u, --url URL        endpoint (default $JRPC_URL or " DEFAULT_URL ")\n"
-            "  -r, --raw            print the response body as received\n"
-            "  -t, --timeout MS     give up on a request after MS milliseconds\n"
-            "  -c, --conns N        bench: parallel connections (default 8)\n"
-            "  -n, --requests N     bench: requests in all (default 10000)\n"
-            "  -d, --duration S     bench: run S seconds instead of a count\n"
-            "  -h, --help           this text\n"
-            "  -V, --version        print the version\n"
-            "exit status: 0 on a result, 1 on a JSON-RPC error, 2 on a usage or transport error\n");
+    fprintf(
+        f,
+        "usage: jrpc [options] call METHOD [PARAMS]     call a method, print its result\n"
+        "       jrpc [options] notify METHOD [PARAMS]   send a notification (no answer)\n"
+        "       jrpc [options] batch [FILE|-]           send a batch: a JSON array, or one\n"
+        "                                               call per line: METHOD [PARAMS]\n"
+        "       jrpc [options] bench METHOD [PARAMS]    load the server, print req/s and latency\n"
+        "\n"
+        "PARAMS is one JSON array or object, e.g. '[42, 23]' or '{\"address\": \"0x…\"}'.\n"
+        "options:\n"
+        "  -u, --url URL        endpoint (default $JRPC_URL or " DEFAULT_URL ")\n"
+        "  -r, --raw            print the response body as received\n"
+        "  -t, --timeout MS     give up on a request after MS milliseconds\n"
+        "  -c, --conns N        bench: parallel connections (default 8)\n"
+        "  -n, --requests N     bench: requests in all (default 10000)\n"
+        "  -d, --duration S     bench: run S seconds instead of a count\n"
+        "  -h, --help           this text\n"
+        "  -V, --version        print the version\n"
+        "exit status: 0 on a result, 1 on a JSON-RPC error, 2 on a usage or transport error\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
@@ -62,18 +63,21 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
     return 2;
 }
 
-/* Checks that text is one JSON array or object (the only params JSON-RPC allows). */
+/* 1 when valid JSON text v is an array or an object, the only params JSON-RPC allows. */
+static int params_shape_ok(jrpc_json_t v)
+{
+    jrpc_json_type_t t = jrpc_json_type(v);
+    return t == JRPC_JSON_ARRAY || t == JRPC_JSON_OBJECT;
+}
+
+/* Checks that text is one JSON array or object; 0, or 2 with the reason printed. */
 static int check_params(const char *text)
 {
     size_t off = 0;
     jrpc_json_t v = {text, strlen(text)};
-    if (jrpc_json_validate(v.ptr, v.len, 0, &off) != 0) {
-        char where[32];
-        snprintf(where, sizeof where, "%zu", off);
-        return fail("params are not valid JSON (at byte %s)", where);
-    }
-    jrpc_json_type_t t = jrpc_json_type(v);
-    if (t != JRPC_JSON_ARRAY && t != JRPC_JSON_OBJECT)
+    if (jrpc_json_validate(v.ptr, v.len, 0, &off) != 0)
+        return fail("params are not valid JSON (at byte %zu)", off);
+    if (!params_shape_ok(v))
         return fail("params must be a JSON array or object, not %s", text);
     return 0;
 }
@@ -101,13 +105,25 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return jrpc_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
-static CURL *easy_new(const opts_t *o, struct curl_slist *hdrs, jrpc_buf_t *out)
+/* The request headers of every POST; the caller frees the list (curl_slist_free_all). */
+static struct curl_slist *headers_new(void)
+{
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    /* Large batches: no 100-continue round trip, the server reads the body at once anyway. */
+    return curl_slist_append(hdrs, "Expect:");
+}
+
+/* A handle that POSTs body (which must outlive it) with hdrs and appends the answer to out. */
+static CURL *easy_new(const opts_t *o, struct curl_slist *hdrs, const jrpc_buf_t *body,
+                      jrpc_buf_t *out)
 {
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
     curl_easy_setopt(e, CURLOPT_URL, o->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body->ptr);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -119,17 +135,13 @@ static CURL *easy_new(const opts_t *o, struct curl_slist *hdrs, jrpc_buf_t *out)
 /* POSTs body and leaves the answer in out; returns the HTTP status or -1 (message printed). */
 static long post(const opts_t *o, const jrpc_buf_t *body, jrpc_buf_t *out)
 {
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    /* Large batches: no 100-continue round trip, the server reads the body at once anyway. */
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    CURL *e = easy_new(o, hdrs, out);
+    struct curl_slist *hdrs = headers_new();
+    CURL *e = easy_new(o, hdrs, body, out);
     long status = -1;
     if (e == NULL) {
         fail("%s", "cannot create a curl handle");
         goto done;
     }
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body->ptr);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     CURLcode rc = curl_easy_perform(e);
     if (rc != CURLE_OK)
         fail("%s", curl_easy_strerror(rc));
@@ -142,28 +154,32 @@ done:
     return status;
 }
 
+/* Writes p[0..n) and a newline to f; nothing at all when n is 0. */
+static void print_line(FILE *f, const char *p, size_t n)
+{
+    if (n == 0)
+        return;
+    fwrite(p, 1, n, f);
+    fputc('\n', f);
+}
+
 /* Prints a single answer: the result's bytes, or the error on stderr. Returns the exit status. */
 static int print_answer(const opts_t *o, const jrpc_buf_t *out)
 {
     jrpc_json_t v = {out->ptr, out->len}, member;
     if (o->raw || out->len == 0 || jrpc_json_validate(v.ptr, v.len, 0, NULL) != 0) {
-        fwrite(out->ptr ? out->ptr : "", 1, out->len, stdout);
-        if (out->len != 0)
-            fputc('\n', stdout);
+        print_line(stdout, out->ptr, out->len);
         return o->raw ? 0 : out->len != 0 ? 2 : 0;
     }
     if (jrpc_json_get(v, "result", &member) == 0) {
-        fwrite(member.ptr, 1, member.len, stdout);
-        fputc('\n', stdout);
+        print_line(stdout, member.ptr, member.len);
         return 0;
     }
     if (jrpc_json_get(v, "error", &member) == 0) {
-        fwrite(member.ptr, 1, member.len, stderr);
-        fputc('\n', stderr);
+        print_line(stderr, member.ptr, member.len);
         return 1;
     }
-    fwrite(out->ptr, 1, out->len, stdout);
-    fputc('\n', stdout);
+    print_line(stdout, out->ptr, out->len);
     return 2;
 }
 
@@ -174,8 +190,7 @@ static int cmd_call(const opts_t *o, const char *method, const char *params, int
     jrpc_buf_t body, out;
     jrpc_buf_init(&body);
     jrpc_buf_init(&out);
-    build_call(&body, method, strlen(method), params, params ? strlen(params) : 0,
-               notify ? -1 : 1);
+    build_call(&body, method, strlen(method), params, params ? strlen(params) : 0, notify ? -1 : 1);
     long status = post(o, &body, &out);
     int rc = 2;
     if (status == 204 && notify)
@@ -230,16 +245,9 @@ static int lines_to_batch(const jrpc_buf_t *in, jrpc_buf_t *body)
             pend--;
         if (mlen != 0 && m[0] != '#') {
             size_t plen = (size_t)(pend - params);
-            if (plen != 0) {
-                jrpc_json_t v = {params, plen};
-                jrpc_json_type_t t = jrpc_json_type(v);
-                if (jrpc_json_validate(params, plen, 0, NULL) != 0 ||
-                    (t != JRPC_JSON_ARRAY && t != JRPC_JSON_OBJECT)) {
-                    char num[24];
-                    snprintf(num, sizeof num, "%ld", id);
-                    return fail("line of call %s: params must be one JSON array or object", num);
-                }
-            }
+            if (plen != 0 && (jrpc_json_validate(params, plen, 0, NULL) != 0 ||
+                              !params_shape_ok((jrpc_json_t){params, plen})))
+                return fail("line of call %ld: params must be one JSON array or object", id);
             if (id > 1)
                 jrpc_buf_append(body, ",", 1);
             build_call(body, m, mlen, params, plen, id++);
@@ -260,8 +268,8 @@ static int cmd_batch(const opts_t *o, const char *path)
     if (rc != 0)
         goto done;
     size_t i = 0;
-    while (i < in.len && (in.ptr[i] == ' ' || in.ptr[i] == '\n' || in.ptr[i] == '\t' ||
-                          in.ptr[i] == '\r'))
+    while (i < in.len &&
+           (in.ptr[i] == ' ' || in.ptr[i] == '\n' || in.ptr[i] == '\t' || in.ptr[i] == '\r'))
         i++;
     if (i < in.len && in.ptr[i] == '[') {
         jrpc_buf_append(&body, in.ptr, in.len); /* already a JSON batch: sent as is */
@@ -271,9 +279,7 @@ static int cmd_batch(const opts_t *o, const char *path)
     long status = post(o, &body, &out);
     rc = 2;
     if (status > 0) {
-        fwrite(out.ptr ? out.ptr : "", 1, out.len, stdout);
-        if (out.len != 0)
-            fputc('\n', stdout);
+        print_line(stdout, out.ptr, out.len);
         rc = status == 200 || status == 204 ? 0 : 2;
     }
 done:
@@ -283,7 +289,8 @@ done:
     return rc;
 }
 
-/* ---- bench ------------------------------------------------------------------------------------ */
+/* ---- bench ------------------------------------------------------------------------------------
+ */
 
 typedef struct bench_conn {
     CURL *easy;
@@ -311,8 +318,7 @@ static int cmd_bench(const opts_t *o, const char *method, const char *params)
     jrpc_buf_t body;
     jrpc_buf_init(&body);
     build_call(&body, method, strlen(method), params, params ? strlen(params) : 0, 1);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
+    struct curl_slist *hdrs = headers_new();
     CURLM *multi = curl_multi_init();
     bench_conn_t *conns = calloc(o->conns, sizeof(*conns));
     unsigned long cap = o->seconds > 0 ? 1000000ul : o->n;
@@ -326,11 +332,9 @@ static int cmd_bench(const opts_t *o, const char *method, const char *params)
     double t0 = now_s(), deadline = o->seconds > 0 ? t0 + o->seconds : 0;
     for (unsigned i = 0; i < o->conns; i++) {
         jrpc_buf_init(&conns[i].out);
-        conns[i].easy = easy_new(o, hdrs, &conns[i].out);
+        conns[i].easy = easy_new(o, hdrs, &body, &conns[i].out);
         if (conns[i].easy == NULL)
             goto out;
-        curl_easy_setopt(conns[i].easy, CURLOPT_POSTFIELDS, body.ptr);
-        curl_easy_setopt(conns[i].easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.len);
         curl_easy_setopt(conns[i].easy, CURLOPT_PRIVATE, &conns[i]);
         if (o->seconds > 0 || sent < o->n) {
             conns[i].started = now_s();
@@ -411,12 +415,15 @@ static int parse_number(const char *s, double *out)
 int main(int argc, char **argv)
 {
     opts_t o = {getenv("JRPC_URL") ? getenv("JRPC_URL") : DEFAULT_URL, 0, 0, 8, 10000, 0};
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},     {"raw", no_argument, NULL, 'r'},
-        {"timeout", required_argument, NULL, 't'}, {"conns", required_argument, NULL, 'c'},
-        {"requests", required_argument, NULL, 'n'}, {"duration", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"url", required_argument, NULL, 'u'},
+                                             {"raw", no_argument, NULL, 'r'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"conns", required_argument, NULL, 'c'},
+                                             {"requests", required_argument, NULL, 'n'},
+                                             {"duration", required_argument, NULL, 'd'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     int ch;
     double v;
     while ((ch = getopt_long(argc, argv, "u:rt:c:n:d:hV", longopts, NULL)) != -1) {

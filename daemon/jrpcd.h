@@ -24,52 +24,52 @@ typedef struct jrpcd_module {
 
 /* One [upstream NAME] section (daemon/upstream.c). */
 typedef struct jrpcd_upstream {
-    char *name;                  /* NAME */
-    char *origin;                /* "jrpcd.ini:12": where it was declared */
-    jrpc_upstream_config_t cfg;  /* numbers; the pointers are filled when it is added */
+    char *name;                 /* NAME */
+    char *origin;               /* "jrpcd.ini:12": where it was declared */
+    jrpc_upstream_config_t cfg; /* numbers; the pointers are filled when it is added */
     jrpc_upstream_url_t urls[JRPC_UPSTREAM_MAX_URLS]; /* url strings owned */
-    size_t nurls;                /* entries in urls */
-    unsigned next_priority;      /* priority of the next `urls` entry */
-    char **methods;              /* owned names and patterns */
-    size_t nmethods;             /* entries in methods */
-    char **headers;              /* owned "Name: value" lines */
-    size_t nheaders;             /* entries in headers */
-    char *ca_file;               /* owned, resolved against the config dir; NULL: system CAs */
-    unsigned set;                /* numeric keys seen (a bit per key): each may appear once */
-    jrpc_upstream_t *up;         /* once added; freed after the server */
+    size_t nurls;                                     /* entries in urls */
+    unsigned next_priority;                           /* priority of the next `urls` entry */
+    char **methods;                                   /* owned names and patterns */
+    size_t nmethods;                                  /* entries in methods */
+    char **headers;                                   /* owned "Name: value" lines */
+    size_t nheaders;                                  /* entries in headers */
+    char *ca_file;       /* owned, resolved against the config dir; NULL: system CAs */
+    unsigned set;        /* numeric keys seen (a bit per key): each may appear once */
+    jrpc_upstream_t *up; /* once added; freed after the server */
 } jrpcd_upstream_t;
 
 /* Everything the daemon was told to do. Built by jrpcd_opts_parse, freed by jrpcd_opts_free. */
 typedef struct jrpcd_opts {
-    jrpc_config_t cfg;       /* library settings; cfg.path points at path below when set */
-    char *path;              /* owned copy behind cfg.path, NULL: library default */
-    char *rest_path;         /* owned copy behind cfg.rest_path, NULL: library default */
-    char **listen;           /* owned "HOST:PORT" strings, in order */
-    size_t listen_len;       /* entries in listen */
-    int listen_from_flags;   /* a --listen was seen: it replaces the config's list */
-    jrpcd_module_t *modules; /* owned, in load order */
-    size_t modules_len;      /* entries in modules */
+    jrpc_config_t cfg;           /* library settings; cfg.path points at path below when set */
+    char *path;                  /* owned copy behind cfg.path, NULL: library default */
+    char *rest_path;             /* owned copy behind cfg.rest_path, NULL: library default */
+    char **listen;               /* owned "HOST:PORT" strings, in order */
+    size_t listen_len;           /* entries in listen */
+    int listen_from_flags;       /* a --listen was seen: it replaces the config's list */
+    jrpcd_module_t *modules;     /* owned, in load order */
+    size_t modules_len;          /* entries in modules */
     jrpcd_upstream_t *upstreams; /* owned, in file order */
-    size_t upstreams_len;    /* entries in upstreams */
-    char **batch_deny;       /* owned patterns of [batch] deny and --batch-deny */
-    size_t batch_deny_len;   /* entries in batch_deny */
-    int quiet;               /* --quiet: no log callback at all */
-    int check;               /* --check: load everything, print the settings, exit */
-    const char *config_file; /* --config argument (argv storage), or NULL */
-    char *config_dir;        /* directory of config_file (NULL: the working directory) */
+    size_t upstreams_len;        /* entries in upstreams */
+    char **batch_deny;           /* owned patterns of [batch] deny and --batch-deny */
+    size_t batch_deny_len;       /* entries in batch_deny */
+    int quiet;                   /* --quiet: no log callback at all */
+    int check;                   /* --check: load everything, print the settings, exit */
+    const char *config_file;     /* --config argument (argv storage), or NULL */
+    char *config_dir;            /* directory of config_file (NULL: the working directory) */
 } jrpcd_opts_t;
 
 /* ---- options.c ------------------------------------------------------------------------------ */
 
 /* Setting kinds shared by [server] keys and their flags. */
 typedef enum {
-    JRPCD_SET_UINT,     /* unsigned count */
-    JRPCD_SET_SIZE,     /* bytes, with KB/MB/GB or KiB/MiB/GiB */
-    JRPCD_SET_DURATION, /* milliseconds, written with ms/s/m/h; a plain number is seconds */
-    JRPCD_SET_PATH,     /* the RPC path */
+    JRPCD_SET_UINT,      /* unsigned count */
+    JRPCD_SET_SIZE,      /* bytes, with KB/MB/GB or KiB/MiB/GiB */
+    JRPCD_SET_DURATION,  /* milliseconds, written with ms/s/m/h; a plain number is seconds */
+    JRPCD_SET_PATH,      /* the RPC path */
     JRPCD_SET_REST_PATH, /* the REST prefix, "" to turn REST off */
-    JRPCD_SET_LISTEN,   /* one or more HOST:PORT */
-    JRPCD_SET_LOG_LEVEL /* error|warn|info|debug */
+    JRPCD_SET_LISTEN,    /* one or more HOST:PORT */
+    JRPCD_SET_LOG_LEVEL  /* error|warn|info|debug */
 } jrpcd_setting_kind_t;
 
 /* One [server] key and the flag that mirrors it. */
@@ -104,6 +104,15 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv);
 
 /* Writes the settings in effect as an INI file jrpcd would read back (--check). */
 void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out);
+
+/* Lists in values ("a b, c"): words separated by spaces, tabs or commas. Sets (*word, *len) to
+ * the next word at *p and moves *p past it; 0 when no word is left. */
+int jrpcd_list_next(const char **p, const char **word, size_t *len);
+/* Appends a malloc'd copy of s[0..len) to the array *v of *n strings. 0, or -1 (out of memory)
+ * with err set. */
+int jrpcd_strv_push(char ***v, size_t *n, const char *s, size_t len, char *err, size_t cap);
+/* Frees the n strings of v, and v. */
+void jrpcd_strv_free(char **v, size_t n);
 
 /* Value parsers; 0, or -1 with a one-line reason in err. */
 int jrpcd_parse_uint(const char *s, unsigned long long *out, char *err, size_t cap);

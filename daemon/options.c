@@ -88,8 +88,8 @@ static const jrpcd_setting_t settings[] = {
      DAY_MS, "DURATION", "a request's head must arrive within this (408)"},
     {"body_timeout", "body-timeout", JRPCD_SET_DURATION, CFG_FIELD(body_timeout_ms), 1, DAY_MS,
      "DURATION", "longest pause in a request body (408)"},
-    {"min_body_rate", "min-body-rate", JRPCD_SET_UINT, CFG_FIELD(min_body_rate), 0, 1u << 30,
-     "N", "bytes/s a body must average once it took body_timeout; 0 = off"},
+    {"min_body_rate", "min-body-rate", JRPCD_SET_UINT, CFG_FIELD(min_body_rate), 0, 1u << 30, "N",
+     "bytes/s a body must average once it took body_timeout; 0 = off"},
     {"idle_timeout", "idle-timeout", JRPCD_SET_DURATION, CFG_FIELD(idle_timeout_ms), 0, DAY_MS,
      "DURATION", "close a keep-alive connection idle this long; 0 = never"},
     {"send_timeout", "send-timeout", JRPCD_SET_DURATION, CFG_FIELD(send_timeout_ms), 1, DAY_MS,
@@ -105,6 +105,38 @@ const jrpcd_setting_t *jrpcd_setting_find(const char *key)
         if (strcmp(settings[i].key, key) == 0)
             return &settings[i];
     return NULL;
+}
+
+/* ---- Lists ----------------------------------------------------------------------------------- */
+
+int jrpcd_list_next(const char **p, const char **word, size_t *len)
+{
+    static const char sep[] = " \t,";
+    *word = *p + strspn(*p, sep);
+    *len = strcspn(*word, sep);
+    *p = *word + *len;
+    return *len != 0;
+}
+
+int jrpcd_strv_push(char ***v, size_t *n, const char *s, size_t len, char *err, size_t cap)
+{
+    char *c = strndup(s, len);
+    char **grown = c ? realloc(*v, (*n + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        free(c);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    *v = grown;
+    (*v)[(*n)++] = c;
+    return 0;
+}
+
+void jrpcd_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 /* ---- Value parsers --------------------------------------------------------------------------- */
@@ -324,28 +356,17 @@ static int check_listen(const char *a, char *err, size_t cap)
 /* Appends every address of a list separated by spaces or commas. */
 static int apply_listen(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
 {
-    const char *sep = " \t,";
-    const char *p = value;
-    int any = 0;
-    while (*(p += strspn(p, sep)) != '\0') {
-        size_t n = strcspn(p, sep);
-        char *a = strndup(p, n);
-        char **grown = a ? realloc(opts->listen, (opts->listen_len + 1) * sizeof(*grown)) : NULL;
-        if (grown == NULL) {
-            free(a);
-            snprintf(err, cap, "out of memory");
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++) {
+        if (jrpcd_strv_push(&opts->listen, &opts->listen_len, word, n, err, cap) != 0)
+            return -1;
+        if (check_listen(opts->listen[opts->listen_len - 1], err, cap) != 0) {
+            free(opts->listen[--opts->listen_len]);
             return -1;
         }
-        opts->listen = grown;
-        if (check_listen(a, err, cap) != 0) {
-            free(a);
-            return -1;
-        }
-        opts->listen[opts->listen_len++] = a;
-        any = 1;
-        p += n;
     }
-    if (!any) {
+    if (words == 0) {
         snprintf(err, cap, "no address given (write HOST:PORT, e.g. 127.0.0.1:8000)");
         return -1;
     }
@@ -455,9 +476,7 @@ void jrpcd_opts_init(jrpcd_opts_t *opts)
 
 void jrpcd_opts_free(jrpcd_opts_t *opts)
 {
-    for (size_t i = 0; i < opts->listen_len; i++)
-        free(opts->listen[i]);
-    free(opts->listen);
+    jrpcd_strv_free(opts->listen, opts->listen_len);
     for (size_t i = 0; i < opts->modules_len; i++) {
         jrpcd_module_t *m = &opts->modules[i];
         jrpcd_module_close(m);

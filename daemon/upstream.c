@@ -5,10 +5,10 @@
 #define _GNU_SOURCE /* dladdr */
 #include "jrpcd.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dlfcn.h>
 
 /* The gateway's client and libcurl live in libjrpc_upstream.so, loaded only when the config has
  * [upstream] sections: a jrpcd without upstreams never maps libcurl's dependency chain (~5 MB
@@ -42,8 +42,9 @@ static int upstream_lib(char *err, size_t cap)
     if (dladdr(anchor_p, &info) != 0 && info.dli_fname != NULL) {
         const char *slash = strrchr(info.dli_fname, '/');
         char path[4096];
-        if (slash != NULL && (size_t)snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname),
-                                              info.dli_fname, UPSTREAM_LIB) < sizeof path)
+        if (slash != NULL &&
+            (size_t)snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname),
+                             info.dli_fname, UPSTREAM_LIB) < sizeof path)
             h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     }
     if (h == NULL)
@@ -61,7 +62,7 @@ static int upstream_lib(char *err, size_t cap)
             dlclose(h);                                                                            \
             return -1;                                                                             \
         }                                                                                          \
-        memcpy(&up.field, &sym, sizeof(sym));                                                     \
+        memcpy(&up.field, &sym, sizeof(sym));                                                      \
     } while (0)
     UPSTREAM_SYM(config_init, "jrpc_upstream_config_init");
     UPSTREAM_SYM(add, "jrpc_upstream_add");
@@ -89,20 +90,6 @@ static char *xstrdup(const char *s, char *err, size_t cap)
     if (c == NULL)
         snprintf(err, cap, "out of memory");
     return c;
-}
-
-static int str_push(char ***v, size_t *n, const char *s, size_t len, char *err, size_t cap)
-{
-    char *c = strndup(s, len);
-    char **grown = c ? realloc(*v, (*n + 1) * sizeof(*grown)) : NULL;
-    if (grown == NULL) {
-        free(c);
-        snprintf(err, cap, "out of memory");
-        return -1;
-    }
-    *v = grown;
-    (*v)[(*n)++] = c;
-    return 0;
 }
 
 /* The upstream called `name`, created on first mention. */
@@ -156,21 +143,15 @@ static int url_push(jrpcd_upstream_t *u, const char *url, size_t len, unsigned w
     return 0;
 }
 
-static const char *const list_sep = " \t,";
-
 /* `urls = A B C`: failover order, each its own priority tier. */
 static int key_urls(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
 {
-    const char *p = value;
-    int any = 0;
-    while (*(p += strspn(p, list_sep)) != '\0') {
-        size_t n = strcspn(p, list_sep);
-        if (url_push(u, p, n, 1, u->next_priority++, err, cap) != 0)
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++)
+        if (url_push(u, word, n, 1, u->next_priority++, err, cap) != 0)
             return -1;
-        p += n;
-        any = 1;
-    }
-    if (!any) {
+    if (words == 0) {
         snprintf(err, cap, "no URL given");
         return -1;
     }
@@ -214,28 +195,33 @@ static int key_url(jrpcd_upstream_t *u, const char *value, char *err, size_t cap
     return url_push(u, url, url_len, (unsigned)weight, (unsigned)priority, err, cap);
 }
 
+/* A method name or pattern w[0..n) (n > 0): 0, or -1 with err set when a '*' is not at its end.
+ * `example` is a pattern that reads well in the message. */
+static int pattern_check(const char *w, size_t n, const char *example, char *err, size_t cap)
+{
+    if (memchr(w, '*', n - 1) == NULL)
+        return 0;
+    snprintf(err, cap, "\"%.*s\": '*' may only end a pattern (%s)", (int)n, w, example);
+    return -1;
+}
+
 static int key_methods(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
 {
-    const char *p = value;
-    int any = 0;
-    while (*(p += strspn(p, list_sep)) != '\0') {
-        size_t n = strcspn(p, list_sep);
-        if (memchr(p, '*', n - 1) != NULL) {
-            snprintf(err, cap, "\"%.*s\": '*' may only end a pattern (eth_*)", (int)n, p);
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++) {
+        if (pattern_check(word, n, "eth_*", err, cap) != 0)
             return -1;
-        }
         for (size_t i = 0; i < u->nmethods; i++) {
-            if (strlen(u->methods[i]) == n && memcmp(u->methods[i], p, n) == 0) {
-                snprintf(err, cap, "\"%.*s\" is listed twice", (int)n, p);
+            if (strlen(u->methods[i]) == n && memcmp(u->methods[i], word, n) == 0) {
+                snprintf(err, cap, "\"%.*s\" is listed twice", (int)n, word);
                 return -1;
             }
         }
-        if (str_push(&u->methods, &u->nmethods, p, n, err, cap) != 0)
+        if (jrpcd_strv_push(&u->methods, &u->nmethods, word, n, err, cap) != 0)
             return -1;
-        p += n;
-        any = 1;
     }
-    if (!any) {
+    if (words == 0) {
         snprintf(err, cap, "no method or pattern given");
         return -1;
     }
@@ -290,7 +276,7 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
             snprintf(err, cap, "\"%s\" is not \"Name: value\"", value);
             return -1;
         }
-        return str_push(&u->headers, &u->nheaders, value, strlen(value), err, cap);
+        return jrpcd_strv_push(&u->headers, &u->nheaders, value, strlen(value), err, cap);
     }
     if (strcmp(key, "ca_file") == 0) {
         if (u->ca_file != NULL) {
@@ -362,20 +348,13 @@ int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap)
 
 int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
 {
-    const char *p = value;
-    int any = 0;
-    while (*(p += strspn(p, list_sep)) != '\0') {
-        size_t n = strcspn(p, list_sep);
-        if (memchr(p, '*', n - 1) != NULL) {
-            snprintf(err, cap, "\"%.*s\": '*' may only end a pattern (debug_*)", (int)n, p);
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++)
+        if (pattern_check(word, n, "debug_*", err, cap) != 0 ||
+            jrpcd_strv_push(&opts->batch_deny, &opts->batch_deny_len, word, n, err, cap) != 0)
             return -1;
-        }
-        if (str_push(&opts->batch_deny, &opts->batch_deny_len, p, n, err, cap) != 0)
-            return -1;
-        p += n;
-        any = 1;
-    }
-    if (!any) {
+    if (words == 0) {
         snprintf(err, cap, "no method or pattern given");
         return -1;
     }
@@ -499,18 +478,12 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts)
         up.free(u->up);
         for (size_t j = 0; j < u->nurls; j++)
             free((char *)u->urls[j].url);
-        for (size_t j = 0; j < u->nmethods; j++)
-            free(u->methods[j]);
-        for (size_t j = 0; j < u->nheaders; j++)
-            free(u->headers[j]);
-        free(u->methods);
-        free(u->headers);
+        jrpcd_strv_free(u->methods, u->nmethods);
+        jrpcd_strv_free(u->headers, u->nheaders);
         free(u->ca_file);
         free(u->name);
         free(u->origin);
     }
     free(opts->upstreams);
-    for (size_t i = 0; i < opts->batch_deny_len; i++)
-        free(opts->batch_deny[i]);
-    free(opts->batch_deny);
+    jrpcd_strv_free(opts->batch_deny, opts->batch_deny_len);
 }

@@ -167,7 +167,10 @@ typedef struct jrpc_server jrpc_server_t;
 typedef struct jrpc_call jrpc_call_t;
 typedef struct jrpc_conn jrpc_conn_t; /* a client connection that can receive pushes */
 
-/* Most io threads (io_threads is cut to this) and most addresses jrpc_server_listen takes. */
+/* Most io threads (io_threads is cut to this) and most addresses jrpc_server_listen takes. The
+ * server keeps one listening socket per address and io thread in a fixed table (8 x 64 fds), so
+ * both are bounds on that table: 64 loops is past the cores any one process here fills, and 8
+ * addresses covers a host's interfaces and both address families. */
 #define JRPC_MAX_IO_THREADS 64
 #define JRPC_MAX_LISTEN 8
 
@@ -220,7 +223,8 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg);
  * one SO_REUSEPORT socket per io thread. Call before jrpc_server_run; may be called several times.
  * 0 or a negative error (-EADDRINUSE …). */
 JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port);
-/* Number of addresses bound so far, and the i-th as "HOST:PORT" text (port resolved). */
+/* Number of addresses bound so far, and the i-th as "HOST:PORT" text (port resolved,
+ * NUL-terminated in buf). 0, JRPC_ENOENT (no address i) or JRPC_ERANGE (cap too small). */
 JRPC_EXTERN size_t jrpc_server_listen_count(const jrpc_server_t *srv);
 JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *buf, size_t cap);
 /* Runs the io loops on the calling thread and io_threads - 1 more; returns 0 after
@@ -234,6 +238,8 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
 JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
 /* Frees a server that is not running (never ran, or jrpc_server_run returned). */
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
+/* The server's own copy of its configuration (defaults filled in); read-only, any thread, valid
+ * as long as srv. */
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
 
 /* ---- Methods ----------------------------------------------------------------------------------- */
@@ -265,8 +271,9 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
                                 const char *params_json, const char *result_json);
 
 /* Batch policy: methods whose name matches `pattern` (an exact name, or a prefix ending in '*')
- * are refused inside batches with -32004, like JRPC_NO_BATCH methods, and work alone. Before
- * jrpc_server_run only. */
+ * are refused inside batches with -32004, like JRPC_NO_BATCH methods, and work alone; the pattern
+ * may name methods not registered yet (or served by an upstream). Copied. Before jrpc_server_run
+ * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY or JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 
 /* ---- Calls (valid from the handler's start until its reply) ----------------------------------- */

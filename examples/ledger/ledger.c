@@ -210,6 +210,43 @@ static ledger_conn_t *ledger_conn(jrpc_call_t *call, ledger_db_t *db)
     return c;
 }
 
+/* The opening of a method without params: this thread's connection, or NULL after replying. */
+static ledger_conn_t *ledger_begin(jrpc_call_t *call, ledger_db_t *db, const char *usage)
+{
+    if (ledger_params(call, usage, NULL, 0, NULL) != 0)
+        return NULL;
+    return ledger_conn(call, db);
+}
+
+/* The opening of a method whose one param is "address": the address into addr and this thread's
+ * connection, or NULL after replying. */
+static ledger_conn_t *ledger_begin_address(jrpc_call_t *call, ledger_db_t *db, const char *usage,
+                                           ledger_addr_t addr)
+{
+    static const char *const names[] = {"address"};
+    jrpc_json_t arg;
+    if (ledger_params(call, usage, names, 1, &arg) != 0 ||
+        ledger_address(call, usage, "address", arg, addr) != 0)
+        return NULL;
+    return ledger_conn(call, db);
+}
+
+/* Ends a query whose rows were written into out: rc is the last sqlite3_step's. Replies out when
+ * the rows ran to SQLITE_DONE, else -32603 with SQLite's message (read before the reset, which
+ * would replace it); st is reset either way. */
+static void ledger_reply_rows(jrpc_call_t *call, ledger_conn_t *c, sqlite3_stmt *st, int rc,
+                              jrpc_buf_t *out)
+{
+    if (rc != SQLITE_DONE) {
+        jrpc_buf_free(out);
+        ledger_db_error(call, sqlite3_errmsg(c->db));
+        sqlite3_reset(st);
+        return;
+    }
+    sqlite3_reset(st);
+    ledger_reply_buf(call, out);
+}
+
 /* Text column i as a JSON string (NULL becomes ""). */
 static void ledger_col_string(jrpc_buf_t *b, sqlite3_stmt *st, int i)
 {
@@ -220,9 +257,9 @@ static void ledger_col_string(jrpc_buf_t *b, sqlite3_stmt *st, int i)
 /* Integer column i as a JSON string of its decimal digits ("777"). */
 static void ledger_col_int_string(jrpc_buf_t *b, sqlite3_stmt *st, int i)
 {
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", (long long)sqlite3_column_int64(st, i));
-    jrpc_buf_json_string(b, num, (size_t)n);
+    jrpc_buf_append(b, "\"", 1);
+    jrpc_buf_json_int64(b, sqlite3_column_int64(st, i));
+    jrpc_buf_append(b, "\"", 1);
 }
 
 /* ---- Shares ---------------------------------------------------------------------------------- */
@@ -253,17 +290,11 @@ static void ledger_reply_u256(jrpc_call_t *call, const u256_t *v)
     jrpc_reply_string(call, digits, n);
 }
 
-static const char *const address_names[] = {"address"};
-
 static void shares_balance(jrpc_call_t *call, void *data)
 {
     static const char usage[] = "shares.balance [address] or {\"address\": \"0x…\"}";
-    jrpc_json_t args[1];
     ledger_addr_t addr;
-    if (ledger_params(call, usage, address_names, 1, args) != 0 ||
-        ledger_address(call, usage, "address", args[0], addr) != 0)
-        return;
-    ledger_conn_t *c = ledger_conn(call, data);
+    ledger_conn_t *c = ledger_begin_address(call, data, usage, addr);
     if (c == NULL)
         return;
     u256_t v;
@@ -279,9 +310,7 @@ static void shares_balance(jrpc_call_t *call, void *data)
 static void shares_total(jrpc_call_t *call, void *data)
 {
     static const char usage[] = "shares.total [] or {} or no params";
-    if (ledger_params(call, usage, NULL, 0, NULL) != 0)
-        return;
-    ledger_conn_t *c = ledger_conn(call, data);
+    ledger_conn_t *c = ledger_begin(call, data, usage);
     if (c == NULL)
         return;
     /* One statement, so one read transaction: the sum is of a single snapshot, never half a
@@ -436,12 +465,8 @@ static void shares_transfer(jrpc_call_t *call, void *data)
 static void unsteth_nfts(jrpc_call_t *call, void *data)
 {
     static const char usage[] = "unsteth.getNFTsByAccount [address] or {\"address\": \"0x…\"}";
-    jrpc_json_t args[1];
     ledger_addr_t addr;
-    if (ledger_params(call, usage, address_names, 1, args) != 0 ||
-        ledger_address(call, usage, "address", args[0], addr) != 0)
-        return;
-    ledger_conn_t *c = ledger_conn(call, data);
+    ledger_conn_t *c = ledger_begin_address(call, data, usage, addr);
     if (c == NULL)
         return;
     sqlite3_stmt *st = c->q[LEDGER_Q_NFTS];
@@ -470,23 +495,14 @@ static void unsteth_nfts(jrpc_call_t *call, void *data)
         ledger_col_int_string(&out, st, 6);
         jrpc_buf_appendz(&out, "}");
     }
-    if (rc != SQLITE_DONE) {
-        jrpc_buf_free(&out);
-        ledger_db_error(call, sqlite3_errmsg(c->db));
-        sqlite3_reset(st);
-        return;
-    }
-    sqlite3_reset(st);
     jrpc_buf_appendz(&out, "]");
-    ledger_reply_buf(call, &out);
+    ledger_reply_rows(call, c, st, rc, &out);
 }
 
 static void rebase_last(jrpc_call_t *call, void *data)
 {
     static const char usage[] = "events.stethEvents.getLastRebaseEvent [] or {} or no params";
-    if (ledger_params(call, usage, NULL, 0, NULL) != 0)
-        return;
-    ledger_conn_t *c = ledger_conn(call, data);
+    ledger_conn_t *c = ledger_begin(call, data, usage);
     if (c == NULL)
         return;
     /* The args of TokenRebased in the event's order; columns 0-6 of LEDGER_Q_REBASE. */
@@ -530,14 +546,7 @@ static void rebase_last(jrpc_call_t *call, void *data)
     } else if (rc == SQLITE_DONE) {
         jrpc_buf_appendz(&out, "null"); /* no rebase yet */
     }
-    if (rc != SQLITE_DONE) {
-        jrpc_buf_free(&out);
-        ledger_db_error(call, sqlite3_errmsg(c->db));
-        sqlite3_reset(st);
-        return;
-    }
-    sqlite3_reset(st);
-    ledger_reply_buf(call, &out);
+    ledger_reply_rows(call, c, st, rc, &out);
 }
 
 /* ---- Registration ---------------------------------------------------------------------------- */

@@ -78,6 +78,14 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
     return c->depth >= JRPC__HTTP_PIPELINE_MAX || c->inflight >= c->cfg->max_body;
 }
 
+/* Frees what a request holds besides its struct: the body and the answer. */
+static void req_drop_bufs(jrpc__http_req_t *hr)
+{
+    free(hr->in);
+    hr->in = NULL;
+    jrpc_buf_free(&hr->out);
+}
+
 /* ---- Closing --------------------------------------------------------------------------------- */
 
 static void on_close(uv_handle_t *h)
@@ -89,9 +97,7 @@ static void on_close(uv_handle_t *h)
     while (c->head != NULL) {
         jrpc__http_req_t *hr = c->head;
         c->head = hr->next;
-        free(hr->in);
-        free(hr->rest_method);
-        jrpc_buf_free(&hr->out);
+        req_drop_bufs(hr);
         free(hr);
     }
     while (c->spare != NULL) {
@@ -227,30 +233,13 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
         if (hr == NULL)
             return NULL;
     }
+    /* Every field up to `wr` describes one request and starts out zero (an empty `out` too). */
+    memset(hr, 0, offsetof(jrpc__http_req_t, wr));
     hr->conn = c;
-    hr->next = NULL;
-    hr->rpc = NULL;
     hr->state = JRPC__HR_PARSING;
     hr->kind = JRPC__HR_LOCAL;
-    hr->keep_alive = 0;
-    hr->http10 = 0;
-    hr->head_only = 0;
-    hr->close_after = 0;
-    hr->want_continue = 0;
-    hr->continue_sent = 0;
-    hr->direct = 0;
-    hr->rest = hr->rest_batch = hr->rest_get = 0;
-    hr->rest_method = NULL;
-    hr->rest_method_len = 0;
     hr->method = -1;
-    hr->status = 0;
-    hr->in = NULL;
-    hr->in_len = hr->in_cap = 0;
-    jrpc_buf_init(&hr->out);
-    hr->items = 0;
     hr->t0 = c->log ? uv_hrtime() : 0;
-    hr->url_len = 0;
-    hr->head_len = 0;
     if (c->tail != NULL)
         c->tail->next = hr;
     else
@@ -265,11 +254,7 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
 
 static void req_release(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
-    free(hr->in);
-    hr->in = NULL;
-    free(hr->rest_method);
-    hr->rest_method = NULL;
-    jrpc_buf_free(&hr->out);
+    req_drop_bufs(hr);
     if (c->nspare < JRPC__HTTP_SPARE_MAX) {
         hr->next = c->spare;
         c->spare = hr;
@@ -353,7 +338,7 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
             /* Halted: no request follows the newest one, so its answer says the connection
              * ends. */
             int closing = hr->close_after || (c->halted && hr->next == NULL);
-            jrpc__http_build_head(c, hr, closing);
+            jrpc__http_build_head(hr, closing);
             bufs[n].base = hr->head;
             bufs[n].len = hr->head_len;
             total += hr->head_len;
@@ -440,6 +425,15 @@ static void on_req_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
     conn_resume(c);
 }
 
+/* The engine could not take hr: a 500 in its place, and the connection ends after it. */
+static void req_run_failed(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
+{
+    hr->in_len = 0;
+    jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+    hr->close_after = 1;
+    jrpc__http_halt(c);
+}
+
 void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     char *body = hr->in;
@@ -451,10 +445,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     hr->direct = 0;
     hr->want_continue = 0;
     if (body == NULL) {
-        hr->in_len = 0;
-        jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
-        hr->close_after = 1;
-        jrpc__http_halt(c);
+        req_run_failed(c, hr);
         return;
     }
     hr->state = JRPC__HR_RUNNING;
@@ -471,10 +462,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     }
     if (r == NULL) {
         c->inflight -= len;
-        hr->in_len = 0;
-        jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
-        hr->close_after = 1;
-        jrpc__http_halt(c);
+        req_run_failed(c, hr);
     } else if (hr->state == JRPC__HR_RUNNING) {
         hr->rpc = r;
         if (c->closing) {
@@ -486,8 +474,8 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 
 /* ---- Reading --------------------------------------------------------------------------------- */
 
-static void conn_parse_error(jrpc__http_conn_t *c, enum http_errno e, const char *data,
-                             size_t len, const char *at)
+static void conn_parse_error(jrpc__http_conn_t *c, enum http_errno e, const char *data, size_t len,
+                             const char *at)
 {
     if (e == HPE_HEADER_OVERFLOW) {
         /* http-parser's ceiling is raised to max_header by jrpc__http_global_init. */
@@ -709,7 +697,7 @@ static void conn_start(jrpc__http_conn_t *c)
 static void conn_refuse_cap(jrpc__http_conn_t *c)
 {
 #define CAP_BODY                                                                                   \
-    "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"too many connections\"},"     \
+    "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"too many connections\"},"       \
     "\"id\":null}"
     _Static_assert(sizeof(CAP_BODY) - 1 == 84, "Content-Length below must match the body");
     static const char answer[] =

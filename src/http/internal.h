@@ -99,80 +99,84 @@ struct jrpc__http_req {
     uint8_t rest;            /* the URL is under rest_path (Allow: GET too) */
     uint8_t rest_batch;      /* REST: <method>/batch */
     uint8_t rest_get;        /* REST GET: `in` holds the params built from the query */
-    char *rest_method;       /* REST: percent-decoded method name (malloc'd) */
+    const char *rest_method; /* REST: percent-decoded method name, decoded in place in the
+                                conn's url: valid until the request is handed to the engine */
     size_t rest_method_len;
-    int method;              /* enum http_method, -1 before the request line is parsed */
-    unsigned status;         /* HTTP status of the answer */
-    char *in;                /* request body being received (malloc'd, ours until handed on) */
-    size_t in_len;           /* bytes received; while RUNNING: bytes counted in c->inflight */
-    size_t in_cap;           /* bytes allocated for `in` */
-    jrpc_buf_t out;          /* response body (ours, freed when the write is done) */
-    size_t items;            /* calls in the request, for the log */
-    uint64_t t0;             /* uv_hrtime() at the first byte (logging only) */
-    size_t url_len;          /* bytes in url (logging only) */
-    size_t head_len;         /* bytes in head */
-    uv_write_t wr;           /* the answer's write when it did not complete at once
-                                (.data: the first request the write carries) */
-    uv_write_t cont_wr;      /* the 100 Continue's write */
+    int method;      /* enum http_method, -1 before the request line is parsed */
+    unsigned status; /* HTTP status of the answer */
+    char *in;        /* request body being received (malloc'd, ours until handed on) */
+    size_t in_len;   /* bytes received; while RUNNING: bytes counted in c->inflight */
+    size_t in_cap;   /* bytes allocated for `in` */
+    jrpc_buf_t out;  /* response body (ours, freed when the write is done) */
+    size_t items;    /* calls in the request, for the log */
+    uint64_t t0;     /* uv_hrtime() at the first byte (logging only) */
+    size_t url_len;  /* bytes in url (logging only) */
+    size_t head_len; /* bytes in head */
+    /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
+    uv_write_t wr;                  /* the answer's write when it did not complete at once
+                                       (.data: the first request the write carries) */
+    uv_write_t cont_wr;             /* the 100 Continue's write */
     char head[JRPC__HTTP_HEAD_CAP]; /* status line and headers */
     char url[JRPC__HTTP_LOG_URL];   /* URL as received, cut (logging only) */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
 struct jrpc__http_conn {
-    uv_tcp_t tcp;             /* the socket; .data = this */
-    uv_timer_t linger;        /* bounds the lingering close; .data = this */
-    uv_shutdown_t shutdown;   /* the FIN after the last answer */
-    http_parser parser;       /* .data = this */
-    jrpc__loop_t *loop;       /* owning loop */
-    const jrpc_config_t *cfg; /* loop->srv->cfg */
-    jrpc__list_t link;        /* in loop->conns */
-    jrpc__http_req_t *head;   /* oldest request not yet written */
-    jrpc__http_req_t *tail;   /* newest request */
-    jrpc__http_req_t *unsent; /* oldest request not yet handed to uv_write, or NULL */
-    jrpc__http_req_t *cur;    /* the request being received, or NULL between requests */
-    jrpc__http_req_t *spare;  /* reusable request structs (via next) */
-    unsigned depth;           /* requests from head to tail */
-    unsigned nspare;          /* structs on spare */
-    unsigned open_handles;    /* tcp and linger until their close callbacks ran */
-    size_t inflight;          /* body bytes of RUNNING requests (bounded by max_body) */
-    char *stash;              /* unparsed bytes kept while throttled (malloc'd) */
-    size_t stash_off;         /* next byte of stash to parse */
-    size_t stash_len;         /* bytes in stash */
-    size_t hdr_bytes;         /* request line + header bytes of the current request */
-    uint8_t closing;          /* uv_close called: nothing more happens but freeing */
-    uint8_t halted;           /* parse no more requests; close once the pipeline is empty */
-    uint8_t throttled;        /* parser paused at the pipeline bound; resumes as it drains */
-    uint8_t draining;         /* stop began: halt after the request being received */
-    uint8_t lingering;        /* FIN sent: reading only to discard, closing on EOF/timer */
-    uint8_t reading;          /* uv_read_start is in effect */
-    uint8_t eof;              /* the peer sent FIN */
-    uint8_t in_parse;         /* http_parser_execute is on the stack: flush afterwards */
-    uint8_t log;              /* one access-log line per request */
-    uint8_t hdr_in_value;     /* the last header callback was a value */
-    uint8_t hdr_is_expect;    /* the current header is Expect */
-    uint8_t hdr_is_te;        /* the current header is Transfer-Encoding */
-    uint8_t n_host;           /* Host headers of the current request (saturating) */
-    uint8_t n_te;             /* Transfer-Encoding headers of the current request (saturating) */
-    uint8_t te_other;         /* Transfer-Encoding is not just "chunked": 501 when chunked is
-                                 still the final coding, else 400 (RFC 9112 §6.3) */
-    uint8_t expect_len;       /* bytes of `expect` the stream must still show */
-    char expect[8];           /* framing bytes http-parser (built lenient) does not check: the
-                                 " HTTP/1." after the URL, the CRLF after chunk data */
-    const char *parse_end;    /* end of the bytes being parsed (for the checks above) */
-    uint64_t chunk_left;      /* data bytes of the current chunk not yet seen */
-    uint64_t head_start;      /* uv_now() at the current request's first byte */
-    uint64_t body_start;      /* uv_now() when its head was complete (0: head not complete) */
-    size_t body_seen;         /* body bytes of the current request so far (for min_body_rate) */
-    jrpc__admit_t admit;      /* this connection's place under the connection caps */
-    uint8_t expect_continue;  /* the current request said Expect: 100-continue */
-    uint8_t fname_len;        /* bytes seen of the current header name (saturating) */
-    uint8_t fval_len;         /* bytes seen of the Expect value (saturating) */
-    char fname[24];           /* lower-cased start of the current header name */
-    char fval[32];            /* lower-cased start of the Expect or Transfer-Encoding value */
-    jrpc__ws_hs_t ws;         /* what the headers say about a WebSocket upgrade */
+    uv_tcp_t tcp;              /* the socket; .data = this */
+    uv_timer_t linger;         /* bounds the lingering close; .data = this */
+    uv_shutdown_t shutdown;    /* the FIN after the last answer */
+    http_parser parser;        /* .data = this */
+    jrpc__loop_t *loop;        /* owning loop */
+    const jrpc_config_t *cfg;  /* loop->srv->cfg */
+    jrpc__list_t link;         /* in loop->conns */
+    jrpc__http_req_t *head;    /* oldest request not yet written */
+    jrpc__http_req_t *tail;    /* newest request */
+    jrpc__http_req_t *unsent;  /* oldest request not yet handed to uv_write, or NULL */
+    jrpc__http_req_t *cur;     /* the request being received, or NULL between requests */
+    jrpc__http_req_t *spare;   /* reusable request structs (via next) */
+    unsigned depth;            /* requests from head to tail */
+    unsigned nspare;           /* structs on spare */
+    unsigned open_handles;     /* tcp and linger until their close callbacks ran */
+    size_t inflight;           /* body bytes of RUNNING requests (bounded by max_body) */
+    char *stash;               /* unparsed bytes kept while throttled (malloc'd) */
+    size_t stash_off;          /* next byte of stash to parse */
+    size_t stash_len;          /* bytes in stash */
+    size_t hdr_bytes;          /* request line + header bytes of the current request */
+    uint8_t closing;           /* uv_close called: nothing more happens but freeing */
+    uint8_t halted;            /* parse no more requests; close once the pipeline is empty */
+    uint8_t throttled;         /* parser paused at the pipeline bound; resumes as it drains */
+    uint8_t draining;          /* stop began: halt after the request being received */
+    uint8_t lingering;         /* FIN sent: reading only to discard, closing on EOF/timer */
+    uint8_t reading;           /* uv_read_start is in effect */
+    uint8_t eof;               /* the peer sent FIN */
+    uint8_t in_parse;          /* http_parser_execute is on the stack: flush afterwards */
+    uint8_t log;               /* one access-log line per request */
+    uint8_t hdr_in_value;      /* the last header callback was a value */
+    uint8_t hdr_is_expect;     /* the current header is Expect */
+    uint8_t hdr_is_te;         /* the current header is Transfer-Encoding */
+    uint8_t n_host;            /* Host headers of the current request (saturating) */
+    uint8_t n_te;              /* Transfer-Encoding headers of the current request (saturating) */
+    uint8_t te_other;          /* Transfer-Encoding is not just "chunked": 501 when chunked is
+                                  still the final coding, else 400 (RFC 9112 §6.3) */
+    uint8_t expect_len;        /* bytes of `expect` the stream must still show */
+    char expect[8];            /* framing bytes http-parser (built lenient) does not check: the
+                                  " HTTP/1." after the URL, the CRLF after chunk data */
+    const char *parse_end;     /* end of the bytes being parsed (for the checks above) */
+    uint64_t chunk_left;       /* data bytes of the current chunk not yet seen */
+    uint64_t head_start;       /* uv_now() at the current request's first byte */
+    uint64_t body_start;       /* uv_now() when its head was complete (0: head not complete) */
+    size_t body_seen;          /* body bytes of the current request so far (for min_body_rate) */
+    jrpc__admit_t admit;       /* this connection's place under the connection caps */
+    uint8_t expect_continue;   /* the current request said Expect: 100-continue */
+    uint8_t fname_len;         /* bytes seen of the current header name (saturating) */
+    uint8_t fval_len;          /* bytes seen of the value kept in fval (saturating) */
+    char fname[24];            /* lower-cased start of the current header name: room for the
+                                  longest one looked for, sec-websocket-version (21) */
+    char fval[32];             /* lower-cased start of the Expect or Transfer-Encoding value:
+                                  room for "100-continue" and "gzip, chunked"-style lists */
+    jrpc__ws_hs_t ws;          /* what the headers say about a WebSocket upgrade */
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
-    const char *route;        /* cfg.path */
+    const char *route;         /* cfg.path */
     size_t route_len;
     size_t url_len;  /* URL bytes of the current request (may exceed url_cap) */
     size_t url_cap;  /* bytes of url */
@@ -200,7 +204,8 @@ void jrpc__http_arm(jrpc__http_conn_t *c);
 /* ---- rest.c ---------------------------------------------------------------------------------- */
 
 /* Routes a request whose path is under cfg.rest_path: sets hr->kind (REST, or LOCAL with a 400 or
- * 405 status) and the REST fields. 0 when the path is not a REST path. */
+ * 405 status) and the REST fields. path and query point into c->url, where the method name and
+ * the query are percent-decoded in place. 0 when the path is not a REST path. */
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
                           size_t path_len, const char *query, size_t query_len);
 
@@ -232,7 +237,7 @@ void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const ch
 /* Sets hr's answer to `status` with a JSON-RPC error object body (state becomes READY). */
 void jrpc__http_answer_error(jrpc__http_req_t *hr, unsigned status, int code, const char *msg);
 /* Fills hr->head for hr's answer; `closing` adds Connection: close. */
-void jrpc__http_build_head(const jrpc__http_conn_t *c, jrpc__http_req_t *hr, int closing);
+void jrpc__http_build_head(jrpc__http_req_t *hr, int closing);
 /* Writes the access-log line for hr (only when c->log). */
 void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr);
 

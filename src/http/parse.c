@@ -11,9 +11,17 @@
 #include <string.h>
 #include <strings.h>
 
-static char lower(char ch)
+/* Appends at[0..n) lower-cased to dst[0..cap) holding *len bytes, for a header name or value
+ * that arrives in pieces. *len counts on to cap + 1 and stops there: a text that long is none
+ * of the ones looked for, and the count cannot wrap. */
+static void keep_lower(char *dst, size_t cap, uint8_t *len, const char *at, size_t n)
 {
-    return ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+    for (size_t i = 0; i < n && *len <= cap; i++) {
+        char ch = at[i];
+        if (*len < cap)
+            dst[*len] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+        (*len)++;
+    }
 }
 
 /* The request line and header lines, counted as sent give or take optional whitespace (http-parser
@@ -334,12 +342,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
             return 0;
         }
     }
-    /* fname_len stops at sizeof + 1: longer than any name we look for. */
-    for (size_t i = 0; i < len && c->fname_len <= sizeof(c->fname); i++) {
-        if (c->fname_len < sizeof(c->fname))
-            c->fname[c->fname_len] = lower(at[i]);
-        c->fname_len++;
-    }
+    keep_lower(c->fname, sizeof c->fname, &c->fname_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -360,14 +363,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         jrpc__ws_hs_name(&c->ws, c->fname, c->fname_len);
     }
     jrpc__ws_hs_value(&c->ws, at, len);
-    if (c->hdr_is_expect || c->hdr_is_te) {
-        /* fval_len stops at sizeof + 1: too long to be 100-continue or chunked. */
-        for (size_t i = 0; i < len && c->fval_len <= sizeof(c->fval); i++) {
-            if (c->fval_len < sizeof(c->fval))
-                c->fval[c->fval_len] = lower(at[i]);
-            c->fval_len++;
-        }
-    }
+    if (c->hdr_is_expect || c->hdr_is_te)
+        keep_lower(c->fval, sizeof c->fval, &c->fval_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;

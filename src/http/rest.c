@@ -6,7 +6,6 @@
  * HTTP status the engine maps from the error code (docs/rest.md). */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static int hexdigit(char ch)
@@ -19,9 +18,10 @@ static int hexdigit(char ch)
     return -1;
 }
 
-/* Percent-decodes p[0..n) into out (room for n bytes); '+' becomes a space when `plus` (query
- * strings). Returns the decoded length, or -1 for a malformed escape. */
-static long pct_decode(const char *p, size_t n, char *out, int plus)
+/* Percent-decodes p[0..n) in place ('+' becomes a space when `plus`: query strings). Returns the
+ * decoded length, or -1 for a malformed escape. Decoding only shortens, so each byte is read
+ * before it can be overwritten. */
+static long pct_decode(char *p, size_t n, int plus)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -32,56 +32,48 @@ static long pct_decode(const char *p, size_t n, char *out, int plus)
             int hi = hexdigit(p[i + 1]), lo = hexdigit(p[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
-            out[o++] = (char)(hi << 4 | lo);
+            p[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else if (ch == '+' && plus) {
-            out[o++] = ' ';
+            p[o++] = ' ';
         } else {
-            out[o++] = ch;
+            p[o++] = ch;
         }
     }
     return (long)o;
 }
 
-/* The query string as a JSON object of strings ({"k":"v",…}; a key without '=' gets ""). */
-static int query_to_json(const char *q, size_t n, jrpc_buf_t *out)
+/* The query string q[0..n) (NULL: none) as a JSON object of strings ({"k":"v",…}; a key without
+ * '=' gets ""). Keys and values are decoded in place. */
+static int query_to_json(char *q, size_t n, jrpc_buf_t *out)
 {
     if (q == NULL)
-        q = ""; /* no query string: {} (and no arithmetic on a null pointer) */
-    char *tmp = malloc(n ? n : 1);
-    if (tmp == NULL)
-        return JRPC_ENOMEM;
-    int rc = 0;
+        return jrpc_buf_append(out, "{}", 2);
     size_t members = 0;
     jrpc_buf_append(out, "{", 1);
-    const char *end = q + n;
+    char *end = q + n;
     while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *pair_end = amp ? amp : end;
+        char *amp = memchr(q, '&', (size_t)(end - q));
+        char *pair_end = amp ? amp : end;
         if (pair_end > q) {
-            const char *eq = memchr(q, '=', (size_t)(pair_end - q));
-            const char *key_end = eq ? eq : pair_end;
-            long kl = pct_decode(q, (size_t)(key_end - q), tmp, 1);
-            if (kl < 0) {
-                rc = JRPC_EINVAL;
-                break;
-            }
+            char *eq = memchr(q, '=', (size_t)(pair_end - q));
+            char *key_end = eq ? eq : pair_end;
+            long kl = pct_decode(q, (size_t)(key_end - q), 1);
+            if (kl < 0)
+                return JRPC_EINVAL;
             if (members++ > 0)
                 jrpc_buf_append(out, ",", 1);
-            jrpc_buf_json_string(out, tmp, (size_t)kl);
+            jrpc_buf_json_string(out, q, (size_t)kl);
             jrpc_buf_append(out, ":", 1);
             long vl = 0;
-            if (eq != NULL && (vl = pct_decode(eq + 1, (size_t)(pair_end - eq - 1), tmp, 1)) < 0) {
-                rc = JRPC_EINVAL;
-                break;
-            }
-            jrpc_buf_json_string(out, tmp, (size_t)vl);
+            if (eq != NULL && (vl = pct_decode(eq + 1, (size_t)(pair_end - eq - 1), 1)) < 0)
+                return JRPC_EINVAL;
+            jrpc_buf_json_string(out, eq != NULL ? eq + 1 : q, (size_t)vl);
         }
         q = amp ? amp + 1 : end;
     }
     jrpc_buf_append(out, "}", 1);
-    free(tmp);
-    return rc ? rc : out->err;
+    return out->err;
 }
 
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
@@ -91,7 +83,9 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
     size_t plen = prefix ? strlen(prefix) : 0;
     if (plen == 0 || path_len <= plen + 1 || memcmp(path, prefix, plen) != 0 || path[plen] != '/')
         return 0;
-    const char *m = path + plen + 1;
+    /* The name and the query are decoded where they lie, in c->url: its bytes are this request's
+     * until the request is complete and handed to the engine (which copies the name). */
+    char *m = c->url + (path + plen + 1 - c->url);
     size_t mlen = path_len - plen - 1;
     int batch = 0;
     if (mlen > 6 && memcmp(m + mlen - 6, "/batch", 6) == 0) {
@@ -100,16 +94,13 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
     }
     hr->rest = 1;
     hr->rest_batch = (uint8_t)batch;
-    char *name = malloc(mlen + 1);
-    long n = name ? pct_decode(m, mlen, name, 0) : -1;
-    if (name == NULL || n <= 0) {
-        free(name);
+    long n = pct_decode(m, mlen, 0);
+    if (n <= 0) {
         hr->kind = JRPC__HR_LOCAL;
         hr->status = 400;
         return 1;
     }
-    name[n] = '\0';
-    hr->rest_method = name;
+    hr->rest_method = m;
     hr->rest_method_len = (size_t)n;
     if (hr->method == HTTP_POST) {
         hr->kind = JRPC__HR_REST;
@@ -119,7 +110,8 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
         /* The params come from the query string; the body (if any) is not read. */
         jrpc_buf_t b;
         jrpc_buf_init(&b);
-        if (query_to_json(query, query_len, &b) != 0) {
+        char *q = query != NULL ? c->url + (query - c->url) : NULL;
+        if (query_to_json(q, query_len, &b) != 0) {
             jrpc_buf_free(&b);
             hr->kind = JRPC__HR_LOCAL;
             hr->status = 400;

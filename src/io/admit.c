@@ -3,6 +3,7 @@
  * spreads one client's connections over the SO_REUSEPORT sockets), so the total is an atomic and
  * the per-address counts sit in a small open-addressing table under a mutex, touched only at
  * accept and close — never on the request path. */
+#include "../util/hash.h"
 #include "internal.h"
 
 #include <netinet/in.h>
@@ -15,7 +16,7 @@ struct jrpc__admit_table {
         unsigned char key[16]; /* IPv4 as ::ffff:a.b.c.d, so both families share one table */
         unsigned count;        /* 0: empty slot */
         unsigned char used;    /* slot was ever used (keeps probe chains intact) */
-    } *v;
+    } * v;
     size_t cap;  /* power of two */
     size_t live; /* slots with count > 0 */
     size_t used; /* slots with used set */
@@ -34,12 +35,7 @@ static void admit_key(const struct sockaddr_storage *ss, unsigned char key[16])
 
 static size_t admit_hash(const unsigned char key[16])
 {
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < 16; i++) {
-        h ^= key[i];
-        h *= 1099511628211ull;
-    }
-    return (size_t)h;
+    return (size_t)jrpc__hash_fnv1a(key, 16);
 }
 
 static struct admit_entry *admit_find(struct jrpc__admit_table *t, const unsigned char key[16],

@@ -4,9 +4,9 @@
 #ifndef JRPC_IO_INTERNAL_H
 #define JRPC_IO_INTERNAL_H
 
-#include "jrpc.h"
 #include "../util/arena.h"
 #include "../util/list.h"
+#include "jrpc.h"
 
 #include <stdatomic.h>
 #include <uv.h>
@@ -28,51 +28,51 @@ typedef struct jrpc__ws_msg jrpc__ws_msg_t;
 #define JRPC__MAX_LISTEN JRPC_MAX_LISTEN
 
 struct jrpc__loop {
-    uv_loop_t uv;                           /* this io thread's loop */
-    jrpc_server_t *srv;                     /* the server it belongs to (read-only config) */
-    unsigned index;                         /* 0 … io_threads-1 */
-    uv_thread_t tid;                        /* the thread running uv */
-    atomic_int ready;                       /* wakeup is initialised: stop may signal it */
-    uv_tcp_t listeners[JRPC__MAX_LISTEN];   /* one per listen address */
-    unsigned nlisteners;                    /* listeners opened on this loop */
-    uv_async_t wakeup;                      /* completions posted, or stop asked */
-    uv_timer_t drain_timer;                 /* bounds the drain on stop */
-    uv_mutex_t done_lock;                   /* guards done_head/done_tail */
-    jrpc_call_t *done_head;                 /* calls replied from other threads, FIFO */
+    uv_loop_t uv;                         /* this io thread's loop */
+    jrpc_server_t *srv;                   /* the server it belongs to (read-only config) */
+    unsigned index;                       /* 0 … io_threads-1 */
+    uv_thread_t tid;                      /* the thread running uv */
+    atomic_int ready;                     /* wakeup is initialised: stop may signal it */
+    uv_tcp_t listeners[JRPC__MAX_LISTEN]; /* one per listen address */
+    unsigned nlisteners;                  /* listeners opened on this loop */
+    uv_async_t wakeup;                    /* completions posted, or stop asked */
+    uv_timer_t drain_timer;               /* bounds the drain on stop */
+    uv_mutex_t done_lock;                 /* guards done_head/done_tail */
+    jrpc_call_t *done_head;               /* calls replied from other threads, FIFO */
     jrpc_call_t *done_tail;
-    jrpc__list_t conns;                     /* live HTTP connections (src/http) */
-    size_t nconns;                          /* entries in conns */
-    jrpc__list_t ws_conns;                  /* live WebSocket connections (src/ws) */
-    size_t nws;                             /* entries in ws_conns */
-    uv_async_t ws_wakeup;                   /* pushes posted from other threads (src/ws) */
-    uv_mutex_t ws_lock;                     /* guards ws_head/ws_tail */
-    jrpc__ws_msg_t *ws_head;                /* posted pushes and subscription ends, FIFO */
+    jrpc__list_t conns;      /* live HTTP connections (src/http) */
+    size_t nconns;           /* entries in conns */
+    jrpc__list_t ws_conns;   /* live WebSocket connections (src/ws) */
+    size_t nws;              /* entries in ws_conns */
+    uv_async_t ws_wakeup;    /* pushes posted from other threads (src/ws) */
+    uv_mutex_t ws_lock;      /* guards ws_head/ws_tail */
+    jrpc__ws_msg_t *ws_head; /* posted pushes and subscription ends, FIFO */
     jrpc__ws_msg_t *ws_tail;
-    size_t nreqs;                           /* requests not yet freed (src/rpc) */
-    uint64_t req_seq;                       /* requests started so far: the newest one's number */
-    jrpc__arena_cache_t arenas;             /* spare arena chunks for this loop's requests */
-    int stopping;                           /* stop seen: listeners closed, draining */
-    int closing;                            /* drain over: handles are being closed */
+    size_t nreqs;               /* requests not yet freed (src/rpc) */
+    uint64_t req_seq;           /* requests started so far: the newest one's number */
+    jrpc__arena_cache_t arenas; /* spare arena chunks for this loop's requests */
+    int stopping;               /* stop seen: listeners closed, draining */
+    int closing;                /* drain over: handles are being closed */
 };
 
 struct jrpc_server {
-    jrpc_config_t cfg;                      /* copy; cfg.path points at path below */
-    char *path;                             /* owned copy of cfg.path */
-    char *rest_path;                        /* owned copy of cfg.rest_path ("" = off) */
-    char *discover;                         /* rpc.discover's answer, built when run starts */
+    jrpc_config_t cfg; /* copy; cfg.path points at path below */
+    char *path;        /* owned copy of cfg.path */
+    char *rest_path;   /* owned copy of cfg.rest_path ("" = off) */
+    char *discover;    /* rpc.discover's answer, built when run starts */
     size_t discover_len;
-    jrpc__registry_t *registry;             /* methods; read-only once running */
-    jrpc__pool_t *pool;                     /* worker threads (created by run) */
-    jrpc__loop_t *loops;                    /* cfg.io_threads loops (created by run) */
-    int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS];          /* listening sockets: [address][loop] */
-    char addrs[JRPC__MAX_LISTEN][64];       /* "HOST:PORT" of each address */
+    jrpc__registry_t *registry;                     /* methods; read-only once running */
+    jrpc__pool_t *pool;                             /* worker threads (created by run) */
+    jrpc__loop_t *loops;                            /* cfg.io_threads loops (created by run) */
+    int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS]; /* listening sockets: [address][loop] */
+    char addrs[JRPC__MAX_LISTEN][64];               /* "HOST:PORT" of each address */
     size_t naddrs;
-    atomic_int running;                     /* inside jrpc_server_run */
-    atomic_int stop_requests;               /* jrpc_server_stop calls so far */
-    atomic_uint nconns_total;               /* open connections, every loop (admit.c) */
-    atomic_ulong refused_total;             /* connections refused over max_connections */
-    atomic_ulong refused_per_ip;            /* connections refused over max_connections_per_ip */
-    jrpc__admit_table_t *admit;             /* per-address counts */
+    atomic_int running;          /* inside jrpc_server_run */
+    atomic_int stop_requests;    /* jrpc_server_stop calls so far */
+    atomic_uint nconns_total;    /* open connections, every loop (admit.c) */
+    atomic_ulong refused_total;  /* connections refused over max_connections */
+    atomic_ulong refused_per_ip; /* connections refused over max_connections_per_ip */
+    jrpc__admit_table_t *admit;  /* per-address counts */
 };
 
 /* Sets up loop `index` of srv: its uv loop, wakeup, drain timer and one listener per address
@@ -90,6 +90,13 @@ jrpc__admit_table_t *jrpc__admit_table_new(void);
 void jrpc__admit_table_free(jrpc__admit_table_t *t);
 int jrpc__admit(jrpc_server_t *srv, uv_tcp_t *tcp, jrpc__admit_t *a);
 void jrpc__unadmit(jrpc_server_t *srv, jrpc__admit_t *a);
+
+/* Socket addresses as text (addr.c), "ip:port" or "[ip6]:port", cut to fit buf[0..cap) and
+ * NUL-terminated; any thread. jrpc__addr_name returns the length, 0 for a family other than
+ * IPv4/IPv6. jrpc__peer_name names the client of a connected socket, "-" when it has no address;
+ * it returns the length (never 0). */
+size_t jrpc__addr_name(const struct sockaddr *sa, char *buf, size_t cap);
+size_t jrpc__peer_name(const uv_tcp_t *tcp, char *buf, size_t cap);
 
 /* Post-run hook for a loop: the listener's connection callback hands new sockets here. Lives in
  * src/http; accepts from `server` and starts serving on `loop`. */

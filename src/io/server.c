@@ -3,13 +3,13 @@
  * a connection never changes thread; handlers that reply from other threads hand their call back
  * through the loop's completion queue and uv_async wakeup. Stopping closes the listeners, lets
  * in-flight requests finish (bounded by drain_ms) and then ends every loop. */
-#include "internal.h"
 #include "../rpc/req.h"
+#include "internal.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,35 +26,35 @@
 JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->path = "/api/v1/endpoint";       /* seed 001's endpoint */
-    cfg->rest_path = "/rest";             /* seed 002's batches over REST */
-    cfg->io_threads = 0;                  /* one loop per core */
-    cfg->workers = 8;                     /* blocking handlers (SQLite, files): a few per core */
-    cfg->worker_queue = 1024;             /* 32 batches at full concurrency before -32005 */
-    cfg->batch_concurrency = 32;          /* DESIGN.md §2: enough to overlap I/O, bounded */
-    cfg->max_batch = 1000;                /* seed 002: 1000 per HTTP batch */
-    cfg->max_batch_ws = 20;               /* seed 002: 20 per WebSocket batch */
-    cfg->max_depth = 128;                 /* see JRPC_JSON_MAX_DEPTH */
-    cfg->max_body = 5u << 20;             /* 5 MiB: 1000 calls of ~5 KiB each */
-    cfg->max_header = 64u << 10;          /* 64 KiB: far above any real client's headers */
-    cfg->max_response = 25000000;         /* 25 MB: large eth_getLogs answers fit */
-    cfg->deadline_ms = 30000;             /* 30 s: common client and proxy timeouts are 30-60 s */
-    cfg->drain_ms = 10000;                /* 10 s: systemd gives 90 s; answers in flight finish */
-    cfg->max_ws_message = 5u << 20;       /* 5 MiB: a message is a request body, as max_body */
-    cfg->ws_max_inflight = 256;           /* 12 full WS batches, 256 pipelined calls per client */
-    cfg->ws_max_queue = 16u << 20;        /* 16 MiB unread output: a stalled client, not a slow one */
-    cfg->ws_ping_ms = 30000;              /* 30 s: inside the 60 s idle cut of common proxies */
-    cfg->ws_idle_ms = 0;                  /* off: WS clients keep one connection for their life */
-    cfg->max_connections = 10000;         /* the 10k-connection target, and what fds allow once
-                                             jrpcd raises its soft RLIMIT_NOFILE */
-    cfg->max_connections_per_ip = 0;      /* off: behind a proxy or NAT every client is one IP */
-    cfg->header_timeout_ms = 10000;       /* 10 s: a real client sends its head in one packet;
-                                             slowloris-style trickles are cut */
-    cfg->body_timeout_ms = 10000;         /* 10 s without a byte of body (nginx: 60 s) */
-    cfg->min_body_rate = 1024;            /* 1 KiB/s: a 5 MiB body may take 85 min, never a day */
-    cfg->idle_timeout_ms = 75000;         /* 75 s: nginx's keepalive_timeout, above the 60 s idle
-                                             cut of common load balancers, so they close first */
-    cfg->send_timeout_ms = 60000;         /* 60 s without the socket taking a byte (nginx's) */
+    cfg->path = "/api/v1/endpoint";  /* seed 001's endpoint */
+    cfg->rest_path = "/rest";        /* seed 002's batches over REST */
+    cfg->io_threads = 0;             /* one loop per core */
+    cfg->workers = 8;                /* blocking handlers (SQLite, files): a few per core */
+    cfg->worker_queue = 1024;        /* 32 batches at full concurrency before -32005 */
+    cfg->batch_concurrency = 32;     /* DESIGN.md §2: enough to overlap I/O, bounded */
+    cfg->max_batch = 1000;           /* seed 002: 1000 per HTTP batch */
+    cfg->max_batch_ws = 20;          /* seed 002: 20 per WebSocket batch */
+    cfg->max_depth = 128;            /* see JRPC_JSON_MAX_DEPTH */
+    cfg->max_body = 5u << 20;        /* 5 MiB: 1000 calls of ~5 KiB each */
+    cfg->max_header = 64u << 10;     /* 64 KiB: far above any real client's headers */
+    cfg->max_response = 25000000;    /* 25 MB: large eth_getLogs answers fit */
+    cfg->deadline_ms = 30000;        /* 30 s: common client and proxy timeouts are 30-60 s */
+    cfg->drain_ms = 10000;           /* 10 s: systemd gives 90 s; answers in flight finish */
+    cfg->max_ws_message = 5u << 20;  /* 5 MiB: a message is a request body, as max_body */
+    cfg->ws_max_inflight = 256;      /* 12 full WS batches, 256 pipelined calls per client */
+    cfg->ws_max_queue = 16u << 20;   /* 16 MiB unread output: a stalled client, not a slow one */
+    cfg->ws_ping_ms = 30000;         /* 30 s: inside the 60 s idle cut of common proxies */
+    cfg->ws_idle_ms = 0;             /* off: WS clients keep one connection for their life */
+    cfg->max_connections = 10000;    /* the 10k-connection target, and what fds allow once
+                                        jrpcd raises its soft RLIMIT_NOFILE */
+    cfg->max_connections_per_ip = 0; /* off: behind a proxy or NAT every client is one IP */
+    cfg->header_timeout_ms = 10000;  /* 10 s: a real client sends its head in one packet;
+                                        slowloris-style trickles are cut */
+    cfg->body_timeout_ms = 10000;    /* 10 s without a byte of body (nginx: 60 s) */
+    cfg->min_body_rate = 1024;       /* 1 KiB/s: a 5 MiB body may take 85 min, never a day */
+    cfg->idle_timeout_ms = 75000;    /* 75 s: nginx's keepalive_timeout, above the 60 s idle
+                                        cut of common load balancers, so they close first */
+    cfg->send_timeout_ms = 60000;    /* 60 s without the socket taking a byte (nginx's) */
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -85,8 +85,8 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->registry = jrpc__registry_new();
     srv->admit = jrpc__admit_table_new();
-    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL || srv->admit == NULL ||
-        jrpc__discover_register(srv) != 0) {
+    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL ||
+        srv->admit == NULL || jrpc__discover_register(srv) != 0) {
         jrpc_server_free(srv);
         return NULL;
     }
@@ -107,8 +107,8 @@ JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv)
     return &srv->cfg;
 }
 
-JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
-                                void *data, unsigned flags)
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
+                                unsigned flags)
 {
     if (atomic_load(&srv->running))
         return JRPC_EBUSY;
@@ -122,7 +122,7 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
     return jrpc__registry_deny_batch(srv->registry, pattern);
 }
 
-/* ---- Listening ---------------------------------------------------------------------------------- */
+/* ---- Listening ------------------------------------------------------------------------------- */
 
 /* Splits "HOST:PORT" / "[V6]:PORT" into host and port text. */
 static int split_host_port(const char *hp, char *host, size_t host_cap, char *port, size_t cap)
@@ -201,16 +201,7 @@ JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port)
             getsockname(srv->fds[a][0], (struct sockaddr *)&ss, &sslen);
         }
     }
-    char ip[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        uv_ip6_name(s6, ip, sizeof ip);
-        snprintf(srv->addrs[a], sizeof srv->addrs[a], "[%s]:%u", ip, ntohs(s6->sin6_port));
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        uv_ip4_name(s4, ip, sizeof ip);
-        snprintf(srv->addrs[a], sizeof srv->addrs[a], "%s:%u", ip, ntohs(s4->sin_port));
-    }
+    jrpc__addr_name((const struct sockaddr *)&ss, srv->addrs[a], sizeof srv->addrs[a]);
     srv->naddrs++;
     return 0;
 fail:
@@ -236,7 +227,7 @@ JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *bu
     return 0;
 }
 
-/* ---- Loops -------------------------------------------------------------------------------------- */
+/* ---- Loops ----------------------------------------------------------------------------------- */
 
 void jrpc__loop_post(jrpc__loop_t *loop, jrpc_call_t *call)
 {
@@ -251,20 +242,14 @@ void jrpc__loop_post(jrpc__loop_t *loop, jrpc_call_t *call)
     uv_async_send(&loop->wakeup);
 }
 
-static void loop_close_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
 void jrpc__loop_maybe_done(jrpc__loop_t *loop)
 {
-    if (!loop->stopping || loop->closing || loop->nconns != 0 || loop->nws != 0 ||
-        loop->nreqs != 0)
+    if (!loop->stopping || loop->closing || loop->nconns != 0 || loop->nws != 0 || loop->nreqs != 0)
         return;
     loop->closing = 1;
     jrpc__ws_loop_close(loop);
-    uv_close((uv_handle_t *)&loop->wakeup, loop_close_cb);
-    uv_close((uv_handle_t *)&loop->drain_timer, loop_close_cb);
+    uv_close((uv_handle_t *)&loop->wakeup, NULL);
+    uv_close((uv_handle_t *)&loop->drain_timer, NULL);
 }
 
 static void loop_drain_timeout(uv_timer_t *t)
@@ -278,7 +263,7 @@ static void loop_begin_stop(jrpc__loop_t *loop)
 {
     loop->stopping = 1;
     for (unsigned a = 0; a < loop->nlisteners; a++)
-        uv_close((uv_handle_t *)&loop->listeners[a], loop_close_cb);
+        uv_close((uv_handle_t *)&loop->listeners[a], NULL);
     jrpc__http_drain(loop);
     uv_timer_start(&loop->drain_timer, loop_drain_timeout, loop->srv->cfg.drain_ms, 0);
     jrpc__loop_maybe_done(loop);

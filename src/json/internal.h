@@ -65,6 +65,9 @@ int jrpc__envelope_scan_max(const char *p, size_t n, unsigned max_depth, size_t 
 /* The same validation without recording anything (what jrpc_json_validate calls). */
 int jrpc__json_check(const char *p, size_t n, unsigned max_depth, jrpc__json_err_t *err);
 
+/* v without surrounding JSON whitespace (a view into the same bytes); ptr NULL stays NULL. */
+jrpc_json_t jrpc__json_trim(jrpc_json_t v);
+
 /* Unescapes the body of a JSON string (the text between the quotes, already validated) into out,
  * which has room for at least n bytes (unescaping never grows text). Returns the length written. */
 size_t jrpc__json_unescape(const char *p, size_t n, char *out);

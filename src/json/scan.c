@@ -76,11 +76,11 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 #ifdef __SSE2__
 #include <emmintrin.h>
+#else
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
 #endif
 
 /* Skips the plain bytes of a string body (anything but '"', '\\', controls and non-ASCII) from
@@ -119,11 +119,11 @@ static inline const unsigned char *skip_plain(const unsigned char *p, const unsi
 }
 
 typedef struct scan {
-    const unsigned char *p;   /* next byte */
-    const unsigned char *end; /* one past the last byte */
-    const unsigned char *start;
-    const char *msg;          /* error, when set */
-    int escaped;              /* the last string scanned held a backslash escape */
+    const unsigned char *p;     /* next byte */
+    const unsigned char *end;   /* one past the last byte */
+    const unsigned char *start; /* first byte: error offsets count from here */
+    const char *msg;            /* error, when set */
+    int escaped;                /* the last string scanned held a backslash escape */
 } scan_t;
 
 #define FAIL(s, at, m)                                                                             \
@@ -241,6 +241,21 @@ static inline __attribute__((always_inline)) int scan_string(scan_t *s)
     }
 }
 
+/* The digits a fraction or an exponent must have: one or more at *pp; leaves *pp after them. */
+static inline int scan_digits(scan_t *s, const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    const unsigned char *end = s->end;
+    if (p >= end)
+        FAIL(s, end, "unexpected end of input");
+    if (*p < '0' || *p > '9')
+        FAIL(s, p, "invalid number");
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    *pp = p;
+    return 0;
+}
+
 /* Scans a number starting at s->p ('-' or a digit). */
 static inline int scan_number(scan_t *s)
 {
@@ -261,23 +276,15 @@ static inline int scan_number(scan_t *s)
     }
     if (p < end && *p == '.') {
         p++;
-        if (p >= end)
-            FAIL(s, end, "unexpected end of input");
-        if (*p < '0' || *p > '9')
-            FAIL(s, p, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        if (scan_digits(s, &p) != 0)
+            return -1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
         if (p < end && (*p == '+' || *p == '-'))
             p++;
-        if (p >= end)
-            FAIL(s, end, "unexpected end of input");
-        if (*p < '0' || *p > '9')
-            FAIL(s, p, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        if (scan_digits(s, &p) != 0)
+            return -1;
     }
     s->p = p;
     return 0;
@@ -312,16 +319,12 @@ static inline void skip_ws(scan_t *s)
 /* Which envelope member a key (raw text between the quotes) names, or -1. */
 static int member_index(const unsigned char *k, size_t n, int escaped)
 {
-    char buf[16];
+    /* None of our names is longer than 7 characters, each at most a 6-byte \uXXXX escape. */
+    char buf[7 * 6];
     if (escaped) {
-        /* Escaped names unescape to at most n bytes; none of ours is longer than 7. */
-        if (n > 7 * 6)
-            return -1;
-        char tmp[7 * 6];
-        n = jrpc__json_unescape((const char *)k, n, tmp);
         if (n > sizeof buf)
             return -1;
-        memcpy(buf, tmp, n);
+        n = jrpc__json_unescape((const char *)k, n, buf);
         k = (const unsigned char *)buf;
     }
     switch (n) {
@@ -364,7 +367,8 @@ scan_run(const char *text, size_t n, unsigned max_depth, size_t max_items, jrpc_
     if (max_depth == 0)
         max_depth = JRPC_JSON_MAX_DEPTH;
 
-    /* The container stack: 1 = object, 0 = array. Small depths stay on the C stack. */
+    /* The container stack: 1 = object, 0 = array. Depths up to 256 (twice the default) stay on
+     * the C stack; only a caller that raises max_depth past that pays a malloc. */
     unsigned char local[256];
     unsigned char *stack = local;
     if (max_depth > sizeof local) {
@@ -589,5 +593,5 @@ JRPC_EXTERN int jrpc_json_validate(const char *p, size_t n, unsigned max_depth, 
     int rc = jrpc__json_check(p, n, max_depth, &err);
     if (rc != 0 && err_offset != NULL)
         *err_offset = err.offset;
-    return rc == JRPC_ENOMEM ? JRPC_ENOMEM : rc;
+    return rc;
 }

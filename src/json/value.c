@@ -24,8 +24,7 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* v without surrounding whitespace; ptr NULL stays NULL. */
-static jrpc_json_t trim(jrpc_json_t v)
+jrpc_json_t jrpc__json_trim(jrpc_json_t v)
 {
     if (v.ptr == NULL)
         return v;
@@ -91,7 +90,7 @@ static const char *skip_value(const char *p, const char *end)
 
 JRPC_EXTERN jrpc_json_type_t jrpc_json_type(jrpc_json_t v)
 {
-    v = trim(v);
+    v = jrpc__json_trim(v);
     if (v.ptr == NULL || v.len == 0)
         return JRPC_JSON_NONE;
     switch (v.ptr[0]) {
@@ -116,7 +115,7 @@ JRPC_EXTERN jrpc_json_type_t jrpc_json_type(jrpc_json_t v)
 
 JRPC_EXTERN int jrpc_json_iter_init(jrpc_json_iter_t *it, jrpc_json_t v)
 {
-    v = trim(v);
+    v = jrpc__json_trim(v);
     if (v.ptr == NULL || v.len == 0 || (v.ptr[0] != '[' && v.ptr[0] != '{')) {
         it->pos = it->end = NULL;
         it->object = 0;
@@ -240,7 +239,7 @@ static const char *next_segment(const char *p, const char *end, char tmp[12], co
 /* The body of string v (between the quotes), or ptr NULL when v is not a string. */
 static jrpc_json_t string_body(jrpc_json_t v)
 {
-    v = trim(v);
+    v = jrpc__json_trim(v);
     if (v.ptr == NULL || v.len < 2 || v.ptr[0] != '"' || v.ptr[v.len - 1] != '"')
         return (jrpc_json_t){NULL, 0};
     return (jrpc_json_t){v.ptr + 1, v.len - 2};
@@ -324,7 +323,7 @@ JRPC_EXTERN int jrpc_json_get(jrpc_json_t v, const char *key, jrpc_json_t *out)
 
 JRPC_EXTERN int jrpc_json_bool(jrpc_json_t v, int *out)
 {
-    v = trim(v);
+    v = jrpc__json_trim(v);
     if (v.ptr != NULL && v.len == 4 && memcmp(v.ptr, "true", 4) == 0) {
         *out = 1;
         return 0;
@@ -340,7 +339,7 @@ JRPC_EXTERN int jrpc_json_bool(jrpc_json_t v, int *out)
  * JRPC_ERANGE when the magnitude exceeds UINT64_MAX. */
 static int parse_integer(jrpc_json_t v, int *neg, uint64_t *mag)
 {
-    v = trim(v);
+    v = jrpc__json_trim(v);
     if (v.ptr == NULL || v.len == 0)
         return JRPC_ETYPE;
     const char *p = v.ptr, *end = v.ptr + v.len;
@@ -407,7 +406,7 @@ JRPC_EXTERN int jrpc_json_uint64(jrpc_json_t v, uint64_t *out)
 
 JRPC_EXTERN int jrpc_json_double(jrpc_json_t v, double *out)
 {
-    v = trim(v);
+    v = jrpc__json_trim(v);
     if (jrpc_json_type(v) != JRPC_JSON_NUMBER)
         return JRPC_ETYPE;
     const char *p = v.ptr, *end = v.ptr + v.len;

@@ -2,6 +2,7 @@
  * and the request engine share. The writer escapes only what it builds itself; raw result bytes
  * are copied by the caller. Whatever bytes it is given, what it writes is valid JSON. */
 #include "internal.h"
+#include "../util/digits.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +20,13 @@ static const unsigned char byte_class[256] = {
     ['"'] = C_ESCAPE,
     ['\\'] = C_ESCAPE,
     [0x80 ... 0xff] = C_HIGH,
+};
+
+/* The letter of the two-character escape for the bytes that have one (RFC 8259 §7); the other
+ * C_ESCAPE bytes, all controls, are written \u00XX. */
+static const char short_escape[256] = {
+    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
 };
 
 static const char hex_digits[] = "0123456789abcdef";
@@ -94,36 +102,13 @@ JRPC_EXTERN int jrpc_buf_json_string(jrpc_buf_t *b, const char *s, size_t n)
             p += bad;
             continue;
         }
-        char esc[6] = {'\\', 0, '0', '0', 0, 0};
+        char esc[6] = {'\\', short_escape[*p], '0', '0', 0, 0};
         size_t esc_len = 2;
-        switch (*p) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
+        if (esc[1] == 0) {
             esc[1] = 'u';
             esc[4] = hex_digits[*p >> 4];
             esc[5] = hex_digits[*p & 0xf];
             esc_len = 6;
-            break;
         }
         jrpc_buf_append(b, esc, esc_len);
         p++;
@@ -133,32 +118,17 @@ JRPC_EXTERN int jrpc_buf_json_string(jrpc_buf_t *b, const char *s, size_t n)
 
 /* ---- Numbers --------------------------------------------------------------------------------- */
 
-/* Decimal digits of v, written backwards from the end of buf (room for 20); returns the first. */
-static char *u64_digits(uint64_t v, char *end)
-{
-    char *p = end;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return p;
-}
-
 JRPC_EXTERN int jrpc_buf_json_uint64(jrpc_buf_t *b, uint64_t v)
 {
     char buf[24];
-    char *p = u64_digits(v, buf + sizeof buf);
+    char *p = jrpc__u64_digits(v, buf + sizeof buf);
     return jrpc_buf_append(b, p, (size_t)(buf + sizeof buf - p));
 }
 
 JRPC_EXTERN int jrpc_buf_json_int64(jrpc_buf_t *b, int64_t v)
 {
     char buf[24];
-    /* The magnitude in unsigned arithmetic, so INT64_MIN needs no special case. */
-    uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    char *p = u64_digits(m, buf + sizeof buf);
-    if (v < 0)
-        *--p = '-';
+    const char *p = jrpc__i64_digits(v, buf + sizeof buf);
     return jrpc_buf_append(b, p, (size_t)(buf + sizeof buf - p));
 }
 

@@ -3,8 +3,8 @@
  * arena when made on the loop's thread (no malloc on the hot path), to malloc otherwise, and the
  * call is handed back to its loop (req.c) which fills the slot. */
 #include "req.h"
+#include "../util/digits.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +91,19 @@ static void reply_bytes(jrpc_call_t *c, const char *p, size_t n, int is_error)
     jrpc__call_replied(c);
 }
 
+/* Replies with a copy of what was built in b, or Internal error when building it ran out of
+ * memory; frees b either way. */
+static void reply_built(jrpc_call_t *c, jrpc_buf_t *b, int is_error)
+{
+    if (b->err) {
+        reply_internal_error(c);
+        jrpc__call_replied(c);
+    } else {
+        reply_bytes(c, b->ptr, b->len, is_error);
+    }
+    jrpc_buf_free(b);
+}
+
 JRPC_EXTERN void jrpc_reply_raw(jrpc_call_t *call, const char *json, size_t len)
 {
     reply_bytes(call, json, len, 0);
@@ -116,21 +129,14 @@ JRPC_EXTERN void jrpc_reply_string(jrpc_call_t *call, const char *s, size_t len)
     jrpc_buf_t b;
     jrpc_buf_init(&b);
     jrpc_buf_json_string(&b, s, len);
-    if (b.err) {
-        jrpc_buf_free(&b);
-        reply_internal_error(call);
-        jrpc__call_replied(call);
-        return;
-    }
-    reply_bytes(call, b.ptr, b.len, 0);
-    jrpc_buf_free(&b);
+    reply_built(call, &b, 0);
 }
 
 JRPC_EXTERN void jrpc_reply_int64(jrpc_call_t *call, int64_t v)
 {
     char num[24];
-    int n = snprintf(num, sizeof num, "%lld", (long long)v);
-    reply_bytes(call, num, (size_t)n, 0);
+    const char *p = jrpc__i64_digits(v, num + sizeof num);
+    reply_bytes(call, p, (size_t)(num + sizeof num - p), 0);
 }
 
 JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *message,
@@ -141,15 +147,8 @@ JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *messa
     message = message ? message : "";
     jrpc__error_body(&b, code, message, strlen(message), data_json,
                      data_json ? strlen(data_json) : 0, 0);
-    if (b.err) {
-        jrpc_buf_free(&b);
-        reply_internal_error(call);
-        jrpc__call_replied(call);
-        return;
-    }
-    call->reply_code = code;
-    reply_bytes(call, b.ptr, b.len, 1);
-    jrpc_buf_free(&b);
+    call->reply_code = code; /* replaced by -32603 if b ran out of memory */
+    reply_built(call, &b, 1);
 }
 
 JRPC_EXTERN void jrpc_reply_error_raw(jrpc_call_t *call, int code, const char *error_json,

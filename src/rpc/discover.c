@@ -30,6 +30,15 @@ static int doc_copy(const char *src, char **dst)
     return *dst ? 0 : JRPC_ENOMEM;
 }
 
+/* 1 when json is NULL (no doc given) or one valid JSON text of the given type. */
+static int doc_valid(const char *json, jrpc_json_type_t type)
+{
+    if (json == NULL)
+        return 1;
+    jrpc_json_t v = {json, strlen(json)};
+    return jrpc_json_validate(v.ptr, v.len, 0, NULL) == 0 && jrpc_json_type(v) == type;
+}
+
 JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char *summary,
                                 const char *params_json, const char *result_json)
 {
@@ -40,24 +49,16 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
     jrpc__method_t *m = jrpc__registry_entry(srv->registry, name);
     if (m == NULL)
         return JRPC_ENOENT;
-    jrpc_json_t v;
-    if (params_json != NULL) {
-        v.ptr = params_json;
-        v.len = strlen(params_json);
-        if (jrpc_json_validate(v.ptr, v.len, 0, NULL) != 0 || jrpc_json_type(v) != JRPC_JSON_ARRAY)
-            return JRPC_EINVAL;
-    }
-    if (result_json != NULL) {
-        v.ptr = result_json;
-        v.len = strlen(result_json);
-        if (jrpc_json_validate(v.ptr, v.len, 0, NULL) != 0 ||
-            jrpc_json_type(v) != JRPC_JSON_OBJECT)
-            return JRPC_EINVAL;
-    }
-    char *s, *p, *r;
+    if (!doc_valid(params_json, JRPC_JSON_ARRAY) || !doc_valid(result_json, JRPC_JSON_OBJECT))
+        return JRPC_EINVAL;
+    char *s = NULL, *p = NULL, *r = NULL;
     if (doc_copy(summary, &s) != 0 || doc_copy(params_json, &p) != 0 ||
-        doc_copy(result_json, &r) != 0)
-        return JRPC_ENOMEM; /* the strays are freed with the process; not worth a fail path */
+        doc_copy(result_json, &r) != 0) {
+        free(s);
+        free(p);
+        free(r);
+        return JRPC_ENOMEM;
+    }
     free(m->summary);
     free(m->params_json);
     free(m->result_json);

@@ -3,6 +3,7 @@
  * rpc.discover publishes. Filled before the server runs, then only read (by every io thread at
  * once, so it takes no locks). Exact names live in an open-addressing table with FNV-1a: one hash
  * and usually one compare per lookup; patterns are few and scanned only on a miss. */
+#include "../util/hash.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -26,22 +27,16 @@ struct jrpc__registry {
     deny_list_t deny;
 };
 
-static uint64_t hash_name(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+/* Slots of a new registry (4 KiB): up to 32 methods, more than most servers register, fit before
+ * the first rehash (the table doubles when half full). */
+#define REGISTRY_FIRST_CAP 64
 
 jrpc__registry_t *jrpc__registry_new(void)
 {
     jrpc__registry_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->cap = 64;
+    r->cap = REGISTRY_FIRST_CAP;
     r->slots = calloc(r->cap, sizeof(*r->slots));
     if (r->slots == NULL) {
         free(r);
@@ -77,7 +72,7 @@ void jrpc__registry_free(jrpc__registry_t *r)
 static jrpc__method_t *registry_slot(jrpc__method_t *slots, size_t cap, const char *name,
                                      size_t len)
 {
-    size_t i = (size_t)hash_name(name, len) & (cap - 1);
+    size_t i = (size_t)jrpc__hash_fnv1a(name, len) & (cap - 1);
     for (;;) {
         jrpc__method_t *m = &slots[i];
         if (m->name == NULL || (m->name_len == len && memcmp(m->name, name, len) == 0))

@@ -13,16 +13,13 @@
 
 static void req_pump(jrpc__req_t *r);
 
-/* ---- Small builders ---------------------------------------------------------------------------
- */
+/* ---- Small builders -------------------------------------------------------------------------- */
 
 void jrpc__error_body(jrpc_buf_t *b, int code, const char *msg, size_t msg_len, const char *data,
                       size_t data_len, int data_is_text)
 {
-    char num[24];
-    int n = snprintf(num, sizeof num, "%d", code);
     jrpc_buf_append(b, "{\"code\":", 8);
-    jrpc_buf_append(b, num, (size_t)n);
+    jrpc_buf_json_int64(b, code);
     jrpc_buf_append(b, ",\"message\":", 11);
     jrpc_buf_json_string(b, msg, msg_len);
     if (data != NULL) {
@@ -66,8 +63,7 @@ static void call_set_error(jrpc__req_t *r, jrpc_call_t *c, int code, const char 
     c->out_owned = 0;
 }
 
-/* ---- Checking items ---------------------------------------------------------------------------
- */
+/* ---- Checking items -------------------------------------------------------------------------- */
 
 static const char *const member_names[JRPC__M_COUNT] = {"jsonrpc", "method", "params", "id"};
 
@@ -162,8 +158,7 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it)
     return call_resolve(r, c);
 }
 
-/* ---- Answering --------------------------------------------------------------------------------
- */
+/* ---- Answering ------------------------------------------------------------------------------- */
 
 static const char too_large[] = "{\"code\":-32003,\"message\":\"Response too large\"}";
 
@@ -291,8 +286,7 @@ static void req_answer(jrpc__req_t *r)
     jrpc_buf_free(&out); /* no-op when the transport took the bytes */
 }
 
-/* ---- Lifetime ---------------------------------------------------------------------------------
- */
+/* ---- Lifetime -------------------------------------------------------------------------------- */
 
 static void req_free(jrpc__req_t *r)
 {
@@ -310,13 +304,7 @@ static void req_free(jrpc__req_t *r)
         jrpc__loop_maybe_done(loop);
 }
 
-static void req_timer_closed(uv_handle_t *h)
-{
-    jrpc__req_t *r = h->data;
-    r->timer_state = 0;
-    if (r->answered && r->running == 0 && r->next == r->ncalls)
-        req_free(r);
-}
+static void req_timer_closed(uv_handle_t *h);
 
 /* Frees the request once nothing refers to it: answered (or detached), no handler still holding
  * a call, nothing waiting to start, and the deadline timer closed. */
@@ -324,13 +312,20 @@ static void req_maybe_free(jrpc__req_t *r)
 {
     if (!r->answered || r->running != 0 || r->next != r->ncalls)
         return;
-    if (r->timer_state == 1) {
-        r->timer_state = 2;
+    if (r->timer_state == TIMER_ARMED) {
+        r->timer_state = TIMER_CLOSING;
         uv_close((uv_handle_t *)&r->timer, req_timer_closed);
         return;
     }
-    if (r->timer_state == 0)
+    if (r->timer_state == TIMER_NONE)
         req_free(r);
+}
+
+static void req_timer_closed(uv_handle_t *h)
+{
+    jrpc__req_t *r = h->data;
+    r->timer_state = TIMER_NONE;
+    req_maybe_free(r);
 }
 
 static void req_timeout(uv_timer_t *t)
@@ -354,8 +349,7 @@ static void req_timeout(uv_timer_t *t)
     req_maybe_free(r);
 }
 
-/* ---- Running ----------------------------------------------------------------------------------
- */
+/* ---- Running --------------------------------------------------------------------------------- */
 
 static void call_start(jrpc__req_t *r, jrpc_call_t *c)
 {
@@ -400,12 +394,13 @@ static void req_pump(jrpc__req_t *r)
     r->pumping = 0;
     if (!r->answered && r->remaining == 0)
         req_answer(r);
-    if (r->timer_state == 0 && cfg->deadline_ms != 0 && (r->running != 0 || r->next < r->ncalls)) {
+    if (r->timer_state == TIMER_NONE && cfg->deadline_ms != 0 &&
+        (r->running != 0 || r->next < r->ncalls)) {
         uv_timer_init(&r->loop->uv, &r->timer);
         r->timer.data = r;
         uint64_t now = uv_now(&r->loop->uv);
         uv_timer_start(&r->timer, req_timeout, r->deadline > now ? r->deadline - now : 0, 0);
-        r->timer_state = 1;
+        r->timer_state = TIMER_ARMED;
     }
     req_maybe_free(r);
 }
@@ -458,8 +453,7 @@ void jrpc__call_replied(jrpc_call_t *c)
     jrpc__call_done(c);
 }
 
-/* ---- Entry points -----------------------------------------------------------------------------
- */
+/* ---- Entry points ---------------------------------------------------------------------------- */
 
 static jrpc__req_t *req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
                             jrpc__req_done_cb done, void *ud)
@@ -603,9 +597,15 @@ jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigne
     return req_run(r, ok);
 }
 
-/* A REST call's params: an array, an object, or null/nothing for none. */
-static int rest_params(jrpc__req_t *r, jrpc_call_t *c, jrpc_json_t v, jrpc_json_type_t type)
+/* Fills REST call c: method name[0..mlen) (in the arena), params v of the given type (an array,
+ * an object, or null/nothing for none). Returns 1 when c may run; errors are set on c. */
+static int rest_call_check(jrpc__req_t *r, jrpc_call_t *c, const char *name, size_t mlen,
+                           jrpc_json_t v, jrpc_json_type_t type)
 {
+    c->req = r;
+    c->answer = 1;
+    c->name.ptr = name;
+    c->name.len = mlen;
     if (type == JRPC_JSON_ARRAY || type == JRPC_JSON_OBJECT) {
         c->params = v;
     } else if (type != JRPC_JSON_NONE && type != JRPC_JSON_NULL) {
@@ -631,36 +631,25 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
         return req_parse_error(r, JRPC_ENOMEM, &err);
     memcpy(name, method, mlen);
 
-    size_t skip = 0;
-    while (skip < len &&
-           (body[skip] == ' ' || body[skip] == '\t' || body[skip] == '\n' || body[skip] == '\r'))
-        skip++;
+    /* The body without surrounding whitespace; empty means no params (or, for a batch, none). */
+    jrpc_json_t trimmed = jrpc__json_trim((jrpc_json_t){body, len});
     int rc;
     if (!batch) {
         /* The body is the params, byte-exact; empty means none. */
         jrpc_json_t v = {NULL, 0};
-        if (skip < len) {
+        if (trimmed.len > 0) {
             if ((rc = jrpc__json_check(body, len, cfg->max_depth, &err)) != 0)
                 return req_parse_error(r, rc, &err);
-            v.ptr = body + skip;
-            v.len = len - skip;
-            while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t' ||
-                                 v.ptr[v.len - 1] == '\n' || v.ptr[v.len - 1] == '\r'))
-                v.len--;
+            v = trimmed;
         }
         if (req_alloc_calls(r, 1) != 0)
             return req_parse_error(r, JRPC_ENOMEM, &err);
-        jrpc_call_t *c = &r->calls[0];
-        c->req = r;
-        c->answer = 1;
-        c->name.ptr = name;
-        c->name.len = mlen;
-        uint8_t ok = (uint8_t)rest_params(r, c, v, jrpc_json_type(v));
+        uint8_t ok = (uint8_t)rest_call_check(r, &r->calls[0], name, mlen, v, jrpc_json_type(v));
         return req_run(r, &ok);
     }
     /* A REST batch: a JSON array of params, one call of the same method each. */
     jrpc__envelope_t env;
-    if (skip == len)
+    if (trimmed.len == 0)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
                         "a REST batch body is a JSON array of params");
     if ((rc = jrpc__envelope_scan_max(body, len, cfg->max_depth, items_to_record(cfg->max_batch),
@@ -677,14 +666,9 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
     uint8_t *ok = jrpc__arena_alloc(&r->arena, env.recorded);
     if (ok == NULL || req_alloc_calls(r, env.recorded) != 0)
         return req_parse_error(r, JRPC_ENOMEM, &err);
-    for (size_t i = 0; i < env.recorded; i++) {
-        jrpc_call_t *c = &r->calls[i];
-        c->req = r;
-        c->answer = 1;
-        c->name.ptr = name;
-        c->name.len = mlen;
-        ok[i] = (uint8_t)rest_params(r, c, env.items[i].value, env.items[i].type);
-    }
+    for (size_t i = 0; i < env.recorded; i++)
+        ok[i] = (uint8_t)rest_call_check(r, &r->calls[i], name, mlen, env.items[i].value,
+                                         env.items[i].type);
     if (env.count > cfg->max_batch)
         return req_over_cap(r, env.count, cfg->max_batch);
     return req_run(r, ok);

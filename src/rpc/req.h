@@ -15,6 +15,14 @@ enum {
     CALL_DONE          /* replied (or timed out) */
 };
 
+/* jrpc__req_t.timer_state: the deadline timer is armed only when a call outlives the first pump,
+ * and the request is freed only once a closed timer's close callback has run. */
+enum {
+    TIMER_NONE = 0, /* never armed, or closed */
+    TIMER_ARMED,    /* running: uv_close it before freeing */
+    TIMER_CLOSING   /* uv_close called: req_timer_closed frees the request */
+};
+
 struct jrpc_call {
     jrpc__req_t *req;        /* owner; outlives the call */
     const jrpc__method_t *m; /* handler, when the call runs */
@@ -66,7 +74,7 @@ struct jrpc__req {
     int status;          /* HTTP status of the answer (REST maps error codes) */
     uint8_t answered;    /* done was called (or the request was detached) */
     uint8_t pumping;     /* req_pump is on the stack */
-    uint8_t timer_state; /* 0 none, 1 armed, 2 closing */
+    uint8_t timer_state; /* TIMER_* */
 };
 
 /* On the loop's thread (the only thread that may touch the request's arena). */

@@ -26,20 +26,6 @@ static int name_plain(const char *p, size_t n)
     return 1;
 }
 
-/* Writes v in decimal at w; returns the end. */
-static char *put_u64(char *w, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        *w++ = tmp[--n];
-    return w;
-}
-
 jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n,
                                int is_batch)
 {
@@ -56,8 +42,9 @@ jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, si
     ctx->next_id += n;
     jrpc_buf_init(&ch->body);
     jrpc_buf_init(&ch->answer);
-    /* The whole body is reserved at once (one allocation), and each call checks its own share
-     * again (a no-op unless an escaped method name took more than its share). */
+    /* The whole body is reserved at once (one allocation; the appends below grow it only when an
+     * escaped method name is longer than its share), and any failure is checked once at the end
+     * (the buffer's sticky error). 20: the digits of the largest id. */
     size_t need = 2;
     for (size_t i = 0; i < n; i++) {
         ch->calls[i] = calls[i];
@@ -65,48 +52,35 @@ jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, si
                 sizeof params_key + jrpc_call_params(calls[i]).len + 1;
     }
     jrpc_buf_t *b = &ch->body;
-    if (jrpc_buf_reserve(b, need) != 0)
-        goto fail;
+    jrpc_buf_reserve(b, need);
     if (is_batch)
-        b->ptr[b->len++] = '[';
+        jrpc_buf_append(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
         jrpc_str_t name = jrpc_call_method(calls[i]);
         jrpc_json_t params = jrpc_call_params(calls[i]);
-        if (jrpc_buf_reserve(b, sizeof head + 20 + sizeof method + name.len + 1 +
-                                    sizeof params_key + params.len + 1) != 0)
-            goto fail;
-        char *w = b->ptr + b->len;
-        memcpy(w, head + (i == 0), sizeof head - 1 - (i == 0));
-        w = put_u64(w + sizeof head - 1 - (i == 0), ch->base_id + i);
+        jrpc_buf_append(b, head + (i == 0), sizeof head - 1 - (i == 0));
+        jrpc_buf_json_uint64(b, ch->base_id + i);
         if (name_plain(name.ptr, name.len)) {
-            memcpy(w, method, sizeof method - 1);
-            w += sizeof method - 1;
-            memcpy(w, name.ptr, name.len);
-            w += name.len;
-            *w++ = '"';
+            jrpc_buf_append(b, method, sizeof method - 1);
+            jrpc_buf_append(b, name.ptr, name.len);
+            jrpc_buf_append(b, "\"", 1);
         } else {
-            memcpy(w, method, sizeof method - 2); /* without the opening quote */
-            b->len = (size_t)(w + sizeof method - 2 - b->ptr);
-            if (jrpc_buf_json_string(b, name.ptr, name.len) != 0 ||
-                jrpc_buf_reserve(b, sizeof params_key + params.len + 1) != 0)
-                goto fail;
-            w = b->ptr + b->len;
+            jrpc_buf_append(b, method, sizeof method - 2); /* without the opening quote */
+            jrpc_buf_json_string(b, name.ptr, name.len);
         }
         if (params.ptr != NULL) {
-            memcpy(w, params_key, sizeof params_key - 1);
-            w += sizeof params_key - 1;
-            memcpy(w, params.ptr, params.len);
-            w += params.len;
+            jrpc_buf_append(b, params_key, sizeof params_key - 1);
+            jrpc_buf_append(b, params.ptr, params.len);
         }
-        *w++ = '}';
-        b->len = (size_t)(w - b->ptr);
+        jrpc_buf_append(b, "}", 1);
     }
-    if (is_batch && jrpc_buf_append(b, "]", 1) != 0)
-        goto fail;
+    if (is_batch)
+        jrpc_buf_append(b, "]", 1);
+    if (b->err != 0) {
+        jrpc__chunk_free(ch);
+        return NULL;
+    }
     return ch;
-fail:
-    jrpc__chunk_free(ch);
-    return NULL;
 }
 
 void jrpc__chunk_free(jrpc__chunk_t *ch)
@@ -141,8 +115,7 @@ static void fault_data(jrpc_buf_t *b, jrpc_upstream_t *up, int fault, const char
 {
     jrpc_buf_appendz(b, "{\"upstream\":");
     jrpc_buf_json_string(b, up->name, strlen(up->name));
-    jrpc_buf_appendz(b, ",\"cause\":");
-    jrpc_buf_appendz(b, "\"");
+    jrpc_buf_appendz(b, ",\"cause\":\"");
     jrpc_buf_appendz(b, jrpc_upstream_fault_name(fault));
     jrpc_buf_appendz(b, "\",\"detail\":");
     jrpc_buf_json_string(b, detail, strlen(detail));
@@ -311,11 +284,7 @@ int jrpc__chunk_answer(jrpc__chunk_t *ch, long status)
         jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_INVALID, detail);
         return -1;
     }
-    jrpc_json_t v = {p, n};
-    while (v.len > 0 && (*v.ptr == ' ' || *v.ptr == '\t' || *v.ptr == '\r' || *v.ptr == '\n')) {
-        v.ptr++;
-        v.len--;
-    }
+    jrpc_json_t v = {p, n}; /* the accessors skip its surrounding whitespace */
     if (!looks_like_answer(v)) {
         if (!ok_status)
             return JRPC_UPSTREAM_FAULT_HTTP;

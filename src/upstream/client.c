@@ -258,6 +258,7 @@ void jrpc__upctx_free_detached(jrpc__upctx_t *ctx)
 
 /* ---- Pending calls → chunks ------------------------------------------------------------------ */
 
+/* Appends call to the pending list v (n used, cap allocated); 0 or JRPC_ENOMEM. */
 static int push(jrpc_call_t ***v, size_t *n, size_t *cap, jrpc_call_t *call)
 {
     if (*n == *cap) {
@@ -301,6 +302,8 @@ void jrpc__upstream_call(jrpc_call_t *call, void *data)
         uv_idle_start(&ctx->idle, on_idle);
 }
 
+/* Makes calls[0..n) one chunk at the end of the wait queue; without memory for it, each call is
+ * answered -32603 at once. */
 static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int is_batch)
 {
     jrpc__chunk_t *ch = jrpc__chunk_new(ctx, calls, n, is_batch);
@@ -377,6 +380,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
     return jrpc_buf_append(&ch->answer, p, n) == 0 ? n : 0;
 }
 
+/* An easy handle with the upstream's fixed options: a spare one, else a new one (NULL when out of
+ * memory). The per-attempt options are chunk_send's. */
 static CURL *easy_get(jrpc__upctx_t *ctx)
 {
     if (ctx->nspare > 0)
@@ -406,6 +411,7 @@ static CURL *easy_get(jrpc__upctx_t *ctx)
     return e;
 }
 
+/* Keeps e (out of the multi) for reuse, or cleans it up when the spare list cannot grow. */
 static void easy_put(jrpc__upctx_t *ctx, CURL *e)
 {
     if (ctx->nspare == ctx->cap_spare) {
@@ -432,12 +438,10 @@ static void chunk_send(jrpc__chunk_t *ch)
     ch->attempts++;
     ch->too_large = 0;
     ch->answer.len = 0;
+    const char *why = "out of memory";
     ch->easy = easy_get(ctx);
-    if (ch->easy == NULL) {
-        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
-        jrpc__chunk_free(ch);
-        return;
-    }
+    if (ch->easy == NULL)
+        goto fail;
     curl_easy_setopt(ch->easy, CURLOPT_URL, up->eps[ep].url);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
@@ -447,9 +451,8 @@ static void chunk_send(jrpc__chunk_t *ch)
     if (curl_multi_add_handle(ctx->multi, ch->easy) != CURLM_OK) {
         easy_put(ctx, ch->easy);
         ch->easy = NULL;
-        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, "cannot start a request");
-        jrpc__chunk_free(ch);
-        return;
+        why = "cannot start a request";
+        goto fail;
     }
     ctx->in_flight++;
     ctx->kick = 1;
@@ -458,6 +461,10 @@ static void chunk_send(jrpc__chunk_t *ch)
     JRPC__UPSTAT_ADD(up->eps[ep].requests, 1);
     if (ch->attempts > 1)
         JRPC__UPSTAT_ADD(up->stats.retries, 1);
+    return;
+fail:
+    jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
+    jrpc__chunk_free(ch);
 }
 
 /* The fault a failed transfer shows, and a line on it that names no host (it reaches clients). */

@@ -45,11 +45,13 @@ void jrpc__upstream_log(jrpc_upstream_t *up, jrpc_log_level_t level, const char 
     const jrpc_config_t *cfg = &up->srv->cfg;
     if (cfg->log_cb == NULL || level > cfg->log_level)
         return;
+    /* 512: a URL, a fault name and curl's reason fit; a longer line is cut, not split. */
     char line[512];
     int n = snprintf(line, sizeof line, "upstream %s: ", up->name);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    if (n > 0 && (size_t)n < sizeof line) /* a name that fills the line leaves no room */
+        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
     cfg->log_cb(level, line, cfg->log_data);
 }
@@ -149,25 +151,26 @@ static void upstream_destroy(jrpc_upstream_t *up)
     free(up);
 }
 
+/* Appends headers h[0..n) to up->headers. */
+static int headers_append(jrpc_upstream_t *up, const char *const *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct curl_slist *l = curl_slist_append(up->headers, h[i]);
+        if (l == NULL)
+            return JRPC_ENOMEM;
+        up->headers = l;
+    }
+    return 0;
+}
+
 static int headers_init(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg)
 {
     /* "Expect:" turns off curl's 100-continue round trip for bodies over 1 KiB: a JSON-RPC
      * upstream always wants the body, and the wait would add a round trip per batch. */
     static const char *const fixed[] = {"Content-Type: application/json",
                                         "Accept: application/json", "Expect:"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        struct curl_slist *l = curl_slist_append(up->headers, fixed[i]);
-        if (l == NULL)
-            return JRPC_ENOMEM;
-        up->headers = l;
-    }
-    for (size_t i = 0; i < cfg->nheaders; i++) {
-        struct curl_slist *l = curl_slist_append(up->headers, cfg->headers[i]);
-        if (l == NULL)
-            return JRPC_ENOMEM;
-        up->headers = l;
-    }
-    return 0;
+    int rc = headers_append(up, fixed, sizeof fixed / sizeof fixed[0]);
+    return rc != 0 ? rc : headers_append(up, cfg->headers, cfg->nheaders);
 }
 
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
@@ -296,6 +299,12 @@ JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, con
 
 /* ---- Choosing a URL -------------------------------------------------------------------------- */
 
+/* URL i may take the next attempt of a chunk that has tried `tried`: untried and not down. */
+static int ep_ready(const jrpc__endpoint_t *ep, unsigned i, uint32_t tried, uint64_t now)
+{
+    return !(tried & (1u << i)) && LOAD(ep->down_until_ms) <= now;
+}
+
 unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
 {
     jrpc_upstream_t *up = ctx->up;
@@ -305,7 +314,7 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
     unsigned prio = 0;
     for (unsigned i = 0; i < up->neps; i++) {
         const jrpc__endpoint_t *ep = &up->eps[i];
-        if ((tried & (1u << i)) || LOAD(ep->down_until_ms) > now)
+        if (!ep_ready(ep, i, tried, now))
             continue;
         if (!have || ep->priority < prio)
             prio = ep->priority;
@@ -318,7 +327,7 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
         int best = -1;
         for (unsigned i = 0; i < up->neps; i++) {
             const jrpc__endpoint_t *ep = &up->eps[i];
-            if ((tried & (1u << i)) || LOAD(ep->down_until_ms) > now || ep->priority != prio)
+            if (!ep_ready(ep, i, tried, now) || ep->priority != prio)
                 continue;
             ctx->wrr[i] += ep->weight;
             total += ep->weight;

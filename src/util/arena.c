@@ -11,6 +11,7 @@
  * slack. */
 #define ARENA_FIRST 4096
 #define ARENA_MAX_CHUNK (1u << 20)
+/* What malloc guarantees (alignof(max_align_t) on x86-64 and aarch64): any type fits. */
 #define ARENA_ALIGN 16
 /* Spare bytes a cache keeps: a few 1000-item batches' worth (each uses ~0.5 MiB), a small
  * fraction of what the loop's connections may hold anyway. */

@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* First allocation: a typical single response (envelope, id, a small result) fits; after that the
+ * capacity doubles, so appending n bytes costs O(n) copies in all. */
+#define BUF_FIRST_CAP 256
+
 JRPC_EXTERN void jrpc_buf_init(jrpc_buf_t *b)
 {
     b->ptr = NULL;
@@ -28,7 +32,7 @@ JRPC_EXTERN int jrpc_buf_reserve(jrpc_buf_t *b, size_t n)
         b->err = JRPC_ENOMEM;
         return b->err;
     }
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : BUF_FIRST_CAP;
     while (cap - b->len < n)
         cap *= 2;
     char *p = realloc(b->ptr, cap);

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,30 +23,7 @@ static _Thread_local char *tls_rbuf;
 static void conn_update(jrpc_conn_t *c);
 static void conn_abort(jrpc_conn_t *c);
 
-/* ---- Logging ----------------------------------------------------------------------------------
- */
-
-static void conn_peer(jrpc_conn_t *c)
-{
-    struct sockaddr_storage ss;
-    int len = (int)sizeof(ss);
-    char ip[64];
-    int n = -1;
-    c->peer_len = (size_t)snprintf(c->peer, sizeof c->peer, "-");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof ip);
-        n = snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-    } else if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof ip);
-        n = snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-    }
-    if (n > 0)
-        c->peer_len = (size_t)n < sizeof c->peer ? (size_t)n : sizeof c->peer - 1;
-}
+/* ---- Logging --------------------------------------------------------------------------------- */
 
 __attribute__((format(printf, 3, 4))) static void conn_log(jrpc_conn_t *c, jrpc_log_level_t level,
                                                            const char *fmt, ...)
@@ -65,8 +41,7 @@ __attribute__((format(printf, 3, 4))) static void conn_log(jrpc_conn_t *c, jrpc_
     cfg->log_cb(level, line, cfg->log_data);
 }
 
-/* ---- Message structs --------------------------------------------------------------------------
- */
+/* ---- Message structs ------------------------------------------------------------------------- */
 
 static jrpc__ws_msg_t *msg_get(jrpc_conn_t *c)
 {
@@ -109,18 +84,12 @@ static void msg_list_free(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     }
 }
 
-/* ---- Output -----------------------------------------------------------------------------------
- */
+/* ---- Output ---------------------------------------------------------------------------------- */
 
 static void out_append(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     m->kind = JRPC__WS_M_OUT;
-    m->next = NULL;
-    if (c->out_tail != NULL)
-        c->out_tail->next = m;
-    else
-        c->out_head = m;
-    c->out_tail = m;
+    jrpc__ws_fifo_push(&c->out_head, &c->out_tail, m);
     c->out_count++;
     c->out_bytes += m->head_len + m->body.len;
 }
@@ -129,10 +98,7 @@ static void out_append(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 static void out_pop(jrpc_conn_t *c, unsigned k)
 {
     while (k-- > 0 && c->out_head != NULL) {
-        jrpc__ws_msg_t *m = c->out_head;
-        c->out_head = m->next;
-        if (c->out_head == NULL)
-            c->out_tail = NULL;
+        jrpc__ws_msg_t *m = jrpc__ws_fifo_pop(&c->out_head, &c->out_tail);
         c->out_count--;
         c->out_bytes -= m->head_len + m->body.len;
         msg_put(c, m);
@@ -280,8 +246,7 @@ static void conn_flush(jrpc_conn_t *c)
     }
 }
 
-/* ---- Ways out ---------------------------------------------------------------------------------
- */
+/* ---- Ways out -------------------------------------------------------------------------------- */
 
 static void stash_drop(jrpc_conn_t *c)
 {
@@ -312,8 +277,8 @@ static void conn_stop_work(jrpc_conn_t *c)
     c->waiting = c->waiting_tail = NULL;
 }
 
-/* Our close frame is queued (sent by us, or the session's echo of the client's): from here on only the
- * close handshake runs, bounded by JRPC__WS_CLOSE_MS. */
+/* Our close frame is queued (sent by us, or the session's echo of the client's): from here on
+ * only the close handshake runs, bounded by JRPC__WS_CLOSE_MS. */
 static void conn_closing(jrpc_conn_t *c)
 {
     if (c->closing)
@@ -340,19 +305,12 @@ static void on_close(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     jrpc__loop_t *loop = c->loop;
-    jrpc__list_t *it = c->inflight.next;
-    while (it != &c->inflight) { /* only messages that were starting when the abort came */
-        jrpc__ws_msg_t *m = JRPC__CONTAINER_OF(it, jrpc__ws_msg_t, link);
-        it = it->next;
-        jrpc__list_remove(&m->link);
-        msg_put(c, m);
-    }
+    /* conn_stop_work emptied inflight and waiting when the close began (conn_start takes back a
+     * message whose start the close interrupted); what is left is the output. */
     msg_list_free(c, c->out_head);
     c->out_head = c->out_tail = NULL;
     c->out_bytes = 0;
     c->out_count = 0;
-    msg_list_free(c, c->waiting);
-    c->waiting = c->waiting_tail = NULL;
     stash_drop(c);
     jrpc__ws_session_free(&c->sess);
     /* Subscriptions ended by the close learn it now, from the loop and outside any call. */
@@ -426,8 +384,7 @@ static void on_timer(uv_timer_t *t)
     conn_update(c);
 }
 
-/* ---- Messages in the engine -------------------------------------------------------------------
- */
+/* ---- Messages in the engine ------------------------------------------------------------------ */
 
 /* Takes the pushes a subscription held off its list (their bytes leave c->out_bytes). */
 static jrpc__ws_msg_t *held_take(jrpc_conn_t *c, jrpc_sub_t *sub)
@@ -544,11 +501,7 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
     m->binary = (uint8_t)binary;
     if (c->waiting != NULL || c->calls >= c->cfg->ws_max_inflight) {
         m->kind = JRPC__WS_M_WAITING;
-        if (c->waiting_tail != NULL)
-            c->waiting_tail->next = m;
-        else
-            c->waiting = m;
-        c->waiting_tail = m;
+        jrpc__ws_fifo_push(&c->waiting, &c->waiting_tail, m);
         c->sess.paused = 1;
         return;
     }
@@ -559,8 +512,7 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
 
 static const jrpc__ws_session_cbs_t session_cbs = {conn_on_message, conn_output};
 
-/* ---- Reading ----------------------------------------------------------------------------------
- */
+/* ---- Reading --------------------------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -636,11 +588,7 @@ static void conn_update(jrpc_conn_t *c)
         if (c->closing) {
             c->sess.paused = 0;
         } else if (c->waiting != NULL && c->calls < cfg->ws_max_inflight) {
-            jrpc__ws_msg_t *m = c->waiting;
-            c->waiting = m->next;
-            if (c->waiting == NULL)
-                c->waiting_tail = NULL;
-            conn_start(c, m);
+            conn_start(c, jrpc__ws_fifo_pop(&c->waiting, &c->waiting_tail));
             continue;
         } else {
             c->sess.paused = c->waiting != NULL || c->calls >= cfg->ws_max_inflight;
@@ -684,8 +632,7 @@ static void conn_update(jrpc_conn_t *c)
     conn_flush(c);
 }
 
-/* ---- Pushes -----------------------------------------------------------------------------------
- */
+/* ---- Pushes ---------------------------------------------------------------------------------- */
 
 /* Whether request `seq` of this connection is still without its answer. The one being started
  * right now (its handler subscribing inline) is the loop's newest request. */
@@ -716,12 +663,7 @@ void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
                 return;
             }
             m->kind = JRPC__WS_M_OUT;
-            m->next = NULL;
-            if (sub->held_tail != NULL)
-                sub->held_tail->next = m;
-            else
-                sub->held = m;
-            sub->held_tail = m;
+            jrpc__ws_fifo_push(&sub->held, &sub->held_tail, m);
             if (jrpc__list_empty(&sub->holding))
                 jrpc__list_insert_tail(&c->holding, &sub->holding);
             c->out_bytes += m->body.len;
@@ -733,14 +675,12 @@ void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     conn_update(c);
 }
 
-/* ---- The io loop's entry points ---------------------------------------------------------------
- */
+/* ---- The io loop's entry points -------------------------------------------------------------- */
 
+/* uv_tcp_open failed: the handle closes before the connection was anything more. */
 static void on_early_close(uv_handle_t *h)
 {
-    jrpc_conn_t *c = h->data;
-    jrpc__ws_session_free(&c->sess);
-    free(c);
+    free(h->data);
 }
 
 int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
@@ -758,32 +698,20 @@ int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, 
     int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dfd < 0)
         return -errno;
+    int rc = JRPC_ENOMEM;
     jrpc_conn_t *c = calloc(1, sizeof(*c));
     char *stash = n != 0 ? malloc(n) : NULL;
-    if (c == NULL || (n != 0 && stash == NULL) ||
-        jrpc__ws_session_init(&c->sess, cfg->max_ws_message, &session_cbs, c) != 0) {
-        if (c != NULL)
-            jrpc__ws_session_free(&c->sess);
-        free(c);
-        free(stash);
-        close(dfd);
-        return JRPC_ENOMEM;
-    }
-    int rc = uv_tcp_init(&loop->uv, &c->tcp);
-    if (rc != 0) {
-        jrpc__ws_session_free(&c->sess);
-        free(c);
-        free(stash);
-        close(dfd);
-        return rc;
-    }
+    if (c == NULL || (n != 0 && stash == NULL))
+        goto fail;
+    if ((rc = uv_tcp_init(&loop->uv, &c->tcp)) != 0)
+        goto fail;
     c->tcp.data = c;
     if ((rc = uv_tcp_open(&c->tcp, dfd)) != 0) {
-        close(dfd);
-        free(stash);
         uv_close((uv_handle_t *)&c->tcp, on_early_close);
-        return rc;
+        c = NULL; /* on_early_close frees it */
+        goto fail;
     }
+    jrpc__ws_session_init(&c->sess, cfg->max_ws_message, &session_cbs, c);
     uv_timer_init(&loop->uv, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
@@ -820,12 +748,18 @@ int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, 
         period = cfg->ws_idle_ms;
     if (period != 0)
         uv_timer_start(&c->timer, on_timer, period, period);
-    if (c->log || cfg->log_cb != NULL)
-        conn_peer(c);
+    if (cfg->log_cb != NULL) /* warnings name the peer too, not only the INFO lines */
+        c->peer_len = jrpc__peer_name(&c->tcp, c->peer, sizeof c->peer);
     if (c->log)
         conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
     conn_update(c);
     return 0;
+
+fail:
+    free(c);
+    free(stash);
+    close(dfd);
+    return rc;
 }
 
 void jrpc__ws_drain(jrpc__loop_t *loop)

@@ -13,14 +13,17 @@
 #include <stdint.h>
 
 /* Read size; one buffer per io thread, as in src/http: the session copies each message out of it
- * during the read callback, and only a paused connection keeps a rest (its stash). */
+ * during the read callback, and only a paused connection keeps a rest (its stash). 64 KiB, as
+ * JRPC__HTTP_READ_BUF: what one read of a busy socket usually returns. */
 #define JRPC__WS_READ_BUF (64 * 1024)
 
 /* Output entries gathered into one writev: a pipelining client's answers of one read leave
  * together (64 entries, 128 iovecs, far under IOV_MAX). */
 #define JRPC__WS_COALESCE_MAX 64
 
-/* Message structs kept per connection for reuse, so steady traffic allocates only the body. */
+/* Message structs kept per connection for reuse, so steady traffic allocates only the body. 8
+ * (under 1 KiB a connection, kept while it is idle) covers what a short pipeline cycles through;
+ * a longer burst allocates the rest and frees it. */
 #define JRPC__WS_SPARE_MAX 8
 
 /* How long a closing connection waits for the client's side of the close handshake (its close
@@ -49,7 +52,7 @@ struct jrpc__ws_msg {
     uint64_t seq;           /* RUNNING: its request's jrpc__req_seq (0 while it starts) */
     jrpc_buf_t body;        /* the frame's payload (answer, push; WAITING: the request) */
     uint8_t head[JRPC__WS_HEAD_MAX]; /* the frame's header; OUT of raw bytes: none */
-    uint8_t head_len;
+    uint8_t head_len;       /* bytes in head (0: the body is raw bytes, control frames or 101) */
     uint8_t kind;           /* jrpc__ws_msg_kind_t */
     uint8_t binary;         /* the request came in a binary frame: answer in one */
 };
@@ -64,14 +67,14 @@ struct jrpc_sub {
     uint8_t ended;          /* (lock) no more pushes; end_cb is due */
     uint8_t answered;       /* (loop) the id reached the output: pushes go straight out */
     jrpc__ws_msg_t *held;   /* (loop) pushes waiting for the id to go out, FIFO */
-    jrpc__ws_msg_t *held_tail;
+    jrpc__ws_msg_t *held_tail; /* (loop) the last of them */
     jrpc__list_t holding;   /* (loop) in conn->holding while held is not empty */
-    jrpc_sub_end_cb end_cb;
-    void *data;
+    jrpc_sub_end_cb end_cb; /* runs once on the loop when the subscription ended (may be NULL) */
+    void *data;             /* passed to end_cb */
     jrpc__ws_msg_t *end_msg; /* made at the start, so ending cannot fail for want of memory */
-    size_t id_len;
-    char id[40];            /* "\"0x…\"": JSON text */
-    size_t prefix_len;
+    size_t id_len;          /* bytes in id: 36 */
+    char id[40];            /* "\"0x…\"" of 16 random bytes: JSON text */
+    size_t prefix_len;      /* bytes in prefix */
     char prefix[];          /* {"jsonrpc":"2.0","method":…,"params":{"subscription":…,"result": */
 };
 
@@ -97,12 +100,12 @@ struct jrpc_conn {
     jrpc__list_t holding;     /* subscriptions with held pushes */
     jrpc__list_t ended;       /* subscriptions ended by the close, end_cb due in on_close */
     jrpc__ws_msg_t *waiting;  /* WAITING messages, FIFO: read before the bound was hit */
-    jrpc__ws_msg_t *waiting_tail;
+    jrpc__ws_msg_t *waiting_tail; /* the last of them */
     jrpc__ws_msg_t *out_head; /* output queue, FIFO; the first wr_count are in the write */
-    jrpc__ws_msg_t *out_tail;
+    jrpc__ws_msg_t *out_tail; /* the last entry of the output queue */
     jrpc__ws_msg_t *spare;    /* reusable message structs */
     jrpc__ws_msg_t *starting; /* the message inside jrpc__req_start right now */
-    unsigned nspare;
+    unsigned nspare;          /* entries in spare, at most JRPC__WS_SPARE_MAX */
     unsigned out_count;       /* entries in the output queue */
     unsigned wr_count;        /* entries the write in flight carries */
     unsigned open_handles;    /* tcp and timer until their close callbacks ran */
@@ -113,8 +116,8 @@ struct jrpc_conn {
     uint64_t last_msg;        /* uv_now of the last message either way */
     uint64_t ping_at;         /* uv_now of the unanswered ping, 0 when none */
     char *stash;              /* received bytes not yet fed while paused (malloc'd) */
-    size_t stash_off;
-    size_t stash_len;
+    size_t stash_off;         /* bytes of stash already fed */
+    size_t stash_len;         /* bytes in stash */
     uint8_t starting_done;    /* `starting` was answered before jrpc__req_start returned */
     uint8_t reading;          /* uv_read_start is in effect */
     uint8_t in_feed;          /* the session is parsing: flush after it */
@@ -126,9 +129,31 @@ struct jrpc_conn {
     uint8_t aborting;         /* uv_close was called: nothing more happens but freeing */
     uint8_t draining;         /* server stop: no new messages, close 1001 once answered */
     uint8_t log;              /* log the connection's open and close */
-    size_t peer_len;
-    char peer[64];            /* "ip:port" of the client, for logs */
+    size_t peer_len;          /* bytes in peer */
+    char peer[64];            /* "ip:port" of the client, for logs ("[ipv6]:port" is 53 at most) */
 };
+
+/* Appends m to a FIFO of messages linked through `next` (*head NULL: empty). */
+static inline void jrpc__ws_fifo_push(jrpc__ws_msg_t **head, jrpc__ws_msg_t **tail,
+                                      jrpc__ws_msg_t *m)
+{
+    m->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = m;
+    else
+        *head = m;
+    *tail = m;
+}
+
+/* Takes the first message off a non-empty FIFO. */
+static inline jrpc__ws_msg_t *jrpc__ws_fifo_pop(jrpc__ws_msg_t **head, jrpc__ws_msg_t **tail)
+{
+    jrpc__ws_msg_t *m = *head;
+    *head = m->next;
+    if (*head == NULL)
+        *tail = NULL;
+    return m;
+}
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 

@@ -12,8 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* ---- References -------------------------------------------------------------------------------
- */
+/* ---- References ------------------------------------------------------------------------------ */
 
 JRPC_EXTERN jrpc_conn_t *jrpc_conn_ref(jrpc_conn_t *conn)
 {
@@ -55,8 +54,7 @@ static jrpc__ws_msg_t *msg_new(void)
     return m;
 }
 
-/* ---- The loop's queue -------------------------------------------------------------------------
- */
+/* ---- The loop's queue ------------------------------------------------------------------------ */
 
 /* Queues m for c's loop. c->lock is held and c is not closed, so the loop and its wakeup exist:
  * they close only after every connection was marked closed under that lock. */
@@ -64,13 +62,8 @@ static void post_locked(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     jrpc__loop_t *loop = c->loop;
     m->conn = jrpc_conn_ref(c);
-    m->next = NULL;
     uv_mutex_lock(&loop->ws_lock);
-    if (loop->ws_tail != NULL)
-        loop->ws_tail->next = m;
-    else
-        loop->ws_head = m;
-    loop->ws_tail = m;
+    jrpc__ws_fifo_push(&loop->ws_head, &loop->ws_tail, m);
     uv_mutex_unlock(&loop->ws_lock);
     uv_async_send(&loop->ws_wakeup);
 }
@@ -136,8 +129,7 @@ void jrpc__ws_loop_free(jrpc__loop_t *loop)
     uv_mutex_destroy(&loop->ws_lock);
 }
 
-/* ---- Sending ----------------------------------------------------------------------------------
- */
+/* ---- Sending --------------------------------------------------------------------------------- */
 
 static int on_loop_thread(const jrpc_conn_t *c)
 {
@@ -177,6 +169,15 @@ static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     return 0;
 }
 
+/* The start every push shares: {"jsonrpc":"2.0","method":<method as a JSON string>. The error
+ * sticks in b. */
+static void push_head(jrpc_buf_t *b, const char *method)
+{
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"method\":";
+    jrpc_buf_append(b, head, sizeof head - 1);
+    jrpc_buf_json_string(b, method, strlen(method));
+}
+
 JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const char *params_json,
                                  size_t len)
 {
@@ -187,8 +188,7 @@ JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const ch
         return JRPC_ENOMEM;
     jrpc_buf_t *b = &m->body;
     jrpc_buf_reserve(b, strlen(method) + len + 48);
-    jrpc_buf_append(b, "{\"jsonrpc\":\"2.0\",\"method\":", 26);
-    jrpc_buf_json_string(b, method, strlen(method));
+    push_head(b, method);
     if (params_json != NULL) {
         jrpc_buf_append(b, ",\"params\":", 10);
         jrpc_buf_append(b, params_json, len);
@@ -200,8 +200,7 @@ JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const ch
     return conn_send(conn, m);
 }
 
-/* ---- Subscriptions ----------------------------------------------------------------------------
- */
+/* ---- Subscriptions --------------------------------------------------------------------------- */
 
 static void sub_free(jrpc_sub_t *sub)
 {
@@ -257,15 +256,23 @@ static void random_bytes(uint8_t *b, size_t n)
     }
 }
 
+/* The WebSocket connection `call` came on; NULL, with the call answered -32601, when it came
+ * over HTTP, which has nothing to push to. */
+static jrpc_conn_t *sub_conn(jrpc_call_t *call)
+{
+    jrpc_conn_t *c = jrpc_call_conn(call);
+    if (c == NULL)
+        jrpc_reply_error(call, JRPC_CODE_METHOD_NOT_FOUND, "notifications not supported",
+                         "\"subscriptions need a WebSocket connection\"");
+    return c;
+}
+
 JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
                                        jrpc_sub_end_cb end_cb, void *data)
 {
-    jrpc_conn_t *c = jrpc_call_conn(call);
-    if (c == NULL) {
-        jrpc_reply_error(call, JRPC_CODE_METHOD_NOT_FOUND, "notifications not supported",
-                         "\"subscriptions need a WebSocket connection\"");
+    jrpc_conn_t *c = sub_conn(call);
+    if (c == NULL)
         return NULL;
-    }
     static const char hex[] = "0123456789abcdef";
     uint8_t rnd[16];
     char id[40];
@@ -283,8 +290,7 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
     /* Every push starts the same way: build that once. */
     jrpc_buf_t prefix;
     jrpc_buf_init(&prefix);
-    jrpc_buf_append(&prefix, "{\"jsonrpc\":\"2.0\",\"method\":", 26);
-    jrpc_buf_json_string(&prefix, method, strlen(method));
+    push_head(&prefix, method);
     jrpc_buf_append(&prefix, ",\"params\":{\"subscription\":", 26);
     jrpc_buf_append(&prefix, id, id_len);
     jrpc_buf_append(&prefix, ",\"result\":", 10);
@@ -374,12 +380,9 @@ JRPC_EXTERN void jrpc_sub_end(jrpc_sub_t *sub)
 JRPC_EXTERN void jrpc_sub_unsubscribe(jrpc_call_t *call, void *data)
 {
     (void)data;
-    jrpc_conn_t *c = jrpc_call_conn(call);
-    if (c == NULL) {
-        jrpc_reply_error(call, JRPC_CODE_METHOD_NOT_FOUND, "notifications not supported",
-                         "\"subscriptions need a WebSocket connection\"");
+    jrpc_conn_t *c = sub_conn(call);
+    if (c == NULL)
         return;
-    }
     jrpc_json_t params = jrpc_call_params(call), id;
     if (jrpc_json_type(params) != JRPC_JSON_ARRAY || jrpc_json_count(params) != 1 ||
         jrpc_json_at(params, 0, &id) != 0 || jrpc_json_type(id) != JRPC_JSON_STRING) {

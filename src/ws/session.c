@@ -28,8 +28,7 @@ enum {
     OP_PONG = 0xa
 };
 
-/* ---- UTF-8 -------------------------------------------------------------------------------------
- */
+/* ---- UTF-8 ----------------------------------------------------------------------------------- */
 
 /* The state between bytes: continuation bytes still due, and the range the next one must fall
  * in (Unicode's table of well-formed sequences, so overlong forms, surrogates and code points past
@@ -90,8 +89,7 @@ static int u8_check(uint32_t *state, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* ---- Output ------------------------------------------------------------------------------------
- */
+/* ---- Output ---------------------------------------------------------------------------------- */
 
 /* Outputs one control frame (payload at most 125 bytes) in one piece. */
 static void send_control(jrpc__ws_session_t *s, unsigned opcode, const uint8_t *p, size_t n)
@@ -132,8 +130,7 @@ static void fail(jrpc__ws_session_t *s, unsigned code, const char *reason)
     s->reading = 0;
 }
 
-/* ---- Input -------------------------------------------------------------------------------------
- */
+/* ---- Input ----------------------------------------------------------------------------------- */
 
 /* A header is judged once all of it is in (2 to 14 bytes, possibly over several reads); the
  * payload is unmasked while it is copied out of the read buffer into the message. */
@@ -165,13 +162,9 @@ static size_t head_size(const uint8_t h[2])
     return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((h[1] & 0x80u) ? 4 : 0);
 }
 
-static int close_code_valid(unsigned code);
-static void control_done(jrpc__ws_session_t *s);
-static int frame_start(jrpc__ws_session_t *s, unsigned b0, int masked, uint64_t len);
-
-/* The header in s->head is complete: its length rules (§5.2), then frame_start's checks. 0, or
- * -1 when the connection failed. */
-static int head_done(jrpc__ws_session_t *s)
+/* The header in s->head is complete: its length rules and checks (§5.2, §5.4, §5.5), then, for
+ * a data frame, room for its payload. 0, or -1 when the connection failed. */
+static int frame_start(jrpc__ws_session_t *s)
 {
     const uint8_t *h = s->head;
     size_t len7 = h[1] & 0x7fu, at = 2;
@@ -189,40 +182,76 @@ static int head_done(jrpc__ws_session_t *s)
         if (len <= 0xffff || len >> 63)
             len = UINT64_MAX; /* not in its shortest form, or the top bit set */
     }
-    unsigned op = h[0] & 0x0fu;
+    unsigned opcode = h[0] & 0x0fu;
     int fin = (h[0] & 0x80u) != 0;
-    if (len == UINT64_MAX || ((op & 0x8u) && (len > 125 || !fin))) {
+    if (len == UINT64_MAX || ((opcode & 0x8u) && (len > 125 || !fin))) {
         /* §5.5: control frames are never fragmented and carry at most 125 bytes. */
         fail(s, 1002, "malformed frame header");
         return -1;
     }
-    int masked = (h[1] & 0x80u) != 0;
-    if (masked)
-        memcpy(s->mask, h + at, 4);
-    return frame_start(s, h[0], masked, len);
-}
-
-/* The current frame's payload is all in: a control frame is acted on, a final data frame ends
- * its message. */
-static void frame_end(jrpc__ws_session_t *s)
-{
-    s->in_frame = 0;
-    if (s->frame_op & 0x8u) {
-        control_done(s);
-        return;
+    s->frame_op = (uint8_t)opcode;
+    s->frame_fin = (uint8_t)fin;
+    s->frame_left = len;
+    s->frame_off = 0;
+    if (h[0] & 0x70u) {
+        fail(s, 1002, "reserved bits set without an extension");
+        return -1;
     }
-    if (!s->frame_fin)
-        return;
-    if (!s->msg_binary && s->u8 != 0) {
-        fail(s, 1007, "text message ends inside a UTF-8 character");
-        return;
+    if (!(h[1] & 0x80u)) {
+        fail(s, 1002, "client frames must be masked");
+        return -1;
     }
-    char *msg = s->msg;
-    size_t len = s->msg_len;
-    s->msg = NULL;
-    s->msg_len = s->msg_cap = 0;
-    s->in_msg = 0;
-    s->cbs->message(s->ud, msg, len, s->msg_binary);
+    memcpy(s->mask, h + at, 4);
+    switch (opcode) {
+    case OP_CONT:
+        if (!s->in_msg) {
+            fail(s, 1002, "continuation frame without a message");
+            return -1;
+        }
+        break;
+    case OP_TEXT:
+    case OP_BINARY:
+        if (s->in_msg) {
+            fail(s, 1002, "new message inside a fragmented one");
+            return -1;
+        }
+        s->in_msg = 1;
+        s->msg_binary = opcode == OP_BINARY;
+        s->msg_len = 0;
+        s->u8 = 0;
+        break;
+    case OP_CLOSE:
+        if (len == 1) {
+            fail(s, 1002, "close frame with a 1-byte body");
+            return -1;
+        }
+        /* fall through */
+    case OP_PING:
+    case OP_PONG:
+        s->ctrl_len = 0; /* at most 125 bytes, checked above: ctrl holds them */
+        return 0;
+    default:
+        fail(s, 1002, "reserved opcode");
+        return -1;
+    }
+    if (len > s->max_message - s->msg_len) {
+        char reason[64]; /* 42 bytes at most: a size_t has 20 digits */
+        snprintf(reason, sizeof reason, "message exceeds %zu bytes", s->max_message);
+        fail(s, 1009, reason);
+        return -1;
+    }
+    /* The header says how long the frame is: one allocation for it, before its bytes arrive. */
+    size_t need = s->msg_len + (size_t)len;
+    if (s->msg == NULL || need > s->msg_cap) {
+        char *m = realloc(s->msg, need ? need : 1);
+        if (m == NULL) {
+            s->failed = 1;
+            return -1;
+        }
+        s->msg = m;
+        s->msg_cap = need ? need : 1;
+    }
+    return 0;
 }
 
 /* n payload bytes of the current frame (n <= frame_left), still masked. */
@@ -268,9 +297,9 @@ static void control_done(jrpc__ws_session_t *s)
         unsigned code = (unsigned)s->ctrl[0] << 8 | s->ctrl[1];
         uint32_t st = 0;
         if (!close_code_valid(code))
-            send_close(s, 1002, "invalid close code", 18);
+            fail(s, 1002, "invalid close code");
         else if (u8_check(&st, s->ctrl + 2, s->ctrl_len - 2) != 0 || st != 0)
-            send_close(s, 1007, "close reason is not UTF-8", 25);
+            fail(s, 1007, "close reason is not UTF-8");
         else
             send_close(s, code, (const char *)s->ctrl + 2, s->ctrl_len - 2); /* the echo */
         break;
@@ -280,80 +309,33 @@ static void control_done(jrpc__ws_session_t *s)
     }
 }
 
-/* A frame's header, whose length rules held: its checks. 0, or -1 when the connection failed. */
-static int frame_start(jrpc__ws_session_t *s, unsigned b0, int masked, uint64_t len)
+/* The current frame's payload is all in: a control frame is acted on, a final data frame ends
+ * its message. */
+static void frame_end(jrpc__ws_session_t *s)
 {
-    unsigned opcode = b0 & 0x0fu;
-    s->frame_op = (uint8_t)opcode;
-    s->frame_fin = (b0 & 0x80u) != 0;
-    s->frame_left = len;
-    s->frame_off = 0;
-    if (b0 & 0x70u) {
-        fail(s, 1002, "reserved bits set without an extension");
-        return -1;
+    s->in_frame = 0;
+    if (s->frame_op & 0x8u) {
+        control_done(s);
+        return;
     }
-    if (!masked) {
-        fail(s, 1002, "client frames must be masked");
-        return -1;
+    if (!s->frame_fin)
+        return;
+    if (!s->msg_binary && s->u8 != 0) {
+        fail(s, 1007, "text message ends inside a UTF-8 character");
+        return;
     }
-    switch (opcode) {
-    case OP_CONT:
-        if (!s->in_msg) {
-            fail(s, 1002, "continuation frame without a message");
-            return -1;
-        }
-        break;
-    case OP_TEXT:
-    case OP_BINARY:
-        if (s->in_msg) {
-            fail(s, 1002, "new message inside a fragmented one");
-            return -1;
-        }
-        s->in_msg = 1;
-        s->msg_binary = opcode == OP_BINARY;
-        s->msg_len = 0;
-        s->u8 = 0;
-        break;
-    case OP_CLOSE:
-        if (len == 1) {
-            fail(s, 1002, "close frame with a 1-byte body");
-            return -1;
-        }
-        /* fall through */
-    case OP_PING:
-    case OP_PONG:
-        s->ctrl_len = 0; /* head_done refused control frames over 125 bytes or fragmented */
-        return 0;
-    default:
-        fail(s, 1002, "reserved opcode");
-        return -1;
-    }
-    if (len > s->max_message - s->msg_len) {
-        char reason[64];
-        int n = snprintf(reason, sizeof reason, "message exceeds %zu bytes", s->max_message);
-        send_close(s, 1009, reason, n > 0 ? (size_t)n : 0);
-        s->reading = 0;
-        return -1;
-    }
-    /* The header says how long the frame is: one allocation for it, before its bytes arrive. */
-    size_t need = s->msg_len + (size_t)len;
-    if (s->msg == NULL || need > s->msg_cap) {
-        char *m = realloc(s->msg, need ? need : 1);
-        if (m == NULL) {
-            s->failed = 1;
-            return -1;
-        }
-        s->msg = m;
-        s->msg_cap = need ? need : 1;
-    }
-    return 0;
+    char *msg = s->msg;
+    size_t len = s->msg_len;
+    s->msg = NULL;
+    s->msg_len = s->msg_cap = 0;
+    s->in_msg = 0;
+    s->cbs->message(s->ud, msg, len, s->msg_binary);
 }
 
-/* ---- Entry points ------------------------------------------------------------------------------
- */
+/* ---- Entry points ---------------------------------------------------------------------------- */
 
-int jrpc__ws_session_init(jrpc__ws_session_t *s, size_t max_message,
-                          const jrpc__ws_session_cbs_t *cbs, void *ud)
+void jrpc__ws_session_init(jrpc__ws_session_t *s, size_t max_message,
+                           const jrpc__ws_session_cbs_t *cbs, void *ud)
 {
     memset(s, 0, sizeof(*s));
     s->cbs = cbs;
@@ -361,7 +343,6 @@ int jrpc__ws_session_init(jrpc__ws_session_t *s, size_t max_message,
     s->max_message = max_message;
     s->reading = 1;
     s->code_sent = 1006; /* none yet: "abnormal closure" if it stays so */
-    return 0;
 }
 
 void jrpc__ws_session_free(jrpc__ws_session_t *s)
@@ -387,7 +368,7 @@ size_t jrpc__ws_session_feed(jrpc__ws_session_t *s, const char *p, size_t n)
                 break;
             s->head_len = 0;
             s->in_frame = 1;
-            if (head_done(s) != 0)
+            if (frame_start(s) != 0)
                 break;
         } else {
             size_t left = n - off;

@@ -93,7 +93,7 @@ struct jrpc__ws_session {
     uint8_t frame_fin;      /* it ends its message */
     uint8_t in_frame;       /* its header was parsed and checked */
     uint8_t head_len;       /* bytes of the next frame's header in head */
-    uint8_t head[14];       /* that header, while it arrives in pieces */
+    uint8_t head[14];       /* that header, while it arrives in pieces (2 + 8 length + 4 mask) */
     uint8_t mask[4];        /* the current frame's masking key */
     uint8_t in_msg;         /* a data message is being assembled */
     uint8_t msg_binary;     /* it started with a binary frame */
@@ -103,12 +103,13 @@ struct jrpc__ws_session {
     uint8_t paused;         /* the owner takes no more messages now: feed stops */
     uint8_t failed;         /* out of memory or output refused: drop the connection */
     size_t ctrl_len;        /* bytes in ctrl */
-    uint8_t ctrl[125];      /* payload of the control frame being received */
+    uint8_t ctrl[125];      /* payload of the control frame being received (§5.5: 125 at most) */
 };
 
-/* 0, or JRPC_ENOMEM. */
-int jrpc__ws_session_init(jrpc__ws_session_t *s, size_t max_message,
-                          const jrpc__ws_session_cbs_t *cbs, void *ud);
+/* Sets up a session that allocates nothing until a data frame's header arrives. */
+void jrpc__ws_session_init(jrpc__ws_session_t *s, size_t max_message,
+                           const jrpc__ws_session_cbs_t *cbs, void *ud);
+/* Frees the message being assembled, if any. */
 void jrpc__ws_session_free(jrpc__ws_session_t *s);
 /* Parses received bytes. Returns how many it took: all of them, unless the owner set `paused`
  * (from the message callback or before), in which case the rest must be fed again after it is

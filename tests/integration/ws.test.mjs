@@ -11,7 +11,7 @@ import {
     startServer, withServer, healthy, call, batch, assertError, assertResult, HttpConn,
     buildRequest, decorate, rpc, timed,
 } from './lib.mjs';
-import { WsClient, RawWs, frame, closePayload } from './wslib.mjs';
+import { WsClient, RawWs, frame, closePayload, waitFor, withWs } from './wslib.mjs';
 
 let srv;
 before(async () => { srv = await startServer(); });
@@ -50,7 +50,7 @@ test('handshake refusals: 426 for another version, 400 for a bad request, GET wi
     for (const [headers, status] of cases) {
         const raw = await RawWs.open(srv, { headers, expectStatus: status });
         const body = JSON.parse((await raw.readBody(Number(raw.response.headers['content-length']))).toString());
-        assertError(body, status === 405 ? -32600 : -32600, null);
+        assertError(body, -32600, null);
         if (status === 426) assert.equal(raw.response.headers['sec-websocket-version'], '13');
         // The HTTP connection stays usable after a refused upgrade.
         await raw.write(buildRequest(srv, { body: ping('after') }));
@@ -80,11 +80,10 @@ test('upgrade after keep-alive requests on the same connection, frames right beh
         const sw = await conn.readResponse({ includeInterim: true });
         assert.equal(sw.status, 101);
         // Then one text frame: the answer to the early frame.
-        const deadline = Date.now() + 5000;
-        while (conn.buf.length < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+        await waitFor(() => conn.buf.length >= 2, { timeout: 5000, what: 'a frame header' });
         const len = conn.buf[1] & 0x7f;
         assert.equal(conn.buf[0], 0x81);
-        while (conn.buf.length < 2 + len && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+        await waitFor(() => conn.buf.length >= 2 + len, { timeout: 5000, what: 'the frame' });
         assertResult(JSON.parse(conn.buf.subarray(2, 2 + len).toString()), 'pong', 'ws');
     } finally {
         conn.close();
@@ -94,8 +93,7 @@ test('upgrade after keep-alive requests on the same connection, frames right beh
 // ---- Messages -------------------------------------------------------------------------------
 
 test('single call, notification, batch of 20, batch of 21 (21 × -32005), and the connection stays usable', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         assertResult(await ws.call('tennis@ping', undefined, 1), 'pong', 1);
 
         await ws.send(call('tennis@ping'));
@@ -118,23 +116,18 @@ test('single call, notification, batch of 20, batch of 21 (21 × -32005), and th
 
         assertResult(await ws.call('tennis@ping', undefined, 'still'), 'pong', 'still');
         assert.equal(ws.closeInfo, null);
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('--max-batch-ws sets the WebSocket cap apart from HTTP\'s', async () => {
     await withServer(['--max-batch-ws', '3'], async (s) => {
-        const ws = await WsClient.open(s);
-        try {
+        await withWs(s, async (ws) => {
             await ws.send(batch([1, 2, 3, 4].map((i) => ping(i))));
             const a = await ws.nextJson();
             a.forEach((x, i) => assertError(x, -32005, i + 1));
             await ws.send(batch([1, 2, 3].map((i) => ping(i))));
             assert.deepEqual((await ws.nextJson()).map((x) => x.result), ['pong', 'pong', 'pong']);
-        } finally {
-            ws.terminate();
-        }
+        });
         // HTTP keeps its own cap.
         const r = await rpc(s, batch([1, 2, 3, 4].map((i) => ping(i))));
         assert.deepEqual(r.json.map((x) => x.result), ['pong', 'pong', 'pong', 'pong']);
@@ -142,8 +135,7 @@ test('--max-batch-ws sets the WebSocket cap apart from HTTP\'s', async () => {
 });
 
 test('binary messages are JSON-RPC too, answered in binary frames; invalid UTF-8 inside is -32700', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         await ws.send(Buffer.from(ping('bin')), { binary: true });
         const m = await ws.next();
         assert.equal(m.binary, true);
@@ -154,14 +146,11 @@ test('binary messages are JSON-RPC too, answered in binary frames; invalid UTF-8
         await ws.send(bad, { binary: true });
         assertError(JSON.parse((await ws.next()).text), -32700, null);
         assertResult(await ws.call('tennis@ping', undefined, 'ok'), 'pong', 'ok');
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('fragmented messages are reassembled, also around a ping between fragments', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         const text = call('test.echo', [{ s: 'é'.repeat(50) }], 'frag');
         const bytes = Buffer.from(text);
         // ws: three frames, the cut falling inside a two-byte UTF-8 character.
@@ -170,9 +159,7 @@ test('fragmented messages are reassembled, also around a ping between fragments'
         await ws.send(bytes.subarray(cut1, cut2), { fin: false });
         await ws.send(bytes.subarray(cut2), { fin: true });
         assertResult(await ws.nextJson(), [{ s: 'é'.repeat(50) }], 'frag');
-    } finally {
-        ws.terminate();
-    }
+    });
     const raw = await RawWs.open(srv);
     try {
         const b = Buffer.from(ping('raw'));
@@ -195,15 +182,12 @@ test('fragmented messages are reassembled, also around a ping between fragments'
 // ---- Ping / pong ----------------------------------------------------------------------------
 
 test('ping from the client gets a pong with the same payload', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         const got = new Promise((resolve) => ws.ws.once('pong', (d) => resolve(d.toString())));
         ws.ws.ping('are you there');
         assert.equal(await got, 'are you there');
         assertResult(await ws.call('tennis@ping', undefined, 1), 'pong', 1);
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('keep-alive pings: a silent client is pinged and kept while it answers, dropped when it does not', async () => {
@@ -288,8 +272,7 @@ test('invalid UTF-8 in a text message closes with 1007 (also split across fragme
 
 test('message size: 5 MiB is taken, one byte more closes with 1009, also when only the fragments add up', async () => {
     const LIMIT = 5 * 1024 * 1024;
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         const head = '{"jsonrpc":"2.0","method":"test.echo","params":["', tail = '"],"id":"big"}';
         const body = head + 'x'.repeat(LIMIT - head.length - tail.length) + tail;
         assert.equal(Buffer.byteLength(body), LIMIT);
@@ -301,9 +284,7 @@ test('message size: 5 MiB is taken, one byte more closes with 1009, also when on
         const info = await ws.closed({ timeout: 20_000 });
         assert.equal(info.code, 1009);
         assert.match(info.reason, /exceeds 5242880 bytes/);
-    } finally {
-        ws.terminate();
-    }
+    });
     await withServer(['--max-ws-message', '1KiB'], async (s) => {
         const w = await WsClient.open(s);
         const part = Buffer.alloc(600, 0x20);
@@ -316,8 +297,7 @@ test('message size: 5 MiB is taken, one byte more closes with 1009, also when on
 // ---- Concurrency and bounds -----------------------------------------------------------------
 
 test('100 messages in flight on one connection: answers interleave as each finishes, ids match', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         // Later messages finish sooner: the answers must come back out of send order.
         const ids = Array.from({ length: 100 }, (_, i) => i);
         await Promise.all(ids.map((i) => ws.send(call('test.sleep_async', [(100 - i) * 3], i))));
@@ -331,15 +311,12 @@ test('100 messages in flight on one connection: answers interleave as each finis
         await ws.send(ping('fast'));
         assert.equal((await ws.nextJson()).id, 'fast');
         assert.equal((await ws.nextJson()).id, 'slow');
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('--ws-max-inflight bounds the calls one connection runs at once (reading stops past it)', async () => {
     await withServer(['--ws-max-inflight', '2'], async (s) => {
-        const ws = await WsClient.open(s);
-        try {
+        await withWs(s, async (ws) => {
             const [got, ms] = await timed(async () => {
                 for (let i = 0; i < 6; i++) await ws.send(call('test.sleep_async', [300], i));
                 return ws.take(6);
@@ -347,9 +324,7 @@ test('--ws-max-inflight bounds the calls one connection runs at once (reading st
             assert.deepEqual(got.map((a) => a.result), [300, 300, 300, 300, 300, 300]);
             // Two at a time: three rounds of 300 ms. Unbounded, all six would finish together.
             assert.ok(ms >= 850, `six 300 ms calls two at a time took only ${ms.toFixed(0)} ms`);
-        } finally {
-            ws.terminate();
-        }
+        });
     });
 });
 

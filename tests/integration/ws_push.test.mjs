@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, withServer, healthy, call, batch, rpc, assertError, assertResult } from './lib.mjs';
-import { WsClient, waitFor } from './wslib.mjs';
+import { WsClient, waitFor, withWs } from './wslib.mjs';
 
 let srv;
 before(async () => { srv = await startServer(); });
@@ -34,8 +34,7 @@ async function pushesFor(ws, id, n) {
 }
 
 test('subscribe: the id comes first, then pushes {subscription, result} in order', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         const a = await ws.call('test.subscribe', [20], 'sub');
         assert.match(a.result, ID);
         const got = await pushesFor(ws, a.result, 5);
@@ -43,14 +42,11 @@ test('subscribe: the id comes first, then pushes {subscription, result} in order
         const m = (await ws.next()).text;
         assert.match(m, new RegExp(`^\\{"jsonrpc":"2\\.0","method":"test_subscription","params":\\{"subscription":"${a.result}","result":6\\}\\}$`),
             'the exact shape Ethereum clients parse');
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('unsubscribe: true, the pushes stop, the server ends the subscription; unknown ids are refused', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         const before = await liveSubs(srv);
         const { result: id } = await ws.call('test.subscribe', [20], 1);
         await pushesFor(ws, id, 2);
@@ -71,9 +67,7 @@ test('unsubscribe: true, the pushes stop, the server ends the subscription; unkn
         assertError(await ws.call('test.unsubscribe', [id], 'again'), -32000, 'again');
         assertError(await ws.call('test.unsubscribe', ['0x00000000000000000000000000000000'], 'x'), -32000, 'x');
         assertError(await ws.call('test.unsubscribe', [1], 'bad'), -32602, 'bad');
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('closing the connection ends its subscriptions on the server', async () => {
@@ -95,8 +89,7 @@ test('closing the connection ends its subscriptions on the server', async () => 
 });
 
 test('two subscriptions on one connection are independent', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         const { result: a } = await ws.call('test.subscribe', [15], 1);
         const { result: b } = await ws.call('test.subscribe', [15], 2);
         assert.notEqual(a, b);
@@ -109,14 +102,11 @@ test('two subscriptions on one connection are independent', async () => {
         const seen = new Set();
         for (let i = 0; i < 6; i++) seen.add((await ws.nextJson()).params.subscription);
         assert.deepEqual([...seen], [b]);
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('pushes made before the subscribe answer went out wait for it (worker thread, in a batch)', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         // The worker pushes 0 … 199 right after starting the subscription: the loop may see the
         // pushes before the answer; the client must still get the id first.
         const a = await ws.call('test.subscribe_burst', [200], 'burst');
@@ -129,16 +119,13 @@ test('pushes made before the subscribe answer went out wait for it (worker threa
         assert.ok(Array.isArray(answer), `the batch answer first: ${JSON.stringify(answer)}`);
         assert.equal(answer[0].id, 'b1');
         assert.deepEqual(await pushesFor(ws, answer[0].result, 5), [0, 1, 2, 3, 4]);
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('a subscription whose id never reaches the client ends at once: its call timed out, or was a notification', async () => {
     await withServer(['--deadline', '100ms'], async (s) => {
         const subscribed = async () => (await rpc(s, call('test.subscribed', undefined, 1))).json.result;
-        const ws = await WsClient.open(s);
-        try {
+        await withWs(s, async (ws) => {
             // The subscription starts 300 ms in (from a timer on the loop), long after the
             // -32002: the client never learns its id and could never unsubscribe, so it ends as
             // soon as it starts instead of pushing until the connection closes.
@@ -163,15 +150,12 @@ test('a subscription whose id never reaches the client ends at once: its call ti
             gone.terminate();
             const rest = await ws.untilProbe();
             for (const m of rest) assert.equal(m.method, 'test_subscription', JSON.stringify(m));
-        } finally {
-            ws.terminate();
-        }
+        });
     });
 });
 
 test('notifications from a worker thread (jrpc_conn_notify) arrive in order', async () => {
-    const ws = await WsClient.open(srv);
-    try {
+    await withWs(srv, async (ws) => {
         await ws.send(call('test.push', [1000], 'p'));
         const seen = [];
         let answer;
@@ -186,9 +170,7 @@ test('notifications from a worker thread (jrpc_conn_notify) arrive in order', as
         }
         assertResult(answer, 1000, 'p');
         assert.deepEqual(seen, Array.from({ length: 1000 }, (_, i) => i));
-    } finally {
-        ws.terminate();
-    }
+    });
 });
 
 test('over HTTP there is nothing to push to: subscribe and push answer -32601', async () => {

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import assert from 'node:assert/strict';
+import { HttpConn } from './lib.mjs';
 
 const WAIT_MS = 10_000;
 
@@ -74,6 +75,18 @@ export class WsClient {
         });
     }
 
+    /** Resolve once `cond()` holds; throw `message` when `timeout` ms pass first. */
+    async _until(cond, timeout, message) {
+        const deadline = Date.now() + timeout;
+        while (!cond()) {
+            try {
+                await this._wait(deadline);
+            } catch {
+                throw new Error(message);
+            }
+        }
+    }
+
     /** Send text (a string) or a Buffer; `opts` as ws.send's (binary, fin). */
     send(data, opts = {}) {
         return new Promise((resolve, reject) => this.ws.send(data, opts, (e) => (e ? reject(e) : resolve())));
@@ -81,16 +94,9 @@ export class WsClient {
 
     /** The next message; throws if none arrives within `timeout` or the connection closes. */
     async next({ timeout = WAIT_MS } = {}) {
-        const deadline = Date.now() + timeout;
-        for (;;) {
-            if (this.queue.length) return this.queue.shift();
-            if (this.closeInfo) throw new Error(`closed (${this.closeInfo.code} ${this.closeInfo.reason}) while waiting for a message`);
-            try {
-                await this._wait(deadline);
-            } catch {
-                throw new Error(`no message within ${timeout} ms`);
-            }
-        }
+        await this._until(() => this.queue.length || this.closeInfo, timeout, `no message within ${timeout} ms`);
+        if (this.queue.length) return this.queue.shift();
+        throw new Error(`closed (${this.closeInfo.code} ${this.closeInfo.reason}) while waiting for a message`);
     }
 
     /** The next message parsed as JSON. */
@@ -134,31 +140,27 @@ export class WsClient {
 
     /** Resolve with { code, reason } once closed; throws after `timeout`. */
     async closed({ timeout = WAIT_MS } = {}) {
-        const deadline = Date.now() + timeout;
-        while (!this.closeInfo) {
-            try {
-                await this._wait(deadline);
-            } catch {
-                throw new Error(`not closed within ${timeout} ms`);
-            }
-        }
+        await this._until(() => this.closeInfo, timeout, `not closed within ${timeout} ms`);
         return this.closeInfo;
     }
 
     /** Resolve once `cond(this)` holds (pings counted, …); throws after `timeout`. */
-    async until(cond, { timeout = WAIT_MS, what = 'condition' } = {}) {
-        const deadline = Date.now() + timeout;
-        while (!cond(this)) {
-            try {
-                await this._wait(deadline);
-            } catch {
-                throw new Error(`${what} not reached within ${timeout} ms`);
-            }
-        }
+    until(cond, { timeout = WAIT_MS, what = 'condition' } = {}) {
+        return this._until(() => cond(this), timeout, `${what} not reached within ${timeout} ms`);
     }
 
     close(code, reason) { this.ws.close(code, reason); }
     terminate() { this.ws.terminate(); }
+}
+
+/** Open a WsClient on `server`, run `fn(ws)`, and terminate the connection however fn ends. */
+export async function withWs(server, fn, options) {
+    const ws = await WsClient.open(server, options);
+    try {
+        return await fn(ws);
+    } finally {
+        ws.terminate();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,8 +209,11 @@ export function parseFrame(buf) {
     return { fin, rsv, opcode, payload: buf.subarray(off, off + len), consumed: off + len };
 }
 
-/** A WebSocket client over node:net: the handshake, then frames exactly as built by the test. */
-export class RawWs {
+/**
+ * A WebSocket client over node:net: the handshake, then frames exactly as built by the test. The
+ * socket, its buffer and the waiting are lib.mjs's HttpConn's.
+ */
+export class RawWs extends HttpConn {
     /**
      * Connect and upgrade. `headers` (name → value, null removes a default) change the request;
      * `extra` bytes are written right after the request, in the same write. Resolves when the
@@ -229,37 +234,6 @@ export class RawWs {
         raw.key = key;
         if (expectStatus !== undefined) assert.equal(raw.response.status, expectStatus, raw.response.head);
         return raw;
-    }
-
-    constructor(sock) {
-        this.sock = sock;
-        this.buf = Buffer.alloc(0);
-        this.ended = false;
-        this.waiters = [];
-        sock.setNoDelay(true);
-        const wake = () => { for (const w of this.waiters.splice(0)) w(); };
-        sock.on('data', (d) => { this.buf = Buffer.concat([this.buf, d]); wake(); });
-        sock.on('end', () => { this.ended = true; wake(); });
-        sock.on('close', () => { this.ended = true; wake(); });
-        sock.on('error', () => { this.ended = true; wake(); });
-    }
-
-    write(data) {
-        return new Promise((resolve, reject) => this.sock.write(data, (e) => (e ? reject(e) : resolve())));
-    }
-
-    _wait(deadline) {
-        return new Promise((resolve, reject) => {
-            const ms = deadline - Date.now();
-            if (ms <= 0) return reject(new Error('timed out'));
-            const w = () => { clearTimeout(t); resolve(); };
-            const t = setTimeout(() => {
-                const i = this.waiters.indexOf(w);
-                if (i >= 0) this.waiters.splice(i, 1);
-                reject(new Error('timed out'));
-            }, ms);
-            this.waiters.push(w);
-        });
     }
 
     /** An HTTP response head: { status, headers, head }. */
@@ -328,15 +302,8 @@ export class RawWs {
     }
 
     /** Resolve once the server has closed the TCP connection. */
-    async waitEnd({ timeout = WAIT_MS } = {}) {
-        const deadline = Date.now() + timeout;
-        while (!this.ended) {
-            try {
-                await this._wait(deadline);
-            } catch {
-                throw new Error(`server did not close the connection within ${timeout} ms`);
-            }
-        }
+    waitEnd({ timeout = WAIT_MS } = {}) {
+        return this.waitClosed(timeout);
     }
 
     pause() { this.sock.pause(); }

@@ -275,6 +275,24 @@ static char *post(const char *path, const char *body, const char *extra)
     return buf;
 }
 
+/* A call of `slow` (a worker sleeping ms) as a POST to "/"; the same static buffer as post(). */
+static char *post_slow(int ms, int id)
+{
+    char body[96];
+    snprintf(body, sizeof body,
+             "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[%d],\"id\":%d}", ms, id);
+    return post("/", body, "");
+}
+
+/* The next answer is the last: `status` with Connection: close, then the server closes. */
+static void expect_last_answer(client_t *c, int status)
+{
+    next_answer(c);
+    assert_int_equal(ans.status, status);
+    assert_true(has_header("Connection: close\r\n"));
+    wait_eof(c);
+}
+
 static const char ping_body[] = "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1}";
 
 static void assert_pong(void)
@@ -346,9 +364,7 @@ static void test_pipeline_order(void **state)
     (void)state;
     char req[4096];
     size_t n = 0;
-    n += (size_t)snprintf(
-        req + n, sizeof req - n, "%s",
-        post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[80],\"id\":1}", ""));
+    n += (size_t)snprintf(req + n, sizeof req - n, "%s", post_slow(80, 1));
     n += (size_t)snprintf(
         req + n, sizeof req - n, "%s",
         post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[2],\"id\":2}", ""));
@@ -417,8 +433,7 @@ static void test_expect_continue(void **state)
     next_answer(cl);
     assert_pong();
     /* Behind an unanswered request, the 100 waits for that answer. */
-    send_str(cl,
-             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":7}", ""));
+    send_str(cl, post_slow(50, 7));
     send_str(cl, req);
     next_answer(cl);
     assert_int_equal(ans.status, 200);
@@ -433,18 +448,17 @@ static void test_expect_continue(void **state)
 static void test_expect_refused(void **state)
 {
     (void)state;
-    send_str(cl, "POST /elsewhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
-    next_answer(cl);
-    assert_int_equal(ans.status, 404);
-    assert_true(has_header("Connection: close\r\n"));
-    wait_eof(cl);
+    send_str(cl, "POST /elsewhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: "
+                 "10\r\n\r\n");
+    expect_last_answer(cl, 404);
 }
 
 static void test_413_content_length(void **state)
 {
     (void)state;
     char req[256];
-    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
+    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n",
+             MAX_BODY + 1);
     send_str(cl, req);
     send_str(cl, "{\"a\":1}"); /* a start of the body: discarded */
     next_answer(cl);
@@ -482,19 +496,14 @@ static void test_header_limits(void **state)
         n += snprintf(req + n, sizeof req - (size_t)n, "X-Pad-%d: %060d\r\n", i, i);
     snprintf(req + n, sizeof req - (size_t)n, "Content-Length: 0\r\n\r\n");
     send_str(cl, req);
-    next_answer(cl);
-    assert_int_equal(ans.status, 431);
-    assert_true(has_header("Connection: close\r\n"));
-    wait_eof(cl);
+    expect_last_answer(cl, 431);
 
     client_t *c2 = client_open();
     memset(req, 'a', sizeof req);
     memcpy(req, "GET /", 5);
     memcpy(req + 2000, " HTTP/1.1\r\nHost: t\r\n\r\n", 14);
     send_bytes(c2, req, 2014);
-    next_answer(c2);
-    assert_int_equal(ans.status, 414);
-    wait_eof(c2);
+    expect_last_answer(c2, 414);
     client_free(c2);
 }
 
@@ -505,16 +514,11 @@ static void test_malformed(void **state)
     send_str(cl, "NOT HTTP AT ALL\r\n\r\n");
     next_answer(cl);
     assert_pong();
-    next_answer(cl);
-    assert_int_equal(ans.status, 400);
-    assert_true(has_header("Connection: close\r\n"));
-    wait_eof(cl);
+    expect_last_answer(cl, 400);
     /* A well-formed request line with a method we do not know: 501. */
     client_t *c2 = client_open();
     send_str(c2, "FOO / HTTP/1.1\r\nHost: t\r\n\r\n");
-    next_answer(c2);
-    assert_int_equal(ans.status, 501);
-    wait_eof(c2);
+    expect_last_answer(c2, 501);
     client_free(c2);
 }
 
@@ -589,8 +593,7 @@ static void test_http10_and_close(void **state)
 static void test_half_close(void **state)
 {
     (void)state;
-    send_str(cl,
-             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":1}", ""));
+    send_str(cl, post_slow(30, 1));
     send_str(cl, post("/", ping_body, ""));
     shutdown(cl->fd, SHUT_WR);
     next_answer(cl);
@@ -605,8 +608,7 @@ static void test_half_close(void **state)
 static void test_client_gone(void **state)
 {
     (void)state;
-    send_str(cl,
-             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    send_str(cl, post_slow(50, 1));
     settle(cl);
     assert_int_equal(loop.nreqs, 1);
     struct linger lg = {1, 0};
@@ -622,8 +624,7 @@ static void test_drain(void **state)
     client_t *idle = client_open();
     send_str(idle, post("/", ping_body, ""));
     next_answer(idle);
-    send_str(cl,
-             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    send_str(cl, post_slow(50, 1));
     settle(cl);
     loop.stopping = 1;
     jrpc__http_drain(&loop);
@@ -640,8 +641,7 @@ static void test_drain(void **state)
 static void test_close_all(void **state)
 {
     (void)state;
-    send_str(cl,
-             post("/", "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[50],\"id\":1}", ""));
+    send_str(cl, post_slow(50, 1));
     settle(cl);
     jrpc__http_close_all(&loop);
     wait_eof(cl);
@@ -658,7 +658,8 @@ static void test_large_body(void **state)
     memset(body + n, 'x', sizeof body - (size_t)n - 40);
     snprintf(body + sizeof body - 40, 40, "\"],\"id\":9}");
     char head[128];
-    snprintf(head, sizeof head, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", strlen(body));
+    snprintf(head, sizeof head, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
     send_str(cl, head);
     for (size_t off = 0; off < strlen(body); off += 1000) {
         size_t len = strlen(body) - off < 1000 ? strlen(body) - off : 1000;

@@ -472,6 +472,14 @@ static void test_ids(void **state)
     }
 }
 
+/* Asserts that body scans and its first item's method_escaped is `want`. */
+#define method_escaped_is(body, want)                                                              \
+    do {                                                                                           \
+        jrpc__envelope_t env_;                                                                     \
+        assert_int_equal(scan_text((body), &env_), 0);                                             \
+        assert_int_equal(env_.items[0].method_escaped, (want));                                    \
+    } while (0)
+
 static void test_members(void **state)
 {
     (void)state;
@@ -561,18 +569,12 @@ static void test_dup_and_escapes(void **state)
     assert_int_equal(it->method_escaped, 0);
 
     /* method_escaped: set when the method string has a backslash, for the last occurrence. */
-    assert_int_equal(scan_text("{\"method\": \"a\\u0062c\"}", &env), 0);
-    assert_int_equal(env.items[0].method_escaped, 1);
-    assert_int_equal(scan_text("{\"method\": \"a\\/b\", \"id\": \"x\"}", &env), 0);
-    assert_int_equal(env.items[0].method_escaped, 1);
-    assert_int_equal(scan_text("{\"method\": \"a\\\\b\", \"id\": \"plain\"}", &env), 0);
-    assert_int_equal(env.items[0].method_escaped, 1);
-    assert_int_equal(scan_text("{\"method\": \"abc\", \"id\": \"\\n\"}", &env), 0);
-    assert_int_equal(env.items[0].method_escaped, 0);
-    assert_int_equal(scan_text("{\"method\": \"a\\n\", \"method\": \"abc\"}", &env), 0);
-    assert_int_equal(env.items[0].method_escaped, 0);
-    assert_int_equal(scan_text("{\"\\u006dethod\": \"abc\"}", &env), 0);
-    assert_int_equal(env.items[0].method_escaped, 0);
+    method_escaped_is("{\"method\": \"a\\u0062c\"}", 1);
+    method_escaped_is("{\"method\": \"a\\/b\", \"id\": \"x\"}", 1);
+    method_escaped_is("{\"method\": \"a\\\\b\", \"id\": \"plain\"}", 1);
+    method_escaped_is("{\"method\": \"abc\", \"id\": \"\\n\"}", 0);
+    method_escaped_is("{\"method\": \"a\\n\", \"method\": \"abc\"}", 0);
+    method_escaped_is("{\"\\u006dethod\": \"abc\"}", 0);
     assert_int_equal(scan_text("[{\"method\": \"x\\ty\"}, {\"method\": \"xy\"}]", &env), 0);
     assert_int_equal(env.items[0].method_escaped, 1);
     assert_int_equal(env.items[1].method_escaped, 0);

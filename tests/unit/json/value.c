@@ -32,6 +32,22 @@ static jrpc_json_t J(const char *s)
         assert_memory_equal(v_.ptr, text, v_.len);                                                 \
     } while (0)
 
+/* Asserts that jrpc_json_get(o, key) finds exactly `text`. */
+#define assert_get(o, key, text)                                                                   \
+    do {                                                                                           \
+        jrpc_json_t g_;                                                                            \
+        assert_int_equal(jrpc_json_get((o), (key), &g_), 0);                                       \
+        assert_span(g_, text);                                                                     \
+    } while (0)
+
+/* Asserts that jrpc_json_at(a, i) is exactly `text`. */
+#define assert_at(a, i, text)                                                                      \
+    do {                                                                                           \
+        jrpc_json_t g_;                                                                            \
+        assert_int_equal(jrpc_json_at((a), (i), &g_), 0);                                          \
+        assert_span(g_, text);                                                                     \
+    } while (0)
+
 /* ---- Guarded copies: text whose last byte is the last readable byte -------------------------- */
 
 static char *guard_base;
@@ -104,20 +120,13 @@ static void test_at(void **state)
     (void)state;
     jrpc_json_t a = J(" [ 1 ,\"two\\\"]\", [3, [4]] ,{\"five\": 5}, true,null ,-6.5e1 ] ");
     jrpc_json_t e;
-    assert_int_equal(jrpc_json_at(a, 0, &e), 0);
-    assert_span(e, "1");
-    assert_int_equal(jrpc_json_at(a, 1, &e), 0);
-    assert_span(e, "\"two\\\"]\"");
-    assert_int_equal(jrpc_json_at(a, 2, &e), 0);
-    assert_span(e, "[3, [4]]");
-    assert_int_equal(jrpc_json_at(a, 3, &e), 0);
-    assert_span(e, "{\"five\": 5}");
-    assert_int_equal(jrpc_json_at(a, 4, &e), 0);
-    assert_span(e, "true");
-    assert_int_equal(jrpc_json_at(a, 5, &e), 0);
-    assert_span(e, "null");
-    assert_int_equal(jrpc_json_at(a, 6, &e), 0);
-    assert_span(e, "-6.5e1");
+    assert_at(a, 0, "1");
+    assert_at(a, 1, "\"two\\\"]\"");
+    assert_at(a, 2, "[3, [4]]");
+    assert_at(a, 3, "{\"five\": 5}");
+    assert_at(a, 4, "true");
+    assert_at(a, 5, "null");
+    assert_at(a, 6, "-6.5e1");
     assert_int_equal(jrpc_json_at(a, 7, &e), JRPC_ENOENT);
     assert_int_equal(jrpc_json_at(a, SIZE_MAX, &e), JRPC_ENOENT);
     assert_int_equal(jrpc_json_at(J("[]"), 0, &e), JRPC_ENOENT);
@@ -138,12 +147,9 @@ static void test_get(void **state)
     jrpc_json_t o = J("{ \"jsonrpc\" : \"2.0\", \"method\":\"m\", \"params\" : [1, {\"id\": 9}],"
                       " \"id\": 7 }");
     jrpc_json_t v;
-    assert_int_equal(jrpc_json_get(o, "jsonrpc", &v), 0);
-    assert_span(v, "\"2.0\"");
-    assert_int_equal(jrpc_json_get(o, "params", &v), 0);
-    assert_span(v, "[1, {\"id\": 9}]");
-    assert_int_equal(jrpc_json_get(o, "id", &v), 0);
-    assert_span(v, "7"); /* not the nested "id" */
+    assert_get(o, "jsonrpc", "\"2.0\"");
+    assert_get(o, "params", "[1, {\"id\": 9}]");
+    assert_get(o, "id", "7"); /* not the nested "id" */
     assert_int_equal(jrpc_json_get(o, "i", &v), JRPC_ENOENT);
     assert_int_equal(jrpc_json_get(o, "idx", &v), JRPC_ENOENT);
     assert_int_equal(jrpc_json_get(o, "", &v), JRPC_ENOENT);
@@ -155,32 +161,22 @@ static void test_get(void **state)
     /* Names are compared unescaped. */
     o = J("{\"\\u006dethod\": 1, \"a\\\"b\": 2, \"\\/\\\\\": 3, \"caf\\u00e9\": 4,"
           " \"\\ud83d\\ude00\": 5, \"\": 6, \"tab\\tx\": 7, \"\\u00E9\": 8}");
-    assert_int_equal(jrpc_json_get(o, "method", &v), 0);
-    assert_span(v, "1");
-    assert_int_equal(jrpc_json_get(o, "a\"b", &v), 0);
-    assert_span(v, "2");
-    assert_int_equal(jrpc_json_get(o, "/\\", &v), 0);
-    assert_span(v, "3");
-    assert_int_equal(jrpc_json_get(o, "caf\xc3\xa9", &v), 0);
-    assert_span(v, "4");
-    assert_int_equal(jrpc_json_get(o, "\xf0\x9f\x98\x80", &v), 0);
-    assert_span(v, "5");
-    assert_int_equal(jrpc_json_get(o, "", &v), 0);
-    assert_span(v, "6");
-    assert_int_equal(jrpc_json_get(o, "tab\tx", &v), 0);
-    assert_span(v, "7");
-    assert_int_equal(jrpc_json_get(o, "\xc3\xa9", &v), 0);
-    assert_span(v, "8");
+    assert_get(o, "method", "1");
+    assert_get(o, "a\"b", "2");
+    assert_get(o, "/\\", "3");
+    assert_get(o, "caf\xc3\xa9", "4");
+    assert_get(o, "\xf0\x9f\x98\x80", "5");
+    assert_get(o, "", "6");
+    assert_get(o, "tab\tx", "7");
+    assert_get(o, "\xc3\xa9", "8");
     assert_int_equal(jrpc_json_get(o, "\\u006dethod", &v), JRPC_ENOENT);
     assert_int_equal(jrpc_json_get(o, "metho", &v), JRPC_ENOENT);
     assert_int_equal(jrpc_json_get(o, "methodx", &v), JRPC_ENOENT);
 
     /* The last duplicate wins, also when spelled differently. */
     o = J("{\"a\": 1, \"b\": 2, \"a\": [3], \"\\u0061\": {\"a\": 4}, \"b\": \"x\"}");
-    assert_int_equal(jrpc_json_get(o, "a", &v), 0);
-    assert_span(v, "{\"a\": 4}");
-    assert_int_equal(jrpc_json_get(o, "b", &v), 0);
-    assert_span(v, "\"x\"");
+    assert_get(o, "a", "{\"a\": 4}");
+    assert_get(o, "b", "\"x\"");
 }
 
 static void test_iter(void **state)

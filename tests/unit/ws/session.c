@@ -18,8 +18,7 @@
 
 #include "ws/wire.h"
 
-/* ---- Guarded input ----------------------------------------------------------------------------
- */
+/* ---- Guarded input --------------------------------------------------------------------------- */
 
 /* n bytes of p copied to the very end of a readable mapping followed by a PROT_NONE page. */
 typedef struct {
@@ -47,8 +46,7 @@ static void unguard(guard_t *g)
     munmap(g->map, g->map_len);
 }
 
-/* ---- Client frames ----------------------------------------------------------------------------
- */
+/* ---- Client frames --------------------------------------------------------------------------- */
 
 typedef struct {
     uint8_t b[1 << 16];
@@ -81,8 +79,7 @@ static void put(bytes_t *o, unsigned opcode, int fin, const char *s)
     put_frame(o, opcode, fin, s, strlen(s), 1, 0);
 }
 
-/* ---- A session and what it gave ----------------------------------------------------------------
- */
+/* ---- A session and what it gave -------------------------------------------------------------- */
 
 typedef struct {
     jrpc__ws_session_t s;
@@ -117,7 +114,7 @@ static const jrpc__ws_session_cbs_t cbs = {on_message, on_output};
 static void run_init(run_t *r, size_t max)
 {
     memset(r, 0, sizeof(*r));
-    assert_int_equal(jrpc__ws_session_init(&r->s, max, &cbs, r), 0);
+    jrpc__ws_session_init(&r->s, max, &cbs, r);
 }
 
 /* Feeds b split at `cut` (both pieces guarded), resuming after pauses. */
@@ -167,8 +164,7 @@ static void describe_out(const run_t *r, char *buf, size_t cap)
     assert_int_equal(o, r->out_len);
 }
 
-/* ---- Tests: the session ------------------------------------------------------------------------
- */
+/* ---- Tests: the session ---------------------------------------------------------------------- */
 
 static void test_split_every_byte(void **state)
 {
@@ -350,7 +346,7 @@ static void test_long_message_any_split(void **state)
     for (size_t piece = 1; piece <= 13; piece += 2) {
         run_t r;
         memset(&r, 0, sizeof r);
-        assert_int_equal(jrpc__ws_session_init(&r.s, sizeof want, &long_cbs, &r), 0);
+        jrpc__ws_session_init(&r.s, sizeof want, &long_cbs, &r);
         long_len = 0;
         for (size_t off = 0; off < n;) {
             size_t k = piece * 997 < n - off ? piece * 997 : n - off; /* 997: odd, prime */
@@ -396,8 +392,7 @@ static void test_frame_header(void **state)
     assert_memory_equal(h, "\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10);
 }
 
-/* ---- Tests: the handshake ----------------------------------------------------------------------
- */
+/* ---- Tests: the handshake -------------------------------------------------------------------- */
 
 /* Feeds "name: value" lines the way src/http does, each value in pieces of `piece` bytes. */
 static unsigned verdict(const char *const *lines, size_t piece, int conn_upgrade, int http11,
