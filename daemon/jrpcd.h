@@ -5,6 +5,7 @@
 #define JRPCD_H
 
 #include "jrpc.h"
+#include "jrpc/upstream.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -3,14 +3,16 @@
  * Content-Length and chunked bodies, pipelining, Expect: 100-continue, REST routes), then it
  * half-closes. The connection is a socketpair handed to the transport the way an accepted socket
  * is (its statics are reached by including its sources, as tests/unit/http does): a loopback TCP
- * connection per input would run out of ports to TIME_WAIT within seconds. Whatever the input, the server must answer with a sequence of well-formed HTTP/1.1
- * responses (status line, headers, exactly Content-Length body bytes, JSON bodies valid), close
- * the connection, and free everything (ASan). */
+ * connection per input would run out of ports to TIME_WAIT within seconds. Whatever the input, the
+ * server must answer with a sequence of well-formed HTTP/1.1 responses (status line, headers,
+ * exactly Content-Length body bytes, JSON bodies valid), close the connection, and free everything
+ * (ASan). */
 #define _GNU_SOURCE /* memmem */
 #include "http/conn.c"
 #include "http/parse.c"
 #include "http/response.c"
 #include "http/rest.c"
+#include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,18 +46,15 @@ static void setup(void)
     jrpc_config_t cfg;
     jrpc_config_init(&cfg);
     cfg.io_threads = 1;
-    cfg.max_body = 4096;   /* small limits so the 413/431/414 paths are reachable */
+    cfg.max_body = 4096; /* small limits so the 413/431/414 paths are reachable */
     cfg.max_header = 1024;
     cfg.max_batch = 20;
     cfg.path = "/rpc";
     srv = jrpc_server_new(&cfg);
     jrpc_method_add(srv, "ping", ping, NULL, JRPC_INLINE);
     jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE);
-    srv->pool = jrpc__pool_new(1, 4);
-    int inited = 0;
-    if (jrpc__loop_init(&loop, srv, 0, &inited) != 0)
+    if (jrpc__loop_open(&srv->io, &loop) != 0)
         abort();
-    loop.tid = uv_thread_self();
 }
 
 /* Checks out[0..n) is a sequence of complete HTTP/1.1 responses. An answer to HEAD carries
@@ -151,9 +150,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     close(fd);
     /* The server side must go away too (bounded). */
-    for (int i = 0; i < 100000 && loop.nconns != 0; i++)
+    for (int i = 0; i < 100000 && loop.holds != 0; i++)
         uv_run(&loop.uv, UV_RUN_NOWAIT);
-    if (loop.nconns != 0 || loop.nreqs != 0)
+    if (loop.holds != 0)
         abort();
     check_responses(out, out_len, memmem(data, size, "HEAD", 4) != NULL);
     return 0;

@@ -136,7 +136,8 @@ JRPC_EXTERN int jrpc_json_string_eq(jrpc_json_t v, const char *s, size_t n);
  * *err_offset (if not NULL) gets the byte offset where the text went wrong. */
 JRPC_EXTERN int jrpc_json_validate(const char *p, size_t n, unsigned max_depth, size_t *err_offset);
 
-/* ---- Output buffer and JSON writer ------------------------------------------------------------ */
+/* ---- Output buffer and JSON writer ------------------------------------------------------------
+ */
 
 /* A growable byte buffer the caller embeds (init/free). Appends never fail loudly: on allocation
  * failure `err` becomes JRPC_ENOMEM, later appends do nothing, and they return that error. */
@@ -161,7 +162,8 @@ JRPC_EXTERN int jrpc_buf_json_uint64(jrpc_buf_t *b, uint64_t v);
 /* Shortest text that reads back as v; JRPC_EINVAL for NaN and infinities (not JSON). */
 JRPC_EXTERN int jrpc_buf_json_double(jrpc_buf_t *b, double v);
 
-/* ---- Server ------------------------------------------------------------------------------------ */
+/* ---- Server ------------------------------------------------------------------------------------
+ */
 
 typedef struct jrpc_server jrpc_server_t;
 typedef struct jrpc_call jrpc_call_t;
@@ -175,7 +177,8 @@ typedef struct jrpc_conn jrpc_conn_t; /* a client connection that can receive pu
 #define JRPC_MAX_LISTEN 8
 
 typedef enum { JRPC_LOG_ERROR = 0, JRPC_LOG_WARN, JRPC_LOG_INFO, JRPC_LOG_DEBUG } jrpc_log_level_t;
-/* Receives one log line (no newline). Called on io threads, concurrently: it must be thread-safe. */
+/* Receives one log line (no newline). Called on io threads, concurrently: it must be thread-safe.
+ */
 typedef void (*jrpc_log_cb)(jrpc_log_level_t level, const char *line, void *data);
 
 typedef struct jrpc_config {
@@ -202,7 +205,7 @@ typedef struct jrpc_config {
                                    when the next interval brings none either; 0 = never */
     unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
                                    0 = never */
-    unsigned max_connections;   /* open connections, whole server (more: 503 and close); 0 = no cap */
+    unsigned max_connections; /* open connections, whole server (more: 503 and close); 0 = no cap */
     unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
     unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
     unsigned body_timeout_ms;   /* longest pause between two reads of a body (408) */
@@ -242,25 +245,26 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
  * as long as srv. */
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
 
-/* ---- Methods ----------------------------------------------------------------------------------- */
+/* ---- Methods -----------------------------------------------------------------------------------
+ */
 
 typedef void (*jrpc_method_cb)(jrpc_call_t *call, void *data);
 
 enum jrpc_method_flags {
-    JRPC_INLINE = 0,         /* cheap, never blocks: runs on the io loop, replies before returning */
-    JRPC_WORKER = 1,         /* may block: runs on the worker pool */
-    JRPC_ASYNC = 2,          /* runs on the io loop, starts work, replies later from any thread */
-    JRPC_NO_BATCH = 1 << 8,  /* refused inside batches (-32004); works alone */
-    JRPC_UNBOUNDED = 1 << 9  /* ASYNC calls that bound themselves (a gateway's upstream queue):
-                                they start at once and do not count against batch_concurrency */
+    JRPC_INLINE = 0,        /* cheap, never blocks: runs on the io loop, replies before returning */
+    JRPC_WORKER = 1,        /* may block: runs on the worker pool */
+    JRPC_ASYNC = 2,         /* runs on the io loop, starts work, replies later from any thread */
+    JRPC_NO_BATCH = 1 << 8, /* refused inside batches (-32004); works alone */
+    JRPC_UNBOUNDED = 1 << 9 /* ASYNC calls that bound themselves (a gateway's upstream queue):
+                               they start at once and do not count against batch_concurrency */
 };
 
 /* Registers `name` (copied; any non-empty string). A name ending in '*' ("eth_*") is a prefix
  * pattern: it serves every method with that prefix that has no exact registration (the longest
  * prefix wins); the handler reads the name with jrpc_call_method. `data` is passed to every call.
  * Before jrpc_server_run only. 0, JRPC_EEXIST, JRPC_EINVAL, JRPC_EBUSY or JRPC_ENOMEM. */
-JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
-                                void *data, unsigned flags);
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
+                                unsigned flags);
 
 /* Documents a registered method or pattern for rpc.discover (OpenRPC 1.2): a one-line summary,
  * params as a JSON array of ContentDescriptor objects, the result as one ContentDescriptor
@@ -276,7 +280,24 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
  * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY or JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 
-/* ---- Calls (valid from the handler's start until its reply) ----------------------------------- */
+/* ---- Loop hooks (extensions with per-loop state: the gateway's client) ---------------------- */
+
+/* `loop` is the io loop's uv_loop_t, `index` its place (jrpc_call_loop_index), `data` as given. */
+typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
+
+/* Registers per-loop hooks, run on each io loop's own thread: `start` (may be NULL) when the
+ * loop starts, before it serves anything; `stop` (may be NULL) when the loop has drained on
+ * jrpc_server_stop (no request is left) and before it ends: close the handles you opened on it
+ * there (the loop runs until they are closed). A loop that fails to start runs neither. Hooks
+ * run in registration order and stay for every later run. 0, JRPC_EBUSY (running) or
+ * JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
+JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
+                                      void *data);
+/* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before run. */
+JRPC_EXTERN int jrpc_method_registered(const jrpc_server_t *srv, const char *name);
+
+/* ---- Calls (valid from the handler's start until its reply) -----------------------------------
+ */
 
 /* params as sent (byte-exact), or ptr == NULL when the request had none. */
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call);
@@ -286,8 +307,12 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call);
 JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call);
 /* 1 when the call came inside a batch. */
 JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call);
-/* The libuv loop (uv_loop_t *) that owns the call: JRPC_ASYNC handlers start timers and I/O on it. */
+/* The libuv loop (uv_loop_t *) that owns the call: JRPC_ASYNC handlers start timers and I/O on it.
+ */
 JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call);
+/* The index (0 … io_threads-1) of that loop: extensions keep per-loop state in an array of
+ * io_threads entries indexed by it (loop-local storage without locks). Any thread. */
+JRPC_EXTERN unsigned jrpc_call_loop_index(const jrpc_call_t *call);
 /* The server the call arrived at. */
 JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
 
@@ -308,125 +333,6 @@ JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *messa
  * members included. `code` must be the object's code (REST maps it to an HTTP status). */
 JRPC_EXTERN void jrpc_reply_error_raw(jrpc_call_t *call, int code, const char *error_json,
                                       size_t len);
-
-/* ---- Upstreams: the gateway (docs/gateway.md) ------------------------------------------------ */
-
-/* An upstream is a JSON-RPC 2.0 service over HTTP(S), reached at one or more URLs (the nodes of
- * one chain, say), that serves some methods. jrpc_upstream_add registers those methods on a
- * server; their calls are forwarded. Every call one io loop receives for an upstream during one
- * loop iteration (all items of a client batch, and items of other requests that arrived with
- * them) is regrouped into upstream requests of at most max_batch items, sent concurrently under
- * max_in_flight over that loop's own libcurl connections (keep-alive; HTTP/2 where TLS offers
- * it), with ids of the gateway's own that are mapped back to each call. A call the client sent
- * alone is forwarded alone, as a single request. Upstream JSON-RPC errors pass through; faults are
- * answered per item with -32000 and data {"upstream":NAME,"cause":KIND,"detail":TEXT}
- * (KIND: jrpc_upstream_fault_name), never by failing the whole client batch. */
-typedef struct jrpc_upstream jrpc_upstream_t;
-
-/* Most URLs of one upstream: the failover bookkeeping is a bit per URL, and a list of nodes this
- * long is already past what anyone keeps in one config section. */
-#define JRPC_UPSTREAM_MAX_URLS 32
-
-typedef struct jrpc_upstream_url {
-    const char *url;   /* http:// or https://, with path and query (copied) */
-    unsigned weight;   /* share of requests among the up URLs of the same priority; 0 = 1 */
-    unsigned priority; /* lower first: a URL gets requests only while every lower one is down */
-} jrpc_upstream_url_t;
-
-typedef struct jrpc_upstream_config {
-    const char *name;                /* in error data, logs and stats (copied) */
-    const jrpc_upstream_url_t *urls; /* 1 … JRPC_UPSTREAM_MAX_URLS entries (copied) */
-    size_t nurls;
-    const char *const *methods;      /* exact names or prefix patterns: "eth_*", "*" (copied) */
-    size_t nmethods;
-    const char *const *headers;      /* extra request headers, "Name: value" (copied) */
-    size_t nheaders;
-    const char *ca_file;             /* PEM CA bundle for https (copied); NULL: the system's */
-    unsigned max_batch;              /* items per upstream request; 1 = never send a batch */
-    unsigned max_in_flight;          /* upstream requests at once; split evenly over io loops */
-    unsigned timeout_ms;             /* one attempt, from sending to the answer's last byte */
-    unsigned connect_timeout_ms;     /* TCP (and TLS) connect of one attempt */
-    unsigned retries;                /* attempts after a transport fault, each on another URL */
-    unsigned recheck_ms;             /* a URL that failed is passed over this long */
-} jrpc_upstream_config_t;
-
-/* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
- * methods stay empty. */
-JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
-
-/* Creates an upstream from cfg (copied) and registers its methods on srv, JRPC_ASYNC |
- * JRPC_UNBOUNDED: exact local methods win over its patterns, the longest pattern wins. Before
- * jrpc_server_run only, on the thread that set the server up. 0 and *out, or JRPC_EINVAL (a bad
- * URL, name, header, or a zero count), JRPC_EEXIST (a method or pattern is registered already:
- * nothing was registered), JRPC_EBUSY or JRPC_ENOMEM. The upstream is the caller's: free it with
- * jrpc_upstream_free once the server will not run again. */
-JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
-                                  jrpc_upstream_t **out);
-/* Frees an upstream whose server is not running and will not run again (jrpc_server_run has
- * returned, or never started); before or after jrpc_server_free. NULL is a no-op. */
-JRPC_EXTERN void jrpc_upstream_free(jrpc_upstream_t *up);
-/* The name it was added with; lives as long as up. */
-JRPC_EXTERN const char *jrpc_upstream_name(const jrpc_upstream_t *up);
-
-/* Why an upstream request failed (the "cause" in error data, and stats keys). */
-#define JRPC_UPSTREAM_FAULT_MAP(XX)                                                                \
-    XX(CONNECT, "connect", "could not connect")                                                    \
-    XX(TLS, "tls", "TLS handshake or certificate check failed")                                    \
-    XX(TIMEOUT, "timeout", "no complete answer within the timeout")                                \
-    XX(RESET, "reset", "connection reset or closed before the answer was complete")               \
-    XX(HTTP, "http", "HTTP error status without a JSON-RPC answer")                                \
-    XX(INVALID, "invalid", "answer is not JSON-RPC (not JSON, or malformed items)")                \
-    XX(TOO_LARGE, "too_large", "answer larger than the server's max_response")                     \
-    XX(BATCH_ERROR, "batch_error", "one error object answered a whole batch")                      \
-    XX(MISSING, "missing", "fewer answers than calls")                                             \
-    XX(UNKNOWN_ID, "unknown_id", "answers with ids that were not asked")
-
-typedef enum {
-#define JRPC__UPSTREAM_FAULT_ENUM(name, key, msg) JRPC_UPSTREAM_FAULT_##name,
-    JRPC_UPSTREAM_FAULT_MAP(JRPC__UPSTREAM_FAULT_ENUM)
-#undef JRPC__UPSTREAM_FAULT_ENUM
-        JRPC_UPSTREAM_FAULT_COUNT
-} jrpc_upstream_fault_t;
-
-/* "connect", "timeout" …, or "unknown"; never NULL. */
-JRPC_EXTERN const char *jrpc_upstream_fault_name(int fault);
-
-/* Latency histogram of answered upstream requests: bucket i counts those that took at most
- * bound i microseconds (and more than bound i-1); the last bucket has no bound. */
-#define JRPC_UPSTREAM_LATENCY_BUCKETS 12
-#define JRPC_UPSTREAM_LATENCY_BOUNDS_US                                                            \
-    {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX}
-
-/* Counters since jrpc_upstream_add; every field only grows except the two gauges. */
-typedef struct jrpc_upstream_stats {
-    uint64_t requests;        /* HTTP requests sent, retries included */
-    uint64_t retries;         /* of those, sent again after a fault */
-    uint64_t items;           /* calls forwarded */
-    uint64_t items_failed;    /* calls answered -32000 by the gateway (a fault) */
-    uint64_t items_rpc_error; /* calls the upstream answered with a JSON-RPC error */
-    uint64_t faults[JRPC_UPSTREAM_FAULT_COUNT]; /* requests that failed, by cause */
-    uint64_t latency_count;   /* requests answered (any HTTP status) */
-    uint64_t latency_sum_us;  /* their total time, send to last byte */
-    uint64_t latency[JRPC_UPSTREAM_LATENCY_BUCKETS]; /* their histogram (not cumulative) */
-    uint64_t in_flight;       /* gauge: requests in flight now */
-    uint64_t queued;          /* gauge: requests waiting for a max_in_flight place */
-} jrpc_upstream_stats_t;
-
-/* Per URL, in the order of the config. */
-typedef struct jrpc_upstream_url_stats {
-    uint64_t requests; /* HTTP requests sent to it */
-    uint64_t faults;   /* of those, failed with a transport fault (connect … http) */
-    int down;          /* 1 while it is passed over after a fault (recheck_ms) */
-} jrpc_upstream_url_stats_t;
-
-/* A snapshot of the counters: any thread, any time (relaxed atomics; fields are read one by one,
- * so a snapshot taken under load may be a few events apart between fields). */
-JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_stats_t *out);
-JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up);
-/* 0, or JRPC_ENOENT when i is out of range. The URL text (*url, may be NULL) is the configured
- * one with its path, query and credentials cut ("https://host:443"), safe to log or publish. */
-JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, const char **url,
-                                        jrpc_upstream_url_stats_t *out);
 
 /* ---- Connections and server push (WebSocket; docs/websocket.md) ------------------------------ */
 
@@ -476,11 +382,11 @@ typedef void (*jrpc_sub_end_cb)(jrpc_sub_t *sub, void *data);
 /* Starts a subscription on the call's connection and answers the call with its id: a JSON string
  * "0x" and 32 hex digits (128 random bits), so the handler must not reply itself. When that answer
  * cannot reach the client (the call already timed out, or came as a notification), the
- * subscription ends as soon as the call completes: end_cb runs and pushes return JRPC_ECLOSED. `method`
- * (NUL-terminated, copied) names the pushes ("eth_subscription"). Pushes made before the client
- * has received the answer (from a worker thread, or a subscribe inside a batch) are held and sent
- * right after it. Returns the subscription with one reference for the caller, or NULL when there
- * is none and the call was answered with an error: over HTTP (-32601 "notifications not
+ * subscription ends as soon as the call completes: end_cb runs and pushes return JRPC_ECLOSED.
+ * `method` (NUL-terminated, copied) names the pushes ("eth_subscription"). Pushes made before the
+ * client has received the answer (from a worker thread, or a subscribe inside a batch) are held and
+ * sent right after it. Returns the subscription with one reference for the caller, or NULL when
+ * there is none and the call was answered with an error: over HTTP (-32601 "notifications not
  * supported", as geth answers), the connection already closed (-32000), or out of memory
  * (-32603).
  * `end_cb` (may be NULL) gets `data`. Any thread a handler runs on, once per call. */
@@ -507,7 +413,8 @@ JRPC_EXTERN void jrpc_sub_unref(jrpc_sub_t *sub);
  * params, -32601 over HTTP. `data` is unused. Any thread a handler runs on. */
 JRPC_EXTERN void jrpc_sub_unsubscribe(jrpc_call_t *call, void *data);
 
-/* ---- Modules (jrpcd --module path.so[:args]) -------------------------------------------------- */
+/* ---- Modules (jrpcd --module path.so[:args]) --------------------------------------------------
+ */
 
 /* A module exports this symbol; it registers its methods on srv and returns 0 or a negative error.
  * `args` is the text after ':' (or "" when none); it lives as long as the server. */

@@ -18,6 +18,8 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_resume(jrpc__http_conn_t *c);
+static void conn_drain(jrpc__link_t *l);
+static void conn_link_close(jrpc__link_t *l);
 
 /* ---- Small helpers --------------------------------------------------------------------------- */
 
@@ -106,17 +108,17 @@ static void on_close(uv_handle_t *h)
         free(hr);
     }
     free(c->stash);
-    jrpc__unadmit(loop->srv, &c->admit);
-    jrpc__list_remove(&c->link);
-    loop->nconns--;
+    jrpc__unadmit(loop->io, &c->admit);
+    jrpc__list_remove(&c->link.node);
     free(c);
-    if (loop->stopping) {
-        if (loop->nconns == 0) {
-            free(tls_rbuf);
-            tls_rbuf = NULL;
-        }
-        jrpc__loop_maybe_done(loop);
-    }
+    jrpc__loop_release(loop);
+}
+
+void jrpc__http_loop_finish(jrpc__loop_t *loop)
+{
+    (void)loop;
+    free(tls_rbuf);
+    tls_rbuf = NULL;
 }
 
 void jrpc__http_close_now(jrpc__http_conn_t *c)
@@ -124,8 +126,7 @@ void jrpc__http_close_now(jrpc__http_conn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
-    /* The engine keeps running detached calls and frees them itself; a request being started
-     * right now (rpc still NULL) is detached by jrpc__http_req_run when jrpc__req_start returns. */
+    /* The engine keeps running detached calls and frees them itself. */
     for (jrpc__http_req_t *hr = c->head; hr != NULL; hr = hr->next) {
         if (hr->state == JRPC__HR_RUNNING && hr->rpc != NULL) {
             jrpc__req_detach(hr->rpc);
@@ -408,19 +409,25 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
 
 /* ---- Engine ---------------------------------------------------------------------------------- */
 
-static void on_req_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
+/* The engine's answer for hr (made at once, or later through on_req_done). */
+static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
 {
-    jrpc__http_req_t *hr = ud;
     jrpc__http_conn_t *c = hr->conn;
-    if (c->log)
-        hr->items = jrpc__req_items(req);
+    hr->items = ans->items;
     hr->rpc = NULL;
     c->inflight -= hr->in_len;
     hr->in_len = 0;
-    hr->out = *body; /* take the bytes; the engine frees an empty buffer */
-    jrpc_buf_init(body);
-    hr->status = hr->out.len != 0 ? (unsigned)jrpc__req_status(req) : 204;
+    hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
+    jrpc_buf_init(&ans->body);
+    hr->status = hr->out.len != 0 ? (unsigned)ans->status : 204;
     hr->state = JRPC__HR_READY;
+}
+
+static void on_req_done(jrpc__answer_t *ans, void *ud)
+{
+    jrpc__http_req_t *hr = ud;
+    jrpc__http_conn_t *c = hr->conn;
+    req_answered(hr, ans);
     jrpc__http_flush(c);
     conn_resume(c);
 }
@@ -448,28 +455,22 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         req_run_failed(c, hr);
         return;
     }
-    hr->state = JRPC__HR_RUNNING;
-    hr->rpc = NULL;
-    c->inflight += len;
-    /* done may run before jrpc__req_start returns (inline calls): then hr is READY already and
-     * the returned pointer must not be kept. */
-    jrpc__req_t *r;
-    if (hr->kind == JRPC__HR_REST) {
-        r = jrpc__req_start_rest(c->loop, hr->rest_method, hr->rest_method_len, body, len,
-                                 hr->rest_batch, NULL, on_req_done, hr);
-    } else {
-        r = jrpc__req_start(c->loop, body, len, c->cfg->max_batch, NULL, on_req_done, hr);
-    }
+    jrpc__req_t *r = jrpc__req_new(c->loop, body, len, NULL, on_req_done, hr);
     if (r == NULL) {
-        c->inflight -= len;
         req_run_failed(c, hr);
-    } else if (hr->state == JRPC__HR_RUNNING) {
-        hr->rpc = r;
-        if (c->closing) {
-            jrpc__req_detach(r);
-            hr->rpc = NULL;
-        }
+        return;
     }
+    hr->state = JRPC__HR_RUNNING;
+    hr->in_len = len;
+    c->inflight += len;
+    jrpc__answer_t ans;
+    int rc = hr->kind == JRPC__HR_REST
+                 ? jrpc__req_run_rest(r, hr->rest_method, hr->rest_method_len, hr->rest_batch, &ans)
+                 : jrpc__req_run(r, c->cfg->max_batch, &ans);
+    if (rc == JRPC__REQ_DONE)
+        req_answered(hr, &ans); /* the caller (a parse, or a resume) flushes */
+    else
+        hr->rpc = r;
 }
 
 /* ---- Reading --------------------------------------------------------------------------------- */
@@ -653,7 +654,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* A connection object with its handles initialised and counted on the loop (not yet open). */
 static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
 {
-    const jrpc_config_t *cfg = &loop->srv->cfg;
+    const jrpc_config_t *cfg = loop->cfg;
     const char *route = cfg->path != NULL ? cfg->path : "/";
     size_t route_len = strlen(route);
     size_t url_cap = route_len + JRPC__HTTP_URL_SLACK;
@@ -677,8 +678,10 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
     c->route_len = route_len;
     c->url_cap = url_cap;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
-    jrpc__list_insert_tail(&loop->conns, &c->link);
-    loop->nconns++;
+    c->link.drain = conn_drain;
+    c->link.close_now = conn_link_close;
+    jrpc__list_insert_tail(&loop->conns, &c->link.node);
+    jrpc__loop_hold(loop);
     return c;
 }
 
@@ -740,47 +743,33 @@ void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server)
         jrpc__http_close_now(c);
         return;
     }
-    if (jrpc__admit(loop->srv, &c->tcp, &c->admit) != 0) {
+    if (jrpc__admit(loop->io, &c->tcp, &c->admit) != 0) {
         conn_refuse_cap(c);
         return;
     }
     conn_start(c);
 }
 
-void jrpc__http_drain(jrpc__loop_t *loop)
+/* Stop began: an idle connection closes now; a busy one finishes the request being received
+ * (it is not a new one), answers everything, then closes; the last answer says
+ * Connection: close. */
+static void conn_drain(jrpc__link_t *l)
 {
-    if (loop->nconns == 0) {
-        free(tls_rbuf); /* otherwise the last on_close frees it */
-        tls_rbuf = NULL;
+    jrpc__http_conn_t *c = JRPC__CONTAINER_OF(l, jrpc__http_conn_t, link);
+    if (c->closing || c->lingering)
+        return;
+    if (c->head == NULL) {
+        jrpc__http_close_now(c);
+        return;
     }
-    jrpc__list_t *it = loop->conns.next;
-    while (it != &loop->conns) {
-        jrpc__http_conn_t *c = JRPC__CONTAINER_OF(it, jrpc__http_conn_t, link);
-        it = it->next; /* closing never unlinks before on_close, but stay safe */
-        if (c->closing || c->lingering)
-            continue;
-        if (c->head == NULL) {
-            jrpc__http_close_now(c);
-            continue;
-        }
-        /* Busy: finish the request being received (it is not a new one), answer everything,
-         * then close; the last answer says Connection: close. */
-        c->draining = 1;
-        if (c->cur == NULL && c->upgrade == NULL) {
-            jrpc__http_halt(c);
-            jrpc__http_flush(c);
-        }
+    c->draining = 1;
+    if (c->cur == NULL && c->upgrade == NULL) {
+        jrpc__http_halt(c);
+        jrpc__http_flush(c);
     }
-    jrpc__ws_drain(loop);
 }
 
-void jrpc__http_close_all(jrpc__loop_t *loop)
+static void conn_link_close(jrpc__link_t *l)
 {
-    jrpc__list_t *it = loop->conns.next;
-    while (it != &loop->conns) {
-        jrpc__http_conn_t *c = JRPC__CONTAINER_OF(it, jrpc__http_conn_t, link);
-        it = it->next;
-        jrpc__http_close_now(c);
-    }
-    jrpc__ws_close_all(loop);
+    jrpc__http_close_now(JRPC__CONTAINER_OF(l, jrpc__http_conn_t, link));
 }

@@ -86,7 +86,7 @@ typedef enum {
 struct jrpc__http_req {
     jrpc__http_conn_t *conn; /* owner */
     jrpc__http_req_t *next;  /* next newer request in the pipeline */
-    jrpc__req_t *rpc;        /* engine request while RUNNING (NULL while it is being started) */
+    jrpc__req_t *rpc;        /* engine request while RUNNING */
     uint8_t state;           /* jrpc__hr_state_t */
     uint8_t kind;            /* jrpc__hr_kind_t */
     uint8_t keep_alive;      /* the connection stays open after this answer */
@@ -128,7 +128,7 @@ struct jrpc__http_conn {
     http_parser parser;        /* .data = this */
     jrpc__loop_t *loop;        /* owning loop */
     const jrpc_config_t *cfg;  /* loop->srv->cfg */
-    jrpc__list_t link;         /* in loop->conns */
+    jrpc__link_t link;         /* in loop->conns */
     jrpc__http_req_t *head;    /* oldest request not yet written */
     jrpc__http_req_t *tail;    /* newest request */
     jrpc__http_req_t *unsent;  /* oldest request not yet handed to uv_write, or NULL */
@@ -211,6 +211,11 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 
+/* The server's hooks (src/server.c): a listener of `loop` has a connection to accept; the loop
+ * finished stopping (this thread's read buffer goes). Loop thread. */
+void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *listener);
+void jrpc__http_loop_finish(jrpc__loop_t *loop);
+
 /* A request struct appended to the pipeline as PARSING (NULL when out of memory). */
 jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c);
 /* Hands a complete RPC body to the engine (on_message_complete). */
@@ -226,6 +231,8 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c);
 
 /* ---- parse.c --------------------------------------------------------------------------------- */
 
+/* Process-wide settings (http-parser's global header limit), before the loops start. */
+void jrpc__http_global_init(const jrpc_config_t *cfg);
 /* The callbacks, shared by every connection (read-only). */
 extern const http_parser_settings jrpc__http_settings;
 /* The request being received (or a new one) gets a final local answer now and the connection

@@ -104,14 +104,14 @@ void jrpc__admit_table_free(jrpc__admit_table_t *t)
     free(t);
 }
 
-int jrpc__admit(jrpc_server_t *srv, uv_tcp_t *tcp, jrpc__admit_t *a)
+int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a)
 {
-    const jrpc_config_t *cfg = &srv->cfg;
+    const jrpc_config_t *cfg = io->cfg;
     memset(a, 0, sizeof(*a));
-    unsigned total = (unsigned)atomic_fetch_add(&srv->nconns_total, 1) + 1;
+    unsigned total = (unsigned)atomic_fetch_add(&io->nconns_total, 1) + 1;
     if (cfg->max_connections != 0 && total > cfg->max_connections) {
-        atomic_fetch_sub(&srv->nconns_total, 1);
-        atomic_fetch_add(&srv->refused_total, 1);
+        atomic_fetch_sub(&io->nconns_total, 1);
+        atomic_fetch_add(&io->refused_total, 1);
         return JRPC_ERANGE;
     }
     a->counted = 1;
@@ -123,7 +123,7 @@ int jrpc__admit(jrpc_server_t *srv, uv_tcp_t *tcp, jrpc__admit_t *a)
     if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
         return 0; /* no address (a unix socket in tests): only the total applies */
     admit_key(&ss, a->key);
-    jrpc__admit_table_t *t = srv->admit;
+    jrpc__admit_table_t *t = io->admit;
     int rc = 0;
     uv_mutex_lock(&t->lock);
     if ((t->used + 1) * 2 > t->cap && admit_rehash(t, t->live * 4 > 64 ? t->live * 4 : 64) != 0) {
@@ -146,16 +146,16 @@ int jrpc__admit(jrpc_server_t *srv, uv_tcp_t *tcp, jrpc__admit_t *a)
     }
     uv_mutex_unlock(&t->lock);
     if (rc != 0) {
-        jrpc__unadmit(srv, a);
-        atomic_fetch_add(&srv->refused_per_ip, 1);
+        jrpc__unadmit(io, a);
+        atomic_fetch_add(&io->refused_per_ip, 1);
     }
     return rc;
 }
 
-void jrpc__unadmit(jrpc_server_t *srv, jrpc__admit_t *a)
+void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a)
 {
     if (a->per_ip) {
-        jrpc__admit_table_t *t = srv->admit;
+        jrpc__admit_table_t *t = io->admit;
         uv_mutex_lock(&t->lock);
         struct admit_entry *e = admit_find(t, a->key, 0);
         if (e != NULL && --e->count == 0)
@@ -163,6 +163,6 @@ void jrpc__unadmit(jrpc_server_t *srv, jrpc__admit_t *a)
         uv_mutex_unlock(&t->lock);
     }
     if (a->counted)
-        atomic_fetch_sub(&srv->nconns_total, 1);
+        atomic_fetch_sub(&io->nconns_total, 1);
     memset(a, 0, sizeof(*a));
 }

@@ -1,6 +1,8 @@
-/* internal.h — private interface of src/io: the server object, its event loops (one libuv loop per
+/* internal.h — private interface of src/io, the ground floor: the event loops (one libuv loop per
  * io thread, each with its own SO_REUSEPORT listener, so a connection lives and dies on one loop
- * and the hot path takes no locks) and the bounded worker pool. Never installed. */
+ * and the hot path takes no locks), the one queue that carries work to a loop from other
+ * threads, connection caps and the bounded worker pool. It names no layer above it: those plug
+ * in through jrpc__io_hooks_t and jrpc__post_t. Never installed. */
 #ifndef JRPC_IO_INTERNAL_H
 #define JRPC_IO_INTERNAL_H
 
@@ -12,9 +14,13 @@
 #include <uv.h>
 
 typedef struct jrpc__loop jrpc__loop_t;
-typedef struct jrpc__registry jrpc__registry_t;
+typedef struct jrpc__io jrpc__io_t;
 typedef struct jrpc__pool jrpc__pool_t;
 typedef struct jrpc__admit_table jrpc__admit_table_t;
+typedef struct jrpc__post jrpc__post_t;
+typedef struct jrpc__io_hooks jrpc__io_hooks_t;
+typedef struct jrpc__link jrpc__link_t;
+struct jrpc__engine; /* src/rpc's per-server state: io only carries the pointer */
 
 /* A connection's place under the caps (admit.c); moves with the socket (HTTP → WebSocket). */
 typedef struct jrpc__admit {
@@ -22,74 +28,96 @@ typedef struct jrpc__admit {
     uint8_t counted;       /* counted in the server's total */
     uint8_t per_ip;        /* counted under key */
 } jrpc__admit_t;
-typedef struct jrpc__ws_msg jrpc__ws_msg_t;
 
 /* Most addresses one server listens on; each costs io_threads sockets. */
 #define JRPC__MAX_LISTEN JRPC_MAX_LISTEN
 
-struct jrpc__loop {
-    uv_loop_t uv;                         /* this io thread's loop */
-    jrpc_server_t *srv;                   /* the server it belongs to (read-only config) */
-    unsigned index;                       /* 0 … io_threads-1 */
-    uv_thread_t tid;                      /* the thread running uv */
-    atomic_int ready;                     /* wakeup is initialised: stop may signal it */
-    uv_tcp_t listeners[JRPC__MAX_LISTEN]; /* one per listen address */
-    unsigned nlisteners;                  /* listeners opened on this loop */
-    uv_async_t wakeup;                    /* completions posted, or stop asked */
-    uv_timer_t drain_timer;               /* bounds the drain on stop */
-    uv_mutex_t done_lock;                 /* guards done_head/done_tail */
-    jrpc_call_t *done_head;               /* calls replied from other threads, FIFO */
-    jrpc_call_t *done_tail;
-    jrpc__list_t conns;      /* live HTTP connections (src/http) */
-    size_t nconns;           /* entries in conns */
-    jrpc__list_t ws_conns;   /* live WebSocket connections (src/ws) */
-    size_t nws;              /* entries in ws_conns */
-    uv_async_t ws_wakeup;    /* pushes posted from other threads (src/ws) */
-    uv_mutex_t ws_lock;      /* guards ws_head/ws_tail */
-    jrpc__ws_msg_t *ws_head; /* posted pushes and subscription ends, FIFO */
-    jrpc__ws_msg_t *ws_tail;
-    size_t nreqs;               /* requests not yet freed (src/rpc) */
-    uint64_t req_seq;           /* requests started so far: the newest one's number */
-    jrpc__arena_cache_t arenas; /* spare arena chunks for this loop's requests */
-    int stopping;               /* stop seen: listeners closed, draining */
-    int closing;                /* drain over: handles are being closed */
+/* Work posted to a loop from any thread: cb runs on the loop's thread, in posting order with
+ * every other post to that loop (a handler's pushes before its reply). Embedded in what it
+ * carries (a call, a push); the poster keeps it alive until cb ran. */
+typedef void (*jrpc__post_cb)(jrpc__post_t *p);
+struct jrpc__post {
+    jrpc__post_t *next; /* link in the loop's queue */
+    jrpc__post_cb cb;   /* runs once, on the loop */
 };
 
-struct jrpc_server {
-    jrpc_config_t cfg; /* copy; cfg.path points at path below */
-    char *path;        /* owned copy of cfg.path */
-    char *rest_path;   /* owned copy of cfg.rest_path ("" = off) */
-    char *discover;    /* rpc.discover's answer, built when run starts */
-    size_t discover_len;
-    jrpc__registry_t *registry;                     /* methods; read-only once running */
-    jrpc__pool_t *pool;                             /* worker threads (created by run) */
-    jrpc__loop_t *loops;                            /* cfg.io_threads loops (created by run) */
+/* What the layers above io run on each loop; set once by the server object before run. Every
+ * hook runs on the loop's thread. */
+struct jrpc__io_hooks {
+    /* A listener has a connection to accept (also while stopping: accept and close). */
+    void (*accept)(jrpc__loop_t *loop, uv_stream_t *listener);
+    /* Stop began: close idle connections now, busy ones once their answers are written. */
+    void (*drain)(jrpc__loop_t *loop);
+    /* Drain time is over (or a second stop came): close every connection now. */
+    void (*close_all)(jrpc__loop_t *loop);
+    /* Nothing holds the loop any more: release per-loop state before its handles close. */
+    void (*finish)(jrpc__loop_t *loop);
+};
+
+/* An extension's per-loop hooks (jrpc_server_loop_hook), in registration order. */
+typedef struct jrpc__loop_ext {
+    struct jrpc__loop_ext *next;
+    jrpc_loop_cb start; /* when the loop starts (may be NULL) */
+    jrpc_loop_cb stop;  /* when it has drained (may be NULL) */
+    void *data;
+} jrpc__loop_ext_t;
+
+/* A connection on a loop's list, whatever its transport: stop walks them through these. */
+struct jrpc__link {
+    jrpc__list_t node;                  /* in loop->conns */
+    void (*drain)(jrpc__link_t *l);     /* stop began */
+    void (*close_now)(jrpc__link_t *l); /* drain over */
+};
+
+/* What every loop of a server shares: the configuration, listening sockets, caps, the worker
+ * pool and the hooks of the layers above. Owned by the server object (src/server.c). */
+struct jrpc__io {
+    const jrpc_config_t *cfg;    /* the server's configuration (read-only while running) */
+    jrpc_server_t *srv;          /* the public object, for jrpc_call_server (opaque here) */
+    struct jrpc__engine *engine; /* src/rpc's state (opaque here) */
+    jrpc__io_hooks_t hooks;      /* the transports' entry points */
+    jrpc__loop_ext_t *exts;      /* extensions' loop hooks (owned) */
+    jrpc__pool_t *pool;          /* worker threads (created by run) */
+    jrpc__loop_t *loops;         /* cfg->io_threads loops (while running) */
     int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS]; /* listening sockets: [address][loop] */
     char addrs[JRPC__MAX_LISTEN][64];               /* "HOST:PORT" of each address */
     size_t naddrs;
-    atomic_int running;          /* inside jrpc_server_run */
-    atomic_int stop_requests;    /* jrpc_server_stop calls so far */
+    atomic_int running;          /* inside jrpc__io_run */
+    atomic_int stop_requests;    /* jrpc__io_stop calls so far */
     atomic_uint nconns_total;    /* open connections, every loop (admit.c) */
     atomic_ulong refused_total;  /* connections refused over max_connections */
     atomic_ulong refused_per_ip; /* connections refused over max_connections_per_ip */
     jrpc__admit_table_t *admit;  /* per-address counts */
 };
 
-/* Sets up loop `index` of srv: its uv loop, wakeup, drain timer and one listener per address
- * bound so far. *inited is set once uv_loop_init succeeded (cleanup must then run the loop out). */
-int jrpc__loop_init(jrpc__loop_t *loop, jrpc_server_t *srv, unsigned index, int *inited);
-
-/* rpc.discover (src/rpc/discover.c): registers the method at server creation, and builds the
- * OpenRPC document from the registry when the server starts (the registry is final then). */
-int jrpc__discover_register(jrpc_server_t *srv);
-int jrpc__discover_build(jrpc_server_t *srv);
+struct jrpc__loop {
+    uv_loop_t uv;                         /* this io thread's loop */
+    jrpc__io_t *io;                       /* what the loops share (read-only config) */
+    const jrpc_config_t *cfg;             /* io->cfg */
+    unsigned index;                       /* 0 … io_threads-1 */
+    uv_thread_t tid;                      /* the thread running uv */
+    atomic_int ready;                     /* wakeup is initialised: stop may signal it */
+    uv_tcp_t listeners[JRPC__MAX_LISTEN]; /* one per listen address */
+    unsigned nlisteners;                  /* listeners opened on this loop */
+    uv_async_t wakeup;                    /* work posted, or stop asked */
+    uv_timer_t drain_timer;               /* bounds the drain on stop */
+    uv_mutex_t post_lock;                 /* guards post_head/post_tail */
+    jrpc__post_t *post_head;              /* work posted from any thread, FIFO */
+    jrpc__post_t *post_tail;
+    jrpc__list_t conns;         /* live connections of every transport (jrpc__link_t) */
+    size_t holds;               /* connections and requests alive: stop waits for 0 */
+    uint64_t seq;               /* numbers handed out by jrpc__loop_seq (the newest) */
+    jrpc__arena_cache_t arenas; /* spare arena chunks for this loop's requests */
+    int stopping;               /* stop seen: listeners closed, draining */
+    int closing;                /* drain over: handles are being closed */
+};
 
 /* Connection caps (admit.c): counts a new connection, or refuses it (JRPC_ERANGE: over a cap)
  * with nothing counted. Any loop thread. jrpc__unadmit releases what *a holds (idempotent). */
 jrpc__admit_table_t *jrpc__admit_table_new(void);
 void jrpc__admit_table_free(jrpc__admit_table_t *t);
-int jrpc__admit(jrpc_server_t *srv, uv_tcp_t *tcp, jrpc__admit_t *a);
-void jrpc__unadmit(jrpc_server_t *srv, jrpc__admit_t *a);
+int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a);
+void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a);
 
 /* Socket addresses as text (addr.c), "ip:port" or "[ip6]:port", cut to fit buf[0..cap) and
  * NUL-terminated; any thread. jrpc__addr_name returns the length, 0 for a family other than
@@ -98,30 +126,45 @@ void jrpc__unadmit(jrpc_server_t *srv, jrpc__admit_t *a);
 size_t jrpc__addr_name(const struct sockaddr *sa, char *buf, size_t cap);
 size_t jrpc__peer_name(const uv_tcp_t *tcp, char *buf, size_t cap);
 
-/* Post-run hook for a loop: the listener's connection callback hands new sockets here. Lives in
- * src/http; accepts from `server` and starts serving on `loop`. */
-void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server);
-/* Process-wide transport settings (http-parser's global header limit), before the loops start. */
-void jrpc__http_global_init(const jrpc_config_t *cfg);
-/* Stop began: close idle connections now, and each busy one once its answers are written.
- * Lives in src/http; called on the loop's thread. */
-void jrpc__http_drain(jrpc__loop_t *loop);
-/* Drain time is over: close every connection now (their requests are detached). */
-void jrpc__http_close_all(jrpc__loop_t *loop);
-/* src/ws: the loop's push queue and wakeup (set up with the loop, closed when it finishes
- * stopping, freed after it ran), and the drain and hard close of WebSocket connections, which
- * jrpc__http_drain and jrpc__http_close_all call. Loop thread, except _free. */
-void jrpc__ws_loop_init(jrpc__loop_t *loop);
-void jrpc__ws_loop_close(jrpc__loop_t *loop);
-void jrpc__ws_loop_free(jrpc__loop_t *loop);
-void jrpc__ws_drain(jrpc__loop_t *loop);
-void jrpc__ws_close_all(jrpc__loop_t *loop);
-/* The loop checks whether it may finish stopping; src/http and src/rpc call it whenever a
- * connection or a request goes away while stopping. */
-void jrpc__loop_maybe_done(jrpc__loop_t *loop);
+/* ---- loop.c --------------------------------------------------------------------------------- */
 
-/* Posts a replied call to its loop from any thread (the loop then runs jrpc__call_done). */
-void jrpc__loop_post(jrpc__loop_t *loop, jrpc_call_t *call);
+/* Defaults, listening and the loops' lifetime for the server object. jrpc__io_init leaves fds
+ * closed and counters zero; jrpc__io_close closes what listen opened and frees the caps table. */
+int jrpc__io_init(jrpc__io_t *io, const jrpc_config_t *cfg, jrpc_server_t *srv);
+void jrpc__io_close(jrpc__io_t *io);
+/* Binds host_port on every loop's socket (SO_REUSEPORT); JRPC_EINVAL for a bad address or a
+ * full table, -errno from the system. Before run. */
+int jrpc__io_listen(jrpc__io_t *io, const char *host_port);
+/* Runs io->cfg->io_threads loops (this thread runs loop 0) until stopped and drained. */
+int jrpc__io_run(jrpc__io_t *io);
+/* Asks every loop to stop (any thread, signal-safe); a second call closes connections at once. */
+void jrpc__io_stop(jrpc__io_t *io);
+
+/* Posts p to loop from any thread; p->cb runs on the loop, after everything posted before. */
+void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p);
+/* Something that stop must wait for (a connection, a request) starts or ends on loop. */
+static inline void jrpc__loop_hold(jrpc__loop_t *loop)
+{
+    loop->holds++;
+}
+void jrpc__loop_release(jrpc__loop_t *loop);
+/* The next number of this loop's sequence: 1, 2, 3 …, never reused (loop thread). */
+static inline uint64_t jrpc__loop_seq(jrpc__loop_t *loop)
+{
+    return ++loop->seq;
+}
+/* On loop's own thread. */
+int jrpc__loop_on_thread(const jrpc__loop_t *loop);
+/* Stop began on loop: every connection drains (idle ones close, busy ones once answered). */
+void jrpc__loop_drain(jrpc__loop_t *loop);
+/* Closes every connection on loop now (requests in flight are detached). */
+void jrpc__loop_close_all(jrpc__loop_t *loop);
+
+/* In-process tests and fuzzers drive one loop of io on the calling thread, without threads:
+ * jrpc__loop_open makes it (and io's worker pool); jrpc__loop_finish drains it, runs it until
+ * nothing holds it, closes it and frees the pool: 0, or uv_loop_close's error (a handle left). */
+int jrpc__loop_open(jrpc__io_t *io, jrpc__loop_t *loop);
+int jrpc__loop_finish(jrpc__loop_t *loop);
 
 /* Worker pool: `workers` threads and a queue of at most `queue` calls. */
 jrpc__pool_t *jrpc__pool_new(unsigned workers, unsigned queue);

@@ -2,16 +2,15 @@
  * buffer, and the reply functions. A reply may come from any thread: its bytes go to the request's
  * arena when made on the loop's thread (no malloc on the hot path), to malloc otherwise, and the
  * call is handed back to its loop (req.c) which fills the slot. */
-#include "req.h"
 #include "../util/digits.h"
+#include "req.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 int jrpc__call_on_loop(const jrpc_call_t *call)
 {
-    uv_thread_t self = uv_thread_self();
-    return uv_thread_equal(&self, &call->req->loop->tid);
+    return jrpc__loop_on_thread(call->req->loop);
 }
 
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call)
@@ -39,9 +38,14 @@ JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call)
     return &call->req->loop->uv;
 }
 
+JRPC_EXTERN unsigned jrpc_call_loop_index(const jrpc_call_t *call)
+{
+    return call->req->loop->index;
+}
+
 JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call)
 {
-    return call->req->loop->srv;
+    return call->req->loop->io->srv;
 }
 
 JRPC_EXTERN jrpc_conn_t *jrpc_call_conn(const jrpc_call_t *call)
@@ -54,9 +58,10 @@ uint64_t jrpc__call_req_seq(const jrpc_call_t *call)
     return call->req->seq;
 }
 
-void jrpc__call_set_sub(jrpc_call_t *call, jrpc_sub_t *sub)
+void jrpc__call_cleanup_set(jrpc_call_t *call, jrpc__call_cleanup_cb cb, void *data)
 {
-    call->sub = sub;
+    call->cleanup = cb;
+    call->cleanup_data = data;
 }
 
 /* Room for a reply of n bytes: the arena on the loop's thread, else malloc. */

@@ -8,17 +8,17 @@
 
 static void discover_call(jrpc_call_t *call, void *data)
 {
-    jrpc_server_t *srv = data;
-    jrpc_reply_raw(call, srv->discover, srv->discover_len);
+    const jrpc__engine_t *e = data;
+    jrpc_reply_raw(call, e->discover, e->discover_len);
 }
 
-int jrpc__discover_register(jrpc_server_t *srv)
+int jrpc__discover_register(jrpc__engine_t *e)
 {
-    int rc = jrpc__registry_add(srv->registry, "rpc.discover", discover_call, srv, JRPC_INLINE);
+    int rc = jrpc__registry_add(e->registry, "rpc.discover", discover_call, e, JRPC_INLINE);
     if (rc != 0)
         return rc;
-    return jrpc_method_doc(srv, "rpc.discover", "Returns this OpenRPC document", "[]",
-                           "{\"name\":\"OpenRPC document\",\"schema\":{\"type\":\"object\"}}");
+    return jrpc__discover_doc(e, "rpc.discover", "Returns this OpenRPC document", "[]",
+                              "{\"name\":\"OpenRPC document\",\"schema\":{\"type\":\"object\"}}");
 }
 
 static int doc_copy(const char *src, char **dst)
@@ -39,14 +39,12 @@ static int doc_valid(const char *json, jrpc_json_type_t type)
     return jrpc_json_validate(v.ptr, v.len, 0, NULL) == 0 && jrpc_json_type(v) == type;
 }
 
-JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char *summary,
-                                const char *params_json, const char *result_json)
+int jrpc__discover_doc(jrpc__engine_t *e, const char *name, const char *summary,
+                       const char *params_json, const char *result_json)
 {
-    if (atomic_load(&srv->running))
-        return JRPC_EBUSY;
     if (name == NULL)
         return JRPC_EINVAL;
-    jrpc__method_t *m = jrpc__registry_entry(srv->registry, name);
+    jrpc__method_t *m = jrpc__registry_entry(e->registry, name);
     if (m == NULL)
         return JRPC_ENOENT;
     if (!doc_valid(params_json, JRPC_JSON_ARRAY) || !doc_valid(result_json, JRPC_JSON_OBJECT))
@@ -94,7 +92,7 @@ static void method_append(const jrpc__method_t *m, void *arg)
     jrpc_buf_appendz(b, "}");
 }
 
-int jrpc__discover_build(jrpc_server_t *srv)
+int jrpc__discover_build(jrpc__engine_t *e)
 {
     jrpc_buf_t b;
     jrpc_buf_init(&b);
@@ -102,14 +100,14 @@ int jrpc__discover_build(jrpc_server_t *srv)
     jrpc_buf_appendz(&b, JRPC_VERSION_STRING);
     /* method_append puts a ',' after any previous entry's '}'; the list starts after '['. */
     jrpc_buf_appendz(&b, "\"},\"methods\":[");
-    jrpc__registry_each(srv->registry, method_append, &b);
+    jrpc__registry_each(e->registry, method_append, &b);
     jrpc_buf_appendz(&b, "]}");
     if (b.err) {
         jrpc_buf_free(&b);
         return JRPC_ENOMEM;
     }
-    free(srv->discover);
-    srv->discover = b.ptr;
-    srv->discover_len = b.len;
+    free(e->discover);
+    e->discover = b.ptr;
+    e->discover_len = b.len;
     return 0;
 }

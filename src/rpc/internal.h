@@ -1,7 +1,8 @@
 /* internal.h — private interface of src/rpc: the method registry and the request engine that
  * takes one body (single call or batch), checks every item, runs the calls under the batch bound
- * and deadline, and hands back one response in request order. Transports (src/http, later
- * src/ws) talk to it only through jrpc__req_*. Never installed. */
+ * and deadline, and hands back one response in request order. Transports (src/http, src/ws) talk
+ * to it only through jrpc__req_*, and attach what they hold to a request or a call through
+ * cleanup hooks: the engine names no transport. Never installed. */
 #ifndef JRPC_RPC_INTERNAL_H
 #define JRPC_RPC_INTERNAL_H
 
@@ -9,6 +10,21 @@
 #include "jrpc.h"
 
 #include <stddef.h>
+
+typedef struct jrpc__registry jrpc__registry_t;
+
+/* The engine's per-server state, owned by the server object and reached from a loop through
+ * loop->io->engine. */
+typedef struct jrpc__engine {
+    jrpc__registry_t *registry; /* methods; read-only once running */
+    char *discover;             /* rpc.discover's answer, built when run starts */
+    size_t discover_len;
+} jrpc__engine_t;
+
+static inline jrpc__engine_t *jrpc__engine_of(const jrpc__loop_t *loop)
+{
+    return loop->io->engine;
+}
 
 /* ---- Registry: name → handler. Written before run, read-only (lock-free) afterwards. -------- */
 
@@ -44,52 +60,80 @@ void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__metho
 int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern);
 int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len);
 
+/* ---- rpc.discover (discover.c) --------------------------------------------------------------- */
+
+/* Registers the method (at server creation); jrpc__discover_doc attaches docs to a registered
+ * name (jrpc_method_doc's checks and copies); jrpc__discover_build makes the OpenRPC document
+ * from the registry when the server starts (the registry is final then). 0 or JRPC_E*. */
+int jrpc__discover_register(jrpc__engine_t *e);
+int jrpc__discover_doc(jrpc__engine_t *e, const char *name, const char *summary,
+                       const char *params_json, const char *result_json);
+int jrpc__discover_build(jrpc__engine_t *e);
+
 /* ---- Requests ------------------------------------------------------------------------------- */
 
 typedef struct jrpc__req jrpc__req_t;
 
-/* The answer to a request, on the loop's thread. `body` holds the whole response body (empty:
- * nothing to answer — notifications only); the callee takes its bytes (and must jrpc_buf_free
- * them). After this the transport must not touch `req` again. */
-typedef void (*jrpc__req_done_cb)(jrpc__req_t *req, jrpc_buf_t *body, void *ud);
+/* A request's answer: the whole response body (empty: nothing to answer, notifications only),
+ * the HTTP status (200 unless a REST call failed) and the number of items (for logs). */
+typedef struct jrpc__answer {
+    jrpc_buf_t body; /* the receiver takes the bytes (jrpc_buf_free them) */
+    int status;
+    size_t items;
+} jrpc__answer_t;
 
-/* Starts answering one body. `body` is malloc'd and becomes the request's: it is freed when the
- * last call of the request has replied (views into it live that long), and so is a reference to
- * `conn` (WebSocket; NULL for HTTP), so jrpc_call_conn stays valid after the client left.
- * `max_batch` is the transport's batch cap. `done` is called exactly once unless jrpc__req_detach
- * is called first; it may be called before this function returns (inline-only requests answer at
- * once), and then the returned pointer must not be used (the request may already be freed). Returns
- * the request (NULL only when out of memory, in which case body was freed and nothing is called).
- */
-jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
-                             jrpc_conn_t *conn, jrpc__req_done_cb done, void *ud);
+/* The answer, when it was not ready at once (jrpc__req_run returned JRPC__REQ_AGAIN): on the
+ * loop's thread, never inside a jrpc__req_* call. After it the transport must not touch the
+ * request again. */
+typedef void (*jrpc__req_done_cb)(jrpc__answer_t *ans, void *ud);
+
+/* What a transport attaches to a request or a call is released through these (nginx's pool
+ * cleanups). */
+typedef void (*jrpc__cleanup_cb)(void *data);
+/* `delivered`: the call's answer reaches the client (it was not a notification and did not time
+ * out); a subscription whose id never reaches the client ends. */
+typedef void (*jrpc__call_cleanup_cb)(void *data, int delivered);
+
+enum {
+    JRPC__REQ_DONE = 0, /* answered at once: *ans holds the answer, done will not be called */
+    JRPC__REQ_AGAIN = 1 /* calls are running: done is called later, exactly once */
+};
+
+/* A request for one body. `body` is malloc'd and becomes the request's: it is freed when the last
+ * call of the request has replied (views into it live that long). `conn` is what jrpc_call_conn
+ * answers (a WebSocket connection; NULL for HTTP): the transport keeps it valid until the
+ * request is freed, through a cleanup (jrpc__req_cleanup_add). NULL only when out of memory (body
+ * freed then). Nothing runs until jrpc__req_run. Loop thread. */
+jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
+                           jrpc__req_done_cb done, void *ud);
+/* Runs cb(data) when the request is freed (after its last call replied, also when the client
+ * left). 0 or JRPC_ENOMEM (nothing registered). Before jrpc__req_run, loop thread. */
+int jrpc__req_cleanup_add(jrpc__req_t *req, jrpc__cleanup_cb cb, void *data);
+/* Checks and starts the body as JSON-RPC; `max_batch` is the transport's batch cap. Returns
+ * JRPC__REQ_DONE with the answer in *ans (inline-only requests answer at once; the request may
+ * live on while notifications run, and frees itself), or JRPC__REQ_AGAIN. */
+int jrpc__req_run(jrpc__req_t *req, unsigned max_batch, jrpc__answer_t *ans);
 /* The same for REST: method[0..mlen) (copied) with the body as its params (array, object, or
  * empty for none), or with batch set, the body as a JSON array of params, one call each (cap
  * cfg.max_batch). The answer is the bare result or {"error":{…}} (an array of those for a batch),
- * and jrpc__req_status gives the HTTP status (a single call's error maps to 4xx/5xx). */
-jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t mlen, char *body,
-                                  size_t len, int batch, jrpc_conn_t *conn, jrpc__req_done_cb done,
-                                  void *ud);
-/* HTTP status for the answer (200 unless a REST call failed). Valid inside `done`. */
-int jrpc__req_status(const jrpc__req_t *req);
+ * and its status maps a single call's error to 4xx/5xx. */
+int jrpc__req_run_rest(jrpc__req_t *req, const char *method, size_t mlen, int batch,
+                       jrpc__answer_t *ans);
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
  * request frees itself after the last one. Loop thread. */
 void jrpc__req_detach(jrpc__req_t *req);
-/* Items in the request (1 for a single call), for logs. Valid inside `done`. */
-size_t jrpc__req_items(const jrpc__req_t *req);
 
-/* The request's number among its loop's requests: 1, 2, 3 … in the order they were started, never
- * reused; loop->req_seq is the newest. src/ws tells by it which message a subscription's answer
- * travels in. jrpc__req_seq: loop thread while the request lives; jrpc__call_req_seq: any thread
- * the call may be used on (a request outlives its calls' handlers, also past a timeout). */
+/* Items in a running request (1 for a single call). Loop thread, while it lives. */
+size_t jrpc__req_items(const jrpc__req_t *req);
+/* The request's number among its loop's requests: 1, 2, 3 … in the order they were made, never
+ * reused. src/ws tells by it which message a subscription's answer travels in.
+ * jrpc__req_seq: loop thread while the request lives; jrpc__call_req_seq: any thread the call may
+ * be used on (a request outlives its calls' handlers, also past a timeout). */
 uint64_t jrpc__req_seq(const jrpc__req_t *req);
 uint64_t jrpc__call_req_seq(const jrpc_call_t *call);
-/* The subscription `call` started (jrpc_sub_start), with a reference for the call: set by the
- * handler's thread before its reply, read by the loop when the call completes. */
-void jrpc__call_set_sub(jrpc_call_t *call, jrpc_sub_t *sub);
-
-/* A call posted back by jrpc__loop_post has replied: account for it (loop thread). */
-void jrpc__call_done(jrpc_call_t *call);
+/* Runs cb(data, delivered) on the loop when the call completes (one per call: a call starts at
+ * most one subscription). Set by the handler's thread before its reply. */
+void jrpc__call_cleanup_set(jrpc_call_t *call, jrpc__call_cleanup_cb cb, void *data);
 
 /* Appends {"code":code,"message":msg[,"data":data]} to b; data is plain text to quote when
  * data_is_text, else raw JSON; data NULL leaves it out. */

@@ -70,14 +70,14 @@ static const char *const member_names[JRPC__M_COUNT] = {"jsonrpc", "method", "pa
 /* Finds the handler for c->name and applies the batch policy; 1 when c may run. */
 static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
 {
-    const jrpc_server_t *srv = r->loop->srv;
-    c->m = jrpc__registry_find(srv->registry, c->name.ptr, c->name.len);
+    const jrpc__registry_t *reg = jrpc__engine_of(r->loop)->registry;
+    c->m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
     if (c->m == NULL) {
         call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
         return 0;
     }
     if (r->is_batch && ((c->m->flags & JRPC_NO_BATCH) ||
-                        jrpc__registry_batch_denied(srv->registry, c->name.ptr, c->name.len))) {
+                        jrpc__registry_batch_denied(reg, c->name.ptr, c->name.len))) {
         char msg[160];
         int n = (int)(c->name.len > 100 ? 100 : c->name.len);
         snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n, c->name.ptr);
@@ -242,7 +242,7 @@ static int rest_status(int code)
  * take the body past max_response are answered -32003 instead, each with its own id. */
 static void req_answer(jrpc__req_t *r)
 {
-    const jrpc_config_t *cfg = &r->loop->srv->cfg;
+    const jrpc_config_t *cfg = r->loop->cfg;
     jrpc_buf_t out;
     jrpc_buf_init(&out);
     r->answered = 1;
@@ -282,8 +282,15 @@ static void req_answer(jrpc__req_t *r)
         jrpc_buf_free(&out);
         jrpc__error_object(&out, JRPC_CODE_INTERNAL_ERROR, "Internal error");
     }
-    r->done(r, &out, r->ud);
-    jrpc_buf_free(&out); /* no-op when the transport took the bytes */
+    jrpc__answer_t ans = {out, r->status, r->ncalls};
+    if (r->starting) {
+        /* Inside jrpc__req_run: it returns the answer (no callback inside the call). */
+        r->early = ans;
+        r->early_ready = 1;
+        return;
+    }
+    r->done(&ans, r->ud);
+    jrpc_buf_free(&ans.body); /* no-op when the transport took the bytes */
 }
 
 /* ---- Lifetime -------------------------------------------------------------------------------- */
@@ -295,13 +302,11 @@ static void req_free(jrpc__req_t *r)
         if (r->calls[i].out_owned)
             free((void *)r->calls[i].out);
     free(r->body);
-    if (r->conn != NULL)
-        jrpc_conn_unref(r->conn);
+    for (jrpc__cleanup_t *cl = r->cleanups; cl != NULL; cl = cl->next)
+        cl->cb(cl->data);
     jrpc__arena_t arena = r->arena; /* r lives in its own arena */
     jrpc__arena_free(&arena);
-    loop->nreqs--;
-    if (loop->stopping)
-        jrpc__loop_maybe_done(loop);
+    jrpc__loop_release(loop);
 }
 
 static void req_timer_closed(uv_handle_t *h);
@@ -310,7 +315,7 @@ static void req_timer_closed(uv_handle_t *h);
  * a call, nothing waiting to start, and the deadline timer closed. */
 static void req_maybe_free(jrpc__req_t *r)
 {
-    if (!r->answered || r->running != 0 || r->next != r->ncalls)
+    if (!r->answered || r->starting || r->running != 0 || r->next != r->ncalls)
         return;
     if (r->timer_state == TIMER_ARMED) {
         r->timer_state = TIMER_CLOSING;
@@ -359,7 +364,7 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
     r->running++;
     r->bounded += c->bounded;
     if ((m->flags & 0xff) == JRPC_WORKER) {
-        if (jrpc__pool_submit(r->loop->srv->pool, c, m->cb, m->data) != 0) {
+        if (jrpc__pool_submit(r->loop->io->pool, c, m->cb, m->data) != 0) {
             r->running--;
             r->bounded -= c->bounded;
             c->state = CALL_DONE;
@@ -384,7 +389,7 @@ static void req_pump(jrpc__req_t *r)
     if (r->pumping)
         return;
     r->pumping = 1;
-    const jrpc_config_t *cfg = &r->loop->srv->cfg;
+    const jrpc_config_t *cfg = r->loop->cfg;
     size_t bound = cfg->batch_concurrency ? cfg->batch_concurrency : 1;
     while (r->next < r->ncalls && r->bounded < bound) {
         jrpc_call_t *c = &r->calls[r->next++];
@@ -410,13 +415,12 @@ void jrpc__call_done(jrpc_call_t *c)
     jrpc__req_t *r = c->req;
     r->running--;
     r->bounded -= c->bounded;
-    if (c->sub != NULL) {
-        /* A subscription whose id the client never receives (the call timed out, or came as a
-         * notification) could not be unsubscribed: it ends now instead of at connection close. */
-        if (c->timed_out || !c->answer)
-            jrpc_sub_end(c->sub);
-        jrpc_sub_unref(c->sub);
-        c->sub = NULL;
+    if (c->cleanup != NULL) {
+        /* What the handler attached (a subscription) learns whether the client gets the answer:
+         * one whose id never arrives could not be unsubscribed, so it ends now. */
+        jrpc__call_cleanup_cb cb = c->cleanup;
+        c->cleanup = NULL;
+        cb(c->cleanup_data, !c->timed_out && c->answer);
     }
     if (c->timed_out) {
         /* Its -32002 is (being) answered; drop the late reply. */
@@ -436,10 +440,16 @@ void jrpc__call_done(jrpc_call_t *c)
     req_pump(r);
 }
 
+static void call_posted(jrpc__post_t *p)
+{
+    jrpc__call_done(JRPC__CONTAINER_OF(p, jrpc_call_t, post));
+}
+
 void jrpc__call_replied(jrpc_call_t *c)
 {
     if (!jrpc__call_on_loop(c)) {
-        jrpc__loop_post(c->req->loop, c);
+        c->post.cb = call_posted;
+        jrpc__loop_post(c->req->loop, &c->post);
         return;
     }
     if (c->in_dispatch) {
@@ -455,8 +465,8 @@ void jrpc__call_replied(jrpc_call_t *c)
 
 /* ---- Entry points ---------------------------------------------------------------------------- */
 
-static jrpc__req_t *req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
-                            jrpc__req_done_cb done, void *ud)
+jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
+                           jrpc__req_done_cb done, void *ud)
 {
     jrpc__arena_t arena;
     jrpc__arena_init_cached(&arena, &loop->arenas);
@@ -468,16 +478,28 @@ static jrpc__req_t *req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_con
     memset(r, 0, sizeof(*r));
     r->arena = arena;
     r->loop = loop;
-    r->conn = conn != NULL ? jrpc_conn_ref(conn) : NULL;
+    r->conn = conn;
     r->body = body;
     r->body_len = len;
     r->done = done;
     r->ud = ud;
     r->status = 200;
-    r->deadline = uv_now(&loop->uv) + loop->srv->cfg.deadline_ms;
-    r->seq = ++loop->req_seq;
-    loop->nreqs++;
+    r->deadline = uv_now(&loop->uv) + loop->cfg->deadline_ms;
+    r->seq = jrpc__loop_seq(loop);
+    jrpc__loop_hold(loop);
     return r;
+}
+
+int jrpc__req_cleanup_add(jrpc__req_t *r, jrpc__cleanup_cb cb, void *data)
+{
+    jrpc__cleanup_t *cl = jrpc__arena_alloc(&r->arena, sizeof(*cl));
+    if (cl == NULL)
+        return JRPC_ENOMEM;
+    cl->cb = cb;
+    cl->data = data;
+    cl->next = r->cleanups;
+    r->cleanups = cl;
+    return 0;
 }
 
 /* Answers the whole request with one error object (id null): parse errors, an empty batch. */
@@ -539,7 +561,7 @@ static jrpc__req_t *req_over_cap(jrpc__req_t *r, size_t count, unsigned max_batc
         }
     }
     /* Notifications only: answering nothing would let the client believe they ran. */
-    if (count > r->ncalls || answered == 0 || size > r->loop->srv->cfg.max_response) {
+    if (count > r->ncalls || answered == 0 || size > r->loop->cfg->max_response) {
         r->next = r->ncalls;
         return req_fail(r, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
     }
@@ -572,16 +594,15 @@ static jrpc__req_t *req_run(jrpc__req_t *r, const uint8_t *ok)
     return r;
 }
 
-jrpc__req_t *jrpc__req_start(jrpc__loop_t *loop, char *body, size_t len, unsigned max_batch,
-                             jrpc_conn_t *conn, jrpc__req_done_cb done, void *ud)
+static jrpc__req_t *req_start(jrpc__req_t *r, unsigned max_batch)
 {
-    jrpc__req_t *r = req_new(loop, body, len, conn, done, ud);
-    if (r == NULL)
-        return NULL;
+    jrpc__loop_t *loop = r->loop;
+    char *body = r->body;
+    size_t len = r->body_len;
     jrpc__envelope_t env;
     jrpc__json_err_t err = {NULL, 0};
-    int rc = jrpc__envelope_scan_max(body, len, loop->srv->cfg.max_depth,
-                                     items_to_record(max_batch), &r->arena, &env, &err);
+    int rc = jrpc__envelope_scan_max(body, len, loop->cfg->max_depth, items_to_record(max_batch),
+                                     &r->arena, &env, &err);
     if (rc != 0)
         return req_parse_error(r, rc, &err);
     if (env.is_batch && env.count == 0)
@@ -616,15 +637,12 @@ static int rest_call_check(jrpc__req_t *r, jrpc_call_t *c, const char *name, siz
     return call_resolve(r, c);
 }
 
-jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t mlen, char *body,
-                                  size_t len, int batch, jrpc_conn_t *conn, jrpc__req_done_cb done,
-                                  void *ud)
+static jrpc__req_t *req_start_rest(jrpc__req_t *r, const char *method, size_t mlen, int batch)
 {
-    jrpc__req_t *r = req_new(loop, body, len, conn, done, ud);
-    if (r == NULL)
-        return NULL;
+    char *body = r->body;
+    size_t len = r->body_len;
     r->rest = 1;
-    const jrpc_config_t *cfg = &loop->srv->cfg;
+    const jrpc_config_t *cfg = r->loop->cfg;
     char *name = jrpc__arena_alloc(&r->arena, mlen);
     jrpc__json_err_t err = {NULL, 0};
     if (name == NULL)
@@ -674,9 +692,31 @@ jrpc__req_t *jrpc__req_start_rest(jrpc__loop_t *loop, const char *method, size_t
     return req_run(r, ok);
 }
 
-int jrpc__req_status(const jrpc__req_t *r)
+/* After a start: the answer made while starting goes back to the caller, or it comes later. */
+static int req_started(jrpc__req_t *r, jrpc__answer_t *ans)
 {
-    return r->status;
+    r->starting = 0;
+    if (!r->early_ready)
+        return JRPC__REQ_AGAIN;
+    *ans = r->early;
+    r->early_ready = 0;
+    req_maybe_free(r);
+    return JRPC__REQ_DONE;
+}
+
+int jrpc__req_run(jrpc__req_t *r, unsigned max_batch, jrpc__answer_t *ans)
+{
+    r->starting = 1;
+    req_start(r, max_batch);
+    return req_started(r, ans);
+}
+
+int jrpc__req_run_rest(jrpc__req_t *r, const char *method, size_t mlen, int batch,
+                       jrpc__answer_t *ans)
+{
+    r->starting = 1;
+    req_start_rest(r, method, mlen, batch);
+    return req_started(r, ans);
 }
 
 void jrpc__req_detach(jrpc__req_t *r)

@@ -36,21 +36,28 @@ struct jrpc_call {
     size_t reply_len;
     int reply_code; /* the error code when reply_is_error */
     uint8_t reply_is_error;
-    uint8_t reply_owned;    /* reply was malloc'd (replied off the loop's thread) */
-    int code;               /* the error code when is_error */
-    uint8_t state;          /* CALL_* */
-    uint8_t answer;         /* the call gets an entry in the response */
-    uint8_t is_error;       /* out is {"code":…,"message":…} */
-    uint8_t out_owned;      /* out is malloc'd: free it with the request */
-    uint8_t in_dispatch;    /* its handler runs inside the pump right now (loop thread) */
-    uint8_t replied_inline; /* replied inside the pump: the pump completes it */
-    uint8_t timed_out;      /* answered -32002 already; the handler's reply is dropped */
-    uint8_t bounded;        /* counted in req->bounded while running */
-    jrpc_call_t *next_done; /* link in the loop's completion queue */
-    jrpc_sub_t *sub;        /* the subscription this call started (a reference of its
-                               own, set before the reply): ended when the client never
-                               gets the id, dropped on completion */
+    uint8_t reply_owned;           /* reply was malloc'd (replied off the loop's thread) */
+    int code;                      /* the error code when is_error */
+    uint8_t state;                 /* CALL_* */
+    uint8_t answer;                /* the call gets an entry in the response */
+    uint8_t is_error;              /* out is {"code":…,"message":…} */
+    uint8_t out_owned;             /* out is malloc'd: free it with the request */
+    uint8_t in_dispatch;           /* its handler runs inside the pump right now (loop thread) */
+    uint8_t replied_inline;        /* replied inside the pump: the pump completes it */
+    uint8_t timed_out;             /* answered -32002 already; the handler's reply is dropped */
+    uint8_t bounded;               /* counted in req->bounded while running */
+    jrpc__post_t post;             /* carries the call back to its loop (replied elsewhere) */
+    jrpc__call_cleanup_cb cleanup; /* set before the reply (a subscription): runs on
+                                      completion */
+    void *cleanup_data;
 };
+
+/* A cleanup of the request's (jrpc__req_cleanup_add), in its arena. */
+typedef struct jrpc__cleanup {
+    struct jrpc__cleanup *next;
+    jrpc__cleanup_cb cb;
+    void *data;
+} jrpc__cleanup_t;
 
 struct jrpc__req {
     jrpc__loop_t *loop;
@@ -59,13 +66,14 @@ struct jrpc__req {
     size_t body_len;
     jrpc_call_t *calls; /* one per item, in request order */
     size_t ncalls;
-    size_t next;       /* first call not yet considered for starting */
-    size_t running;    /* started and not replied (the request lives while > 0) */
-    size_t bounded;    /* those of them that count against batch_concurrency */
-    size_t remaining;  /* answered calls still without an answer */
-    uint64_t deadline; /* uv_now() value past which unfinished items time out */
-    jrpc_conn_t *conn; /* the transport connection (push), or NULL */
-    uint64_t seq;      /* number among the loop's requests (jrpc__req_seq) */
+    size_t next;               /* first call not yet considered for starting */
+    size_t running;            /* started and not replied (the request lives while > 0) */
+    size_t bounded;            /* those of them that count against batch_concurrency */
+    size_t remaining;          /* answered calls still without an answer */
+    uint64_t deadline;         /* uv_now() value past which unfinished items time out */
+    jrpc_conn_t *conn;         /* the transport connection (push), or NULL; kept by a cleanup */
+    jrpc__cleanup_t *cleanups; /* run when the request is freed, newest first */
+    uint64_t seq;              /* number among the loop's requests (jrpc__req_seq) */
     jrpc__req_done_cb done;
     void *ud;
     uv_timer_t timer;    /* the deadline, armed only when a call outlives the pump */
@@ -74,6 +82,9 @@ struct jrpc__req {
     int status;          /* HTTP status of the answer (REST maps error codes) */
     uint8_t answered;    /* done was called (or the request was detached) */
     uint8_t pumping;     /* req_pump is on the stack */
+    uint8_t starting;    /* jrpc__req_run is on the stack: an answer is kept in `early` */
+    uint8_t early_ready; /* `early` holds the answer made while starting */
+    jrpc__answer_t early;
     uint8_t timer_state; /* TIMER_* */
 };
 
@@ -82,5 +93,7 @@ int jrpc__call_on_loop(const jrpc_call_t *call);
 /* A handler replied: on the loop's thread the call completes now (after the handler returns when
  * it replied inside it), from any other thread it is posted to the loop. */
 void jrpc__call_replied(jrpc_call_t *call);
+/* The call has replied: account for it (loop thread). */
+void jrpc__call_done(jrpc_call_t *call);
 
 #endif

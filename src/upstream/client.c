@@ -96,7 +96,7 @@ static jrpc__upsock_t *sock_new(jrpc__upctx_t *ctx, curl_socket_t fd)
     jrpc__upsock_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    if (uv_poll_init_socket(&ctx->loop->uv, &s->poll, fd) != 0) {
+    if (uv_poll_init_socket(ctx->loop, &s->poll, fd) != 0) {
         free(s);
         return NULL;
     }
@@ -171,13 +171,14 @@ static void on_idle(uv_idle_t *h)
     (void)h; /* only there so that the poll phase does not block while calls are pending */
 }
 
-static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, jrpc__loop_t *loop)
+static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned index)
 {
     jrpc__upctx_t *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return NULL;
     ctx->up = up;
     ctx->loop = loop;
+    ctx->index = index;
     ctx->next_id = 1;
     ctx->multi = curl_multi_init();
     if (ctx->multi == NULL) {
@@ -192,13 +193,13 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, jrpc__loop_t *loop)
      * a smaller cache would close and reopen connections under steady load. */
     curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS, (long)(up->loop_in_flight + 1));
     curl_multi_setopt(ctx->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    uv_timer_init(&loop->uv, &ctx->timer);
-    uv_check_init(&loop->uv, &ctx->check);
-    uv_idle_init(&loop->uv, &ctx->idle);
+    uv_timer_init(loop, &ctx->timer);
+    uv_check_init(loop, &ctx->check);
+    uv_idle_init(loop, &ctx->idle);
     ctx->timer.data = ctx->check.data = ctx->idle.data = ctx;
     ctx->open_handles = 3;
     uv_check_start(&ctx->check, on_check);
-    up->ctx[loop->index] = ctx;
+    up->ctx[index] = ctx;
     return ctx;
 }
 
@@ -217,7 +218,7 @@ static void ctx_handle_closed(uv_handle_t *h)
 {
     jrpc__upctx_t *ctx = h->data;
     if (--ctx->open_handles == 0) {
-        ctx->up->ctx[ctx->loop->index] = NULL;
+        ctx->up->ctx[ctx->index] = NULL;
         ctx_release(ctx);
     }
 }
@@ -281,9 +282,9 @@ static void reply_oom(jrpc_call_t *call)
 void jrpc__upstream_call(jrpc_call_t *call, void *data)
 {
     jrpc_upstream_t *up = data;
-    jrpc__loop_t *loop = JRPC__CONTAINER_OF(jrpc_call_loop(call), jrpc__loop_t, uv);
-    jrpc__upctx_t *ctx = up->ctx[loop->index];
-    if (ctx == NULL && (ctx = ctx_new(up, loop)) == NULL) {
+    unsigned index = jrpc_call_loop_index(call);
+    jrpc__upctx_t *ctx = up->ctx[index];
+    if (ctx == NULL && (ctx = ctx_new(up, jrpc_call_loop(call), index)) == NULL) {
         reply_oom(call);
         return;
     }
@@ -361,9 +362,16 @@ static void on_check(uv_check_t *h)
     jrpc__upctx_t *ctx = h->data;
     if (ctx->nbatched != 0 || ctx->nsingles != 0)
         ctx_flush(ctx);
-    /* The loop closes once no request is left; every call of ours holds its request, so nothing
-     * of ours can be in flight then. */
-    if (ctx->loop->closing && ctx->in_flight == 0 && ctx->wait_head == NULL)
+}
+
+void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data)
+{
+    (void)loop;
+    jrpc_upstream_t *up = data;
+    jrpc__upctx_t *ctx = up->ctx[index];
+    /* The loop has drained: no request is left, and every call of ours holds its request, so
+     * nothing of ours is in flight. */
+    if (ctx != NULL && !ctx->closing)
         ctx_close(ctx);
 }
 

@@ -2,7 +2,6 @@
  * methods on the server, choosing the URL for each attempt (priority tiers, smooth weighted
  * round-robin inside a tier, failed URLs passed over for recheck_ms) and the counters a metrics
  * endpoint reads. The forwarding itself is client.c and answer.c. */
-#include "../rpc/internal.h"
 #include "internal.h"
 
 #include <stdarg.h>
@@ -42,7 +41,7 @@ uint64_t jrpc__upstream_now_ms(void)
 
 void jrpc__upstream_log(jrpc_upstream_t *up, jrpc_log_level_t level, const char *fmt, ...)
 {
-    const jrpc_config_t *cfg = &up->srv->cfg;
+    const jrpc_config_t *cfg = jrpc_server_config(up->srv);
     if (cfg->log_cb == NULL || level > cfg->log_level)
         return;
     /* 512: a URL, a fault name and curl's reason fit; a longer line is cut, not split. */
@@ -177,14 +176,12 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
                                   jrpc_upstream_t **out)
 {
     *out = NULL;
-    if (atomic_load(&srv->running))
-        return JRPC_EBUSY;
     int rc = config_check(cfg);
     if (rc != 0)
         return rc;
     /* Refuse before registering anything, so a failed add leaves the server as it was. */
     for (size_t i = 0; i < cfg->nmethods; i++)
-        if (jrpc__registry_entry(srv->registry, cfg->methods[i]) != NULL)
+        if (jrpc_method_registered(srv, cfg->methods[i]))
             return JRPC_EEXIST;
     uv_once(&curl_once, curl_init);
     if (curl_init_rc != 0)
@@ -196,7 +193,8 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     up->srv = srv;
     up->name = strdup(cfg->name);
     up->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
-    up->nctx = srv->cfg.io_threads;
+    const jrpc_config_t *scfg = jrpc_server_config(srv);
+    up->nctx = scfg->io_threads;
     up->ctx = calloc(up->nctx, sizeof(*up->ctx));
     rc = JRPC_ENOMEM;
     if (up->name == NULL || (cfg->ca_file && up->ca_file == NULL) || up->ctx == NULL)
@@ -214,19 +212,21 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     up->connect_timeout_ms = cfg->connect_timeout_ms;
     up->retries = cfg->retries;
     up->recheck_ms = cfg->recheck_ms;
-    up->max_answer = srv->cfg.max_response;
+    up->max_answer = scfg->max_response;
+    /* First, so that a running server refuses before anything is registered. */
+    if ((rc = jrpc_server_loop_hook(srv, NULL, jrpc__upstream_loop_stop, up)) != 0)
+        goto fail;
 
     char summary[160];
     snprintf(summary, sizeof summary, "forwarded to upstream %s", up->name);
     for (size_t i = 0; i < cfg->nmethods; i++) {
-        rc = jrpc__registry_add(srv->registry, cfg->methods[i], jrpc__upstream_call, up,
-                                JRPC_ASYNC | JRPC_UNBOUNDED);
+        rc = jrpc_method_add(srv, cfg->methods[i], jrpc__upstream_call, up,
+                             JRPC_ASYNC | JRPC_UNBOUNDED);
         if (rc != 0) {
-            /* Only ENOMEM gets here (names were checked). Earlier names already point at up,
-             * so it must outlive the server: it is leaked rather than left dangling. */
-            if (i > 0)
-                return rc;
-            goto fail;
+            /* Only ENOMEM gets here (names were checked). The loop hook and earlier names
+             * already point at up, so it must outlive the server: it is leaked rather than left
+             * dangling. */
+            return rc;
         }
         jrpc_method_doc(srv, cfg->methods[i], summary, NULL, NULL);
     }

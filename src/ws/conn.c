@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 /* This io thread's read buffer (JRPC__WS_READ_BUF), allocated on the first read and freed when
- * the loop finishes stopping (jrpc__ws_conn_thread_free). */
+ * the loop finishes stopping (jrpc__ws_loop_finish). */
 static _Thread_local char *tls_rbuf;
 
 static void conn_update(jrpc_conn_t *c);
 static void conn_abort(jrpc_conn_t *c);
+static void conn_drain(jrpc__link_t *l);
+static void conn_link_close(jrpc__link_t *l);
 
 /* ---- Logging --------------------------------------------------------------------------------- */
 
@@ -267,7 +269,7 @@ static void conn_stop_work(jrpc_conn_t *c)
         jrpc__ws_msg_t *m = JRPC__CONTAINER_OF(it, jrpc__ws_msg_t, link);
         it = it->next;
         if (m->req == NULL)
-            continue; /* inside jrpc__req_start: conn_start detaches it when that returns */
+            continue; /* inside jrpc__req_run: conn_start detaches it when that returns */
         jrpc__req_detach(m->req);
         jrpc__list_remove(&m->link);
         msg_put(c, m);
@@ -325,12 +327,10 @@ static void on_close(uv_handle_t *h)
         free(m);
     }
     c->nspare = 0;
-    jrpc__unadmit(loop->srv, &c->admit);
-    jrpc__list_remove(&c->link);
-    loop->nws--;
+    jrpc__unadmit(loop->io, &c->admit);
+    jrpc__list_remove(&c->link.node);
     jrpc_conn_unref(c); /* the transport's reference; others may keep the object */
-    if (loop->stopping)
-        jrpc__loop_maybe_done(loop);
+    jrpc__loop_release(loop);
 }
 
 /* Closes the socket now. Safe anywhere on the loop thread, also inside the session's callbacks:
@@ -422,52 +422,69 @@ static void release_subs(jrpc_conn_t *c, uint64_t seq)
     }
 }
 
-static void conn_on_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
+/* The engine's answer for message m (made at once, or later through conn_on_done). */
+static void conn_answered(jrpc_conn_t *c, jrpc__ws_msg_t *m, jrpc__answer_t *ans)
 {
-    jrpc__ws_msg_t *m = ud;
-    jrpc_conn_t *c = m->conn;
-    if (c->starting == m)
-        c->starting_done = 1;
     jrpc__list_remove(&m->link);
     c->calls -= m->calls;
-    uint64_t seq = jrpc__req_seq(req);
+    uint64_t seq = m->seq;
     m->req = NULL;
-    if (body->len == 0) {
+    if (ans->body.len == 0) {
         msg_put(c, m); /* notifications only */
     } else {
-        m->body = *body; /* take the bytes */
-        jrpc_buf_init(body);
+        m->body = ans->body; /* take the bytes */
+        jrpc_buf_init(&ans->body);
         out_frame(c, m, m->binary ? JRPC__WS_BINARY : JRPC__WS_TEXT);
     }
     if (!jrpc__list_empty(&c->holding))
         release_subs(c, seq);
+}
+
+static void conn_on_done(jrpc__answer_t *ans, void *ud)
+{
+    jrpc__ws_msg_t *m = ud;
+    jrpc_conn_t *c = m->conn;
+    conn_answered(c, m, ans);
     conn_update(c);
 }
 
-/* Hands a received message to the engine. Its answer may come before this returns. */
+/* The engine freed a request of this connection: the reference it held for jrpc_call_conn. */
+static void conn_req_freed(void *data)
+{
+    jrpc_conn_unref(data);
+}
+
+/* Hands a received message to the engine; the caller brings the connection up to date. */
 static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     char *body = m->body.ptr;
     size_t len = m->body.len;
     jrpc_buf_init(&m->body);
     m->kind = JRPC__WS_M_RUNNING;
-    m->seq = 0; /* known once jrpc__req_start returns; until then msg_in_flight asks the loop */
     c->nmsgs++;
     m->req = NULL;
     m->calls = 0;
-    jrpc__list_insert_tail(&c->inflight, &m->link);
-    c->starting = m;
-    c->starting_done = 0;
-    jrpc__req_t *r = jrpc__req_start(c->loop, body, len, c->cfg->max_batch_ws, c, conn_on_done, m);
-    c->starting = NULL;
+    jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, conn_on_done, m);
+    if (r != NULL && jrpc__req_cleanup_add(r, conn_req_freed, jrpc_conn_ref(c)) != 0) {
+        jrpc_conn_unref(c);
+        jrpc__req_detach(r); /* frees it: nothing ran */
+        r = NULL;
+    }
     if (r == NULL) { /* out of memory; body was freed */
-        jrpc__list_remove(&m->link);
         msg_put(c, m);
         c->sess.failed = 1;
         return;
     }
-    if (c->starting_done)
-        return; /* answered inline: m is in the output or reused */
+    /* In flight (with its number) before anything runs: a handler that subscribes inline finds
+     * its message unanswered and holds its pushes until the answer is queued. */
+    m->seq = jrpc__req_seq(r);
+    jrpc__list_insert_tail(&c->inflight, &m->link);
+    jrpc__answer_t ans;
+    if (jrpc__req_run(r, c->cfg->max_batch_ws, &ans) == JRPC__REQ_DONE) {
+        conn_answered(c, m, &ans);
+        jrpc_buf_free(&ans.body); /* taken unless empty */
+        return;
+    }
     if (c->closing || c->aborting) {
         jrpc__list_remove(&m->link);
         jrpc__req_detach(r);
@@ -475,7 +492,6 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
         return;
     }
     m->req = r;
-    m->seq = jrpc__req_seq(r);
     m->calls = jrpc__req_items(r);
     c->calls += m->calls;
 }
@@ -524,8 +540,9 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = tls_rbuf != NULL ? JRPC__WS_READ_BUF : 0; /* 0: libuv reports UV_ENOBUFS */
 }
 
-void jrpc__ws_conn_thread_free(void)
+void jrpc__ws_loop_finish(jrpc__loop_t *loop)
 {
+    (void)loop;
     free(tls_rbuf);
     tls_rbuf = NULL;
 }
@@ -634,12 +651,9 @@ static void conn_update(jrpc_conn_t *c)
 
 /* ---- Pushes ---------------------------------------------------------------------------------- */
 
-/* Whether request `seq` of this connection is still without its answer. The one being started
- * right now (its handler subscribing inline) is the loop's newest request. */
+/* Whether request `seq` of this connection is still without its answer. */
 static int msg_in_flight(const jrpc_conn_t *c, uint64_t seq)
 {
-    if (c->starting != NULL && !c->starting_done && seq == c->loop->req_seq)
-        return 1;
     for (const jrpc__list_t *it = c->inflight.next; it != &c->inflight; it = it->next)
         if (JRPC__CONTAINER_OF(it, jrpc__ws_msg_t, link)->seq == seq)
             return 1;
@@ -686,7 +700,7 @@ static void on_early_close(uv_handle_t *h)
 int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
                     size_t n, jrpc__admit_t *admit)
 {
-    const jrpc_config_t *cfg = &loop->srv->cfg;
+    const jrpc_config_t *cfg = loop->cfg;
     uv_os_fd_t fd;
     if (loop->stopping)
         return JRPC_EBUSY;
@@ -728,8 +742,10 @@ int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, 
     c->cfg = cfg;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
     c->last_rx = c->last_msg = uv_now(&loop->uv);
-    jrpc__list_insert_tail(&loop->ws_conns, &c->link);
-    loop->nws++;
+    c->link.drain = conn_drain;
+    c->link.close_now = conn_link_close;
+    jrpc__list_insert_tail(&loop->conns, &c->link.node);
+    jrpc__loop_hold(loop);
     if (stash != NULL) {
         /* Frames sent right behind the request, before our answer (RFC 6455 says a client waits;
          * not every one does). */
@@ -762,33 +778,26 @@ fail:
     return rc;
 }
 
-void jrpc__ws_drain(jrpc__loop_t *loop)
+/* Stop began: no new messages; once those in the engine are answered, close with 1001. */
+static void conn_drain(jrpc__link_t *l)
 {
-    jrpc__list_t *it = loop->ws_conns.next;
-    while (it != &loop->ws_conns) {
-        jrpc_conn_t *c = JRPC__CONTAINER_OF(it, jrpc_conn_t, link);
-        it = it->next;
-        if (c->aborting || c->closing)
-            continue;
-        /* No new messages; once those in the engine are answered, close with 1001. */
-        c->draining = 1;
-        conn_update(c);
-    }
+    jrpc_conn_t *c = JRPC__CONTAINER_OF(l, jrpc_conn_t, link);
+    if (c->aborting || c->closing)
+        return;
+    c->draining = 1;
+    conn_update(c);
 }
 
-void jrpc__ws_close_all(jrpc__loop_t *loop)
+/* Drain time is over: close now. */
+static void conn_link_close(jrpc__link_t *l)
 {
-    jrpc__list_t *it = loop->ws_conns.next;
-    while (it != &loop->ws_conns) {
-        jrpc_conn_t *c = JRPC__CONTAINER_OF(it, jrpc_conn_t, link);
-        it = it->next;
-        if (c->aborting)
-            continue;
-        if (!c->closing) {
-            /* Best effort: the close frame goes out if the socket takes it now. */
-            jrpc__ws_session_close(&c->sess, 1001, "server shutting down");
-            conn_flush(c);
-        }
-        conn_abort(c);
+    jrpc_conn_t *c = JRPC__CONTAINER_OF(l, jrpc_conn_t, link);
+    if (c->aborting)
+        return;
+    if (!c->closing) {
+        /* Best effort: the close frame goes out if the socket takes it now. */
+        jrpc__ws_session_close(&c->sess, 1001, "server shutting down");
+        conn_flush(c);
     }
+    conn_abort(c);
 }

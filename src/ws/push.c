@@ -1,10 +1,10 @@
 /* push.c — server push over WebSocket: references to connections, notifications and
- * subscriptions sent from any thread, and each loop's queue that carries them to the connection's
- * own thread. A send made on that thread goes straight to the output; from any other it is
- * checked and queued under the connection's lock, so that once a connection is marked closed no
- * thread can reach its loop any more (the loop may be gone by then; the object is not, while
- * references exist). The queue is a mutex-guarded list and a uv_async per loop: a push costs one
- * uncontended lock round and, when the loop sleeps, one eventfd write. */
+ * subscriptions sent from any thread, carried to the connection's own thread by the loop's post
+ * queue (the one its calls' replies take, so a handler's pushes arrive before its answer). A send
+ * made on that thread goes straight to the output; from any other it is checked and queued under
+ * the connection's lock, so that once a connection is marked closed no thread can reach its loop
+ * any more (the loop may be gone by then; the object is not, while references exist). A posted push
+ * costs one uncontended lock round and, when the loop sleeps, one eventfd write. */
 #include "internal.h"
 
 #include <errno.h>
@@ -54,22 +54,11 @@ static jrpc__ws_msg_t *msg_new(void)
     return m;
 }
 
-/* ---- The loop's queue ------------------------------------------------------------------------ */
+/* ---- Posting -------------------------------------------------------------------------------- */
 
-/* Queues m for c's loop. c->lock is held and c is not closed, so the loop and its wakeup exist:
- * they close only after every connection was marked closed under that lock. */
-static void post_locked(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+static void run_posted(jrpc__post_t *p)
 {
-    jrpc__loop_t *loop = c->loop;
-    m->conn = jrpc_conn_ref(c);
-    uv_mutex_lock(&loop->ws_lock);
-    jrpc__ws_fifo_push(&loop->ws_head, &loop->ws_tail, m);
-    uv_mutex_unlock(&loop->ws_lock);
-    uv_async_send(&loop->ws_wakeup);
-}
-
-static void run_posted(jrpc__ws_msg_t *m)
-{
+    jrpc__ws_msg_t *m = JRPC__CONTAINER_OF(p, jrpc__ws_msg_t, post);
     jrpc_conn_t *c = m->conn;
     if (m->kind == JRPC__WS_M_END) {
         jrpc_sub_t *sub = m->sub; /* the connection's reference, handed over by end_locked */
@@ -82,51 +71,13 @@ static void run_posted(jrpc__ws_msg_t *m)
     jrpc_conn_unref(c);
 }
 
-static void on_wakeup(uv_async_t *h)
+/* Queues m for c's loop. c->lock is held and c is not closed, so the loop and its wakeup exist:
+ * they close only after every connection was marked closed under that lock. */
+static void post_locked(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
-    jrpc__loop_t *loop = h->data;
-    uv_mutex_lock(&loop->ws_lock);
-    jrpc__ws_msg_t *m = loop->ws_head;
-    loop->ws_head = loop->ws_tail = NULL;
-    uv_mutex_unlock(&loop->ws_lock);
-    while (m != NULL) {
-        jrpc__ws_msg_t *next = m->next;
-        run_posted(m);
-        m = next;
-    }
-}
-
-void jrpc__ws_loop_init(jrpc__loop_t *loop)
-{
-    jrpc__list_init(&loop->ws_conns);
-    loop->nws = 0;
-    loop->ws_head = loop->ws_tail = NULL;
-    uv_mutex_init(&loop->ws_lock);
-    uv_async_init(&loop->uv, &loop->ws_wakeup, on_wakeup);
-    loop->ws_wakeup.data = loop;
-}
-
-void jrpc__ws_loop_close(jrpc__loop_t *loop)
-{
-    /* Every connection is closed, so nothing is posted any more; ends posted before still owe
-     * their end_cb, which runs here, on the loop. */
-    on_wakeup(&loop->ws_wakeup);
-    uv_close((uv_handle_t *)&loop->ws_wakeup, NULL);
-    jrpc__ws_conn_thread_free();
-}
-
-void jrpc__ws_loop_free(jrpc__loop_t *loop)
-{
-    jrpc__ws_msg_t *m = loop->ws_head;
-    while (m != NULL) { /* only a loop that never ran can hold any */
-        jrpc__ws_msg_t *next = m->next;
-        jrpc_conn_t *c = m->conn;
-        jrpc__ws_msg_free(m);
-        jrpc_conn_unref(c);
-        m = next;
-    }
-    loop->ws_head = loop->ws_tail = NULL;
-    uv_mutex_destroy(&loop->ws_lock);
+    m->conn = jrpc_conn_ref(c);
+    m->post.cb = run_posted;
+    jrpc__loop_post(c->loop, &m->post);
 }
 
 /* ---- Sending --------------------------------------------------------------------------------- */
@@ -267,6 +218,17 @@ static jrpc_conn_t *sub_conn(jrpc_call_t *call)
     return c;
 }
 
+/* The subscribe call completed (src/rpc runs this): a subscription whose id never reached the
+ * client (the call timed out, or came as a notification) could not be unsubscribed, so it ends;
+ * the call's reference goes either way. */
+static void sub_call_done(void *data, int delivered)
+{
+    jrpc_sub_t *sub = data;
+    if (!delivered)
+        jrpc_sub_end(sub);
+    jrpc_sub_unref(sub);
+}
+
 JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
                                        jrpc_sub_end_cb end_cb, void *data)
 {
@@ -329,8 +291,8 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
     }
     /* Registered before the answer: the answer's completion finds it (conn.c release_subs).
      * The call keeps a reference until its completion, which ends the subscription if the
-     * answer never reaches the client (src/rpc/req.c). */
-    jrpc__call_set_sub(call, sub);
+     * answer never reaches the client. */
+    jrpc__call_cleanup_set(call, sub_call_done, sub);
     jrpc_reply_raw(call, sub->id, sub->id_len);
     return sub;
 }

@@ -173,6 +173,28 @@ test('notifications from a worker thread (jrpc_conn_notify) arrive in order', as
     });
 });
 
+// A handler's pushes and its reply travel one queue to the connection's loop, in the order they
+// were made: the reply is always the message after the last push (two queues let it overtake).
+test('pushes made before the reply arrive before it, 100 runs of 200 pushes', async () => {
+    await withWs(srv, async (ws) => {
+        for (let run = 0; run < 100; run++) {
+            await ws.send(call('test.push', [200], run));
+            let pushes = 0;
+            for (;;) {
+                const m = await ws.nextJson();
+                if (m.method === 'test_push') {
+                    assert.equal(m.params[0], pushes, `run ${run}: push order`);
+                    pushes++;
+                    continue;
+                }
+                assertResult(m, 200, run);
+                break;
+            }
+            assert.equal(pushes, 200, `run ${run}: the reply came after ${pushes} of 200 pushes`);
+        }
+    });
+});
+
 test('over HTTP there is nothing to push to: subscribe and push answer -32601', async () => {
     let r = await rpc(srv, call('test.subscribe', [10], 1));
     assertError(r.json, -32601, 1);

@@ -24,6 +24,7 @@
 #include "http/conn.c"
 #include "http/parse.c"
 #include "http/response.c"
+#include "server.h"
 
 #define MAX_BODY 4096
 #define MAX_HEADER 1024
@@ -213,7 +214,7 @@ static void wait_eof(client_t *c)
 static void wait_no_conns(void)
 {
     uint64_t end = now_ms() + 5000;
-    while (loop.nconns != 0 || loop.nreqs != 0) {
+    while (loop.holds != 0) {
         assert_true(now_ms() < end);
         uv_run(&loop.uv, UV_RUN_NOWAIT);
     }
@@ -238,12 +239,7 @@ static int setup(void **state)
     assert_int_equal(jrpc_method_add(srv, "tennis@ping", ping, NULL, JRPC_INLINE), 0);
     assert_int_equal(jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE), 0);
     assert_int_equal(jrpc_method_add(srv, "slow", slow, NULL, JRPC_WORKER), 0);
-    srv->pool = jrpc__pool_new(srv->cfg.workers, srv->cfg.worker_queue);
-    assert_non_null(srv->pool);
-    memset(&loop, 0, sizeof loop);
-    int inited = 0;
-    assert_int_equal(jrpc__loop_init(&loop, srv, 0, &inited), 0);
-    loop.tid = uv_thread_self();
+    assert_int_equal(jrpc__loop_open(&srv->io, &loop), 0);
     log_lines = 0;
     cl = client_open();
     return 0;
@@ -255,14 +251,7 @@ static int teardown(void **state)
     client_free(cl);
     cl = NULL;
     wait_no_conns();
-    loop.stopping = 1;
-    jrpc__http_drain(&loop);
-    jrpc__loop_maybe_done(&loop);
-    uv_run(&loop.uv, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop.uv), 0);
-    uv_mutex_destroy(&loop.done_lock);
-    jrpc__pool_free(srv->pool);
-    srv->pool = NULL;
+    assert_int_equal(jrpc__loop_finish(&loop), 0);
     jrpc_server_free(srv);
     return 0;
 }
@@ -610,7 +599,7 @@ static void test_client_gone(void **state)
     (void)state;
     send_str(cl, post_slow(50, 1));
     settle(cl);
-    assert_int_equal(loop.nreqs, 1);
+    assert_int_equal(loop.holds, 2); /* the connection and its request */
     struct linger lg = {1, 0};
     setsockopt(cl->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(cl->fd);
@@ -626,8 +615,7 @@ static void test_drain(void **state)
     next_answer(idle);
     send_str(cl, post_slow(50, 1));
     settle(cl);
-    loop.stopping = 1;
-    jrpc__http_drain(&loop);
+    jrpc__loop_drain(&loop);
     wait_eof(idle);
     assert_int_equal(idle->rx_len, 0);
     next_answer(cl);
@@ -643,7 +631,7 @@ static void test_close_all(void **state)
     (void)state;
     send_str(cl, post_slow(50, 1));
     settle(cl);
-    jrpc__http_close_all(&loop);
+    jrpc__loop_close_all(&loop);
     wait_eof(cl);
     assert_int_equal(cl->rx_len, 0);
     wait_no_conns();

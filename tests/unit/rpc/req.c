@@ -5,7 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,18 +16,20 @@
 
 #include "io/internal.h"
 #include "rpc/internal.h"
+#include "server.h"
 
 static jrpc_server_t *srv;
 static jrpc__loop_t loop;
-static atomic_int ran;          /* handler invocations */
-static atomic_int in_flight;    /* handlers running now */
+static atomic_int ran;       /* handler invocations */
+static atomic_int in_flight; /* handlers running now */
 static atomic_int max_in_flight;
 
 /* What the transport got. */
 static int done_calls;
 static jrpc_buf_t answer;
 
-/* ---- Handlers ---------------------------------------------------------------------------------- */
+/* ---- Handlers ----------------------------------------------------------------------------------
+ */
 
 static void ping(jrpc_call_t *call, void *data)
 {
@@ -75,17 +78,48 @@ static void failing(jrpc_call_t *call, void *data)
     jrpc_reply_error(call, -32602, "bad \"x\"", "{\"why\":1}");
 }
 
-/* ---- Harness ----------------------------------------------------------------------------------- */
+/* ---- Harness -----------------------------------------------------------------------------------
+ */
 
-static void on_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
+static int last_status;
+static int in_run; /* jrpc__req_run is on the stack */
+
+static void on_done(jrpc__answer_t *ans, void *ud)
 {
-    (void)req;
     (void)ud;
+    assert_false(in_run); /* never called back inside the call that started the work */
     done_calls++;
+    last_status = ans->status;
     jrpc_buf_free(&answer);
-    answer = *body; /* take the bytes */
-    jrpc_buf_init(body);
+    answer = ans->body; /* take the bytes */
+    jrpc_buf_init(&ans->body);
 }
+
+/* Starts a request as a transport does; an answer made at once is taken like a later one.
+ * Returns the request while it runs (JRPC__REQ_AGAIN), NULL when it was answered at once. */
+static jrpc__req_t *start(const char *body, unsigned max_batch, const char *rest_method,
+                          int rest_batch)
+{
+    size_t n = strlen(body);
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, body, n);
+    jrpc__req_t *r = jrpc__req_new(&loop, copy, n, NULL, on_done, NULL);
+    assert_non_null(r);
+    jrpc__answer_t ans;
+    in_run = 1;
+    int rc = rest_method != NULL
+                 ? jrpc__req_run_rest(r, rest_method, strlen(rest_method), rest_batch, &ans)
+                 : jrpc__req_run(r, max_batch, &ans);
+    in_run = 0;
+    if (rc == JRPC__REQ_AGAIN)
+        return r;
+    assert_int_equal(rc, JRPC__REQ_DONE);
+    on_done(&ans, NULL);
+    jrpc_buf_free(&ans.body);
+    return NULL;
+}
+
+static void attach(jrpc_call_t *call, void *data);
 
 static int setup_with(const jrpc_config_t *cfg)
 {
@@ -96,12 +130,8 @@ static int setup_with(const jrpc_config_t *cfg)
     assert_int_equal(jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE), 0);
     assert_int_equal(jrpc_method_add(srv, "fail", failing, NULL, JRPC_WORKER), 0);
     assert_int_equal(jrpc_method_add(srv, "solo", ping, NULL, JRPC_INLINE | JRPC_NO_BATCH), 0);
-    srv->pool = jrpc__pool_new(srv->cfg.workers, srv->cfg.worker_queue);
-    assert_non_null(srv->pool);
-    memset(&loop, 0, sizeof loop);
-    int inited = 0;
-    assert_int_equal(jrpc__loop_init(&loop, srv, 0, &inited), 0);
-    loop.tid = uv_thread_self();
+    assert_int_equal(jrpc_method_add(srv, "attach", attach, NULL, JRPC_INLINE), 0);
+    assert_int_equal(jrpc__loop_open(&srv->io, &loop), 0);
     atomic_store(&ran, 0);
     atomic_store(&max_in_flight, 0);
     done_calls = 0;
@@ -122,15 +152,8 @@ static int teardown(void **state)
 {
     (void)state;
     /* Every request must have been freed: nothing leaks past its last reply. */
-    assert_int_equal(loop.nreqs, 0);
-    loop.stopping = 1;
-    jrpc__loop_maybe_done(&loop);
-    uv_run(&loop.uv, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop.uv), 0);
-    uv_mutex_destroy(&loop.done_lock);
-    jrpc__arena_cache_clear(&loop.arenas);
-    jrpc__pool_free(srv->pool);
-    srv->pool = NULL;
+    assert_int_equal(loop.holds, 0);
+    assert_int_equal(jrpc__loop_finish(&loop), 0);
     jrpc_server_free(srv);
     jrpc_buf_free(&answer);
     return 0;
@@ -139,16 +162,13 @@ static int teardown(void **state)
 /* Sends body and runs the loop until the answer came and the request is freed (bounded). */
 static void send_body(const char *body)
 {
-    size_t n = strlen(body);
-    char *copy = malloc(n ? n : 1);
-    memcpy(copy, body, n);
     int before = done_calls;
-    jrpc__req_start(&loop, copy, n, srv->cfg.max_batch, NULL, on_done, NULL);
-    uint64_t start = uv_hrtime();
-    while ((done_calls == before || loop.nreqs != 0) && uv_hrtime() - start < 10000000000ull)
+    start(body, srv->cfg.max_batch, NULL, 0);
+    uint64_t t0 = uv_hrtime();
+    while ((done_calls == before || loop.holds != 0) && uv_hrtime() - t0 < 10000000000ull)
         uv_run(&loop.uv, UV_RUN_ONCE);
     assert_int_equal(done_calls, before + 1);
-    assert_int_equal(loop.nreqs, 0);
+    assert_int_equal(loop.holds, 0);
 }
 
 static void assert_answer(const char *expected)
@@ -158,7 +178,8 @@ static void assert_answer(const char *expected)
     free(got);
 }
 
-/* ---- Tests ------------------------------------------------------------------------------------- */
+/* ---- Tests -------------------------------------------------------------------------------------
+ */
 
 static void single_inline(void **state)
 {
@@ -170,9 +191,10 @@ static void single_inline(void **state)
 static void ids_byte_exact(void **state)
 {
     (void)state;
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1e400],\"id\":14066156191713469572},"
-              "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":\"\\u00e9\"},"
-              "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":null}]");
+    send_body(
+        "[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1e400],\"id\":14066156191713469572},"
+        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":\"\\u00e9\"},"
+        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":null}]");
     assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":[1e400],\"id\":14066156191713469572},"
                   "{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":\"\\u00e9\"},"
                   "{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":null}]");
@@ -206,7 +228,8 @@ static void bound_holds(void **state)
     char body[4096] = "[";
     for (int i = 0; i < 24; i++) {
         char item[96];
-        snprintf(item, sizeof item, "%s{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[5],\"id\":%d}",
+        snprintf(item, sizeof item,
+                 "%s{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[5],\"id\":%d}",
                  i ? "," : "", i);
         strcat(body, item);
     }
@@ -227,8 +250,9 @@ static void deadline_per_item(void **state)
     setup_with(&cfg);
     send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[400],\"id\":1},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":2}]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,\"message\":\"Request timed out\"},"
-                  "\"id\":1},{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}]");
+    assert_answer(
+        "[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,\"message\":\"Request timed out\"},"
+        "\"id\":1},{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}]");
 }
 
 static void response_cap(void **state)
@@ -241,11 +265,14 @@ static void response_cap(void **state)
     cfg.max_response = 110; /* the second entry would end the body at byte 111 */
     setup_with(&cfg);
     send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1},"
-              "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"],\"id\":2},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":["
+              "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"],\"id\":2},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":3}]");
     assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"Response too large\"},\"id\":2},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"Response too large\"},\"id\":3}]");
+                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"Response too "
+                  "large\"},\"id\":2},"
+                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"Response too "
+                  "large\"},\"id\":3}]");
 }
 
 static void batch_cap_runs_nothing(void **state)
@@ -261,13 +288,17 @@ static void batch_cap_runs_nothing(void **state)
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":3}]");
     assert_int_equal(atomic_load(&ran), 0);
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":1},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":3}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 "
+                  "exceeds limit 2\"},\"id\":1},"
+                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 "
+                  "exceeds limit 2\"},\"id\":3}]");
     /* Notifications only: one error object rather than silence. */
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},{\"jsonrpc\":\"2.0\",\"method\":"
+              "\"tennis@ping\"},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"}]");
     assert_int_equal(atomic_load(&ran), 0);
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 "
+                  "exceeds limit 2\"},\"id\":null}");
     /* Far over the cap (more than ten times): one error object, however many items came. */
     char big[4096] = "[";
     for (int i = 0; i < 25; i++)
@@ -276,29 +307,37 @@ static void batch_cap_runs_nothing(void **state)
     strcat(big, "]");
     send_body(big);
     assert_int_equal(atomic_load(&ran), 0);
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 25 exceeds limit 2\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 25 "
+                  "exceeds limit 2\"},\"id\":null}");
 }
 
 static void envelope_rules(void **state)
 {
     (void)state;
     send_body("[]");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"empty batch\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid "
+                  "Request\",\"data\":\"empty batch\"},\"id\":null}");
     send_body("[1]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"request must be an object\"},\"id\":null}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid "
+                  "Request\",\"data\":\"request must be an object\"},\"id\":null}]");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":1");
     assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"Parse error\","
                   "\"data\":\"unexpected end of input at byte 36\"},\"id\":null}");
     send_body("{\"jsonrpc\":\"1.0\",\"method\":\"tennis@ping\",\"id\":7}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"jsonrpc must be \\\"2.0\\\"\"},\"id\":7}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid "
+                  "Request\",\"data\":\"jsonrpc must be \\\"2.0\\\"\"},\"id\":7}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":true}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"id must be a string, a number or null\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid "
+                  "Request\",\"data\":\"id must be a string, a number or null\"},\"id\":null}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"params\":3,\"id\":1}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"params must be an array or an object\"},\"id\":1}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid "
+                  "Request\",\"data\":\"params must be an array or an object\"},\"id\":1}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"method\":\"x\",\"id\":1}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"duplicate member \\\"method\\\"\"},\"id\":1}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid "
+                  "Request\",\"data\":\"duplicate member \\\"method\\\"\"},\"id\":1}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":1}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},\"id\":1}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not "
+                  "found\"},\"id\":1}");
     /* Escaped method names are looked up unescaped. */
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis\\u0040ping\",\"id\":1}");
     assert_answer("{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1}");
@@ -307,11 +346,14 @@ static void envelope_rules(void **state)
 static void notifications_and_no_batch(void **state)
 {
     (void)state;
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}]");
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},{\"jsonrpc\":\"2.0\",\"method\":"
+              "\"nope\"}]");
     assert_int_equal(answer.len, 0);
     assert_int_equal(atomic_load(&ran), 1);
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"solo\",\"id\":1},{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":2}]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch requests\"},\"id\":1},"
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"solo\",\"id\":1},{\"jsonrpc\":\"2.0\",\"method\":"
+              "\"tennis@ping\",\"id\":2}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method solo is "
+                  "not available in batch requests\"},\"id\":1},"
                   "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}]");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"solo\",\"id\":1}");
     assert_answer("{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1}");
@@ -322,41 +364,28 @@ static void detach_frees_after_last_reply(void **state)
     (void)state;
     const char *body = "[{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":1},"
                        "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[30],\"id\":2}]";
-    char *copy = strdup(body);
-    jrpc__req_t *r = jrpc__req_start(&loop, copy, strlen(copy), 1000, NULL, on_done, NULL);
+    jrpc__req_t *r = start(body, 1000, NULL, 0);
     assert_non_null(r);
-    assert_int_equal(loop.nreqs, 1);
+    assert_int_equal(loop.holds, 1);
     jrpc__req_detach(r);
-    uint64_t start = uv_hrtime();
-    while (loop.nreqs != 0 && uv_hrtime() - start < 5000000000ull)
+    uint64_t t0 = uv_hrtime();
+    while (loop.holds != 0 && uv_hrtime() - t0 < 5000000000ull)
         uv_run(&loop.uv, UV_RUN_ONCE);
-    assert_int_equal(loop.nreqs, 0);
+    assert_int_equal(loop.holds, 0);
     assert_int_equal(done_calls, 0);
     assert_int_equal(atomic_load(&ran), 2);
 }
 
 /* REST: the body is the params; the answer is the bare result or {"error":…} with a status. */
-static int last_status;
-
-static void on_done_status(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
-{
-    last_status = jrpc__req_status(req);
-    on_done(req, body, ud);
-}
-
 static void send_rest(const char *method, const char *body, int batch)
 {
-    size_t n = strlen(body);
-    char *copy = malloc(n ? n : 1);
-    memcpy(copy, body, n);
     int before = done_calls;
-    jrpc__req_start_rest(&loop, method, strlen(method), copy, n, batch, NULL, on_done_status,
-                         NULL);
-    uint64_t start = uv_hrtime();
-    while ((done_calls == before || loop.nreqs != 0) && uv_hrtime() - start < 10000000000ull)
+    start(body, 0, method, batch);
+    uint64_t t0 = uv_hrtime();
+    while ((done_calls == before || loop.holds != 0) && uv_hrtime() - t0 < 10000000000ull)
         uv_run(&loop.uv, UV_RUN_ONCE);
     assert_int_equal(done_calls, before + 1);
-    assert_int_equal(loop.nreqs, 0);
+    assert_int_equal(loop.holds, 0);
 }
 
 static void rest_single_and_batch(void **state)
@@ -379,9 +408,10 @@ static void rest_single_and_batch(void **state)
     assert_answer("[30,1,{\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":"
                   "\"params must be an array or an object\"}},0]");
     send_rest("solo", "[[],[]]", 1);
-    assert_answer("[{\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch "
-                  "requests\"}},{\"error\":{\"code\":-32004,\"message\":\"method solo is not "
-                  "available in batch requests\"}}]");
+    assert_answer(
+        "[{\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch "
+        "requests\"}},{\"error\":{\"code\":-32004,\"message\":\"method solo is not "
+        "available in batch requests\"}}]");
     send_rest("echo", "[]", 1);
     assert_answer("[]");
 }
@@ -404,15 +434,90 @@ static void patterns_and_deny(void **state)
               "{\"jsonrpc\":\"2.0\",\"method\":\"eth_getBalance\",\"id\":2},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"eth_sendTransaction\",\"params\":[],\"id\":3},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"eth\",\"id\":4}]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":[7],\"id\":1},"
-                  "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method "
-                  "eth_sendTransaction is not available in batch requests\"},\"id\":3},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},"
-                  "\"id\":4}]");
+    assert_answer(
+        "[{\"jsonrpc\":\"2.0\",\"result\":[7],\"id\":1},"
+        "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2},"
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method "
+        "eth_sendTransaction is not available in batch requests\"},\"id\":3},"
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},"
+        "\"id\":4}]");
     /* Denied in a batch, served alone. */
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"eth_sendTransaction\",\"params\":[1],\"id\":3}");
     assert_answer("{\"jsonrpc\":\"2.0\",\"result\":[1],\"id\":3}");
+}
+
+/* Inline-only requests answer from jrpc__req_run itself; a worker call answers later through
+ * the done callback, never inside the call (on_done asserts that). */
+static void done_or_again(void **state)
+{
+    (void)state;
+    assert_null(start("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1}", 1000, NULL, 0));
+    assert_int_equal(done_calls, 1);
+    assert_answer("{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1}");
+    /* Parse errors and over-cap batches are answered at once too. */
+    assert_null(start("[", 1000, NULL, 0));
+    assert_int_equal(done_calls, 2);
+    jrpc__req_t *r =
+        start("{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[5],\"id\":2}", 1000, NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(done_calls, 2);
+    uint64_t t0 = uv_hrtime();
+    while ((done_calls == 2 || loop.holds != 0) && uv_hrtime() - t0 < 10000000000ull)
+        uv_run(&loop.uv, UV_RUN_ONCE);
+    assert_int_equal(done_calls, 3);
+    assert_answer("{\"jsonrpc\":\"2.0\",\"result\":5,\"id\":2}");
+}
+
+/* Cleanups: a request's run when it is freed (also after a detach, once its last call replied);
+ * a call's learns whether its answer reaches the client. */
+static int req_cleanups;
+static int call_cleanups[2]; /* [delivered] */
+
+static void count_req_cleanup(void *data)
+{
+    (void)data;
+    req_cleanups++;
+}
+
+static void count_call_cleanup(void *data, int delivered)
+{
+    (void)data;
+    call_cleanups[delivered ? 1 : 0]++;
+}
+
+static void attach(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc__call_cleanup_set(call, count_call_cleanup, NULL);
+    jrpc_reply_raw(call, "1", 1);
+}
+
+static void cleanup_hooks(void **state)
+{
+    (void)state;
+    req_cleanups = 0;
+    call_cleanups[0] = call_cleanups[1] = 0;
+    const char *body = "[{\"jsonrpc\":\"2.0\",\"method\":\"attach\",\"id\":1},"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"attach\"},"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[20],\"id\":3}]";
+    char *copy = strdup(body);
+    jrpc__req_t *r = jrpc__req_new(&loop, copy, strlen(copy), NULL, on_done, NULL);
+    assert_non_null(r);
+    assert_int_equal(jrpc__req_cleanup_add(r, count_req_cleanup, NULL), 0);
+    assert_int_equal(jrpc__req_cleanup_add(r, count_req_cleanup, NULL), 0);
+    jrpc__answer_t ans;
+    assert_int_equal(jrpc__req_run(r, 1000, &ans), JRPC__REQ_AGAIN);
+    /* The answered call and the notification completed inside the run. */
+    assert_int_equal(call_cleanups[1], 1);
+    assert_int_equal(call_cleanups[0], 1);
+    assert_int_equal(req_cleanups, 0);
+    jrpc__req_detach(r); /* the client left: the worker call still finishes, then all goes */
+    uint64_t t0 = uv_hrtime();
+    while (loop.holds != 0 && uv_hrtime() - t0 < 10000000000ull)
+        uv_run(&loop.uv, UV_RUN_ONCE);
+    assert_int_equal(loop.holds, 0);
+    assert_int_equal(req_cleanups, 2);
+    assert_int_equal(done_calls, 0);
 }
 
 int main(void)
@@ -430,6 +535,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(detach_frees_after_last_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(rest_single_and_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(patterns_and_deny, setup, teardown),
+        cmocka_unit_test_setup_teardown(done_or_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(cleanup_hooks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,139 @@
+/* jrpc/upstream.h — the gateway's client (libjrpc_upstream, pkg-config jrpc-upstream): forwards
+ * calls of chosen methods to upstream JSON-RPC services over HTTP(S). It is a library of its own so
+ * that libcurl loads only into programs that use it; it reaches the server only through jrpc.h
+ * (methods, docs, loop hooks). */
+#ifndef JRPC_UPSTREAM_H
+#define JRPC_UPSTREAM_H
+
+#include "../jrpc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Upstreams: the gateway (docs/gateway.md) ------------------------------------------------ */
+
+/* An upstream is a JSON-RPC 2.0 service over HTTP(S), reached at one or more URLs (the nodes of
+ * one chain, say), that serves some methods. jrpc_upstream_add registers those methods on a
+ * server; their calls are forwarded. Every call one io loop receives for an upstream during one
+ * loop iteration (all items of a client batch, and items of other requests that arrived with
+ * them) is regrouped into upstream requests of at most max_batch items, sent concurrently under
+ * max_in_flight over that loop's own libcurl connections (keep-alive; HTTP/2 where TLS offers
+ * it), with ids of the gateway's own that are mapped back to each call. A call the client sent
+ * alone is forwarded alone, as a single request. Upstream JSON-RPC errors pass through; faults are
+ * answered per item with -32000 and data {"upstream":NAME,"cause":KIND,"detail":TEXT}
+ * (KIND: jrpc_upstream_fault_name), never by failing the whole client batch. */
+typedef struct jrpc_upstream jrpc_upstream_t;
+
+/* Most URLs of one upstream: the failover bookkeeping is a bit per URL, and a list of nodes this
+ * long is already past what anyone keeps in one config section. */
+#define JRPC_UPSTREAM_MAX_URLS 32
+
+typedef struct jrpc_upstream_url {
+    const char *url;   /* http:// or https://, with path and query (copied) */
+    unsigned weight;   /* share of requests among the up URLs of the same priority; 0 = 1 */
+    unsigned priority; /* lower first: a URL gets requests only while every lower one is down */
+} jrpc_upstream_url_t;
+
+typedef struct jrpc_upstream_config {
+    const char *name;                /* in error data, logs and stats (copied) */
+    const jrpc_upstream_url_t *urls; /* 1 … JRPC_UPSTREAM_MAX_URLS entries (copied) */
+    size_t nurls;
+    const char *const *methods; /* exact names or prefix patterns: "eth_*", "*" (copied) */
+    size_t nmethods;
+    const char *const *headers; /* extra request headers, "Name: value" (copied) */
+    size_t nheaders;
+    const char *ca_file;         /* PEM CA bundle for https (copied); NULL: the system's */
+    unsigned max_batch;          /* items per upstream request; 1 = never send a batch */
+    unsigned max_in_flight;      /* upstream requests at once; split evenly over io loops */
+    unsigned timeout_ms;         /* one attempt, from sending to the answer's last byte */
+    unsigned connect_timeout_ms; /* TCP (and TLS) connect of one attempt */
+    unsigned retries;            /* attempts after a transport fault, each on another URL */
+    unsigned recheck_ms;         /* a URL that failed is passed over this long */
+} jrpc_upstream_config_t;
+
+/* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
+ * methods stay empty. */
+JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
+
+/* Creates an upstream from cfg (copied) and registers its methods on srv, JRPC_ASYNC |
+ * JRPC_UNBOUNDED: exact local methods win over its patterns, the longest pattern wins. Before
+ * jrpc_server_run only, on the thread that set the server up. 0 and *out, or JRPC_EINVAL (a bad
+ * URL, name, header, or a zero count), JRPC_EEXIST (a method or pattern is registered already:
+ * nothing was registered), JRPC_EBUSY or JRPC_ENOMEM. The upstream is the caller's: free it with
+ * jrpc_upstream_free once the server will not run again. */
+JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
+                                  jrpc_upstream_t **out);
+/* Frees an upstream whose server is not running and will not run again (jrpc_server_run has
+ * returned, or never started); before or after jrpc_server_free. NULL is a no-op. */
+JRPC_EXTERN void jrpc_upstream_free(jrpc_upstream_t *up);
+/* The name it was added with; lives as long as up. */
+JRPC_EXTERN const char *jrpc_upstream_name(const jrpc_upstream_t *up);
+
+/* Why an upstream request failed (the "cause" in error data, and stats keys). */
+#define JRPC_UPSTREAM_FAULT_MAP(XX)                                                                \
+    XX(CONNECT, "connect", "could not connect")                                                    \
+    XX(TLS, "tls", "TLS handshake or certificate check failed")                                    \
+    XX(TIMEOUT, "timeout", "no complete answer within the timeout")                                \
+    XX(RESET, "reset", "connection reset or closed before the answer was complete")                \
+    XX(HTTP, "http", "HTTP error status without a JSON-RPC answer")                                \
+    XX(INVALID, "invalid", "answer is not JSON-RPC (not JSON, or malformed items)")                \
+    XX(TOO_LARGE, "too_large", "answer larger than the server's max_response")                     \
+    XX(BATCH_ERROR, "batch_error", "one error object answered a whole batch")                      \
+    XX(MISSING, "missing", "fewer answers than calls")                                             \
+    XX(UNKNOWN_ID, "unknown_id", "answers with ids that were not asked")
+
+typedef enum {
+#define JRPC__UPSTREAM_FAULT_ENUM(name, key, msg) JRPC_UPSTREAM_FAULT_##name,
+    JRPC_UPSTREAM_FAULT_MAP(JRPC__UPSTREAM_FAULT_ENUM)
+#undef JRPC__UPSTREAM_FAULT_ENUM
+        JRPC_UPSTREAM_FAULT_COUNT
+} jrpc_upstream_fault_t;
+
+/* "connect", "timeout" …, or "unknown"; never NULL. */
+JRPC_EXTERN const char *jrpc_upstream_fault_name(int fault);
+
+/* Latency histogram of answered upstream requests: bucket i counts those that took at most
+ * bound i microseconds (and more than bound i-1); the last bucket has no bound. */
+#define JRPC_UPSTREAM_LATENCY_BUCKETS 12
+#define JRPC_UPSTREAM_LATENCY_BOUNDS_US                                                            \
+    {                                                                                              \
+        250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX       \
+    }
+
+/* Counters since jrpc_upstream_add; every field only grows except the two gauges. */
+typedef struct jrpc_upstream_stats {
+    uint64_t requests;        /* HTTP requests sent, retries included */
+    uint64_t retries;         /* of those, sent again after a fault */
+    uint64_t items;           /* calls forwarded */
+    uint64_t items_failed;    /* calls answered -32000 by the gateway (a fault) */
+    uint64_t items_rpc_error; /* calls the upstream answered with a JSON-RPC error */
+    uint64_t faults[JRPC_UPSTREAM_FAULT_COUNT];      /* requests that failed, by cause */
+    uint64_t latency_count;                          /* requests answered (any HTTP status) */
+    uint64_t latency_sum_us;                         /* their total time, send to last byte */
+    uint64_t latency[JRPC_UPSTREAM_LATENCY_BUCKETS]; /* their histogram (not cumulative) */
+    uint64_t in_flight;                              /* gauge: requests in flight now */
+    uint64_t queued; /* gauge: requests waiting for a max_in_flight place */
+} jrpc_upstream_stats_t;
+
+/* Per URL, in the order of the config. */
+typedef struct jrpc_upstream_url_stats {
+    uint64_t requests; /* HTTP requests sent to it */
+    uint64_t faults;   /* of those, failed with a transport fault (connect … http) */
+    int down;          /* 1 while it is passed over after a fault (recheck_ms) */
+} jrpc_upstream_url_stats_t;
+
+/* A snapshot of the counters: any thread, any time (relaxed atomics; fields are read one by one,
+ * so a snapshot taken under load may be a few events apart between fields). */
+JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_stats_t *out);
+JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up);
+/* 0, or JRPC_ENOENT when i is out of range. The URL text (*url, may be NULL) is the configured
+ * one with its path, query and credentials cut ("https://host:443"), safe to log or publish. */
+JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, const char **url,
+                                        jrpc_upstream_url_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,205 @@
+/* server.c — the public server object, the roof over the layers: it owns the configuration, the
+ * io loops (src/io), the engine's state (src/rpc) and plugs the transports (src/http, src/ws)
+ * into the loops through their hooks. Nothing below names it; they reach what they need through
+ * jrpc__io_t and jrpc__engine_t. */
+#include "server.h"
+#include "http/internal.h"
+#include "ws/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Most io threads: one per core is the point, and 64 covers any machine we expect while keeping
+ * the per-address socket table fixed-size. */
+#define MAX_IO_THREADS JRPC_MAX_IO_THREADS
+
+JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->path = "/api/v1/endpoint";  /* seed 001's endpoint */
+    cfg->rest_path = "/rest";        /* seed 002's batches over REST */
+    cfg->io_threads = 0;             /* one loop per core */
+    cfg->workers = 8;                /* blocking handlers (SQLite, files): a few per core */
+    cfg->worker_queue = 1024;        /* 32 batches at full concurrency before -32005 */
+    cfg->batch_concurrency = 32;     /* DESIGN.md §2: enough to overlap I/O, bounded */
+    cfg->max_batch = 1000;           /* seed 002: 1000 per HTTP batch */
+    cfg->max_batch_ws = 20;          /* seed 002: 20 per WebSocket batch */
+    cfg->max_depth = 128;            /* see JRPC_JSON_MAX_DEPTH */
+    cfg->max_body = 5u << 20;        /* 5 MiB: 1000 calls of ~5 KiB each */
+    cfg->max_header = 64u << 10;     /* 64 KiB: far above any real client's headers */
+    cfg->max_response = 25000000;    /* 25 MB: large eth_getLogs answers fit */
+    cfg->deadline_ms = 30000;        /* 30 s: common client and proxy timeouts are 30-60 s */
+    cfg->drain_ms = 10000;           /* 10 s: systemd gives 90 s; answers in flight finish */
+    cfg->max_ws_message = 5u << 20;  /* 5 MiB: a message is a request body, as max_body */
+    cfg->ws_max_inflight = 256;      /* 12 full WS batches, 256 pipelined calls per client */
+    cfg->ws_max_queue = 16u << 20;   /* 16 MiB unread output: a stalled client, not a slow one */
+    cfg->ws_ping_ms = 30000;         /* 30 s: inside the 60 s idle cut of common proxies */
+    cfg->ws_idle_ms = 0;             /* off: WS clients keep one connection for their life */
+    cfg->max_connections = 10000;    /* the 10k-connection target, and what fds allow once
+                                        jrpcd raises its soft RLIMIT_NOFILE */
+    cfg->max_connections_per_ip = 0; /* off: behind a proxy or NAT every client is one IP */
+    cfg->header_timeout_ms = 10000;  /* 10 s: a real client sends its head in one packet;
+                                        slowloris-style trickles are cut */
+    cfg->body_timeout_ms = 10000;    /* 10 s without a byte of body (nginx: 60 s) */
+    cfg->min_body_rate = 1024;       /* 1 KiB/s: a 5 MiB body may take 85 min, never a day */
+    cfg->idle_timeout_ms = 75000;    /* 75 s: nginx's keepalive_timeout, above the 60 s idle
+                                        cut of common load balancers, so they close first */
+    cfg->send_timeout_ms = 60000;    /* 60 s without the socket taking a byte (nginx's) */
+    cfg->log_level = JRPC_LOG_INFO;
+}
+
+/* The transports' entry points on every loop. */
+static void server_finish(jrpc__loop_t *loop)
+{
+    jrpc__http_loop_finish(loop);
+    jrpc__ws_loop_finish(loop);
+}
+
+JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
+{
+    jrpc_config_t defaults;
+    if (cfg == NULL) {
+        jrpc_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (cfg->path == NULL || cfg->path[0] != '/' || cfg->max_batch == 0 || cfg->max_body == 0 ||
+        cfg->max_response == 0 || cfg->workers == 0 || cfg->max_batch_ws == 0 ||
+        cfg->max_ws_message == 0 || cfg->ws_max_inflight == 0 || cfg->ws_max_queue == 0)
+        return NULL;
+    jrpc_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->cfg = *cfg;
+    if (srv->cfg.io_threads == 0)
+        srv->cfg.io_threads = uv_available_parallelism();
+    if (srv->cfg.io_threads > MAX_IO_THREADS)
+        srv->cfg.io_threads = MAX_IO_THREADS;
+    if (srv->cfg.batch_concurrency == 0)
+        srv->cfg.batch_concurrency = 1;
+    if (srv->cfg.max_depth == 0)
+        srv->cfg.max_depth = 128;
+    int rc = jrpc__io_init(&srv->io, &srv->cfg, srv);
+    srv->io.engine = &srv->engine;
+    srv->io.hooks.accept = jrpc__http_accept;
+    srv->io.hooks.finish = server_finish;
+    srv->path = strdup(cfg->path);
+    srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
+    srv->engine.registry = jrpc__registry_new();
+    if (rc != 0 || srv->path == NULL || srv->rest_path == NULL || srv->engine.registry == NULL ||
+        jrpc__discover_register(&srv->engine) != 0) {
+        jrpc_server_free(srv);
+        return NULL;
+    }
+    srv->cfg.path = srv->path;
+    srv->cfg.rest_path = srv->rest_path;
+    /* Strip a trailing '/' so "/rest/" and "/rest" mean the same prefix. */
+    size_t rl = strlen(srv->rest_path);
+    if (rl > 1 && srv->rest_path[rl - 1] == '/')
+        srv->rest_path[rl - 1] = '\0';
+    return srv;
+}
+
+JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv)
+{
+    return &srv->cfg;
+}
+
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
+                                unsigned flags)
+{
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    return jrpc__registry_add(srv->engine.registry, name, cb, data, flags);
+}
+
+JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char *summary,
+                                const char *params_json, const char *result_json)
+{
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    return jrpc__discover_doc(&srv->engine, name, summary, params_json, result_json);
+}
+
+JRPC_EXTERN int jrpc_method_registered(const jrpc_server_t *srv, const char *name)
+{
+    return name != NULL && jrpc__registry_entry(srv->engine.registry, name) != NULL;
+}
+
+JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
+                                      void *data)
+{
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    jrpc__loop_ext_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return JRPC_ENOMEM;
+    e->start = start;
+    e->stop = stop;
+    e->data = data;
+    jrpc__loop_ext_t **tail = &srv->io.exts;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = e;
+    return 0;
+}
+
+JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
+{
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    return jrpc__registry_deny_batch(srv->engine.registry, pattern);
+}
+
+JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port)
+{
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    if (host_port == NULL)
+        return JRPC_EINVAL;
+    return jrpc__io_listen(&srv->io, host_port);
+}
+
+JRPC_EXTERN size_t jrpc_server_listen_count(const jrpc_server_t *srv)
+{
+    return srv->io.naddrs;
+}
+
+JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *buf, size_t cap)
+{
+    if (i >= srv->io.naddrs)
+        return JRPC_ENOENT;
+    if ((size_t)snprintf(buf, cap, "%s", srv->io.addrs[i]) >= cap)
+        return JRPC_ERANGE;
+    return 0;
+}
+
+JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&srv->io.running, &expected, 1))
+        return JRPC_EBUSY;
+    jrpc__http_global_init(&srv->cfg);
+    int rc = jrpc__discover_build(&srv->engine);
+    if (rc == 0)
+        rc = jrpc__io_run(&srv->io);
+    atomic_store(&srv->io.running, 0);
+    return rc;
+}
+
+JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv)
+{
+    jrpc__io_stop(&srv->io);
+}
+
+JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    jrpc__io_close(&srv->io);
+    jrpc__registry_free(srv->engine.registry);
+    free(srv->engine.discover);
+    free(srv->path);
+    free(srv->rest_path);
+    free(srv);
+}

@@ -1,0 +1,17 @@
+/* server.h — the server object's fields, for src/server.c and the in-process tests that drive
+ * its loops by hand. Nothing under src/ includes it. Never installed. */
+#ifndef JRPC_SERVER_H
+#define JRPC_SERVER_H
+
+#include "io/internal.h"
+#include "rpc/internal.h"
+
+struct jrpc_server {
+    jrpc_config_t cfg;     /* copy; cfg.path and cfg.rest_path point at the copies below */
+    char *path;            /* owned copy of cfg.path */
+    char *rest_path;       /* owned copy of cfg.rest_path ("" = off) */
+    jrpc__io_t io;         /* loops, listeners, caps, worker pool */
+    jrpc__engine_t engine; /* registry and rpc.discover */
+};
+
+#endif
