@@ -72,6 +72,10 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     jrpc_server_t *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return NULL;
+    /* Before anything can fail: jrpc_server_free closes every descriptor that is not -1. */
+    for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
+        for (size_t i = 0; i < MAX_IO_THREADS; i++)
+            srv->fds[a][i] = -1;
     srv->cfg = *cfg;
     if (srv->cfg.io_threads == 0)
         srv->cfg.io_threads = uv_available_parallelism();
@@ -96,9 +100,6 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     size_t rl = strlen(srv->rest_path);
     if (rl > 1 && srv->rest_path[rl - 1] == '/')
         srv->rest_path[rl - 1] = '\0';
-    for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
-        for (size_t i = 0; i < MAX_IO_THREADS; i++)
-            srv->fds[a][i] = -1;
     return srv;
 }
 
