@@ -234,7 +234,17 @@ typedef struct jrpc_config {
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */
 JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg);
 
-/* A server configured by cfg (copied; NULL = defaults). NULL when out of memory or cfg invalid. */
+/* Checks cfg as jrpc_server_create does: NULL when a server can be made from it, else a static
+ * message naming the first field refused: "path must start with /", "max_batch must be at least
+ * 1" and so on. NULL cfg stands for the defaults, which pass. Only reads cfg; any thread. */
+JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg);
+/* Creates a server configured by cfg (NULL = the defaults). cfg and its strings are copied and may
+ * go once this returns; log_cb and log_data must stay valid as long as the server. 0 and the
+ * server in *out, which the caller frees with jrpc_server_free; or JRPC_EINVAL (cfg refused:
+ * jrpc_config_check names the field) or JRPC_ENOMEM, with *out NULL. Any thread. */
+JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out);
+/* jrpc_server_create returning the server: NULL both for an invalid cfg and for out of memory
+ * (jrpc_server_create tells them apart). */
 JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg);
 /* Binds and listens on "HOST:PORT" ("127.0.0.1:8000", "[::1]:0"; port 0 picks a free port) with
  * one SO_REUSEPORT socket per io thread. Call before jrpc_server_run; may be called several times.

@@ -58,20 +58,47 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->log_level = JRPC_LOG_INFO;
 }
 
-JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
+/* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
+ * fit, and JRPC_WORKER calls would have no thread. (io_threads, batch_concurrency and max_depth
+ * take a default at 0 instead.) */
+#define CONFIG_AT_LEAST_1(XX)                                                                      \
+    XX(workers)                                                                                    \
+    XX(max_batch)                                                                                  \
+    XX(max_batch_ws)                                                                               \
+    XX(max_body)                                                                                   \
+    XX(max_response)                                                                               \
+    XX(max_ws_message)                                                                             \
+    XX(ws_max_inflight)                                                                            \
+    XX(ws_max_queue)
+
+JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
+{
+    if (cfg == NULL)
+        return NULL; /* the defaults */
+    if (cfg->path == NULL || cfg->path[0] != '/')
+        return "path must start with /";
+#define XX(field)                                                                                  \
+    if (cfg->field == 0)                                                                           \
+        return #field " must be at least 1";
+    CONFIG_AT_LEAST_1(XX)
+#undef XX
+    return NULL;
+}
+
+JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out)
 {
     jrpc_config_t defaults;
+    int rc = JRPC_ENOMEM;
+    *out = NULL;
     if (cfg == NULL) {
         jrpc_config_init(&defaults);
         cfg = &defaults;
     }
-    if (cfg->path == NULL || cfg->path[0] != '/' || cfg->max_batch == 0 || cfg->max_body == 0 ||
-        cfg->max_response == 0 || cfg->workers == 0 || cfg->max_batch_ws == 0 ||
-        cfg->max_ws_message == 0 || cfg->ws_max_inflight == 0 || cfg->ws_max_queue == 0)
-        return NULL;
+    if (jrpc_config_check(cfg) != NULL)
+        return JRPC_EINVAL;
     jrpc_server_t *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
-        return NULL;
+        return JRPC_ENOMEM;
     /* Before anything can fail: jrpc_server_free closes every descriptor that is not -1. */
     for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
         for (size_t i = 0; i < MAX_IO_THREADS; i++)
@@ -89,18 +116,27 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->registry = jrpc__registry_new();
     srv->admit = jrpc__admit_table_new();
-    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL ||
-        srv->admit == NULL || jrpc__discover_register(srv) != 0) {
-        jrpc_server_free(srv);
-        return NULL;
-    }
+    if (srv->path == NULL || srv->rest_path == NULL || srv->registry == NULL || srv->admit == NULL)
+        goto fail;
+    if ((rc = jrpc__discover_register(srv)) != 0)
+        goto fail;
     srv->cfg.path = srv->path;
     srv->cfg.rest_path = srv->rest_path;
     /* Strip a trailing '/' so "/rest/" and "/rest" mean the same prefix. */
     size_t rl = strlen(srv->rest_path);
     if (rl > 1 && srv->rest_path[rl - 1] == '/')
         srv->rest_path[rl - 1] = '\0';
-    return srv;
+    *out = srv;
+    return 0;
+fail:
+    jrpc_server_free(srv);
+    return rc;
+}
+
+JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
+{
+    jrpc_server_t *srv;
+    return jrpc_server_create(cfg, &srv) == 0 ? srv : NULL;
 }
 
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv)
