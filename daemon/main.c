@@ -97,12 +97,16 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
-    srv = jrpc_server_new(&opts.cfg);
-    if (srv == NULL) {
-        fprintf(stderr,
-                "jrpcd: cannot create the server (configuration refused by libjrpc %s, "
-                "or out of memory)\n",
-                jrpc_version_string());
+    rc = jrpc_server_create(&opts.cfg, &srv);
+    if (rc != 0) {
+        /* The options were range-checked already: a refusal means the libjrpc this jrpcd runs
+         * with checks differently, so name its version. */
+        const char *field = rc == JRPC_EINVAL ? jrpc_config_check(&opts.cfg) : NULL;
+        if (field != NULL)
+            fprintf(stderr, "jrpcd: configuration refused by libjrpc %s: %s\n",
+                    jrpc_version_string(), field);
+        else
+            fprintf(stderr, "jrpcd: cannot create the server: %s\n", jrpc_strerror(rc));
         goto done;
     }
 

@@ -35,11 +35,14 @@ int jrpcd_module_load(jrpcd_module_t *m, jrpc_server_t *srv, char *err, size_t c
     int rc = init(srv, m->args);
     if (rc != 0) {
         const char *name = jrpc_err_name(rc);
-        snprintf(err, cap, "module %s (%s): %s(\"%s\") failed: %s (%s %d)%s", m->name, m->origin,
-                 JRPC_MODULE_INIT_SYMBOL, m->args, jrpc_strerror(rc),
-                 strcmp(name, "UNKNOWN") != 0 ? name : "error", rc,
-                 rc == JRPC_EEXIST ? "; one of its method names is taken, by an earlier module?"
-                                   : "");
+        /* jrpc_method_add's EEXIST is a name taken, which the system's "File exists" hides. */
+        const char *what =
+            rc == JRPC_EEXIST
+                ? "one of its method names is taken, by an earlier module or the server"
+                : jrpc_strerror(rc);
+        snprintf(err, cap, "module %s (%s): %s(\"%s\") failed: %s (%s %d)", m->name, m->origin,
+                 JRPC_MODULE_INIT_SYMBOL, m->args, what,
+                 strcmp(name, "UNKNOWN") != 0 ? name : "error", rc);
         return -1;
     }
     return 0;

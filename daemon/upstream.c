@@ -383,11 +383,12 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
         cfg.ca_file = u->ca_file;
         int rc = up.add(srv, &cfg, &u->up);
         if (rc != 0) {
-            snprintf(err, cap, "[upstream %s] (%s): %s%s", u->name, u->origin, jrpc_strerror(rc),
-                     rc == JRPC_EEXIST   ? ": one of its methods is served already (by a module or "
-                                           "an earlier upstream)"
-                     : rc == JRPC_EINVAL ? ": a URL or header the library refuses"
-                                         : "");
+            /* The system's text for these ("File exists") would not say what is wrong. */
+            const char *why = rc == JRPC_EEXIST   ? "one of its methods is listed twice or served "
+                                                    "already (by a module or an earlier upstream)"
+                              : rc == JRPC_EINVAL ? "a URL or header the library refuses"
+                                                  : jrpc_strerror(rc);
+            snprintf(err, cap, "[upstream %s] (%s): %s", u->name, u->origin, why);
             return -1;
         }
         jrpcd_log(JRPC_LOG_INFO,

@@ -11,6 +11,7 @@
 #ifndef JRPC_H
 #define JRPC_H
 
+#include <errno.h> /* the system codes of JRPC_ERRNO_MAP */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,13 +30,27 @@ JRPC_EXTERN const char *jrpc_version_string(void);
 
 /* ---- C errors: 0 or a negative JRPC_E* (or -errno from the system) -------------------------- */
 
+/* System codes are -errno, taken from <errno.h> as libuv's UV__ERR does, so a JRPC_E* equals the
+ * -errno the system returned and needs no translation. (libuv's fixed fallbacks, UV__EINVAL and
+ * the like, are for Windows; jrpc builds on POSIX systems, where <errno.h> has every one.) */
+#define JRPC__ERR(x) (-(x))
+
+/* name, value, message. System codes have no message of their own (NULL): jrpc_strerror gives the
+ * system's text for them, as it does for any other -errno. The project's own codes start at -4001,
+ * past every system errno and clear of libuv's own codes (-3000 … -3014, -4025 … -4095). What a
+ * system code means for a particular function is said in that function's comment (JRPC_EBUSY from
+ * a set-up function: the server is running). */
 #define JRPC_ERRNO_MAP(XX)                                                                         \
-    XX(EINVAL, -22, "invalid argument")                                                            \
-    XX(ENOMEM, -12, "not enough memory")                                                           \
-    XX(ENOENT, -2, "no such element or member")                                                    \
-    XX(EEXIST, -17, "already exists")                                                              \
-    XX(ERANGE, -34, "value out of range or buffer too small")                                      \
-    XX(EBUSY, -16, "server is running")                                                            \
+    XX(EINVAL, JRPC__ERR(EINVAL), NULL)                                                            \
+    XX(ENOMEM, JRPC__ERR(ENOMEM), NULL)                                                            \
+    XX(ENOENT, JRPC__ERR(ENOENT), NULL)                                                            \
+    XX(EEXIST, JRPC__ERR(EEXIST), NULL)                                                            \
+    XX(ERANGE, JRPC__ERR(ERANGE), NULL)                                                            \
+    XX(EBUSY, JRPC__ERR(EBUSY), NULL)                                                              \
+    XX(EACCES, JRPC__ERR(EACCES), NULL)                                                            \
+    XX(EADDRINUSE, JRPC__ERR(EADDRINUSE), NULL)                                                    \
+    XX(EADDRNOTAVAIL, JRPC__ERR(EADDRNOTAVAIL), NULL)                                              \
+    XX(EMFILE, JRPC__ERR(EMFILE), NULL)                                                            \
     XX(ETYPE, -4001, "JSON value has another type")                                                \
     XX(EJSON, -4002, "malformed JSON")                                                             \
     XX(EMODULE, -4003, "module could not be loaded")                                               \
@@ -47,9 +62,11 @@ typedef enum {
 #undef JRPC__ERRNO_ENUM
 } jrpc_errno_t;
 
-/* A static message for `err` (also for -errno values); never NULL. */
+/* A message for `err`; never NULL, any thread. The project's own codes have static messages;
+ * other values from -1 to -3999 are -errno and get the C library's strerror text (static for
+ * every errno the system knows; for an unknown one the C library may reuse a buffer). */
 JRPC_EXTERN const char *jrpc_strerror(int err);
-/* The symbolic name ("EINVAL", "ETYPE" …) of `err`, or "UNKNOWN"; never NULL. */
+/* The symbolic name ("EINVAL", "ETYPE" …) of a JRPC_E* code, or "UNKNOWN"; static, never NULL. */
 JRPC_EXTERN const char *jrpc_err_name(int err);
 
 /* ---- Wire error codes: response data, never C return values (docs/errors.md) ---------------- */
@@ -220,18 +237,30 @@ typedef struct jrpc_config {
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */
 JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg);
 
-/* A server configured by cfg (copied; NULL = defaults). NULL when out of memory or cfg invalid. */
+/* Checks cfg as jrpc_server_create does: NULL when a server can be made from it, else a static
+ * message naming the first field refused: "path must start with /", "max_batch must be at least
+ * 1" and so on. NULL cfg stands for the defaults, which pass. Only reads cfg; any thread. */
+JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg);
+/* Creates a server configured by cfg (NULL = the defaults). cfg and its strings are copied and may
+ * go once this returns; log_cb and log_data must stay valid as long as the server. 0 and the
+ * server in *out, which the caller frees with jrpc_server_free; or JRPC_EINVAL (cfg refused:
+ * jrpc_config_check names the field) or JRPC_ENOMEM, with *out NULL. Any thread. */
+JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out);
+/* jrpc_server_create returning the server: NULL both for an invalid cfg and for out of memory
+ * (jrpc_server_create tells them apart). */
 JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg);
 /* Binds and listens on "HOST:PORT" ("127.0.0.1:8000", "[::1]:0"; port 0 picks a free port) with
  * one SO_REUSEPORT socket per io thread. Call before jrpc_server_run; may be called several times.
- * 0 or a negative error (-EADDRINUSE …). */
+ * 0, JRPC_EINVAL (malformed, unknown host, or JRPC_MAX_LISTEN addresses bound already), JRPC_EBUSY
+ * (the server is running), or the socket's error (JRPC_EADDRINUSE, JRPC_EACCES …). */
 JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port);
 /* Number of addresses bound so far, and the i-th as "HOST:PORT" text (port resolved,
  * NUL-terminated in buf). 0, JRPC_ENOENT (no address i) or JRPC_ERANGE (cap too small). */
 JRPC_EXTERN size_t jrpc_server_listen_count(const jrpc_server_t *srv);
 JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *buf, size_t cap);
 /* Runs the io loops on the calling thread and io_threads - 1 more; returns 0 after
- * jrpc_server_stop once in-flight requests are answered (or drain_ms passed), or an error. */
+ * jrpc_server_stop once in-flight requests are answered (or drain_ms passed); JRPC_EBUSY when it
+ * is running already, JRPC_ENOMEM, or the system's error when a loop or thread could not start. */
 JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
 /* Asks a running server to stop: listeners close at once, requests in flight are answered, idle
  * connections close; after drain_ms (or at a second call) every connection is closed. Run
@@ -262,14 +291,16 @@ enum jrpc_method_flags {
 /* Registers `name` (copied; any non-empty string). A name ending in '*' ("eth_*") is a prefix
  * pattern: it serves every method with that prefix that has no exact registration (the longest
  * prefix wins); the handler reads the name with jrpc_call_method. `data` is passed to every call.
- * Before jrpc_server_run only. 0, JRPC_EEXIST, JRPC_EINVAL, JRPC_EBUSY or JRPC_ENOMEM. */
-JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
-                                unsigned flags);
+ * Before jrpc_server_run only. 0, JRPC_EEXIST (taken), JRPC_EINVAL, JRPC_EBUSY (the server is
+ * running) or JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
+                                void *data, unsigned flags);
 
 /* Documents a registered method or pattern for rpc.discover (OpenRPC 1.2): a one-line summary,
  * params as a JSON array of ContentDescriptor objects, the result as one ContentDescriptor
  * object; any may be NULL. Copied; the JSON must be valid (JRPC_EINVAL otherwise). Before
- * jrpc_server_run only. 0, JRPC_ENOENT (not registered), JRPC_EINVAL, JRPC_EBUSY, JRPC_ENOMEM. */
+ * jrpc_server_run only. 0, JRPC_ENOENT (not registered), JRPC_EINVAL, JRPC_EBUSY (the server is
+ * running) or JRPC_ENOMEM. */
 #define JRPC_HAVE_METHOD_DOC 1
 JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char *summary,
                                 const char *params_json, const char *result_json);
@@ -277,7 +308,8 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
 /* Batch policy: methods whose name matches `pattern` (an exact name, or a prefix ending in '*')
  * are refused inside batches with -32004, like JRPC_NO_BATCH methods, and work alone; the pattern
  * may name methods not registered yet (or served by an upstream). Copied. Before jrpc_server_run
- * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY or JRPC_ENOMEM. */
+ * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY (the server is running) or
+ * JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 
 /* ---- Loop hooks (extensions with per-loop state: the gateway's client) ---------------------- */
@@ -296,8 +328,7 @@ JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jr
 /* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before run. */
 JRPC_EXTERN int jrpc_method_registered(const jrpc_server_t *srv, const char *name);
 
-/* ---- Calls (valid from the handler's start until its reply) -----------------------------------
- */
+/* ---- Calls (valid from the handler's start until its reply) ------------------------------- */
 
 /* params as sent (byte-exact), or ptr == NULL when the request had none. */
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call);

@@ -56,20 +56,46 @@ static void server_finish(jrpc__loop_t *loop)
     jrpc__ws_loop_finish(loop);
 }
 
-JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
+/* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
+ * fit, and JRPC_WORKER calls would have no thread. (io_threads, batch_concurrency and max_depth
+ * take a default at 0 instead.) */
+#define CONFIG_AT_LEAST_1(XX)                                                                      \
+    XX(workers)                                                                                    \
+    XX(max_batch)                                                                                  \
+    XX(max_batch_ws)                                                                               \
+    XX(max_body)                                                                                   \
+    XX(max_response)                                                                               \
+    XX(max_ws_message)                                                                             \
+    XX(ws_max_inflight)                                                                            \
+    XX(ws_max_queue)
+
+JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
+{
+    if (cfg == NULL)
+        return NULL; /* the defaults */
+    if (cfg->path == NULL || cfg->path[0] != '/')
+        return "path must start with /";
+#define XX(field)                                                                                  \
+    if (cfg->field == 0)                                                                           \
+        return #field " must be at least 1";
+    CONFIG_AT_LEAST_1(XX)
+#undef XX
+    return NULL;
+}
+
+JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out)
 {
     jrpc_config_t defaults;
+    *out = NULL;
     if (cfg == NULL) {
         jrpc_config_init(&defaults);
         cfg = &defaults;
     }
-    if (cfg->path == NULL || cfg->path[0] != '/' || cfg->max_batch == 0 || cfg->max_body == 0 ||
-        cfg->max_response == 0 || cfg->workers == 0 || cfg->max_batch_ws == 0 ||
-        cfg->max_ws_message == 0 || cfg->ws_max_inflight == 0 || cfg->ws_max_queue == 0)
-        return NULL;
+    if (jrpc_config_check(cfg) != NULL)
+        return JRPC_EINVAL;
     jrpc_server_t *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
-        return NULL;
+        return JRPC_ENOMEM;
     srv->cfg = *cfg;
     if (srv->cfg.io_threads == 0)
         srv->cfg.io_threads = uv_available_parallelism();
@@ -79,6 +105,7 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
         srv->cfg.batch_concurrency = 1;
     if (srv->cfg.max_depth == 0)
         srv->cfg.max_depth = 128;
+    /* First: it marks every listening descriptor closed, which jrpc_server_free relies on. */
     int rc = jrpc__io_init(&srv->io, &srv->cfg, srv);
     srv->io.engine = &srv->engine;
     srv->io.hooks.accept = jrpc__http_accept;
@@ -86,10 +113,13 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->engine.registry = jrpc__registry_new();
-    if (rc != 0 || srv->path == NULL || srv->rest_path == NULL || srv->engine.registry == NULL ||
-        jrpc__discover_register(&srv->engine) != 0) {
+    if (rc == 0 && (srv->path == NULL || srv->rest_path == NULL || srv->engine.registry == NULL))
+        rc = JRPC_ENOMEM;
+    if (rc == 0)
+        rc = jrpc__discover_register(&srv->engine);
+    if (rc != 0) {
         jrpc_server_free(srv);
-        return NULL;
+        return rc;
     }
     srv->cfg.path = srv->path;
     srv->cfg.rest_path = srv->rest_path;
@@ -97,7 +127,14 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
     size_t rl = strlen(srv->rest_path);
     if (rl > 1 && srv->rest_path[rl - 1] == '/')
         srv->rest_path[rl - 1] = '\0';
-    return srv;
+    *out = srv;
+    return 0;
+}
+
+JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
+{
+    jrpc_server_t *srv;
+    return jrpc_server_create(cfg, &srv) == 0 ? srv : NULL;
 }
 
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv)

@@ -60,8 +60,8 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
  * JRPC_UNBOUNDED: exact local methods win over its patterns, the longest pattern wins. Before
  * jrpc_server_run only, on the thread that set the server up. 0 and *out, or JRPC_EINVAL (a bad
  * URL, name, header, or a zero count), JRPC_EEXIST (a method or pattern is registered already:
- * nothing was registered), JRPC_EBUSY or JRPC_ENOMEM. The upstream is the caller's: free it with
- * jrpc_upstream_free once the server will not run again. */
+ * nothing was registered), JRPC_EBUSY (the server is running) or JRPC_ENOMEM. The upstream is the
+ * caller's: free it with jrpc_upstream_free once the server will not run again. */
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
                                   jrpc_upstream_t **out);
 /* Frees an upstream whose server is not running and will not run again (jrpc_server_run has

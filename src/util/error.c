@@ -1,7 +1,12 @@
-/* error.c — jrpc_strerror and jrpc_err_name from the one JRPC_ERRNO_MAP (libuv's UV_ERRNO_MAP). */
+/* error.c — jrpc_strerror and jrpc_err_name from the one JRPC_ERRNO_MAP (libuv's UV_ERRNO_MAP).
+ * System codes keep the system's text, so a JRPC_EINVAL reads the same as the -EINVAL a socket
+ * call returned; only the project's own codes carry messages of their own. */
 #include "jrpc.h"
 
 #include <string.h>
+
+/* Where the project's own codes begin (jrpc.h): values above it are -errno. */
+#define OWN_CODES_START (-4000)
 
 JRPC_EXTERN const char *jrpc_version_string(void)
 {
@@ -10,16 +15,20 @@ JRPC_EXTERN const char *jrpc_version_string(void)
 
 JRPC_EXTERN const char *jrpc_strerror(int err)
 {
+    const char *msg = NULL;
     switch (err) {
-#define XX(name, val, msg)                                                                         \
+#define XX(name, val, text)                                                                        \
     case JRPC_##name:                                                                              \
-        return msg;
+        msg = text;                                                                                \
+        break;
         JRPC_ERRNO_MAP(XX)
 #undef XX
     default:
         break;
     }
-    if (err < 0 && err > -4000)
+    if (msg != NULL)
+        return msg;
+    if (err < 0 && err > OWN_CODES_START)
         return strerror(-err);
     return "unknown error";
 }

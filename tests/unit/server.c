@@ -1,0 +1,138 @@
+/* Unit tests of creating a server (src/server.c) through the public API: jrpc_server_create
+ * refuses a bad config with JRPC_EINVAL and jrpc_config_check names the field, a valid one makes
+ * a usable server, and jrpc_server_new stays the NULL-on-failure wrapper. (Out of memory is not
+ * provoked here.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "jrpc.h"
+
+/* Every field jrpc_server_create refuses at 0, listed here rather than taken from the library so
+ * that a check dropped there fails here. */
+/* clang-format off */
+#define FIELD(f) {#f, offsetof(jrpc_config_t, f), sizeof(((jrpc_config_t *)0)->f)}
+/* clang-format on */
+static const struct {
+    const char *name;
+    size_t offset;
+    size_t size;
+} at_least_1[] = {
+    FIELD(workers),      FIELD(max_batch),      FIELD(max_batch_ws),    FIELD(max_body),
+    FIELD(max_response), FIELD(max_ws_message), FIELD(ws_max_inflight), FIELD(ws_max_queue),
+};
+#undef FIELD
+
+/* jrpc_server_create refuses cfg with JRPC_EINVAL, leaves *out NULL, and jrpc_config_check
+ * gives `want`. */
+static void assert_refused(const jrpc_config_t *cfg, const char *want)
+{
+    jrpc_server_t *srv = (jrpc_server_t *)&srv; /* not NULL: the call must clear it */
+    assert_int_equal(jrpc_server_create(cfg, &srv), JRPC_EINVAL);
+    assert_null(srv);
+    assert_null(jrpc_server_new(cfg));
+    const char *why = jrpc_config_check(cfg);
+    assert_non_null(why);
+    assert_string_equal(why, want);
+}
+
+static void each_zero_field_is_named(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof at_least_1 / sizeof at_least_1[0]; i++) {
+        jrpc_config_t cfg;
+        jrpc_config_init(&cfg);
+        memset((char *)&cfg + at_least_1[i].offset, 0, at_least_1[i].size);
+        char want[96];
+        snprintf(want, sizeof want, "%s must be at least 1", at_least_1[i].name);
+        assert_refused(&cfg, want);
+    }
+}
+
+static void path_must_start_with_slash(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {NULL, "", "api/v1", " /api"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jrpc_config_t cfg;
+        jrpc_config_init(&cfg);
+        cfg.path = bad[i];
+        assert_refused(&cfg, "path must start with /");
+    }
+}
+
+/* The first refused field is named when several are wrong, and fixing it names the next. */
+static void one_field_at_a_time(void **state)
+{
+    (void)state;
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    cfg.path = "x";
+    cfg.max_batch = 0;
+    assert_refused(&cfg, "path must start with /");
+    cfg.path = "/x";
+    assert_refused(&cfg, "max_batch must be at least 1");
+    cfg.max_batch = 1;
+    assert_null(jrpc_config_check(&cfg));
+}
+
+static void ping(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_raw(call, "\"pong\"", 6);
+}
+
+static void valid_config_makes_a_server(void **state)
+{
+    (void)state;
+    assert_null(jrpc_config_check(NULL)); /* the defaults */
+    jrpc_server_t *srv = NULL;
+    assert_int_equal(jrpc_server_create(NULL, &srv), 0);
+    assert_non_null(srv);
+    assert_string_equal(jrpc_server_config(srv)->path, "/api/v1/endpoint");
+    jrpc_server_free(srv);
+
+    /* The fields' smallest values pass, and cfg's strings are copied. */
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    for (size_t i = 0; i < sizeof at_least_1 / sizeof at_least_1[0]; i++) {
+        char *f = (char *)&cfg + at_least_1[i].offset;
+        unsigned u = 1;
+        size_t z = 1;
+        assert_true(at_least_1[i].size == sizeof u || at_least_1[i].size == sizeof z);
+        memcpy(f, at_least_1[i].size == sizeof u ? (void *)&u : (void *)&z, at_least_1[i].size);
+    }
+    char path[] = "/rpc";
+    cfg.path = path;
+    cfg.io_threads = 1;
+    assert_null(jrpc_config_check(&cfg));
+    srv = NULL;
+    assert_int_equal(jrpc_server_create(&cfg, &srv), 0);
+    assert_non_null(srv);
+    path[1] = 'X';
+    assert_string_equal(jrpc_server_config(srv)->path, "/rpc");
+    assert_int_equal(jrpc_server_config(srv)->max_batch, 1);
+    assert_int_equal(jrpc_server_config(srv)->ws_max_queue, 1);
+    assert_int_equal(jrpc_method_add(srv, "ping", ping, NULL, JRPC_INLINE), 0);
+    jrpc_server_free(srv);
+
+    srv = jrpc_server_new(NULL);
+    assert_non_null(srv);
+    jrpc_server_free(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_zero_field_is_named),
+        cmocka_unit_test(path_must_start_with_slash),
+        cmocka_unit_test(one_field_at_a_time),
+        cmocka_unit_test(valid_config_makes_a_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
