@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/soak.sh [BUILD_DIR] [conns|soak|all] — load and soak tests of jrpcd on loopback (issue 6).
+# bench/soak.sh [BUILD_DIR] [conns|soak|idle|all] — load and soak tests of jrpcd on loopback (issue 6).
 # Not part of `make test`; tests/integration/load.test.mjs is the short smoke version.
 #
 #   conns  10 000 concurrent keep-alive connections (CONNS), each sending a request about every
@@ -7,7 +7,9 @@
 #          held for DURATION seconds (default 60).
 #   soak   SOAK_CONNS (64) connections in a closed loop with the same mix for SOAK_SECONDS
 #          (default 300 = 5 minutes).
-#   all    both, one after the other, each against a fresh jrpcd (the default).
+#   idle   CONNS keep-alive connections that each sent one request, then sit idle: jrpcd's RSS
+#          growth per connection (target <= 1.5 KB).
+#   all    all three, one after the other, each against a fresh jrpcd (the default).
 #
 # Each prints: errors (target 0), jrpcd RSS at start / peak / end (sampled from /proc/PID/status;
 # target: end within 10 % of the value with connections open), open fds before / after
@@ -77,7 +79,14 @@ case $MODE in
   soak|all) run "soak" --conns "$SOAK_CONNS" --duration "$SOAK_SECONDS" --interval 0 ;;
 esac
 case $MODE in
-  conns|soak|all) ;;
-  *) echo "soak: unknown mode $MODE (conns, soak or all)" >&2; exit 2 ;;
+  idle|all)
+    start_jrpcd
+    echo "== idle: jrpcd pid $jpid on 127.0.0.1:$port ($BUILD)"
+    node "$here/idle.mjs" --port "$port" --pid "$jpid" --conns "$CONNS" || status=1
+    stop_jrpcd ;;
+esac
+case $MODE in
+  conns|soak|idle|all) ;;
+  *) echo "soak: unknown mode $MODE (conns, soak, idle or all)" >&2; exit 2 ;;
 esac
 exit $status
