@@ -3,9 +3,10 @@
  * Content-Length and chunked bodies, pipelining, Expect: 100-continue, REST routes), then it
  * half-closes. The connection is a socketpair handed to the transport the way an accepted socket
  * is (its statics are reached by including its sources, as tests/unit/http does): a loopback TCP
- * connection per input would run out of ports to TIME_WAIT within seconds. Whatever the input, the server must answer with a sequence of well-formed HTTP/1.1
- * responses (status line, headers, exactly Content-Length body bytes, JSON bodies valid), close
- * the connection, and free everything (ASan). */
+ * connection per input would run out of ports to TIME_WAIT within seconds. Whatever the input, the
+ * server must answer with a sequence of well-formed HTTP/1.1 responses (status line, headers,
+ * exactly Content-Length body bytes, JSON bodies valid), close the connection, and free everything
+ * (ASan). */
 #define _GNU_SOURCE /* memmem */
 #include "http/conn.c"
 #include "http/parse.c"
@@ -44,7 +45,7 @@ static void setup(void)
     jrpc_config_t cfg;
     jrpc_config_init(&cfg);
     cfg.io_threads = 1;
-    cfg.max_body = 4096;   /* small limits so the 413/431/414 paths are reachable */
+    cfg.max_body = 4096; /* small limits so the 413/431/414 paths are reachable */
     cfg.max_header = 1024;
     cfg.max_batch = 20;
     cfg.path = "/rpc";

@@ -136,7 +136,7 @@ JRPC_EXTERN int jrpc_json_string_eq(jrpc_json_t v, const char *s, size_t n);
  * *err_offset (if not NULL) gets the byte offset where the text went wrong. */
 JRPC_EXTERN int jrpc_json_validate(const char *p, size_t n, unsigned max_depth, size_t *err_offset);
 
-/* ---- Output buffer and JSON writer ------------------------------------------------------------ */
+/* ---- Output buffer and JSON writer ----------------------------------------------------------- */
 
 /* A growable byte buffer the caller embeds (init/free). Appends never fail loudly: on allocation
  * failure `err` becomes JRPC_ENOMEM, later appends do nothing, and they return that error. */
@@ -161,7 +161,7 @@ JRPC_EXTERN int jrpc_buf_json_uint64(jrpc_buf_t *b, uint64_t v);
 /* Shortest text that reads back as v; JRPC_EINVAL for NaN and infinities (not JSON). */
 JRPC_EXTERN int jrpc_buf_json_double(jrpc_buf_t *b, double v);
 
-/* ---- Server ------------------------------------------------------------------------------------ */
+/* ---- Server ---------------------------------------------------------------------------------- */
 
 typedef struct jrpc_server jrpc_server_t;
 typedef struct jrpc_call jrpc_call_t;
@@ -175,7 +175,7 @@ typedef struct jrpc_conn jrpc_conn_t; /* a client connection that can receive pu
 #define JRPC_MAX_LISTEN 8
 
 typedef enum { JRPC_LOG_ERROR = 0, JRPC_LOG_WARN, JRPC_LOG_INFO, JRPC_LOG_DEBUG } jrpc_log_level_t;
-/* Receives one log line (no newline). Called on io threads, concurrently: it must be thread-safe. */
+/* Receives one log line (no newline). Called on io threads, concurrently: must be thread-safe. */
 typedef void (*jrpc_log_cb)(jrpc_log_level_t level, const char *line, void *data);
 
 typedef struct jrpc_config {
@@ -202,7 +202,7 @@ typedef struct jrpc_config {
                                    when the next interval brings none either; 0 = never */
     unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
                                    0 = never */
-    unsigned max_connections;   /* open connections, whole server (more: 503 and close); 0 = no cap */
+    unsigned max_connections;   /* open at once, whole server (more: 503 and close); 0 = no cap */
     unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
     unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
     unsigned body_timeout_ms;   /* longest pause between two reads of a body (408) */
@@ -242,25 +242,25 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
  * as long as srv. */
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
 
-/* ---- Methods ----------------------------------------------------------------------------------- */
+/* ---- Methods --------------------------------------------------------------------------------- */
 
 typedef void (*jrpc_method_cb)(jrpc_call_t *call, void *data);
 
 enum jrpc_method_flags {
-    JRPC_INLINE = 0,         /* cheap, never blocks: runs on the io loop, replies before returning */
-    JRPC_WORKER = 1,         /* may block: runs on the worker pool */
-    JRPC_ASYNC = 2,          /* runs on the io loop, starts work, replies later from any thread */
-    JRPC_NO_BATCH = 1 << 8,  /* refused inside batches (-32004); works alone */
-    JRPC_UNBOUNDED = 1 << 9  /* ASYNC calls that bound themselves (a gateway's upstream queue):
-                                they start at once and do not count against batch_concurrency */
+    JRPC_INLINE = 0,        /* cheap, never blocks: runs on the io loop, replies before returning */
+    JRPC_WORKER = 1,        /* may block: runs on the worker pool */
+    JRPC_ASYNC = 2,         /* runs on the io loop, starts work, replies later from any thread */
+    JRPC_NO_BATCH = 1 << 8, /* refused inside batches (-32004); works alone */
+    JRPC_UNBOUNDED = 1 << 9 /* ASYNC calls that bound themselves (a gateway's upstream queue):
+                               they start at once and do not count against batch_concurrency */
 };
 
 /* Registers `name` (copied; any non-empty string). A name ending in '*' ("eth_*") is a prefix
  * pattern: it serves every method with that prefix that has no exact registration (the longest
  * prefix wins); the handler reads the name with jrpc_call_method. `data` is passed to every call.
  * Before jrpc_server_run only. 0, JRPC_EEXIST, JRPC_EINVAL, JRPC_EBUSY or JRPC_ENOMEM. */
-JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
-                                void *data, unsigned flags);
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
+                                unsigned flags);
 
 /* Documents a registered method or pattern for rpc.discover (OpenRPC 1.2): a one-line summary,
  * params as a JSON array of ContentDescriptor objects, the result as one ContentDescriptor
@@ -276,7 +276,7 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
  * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY or JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 
-/* ---- Calls (valid from the handler's start until its reply) ----------------------------------- */
+/* ---- Calls (valid from the handler's start until its reply) ---------------------------------- */
 
 /* params as sent (byte-exact), or ptr == NULL when the request had none. */
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call);
@@ -286,7 +286,7 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call);
 JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call);
 /* 1 when the call came inside a batch. */
 JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call);
-/* The libuv loop (uv_loop_t *) that owns the call: JRPC_ASYNC handlers start timers and I/O on it. */
+/* The call's libuv loop (uv_loop_t *): JRPC_ASYNC handlers start timers and I/O on it. */
 JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call);
 /* The server the call arrived at. */
 JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
@@ -337,17 +337,17 @@ typedef struct jrpc_upstream_config {
     const char *name;                /* in error data, logs and stats (copied) */
     const jrpc_upstream_url_t *urls; /* 1 … JRPC_UPSTREAM_MAX_URLS entries (copied) */
     size_t nurls;
-    const char *const *methods;      /* exact names or prefix patterns: "eth_*", "*" (copied) */
+    const char *const *methods; /* exact names or prefix patterns: "eth_*", "*" (copied) */
     size_t nmethods;
-    const char *const *headers;      /* extra request headers, "Name: value" (copied) */
+    const char *const *headers; /* extra request headers, "Name: value" (copied) */
     size_t nheaders;
-    const char *ca_file;             /* PEM CA bundle for https (copied); NULL: the system's */
-    unsigned max_batch;              /* items per upstream request; 1 = never send a batch */
-    unsigned max_in_flight;          /* upstream requests at once; split evenly over io loops */
-    unsigned timeout_ms;             /* one attempt, from sending to the answer's last byte */
-    unsigned connect_timeout_ms;     /* TCP (and TLS) connect of one attempt */
-    unsigned retries;                /* attempts after a transport fault, each on another URL */
-    unsigned recheck_ms;             /* a URL that failed is passed over this long */
+    const char *ca_file;         /* PEM CA bundle for https (copied); NULL: the system's */
+    unsigned max_batch;          /* items per upstream request; 1 = never send a batch */
+    unsigned max_in_flight;      /* upstream requests at once; split evenly over io loops */
+    unsigned timeout_ms;         /* one attempt, from sending to the answer's last byte */
+    unsigned connect_timeout_ms; /* TCP (and TLS) connect of one attempt */
+    unsigned retries;            /* attempts after a transport fault, each on another URL */
+    unsigned recheck_ms;         /* a URL that failed is passed over this long */
 } jrpc_upstream_config_t;
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
@@ -373,7 +373,7 @@ JRPC_EXTERN const char *jrpc_upstream_name(const jrpc_upstream_t *up);
     XX(CONNECT, "connect", "could not connect")                                                    \
     XX(TLS, "tls", "TLS handshake or certificate check failed")                                    \
     XX(TIMEOUT, "timeout", "no complete answer within the timeout")                                \
-    XX(RESET, "reset", "connection reset or closed before the answer was complete")               \
+    XX(RESET, "reset", "connection reset or closed before the answer was complete")                \
     XX(HTTP, "http", "HTTP error status without a JSON-RPC answer")                                \
     XX(INVALID, "invalid", "answer is not JSON-RPC (not JSON, or malformed items)")                \
     XX(TOO_LARGE, "too_large", "answer larger than the server's max_response")                     \
@@ -395,7 +395,9 @@ JRPC_EXTERN const char *jrpc_upstream_fault_name(int fault);
  * bound i microseconds (and more than bound i-1); the last bucket has no bound. */
 #define JRPC_UPSTREAM_LATENCY_BUCKETS 12
 #define JRPC_UPSTREAM_LATENCY_BOUNDS_US                                                            \
-    {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX}
+    {                                                                                              \
+        250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX       \
+    }
 
 /* Counters since jrpc_upstream_add; every field only grows except the two gauges. */
 typedef struct jrpc_upstream_stats {
@@ -404,12 +406,12 @@ typedef struct jrpc_upstream_stats {
     uint64_t items;           /* calls forwarded */
     uint64_t items_failed;    /* calls answered -32000 by the gateway (a fault) */
     uint64_t items_rpc_error; /* calls the upstream answered with a JSON-RPC error */
-    uint64_t faults[JRPC_UPSTREAM_FAULT_COUNT]; /* requests that failed, by cause */
-    uint64_t latency_count;   /* requests answered (any HTTP status) */
-    uint64_t latency_sum_us;  /* their total time, send to last byte */
+    uint64_t faults[JRPC_UPSTREAM_FAULT_COUNT];      /* requests that failed, by cause */
+    uint64_t latency_count;                          /* requests answered (any HTTP status) */
+    uint64_t latency_sum_us;                         /* their total time, send to last byte */
     uint64_t latency[JRPC_UPSTREAM_LATENCY_BUCKETS]; /* their histogram (not cumulative) */
-    uint64_t in_flight;       /* gauge: requests in flight now */
-    uint64_t queued;          /* gauge: requests waiting for a max_in_flight place */
+    uint64_t in_flight;                              /* gauge: requests in flight now */
+    uint64_t queued;                                 /* gauge: waiting for a max_in_flight place */
 } jrpc_upstream_stats_t;
 
 /* Per URL, in the order of the config. */
@@ -476,11 +478,11 @@ typedef void (*jrpc_sub_end_cb)(jrpc_sub_t *sub, void *data);
 /* Starts a subscription on the call's connection and answers the call with its id: a JSON string
  * "0x" and 32 hex digits (128 random bits), so the handler must not reply itself. When that answer
  * cannot reach the client (the call already timed out, or came as a notification), the
- * subscription ends as soon as the call completes: end_cb runs and pushes return JRPC_ECLOSED. `method`
- * (NUL-terminated, copied) names the pushes ("eth_subscription"). Pushes made before the client
- * has received the answer (from a worker thread, or a subscribe inside a batch) are held and sent
- * right after it. Returns the subscription with one reference for the caller, or NULL when there
- * is none and the call was answered with an error: over HTTP (-32601 "notifications not
+ * subscription ends as soon as the call completes: end_cb runs and pushes return JRPC_ECLOSED.
+ * `method` (NUL-terminated, copied) names the pushes ("eth_subscription"). Pushes made before the
+ * client has received the answer (from a worker thread, or a subscribe inside a batch) are held and
+ * sent right after it. Returns the subscription with one reference for the caller, or NULL when
+ * there is none and the call was answered with an error: over HTTP (-32601 "notifications not
  * supported", as geth answers), the connection already closed (-32000), or out of memory
  * (-32603).
  * `end_cb` (may be NULL) gets `data`. Any thread a handler runs on, once per call. */
@@ -507,7 +509,7 @@ JRPC_EXTERN void jrpc_sub_unref(jrpc_sub_t *sub);
  * params, -32601 over HTTP. `data` is unused. Any thread a handler runs on. */
 JRPC_EXTERN void jrpc_sub_unsubscribe(jrpc_call_t *call, void *data);
 
-/* ---- Modules (jrpcd --module path.so[:args]) -------------------------------------------------- */
+/* ---- Modules (jrpcd --module path.so[:args]) ------------------------------------------------- */
 
 /* A module exports this symbol; it registers its methods on srv and returns 0 or a negative error.
  * `args` is the text after ':' (or "" when none); it lives as long as the server. */

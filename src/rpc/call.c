@@ -2,8 +2,8 @@
  * buffer, and the reply functions. A reply may come from any thread: its bytes go to the request's
  * arena when made on the loop's thread (no malloc on the hot path), to malloc otherwise, and the
  * call is handed back to its loop (req.c) which fills the slot. */
-#include "req.h"
 #include "../util/digits.h"
+#include "req.h"
 
 #include <stdlib.h>
 #include <string.h>

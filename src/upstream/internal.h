@@ -5,8 +5,8 @@
 #ifndef JRPC_UPSTREAM_INTERNAL_H
 #define JRPC_UPSTREAM_INTERNAL_H
 
-#include "jrpc.h"
 #include "../io/internal.h"
+#include "jrpc.h"
 
 #include <curl/curl.h>
 #include <stdatomic.h>
@@ -43,68 +43,68 @@ typedef struct jrpc__upstats {
 } jrpc__upstats_t;
 
 struct jrpc_upstream {
-    jrpc_server_t *srv;             /* the server its methods are registered on */
-    char *name;                     /* owned */
+    jrpc_server_t *srv;                           /* the server its methods are registered on */
+    char *name;                                   /* owned */
     jrpc__endpoint_t eps[JRPC_UPSTREAM_MAX_URLS]; /* the URLs, in config order */
-    unsigned neps;                  /* entries in eps */
-    struct curl_slist *headers;     /* request headers, shared read-only by every loop */
-    char *ca_file;                  /* owned, or NULL for the system's CAs */
-    unsigned max_batch;             /* calls per upstream request, >= 1 */
-    unsigned loop_in_flight;        /* max_in_flight's share of one io loop, >= 1 */
-    unsigned timeout_ms;            /* one attempt */
-    unsigned connect_timeout_ms;    /* its connect; 0: only timeout_ms */
-    unsigned retries;               /* attempts after a transport fault */
-    unsigned recheck_ms;            /* how long a failed URL is passed over */
-    size_t max_answer;              /* bytes of one upstream answer (the server's max_response) */
-    unsigned nctx;                  /* the server's io_threads */
-    jrpc__upctx_t **ctx;            /* [loop index]: made by that loop's thread on first use,
-                                       freed by it when the loop closes */
-    jrpc__upstats_t stats;          /* counters, any thread */
+    unsigned neps;                                /* entries in eps */
+    struct curl_slist *headers;  /* request headers, shared read-only by every loop */
+    char *ca_file;               /* owned, or NULL for the system's CAs */
+    unsigned max_batch;          /* calls per upstream request, >= 1 */
+    unsigned loop_in_flight;     /* max_in_flight's share of one io loop, >= 1 */
+    unsigned timeout_ms;         /* one attempt */
+    unsigned connect_timeout_ms; /* its connect; 0: only timeout_ms */
+    unsigned retries;            /* attempts after a transport fault */
+    unsigned recheck_ms;         /* how long a failed URL is passed over */
+    size_t max_answer;           /* bytes of one upstream answer (the server's max_response) */
+    unsigned nctx;               /* the server's io_threads */
+    jrpc__upctx_t **ctx;         /* [loop index]: made by that loop's thread on first use,
+                                    freed by it when the loop closes */
+    jrpc__upstats_t stats;       /* counters, any thread */
 };
 
 /* The client of one upstream on one io loop. Only that loop's thread touches it. */
 struct jrpc__upctx {
-    jrpc_upstream_t *up;            /* owner */
-    jrpc__loop_t *loop;             /* the io loop it runs on */
-    CURLM *multi;                   /* its connection cache is this loop's pool to the upstream */
-    uv_timer_t timer;               /* libcurl's next timeout */
-    uv_check_t check;               /* after each poll phase: flush pending calls, see closing */
-    uv_idle_t idle;                 /* active while calls are pending: the poll must not block */
-    jrpc_call_t **batched;          /* calls from client batches waiting for the flush */
-    size_t nbatched, cap_batched;   /* entries used and allocated */
-    jrpc_call_t **singles;          /* calls sent alone by their clients, waiting likewise */
-    size_t nsingles, cap_singles;   /* entries used and allocated */
-    jrpc__chunk_t *wait_head;       /* chunks waiting for an in-flight place, FIFO */
-    jrpc__chunk_t *wait_tail;       /* last of them */
-    unsigned in_flight;             /* chunks handed to curl */
-    uint64_t next_id;               /* first id of the next chunk */
+    jrpc_upstream_t *up;          /* owner */
+    jrpc__loop_t *loop;           /* the io loop it runs on */
+    CURLM *multi;                 /* its connection cache is this loop's pool to the upstream */
+    uv_timer_t timer;             /* libcurl's next timeout */
+    uv_check_t check;             /* after each poll phase: flush pending calls, see closing */
+    uv_idle_t idle;               /* active while calls are pending: the poll must not block */
+    jrpc_call_t **batched;        /* calls from client batches waiting for the flush */
+    size_t nbatched, cap_batched; /* entries used and allocated */
+    jrpc_call_t **singles;        /* calls sent alone by their clients, waiting likewise */
+    size_t nsingles, cap_singles; /* entries used and allocated */
+    jrpc__chunk_t *wait_head;     /* chunks waiting for an in-flight place, FIFO */
+    jrpc__chunk_t *wait_tail;     /* last of them */
+    unsigned in_flight;           /* chunks handed to curl */
+    uint64_t next_id;             /* first id of the next chunk */
     int64_t wrr[JRPC_UPSTREAM_MAX_URLS]; /* smooth weighted round-robin state per URL */
-    CURL **spare;                   /* easy handles to reuse (options set once) */
-    size_t nspare, cap_spare;       /* entries used and allocated */
-    struct jrpc__upsock **socks;    /* [fd]: watchers of curl's sockets, NULL where none */
-    size_t cap_socks;               /* entries allocated */
-    unsigned open_handles;          /* timer/check/idle not yet closed */
-    uint8_t closing;                /* the loop is closing: handles closing */
-    uint8_t detached;               /* the loop is gone (jrpc__upctx_free_detached) */
-    uint8_t kick;                   /* requests were added: run curl before returning */
+    CURL **spare;                        /* easy handles to reuse (options set once) */
+    size_t nspare, cap_spare;            /* entries used and allocated */
+    struct jrpc__upsock **socks;         /* [fd]: watchers of curl's sockets, NULL where none */
+    size_t cap_socks;                    /* entries allocated */
+    unsigned open_handles;               /* timer/check/idle not yet closed */
+    uint8_t closing;                     /* the loop is closing: handles closing */
+    uint8_t detached;                    /* the loop is gone (jrpc__upctx_free_detached) */
+    uint8_t kick;                        /* requests were added: run curl before returning */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
 struct jrpc__chunk {
-    jrpc__upctx_t *ctx;             /* the client sending it */
-    jrpc__chunk_t *next;            /* in ctx's wait queue */
-    CURL *easy;                     /* while handed to curl */
-    jrpc_buf_t body;                /* the request body, kept for retries */
-    jrpc_buf_t answer;              /* the answer so far */
-    uint64_t base_id;               /* ids are base_id … base_id + n - 1, in call order */
-    uint64_t sent_ns;               /* uv_hrtime() when the current attempt started */
-    uint32_t tried;                 /* bit per URL tried for this chunk */
-    unsigned ep;                    /* URL of the current attempt */
-    unsigned attempts;              /* sent so far */
-    uint8_t is_batch;               /* sent as a JSON array */
-    uint8_t too_large;              /* the answer passed max_answer: the transfer was cut */
-    size_t n;                       /* calls */
-    jrpc_call_t *calls[];           /* NULL once replied */
+    jrpc__upctx_t *ctx;   /* the client sending it */
+    jrpc__chunk_t *next;  /* in ctx's wait queue */
+    CURL *easy;           /* while handed to curl */
+    jrpc_buf_t body;      /* the request body, kept for retries */
+    jrpc_buf_t answer;    /* the answer so far */
+    uint64_t base_id;     /* ids are base_id … base_id + n - 1, in call order */
+    uint64_t sent_ns;     /* uv_hrtime() when the current attempt started */
+    uint32_t tried;       /* bit per URL tried for this chunk */
+    unsigned ep;          /* URL of the current attempt */
+    unsigned attempts;    /* sent so far */
+    uint8_t is_batch;     /* sent as a JSON array */
+    uint8_t too_large;    /* the answer passed max_answer: the transfer was cut */
+    size_t n;             /* calls */
+    jrpc_call_t *calls[]; /* NULL once replied */
 };
 
 /* ---- upstream.c ------------------------------------------------------------------------------ */

@@ -5,9 +5,9 @@
 #ifndef JRPC_WS_INTERNAL_H
 #define JRPC_WS_INTERNAL_H
 
-#include "wire.h"
 #include "../io/internal.h"
 #include "../rpc/internal.h"
+#include "wire.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -42,40 +42,40 @@ typedef enum {
 /* One message: received and in the engine, then (or as a push) an output frame; also the node of
  * the loop's post queue. One struct for every stage keeps a message to one allocation. */
 struct jrpc__ws_msg {
-    jrpc__ws_msg_t *next;   /* output queue, waiting queue, spare list or the loop's queue */
-    jrpc__list_t link;      /* in c->inflight while RUNNING */
-    jrpc_conn_t *conn;      /* owner (a reference while PUSH) */
-    jrpc__req_t *req;       /* the engine's request while RUNNING (NULL while it starts) */
-    jrpc_sub_t *sub;        /* PUSH/OUT of a subscription, or the subscription that END ends
-                               (a reference either way) */
-    size_t calls;           /* calls of the request, counted in c->calls */
-    uint64_t seq;           /* RUNNING: its request's jrpc__req_seq (0 while it starts) */
-    jrpc_buf_t body;        /* the frame's payload (answer, push; WAITING: the request) */
+    jrpc__ws_msg_t *next; /* output queue, waiting queue, spare list or the loop's queue */
+    jrpc__list_t link;    /* in c->inflight while RUNNING */
+    jrpc_conn_t *conn;    /* owner (a reference while PUSH) */
+    jrpc__req_t *req;     /* the engine's request while RUNNING (NULL while it starts) */
+    jrpc_sub_t *sub;      /* PUSH/OUT of a subscription, or the subscription that END ends
+                             (a reference either way) */
+    size_t calls;         /* calls of the request, counted in c->calls */
+    uint64_t seq;         /* RUNNING: its request's jrpc__req_seq (0 while it starts) */
+    jrpc_buf_t body;      /* the frame's payload (answer, push; WAITING: the request) */
     uint8_t head[JRPC__WS_HEAD_MAX]; /* the frame's header; OUT of raw bytes: none */
-    uint8_t head_len;       /* bytes in head (0: the body is raw bytes, control frames or 101) */
-    uint8_t kind;           /* jrpc__ws_msg_kind_t */
-    uint8_t binary;         /* the request came in a binary frame: answer in one */
+    uint8_t head_len; /* bytes in head (0: the body is raw bytes, control frames or 101) */
+    uint8_t kind;     /* jrpc__ws_msg_kind_t */
+    uint8_t binary;   /* the request came in a binary frame: answer in one */
 };
 
 /* A subscription (jrpc_sub_*). Fields marked (lock) are guarded by conn->lock; (loop) are touched
  * only on the connection's io thread. */
 struct jrpc_sub {
-    atomic_int refs;        /* the connection's until end_cb ran, producers', posted messages' */
-    jrpc_conn_t *conn;      /* a reference */
-    jrpc__list_t link;      /* (lock) in conn->subs while live; (loop) in conn->ended after */
-    uint64_t msg_seq;       /* jrpc__req_seq of the request whose answer carries the id */
-    uint8_t ended;          /* (lock) no more pushes; end_cb is due */
-    uint8_t answered;       /* (loop) the id reached the output: pushes go straight out */
-    jrpc__ws_msg_t *held;   /* (loop) pushes waiting for the id to go out, FIFO */
+    atomic_int refs;           /* the connection's until end_cb ran, producers', posted messages' */
+    jrpc_conn_t *conn;         /* a reference */
+    jrpc__list_t link;         /* (lock) in conn->subs while live; (loop) in conn->ended after */
+    uint64_t msg_seq;          /* jrpc__req_seq of the request whose answer carries the id */
+    uint8_t ended;             /* (lock) no more pushes; end_cb is due */
+    uint8_t answered;          /* (loop) the id reached the output: pushes go straight out */
+    jrpc__ws_msg_t *held;      /* (loop) pushes waiting for the id to go out, FIFO */
     jrpc__ws_msg_t *held_tail; /* (loop) the last of them */
-    jrpc__list_t holding;   /* (loop) in conn->holding while held is not empty */
-    jrpc_sub_end_cb end_cb; /* runs once on the loop when the subscription ended (may be NULL) */
-    void *data;             /* passed to end_cb */
-    jrpc__ws_msg_t *end_msg; /* made at the start, so ending cannot fail for want of memory */
-    size_t id_len;          /* bytes in id: 36 */
-    char id[40];            /* "\"0x…\"" of 16 random bytes: JSON text */
-    size_t prefix_len;      /* bytes in prefix */
-    char prefix[];          /* {"jsonrpc":"2.0","method":…,"params":{"subscription":…,"result": */
+    jrpc__list_t holding;      /* (loop) in conn->holding while held is not empty */
+    jrpc_sub_end_cb end_cb;    /* runs once on the loop when the subscription ended (may be NULL) */
+    void *data;                /* passed to end_cb */
+    jrpc__ws_msg_t *end_msg;   /* made at the start, so ending cannot fail for want of memory */
+    size_t id_len;             /* bytes in id: 36 */
+    char id[40];               /* "\"0x…\"" of 16 random bytes: JSON text */
+    size_t prefix_len;         /* bytes in prefix */
+    char prefix[]; /* {"jsonrpc":"2.0","method":…,"params":{"subscription":…,"result": */
 };
 
 /* A WebSocket connection: the public jrpc_conn_t. It is shared with any thread through
@@ -90,47 +90,47 @@ struct jrpc_conn {
     jrpc__loop_t *loop;       /* owning loop; only followed while !closed or on its thread */
     const jrpc_config_t *cfg; /* loop->srv->cfg */
 
-    uv_tcp_t tcp;             /* the socket (a dup of the one src/http accepted); .data = this */
-    uv_timer_t timer;         /* pings and idle time, then the close handshake's bound */
-    uv_shutdown_t shutdown;   /* the FIN after our close frame */
-    uv_write_t wr;            /* the one write in flight, when the socket did not take it all */
-    jrpc__ws_session_t sess;  /* framing */
-    jrpc__list_t link;        /* in loop->ws_conns */
-    jrpc__list_t inflight;    /* RUNNING messages */
-    jrpc__list_t holding;     /* subscriptions with held pushes */
-    jrpc__list_t ended;       /* subscriptions ended by the close, end_cb due in on_close */
-    jrpc__ws_msg_t *waiting;  /* WAITING messages, FIFO: read before the bound was hit */
+    uv_tcp_t tcp;            /* the socket (a dup of the one src/http accepted); .data = this */
+    uv_timer_t timer;        /* pings and idle time, then the close handshake's bound */
+    uv_shutdown_t shutdown;  /* the FIN after our close frame */
+    uv_write_t wr;           /* the one write in flight, when the socket did not take it all */
+    jrpc__ws_session_t sess; /* framing */
+    jrpc__list_t link;       /* in loop->ws_conns */
+    jrpc__list_t inflight;   /* RUNNING messages */
+    jrpc__list_t holding;    /* subscriptions with held pushes */
+    jrpc__list_t ended;      /* subscriptions ended by the close, end_cb due in on_close */
+    jrpc__ws_msg_t *waiting; /* WAITING messages, FIFO: read before the bound was hit */
     jrpc__ws_msg_t *waiting_tail; /* the last of them */
-    jrpc__ws_msg_t *out_head; /* output queue, FIFO; the first wr_count are in the write */
-    jrpc__ws_msg_t *out_tail; /* the last entry of the output queue */
-    jrpc__ws_msg_t *spare;    /* reusable message structs */
-    jrpc__ws_msg_t *starting; /* the message inside jrpc__req_start right now */
-    unsigned nspare;          /* entries in spare, at most JRPC__WS_SPARE_MAX */
-    unsigned out_count;       /* entries in the output queue */
-    unsigned wr_count;        /* entries the write in flight carries */
-    unsigned open_handles;    /* tcp and timer until their close callbacks ran */
-    size_t out_bytes;         /* bytes queued and not yet written, held pushes included */
-    size_t calls;             /* calls in flight in the engine */
-    uint64_t nmsgs;           /* messages received */
-    uint64_t last_rx;         /* uv_now of the last byte received */
-    uint64_t last_msg;        /* uv_now of the last message either way */
-    uint64_t ping_at;         /* uv_now of the unanswered ping, 0 when none */
-    char *stash;              /* received bytes not yet fed while paused (malloc'd) */
-    size_t stash_off;         /* bytes of stash already fed */
-    size_t stash_len;         /* bytes in stash */
-    uint8_t starting_done;    /* `starting` was answered before jrpc__req_start returned */
-    uint8_t reading;          /* uv_read_start is in effect */
-    uint8_t in_feed;          /* the session is parsing: flush after it */
-    uint8_t in_update;        /* conn_update is on the stack */
-    uint8_t writing;          /* a uv_write is in flight */
-    uint8_t closing;          /* our close frame is queued: no data frame follows */
-    uint8_t shut;             /* uv_shutdown was called */
-    uint8_t shut_done;        /* ... and its callback ran */
-    uint8_t aborting;         /* uv_close was called: nothing more happens but freeing */
-    uint8_t draining;         /* server stop: no new messages, close 1001 once answered */
-    uint8_t log;              /* log the connection's open and close */
-    size_t peer_len;          /* bytes in peer */
-    char peer[64];            /* "ip:port" of the client, for logs ("[ipv6]:port" is 53 at most) */
+    jrpc__ws_msg_t *out_head;     /* output queue, FIFO; the first wr_count are in the write */
+    jrpc__ws_msg_t *out_tail;     /* the last entry of the output queue */
+    jrpc__ws_msg_t *spare;        /* reusable message structs */
+    jrpc__ws_msg_t *starting;     /* the message inside jrpc__req_start right now */
+    unsigned nspare;              /* entries in spare, at most JRPC__WS_SPARE_MAX */
+    unsigned out_count;           /* entries in the output queue */
+    unsigned wr_count;            /* entries the write in flight carries */
+    unsigned open_handles;        /* tcp and timer until their close callbacks ran */
+    size_t out_bytes;             /* bytes queued and not yet written, held pushes included */
+    size_t calls;                 /* calls in flight in the engine */
+    uint64_t nmsgs;               /* messages received */
+    uint64_t last_rx;             /* uv_now of the last byte received */
+    uint64_t last_msg;            /* uv_now of the last message either way */
+    uint64_t ping_at;             /* uv_now of the unanswered ping, 0 when none */
+    char *stash;                  /* received bytes not yet fed while paused (malloc'd) */
+    size_t stash_off;             /* bytes of stash already fed */
+    size_t stash_len;             /* bytes in stash */
+    uint8_t starting_done;        /* `starting` was answered before jrpc__req_start returned */
+    uint8_t reading;              /* uv_read_start is in effect */
+    uint8_t in_feed;              /* the session is parsing: flush after it */
+    uint8_t in_update;            /* conn_update is on the stack */
+    uint8_t writing;              /* a uv_write is in flight */
+    uint8_t closing;              /* our close frame is queued: no data frame follows */
+    uint8_t shut;                 /* uv_shutdown was called */
+    uint8_t shut_done;            /* ... and its callback ran */
+    uint8_t aborting;             /* uv_close was called: nothing more happens but freeing */
+    uint8_t draining;             /* server stop: no new messages, close 1001 once answered */
+    uint8_t log;                  /* log the connection's open and close */
+    size_t peer_len;              /* bytes in peer */
+    char peer[64]; /* "ip:port" of the client, for logs ("[ipv6]:port" is 53 at most) */
 };
 
 /* Appends m to a FIFO of messages linked through `next` (*head NULL: empty). */

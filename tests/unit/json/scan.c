@@ -411,9 +411,9 @@ static void test_err_offset(void **state)
     offset_is("[.5]", 1);
     offset_is("[\"a\x01\"]", 3);
     offset_is("[\"\\x\"]", 2);
-    offset_is("[\"\\u12g4\"]", 6);      /* the first byte that is not a hex digit */
-    offset_is("[\"\\u\"]", 4);          /* complete input: a bad escape, not truncation */
-    offset_is("[nulx]", 4);              /* the first byte that differs from the literal */
+    offset_is("[\"\\u12g4\"]", 6); /* the first byte that is not a hex digit */
+    offset_is("[\"\\u\"]", 4);     /* complete input: a bad escape, not truncation */
+    offset_is("[nulx]", 4);        /* the first byte that differs from the literal */
     offset_is("[\"\xff\"]", 2);
     offset_is("[\"a\xc3\"]", 3);
     offset_is("[\"\xe0\x80\x80\"]", 2);

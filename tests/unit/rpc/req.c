@@ -5,7 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the four headers it needs */
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,15 +19,15 @@
 
 static jrpc_server_t *srv;
 static jrpc__loop_t loop;
-static atomic_int ran;          /* handler invocations */
-static atomic_int in_flight;    /* handlers running now */
+static atomic_int ran;       /* handler invocations */
+static atomic_int in_flight; /* handlers running now */
 static atomic_int max_in_flight;
 
 /* What the transport got. */
 static int done_calls;
 static jrpc_buf_t answer;
 
-/* ---- Handlers ---------------------------------------------------------------------------------- */
+/* ---- Handlers -------------------------------------------------------------------------------- */
 
 static void ping(jrpc_call_t *call, void *data)
 {
@@ -75,7 +76,7 @@ static void failing(jrpc_call_t *call, void *data)
     jrpc_reply_error(call, -32602, "bad \"x\"", "{\"why\":1}");
 }
 
-/* ---- Harness ----------------------------------------------------------------------------------- */
+/* ---- Harness --------------------------------------------------------------------------------- */
 
 static void on_done(jrpc__req_t *req, jrpc_buf_t *body, void *ud)
 {
@@ -158,7 +159,7 @@ static void assert_answer(const char *expected)
     free(got);
 }
 
-/* ---- Tests ------------------------------------------------------------------------------------- */
+/* ---- Tests ----------------------------------------------------------------------------------- */
 
 static void single_inline(void **state)
 {
@@ -170,7 +171,8 @@ static void single_inline(void **state)
 static void ids_byte_exact(void **state)
 {
     (void)state;
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1e400],\"id\":14066156191713469572},"
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[1e400],"
+              "\"id\":14066156191713469572},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":\"\\u00e9\"},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":null}]");
     assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":[1e400],\"id\":14066156191713469572},"
@@ -206,7 +208,8 @@ static void bound_holds(void **state)
     char body[4096] = "[";
     for (int i = 0; i < 24; i++) {
         char item[96];
-        snprintf(item, sizeof item, "%s{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[5],\"id\":%d}",
+        snprintf(item, sizeof item,
+                 "%s{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[5],\"id\":%d}",
                  i ? "," : "", i);
         strcat(body, item);
     }
@@ -227,8 +230,9 @@ static void deadline_per_item(void **state)
     setup_with(&cfg);
     send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[400],\"id\":1},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":2}]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,\"message\":\"Request timed out\"},"
-                  "\"id\":1},{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32002,\"message\":\"Request timed out\"},\"id\":1},"
+                  "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}]");
 }
 
 static void response_cap(void **state)
@@ -241,11 +245,14 @@ static void response_cap(void **state)
     cfg.max_response = 110; /* the second entry would end the body at byte 111 */
     setup_with(&cfg);
     send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":1},"
-              "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"],\"id\":2},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"echo\","
+              "\"params\":[\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"],\"id\":2},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":3}]");
     assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"Response too large\"},\"id\":2},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32003,\"message\":\"Response too large\"},\"id\":3}]");
+                  "{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32003,\"message\":\"Response too large\"},\"id\":2},"
+                  "{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32003,\"message\":\"Response too large\"},\"id\":3}]");
 }
 
 static void batch_cap_runs_nothing(void **state)
@@ -261,13 +268,20 @@ static void batch_cap_runs_nothing(void **state)
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":3}]");
     assert_int_equal(atomic_load(&ran), 0);
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":1},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":3}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},"
+                  "\"id\":1},"
+                  "{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},"
+                  "\"id\":3}]");
     /* Notifications only: one error object rather than silence. */
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"}]");
     assert_int_equal(atomic_load(&ran), 0);
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32005,\"message\":\"batch of 3 exceeds limit 2\"},"
+                  "\"id\":null}");
     /* Far over the cap (more than ten times): one error object, however many items came. */
     char big[4096] = "[";
     for (int i = 0; i < 25; i++)
@@ -276,29 +290,39 @@ static void batch_cap_runs_nothing(void **state)
     strcat(big, "]");
     send_body(big);
     assert_int_equal(atomic_load(&ran), 0);
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"batch of 25 exceeds limit 2\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32005,\"message\":\"batch of 25 exceeds limit 2\"},"
+                  "\"id\":null}");
 }
 
 static void envelope_rules(void **state)
 {
     (void)state;
     send_body("[]");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"empty batch\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\","
+                  "\"data\":\"empty batch\"},\"id\":null}");
     send_body("[1]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"request must be an object\"},\"id\":null}]");
+    assert_answer(
+        "[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\","
+        "\"data\":\"request must be an object\"},\"id\":null}]");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":1");
     assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"Parse error\","
                   "\"data\":\"unexpected end of input at byte 36\"},\"id\":null}");
     send_body("{\"jsonrpc\":\"1.0\",\"method\":\"tennis@ping\",\"id\":7}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"jsonrpc must be \\\"2.0\\\"\"},\"id\":7}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\","
+                  "\"data\":\"jsonrpc must be \\\"2.0\\\"\"},\"id\":7}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":true}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"id must be a string, a number or null\"},\"id\":null}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\","
+                  "\"data\":\"id must be a string, a number or null\"},\"id\":null}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"params\":3,\"id\":1}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"params must be an array or an object\"},\"id\":1}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\","
+                  "\"data\":\"params must be an array or an object\"},\"id\":1}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"method\":\"x\",\"id\":1}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":\"duplicate member \\\"method\\\"\"},\"id\":1}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid Request\","
+                  "\"data\":\"duplicate member \\\"method\\\"\"},\"id\":1}");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":1}");
-    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},\"id\":1}");
+    assert_answer("{\"jsonrpc\":\"2.0\","
+                  "\"error\":{\"code\":-32601,\"message\":\"Method not found\"},\"id\":1}");
     /* Escaped method names are looked up unescaped. */
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"tennis\\u0040ping\",\"id\":1}");
     assert_answer("{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1}");
@@ -307,11 +331,14 @@ static void envelope_rules(void **state)
 static void notifications_and_no_batch(void **state)
 {
     (void)state;
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}]");
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\"},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}]");
     assert_int_equal(answer.len, 0);
     assert_int_equal(atomic_load(&ran), 1);
-    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"solo\",\"id\":1},{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":2}]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch requests\"},\"id\":1},"
+    send_body("[{\"jsonrpc\":\"2.0\",\"method\":\"solo\",\"id\":1},"
+              "{\"jsonrpc\":\"2.0\",\"method\":\"tennis@ping\",\"id\":2}]");
+    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,"
+                  "\"message\":\"method solo is not available in batch requests\"},\"id\":1},"
                   "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2}]");
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"solo\",\"id\":1}");
     assert_answer("{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":1}");
@@ -350,8 +377,7 @@ static void send_rest(const char *method, const char *body, int batch)
     char *copy = malloc(n ? n : 1);
     memcpy(copy, body, n);
     int before = done_calls;
-    jrpc__req_start_rest(&loop, method, strlen(method), copy, n, batch, NULL, on_done_status,
-                         NULL);
+    jrpc__req_start_rest(&loop, method, strlen(method), copy, n, batch, NULL, on_done_status, NULL);
     uint64_t start = uv_hrtime();
     while ((done_calls == before || loop.nreqs != 0) && uv_hrtime() - start < 10000000000ull)
         uv_run(&loop.uv, UV_RUN_ONCE);
@@ -379,9 +405,10 @@ static void rest_single_and_batch(void **state)
     assert_answer("[30,1,{\"error\":{\"code\":-32600,\"message\":\"Invalid Request\",\"data\":"
                   "\"params must be an array or an object\"}},0]");
     send_rest("solo", "[[],[]]", 1);
-    assert_answer("[{\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch "
-                  "requests\"}},{\"error\":{\"code\":-32004,\"message\":\"method solo is not "
-                  "available in batch requests\"}}]");
+    assert_answer(
+        "[{\"error\":{\"code\":-32004,\"message\":\"method solo is not available in batch "
+        "requests\"}},{\"error\":{\"code\":-32004,\"message\":\"method solo is not "
+        "available in batch requests\"}}]");
     send_rest("echo", "[]", 1);
     assert_answer("[]");
 }
@@ -404,12 +431,13 @@ static void patterns_and_deny(void **state)
               "{\"jsonrpc\":\"2.0\",\"method\":\"eth_getBalance\",\"id\":2},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"eth_sendTransaction\",\"params\":[],\"id\":3},"
               "{\"jsonrpc\":\"2.0\",\"method\":\"eth\",\"id\":4}]");
-    assert_answer("[{\"jsonrpc\":\"2.0\",\"result\":[7],\"id\":1},"
-                  "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method "
-                  "eth_sendTransaction is not available in batch requests\"},\"id\":3},"
-                  "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},"
-                  "\"id\":4}]");
+    assert_answer(
+        "[{\"jsonrpc\":\"2.0\",\"result\":[7],\"id\":1},"
+        "{\"jsonrpc\":\"2.0\",\"result\":\"pong\",\"id\":2},"
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32004,\"message\":\"method "
+        "eth_sendTransaction is not available in batch requests\"},\"id\":3},"
+        "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32601,\"message\":\"Method not found\"},"
+        "\"id\":4}]");
     /* Denied in a batch, served alone. */
     send_body("{\"jsonrpc\":\"2.0\",\"method\":\"eth_sendTransaction\",\"params\":[1],\"id\":3}");
     assert_answer("{\"jsonrpc\":\"2.0\",\"result\":[1],\"id\":3}");
