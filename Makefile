@@ -49,7 +49,7 @@ fuzz: setup
 	fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files -- '*.c' '*.h' ':!:fuzz/corpus/**')
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-fuzz

@@ -5,11 +5,11 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* The server the signal handler stops. Set before the handlers are installed, reset to the
  * default disposition before the server is freed. */

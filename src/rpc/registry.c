@@ -15,7 +15,7 @@ typedef struct pattern_list {
 } pattern_list_t;
 
 typedef struct deny_list {
-    char **v;          /* patterns as given ("debug_*" or an exact name) */
+    char **v; /* patterns as given ("debug_*" or an exact name) */
     size_t n;
 } deny_list_t;
 

@@ -16,9 +16,9 @@ typedef struct jrpc__arena_cache {
 
 typedef struct jrpc__arena {
     jrpc__arena_cache_t *cache; /* where chunks come from and go back to, or NULL */
-    jrpc__arena_chunk_t *head; /* newest chunk first */
-    char *pos;                 /* next free byte in head */
-    char *end;                 /* one past head's last byte */
+    jrpc__arena_chunk_t *head;  /* newest chunk first */
+    char *pos;                  /* next free byte in head */
+    char *end;                  /* one past head's last byte */
 } jrpc__arena_t;
 
 void jrpc__arena_init(jrpc__arena_t *a);

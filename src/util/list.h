@@ -11,8 +11,14 @@ typedef struct jrpc__list {
 
 #define JRPC__CONTAINER_OF(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
 
-static inline void jrpc__list_init(jrpc__list_t *h) { h->next = h->prev = h; }
-static inline int jrpc__list_empty(const jrpc__list_t *h) { return h->next == h; }
+static inline void jrpc__list_init(jrpc__list_t *h)
+{
+    h->next = h->prev = h;
+}
+static inline int jrpc__list_empty(const jrpc__list_t *h)
+{
+    return h->next == h;
+}
 static inline void jrpc__list_insert_tail(jrpc__list_t *h, jrpc__list_t *n)
 {
     n->next = h;

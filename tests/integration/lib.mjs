@@ -214,9 +214,10 @@ export function chunked(body, sizes = [16], { ext = '', trailers = [] } = {}) {
  * 1xx interim responses).
  */
 export class HttpConn {
-    static open(server, { timeout = READ_TIMEOUT_MS } = {}) {
+    /** Connect to the server; `localAddress` picks the client's address (127.0.0.2 …). */
+    static open(server, { timeout = READ_TIMEOUT_MS, localAddress } = {}) {
         return new Promise((resolve, reject) => {
-            const sock = net.connect({ host: server.host, port: server.port });
+            const sock = net.connect({ host: server.host, port: server.port, localAddress });
             const timer = setTimeout(() => { sock.destroy(); reject(new Error('connect timed out')); }, timeout);
             sock.once('connect', () => { clearTimeout(timer); resolve(new HttpConn(sock)); });
             sock.once('error', (e) => { clearTimeout(timer); reject(e); });

@@ -11,19 +11,22 @@
 //   /malformed     every odd call's answer has neither result nor error (a malformed item)
 //   /garbage       NON-JSON: HTTP 200 with an HTML body
 //   /reset         CONNECTION RESET: the TCP connection is reset once the request arrives
-//   /slow          SLOW: answers correctly after 3 s (jrpcd's timeout is set far below)
+//   /slow          SLOW: answers correctly after 10 s (jrpcd's timeout is set far below)
 //   /503           HTTP 503 with a text body (an overloaded node behind a load balancer)
 //
-// Every request is recorded ({ path, httpVersion, batch, n, ids, methods }) so tests can check
-// what jrpcd sent: chunk sizes, its own ids, single versus batch. With { tls: { key, cert } }
-// the server speaks HTTPS with HTTP/2 (and HTTP/1.1 for clients that do not offer h2).
+// Every request is recorded ({ path, httpVersion, batch, n, ids, methods, answered }) so tests
+// can check what jrpcd sent: chunk sizes, its own ids, single versus batch; `answered` turns true
+// once this server has sent its answer (or reset), so a test can tell what came first. With
+// { tls: { key, cert } } the server speaks HTTPS with HTTP/2 (and HTTP/1.1 for clients that do
+// not offer h2).
 // Run alone (`node upstream-fault.mjs`) it prints "upstream-fault listening on PORT".
 
 import http from 'node:http';
 import http2 from 'node:http2';
 import { fileURLToPath } from 'node:url';
 
-const SLOW_MS = 3000;
+// Far past any timeout a test sets on /slow: the answer is never what ends a call there.
+const SLOW_MS = 10_000;
 
 function answerFor(call) {
     if (typeof call.method === 'string' && call.method.endsWith('_err')) {
@@ -75,10 +78,11 @@ export function startFaultServer({ tls } = {}) {
             try { parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { parsed = null; }
             const isBatch = Array.isArray(parsed);
             const calls = isBatch ? parsed : parsed ? [parsed] : [];
-            requests.push({
+            const record = {
                 path, httpVersion: req.httpVersion, batch: isBatch, n: calls.length,
-                ids: calls.map((c) => c.id), methods: calls.map((c) => c.method),
-            });
+                ids: calls.map((c) => c.id), methods: calls.map((c) => c.method), answered: false,
+            };
+            requests.push(record);
             const b = behaviours[path];
             if (!b) {
                 res.writeHead(404, { 'content-type': 'text/plain' });
@@ -88,6 +92,7 @@ export function startFaultServer({ tls } = {}) {
             const out = b(calls, isBatch);
             if (out.reset) {
                 // An RST, not a FIN: what a crashing node or a killed proxy looks like.
+                record.answered = true;
                 const s = req.socket;
                 if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
                 else s.destroy();
@@ -95,6 +100,7 @@ export function startFaultServer({ tls } = {}) {
             }
             const send = () => {
                 if (res.destroyed || res.writableEnded) return;
+                record.answered = true;
                 res.writeHead(out.status ?? 200, { 'content-type': out.type ?? 'application/json' });
                 res.end(out.body);
             };

@@ -9,6 +9,9 @@
  *   test.fail [code, message(, data)]   that error
  *   test.blob [n]            a string of n 'x', sent zero-copy
  *   test.nobatch             "ok", refused inside batches (-32004)
+ *   test.sleep_peak          the most test.sleep and test.sleep_async calls asleep at once since
+ *                            the last test.sleep_peak, which starts the count again: how tests
+ *                            see concurrency and its bounds without timing anything
  *
  * Over WebSocket (server push):
  *   test.subscribe [ms(, delay)]  a subscription pushing 1, 2, 3 … every ms from a timer on the
@@ -69,6 +72,31 @@ static int testkit_args2(const jrpc_call_t *call, int64_t min_a, int64_t max_a, 
     return 0;
 }
 
+/* test.sleep and test.sleep_async calls asleep now, and the most at once since test.sleep_peak
+ * last read it. */
+static atomic_int testkit_asleep;
+static atomic_int testkit_asleep_peak;
+
+static void testkit_asleep_enter(void)
+{
+    int now = atomic_fetch_add(&testkit_asleep, 1) + 1;
+    int peak = atomic_load(&testkit_asleep_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&testkit_asleep_peak, &peak, now))
+        ;
+}
+
+/* Before the reply, so a client that has every answer sees nothing asleep. */
+static void testkit_asleep_leave(void)
+{
+    atomic_fetch_sub(&testkit_asleep, 1);
+}
+
+static void testkit_sleep_peak(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_int64(call, atomic_exchange(&testkit_asleep_peak, atomic_load(&testkit_asleep)));
+}
+
 static void testkit_sleep(jrpc_call_t *call, void *data)
 {
     (void)data;
@@ -79,8 +107,10 @@ static void testkit_sleep(jrpc_call_t *call, void *data)
         return;
     }
     struct timespec left = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    testkit_asleep_enter();
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ;
+    testkit_asleep_leave();
     jrpc_reply_int64(call, ms);
 }
 
@@ -99,6 +129,7 @@ static void testkit_timer_closed(uv_handle_t *h)
 static void testkit_timer_fired(uv_timer_t *timer)
 {
     testkit_timer_t *t = (testkit_timer_t *)timer;
+    testkit_asleep_leave();
     jrpc_reply_int64(t->call, t->ms);
     uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
 }
@@ -127,8 +158,10 @@ static void testkit_sleep_async(jrpc_call_t *call, void *data)
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
         return;
     }
+    testkit_asleep_enter();
     rc = uv_timer_start(&t->timer, testkit_timer_fired, (uint64_t)ms, 0);
     if (rc != 0) {
+        testkit_asleep_leave();
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
         uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
     }
@@ -387,6 +420,7 @@ JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
          * largest blob is one memset of a few milliseconds. */
         {"test.blob", testkit_blob, JRPC_INLINE},
         {"test.nobatch", testkit_nobatch, JRPC_INLINE | JRPC_NO_BATCH},
+        {"test.sleep_peak", testkit_sleep_peak, JRPC_INLINE},
         {"test.subscribe", testkit_subscribe, JRPC_ASYNC},
         {"test.unsubscribe", jrpc_sub_unsubscribe, JRPC_INLINE},
         {"test.subscriptions", testkit_subscriptions, JRPC_INLINE},
