@@ -29,7 +29,8 @@ static const jrpcd_setting_t settings[] = {
     {"path", "path", JRPCD_SET_PATH, 0, 0, 0, "P", "RPC endpoint path (\"/\" always answers too)"},
     {"rest_path", "rest-path", JRPCD_SET_REST_PATH, 0, 0, 0, "P",
      "REST prefix: POST P/<method>, P/<method>/batch; \"\" turns REST off"},
-    /* More loops than cores only adds context switches; 1024 is past any machine's core count. */
+    /* More loops than cores only adds context switches; JRPC_MAX_IO_THREADS (64) is past the
+     * core count of the machines jrpcd is meant for. */
     {"io_threads", "io-threads", JRPCD_SET_UINT, CFG_FIELD(io_threads), 0, JRPC_MAX_IO_THREADS, "N",
      "event loop threads; 0 = one per core"},
     /* Each worker is a thread with its own stack; handlers that need thousands of threads to

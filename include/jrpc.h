@@ -191,6 +191,9 @@ typedef struct jrpc_conn jrpc_conn_t; /* a client connection that can receive pu
  * both are bounds on that table: 64 loops is past the cores any one process here fills, and 8
  * addresses covers a host's interfaces and both address families. */
 #define JRPC_MAX_IO_THREADS 64
+/* Default JSON nesting depth: real params nest under 10 levels; 128 bounds the scanner's
+ * explicit stack and the time a hostile body can make accessors spend skipping values. */
+#define JRPC_MAX_DEPTH 128
 #define JRPC_MAX_LISTEN 8
 
 typedef enum { JRPC_LOG_ERROR = 0, JRPC_LOG_WARN, JRPC_LOG_INFO, JRPC_LOG_DEBUG } jrpc_log_level_t;
@@ -207,7 +210,7 @@ typedef struct jrpc_config {
     unsigned batch_concurrency; /* items of one batch in flight at once */
     unsigned max_batch;         /* items per HTTP batch */
     unsigned max_batch_ws;      /* items per WebSocket batch */
-    unsigned max_depth;         /* JSON nesting depth */
+    unsigned max_depth;         /* JSON nesting depth; 0 = JRPC_MAX_DEPTH */
     size_t max_body;            /* request body bytes (413 past it) */
     size_t max_header;          /* request line + header bytes (431 past it) */
     size_t max_response;        /* response body bytes (items past it get -32003) */
@@ -283,6 +286,7 @@ enum jrpc_method_flags {
     JRPC_INLINE = 0,        /* cheap, never blocks: runs on the io loop, replies before returning */
     JRPC_WORKER = 1,        /* may block: runs on the worker pool */
     JRPC_ASYNC = 2,         /* runs on the io loop, starts work, replies later from any thread */
+    JRPC_RUN_MASK = 0xff,   /* the bits that hold one of the three above */
     JRPC_NO_BATCH = 1 << 8, /* refused inside batches (-32004); works alone */
     JRPC_UNBOUNDED = 1 << 9 /* ASYNC calls that bound themselves (a gateway's upstream queue):
                                they start at once and do not count against batch_concurrency */

@@ -17,15 +17,15 @@
 JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->path = "/api/v1/endpoint";  /* seed 001's endpoint */
-    cfg->rest_path = "/rest";        /* seed 002's batches over REST */
-    cfg->io_threads = 0;             /* one loop per core */
-    cfg->workers = 8;                /* blocking handlers (SQLite, files): a few per core */
-    cfg->worker_queue = 1024;        /* 32 batches at full concurrency before -32005 */
-    cfg->batch_concurrency = 32;     /* DESIGN.md §2: enough to overlap I/O, bounded */
-    cfg->max_batch = 1000;           /* seed 002: 1000 per HTTP batch */
-    cfg->max_batch_ws = 20;          /* seed 002: 20 per WebSocket batch */
-    cfg->max_depth = 128;            /* see JRPC_JSON_MAX_DEPTH */
+    cfg->path = "/api/v1/endpoint"; /* seed 001's endpoint */
+    cfg->rest_path = "/rest";       /* seed 002's batches over REST */
+    cfg->io_threads = 0;            /* one loop per core */
+    cfg->workers = 8;               /* blocking handlers (SQLite, files): a few per core */
+    cfg->worker_queue = 1024;       /* 32 batches at full concurrency before -32005 */
+    cfg->batch_concurrency = 32;    /* DESIGN.md §2: enough to overlap I/O, bounded */
+    cfg->max_batch = 1000;          /* seed 002: 1000 per HTTP batch */
+    cfg->max_batch_ws = 20;         /* seed 002: 20 per WebSocket batch */
+    cfg->max_depth = JRPC_MAX_DEPTH;
     cfg->max_body = 5u << 20;        /* 5 MiB: 1000 calls of ~5 KiB each */
     cfg->max_header = 64u << 10;     /* 64 KiB: far above any real client's headers */
     cfg->max_response = 25000000;    /* 25 MB: large eth_getLogs answers fit */
@@ -104,7 +104,7 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     if (srv->cfg.batch_concurrency == 0)
         srv->cfg.batch_concurrency = 1;
     if (srv->cfg.max_depth == 0)
-        srv->cfg.max_depth = 128;
+        srv->cfg.max_depth = JRPC_MAX_DEPTH;
     /* First: it marks every listening descriptor closed, which jrpc_server_free relies on. */
     int rc = jrpc__io_init(&srv->io, &srv->cfg, srv);
     srv->io.engine = &srv->engine;

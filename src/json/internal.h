@@ -13,7 +13,7 @@
 /* Deepest nesting accepted by default. 128 covers any real params (geth's and Ethereum clients'
  * payloads nest < 10 levels) while bounding the scanner's explicit stack and the time an
  * adversary can make accessors spend skipping values. */
-#define JRPC_JSON_MAX_DEPTH 128
+#define JRPC_JSON_MAX_DEPTH JRPC_MAX_DEPTH
 
 /* Where and why a text is not JSON: `msg` is static, `offset` the byte where it went wrong. */
 typedef struct jrpc__json_err {

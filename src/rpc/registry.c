@@ -107,7 +107,7 @@ JRPC__SHARED int jrpc__registry_add(jrpc__registry_t *r, const char *name, jrpc_
                                     void *data, unsigned flags)
 {
     const unsigned known = 0xffu | JRPC_NO_BATCH | JRPC_UNBOUNDED;
-    if (name == NULL || name[0] == '\0' || cb == NULL || (flags & 0xff) > JRPC_ASYNC ||
+    if (name == NULL || name[0] == '\0' || cb == NULL || (flags & JRPC_RUN_MASK) > JRPC_ASYNC ||
         (flags & ~known) != 0)
         return JRPC_EINVAL;
     size_t len = strlen(name);

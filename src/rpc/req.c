@@ -363,7 +363,7 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
     c->bounded = !(m->flags & JRPC_UNBOUNDED);
     r->running++;
     r->bounded += c->bounded;
-    if ((m->flags & 0xff) == JRPC_WORKER) {
+    if ((m->flags & JRPC_RUN_MASK) == JRPC_WORKER) {
         if (jrpc__pool_submit(r->loop->io->pool, c, m->cb, m->data) != 0) {
             r->running--;
             r->bounded -= c->bounded;
