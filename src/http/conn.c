@@ -100,13 +100,9 @@ static void on_close(uv_handle_t *h)
         jrpc__http_req_t *hr = c->head;
         c->head = hr->next;
         req_drop_bufs(hr);
-        free(hr);
+        jrpc__loop_free(loop, hr, sizeof(*hr));
     }
-    while (c->spare != NULL) {
-        jrpc__http_req_t *hr = c->spare;
-        c->spare = hr->next;
-        free(hr);
-    }
+    jrpc__http_url_give(c);
     free(c->stash);
     jrpc__unadmit(loop->io, &c->admit);
     jrpc__list_remove(&c->link.node);
@@ -223,17 +219,25 @@ void jrpc__http_halt(jrpc__http_conn_t *c)
 
 /* ---- Pipeline -------------------------------------------------------------------------------- */
 
+int jrpc__http_url_take(jrpc__http_conn_t *c)
+{
+    if (c->url == NULL)
+        c->url = jrpc__loop_alloc(c->loop, c->url_cap);
+    return c->url != NULL ? 0 : -1;
+}
+
+void jrpc__http_url_give(jrpc__http_conn_t *c)
+{
+    jrpc__loop_free(c->loop, c->url, c->url_cap);
+    c->url = NULL;
+    c->url_len = 0; /* a refusal before the next request's first byte logs no URL */
+}
+
 jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
 {
-    jrpc__http_req_t *hr = c->spare;
-    if (hr != NULL) {
-        c->spare = hr->next;
-        c->nspare--;
-    } else {
-        hr = malloc(sizeof(*hr));
-        if (hr == NULL)
-            return NULL;
-    }
+    jrpc__http_req_t *hr = jrpc__loop_alloc(c->loop, sizeof(*hr));
+    if (hr == NULL)
+        return NULL;
     /* Every field up to `wr` describes one request and starts out zero (an empty `out` too). */
     memset(hr, 0, offsetof(jrpc__http_req_t, wr));
     hr->conn = c;
@@ -256,13 +260,7 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
 static void req_release(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     req_drop_bufs(hr);
-    if (c->nspare < JRPC__HTTP_SPARE_MAX) {
-        hr->next = c->spare;
-        c->spare = hr;
-        c->nspare++;
-    } else {
-        free(hr);
-    }
+    jrpc__loop_free(c->loop, hr, sizeof(*hr));
 }
 
 /* The write carrying first..last is complete: free every request from the head whose answer is
@@ -661,7 +659,7 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
     size_t rest_len = cfg->rest_path ? strlen(cfg->rest_path) : 0;
     if (rest_len != 0 && url_cap < rest_len + JRPC__HTTP_REST_URL)
         url_cap = rest_len + JRPC__HTTP_REST_URL;
-    jrpc__http_conn_t *c = calloc(1, sizeof(*c) + url_cap);
+    jrpc__http_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     if (uv_tcp_init(&loop->uv, &c->tcp) != 0) {

@@ -42,10 +42,6 @@
  * answer) reads our answer instead of a reset. nginx's lingering_timeout is 5 s too. */
 #define JRPC__HTTP_LINGER_MS 5000
 
-/* Request structs kept per connection for reuse: keep-alive traffic reuses one, light
- * pipelining a few, so the hot path allocates only the body buffer. */
-#define JRPC__HTTP_SPARE_MAX 4
-
 /* Answers gathered into one uv_write when several are ready together (pipelining): 16 answers,
  * 32 iovecs, far under IOV_MAX, and one writev instead of sixteen. */
 #define JRPC__HTTP_COALESCE_MAX 16
@@ -133,9 +129,7 @@ struct jrpc__http_conn {
     jrpc__http_req_t *tail;    /* newest request */
     jrpc__http_req_t *unsent;  /* oldest request not yet handed to uv_write, or NULL */
     jrpc__http_req_t *cur;     /* the request being received, or NULL between requests */
-    jrpc__http_req_t *spare;   /* reusable request structs (via next) */
     unsigned depth;            /* requests from head to tail */
-    unsigned nspare;           /* structs on spare */
     unsigned open_handles;     /* tcp and linger until their close callbacks ran */
     size_t inflight;           /* body bytes of RUNNING requests (bounded by max_body) */
     char *stash;               /* unparsed bytes kept while throttled (malloc'd) */
@@ -179,10 +173,11 @@ struct jrpc__http_conn {
     const char *route;         /* cfg.path */
     size_t route_len;
     size_t url_len;  /* URL bytes of the current request (may exceed url_cap) */
-    size_t url_cap;  /* bytes of url */
+    size_t url_cap;  /* bytes of url (the same for every connection of the server) */
+    char *url;       /* first url_cap bytes of the current request's URL: a loop block, held
+                        from the request's first byte until it is handed on (NULL between) */
     size_t peer_len; /* bytes in peer, 0 until first needed */
     char peer[64];   /* "ip:port" of the client (logging only) */
-    char url[];      /* first url_cap bytes of the current request's URL */
 };
 
 /* The stream at `at` (inside the bytes being parsed, or at their end) must go on with
@@ -216,7 +211,13 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
 void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *listener);
 void jrpc__http_loop_finish(jrpc__loop_t *loop);
 
-/* A request struct appended to the pipeline as PARSING (NULL when out of memory). */
+/* The current request's URL buffer: taken from the loop's blocks when its first byte arrives,
+ * given back once the request is handed on (or the connection closes). 0, or -1 when out of
+ * memory. */
+int jrpc__http_url_take(jrpc__http_conn_t *c);
+void jrpc__http_url_give(jrpc__http_conn_t *c);
+/* A request struct (a loop block) appended to the pipeline as PARSING (NULL when out of
+ * memory). */
 jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c);
 /* Hands a complete RPC body to the engine (on_message_complete). */
 void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr);

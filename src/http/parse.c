@@ -283,7 +283,7 @@ static int head_check(jrpc__http_conn_t *c, const http_parser *p)
 static int on_message_begin(http_parser *p)
 {
     jrpc__http_conn_t *c = p->data;
-    if (jrpc__http_req_push(c) == NULL) {
+    if (jrpc__http_url_take(c) != 0 || jrpc__http_req_push(c) == NULL) {
         jrpc__http_close_now(c);
         return 0;
     }
@@ -530,12 +530,14 @@ static int on_message_complete(http_parser *p)
          * answer is written. */
         hr->state = JRPC__HR_RUNNING;
         c->upgrade = hr;
+        jrpc__http_url_give(c);
         return 0;
     }
     if (hr->kind != JRPC__HR_LOCAL)
         jrpc__http_req_run(c, hr);
     else
         answer_local(hr);
+    jrpc__http_url_give(c); /* the request is handed on: nothing points into the URL now */
     if (c->closing || c->halted)
         return 0;
     if (!hr->keep_alive) {

@@ -29,6 +29,15 @@ typedef struct jrpc__admit {
     uint8_t per_ip;        /* counted under key */
 } jrpc__admit_t;
 
+/* Per-loop block caches (jrpc__loop_alloc): sizes 256 << 0 … 256 << 4 (4 KiB), at most 64 blocks
+ * of each kept. What a connection needs only while it works on a request (request structs, a
+ * URL buffer) comes from here, so an idle keep-alive connection holds none of it, and a busy loop
+ * still reuses blocks without malloc. 64 blocks cover the requests a loop works on at once in
+ * steady traffic; at most ~500 KB per loop stays cached. */
+#define JRPC__LOOP_CLASSES 5
+#define JRPC__LOOP_CLASS_MIN 256
+#define JRPC__LOOP_CLASS_KEEP 64
+
 /* Most addresses one server listens on; each costs io_threads sockets. */
 #define JRPC__MAX_LISTEN JRPC_MAX_LISTEN
 
@@ -104,12 +113,15 @@ struct jrpc__loop {
     uv_mutex_t post_lock;                 /* guards post_head/post_tail */
     jrpc__post_t *post_head;              /* work posted from any thread, FIFO */
     jrpc__post_t *post_tail;
-    jrpc__list_t conns;         /* live connections of every transport (jrpc__link_t) */
-    size_t holds;               /* connections and requests alive: stop waits for 0 */
-    uint64_t seq;               /* numbers handed out by jrpc__loop_seq (the newest) */
-    jrpc__arena_cache_t arenas; /* spare arena chunks for this loop's requests */
-    int stopping;               /* stop seen: listeners closed, draining */
-    int closing;                /* drain over: handles are being closed */
+    jrpc__list_t conns;               /* live connections of every transport (jrpc__link_t) */
+    size_t holds;                     /* connections and requests alive: stop waits for 0 */
+    uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
+    jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */
+    void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
+                                         their first word */
+    unsigned nblocks[JRPC__LOOP_CLASSES];
+    int stopping; /* stop seen: listeners closed, draining */
+    int closing;  /* drain over: handles are being closed */
 };
 
 /* Connection caps (admit.c): counts a new connection, or refuses it (JRPC_ERANGE: over a cap)
@@ -153,6 +165,10 @@ static inline uint64_t jrpc__loop_seq(jrpc__loop_t *loop)
 {
     return ++loop->seq;
 }
+/* A block of n bytes from the loop's caches (malloc past the largest class); NULL when out of
+ * memory. jrpc__loop_free takes it back with the same n. Loop thread. */
+void *jrpc__loop_alloc(jrpc__loop_t *loop, size_t n);
+void jrpc__loop_free(jrpc__loop_t *loop, void *p, size_t n);
 /* On loop's own thread. */
 int jrpc__loop_on_thread(const jrpc__loop_t *loop);
 /* Stop began on loop: every connection drains (idle ones close, busy ones once answered). */

@@ -317,6 +317,43 @@ static void close_any(uv_handle_t *h, void *arg)
 
 /* A loop that never ran, or one stopped early: what was posted to it is run (a post owns
  * references its callback releases), its handles closed and run out. */
+/* The size class of n bytes, or -1 past the largest. */
+static int block_class(size_t n)
+{
+    size_t size = JRPC__LOOP_CLASS_MIN;
+    for (int k = 0; k < JRPC__LOOP_CLASSES; k++, size <<= 1)
+        if (n <= size)
+            return k;
+    return -1;
+}
+
+void *jrpc__loop_alloc(jrpc__loop_t *loop, size_t n)
+{
+    int k = block_class(n);
+    if (k < 0)
+        return malloc(n);
+    void *p = loop->blocks[k];
+    if (p == NULL)
+        return malloc((size_t)JRPC__LOOP_CLASS_MIN << k);
+    memcpy(&loop->blocks[k], p, sizeof(void *));
+    loop->nblocks[k]--;
+    return p;
+}
+
+void jrpc__loop_free(jrpc__loop_t *loop, void *p, size_t n)
+{
+    int k = block_class(n);
+    if (p == NULL)
+        return;
+    if (k < 0 || loop->nblocks[k] >= JRPC__LOOP_CLASS_KEEP) {
+        free(p);
+        return;
+    }
+    memcpy(p, &loop->blocks[k], sizeof(void *));
+    loop->blocks[k] = p;
+    loop->nblocks[k]++;
+}
+
 static int loop_cleanup(jrpc__loop_t *loop)
 {
     loop_run_posted(loop);
@@ -325,6 +362,14 @@ static int loop_cleanup(jrpc__loop_t *loop)
     int rc = uv_loop_close(&loop->uv);
     uv_mutex_destroy(&loop->post_lock);
     jrpc__arena_cache_clear(&loop->arenas);
+    for (int k = 0; k < JRPC__LOOP_CLASSES; k++) {
+        while (loop->blocks[k] != NULL) {
+            void *p = loop->blocks[k];
+            memcpy(&loop->blocks[k], p, sizeof(void *));
+            free(p);
+        }
+        loop->nblocks[k] = 0;
+    }
     return rc;
 }
 
