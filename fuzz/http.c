@@ -114,10 +114,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     int fd = sv[1];
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    jrpc__http_conn_t *c = conn_new(&loop);
-    if (c == NULL || uv_tcp_open(&c->tcp, sv[0]) != 0)
+    jrpc__sock_t *s = jrpc__sock_open(&loop, sv[0]);
+    if (s == NULL || conn_serve(&loop, s) == NULL)
         abort();
-    conn_start(c);
     static char out[1 << 20];
     size_t out_len = 0, sent = 0;
     int eof = 0, shut = 0;

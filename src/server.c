@@ -49,13 +49,6 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->log_level = JRPC_LOG_INFO;
 }
 
-/* The transports' entry points on every loop. */
-static void server_finish(jrpc__loop_t *loop)
-{
-    jrpc__http_loop_finish(loop);
-    jrpc__ws_loop_finish(loop);
-}
-
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
  * fit, and JRPC_WORKER calls would have no thread. (io_threads, batch_concurrency and max_depth
  * take a default at 0 instead.) */
@@ -109,7 +102,6 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     int rc = jrpc__io_init(&srv->io, &srv->cfg, srv);
     srv->io.engine = &srv->engine;
     srv->io.hooks.accept = jrpc__http_accept;
-    srv->io.hooks.finish = server_finish;
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->engine.registry = jrpc__registry_new();

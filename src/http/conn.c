@@ -9,17 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* This io thread's read buffer (JRPC__HTTP_READ_BUF): allocated on the first read, freed when a
- * stopping loop has closed its last connection. One loop runs per thread, and libuv calls
- * alloc_cb and read_cb back to back per stream, so one buffer serves every connection. */
-static _Thread_local char *tls_rbuf;
-
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_resume(jrpc__http_conn_t *c);
-static void conn_drain(jrpc__link_t *l);
-static void conn_link_close(jrpc__link_t *l);
 
 /* ---- Small helpers --------------------------------------------------------------------------- */
 
@@ -38,41 +31,45 @@ static void stash_drop(jrpc__http_conn_t *c)
     c->stash_off = c->stash_len = 0;
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Keeps the n bytes at p (they live in the loop's read buffer); 0, or -1 after closing on out of
+ * memory. */
+static int stash_keep(jrpc__http_conn_t *c, const char *p, size_t n)
 {
-    jrpc__http_conn_t *c = h->data;
+    c->stash = malloc(n);
+    if (c->stash == NULL) {
+        jrpc__http_close_now(c);
+        return -1;
+    }
+    memcpy(c->stash, p, n);
+    c->stash_off = 0;
+    c->stash_len = n;
+    return 0;
+}
+
+/* The rest of a body of known length is read where it belongs (no copy out of the loop's
+ * buffer). The read is at most what the body still lacks, so no byte of a following request can
+ * land in it. */
+static void on_alloc(jrpc__sock_t *s, uv_buf_t *buf)
+{
+    jrpc__http_conn_t *c = s->owner;
     jrpc__http_req_t *hr = c->cur;
-    (void)hint;
-    /* The rest of a body of known length: read it where it belongs. The read is at most what the
-     * body still lacks, so no byte of a following request can land in it. */
     if (hr != NULL && hr->direct && hr->in_cap - hr->in_len >= JRPC__HTTP_DIRECT_MIN) {
         buf->base = hr->in + hr->in_len;
         buf->len = hr->in_cap - hr->in_len;
-        return;
     }
-    if (tls_rbuf == NULL)
-        tls_rbuf = malloc(JRPC__HTTP_READ_BUF);
-    buf->base = tls_rbuf;
-    buf->len = tls_rbuf != NULL ? JRPC__HTTP_READ_BUF : 0; /* 0: libuv reports UV_ENOBUFS */
 }
 
 static void conn_read_start(jrpc__http_conn_t *c)
 {
-    if (c->reading || c->closing)
+    if (c->closing)
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (jrpc__sock_read(c->sock, 1) != 0)
         jrpc__http_close_now(c);
-        return;
-    }
-    c->reading = 1;
 }
 
 static void conn_read_stop(jrpc__http_conn_t *c)
 {
-    if (!c->reading)
-        return;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
+    jrpc__sock_read(c->sock, 0);
 }
 
 int jrpc__http_over_bound(const jrpc__http_conn_t *c)
@@ -90,11 +87,9 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
 
 /* ---- Closing --------------------------------------------------------------------------------- */
 
-static void on_close(uv_handle_t *h)
+/* Frees what the connection holds and the connection (its socket is closed, or handed over). */
+static void conn_free(jrpc__http_conn_t *c)
 {
-    jrpc__http_conn_t *c = h->data;
-    if (--c->open_handles > 0)
-        return;
     jrpc__loop_t *loop = c->loop;
     while (c->head != NULL) {
         jrpc__http_req_t *hr = c->head;
@@ -104,17 +99,17 @@ static void on_close(uv_handle_t *h)
     }
     jrpc__http_url_give(c);
     free(c->stash);
-    jrpc__unadmit(loop->io, &c->admit);
-    jrpc__list_remove(&c->link.node);
     free(c);
-    jrpc__loop_release(loop);
 }
 
-void jrpc__http_loop_finish(jrpc__loop_t *loop)
+static void on_closed(jrpc__sock_t *s)
 {
-    (void)loop;
-    free(tls_rbuf);
-    tls_rbuf = NULL;
+    conn_free(s->owner);
+}
+
+static void conn_reaped(jrpc__post_t *p)
+{
+    conn_free(JRPC__CONTAINER_OF(p, jrpc__http_conn_t, reap));
 }
 
 void jrpc__http_close_now(jrpc__http_conn_t *c)
@@ -130,19 +125,17 @@ void jrpc__http_close_now(jrpc__http_conn_t *c)
         }
     }
     parser_pause(c); /* when called from a parser callback, http_parser_execute returns */
-    c->reading = 0;
-    /* Pending writes complete with UV_ECANCELED before on_close; they find c->closing set. */
-    uv_close((uv_handle_t *)&c->tcp, on_close);
-    uv_close((uv_handle_t *)&c->linger, on_close);
+    /* Pending writes complete with UV_ECANCELED before on_closed; they find c->closing set. */
+    jrpc__sock_close(c->sock);
 }
 
 /* The connection's one timer: the linger bound once lingering, else what jrpc__http_arm set. */
-static void on_conn_timeout(uv_timer_t *t)
+static void on_conn_timeout(jrpc__sock_t *s)
 {
-    jrpc__http_conn_t *c = t->data;
+    jrpc__http_conn_t *c = s->owner;
     if (c->closing)
         return;
-    if (c->lingering || uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+    if (c->lingering || jrpc__sock_queued(s) > 0) {
         /* Lingering is over, or the client stopped reading its answers (send_timeout). */
         jrpc__http_close_now(c);
     } else if (c->cur != NULL) {
@@ -160,7 +153,7 @@ void jrpc__http_arm(jrpc__http_conn_t *c)
         return;
     const jrpc_config_t *cfg = c->cfg;
     uint64_t now = uv_now(&c->loop->uv), ms;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+    if (jrpc__sock_queued(c->sock) > 0) {
         ms = cfg->send_timeout_ms;
     } else if (c->cur != NULL && c->body_start == 0) {
         uint64_t end = c->head_start + cfg->header_timeout_ms; /* absolute: no trickling */
@@ -172,15 +165,13 @@ void jrpc__http_arm(jrpc__http_conn_t *c)
     } else {
         ms = 0; /* answers are being computed: the engine's deadline bounds them */
     }
-    if (ms == 0)
-        uv_timer_stop(&c->linger);
-    else
-        uv_timer_start(&c->linger, on_conn_timeout, ms, 0);
+    jrpc__sock_timer(c->sock, ms);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    jrpc__http_conn_t *c = req->handle->data;
+    jrpc__sock_t *s = req->handle->data;
+    jrpc__http_conn_t *c = s->owner;
     if (!c->closing && status < 0)
         jrpc__http_close_now(c);
 }
@@ -199,11 +190,11 @@ static void conn_finish(jrpc__http_conn_t *c)
     }
     c->lingering = 1;
     stash_drop(c);
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    if (jrpc__sock_shutdown(c->sock, on_shutdown) != 0) {
         jrpc__http_close_now(c);
         return;
     }
-    uv_timer_start(&c->linger, on_conn_timeout, JRPC__HTTP_LINGER_MS, 0);
+    jrpc__sock_timer(c->sock, JRPC__HTTP_LINGER_MS);
     conn_read_start(c);
 }
 
@@ -324,7 +315,6 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
      * read is over (one writev for a whole pipelined read). */
     if (c->closing || c->in_parse)
         return;
-    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
     uv_buf_t bufs[2 * JRPC__HTTP_COALESCE_MAX];
     int written = 0;
     for (;;) {
@@ -357,34 +347,15 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
         }
         if (last == NULL)
             break;
-        /* Try the write now: when the socket takes it all (the common case) there is no write
-         * request, no deferred callback and no epoll_ctl to re-arm, so an answer costs one
-         * writev. uv_try_write refuses (EAGAIN) while earlier bytes are still queued, which
-         * keeps the order. */
-        ssize_t w = uv_try_write(stream, bufs, n);
-        if (w == UV_EAGAIN)
-            w = 0;
-        if (w < 0) {
+        last->wr.data = first;
+        int rc = jrpc__sock_write(c->sock, &last->wr, bufs, n, total, on_write);
+        if (rc < 0) {
             jrpc__http_close_now(c);
             return;
         }
-        if ((size_t)w == total) {
+        if (rc == 1) {
             conn_written(c, first, last);
             written = 1;
-            continue;
-        }
-        unsigned i = 0;
-        size_t skip = (size_t)w;
-        while (skip >= bufs[i].len) {
-            skip -= bufs[i].len;
-            i++;
-        }
-        bufs[i].base += skip;
-        bufs[i].len -= skip;
-        last->wr.data = first;
-        if (uv_write(&last->wr, stream, bufs + i, n - i, on_write) != 0) {
-            jrpc__http_close_now(c);
-            return;
         }
     }
     /* The request being received waits for 100 Continue, and every earlier answer is queued
@@ -395,7 +366,7 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
         b.base = (char *)continue_line; /* libuv only reads it */
         b.len = sizeof(continue_line) - 1;
         hr->continue_sent = 1;
-        if (uv_write(&hr->cont_wr, stream, &b, 1, on_continue_written) != 0) {
+        if (jrpc__sock_write(c->sock, &hr->cont_wr, &b, 1, b.len, on_continue_written) < 0) {
             jrpc__http_close_now(c);
             return;
         }
@@ -560,10 +531,19 @@ static void conn_upgrade(jrpc__http_conn_t *c)
     if (c->closing || hr == NULL || c->head != hr)
         return;
     c->upgrade = NULL;
-    const char *rest = c->stash != NULL ? c->stash + c->stash_off : NULL;
-    size_t n = c->stash != NULL ? c->stash_len - c->stash_off : 0;
-    if (jrpc__ws_accept(c->loop, &c->tcp, &c->ws, rest, n, &c->admit) == 0) {
-        jrpc__http_close_now(c);
+    const char *rest = c->rest;
+    size_t n = c->rest_len;
+    if (rest == NULL) {
+        rest = c->stash != NULL ? c->stash + c->stash_off : NULL;
+        n = c->stash != NULL ? c->stash_len - c->stash_off : 0;
+    }
+    if (jrpc__ws_accept(c->sock, &c->ws, rest, n) == 0) {
+        /* The socket is src/ws's now. This state goes once the stack above has unwound (never
+         * free a connection inside its own callbacks); closing keeps everything else away. */
+        c->rest = NULL;
+        c->closing = 1;
+        c->reap.cb = conn_reaped;
+        jrpc__loop_post(c->loop, &c->reap);
         return;
     }
     stash_drop(c);
@@ -613,9 +593,9 @@ static void conn_eof(jrpc__http_conn_t *c)
     jrpc__http_flush(c);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    jrpc__http_conn_t *c = s->data;
+    jrpc__http_conn_t *c = s->owner;
     if (nread == 0 || c->closing)
         return;
     if (nread < 0) {
@@ -631,26 +611,60 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t n = conn_parse(c, buf->base, len);
     if (c->closing)
         return;
-    if ((c->throttled || c->upgrade != NULL) && !c->halted && n < len) {
-        /* Paused at the pipeline bound with bytes left (only ever from the shared buffer: a
-         * direct body read ends exactly at its body), or frames behind an upgrade. Keep them
-         * for conn_resume or src/ws. */
-        c->stash = malloc(len - n);
-        if (c->stash == NULL) {
-            jrpc__http_close_now(c);
+    if (c->upgrade != NULL && !c->halted && n < len) {
+        /* Frames right behind an upgrade: src/ws reads them from here if the socket is handed
+         * over during this read (no copy), else they are kept below. */
+        c->rest = buf->base + n;
+        c->rest_len = len - n;
+    } else if (c->throttled && !c->halted && n < len) {
+        /* Paused at the pipeline bound with bytes left (only ever from the loop's buffer: a
+         * direct body read ends exactly at its body). Keep them for conn_resume. */
+        if (stash_keep(c, buf->base + n, len - n) != 0)
             return;
-        }
-        memcpy(c->stash, buf->base + n, len - n);
-        c->stash_off = 0;
-        c->stash_len = len - n;
     }
     conn_after_parse(c);
+    if (c->rest != NULL) {
+        /* The upgrade waits for earlier answers: keep the frames for it. */
+        const char *rest = c->rest;
+        c->rest = NULL;
+        if (!c->closing)
+            stash_keep(c, rest, c->rest_len);
+    }
 }
 
 /* ---- The io loop's entry points -------------------------------------------------------------- */
 
-/* A connection object with its handles initialised and counted on the loop (not yet open). */
-static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
+static void on_sock_drain(jrpc__sock_t *s);
+static void on_sock_close_now(jrpc__sock_t *s);
+
+static const jrpc__sock_ops_t sock_ops = {
+    .read = on_read,
+    .alloc = on_alloc,
+    .timeout = on_conn_timeout,
+    .drain = on_sock_drain,
+    .close_now = on_sock_close_now,
+    .closed = on_closed,
+};
+
+/* Over a connection cap: a 503 the client can read, then close (the socket buffer of a new
+ * connection always takes these few bytes, so no write request is needed). */
+static void refuse_cap(jrpc__sock_t *s)
+{
+#define CAP_BODY                                                                                   \
+    "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"too many connections\"},"       \
+    "\"id\":null}"
+    _Static_assert(sizeof(CAP_BODY) - 1 == 84, "Content-Length below must match the body");
+    static const char answer[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 84\r\nConnection: close\r\n\r\n" CAP_BODY;
+#undef CAP_BODY
+    uv_buf_t b = uv_buf_init((char *)answer, sizeof answer - 1);
+    uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    jrpc__sock_close(s);
+}
+
+/* The HTTP state of a new connection on sock s. */
+static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
 {
     const jrpc_config_t *cfg = loop->cfg;
     const char *route = cfg->path != NULL ? cfg->path : "/";
@@ -662,98 +676,54 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop)
     jrpc__http_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    if (uv_tcp_init(&loop->uv, &c->tcp) != 0) {
-        free(c);
-        return NULL;
-    }
-    uv_timer_init(&loop->uv, &c->linger);
-    c->tcp.data = c;
-    c->linger.data = c;
-    c->open_handles = 2;
+    c->sock = s;
     c->loop = loop;
     c->cfg = cfg;
     c->route = route;
     c->route_len = route_len;
     c->url_cap = url_cap;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
-    c->link.drain = conn_drain;
-    c->link.close_now = conn_link_close;
-    jrpc__list_insert_tail(&loop->conns, &c->link.node);
-    jrpc__loop_hold(loop);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    jrpc__sock_own(s, &sock_ops, c);
     return c;
 }
 
-/* The socket is open: serve it. */
-static void conn_start(jrpc__http_conn_t *c)
+/* Serves HTTP on s (closed when out of memory); the connection, or NULL. */
+static jrpc__http_conn_t *conn_serve(jrpc__loop_t *loop, jrpc__sock_t *s)
 {
-    uv_tcp_nodelay(&c->tcp, 1);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    jrpc__http_conn_t *c = conn_new(loop, s);
+    if (c == NULL) {
+        jrpc__sock_close(s);
+        return NULL;
+    }
     conn_read_start(c);
     jrpc__http_arm(c);
+    return c;
 }
 
-/* Over a connection cap: a 503 the client can read, then close (the socket buffer of a new
- * connection always takes these few bytes, so no write request is needed). */
-static void conn_refuse_cap(jrpc__http_conn_t *c)
+void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *listener)
 {
-#define CAP_BODY                                                                                   \
-    "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32005,\"message\":\"too many connections\"},"       \
-    "\"id\":null}"
-    _Static_assert(sizeof(CAP_BODY) - 1 == 84, "Content-Length below must match the body");
-    static const char answer[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 84\r\nConnection: close\r\n\r\n" CAP_BODY;
-#undef CAP_BODY
-    uv_buf_t b = uv_buf_init((char *)answer, sizeof answer - 1);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    jrpc__http_close_now(c);
-}
-
-/* Out of memory at accept: libuv stops watching a listener whose connection was not accepted,
- * so take it into this spare handle and close it (the client sees a close, not a hang). */
-static _Thread_local uv_tcp_t oom_tcp;
-static _Thread_local int oom_busy;
-
-static void on_oom_close(uv_handle_t *h)
-{
-    (void)h;
-    oom_busy = 0;
-}
-
-static void accept_and_drop(jrpc__loop_t *loop, uv_stream_t *server)
-{
-    if (oom_busy || uv_tcp_init(&loop->uv, &oom_tcp) != 0)
+    jrpc__sock_t *s = jrpc__sock_accept(loop, listener);
+    if (s == NULL)
         return;
-    oom_busy = 1;
-    uv_accept(server, (uv_stream_t *)&oom_tcp);
-    uv_close((uv_handle_t *)&oom_tcp, on_oom_close);
-}
-
-void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *server)
-{
-    jrpc__http_conn_t *c = conn_new(loop);
-    if (c == NULL) {
-        accept_and_drop(loop, server);
+    if (loop->stopping) {
+        jrpc__sock_close(s);
         return;
     }
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || loop->stopping) {
-        jrpc__http_close_now(c);
+    if (jrpc__admit(loop->io, &s->tcp, &s->admit) != 0) {
+        refuse_cap(s);
         return;
     }
-    if (jrpc__admit(loop->io, &c->tcp, &c->admit) != 0) {
-        conn_refuse_cap(c);
-        return;
-    }
-    conn_start(c);
+    conn_serve(loop, s);
 }
 
 /* Stop began: an idle connection closes now; a busy one finishes the request being received
  * (it is not a new one), answers everything, then closes; the last answer says
  * Connection: close. */
-static void conn_drain(jrpc__link_t *l)
+static void on_sock_drain(jrpc__sock_t *s)
 {
-    jrpc__http_conn_t *c = JRPC__CONTAINER_OF(l, jrpc__http_conn_t, link);
+    jrpc__http_conn_t *c = s->owner;
     if (c->closing || c->lingering)
         return;
     if (c->head == NULL) {
@@ -767,7 +737,7 @@ static void conn_drain(jrpc__link_t *l)
     }
 }
 
-static void conn_link_close(jrpc__link_t *l)
+static void on_sock_close_now(jrpc__sock_t *s)
 {
-    jrpc__http_close_now(JRPC__CONTAINER_OF(l, jrpc__http_conn_t, link));
+    jrpc__http_close_now(s->owner);
 }

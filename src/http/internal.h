@@ -20,14 +20,6 @@
  * and HTTP clients that pipeline at all keep a handful in flight; wrk -c32 keeps one. */
 #define JRPC__HTTP_PIPELINE_MAX 64
 
-/* Read size. One buffer per io thread, not per connection: parsing is synchronous and copies out
- * what it keeps (body bytes, a short URL prefix), so no byte of it is referenced after on_read
- * returns, and 32 keep-alive connections of one loop share 64 KiB that stays in cache instead of
- * holding 2 MiB. The rare leftover of a paused parse is copied to the connection (its stash).
- * 64 KiB is what one readv of a busy socket usually returns and a 1000-call batch (~108 KB)
- * arrives in two reads. */
-#define JRPC__HTTP_READ_BUF (64 * 1024)
-
 /* A body of known length whose remaining bytes are at least this many is read straight into its
  * buffer (no copy out of the read buffer); smaller tails go through the shared buffer so a
  * pipelined next request still arrives in the same read. */
@@ -118,21 +110,23 @@ struct jrpc__http_req {
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
 struct jrpc__http_conn {
-    uv_tcp_t tcp;              /* the socket; .data = this */
-    uv_timer_t linger;         /* bounds the lingering close; .data = this */
-    uv_shutdown_t shutdown;    /* the FIN after the last answer */
-    http_parser parser;        /* .data = this */
-    jrpc__loop_t *loop;        /* owning loop */
-    const jrpc_config_t *cfg;  /* loop->srv->cfg */
-    jrpc__link_t link;         /* in loop->conns */
-    jrpc__http_req_t *head;    /* oldest request not yet written */
-    jrpc__http_req_t *tail;    /* newest request */
-    jrpc__http_req_t *unsent;  /* oldest request not yet handed to uv_write, or NULL */
-    jrpc__http_req_t *cur;     /* the request being received, or NULL between requests */
-    unsigned depth;            /* requests from head to tail */
-    unsigned open_handles;     /* tcp and linger until their close callbacks ran */
-    size_t inflight;           /* body bytes of RUNNING requests (bounded by max_body) */
-    char *stash;               /* unparsed bytes kept while throttled (malloc'd) */
+    jrpc__sock_t *sock;       /* the socket, its timer (what jrpc__http_arm sets, then the
+                                 linger bound) and the FIN; .owner = this */
+    http_parser parser;       /* .data = this */
+    jrpc__loop_t *loop;       /* owning loop */
+    const jrpc_config_t *cfg; /* loop->srv->cfg */
+    jrpc__http_req_t *head;   /* oldest request not yet written */
+    jrpc__http_req_t *tail;   /* newest request */
+    jrpc__http_req_t *unsent; /* oldest request not yet handed to uv_write, or NULL */
+    jrpc__http_req_t *cur;    /* the request being received, or NULL between requests */
+    unsigned depth;           /* requests from head to tail */
+    size_t inflight;          /* body bytes of RUNNING requests (bounded by max_body) */
+    char *stash;              /* unparsed bytes kept while throttled, or frames behind an
+                                 upgrade that waits for earlier answers (malloc'd) */
+    const char *rest;         /* frames behind an upgrade in the read being handled (the
+                                 loop's buffer): handed to src/ws without a copy */
+    size_t rest_len;
+    jrpc__post_t reap;         /* frees this state after the socket was handed over */
     size_t stash_off;          /* next byte of stash to parse */
     size_t stash_len;          /* bytes in stash */
     size_t hdr_bytes;          /* request line + header bytes of the current request */
@@ -141,7 +135,6 @@ struct jrpc__http_conn {
     uint8_t throttled;         /* parser paused at the pipeline bound; resumes as it drains */
     uint8_t draining;          /* stop began: halt after the request being received */
     uint8_t lingering;         /* FIN sent: reading only to discard, closing on EOF/timer */
-    uint8_t reading;           /* uv_read_start is in effect */
     uint8_t eof;               /* the peer sent FIN */
     uint8_t in_parse;          /* http_parser_execute is on the stack: flush afterwards */
     uint8_t log;               /* one access-log line per request */
@@ -160,7 +153,6 @@ struct jrpc__http_conn {
     uint64_t head_start;       /* uv_now() at the current request's first byte */
     uint64_t body_start;       /* uv_now() when its head was complete (0: head not complete) */
     size_t body_seen;          /* body bytes of the current request so far (for min_body_rate) */
-    jrpc__admit_t admit;       /* this connection's place under the connection caps */
     uint8_t expect_continue;   /* the current request said Expect: 100-continue */
     uint8_t fname_len;         /* bytes seen of the current header name (saturating) */
     uint8_t fval_len;          /* bytes seen of the value kept in fval (saturating) */
@@ -206,10 +198,10 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 
-/* The server's hooks (src/server.c): a listener of `loop` has a connection to accept; the loop
- * finished stopping (this thread's read buffer goes). Loop thread. */
+/* The server's hook (src/server.c): a listener of `loop` has a connection to accept. Parsing
+ * reads from the loop's buffer (JRPC__SOCK_READ_BUF) and copies out what it keeps (body bytes, a
+ * short URL prefix); the rare leftover of a paused parse is kept in the connection's stash. */
 void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *listener);
-void jrpc__http_loop_finish(jrpc__loop_t *loop);
 
 /* The current request's URL buffer: taken from the loop's blocks when its first byte arrives,
  * given back once the request is handed on (or the connection closes). 0, or -1 when out of

@@ -93,7 +93,7 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
 void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
 {
     if (c->peer_len == 0) /* once per connection */
-        c->peer_len = jrpc__peer_name(&c->tcp, c->peer, sizeof c->peer);
+        c->peer_len = jrpc__peer_name(&c->sock->tcp, c->peer, sizeof c->peer);
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
     char line[JRPC__HTTP_LOG_URL + 256];

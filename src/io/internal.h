@@ -78,6 +78,74 @@ struct jrpc__link {
     void (*close_now)(jrpc__link_t *l); /* drain over */
 };
 
+/* ---- The connection core (sock.c) ------------------------------------------------------------ */
+
+/* Read size: one buffer per loop (loop->rbuf), not per connection. Owners copy out what they keep
+ * during the read callback, so 32 keep-alive connections of one loop share 64 KiB that stays in
+ * cache instead of holding 2 MiB. 64 KiB is what one read of a busy socket usually returns, and a
+ * 1000-call batch (~108 KB) arrives in two reads. */
+#define JRPC__SOCK_READ_BUF (64 * 1024)
+
+typedef struct jrpc__sock jrpc__sock_t;
+
+/* What the owner of a connection (src/http; src/ws after an upgrade) is told. Loop thread; none
+ * of them runs inside the jrpc__sock_* call that caused it, except closed (after a close). */
+typedef struct jrpc__sock_ops {
+    /* nread > 0 bytes at buf->base (the loop's buffer, valid during the call, or the owner's from
+     * alloc), or the stream ended (UV_EOF) or failed (< 0). */
+    void (*read)(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf);
+    /* May be NULL: room of the owner's own for the next read; buf->len 0 takes the loop's. */
+    void (*alloc)(jrpc__sock_t *s, uv_buf_t *buf);
+    /* The timer set with jrpc__sock_timer ran out. */
+    void (*timeout)(jrpc__sock_t *s);
+    /* Server stop began / drain time is over (close now). */
+    void (*drain)(jrpc__sock_t *s);
+    void (*close_now)(jrpc__sock_t *s);
+    /* Both handles are closed: the owner frees what it holds; the sock is freed right after. */
+    void (*closed)(jrpc__sock_t *s);
+} jrpc__sock_ops_t;
+
+/* One accepted TCP connection; allocated apart from its owner so that it can change owners. */
+struct jrpc__sock {
+    uv_tcp_t tcp;                /* .data = this */
+    uv_timer_t timer;            /* the owner's one timer; .data = this */
+    uv_shutdown_t shut;          /* the FIN */
+    jrpc__link_t link;           /* in loop->conns: stop reaches the owner through it */
+    jrpc__loop_t *loop;          /* owning loop */
+    const jrpc__sock_ops_t *ops; /* the owner's (NULL until jrpc__sock_own) */
+    void *owner;
+    jrpc__admit_t admit;  /* its place under the connection caps */
+    uint8_t reading;      /* uv_read_start is in effect */
+    uint8_t closing;      /* jrpc__sock_close was called: nothing more happens but freeing */
+    uint8_t open_handles; /* tcp and timer until their close callbacks ran */
+};
+
+/* Accepts a connection from listener into a new sock, counted on the loop; NULL when it could not
+ * (out of memory: the connection is taken and closed so the listener keeps working). */
+jrpc__sock_t *jrpc__sock_accept(jrpc__loop_t *loop, uv_stream_t *listener);
+/* A sock on a connected stream socket fd (in-process tests and fuzzers use socketpairs); NULL
+ * when it could not (fd is then the caller's to close). */
+jrpc__sock_t *jrpc__sock_open(jrpc__loop_t *loop, int fd);
+/* Gives s to an owner (also to a new one: the hand-over of an upgrade). */
+void jrpc__sock_own(jrpc__sock_t *s, const jrpc__sock_ops_t *ops, void *owner);
+/* Starts (on) or stops reading; 0 or a libuv error. */
+int jrpc__sock_read(jrpc__sock_t *s, int on);
+/* Writes bufs[0..n) (total bytes, bufs may be changed): what the socket takes now goes at once,
+ * the rest is queued with wr and cb runs once it is written or failed. 1: all written now (cb
+ * will not run); 0: queued; < 0: error, nothing queued. Order holds across calls. */
+int jrpc__sock_write(jrpc__sock_t *s, uv_write_t *wr, uv_buf_t *bufs, unsigned n, size_t total,
+                     uv_write_cb cb);
+/* Bytes waiting in queued writes. */
+size_t jrpc__sock_queued(const jrpc__sock_t *s);
+/* Sends FIN after the queued writes; cb as uv_shutdown's. 0 or a libuv error. */
+int jrpc__sock_shutdown(jrpc__sock_t *s, uv_shutdown_cb cb);
+/* Arms the timer for ms (0 stops it); _repeat fires every ms. ops->timeout runs. */
+void jrpc__sock_timer(jrpc__sock_t *s, uint64_t ms);
+void jrpc__sock_timer_repeat(jrpc__sock_t *s, uint64_t ms);
+/* Closes the socket (idempotent): pending writes fail with UV_ECANCELED, then ops->closed runs
+ * and s is freed. */
+void jrpc__sock_close(jrpc__sock_t *s);
+
 /* What every loop of a server shares: the configuration, listening sockets, caps, the worker
  * pool and the hooks of the layers above. Owned by the server object (src/server.c). */
 struct jrpc__io {
@@ -117,6 +185,7 @@ struct jrpc__loop {
     size_t holds;                     /* connections and requests alive: stop waits for 0 */
     uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
     jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */
+    char *rbuf;                       /* the connections' read buffer (JRPC__SOCK_READ_BUF) */
     void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
                                          their first word */
     unsigned nblocks[JRPC__LOOP_CLASSES];

@@ -362,6 +362,8 @@ static int loop_cleanup(jrpc__loop_t *loop)
     int rc = uv_loop_close(&loop->uv);
     uv_mutex_destroy(&loop->post_lock);
     jrpc__arena_cache_clear(&loop->arenas);
+    free(loop->rbuf);
+    loop->rbuf = NULL;
     for (int k = 0; k < JRPC__LOOP_CLASSES; k++) {
         while (loop->blocks[k] != NULL) {
             void *p = loop->blocks[k];

@@ -4,7 +4,8 @@
  * pushes and control frames (bounded by ws_max_queue: a client that does not read is dropped),
  * pings and the idle timer, and the ways out: the close handshake (ours or the client's), and a
  * hard close. Nothing is freed inside its own callback stack: a hard close marks the connection
- * and the last uv_close callback frees it (src/http does the same). */
+ * and the socket's closed callback frees it (src/http does the same). The socket itself is the
+ * connection core's (src/io/sock.c), handed over by src/http after the 101. */
 #include "internal.h"
 
 #include <errno.h>
@@ -16,14 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* This io thread's read buffer (JRPC__WS_READ_BUF), allocated on the first read and freed when
- * the loop finishes stopping (jrpc__ws_loop_finish). */
-static _Thread_local char *tls_rbuf;
-
 static void conn_update(jrpc_conn_t *c);
 static void conn_abort(jrpc_conn_t *c);
-static void conn_drain(jrpc__link_t *l);
-static void conn_link_close(jrpc__link_t *l);
 
 /* ---- Logging --------------------------------------------------------------------------------- */
 
@@ -163,7 +158,8 @@ static int conn_output(void *ud, const uint8_t *p, size_t n)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    jrpc_conn_t *c = req->handle->data;
+    jrpc__sock_t *s = req->handle->data;
+    jrpc_conn_t *c = s->owner;
     c->shut_done = 1;
     if (c->aborting)
         return;
@@ -198,7 +194,6 @@ static void conn_flush(jrpc_conn_t *c)
 {
     if (c->aborting || c->writing || c->in_feed)
         return;
-    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
     while (c->out_head != NULL) {
         uv_buf_t bufs[2 * JRPC__WS_COALESCE_MAX];
         unsigned n = 0, k = 0;
@@ -214,36 +209,22 @@ static void conn_flush(jrpc_conn_t *c)
                 total += m->body.len;
             }
         }
-        ssize_t w = n != 0 ? uv_try_write(stream, bufs, n) : 0;
-        if (w == UV_EAGAIN)
-            w = 0;
-        if (w < 0) {
+        int rc = jrpc__sock_write(c->sock, &c->wr, bufs, n, total, on_write);
+        if (rc < 0) {
             conn_abort(c);
             return;
         }
-        if ((size_t)w == total) {
+        if (rc == 1) {
             out_pop(c, k);
             continue;
         }
-        unsigned i = 0;
-        size_t skip = (size_t)w;
-        while (skip >= bufs[i].len) {
-            skip -= bufs[i].len;
-            i++;
-        }
-        bufs[i].base += skip;
-        bufs[i].len -= skip;
         c->wr_count = k;
         c->writing = 1;
-        if (uv_write(&c->wr, stream, bufs + i, n - i, on_write) != 0) {
-            c->writing = 0;
-            conn_abort(c);
-        }
         return;
     }
     if (c->closing && !c->shut) {
         c->shut = 1;
-        if (uv_shutdown(&c->shutdown, stream, on_shutdown) != 0)
+        if (jrpc__sock_shutdown(c->sock, on_shutdown) != 0)
             conn_abort(c);
     }
 }
@@ -257,7 +238,21 @@ static void stash_drop(jrpc_conn_t *c)
     c->stash_off = c->stash_len = 0;
 }
 
-static void on_timer(uv_timer_t *t);
+/* Keeps the n bytes at p (the loop's read buffer, or src/http's); 0, or -1 after closing. */
+static int stash_keep(jrpc_conn_t *c, const char *p, size_t n)
+{
+    c->stash = malloc(n);
+    if (c->stash == NULL) {
+        conn_abort(c);
+        return -1;
+    }
+    memcpy(c->stash, p, n);
+    c->stash_off = 0;
+    c->stash_len = n;
+    return 0;
+}
+
+static void on_timer(jrpc__sock_t *s);
 
 /* No more work for this connection: pushes are refused, requests in the engine are detached
  * (their handlers still reply; the answers are dropped) and kept messages dropped. */
@@ -288,8 +283,7 @@ static void conn_closing(jrpc_conn_t *c)
     c->closing = 1;
     c->sess.paused = 0; /* the client's close frame may still have to be parsed */
     conn_stop_work(c);
-    uv_timer_stop(&c->timer);
-    uv_timer_start(&c->timer, on_timer, JRPC__WS_CLOSE_MS, 0);
+    jrpc__sock_timer(c->sock, JRPC__WS_CLOSE_MS);
 }
 
 /* Starts the close handshake with `code` (outside a feed). */
@@ -301,12 +295,10 @@ static void conn_close(jrpc_conn_t *c, uint16_t code, const char *reason)
     conn_update(c);
 }
 
-static void on_close(uv_handle_t *h)
+static void on_closed(jrpc__sock_t *s)
 {
-    jrpc_conn_t *c = h->data;
-    if (--c->open_handles > 0)
-        return;
-    jrpc__loop_t *loop = c->loop;
+    jrpc_conn_t *c = s->owner;
+    c->sock = NULL;
     /* conn_stop_work emptied inflight and waiting when the close began (conn_start takes back a
      * message whose start the close interrupted); what is left is the output. */
     msg_list_free(c, c->out_head);
@@ -327,10 +319,7 @@ static void on_close(uv_handle_t *h)
         free(m);
     }
     c->nspare = 0;
-    jrpc__unadmit(loop->io, &c->admit);
-    jrpc__list_remove(&c->link.node);
     jrpc_conn_unref(c); /* the transport's reference; others may keep the object */
-    jrpc__loop_release(loop);
 }
 
 /* Closes the socket now. Safe anywhere on the loop thread, also inside the session's callbacks:
@@ -343,21 +332,19 @@ static void conn_abort(jrpc_conn_t *c)
         conn_stop_work(c);
     c->aborting = 1;
     c->sess.paused = 1; /* a feed on the stack takes no more bytes */
-    c->reading = 0;
     if (c->log)
         conn_log(c, JRPC_LOG_INFO, "closed: code %u sent, %s, %llu messages",
                  jrpc__ws_session_code_sent(&c->sess),
                  jrpc__ws_session_close_received(&c->sess) ? "client's close received"
                                                            : "no close from the client",
                  (unsigned long long)c->nmsgs);
-    uv_close((uv_handle_t *)&c->tcp, on_close);
-    uv_close((uv_handle_t *)&c->timer, on_close);
+    jrpc__sock_close(c->sock);
 }
 
 /* Pings and idle time while open; the close handshake's bound while closing. */
-static void on_timer(uv_timer_t *t)
+static void on_timer(jrpc__sock_t *s)
 {
-    jrpc_conn_t *c = t->data;
+    jrpc_conn_t *c = s->owner;
     if (c->aborting)
         return;
     if (c->closing) {
@@ -530,23 +517,6 @@ static const jrpc__ws_session_cbs_t session_cbs = {conn_on_message, conn_output}
 
 /* ---- Reading --------------------------------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)h;
-    (void)hint;
-    if (tls_rbuf == NULL)
-        tls_rbuf = malloc(JRPC__WS_READ_BUF);
-    buf->base = tls_rbuf;
-    buf->len = tls_rbuf != NULL ? JRPC__WS_READ_BUF : 0; /* 0: libuv reports UV_ENOBUFS */
-}
-
-void jrpc__ws_loop_finish(jrpc__loop_t *loop)
-{
-    (void)loop;
-    free(tls_rbuf);
-    tls_rbuf = NULL;
-}
-
 static size_t conn_feed(jrpc_conn_t *c, const char *p, size_t n)
 {
     c->in_feed = 1;
@@ -555,9 +525,9 @@ static size_t conn_feed(jrpc_conn_t *c, const char *p, size_t n)
     return used;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    jrpc_conn_t *c = s->data;
+    jrpc_conn_t *c = s->owner;
     if (nread == 0 || c->aborting)
         return;
     if (nread < 0) {
@@ -570,17 +540,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->ping_at = 0;
     size_t len = (size_t)nread;
     size_t used = conn_feed(c, buf->base, len);
-    if (used < len && !c->aborting) {
-        /* Paused at the bound with bytes left: keep them for when calls drain. */
-        c->stash = malloc(len - used);
-        if (c->stash == NULL) {
-            conn_abort(c);
-            return;
-        }
-        memcpy(c->stash, buf->base + used, len - used);
-        c->stash_off = 0;
-        c->stash_len = len - used;
-    }
+    /* Paused at the bound with bytes left: keep them for when calls drain. */
+    if (used < len && !c->aborting && stash_keep(c, buf->base + used, len - used) != 0)
+        return;
     conn_update(c);
 }
 
@@ -636,15 +598,9 @@ static void conn_update(jrpc_conn_t *c)
         return;
     }
     int want = !c->sess.paused && !(c->draining && !c->closing);
-    if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_abort(c);
-            return;
-        }
-        c->reading = 1;
-    } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
+    if (jrpc__sock_read(c->sock, want) != 0) {
+        conn_abort(c);
+        return;
     }
     conn_flush(c);
 }
@@ -691,46 +647,27 @@ void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 
 /* ---- The io loop's entry points -------------------------------------------------------------- */
 
-/* uv_tcp_open failed: the handle closes before the connection was anything more. */
-static void on_early_close(uv_handle_t *h)
-{
-    free(h->data);
-}
+static void on_sock_drain(jrpc__sock_t *s);
+static void on_sock_close_now(jrpc__sock_t *s);
 
-int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
-                    size_t n, jrpc__admit_t *admit)
+static const jrpc__sock_ops_t sock_ops = {
+    .read = on_read,
+    .timeout = on_timer,
+    .drain = on_sock_drain,
+    .close_now = on_sock_close_now,
+    .closed = on_closed,
+};
+
+int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n)
 {
+    jrpc__loop_t *loop = s->loop;
     const jrpc_config_t *cfg = loop->cfg;
-    uv_os_fd_t fd;
     if (loop->stopping)
         return JRPC_EBUSY;
-    if (uv_fileno((const uv_handle_t *)tcp, &fd) != 0)
-        return JRPC_EINVAL;
-    /* libuv handles cannot move, and src/http's lives inside its connection object: serve a
-     * duplicate of the descriptor on a handle of our own. Closing src/http's handle then closes
-     * only its descriptor (no FIN: the socket stays open through ours). */
-    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dfd < 0)
-        return -errno;
-    int rc = JRPC_ENOMEM;
     jrpc_conn_t *c = calloc(1, sizeof(*c));
-    char *stash = n != 0 ? malloc(n) : NULL;
-    if (c == NULL || (n != 0 && stash == NULL))
-        goto fail;
-    if ((rc = uv_tcp_init(&loop->uv, &c->tcp)) != 0)
-        goto fail;
-    c->tcp.data = c;
-    if ((rc = uv_tcp_open(&c->tcp, dfd)) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_early_close);
-        c = NULL; /* on_early_close frees it */
-        goto fail;
-    }
+    if (c == NULL)
+        return JRPC_ENOMEM;
     jrpc__ws_session_init(&c->sess, cfg->max_ws_message, &session_cbs, c);
-    uv_timer_init(&loop->uv, &c->timer);
-    c->timer.data = c;
-    c->open_handles = 2;
-    c->admit = *admit; /* the socket's place under the caps moves with it */
-    memset(admit, 0, sizeof(*admit));
     atomic_init(&c->refs, 1);
     uv_mutex_init(&c->lock);
     jrpc__list_init(&c->subs);
@@ -742,17 +679,12 @@ int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, 
     c->cfg = cfg;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
     c->last_rx = c->last_msg = uv_now(&loop->uv);
-    c->link.drain = conn_drain;
-    c->link.close_now = conn_link_close;
-    jrpc__list_insert_tail(&loop->conns, &c->link.node);
-    jrpc__loop_hold(loop);
-    if (stash != NULL) {
-        /* Frames sent right behind the request, before our answer (RFC 6455 says a client waits;
-         * not every one does). */
-        memcpy(stash, rest, n);
-        c->stash = stash;
-        c->stash_len = n;
-    }
+    /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */
+    c->sock = s;
+    jrpc__sock_own(s, &sock_ops, c);
+    jrpc__sock_timer(s, 0);  /* src/http's timeouts end here */
+    if (cfg->log_cb != NULL) /* warnings name the peer too, not only the INFO lines */
+        c->peer_len = jrpc__peer_name(&s->tcp, c->peer, sizeof c->peer);
     char answer[JRPC__WS_101_MAX];
     size_t alen = jrpc__ws_hs_answer(hs, answer);
     if (conn_output(c, (const uint8_t *)answer, alen) != 0) {
@@ -763,25 +695,24 @@ int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, 
     if (cfg->ws_idle_ms != 0 && (period == 0 || cfg->ws_idle_ms < period))
         period = cfg->ws_idle_ms;
     if (period != 0)
-        uv_timer_start(&c->timer, on_timer, period, period);
-    if (cfg->log_cb != NULL) /* warnings name the peer too, not only the INFO lines */
-        c->peer_len = jrpc__peer_name(&c->tcp, c->peer, sizeof c->peer);
+        jrpc__sock_timer_repeat(s, period);
     if (c->log)
         conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
+    if (n != 0) {
+        /* Frames sent right behind the request, before our answer (RFC 6455 says a client waits;
+         * not every one does): read where they lie, kept only if the session pauses. */
+        size_t used = conn_feed(c, rest, n);
+        if (used < n && !c->aborting && stash_keep(c, rest + used, n - used) != 0)
+            return 0;
+    }
     conn_update(c);
     return 0;
-
-fail:
-    free(c);
-    free(stash);
-    close(dfd);
-    return rc;
 }
 
 /* Stop began: no new messages; once those in the engine are answered, close with 1001. */
-static void conn_drain(jrpc__link_t *l)
+static void on_sock_drain(jrpc__sock_t *s)
 {
-    jrpc_conn_t *c = JRPC__CONTAINER_OF(l, jrpc_conn_t, link);
+    jrpc_conn_t *c = s->owner;
     if (c->aborting || c->closing)
         return;
     c->draining = 1;
@@ -789,9 +720,9 @@ static void conn_drain(jrpc__link_t *l)
 }
 
 /* Drain time is over: close now. */
-static void conn_link_close(jrpc__link_t *l)
+static void on_sock_close_now(jrpc__sock_t *s)
 {
-    jrpc_conn_t *c = JRPC__CONTAINER_OF(l, jrpc_conn_t, link);
+    jrpc_conn_t *c = s->owner;
     if (c->aborting)
         return;
     if (!c->closing) {

@@ -12,11 +12,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Read size; one buffer per io thread, as in src/http: the session copies each message out of it
- * during the read callback, and only a paused connection keeps a rest (its stash). 64 KiB, as
- * JRPC__HTTP_READ_BUF: what one read of a busy socket usually returns. */
-#define JRPC__WS_READ_BUF (64 * 1024)
-
 /* Output entries gathered into one writev: a pipelining client's answers of one read leave
  * together (64 entries, 128 iovecs, far under IOV_MAX). */
 #define JRPC__WS_COALESCE_MAX 64
@@ -85,7 +80,6 @@ struct jrpc_sub {
  * references; fields marked (lock) are guarded by `lock`, the rest belong to the loop thread. */
 struct jrpc_conn {
     atomic_int refs;          /* the transport's until its handles closed, and every other */
-    jrpc__admit_t admit;      /* its place under the connection caps, taken over from HTTP */
     uv_mutex_t lock;          /* guards closed and subs (order: lock, then the loop's post
                                  lock) */
     int closed;               /* (lock) closing or closed: pushes are refused */
@@ -94,16 +88,15 @@ struct jrpc_conn {
     jrpc__loop_t *loop;       /* owning loop; only followed while !closed or on its thread */
     const jrpc_config_t *cfg; /* loop->srv->cfg */
 
-    uv_tcp_t tcp;            /* the socket (a dup of the one src/http accepted); .data = this */
-    uv_timer_t timer;        /* pings and idle time, then the close handshake's bound */
-    uv_shutdown_t shutdown;  /* the FIN after our close frame */
-    uv_write_t wr;           /* the one write in flight, when the socket did not take it all */
-    jrpc__ws_session_t sess; /* framing */
-    jrpc__link_t link;       /* in loop->conns */
-    jrpc__list_t inflight;   /* RUNNING messages */
-    jrpc__list_t holding;    /* subscriptions with held pushes */
-    jrpc__list_t ended;      /* subscriptions ended by the close, end_cb due in on_close */
-    jrpc__ws_msg_t *waiting; /* WAITING messages, FIFO: read before the bound was hit */
+    jrpc__sock_t *sock;           /* the socket src/http accepted and handed over, with its timer
+                                     (pings and idle time, then the close handshake's bound) and
+                                     the FIN after our close frame; NULL once closed */
+    uv_write_t wr;                /* the one write in flight, when the socket did not take it all */
+    jrpc__ws_session_t sess;      /* framing */
+    jrpc__list_t inflight;        /* RUNNING messages */
+    jrpc__list_t holding;         /* subscriptions with held pushes */
+    jrpc__list_t ended;           /* subscriptions ended by the close, end_cb due in on_close */
+    jrpc__ws_msg_t *waiting;      /* WAITING messages, FIFO: read before the bound was hit */
     jrpc__ws_msg_t *waiting_tail; /* the last of them */
     jrpc__ws_msg_t *out_head;     /* output queue, FIFO; the first wr_count are in the write */
     jrpc__ws_msg_t *out_tail;     /* the last entry of the output queue */
@@ -111,7 +104,6 @@ struct jrpc_conn {
     unsigned nspare;              /* entries in spare, at most JRPC__WS_SPARE_MAX */
     unsigned out_count;           /* entries in the output queue */
     unsigned wr_count;            /* entries the write in flight carries */
-    unsigned open_handles;        /* tcp and timer until their close callbacks ran */
     size_t out_bytes;             /* bytes queued and not yet written, held pushes included */
     size_t calls;                 /* calls in flight in the engine */
     uint64_t nmsgs;               /* messages received */
@@ -121,7 +113,6 @@ struct jrpc_conn {
     char *stash;                  /* received bytes not yet fed while paused (malloc'd) */
     size_t stash_off;             /* bytes of stash already fed */
     size_t stash_len;             /* bytes in stash */
-    uint8_t reading;              /* uv_read_start is in effect */
     uint8_t in_feed;              /* the session is parsing: flush after it */
     uint8_t in_update;            /* conn_update is on the stack */
     uint8_t writing;              /* a uv_write is in flight */
@@ -159,13 +150,12 @@ static inline jrpc__ws_msg_t *jrpc__ws_fifo_pop(jrpc__ws_msg_t **head, jrpc__ws_
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 
-/* Takes over an upgraded socket from src/http: `tcp` stays src/http's (it closes it without a
- * FIN; the connection lives on in a duplicate of its descriptor), `hs` holds the request's key,
- * and the `n` bytes at `rest` arrived after the request's head. Writes the 101 answer and serves
- * WebSocket from there. 0, or a negative error (out of memory or descriptors, server stopping)
+/* Takes over an upgraded socket from src/http (the sock is handed over by pointer): `hs` holds
+ * the request's key, and the `n` bytes at `rest` (the caller's, valid during the call) arrived
+ * after the request's head. Writes the 101 answer and serves WebSocket from there. 0 (the sock
+ * is ours, also if it closes at once), or a negative error (out of memory, server stopping)
  * after which src/http still owns the socket and answers the request itself. Loop thread. */
-int jrpc__ws_accept(jrpc__loop_t *loop, uv_tcp_t *tcp, const jrpc__ws_hs_t *hs, const char *rest,
-                    size_t n, jrpc__admit_t *admit);
+int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n);
 /* Sends a push (m->body is the whole JSON text; m->sub set for a subscription's) on the loop
  * thread: queued as a text frame, held until the subscription's id went out, or dropped when
  * the connection is closing. Takes m. */
@@ -173,8 +163,6 @@ void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m);
 
 /* Drops the pushes a subscription held (it ended before its id went out). Loop thread. */
 void jrpc__ws_conn_drop_held(jrpc_conn_t *c, jrpc_sub_t *sub);
-/* The loop finished stopping: this io thread's read buffer goes. Server hook, loop thread. */
-void jrpc__ws_loop_finish(jrpc__loop_t *loop);
 
 /* ---- push.c ---------------------------------------------------------------------------------- */
 

@@ -105,10 +105,10 @@ static client_t *client_open(void)
     assert_non_null(c);
     c->fd = sv[1];
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
-    c->conn = conn_new(&loop);
+    jrpc__sock_t *s = jrpc__sock_open(&loop, sv[0]);
+    assert_non_null(s);
+    c->conn = conn_serve(&loop, s);
     assert_non_null(c->conn);
-    assert_int_equal(uv_tcp_open(&c->conn->tcp, sv[0]), 0);
-    conn_start(c->conn);
     return c;
 }
 
