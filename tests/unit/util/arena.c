@@ -1,7 +1,7 @@
 /* Unit tests of the per-request bump allocator (src/util/arena.c): alignment and disjointness of
- * what it hands out, chunk growth (doubling to a cap), allocations bigger than any chunk, realloc
- * in place and by copy, the per-loop chunk cache (which chunks it keeps, which it gives back, its
- * byte cap), and free. Includes the .c to see the chunk list. */
+ * what it hands out, chunk growth (doubling to a cap), allocations bigger than any chunk, sizes
+ * that cannot be met, realloc in place and by copy, the per-loop chunk cache (which chunks it
+ * keeps, which it gives back, its byte cap), and free. Includes the .c to see the chunk list. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,6 +180,28 @@ static void test_big_allocation(void **state)
     assert_ptr_equal(after, a.head->data);
     assert_memory_equal(small, "0123456789", 10);
     assert_int_equal((unsigned char)big[big_n - 1], 0xab);
+    jrpc__arena_free(&a);
+}
+
+/* Sizes no allocation can meet fail with NULL, and rounding them up must not wrap to a small
+ * block. */
+static void test_impossible_sizes(void **state)
+{
+    (void)state;
+    static const size_t huge[] = {SIZE_MAX,      SIZE_MAX - 1,   SIZE_MAX - 14,   SIZE_MAX - 15,
+                                  SIZE_MAX - 16, SIZE_MAX - 100, SIZE_MAX / 2 + 1};
+    jrpc__arena_t a;
+    jrpc__arena_init(&a);
+    char *p = jrpc__arena_alloc(&a, 32);
+    assert_non_null(p);
+    char *pos = a.pos;
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        assert_null(jrpc__arena_alloc(&a, huge[i]));
+        assert_null(jrpc__arena_realloc(&a, p, 32, huge[i]));
+        assert_null(jrpc__arena_realloc(&a, NULL, 0, huge[i]));
+        assert_ptr_equal(a.pos, pos); /* the arena is as it was */
+    }
+    assert_non_null(jrpc__arena_alloc(&a, 16));
     jrpc__arena_free(&a);
 }
 
@@ -390,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_growth_past_a_chunk),
         cmocka_unit_test(test_growth_caps),
         cmocka_unit_test(test_big_allocation),
+        cmocka_unit_test(test_impossible_sizes),
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_resize_doubling),
         cmocka_unit_test(test_cache_keeps_bigger_chunks),
