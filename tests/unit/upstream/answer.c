@@ -549,6 +549,9 @@ static void test_wrong_types(void **state)
         "{\"id\":1,\"error\":{\"code\":99999999999999999999999,\"message\":\"m\"}}",
         "{\"id\":1,\"error\":{\"code\":1e400,\"message\":\"m\"}}",
         "{\"id\":1,\"error\":{\"code\":null,\"message\":\"m\"}}",
+        /* no message: JSON-RPC 2.0 requires one, and clients read it */
+        "{\"id\":1,\"error\":{\"code\":-32000}}",
+        "{\"id\":1,\"error\":{\"code\":-32000,\"data\":\"0x\",\"Message\":\"m\"}}",
         /* a message that is no string */
         "{\"id\":1,\"error\":{\"code\":-32000,\"message\":null}}",
         "{\"id\":1,\"error\":{\"code\":-32000,\"message\":42}}",
@@ -730,6 +733,8 @@ static void test_one_error_for_all(void **state)
     /* …unless that error is no JSON-RPC error: then it is reported, not passed. */
     assert_int_equal(answer(1, 0, "{\"id\":null,\"error\":{\"message\":\"no code\"}}"), -1);
     expect_fault(0, "batch_error", "the upstream answered 1 calls with one error object");
+    assert_int_equal(answer(1, 0, "{\"id\":null,\"error\":{\"code\":-32700}}"), -1);
+    expect_fault(0, "batch_error", NULL);
     /* An id-null error that is no object is just an unknown answer. */
     assert_int_equal(answer(1, 0, "{\"id\":null,\"error\":\"boom\"}"), -1);
     expect_fault(0, "unknown_id", NULL);
