@@ -185,14 +185,15 @@ static int answer_valid(const answer_item_t *a)
 }
 
 /* Passes an upstream error object through to call i byte for byte, extra members included. 0, or
- * -1 when it is not a JSON-RPC error object (no integer code, or a message that is no string). */
+ * -1 when it is not a JSON-RPC error object (no integer code, or no string message: both are
+ * required, and jrpc_reply_error_raw passes on only what has them). */
 static int item_error(jrpc__chunk_t *ch, size_t i, jrpc_json_t error)
 {
     jrpc_json_t code_v, msg_v;
     int64_t code;
     if (jrpc_json_get(error, "code", &code_v) != 0 || jrpc_json_int64(code_v, &code) != 0 ||
-        code < INT32_MIN || code > INT32_MAX ||
-        (jrpc_json_get(error, "message", &msg_v) == 0 && jrpc_json_type(msg_v) != JRPC_JSON_STRING))
+        code < INT32_MIN || code > INT32_MAX || jrpc_json_get(error, "message", &msg_v) != 0 ||
+        jrpc_json_type(msg_v) != JRPC_JSON_STRING)
         return -1;
     jrpc_reply_error_raw(ch->calls[i], (int)code, error.ptr, error.len);
     ch->calls[i] = NULL;

@@ -16,6 +16,9 @@
 /* Spare bytes a cache keeps: a few 1000-item batches' worth (each uses ~0.5 MiB), a small
  * fraction of what the loop's connections may hold anyway. */
 #define ARENA_CACHE_MAX (4u << 20)
+/* Largest block: no malloc can give half the address space, and below this rounding n up to
+ * ARENA_ALIGN and adding a chunk header cannot wrap around to a small size. */
+#define ARENA_MAX_ALLOC (SIZE_MAX / 2)
 
 struct jrpc__arena_chunk {
     jrpc__arena_chunk_t *next;
@@ -86,6 +89,8 @@ static void *arena_grow(jrpc__arena_t *a, size_t n)
 
 void *jrpc__arena_alloc(jrpc__arena_t *a, size_t n)
 {
+    if (n > ARENA_MAX_ALLOC)
+        return NULL;
     n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (n == 0)
         n = ARENA_ALIGN;
@@ -99,6 +104,8 @@ void *jrpc__arena_alloc(jrpc__arena_t *a, size_t n)
 
 void *jrpc__arena_realloc(jrpc__arena_t *a, void *old, size_t old_n, size_t new_n)
 {
+    if (new_n > ARENA_MAX_ALLOC)
+        return NULL;
     size_t old_r = (old_n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     size_t new_r = (new_n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (old != NULL && (char *)old + old_r == a->pos && (size_t)(a->end - (char *)old) >= new_r) {
