@@ -177,10 +177,9 @@ static const struct {
     const char *name;
     size_t len;
 } members[JRPC__M_COUNT] = {
-    [JRPC__M_JSONRPC] = {"jsonrpc", 7},
-    [JRPC__M_METHOD] = {"method", 6},
-    [JRPC__M_PARAMS] = {"params", 6},
-    [JRPC__M_ID] = {"id", 2},
+    [JRPC__M_JSONRPC] = {"jsonrpc", 7}, [JRPC__M_METHOD] = {"method", 6},
+    [JRPC__M_PARAMS] = {"params", 6},   [JRPC__M_ID] = {"id", 2},
+    [JRPC__M_RESULT] = {"result", 6},   [JRPC__M_ERROR] = {"error", 5},
 };
 
 static void check_item(const jrpc__item_t *it)

@@ -72,8 +72,10 @@ struct jrpc_call {
     int code;
     const char *view; /* result or raw error: what was handed over */
     size_t view_len;
-    char *message; /* jrpc_reply_error's, copied */
-    char *data;    /* its data_json, copied, or NULL */
+    char *message;           /* jrpc_reply_error's, copied */
+    char *data;              /* its data_json, copied, or NULL */
+    jrpc_release_cb release; /* jrpc_reply_ref's, run once the checks are done */
+    void *release_data;
 };
 
 static jrpc_call_t calls[MAX_CALLS];
@@ -103,6 +105,15 @@ JRPC_EXTERN void jrpc_reply_raw(jrpc_call_t *call, const char *json, size_t len)
     replied(call, OUT_RESULT, 0);
     call->view = json;
     call->view_len = len;
+}
+
+/* A result by reference: kept, as the engine keeps it, until the checks are done. */
+JRPC_EXTERN void jrpc_reply_ref(jrpc_call_t *call, const char *json, size_t len,
+                                jrpc_release_cb release, void *data)
+{
+    jrpc_reply_raw(call, json, len);
+    call->release = release;
+    call->release_data = data;
 }
 
 JRPC_EXTERN void jrpc_reply_error_raw(jrpc_call_t *call, int code, const char *error_json,
@@ -480,8 +491,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, n, is_batch);
     CHECK(ch != NULL, "out of memory");
     CHECK(ch->base_id == base, "the chunk's ids do not start at %llu", (unsigned long long)base);
-    /* The answer is the input itself, so any read past it is past a heap block. */
-    ch->answer.ptr = (char *)(uintptr_t)ans;
+    /* The answer is a heap block of exactly the input's length, so any read past it is past a
+     * heap block; once results refer into it (jrpc_reply_ref) it is theirs to free. */
+    char *copy = malloc(len ? len : 1);
+    CHECK(copy != NULL, "out of memory");
+    memcpy(copy, ans, len);
+    ans = copy;
+    ch->answer.ptr = copy;
     ch->answer.len = ch->answer.cap = len;
 
     int rc = jrpc__chunk_answer(ch, status);
@@ -516,7 +532,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(cause_of(&calls[i]) == JRPC_UPSTREAM_FAULT_HTTP, "call %zu: not http", i);
         }
     }
-    jrpc_buf_init(&ch->answer); /* the input is libFuzzer's */
+    for (size_t i = 0; i < n; i++)
+        if (calls[i].release != NULL)
+            calls[i].release(calls[i].release_data); /* the answer text goes with the last */
     jrpc__chunk_free(ch);
     for (size_t i = 0; i < n; i++) {
         free(calls[i].message);

@@ -358,6 +358,14 @@ JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
 JRPC_EXTERN void jrpc_reply_raw(jrpc_call_t *call, const char *json, size_t len);
 /* Takes the bytes of *result (one valid JSON value) without copying and re-initialises *result. */
 JRPC_EXTERN void jrpc_reply_buf(jrpc_call_t *call, jrpc_buf_t *result);
+/* Replies with json[0..len) (one valid JSON value) by reference: the bytes are used where they
+ * lie, not copied, and must stay unchanged until release(data) runs, once, on the call's loop
+ * thread: after the answer that carries them was built, or when the reply is dropped (the call
+ * had timed out). For results that live in a buffer of the replier's (a gateway's upstream
+ * answer holds many results). */
+typedef void (*jrpc_release_cb)(void *data);
+JRPC_EXTERN void jrpc_reply_ref(jrpc_call_t *call, const char *json, size_t len,
+                                jrpc_release_cb release, void *data);
 JRPC_EXTERN void jrpc_reply_string(jrpc_call_t *call, const char *s, size_t len);
 JRPC_EXTERN void jrpc_reply_int64(jrpc_call_t *call, int64_t v);
 /* An error object: `message` is escaped; `data_json` is NULL or one valid JSON value. */

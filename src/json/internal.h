@@ -21,8 +21,17 @@ typedef struct jrpc__json_err {
     size_t offset;
 } jrpc__json_err_t;
 
-/* The envelope members the scanner records, by index into jrpc__item_t.member. */
-enum { JRPC__M_JSONRPC = 0, JRPC__M_METHOD, JRPC__M_PARAMS, JRPC__M_ID, JRPC__M_COUNT };
+/* The envelope members the scanner records, by index into jrpc__item_t.member: a request's, and
+ * an answer's result and error (the gateway reads upstream answers with the same single pass). */
+enum {
+    JRPC__M_JSONRPC = 0,
+    JRPC__M_METHOD,
+    JRPC__M_PARAMS,
+    JRPC__M_ID,
+    JRPC__M_RESULT,
+    JRPC__M_ERROR,
+    JRPC__M_COUNT
+};
 
 /* One request item: the whole top-level body when it is not an array, else one array element. */
 typedef struct jrpc__item {

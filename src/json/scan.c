@@ -343,10 +343,14 @@ static int member_index(const unsigned char *k, size_t n, int escaped)
     switch (n) {
     case 2:
         return memcmp(k, "id", 2) == 0 ? JRPC__M_ID : -1;
+    case 5:
+        return memcmp(k, "error", 5) == 0 ? JRPC__M_ERROR : -1;
     case 6:
         if (memcmp(k, "method", 6) == 0)
             return JRPC__M_METHOD;
-        return memcmp(k, "params", 6) == 0 ? JRPC__M_PARAMS : -1;
+        if (memcmp(k, "params", 6) == 0)
+            return JRPC__M_PARAMS;
+        return memcmp(k, "result", 6) == 0 ? JRPC__M_RESULT : -1;
     case 7:
         return memcmp(k, "jsonrpc", 7) == 0 ? JRPC__M_JSONRPC : -1;
     default:

@@ -129,6 +129,18 @@ JRPC_EXTERN void jrpc_reply_buf(jrpc_call_t *call, jrpc_buf_t *result)
     jrpc__call_replied(call);
 }
 
+JRPC_EXTERN void jrpc_reply_ref(jrpc_call_t *call, const char *json, size_t len,
+                                jrpc_release_cb release, void *data)
+{
+    call->reply = json;
+    call->reply_len = len;
+    call->reply_owned = 0;
+    call->reply_is_error = 0;
+    call->release = release;
+    call->release_data = data;
+    jrpc__call_replied(call);
+}
+
 JRPC_EXTERN void jrpc_reply_string(jrpc_call_t *call, const char *s, size_t len)
 {
     jrpc_buf_t b;

@@ -65,7 +65,10 @@ static void call_set_error(jrpc__req_t *r, jrpc_call_t *c, int code, const char 
 
 /* ---- Checking items -------------------------------------------------------------------------- */
 
-static const char *const member_names[JRPC__M_COUNT] = {"jsonrpc", "method", "params", "id"};
+static const char *const member_names[JRPC__M_RESULT] = {"jsonrpc", "method", "params", "id"};
+/* The members a request is made of; result and error (recorded for upstream answers) are extra
+ * members here, repeated or not. */
+#define REQUEST_MEMBERS ((1u << JRPC__M_RESULT) - 1)
 
 /* Finds the handler for c->name and applies the batch policy; 1 when c may run. */
 static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
@@ -109,9 +112,9 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it)
             return 0;
         }
     }
-    if (it->dup) {
+    if (it->dup & REQUEST_MEMBERS) {
         char detail[64];
-        for (int i = 0; i < JRPC__M_COUNT; i++) {
+        for (int i = 0; i < JRPC__M_RESULT; i++) {
             if (it->dup & (1u << i)) {
                 snprintf(detail, sizeof detail, "duplicate member \"%s\"", member_names[i]);
                 break;
@@ -298,9 +301,13 @@ static void req_answer(jrpc__req_t *r)
 static void req_free(jrpc__req_t *r)
 {
     jrpc__loop_t *loop = r->loop;
-    for (size_t i = 0; i < r->ncalls; i++)
-        if (r->calls[i].out_owned)
-            free((void *)r->calls[i].out);
+    for (size_t i = 0; i < r->ncalls; i++) {
+        jrpc_call_t *c = &r->calls[i];
+        if (c->out_owned)
+            free((void *)c->out);
+        if (c->release != NULL)
+            c->release(c->release_data); /* the answer is built: borrowed bytes go back */
+    }
     free(r->body);
     for (jrpc__cleanup_t *cl = r->cleanups; cl != NULL; cl = cl->next)
         cl->cb(cl->data);
@@ -426,6 +433,11 @@ void jrpc__call_done(jrpc_call_t *c)
         /* Its -32002 is (being) answered; drop the late reply. */
         if (c->reply_owned)
             free((void *)c->reply);
+        if (c->release != NULL) {
+            jrpc_release_cb release = c->release;
+            c->release = NULL;
+            release(c->release_data);
+        }
         req_maybe_free(r);
         return;
     }

@@ -36,7 +36,10 @@ struct jrpc_call {
     size_t reply_len;
     int reply_code; /* the error code when reply_is_error */
     uint8_t reply_is_error;
-    uint8_t reply_owned;           /* reply was malloc'd (replied off the loop's thread) */
+    uint8_t reply_owned;     /* reply was malloc'd (replied off the loop's thread) */
+    jrpc_release_cb release; /* reply/out are borrowed (jrpc_reply_ref): run once when
+                                the request no longer needs them */
+    void *release_data;
     int code;                      /* the error code when is_error */
     uint8_t state;                 /* CALL_* */
     uint8_t answer;                /* the call gets an entry in the response */

@@ -3,6 +3,7 @@
  * the calls. Results are copied byte-exact and upstream JSON-RPC errors pass through; whatever
  * the answer lacks or gets wrong is answered per item (-32000 naming the upstream and the cause),
  * so one bad chunk never fails the client's whole batch. */
+#include "../json/internal.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -144,44 +145,30 @@ void jrpc__chunk_fail(jrpc__chunk_t *ch, int fault, const char *detail)
 
 /* ---- Answers --------------------------------------------------------------------------------- */
 
-/* The members of one answer object that matter. */
-typedef struct answer_item {
-    jrpc_json_t id, result, error;
-} answer_item_t;
+/* The upstream's answer text, shared by the results that point into it (jrpc_reply_ref): freed
+ * when the last request that carries one of them has been answered. Loop thread only (the
+ * chunk's calls all belong to its loop), so the count is plain. */
+typedef struct answer_hold {
+    size_t refs;
+    jrpc_buf_t text;
+} answer_hold_t;
 
-static int key_is(jrpc_json_t key, const char *name, size_t n)
+static void hold_release(void *data)
 {
-    /* Raw key text: the quoted name, or an escaped spelling of it (rare, compared unescaped). */
-    if (key.len == n + 2 && memcmp(key.ptr + 1, name, n) == 0)
-        return 1;
-    return memchr(key.ptr, '\\', key.len) != NULL && jrpc_json_string_eq(key, name, n);
-}
-
-/* Reads an object's id, result and error in one pass; 0, or -1 when v is not an object. */
-static int answer_read(jrpc_json_t v, answer_item_t *a)
-{
-    jrpc_json_iter_t it;
-    jrpc_json_t key, val;
-    memset(a, 0, sizeof(*a));
-    if (jrpc_json_type(v) != JRPC_JSON_OBJECT || jrpc_json_iter_init(&it, v) != 0)
-        return -1;
-    while (jrpc_json_iter_next(&it, &key, &val)) {
-        if (key_is(key, "id", 2))
-            a->id = val;
-        else if (key_is(key, "result", 6))
-            a->result = val;
-        else if (key_is(key, "error", 5))
-            a->error = val;
-    }
-    return 0;
+    answer_hold_t *h = data;
+    if (--h->refs != 0)
+        return;
+    jrpc_buf_free(&h->text);
+    free(h);
 }
 
 /* A JSON-RPC answer: exactly one of result and error, and an error is an object. */
-static int answer_valid(const answer_item_t *a)
+static int answer_valid(const jrpc__item_t *a)
 {
-    if (a->result.ptr != NULL)
-        return a->error.ptr == NULL;
-    return a->error.ptr != NULL && jrpc_json_type(a->error) == JRPC_JSON_OBJECT;
+    jrpc_json_t result = a->member[JRPC__M_RESULT], error = a->member[JRPC__M_ERROR];
+    if (result.ptr != NULL)
+        return error.ptr == NULL;
+    return error.ptr != NULL && jrpc_json_type(error) == JRPC_JSON_OBJECT;
 }
 
 /* Passes an upstream error object through to call i byte for byte, extra members included. 0, or
@@ -219,23 +206,44 @@ typedef struct answer_tally {
     jrpc_json_t one_error; /* an error object with id null: the upstream refused the whole body */
 } answer_tally_t;
 
-static void answer_one(jrpc__chunk_t *ch, jrpc_json_t v, answer_tally_t *t)
+/* The hold of the chunk's answer text, made when the first result refers into it (the text
+ * moves out of the chunk); NULL when out of memory (results are copied then). */
+static answer_hold_t *hold_get(jrpc__chunk_t *ch, answer_hold_t **h, int *failed)
 {
-    answer_item_t a;
-    if (answer_read(v, &a) != 0) {
+    if (*h == NULL && !*failed) {
+        *h = malloc(sizeof(**h));
+        if (*h == NULL) {
+            *failed = 1;
+            return NULL;
+        }
+        (*h)->refs = 1; /* jrpc__chunk_answer's own, dropped when it returns */
+        (*h)->text = ch->answer;
+        jrpc_buf_init(&ch->answer);
+    }
+    return *h;
+}
+
+/* Maps one answer item (as the scanner recorded it) to its call. A result is replied by reference
+ * into the answer text (through the hold *h), or copied when no hold could be made. */
+static void answer_one(jrpc__chunk_t *ch, const jrpc__item_t *a, answer_hold_t **hp,
+                       int *hold_failed, answer_tally_t *t)
+{
+    if (a->type != JRPC_JSON_OBJECT) {
         t->unknown++;
         return;
     }
-    long i = answer_slot(ch, a.id);
+    jrpc_json_t id = a->member[JRPC__M_ID], error = a->member[JRPC__M_ERROR];
+    jrpc_json_t result = a->member[JRPC__M_RESULT];
+    long i = answer_slot(ch, id);
     if (i < 0 || ch->calls[i] == NULL) {
-        if ((a.id.ptr == NULL || jrpc_json_type(a.id) == JRPC_JSON_NULL) && a.error.ptr != NULL &&
-            jrpc_json_type(a.error) == JRPC_JSON_OBJECT)
-            t->one_error = a.error;
+        if ((id.ptr == NULL || jrpc_json_type(id) == JRPC_JSON_NULL) && error.ptr != NULL &&
+            jrpc_json_type(error) == JRPC_JSON_OBJECT)
+            t->one_error = error;
         else
             t->unknown++;
         return;
     }
-    if (!answer_valid(&a) || (a.error.ptr != NULL && item_error(ch, (size_t)i, a.error) != 0)) {
+    if (!answer_valid(a) || (error.ptr != NULL && item_error(ch, (size_t)i, error) != 0)) {
         jrpc_buf_t data;
         jrpc_buf_init(&data);
         fault_data(&data, ch->ctx->up, JRPC_UPSTREAM_FAULT_INVALID,
@@ -245,22 +253,17 @@ static void answer_one(jrpc__chunk_t *ch, jrpc_json_t v, answer_tally_t *t)
         t->malformed++;
         return;
     }
-    if (a.result.ptr != NULL) {
-        jrpc_reply_raw(ch->calls[i], a.result.ptr, a.result.len);
+    if (result.ptr != NULL) {
+        answer_hold_t *h = hold_get(ch, hp, hold_failed);
+        if (h != NULL) {
+            h->refs++;
+            jrpc_reply_ref(ch->calls[i], result.ptr, result.len, hold_release, h);
+        } else {
+            jrpc_reply_raw(ch->calls[i], result.ptr, result.len);
+        }
         ch->calls[i] = NULL;
     }
     t->answered++;
-}
-
-/* A body that is a JSON-RPC answer at all: an object with result or error, or an array. */
-static int looks_like_answer(jrpc_json_t v)
-{
-    jrpc_json_type_t type = jrpc_json_type(v);
-    if (type == JRPC_JSON_ARRAY)
-        return 1;
-    answer_item_t a;
-    return type == JRPC_JSON_OBJECT && answer_read(v, &a) == 0 &&
-           (a.result.ptr != NULL || a.error.ptr != NULL);
 }
 
 static void count_fault(jrpc__chunk_t *ch, int fault)
@@ -268,25 +271,48 @@ static void count_fault(jrpc__chunk_t *ch, int fault)
     JRPC__UPSTAT_ADD(ch->ctx->up->stats.faults[fault], 1);
 }
 
+/* Answer items recorded beyond the calls asked: enough to tell unknown ids apart, while a hostile
+ * answer of millions of tiny items costs no memory per item (the rest are validated and
+ * counted). */
+#define ANSWER_ITEMS_PER_CALL 2
+
 int jrpc__chunk_answer(jrpc__chunk_t *ch, long status)
 {
     int ok_status = status >= 200 && status < 300;
     const char *p = ch->answer.ptr ? ch->answer.ptr : "";
-    size_t n = ch->answer.len, off = 0;
+    size_t n = ch->answer.len;
     char detail[160];
-    if (n == 0 || jrpc_json_validate(p, n, ANSWER_MAX_DEPTH, &off) != 0) {
+    /* One pass: validated and every item's id, result and error recorded (the same scanner as
+     * client requests, src/json). */
+    jrpc__arena_t arena;
+    jrpc__arena_init(&arena);
+    jrpc__envelope_t env;
+    jrpc__json_err_t err = {NULL, 0};
+    int rc = n == 0
+                 ? JRPC_EJSON
+                 : jrpc__envelope_scan_max(p, n, ANSWER_MAX_DEPTH,
+                                           ch->n * ANSWER_ITEMS_PER_CALL + 1, &arena, &env, &err);
+    if (rc != 0) {
+        jrpc__arena_free(&arena);
         if (!ok_status)
             return JRPC_UPSTREAM_FAULT_HTTP;
         if (n == 0)
             snprintf(detail, sizeof detail, "empty answer (HTTP status %ld)", status);
+        else if (rc == JRPC_ENOMEM)
+            snprintf(detail, sizeof detail, "out of memory reading the answer");
         else
-            snprintf(detail, sizeof detail, "the answer is not JSON (at byte %zu of %zu)", off, n);
+            snprintf(detail, sizeof detail, "the answer is not JSON (at byte %zu of %zu)",
+                     err.offset, n);
         count_fault(ch, JRPC_UPSTREAM_FAULT_INVALID);
         jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_INVALID, detail);
         return -1;
     }
-    jrpc_json_t v = {p, n}; /* the accessors skip its surrounding whitespace */
-    if (!looks_like_answer(v)) {
+    /* A JSON-RPC answer at all: an array, or an object with result or error. */
+    const jrpc__item_t *top = &env.items[0];
+    if (!env.is_batch &&
+        (top->type != JRPC_JSON_OBJECT ||
+         (top->member[JRPC__M_RESULT].ptr == NULL && top->member[JRPC__M_ERROR].ptr == NULL))) {
+        jrpc__arena_free(&arena);
         if (!ok_status)
             return JRPC_UPSTREAM_FAULT_HTTP;
         count_fault(ch, JRPC_UPSTREAM_FAULT_INVALID);
@@ -295,25 +321,25 @@ int jrpc__chunk_answer(jrpc__chunk_t *ch, long status)
         return -1;
     }
 
+    /* Results are replied by reference into the answer text, which then moves into a hold that
+     * the last request carrying one of them frees: a forwarded result is copied once, into the
+     * client's answer. */
+    answer_hold_t *h = NULL;
+    int hold_failed = 0;
     answer_tally_t t = {0, 0, 0, {NULL, 0}};
-    if (jrpc_json_type(v) == JRPC_JSON_ARRAY) {
-        jrpc_json_iter_t it;
-        jrpc_json_t el;
-        jrpc_json_iter_init(&it, v);
-        while (jrpc_json_iter_next(&it, NULL, &el))
-            answer_one(ch, el, &t);
-    } else {
-        answer_one(ch, v, &t);
-    }
+    for (size_t i = 0; i < env.recorded; i++)
+        answer_one(ch, &env.items[i], &h, &hold_failed, &t);
+    t.unknown += env.count - env.recorded;
+    jrpc__arena_free(&arena);
     if (t.malformed)
         count_fault(ch, JRPC_UPSTREAM_FAULT_INVALID);
     if (t.answered + t.malformed == ch->n)
-        return -1;
+        goto done;
 
     /* Some calls are left without an answer; say why as precisely as the answer allows. */
     if (t.one_error.ptr != NULL && !ch->is_batch && ch->n == 1 && t.answered == 0 &&
         item_error(ch, 0, t.one_error) == 0)
-        return -1; /* a single call's error with id null (e.g. the upstream's parse error) */
+        goto done; /* a single call's error with id null (e.g. the upstream's parse error) */
     int fault;
     if (t.one_error.ptr != NULL) {
         fault = JRPC_UPSTREAM_FAULT_BATCH_ERROR;
@@ -330,5 +356,8 @@ int jrpc__chunk_answer(jrpc__chunk_t *ch, long status)
     }
     count_fault(ch, fault);
     chunk_fail_with(ch, fault, detail, t.one_error);
+done:
+    if (h != NULL)
+        hold_release(h);
     return -1;
 }

@@ -59,6 +59,13 @@ JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call)
     return NULL;
 }
 
+JRPC_EXTERN void jrpc_reply_ref(jrpc_call_t *call, const char *json, size_t len,
+                                jrpc_release_cb release, void *data)
+{
+    jrpc_reply_raw(call, json, len); /* copied: the text can go at once */
+    release(data);
+}
+
 JRPC_EXTERN unsigned jrpc_call_loop_index(const jrpc_call_t *call)
 {
     (void)call;
