@@ -307,9 +307,10 @@ int jrpc__chunk_answer(jrpc__chunk_t *ch, long status)
         jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_INVALID, detail);
         return -1;
     }
-    /* A JSON-RPC answer at all: an array, or an object with result or error. */
-    const jrpc__item_t *top = &env.items[0];
-    if (!env.is_batch &&
+    /* A JSON-RPC answer at all: an array (items may be none), or an object with result or
+     * error. */
+    const jrpc__item_t *top = env.is_batch ? NULL : env.items;
+    if (top != NULL &&
         (top->type != JRPC_JSON_OBJECT ||
          (top->member[JRPC__M_RESULT].ptr == NULL && top->member[JRPC__M_ERROR].ptr == NULL))) {
         jrpc__arena_free(&arena);
