@@ -4,6 +4,7 @@
  * required of an origin server without a clock worth trusting (RFC 9110 §6.6.1), and formatting a
  * date per response is measurable at the request rates this path is benchmarked at. */
 #include "../util/digits.h"
+#include "../util/log.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -96,9 +97,7 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
         c->peer_len = jrpc__peer_name(&c->sock->tcp, c->peer, sizeof c->peer);
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
-    char line[JRPC__HTTP_LOG_URL + 256];
-    snprintf(line, sizeof line, "%s \"%s %.*s\" %u items=%zu bytes=%zu %lluus", c->peer, method,
-             hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
-             hr->items, hr->out.len, us);
-    c->cfg->log_cb(JRPC_LOG_INFO, line, c->cfg->log_data);
+    jrpc__log(c->cfg, JRPC_LOG_INFO, c->peer, " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
+              hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
+              hr->items, hr->out.len, us);
 }

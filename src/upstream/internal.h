@@ -5,6 +5,7 @@
 #ifndef JRPC_UPSTREAM_INTERNAL_H
 #define JRPC_UPSTREAM_INTERNAL_H
 
+#include "../util/log.h"
 #include "jrpc.h"
 #include "jrpc/upstream.h"
 
@@ -47,6 +48,7 @@ typedef struct jrpc__upstats {
 struct jrpc_upstream {
     jrpc_server_t *srv;                           /* the server its methods are registered on */
     char *name;                                   /* owned */
+    char *log_prefix;                             /* "upstream NAME: " (owned) */
     jrpc__endpoint_t eps[JRPC_UPSTREAM_MAX_URLS]; /* the URLs, in config order */
     unsigned neps;                                /* entries in eps */
     struct curl_slist *headers;  /* request headers, shared read-only by every loop */

@@ -41,18 +41,10 @@ uint64_t jrpc__upstream_now_ms(void)
 
 void jrpc__upstream_log(jrpc_upstream_t *up, jrpc_log_level_t level, const char *fmt, ...)
 {
-    const jrpc_config_t *cfg = jrpc_server_config(up->srv);
-    if (cfg->log_cb == NULL || level > cfg->log_level)
-        return;
-    /* 512: a URL, a fault name and curl's reason fit; a longer line is cut, not split. */
-    char line[512];
-    int n = snprintf(line, sizeof line, "upstream %s: ", up->name);
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line) /* a name that fills the line leaves no room */
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    jrpc__vlog(jrpc_server_config(up->srv), level, up->log_prefix, fmt, ap);
     va_end(ap);
-    cfg->log_cb(level, line, cfg->log_data);
 }
 
 /* ---- Configuration --------------------------------------------------------------------------- */
@@ -147,6 +139,7 @@ static void upstream_destroy(jrpc_upstream_t *up)
     free(up->ca_file);
     free(up->ctx);
     free(up->name);
+    free(up->log_prefix);
     free(up);
 }
 
@@ -192,12 +185,17 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
         return JRPC_ENOMEM;
     up->srv = srv;
     up->name = strdup(cfg->name);
+    size_t prefix_len = strlen(cfg->name) + sizeof "upstream : ";
+    up->log_prefix = malloc(prefix_len);
+    if (up->log_prefix != NULL)
+        snprintf(up->log_prefix, prefix_len, "upstream %s: ", cfg->name);
     up->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
     const jrpc_config_t *scfg = jrpc_server_config(srv);
     up->nctx = scfg->io_threads;
     up->ctx = calloc(up->nctx, sizeof(*up->ctx));
     rc = JRPC_ENOMEM;
-    if (up->name == NULL || (cfg->ca_file && up->ca_file == NULL) || up->ctx == NULL)
+    if (up->name == NULL || up->log_prefix == NULL || (cfg->ca_file && up->ca_file == NULL) ||
+        up->ctx == NULL)
         goto fail;
     for (size_t i = 0; i < cfg->nurls; i++) {
         if ((rc = endpoint_init(&up->eps[i], &cfg->urls[i])) != 0)

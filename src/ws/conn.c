@@ -6,6 +6,7 @@
  * hard close. Nothing is freed inside its own callback stack: a hard close marks the connection
  * and the socket's closed callback frees it (src/http does the same). The socket itself is the
  * connection core's (src/io/sock.c), handed over by src/http after the 101. */
+#include "../util/log.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -25,17 +26,10 @@ static void conn_abort(jrpc_conn_t *c);
 __attribute__((format(printf, 3, 4))) static void conn_log(jrpc_conn_t *c, jrpc_log_level_t level,
                                                            const char *fmt, ...)
 {
-    const jrpc_config_t *cfg = c->cfg;
-    if (cfg->log_cb == NULL || level > cfg->log_level)
-        return;
-    char line[256];
-    int n = snprintf(line, sizeof line, "%s websocket ", c->peer);
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line)
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    jrpc__vlog(c->cfg, level, c->peer, fmt, ap);
     va_end(ap);
-    cfg->log_cb(level, line, cfg->log_data);
 }
 
 /* ---- Message structs ------------------------------------------------------------------------- */
@@ -682,9 +676,12 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */
     c->sock = s;
     jrpc__sock_own(s, &sock_ops, c);
-    jrpc__sock_timer(s, 0);  /* src/http's timeouts end here */
-    if (cfg->log_cb != NULL) /* warnings name the peer too, not only the INFO lines */
-        c->peer_len = jrpc__peer_name(&s->tcp, c->peer, sizeof c->peer);
+    jrpc__sock_timer(s, 0);    /* src/http's timeouts end here */
+    if (cfg->log_cb != NULL) { /* warnings name the peer too, not only the INFO lines */
+        size_t pn = jrpc__peer_name(&s->tcp, c->peer, sizeof c->peer - sizeof " websocket ");
+        memcpy(c->peer + pn, " websocket ", sizeof " websocket ");
+        c->peer_len = pn + sizeof " websocket " - 1;
+    }
     char answer[JRPC__WS_101_MAX];
     size_t alen = jrpc__ws_hs_answer(hs, answer);
     if (conn_output(c, (const uint8_t *)answer, alen) != 0) {

@@ -123,7 +123,8 @@ struct jrpc_conn {
     uint8_t draining;             /* server stop: no new messages, close 1001 once answered */
     uint8_t log;                  /* log the connection's open and close */
     size_t peer_len;              /* bytes in peer */
-    char peer[64]; /* "ip:port" of the client, for logs ("[ipv6]:port" is 53 at most) */
+    char peer[76]; /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
+                      most) */
 };
 
 /* Appends m to a FIFO of messages linked through `next` (*head NULL: empty). */
