@@ -452,6 +452,33 @@ export async function healthy(server) {
     assert.deepEqual(r.json, { jsonrpc: '2.0', result: 'pong', id: 'health' }, `health check body ${r.body}`);
 }
 
+/** testkit holds (test.hold, test.hold_async) waiting now. */
+export async function held(server) {
+    const r = await rpc(server, call('test.held', undefined, 'held'));
+    assert.equal(typeof r.json?.result, 'number', r.body);
+    return r.json.result;
+}
+
+/** Wait until `n` testkit holds are waiting; fail after `timeout` ms. */
+export async function waitHeld(server, n, { timeout = READ_TIMEOUT_MS } = {}) {
+    const deadline = Date.now() + timeout;
+    let now;
+    while ((now = await held(server)) < n) {
+        if (Date.now() > deadline) assert.fail(`only ${now} of ${n} holds waiting after ${timeout} ms`);
+    }
+    return now;
+}
+
+/**
+ * End every testkit hold waiting now; resolves how many were waiting. Once jrpcd is stopping
+ * and takes no connections, server.proc.kill('SIGUSR2') does the same.
+ */
+export async function release(server) {
+    const r = await rpc(server, call('test.release', undefined, 'release'));
+    assert.equal(typeof r.json?.result, 'number', r.body);
+    return r.json.result;
+}
+
 /** A request object's JSON text. `id` undefined → notification; pass raw text via rawId. */
 export function call(method, params, id, { rawId } = {}) {
     let s = `{"jsonrpc":"2.0","method":${JSON.stringify(method)}`;

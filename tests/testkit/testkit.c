@@ -12,6 +12,15 @@
  *   test.sleep_peak          the most test.sleep and test.sleep_async calls asleep at once since
  *                            the last test.sleep_peak, which starts the count again: how tests
  *                            see concurrency and its bounds without timing anything
+ *   test.hold                JRPC_WORKER: blocks a worker until the next release, replies true
+ *   test.hold_async          JRPC_ASYNC: the same from the call's loop
+ *   test.held                holds waiting now
+ *   test.release             ends every hold waiting now; replies how many were held
+ *                            SIGUSR2 to jrpcd releases too: the way in once it is stopping and
+ *                            takes no connections. Holds end only when a test says so, so
+ *                            "answered before the handler returned" is an observation, not a
+ *                            race against a timer. A hold never released keeps jrpcd from
+ *                            exiting, as any handler that never replies does.
  *
  * Over WebSocket (server push):
  *   test.subscribe [ms(, delay)]  a subscription pushing 1, 2, 3 … every ms from a timer on the
@@ -32,6 +41,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +175,93 @@ static void testkit_sleep_async(jrpc_call_t *call, void *data)
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
         uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
     }
+}
+
+/* ---- Holds ----------------------------------------------------------------------------------- */
+
+/* How often a hold looks for its release: short next to any wait of a test, long enough that a
+ * few holds cost nothing. */
+#define TESTKIT_HOLD_POLL_MS 5
+
+/* Bumped by every release; a hold ends once it differs from what it read when it began. Lock-free,
+ * so the SIGUSR2 handler may bump it. */
+static atomic_uint testkit_release_gen;
+static atomic_int testkit_held; /* holds waiting now */
+
+static void testkit_on_sigusr2(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&testkit_release_gen, 1);
+}
+
+static void testkit_hold(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    /* The generation first: a release the test sends once it saw this hold counted ends it. */
+    unsigned gen = atomic_load(&testkit_release_gen);
+    atomic_fetch_add(&testkit_held, 1);
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = TESTKIT_HOLD_POLL_MS * 1000000L};
+    while (atomic_load(&testkit_release_gen) == gen)
+        nanosleep(&tick, NULL);
+    atomic_fetch_sub(&testkit_held, 1);
+    jrpc_reply_raw(call, "true", 4);
+}
+
+/* A pending test.hold_async: a timer polling for the release, and the call it answers. */
+typedef struct testkit_async_hold {
+    uv_timer_t timer; /* first, so the handle pointer is the struct's */
+    jrpc_call_t *call;
+    unsigned gen; /* testkit_release_gen when the hold began */
+} testkit_async_hold_t;
+
+static void testkit_hold_poll(uv_timer_t *timer)
+{
+    testkit_async_hold_t *h = (testkit_async_hold_t *)timer;
+    if (atomic_load(&testkit_release_gen) == h->gen)
+        return;
+    uv_timer_stop(&h->timer);
+    atomic_fetch_sub(&testkit_held, 1);
+    jrpc_reply_raw(h->call, "true", 4);
+    uv_close((uv_handle_t *)&h->timer, testkit_timer_closed);
+}
+
+static void testkit_hold_async(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    testkit_async_hold_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+    }
+    h->call = call;
+    int rc = uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &h->timer);
+    if (rc != 0) {
+        free(h); /* never registered with the loop: plain free is enough */
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
+        return;
+    }
+    h->gen = atomic_load(&testkit_release_gen);
+    atomic_fetch_add(&testkit_held, 1);
+    rc = uv_timer_start(&h->timer, testkit_hold_poll, TESTKIT_HOLD_POLL_MS, TESTKIT_HOLD_POLL_MS);
+    if (rc != 0) {
+        atomic_fetch_sub(&testkit_held, 1);
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
+        uv_close((uv_handle_t *)&h->timer, testkit_timer_closed);
+    }
+}
+
+static void testkit_held_now(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    jrpc_reply_int64(call, atomic_load(&testkit_held));
+}
+
+static void testkit_release(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int held = atomic_load(&testkit_held);
+    atomic_fetch_add(&testkit_release_gen, 1);
+    jrpc_reply_int64(call, held);
 }
 
 static void testkit_echo(jrpc_call_t *call, void *data)
@@ -421,6 +518,10 @@ JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
         {"test.blob", testkit_blob, JRPC_INLINE},
         {"test.nobatch", testkit_nobatch, JRPC_INLINE | JRPC_NO_BATCH},
         {"test.sleep_peak", testkit_sleep_peak, JRPC_INLINE},
+        {"test.hold", testkit_hold, JRPC_WORKER},
+        {"test.hold_async", testkit_hold_async, JRPC_ASYNC},
+        {"test.held", testkit_held_now, JRPC_INLINE},
+        {"test.release", testkit_release, JRPC_INLINE},
         {"test.subscribe", testkit_subscribe, JRPC_ASYNC},
         {"test.unsubscribe", jrpc_sub_unsubscribe, JRPC_INLINE},
         {"test.subscriptions", testkit_subscriptions, JRPC_INLINE},
@@ -429,6 +530,14 @@ JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
         {"test.push", testkit_push, JRPC_WORKER},
     };
     (void)args;
+    /* SA_RESTART: the signal lands on any of jrpcd's threads, which should not see EINTR for it. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = testkit_on_sigusr2;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR2, &sa, NULL) != 0)
+        return -errno;
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         int rc = jrpc_method_add(srv, methods[i].name, methods[i].cb, NULL, methods[i].flags);
         if (rc != 0)
