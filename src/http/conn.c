@@ -26,24 +26,17 @@ static void parser_pause(jrpc__http_conn_t *c)
 
 static void stash_drop(jrpc__http_conn_t *c)
 {
-    free(c->stash);
-    c->stash = NULL;
-    c->stash_off = c->stash_len = 0;
+    jrpc__sock_kept_used(c->sock, SIZE_MAX);
 }
 
-/* Keeps the n bytes at p (they live in the loop's read buffer); 0, or -1 after closing on out of
- * memory. */
+/* Keeps the n bytes at p (they live in the loop's read buffer) with the socket; 0, or -1 after
+ * closing on out of memory. */
 static int stash_keep(jrpc__http_conn_t *c, const char *p, size_t n)
 {
-    c->stash = malloc(n);
-    if (c->stash == NULL) {
-        jrpc__http_close_now(c);
-        return -1;
-    }
-    memcpy(c->stash, p, n);
-    c->stash_off = 0;
-    c->stash_len = n;
-    return 0;
+    if (jrpc__sock_keep(c->sock, p, n) == 0)
+        return 0;
+    jrpc__http_close_now(c);
+    return -1;
 }
 
 /* The rest of a body of known length is read where it belongs (no copy out of the loop's
@@ -98,7 +91,6 @@ static void conn_free(jrpc__http_conn_t *c)
         jrpc__loop_free(loop, hr, sizeof(*hr));
     }
     jrpc__http_url_give(c);
-    free(c->stash);
     free(c);
 }
 
@@ -531,13 +523,8 @@ static void conn_upgrade(jrpc__http_conn_t *c)
     if (c->closing || hr == NULL || c->head != hr)
         return;
     c->upgrade = NULL;
-    const char *rest = c->rest;
-    size_t n = c->rest_len;
-    if (rest == NULL) {
-        rest = c->stash != NULL ? c->stash + c->stash_off : NULL;
-        n = c->stash != NULL ? c->stash_len - c->stash_off : 0;
-    }
-    if (jrpc__ws_accept(c->sock, &c->ws, rest, n) == 0) {
+    /* Frames in this read go as a view; frames kept earlier go with the sock. */
+    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len) == 0) {
         /* The socket is src/ws's now. This state goes once the stack above has unwound (never
          * free a connection inside its own callbacks); closing keeps everything else away. */
         c->rest = NULL;
@@ -563,13 +550,13 @@ static void conn_resume(jrpc__http_conn_t *c)
         return;
     c->throttled = 0;
     http_parser_pause(&c->parser, 0);
-    if (c->stash != NULL) {
-        size_t n = conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
-        if (c->closing)
+    size_t kept;
+    const char *p = jrpc__sock_kept(c->sock, &kept);
+    if (p != NULL) {
+        size_t n = conn_parse(c, p, kept);
+        if (c->closing || c->sock->owner != c)
             return;
-        c->stash_off += n;
-        if (c->halted || c->stash_off == c->stash_len)
-            stash_drop(c);
+        jrpc__sock_kept_used(c->sock, c->halted ? SIZE_MAX : n);
     }
     conn_after_parse(c);
 }

@@ -121,14 +121,11 @@ struct jrpc__http_conn {
     jrpc__http_req_t *cur;    /* the request being received, or NULL between requests */
     unsigned depth;           /* requests from head to tail */
     size_t inflight;          /* body bytes of RUNNING requests (bounded by max_body) */
-    char *stash;              /* unparsed bytes kept while throttled, or frames behind an
-                                 upgrade that waits for earlier answers (malloc'd) */
     const char *rest;         /* frames behind an upgrade in the read being handled (the
-                                 loop's buffer): handed to src/ws without a copy */
+                                 loop's buffer): handed to src/ws without a copy; bytes kept
+                                 past a read are the sock's (jrpc__sock_keep) */
     size_t rest_len;
     jrpc__post_t reap;         /* frees this state after the socket was handed over */
-    size_t stash_off;          /* next byte of stash to parse */
-    size_t stash_len;          /* bytes in stash */
     size_t hdr_bytes;          /* request line + header bytes of the current request */
     uint8_t closing;           /* uv_close called: nothing more happens but freeing */
     uint8_t halted;            /* parse no more requests; close once the pipeline is empty */
@@ -200,7 +197,8 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
 
 /* The server's hook (src/server.c): a listener of `loop` has a connection to accept. Parsing
  * reads from the loop's buffer (JRPC__SOCK_READ_BUF) and copies out what it keeps (body bytes, a
- * short URL prefix); the rare leftover of a paused parse is kept in the connection's stash. */
+ * short URL prefix); the rare leftover of a paused parse is kept with the socket (jrpc__sock_keep).
+ */
 void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *listener);
 
 /* The current request's URL buffer: taken from the loop's blocks when its first byte arrives,

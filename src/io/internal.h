@@ -19,7 +19,6 @@ typedef struct jrpc__pool jrpc__pool_t;
 typedef struct jrpc__admit_table jrpc__admit_table_t;
 typedef struct jrpc__post jrpc__post_t;
 typedef struct jrpc__io_hooks jrpc__io_hooks_t;
-typedef struct jrpc__link jrpc__link_t;
 struct jrpc__engine; /* src/rpc's per-server state: io only carries the pointer */
 
 /* A connection's place under the caps (admit.c); moves with the socket (HTTP → WebSocket). */
@@ -51,16 +50,11 @@ struct jrpc__post {
 };
 
 /* What the layers above io run on each loop; set once by the server object before run. Every
- * hook runs on the loop's thread. */
+ * hook runs on the loop's thread. Stop reaches connections through their socks (sock.c), so a
+ * new connection is the one thing a layer above must be told of. */
 struct jrpc__io_hooks {
     /* A listener has a connection to accept (also while stopping: accept and close). */
     void (*accept)(jrpc__loop_t *loop, uv_stream_t *listener);
-    /* Stop began: close idle connections now, busy ones once their answers are written. */
-    void (*drain)(jrpc__loop_t *loop);
-    /* Drain time is over (or a second stop came): close every connection now. */
-    void (*close_all)(jrpc__loop_t *loop);
-    /* Nothing holds the loop any more: release per-loop state before its handles close. */
-    void (*finish)(jrpc__loop_t *loop);
 };
 
 /* An extension's per-loop hooks (jrpc_server_loop_hook), in registration order. */
@@ -70,13 +64,6 @@ typedef struct jrpc__loop_ext {
     jrpc_loop_cb stop;  /* when it has drained (may be NULL) */
     void *data;
 } jrpc__loop_ext_t;
-
-/* A connection on a loop's list, whatever its transport: stop walks them through these. */
-struct jrpc__link {
-    jrpc__list_t node;                  /* in loop->conns */
-    void (*drain)(jrpc__link_t *l);     /* stop began */
-    void (*close_now)(jrpc__link_t *l); /* drain over */
-};
 
 /* ---- The connection core (sock.c) ------------------------------------------------------------ */
 
@@ -110,11 +97,15 @@ struct jrpc__sock {
     uv_tcp_t tcp;                /* .data = this */
     uv_timer_t timer;            /* the owner's one timer; .data = this */
     uv_shutdown_t shut;          /* the FIN */
-    jrpc__link_t link;           /* in loop->conns: stop reaches the owner through it */
+    jrpc__list_t node;           /* in loop->conns: stop reaches the owner through it */
     jrpc__loop_t *loop;          /* owning loop */
     const jrpc__sock_ops_t *ops; /* the owner's (NULL until jrpc__sock_own) */
     void *owner;
     jrpc__admit_t admit;  /* its place under the connection caps */
+    char *kept;           /* bytes read but not consumed yet (a paused parse, frames behind an
+                             upgrade): malloc'd; they go with the sock to a new owner */
+    size_t kept_off;      /* first byte of kept not consumed */
+    size_t kept_len;      /* bytes in kept */
     uint8_t reading;      /* uv_read_start is in effect */
     uint8_t closing;      /* jrpc__sock_close was called: nothing more happens but freeing */
     uint8_t open_handles; /* tcp and timer until their close callbacks ran */
@@ -135,6 +126,17 @@ int jrpc__sock_read(jrpc__sock_t *s, int on);
  * will not run); 0: queued; < 0: error, nothing queued. Order holds across calls. */
 int jrpc__sock_write(jrpc__sock_t *s, uv_write_t *wr, uv_buf_t *bufs, unsigned n, size_t total,
                      uv_write_cb cb);
+/* Keeps the n bytes at p (read, not consumed: they live in the loop's buffer) for a later
+ * jrpc__sock_kept; only when nothing is kept yet. 0 or JRPC_ENOMEM (nothing kept). */
+int jrpc__sock_keep(jrpc__sock_t *s, const char *p, size_t n);
+/* The kept bytes not consumed yet (NULL and *n 0 when none). */
+static inline const char *jrpc__sock_kept(const jrpc__sock_t *s, size_t *n)
+{
+    *n = s->kept_len - s->kept_off;
+    return s->kept != NULL ? s->kept + s->kept_off : NULL;
+}
+/* n of them were consumed; once all are (or with n = SIZE_MAX), they are freed. */
+void jrpc__sock_kept_used(jrpc__sock_t *s, size_t n);
 /* Bytes waiting in queued writes. */
 size_t jrpc__sock_queued(const jrpc__sock_t *s);
 /* Sends FIN after the queued writes; cb as uv_shutdown's. 0 or a libuv error. */
@@ -142,6 +144,10 @@ int jrpc__sock_shutdown(jrpc__sock_t *s, uv_shutdown_cb cb);
 /* Arms the timer for ms (0 stops it); _repeat fires every ms. ops->timeout runs. */
 void jrpc__sock_timer(jrpc__sock_t *s, uint64_t ms);
 void jrpc__sock_timer_repeat(jrpc__sock_t *s, uint64_t ms);
+/* Stop began (the owner drains) / drain time is over (the owner closes now; a sock without
+ * owner just closes). Loop thread, from the loop's stop. */
+void jrpc__sock_drain(jrpc__sock_t *s);
+void jrpc__sock_close_now(jrpc__sock_t *s);
 /* Closes the socket (idempotent): pending writes fail with UV_ECANCELED, then ops->closed runs
  * and s is freed. */
 void jrpc__sock_close(jrpc__sock_t *s);
@@ -181,7 +187,7 @@ struct jrpc__loop {
     uv_mutex_t post_lock;                 /* guards post_head/post_tail */
     jrpc__post_t *post_head;              /* work posted from any thread, FIFO */
     jrpc__post_t *post_tail;
-    jrpc__list_t conns;               /* live connections of every transport (jrpc__link_t) */
+    jrpc__list_t conns;               /* live connections of every transport (jrpc__sock_t) */
     size_t holds;                     /* connections and requests alive: stop waits for 0 */
     uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
     jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */

@@ -183,8 +183,6 @@ static void loop_maybe_done(jrpc__loop_t *loop)
     /* Nothing is posted any more once every connection closed; what was posted before still
      * runs (a subscription's end owes its end_cb). */
     loop_run_posted(loop);
-    if (loop->io->hooks.finish != NULL)
-        loop->io->hooks.finish(loop);
     for (const jrpc__loop_ext_t *e = loop->io->exts; e != NULL; e = e->next)
         if (e->stop != NULL)
             e->stop(&loop->uv, loop->index, e->data);
@@ -203,9 +201,9 @@ void jrpc__loop_close_all(jrpc__loop_t *loop)
 {
     jrpc__list_t *it = loop->conns.next;
     while (it != &loop->conns) {
-        jrpc__link_t *l = JRPC__CONTAINER_OF(it, jrpc__link_t, node);
+        jrpc__sock_t *s = JRPC__CONTAINER_OF(it, jrpc__sock_t, node);
         it = it->next; /* closing unlinks only in the close callback, but stay safe */
-        l->close_now(l);
+        jrpc__sock_close_now(s);
     }
 }
 
@@ -221,12 +219,10 @@ void jrpc__loop_drain(jrpc__loop_t *loop)
     loop->stopping = 1;
     jrpc__list_t *it = loop->conns.next;
     while (it != &loop->conns) {
-        jrpc__link_t *l = JRPC__CONTAINER_OF(it, jrpc__link_t, node);
+        jrpc__sock_t *s = JRPC__CONTAINER_OF(it, jrpc__sock_t, node);
         it = it->next;
-        l->drain(l);
+        jrpc__sock_drain(s);
     }
-    if (loop->io->hooks.drain != NULL)
-        loop->io->hooks.drain(loop);
 }
 
 static void loop_begin_stop(jrpc__loop_t *loop)

@@ -30,16 +30,14 @@ static void accept_and_drop(jrpc__loop_t *loop, uv_stream_t *listener)
     uv_close((uv_handle_t *)&oom_tcp, on_oom_close);
 }
 
-static void sock_link_drain(jrpc__link_t *l)
+void jrpc__sock_drain(jrpc__sock_t *s)
 {
-    jrpc__sock_t *s = JRPC__CONTAINER_OF(l, jrpc__sock_t, link);
     if (!s->closing && s->ops != NULL)
         s->ops->drain(s);
 }
 
-static void sock_link_close(jrpc__link_t *l)
+void jrpc__sock_close_now(jrpc__sock_t *s)
 {
-    jrpc__sock_t *s = JRPC__CONTAINER_OF(l, jrpc__sock_t, link);
     if (s->closing)
         return;
     if (s->ops != NULL)
@@ -60,9 +58,7 @@ static jrpc__sock_t *sock_new(jrpc__loop_t *loop)
     s->tcp.data = s->timer.data = s;
     s->open_handles = 2;
     s->loop = loop;
-    s->link.drain = sock_link_drain;
-    s->link.close_now = sock_link_close;
-    jrpc__list_insert_tail(&loop->conns, &s->link.node);
+    jrpc__list_insert_tail(&loop->conns, &s->node);
     jrpc__loop_hold(loop);
     return s;
 }
@@ -174,6 +170,29 @@ int jrpc__sock_write(jrpc__sock_t *s, uv_write_t *wr, uv_buf_t *bufs, unsigned n
     return rc != 0 ? rc : 0;
 }
 
+int jrpc__sock_keep(jrpc__sock_t *s, const char *p, size_t n)
+{
+    char *k = malloc(n ? n : 1);
+    if (k == NULL)
+        return JRPC_ENOMEM;
+    memcpy(k, p, n);
+    s->kept = k;
+    s->kept_off = 0;
+    s->kept_len = n;
+    return 0;
+}
+
+void jrpc__sock_kept_used(jrpc__sock_t *s, size_t n)
+{
+    if (n < s->kept_len - s->kept_off) {
+        s->kept_off += n;
+        return;
+    }
+    free(s->kept);
+    s->kept = NULL;
+    s->kept_off = s->kept_len = 0;
+}
+
 size_t jrpc__sock_queued(const jrpc__sock_t *s)
 {
     return uv_stream_get_write_queue_size((const uv_stream_t *)&s->tcp);
@@ -218,7 +237,8 @@ static void on_close(uv_handle_t *h)
     if (s->ops != NULL)
         s->ops->closed(s);
     jrpc__unadmit(loop->io, &s->admit);
-    jrpc__list_remove(&s->link.node);
+    jrpc__list_remove(&s->node);
+    free(s->kept);
     free(s);
     jrpc__loop_release(loop);
 }

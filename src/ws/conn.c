@@ -225,25 +225,14 @@ static void conn_flush(jrpc_conn_t *c)
 
 /* ---- Ways out -------------------------------------------------------------------------------- */
 
-static void stash_drop(jrpc_conn_t *c)
-{
-    free(c->stash);
-    c->stash = NULL;
-    c->stash_off = c->stash_len = 0;
-}
-
-/* Keeps the n bytes at p (the loop's read buffer, or src/http's); 0, or -1 after closing. */
+/* Keeps the n bytes at p (the loop's read buffer, or src/http's) with the socket; 0, or -1 after
+ * closing. */
 static int stash_keep(jrpc_conn_t *c, const char *p, size_t n)
 {
-    c->stash = malloc(n);
-    if (c->stash == NULL) {
-        conn_abort(c);
-        return -1;
-    }
-    memcpy(c->stash, p, n);
-    c->stash_off = 0;
-    c->stash_len = n;
-    return 0;
+    if (jrpc__sock_keep(c->sock, p, n) == 0)
+        return 0;
+    conn_abort(c);
+    return -1;
 }
 
 static void on_timer(jrpc__sock_t *s);
@@ -299,7 +288,6 @@ static void on_closed(jrpc__sock_t *s)
     c->out_head = c->out_tail = NULL;
     c->out_bytes = 0;
     c->out_count = 0;
-    stash_drop(c);
     jrpc__ws_session_free(&c->sess);
     /* Subscriptions ended by the close learn it now, from the loop and outside any call. */
     while (!jrpc__list_empty(&c->ended)) {
@@ -566,11 +554,10 @@ static void conn_update(jrpc_conn_t *c)
         } else {
             c->sess.paused = c->waiting != NULL || c->calls >= cfg->ws_max_inflight;
         }
-        if (c->stash != NULL && !c->sess.paused && !c->aborting) {
-            size_t n = conn_feed(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
-            c->stash_off += n;
-            if (c->stash_off == c->stash_len)
-                stash_drop(c);
+        size_t kept;
+        const char *p = jrpc__sock_kept(c->sock, &kept);
+        if (p != NULL && !c->sess.paused && !c->aborting) {
+            jrpc__sock_kept_used(c->sock, conn_feed(c, p, kept));
             continue;
         }
         break;

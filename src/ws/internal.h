@@ -110,9 +110,6 @@ struct jrpc_conn {
     uint64_t last_rx;             /* uv_now of the last byte received */
     uint64_t last_msg;            /* uv_now of the last message either way */
     uint64_t ping_at;             /* uv_now of the unanswered ping, 0 when none */
-    char *stash;                  /* received bytes not yet fed while paused (malloc'd) */
-    size_t stash_off;             /* bytes of stash already fed */
-    size_t stash_len;             /* bytes in stash */
     uint8_t in_feed;              /* the session is parsing: flush after it */
     uint8_t in_update;            /* conn_update is on the stack */
     uint8_t writing;              /* a uv_write is in flight */
