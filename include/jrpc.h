@@ -329,7 +329,9 @@ typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
  * JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data);
-/* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before run. */
+/* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before
+ * jrpc_server_run, from the thread that registers methods (the registry is not locked until the
+ * server runs, and read-only after). */
 JRPC_EXTERN int jrpc_method_registered(const jrpc_server_t *srv, const char *name);
 
 /* ---- Calls (valid from the handler's start until its reply) ------------------------------- */
