@@ -2,8 +2,9 @@
 // calls each from the mix of bench/conns.mjs (singles, batches, notifications, errors, worker
 // and async calls, every answer checked), three rounds against one jrpcd. After each round the
 // open fds of jrpcd come back to exactly where they were, and RSS settles: it does not keep
-// growing from round to round. Under build-asan RSS is not compared (the allocator keeps freed
-// memory in quarantine); the exit status of jrpcd — LeakSanitizer's verdict — checks leaks there.
+// growing from round to round. Under a sanitizer build RSS is not compared (ASan keeps freed
+// memory in quarantine, TSan grows its shadow and history); the exit status of jrpcd —
+// LeakSanitizer's verdict under build-asan — checks leaks there.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,7 +38,7 @@ function runClient(server) {
     });
 }
 
-const asan = () => /libasan|libclang_rt\.asan/.test(readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8'));
+const sanitized = () => /lib[at]san|libclang_rt\.[at]san/.test(readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8'));
 
 test(`${CONNS} connections × ${CALLS} calls, ${ROUNDS} rounds: no errors, fds back to the start, RSS settles`, async (t) => {
     const rounds = [];
@@ -52,8 +53,8 @@ test(`${CONNS} connections × ${CALLS} calls, ${ROUNDS} rounds: no errors, fds b
         assert.equal(s.fds.after, s.fds.before, `round ${i + 1}: open fds back to where they were`);
         rounds.push(s);
     }
-    if (asan()) {
-        t.diagnostic('AddressSanitizer build: RSS not compared');
+    if (sanitized()) {
+        t.diagnostic('sanitizer build: RSS not compared');
     } else {
         // Round 1 warms the allocator's caches; later rounds must not add to them.
         const first = rounds[0].rss_kib.end, last = rounds.at(-1).rss_kib.end;
