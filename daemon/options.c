@@ -95,6 +95,13 @@ static const jrpcd_setting_t settings[] = {
      "DURATION", "close a keep-alive connection idle this long; 0 = never"},
     {"send_timeout", "send-timeout", JRPCD_SET_DURATION, CFG_FIELD(send_timeout_ms), 1, DAY_MS,
      "DURATION", "close a client that takes no answer bytes this long"},
+    /* Server-wide bounds on what clients pin (docs/security.md). */
+    {"max_inflight", "max-inflight", JRPCD_SET_UINT, CFG_FIELD(max_inflight), 1, 100000000, "N",
+     "calls in flight, whole server (more: -32005)"},
+    {"max_memory", "max-memory", JRPCD_SET_SIZE, CFG_FIELD(max_memory), 1, SIZE_LIMIT, "SIZE",
+     "bytes held by requests and answers, whole server (more: -32005)"},
+    {"max_unsent", "max-unsent", JRPCD_SET_SIZE, CFG_FIELD(max_unsent), 1, SIZE_LIMIT, "SIZE",
+     "unwritten answer bytes per HTTP connection before it stops reading"},
     {"log_level", "log-level", JRPCD_SET_LOG_LEVEL, 0, 0, 0, "LEVEL", "error, warn, info or debug"},
 };
 

@@ -169,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(body, in, n);
     int before = answers;
     static const char *const methods[] = {"echo", "probe", "later", "solo", "p.x", "nope"};
-    jrpc__req_t *r = jrpc__req_new(&loop, body, n, NULL, on_done, NULL);
+    jrpc__req_t *r = jrpc__req_new(&loop, body, n, NULL, NULL, on_done, NULL);
     if (r == NULL)
         abort();
     jrpc__answer_t ans;

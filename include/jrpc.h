@@ -232,6 +232,12 @@ typedef struct jrpc_config {
     unsigned min_body_rate;     /* bytes/s a body must average once it took body_timeout (408) */
     unsigned idle_timeout_ms;   /* close a keep-alive connection idle this long; 0 = never */
     unsigned send_timeout_ms;   /* close a connection whose answers do not move this long */
+    unsigned max_inflight;      /* calls admitted and not finished, whole server (-32005 past it) */
+    size_t max_memory;          /* bytes held by requests and unwritten answers, whole server:
+                                   past it new items get -32005 and connections holding memory
+                                   stop reading until theirs is released */
+    size_t max_unsent;          /* answer bytes waiting to be written on one HTTP connection past
+                                   which it stops reading requests until they drain */
     jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
     jrpc_log_cb log_cb;         /* NULL: no logging at all */
     void *log_data;

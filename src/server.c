@@ -46,6 +46,13 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->idle_timeout_ms = 75000;    /* 75 s: nginx's keepalive_timeout, above the 60 s idle
                                         cut of common load balancers, so they close first */
     cfg->send_timeout_ms = 60000;    /* 60 s without the socket taking a byte (nginx's) */
+    cfg->max_inflight = 65536;       /* 256 WebSocket clients at ws_max_inflight, or 65 full
+                                        HTTP batches: past that the loops and the worker pool
+                                        are the limit, and each call pins its request */
+    cfg->max_memory = 1u << 30;      /* 1 GiB of requests and answers: 40 answers at
+                                        max_response, what a small host can give one process */
+    cfg->max_unsent = 1u << 20;      /* 1 MiB of answers unread on top of the kernel's socket
+                                        buffer: a client that pipelines and does not read */
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -60,7 +67,10 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     XX(max_response)                                                                               \
     XX(max_ws_message)                                                                             \
     XX(ws_max_inflight)                                                                            \
-    XX(ws_max_queue)
+    XX(ws_max_queue)                                                                               \
+    XX(max_inflight)                                                                               \
+    XX(max_memory)                                                                                 \
+    XX(max_unsent)
 
 JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
 {
@@ -102,6 +112,9 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     int rc = jrpc__io_init(&srv->io, &srv->cfg, srv);
     srv->io.engine = &srv->engine;
     srv->io.hooks.accept = jrpc__http_accept;
+    srv->io.hooks.expire = jrpc__req_expire_all;
+    srv->io.hooks.orphan = jrpc__req_orphan_all;
+    srv->io.hooks.free_orphans = jrpc__req_free_orphans;
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->engine.registry = jrpc__registry_new();

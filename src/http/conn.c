@@ -14,6 +14,16 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_resume(jrpc__http_conn_t *c);
 
+/* Something the connection held was released while it waited at a bound (acct.c posts this). */
+static void on_acct_released(jrpc__acct_t *a, void *owner)
+{
+    (void)a;
+    jrpc__http_conn_t *c = owner;
+    conn_resume(c);
+    if (!c->closing)
+        jrpc__http_flush(c);
+}
+
 /* ---- Small helpers --------------------------------------------------------------------------- */
 
 /* http_parser_pause asserts when the parser is in an error state: pause only a healthy one. */
@@ -67,7 +77,11 @@ static void conn_read_stop(jrpc__http_conn_t *c)
 
 int jrpc__http_over_bound(const jrpc__http_conn_t *c)
 {
-    return c->depth >= JRPC__HTTP_PIPELINE_MAX || c->inflight >= c->cfg->max_body;
+    const jrpc__acct_t *a = c->acct;
+    const jrpc_config_t *cfg = c->cfg;
+    return c->depth >= JRPC__HTTP_PIPELINE_MAX || a->reqs >= JRPC__HTTP_PIPELINE_MAX ||
+           a->body >= cfg->max_body || c->unsent_bytes >= cfg->max_unsent ||
+           (a->bytes != 0 && jrpc__io_mem_full(c->loop->io));
 }
 
 /* Frees what a request holds besides its struct: the body and the answer. */
@@ -76,6 +90,12 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
     free(hr->in);
     hr->in = NULL;
     jrpc_buf_free(&hr->out);
+    if (hr->out_held != 0) {
+        jrpc__http_conn_t *c = hr->conn;
+        jrpc__acct_held(c->loop->io, c->acct, -(ptrdiff_t)hr->out_held);
+        c->unsent_bytes -= hr->out_held;
+        hr->out_held = 0;
+    }
 }
 
 /* ---- Closing --------------------------------------------------------------------------------- */
@@ -91,6 +111,7 @@ static void conn_free(jrpc__http_conn_t *c)
         jrpc__loop_free(loop, hr, sizeof(*hr));
     }
     jrpc__http_url_give(c);
+    jrpc__acct_leave(c->acct);
     free(c);
 }
 
@@ -376,11 +397,14 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
     jrpc__http_conn_t *c = hr->conn;
     hr->items = ans->items;
     hr->rpc = NULL;
-    c->inflight -= hr->in_len;
     hr->in_len = 0;
     hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
     jrpc_buf_init(&ans->body);
-    hr->status = hr->out.len != 0 ? (unsigned)ans->status : 204;
+    hr->out_held = hr->out.cap;
+    c->unsent_bytes += hr->out_held;
+    jrpc__acct_held(c->loop->io, c->acct, (ptrdiff_t)hr->out_held);
+    /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
+    hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
     hr->state = JRPC__HR_READY;
 }
 
@@ -416,14 +440,13 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         req_run_failed(c, hr);
         return;
     }
-    jrpc__req_t *r = jrpc__req_new(c->loop, body, len, NULL, on_req_done, hr);
+    jrpc__req_t *r = jrpc__req_new(c->loop, body, len, NULL, c->acct, on_req_done, hr);
     if (r == NULL) {
         req_run_failed(c, hr);
         return;
     }
     hr->state = JRPC__HR_RUNNING;
     hr->in_len = len;
-    c->inflight += len;
     jrpc__answer_t ans;
     int rc = hr->kind == JRPC__HR_REST
                  ? jrpc__req_run_rest(r, hr->rest_method, hr->rest_method_len, hr->rest_batch, &ans)
@@ -505,6 +528,7 @@ static void conn_after_parse(jrpc__http_conn_t *c)
         stash_drop(c);
     } else if (c->throttled) {
         conn_read_stop(c);
+        jrpc__acct_wait(c->acct, on_acct_released);
     } else {
         conn_read_start(c);
     }
@@ -545,9 +569,13 @@ static void conn_upgrade(jrpc__http_conn_t *c)
 /* Answers drained below the bound: parse what was kept, then read again. */
 static void conn_resume(jrpc__http_conn_t *c)
 {
-    if (!c->throttled || c->closing || c->halted || c->in_parse || c->upgrade != NULL ||
-        jrpc__http_over_bound(c))
+    if (!c->throttled || c->closing || c->halted || c->in_parse || c->upgrade != NULL)
         return;
+    if (jrpc__http_over_bound(c)) {
+        jrpc__acct_wait(c->acct, on_acct_released); /* until the next release */
+        return;
+    }
+    jrpc__acct_wait(c->acct, NULL);
     c->throttled = 0;
     http_parser_pause(&c->parser, 0);
     size_t kept;
@@ -663,6 +691,11 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
     jrpc__http_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
+    c->acct = jrpc__acct_new(loop, c);
+    if (c->acct == NULL) {
+        free(c);
+        return NULL;
+    }
     c->sock = s;
     c->loop = loop;
     c->cfg = cfg;

@@ -93,9 +93,10 @@ struct jrpc__http_req {
     int method;      /* enum http_method, -1 before the request line is parsed */
     unsigned status; /* HTTP status of the answer */
     char *in;        /* request body being received (malloc'd, ours until handed on) */
-    size_t in_len;   /* bytes received; while RUNNING: bytes counted in c->inflight */
+    size_t in_len;   /* bytes received */
     size_t in_cap;   /* bytes allocated for `in` */
     jrpc_buf_t out;  /* response body (ours, freed when the write is done) */
+    size_t out_held; /* bytes of out counted in the connection's account */
     size_t items;    /* calls in the request, for the log */
     uint64_t t0;     /* uv_hrtime() at the first byte (logging only) */
     size_t url_len;  /* bytes in url (logging only) */
@@ -120,7 +121,9 @@ struct jrpc__http_conn {
     jrpc__http_req_t *unsent; /* oldest request not yet handed to uv_write, or NULL */
     jrpc__http_req_t *cur;    /* the request being received, or NULL between requests */
     unsigned depth;           /* requests from head to tail */
-    size_t inflight;          /* body bytes of RUNNING requests (bounded by max_body) */
+    jrpc__acct_t *acct;       /* what the connection's requests hold until they finish (also
+                                 past their answers) and its unwritten answers */
+    size_t unsent_bytes;      /* answer bytes not yet written (max_unsent) */
     const char *rest;         /* frames behind an upgrade in the read being handled (the
                                  loop's buffer): handed to src/ws without a copy; bytes kept
                                  past a read are the sock's (jrpc__sock_keep) */
@@ -217,7 +220,9 @@ void jrpc__http_flush(jrpc__http_conn_t *c);
 void jrpc__http_halt(jrpc__http_conn_t *c);
 /* Closes c now: requests in flight are detached, unwritten answers dropped. */
 void jrpc__http_close_now(jrpc__http_conn_t *c);
-/* The pipeline is at its bound (requests or in-flight body bytes). */
+/* The connection is at a bound: requests in the pipeline or alive in the engine, their body
+ * bytes (max_body), unwritten answers (max_unsent), or it holds memory while the server is at
+ * max_memory. It stops reading until its account is released below them. */
 int jrpc__http_over_bound(const jrpc__http_conn_t *c);
 
 /* ---- parse.c --------------------------------------------------------------------------------- */

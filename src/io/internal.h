@@ -11,6 +11,7 @@
 #include "jrpc.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <uv.h>
 
 typedef struct jrpc__loop jrpc__loop_t;
@@ -49,12 +50,40 @@ struct jrpc__post {
     jrpc__post_cb cb;   /* runs once, on the loop */
 };
 
+/* What one connection holds in the engine and in answers not yet written (acct.c), counted
+ * until it is released — also after the answer went, or the connection closed: a request keeps
+ * the account of the connection it came from until its last call finished. The same amounts are
+ * added to the server's totals (jrpc__io_t.mem_held, calls_held), which max_memory and
+ * max_inflight bound. Loop thread only (the totals are atomics). */
+typedef struct jrpc__acct jrpc__acct_t;
+typedef void (*jrpc__acct_wake_cb)(jrpc__acct_t *a, void *owner);
+struct jrpc__acct {
+    jrpc__loop_t *loop;
+    size_t refs;             /* the owner's, and one per live request */
+    size_t reqs;             /* requests alive in the engine */
+    size_t calls;            /* calls admitted and not finished */
+    size_t body;             /* request bodies held */
+    size_t bytes;            /* everything held: bodies, the engine's arenas, answers not yet
+                                written */
+    jrpc__acct_wake_cb wake; /* the owner waits for a release (NULL: it does not) */
+    void *owner;             /* NULL once the owner left */
+    jrpc__post_t post;       /* carries a wake to the owner after the releasing stack */
+    uint8_t posted;          /* post is queued */
+};
+
 /* What the layers above io run on each loop; set once by the server object before run. Every
  * hook runs on the loop's thread. Stop reaches connections through their socks (sock.c), so a
  * new connection is the one thing a layer above must be told of. */
 struct jrpc__io_hooks {
     /* A listener has a connection to accept (also while stopping: accept and close). */
     void (*accept)(jrpc__loop_t *loop, uv_stream_t *listener);
+    /* The drain time is over: everything still running is answered now (the engine). */
+    void (*expire)(jrpc__loop_t *loop);
+    /* The loop ends while requests wait for handlers that never replied: they become orphans
+     * (their timers close now) and free_orphans frees them once the server is freed (the
+     * engine). */
+    void (*orphan)(jrpc__loop_t *loop);
+    void (*free_orphans)(jrpc__loop_t *loop);
 };
 
 /* An extension's per-loop hooks (jrpc_server_loop_hook), in registration order. */
@@ -171,6 +200,12 @@ struct jrpc__io {
     atomic_ulong refused_total;  /* connections refused over max_connections */
     atomic_ulong refused_per_ip; /* connections refused over max_connections_per_ip */
     jrpc__admit_table_t *admit;  /* per-address counts */
+    atomic_size_t mem_held;      /* bytes held by requests and unwritten answers (acct.c) */
+    atomic_size_t calls_held;    /* calls admitted and not finished, every loop */
+    atomic_ulong refused_memory; /* items refused over max_memory */
+    atomic_ulong refused_calls;  /* items refused over max_inflight */
+    jrpc__loop_t *kept_loops;    /* loops kept past run for calls never replied (orphans) */
+    unsigned nkept_loops;
 };
 
 struct jrpc__loop {
@@ -188,15 +223,22 @@ struct jrpc__loop {
     jrpc__post_t *post_head;              /* work posted from any thread, FIFO */
     jrpc__post_t *post_tail;
     jrpc__list_t conns;               /* live connections of every transport (jrpc__sock_t) */
+    jrpc__list_t reqs;                /* live engine requests (the engine links them) */
     size_t holds;                     /* connections and requests alive: stop waits for 0 */
+    size_t orphans;                   /* requests given up at the end of a stop (never replied) */
     uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
     jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */
     char *rbuf;                       /* the connections' read buffer (JRPC__SOCK_READ_BUF) */
     void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
                                          their first word */
     unsigned nblocks[JRPC__LOOP_CLASSES];
-    int stopping; /* stop seen: listeners closed, draining */
-    int closing;  /* drain over: handles are being closed */
+    int stopping;     /* stop seen: listeners closed, draining */
+    int expired;      /* drain time over: what ran was answered, connections write their last */
+    int abandon;      /* the last answers had their time: requests still waiting for a handler
+                         do not hold the loop any more */
+    int exts_stopped; /* the extensions' stop hooks ran */
+    int closing;      /* handles are being closed */
+    int dead;         /* ended: posts are dropped (a late reply to an orphan; post_lock) */
 };
 
 /* Connection caps (admit.c): counts a new connection, or refuses it (JRPC_ERANGE: over a cap)
@@ -205,6 +247,34 @@ jrpc__admit_table_t *jrpc__admit_table_new(void);
 void jrpc__admit_table_free(jrpc__admit_table_t *t);
 int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a);
 void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a);
+
+/* Accounts (acct.c). jrpc__acct_new: a new account with the owner's reference (NULL when out of
+ * memory); jrpc__acct_leave: the owner goes (no more wakes), dropping its reference. */
+jrpc__acct_t *jrpc__acct_new(jrpc__loop_t *loop, void *owner);
+void jrpc__acct_leave(jrpc__acct_t *a);
+static inline void jrpc__acct_ref(jrpc__acct_t *a)
+{
+    a->refs++;
+}
+void jrpc__acct_unref(jrpc__acct_t *a);
+/* Request body bytes, or other bytes held for the connection (the engine's arenas, answers),
+ * start (delta > 0) or stop being held, counted in io's totals and, when a is not NULL, in a.
+ * A release wakes a's owner if it waits. */
+void jrpc__acct_body(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta);
+void jrpc__acct_held(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta);
+/* Admits up to n calls under max_inflight, none while the server holds max_memory bytes or
+ * more: how many were (counted in io and a). */
+size_t jrpc__acct_admit(jrpc__io_t *io, jrpc__acct_t *a, size_t n);
+/* n admitted calls finished. */
+void jrpc__acct_finished(jrpc__io_t *io, jrpc__acct_t *a, size_t n);
+/* The owner waits for something to be released: cb(a, owner) runs once on the loop after the
+ * next release (never inside the releasing call); cb NULL stops waiting. */
+void jrpc__acct_wait(jrpc__acct_t *a, jrpc__acct_wake_cb cb);
+/* The server holds max_memory bytes or more. Any thread. */
+static inline int jrpc__io_mem_full(jrpc__io_t *io)
+{
+    return atomic_load_explicit(&io->mem_held, memory_order_relaxed) >= io->cfg->max_memory;
+}
 
 /* Socket addresses as text (addr.c), "ip:port" or "[ip6]:port", cut to fit buf[0..cap) and
  * NUL-terminated; any thread. jrpc__addr_name returns the length, 0 for a family other than
@@ -229,6 +299,10 @@ void jrpc__io_stop(jrpc__io_t *io);
 
 /* Posts p to loop from any thread; p->cb runs on the loop, after everything posted before. */
 void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p);
+/* After the drain time, how long connections may still write the answers that ending every
+ * call produced before they are closed: a reading client takes a few KB in well under this. */
+#define JRPC__LOOP_LAST_WRITE_MS 1000
+
 /* Something that stop must wait for (a connection, a request) starts or ends on loop. */
 static inline void jrpc__loop_hold(jrpc__loop_t *loop)
 {
@@ -264,5 +338,8 @@ jrpc__pool_t *jrpc__pool_new(unsigned workers, unsigned queue);
 int jrpc__pool_submit(jrpc__pool_t *pool, jrpc_call_t *call, jrpc_method_cb cb, void *data);
 /* Finishes queued work, joins the threads and frees the pool. */
 void jrpc__pool_free(jrpc__pool_t *pool);
+/* A stop gave up on handlers that never returned: queued calls are dropped, the threads are
+ * detached (idle ones end) and the pool is left to them, never freed. */
+void jrpc__pool_abandon(jrpc__pool_t *pool);
 
 #endif

@@ -4,6 +4,7 @@
  * queue and uv_async wakeup, in posting order. Stopping closes the listeners, lets what holds the
  * loop finish (bounded by drain_ms) and then ends every loop. The layers above plug in through
  * jrpc__io_hooks_t: this file names none of them. */
+#include "../util/log.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -43,6 +44,19 @@ void jrpc__io_close(jrpc__io_t *io)
                 close(io->fds[a][i]);
     jrpc__admit_table_free(io->admit);
     io->admit = NULL;
+    if (io->kept_loops != NULL) {
+        for (unsigned i = 0; i < io->nkept_loops; i++) {
+            jrpc__loop_t *loop = &io->kept_loops[i];
+            if (jrpc__list_empty(&loop->reqs))
+                continue; /* cleaned up when run returned */
+            if (io->hooks.free_orphans != NULL)
+                io->hooks.free_orphans(loop);
+            jrpc__arena_cache_clear(&loop->arenas);
+            uv_mutex_destroy(&loop->post_lock);
+        }
+        free(io->kept_loops);
+        io->kept_loops = NULL;
+    }
     while (io->exts != NULL) {
         jrpc__loop_ext_t *e = io->exts;
         io->exts = e->next;
@@ -145,13 +159,19 @@ void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p)
 {
     p->next = NULL;
     uv_mutex_lock(&loop->post_lock);
+    if (loop->dead) {
+        /* The loop ended: only a late reply to a request a stop gave up on gets here. */
+        uv_mutex_unlock(&loop->post_lock);
+        return;
+    }
     if (loop->post_tail != NULL)
         loop->post_tail->next = p;
     else
         loop->post_head = p;
     loop->post_tail = p;
-    uv_mutex_unlock(&loop->post_lock);
+    /* Under the lock: the loop closes its wakeup only after marking itself dead under it. */
     uv_async_send(&loop->wakeup);
+    uv_mutex_unlock(&loop->post_lock);
 }
 
 int jrpc__loop_on_thread(const jrpc__loop_t *loop)
@@ -175,19 +195,55 @@ static void loop_run_posted(jrpc__loop_t *loop)
     }
 }
 
+static size_t list_len(const jrpc__list_t *h)
+{
+    size_t n = 0;
+    for (const jrpc__list_t *it = h->next; it != h; it = it->next)
+        n++;
+    return n;
+}
+
+/* The extensions' stop hooks, once: when the loop drained, or when the drain time is over (an
+ * extension then answers what it still holds, the gateway its queue). */
+static void loop_stop_exts(jrpc__loop_t *loop)
+{
+    if (loop->exts_stopped)
+        return;
+    loop->exts_stopped = 1;
+    for (const jrpc__loop_ext_t *e = loop->io->exts; e != NULL; e = e->next)
+        if (e->stop != NULL)
+            e->stop(&loop->uv, loop->index, e->data);
+}
+
 static void loop_maybe_done(jrpc__loop_t *loop)
 {
-    if (!loop->stopping || loop->closing || loop->holds != 0)
+    if (!loop->stopping || loop->closing)
+        return;
+    /* Given up: requests whose handlers never replied were answered; they do not hold us. */
+    size_t orphans = loop->abandon ? list_len(&loop->reqs) : 0;
+    if (loop->holds != orphans)
         return;
     loop->closing = 1;
     /* Nothing is posted any more once every connection closed; what was posted before still
      * runs (a subscription's end owes its end_cb). */
     loop_run_posted(loop);
-    for (const jrpc__loop_ext_t *e = loop->io->exts; e != NULL; e = e->next)
-        if (e->stop != NULL)
-            e->stop(&loop->uv, loop->index, e->data);
+    loop_stop_exts(loop);
+    if (orphans != 0 && loop->io->hooks.orphan != NULL) {
+        loop->orphans = orphans;
+        loop->io->hooks.orphan(loop);
+    }
+    /* Dead before the wakeup closes: later posts (late replies to orphans) are dropped under the
+     * lock; what came before still runs. */
+    uv_mutex_lock(&loop->post_lock);
+    loop->dead = 1;
+    uv_mutex_unlock(&loop->post_lock);
+    loop_run_posted(loop);
     uv_close((uv_handle_t *)&loop->wakeup, NULL);
     uv_close((uv_handle_t *)&loop->drain_timer, NULL);
+    /* Handlers that never replied may keep handles of their own running (timers, sockets): the
+     * loop ends after this pass anyway, and its cleanup closes what they left. */
+    if (orphans != 0)
+        uv_stop(&loop->uv);
 }
 
 void jrpc__loop_release(jrpc__loop_t *loop)
@@ -207,10 +263,41 @@ void jrpc__loop_close_all(jrpc__loop_t *loop)
     }
 }
 
+/* The last answers had their time (or a second stop came): close every connection and stop
+ * waiting for handlers that never replied. */
+static void loop_abandon(jrpc__loop_t *loop)
+{
+    loop->abandon = 1;
+    jrpc__loop_close_all(loop);
+    loop_maybe_done(loop);
+}
+
+static void loop_last_write_timeout(uv_timer_t *t)
+{
+    loop_abandon(t->data);
+}
+
+/* The drain time is over: everything still running is answered (the engine), extensions answer
+ * what they hold, and connections get a moment to write those answers. */
+static void loop_expire(jrpc__loop_t *loop)
+{
+    if (loop->expired)
+        return;
+    loop->expired = 1;
+    if (loop->io->hooks.expire != NULL)
+        loop->io->hooks.expire(loop);
+    loop_stop_exts(loop);
+}
+
 static void loop_drain_timeout(uv_timer_t *t)
 {
     jrpc__loop_t *loop = t->data;
-    jrpc__loop_close_all(loop);
+    loop_expire(loop);
+    if (loop->closing)
+        return;
+    uint64_t ms = loop->cfg->send_timeout_ms < JRPC__LOOP_LAST_WRITE_MS ? loop->cfg->send_timeout_ms
+                                                                        : JRPC__LOOP_LAST_WRITE_MS;
+    uv_timer_start(&loop->drain_timer, loop_last_write_timeout, ms, 0);
     loop_maybe_done(loop);
 }
 
@@ -242,8 +329,9 @@ static void loop_wakeup(uv_async_t *h)
     if (stops > 0 && !loop->stopping)
         loop_begin_stop(loop);
     if (stops > 1 && !loop->closing) {
-        jrpc__loop_close_all(loop);
-        loop_maybe_done(loop);
+        loop_expire(loop);
+        if (!loop->closing)
+            loop_abandon(loop);
     }
 }
 
@@ -269,6 +357,7 @@ static int loop_init(jrpc__loop_t *loop, jrpc__io_t *io, unsigned index, int *in
     *inited = 1;
     loop->uv.data = loop;
     jrpc__list_init(&loop->conns);
+    jrpc__list_init(&loop->reqs);
     uv_mutex_init(&loop->post_lock);
     uv_async_init(&loop->uv, &loop->wakeup, loop_wakeup);
     loop->wakeup.data = loop;
@@ -350,13 +439,19 @@ void jrpc__loop_free(jrpc__loop_t *loop, void *p, size_t n)
     loop->nblocks[k]++;
 }
 
+/* Closes what is left of a loop. One with orphans keeps its post lock (late replies still take
+ * it) until jrpc__io_close. */
 static int loop_cleanup(jrpc__loop_t *loop)
 {
     loop_run_posted(loop);
     uv_walk(&loop->uv, close_any, NULL);
     uv_run(&loop->uv, UV_RUN_NOWAIT);
     int rc = uv_loop_close(&loop->uv);
-    uv_mutex_destroy(&loop->post_lock);
+    uv_mutex_lock(&loop->post_lock);
+    loop->dead = 1;
+    uv_mutex_unlock(&loop->post_lock);
+    if (jrpc__list_empty(&loop->reqs))
+        uv_mutex_destroy(&loop->post_lock);
     jrpc__arena_cache_clear(&loop->arenas);
     free(loop->rbuf);
     loop->rbuf = NULL;
@@ -405,14 +500,31 @@ int jrpc__io_run(jrpc__io_t *io)
     loop_main(&loops[0]);
     for (unsigned i = 1; i <= started; i++)
         uv_thread_join(&threads[i]);
-done:
-    if (io->pool != NULL)
+done:;
+    unsigned orphaned = 0;
+    for (unsigned i = 0; i < inited; i++)
+        orphaned += !jrpc__list_empty(&loops[i].reqs);
+    if (io->pool != NULL && orphaned != 0)
+        jrpc__pool_abandon(io->pool); /* a worker handler may never return */
+    else if (io->pool != NULL)
         jrpc__pool_free(io->pool);
     io->pool = NULL;
     for (unsigned i = 0; i < inited; i++)
         loop_cleanup(&loops[i]);
     io->loops = NULL;
-    free(loops);
+    if (orphaned != 0) {
+        size_t left = 0;
+        for (unsigned i = 0; i < inited; i++)
+            left += loops[i].orphans;
+        jrpc__log(io->cfg, JRPC_LOG_WARN, "server",
+                  "stopped with %zu requests whose handlers never replied (answered -32000)", left);
+        /* Handlers that never replied still hold calls of these loops: the loops' memory stays
+         * until the server is freed, and a late reply is dropped at their post lock. */
+        io->kept_loops = loops;
+        io->nkept_loops = inited;
+    } else {
+        free(loops);
+    }
     free(threads);
     atomic_store(&io->stop_requests, 0);
     return rc;

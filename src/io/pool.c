@@ -4,6 +4,7 @@
  * full, so the pool is ours. Handlers reply through jrpc_reply_*, which posts back to the loop. */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 typedef struct pool_job {
@@ -99,4 +100,17 @@ void jrpc__pool_free(jrpc__pool_t *p)
     free(p->ring);
     free(p->threads);
     free(p);
+}
+
+void jrpc__pool_abandon(jrpc__pool_t *p)
+{
+    uv_mutex_lock(&p->lock);
+    p->stopping = 1;
+    p->count = 0; /* queued calls were answered when the stop gave up on them */
+    uv_cond_broadcast(&p->ready);
+    uv_mutex_unlock(&p->lock);
+    /* Idle threads end on their own; one still inside a handler keeps the pool (it is never
+     * freed: the thread may touch it when the handler returns, until the process exits). */
+    for (unsigned i = 0; i < p->nthreads; i++)
+        pthread_detach(p->threads[i]);
 }

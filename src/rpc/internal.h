@@ -103,9 +103,11 @@ enum {
  * call of the request has replied (views into it live that long). `conn` is what jrpc_call_conn
  * answers (a WebSocket connection; NULL for HTTP): the transport keeps it valid until the
  * request is freed, through a cleanup (jrpc__req_cleanup_add). NULL only when out of memory (body
- * freed then). Nothing runs until jrpc__req_run. Loop thread. */
+ * freed then). `acct` (may be NULL) is the connection's account: the request holds a reference
+ * and counts its bytes and calls there until it is freed, also after its answer went or the
+ * connection closed. Nothing runs until jrpc__req_run. Loop thread. */
 jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
-                           jrpc__req_done_cb done, void *ud);
+                           jrpc__acct_t *acct, jrpc__req_done_cb done, void *ud);
 /* Runs cb(data) when the request is freed (after its last call replied, also when the client
  * left). 0 or JRPC_ENOMEM (nothing registered). Before jrpc__req_run, loop thread. */
 int jrpc__req_cleanup_add(jrpc__req_t *req, jrpc__cleanup_cb cb, void *data);
@@ -122,6 +124,16 @@ int jrpc__req_run_rest(jrpc__req_t *req, const char *method, size_t mlen, int ba
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
  * request frees itself after the last one. Loop thread. */
 void jrpc__req_detach(jrpc__req_t *req);
+
+/* The drain time of a stop is over (io's expire hook): every unfinished call of every request on
+ * loop is answered -32000 "server shutting down" now; handlers' later replies are dropped. */
+void jrpc__req_expire_all(jrpc__loop_t *loop);
+/* The loop ends with requests whose handlers never replied (io's orphan hook): their deadline
+ * timers close; later replies are dropped. */
+void jrpc__req_orphan_all(jrpc__loop_t *loop);
+/* Frees the requests left on a loop that ended with handlers that never replied (io's
+ * free_orphans hook, when the server is freed). */
+void jrpc__req_free_orphans(jrpc__loop_t *loop);
 
 /* Items in a running request (1 for a single call). Loop thread, while it lives. */
 size_t jrpc__req_items(const jrpc__req_t *req);

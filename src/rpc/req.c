@@ -279,7 +279,8 @@ static void req_answer(jrpc__req_t *r)
         jrpc_buf_append(&out, "]", 1);
     if (entries == 0 && !r->rest)
         out.len = 0; /* notifications only: nothing to answer */
-    if (r->rest && !r->is_batch && r->ncalls == 1 && (r->calls[0].is_error || over))
+    if (r->rest && !r->is_batch && r->ncalls == 1 && (r->calls[0].is_error || over) &&
+        r->status == 200)
         r->status = rest_status(over ? JRPC_CODE_RESPONSE_TOO_LARGE : r->calls[0].code);
     if (out.err) {
         jrpc_buf_free(&out);
@@ -298,9 +299,31 @@ static void req_answer(jrpc__req_t *r)
 
 /* ---- Lifetime -------------------------------------------------------------------------------- */
 
-static void req_free(jrpc__req_t *r)
+/* Brings what the request holds (body and arena bytes, calls not finished) up to date in its
+ * connection's account and the server's totals. */
+static void req_sync(jrpc__req_t *r)
 {
-    jrpc__loop_t *loop = r->loop;
+    jrpc__io_t *io = r->loop->io;
+    size_t body = r->body != NULL ? r->body_len : 0;
+    if (body != r->body_counted) {
+        jrpc__acct_body(io, r->acct, (ptrdiff_t)body - (ptrdiff_t)r->body_counted);
+        r->body_counted = body;
+    }
+    size_t arena = r->body != NULL ? r->arena.bytes : 0;
+    if (arena != r->arena_counted) {
+        jrpc__acct_held(io, r->acct, (ptrdiff_t)arena - (ptrdiff_t)r->arena_counted);
+        r->arena_counted = arena;
+    }
+    if (r->calls_counted > r->calls_live) {
+        jrpc__acct_finished(io, r->acct, r->calls_counted - r->calls_live);
+        r->calls_counted = r->calls_live;
+    }
+}
+
+/* Frees what the request holds; the loop is released unless the request is an orphan (its loop
+ * is gone). */
+static void req_release_all(jrpc__req_t *r)
+{
     for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
         if (c->out_owned)
@@ -309,10 +332,24 @@ static void req_free(jrpc__req_t *r)
             c->release(c->release_data); /* the answer is built: borrowed bytes go back */
     }
     free(r->body);
+    r->body = NULL;
+    r->calls_live = 0;
+    req_sync(r);
+    jrpc__list_remove(&r->link);
+    if (r->acct != NULL) {
+        r->acct->reqs--;
+        jrpc__acct_unref(r->acct);
+    }
     for (jrpc__cleanup_t *cl = r->cleanups; cl != NULL; cl = cl->next)
         cl->cb(cl->data);
     jrpc__arena_t arena = r->arena; /* r lives in its own arena */
     jrpc__arena_free(&arena);
+}
+
+static void req_free(jrpc__req_t *r)
+{
+    jrpc__loop_t *loop = r->loop;
+    req_release_all(r);
     jrpc__loop_release(loop);
 }
 
@@ -340,25 +377,65 @@ static void req_timer_closed(uv_handle_t *h)
     req_maybe_free(r);
 }
 
-static void req_timeout(uv_timer_t *t)
+/* Calls not yet started never will be; running ones are answered with code/msg now and their
+ * handlers' replies dropped when they come. */
+static void req_expire(jrpc__req_t *r, int code, const char *msg)
 {
-    jrpc__req_t *r = t->data;
-    /* Calls not yet started never will be; running ones are answered -32002 now and their
-     * handlers' replies dropped when they come. */
     for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
         if (c->state == CALL_WAITING || c->state == CALL_RUNNING) {
             if (c->state == CALL_RUNNING)
                 c->timed_out = 1;
+            else
+                r->calls_live--; /* never started: finished now */
             c->state = CALL_DONE;
-            call_set_error(r, c, JRPC_CODE_TIMEOUT, "Request timed out", NULL);
+            call_set_error(r, c, code, msg, NULL);
         }
     }
     r->next = r->ncalls;
     r->remaining = 0;
+    req_sync(r);
     if (!r->answered)
         req_answer(r);
     req_maybe_free(r);
+}
+
+static void req_timeout(uv_timer_t *t)
+{
+    req_expire(t->data, JRPC_CODE_TIMEOUT, "Request timed out");
+}
+
+void jrpc__req_expire_all(jrpc__loop_t *loop)
+{
+    /* req_expire may free the request it expires (nothing was running): step first. */
+    jrpc__list_t *it = loop->reqs.next;
+    while (it != &loop->reqs) {
+        jrpc__req_t *r = JRPC__CONTAINER_OF(it, jrpc__req_t, link);
+        it = it->next;
+        if (!r->starting)
+            req_expire(r, JRPC_CODE_SERVER_ERROR, "server shutting down");
+    }
+}
+
+void jrpc__req_orphan_all(jrpc__loop_t *loop)
+{
+    for (jrpc__list_t *it = loop->reqs.next; it != &loop->reqs; it = it->next) {
+        jrpc__req_t *r = JRPC__CONTAINER_OF(it, jrpc__req_t, link);
+        if (r->timer_state == TIMER_ARMED) {
+            r->timer_state = TIMER_CLOSING;
+            uv_close((uv_handle_t *)&r->timer, req_timer_closed);
+        }
+    }
+}
+
+void jrpc__req_free_orphans(jrpc__loop_t *loop)
+{
+    while (!jrpc__list_empty(&loop->reqs)) {
+        jrpc__req_t *r = JRPC__CONTAINER_OF(loop->reqs.next, jrpc__req_t, link);
+        /* Its handlers never replied (the API says a reply after the server is freed is not
+         * allowed). The deadline timer closed with the loop. */
+        req_release_all(r);
+    }
 }
 
 /* ---- Running --------------------------------------------------------------------------------- */
@@ -373,6 +450,7 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
     if ((m->flags & JRPC_RUN_MASK) == JRPC_WORKER) {
         if (jrpc__pool_submit(r->loop->io->pool, c, m->cb, m->data) != 0) {
             r->running--;
+            r->calls_live--;
             r->bounded -= c->bounded;
             c->state = CALL_DONE;
             call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy", "worker queue is full");
@@ -404,6 +482,7 @@ static void req_pump(jrpc__req_t *r)
             call_start(r, c);
     }
     r->pumping = 0;
+    req_sync(r);
     if (!r->answered && r->remaining == 0)
         req_answer(r);
     if (r->timer_state == TIMER_NONE && cfg->deadline_ms != 0 &&
@@ -421,6 +500,7 @@ void jrpc__call_done(jrpc_call_t *c)
 {
     jrpc__req_t *r = c->req;
     r->running--;
+    r->calls_live--;
     r->bounded -= c->bounded;
     if (c->cleanup != NULL) {
         /* What the handler attached (a subscription) learns whether the client gets the answer:
@@ -438,6 +518,7 @@ void jrpc__call_done(jrpc_call_t *c)
             c->release = NULL;
             release(c->release_data);
         }
+        req_sync(r);
         req_maybe_free(r);
         return;
     }
@@ -460,10 +541,12 @@ static void call_posted(jrpc__post_t *p)
 void jrpc__call_replied(jrpc_call_t *c)
 {
     if (!jrpc__call_on_loop(c)) {
-        c->post.cb = call_posted;
+        c->post.cb = call_posted; /* dropped when the loop ended (a stop gave up on it) */
         jrpc__loop_post(c->req->loop, &c->post);
         return;
     }
+    if (c->req->loop->dead)
+        return; /* the loop's thread, after the loop ended: the reply is dropped */
     if (c->in_dispatch) {
         c->replied_inline = 1; /* the pump completes it when the handler returns */
         return;
@@ -478,7 +561,7 @@ void jrpc__call_replied(jrpc_call_t *c)
 /* ---- Entry points ---------------------------------------------------------------------------- */
 
 jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
-                           jrpc__req_done_cb done, void *ud)
+                           jrpc__acct_t *acct, jrpc__req_done_cb done, void *ud)
 {
     jrpc__arena_t arena;
     jrpc__arena_init_cached(&arena, &loop->arenas);
@@ -498,6 +581,13 @@ jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn
     r->status = 200;
     r->deadline = uv_now(&loop->uv) + loop->cfg->deadline_ms;
     r->seq = jrpc__loop_seq(loop);
+    r->acct = acct;
+    if (acct != NULL) {
+        jrpc__acct_ref(acct);
+        acct->reqs++;
+    }
+    jrpc__list_insert_tail(&loop->reqs, &r->link);
+    req_sync(r);
     jrpc__loop_hold(loop);
     return r;
 }
@@ -592,15 +682,33 @@ static size_t items_to_record(unsigned max_batch)
     return (size_t)max_batch * OVERCAP_ITEMIZED + 1;
 }
 
-/* Marks the checked calls runnable and starts them. */
+/* Marks the checked calls runnable and starts them: as many as the server admits (max_inflight,
+ * max_memory), in request order; the others get -32005 and, when none was admitted, the answer
+ * is a 503. */
 static jrpc__req_t *req_run(jrpc__req_t *r, const uint8_t *ok)
 {
+    size_t want = 0;
+    for (size_t i = 0; i < r->ncalls; i++)
+        want += ok[i];
+    jrpc__io_t *io = r->loop->io;
+    int full = jrpc__io_mem_full(io);
+    size_t admitted = jrpc__acct_admit(io, r->acct, want);
+    r->calls_live = r->calls_counted = admitted;
+    if (want > 0 && admitted == 0)
+        r->status = 503;
     for (size_t i = 0; i < r->ncalls; i++) {
-        if (ok[i]) {
-            r->calls[i].state = CALL_WAITING;
-            if (r->calls[i].answer)
-                r->remaining++;
+        if (!ok[i])
+            continue;
+        if (admitted == 0) {
+            call_set_error(r, &r->calls[i], JRPC_CODE_LIMIT_EXCEEDED, "Server busy",
+                           full ? "server memory limit reached (max_memory)"
+                                : "too many calls in flight (max_inflight)");
+            continue;
         }
+        admitted--;
+        r->calls[i].state = CALL_WAITING;
+        if (r->calls[i].answer)
+            r->remaining++;
     }
     req_pump(r);
     return r;

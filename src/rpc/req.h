@@ -64,8 +64,14 @@ typedef struct jrpc__cleanup {
 
 struct jrpc__req {
     jrpc__loop_t *loop;
-    jrpc__arena_t arena; /* everything below that is not malloc'd */
-    char *body;          /* receive buffer (malloc'd, ours): views point into it */
+    jrpc__list_t link;    /* in loop->reqs while alive */
+    jrpc__acct_t *acct;   /* the connection's account (a reference), or NULL */
+    size_t body_counted;  /* body bytes counted in acct and the server's total */
+    size_t arena_counted; /* arena bytes counted there */
+    size_t calls_live;    /* admitted calls not finished */
+    size_t calls_counted; /* of them, counted in acct and the server's total */
+    jrpc__arena_t arena;  /* everything below that is not malloc'd */
+    char *body;           /* receive buffer (malloc'd, ours): views point into it */
     size_t body_len;
     jrpc_call_t *calls; /* one per item, in request order */
     size_t ncalls;

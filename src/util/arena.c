@@ -31,6 +31,7 @@ void jrpc__arena_init(jrpc__arena_t *a)
     a->cache = NULL;
     a->head = NULL;
     a->pos = a->end = NULL;
+    a->bytes = 0;
 }
 
 void jrpc__arena_init_cached(jrpc__arena_t *a, jrpc__arena_cache_t *cache)
@@ -82,6 +83,7 @@ static void *arena_grow(jrpc__arena_t *a, size_t n)
     }
     c->next = a->head;
     a->head = c;
+    a->bytes += c->size;
     a->pos = c->data + n;
     a->end = c->data + c->size;
     return c->data;

@@ -19,6 +19,7 @@ typedef struct jrpc__arena {
     jrpc__arena_chunk_t *head;  /* newest chunk first */
     char *pos;                  /* next free byte in head */
     char *end;                  /* one past head's last byte */
+    size_t bytes;               /* usable bytes of every chunk: what the arena holds */
 } jrpc__arena_t;
 
 void jrpc__arena_init(jrpc__arena_t *a);

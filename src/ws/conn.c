@@ -19,6 +19,13 @@
 #include <unistd.h>
 
 static void conn_update(jrpc_conn_t *c);
+
+/* Something its requests held was released while it waited at its bound (acct.c posts this). */
+static void on_acct_released(jrpc__acct_t *a, void *owner)
+{
+    (void)a;
+    conn_update(owner);
+}
 static void conn_abort(jrpc_conn_t *c);
 
 /* ---- Logging --------------------------------------------------------------------------------- */
@@ -301,6 +308,8 @@ static void on_closed(jrpc__sock_t *s)
         free(m);
     }
     c->nspare = 0;
+    jrpc__acct_leave(c->acct);
+    c->acct = NULL;
     jrpc_conn_unref(c); /* the transport's reference; others may keep the object */
 }
 
@@ -423,6 +432,14 @@ static void conn_req_freed(void *data)
     jrpc_conn_unref(data);
 }
 
+/* At ws_max_inflight calls not finished (answered or not), or holding memory while the server
+ * is at max_memory: no new message starts. */
+static int conn_at_bound(const jrpc_conn_t *c)
+{
+    const jrpc__acct_t *a = c->acct;
+    return a->calls >= c->cfg->ws_max_inflight || (a->bytes != 0 && jrpc__io_mem_full(c->loop->io));
+}
+
 /* Hands a received message to the engine; the caller brings the connection up to date. */
 static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
@@ -433,7 +450,7 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     c->nmsgs++;
     m->req = NULL;
     m->calls = 0;
-    jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, conn_on_done, m);
+    jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, c->acct, conn_on_done, m);
     if (r != NULL && jrpc__req_cleanup_add(r, conn_req_freed, jrpc_conn_ref(c)) != 0) {
         jrpc_conn_unref(c);
         jrpc__req_detach(r); /* frees it: nothing ran */
@@ -484,14 +501,14 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
     m->body.ptr = msg;
     m->body.len = m->body.cap = len;
     m->binary = (uint8_t)binary;
-    if (c->waiting != NULL || c->calls >= c->cfg->ws_max_inflight) {
+    if (c->waiting != NULL || conn_at_bound(c)) {
         m->kind = JRPC__WS_M_WAITING;
         jrpc__ws_fifo_push(&c->waiting, &c->waiting_tail, m);
         c->sess.paused = 1;
         return;
     }
     conn_start(c, m);
-    if (c->calls >= c->cfg->ws_max_inflight)
+    if (conn_at_bound(c))
         c->sess.paused = 1;
 }
 
@@ -536,7 +553,6 @@ static void conn_update(jrpc_conn_t *c)
     if (c->aborting || c->in_feed || c->in_update)
         return;
     c->in_update = 1;
-    const jrpc_config_t *cfg = c->cfg;
     for (;;) {
         if (c->aborting)
             break;
@@ -548,11 +564,11 @@ static void conn_update(jrpc_conn_t *c)
             conn_closing(c);
         if (c->closing) {
             c->sess.paused = 0;
-        } else if (c->waiting != NULL && c->calls < cfg->ws_max_inflight) {
+        } else if (c->waiting != NULL && !conn_at_bound(c)) {
             conn_start(c, jrpc__ws_fifo_pop(&c->waiting, &c->waiting_tail));
             continue;
         } else {
-            c->sess.paused = c->waiting != NULL || c->calls >= cfg->ws_max_inflight;
+            c->sess.paused = c->waiting != NULL || conn_at_bound(c);
         }
         size_t kept;
         const char *p = jrpc__sock_kept(c->sock, &kept);
@@ -565,6 +581,8 @@ static void conn_update(jrpc_conn_t *c)
     c->in_update = 0;
     if (c->aborting)
         return;
+    /* Paused at the bound: the next release of what its requests hold brings it back. */
+    jrpc__acct_wait(c->acct, c->sess.paused && !c->closing ? on_acct_released : NULL);
     if (c->draining && !c->closing && c->waiting == NULL && jrpc__list_empty(&c->inflight)) {
         /* Server stop: every answer is queued; say why we go (RFC 6455 §7.4.1). */
         jrpc__ws_session_close(&c->sess, 1001, "server shutting down");
@@ -648,6 +666,11 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     jrpc_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return JRPC_ENOMEM;
+    c->acct = jrpc__acct_new(loop, c);
+    if (c->acct == NULL) {
+        free(c);
+        return JRPC_ENOMEM;
+    }
     jrpc__ws_session_init(&c->sess, cfg->max_ws_message, &session_cbs, c);
     atomic_init(&c->refs, 1);
     uv_mutex_init(&c->lock);

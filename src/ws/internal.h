@@ -106,6 +106,8 @@ struct jrpc_conn {
     unsigned wr_count;            /* entries the write in flight carries */
     size_t out_bytes;             /* bytes queued and not yet written, held pushes included */
     size_t calls;                 /* calls in flight in the engine */
+    jrpc__acct_t *acct;           /* (loop) what its requests hold until they finish, past their
+                                     answers too: ws_max_inflight counts its calls */
     uint64_t nmsgs;               /* messages received */
     uint64_t last_rx;             /* uv_now of the last byte received */
     uint64_t last_msg;            /* uv_now of the last message either way */

@@ -19,8 +19,9 @@
  *                            SIGUSR2 to jrpcd releases too: the way in once it is stopping and
  *                            takes no connections. Holds end only when a test says so, so
  *                            "answered before the handler returned" is an observation, not a
- *                            race against a timer. A hold never released keeps jrpcd from
- *                            exiting, as any handler that never replies does.
+ *                            race against a timer. A hold never released is given up on
+ *                            when the drain time of a stop is over (answered -32000), as any
+ *                            handler that never replies is.
  *
  * Over WebSocket (server push):
  *   test.subscribe [ms(, delay)]  a subscription pushing 1, 2, 3 … every ms from a timer on the
@@ -41,6 +42,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -124,24 +126,55 @@ static void testkit_sleep(jrpc_call_t *call, void *data)
     jrpc_reply_int64(call, ms);
 }
 
-/* A pending test.sleep_async: the timer and the call it answers. */
-typedef struct testkit_timer {
+/* A timer of a pending async call (test.sleep_async, test.hold_async), on a list of them all:
+ * one whose call a stop gave up on (never replied) stays reachable from there until the process
+ * exits, as a module that keeps track of its work would have it. */
+typedef struct testkit_pending {
     uv_timer_t timer; /* first, so the handle pointer is the struct's */
-    jrpc_call_t *call;
-    int64_t ms;
-} testkit_timer_t;
+    struct testkit_pending *prev, *next;
+} testkit_pending_t;
+
+static uv_mutex_t testkit_pending_lock = PTHREAD_MUTEX_INITIALIZER; /* uv_mutex_t is POSIX's */
+static testkit_pending_t *testkit_pending_head;
+
+static void testkit_pending_add(testkit_pending_t *p)
+{
+    uv_mutex_lock(&testkit_pending_lock);
+    p->prev = NULL;
+    p->next = testkit_pending_head;
+    if (p->next != NULL)
+        p->next->prev = p;
+    testkit_pending_head = p;
+    uv_mutex_unlock(&testkit_pending_lock);
+}
 
 static void testkit_timer_closed(uv_handle_t *h)
 {
+    testkit_pending_t *p = (testkit_pending_t *)h;
+    uv_mutex_lock(&testkit_pending_lock);
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        testkit_pending_head = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    uv_mutex_unlock(&testkit_pending_lock);
     free(h);
 }
+
+/* A pending test.sleep_async: the timer and the call it answers. */
+typedef struct testkit_timer {
+    testkit_pending_t p; /* first: the handle pointer is the struct's */
+    jrpc_call_t *call;
+    int64_t ms;
+} testkit_timer_t;
 
 static void testkit_timer_fired(uv_timer_t *timer)
 {
     testkit_timer_t *t = (testkit_timer_t *)timer;
     testkit_asleep_leave();
     jrpc_reply_int64(t->call, t->ms);
-    uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
+    uv_close((uv_handle_t *)&t->p.timer, testkit_timer_closed);
 }
 
 static void testkit_sleep_async(jrpc_call_t *call, void *data)
@@ -162,18 +195,19 @@ static void testkit_sleep_async(jrpc_call_t *call, void *data)
     t->ms = ms;
     /* An ASYNC handler runs on the thread of the loop it is given, so the timer may be started
      * here; it fires on that same thread. */
-    int rc = uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &t->timer);
+    int rc = uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &t->p.timer);
     if (rc != 0) {
         free(t); /* never registered with the loop: plain free is enough */
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
         return;
     }
+    testkit_pending_add(&t->p);
     testkit_asleep_enter();
-    rc = uv_timer_start(&t->timer, testkit_timer_fired, (uint64_t)ms, 0);
+    rc = uv_timer_start(&t->p.timer, testkit_timer_fired, (uint64_t)ms, 0);
     if (rc != 0) {
         testkit_asleep_leave();
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
-        uv_close((uv_handle_t *)&t->timer, testkit_timer_closed);
+        uv_close((uv_handle_t *)&t->p.timer, testkit_timer_closed);
     }
 }
 
@@ -209,7 +243,7 @@ static void testkit_hold(jrpc_call_t *call, void *data)
 
 /* A pending test.hold_async: a timer polling for the release, and the call it answers. */
 typedef struct testkit_async_hold {
-    uv_timer_t timer; /* first, so the handle pointer is the struct's */
+    testkit_pending_t p; /* first: the handle pointer is the struct's */
     jrpc_call_t *call;
     unsigned gen; /* testkit_release_gen when the hold began */
 } testkit_async_hold_t;
@@ -219,10 +253,10 @@ static void testkit_hold_poll(uv_timer_t *timer)
     testkit_async_hold_t *h = (testkit_async_hold_t *)timer;
     if (atomic_load(&testkit_release_gen) == h->gen)
         return;
-    uv_timer_stop(&h->timer);
+    uv_timer_stop(&h->p.timer);
     atomic_fetch_sub(&testkit_held, 1);
     jrpc_reply_raw(h->call, "true", 4);
-    uv_close((uv_handle_t *)&h->timer, testkit_timer_closed);
+    uv_close((uv_handle_t *)&h->p.timer, testkit_timer_closed);
 }
 
 static void testkit_hold_async(jrpc_call_t *call, void *data)
@@ -234,19 +268,20 @@ static void testkit_hold_async(jrpc_call_t *call, void *data)
         return;
     }
     h->call = call;
-    int rc = uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &h->timer);
+    int rc = uv_timer_init((uv_loop_t *)jrpc_call_loop(call), &h->p.timer);
     if (rc != 0) {
         free(h); /* never registered with the loop: plain free is enough */
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
         return;
     }
+    testkit_pending_add(&h->p);
     h->gen = atomic_load(&testkit_release_gen);
     atomic_fetch_add(&testkit_held, 1);
-    rc = uv_timer_start(&h->timer, testkit_hold_poll, TESTKIT_HOLD_POLL_MS, TESTKIT_HOLD_POLL_MS);
+    rc = uv_timer_start(&h->p.timer, testkit_hold_poll, TESTKIT_HOLD_POLL_MS, TESTKIT_HOLD_POLL_MS);
     if (rc != 0) {
         atomic_fetch_sub(&testkit_held, 1);
         jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, uv_strerror(rc), NULL);
-        uv_close((uv_handle_t *)&h->timer, testkit_timer_closed);
+        uv_close((uv_handle_t *)&h->p.timer, testkit_timer_closed);
     }
 }
 

@@ -103,7 +103,7 @@ static jrpc__req_t *start(const char *body, unsigned max_batch, const char *rest
     size_t n = strlen(body);
     char *copy = malloc(n ? n : 1);
     memcpy(copy, body, n);
-    jrpc__req_t *r = jrpc__req_new(&loop, copy, n, NULL, on_done, NULL);
+    jrpc__req_t *r = jrpc__req_new(&loop, copy, n, NULL, NULL, on_done, NULL);
     assert_non_null(r);
     jrpc__answer_t ans;
     in_run = 1;
@@ -501,7 +501,7 @@ static void cleanup_hooks(void **state)
                        "{\"jsonrpc\":\"2.0\",\"method\":\"attach\"},"
                        "{\"jsonrpc\":\"2.0\",\"method\":\"slow\",\"params\":[20],\"id\":3}]";
     char *copy = strdup(body);
-    jrpc__req_t *r = jrpc__req_new(&loop, copy, strlen(copy), NULL, on_done, NULL);
+    jrpc__req_t *r = jrpc__req_new(&loop, copy, strlen(copy), NULL, NULL, on_done, NULL);
     assert_non_null(r);
     assert_int_equal(jrpc__req_cleanup_add(r, count_req_cleanup, NULL), 0);
     assert_int_equal(jrpc__req_cleanup_add(r, count_req_cleanup, NULL), 0);
