@@ -171,6 +171,12 @@ int main(int argc, char **argv)
         goto done;
     }
     jrpcd_gateway_report(&opts);
+    if (jrpc_server_unreplied(srv) != 0) {
+        /* Their handlers may still run module code: leave the modules loaded (the process ends
+         * right after this). */
+        for (size_t i = 0; i < opts.modules_len; i++)
+            opts.modules[i].handle = NULL;
+    }
     jrpcd_log(JRPC_LOG_INFO, "stopped");
     status = 0;
 

@@ -272,11 +272,19 @@ JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *bu
  * is running already, JRPC_ENOMEM, or the system's error when a loop or thread could not start. */
 JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
 /* Asks a running server to stop: listeners close at once, requests in flight are answered, idle
- * connections close; after drain_ms (or at a second call) every connection is closed. Run
- * returns once every handler has replied: a handler that never replies holds it (a daemon
- * wanting to leave regardless exits the process). Any thread; async-signal-safe; a stop before
- * run makes run return at once. */
+ * connections close. Once drain_ms is over (or at a second call) every call still running is
+ * answered -32000 "server shutting down", connections get up to a second (send_timeout if
+ * shorter) to write those answers and are closed, and run returns — also while handlers have
+ * not replied (jrpc_server_unreplied). Any thread; async-signal-safe; a stop before run makes
+ * run return at once. */
 JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
+/* Requests with calls whose handlers had not replied when jrpc_server_run last returned (0 when
+ * every handler replied): after drain_ms a stop
+ * answers every unfinished call (-32000 "server shutting down") and gives up waiting for their
+ * handlers, so that run returns. Such a handler may still be running: a program that loaded it
+ * from a shared object must not unload that, and its reply is dropped — up to jrpc_server_free,
+ * after which it must not reply at all. Any thread, once run returned. */
+JRPC_EXTERN size_t jrpc_server_unreplied(const jrpc_server_t *srv);
 /* Frees a server that is not running (never ran, or jrpc_server_run returned). */
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
 /* The server's own copy of its configuration (defaults filled in); read-only, any thread, valid
@@ -328,11 +336,12 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
 
 /* Registers per-loop hooks, run on each io loop's own thread: `start` (may be NULL) when the
- * loop starts, before it serves anything; `stop` (may be NULL) when the loop has drained on
- * jrpc_server_stop (no request is left) and before it ends: close the handles you opened on it
- * there (the loop runs until they are closed). A loop that fails to start runs neither. Hooks
- * run in registration order and stay for every later run. 0, JRPC_EBUSY (running) or
- * JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
+ * loop starts, before it serves anything; `stop` (may be NULL) once per stop, when the loop has
+ * drained on jrpc_server_stop (no request is left) or when drain_ms is over with calls still
+ * running: reply to every call you still hold (the replies are dropped: the calls were answered)
+ * and close the handles you opened on the loop there (the loop runs until they are closed). A loop
+ * that fails to start runs neither. Hooks run in registration order and stay for every later run.
+ * 0, JRPC_EBUSY (running) or JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data);
 /* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before

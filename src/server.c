@@ -234,6 +234,14 @@ JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv)
     jrpc__io_stop(&srv->io);
 }
 
+JRPC_EXTERN size_t jrpc_server_unreplied(const jrpc_server_t *srv)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < srv->io.nkept_loops; i++)
+        n += srv->io.kept_loops[i].orphans;
+    return n;
+}
+
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
 {
     if (srv == NULL)

@@ -87,12 +87,15 @@ void jrpc__acct_held(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta)
         acct_released(a);
 }
 
-size_t jrpc__acct_admit(jrpc__io_t *io, jrpc__acct_t *a, size_t n)
+size_t jrpc__acct_admit(jrpc__io_t *io, jrpc__acct_t *a, size_t n, size_t own, int *full)
 {
     const jrpc_config_t *cfg = io->cfg;
+    *full = 0;
     if (n == 0)
         return 0;
-    if (jrpc__io_mem_full(io)) {
+    size_t held = atomic_load_explicit(&io->mem_held, memory_order_relaxed);
+    if (held - (own < held ? own : held) >= cfg->max_memory) {
+        *full = 1;
         atomic_fetch_add_explicit(&io->refused_memory, n, memory_order_relaxed);
         return 0;
     }

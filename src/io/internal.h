@@ -262,9 +262,11 @@ void jrpc__acct_unref(jrpc__acct_t *a);
  * A release wakes a's owner if it waits. */
 void jrpc__acct_body(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta);
 void jrpc__acct_held(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta);
-/* Admits up to n calls under max_inflight, none while the server holds max_memory bytes or
- * more: how many were (counted in io and a). */
-size_t jrpc__acct_admit(jrpc__io_t *io, jrpc__acct_t *a, size_t n);
+/* Admits up to n calls under max_inflight, none while the server holds max_memory bytes or more
+ * besides `own` (what the request asking holds already: the one that crosses the bound gets in,
+ * the next ones do not): how many were (counted in io and a). *full is set when memory was the
+ * reason for a refusal. */
+size_t jrpc__acct_admit(jrpc__io_t *io, jrpc__acct_t *a, size_t n, size_t own, int *full);
 /* n admitted calls finished. */
 void jrpc__acct_finished(jrpc__io_t *io, jrpc__acct_t *a, size_t n);
 /* The owner waits for something to be released: cb(a, owner) runs once on the loop after the

@@ -21,6 +21,7 @@ struct jrpc__pool {
     unsigned head;  /* next job to run */
     unsigned count; /* jobs queued */
     int stopping;
+    unsigned busy; /* threads inside a handler */
     unsigned nthreads;
     uv_thread_t *threads;
 };
@@ -39,8 +40,12 @@ static void pool_thread(void *arg)
         pool_job_t job = p->ring[p->head];
         p->head = (p->head + 1) % p->cap;
         p->count--;
+        p->busy++;
         uv_mutex_unlock(&p->lock);
         job.cb(job.call, job.data);
+        uv_mutex_lock(&p->lock);
+        p->busy--;
+        uv_mutex_unlock(&p->lock);
     }
 }
 
@@ -107,8 +112,13 @@ void jrpc__pool_abandon(jrpc__pool_t *p)
     uv_mutex_lock(&p->lock);
     p->stopping = 1;
     p->count = 0; /* queued calls were answered when the stop gave up on them */
+    unsigned busy = p->busy;
     uv_cond_broadcast(&p->ready);
     uv_mutex_unlock(&p->lock);
+    if (busy == 0) {
+        jrpc__pool_free(p); /* every thread is idle: they end now */
+        return;
+    }
     /* Idle threads end on their own; one still inside a handler keeps the pool (it is never
      * freed: the thread may touch it when the handler returns, until the process exits). */
     for (unsigned i = 0; i < p->nthreads; i++)

@@ -691,8 +691,9 @@ static jrpc__req_t *req_run(jrpc__req_t *r, const uint8_t *ok)
     for (size_t i = 0; i < r->ncalls; i++)
         want += ok[i];
     jrpc__io_t *io = r->loop->io;
-    int full = jrpc__io_mem_full(io);
-    size_t admitted = jrpc__acct_admit(io, r->acct, want);
+    int full;
+    size_t admitted =
+        jrpc__acct_admit(io, r->acct, want, r->body_counted + r->arena_counted, &full);
     r->calls_live = r->calls_counted = admitted;
     if (want > 0 && admitted == 0)
         r->status = 503;
