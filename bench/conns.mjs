@@ -12,8 +12,9 @@
 // first interval); 0 = closed loop, the next request as soon as the answer is in.
 // --calls N: stop each connection after N requests instead of after --duration.
 // Everything is bounded: connects retry at most 3 times, an answer later than --timeout (10 s)
-// counts as an error, and after the load the client waits at most 30 s for jrpcd's fd count to
-// return to where it was. Exit status 0 when no error was counted, 1 otherwise.
+// counts as an error, and after the load the client waits at most --settle seconds (30) for
+// jrpcd's fd count to return to where it was (0 when other clients hold connections, as in the
+// attack phase of soak.sh). Exit status 0 when no error was counted, 1 otherwise.
 
 import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -31,6 +32,7 @@ const { values: opt } = parseArgs({
         calls: { type: 'string', default: '0' },
         timeout: { type: 'string', default: '10000' },
         ramp: { type: 'string', default: '500' },
+        settle: { type: 'string', default: '30' },
         label: { type: 'string', default: 'load' },
         json: { type: 'boolean', default: false },
     },
@@ -358,7 +360,7 @@ for (const c of conns) {
 }
 // jrpcd notices the closes: wait (bounded) for its fd count to come back.
 {
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + Number(opt.settle) * 1000;
     while (PID && fdCount() > mem.fdsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 for (const c of conns) c.sock?.destroy();
