@@ -102,6 +102,8 @@ static const jrpcd_setting_t settings[] = {
      "bytes held by requests and answers, whole server (more: -32005)"},
     {"max_unsent", "max-unsent", JRPCD_SET_SIZE, CFG_FIELD(max_unsent), 1, SIZE_LIMIT, "SIZE",
      "unwritten answer bytes per HTTP connection before it stops reading"},
+    {"http_max_inflight", "http-max-inflight", JRPCD_SET_UINT, CFG_FIELD(http_max_inflight), 1,
+     1000000, "N", "calls not finished per HTTP connection before it stops reading"},
     {"log_level", "log-level", JRPCD_SET_LOG_LEVEL, 0, 0, 0, "LEVEL", "error, warn, info or debug"},
 };
 

@@ -238,6 +238,8 @@ typedef struct jrpc_config {
                                    stop reading until theirs is released */
     size_t max_unsent;          /* answer bytes waiting to be written on one HTTP connection past
                                    which it stops reading requests until they drain */
+    unsigned http_max_inflight; /* calls not finished (answered or not) per HTTP connection past
+                                   which it stops reading requests until some finish */
     jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
     jrpc_log_cb log_cb;         /* NULL: no logging at all */
     void *log_data;

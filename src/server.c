@@ -53,6 +53,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
                                         max_response, what a small host can give one process */
     cfg->max_unsent = 1u << 20;      /* 1 MiB of answers unread on top of the kernel's socket
                                         buffer: a client that pipelines and does not read */
+    cfg->http_max_inflight = 256;    /* as ws_max_inflight: one client's share of the worker
+                                        queue and of max_inflight */
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -70,7 +72,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     XX(ws_max_queue)                                                                               \
     XX(max_inflight)                                                                               \
     XX(max_memory)                                                                                 \
-    XX(max_unsent)
+    XX(max_unsent)                                                                                 \
+    XX(http_max_inflight)
 
 JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
 {

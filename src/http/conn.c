@@ -80,8 +80,8 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
     const jrpc__acct_t *a = c->acct;
     const jrpc_config_t *cfg = c->cfg;
     return c->depth >= JRPC__HTTP_PIPELINE_MAX || a->reqs >= JRPC__HTTP_PIPELINE_MAX ||
-           a->body >= cfg->max_body || c->unsent_bytes >= cfg->max_unsent ||
-           (a->bytes != 0 && jrpc__io_mem_full(c->loop->io));
+           a->calls >= cfg->http_max_inflight || a->body >= cfg->max_body ||
+           c->unsent_bytes >= cfg->max_unsent || (a->bytes != 0 && jrpc__io_mem_full(c->loop->io));
 }
 
 /* Frees what a request holds besides its struct: the body and the answer. */
