@@ -323,7 +323,80 @@ static void conn_abort(jrpc_conn_t *c)
     jrpc__sock_close(c->sock);
 }
 
-/* Pings and idle time while open; the close handshake's bound while closing. */
+/* ---- Time ------------------------------------------------------------------------------------ */
+
+/* A message that is incomplete while we read: the client stopped for body_timeout. */
+static int msg_stalled(const jrpc_conn_t *c)
+{
+    return jrpc__ws_session_pending(&c->sess, NULL) != 0 && c->sock->reading &&
+           jrpc__ws_session_reading(&c->sess);
+}
+
+/* Sets the connection's one timer for the first thing due: the next ping or the end of a ping's
+ * wait, the idle close, and while a message is incomplete, body_timeout after the last read.
+ * Lazily: reads and messages only move the times, and a timer that finds nothing due yet sets
+ * itself again for what is left, so a busy connection touches its timer once an interval, not
+ * once a read. Only a message left incomplete by a read brings it forward (msg_watch). */
+static void conn_arm(jrpc_conn_t *c)
+{
+    if (c->closing || c->aborting)
+        return; /* the close handshake's bound is set */
+    const jrpc_config_t *cfg = c->cfg;
+    uint64_t due = UINT64_MAX;
+    if (cfg->ws_ping_ms != 0)
+        due = (c->ping_at != 0 ? c->ping_at : c->last_rx) + cfg->ws_ping_ms;
+    if (cfg->ws_idle_ms != 0 && c->last_msg + cfg->ws_idle_ms < due)
+        due = c->last_msg + cfg->ws_idle_ms;
+    if (msg_stalled(c) && c->read_at + cfg->body_timeout_ms < due)
+        due = c->read_at + cfg->body_timeout_ms;
+    if (due == UINT64_MAX) {
+        c->timer_at = 0;
+        jrpc__sock_timer(c->sock, 0);
+        return;
+    }
+    uint64_t now = uv_now(&c->loop->uv);
+    c->timer_at = due;
+    jrpc__sock_timer(c->sock, due > now ? due - now : 1);
+}
+
+/* The client is too slow with a message: close with 1008 (policy violation: RFC 6455 §7.4.1 has
+ * no closer code, and the frames themselves are well-formed, so not 1002). The message is freed
+ * now and no more input is parsed; the close handshake's bound ends the rest. */
+static void msg_give_up(jrpc_conn_t *c, const char *reason)
+{
+    conn_log(c, JRPC_LOG_WARN, "closed 1008: %s", reason);
+    jrpc__ws_session_fail(&c->sess, 1008, reason);
+}
+
+/* Brings the timer forward to body_timeout after the last read when a message waits for more. */
+static void msg_arm(jrpc_conn_t *c)
+{
+    uint64_t due = c->read_at + c->cfg->body_timeout_ms;
+    if (msg_stalled(c) && (c->timer_at == 0 || c->timer_at > due))
+        conn_arm(c);
+}
+
+/* After a feed: a message left incomplete must average min_body_rate once it has taken
+ * body_timeout, as an HTTP body must (src/http/parse.c), and the timer must see body_timeout
+ * after this read. The caller brings the connection up to date. */
+static void msg_watch(jrpc_conn_t *c)
+{
+    uint64_t since = 0, got = jrpc__ws_session_pending(&c->sess, &since);
+    if (got == 0 || c->closing || c->aborting || jrpc__ws_session_close_sent(&c->sess))
+        return;
+    const jrpc_config_t *cfg = c->cfg;
+    uint64_t took = c->sess.clock - since;
+    if (took > cfg->body_timeout_ms && cfg->min_body_rate != 0 &&
+        got * 1000 < (uint64_t)cfg->min_body_rate * took) {
+        char reason[64]; /* 51 bytes at most: an unsigned has 10 digits */
+        snprintf(reason, sizeof reason, "message slower than %u bytes/s", cfg->min_body_rate);
+        msg_give_up(c, reason);
+        return;
+    }
+    msg_arm(c);
+}
+
+/* The close handshake's bound while closing; else whatever conn_arm found due. */
 static void on_timer(jrpc__sock_t *s)
 {
     jrpc_conn_t *c = s->owner;
@@ -335,6 +408,12 @@ static void on_timer(jrpc__sock_t *s)
     }
     const jrpc_config_t *cfg = c->cfg;
     uint64_t now = uv_now(&c->loop->uv);
+    c->timer_at = 0;
+    if (msg_stalled(c) && now - c->read_at >= cfg->body_timeout_ms) {
+        msg_give_up(c, "message incomplete: no byte for body_timeout");
+        conn_update(c);
+        return;
+    }
     if (cfg->ws_ping_ms != 0) {
         if (c->ping_at != 0 && now - c->ping_at >= cfg->ws_ping_ms) {
             conn_log(c, JRPC_LOG_INFO, "no answer to a ping for %u ms", cfg->ws_ping_ms);
@@ -350,6 +429,7 @@ static void on_timer(jrpc__sock_t *s)
         conn_close(c, 1001, "idle timeout");
         return;
     }
+    conn_arm(c);
     conn_update(c);
 }
 
@@ -501,9 +581,11 @@ static const jrpc__ws_session_cbs_t session_cbs = {conn_on_message, conn_output}
 
 static size_t conn_feed(jrpc_conn_t *c, const char *p, size_t n)
 {
+    c->sess.clock = uv_now(&c->loop->uv);
     c->in_feed = 1;
     size_t used = jrpc__ws_session_feed(&c->sess, p, n);
     c->in_feed = 0;
+    msg_watch(c);
     return used;
 }
 
@@ -518,7 +600,7 @@ static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_abort(c);
         return;
     }
-    c->last_rx = uv_now(&c->loop->uv);
+    c->last_rx = c->read_at = uv_now(&c->loop->uv);
     c->ping_at = 0;
     size_t len = (size_t)nread;
     size_t used = conn_feed(c, buf->base, len);
@@ -579,9 +661,14 @@ static void conn_update(jrpc_conn_t *c)
         return;
     }
     int want = !c->sess.paused && !(c->draining && !c->closing);
+    int resumed = want && !c->sock->reading;
     if (jrpc__sock_read(c->sock, want) != 0) {
         conn_abort(c);
         return;
+    }
+    if (resumed) { /* the client could not send while we did not read: its pause starts now */
+        c->read_at = uv_now(&c->loop->uv);
+        msg_arm(c);
     }
     conn_flush(c);
 }
@@ -659,7 +746,7 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     c->loop = loop;
     c->cfg = cfg;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
-    c->last_rx = c->last_msg = uv_now(&loop->uv);
+    c->last_rx = c->last_msg = c->read_at = uv_now(&loop->uv);
     /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */
     c->sock = s;
     jrpc__sock_own(s, &sock_ops, c);
@@ -675,11 +762,7 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
         conn_abort(c);
         return 0; /* the socket is ours now; it just closes */
     }
-    unsigned period = cfg->ws_ping_ms;
-    if (cfg->ws_idle_ms != 0 && (period == 0 || cfg->ws_idle_ms < period))
-        period = cfg->ws_idle_ms;
-    if (period != 0)
-        jrpc__sock_timer_repeat(s, period);
+    conn_arm(c);
     if (c->log)
         conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
     if (n != 0) {

@@ -108,6 +108,9 @@ struct jrpc_conn {
     size_t calls;                 /* calls in flight in the engine */
     uint64_t nmsgs;               /* messages received */
     uint64_t last_rx;             /* uv_now of the last byte received */
+    uint64_t read_at;             /* uv_now of the last read, or of reading starting again: an
+                                     incomplete message may pause body_timeout from there */
+    uint64_t timer_at;            /* uv_now the timer is set for (0: stopped) */
     uint64_t last_msg;            /* uv_now of the last message either way */
     uint64_t ping_at;             /* uv_now of the unanswered ping, 0 when none */
     uint8_t in_feed;              /* the session is parsing: flush after it */

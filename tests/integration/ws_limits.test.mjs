@@ -1,0 +1,145 @@
+// What one WebSocket client may pin, and for how long: a message must arrive within body_timeout
+// of pause and at min_body_rate (as an HTTP body must), else close 1008.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, withServer, healthy, call, assertResult } from './lib.mjs';
+import { WsClient, RawWs, frame } from './wslib.mjs';
+
+const BODY_TIMEOUT_MS = 300;
+
+let srv; // --body-timeout 300ms, pings at the default 30 s
+before(async () => { srv = await startServer(['--body-timeout', `${BODY_TIMEOUT_MS}ms`]); });
+after(async () => { await srv?.kill(); });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The header (with its masking key) and the masked payload of one client frame, apart. */
+function split(f) {
+    const len7 = f[1] & 0x7f;
+    const head = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + 4;
+    return [f.subarray(0, head), f.subarray(head)];
+}
+
+/**
+ * Write `pieces` one after another with `pauseMs` between them until they are all written or the
+ * server closes; resolves with how many were written.
+ */
+async function trickle(raw, pieces, pauseMs) {
+    let n = 0;
+    for (const p of pieces) {
+        if (raw.ended) break;
+        raw.sock.write(p);
+        n++;
+        await sleep(pauseMs);
+    }
+    return n;
+}
+
+// ---- A message's deadline (body_timeout, min_body_rate) --------------------------------------
+
+test('a frame trickled byte by byte (pauses under body_timeout) is cut with 1008 once below min_body_rate', async () => {
+    const raw = await RawWs.open(srv);
+    try {
+        const [head, payload] = split(frame({ payload: call('test.echo', ['x'.repeat(960)], 1) }));
+        await raw.write(head);
+        // 20 bytes/s, each pause a sixth of body_timeout: only the rate can end this.
+        const bytes = [...payload].map((b) => Buffer.from([b]));
+        const sending = trickle(raw, bytes, BODY_TIMEOUT_MS / 6);
+        const close = await raw.readClose({ timeout: 10_000 });
+        assert.equal(close.code, 1008);
+        assert.equal(close.reason, 'message slower than 1024 bytes/s');
+        assert.ok(await sending < payload.length, 'the message was still incomplete when it was cut');
+        await raw.waitEnd();
+    } finally {
+        raw.destroy();
+    }
+});
+
+test('fragments that each arrive whole but make a message slower than min_body_rate are cut with 1008', async () => {
+    const raw = await RawWs.open(srv);
+    try {
+        const text = call('test.echo', ['y'.repeat(200)], 2);
+        const frags = [];
+        for (let i = 0; i < text.length; i += 4) {
+            frags.push(frame({ opcode: i === 0 ? 1 : 0, fin: i + 4 >= text.length, payload: text.slice(i, i + 4) }));
+        }
+        const sending = trickle(raw, frags, BODY_TIMEOUT_MS / 6);
+        const close = await raw.readClose({ timeout: 10_000 });
+        assert.equal(close.code, 1008);
+        assert.equal(close.reason, 'message slower than 1024 bytes/s');
+        assert.ok(await sending < frags.length, 'the last fragment was never sent');
+    } finally {
+        raw.destroy();
+    }
+});
+
+test('a frame header or payload left half-sent for body_timeout is cut with 1008', async () => {
+    const [head, payload] = split(frame({ payload: call('test.echo', [1], 3) }));
+    for (const part of [head.subarray(0, 1), Buffer.concat([head, payload.subarray(0, 5)])]) {
+        const raw = await RawWs.open(srv);
+        try {
+            await raw.write(part);
+            const close = await raw.readClose({ timeout: 10_000 });
+            assert.equal(close.code, 1008, `after ${part.length} bytes`);
+            assert.equal(close.reason, 'message incomplete: no byte for body_timeout');
+            await raw.waitEnd();
+        } finally {
+            raw.destroy();
+        }
+    }
+});
+
+test('a message sent at normal speed with pauses under body_timeout is answered; idle time is not a pause', async () => {
+    const raw = await RawWs.open(srv);
+    try {
+        const text = call('test.echo', ['z'.repeat(40_000)], 4);
+        const [head, payload] = split(frame({ payload: text }));
+        await raw.write(head);
+        // 10 pieces, 50 ms apart: the message takes longer than body_timeout, at ~80 KB/s.
+        const size = Math.ceil(payload.length / 10);
+        const pieces = [];
+        for (let i = 0; i < payload.length; i += size) pieces.push(payload.subarray(i, i + size));
+        assert.equal(await trickle(raw, pieces, 50), pieces.length);
+        const f = await raw.readFrame();
+        assert.equal(f.opcode, 1);
+        assertResult(JSON.parse(f.payload), ['z'.repeat(40_000)], 4);
+        // Between messages nothing is pending: twice body_timeout of silence is fine.
+        await sleep(2 * BODY_TIMEOUT_MS);
+        await raw.sendText(call('tennis@ping', undefined, 5));
+        assertResult(JSON.parse((await raw.readFrame()).payload), 'pong', 5);
+        assert.equal(raw.ended, false);
+    } finally {
+        raw.destroy();
+    }
+});
+
+test('pings and the idle timer keep their own times beside the message deadline', async () => {
+    await withServer(['--body-timeout', `${BODY_TIMEOUT_MS}ms`, '--ws-ping-interval', '100ms',
+        '--ws-idle-timeout', '1500ms'], async (s) => {
+        const ws = await WsClient.open(s);
+        try {
+            // Pinged and answering for well past body_timeout, no message: stays open.
+            await ws.until((c) => c.pings >= 5, { what: 'five pings' });
+            assert.equal(ws.closeInfo, null);
+            assertResult(await ws.call('tennis@ping', undefined, 1), 'pong', 1);
+            // Then no message either way: the idle close, not a 1008.
+            const info = await ws.closed({ timeout: 10_000 });
+            assert.equal(info.code, 1001);
+            assert.equal(info.reason, 'idle timeout');
+        } finally {
+            ws.terminate();
+        }
+        const mute = await WsClient.open(s, { options: { autoPong: false } });
+        try {
+            assert.equal((await mute.closed({ timeout: 10_000 })).code, 1006, 'a dead peer is still cut');
+        } finally {
+            mute.terminate();
+        }
+    });
+});
+
+test('server still healthy, SIGTERM exits 0', async () => {
+    await healthy(srv);
+    await srv.stop();
+});
