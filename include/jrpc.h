@@ -219,8 +219,9 @@ typedef struct jrpc_config {
     size_t max_ws_message;      /* WebSocket message bytes (close 1009 past it) */
     unsigned ws_max_inflight;   /* calls in flight per WebSocket connection before it stops
                                    reading */
-    size_t ws_max_queue;        /* bytes waiting to be sent to one WebSocket client past which it
-                                   is disconnected */
+    size_t ws_max_queue;        /* bytes held for one WebSocket client's output (answers and
+                                   pushes queued or posted, with their structs and buffers) past
+                                   which it is disconnected */
     unsigned ws_ping_ms;        /* ping after this long without a byte from the client, close
                                    when the next interval brings none either; 0 = never */
     unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
@@ -404,7 +405,9 @@ JRPC_EXTERN int jrpc_conn_is_open(jrpc_conn_t *conn);
  * call on this very connection; notifications sent from one thread arrive in that order. 0 when
  * queued (it is written unless the connection closes first), JRPC_ECLOSED once the connection is
  * closing or closed, JRPC_EINVAL, JRPC_ENOMEM. A client that lets ws_max_queue bytes pile up
- * unread is disconnected, and later sends return JRPC_ECLOSED. */
+ * unread is disconnected, and later sends return JRPC_ECLOSED; a send from another thread counts
+ * against ws_max_queue as it is made, so the send that finds the bound reached returns
+ * JRPC_ECLOSED itself. */
 JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const char *params_json,
                                  size_t len);
 

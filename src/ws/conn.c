@@ -77,12 +77,34 @@ static void msg_list_free(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 
 /* ---- Output ---------------------------------------------------------------------------------- */
 
+/* c->out_bytes changes on this thread only; posters read it to bound what they add (relaxed: a
+ * bound, not a hand-over of data). */
+static void out_bytes_add(jrpc_conn_t *c, size_t n)
+{
+    size_t v = atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&c->out_bytes, v + n, memory_order_relaxed);
+}
+
+static void out_bytes_sub(jrpc_conn_t *c, size_t n)
+{
+    size_t v = atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&c->out_bytes, v - n, memory_order_relaxed);
+}
+
+/* What is held for this client's output: queued and held messages, and pushes posted to the loop
+ * from other threads that have not reached it yet. */
+static size_t out_held(const jrpc_conn_t *c)
+{
+    return atomic_load_explicit(&c->out_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&c->posted, memory_order_relaxed);
+}
+
 static void out_append(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     m->kind = JRPC__WS_M_OUT;
     jrpc__ws_fifo_push(&c->out_head, &c->out_tail, m);
     c->out_count++;
-    c->out_bytes += m->head_len + m->body.len;
+    out_bytes_add(c, jrpc__ws_msg_cost(m));
 }
 
 /* Frees the first k entries of the output queue: they are written. */
@@ -91,20 +113,25 @@ static void out_pop(jrpc_conn_t *c, unsigned k)
     while (k-- > 0 && c->out_head != NULL) {
         jrpc__ws_msg_t *m = jrpc__ws_fifo_pop(&c->out_head, &c->out_tail);
         c->out_count--;
-        c->out_bytes -= m->head_len + m->body.len;
+        out_bytes_sub(c, jrpc__ws_msg_cost(m));
         msg_put(c, m);
     }
 }
 
+static void conn_drop_unread(jrpc_conn_t *c)
+{
+    conn_log(c, JRPC_LOG_WARN, "dropped: %zu bytes wait unread (ws_max_queue)", out_held(c));
+    conn_abort(c);
+}
+
 /* The output may not grow: a client that lets ws_max_queue bytes pile up does not read, and the
- * only bound on what we hold for it is to drop it. The bytes already waiting are compared, so one
+ * only bound on what we hold for it is to drop it. What is already held is compared, so one
  * message larger than the bound still goes to a client that reads. */
 static int out_full(jrpc_conn_t *c)
 {
-    if (c->out_bytes < c->cfg->ws_max_queue)
+    if (out_held(c) < c->cfg->ws_max_queue)
         return 0;
-    conn_log(c, JRPC_LOG_WARN, "dropped: %zu bytes wait unread (ws_max_queue)", c->out_bytes);
-    conn_abort(c);
+    conn_drop_unread(c);
     return 1;
 }
 
@@ -130,15 +157,15 @@ static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
 static int conn_output(void *ud, const uint8_t *p, size_t n)
 {
     jrpc_conn_t *c = ud;
-    if (c->aborting || c->out_bytes >= c->cfg->ws_max_queue)
+    if (c->aborting || out_held(c) >= c->cfg->ws_max_queue)
         return -1; /* a client that only pings still has to read our pongs */
     jrpc__ws_msg_t *t = c->out_tail;
     int tail_in_write = c->writing && c->out_count <= c->wr_count;
     if (t != NULL && t->head_len == 0 && !tail_in_write) {
-        if (jrpc_buf_append(&t->body, p, n) != 0)
-            return -1;
-        c->out_bytes += n;
-        return 0;
+        out_bytes_sub(c, jrpc__ws_msg_cost(t));
+        int rc = jrpc_buf_append(&t->body, p, n);
+        out_bytes_add(c, jrpc__ws_msg_cost(t));
+        return rc != 0 ? -1 : 0;
     }
     jrpc__ws_msg_t *m = msg_get(c);
     if (m == NULL || jrpc_buf_append(&m->body, p, n) != 0) {
@@ -286,7 +313,6 @@ static void on_closed(jrpc__sock_t *s)
      * message whose start the close interrupted); what is left is the output. */
     msg_list_free(c, c->out_head);
     c->out_head = c->out_tail = NULL;
-    c->out_bytes = 0;
     c->out_count = 0;
     jrpc__ws_session_free(&c->sess);
     /* Subscriptions ended by the close learn it now, from the loop and outside any call. */
@@ -295,6 +321,7 @@ static void on_closed(jrpc__sock_t *s)
         jrpc__list_remove(&sub->link);
         jrpc__ws_sub_finish(sub);
     }
+    atomic_store_explicit(&c->out_bytes, 0, memory_order_relaxed);
     while (c->spare != NULL) {
         jrpc__ws_msg_t *m = c->spare;
         c->spare = m->next;
@@ -442,13 +469,19 @@ static jrpc__ws_msg_t *held_take(jrpc_conn_t *c, jrpc_sub_t *sub)
     sub->held = sub->held_tail = NULL;
     jrpc__list_remove(&sub->holding);
     for (jrpc__ws_msg_t *h = m; h != NULL; h = h->next)
-        c->out_bytes -= h->body.len;
+        out_bytes_sub(c, jrpc__ws_msg_cost(h));
     return m;
 }
 
 void jrpc__ws_conn_drop_held(jrpc_conn_t *c, jrpc_sub_t *sub)
 {
     msg_list_free(c, held_take(c, sub));
+}
+
+void jrpc__ws_conn_drop(jrpc_conn_t *c)
+{
+    if (!c->aborting)
+        conn_drop_unread(c);
 }
 
 /* The answer of message `seq` is queued: subscriptions it started may push now, and what they
@@ -684,12 +717,12 @@ static int msg_in_flight(const jrpc_conn_t *c, uint64_t seq)
     return 0;
 }
 
-void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+int jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     m->conn = c;
     if (c->closing || c->aborting) {
         msg_put(c, m);
-        return;
+        return JRPC_ECLOSED;
     }
     jrpc_sub_t *sub = m->sub;
     if (sub != NULL && !sub->answered) {
@@ -698,19 +731,22 @@ void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
              * id. Hold the push; release_subs sends it right after the answer. */
             if (out_full(c)) {
                 msg_put(c, m);
-                return;
+                return JRPC_ECLOSED;
             }
             m->kind = JRPC__WS_M_OUT;
             jrpc__ws_fifo_push(&sub->held, &sub->held_tail, m);
             if (jrpc__list_empty(&sub->holding))
                 jrpc__list_insert_tail(&c->holding, &sub->holding);
-            c->out_bytes += m->body.len;
-            return;
+            out_bytes_add(c, jrpc__ws_msg_cost(m));
+            return 0;
         }
         sub->answered = 1;
     }
     out_frame(c, m, JRPC__WS_TEXT);
+    if (c->aborting)
+        return JRPC_ECLOSED; /* it found ws_max_queue reached: the client is dropped */
     conn_update(c);
+    return 0;
 }
 
 /* ---- The io loop's entry points -------------------------------------------------------------- */

@@ -31,7 +31,7 @@ JRPC_EXTERN void jrpc_conn_unref(jrpc_conn_t *conn)
 JRPC_EXTERN int jrpc_conn_is_open(jrpc_conn_t *conn)
 {
     uv_mutex_lock(&conn->lock);
-    int open = !conn->closed;
+    int open = !conn->closed && !atomic_load_explicit(&conn->dropping, memory_order_relaxed);
     uv_mutex_unlock(&conn->lock);
     return open;
 }
@@ -65,7 +65,11 @@ static void run_posted(jrpc__post_t *p)
         m->sub = NULL;
         jrpc__ws_msg_free(m);
         jrpc__ws_sub_finish(sub);
+    } else if (m->kind == JRPC__WS_M_DROP) {
+        jrpc__ws_msg_free(m);
+        jrpc__ws_conn_drop(c);
     } else {
+        atomic_fetch_sub_explicit(&c->posted, jrpc__ws_msg_cost(m), memory_order_relaxed);
         jrpc__ws_conn_push(c, m);
     }
     jrpc_conn_unref(c);
@@ -88,6 +92,21 @@ static int on_loop_thread(const jrpc_conn_t *c)
     return uv_thread_equal(&self, &c->tid);
 }
 
+/* A poster found ws_max_queue reached (c->lock held, c open): m, emptied, carries the drop to the
+ * loop, and from now on pushes are refused. The client is not reading; a producer that can post
+ * faster than the loop writes must be stopped here, not when its pushes reach the loop. Returns
+ * the subscription reference m held, for the caller to drop once the lock is released. */
+static jrpc_sub_t *drop_locked(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    jrpc_sub_t *sub = m->sub;
+    m->sub = NULL;
+    jrpc_buf_free(&m->body);
+    m->kind = JRPC__WS_M_DROP;
+    atomic_store_explicit(&c->dropping, 1, memory_order_relaxed);
+    post_locked(c, m);
+    return sub;
+}
+
 /* Hands the push m (body: the whole JSON text; sub set for a subscription's) to c. Takes m. */
 static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
@@ -95,8 +114,8 @@ static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     m->kind = JRPC__WS_M_PUSH;
     if (on_loop_thread(c)) {
         /* Only this thread closes c, so `closed` needs no lock here; `ended` may be set by any
-         * thread (an unsubscribe on a worker). */
-        int refused = c->closed;
+         * thread (an unsubscribe on a worker), `dropping` by any poster. */
+        int refused = c->closed || atomic_load_explicit(&c->dropping, memory_order_relaxed);
         if (!refused && sub != NULL) {
             uv_mutex_lock(&c->lock);
             refused = sub->ended;
@@ -106,15 +125,27 @@ static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
             jrpc__ws_msg_free(m);
             return JRPC_ECLOSED;
         }
-        jrpc__ws_conn_push(c, m);
-        return 0;
+        return jrpc__ws_conn_push(c, m);
     }
     uv_mutex_lock(&c->lock);
-    if (c->closed || (sub != NULL && sub->ended)) {
+    if (c->closed || atomic_load_explicit(&c->dropping, memory_order_relaxed) ||
+        (sub != NULL && sub->ended)) {
         uv_mutex_unlock(&c->lock);
         jrpc__ws_msg_free(m);
         return JRPC_ECLOSED;
     }
+    /* Counted now, not when the loop gets to it: what waits in the post queue is held too.
+     * Posters are serialised by the lock, so the check and the add are one step. */
+    size_t held = atomic_load_explicit(&c->out_bytes, memory_order_relaxed) +
+                  atomic_load_explicit(&c->posted, memory_order_relaxed);
+    if (held >= c->cfg->ws_max_queue) {
+        jrpc_sub_t *ref = drop_locked(c, m);
+        uv_mutex_unlock(&c->lock);
+        if (ref != NULL)
+            jrpc_sub_unref(ref);
+        return JRPC_ECLOSED;
+    }
+    atomic_fetch_add_explicit(&c->posted, jrpc__ws_msg_cost(m), memory_order_relaxed);
     post_locked(c, m);
     uv_mutex_unlock(&c->lock);
     return 0;

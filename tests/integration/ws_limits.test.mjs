@@ -1,10 +1,13 @@
 // What one WebSocket client may pin, and for how long: a message must arrive within body_timeout
-// of pause and at min_body_rate (as an HTTP body must), else close 1008.
+// of pause and at min_body_rate (as an HTTP body must), else close 1008; ws_max_queue bounds what
+// is held for a client that does not read, pushes from worker threads included (measured as
+// jrpcd's RSS).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { startServer, withServer, healthy, call, assertResult } from './lib.mjs';
-import { WsClient, RawWs, frame } from './wslib.mjs';
+import { WsClient, RawWs, frame, waitFor } from './wslib.mjs';
 
 const BODY_TIMEOUT_MS = 300;
 
@@ -137,6 +140,64 @@ test('pings and the idle timer keep their own times beside the message deadline'
             mute.terminate();
         }
     });
+});
+
+// ---- ws_max_queue counts what is held, pushes from workers included --------------------------
+
+const sanitized = (pid) => /lib[at]san|libclang_rt\.[at]san/.test(readFileSync(`/proc/${pid}/maps`, 'utf8'));
+
+function status(pid, key) {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return Number(m[1]) * 1024;
+}
+
+test('clients that never read while workers push to them: jrpcd holds at most ws_max_queue each, and drops them', async (t) => {
+    const CONNS = 4, QUEUE = 1 << 20, CALLS = 10;
+    // Beyond the queues: the allocator's per-thread arenas and caches for 4 workers pushing at
+    // once, and what the loop holds while it drops a connection.
+    const SLACK = 8 << 20;
+    const s = await startServer(['--ws-max-queue', '1MiB', '--workers', '4']);
+    try {
+        // Warm up what every push path touches (worker threads, their arenas) on a reading client.
+        const warm = await WsClient.open(s);
+        await warm.send(call('test.push', [1000], 'warm'));
+        const got = await warm.take(1001);
+        assertResult(got.at(-1), 1000, 'warm');
+        warm.terminate();
+        const pid = s.proc.pid;
+        try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* VmHWM then counts from the start */ }
+        const rssBefore = status(pid, 'VmRSS');
+
+        const raws = [];
+        for (let i = 0; i < CONNS; i++) {
+            const raw = await RawWs.open(s);
+            raw.pause(); // never read again: the kernel's buffers fill, then jrpcd's
+            const reqs = [];
+            for (let k = 0; k < CALLS; k++) reqs.push(frame({ payload: call('test.push', [100000], k) }));
+            raw.sock.write(Buffer.concat(reqs));
+            raws.push(raw);
+        }
+        const drops = () => (s.stderr().match(/dropped: \d+ bytes wait unread \(ws_max_queue\)/g) ?? []).length;
+        await waitFor(() => drops() >= CONNS, { timeout: 60_000, what: `${CONNS} clients dropped` });
+        // Every test.push has returned once the workers are idle again: a probe gets through.
+        const probe = await WsClient.open(s);
+        assertResult(await probe.call('test.worker_echo', [1], 'probe'), [1], 'probe');
+        probe.terminate();
+        const peak = status(pid, 'VmHWM');
+        t.diagnostic(`RSS before ${(rssBefore / 1048576).toFixed(1)} MiB, peak ${(peak / 1048576).toFixed(1)} MiB: ` +
+            `+${((peak - rssBefore) / 1048576).toFixed(1)} MiB for ${CONNS} clients at ws_max_queue 1 MiB`);
+        if (sanitized(pid)) {
+            t.diagnostic('sanitizer build: RSS not compared');
+        } else {
+            assert.ok(peak - rssBefore < CONNS * QUEUE + SLACK,
+                `peak RSS grew by ${peak - rssBefore} bytes, over ${CONNS} × ws_max_queue + ${SLACK}`);
+        }
+        for (const raw of raws) raw.destroy();
+        await healthy(s);
+        await s.stop();
+    } finally {
+        await s.kill();
+    }
 });
 
 test('server still healthy, SIGTERM exits 0', async () => {
