@@ -226,6 +226,7 @@ typedef struct jrpc_config {
                                    when the next interval brings none either; 0 = never */
     unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
                                    0 = never */
+    unsigned ws_max_subscriptions; /* live subscriptions per WebSocket connection (-32005 past) */
     unsigned max_connections; /* open connections, whole server (more: 503 and close); 0 = no cap */
     unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
     unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
@@ -435,7 +436,8 @@ typedef void (*jrpc_sub_end_cb)(jrpc_sub_t *sub, void *data);
  * client has received the answer (from a worker thread, or a subscribe inside a batch) are held and
  * sent right after it. Returns the subscription with one reference for the caller, or NULL when
  * there is none and the call was answered with an error: over HTTP (-32601 "notifications not
- * supported", as geth answers), the connection already closed (-32000), or out of memory
+ * supported", as geth answers), the connection already closed (-32000), the connection already
+ * has ws_max_subscriptions live (-32005, the message names the limit), or out of memory
  * (-32603).
  * `end_cb` (may be NULL) gets `data`. Any thread a handler runs on, once per call. */
 JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,

@@ -46,6 +46,9 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->idle_timeout_ms = 75000;    /* 75 s: nginx's keepalive_timeout, above the 60 s idle
                                         cut of common load balancers, so they close first */
     cfg->send_timeout_ms = 60000;    /* 60 s without the socket taking a byte (nginx's) */
+    /* A dapp holds a handful; 1000 (~0.7 MB of subscription state with a small producer) leaves
+     * room for a backend that subscribes per contract, not for a storm. */
+    cfg->ws_max_subscriptions = 1000;
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -60,7 +63,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     XX(max_response)                                                                               \
     XX(max_ws_message)                                                                             \
     XX(ws_max_inflight)                                                                            \
-    XX(ws_max_queue)
+    XX(ws_max_queue)                                                                               \
+    XX(ws_max_subscriptions)
 
 JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
 {

@@ -105,6 +105,7 @@ struct jrpc_conn {
     atomic_size_t posted;     /* the same for pushes posted to the loop and not run yet: added by
                                  posters under lock, taken off by the loop */
     jrpc__list_t subs;        /* (lock) live subscriptions */
+    unsigned nsubs;           /* (lock) entries in subs, at most ws_max_subscriptions */
     uv_thread_t tid;          /* the loop's thread: pushes made on it skip the queue */
     jrpc__loop_t *loop;       /* owning loop; only followed while !closed or on its thread */
     const jrpc_config_t *cfg; /* loop->srv->cfg */

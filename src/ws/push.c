@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -249,6 +250,16 @@ static jrpc_conn_t *sub_conn(jrpc_call_t *call)
     return c;
 }
 
+/* The connection has ws_max_subscriptions live: -32005 naming the limit and its value, as the
+ * batch cap's does (the client may unsubscribe some, or use another connection). */
+static void sub_refuse_full(jrpc_call_t *call, unsigned max)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg,
+             "too many subscriptions: limit %u per connection (ws_max_subscriptions)", max);
+    jrpc_reply_error(call, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+}
+
 /* The subscribe call completed (src/rpc runs this): a subscription whose id never reached the
  * client (the call timed out, or came as a notification) could not be unsubscribed, so it ends;
  * the call's reference goes either way. */
@@ -311,13 +322,19 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
     sub->msg_seq = jrpc__call_req_seq(call);
 
     uv_mutex_lock(&c->lock);
-    int closed = c->closed;
-    if (!closed)
+    int closed = c->closed || atomic_load_explicit(&c->dropping, memory_order_relaxed);
+    int full = !closed && c->nsubs >= c->cfg->ws_max_subscriptions;
+    if (!closed && !full) {
         jrpc__list_insert_tail(&c->subs, &sub->link);
+        c->nsubs++;
+    }
     uv_mutex_unlock(&c->lock);
-    if (closed) {
+    if (closed || full) {
         sub_free(sub);
-        jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
+        if (closed)
+            jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
+        else
+            sub_refuse_full(call, c->cfg->ws_max_subscriptions);
         return NULL;
     }
     /* Registered before the answer: the answer's completion finds it (conn.c release_subs).
@@ -354,6 +371,7 @@ static int end_locked(jrpc_sub_t *sub)
     jrpc_conn_t *c = sub->conn;
     sub->ended = 1;
     jrpc__list_remove(&sub->link);
+    c->nsubs--;
     jrpc__ws_msg_t *m = sub->end_msg;
     sub->end_msg = NULL;
     m->kind = JRPC__WS_M_END;
@@ -417,5 +435,6 @@ void jrpc__ws_conn_mark_closed(jrpc_conn_t *c)
         sub->ended = 1;
         jrpc__list_insert_tail(&c->ended, &sub->link);
     }
+    c->nsubs = 0;
     uv_mutex_unlock(&c->lock);
 }

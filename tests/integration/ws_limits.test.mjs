@@ -1,12 +1,12 @@
 // What one WebSocket client may pin, and for how long: a message must arrive within body_timeout
 // of pause and at min_body_rate (as an HTTP body must), else close 1008; ws_max_queue bounds what
 // is held for a client that does not read, pushes from worker threads included (measured as
-// jrpcd's RSS).
+// jrpcd's RSS); ws_max_subscriptions bounds the subscriptions of one connection (-32005).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { startServer, withServer, healthy, call, assertResult } from './lib.mjs';
+import { startServer, withServer, healthy, call, assertError, assertResult } from './lib.mjs';
 import { WsClient, RawWs, frame, waitFor } from './wslib.mjs';
 
 const BODY_TIMEOUT_MS = 300;
@@ -198,6 +198,42 @@ test('clients that never read while workers push to them: jrpcd holds at most ws
     } finally {
         await s.kill();
     }
+});
+
+// ---- ws_max_subscriptions --------------------------------------------------------------------
+
+test('--ws-max-subscriptions: one more subscribe gets -32005 naming the limit; unsubscribing makes room', async () => {
+    await withServer(['--ws-max-subscriptions', '3'], async (s) => {
+        const ws = await WsClient.open(s);
+        const other = await WsClient.open(s);
+        try {
+            const ids = [];
+            for (let i = 0; i < 3; i++) {
+                const a = await ws.call('test.subscribe', [60000], `s${i}`);
+                assert.match(a.result, /^0x[0-9a-f]{32}$/, JSON.stringify(a));
+                ids.push(a.result);
+            }
+            const refused = await ws.call('test.subscribe', [60000], 's3');
+            assertError(refused, -32005, 's3');
+            assert.equal(refused.error.message, 'too many subscriptions: limit 3 per connection (ws_max_subscriptions)');
+            assertResult(await ws.call('test.subscriptions', undefined, 'n'), 3, 'n');
+            // Per connection: another client still subscribes.
+            assert.match((await other.call('test.subscribe', [60000], 'o')).result, /^0x/);
+            assertResult(await ws.call('test.unsubscribe', [ids[0]], 'u'), true, 'u');
+            assert.match((await ws.call('test.subscribe', [60000], 's4')).result, /^0x/);
+            assertError(await ws.call('test.subscribe', [60000], 's5'), -32005, 's5');
+        } finally {
+            ws.terminate();
+            other.terminate();
+        }
+        const probe = await WsClient.open(s);
+        try {
+            await waitFor(async () => (await probe.call('test.subscriptions')).result === 0,
+                { what: 'every subscription ended with its connection' });
+        } finally {
+            probe.terminate();
+        }
+    });
 });
 
 test('server still healthy, SIGTERM exits 0', async () => {

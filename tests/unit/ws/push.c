@@ -33,6 +33,7 @@ static jrpc__loop_t loop;
 static uv_thread_t test_thread; /* runs the loop */
 static unsigned deadline_ms;    /* 0: the default */
 static size_t max_queue;        /* ws_max_queue; 0: the default */
+static unsigned max_subs;       /* ws_max_subscriptions; 0: the default */
 
 #define WAIT_MS 10000 /* bound on every wait: far past what the work takes, even under TSan */
 
@@ -418,6 +419,8 @@ static int setup(void **state)
         cfg.deadline_ms = deadline_ms;
     if (max_queue != 0)
         cfg.ws_max_queue = max_queue;
+    if (max_subs != 0)
+        cfg.ws_max_subscriptions = max_subs;
     srv = jrpc_server_new(&cfg);
     assert_non_null(srv);
     assert_int_equal(jrpc_method_add(srv, "hello", hello, NULL, JRPC_INLINE), 0);
@@ -454,6 +457,12 @@ static int setup_small_queue(void **state)
     return setup(state);
 }
 
+static int setup_few_subs(void **state)
+{
+    max_subs = 2;
+    return setup(state);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -477,6 +486,7 @@ static int teardown(void **state)
     jrpc_server_free(srv);
     deadline_ms = 0;
     max_queue = 0;
+    max_subs = 0;
     return 0;
 }
 
@@ -992,6 +1002,51 @@ static void test_post_bound_drains(void **state)
     sentinel(cl, 1);
 }
 
+/* ws_max_subscriptions live on one connection: one more is answered -32005 naming the limit (and
+ * jrpc_sub_start returns NULL); unsubscribing makes room again; a closed one leaves the count. */
+static void test_sub_cap(void **state)
+{
+    (void)state;
+    char id[37];
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":2}");
+    expect_answer(cl, 2);
+    answer_sub_id(id);
+    jrpc_sub_t *s1 = inline_sub;
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":3}");
+    expect_answer(cl, 3);
+    jrpc_sub_t *s2 = inline_sub;
+    assert_non_null(s2);
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":4}");
+    expect_answer(cl, 4);
+    assert_true(frame_has("\"code\":-32005"));
+    assert_true(frame_has("limit 2 per connection (ws_max_subscriptions)"));
+    assert_null(inline_sub);
+
+    char req[160];
+    snprintf(req, sizeof req, "{\"jsonrpc\":\"2.0\",\"method\":\"unsub\",\"params\":[%s],\"id\":5}",
+             id);
+    send_text(cl, req);
+    expect_answer(cl, 5);
+    assert_true(frame_has("\"result\":true"));
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":6}");
+    expect_answer(cl, 6);
+    assert_true(frame_has("\"result\":\"0x"));
+    jrpc_sub_t *s3 = inline_sub;
+    assert_non_null(s3);
+    jrpc_sub_end(s2); /* the producer's end frees a place too */
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":7}");
+    expect_answer(cl, 7);
+    assert_true(frame_has("\"result\":\"0x"));
+    jrpc_sub_t *s4 = inline_sub;
+    client_close(cl);
+    wait_no_conns();
+    assert_int_equal(cl->conn->nsubs, 0);
+    jrpc_sub_unref(s1);
+    jrpc_sub_unref(s2);
+    jrpc_sub_unref(s3);
+    jrpc_sub_unref(s4);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as jrpcd does: a write to a gone client must not kill us */
@@ -1013,6 +1068,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_post_counts_against_queue, setup_small_queue,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_post_bound_drains, setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_cap, setup_few_subs, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
