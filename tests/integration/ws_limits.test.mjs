@@ -117,6 +117,26 @@ test('a message sent at normal speed with pauses under body_timeout is answered;
     }
 });
 
+test('a message the server did not read while paused at --ws-max-inflight is timed from when reading resumed', async () => {
+    await withServer(['--body-timeout', `${BODY_TIMEOUT_MS}ms`, '--ws-max-inflight', '1'], async (s) => {
+        const raw = await RawWs.open(s);
+        try {
+            // The slow call stops reading; the half message behind it waits, unread, for twice
+            // body_timeout, and is completed as soon as the slow call's answer shows reading resumed.
+            const [head, payload] = split(frame({ payload: call('tennis@ping', undefined, 'b') }));
+            await raw.write(Buffer.concat([frame({ payload: call('test.sleep_async', [2 * BODY_TIMEOUT_MS], 'a') }),
+                head, payload.subarray(0, 3)]));
+            assertResult(JSON.parse((await raw.readFrame()).payload), 2 * BODY_TIMEOUT_MS, 'a');
+            await raw.write(payload.subarray(3));
+            const f = await raw.readFrame();
+            assert.equal(f.opcode, 1, `a close instead of the answer: ${f.payload}`);
+            assertResult(JSON.parse(f.payload), 'pong', 'b');
+        } finally {
+            raw.destroy();
+        }
+    });
+});
+
 test('pings and the idle timer keep their own times beside the message deadline', async () => {
     await withServer(['--body-timeout', `${BODY_TIMEOUT_MS}ms`, '--ws-ping-interval', '100ms',
         '--ws-idle-timeout', '1500ms'], async (s) => {
@@ -152,17 +172,19 @@ function status(pid, key) {
 }
 
 test('clients that never read while workers push to them: jrpcd holds at most ws_max_queue each, and drops them', async (t) => {
-    const CONNS = 4, QUEUE = 1 << 20, CALLS = 10;
-    // Beyond the queues: the allocator's per-thread arenas and caches for 4 workers pushing at
-    // once, and what the loop holds while it drops a connection.
-    const SLACK = 8 << 20;
-    const s = await startServer(['--ws-max-queue', '1MiB', '--workers', '4']);
+    const CONNS = 4, QUEUE = 256 << 10, CALLS = 10;
+    // Beyond the queues: what the allocator keeps touched in the arenas of 4 workers pushing at
+    // once and of the loops freeing their messages (measured: 0.6-0.9 MiB in all). Counting
+    // payload only and pushes only once they reached the loop, this took 94 MiB; counting what
+    // items hold but not at post time, 3-13 MiB.
+    const SLACK = 2 << 20;
+    const s = await startServer(['--ws-max-queue', '256KiB', '--workers', '4', '--io-threads', '2']);
     try {
         // Warm up what every push path touches (worker threads, their arenas) on a reading client.
         const warm = await WsClient.open(s);
-        await warm.send(call('test.push', [1000], 'warm'));
-        const got = await warm.take(1001);
-        assertResult(got.at(-1), 1000, 'warm');
+        await warm.send(call('test.push', [200], 'warm'));
+        const got = await warm.take(201);
+        assertResult(got.at(-1), 200, 'warm');
         warm.terminate();
         const pid = s.proc.pid;
         try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* VmHWM then counts from the start */ }
@@ -185,7 +207,7 @@ test('clients that never read while workers push to them: jrpcd holds at most ws
         probe.terminate();
         const peak = status(pid, 'VmHWM');
         t.diagnostic(`RSS before ${(rssBefore / 1048576).toFixed(1)} MiB, peak ${(peak / 1048576).toFixed(1)} MiB: ` +
-            `+${((peak - rssBefore) / 1048576).toFixed(1)} MiB for ${CONNS} clients at ws_max_queue 1 MiB`);
+            `+${((peak - rssBefore) / 1048576).toFixed(1)} MiB for ${CONNS} clients at ws_max_queue ${QUEUE / 1024} KiB`);
         if (sanitized(pid)) {
             t.diagnostic('sanitizer build: RSS not compared');
         } else {
