@@ -2,10 +2,11 @@
  * 101, received messages handed to the engine (several in flight, answers leaving as each is
  * done, at most ws_max_inflight calls before reading stops), one output queue for answers,
  * pushes and control frames (bounded by ws_max_queue: a client that does not read is dropped),
- * pings and the idle timer, and the ways out: the close handshake (ours or the client's), and a
- * hard close. Nothing is freed inside its own callback stack: a hard close marks the connection
- * and the socket's closed callback frees it (src/http does the same). The socket itself is the
- * connection core's (src/io/sock.c), handed over by src/http after the 101. */
+ * one timer for pings, idle time and a message's deadline (body_timeout, min_body_rate: a client
+ * trickling a message is closed with 1008), and the ways out: the close handshake (ours or the
+ * client's), and a hard close. Nothing is freed inside its own callback stack: a hard close marks
+ * the connection and the socket's closed callback frees it (src/http does the same). The socket
+ * itself is the connection core's (src/io/sock.c), handed over by src/http after the 101. */
 #include "../util/log.h"
 #include "internal.h"
 

@@ -4,7 +4,9 @@
  * made on that thread goes straight to the output; from any other it is checked and queued under
  * the connection's lock, so that once a connection is marked closed no thread can reach its loop
  * any more (the loop may be gone by then; the object is not, while references exist). A posted push
- * costs one uncontended lock round and, when the loop sleeps, one eventfd write. */
+ * counts against ws_max_queue from that moment (a producer must not outrun the loop without
+ * bound), and costs one uncontended lock round and, when the loop sleeps, one eventfd write.
+ * Subscriptions per connection are capped at ws_max_subscriptions. */
 #include "internal.h"
 
 #include <errno.h>
