@@ -74,6 +74,10 @@ static const jrpcd_setting_t settings[] = {
      "N", "calls in flight per WebSocket before it stops reading"},
     {"ws_max_queue", "ws-max-queue", JRPCD_SET_SIZE, CFG_FIELD(ws_max_queue), 1, SIZE_LIMIT, "SIZE",
      "unread bytes past which a WebSocket client is disconnected"},
+    /* Past a million, one connection's subscriptions pin more than a client should. */
+    {"ws_max_subscriptions", "ws-max-subscriptions", JRPCD_SET_UINT,
+     CFG_FIELD(ws_max_subscriptions), 1, 1000000, "N",
+     "live subscriptions per WebSocket connection (more: -32005)"},
     {"ws_ping_interval", "ws-ping-interval", JRPCD_SET_DURATION, CFG_FIELD(ws_ping_ms), 0, DAY_MS,
      "DURATION", "keep-alive ping to a silent WebSocket client; 0 = off"},
     {"ws_idle_timeout", "ws-idle-timeout", JRPCD_SET_DURATION, CFG_FIELD(ws_idle_ms), 0, DAY_MS,

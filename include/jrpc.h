@@ -219,12 +219,14 @@ typedef struct jrpc_config {
     size_t max_ws_message;      /* WebSocket message bytes (close 1009 past it) */
     unsigned ws_max_inflight;   /* calls in flight per WebSocket connection before it stops
                                    reading */
-    size_t ws_max_queue;        /* bytes waiting to be sent to one WebSocket client past which it
-                                   is disconnected */
+    size_t ws_max_queue;        /* bytes held for one WebSocket client's output (answers and
+                                   pushes queued or posted, with their structs and buffers) past
+                                   which it is disconnected */
     unsigned ws_ping_ms;        /* ping after this long without a byte from the client, close
                                    when the next interval brings none either; 0 = never */
     unsigned ws_idle_ms;        /* close (1001) after this long without a message either way;
                                    0 = never */
+    unsigned ws_max_subscriptions; /* live subscriptions per WebSocket connection (-32005 past) */
     unsigned max_connections; /* open connections, whole server (more: 503 and close); 0 = no cap */
     unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
     unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
@@ -421,7 +423,9 @@ JRPC_EXTERN int jrpc_conn_is_open(jrpc_conn_t *conn);
  * call on this very connection; notifications sent from one thread arrive in that order. 0 when
  * queued (it is written unless the connection closes first), JRPC_ECLOSED once the connection is
  * closing or closed, JRPC_EINVAL, JRPC_ENOMEM. A client that lets ws_max_queue bytes pile up
- * unread is disconnected, and later sends return JRPC_ECLOSED. */
+ * unread is disconnected, and later sends return JRPC_ECLOSED; a send from another thread counts
+ * against ws_max_queue as it is made, so the send that finds the bound reached returns
+ * JRPC_ECLOSED itself. */
 JRPC_EXTERN int jrpc_conn_notify(jrpc_conn_t *conn, const char *method, const char *params_json,
                                  size_t len);
 
@@ -449,7 +453,8 @@ typedef void (*jrpc_sub_end_cb)(jrpc_sub_t *sub, void *data);
  * client has received the answer (from a worker thread, or a subscribe inside a batch) are held and
  * sent right after it. Returns the subscription with one reference for the caller, or NULL when
  * there is none and the call was answered with an error: over HTTP (-32601 "notifications not
- * supported", as geth answers), the connection already closed (-32000), or out of memory
+ * supported", as geth answers), the connection already closed (-32000), the connection already
+ * has ws_max_subscriptions live (-32005, the message names the limit), or out of memory
  * (-32603).
  * `end_cb` (may be NULL) gets `data`. Any thread a handler runs on, once per call. */
 JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,

@@ -55,6 +55,9 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
                                         buffer: a client that pipelines and does not read */
     cfg->http_max_inflight = 256;    /* as ws_max_inflight: one client's share of the worker
                                         queue and of max_inflight */
+    /* A dapp holds a handful; 1000 (~0.7 MB of subscription state with a small producer) leaves
+     * room for a backend that subscribes per contract, not for a storm. */
+    cfg->ws_max_subscriptions = 1000;
     cfg->log_level = JRPC_LOG_INFO;
 }
 
@@ -73,7 +76,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     XX(max_inflight)                                                                               \
     XX(max_memory)                                                                                 \
     XX(max_unsent)                                                                                 \
-    XX(http_max_inflight)
+    XX(http_max_inflight)                                                                          \
+    XX(ws_max_subscriptions)
 
 JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
 {

@@ -2,10 +2,11 @@
  * 101, received messages handed to the engine (several in flight, answers leaving as each is
  * done, at most ws_max_inflight calls before reading stops), one output queue for answers,
  * pushes and control frames (bounded by ws_max_queue: a client that does not read is dropped),
- * pings and the idle timer, and the ways out: the close handshake (ours or the client's), and a
- * hard close. Nothing is freed inside its own callback stack: a hard close marks the connection
- * and the socket's closed callback frees it (src/http does the same). The socket itself is the
- * connection core's (src/io/sock.c), handed over by src/http after the 101. */
+ * one timer for pings, idle time and a message's deadline (body_timeout, min_body_rate: a client
+ * trickling a message is closed with 1008), and the ways out: the close handshake (ours or the
+ * client's), and a hard close. Nothing is freed inside its own callback stack: a hard close marks
+ * the connection and the socket's closed callback frees it (src/http does the same). The socket
+ * itself is the connection core's (src/io/sock.c), handed over by src/http after the 101. */
 #include "../util/log.h"
 #include "internal.h"
 
@@ -84,12 +85,34 @@ static void msg_list_free(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 
 /* ---- Output ---------------------------------------------------------------------------------- */
 
+/* c->out_bytes changes on this thread only; posters read it to bound what they add (relaxed: a
+ * bound, not a hand-over of data). */
+static void out_bytes_add(jrpc_conn_t *c, size_t n)
+{
+    size_t v = atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&c->out_bytes, v + n, memory_order_relaxed);
+}
+
+static void out_bytes_sub(jrpc_conn_t *c, size_t n)
+{
+    size_t v = atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
+    atomic_store_explicit(&c->out_bytes, v - n, memory_order_relaxed);
+}
+
+/* What is held for this client's output: queued and held messages, and pushes posted to the loop
+ * from other threads that have not reached it yet. */
+static size_t out_held(const jrpc_conn_t *c)
+{
+    return atomic_load_explicit(&c->out_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&c->posted, memory_order_relaxed);
+}
+
 static void out_append(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     m->kind = JRPC__WS_M_OUT;
     jrpc__ws_fifo_push(&c->out_head, &c->out_tail, m);
     c->out_count++;
-    c->out_bytes += m->head_len + m->body.len;
+    out_bytes_add(c, jrpc__ws_msg_cost(m));
 }
 
 /* Frees the first k entries of the output queue: they are written. */
@@ -98,20 +121,25 @@ static void out_pop(jrpc_conn_t *c, unsigned k)
     while (k-- > 0 && c->out_head != NULL) {
         jrpc__ws_msg_t *m = jrpc__ws_fifo_pop(&c->out_head, &c->out_tail);
         c->out_count--;
-        c->out_bytes -= m->head_len + m->body.len;
+        out_bytes_sub(c, jrpc__ws_msg_cost(m));
         msg_put(c, m);
     }
 }
 
+static void conn_drop_unread(jrpc_conn_t *c)
+{
+    conn_log(c, JRPC_LOG_WARN, "dropped: %zu bytes wait unread (ws_max_queue)", out_held(c));
+    conn_abort(c);
+}
+
 /* The output may not grow: a client that lets ws_max_queue bytes pile up does not read, and the
- * only bound on what we hold for it is to drop it. The bytes already waiting are compared, so one
+ * only bound on what we hold for it is to drop it. What is already held is compared, so one
  * message larger than the bound still goes to a client that reads. */
 static int out_full(jrpc_conn_t *c)
 {
-    if (c->out_bytes < c->cfg->ws_max_queue)
+    if (out_held(c) < c->cfg->ws_max_queue)
         return 0;
-    conn_log(c, JRPC_LOG_WARN, "dropped: %zu bytes wait unread (ws_max_queue)", c->out_bytes);
-    conn_abort(c);
+    conn_drop_unread(c);
     return 1;
 }
 
@@ -137,15 +165,15 @@ static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
 static int conn_output(void *ud, const uint8_t *p, size_t n)
 {
     jrpc_conn_t *c = ud;
-    if (c->aborting || c->out_bytes >= c->cfg->ws_max_queue)
+    if (c->aborting || out_held(c) >= c->cfg->ws_max_queue)
         return -1; /* a client that only pings still has to read our pongs */
     jrpc__ws_msg_t *t = c->out_tail;
     int tail_in_write = c->writing && c->out_count <= c->wr_count;
     if (t != NULL && t->head_len == 0 && !tail_in_write) {
-        if (jrpc_buf_append(&t->body, p, n) != 0)
-            return -1;
-        c->out_bytes += n;
-        return 0;
+        out_bytes_sub(c, jrpc__ws_msg_cost(t));
+        int rc = jrpc_buf_append(&t->body, p, n);
+        out_bytes_add(c, jrpc__ws_msg_cost(t));
+        return rc != 0 ? -1 : 0;
     }
     jrpc__ws_msg_t *m = msg_get(c);
     if (m == NULL || jrpc_buf_append(&m->body, p, n) != 0) {
@@ -293,7 +321,6 @@ static void on_closed(jrpc__sock_t *s)
      * message whose start the close interrupted); what is left is the output. */
     msg_list_free(c, c->out_head);
     c->out_head = c->out_tail = NULL;
-    c->out_bytes = 0;
     c->out_count = 0;
     jrpc__ws_session_free(&c->sess);
     /* Subscriptions ended by the close learn it now, from the loop and outside any call. */
@@ -302,6 +329,7 @@ static void on_closed(jrpc__sock_t *s)
         jrpc__list_remove(&sub->link);
         jrpc__ws_sub_finish(sub);
     }
+    atomic_store_explicit(&c->out_bytes, 0, memory_order_relaxed);
     while (c->spare != NULL) {
         jrpc__ws_msg_t *m = c->spare;
         c->spare = m->next;
@@ -332,7 +360,80 @@ static void conn_abort(jrpc_conn_t *c)
     jrpc__sock_close(c->sock);
 }
 
-/* Pings and idle time while open; the close handshake's bound while closing. */
+/* ---- Time ------------------------------------------------------------------------------------ */
+
+/* A message that is incomplete while we read: the client stopped for body_timeout. */
+static int msg_stalled(const jrpc_conn_t *c)
+{
+    return jrpc__ws_session_pending(&c->sess, NULL) != 0 && c->sock->reading &&
+           jrpc__ws_session_reading(&c->sess);
+}
+
+/* Sets the connection's one timer for the first thing due: the next ping or the end of a ping's
+ * wait, the idle close, and while a message is incomplete, body_timeout after the last read.
+ * Lazily: reads and messages only move the times, and a timer that finds nothing due yet sets
+ * itself again for what is left, so a busy connection touches its timer once an interval, not
+ * once a read. Only a message left incomplete by a read brings it forward (msg_watch). */
+static void conn_arm(jrpc_conn_t *c)
+{
+    if (c->closing || c->aborting)
+        return; /* the close handshake's bound is set */
+    const jrpc_config_t *cfg = c->cfg;
+    uint64_t due = UINT64_MAX;
+    if (cfg->ws_ping_ms != 0)
+        due = (c->ping_at != 0 ? c->ping_at : c->last_rx) + cfg->ws_ping_ms;
+    if (cfg->ws_idle_ms != 0 && c->last_msg + cfg->ws_idle_ms < due)
+        due = c->last_msg + cfg->ws_idle_ms;
+    if (msg_stalled(c) && c->read_at + cfg->body_timeout_ms < due)
+        due = c->read_at + cfg->body_timeout_ms;
+    if (due == UINT64_MAX) {
+        c->timer_at = 0;
+        jrpc__sock_timer(c->sock, 0);
+        return;
+    }
+    uint64_t now = uv_now(&c->loop->uv);
+    c->timer_at = due;
+    jrpc__sock_timer(c->sock, due > now ? due - now : 1);
+}
+
+/* The client is too slow with a message: close with 1008 (policy violation: RFC 6455 §7.4.1 has
+ * no closer code, and the frames themselves are well-formed, so not 1002). The message is freed
+ * now and no more input is parsed; the close handshake's bound ends the rest. */
+static void msg_give_up(jrpc_conn_t *c, const char *reason)
+{
+    conn_log(c, JRPC_LOG_WARN, "closed 1008: %s", reason);
+    jrpc__ws_session_fail(&c->sess, 1008, reason);
+}
+
+/* Brings the timer forward to body_timeout after the last read when a message waits for more. */
+static void msg_arm(jrpc_conn_t *c)
+{
+    uint64_t due = c->read_at + c->cfg->body_timeout_ms;
+    if (msg_stalled(c) && (c->timer_at == 0 || c->timer_at > due))
+        conn_arm(c);
+}
+
+/* After a feed: a message left incomplete must average min_body_rate once it has taken
+ * body_timeout, as an HTTP body must (src/http/parse.c), and the timer must see body_timeout
+ * after this read. The caller brings the connection up to date. */
+static void msg_watch(jrpc_conn_t *c)
+{
+    uint64_t since = 0, got = jrpc__ws_session_pending(&c->sess, &since);
+    if (got == 0 || c->closing || c->aborting || jrpc__ws_session_close_sent(&c->sess))
+        return;
+    const jrpc_config_t *cfg = c->cfg;
+    uint64_t took = c->sess.clock - since;
+    if (took > cfg->body_timeout_ms && cfg->min_body_rate != 0 &&
+        got * 1000 < (uint64_t)cfg->min_body_rate * took) {
+        char reason[64]; /* 51 bytes at most: an unsigned has 10 digits */
+        snprintf(reason, sizeof reason, "message slower than %u bytes/s", cfg->min_body_rate);
+        msg_give_up(c, reason);
+        return;
+    }
+    msg_arm(c);
+}
+
+/* The close handshake's bound while closing; else whatever conn_arm found due. */
 static void on_timer(jrpc__sock_t *s)
 {
     jrpc_conn_t *c = s->owner;
@@ -344,6 +445,12 @@ static void on_timer(jrpc__sock_t *s)
     }
     const jrpc_config_t *cfg = c->cfg;
     uint64_t now = uv_now(&c->loop->uv);
+    c->timer_at = 0;
+    if (msg_stalled(c) && now - c->read_at >= cfg->body_timeout_ms) {
+        msg_give_up(c, "message incomplete: no byte for body_timeout");
+        conn_update(c);
+        return;
+    }
     if (cfg->ws_ping_ms != 0) {
         if (c->ping_at != 0 && now - c->ping_at >= cfg->ws_ping_ms) {
             conn_log(c, JRPC_LOG_INFO, "no answer to a ping for %u ms", cfg->ws_ping_ms);
@@ -359,6 +466,7 @@ static void on_timer(jrpc__sock_t *s)
         conn_close(c, 1001, "idle timeout");
         return;
     }
+    conn_arm(c);
     conn_update(c);
 }
 
@@ -371,13 +479,19 @@ static jrpc__ws_msg_t *held_take(jrpc_conn_t *c, jrpc_sub_t *sub)
     sub->held = sub->held_tail = NULL;
     jrpc__list_remove(&sub->holding);
     for (jrpc__ws_msg_t *h = m; h != NULL; h = h->next)
-        c->out_bytes -= h->body.len;
+        out_bytes_sub(c, jrpc__ws_msg_cost(h));
     return m;
 }
 
 void jrpc__ws_conn_drop_held(jrpc_conn_t *c, jrpc_sub_t *sub)
 {
     msg_list_free(c, held_take(c, sub));
+}
+
+void jrpc__ws_conn_drop(jrpc_conn_t *c)
+{
+    if (!c->aborting)
+        conn_drop_unread(c);
 }
 
 /* The answer of message `seq` is queued: subscriptions it started may push now, and what they
@@ -518,9 +632,11 @@ static const jrpc__ws_session_cbs_t session_cbs = {conn_on_message, conn_output}
 
 static size_t conn_feed(jrpc_conn_t *c, const char *p, size_t n)
 {
+    c->sess.clock = uv_now(&c->loop->uv);
     c->in_feed = 1;
     size_t used = jrpc__ws_session_feed(&c->sess, p, n);
     c->in_feed = 0;
+    msg_watch(c);
     return used;
 }
 
@@ -535,7 +651,7 @@ static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_abort(c);
         return;
     }
-    c->last_rx = uv_now(&c->loop->uv);
+    c->last_rx = c->read_at = uv_now(&c->loop->uv);
     c->ping_at = 0;
     size_t len = (size_t)nread;
     size_t used = conn_feed(c, buf->base, len);
@@ -597,9 +713,14 @@ static void conn_update(jrpc_conn_t *c)
         return;
     }
     int want = !c->sess.paused && !(c->draining && !c->closing);
+    int resumed = want && !c->sock->reading;
     if (jrpc__sock_read(c->sock, want) != 0) {
         conn_abort(c);
         return;
+    }
+    if (resumed) { /* the client could not send while we did not read: its pause starts now */
+        c->read_at = uv_now(&c->loop->uv);
+        msg_arm(c);
     }
     conn_flush(c);
 }
@@ -615,12 +736,12 @@ static int msg_in_flight(const jrpc_conn_t *c, uint64_t seq)
     return 0;
 }
 
-void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+int jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
     m->conn = c;
     if (c->closing || c->aborting) {
         msg_put(c, m);
-        return;
+        return JRPC_ECLOSED;
     }
     jrpc_sub_t *sub = m->sub;
     if (sub != NULL && !sub->answered) {
@@ -629,19 +750,22 @@ void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m)
              * id. Hold the push; release_subs sends it right after the answer. */
             if (out_full(c)) {
                 msg_put(c, m);
-                return;
+                return JRPC_ECLOSED;
             }
             m->kind = JRPC__WS_M_OUT;
             jrpc__ws_fifo_push(&sub->held, &sub->held_tail, m);
             if (jrpc__list_empty(&sub->holding))
                 jrpc__list_insert_tail(&c->holding, &sub->holding);
-            c->out_bytes += m->body.len;
-            return;
+            out_bytes_add(c, jrpc__ws_msg_cost(m));
+            return 0;
         }
         sub->answered = 1;
     }
     out_frame(c, m, JRPC__WS_TEXT);
+    if (c->aborting)
+        return JRPC_ECLOSED; /* it found ws_max_queue reached: the client is dropped */
     conn_update(c);
+    return 0;
 }
 
 /* ---- The io loop's entry points -------------------------------------------------------------- */
@@ -682,7 +806,7 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     c->loop = loop;
     c->cfg = cfg;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
-    c->last_rx = c->last_msg = uv_now(&loop->uv);
+    c->last_rx = c->last_msg = c->read_at = uv_now(&loop->uv);
     /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */
     c->sock = s;
     jrpc__sock_own(s, &sock_ops, c);
@@ -698,11 +822,7 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
         conn_abort(c);
         return 0; /* the socket is ours now; it just closes */
     }
-    unsigned period = cfg->ws_ping_ms;
-    if (cfg->ws_idle_ms != 0 && (period == 0 || cfg->ws_idle_ms < period))
-        period = cfg->ws_idle_ms;
-    if (period != 0)
-        jrpc__sock_timer_repeat(s, period);
+    conn_arm(c);
     if (c->log)
         conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
     if (n != 0) {

@@ -33,7 +33,8 @@ typedef enum {
     JRPC__WS_M_WAITING,     /* a received message kept while the connection is at its bound */
     JRPC__WS_M_OUT,         /* a frame in the output queue */
     JRPC__WS_M_PUSH,        /* a push posted from another thread (the loop's post queue) */
-    JRPC__WS_M_END          /* a subscription end posted to the loop */
+    JRPC__WS_M_END,         /* a subscription end posted to the loop */
+    JRPC__WS_M_DROP         /* a poster found ws_max_queue reached: the loop drops the client */
 } jrpc__ws_msg_kind_t;
 
 /* One message: received and in the engine, then (or as a push) an output frame; also the node of
@@ -54,6 +55,20 @@ struct jrpc__ws_msg {
     uint8_t kind;     /* jrpc__ws_msg_kind_t */
     uint8_t binary;   /* the request came in a binary frame: answer in one */
 };
+
+/* What the allocator adds to each block: glibc's malloc keeps an 8-byte header and rounds blocks
+ * up to 16 bytes, so 16 is what a small block really costs beyond its size. */
+#define JRPC__WS_ALLOC_OVERHEAD 16
+
+/* What a queued message holds in memory: its struct and its buffer's capacity, not only the
+ * payload (a 55-byte notification sits in a 256-byte buffer behind a 128-byte struct: 416 bytes
+ * in all). ws_max_queue counts this. The buffer does not change while the message is queued or
+ * posted. */
+static inline size_t jrpc__ws_msg_cost(const jrpc__ws_msg_t *m)
+{
+    size_t buf = m->body.cap != 0 ? m->body.cap + JRPC__WS_ALLOC_OVERHEAD : 0;
+    return sizeof(*m) + JRPC__WS_ALLOC_OVERHEAD + buf;
+}
 
 /* A subscription (jrpc_sub_*). Fields marked (lock) are guarded by conn->lock; (loop) are touched
  * only on the connection's io thread. */
@@ -83,7 +98,14 @@ struct jrpc_conn {
     uv_mutex_t lock;          /* guards closed and subs (order: lock, then the loop's post
                                  lock) */
     int closed;               /* (lock) closing or closed: pushes are refused */
+    atomic_int dropping;      /* a poster found ws_max_queue reached and posted the drop:
+                                 pushes are refused (set under lock, read anywhere) */
+    atomic_size_t out_bytes;  /* memory the output queue and held pushes hold (msg_cost): written
+                                 on the loop thread only, read by posters */
+    atomic_size_t posted;     /* the same for pushes posted to the loop and not run yet: added by
+                                 posters under lock, taken off by the loop */
     jrpc__list_t subs;        /* (lock) live subscriptions */
+    unsigned nsubs;           /* (lock) entries in subs, at most ws_max_subscriptions */
     uv_thread_t tid;          /* the loop's thread: pushes made on it skip the queue */
     jrpc__loop_t *loop;       /* owning loop; only followed while !closed or on its thread */
     const jrpc_config_t *cfg; /* loop->srv->cfg */
@@ -104,12 +126,14 @@ struct jrpc_conn {
     unsigned nspare;              /* entries in spare, at most JRPC__WS_SPARE_MAX */
     unsigned out_count;           /* entries in the output queue */
     unsigned wr_count;            /* entries the write in flight carries */
-    size_t out_bytes;             /* bytes queued and not yet written, held pushes included */
     size_t calls;                 /* calls in flight in the engine */
     jrpc__acct_t *acct;           /* (loop) what its requests hold until they finish, past their
                                      answers too: ws_max_inflight counts its calls */
     uint64_t nmsgs;               /* messages received */
     uint64_t last_rx;             /* uv_now of the last byte received */
+    uint64_t read_at;             /* uv_now of the last read, or of reading starting again: an
+                                     incomplete message may pause body_timeout from there */
+    uint64_t timer_at;            /* uv_now the timer is set for (0: stopped) */
     uint64_t last_msg;            /* uv_now of the last message either way */
     uint64_t ping_at;             /* uv_now of the unanswered ping, 0 when none */
     uint8_t in_feed;              /* the session is parsing: flush after it */
@@ -158,11 +182,14 @@ static inline jrpc__ws_msg_t *jrpc__ws_fifo_pop(jrpc__ws_msg_t **head, jrpc__ws_
 int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n);
 /* Sends a push (m->body is the whole JSON text; m->sub set for a subscription's) on the loop
  * thread: queued as a text frame, held until the subscription's id went out, or dropped when
- * the connection is closing. Takes m. */
-void jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m);
+ * the connection is closing or this push finds ws_max_queue reached (the client is dropped).
+ * Takes m. 0 when queued or held, JRPC_ECLOSED when dropped. */
+int jrpc__ws_conn_push(jrpc_conn_t *c, jrpc__ws_msg_t *m);
 
 /* Drops the pushes a subscription held (it ended before its id went out). Loop thread. */
 void jrpc__ws_conn_drop_held(jrpc_conn_t *c, jrpc_sub_t *sub);
+/* A poster on another thread found ws_max_queue reached: the client is dropped. Loop thread. */
+void jrpc__ws_conn_drop(jrpc_conn_t *c);
 
 /* ---- push.c ---------------------------------------------------------------------------------- */
 

@@ -4,10 +4,13 @@
  * made on that thread goes straight to the output; from any other it is checked and queued under
  * the connection's lock, so that once a connection is marked closed no thread can reach its loop
  * any more (the loop may be gone by then; the object is not, while references exist). A posted push
- * costs one uncontended lock round and, when the loop sleeps, one eventfd write. */
+ * counts against ws_max_queue from that moment (a producer must not outrun the loop without
+ * bound), and costs one uncontended lock round and, when the loop sleeps, one eventfd write.
+ * Subscriptions per connection are capped at ws_max_subscriptions. */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -31,7 +34,7 @@ JRPC_EXTERN void jrpc_conn_unref(jrpc_conn_t *conn)
 JRPC_EXTERN int jrpc_conn_is_open(jrpc_conn_t *conn)
 {
     uv_mutex_lock(&conn->lock);
-    int open = !conn->closed;
+    int open = !conn->closed && !atomic_load_explicit(&conn->dropping, memory_order_relaxed);
     uv_mutex_unlock(&conn->lock);
     return open;
 }
@@ -65,7 +68,11 @@ static void run_posted(jrpc__post_t *p)
         m->sub = NULL;
         jrpc__ws_msg_free(m);
         jrpc__ws_sub_finish(sub);
+    } else if (m->kind == JRPC__WS_M_DROP) {
+        jrpc__ws_msg_free(m);
+        jrpc__ws_conn_drop(c);
     } else {
+        atomic_fetch_sub_explicit(&c->posted, jrpc__ws_msg_cost(m), memory_order_relaxed);
         jrpc__ws_conn_push(c, m);
     }
     jrpc_conn_unref(c);
@@ -88,6 +95,21 @@ static int on_loop_thread(const jrpc_conn_t *c)
     return uv_thread_equal(&self, &c->tid);
 }
 
+/* A poster found ws_max_queue reached (c->lock held, c open): m, emptied, carries the drop to the
+ * loop, and from now on pushes are refused. The client is not reading; a producer that can post
+ * faster than the loop writes must be stopped here, not when its pushes reach the loop. Returns
+ * the subscription reference m held, for the caller to drop once the lock is released. */
+static jrpc_sub_t *drop_locked(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    jrpc_sub_t *sub = m->sub;
+    m->sub = NULL;
+    jrpc_buf_free(&m->body);
+    m->kind = JRPC__WS_M_DROP;
+    atomic_store_explicit(&c->dropping, 1, memory_order_relaxed);
+    post_locked(c, m);
+    return sub;
+}
+
 /* Hands the push m (body: the whole JSON text; sub set for a subscription's) to c. Takes m. */
 static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
 {
@@ -95,8 +117,8 @@ static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     m->kind = JRPC__WS_M_PUSH;
     if (on_loop_thread(c)) {
         /* Only this thread closes c, so `closed` needs no lock here; `ended` may be set by any
-         * thread (an unsubscribe on a worker). */
-        int refused = c->closed;
+         * thread (an unsubscribe on a worker), `dropping` by any poster. */
+        int refused = c->closed || atomic_load_explicit(&c->dropping, memory_order_relaxed);
         if (!refused && sub != NULL) {
             uv_mutex_lock(&c->lock);
             refused = sub->ended;
@@ -106,15 +128,27 @@ static int conn_send(jrpc_conn_t *c, jrpc__ws_msg_t *m)
             jrpc__ws_msg_free(m);
             return JRPC_ECLOSED;
         }
-        jrpc__ws_conn_push(c, m);
-        return 0;
+        return jrpc__ws_conn_push(c, m);
     }
     uv_mutex_lock(&c->lock);
-    if (c->closed || (sub != NULL && sub->ended)) {
+    if (c->closed || atomic_load_explicit(&c->dropping, memory_order_relaxed) ||
+        (sub != NULL && sub->ended)) {
         uv_mutex_unlock(&c->lock);
         jrpc__ws_msg_free(m);
         return JRPC_ECLOSED;
     }
+    /* Counted now, not when the loop gets to it: what waits in the post queue is held too.
+     * Posters are serialised by the lock, so the check and the add are one step. */
+    size_t held = atomic_load_explicit(&c->out_bytes, memory_order_relaxed) +
+                  atomic_load_explicit(&c->posted, memory_order_relaxed);
+    if (held >= c->cfg->ws_max_queue) {
+        jrpc_sub_t *ref = drop_locked(c, m);
+        uv_mutex_unlock(&c->lock);
+        if (ref != NULL)
+            jrpc_sub_unref(ref);
+        return JRPC_ECLOSED;
+    }
+    atomic_fetch_add_explicit(&c->posted, jrpc__ws_msg_cost(m), memory_order_relaxed);
     post_locked(c, m);
     uv_mutex_unlock(&c->lock);
     return 0;
@@ -218,6 +252,16 @@ static jrpc_conn_t *sub_conn(jrpc_call_t *call)
     return c;
 }
 
+/* The connection has ws_max_subscriptions live: -32005 naming the limit and its value, as the
+ * batch cap's does (the client may unsubscribe some, or use another connection). */
+static void sub_refuse_full(jrpc_call_t *call, unsigned max)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg,
+             "too many subscriptions: limit %u per connection (ws_max_subscriptions)", max);
+    jrpc_reply_error(call, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+}
+
 /* The subscribe call completed (src/rpc runs this): a subscription whose id never reached the
  * client (the call timed out, or came as a notification) could not be unsubscribed, so it ends;
  * the call's reference goes either way. */
@@ -280,13 +324,19 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
     sub->msg_seq = jrpc__call_req_seq(call);
 
     uv_mutex_lock(&c->lock);
-    int closed = c->closed;
-    if (!closed)
+    int closed = c->closed || atomic_load_explicit(&c->dropping, memory_order_relaxed);
+    int full = !closed && c->nsubs >= c->cfg->ws_max_subscriptions;
+    if (!closed && !full) {
         jrpc__list_insert_tail(&c->subs, &sub->link);
+        c->nsubs++;
+    }
     uv_mutex_unlock(&c->lock);
-    if (closed) {
+    if (closed || full) {
         sub_free(sub);
-        jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
+        if (closed)
+            jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
+        else
+            sub_refuse_full(call, c->cfg->ws_max_subscriptions);
         return NULL;
     }
     /* Registered before the answer: the answer's completion finds it (conn.c release_subs).
@@ -323,6 +373,7 @@ static int end_locked(jrpc_sub_t *sub)
     jrpc_conn_t *c = sub->conn;
     sub->ended = 1;
     jrpc__list_remove(&sub->link);
+    c->nsubs--;
     jrpc__ws_msg_t *m = sub->end_msg;
     sub->end_msg = NULL;
     m->kind = JRPC__WS_M_END;
@@ -386,5 +437,6 @@ void jrpc__ws_conn_mark_closed(jrpc_conn_t *c)
         sub->ended = 1;
         jrpc__list_insert_tail(&c->ended, &sub->link);
     }
+    c->nsubs = 0;
     uv_mutex_unlock(&c->lock);
 }

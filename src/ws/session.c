@@ -354,9 +354,15 @@ void jrpc__ws_session_free(jrpc__ws_session_t *s)
 size_t jrpc__ws_session_feed(jrpc__ws_session_t *s, const char *p, size_t n)
 {
     const uint8_t *in = (const uint8_t *)p;
-    size_t off = 0;
+    size_t off = 0, begun = 0; /* where what is pending at the end began in this feed */
     while (off < n && s->reading && !s->failed && !s->paused) {
         if (!s->in_frame) {
+            if (!s->in_msg && s->head_len == 0) {
+                /* Between messages: a new one (or a control frame) starts here. */
+                begun = off;
+                s->pend_bytes = 0;
+                s->pend_since = s->clock;
+            }
             /* The header, possibly across feeds: 2 bytes say how many follow. */
             size_t need = s->head_len < 2 ? 2 : head_size(s->head);
             while (s->head_len < need && off < n) {
@@ -379,14 +385,37 @@ size_t jrpc__ws_session_feed(jrpc__ws_session_t *s, const char *p, size_t n)
         if (s->in_frame && s->frame_left == 0 && s->reading && !s->failed)
             frame_end(s);
     }
+    if (!s->in_msg && !s->in_frame && s->head_len == 0)
+        s->pend_bytes = 0;
+    else
+        s->pend_bytes += off - begun;
     if (s->failed || !s->reading)
         off = n; /* nothing more is parsed: the rest is dropped */
     return off;
 }
 
+uint64_t jrpc__ws_session_pending(const jrpc__ws_session_t *s, uint64_t *since)
+{
+    if (s->pend_bytes != 0 && since != NULL)
+        *since = s->pend_since;
+    return s->pend_bytes;
+}
+
 void jrpc__ws_session_close(jrpc__ws_session_t *s, uint16_t code, const char *reason)
 {
     send_close(s, code, reason, reason != NULL ? strlen(reason) : 0);
+}
+
+void jrpc__ws_session_fail(jrpc__ws_session_t *s, uint16_t code, const char *reason)
+{
+    send_close(s, code, reason, reason != NULL ? strlen(reason) : 0);
+    s->reading = 0;
+    free(s->msg);
+    s->msg = NULL;
+    s->msg_len = s->msg_cap = 0;
+    s->in_msg = s->in_frame = 0;
+    s->head_len = 0;
+    s->pend_bytes = 0;
 }
 
 void jrpc__ws_session_ping(jrpc__ws_session_t *s)

@@ -102,6 +102,10 @@ struct jrpc__ws_session {
     uint8_t close_received; /* the client's close frame arrived */
     uint8_t paused;         /* the owner takes no more messages now: feed stops */
     uint8_t failed;         /* out of memory or output refused: drop the connection */
+    uint64_t clock;         /* the owner's time, set before a feed: stamps pend_since */
+    uint64_t pend_since;    /* clock of the feed in which the incomplete message began */
+    uint64_t pend_bytes;    /* bytes taken since it began (frame headers, control frames
+                               between its fragments); 0 between messages */
     size_t ctrl_len;        /* bytes in ctrl */
     uint8_t ctrl[125];      /* payload of the control frame being received (§5.5: 125 at most) */
 };
@@ -120,6 +124,14 @@ size_t jrpc__ws_session_feed(jrpc__ws_session_t *s, const char *p, size_t n);
 /* Queues a close frame (code, reason of at most 123 bytes) and outputs it; no-op once a close
  * was queued. Reading goes on, so the client's closing frame can still be seen. */
 void jrpc__ws_session_close(jrpc__ws_session_t *s, uint16_t code, const char *reason);
+/* Gives up on the client: the close frame as jrpc__ws_session_close, then the message being
+ * assembled is freed and nothing more is parsed (the rest of a frame cut short cannot be). */
+void jrpc__ws_session_fail(jrpc__ws_session_t *s, uint16_t code, const char *reason);
+/* Bytes taken of what has begun and not ended yet: a data message (all its fragments so far,
+ * with control frames between them), a lone control frame, or a frame header in pieces. 0
+ * between messages; then *since (may be NULL) is left alone, else it gets the clock of the feed
+ * in which that began. The owner bounds how long a message may take with it. */
+uint64_t jrpc__ws_session_pending(const jrpc__ws_session_t *s, uint64_t *since);
 /* Outputs a ping with an empty payload. */
 void jrpc__ws_session_ping(jrpc__ws_session_t *s);
 /* A close frame went out (ours, or the echo of the client's): no data frame may follow. */

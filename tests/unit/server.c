@@ -24,8 +24,9 @@ static const struct {
     size_t offset;
     size_t size;
 } at_least_1[] = {
-    FIELD(workers),      FIELD(max_batch),      FIELD(max_batch_ws),    FIELD(max_body),
-    FIELD(max_response), FIELD(max_ws_message), FIELD(ws_max_inflight), FIELD(ws_max_queue),
+    FIELD(workers),         FIELD(max_batch),    FIELD(max_batch_ws),
+    FIELD(max_body),        FIELD(max_response), FIELD(max_ws_message),
+    FIELD(ws_max_inflight), FIELD(ws_max_queue), FIELD(ws_max_subscriptions),
 };
 #undef FIELD
 

@@ -32,6 +32,8 @@ static jrpc_server_t *srv;
 static jrpc__loop_t loop;
 static uv_thread_t test_thread; /* runs the loop */
 static unsigned deadline_ms;    /* 0: the default */
+static size_t max_queue;        /* ws_max_queue; 0: the default */
+static unsigned max_subs;       /* ws_max_subscriptions; 0: the default */
 
 #define WAIT_MS 10000 /* bound on every wait: far past what the work takes, even under TSan */
 
@@ -415,6 +417,10 @@ static int setup(void **state)
     cfg.workers = 2;
     if (deadline_ms != 0)
         cfg.deadline_ms = deadline_ms;
+    if (max_queue != 0)
+        cfg.ws_max_queue = max_queue;
+    if (max_subs != 0)
+        cfg.ws_max_subscriptions = max_subs;
     srv = jrpc_server_new(&cfg);
     assert_non_null(srv);
     assert_int_equal(jrpc_method_add(srv, "hello", hello, NULL, JRPC_INLINE), 0);
@@ -445,6 +451,18 @@ static int setup_deadline(void **state)
     return setup(state);
 }
 
+static int setup_small_queue(void **state)
+{
+    max_queue = 64u << 10;
+    return setup(state);
+}
+
+static int setup_few_subs(void **state)
+{
+    max_subs = 2;
+    return setup(state);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -467,6 +485,8 @@ static int teardown(void **state)
     uv_sem_destroy(&go);
     jrpc_server_free(srv);
     deadline_ms = 0;
+    max_queue = 0;
+    max_subs = 0;
     return 0;
 }
 
@@ -917,6 +937,116 @@ static void test_sub_over_http(void **state)
     close(sv[1]);
 }
 
+/* ---- Bounds ---------------------------------------------------------------------------------- */
+
+/* Notifies until refused (at most `n`): how many were accepted, and what refused the next. */
+typedef struct flood {
+    jrpc_conn_t *conn; /* a reference, dropped when done */
+    int n;
+    int pushed;
+    int rc;
+} flood_t;
+
+static void flood(void *arg)
+{
+    flood_t *f = arg;
+    for (f->pushed = 0; f->pushed < f->n; f->pushed++)
+        if ((f->rc = jrpc_conn_notify(f->conn, "m", "[1]", 3)) != 0)
+            break;
+    jrpc_conn_unref(f->conn);
+}
+
+/* Pushes from another thread count against ws_max_queue when they are posted, with what they
+ * hold (struct and buffer, not the 31 bytes of payload): while the loop does not run, a producer
+ * is refused once ws_max_queue is held in the post queue, and the client is dropped. */
+static void test_post_counts_against_queue(void **state)
+{
+    (void)state;
+    /* What one such push holds: its struct, and its body in a first 256-byte buffer. */
+    jrpc__ws_msg_t probe;
+    memset(&probe, 0, sizeof probe);
+    probe.body.cap = 256;
+    size_t cost = jrpc__ws_msg_cost(&probe);
+    flood_t f = {jrpc_conn_ref(cl->conn), 100000, 0, 0};
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, flood, &f), 0);
+    uv_thread_join(&t); /* the loop did not run meanwhile: everything is still posted */
+    assert_int_equal(f.rc, JRPC_ECLOSED);
+    /* Accepted while less than the bound was held: the last one took it to or past the bound. */
+    assert_int_equal((size_t)f.pushed, (max_queue + cost - 1) / cost);
+    assert_false(jrpc_conn_is_open(cl->conn));
+    assert_int_equal(jrpc_conn_notify(cl->conn, "m", "[1]", 3), JRPC_ECLOSED);
+    RUN_UNTIL(cl->eof); /* the loop drops the client (it does not read: nothing is said) */
+    wait_no_conns();
+    assert_int_equal(atomic_load(&cl->conn->posted), 0);
+}
+
+/* A reading client is not dropped by pushes from another thread: the bound is on what is held,
+ * and what is written leaves it. Four times ws_max_queue goes through in bursts the loop drains
+ * between. */
+static void test_post_bound_drains(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 4; round++) {
+        flood_t f = {jrpc_conn_ref(cl->conn), 100, 0, 0};
+        uv_thread_t t;
+        assert_int_equal(uv_thread_create(&t, flood, &f), 0);
+        uv_thread_join(&t);
+        assert_int_equal(f.pushed, 100);
+        for (int i = 0; i < 100; i++) {
+            next_frame(cl);
+            assert_string_equal(fr.data, "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[1]}");
+        }
+    }
+    assert_int_equal(atomic_load(&cl->conn->posted), 0);
+    sentinel(cl, 1);
+}
+
+/* ws_max_subscriptions live on one connection: one more is answered -32005 naming the limit (and
+ * jrpc_sub_start returns NULL); unsubscribing makes room again; a closed one leaves the count. */
+static void test_sub_cap(void **state)
+{
+    (void)state;
+    char id[37];
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":2}");
+    expect_answer(cl, 2);
+    answer_sub_id(id);
+    jrpc_sub_t *s1 = inline_sub;
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":3}");
+    expect_answer(cl, 3);
+    jrpc_sub_t *s2 = inline_sub;
+    assert_non_null(s2);
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":4}");
+    expect_answer(cl, 4);
+    assert_true(frame_has("\"code\":-32005"));
+    assert_true(frame_has("limit 2 per connection (ws_max_subscriptions)"));
+    assert_null(inline_sub);
+
+    char req[160];
+    snprintf(req, sizeof req, "{\"jsonrpc\":\"2.0\",\"method\":\"unsub\",\"params\":[%s],\"id\":5}",
+             id);
+    send_text(cl, req);
+    expect_answer(cl, 5);
+    assert_true(frame_has("\"result\":true"));
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":6}");
+    expect_answer(cl, 6);
+    assert_true(frame_has("\"result\":\"0x"));
+    jrpc_sub_t *s3 = inline_sub;
+    assert_non_null(s3);
+    jrpc_sub_end(s2); /* the producer's end frees a place too */
+    send_text(cl, "{\"jsonrpc\":\"2.0\",\"method\":\"sub\",\"params\":[0],\"id\":7}");
+    expect_answer(cl, 7);
+    assert_true(frame_has("\"result\":\"0x"));
+    jrpc_sub_t *s4 = inline_sub;
+    client_close(cl);
+    wait_no_conns();
+    assert_int_equal(cl->conn->nsubs, 0);
+    jrpc_sub_unref(s1);
+    jrpc_sub_unref(s2);
+    jrpc_sub_unref(s3);
+    jrpc_sub_unref(s4);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as jrpcd does: a write to a gone client must not kill us */
@@ -935,6 +1065,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sub_worker_after_deadline, setup_deadline, teardown),
         cmocka_unit_test_setup_teardown(test_sub_as_notification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sub_over_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_counts_against_queue, setup_small_queue,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_post_bound_drains, setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_cap, setup_few_subs, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

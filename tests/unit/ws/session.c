@@ -379,6 +379,65 @@ static void test_close_and_ping_from_us(void **state)
     jrpc__ws_session_free(&r.s);
 }
 
+/* What is pending is counted from the first byte of a message (or lone control frame, or frame
+ * header) to its last, across fragments and the control frames between them, and dated by the
+ * clock of the feed it began in: fed a byte at a time, with the clock the byte's offset. */
+static void test_pending(void **state)
+{
+    (void)state;
+    bytes_t b = {.n = 0};
+    put(&b, 0x1, 1, "hello"); /* [0, 11) */
+    size_t b0 = b.n;
+    put(&b, 0x1, 0, "ab"); /* [11, 19): a fragment ... */
+    put(&b, 0x9, 1, "");   /* [19, 25): a ping between fragments ... */
+    put(&b, 0x0, 1, "cd"); /* [25, 33): ... and the last one */
+    size_t b1 = b.n;
+    put(&b, 0xa, 1, "p"); /* [33, 40): a lone pong */
+    run_t r;
+    run_init(&r, 64);
+    uint64_t since = 999;
+    assert_int_equal(jrpc__ws_session_pending(&r.s, &since), 0);
+    assert_int_equal(since, 999); /* left alone between messages */
+    for (size_t i = 0; i < b.n; i++) {
+        r.s.clock = 1000 + i;
+        assert_int_equal(jrpc__ws_session_feed(&r.s, (const char *)b.b + i, 1), 1);
+        size_t start = i < b0 ? 0 : i < b1 ? b0 : b1;
+        size_t end = i < b0 ? b0 : i < b1 ? b1 : b.n;
+        uint64_t got = jrpc__ws_session_pending(&r.s, &since);
+        if (i + 1 == end) {
+            assert_int_equal(got, 0);
+        } else {
+            assert_int_equal(got, i + 1 - start);
+            assert_int_equal(since, 1000 + start);
+        }
+    }
+    assert_int_equal(r.nmsgs, 2);
+
+    /* One feed ends a message and begins the next: only the new one's bytes and clock count. */
+    r.s.clock = 5000;
+    assert_int_equal(jrpc__ws_session_feed(&r.s, (const char *)b.b, 5), 5);
+    assert_int_equal(jrpc__ws_session_pending(&r.s, &since), 5);
+    assert_int_equal(since, 5000);
+    r.s.clock = 6000;
+    assert_int_equal(jrpc__ws_session_feed(&r.s, (const char *)b.b + 5, b0 + 3 - 5), b0 + 3 - 5);
+    assert_int_equal(jrpc__ws_session_pending(&r.s, &since), 3);
+    assert_int_equal(since, 6000);
+    assert_int_equal(r.nmsgs, 3);
+
+    /* Giving up: the close goes out, the half message is freed, nothing more is parsed. */
+    jrpc__ws_session_fail(&r.s, 1008, "too slow");
+    char out[256];
+    describe_out(&r, out, sizeof out);
+    assert_string_equal(out, "PONG: CLOSE:1008:too slow");
+    assert_null(r.s.msg);
+    assert_int_equal(jrpc__ws_session_pending(&r.s, NULL), 0);
+    assert_false(jrpc__ws_session_reading(&r.s));
+    assert_int_equal(jrpc__ws_session_feed(&r.s, (const char *)b.b, b0), b0);
+    assert_int_equal(r.nmsgs, 3);
+    assert_int_equal(jrpc__ws_session_code_sent(&r.s), 1008);
+    jrpc__ws_session_free(&r.s);
+}
+
 static void test_frame_header(void **state)
 {
     (void)state;
@@ -468,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_pause_keeps_bytes),
         cmocka_unit_test(test_long_message_any_split),
         cmocka_unit_test(test_close_and_ping_from_us),
+        cmocka_unit_test(test_pending),
         cmocka_unit_test(test_frame_header),
         cmocka_unit_test(test_handshake),
     };
