@@ -252,6 +252,9 @@ static int teardown(void **state)
     cl = NULL;
     wait_no_conns();
     assert_int_equal(jrpc__loop_finish(&loop), 0);
+    /* Everything requests and answers held was given back (acct.c's totals). */
+    assert_int_equal(atomic_load(&srv->io.mem_held), 0);
+    assert_int_equal(atomic_load(&srv->io.calls_held), 0);
     jrpc_server_free(srv);
     return 0;
 }

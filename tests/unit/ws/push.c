@@ -482,6 +482,9 @@ static int teardown(void **state)
         jrpc_conn_unref(hello_conn);
     hello_conn = NULL;
     assert_int_equal(jrpc__loop_finish(&loop), 0);
+    /* Everything requests and answers held was given back (acct.c's totals). */
+    assert_int_equal(atomic_load(&srv->io.mem_held), 0);
+    assert_int_equal(atomic_load(&srv->io.calls_held), 0);
     uv_sem_destroy(&go);
     jrpc_server_free(srv);
     deadline_ms = 0;
