@@ -70,7 +70,8 @@ typedef enum {
     JRPCD_SET_PATH,      /* the RPC path */
     JRPCD_SET_REST_PATH, /* the REST prefix, "" to turn REST off */
     JRPCD_SET_LISTEN,    /* one or more HOST:PORT */
-    JRPCD_SET_LOG_LEVEL  /* error|warn|info|debug */
+    JRPCD_SET_LOG_LEVEL, /* error|warn|info|debug */
+    JRPCD_SET_ON_OFF     /* on|off into an unsigned 1|0; the flag alone means on */
 } jrpcd_setting_kind_t;
 
 /* One [server] key and the flag that mirrors it. */

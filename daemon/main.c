@@ -63,6 +63,21 @@ static void signals_reset(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* What jrpc_server_listen's error means for an operator, after the system's text. */
+static const char *listen_hint(int rc)
+{
+    /* The form was checked already; EINVAL here means the host did not resolve or the library's
+     * limit on addresses was reached. */
+    if (rc == JRPC_EINVAL)
+        return " (unknown host, or too many listen addresses)";
+    if (rc == JRPC_EADDRINUSE)
+        return " (another socket listens on this port, or the address is listed twice; "
+               "reuse_port = on shares a port on purpose)";
+    if (rc == JRPC_EADDRNOTAVAIL)
+        return " (not an address of this host)";
+    return "";
+}
+
 int main(int argc, char **argv)
 {
     jrpcd_opts_t opts;
@@ -109,6 +124,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "jrpcd: cannot create the server: %s\n", jrpc_strerror(rc));
         goto done;
     }
+    /* Before the modules: they ask jrpc_server_checking so that a check changes nothing. */
+    if (opts.check && (rc = jrpc_server_set_checking(srv)) != 0) {
+        fprintf(stderr, "jrpcd: cannot check: %s\n", jrpc_strerror(rc));
+        goto done;
+    }
 
     for (size_t i = 0; i < opts.modules_len; i++) {
         jrpcd_module_t *m = &opts.modules[i];
@@ -127,25 +147,23 @@ int main(int argc, char **argv)
         goto done;
     }
 
-    if (opts.check) {
-        /* Like nginx -t: everything that can fail before binding has been tried. */
-        jrpcd_opts_print(&opts, stdout);
-        status = 0;
-        goto done;
-    }
-
+    /* A checking server validates each address as a start would bind it, without binding. */
     static const char *const default_listen[] = {JRPCD_DEFAULT_LISTEN};
     const char *const *addrs = opts.listen_len ? (const char *const *)opts.listen : default_listen;
     size_t naddrs = opts.listen_len ? opts.listen_len : 1;
     for (size_t i = 0; i < naddrs; i++) {
         rc = jrpc_server_listen(srv, addrs[i]);
         if (rc != 0) {
-            /* The form was checked already; EINVAL here means the host did not resolve or the
-             * library's limit on addresses was reached. */
             fprintf(stderr, "jrpcd: cannot listen on %s: %s%s\n", addrs[i], jrpc_strerror(rc),
-                    rc == JRPC_EINVAL ? " (unknown host, or too many listen addresses)" : "");
+                    listen_hint(rc));
             goto done;
         }
+    }
+    if (opts.check) {
+        /* Like nginx -t: everything a start does up to serving has been tried. */
+        jrpcd_opts_print(&opts, stdout);
+        status = 0;
+        goto done;
     }
     /* Exactly one stdout line per bound address, with the real port when 0 was asked for:
      * tests and scripts read these lines to find the server. */

@@ -26,6 +26,9 @@
 static const jrpcd_setting_t settings[] = {
     {"listen", "listen", JRPCD_SET_LISTEN, 0, 0, 0, "HOST:PORT",
      "address to listen on; repeatable; port 0 picks a free one"},
+    /* Off by default: a second jrpcd on a taken port must fail, not take half its connections. */
+    {"reuse_port", "reuse-port", JRPCD_SET_ON_OFF, CFG_FIELD(reuse_port), 0, 1, "on|off",
+     "share listen ports with other jrpcd (zero-downtime restarts)"},
     {"path", "path", JRPCD_SET_PATH, 0, 0, 0, "P", "RPC endpoint path (\"/\" always answers too)"},
     {"rest_path", "rest-path", JRPCD_SET_REST_PATH, 0, 0, 0, "P",
      "REST prefix: POST P/<method>, P/<method>/batch; \"\" turns REST off"},
@@ -441,6 +444,15 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
             return -1;
         }
         return 0;
+    case JRPCD_SET_ON_OFF:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            snprintf(err, cap, "\"%s\" is not on or off", value);
+            return -1;
+        }
+        v = value[1] == 'n';
+        snprintf(lo, sizeof(lo), "off");
+        snprintf(hi, sizeof(hi), "on");
+        break;
     case JRPCD_SET_UINT:
         if (jrpcd_parse_uint(value, &v, err, cap) != 0)
             return -1;
@@ -585,6 +597,10 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
     case JRPCD_SET_LOG_LEVEL:
         snprintf(buf, cap, "%s", jrpcd_log_level_name(c->log_level));
         break;
+    case JRPCD_SET_ON_OFF:
+        memcpy(&u, field, sizeof(u));
+        snprintf(buf, cap, "%s", u ? "on" : "off");
+        break;
     case JRPCD_SET_UINT:
         memcpy(&u, field, sizeof(u));
         snprintf(buf, cap, "%u", u);
@@ -631,8 +647,11 @@ static void print_help(const jrpcd_opts_t *opts)
         char def[1024];
         setting_format(opts, s, def, sizeof(def));
         char left[64];
-        snprintf(left, sizeof(left), "%s--%s %s", s->kind == JRPCD_SET_LISTEN ? "-l, " : "    ",
-                 s->flag, s->metavar);
+        if (s->kind == JRPCD_SET_ON_OFF) /* the value is optional: the flag alone means on */
+            snprintf(left, sizeof(left), "    --%s[=%s]", s->flag, s->metavar);
+        else
+            snprintf(left, sizeof(left), "%s--%s %s", s->kind == JRPCD_SET_LISTEN ? "-l, " : "    ",
+                     s->flag, s->metavar);
         printf("  %-26s %s [%s]\n", left, s->help, def);
     }
     printf("  --batch-deny PATTERN       refuse a method or pattern (debug_*) inside batches with\n"
@@ -687,8 +706,10 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
     struct option longopts[SETTINGS_LEN + 10];
     size_t n = 0;
     for (size_t i = 0; i < SETTINGS_LEN; i++)
-        longopts[n++] =
-            (struct option){settings[i].flag, required_argument, NULL, OPT_SETTING + (int)i};
+        longopts[n++] = (struct option){settings[i].flag,
+                                        settings[i].kind == JRPCD_SET_ON_OFF ? optional_argument
+                                                                             : required_argument,
+                                        NULL, OPT_SETTING + (int)i};
     longopts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[n++] = (struct option){"module", required_argument, NULL, OPT_MODULE};
     longopts[n++] = (struct option){"batch-deny", required_argument, NULL, OPT_BATCH_DENY};
@@ -803,7 +824,9 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
             continue;
         }
         const jrpcd_setting_t *s = &settings[p->opt - OPT_SETTING];
-        if (jrpcd_setting_apply(opts, s, p->arg, err, sizeof(err)) != 0) {
+        /* An on|off flag given alone (--reuse-port) turns its setting on. */
+        const char *arg = p->arg == NULL && s->kind == JRPCD_SET_ON_OFF ? "on" : p->arg;
+        if (jrpcd_setting_apply(opts, s, arg, err, sizeof(err)) != 0) {
             fprintf(stderr, "jrpcd: --%s: %s\n", s->flag, err);
             goto done;
         }

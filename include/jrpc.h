@@ -205,6 +205,8 @@ typedef struct jrpc_config {
     const char *path;           /* RPC path (copied); "/" always answers too */
     const char *rest_path;      /* REST prefix ("/rest": POST /rest/<method>); NULL or "" = off */
     unsigned io_threads;        /* event loops; 0 = one per core */
+    unsigned reuse_port;        /* 1: share listen ports with other processes of the same user
+                                   (SO_REUSEPORT); 0: a port another socket listens on is refused */
     unsigned workers;           /* threads for JRPC_WORKER handlers */
     unsigned worker_queue;      /* queued worker calls past which items get -32005 */
     unsigned batch_concurrency; /* items of one batch in flight at once */
@@ -264,8 +266,14 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
 JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg);
 /* Binds and listens on "HOST:PORT" ("127.0.0.1:8000", "[::1]:0"; port 0 picks a free port) with
  * one SO_REUSEPORT socket per io thread. Call before jrpc_server_run; may be called several times.
- * 0, JRPC_EINVAL (malformed, unknown host, or JRPC_MAX_LISTEN addresses bound already), JRPC_EBUSY
- * (the server is running), or the socket's error (JRPC_EADDRINUSE, JRPC_EACCES …). */
+ * A port another socket listens on already (another process, or an address listed before) is
+ * refused with JRPC_EADDRINUSE unless cfg->reuse_port is 1; without it, connections are also
+ * steered to this server's own sockets, so a process that joins the port anyway gets none. On a
+ * checking server (jrpc_server_set_checking) nothing is bound: the address is parsed the same
+ * way and a probe asks the kernel whether a start could bind it (its port may be in use: a
+ * check runs beside the live server). 0, JRPC_EINVAL (malformed, unknown host, or
+ * JRPC_MAX_LISTEN addresses bound already), JRPC_EBUSY (the server is running), or the socket's
+ * error (JRPC_EADDRINUSE, JRPC_EADDRNOTAVAIL: not an address of this host, JRPC_EACCES …). */
 JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port);
 /* Number of addresses bound so far, and the i-th as "HOST:PORT" text (port resolved,
  * NUL-terminated in buf). 0, JRPC_ENOENT (no address i) or JRPC_ERANGE (cap too small). */
@@ -289,6 +297,14 @@ JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
  * from a shared object must not unload that, and its reply is dropped — up to jrpc_server_free,
  * after which it must not reply at all. Any thread, once run returned. */
 JRPC_EXTERN size_t jrpc_server_unreplied(const jrpc_server_t *srv);
+/* Makes srv a server built to be checked, not run (jrpcd --check): jrpc_server_listen then only
+ * validates addresses, jrpc_server_run refuses (JRPC_EINVAL), and modules, asking
+ * jrpc_server_checking, verify their settings without side effects (no file created, nothing
+ * sent). 0, or JRPC_EBUSY once an address is bound or the server runs. The owning thread. */
+#define JRPC_HAVE_SERVER_CHECKING 1
+JRPC_EXTERN int jrpc_server_set_checking(jrpc_server_t *srv);
+/* 1 when srv was made a checking server, else 0. Any thread. */
+JRPC_EXTERN int jrpc_server_checking(const jrpc_server_t *srv);
 /* Frees a server that is not running (never ran, or jrpc_server_run returned). */
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
 /* The server's own copy of its configuration (defaults filled in); read-only, any thread, valid

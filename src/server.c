@@ -20,6 +20,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->path = "/api/v1/endpoint"; /* seed 001's endpoint */
     cfg->rest_path = "/rest";       /* seed 002's batches over REST */
     cfg->io_threads = 0;            /* one loop per core */
+    cfg->reuse_port = 0;            /* off: a second server on a port must fail loudly, not take
+                                       half its connections; sharing is for restarts on purpose */
     cfg->workers = 8;               /* blocking handlers (SQLite, files): a few per core */
     cfg->worker_queue = 1024;       /* 32 batches at full concurrency before -32005 */
     cfg->batch_concurrency = 32;    /* DESIGN.md §2: enough to overlap I/O, bounded */
@@ -90,6 +92,8 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
         return #field " must be at least 1";
     CONFIG_AT_LEAST_1(XX)
 #undef XX
+    if (cfg->reuse_port > 1)
+        return "reuse_port must be 0 or 1";
     return NULL;
 }
 
@@ -209,6 +213,19 @@ JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port)
     return jrpc__io_listen(&srv->io, host_port);
 }
 
+JRPC_EXTERN int jrpc_server_set_checking(jrpc_server_t *srv)
+{
+    if (atomic_load(&srv->io.running) || srv->io.naddrs != 0)
+        return JRPC_EBUSY;
+    srv->io.checking = 1;
+    return 0;
+}
+
+JRPC_EXTERN int jrpc_server_checking(const jrpc_server_t *srv)
+{
+    return srv->io.checking;
+}
+
 JRPC_EXTERN size_t jrpc_server_listen_count(const jrpc_server_t *srv)
 {
     return srv->io.naddrs;
@@ -226,6 +243,8 @@ JRPC_EXTERN int jrpc_server_address(const jrpc_server_t *srv, size_t i, char *bu
 JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
 {
     int expected = 0;
+    if (srv->io.checking)
+        return JRPC_EINVAL; /* it bound nothing: there is nothing to serve */
     if (!atomic_compare_exchange_strong(&srv->io.running, &expected, 1))
         return JRPC_EBUSY;
     jrpc__http_global_init(&srv->cfg);

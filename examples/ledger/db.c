@@ -146,6 +146,28 @@ static int ledger_wal(sqlite3 *h, char *err, size_t cap)
 
 static void ledger_conn_release(void *p);
 
+/* Reads the file's schema version: 1 for a new file (no tables, version 0: the schema is still
+ * to be made), 0 for the version this code reads, -1 with a message in err for anything else. */
+static int ledger_schema_state(sqlite3 *h, char *err, size_t cap)
+{
+    long long version = ledger_scalar(h, "PRAGMA user_version");
+    long long objects = ledger_scalar(h, "SELECT count(*) FROM sqlite_master");
+    if (version < 0 || objects < 0) {
+        snprintf(err, cap, "cannot read the schema: %s", sqlite3_errmsg(h));
+        return -1;
+    }
+    if (version == 0 && objects == 0)
+        return 1;
+    if (version == LEDGER_SCHEMA_VERSION)
+        return 0;
+    if (version == 0)
+        snprintf(err, cap, "the file holds another database (tables, but no ledger schema)");
+    else
+        snprintf(err, cap, "the file has ledger schema version %lld; this module reads %d", version,
+                 LEDGER_SCHEMA_VERSION);
+    return -1;
+}
+
 /* Creates the schema and fixture in a new file, or checks an existing file's schema version; one
  * IMMEDIATE transaction, so two daemons starting at once on the same file fill it once. */
 static int ledger_init_schema(sqlite3 *h, char *err, size_t cap)
@@ -153,13 +175,10 @@ static int ledger_init_schema(sqlite3 *h, char *err, size_t cap)
     char *msg = NULL;
     if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
-    long long version = ledger_scalar(h, "PRAGMA user_version");
-    long long objects = ledger_scalar(h, "SELECT count(*) FROM sqlite_master");
-    if (version < 0 || objects < 0) {
-        snprintf(err, cap, "cannot read the schema: %s", sqlite3_errmsg(h));
+    int state = ledger_schema_state(h, err, cap);
+    if (state < 0)
         goto fail_txn;
-    }
-    if (version == 0 && objects == 0) {
+    if (state == 1) {
         if (sqlite3_exec(h, (const char *)ledger_schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
             sqlite3_exec(h, (const char *)ledger_fixture_sql, NULL, NULL, &msg) != SQLITE_OK)
             goto fail;
@@ -167,13 +186,6 @@ static int ledger_init_schema(sqlite3 *h, char *err, size_t cap)
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LEDGER_SCHEMA_VERSION);
         if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
             goto fail;
-    } else if (version != LEDGER_SCHEMA_VERSION) {
-        if (version == 0)
-            snprintf(err, cap, "the file holds another database (tables, but no ledger schema)");
-        else
-            snprintf(err, cap, "the file has ledger schema version %lld; this module reads %d",
-                     version, LEDGER_SCHEMA_VERSION);
-        goto fail_txn;
     }
     if (sqlite3_exec(h, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
@@ -188,8 +200,105 @@ fail_txn:
     return -1;
 }
 
+/* The file name as an SQLite URI that opens it read-only with immutable=1: SQLite then takes no
+ * lock and creates no -wal or -shm file beside it, so a check changes nothing on disk. It reads
+ * what the last checkpoint wrote: beside a daemon that has just made the file, whose schema may
+ * still be in its WAL, that is an empty file, which passes as it would at a start. malloc'd, NULL
+ * when out of memory. */
+static char *ledger_immutable_uri(const char *abs)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static const char prefix[] = "file:", suffix[] = "?immutable=1";
+    size_t n = strlen(abs);
+    char *uri = malloc(sizeof prefix + 3 * n + sizeof suffix);
+    if (uri == NULL)
+        return NULL;
+    char *o = uri + sizeof prefix - 1;
+    memcpy(uri, prefix, sizeof prefix - 1);
+    for (const unsigned char *p = (const unsigned char *)abs; *p != '\0'; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/-._~", *p) != NULL) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    memcpy(o, suffix, sizeof suffix);
+    return uri;
+}
+
+/* The nearest directory of `path` that exists: its own directory, or the first parent of it
+ * that exists (a start makes the missing ones). 0 with it in dir, or -errno. */
+static int ledger_existing_dir(const char *path, char *dir, size_t cap)
+{
+    if (strlen(path) >= cap)
+        return -ENAMETOOLONG;
+    strcpy(dir, path);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL)
+            strcpy(dir, ".");
+        else if (slash == dir)
+            dir[1] = '\0'; /* the root */
+        else
+            *slash = '\0';
+        struct stat st;
+        if (stat(dir, &st) == 0)
+            return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+        if (errno != ENOENT || slash == NULL || slash == dir)
+            return -errno;
+    }
+}
+
+/* jrpcd --check: what a start would refuse, found without creating or changing a file. A new
+ * database needs a writable directory (the nearest one that exists: a start makes the rest); an
+ * existing file must be readable and writable in a writable directory (WAL keeps two files
+ * beside it) and hold the ledger schema this code reads. 0, or -1 with a message in err. */
+static int ledger_db_check(const char *path, char *err, size_t cap)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    int rc = exists || errno == ENOENT ? ledger_existing_dir(path, dir, sizeof dir) : -errno;
+    if (rc == 0 && exists && !S_ISREG(st.st_mode))
+        rc = -EINVAL;
+    if (rc == 0 && ((exists && access(path, R_OK | W_OK) != 0) || access(dir, W_OK | X_OK) != 0))
+        rc = -errno;
+    if (rc != 0) {
+        snprintf(err, cap, "%s: %s%s", path, exists ? "" : "cannot be created: ",
+                 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+        return -1;
+    }
+    if (!exists)
+        return 0;
+
+    char *abs = ledger_abspath(path);
+    char *uri = abs != NULL ? ledger_immutable_uri(abs) : NULL;
+    if (uri == NULL) {
+        snprintf(err, cap, "%s: %s", path, abs != NULL ? "out of memory" : strerror(errno));
+        free(abs);
+        return -1;
+    }
+    sqlite3 *h = NULL;
+    char why[512];
+    rc = sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, cap, "%s: %s", abs, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+        rc = -1;
+    } else if (ledger_schema_state(h, why, sizeof why) < 0) {
+        snprintf(err, cap, "%s: %s", abs, why);
+        rc = -1;
+    }
+    sqlite3_close(h);
+    free(uri);
+    free(abs);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 /* Called by jrpc_module_init (so the message goes out on stderr with the module's failure). */
-ledger_db_t *ledger_db_open(const char *path, char *err, size_t cap)
+ledger_db_t *ledger_db_open(const char *path, int check, char *err, size_t cap)
 {
     if (path == NULL || path[0] == '\0')
         path = LEDGER_DEFAULT_PATH;
@@ -207,6 +316,17 @@ ledger_db_t *ledger_db_open(const char *path, char *err, size_t cap)
     ledger_db_t *db = NULL;
     sqlite3 *h = NULL;
     char *abs = NULL;
+    if (check) {
+        if (ledger_db_check(path, err, cap) != 0)
+            return NULL;
+        /* Methods are registered with a database that is never opened: a check never runs. */
+        abs = strdup(path);
+        if (abs == NULL) {
+            snprintf(err, cap, "out of memory");
+            return NULL;
+        }
+        goto made;
+    }
     int rc = ledger_mkdirs(path);
     if (rc != 0) {
         snprintf(err, cap, "cannot create the directory of %s: %s", path, strerror(-rc));
@@ -232,6 +352,7 @@ ledger_db_t *ledger_db_open(const char *path, char *err, size_t cap)
     sqlite3_close(h);
     h = NULL;
 
+made:
     db = calloc(1, sizeof(*db));
     if (db == NULL || pthread_key_create(&db->key, ledger_conn_release) != 0) {
         free(db);

@@ -38,11 +38,14 @@ extern const unsigned char ledger_fixture_sql[];
 
 /* Opens the database at `path` (NULL or "" = LEDGER_DEFAULT_PATH, relative to the working
  * directory at start), creating its directory and, when the file is new, the schema and fixture
- * in one transaction. Returns the handle (it lives until the module is unloaded) or NULL with a
- * message in err. Called from jrpc_module_init only. */
+ * in one transaction. With `check` (jrpcd --check) nothing on disk changes: it only says whether
+ * a start would succeed (the directory can take a new file, or the file exists with the right
+ * schema), and the handle it returns is never to be used for a connection. Returns the handle
+ * (it lives until the module is unloaded) or NULL with a message in err. Called from
+ * jrpc_module_init only. */
 #define LEDGER_DEFAULT_PATH "run/ledger.db"
-ledger_db_t *ledger_db_open(const char *path, char *err, size_t cap);
-/* The absolute path of the database file. */
+ledger_db_t *ledger_db_open(const char *path, int check, char *err, size_t cap);
+/* The absolute path of the database file (as given, on a checking server). */
 const char *ledger_db_path(const ledger_db_t *db);
 
 /* This thread's connection to db, opened and prepared on first use; NULL with a message in err

@@ -609,11 +609,17 @@ static const struct ledger_method {
 
 JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args);
 
-/* args: the database path (default LEDGER_DEFAULT_PATH, relative to the working directory). */
+/* args: the database path (default LEDGER_DEFAULT_PATH, relative to the working directory).
+ * jrpcd --check makes a checking server: then the database is only checked, never created. */
 JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
 {
     char err[1024];
-    ledger_db_t *db = ledger_db_open(args, err, sizeof(err));
+#ifdef JRPC_HAVE_SERVER_CHECKING
+    int check = jrpc_server_checking(srv);
+#else
+    int check = 0;
+#endif
+    ledger_db_t *db = ledger_db_open(args, check, err, sizeof(err));
     if (db == NULL) {
         /* jrpcd names the module and the failing code; this line says why. */
         fprintf(stderr, "ledger: %s\n", err);

@@ -193,8 +193,10 @@ struct jrpc__io {
     jrpc__loop_t *loops;         /* cfg->io_threads loops (while running) */
     int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS]; /* listening sockets: [address][loop] */
     char addrs[JRPC__MAX_LISTEN][64];               /* "HOST:PORT" of each address */
+    struct sockaddr_storage sa[JRPC__MAX_LISTEN];   /* each address, port resolved */
     size_t naddrs;
-    atomic_int running;          /* inside jrpc__io_run */
+    int checking;       /* a check only (jrpcd --check): listen probes addresses, binds nothing */
+    atomic_int running; /* inside jrpc__io_run */
     atomic_int stop_requests;    /* jrpc__io_stop calls so far */
     atomic_uint nconns_total;    /* open connections, every loop (admit.c) */
     atomic_ulong refused_total;  /* connections refused over max_connections */
@@ -283,6 +285,10 @@ static inline int jrpc__io_mem_full(jrpc__io_t *io)
  * IPv4/IPv6. jrpc__peer_name names the client of a connected socket, "-" when it has no address;
  * it returns the length (never 0). */
 size_t jrpc__addr_name(const struct sockaddr *sa, char *buf, size_t cap);
+/* Reads "HOST:PORT" or "[V6]:PORT" (HOST a name or a numeric address; the first address it
+ * resolves to) into *ss and *len: the one reading of a listen address, for a start and a check
+ * alike. 0, or JRPC_EINVAL when malformed or the host does not resolve. Any thread. */
+int jrpc__addr_parse(const char *host_port, struct sockaddr_storage *ss, socklen_t *len);
 size_t jrpc__peer_name(const uv_tcp_t *tcp, char *buf, size_t cap);
 
 /* ---- loop.c --------------------------------------------------------------------------------- */
@@ -291,8 +297,11 @@ size_t jrpc__peer_name(const uv_tcp_t *tcp, char *buf, size_t cap);
  * closed and counters zero; jrpc__io_close closes what listen opened and frees the caps table. */
 int jrpc__io_init(jrpc__io_t *io, const jrpc_config_t *cfg, jrpc_server_t *srv);
 void jrpc__io_close(jrpc__io_t *io);
-/* Binds host_port on every loop's socket (SO_REUSEPORT); JRPC_EINVAL for a bad address or a
- * full table, -errno from the system. Before run. */
+/* Binds host_port on every loop's socket, one SO_REUSEPORT group: JRPC_EADDRINUSE when another
+ * socket listens on the port already, unless cfg->reuse_port. With io->checking it binds nothing
+ * and says whether a start could: the host is local (a probe bind with port 0) and the address
+ * does not clash with one listed before. JRPC_EINVAL for a bad address or a full table, -errno
+ * from the system. Before run. */
 int jrpc__io_listen(jrpc__io_t *io, const char *host_port);
 /* Runs io->cfg->io_threads loops (this thread runs loop 0) until stopped and drained. */
 int jrpc__io_run(jrpc__io_t *io);

@@ -1,14 +1,16 @@
 /* loop.c — the io loops. Each io thread runs one libuv loop with its own SO_REUSEPORT listening
  * socket per address, so the kernel spreads connections over the loops and a connection never
- * changes thread; work from other threads (replies, pushes) reaches a loop through its one post
- * queue and uv_async wakeup, in posting order. Stopping closes the listeners, lets what holds the
- * loop finish (bounded by drain_ms) and then ends every loop. The layers above plug in through
+ * changes thread. The group is this server's alone unless reuse_port says otherwise: a port
+ * another socket listens on is refused, and connections are steered to the server's own sockets.
+ * Work from other threads (replies, pushes) reaches a loop through its one post queue and
+ * uv_async wakeup, in posting order. Stopping closes the listeners, lets what holds the loop
+ * finish (bounded by drain_ms) and then ends every loop. The layers above plug in through
  * jrpc__io_hooks_t: this file names none of them. */
 #include "../util/log.h"
 #include "internal.h"
 
 #include <errno.h>
-#include <netdb.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,44 +68,45 @@ void jrpc__io_close(jrpc__io_t *io)
 
 /* ---- Listening ------------------------------------------------------------------------------- */
 
-/* Splits "HOST:PORT" / "[V6]:PORT" into host and port text. */
-static int split_host_port(const char *hp, char *host, size_t host_cap, char *port, size_t cap)
+/* The port of an IPv4 or IPv6 address (network order). */
+static in_port_t addr_port(const struct sockaddr_storage *ss)
 {
-    const char *colon;
-    const char *h = hp;
-    size_t hlen;
-    if (hp[0] == '[') {
-        const char *close = strchr(hp, ']');
-        if (close == NULL || close[1] != ':')
-            return JRPC_EINVAL;
-        h = hp + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(hp, ':');
-        if (colon == NULL)
-            return JRPC_EINVAL;
-        hlen = (size_t)(colon - hp);
-    }
-    if (hlen == 0 || hlen >= host_cap || strlen(colon + 1) == 0 || strlen(colon + 1) >= cap)
-        return JRPC_EINVAL;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    strcpy(port, colon + 1);
-    return 0;
+    return ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                     : ((const struct sockaddr_in *)ss)->sin_port;
 }
 
-static int listen_socket(const struct sockaddr *sa, socklen_t salen, int *out)
+/* A stream socket for family with the options every listener has: SO_REUSEADDR (a restart
+ * binds while old connections sit in TIME_WAIT) and, for IPv6, V6ONLY (an IPv6 address never
+ * takes IPv4 traffic; list 0.0.0.0 for that). -errno on failure. */
+static int socket_for(int family)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int on = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
-        (sa->sa_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) ||
-        bind(fd, sa, salen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0)) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* A listening socket on sa that is part of the port's SO_REUSEPORT group. With `join` it binds
+ * with SO_REUSEPORT, joining a group that exists (this server's own sockets, or with
+ * reuse_port other processes' of the same user). Without, it binds alone first, so a port any
+ * other socket listens on fails with EADDRINUSE, and only then opens itself to the group. */
+static int listen_socket(const struct sockaddr *sa, socklen_t salen, int join, int *out)
+{
+    int fd = socket_for(sa->sa_family);
+    if (fd < 0)
+        return fd;
+    int on = 1;
+    if ((join && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) ||
+        bind(fd, sa, salen) != 0 ||
+        (!join && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
         int err = -errno;
         close(fd);
         return err;
@@ -112,35 +115,99 @@ static int listen_socket(const struct sockaddr *sa, socklen_t salen, int *out)
     return 0;
 }
 
+/* Keeps a port's connections on this server's own n sockets, the first n of its group: the
+ * kernel runs this program for each new connection and hands it to the socket at the index it
+ * returns (a random one of 0 … n-1). A process that joins the group later anyway (the same
+ * user, asking for SO_REUSEPORT itself) sits at index n or past and is handed none. Best
+ * effort: where the kernel refuses the program, it spreads by hash over the whole group. */
+static void steer_to_own(int fd, unsigned n)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM)),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+    (void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
+}
+
+/* Would a start bind ss? Without binding its port, which the running instance a check is made
+ * beside holds: a probe socket binds the address with port 0, so the kernel says whether the
+ * address is one of this host's (EADDRNOTAVAIL otherwise). An address listed twice, or beside
+ * a wildcard of its family on the same port, is refused as a start would refuse it
+ * (EADDRINUSE), unless reuse_port lets the sockets share. */
+static int check_address(jrpc__io_t *io, const struct sockaddr_storage *ss, socklen_t len)
+{
+    struct sockaddr_storage probe = *ss;
+    if (probe.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&probe)->sin6_port = 0;
+    else
+        ((struct sockaddr_in *)&probe)->sin_port = 0;
+    int fd = socket_for(ss->ss_family);
+    if (fd < 0)
+        return fd;
+    int rc = bind(fd, (const struct sockaddr *)&probe, len) == 0 ? 0 : -errno;
+    close(fd);
+    if (rc != 0)
+        return rc;
+    in_port_t port = addr_port(ss);
+    for (size_t a = 0; a < io->naddrs && port != 0 && !io->cfg->reuse_port; a++) {
+        const struct sockaddr_storage *b = &io->sa[a];
+        if (b->ss_family != ss->ss_family || addr_port(b) != port)
+            continue;
+        if (ss->ss_family == AF_INET6) {
+            const struct in6_addr *x = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+            const struct in6_addr *y = &((const struct sockaddr_in6 *)b)->sin6_addr;
+            if (memcmp(x, y, sizeof *x) == 0 || IN6_IS_ADDR_UNSPECIFIED(x) ||
+                IN6_IS_ADDR_UNSPECIFIED(y))
+                return JRPC_EADDRINUSE;
+        } else {
+            in_addr_t x = ((const struct sockaddr_in *)ss)->sin_addr.s_addr;
+            in_addr_t y = ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+            if (x == y || x == htonl(INADDR_ANY) || y == htonl(INADDR_ANY))
+                return JRPC_EADDRINUSE;
+        }
+    }
+    return 0;
+}
+
 int jrpc__io_listen(jrpc__io_t *io, const char *host_port)
 {
-    char host[256], port[16];
-    if (io->naddrs == JRPC__MAX_LISTEN || host_port == NULL ||
-        split_host_port(host_port, host, sizeof host, port, sizeof port) != 0)
-        return JRPC_EINVAL;
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
-        return JRPC_EINVAL;
     struct sockaddr_storage ss;
-    socklen_t sslen = (socklen_t)res->ai_addrlen;
-    memcpy(&ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
+    socklen_t sslen;
+    if (io->naddrs == JRPC__MAX_LISTEN || host_port == NULL ||
+        jrpc__addr_parse(host_port, &ss, &sslen) != 0)
+        return JRPC_EINVAL;
 
     size_t a = io->naddrs;
     int rc = 0;
+    if (io->checking) {
+        rc = check_address(io, &ss, sslen);
+        if (rc != 0)
+            return rc;
+        goto bound;
+    }
+    /* The first socket binds alone, so a port another socket listens on is refused before
+     * anything joins it; with reuse_port it joins at once (port 0 still binds alone: it asks for
+     * a port nobody uses). The other loops' sockets join the first's group, on the port it got.
+     * What remains: once the first socket is open to its group, a process of the same user that
+     * asks for SO_REUSEPORT itself may join (the kernel allows it). steer_to_own hands it no
+     * connection, unless it joins between this server's first and last socket: then it takes
+     * the place, and the share, of one of them. */
     for (unsigned i = 0; i < io->cfg->io_threads; i++) {
-        rc = listen_socket((struct sockaddr *)&ss, sslen, &io->fds[a][i]);
+        int join = i > 0 || (io->cfg->reuse_port && addr_port(&ss) != 0);
+        rc = listen_socket((struct sockaddr *)&ss, sslen, join, &io->fds[a][i]);
         if (rc != 0)
             goto fail;
         if (i == 0) {
-            /* Port 0 picks a free port once; the other loops' sockets join that port. */
             sslen = sizeof ss;
             getsockname(io->fds[a][0], (struct sockaddr *)&ss, &sslen);
         }
     }
+    if (!io->cfg->reuse_port)
+        steer_to_own(io->fds[a][0], io->cfg->io_threads);
+bound:
+    io->sa[a] = ss;
     jrpc__addr_name((const struct sockaddr *)&ss, io->addrs[a], sizeof io->addrs[a]);
     io->naddrs++;
     return 0;

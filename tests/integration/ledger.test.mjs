@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
     startServer, withServer, rpc, call, batch, rawIds, rawElements, rawMembers,
-    assertError, HttpConn, JRPCD, MODULES, SOURCE_DIR,
+    assertError, HttpConn, JRPCD, MODULES, SOURCE_DIR, RPC_PATH,
 } from './lib.mjs';
 
 // ---- Seed 000, verbatim -------------------------------------------------------------------------
@@ -544,15 +544,30 @@ test('restart keeps data: the file is created (with its directory) once, then re
 
 test('a relative database path works from any working directory', async () => {
     // jrpcd started in tmp with a relative args path: the file lands under that directory.
+    // (A start, not --check: a check creates nothing, tests/integration/listen.test.mjs.)
     const dir = path.join(tmp, 'cwd');
     mkdirSync(dir, { recursive: true });
     const proc = spawn(JRPCD,
-        ['--listen', '127.0.0.1:0', '--check', '--module', `${path.join(MODULES, 'ledger.so')}:rel/ledger.db`],
+        ['--listen', '127.0.0.1:0', '--module', `${path.join(MODULES, 'ledger.so')}:rel/ledger.db`],
         { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     proc.stderr.on('data', (d) => { stderr += d; });
-    const code = await new Promise((resolve) => proc.on('exit', resolve));
-    assert.equal(code, 0, stderr);
+    const exited = new Promise((resolve) => proc.on('exit', resolve));
+    const listening = await Promise.race([
+        new Promise((resolve) => proc.stdout.on('data', (d) => {
+            stdout += d;
+            if (/jrpcd listening on/.test(stdout)) resolve(true);
+        })),
+        exited.then(() => false),
+    ]);
+    assert.ok(listening, stderr);
+    // Answering means it runs (its signal handlers are in place): stop it as operators do.
+    const port = Number(/jrpcd listening on [\d.]+:(\d+)/.exec(stdout)[1]);
+    const r = await rpc({ host: '127.0.0.1', port, path: RPC_PATH }, call('shares.total', [], 1));
+    assert.equal(r.status, 200, r.body);
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
     assert.ok(existsSync(path.join(dir, 'rel', 'ledger.db')), 'created relative to the working directory');
 });
 

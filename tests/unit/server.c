@@ -68,6 +68,40 @@ static void path_must_start_with_slash(void **state)
     }
 }
 
+/* reuse_port is a switch: 0 and 1 pass, anything else is refused by name. */
+static void reuse_port_is_0_or_1(void **state)
+{
+    (void)state;
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    assert_int_equal(cfg.reuse_port, 0); /* a taken port is refused unless asked otherwise */
+    cfg.reuse_port = 1;
+    assert_null(jrpc_config_check(&cfg));
+    cfg.reuse_port = 2;
+    assert_refused(&cfg, "reuse_port must be 0 or 1");
+}
+
+/* A checking server (jrpcd --check) says so to modules, and refuses to run. */
+static void a_checking_server_does_not_run(void **state)
+{
+    (void)state;
+    jrpc_server_t *srv = jrpc_server_new(NULL);
+    assert_non_null(srv);
+    assert_int_equal(jrpc_server_checking(srv), 0);
+    assert_int_equal(jrpc_server_set_checking(srv), 0);
+    assert_int_equal(jrpc_server_checking(srv), 1);
+    assert_int_equal(jrpc_server_listen(srv, "127.0.0.1:0"), 0);
+    assert_int_equal(jrpc_server_run(srv), JRPC_EINVAL);
+    jrpc_server_free(srv);
+    /* Too late once an address is bound: it would stay bound. */
+    srv = jrpc_server_new(NULL);
+    assert_non_null(srv);
+    assert_int_equal(jrpc_server_listen(srv, "127.0.0.1:0"), 0);
+    assert_int_equal(jrpc_server_set_checking(srv), JRPC_EBUSY);
+    assert_int_equal(jrpc_server_checking(srv), 0);
+    jrpc_server_free(srv);
+}
+
 /* The first refused field is named when several are wrong, and fixing it names the next. */
 static void one_field_at_a_time(void **state)
 {
@@ -134,6 +168,8 @@ int main(void)
         cmocka_unit_test(each_zero_field_is_named),
         cmocka_unit_test(path_must_start_with_slash),
         cmocka_unit_test(one_field_at_a_time),
+        cmocka_unit_test(reuse_port_is_0_or_1),
+        cmocka_unit_test(a_checking_server_does_not_run),
         cmocka_unit_test(valid_config_makes_a_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
