@@ -142,6 +142,7 @@ struct jrpc__http_conn {
     uint8_t n_te;              /* Transfer-Encoding headers of the current request (saturating) */
     uint8_t te_other;          /* Transfer-Encoding is not just "chunked": 501 when chunked is
                                   still the final coding, else 400 (RFC 9112 §6.3) */
+    uint8_t cline;             /* where a chunk-size line being checked is (parse.c); 0: none */
     uint8_t expect_len;        /* bytes of `expect` the stream must still show */
     char expect[8];            /* framing bytes http-parser (built lenient) does not check: the
                                   " HTTP/1." after the URL, the CRLF after chunk data */
@@ -177,8 +178,12 @@ int jrpc__http_expect(jrpc__http_conn_t *c, const char *at, const char *lit, siz
  * `err` (the offending byte, inside data[0..len)): 505 for another HTTP version, 501 for a
  * well-formed but unknown method, else 400. */
 unsigned jrpc__http_bad_method_status(const char *data, size_t len, const char *err);
-/* Checks the start of newly read bytes against a pending expectation; 0 or -1 (refused). */
-int jrpc__http_expect_check(jrpc__http_conn_t *c, const char *data, size_t len);
+/* Checks newly read bytes before http-parser sees them: a pending expectation at their start,
+ * and a chunk-size line being received (RFC 9112 §7.1). 0, or -1 after refusing with 400. */
+int jrpc__http_frame_check(jrpc__http_conn_t *c, const char *data, size_t len);
+/* http-parser stopped at the start of a chunk-size line so that jrpc__http_frame_check sees it
+ * first: 1 (and the parser runs on) when that is why it is paused, else 0. */
+int jrpc__http_chunk_pause(jrpc__http_conn_t *c);
 
 /* Re-arms the connection's timer for what it waits on now: the head (header_timeout from the
  * request's first byte), the body (body_timeout between reads), the socket (send_timeout while

@@ -135,6 +135,33 @@ const ROWS = [
         expect: BAD_HTTP, created: 0,
     },
     { name: 'chunk lines ending in bare LF', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\n${P}\n0\n\n`), expect: BAD_HTTP },
+    // Chunk-size lines (RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF). http-parser skips an
+    // extension up to the first CR: a proxy that ends the line at a bare LF, or stops at a NUL,
+    // frames a different body, and what it takes for body bytes can be a request to jrpcd.
+    {
+        name: 'bare LF inside a chunk extension, smuggled request after',
+        send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\r\n${P}\r\n0;a\nx\r\n\r\n${smuggled}`),
+        expect: BAD_HTTP, created: 0,
+    },
+    { name: 'bare LF inside a chunk extension before data', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};ext\n\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'NUL byte inside a chunk extension', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a\0b\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'control byte 0x01 inside a chunk extension value', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a=b\x01\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'DEL byte inside a quoted chunk extension value', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a="b\x7f"\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'chunk-size line "size SP CRLF"', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)} \r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'chunk-size line "size HTAB CRLF"', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\t\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'last chunk "0 SP CRLF", smuggled request after', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\r\n${P}\r\n0 \r\n\r\n${smuggled}`), expect: BAD_HTTP, created: 0 },
+    { name: 'chunk-size line: CR not followed by LF', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\rX${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'chunk extension name with a space inside ("a b")', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a b\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    {
+        name: 'chunk extensions with BWS, token and quoted values (RFC 9112 §7.1.1: allowed)',
+        send: req(`POST ${RPC_PATH} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)} ; a = b ;c="d;\\" e"\r\n${P}\r\n0;z\r\n\r\n`),
+        expect: { status: 200, result: 'pong', id: '1', close: false },
+    },
+    {
+        name: 'chunked body split in single bytes with an extension (each line checked across reads)',
+        send: [req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`), ...[...`${hex(P.length)};ext="v"\r\n${P}\r\n0\r\n\r\n`].map((ch) => Buffer.from(ch, 'latin1'))],
+        expect: { status: 200, result: 'pong', id: '1', close: null },
+    },
     {
         name: 'chunked body cut short, then the client half-closes',
         send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length + 10)}\r\n${P}`), end: true,

@@ -347,6 +347,106 @@ static void test_chunked_split(void **state)
     }
 }
 
+/* Sends req[0..n) split in two at every byte, on a new connection each time (the first part is
+ * read on its own), and expects `status`: 200 with the ping's answer on a connection that stays,
+ * or a last answer and a close with nothing after it (what followed the refused bytes never ran).
+ */
+static void split_each_byte(const char *req, size_t n, int status)
+{
+    for (size_t i = 1; i < n; i++) {
+        client_t *c = client_open();
+        send_bytes(c, req, i);
+        settle(c);
+        send_bytes(c, req + i, n - i);
+        if (status == 200) {
+            next_answer(c);
+            assert_pong();
+            assert_false(has_header("Connection:"));
+        } else {
+            expect_last_answer(c, status);
+            assert_int_equal(c->rx_len, 0);
+        }
+        client_free(c);
+    }
+}
+
+typedef struct bytes {
+    const char *p;
+    size_t n;
+} bytes_t;
+#define BYTES(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+/* Appends the pieces to buf (cap bytes); returns the length. */
+static size_t cat(char *buf, size_t cap, const bytes_t *parts, size_t nparts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        assert_true(n + parts[i].n <= cap);
+        memcpy(buf + n, parts[i].p, parts[i].n);
+        n += parts[i].n;
+    }
+    return n;
+}
+
+/* Chunk-size lines are held to RFC 9112 §7.1 however they arrive: http-parser alone skips an
+ * extension up to the first CR, bare LF, NUL and trailing blanks included, and takes any byte
+ * after that CR for its LF. */
+static void test_chunk_lines(void **state)
+{
+    (void)state;
+    /* What may follow the size "2f" (the length of ping_body). */
+    static const bytes_t good[] = {
+        BYTES("\r\n"),
+        BYTES(";a\r\n"),
+        BYTES(" ; a = b\t;c\r\n"),
+        BYTES(";name=\"quoted; \\\" \\\x80\";x=y\r\n"),
+    };
+    static const bytes_t bad[] = {
+        BYTES(";a\nx\r\n"),   /* a bare LF in an extension */
+        BYTES(";a\n"),        /* the line ended by a bare LF */
+        BYTES(";a\0b\r\n"),   /* NUL */
+        BYTES(";a=\x01\r\n"), /* a control byte */
+        BYTES(" \r\n"),       /* size SP CRLF */
+        BYTES("\t\r\n"),      /* size HTAB CRLF */
+        BYTES(";a \r\n"),     /* blanks after a name with no '=' after them */
+        BYTES("\rx"),         /* CR not followed by LF */
+        BYTES(";\r\n"),       /* ';' without a name */
+        BYTES(";a=\r\n"),     /* '=' without a value */
+        BYTES(";a=\"b\r\n"),  /* a quoted string left open */
+        BYTES(";a=b c\r\n"),  /* two tokens */
+    };
+    const bytes_t head = BYTES("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const bytes_t ping = {ping_body, strlen(ping_body)};
+    const bytes_t crlf = BYTES("\r\n"), last = BYTES("0\r\n\r\n");
+    char next[256]; /* a whole request after the refused one: it must never run */
+    const char *p = post("/", ping_body, "");
+    assert_true(strlen(p) < sizeof next);
+    memcpy(next, p, strlen(p) + 1);
+    const bytes_t after = {next, strlen(next)};
+    char req[1024];
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+        bytes_t parts[] = {head, BYTES("2f"), good[k], ping, crlf, BYTES("0"), good[k], crlf};
+        split_each_byte(req, cat(req, sizeof req, parts, 8), 200);
+    }
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        /* In the first chunk's line, */
+        bytes_t first[] = {head, BYTES("2f"), bad[k], ping, crlf, last, after};
+        split_each_byte(req, cat(req, sizeof req, first, 7), 400);
+        /* and in the last chunk's, which ends the body (what follows is the next request). */
+        bytes_t final[] = {head, BYTES("2f\r\n"), ping, crlf, BYTES("0"), bad[k], crlf, after};
+        split_each_byte(req, cat(req, sizeof req, final, 8), 400);
+    }
+    /* A size that is not hex, or has a blank before it. */
+    bytes_t sizes[] = {BYTES(" 2f\r\n"), BYTES("g\r\n"), BYTES("-2f\r\n")};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        bytes_t parts[] = {head, sizes[k], ping, crlf, last, after};
+        split_each_byte(req, cat(req, sizeof req, parts, 6), 400);
+    }
+}
+
 /* Answers leave in request order although the first one finishes last. */
 static void test_pipeline_order(void **state)
 {
@@ -667,6 +767,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
