@@ -46,15 +46,39 @@ static void body_too_large(jrpc__http_conn_t *c)
     jrpc__http_refuse(c, 413, JRPC_CODE_LIMIT_EXCEEDED, msg);
 }
 
-/* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed)? */
+/* Headers kept for browser_check besides those kept in fval (c->hdr_keep). */
+enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE };
+
+/* Appends at[0..n) to dst[0..cap) holding *len bytes; *len counts on to cap + 1 and stops
+ * there (a value that long is refused or matches nothing). */
+static void keep_raw(char *dst, size_t cap, uint16_t *len, const char *at, size_t n)
+{
+    if (*len > cap)
+        return;
+    size_t room = cap - *len;
+    memcpy(dst + *len, at, n < room ? n : room);
+    *len = (uint16_t)(n <= room ? *len + n : cap + 1);
+}
+
+/* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed),
+ * or a Sec-Fetch-Site naming another site? */
 static void header_value_end(jrpc__http_conn_t *c)
 {
     jrpc__ws_hs_end(&c->ws);
-    if (!c->hdr_is_expect && !c->hdr_is_te)
+    int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
+    c->hdr_keep = KEEP_NONE;
+    if (!c->hdr_is_expect && !c->hdr_is_te && !fetch_site)
         return;
     size_t n = c->fval_len;
     while (n > 0 && n <= sizeof(c->fval) && (c->fval[n - 1] == ' ' || c->fval[n - 1] == '\t'))
         n--;
+    if (fetch_site) {
+        /* Fetch Metadata: "none" is the user (a typed URL, a bookmark), "same-origin" a page of
+         * this very server; any other value is a page of another site. */
+        c->cross_site = !(n == 4 && memcmp(c->fval, "none", 4) == 0) &&
+                        !(n == 11 && memcmp(c->fval, "same-origin", 11) == 0);
+        return;
+    }
     if (c->hdr_is_te && !(n == 7 && memcmp(c->fval, "chunked", 7) == 0)) {
         /* Another coding: is chunked still the final one ("gzip, chunked")? A value longer than
          * we keep is not something a client we serve sends: treated as chunked-not-final. */
@@ -440,6 +464,7 @@ static int on_message_begin(http_parser *p)
     c->hdr_is_te = 0;
     c->expect_continue = 0;
     c->n_host = c->n_te = c->te_other = 0;
+    c->hdr_keep = c->n_origin = c->cross_site = 0;
     c->cline = CL_NONE;
     c->chunk_left = 0;
     c->head_start = uv_now(&c->loop->uv);
@@ -502,16 +527,36 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         c->hdr_in_value = 1;
         c->hdr_is_expect = c->fname_len == 6 && memcmp(c->fname, "expect", 6) == 0;
         c->hdr_is_te = c->fname_len == 17 && memcmp(c->fname, "transfer-encoding", 17) == 0;
-        if (c->fname_len == 4 && memcmp(c->fname, "host", 4) == 0 && c->n_host < 255)
+        int host = c->fname_len == 4 && memcmp(c->fname, "host", 4) == 0;
+        if (host && c->n_host < 255)
             c->n_host++;
         if (c->hdr_is_te && c->n_te < 255)
             c->n_te++;
         c->fval_len = 0;
         jrpc__ws_hs_name(&c->ws, c->fname, c->fname_len);
+        /* Host, Origin and Sec-Fetch-Site of the head (a trailer names no host or origin). */
+        c->hdr_keep = KEEP_NONE;
+        if (c->body_start == 0 && c->cur != NULL) {
+            if (host) {
+                c->hdr_keep = KEEP_HOST;
+                c->cur->host_len = 0;
+            } else if (c->fname_len == 6 && memcmp(c->fname, "origin", 6) == 0) {
+                c->hdr_keep = KEEP_ORIGIN;
+                c->cur->origin_len = 0;
+                if (c->n_origin < 255)
+                    c->n_origin++;
+            } else if (c->fname_len == 14 && memcmp(c->fname, "sec-fetch-site", 14) == 0) {
+                c->hdr_keep = KEEP_FETCH_SITE;
+            }
+        }
     }
     jrpc__ws_hs_value(&c->ws, at, len);
-    if (c->hdr_is_expect || c->hdr_is_te)
+    if (c->hdr_is_expect || c->hdr_is_te || c->hdr_keep == KEEP_FETCH_SITE)
         keep_lower(c->fval, sizeof c->fval, &c->fval_len, at, len);
+    else if (c->hdr_keep == KEEP_HOST)
+        keep_raw(c->cur->host, sizeof c->cur->host, &c->cur->host_len, at, len);
+    else if (c->hdr_keep == KEEP_ORIGIN)
+        keep_raw(c->cur->origin, sizeof c->cur->origin, &c->cur->origin_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -524,7 +569,7 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     header_value_end(c);
     hr->method = (int)p->method;
     c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
-    if (header_over(c) || head_check(c, p) != 0)
+    if (header_over(c) || head_check(c, p) != 0 || jrpc__http_browser_check(c, hr) != 0)
         return;
     c->body_start = uv_now(&c->loop->uv);
     hr->keep_alive = (uint8_t)http_should_keep_alive(p);

@@ -233,6 +233,8 @@ static int setup(void **state)
     cfg.io_threads = 1;
     cfg.max_body = MAX_BODY;
     cfg.max_header = MAX_HEADER;
+    cfg.hosts = "t [::1]";                    /* the Host the requests here give */
+    cfg.cors_origins = "https://app.example"; /* the one page allowed (test_browser) */
     cfg.log_cb = on_log;
     srv = jrpc_server_new(&cfg);
     assert_non_null(srv);
@@ -447,6 +449,81 @@ static void test_chunk_lines(void **state)
     }
 }
 
+/* A ping to the RPC path with extra header lines, answered on c, into `ans`. */
+static void ping_with(client_t *c, const char *extra)
+{
+    send_str(c, post("/api/v1/endpoint", ping_body, extra));
+    next_answer(c);
+}
+
+/* Host, Origin and Sec-Fetch-Site against hosts = "t [::1]" and cors_origins =
+ * "https://app.example" (setup): what a page in a browser may call, and what it may read. */
+static void test_browser(void **state)
+{
+    (void)state;
+    /* No Origin: served, no CORS header at all. */
+    ping_with(cl, "");
+    assert_pong();
+    assert_false(has_header("Access-Control-"));
+    assert_false(has_header("Vary:"));
+    /* The page on the list: its origin echoed as sent, with Vary. */
+    ping_with(cl, "Origin: https://APP.example  \r\nSec-Fetch-Site: cross-site\r\n");
+    assert_pong();
+    assert_true(has_header("\r\nAccess-Control-Allow-Origin: https://APP.example\r\n"
+                           "Vary: Origin\r\n"));
+    /* The user's own navigation, or a page of this server: no Origin needed. */
+    ping_with(cl, "Sec-Fetch-Site: none\r\n");
+    assert_pong();
+    ping_with(cl, "Sec-Fetch-Site: same-origin\r\n");
+    assert_pong();
+    /* Host in pieces: kept across reads; an IPv6 literal with a port. */
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST / HTTP/1.1\r\nHost: [::1]:8000\r\nOrigin: https://app.example\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(ping_body), ping_body);
+    for (size_t i = 1; i < strlen(req); i++) {
+        send_bytes(cl, req, i);
+        settle(cl);
+        send_str(cl, req + i);
+        next_answer(cl);
+        assert_pong();
+        assert_true(has_header("\r\nAccess-Control-Allow-Origin: https://app.example\r\n"));
+    }
+
+    /* Refused, each on its own connection: 403 (or 400 for a Host that is no host), no CORS
+     * header, and the connection closes. */
+    static const struct {
+        const char *head; /* header lines after Host: t, or a Host line of its own */
+        int status;
+        const char *says;
+    } refused[] = {
+        {"Origin: https://evil.example\r\n", 403, "origin \\\"https://evil.example\\\" is not "},
+        {"Origin: https://app.example.evil\r\n", 403, "cors_origins"},
+        {"Origin: null\r\n", 403, "cors_origins"},
+        {"Origin: https://app.example\r\nOrigin: https://app.example\r\n", 403, "cors_origins"},
+        {"Sec-Fetch-Site: cross-site\r\n", 403, "another site"},
+        {"Sec-Fetch-Site: same-site\r\n", 403, "another site"},
+        {"Host: evil.example\r\n", 403, "host \\\"evil.example\\\" is not allowed"},
+        {"Host: 127.0.0.1\r\n", 403, "server setting: hosts"},
+        {"Host: t.\r\n", 403, "server setting: hosts"},
+        {"Host: a b\r\n", 400, "invalid Host"},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        client_t *c = client_open();
+        int own_host = strncmp(refused[k].head, "Host:", 5) == 0;
+        snprintf(req, sizeof req, "POST / HTTP/1.1\r\n%s%sContent-Length: %zu\r\n\r\n%s",
+                 own_host ? "" : "Host: t\r\n", refused[k].head, strlen(ping_body), ping_body);
+        send_str(c, req);
+        expect_last_answer(c, refused[k].status);
+        if (strstr(ans.body, refused[k].says) == NULL)
+            fail_msg("%s: %s", refused[k].head, ans.body);
+        assert_non_null(strstr(ans.body, "-32600"));
+        assert_false(has_header("Access-Control-"));
+        client_free(c);
+    }
+}
+
 /* Answers leave in request order although the first one finishes last. */
 static void test_pipeline_order(void **state)
 {
@@ -621,13 +698,21 @@ static void test_routes_and_methods(void **state)
     assert_non_null(strstr(ans.body, "method GET not allowed; use POST"));
     assert_non_null(strstr(ans.body, "-32600"));
 
+    /* The CORS preflight of a page on cors_origins; without Origin, only Allow. */
+    send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\nHost: t\r\n"
+                 "Origin: https://app.example\r\n\r\n");
+    next_answer(cl);
+    assert_int_equal(ans.status, 204);
+    assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Origin: https://app.example\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Headers: Content-Type\r\n"));
+    assert_int_equal(ans.body_len, 0);
     send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
     assert_int_equal(ans.status, 204);
     assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
-    assert_true(has_header("\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"));
-    assert_true(has_header("\r\nAccess-Control-Allow-Headers: Content-Type\r\n"));
-    assert_int_equal(ans.body_len, 0);
+    assert_false(has_header("Access-Control-"));
 
     send_str(cl, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
@@ -768,6 +853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_browser, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
