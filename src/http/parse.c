@@ -151,6 +151,10 @@ static int path_is_rpc(const jrpc__http_conn_t *c, const char *path, size_t path
 static void answer_local(jrpc__http_req_t *hr)
 {
     char msg[96];
+    if (hr->out.len != 0) {
+        hr->state = JRPC__HR_READY; /* made while routing (rest.c: a query's bad escape) */
+        return;
+    }
     switch (hr->status) {
     case 204: /* OPTIONS: the CORS preflight (headers in response.c) */
         jrpc_buf_free(&hr->out);
@@ -162,7 +166,7 @@ static void answer_local(jrpc__http_req_t *hr)
                  hr->rest && !hr->rest_batch ? "GET or POST" : "POST");
         jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST, msg);
         break;
-    case 400: /* a REST path whose method name does not decode, or a bad WebSocket upgrade */
+    case 400: /* a REST method name that does not decode, or a bad WebSocket upgrade */
         jrpc__http_answer_error(
             hr, 400, JRPC_CODE_INVALID_REQUEST,
             hr->rest ? "the method name in the REST path is empty or malformed"
@@ -176,6 +180,9 @@ static void answer_local(jrpc__http_req_t *hr)
         break;
     case 414:
         jrpc__http_answer_error(hr, 414, JRPC_CODE_LIMIT_EXCEEDED, "REST URL too long");
+        break;
+    case 500:
+        jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
         break;
     default:
         jrpc__http_answer_error(hr, 404, JRPC_CODE_INVALID_REQUEST,
