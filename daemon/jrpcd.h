@@ -45,6 +45,8 @@ typedef struct jrpcd_opts {
     jrpc_config_t cfg;           /* library settings; cfg.path points at path below when set */
     char *path;                  /* owned copy behind cfg.path, NULL: library default */
     char *rest_path;             /* owned copy behind cfg.rest_path, NULL: library default */
+    char *hosts;                 /* owned copy behind cfg.hosts, NULL: library default */
+    char *cors_origins;          /* owned copy behind cfg.cors_origins, NULL: none */
     char **listen;               /* owned "HOST:PORT" strings, in order */
     size_t listen_len;           /* entries in listen */
     int listen_from_flags;       /* a --listen was seen: it replaces the config's list */
@@ -70,6 +72,7 @@ typedef enum {
     JRPCD_SET_PATH,      /* the RPC path */
     JRPCD_SET_REST_PATH, /* the REST prefix, "" to turn REST off */
     JRPCD_SET_LISTEN,    /* one or more HOST:PORT */
+    JRPCD_SET_WORDS,     /* a list the library reads (hosts, cors_origins), "" for its default */
     JRPCD_SET_LOG_LEVEL, /* error|warn|info|debug */
     JRPCD_SET_ON_OFF     /* on|off into an unsigned 1|0; the flag alone means on */
 } jrpcd_setting_kind_t;
@@ -79,7 +82,7 @@ typedef struct jrpcd_setting {
     const char *key;  /* INI key */
     const char *flag; /* long option: key with '-' for '_' */
     jrpcd_setting_kind_t kind;
-    size_t offset;          /* field in jrpc_config_t (numbers only) */
+    size_t offset;          /* field in jrpc_config_t (numbers and lists) */
     unsigned long long min; /* accepted range, in the field's unit (bytes, ms, count) */
     unsigned long long max;
     const char *metavar; /* argument name in --help */

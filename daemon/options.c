@@ -32,6 +32,11 @@ static const jrpcd_setting_t settings[] = {
     {"path", "path", JRPCD_SET_PATH, 0, 0, 0, "P", "RPC endpoint path (\"/\" always answers too)"},
     {"rest_path", "rest-path", JRPCD_SET_REST_PATH, 0, 0, 0, "P",
      "REST prefix: POST P/<method>, P/<method>/batch; \"\" turns REST off"},
+    /* Browser-facing defaults (docs/security.md): DNS rebinding and other sites' pages. */
+    {"hosts", "hosts", JRPCD_SET_WORDS, CFG_FIELD(hosts), 0, 0, "NAMES",
+     "names a request may give in Host (port ignored), * = any; \"\" = localhost names"},
+    {"cors_origins", "cors-origins", JRPCD_SET_WORDS, CFG_FIELD(cors_origins), 0, 0, "ORIGINS",
+     "browser origins (scheme://host[:port]) allowed to call, * = any; \"\" = none"},
     /* More loops than cores only adds context switches; JRPC_MAX_IO_THREADS (64) is past the
      * core count of the machines jrpcd is meant for. */
     {"io_threads", "io-threads", JRPCD_SET_UINT, CFG_FIELD(io_threads), 0, JRPC_MAX_IO_THREADS, "N",
@@ -390,6 +395,35 @@ static int apply_listen(jrpcd_opts_t *opts, const char *value, char *err, size_t
     return 0;
 }
 
+/* hosts or cors_origins: the library reads the list; it is checked here as the library will
+ * (jrpc_config_check on the defaults with this one value), so a bad word stops jrpcd with the
+ * file's line. "" stands for the library's default. */
+static int apply_words(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char *value, char *err,
+                       size_t cap)
+{
+    jrpc_config_t probe;
+    jrpc_config_init(&probe);
+    memcpy((char *)&probe + s->offset, &value, sizeof value);
+    const char *why = jrpc_config_check(&probe);
+    if (why != NULL) {
+        size_t k = strlen(s->key);
+        if (strncmp(why, s->key, k) == 0 && why[k] == ':')
+            why += k + 2; /* the caller names the key */
+        snprintf(err, cap, "\"%s\": %s", value, why);
+        return -1;
+    }
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    char **slot = s->offset == CFG_FIELD(hosts) ? &opts->hosts : &opts->cors_origins;
+    free(*slot);
+    *slot = copy;
+    memcpy((char *)&opts->cfg + s->offset, &copy, sizeof copy);
+    return 0;
+}
+
 static int apply_path(jrpcd_opts_t *opts, const char *value, char *err, size_t cap, int rest)
 {
     if (rest && value[0] == '\0') {
@@ -434,6 +468,8 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
     switch (s->kind) {
     case JRPCD_SET_LISTEN:
         return apply_listen(opts, value, err, cap);
+    case JRPCD_SET_WORDS:
+        return apply_words(opts, s, value, err, cap);
     case JRPCD_SET_PATH:
         return apply_path(opts, value, err, cap, 0);
     case JRPCD_SET_REST_PATH:
@@ -515,6 +551,8 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
     jrpcd_gateway_free(opts);
     free(opts->path);
     free(opts->rest_path);
+    free(opts->hosts);
+    free(opts->cors_origins);
     free(opts->config_dir);
     memset(opts, 0, sizeof(*opts));
 }
@@ -594,6 +632,12 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
     case JRPCD_SET_REST_PATH:
         snprintf(buf, cap, "%s", c->rest_path ? c->rest_path : "");
         break;
+    case JRPCD_SET_WORDS: {
+        const char *w;
+        memcpy(&w, field, sizeof w);
+        snprintf(buf, cap, "%s", w != NULL ? w : "");
+        break;
+    }
     case JRPCD_SET_LOG_LEVEL:
         snprintf(buf, cap, "%s", jrpcd_log_level_name(c->log_level));
         break;

@@ -50,6 +50,8 @@ static void setup(void)
     cfg.max_header = 1024;
     cfg.max_batch = 20;
     cfg.path = "/rpc";
+    cfg.hosts = "*";                        /* any Host the fuzzer makes up reaches routing */
+    cfg.cors_origins = "https://a.example"; /* one page whose Origin is echoed (http.dict) */
     srv = jrpc_server_new(&cfg);
     jrpc_method_add(srv, "ping", ping, NULL, JRPC_INLINE);
     jrpc_method_add(srv, "echo", echo, NULL, JRPC_INLINE);

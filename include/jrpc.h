@@ -204,6 +204,10 @@ typedef void (*jrpc_log_cb)(jrpc_log_level_t level, const char *line, void *data
 typedef struct jrpc_config {
     const char *path;           /* RPC path (copied); "/" always answers too */
     const char *rest_path;      /* REST prefix ("/rest": POST /rest/<method>); NULL or "" = off */
+    const char *hosts;          /* names a request may give in Host (copied; words separated by
+                                   spaces or commas, "*" = any); NULL or "" = localhost names */
+    const char *cors_origins;   /* browser origins allowed to call (copied; the same form; "*" =
+                                   any); NULL or "" = none: no CORS, Origin gets 403 */
     unsigned io_threads;        /* event loops; 0 = one per core */
     unsigned reuse_port;        /* 1: share listen ports with other processes of the same user
                                    (SO_REUSEPORT); 0: a port another socket listens on is refused */

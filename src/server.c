@@ -4,6 +4,7 @@
  * jrpc__io_t and jrpc__engine_t. */
 #include "server.h"
 #include "http/internal.h"
+#include "util/log.h"
 #include "ws/internal.h"
 
 #include <stdio.h>
@@ -13,6 +14,10 @@
 /* Most io threads: one per core is the point, and 64 covers any machine we expect while keeping
  * the per-address socket table fixed-size. */
 #define MAX_IO_THREADS JRPC_MAX_IO_THREADS
+
+/* The hosts a server with no `hosts` serves: what names this machine's loopback interface, the
+ * way a local client (curl, a wallet, a test) addresses it; listen adds loopback listen names. */
+#define HOSTS_DEFAULT "localhost 127.0.0.1 ::1"
 
 JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
 {
@@ -61,6 +66,11 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
      * room for a backend that subscribes per contract, not for a storm. */
     cfg->ws_max_subscriptions = 1000;
     cfg->log_level = JRPC_LOG_INFO;
+    /* Browser-facing defaults (docs/security.md): a page's own host name never reaches us (DNS
+     * rebinding), nor does a page of another origin (no CORS) unless the operator names it.
+     * NULL hosts: the localhost names and loopback listen addresses (HOSTS_DEFAULT). */
+    cfg->hosts = NULL;
+    cfg->cors_origins = NULL;
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -87,6 +97,11 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
         return NULL; /* the defaults */
     if (cfg->path == NULL || cfg->path[0] != '/')
         return "path must start with /";
+    const char *why = jrpc__http_hosts_check(cfg->hosts);
+    if (why == NULL)
+        why = jrpc__http_origins_check(cfg->cors_origins);
+    if (why != NULL)
+        return why;
 #define XX(field)                                                                                  \
     if (cfg->field == 0)                                                                           \
         return #field " must be at least 1";
@@ -128,8 +143,12 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->io.hooks.free_orphans = jrpc__req_free_orphans;
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
+    srv->hosts_default = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';
+    srv->hosts = strdup(srv->hosts_default ? HOSTS_DEFAULT : cfg->hosts);
+    srv->cors_origins = strdup(cfg->cors_origins != NULL ? cfg->cors_origins : "");
     srv->engine.registry = jrpc__registry_new();
-    if (rc == 0 && (srv->path == NULL || srv->rest_path == NULL || srv->engine.registry == NULL))
+    if (rc == 0 && (srv->path == NULL || srv->rest_path == NULL || srv->hosts == NULL ||
+                    srv->cors_origins == NULL || srv->engine.registry == NULL))
         rc = JRPC_ENOMEM;
     if (rc == 0)
         rc = jrpc__discover_register(&srv->engine);
@@ -139,6 +158,8 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     }
     srv->cfg.path = srv->path;
     srv->cfg.rest_path = srv->rest_path;
+    srv->cfg.hosts = srv->hosts;
+    srv->cfg.cors_origins = srv->cors_origins;
     /* Strip a trailing '/' so "/rest/" and "/rest" mean the same prefix. */
     size_t rl = strlen(srv->rest_path);
     if (rl > 1 && srv->rest_path[rl - 1] == '/')
@@ -204,13 +225,53 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
     return jrpc__registry_deny_batch(srv->engine.registry, pattern);
 }
 
+/* Appends the word w[0..n) to the default hosts unless it is there already (out of memory: it
+ * is left out, which refuses that name rather than allowing more). */
+static void hosts_add(jrpc_server_t *srv, const char *w, size_t n)
+{
+    if (n == 0 || jrpc__http_host_allowed(srv->hosts, w, n))
+        return;
+    size_t len = strlen(srv->hosts);
+    char *grown = realloc(srv->hosts, len + 1 + n + 1);
+    if (grown == NULL)
+        return;
+    grown[len] = ' ';
+    memcpy(grown + len + 1, w, n);
+    grown[len + 1 + n] = '\0';
+    srv->hosts = grown;
+    srv->cfg.hosts = grown;
+}
+
+/* With the default hosts, a loopback listen address adds its names ("127.0.0.2", or a name that
+ * resolves to loopback, as given); any other address is one the default list refuses when a
+ * client names it, which the operator is told. host_port passed jrpc__io_listen. */
+static void hosts_listen(jrpc_server_t *srv, const char *host_port)
+{
+    if (!srv->hosts_default)
+        return;
+    const char *bound = srv->io.addrs[srv->io.naddrs - 1]; /* "127.0.0.1:8000", "[::1]:8000" */
+    if (strncmp(bound, "127.", 4) != 0 && strncmp(bound, "[::1]:", 6) != 0 &&
+        strncmp(bound, "[::ffff:127.", 12) != 0) {
+        jrpc__log(&srv->cfg, JRPC_LOG_WARN, NULL,
+                  "listening on %s with the default hosts (%s): a request that names this "
+                  "machine otherwise gets 403; set hosts to the names clients use, or *",
+                  bound, srv->hosts);
+        return;
+    }
+    hosts_add(srv, bound, (size_t)(strrchr(bound, ':') - bound));
+    hosts_add(srv, host_port, (size_t)(strrchr(host_port, ':') - host_port));
+}
+
 JRPC_EXTERN int jrpc_server_listen(jrpc_server_t *srv, const char *host_port)
 {
     if (atomic_load(&srv->io.running))
         return JRPC_EBUSY;
     if (host_port == NULL)
         return JRPC_EINVAL;
-    return jrpc__io_listen(&srv->io, host_port);
+    int rc = jrpc__io_listen(&srv->io, host_port);
+    if (rc == 0)
+        hosts_listen(srv, host_port);
+    return rc;
 }
 
 JRPC_EXTERN int jrpc_server_set_checking(jrpc_server_t *srv)
@@ -277,5 +338,7 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
     free(srv->engine.discover);
     free(srv->path);
     free(srv->rest_path);
+    free(srv->hosts);
+    free(srv->cors_origins);
     free(srv);
 }

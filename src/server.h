@@ -10,6 +10,10 @@ struct jrpc_server {
     jrpc_config_t cfg;     /* copy; cfg.path and cfg.rest_path point at the copies below */
     char *path;            /* owned copy of cfg.path */
     char *rest_path;       /* owned copy of cfg.rest_path ("" = off) */
+    char *hosts;           /* owned cfg.hosts: as given, or the default list and the names of
+                              loopback listen addresses (hosts_default) */
+    char *cors_origins;    /* owned copy of cfg.cors_origins ("" = none) */
+    int hosts_default;     /* cfg.hosts was NULL or "": listen adds loopback names */
     jrpc__io_t io;         /* loops, listeners, caps, worker pool */
     jrpc__engine_t engine; /* registry and rpc.discover */
 };

@@ -487,13 +487,15 @@ static size_t conn_parse(jrpc__http_conn_t *c, const char *data, size_t len)
     size_t off = 0;
     c->in_parse = 1;
     while (off < len) {
-        if (jrpc__http_expect_check(c, data + off, len - off) != 0)
+        if (jrpc__http_frame_check(c, data + off, len - off) != 0)
             break;
         c->parse_end = data + len;
         size_t n = http_parser_execute(&c->parser, &jrpc__http_settings, data + off, len - off);
         off += n;
         if (c->closing || c->halted || c->throttled || c->upgrade != NULL)
             break; /* an upgrade: the bytes after its head are WebSocket frames */
+        if (jrpc__http_chunk_pause(c))
+            continue; /* at a chunk-size line, which jrpc__http_frame_check reads first */
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK) {
             conn_parse_error(c, e, data, len, data + (off < len ? off : len - 1));

@@ -38,9 +38,14 @@
  * 32 iovecs, far under IOV_MAX, and one writev instead of sixteen. */
 #define JRPC__HTTP_COALESCE_MAX 16
 
+/* Host and Origin bytes kept per request (hosts.c): the longest DNS name (253 bytes) with a
+ * scheme or a port. A longer Host is refused (400), a longer Origin is not on any list (403). */
+#define JRPC__HTTP_NAME_MAX 272
+
 /* Response header block: the longest one (OPTIONS with CORS, or a 405 with Allow, a 20-digit
- * Content-Length and Connection) is under 300 bytes. */
-#define JRPC__HTTP_HEAD_CAP 384
+ * Content-Length and Connection) is under 300 bytes, plus an Access-Control-Allow-Origin that
+ * echoes an allowed Origin and its Vary line. */
+#define JRPC__HTTP_HEAD_CAP (384 + JRPC__HTTP_NAME_MAX + 48)
 
 /* URL bytes copied per request for the access log (longer URLs are logged cut). */
 #define JRPC__HTTP_LOG_URL 128
@@ -70,6 +75,12 @@ typedef enum {
     JRPC__HR_UPGRADE  /* GET on the RPC path upgrading to WebSocket: the socket goes to src/ws */
 } jrpc__hr_kind_t;
 
+typedef enum {
+    JRPC__CORS_NONE = 0, /* no Access-Control-* headers (no Origin, or not a browser's request) */
+    JRPC__CORS_ANY,      /* Access-Control-Allow-Origin: * (cors_origins holds "*") */
+    JRPC__CORS_ECHO      /* Access-Control-Allow-Origin: the request's Origin (on the list) */
+} jrpc__cors_t;
+
 /* One request of a connection's pipeline, from its first byte until its answer is written. */
 struct jrpc__http_req {
     jrpc__http_conn_t *conn; /* owner */
@@ -90,23 +101,28 @@ struct jrpc__http_req {
     const char *rest_method; /* REST: percent-decoded method name, decoded in place in the
                                 conn's url: valid until the request is handed to the engine */
     size_t rest_method_len;
-    int method;      /* enum http_method, -1 before the request line is parsed */
-    unsigned status; /* HTTP status of the answer */
-    char *in;        /* request body being received (malloc'd, ours until handed on) */
-    size_t in_len;   /* bytes received */
-    size_t in_cap;   /* bytes allocated for `in` */
-    jrpc_buf_t out;  /* response body (ours, freed when the write is done) */
-    size_t out_held; /* bytes of out counted in the connection's account */
-    size_t items;    /* calls in the request, for the log */
-    uint64_t t0;     /* uv_hrtime() at the first byte (logging only) */
-    size_t url_len;  /* bytes in url (logging only) */
-    size_t head_len; /* bytes in head */
+    int method;          /* enum http_method, -1 before the request line is parsed */
+    unsigned status;     /* HTTP status of the answer */
+    char *in;            /* request body being received (malloc'd, ours until handed on) */
+    size_t in_len;       /* bytes received */
+    size_t in_cap;       /* bytes allocated for `in` */
+    jrpc_buf_t out;      /* response body (ours, freed when the write is done) */
+    size_t out_held;     /* bytes of out counted in the connection's account */
+    size_t items;        /* calls in the request, for the log */
+    uint64_t t0;         /* uv_hrtime() at the first byte (logging only) */
+    size_t url_len;      /* bytes in url (logging only) */
+    size_t head_len;     /* bytes in head */
+    uint8_t cors;        /* jrpc__cors_t: what the answer says to a browser */
+    uint16_t host_len;   /* Host value bytes seen (saturates at JRPC__HTTP_NAME_MAX + 1) */
+    uint16_t origin_len; /* Origin value bytes seen (the same) */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
-    uv_write_t wr;                  /* the answer's write when it did not complete at once
-                                       (.data: the first request the write carries) */
-    uv_write_t cont_wr;             /* the 100 Continue's write */
-    char head[JRPC__HTTP_HEAD_CAP]; /* status line and headers */
-    char url[JRPC__HTTP_LOG_URL];   /* URL as received, cut (logging only) */
+    uv_write_t wr;                    /* the answer's write when it did not complete at once
+                                         (.data: the first request the write carries) */
+    uv_write_t cont_wr;               /* the 100 Continue's write */
+    char head[JRPC__HTTP_HEAD_CAP];   /* status line and headers */
+    char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
+    char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
+    char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
@@ -145,6 +161,10 @@ struct jrpc__http_conn {
     uint8_t n_te;              /* Transfer-Encoding headers of the current request (saturating) */
     uint8_t te_other;          /* Transfer-Encoding is not just "chunked": 501 when chunked is
                                   still the final coding, else 400 (RFC 9112 §6.3) */
+    uint8_t hdr_keep;          /* the current header is Host, Origin or Sec-Fetch-Site (parse.c) */
+    uint8_t n_origin;          /* Origin headers of the current request (saturating) */
+    uint8_t cross_site;        /* Sec-Fetch-Site named another site: a browser's request */
+    uint8_t cline;             /* where a chunk-size line being checked is (parse.c); 0: none */
     uint8_t expect_len;        /* bytes of `expect` the stream must still show */
     char expect[8];            /* framing bytes http-parser (built lenient) does not check: the
                                   " HTTP/1." after the URL, the CRLF after chunk data */
@@ -180,8 +200,12 @@ int jrpc__http_expect(jrpc__http_conn_t *c, const char *at, const char *lit, siz
  * `err` (the offending byte, inside data[0..len)): 505 for another HTTP version, 501 for a
  * well-formed but unknown method, else 400. */
 unsigned jrpc__http_bad_method_status(const char *data, size_t len, const char *err);
-/* Checks the start of newly read bytes against a pending expectation; 0 or -1 (refused). */
-int jrpc__http_expect_check(jrpc__http_conn_t *c, const char *data, size_t len);
+/* Checks newly read bytes before http-parser sees them: a pending expectation at their start,
+ * and a chunk-size line being received (RFC 9112 §7.1). 0, or -1 after refusing with 400. */
+int jrpc__http_frame_check(jrpc__http_conn_t *c, const char *data, size_t len);
+/* http-parser stopped at the start of a chunk-size line so that jrpc__http_frame_check sees it
+ * first: 1 (and the parser runs on) when that is why it is paused, else 0. */
+int jrpc__http_chunk_pause(jrpc__http_conn_t *c);
 
 /* Re-arms the connection's timer for what it waits on now: the head (header_timeout from the
  * request's first byte), the body (body_timeout between reads), the socket (send_timeout while
@@ -195,6 +219,27 @@ void jrpc__http_arm(jrpc__http_conn_t *c);
  * the query are percent-decoded in place. 0 when the path is not a REST path. */
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
                           size_t path_len, const char *query, size_t query_len);
+
+/* ---- hosts.c --------------------------------------------------------------------------------- */
+
+/* p[0..n) is `host [":" port]` of RFC 3986 §3.2.2-3 (a reg-name, an IPv4 address or an
+ * IP-literal in brackets; no userinfo, no empty host): 1 and the host part's length in
+ * *host_len, else 0. */
+int jrpc__http_host_parse(const char *p, size_t n, size_t *host_len);
+/* Whether host h[0..n) (an IPv6 literal with or without its brackets) is on the list `hosts`
+ * (words separated by spaces or commas; "*" allows any). Compared as text, ignoring case. */
+int jrpc__http_host_allowed(const char *hosts, const char *h, size_t n);
+/* What to answer origin o[0..n) given the list `origins`: JRPC__CORS_ANY when it holds "*",
+ * JRPC__CORS_ECHO when it holds o (ignoring case), JRPC__CORS_NONE when o is not allowed. */
+jrpc__cors_t jrpc__http_origin_allowed(const char *origins, const char *o, size_t n);
+/* The checks of jrpc_config_check: NULL when every word of the list (NULL: none) is valid. */
+const char *jrpc__http_hosts_check(const char *hosts);
+const char *jrpc__http_origins_check(const char *origins);
+/* Who the request is for and where it comes from, once its head passed the framing checks: the
+ * Host (or the absolute-form target's authority) and Origin kept in hr against cfg.hosts and
+ * cfg.cors_origins. Sets hr->cors. 0, or -1 after refusing (400 or 403; the connection closes
+ * after the answer). */
+int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 

@@ -46,15 +46,39 @@ static void body_too_large(jrpc__http_conn_t *c)
     jrpc__http_refuse(c, 413, JRPC_CODE_LIMIT_EXCEEDED, msg);
 }
 
-/* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed)? */
+/* Headers kept for browser_check besides those kept in fval (c->hdr_keep). */
+enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE };
+
+/* Appends at[0..n) to dst[0..cap) holding *len bytes; *len counts on to cap + 1 and stops
+ * there (a value that long is refused or matches nothing). */
+static void keep_raw(char *dst, size_t cap, uint16_t *len, const char *at, size_t n)
+{
+    if (*len > cap)
+        return;
+    size_t room = cap - *len;
+    memcpy(dst + *len, at, n < room ? n : room);
+    *len = (uint16_t)(n <= room ? *len + n : cap + 1);
+}
+
+/* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed),
+ * or a Sec-Fetch-Site naming another site? */
 static void header_value_end(jrpc__http_conn_t *c)
 {
     jrpc__ws_hs_end(&c->ws);
-    if (!c->hdr_is_expect && !c->hdr_is_te)
+    int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
+    c->hdr_keep = KEEP_NONE;
+    if (!c->hdr_is_expect && !c->hdr_is_te && !fetch_site)
         return;
     size_t n = c->fval_len;
     while (n > 0 && n <= sizeof(c->fval) && (c->fval[n - 1] == ' ' || c->fval[n - 1] == '\t'))
         n--;
+    if (fetch_site) {
+        /* Fetch Metadata: "none" is the user (a typed URL, a bookmark), "same-origin" a page of
+         * this very server; any other value is a page of another site. */
+        c->cross_site = !(n == 4 && memcmp(c->fval, "none", 4) == 0) &&
+                        !(n == 11 && memcmp(c->fval, "same-origin", 11) == 0);
+        return;
+    }
     if (c->hdr_is_te && !(n == 7 && memcmp(c->fval, "chunked", 7) == 0)) {
         /* Another coding: is chunked still the final one ("gzip, chunked")? A value longer than
          * we keep is not something a client we serve sends: treated as chunked-not-final. */
@@ -127,6 +151,10 @@ static int path_is_rpc(const jrpc__http_conn_t *c, const char *path, size_t path
 static void answer_local(jrpc__http_req_t *hr)
 {
     char msg[96];
+    if (hr->out.len != 0) {
+        hr->state = JRPC__HR_READY; /* made while routing (rest.c: a query's bad escape) */
+        return;
+    }
     switch (hr->status) {
     case 204: /* OPTIONS: the CORS preflight (headers in response.c) */
         jrpc_buf_free(&hr->out);
@@ -138,7 +166,7 @@ static void answer_local(jrpc__http_req_t *hr)
                  hr->rest && !hr->rest_batch ? "GET or POST" : "POST");
         jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST, msg);
         break;
-    case 400: /* a REST path whose method name does not decode, or a bad WebSocket upgrade */
+    case 400: /* a REST method name that does not decode, or a bad WebSocket upgrade */
         jrpc__http_answer_error(
             hr, 400, JRPC_CODE_INVALID_REQUEST,
             hr->rest ? "the method name in the REST path is empty or malformed"
@@ -152,6 +180,9 @@ static void answer_local(jrpc__http_req_t *hr)
         break;
     case 414:
         jrpc__http_answer_error(hr, 414, JRPC_CODE_LIMIT_EXCEEDED, "REST URL too long");
+        break;
+    case 500:
+        jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
         break;
     default:
         jrpc__http_answer_error(hr, 404, JRPC_CODE_INVALID_REQUEST,
@@ -210,7 +241,7 @@ int jrpc__http_expect(jrpc__http_conn_t *c, const char *at, const char *lit, siz
     return 0;
 }
 
-int jrpc__http_expect_check(jrpc__http_conn_t *c, const char *data, size_t len)
+static int literal_check(jrpc__http_conn_t *c, const char *data, size_t len)
 {
     if (c->expect_len == 0)
         return 0;
@@ -226,6 +257,152 @@ static int is_tchar(unsigned char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Chunk-size lines. http-parser reads the hex size, then skips everything up to the first CR
+ * (after a ';' or a space) and takes the byte after that CR for the LF. So "5;\n", "5;\0" and
+ * "5 " all pass: a front proxy that ends the line at a bare LF, or refuses a NUL, reads a
+ * different body than jrpcd, and whatever it took for body bytes can be a whole request to
+ * jrpcd. Each line is therefore checked against RFC 9112 §7.1 before http-parser reads it:
+ *   chunk-size [ chunk-ext ] CRLF
+ *   chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] )
+ * The parser stops at each line's start (the end of a chunked head: CL_HEAD_END, the end of a
+ * chunk's data: CL_SIZE0), and c->cline follows the line across reads. */
+enum {
+    CL_NONE = 0,    /* not in a chunk-size line */
+    CL_HEAD_END,    /* the head's last LF, then the first line */
+    CL_SIZE0,       /* the size's first hex digit */
+    CL_SIZE,        /* more hex digits, ';', BWS, or CR */
+    CL_BWS,         /* blanks after the size or a value: only ';' may follow */
+    CL_NAME0,       /* blanks, then an extension name's first byte */
+    CL_NAME,        /* more of the name, '=', ';', blanks or CR */
+    CL_AFTER_NAME,  /* blanks after a name: '=' or ';' must follow */
+    CL_VALUE0,      /* blanks, then a token or a quoted string */
+    CL_TOKEN,       /* more of a token value */
+    CL_QUOTED,      /* inside a quoted string */
+    CL_QPAIR,       /* the byte after a backslash in a quoted string */
+    CL_AFTER_VALUE, /* after a quoted string: ';', blanks or CR */
+    CL_LF           /* the LF after the line's CR */
+};
+
+static int is_hexdig(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
+}
+
+/* RFC 9110 §5.6.4 qdtext and the second byte of a quoted-pair (which also allows '"', '\\'). */
+static int is_qdtext(unsigned char ch, int pair)
+{
+    return ch == '\t' || ch == ' ' ||
+           (ch >= 0x21 && ch != 0x7f && (pair || (ch != '"' && ch != '\\')));
+}
+
+static int chunk_line_error(jrpc__http_conn_t *c, uint8_t state, unsigned char ch)
+{
+    if (state == CL_HEAD_END)
+        return frame_error(c, "request head not ended by CRLF");
+    if (ch == '\n')
+        return frame_error(c, "chunk-size line ended by a bare LF");
+    if (ch == '\r' &&
+        (state == CL_BWS || state == CL_AFTER_NAME || state == CL_NAME0 || state == CL_VALUE0))
+        return frame_error(c, "whitespace at the end of a chunk-size line");
+    if (state == CL_LF)
+        return frame_error(c, "chunk-size line: CR not followed by LF");
+    if (ch < 0x20 || ch == 0x7f)
+        return frame_error(c, "control byte in a chunk-size line");
+    return frame_error(c, "malformed chunk-size line (RFC 9112 section 7.1)");
+}
+
+/* Follows a chunk-size line through data[0..len); stops after its LF. 0, or -1 after refusing. */
+static int chunk_line_check(jrpc__http_conn_t *c, const char *data, size_t len)
+{
+    uint8_t st = c->cline;
+    for (size_t i = 0; i < len && st != CL_NONE; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        int blank = ch == ' ' || ch == '\t';
+        uint8_t next = 0xff; /* 0xff: the byte is refused */
+        switch (st) {
+        case CL_HEAD_END:
+            next = ch == '\n' ? CL_SIZE0 : next;
+            break;
+        case CL_SIZE0:
+            next = is_hexdig(ch) ? CL_SIZE : next;
+            break;
+        case CL_SIZE:
+            next = is_hexdig(ch) ? CL_SIZE
+                   : ch == ';'   ? CL_NAME0
+                   : blank       ? CL_BWS
+                   : ch == '\r'  ? CL_LF
+                                 : next;
+            break;
+        case CL_BWS:
+            next = blank ? CL_BWS : ch == ';' ? CL_NAME0 : next;
+            break;
+        case CL_NAME0:
+            next = blank ? CL_NAME0 : is_tchar(ch) ? CL_NAME : next;
+            break;
+        case CL_NAME:
+            next = is_tchar(ch) ? CL_NAME
+                   : ch == '='  ? CL_VALUE0
+                   : ch == ';'  ? CL_NAME0
+                   : blank      ? CL_AFTER_NAME
+                   : ch == '\r' ? CL_LF
+                                : next;
+            break;
+        case CL_AFTER_NAME:
+            next = blank ? CL_AFTER_NAME : ch == '=' ? CL_VALUE0 : ch == ';' ? CL_NAME0 : next;
+            break;
+        case CL_VALUE0:
+            next = blank ? CL_VALUE0 : is_tchar(ch) ? CL_TOKEN : ch == '"' ? CL_QUOTED : next;
+            break;
+        case CL_TOKEN:
+            next = is_tchar(ch) ? CL_TOKEN
+                   : ch == ';'  ? CL_NAME0
+                   : blank      ? CL_BWS
+                   : ch == '\r' ? CL_LF
+                                : next;
+            break;
+        case CL_QUOTED:
+            next = ch == '"'          ? CL_AFTER_VALUE
+                   : ch == '\\'       ? CL_QPAIR
+                   : is_qdtext(ch, 0) ? CL_QUOTED
+                                      : next;
+            break;
+        case CL_QPAIR:
+            next = is_qdtext(ch, 1) ? CL_QUOTED : next;
+            break;
+        case CL_AFTER_VALUE:
+            next = ch == ';' ? CL_NAME0 : blank ? CL_BWS : ch == '\r' ? CL_LF : next;
+            break;
+        case CL_LF:
+            next = ch == '\n' ? CL_NONE : next;
+            break;
+        default:
+            break;
+        }
+        if (next == 0xff) {
+            c->cline = CL_NONE;
+            return chunk_line_error(c, st, ch);
+        }
+        st = next;
+    }
+    c->cline = st;
+    return 0;
+}
+
+int jrpc__http_frame_check(jrpc__http_conn_t *c, const char *data, size_t len)
+{
+    if (literal_check(c, data, len) != 0)
+        return -1;
+    return c->cline != CL_NONE ? chunk_line_check(c, data, len) : 0;
+}
+
+int jrpc__http_chunk_pause(jrpc__http_conn_t *c)
+{
+    if (c->cline == CL_NONE || HTTP_PARSER_ERRNO(&c->parser) != HPE_PAUSED)
+        return 0;
+    http_parser_pause(&c->parser, 0);
+    return 1;
 }
 
 unsigned jrpc__http_bad_method_status(const char *data, size_t len, const char *err)
@@ -294,6 +471,8 @@ static int on_message_begin(http_parser *p)
     c->hdr_is_te = 0;
     c->expect_continue = 0;
     c->n_host = c->n_te = c->te_other = 0;
+    c->hdr_keep = c->n_origin = c->cross_site = 0;
+    c->cline = CL_NONE;
     c->chunk_left = 0;
     c->head_start = uv_now(&c->loop->uv);
     c->body_start = 0;
@@ -355,30 +534,50 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         c->hdr_in_value = 1;
         c->hdr_is_expect = c->fname_len == 6 && memcmp(c->fname, "expect", 6) == 0;
         c->hdr_is_te = c->fname_len == 17 && memcmp(c->fname, "transfer-encoding", 17) == 0;
-        if (c->fname_len == 4 && memcmp(c->fname, "host", 4) == 0 && c->n_host < 255)
+        int host = c->fname_len == 4 && memcmp(c->fname, "host", 4) == 0;
+        if (host && c->n_host < 255)
             c->n_host++;
         if (c->hdr_is_te && c->n_te < 255)
             c->n_te++;
         c->fval_len = 0;
         jrpc__ws_hs_name(&c->ws, c->fname, c->fname_len);
+        /* Host, Origin and Sec-Fetch-Site of the head (a trailer names no host or origin). */
+        c->hdr_keep = KEEP_NONE;
+        if (c->body_start == 0 && c->cur != NULL) {
+            if (host) {
+                c->hdr_keep = KEEP_HOST;
+                c->cur->host_len = 0;
+            } else if (c->fname_len == 6 && memcmp(c->fname, "origin", 6) == 0) {
+                c->hdr_keep = KEEP_ORIGIN;
+                c->cur->origin_len = 0;
+                if (c->n_origin < 255)
+                    c->n_origin++;
+            } else if (c->fname_len == 14 && memcmp(c->fname, "sec-fetch-site", 14) == 0) {
+                c->hdr_keep = KEEP_FETCH_SITE;
+            }
+        }
     }
     jrpc__ws_hs_value(&c->ws, at, len);
-    if (c->hdr_is_expect || c->hdr_is_te)
+    if (c->hdr_is_expect || c->hdr_is_te || c->hdr_keep == KEEP_FETCH_SITE)
         keep_lower(c->fval, sizeof c->fval, &c->fval_len, at, len);
+    else if (c->hdr_keep == KEEP_HOST)
+        keep_raw(c->cur->host, sizeof c->cur->host, &c->cur->host_len, at, len);
+    else if (c->hdr_keep == KEEP_ORIGIN)
+        keep_raw(c->cur->origin, sizeof c->cur->origin, &c->cur->origin_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
 }
 
-static int on_headers_complete(http_parser *p)
+/* The head is complete: check it, then route the request (or answer it here). */
+static void head_complete(jrpc__http_conn_t *c, http_parser *p)
 {
-    jrpc__http_conn_t *c = p->data;
     jrpc__http_req_t *hr = c->cur;
     header_value_end(c);
     hr->method = (int)p->method;
     c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
-    if (header_over(c) || head_check(c, p) != 0)
-        return 0;
+    if (header_over(c) || head_check(c, p) != 0 || jrpc__http_browser_check(c, hr) != 0)
+        return;
     c->body_start = uv_now(&c->loop->uv);
     hr->keep_alive = (uint8_t)http_should_keep_alive(p);
     hr->http10 = p->http_major == 1 && p->http_minor == 0;
@@ -403,7 +602,7 @@ static int on_headers_complete(http_parser *p)
                       : 0;
     if (ws == 101) {
         hr->kind = JRPC__HR_UPGRADE;
-        return 0;
+        return;
     }
     int rest = !rpc && jrpc__http_rest_route(c, hr, path, path_len, query, query_len);
     if (rest && cut && hr->kind != JRPC__HR_LOCAL) {
@@ -416,14 +615,14 @@ static int on_headers_complete(http_parser *p)
             hr->kind = JRPC__HR_RPC;
         if (!chunked && clen > c->cfg->max_body) {
             body_too_large(c); /* before the body: the client that waits for 100 sends none */
-            return 0;
+            return;
         }
         if (clen > 0 && !chunked) {
             /* The length is known: one allocation, and large remainders are read into it. */
             hr->in = malloc((size_t)clen);
             if (hr->in == NULL) {
                 jrpc__http_refuse(c, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
-                return 0;
+                return;
             }
             hr->in_cap = (size_t)clen;
             hr->direct = 1;
@@ -432,11 +631,11 @@ static int on_headers_complete(http_parser *p)
          * is queued, unless the body starts arriving first. */
         if (c->expect_continue && !hr->http10 && has_body)
             hr->want_continue = 1;
-        return 0;
+        return;
     }
 
     if (rest && hr->kind == JRPC__HR_REST)
-        return 0; /* GET: params from the query, already in hr->in; any body is ignored */
+        return; /* GET: params from the query, already in hr->in; any body is ignored */
     if (!rest) {
         hr->kind = JRPC__HR_LOCAL;
         hr->status = ws ? ws : !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
@@ -448,6 +647,18 @@ static int on_headers_complete(http_parser *p)
         answer_local(hr);
         hr->close_after = 1;
         jrpc__http_halt(c);
+    }
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    jrpc__http_conn_t *c = p->data;
+    head_complete(c, p);
+    /* A chunked body is read: stop, so that its first chunk-size line goes past
+     * jrpc__http_frame_check before http-parser reads it. */
+    if (!c->halted && !c->closing && (p->flags & F_CHUNKED)) {
+        c->cline = CL_HEAD_END;
+        http_parser_pause(p, 1);
     }
     return 0;
 }
@@ -515,6 +726,17 @@ static int on_chunk_header(http_parser *p)
     return 0;
 }
 
+static int on_chunk_complete(http_parser *p)
+{
+    jrpc__http_conn_t *c = p->data;
+    /* The next chunk-size line starts after this byte (at the trailer's end: the next request). */
+    if (!(p->flags & F_TRAILING) && !c->halted && !c->closing) {
+        c->cline = CL_SIZE0;
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
 static int on_message_complete(http_parser *p)
 {
     jrpc__http_conn_t *c = p->data;
@@ -561,6 +783,7 @@ const http_parser_settings jrpc__http_settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
     .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
 };
 
 void jrpc__http_global_init(const jrpc_config_t *cfg)

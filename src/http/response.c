@@ -54,21 +54,32 @@ static char *put_status(char *p, unsigned status)
 void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
 {
     char *p = put_status(hr->head, hr->status);
-    /* CORS: every answer allows any origin, so a browser page may read it (the endpoint takes
-     * no cookies or credentials, so "*" exposes nothing a plain curl could not fetch). */
-    PUT(p, "Access-Control-Allow-Origin: *\r\n");
+    /* CORS only for a page whose Origin is on cors_origins (parse.c refused the others): the
+     * endpoint takes no cookies or credentials, so a page allowed to read answers learns
+     * nothing a plain curl could not fetch. The answer depends on Origin, hence Vary. */
+    if (hr->cors == JRPC__CORS_ANY) {
+        PUT(p, "Access-Control-Allow-Origin: *\r\nVary: Origin\r\n");
+    } else if (hr->cors == JRPC__CORS_ECHO) {
+        PUT(p, "Access-Control-Allow-Origin: ");
+        p = put(p, hr->origin, hr->origin_len); /* on the list: no CR, LF or blanks */
+        PUT(p, "\r\nVary: Origin\r\n");
+    }
     int get = hr->rest && !hr->rest_batch; /* single REST calls may also be GETs */
     if (hr->kind == JRPC__HR_LOCAL && hr->status == 204) {
-        /* A browser sends an OPTIONS preflight before a cross-origin POST with a JSON
-         * Content-Type; these are the headers it needs back to send the POST. */
         if (get)
-            PUT(p, "Allow: GET, POST, OPTIONS\r\n"
-                   "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n");
+            PUT(p, "Allow: GET, POST, OPTIONS\r\n");
         else
-            PUT(p, "Allow: POST, OPTIONS\r\n"
-                   "Access-Control-Allow-Methods: POST, OPTIONS\r\n");
-        PUT(p, "Access-Control-Allow-Headers: Content-Type\r\n"
-               "Access-Control-Max-Age: 86400\r\n");
+            PUT(p, "Allow: POST, OPTIONS\r\n");
+        if (hr->cors != JRPC__CORS_NONE) {
+            /* A browser sends an OPTIONS preflight before a cross-origin POST with a JSON
+             * Content-Type; these are the headers it needs back to send the POST. */
+            if (get)
+                PUT(p, "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n");
+            else
+                PUT(p, "Access-Control-Allow-Methods: POST, OPTIONS\r\n");
+            PUT(p, "Access-Control-Allow-Headers: Content-Type\r\n"
+                   "Access-Control-Max-Age: 86400\r\n");
+        }
     } else if (hr->status == 405) {
         if (get)
             PUT(p, "Allow: GET, POST, OPTIONS\r\n");

@@ -6,6 +6,7 @@
  * HTTP status the engine maps from the error code (docs/rest.md). */
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int hexdigit(char ch)
@@ -43,9 +44,23 @@ static long pct_decode(char *p, size_t n, int plus)
     return (long)o;
 }
 
+/* Whether every '%' of p[0..n) starts an escape of two hex digits (RFC 3986 §2.1). */
+static int pct_valid(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '%')
+            continue;
+        if (n - i < 3 || hexdigit(p[i + 1]) < 0 || hexdigit(p[i + 2]) < 0)
+            return 0;
+        i += 2;
+    }
+    return 1;
+}
+
 /* The query string q[0..n) (NULL: none) as a JSON object of strings ({"k":"v",…}; a key without
- * '=' gets ""). Keys and values are decoded in place. */
-static int query_to_json(char *q, size_t n, jrpc_buf_t *out)
+ * '=' gets ""). Keys and values are decoded in place. A pair with a malformed escape: JRPC_EINVAL
+ * and the pair as sent in (*bad, *bad_len), before anything of it was decoded. */
+static int query_to_json(char *q, size_t n, jrpc_buf_t *out, const char **bad, size_t *bad_len)
 {
     if (q == NULL)
         return jrpc_buf_append(out, "{}", 2);
@@ -58,6 +73,11 @@ static int query_to_json(char *q, size_t n, jrpc_buf_t *out)
         if (pair_end > q) {
             char *eq = memchr(q, '=', (size_t)(pair_end - q));
             char *key_end = eq ? eq : pair_end;
+            if (!pct_valid(q, (size_t)(pair_end - q))) {
+                *bad = q;
+                *bad_len = (size_t)(key_end - q);
+                return JRPC_EINVAL;
+            }
             long kl = pct_decode(q, (size_t)(key_end - q), 1);
             if (kl < 0)
                 return JRPC_EINVAL;
@@ -111,10 +131,24 @@ int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
         jrpc_buf_t b;
         jrpc_buf_init(&b);
         char *q = query != NULL ? c->url + (query - c->url) : NULL;
-        if (query_to_json(q, query_len, &b) != 0) {
+        const char *bad = NULL;
+        size_t bad_len = 0;
+        if (query_to_json(q, query_len, &b, &bad, &bad_len) != 0) {
             jrpc_buf_free(&b);
             hr->kind = JRPC__HR_LOCAL;
-            hr->status = 400;
+            if (bad == NULL) {
+                hr->status = 500;
+                jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+            } else {
+                /* The params are at fault, not the method: say which one. */
+                char msg[160];
+                snprintf(msg, sizeof msg,
+                         "malformed percent-escape in the query, parameter \"%.*s\" (write %% "
+                         "and two hex digits)",
+                         (int)(bad_len < 64 ? bad_len : 64), bad);
+                jrpc__http_answer_error(hr, 400, JRPC_CODE_INVALID_PARAMS, msg);
+            }
+            hr->state = JRPC__HR_PARSING; /* sent once the request is complete (answer_local) */
             return 1;
         }
         hr->kind = JRPC__HR_REST;

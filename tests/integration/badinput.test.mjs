@@ -135,6 +135,33 @@ const ROWS = [
         expect: BAD_HTTP, created: 0,
     },
     { name: 'chunk lines ending in bare LF', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\n${P}\n0\n\n`), expect: BAD_HTTP },
+    // Chunk-size lines (RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF). http-parser skips an
+    // extension up to the first CR: a proxy that ends the line at a bare LF, or stops at a NUL,
+    // frames a different body, and what it takes for body bytes can be a request to jrpcd.
+    {
+        name: 'bare LF inside a chunk extension, smuggled request after',
+        send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\r\n${P}\r\n0;a\nx\r\n\r\n${smuggled}`),
+        expect: BAD_HTTP, created: 0,
+    },
+    { name: 'bare LF inside a chunk extension before data', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};ext\n\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'NUL byte inside a chunk extension', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a\0b\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'control byte 0x01 inside a chunk extension value', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a=b\x01\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'DEL byte inside a quoted chunk extension value', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a="b\x7f"\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'chunk-size line "size SP CRLF"', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)} \r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'chunk-size line "size HTAB CRLF"', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\t\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'last chunk "0 SP CRLF", smuggled request after', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\r\n${P}\r\n0 \r\n\r\n${smuggled}`), expect: BAD_HTTP, created: 0 },
+    { name: 'chunk-size line: CR not followed by LF', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)}\rX${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    { name: 'chunk extension name with a space inside ("a b")', send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)};a b\r\n${P}\r\n0\r\n\r\n`), expect: BAD_HTTP },
+    {
+        name: 'chunk extensions with BWS, token and quoted values (RFC 9112 §7.1.1: allowed)',
+        send: req(`POST ${RPC_PATH} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length)} ; a = b ;c="d;\\" e"\r\n${P}\r\n0;z\r\n\r\n`),
+        expect: { status: 200, result: 'pong', id: '1', close: false },
+    },
+    {
+        name: 'chunked body split in single bytes with an extension (each line checked across reads)',
+        send: [req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`), ...[...`${hex(P.length)};ext="v"\r\n${P}\r\n0\r\n\r\n`].map((ch) => Buffer.from(ch, 'latin1'))],
+        expect: { status: 200, result: 'pong', id: '1', close: null },
+    },
     {
         name: 'chunked body cut short, then the client half-closes',
         send: req(`POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, `${hex(P.length + 10)}\r\n${P}`), end: true,
@@ -234,14 +261,22 @@ const ROWS = [
     { name: 'empty lines before the request line (RFC 9112 §2.2: ignore)', send: bytes('\r\n\r\n', post(P)), expect: { status: 200, result: 'pong', id: '1', close: false } },
     {
         name: 'absolute-form URL to the RPC path (RFC 9112 §3.2.2: MUST accept)',
-        send: req(`POST http://example.com${RPC_PATH} HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
+        send: req(`POST http://127.0.0.1:1${RPC_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${P.length}`, P),
         expect: { status: 200, result: 'pong', id: '1', close: false },
     },
     {
         name: 'absolute-form URL to another path',
-        send: req(`POST http://example.com/other HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
+        send: req(`POST http://127.0.0.1/other HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
         expect: { status: 404, error: -32600, close: true },
     },
+    {
+        // RFC 9112 §3.2.2: the target's authority names the host, not Host, so it is what the
+        // hosts list must allow.
+        name: 'absolute-form URL naming a host not allowed, allowed Host',
+        send: req(`POST http://example.com${RPC_PATH} HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P),
+        expect: { status: 403, error: -32600, close: true },
+    },
+    { name: 'absolute-form URL with userinfo (RFC 9110 §4.2.4)', send: req(`POST http://u@127.0.0.1${RPC_PATH} HTTP/1.1\r\n${HOST}Content-Length: ${P.length}`, P), expect: BAD_HTTP },
     { name: 'GET with a chunked body on the RPC path', send: req(`GET ${RPC_PATH} HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked`, chunked('hello')), expect: { status: 405, error: -32600, close: true } },
 
     // ---- header lines ----
@@ -264,6 +299,23 @@ const ROWS = [
         expect: BAD_HTTP,
     },
     { name: 'HTTP/1.0 request without Host (allowed), closed after', send: req(`POST ${RPC_PATH} HTTP/1.0\r\nContent-Length: ${P.length}`, P), expect: { status: 200, result: 'pong', id: '1', close: true } },
+    // Host values: RFC 9112 §3.2 wants 400 for one that is not RFC 3986 host [":" port].
+    ...[
+        ['a space inside', 'a b'], ['a slash', 'a/b'], ['a bare "@"', '@'], ['userinfo', 'u@127.0.0.1'],
+        ['a port that is not digits', '127.0.0.1:80x'], ['an unclosed IPv6 literal', '[::1'],
+        ['an IPv6 literal that is no address', '[::g]'], ['no host before the port', ':8000'],
+        ['a bare IPv6 address', '::1'], ['two ports', '127.0.0.1:1:2'], ['a bad percent-escape', 'local%zzhost'],
+        ['a backslash', 'a\\b'], ['a quote', 'a"b'], ['obs-text bytes', 'a\xffb'],
+    ].map(([what, value]) => ({
+        name: `Host with ${what}: ${JSON.stringify(value)}`,
+        send: req(`POST ${RPC_PATH} HTTP/1.1\r\nHost: ${value}\r\nContent-Length: ${P.length}`, P),
+        expect: BAD_HTTP,
+    })),
+    { name: 'Host of 300 bytes (no DNS name is that long)', send: req(`POST ${RPC_PATH} HTTP/1.1\r\nHost: ${'a'.repeat(300)}\r\nContent-Length: ${P.length}`, P), expect: BAD_HTTP },
+    { name: 'empty Host (RFC 9112 §3.2: no authority; nothing to check)', send: req(`POST ${RPC_PATH} HTTP/1.1\r\nHost:\r\nContent-Length: ${P.length}`, P), expect: { status: 200, result: 'pong', id: '1', close: false } },
+    { name: 'Host "[::1]:8000" (IPv6 literal with port)', send: req(`POST ${RPC_PATH} HTTP/1.1\r\nHost: [::1]:8000\r\nContent-Length: ${P.length}`, P), expect: { status: 200, result: 'pong', id: '1', close: false } },
+    { name: 'Host "LOCALHOST:" (any case, empty port: RFC 3986 allows both)', send: req(`POST ${RPC_PATH} HTTP/1.1\r\nHost: LOCALHOST:\r\nContent-Length: ${P.length}`, P), expect: { status: 200, result: 'pong', id: '1', close: false } },
+    { name: 'Host not on the hosts list (DNS rebinding)', send: req(`POST ${RPC_PATH} HTTP/1.1\r\nHost: evil.example:8000\r\nContent-Length: ${P.length}`, P), expect: { status: 403, error: -32600, close: true } },
     { name: 'POST with neither Content-Length nor Transfer-Encoding: empty body', send: req(`POST ${RPC_PATH} HTTP/1.1\r\n${HOST.trim()}`), expect: PARSE },
     { name: 'Upgrade: h2c is ignored, served as HTTP/1.1', send: post(P, 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'), expect: { status: 200, result: 'pong', id: '1', close: false } },
     { name: 'unknown expectation "Expect: 200-ok" (RFC 9110 §10.1.1: may be ignored)', send: post(P, 'Expect: 200-ok\r\n'), expect: { status: 200, result: 'pong', id: '1', close: false } },

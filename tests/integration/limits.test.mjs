@@ -88,7 +88,7 @@ test('header timeout is absolute from the first byte: a trickled head gets 408 w
 test('body timeout: a body that stops arriving gets 408', async () => {
     await withServer(['--body-timeout', '300ms'], async (srv) => {
         const conn = await HttpConn.open(srv);
-        conn.write(`POST ${RPC_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: ${PING.length}\r\n\r\n${PING.slice(0, 10)}`);
+        conn.write(`POST ${RPC_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${PING.length}\r\n\r\n${PING.slice(0, 10)}`);
         const r = decorate(await conn.readResponse({ timeout: 3000 }));
         assert.equal(r.status, 408);
         assert.match(r.body, /body timed out/);
@@ -100,7 +100,7 @@ test('minimum body rate: a body trickled below it gets 408 even with no long pau
     await withServer(['--body-timeout', '300ms', '--min-body-rate', '1000'], async (srv) => {
         const conn = await HttpConn.open(srv);
         const body = ' '.repeat(200) + PING;
-        conn.write(`POST ${RPC_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+        conn.write(`POST ${RPC_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n`);
         // 4 bytes every 50 ms = 80 bytes/s, far below 1000 bytes/s; no pause reaches 300 ms.
         const chunks = body.match(/.{1,4}/gs);
         const writer = trickle(conn, chunks, 50);

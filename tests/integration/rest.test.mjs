@@ -37,6 +37,27 @@ test('GET takes named params from the query string, percent-decoded, as strings'
     assert.deepEqual(r.json, { address: '0x2f0EA', note: 'a b c', flag: '' });
 });
 
+test('a malformed percent-escape in the query is blamed on the query and its parameter', async () => {
+    const cases = [
+        ['/rest/test.echo?a=%zz', 'a'],
+        ['/rest/test.echo?ok=1&note=50%&z=2', 'note'],
+        ['/rest/test.echo?%g1=x', '%g1'],
+    ];
+    for (const [path, param] of cases) {
+        const r = await rest(path, undefined, { method: 'GET' });
+        assert.equal(r.status, 400, `${path}: ${r.body}`);
+        assert.deepEqual(Object.keys(r.json), ['error'], r.body);
+        assert.equal(r.json.error.code, -32602, r.body);
+        assert.match(r.json.error.message, /query/, r.body);
+        assert.ok(r.json.error.message.includes(`"${param}"`), `${path}: parameter ${param} not named: ${r.body}`);
+        assert.doesNotMatch(r.json.error.message, /method/, r.body);
+    }
+    // The method name's own escapes are still its own error.
+    const r = await rest('/rest/tennis%zzping?a=1', undefined, { method: 'GET' });
+    assert.equal(r.status, 400);
+    assert.match(r.json.error.message, /method name/, r.body);
+});
+
 test('the method name is percent-decoded from the path', async () => {
     const r = await rest('/rest/tennis%40ping', '');
     assert.equal(r.body, '"pong"');
@@ -131,7 +152,9 @@ test('REST route methods and preflight', async () => {
     assert.equal(r.headers.allow, 'POST, OPTIONS');
     r = await rest('/rest/tennis@ping', undefined, { method: 'OPTIONS' });
     assert.equal(r.status, 204);
-    assert.match(r.headers['access-control-allow-methods'], /GET/);
+    assert.equal(r.headers.allow, 'GET, POST, OPTIONS');
+    // CORS headers only for an Origin on cors_origins (hosts.test.mjs): none by default.
+    assert.equal(r.headers['access-control-allow-methods'], undefined, r.head);
     r = await rest('/rest/', '');
     assert.equal(r.status, 404);
 });

@@ -70,7 +70,7 @@ test('upgrade after keep-alive requests on the same connection, frames right beh
     const conn = await HttpConn.open(srv);
     try {
         const key = crypto.randomBytes(16).toString('base64');
-        const upgrade = `GET ${srv.path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        const upgrade = `GET ${srv.path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
             `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
         // One write: a POST, the upgrade, and a frame the client should have waited to send.
         await conn.write(Buffer.concat([buildRequest(srv, { body: ping('http') }), Buffer.from(upgrade),

@@ -233,6 +233,8 @@ static int setup(void **state)
     cfg.io_threads = 1;
     cfg.max_body = MAX_BODY;
     cfg.max_header = MAX_HEADER;
+    cfg.hosts = "t [::1]";                    /* the Host the requests here give */
+    cfg.cors_origins = "https://app.example"; /* the one page allowed (test_browser) */
     cfg.log_cb = on_log;
     srv = jrpc_server_new(&cfg);
     assert_non_null(srv);
@@ -347,6 +349,181 @@ static void test_chunked_split(void **state)
         send_bytes(cl, req + i, n - i);
         next_answer(cl);
         assert_pong();
+    }
+}
+
+/* Sends req[0..n) split in two at every byte, on a new connection each time (the first part is
+ * read on its own), and expects `status`: 200 with the ping's answer on a connection that stays,
+ * or a last answer and a close with nothing after it (what followed the refused bytes never ran).
+ */
+static void split_each_byte(const char *req, size_t n, int status)
+{
+    for (size_t i = 1; i < n; i++) {
+        client_t *c = client_open();
+        send_bytes(c, req, i);
+        settle(c);
+        send_bytes(c, req + i, n - i);
+        if (status == 200) {
+            next_answer(c);
+            assert_pong();
+            assert_false(has_header("Connection:"));
+        } else {
+            expect_last_answer(c, status);
+            assert_int_equal(c->rx_len, 0);
+        }
+        client_free(c);
+    }
+}
+
+typedef struct bytes {
+    const char *p;
+    size_t n;
+} bytes_t;
+#define BYTES(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+/* Appends the pieces to buf (cap bytes); returns the length. */
+static size_t cat(char *buf, size_t cap, const bytes_t *parts, size_t nparts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        assert_true(n + parts[i].n <= cap);
+        memcpy(buf + n, parts[i].p, parts[i].n);
+        n += parts[i].n;
+    }
+    return n;
+}
+
+/* Chunk-size lines are held to RFC 9112 §7.1 however they arrive: http-parser alone skips an
+ * extension up to the first CR, bare LF, NUL and trailing blanks included, and takes any byte
+ * after that CR for its LF. */
+static void test_chunk_lines(void **state)
+{
+    (void)state;
+    /* What may follow the size "2f" (the length of ping_body). */
+    static const bytes_t good[] = {
+        BYTES("\r\n"),
+        BYTES(";a\r\n"),
+        BYTES(" ; a = b\t;c\r\n"),
+        BYTES(";name=\"quoted; \\\" \\\x80\";x=y\r\n"),
+    };
+    static const bytes_t bad[] = {
+        BYTES(";a\nx\r\n"),   /* a bare LF in an extension */
+        BYTES(";a\n"),        /* the line ended by a bare LF */
+        BYTES(";a\0b\r\n"),   /* NUL */
+        BYTES(";a=\x01\r\n"), /* a control byte */
+        BYTES(" \r\n"),       /* size SP CRLF */
+        BYTES("\t\r\n"),      /* size HTAB CRLF */
+        BYTES(";a \r\n"),     /* blanks after a name with no '=' after them */
+        BYTES("\rx"),         /* CR not followed by LF */
+        BYTES(";\r\n"),       /* ';' without a name */
+        BYTES(";a=\r\n"),     /* '=' without a value */
+        BYTES(";a=\"b\r\n"),  /* a quoted string left open */
+        BYTES(";a=b c\r\n"),  /* two tokens */
+    };
+    const bytes_t head = BYTES("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const bytes_t ping = {ping_body, strlen(ping_body)};
+    const bytes_t crlf = BYTES("\r\n"), last = BYTES("0\r\n\r\n");
+    char next[256]; /* a whole request after the refused one: it must never run */
+    const char *p = post("/", ping_body, "");
+    assert_true(strlen(p) < sizeof next);
+    memcpy(next, p, strlen(p) + 1);
+    const bytes_t after = {next, strlen(next)};
+    char req[1024];
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+        bytes_t parts[] = {head, BYTES("2f"), good[k], ping, crlf, BYTES("0"), good[k], crlf};
+        split_each_byte(req, cat(req, sizeof req, parts, 8), 200);
+    }
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        /* In the first chunk's line, */
+        bytes_t first[] = {head, BYTES("2f"), bad[k], ping, crlf, last, after};
+        split_each_byte(req, cat(req, sizeof req, first, 7), 400);
+        /* and in the last chunk's, which ends the body (what follows is the next request). */
+        bytes_t final[] = {head, BYTES("2f\r\n"), ping, crlf, BYTES("0"), bad[k], crlf, after};
+        split_each_byte(req, cat(req, sizeof req, final, 8), 400);
+    }
+    /* A size that is not hex, or has a blank before it. */
+    bytes_t sizes[] = {BYTES(" 2f\r\n"), BYTES("g\r\n"), BYTES("-2f\r\n")};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        bytes_t parts[] = {head, sizes[k], ping, crlf, last, after};
+        split_each_byte(req, cat(req, sizeof req, parts, 6), 400);
+    }
+}
+
+/* A ping to the RPC path with extra header lines, answered on c, into `ans`. */
+static void ping_with(client_t *c, const char *extra)
+{
+    send_str(c, post("/api/v1/endpoint", ping_body, extra));
+    next_answer(c);
+}
+
+/* Host, Origin and Sec-Fetch-Site against hosts = "t [::1]" and cors_origins =
+ * "https://app.example" (setup): what a page in a browser may call, and what it may read. */
+static void test_browser(void **state)
+{
+    (void)state;
+    /* No Origin: served, no CORS header at all. */
+    ping_with(cl, "");
+    assert_pong();
+    assert_false(has_header("Access-Control-"));
+    assert_false(has_header("Vary:"));
+    /* The page on the list: its origin echoed as sent, with Vary. */
+    ping_with(cl, "Origin: https://APP.example  \r\nSec-Fetch-Site: cross-site\r\n");
+    assert_pong();
+    assert_true(has_header("\r\nAccess-Control-Allow-Origin: https://APP.example\r\n"
+                           "Vary: Origin\r\n"));
+    /* The user's own navigation, or a page of this server: no Origin needed. */
+    ping_with(cl, "Sec-Fetch-Site: none\r\n");
+    assert_pong();
+    ping_with(cl, "Sec-Fetch-Site: same-origin\r\n");
+    assert_pong();
+    /* Host in pieces: kept across reads; an IPv6 literal with a port. */
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST / HTTP/1.1\r\nHost: [::1]:8000\r\nOrigin: https://app.example\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(ping_body), ping_body);
+    for (size_t i = 1; i < strlen(req); i++) {
+        send_bytes(cl, req, i);
+        settle(cl);
+        send_str(cl, req + i);
+        next_answer(cl);
+        assert_pong();
+        assert_true(has_header("\r\nAccess-Control-Allow-Origin: https://app.example\r\n"));
+    }
+
+    /* Refused, each on its own connection: 403 (or 400 for a Host that is no host), no CORS
+     * header, and the connection closes. */
+    static const struct {
+        const char *head; /* header lines after Host: t, or a Host line of its own */
+        int status;
+        const char *says;
+    } refused[] = {
+        {"Origin: https://evil.example\r\n", 403, "origin \\\"https://evil.example\\\" is not "},
+        {"Origin: https://app.example.evil\r\n", 403, "cors_origins"},
+        {"Origin: null\r\n", 403, "cors_origins"},
+        {"Origin: https://app.example\r\nOrigin: https://app.example\r\n", 403, "cors_origins"},
+        {"Sec-Fetch-Site: cross-site\r\n", 403, "another site"},
+        {"Sec-Fetch-Site: same-site\r\n", 403, "another site"},
+        {"Host: evil.example\r\n", 403, "host \\\"evil.example\\\" is not allowed"},
+        {"Host: 127.0.0.1\r\n", 403, "server setting: hosts"},
+        {"Host: t.\r\n", 403, "server setting: hosts"},
+        {"Host: a b\r\n", 400, "invalid Host"},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        client_t *c = client_open();
+        int own_host = strncmp(refused[k].head, "Host:", 5) == 0;
+        snprintf(req, sizeof req, "POST / HTTP/1.1\r\n%s%sContent-Length: %zu\r\n\r\n%s",
+                 own_host ? "" : "Host: t\r\n", refused[k].head, strlen(ping_body), ping_body);
+        send_str(c, req);
+        expect_last_answer(c, refused[k].status);
+        if (strstr(ans.body, refused[k].says) == NULL)
+            fail_msg("%s: %s", refused[k].head, ans.body);
+        assert_non_null(strstr(ans.body, "-32600"));
+        assert_false(has_header("Access-Control-"));
+        client_free(c);
     }
 }
 
@@ -524,13 +701,21 @@ static void test_routes_and_methods(void **state)
     assert_non_null(strstr(ans.body, "method GET not allowed; use POST"));
     assert_non_null(strstr(ans.body, "-32600"));
 
+    /* The CORS preflight of a page on cors_origins; without Origin, only Allow. */
+    send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\nHost: t\r\n"
+                 "Origin: https://app.example\r\n\r\n");
+    next_answer(cl);
+    assert_int_equal(ans.status, 204);
+    assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Origin: https://app.example\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"));
+    assert_true(has_header("\r\nAccess-Control-Allow-Headers: Content-Type\r\n"));
+    assert_int_equal(ans.body_len, 0);
     send_str(cl, "OPTIONS /api/v1/endpoint HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
     assert_int_equal(ans.status, 204);
     assert_true(has_header("\r\nAllow: POST, OPTIONS\r\n"));
-    assert_true(has_header("\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n"));
-    assert_true(has_header("\r\nAccess-Control-Allow-Headers: Content-Type\r\n"));
-    assert_int_equal(ans.body_len, 0);
+    assert_false(has_header("Access-Control-"));
 
     send_str(cl, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
     next_answer(cl);
@@ -670,6 +855,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_browser, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),

@@ -415,6 +415,7 @@ static int setup(void **state)
     jrpc_config_init(&cfg);
     cfg.io_threads = 1;
     cfg.workers = 2;
+    cfg.hosts = "t"; /* the Host the requests below give */
     if (deadline_ms != 0)
         cfg.deadline_ms = deadline_ms;
     if (max_queue != 0)
