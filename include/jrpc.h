@@ -298,8 +298,9 @@ JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
  * every handler replied): after drain_ms a stop
  * answers every unfinished call (-32000 "server shutting down") and gives up waiting for their
  * handlers, so that run returns. Such a handler may still be running: a program that loaded it
- * from a shared object must not unload that, and its reply is dropped — up to jrpc_server_free,
- * after which it must not reply at all. Any thread, once run returned. */
+ * from a shared object must not unload that, and its reply is dropped (also after
+ * jrpc_server_free: what such calls hold is kept for the life of the process). Any thread, once
+ * run returned. */
 JRPC_EXTERN size_t jrpc_server_unreplied(const jrpc_server_t *srv);
 /* Makes srv a server built to be checked, not run (jrpcd --check): jrpc_server_listen then only
  * validates addresses, jrpc_server_run refuses (JRPC_EINVAL), and modules, asking

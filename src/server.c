@@ -140,7 +140,6 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->io.hooks.accept = jrpc__http_accept;
     srv->io.hooks.expire = jrpc__req_expire_all;
     srv->io.hooks.orphan = jrpc__req_orphan_all;
-    srv->io.hooks.free_orphans = jrpc__req_free_orphans;
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->hosts_default = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';

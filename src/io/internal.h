@@ -80,10 +80,9 @@ struct jrpc__io_hooks {
     /* The drain time is over: everything still running is answered now (the engine). */
     void (*expire)(jrpc__loop_t *loop);
     /* The loop ends while requests wait for handlers that never replied: they become orphans
-     * (their timers close now) and free_orphans frees them once the server is freed (the
-     * engine). */
+     * (their timers close now), kept with their loop for the life of the process so that a
+     * late reply finds them and is dropped (the engine). */
     void (*orphan)(jrpc__loop_t *loop);
-    void (*free_orphans)(jrpc__loop_t *loop);
 };
 
 /* An extension's per-loop hooks (jrpc_server_loop_hook), in registration order. */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,13 @@ int jrpc__io_init(jrpc__io_t *io, const jrpc_config_t *cfg, jrpc_server_t *srv)
     return io->admit != NULL ? 0 : JRPC_ENOMEM;
 }
 
+/* Loops whose requests a stop gave up on, kept for the life of the process (jrpc__io_close). */
+static struct graveyard {
+    struct graveyard *next;
+    jrpc__loop_t *loops;
+} * graveyard;
+static uv_mutex_t graveyard_lock = PTHREAD_MUTEX_INITIALIZER; /* uv_mutex_t is POSIX's */
+
 void jrpc__io_close(jrpc__io_t *io)
 {
     for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
@@ -47,17 +55,20 @@ void jrpc__io_close(jrpc__io_t *io)
     jrpc__admit_table_free(io->admit);
     io->admit = NULL;
     if (io->kept_loops != NULL) {
-        for (unsigned i = 0; i < io->nkept_loops; i++) {
-            jrpc__loop_t *loop = &io->kept_loops[i];
-            if (jrpc__list_empty(&loop->reqs))
-                continue; /* cleaned up when run returned */
-            if (io->hooks.free_orphans != NULL)
-                io->hooks.free_orphans(loop);
-            jrpc__arena_cache_clear(&loop->arenas);
-            uv_mutex_destroy(&loop->post_lock);
+        /* Handlers that never replied may still reply, from any thread, for as long as the
+         * process lives: their requests and loops stay where such a reply finds them (and drops
+         * it at the post lock), reachable from the graveyard, never freed. Only calls a stop
+         * gave up on end here: a few per stuck handler. */
+        struct graveyard *g = malloc(sizeof(*g));
+        if (g != NULL) {
+            g->loops = io->kept_loops;
+            uv_mutex_lock(&graveyard_lock);
+            g->next = graveyard;
+            graveyard = g;
+            uv_mutex_unlock(&graveyard_lock);
         }
-        free(io->kept_loops);
         io->kept_loops = NULL;
+        io->nkept_loops = 0;
     }
     while (io->exts != NULL) {
         jrpc__loop_ext_t *e = io->exts;

@@ -131,9 +131,6 @@ void jrpc__req_expire_all(jrpc__loop_t *loop);
 /* The loop ends with requests whose handlers never replied (io's orphan hook): their deadline
  * timers close; later replies are dropped. */
 void jrpc__req_orphan_all(jrpc__loop_t *loop);
-/* Frees the requests left on a loop that ended with handlers that never replied (io's
- * free_orphans hook, when the server is freed). */
-void jrpc__req_free_orphans(jrpc__loop_t *loop);
 
 /* Items in a running request (1 for a single call). Loop thread, while it lives. */
 size_t jrpc__req_items(const jrpc__req_t *req);

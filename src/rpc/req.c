@@ -320,10 +320,9 @@ static void req_sync(jrpc__req_t *r)
     }
 }
 
-/* Frees what the request holds; the loop is released unless the request is an orphan (its loop
- * is gone). */
-static void req_release_all(jrpc__req_t *r)
+static void req_free(jrpc__req_t *r)
 {
+    jrpc__loop_t *loop = r->loop;
     for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
         if (c->out_owned)
@@ -344,12 +343,6 @@ static void req_release_all(jrpc__req_t *r)
         cl->cb(cl->data);
     jrpc__arena_t arena = r->arena; /* r lives in its own arena */
     jrpc__arena_free(&arena);
-}
-
-static void req_free(jrpc__req_t *r)
-{
-    jrpc__loop_t *loop = r->loop;
-    req_release_all(r);
     jrpc__loop_release(loop);
 }
 
@@ -425,16 +418,6 @@ void jrpc__req_orphan_all(jrpc__loop_t *loop)
             r->timer_state = TIMER_CLOSING;
             uv_close((uv_handle_t *)&r->timer, req_timer_closed);
         }
-    }
-}
-
-void jrpc__req_free_orphans(jrpc__loop_t *loop)
-{
-    while (!jrpc__list_empty(&loop->reqs)) {
-        jrpc__req_t *r = JRPC__CONTAINER_OF(loop->reqs.next, jrpc__req_t, link);
-        /* Its handlers never replied (the API says a reply after the server is freed is not
-         * allowed). The deadline timer closed with the loop. */
-        req_release_all(r);
     }
 }
 

@@ -164,7 +164,9 @@ test('max_unsent: a client that pipelines and does not read is not read either; 
         const read = await since();
         const grown = rssKiB(srv.proc.pid) - before;
         assert.ok(read >= 1 && read <= 3, `${read} of ${N} requests read from a client that reads nothing`);
-        assert.ok(grown < (3 * BLOB) / 1024 + 16 * 1024, `RSS grew ${grown} KiB`);
+        // RSS is compared on plain builds only: sanitizers' shadow memory grows with the run.
+        if (!/lib[at]san|libclang_rt\.[at]san/.test(readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8')))
+            assert.ok(grown < (3 * BLOB) / 1024 + 16 * 1024, `RSS grew ${grown} KiB`);
         // The client reads: every answer comes.
         conn.sock.resume();
         const res = await conn.readResponses(N, { timeout: BOUND_MS });
