@@ -352,6 +352,15 @@ JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call);
 JRPC_EXTERN unsigned jrpc_call_loop_index(const jrpc_call_t *call);
 /* The server the call arrived at. */
 JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
+/* 1 once nobody waits for the call's reply any more, else 0: its deadline passed (it was answered
+ * -32002), its client left (a call with an id whose connection closed), or the server answered it
+ * while shutting down. A notification is cancelled only by its deadline: its effects are still
+ * wanted after its client left. A handler that queues or retries work checks it to drop what no
+ * one will read; the call must still be replied to, exactly once: -32002 (JRPC_CODE_TIMEOUT)
+ * suits, as the client reads it only when the deadline passed and the engine's own -32002 has not
+ * gone out yet; otherwise the reply is dropped. Once 1, it stays 1. Any thread the call may be
+ * used on; on the loop's thread it also sees a deadline whose timer has not run yet. */
+JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call);
 
 /* Replies. Exactly one per call, from any thread; afterwards `call` and every view from it are
  * gone. Bytes are copied unless said otherwise. A reply to a call that already timed out or whose

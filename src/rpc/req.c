@@ -350,6 +350,7 @@ static void req_timeout(uv_timer_t *t)
         if (c->state == CALL_WAITING || c->state == CALL_RUNNING) {
             if (c->state == CALL_RUNNING)
                 c->timed_out = 1;
+            jrpc__call_cancel(c);
             c->state = CALL_DONE;
             call_set_error(r, c, JRPC_CODE_TIMEOUT, "Request timed out", NULL);
         }
@@ -733,6 +734,10 @@ int jrpc__req_run_rest(jrpc__req_t *r, const char *method, size_t mlen, int batc
 
 void jrpc__req_detach(jrpc__req_t *r)
 {
+    /* A notification's effects are still wanted; a call's answer is not. */
+    for (size_t i = 0; i < r->ncalls; i++)
+        if (r->calls[i].answer)
+            jrpc__call_cancel(&r->calls[i]);
     r->answered = 1;
     req_maybe_free(r);
 }
