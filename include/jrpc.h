@@ -322,11 +322,14 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
 
 /* Registers per-loop hooks, run on each io loop's own thread: `start` (may be NULL) when the
- * loop starts, before it serves anything; `stop` (may be NULL) when the loop has drained on
- * jrpc_server_stop (no request is left) and before it ends: close the handles you opened on it
- * there (the loop runs until they are closed). A loop that fails to start runs neither. Hooks
- * run in registration order and stay for every later run. 0, JRPC_EBUSY (running) or
- * JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
+ * loop starts, before it serves anything; `stop` (may be NULL) once per run and loop, after
+ * jrpc_server_stop, when the loop has drained (no request is left), or when drain_ms is over (or
+ * a second stop came) with requests still running: then before the connections are closed, so
+ * reply to every call you still hold (queued or in flight; the answers still reach clients that
+ * wait), stop that work, and close the handles you opened on the loop (it runs until they are
+ * closed). Calls your methods receive after it must be replied to at once. A loop that fails to
+ * start runs neither. Hooks run in registration order and stay for every later run. 0,
+ * JRPC_EBUSY (running) or JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data);
 /* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before

@@ -197,6 +197,7 @@ struct jrpc__loop {
     unsigned nblocks[JRPC__LOOP_CLASSES];
     int stopping; /* stop seen: listeners closed, draining */
     int closing;  /* drain over: handles are being closed */
+    int ext_done; /* the extensions' stop hooks have run (once per run) */
 };
 
 /* Connection caps (admit.c): counts a new connection, or refuses it (JRPC_ERANGE: over a cap)

@@ -175,6 +175,19 @@ static void loop_run_posted(jrpc__loop_t *loop)
     }
 }
 
+/* Runs the extensions' stop hooks, once: when the loop has drained, or when the drain is cut
+ * short with requests still running (then they answer what they hold). The flag is set first, as
+ * the hooks' replies can finish the last request and reach loop_maybe_done from inside. */
+static void loop_stop_exts(jrpc__loop_t *loop)
+{
+    if (loop->ext_done)
+        return;
+    loop->ext_done = 1;
+    for (const jrpc__loop_ext_t *e = loop->io->exts; e != NULL; e = e->next)
+        if (e->stop != NULL)
+            e->stop(&loop->uv, loop->index, e->data);
+}
+
 static void loop_maybe_done(jrpc__loop_t *loop)
 {
     if (!loop->stopping || loop->closing || loop->holds != 0)
@@ -183,9 +196,7 @@ static void loop_maybe_done(jrpc__loop_t *loop)
     /* Nothing is posted any more once every connection closed; what was posted before still
      * runs (a subscription's end owes its end_cb). */
     loop_run_posted(loop);
-    for (const jrpc__loop_ext_t *e = loop->io->exts; e != NULL; e = e->next)
-        if (e->stop != NULL)
-            e->stop(&loop->uv, loop->index, e->data);
+    loop_stop_exts(loop);
     uv_close((uv_handle_t *)&loop->wakeup, NULL);
     uv_close((uv_handle_t *)&loop->drain_timer, NULL);
 }
@@ -210,6 +221,8 @@ void jrpc__loop_close_all(jrpc__loop_t *loop)
 static void loop_drain_timeout(uv_timer_t *t)
 {
     jrpc__loop_t *loop = t->data;
+    /* Before the connections go, so that what the extensions answer reaches their clients. */
+    loop_stop_exts(loop);
     jrpc__loop_close_all(loop);
     loop_maybe_done(loop);
 }
@@ -242,6 +255,7 @@ static void loop_wakeup(uv_async_t *h)
     if (stops > 0 && !loop->stopping)
         loop_begin_stop(loop);
     if (stops > 1 && !loop->closing) {
+        loop_stop_exts(loop);
         jrpc__loop_close_all(loop);
         loop_maybe_done(loop);
     }
