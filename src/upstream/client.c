@@ -591,10 +591,9 @@ static CURL *easy_get(jrpc__upctx_t *ctx)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
     if (up->connect_timeout_ms != 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->connect_timeout_ms);
-    /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise; a new request waits
-     * for a connection that may multiplex rather than opening another one. */
+    /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise (CURLOPT_PIPEWAIT is
+     * set per attempt). */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     /* Not the environment's http_proxy: a daemon's upstreams are named in its config only. */
@@ -640,6 +639,11 @@ static void chunk_send(jrpc__chunk_t *ch)
     if (ch->easy == NULL)
         goto fail;
     curl_easy_setopt(ch->easy, CURLOPT_URL, up->eps[ep].url);
+    /* Over TLS a new request waits for a connection that may multiplex (HTTP/2) rather than
+     * opening another one. Over plain HTTP there is no HTTP/2 to wait for, and curl would wait
+     * for the first answer on the host to learn that: requests went out one at a time until a
+     * slow node answered its first. */
+    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)up->eps[ep].tls);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
     curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);

@@ -24,6 +24,8 @@ typedef struct jrpc__endpoint {
     char *display;                  /* scheme://host:port: for logs and stats, never secrets */
     unsigned weight;                /* ≥ 1 */
     unsigned priority;              /* lower first */
+    uint8_t tls;                    /* https: HTTP/2 may be negotiated (a request may wait for a
+                                       connection to multiplex on) */
     _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
     _Atomic uint64_t requests;      /* requests sent to it */
     _Atomic uint64_t faults;        /* of those, transport faults */

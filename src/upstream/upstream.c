@@ -88,6 +88,7 @@ static int endpoint_init(jrpc__endpoint_t *ep, const jrpc_upstream_url_t *u)
     if (ep->display == NULL || ep->url == NULL)
         goto done;
     snprintf(ep->display, n, "%s://%s:%s", scheme, host, port);
+    ep->tls = strcmp(scheme, "https") == 0;
     ep->weight = u->weight ? u->weight : 1;
     ep->priority = u->priority;
     rc = 0;

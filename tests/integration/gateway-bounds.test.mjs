@@ -131,6 +131,24 @@ test('deadline: notifications past their deadline are neither sent nor retried',
     assert.equal(q.dropped, 1000, JSON.stringify(q));
 });
 
+test('max_in_flight: requests go out together to a plain-HTTP node that has not answered yet', async () => {
+    // curl's wait for a connection that may multiplex (HTTP/2) is for https only: over http it
+    // held every request back until the node's first answer.
+    const gw = await gateway({
+        par: { urls: fault.url('/hang?par'), methods: 'par_*', max_batch: 10, max_in_flight: 4, timeout: '1h' },
+    }, ['--io-threads', '1', '--drain', '1s']);
+    const conn = await HttpConn.open(gw);
+    await conn.write(buildRequest(gw, { body: batch(items(60, (i) => call('par_get', [i], i))) }));
+    await until(() => seenAt('/hang?par').length >= 4,
+        () => `${seenAt('/hang?par').length} of 4 requests in flight reached the node`);
+    await healthy(gw);
+    const answer = conn.readResponse({ timeout: WAIT_MS }).then(decorate);
+    await gw.stop();
+    assert.equal((await answer).json.length, 60);
+    assert.equal(seenAt('/hang?par').length, 4, 'no more than max_in_flight');
+    conn.close();
+});
+
 test('SIGTERM with calls queued and in flight: jrpcd exits after drain, every call answered', async () => {
     const gw = await gateway({
         sd: {
