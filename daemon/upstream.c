@@ -79,6 +79,7 @@ static int upstream_lib(char *err, size_t cap)
 /* Bounds of the numeric keys; each says why. */
 #define MAX_BATCH_LIMIT 1000000    /* the server's own max_batch bound: no useful chunk is larger */
 #define IN_FLIGHT_LIMIT 100000     /* each is a connection or stream: more is a typo, not a plan */
+#define QUEUE_LIMIT 10000000       /* each holds its request: ten million is past any memory */
 #define RETRIES_LIMIT 10           /* every retry costs a timeout in the worst case */
 #define WEIGHT_LIMIT 1000000       /* ratios beyond a million to one are not load balancing */
 #define PRIORITY_LIMIT 1000        /* tiers; a handful is what failover plans use */
@@ -237,6 +238,7 @@ static const struct {
 } num_keys[] = {
     {"max_batch", 0, offsetof(jrpc_upstream_config_t, max_batch), 1, MAX_BATCH_LIMIT},
     {"max_in_flight", 0, offsetof(jrpc_upstream_config_t, max_in_flight), 1, IN_FLIGHT_LIMIT},
+    {"max_queue", 0, offsetof(jrpc_upstream_config_t, max_queue), 1, QUEUE_LIMIT},
     {"retries", 0, offsetof(jrpc_upstream_config_t, retries), 0, RETRIES_LIMIT},
     {"timeout", 1, offsetof(jrpc_upstream_config_t, timeout_ms), 1, UP_DURATION_MAX},
     {"connect_timeout", 1, offsetof(jrpc_upstream_config_t, connect_timeout_ms), 0,
@@ -327,8 +329,8 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
         return 0;
     }
     snprintf(err, cap,
-             "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, timeout, "
-             "connect_timeout, retries, recheck, ca_file, header)",
+             "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
+             "timeout, connect_timeout, retries, recheck, ca_file, header)",
              key);
     return -1;
 }
@@ -393,10 +395,10 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
         }
         jrpcd_log(JRPC_LOG_INFO,
                   "upstream %s: %zu URL%s, %zu method name%s or pattern%s, "
-                  "max_batch %u, max_in_flight %u, timeout %u ms, retries %u",
+                  "max_batch %u, max_in_flight %u, max_queue %u, timeout %u ms, retries %u",
                   u->name, u->nurls, u->nurls == 1 ? "" : "s", u->nmethods,
                   u->nmethods == 1 ? "" : "s", u->nmethods == 1 ? "" : "s", cfg.max_batch,
-                  cfg.max_in_flight, cfg.timeout_ms, cfg.retries);
+                  cfg.max_in_flight, cfg.max_queue, cfg.timeout_ms, cfg.retries);
     }
     return 0;
 }
@@ -425,6 +427,11 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts)
                   (unsigned long long)s.items_rpc_error,
                   (unsigned long long)(s.latency_count ? s.latency_sum_us / s.latency_count : 0),
                   faults);
+        /* Its own line, so that readers of the one above keep working. */
+        jrpcd_log(JRPC_LOG_INFO,
+                  "upstream %s: queue: max_queue %u, peak %llu calls, refused %llu, dropped %llu",
+                  u->name, u->cfg.max_queue, (unsigned long long)s.items_queued_peak,
+                  (unsigned long long)s.items_refused, (unsigned long long)s.items_dropped);
         for (size_t j = 0; j < up.url_count(u->up); j++) {
             const char *url;
             jrpc_upstream_url_stats_t us;
@@ -453,9 +460,9 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
         for (size_t j = 0; j < u->nmethods; j++)
             fprintf(out, " %s", u->methods[j]);
         fprintf(out,
-                "\nmax_batch = %u\nmax_in_flight = %u\ntimeout = %s\nconnect_timeout = %s\n"
-                "retries = %u\nrecheck = %s\n",
-                c->max_batch, c->max_in_flight, t, ct, c->retries, rc);
+                "\nmax_batch = %u\nmax_in_flight = %u\nmax_queue = %u\ntimeout = %s\n"
+                "connect_timeout = %s\nretries = %u\nrecheck = %s\n",
+                c->max_batch, c->max_in_flight, c->max_queue, t, ct, c->retries, rc);
         if (u->ca_file != NULL)
             fprintf(out, "ca_file = %s\n", u->ca_file);
         for (size_t j = 0; j < u->nheaders; j++) {

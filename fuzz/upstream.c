@@ -86,6 +86,13 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
     return (jrpc_str_t){"eth_getBalance", 14};
 }
 
+/* Pruning cancelled calls happens before sending, not here. */
+JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)
+{
+    (void)call;
+    return 0;
+}
+
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call)
 {
     (void)call;

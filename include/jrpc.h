@@ -361,12 +361,15 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
 
 /* Registers per-loop hooks, run on each io loop's own thread: `start` (may be NULL) when the
- * loop starts, before it serves anything; `stop` (may be NULL) once per stop, when the loop has
- * drained on jrpc_server_stop (no request is left) or when drain_ms is over with calls still
- * running: reply to every call you still hold (the replies are dropped: the calls were answered)
- * and close the handles you opened on the loop there (the loop runs until they are closed). A loop
- * that fails to start runs neither. Hooks run in registration order and stay for every later run.
- * 0, JRPC_EBUSY (running) or JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
+ * loop starts, before it serves anything; `stop` (may be NULL) once per run and loop, after
+ * jrpc_server_stop, when the loop has drained (no request is left), or when drain_ms is over (or
+ * a second stop came) with requests still running: every call still running was answered -32000
+ * "server shutting down" just before, so reply to every call you still hold (queued or in
+ * flight; those replies are dropped), stop that work, and close the handles you opened on the
+ * loop (it runs until they are closed). Calls your methods receive after it must be replied to at
+ * once. A loop that fails to start runs neither. Hooks run in registration order and stay for every
+ * later run. 0, JRPC_EBUSY (running) or JRPC_ENOMEM. Before jrpc_server_run, from the thread that
+ * owns srv. */
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data);
 /* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before
@@ -392,6 +395,15 @@ JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call);
 JRPC_EXTERN unsigned jrpc_call_loop_index(const jrpc_call_t *call);
 /* The server the call arrived at. */
 JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
+/* 1 once nobody waits for the call's reply any more, else 0: its deadline passed (it was answered
+ * -32002), its client left (a call with an id whose connection closed), or the server answered it
+ * while shutting down. A notification is cancelled only by its deadline: its effects are still
+ * wanted after its client left. A handler that queues or retries work checks it to drop what no
+ * one will read; the call must still be replied to, exactly once: -32002 (JRPC_CODE_TIMEOUT)
+ * suits, as the client reads it only when the deadline passed and the engine's own -32002 has not
+ * gone out yet; otherwise the reply is dropped. Once 1, it stays 1. Any thread the call may be
+ * used on; on the loop's thread it also sees a deadline whose timer has not run yet. */
+JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call);
 
 /* Replies. Exactly one per call, from any thread; afterwards `call` and every view from it are
  * gone. Bytes are copied unless said otherwise. A reply to a call that already timed out or whose

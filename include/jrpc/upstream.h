@@ -20,8 +20,10 @@ extern "C" {
  * them) is regrouped into upstream requests of at most max_batch items, sent concurrently under
  * max_in_flight over that loop's own libcurl connections (keep-alive; HTTP/2 where TLS offers
  * it), with ids of the gateway's own that are mapped back to each call. A call the client sent
- * alone is forwarded alone, as a single request. Upstream JSON-RPC errors pass through; faults are
- * answered per item with -32000 and data {"upstream":NAME,"cause":KIND,"detail":TEXT}
+ * alone is forwarded alone, as a single request. At most max_queue calls wait for a place (more
+ * are answered -32005 at once), and a call nobody waits for any more (jrpc_call_cancelled) is
+ * answered and dropped instead of being sent or retried. Upstream JSON-RPC errors pass through;
+ * faults are answered per item with -32000 and data {"upstream":NAME,"cause":KIND,"detail":TEXT}
  * (KIND: jrpc_upstream_fault_name), never by failing the whole client batch. */
 typedef struct jrpc_upstream jrpc_upstream_t;
 
@@ -50,6 +52,7 @@ typedef struct jrpc_upstream_config {
     unsigned connect_timeout_ms; /* TCP (and TLS) connect of one attempt */
     unsigned retries;            /* attempts after a transport fault, each on another URL */
     unsigned recheck_ms;         /* a URL that failed is passed over this long */
+    unsigned max_queue;          /* calls waiting to be sent (all loops); more get -32005 */
 } jrpc_upstream_config_t;
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
@@ -101,7 +104,7 @@ JRPC_EXTERN const char *jrpc_upstream_fault_name(int fault);
         250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX       \
     }
 
-/* Counters since jrpc_upstream_add; every field only grows except the two gauges. */
+/* Counters since jrpc_upstream_add; every field only grows except the three gauges. */
 typedef struct jrpc_upstream_stats {
     uint64_t requests;        /* HTTP requests sent, retries included */
     uint64_t retries;         /* of those, sent again after a fault */
@@ -113,7 +116,12 @@ typedef struct jrpc_upstream_stats {
     uint64_t latency_sum_us;                         /* their total time, send to last byte */
     uint64_t latency[JRPC_UPSTREAM_LATENCY_BUCKETS]; /* their histogram (not cumulative) */
     uint64_t in_flight;                              /* gauge: requests in flight now */
-    uint64_t queued; /* gauge: requests waiting for a max_in_flight place */
+    uint64_t queued;            /* gauge: requests waiting for a max_in_flight place */
+    uint64_t items_dropped;     /* calls answered without being sent, or not retried: nobody waited
+                                   for them any more (jrpc_call_cancelled) */
+    uint64_t items_refused;     /* calls answered -32005: max_queue calls were waiting */
+    uint64_t items_queued;      /* gauge: calls waiting to be sent (what max_queue bounds) */
+    uint64_t items_queued_peak; /* the most items_queued has been */
 } jrpc_upstream_stats_t;
 
 /* Per URL, in the order of the config. */

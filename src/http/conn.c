@@ -13,6 +13,7 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_resume(jrpc__http_conn_t *c);
+static void conn_eof(jrpc__http_conn_t *c);
 
 /* Something the connection held was released while it waited at a bound (acct.c posts this). */
 static void on_acct_released(jrpc__acct_t *a, void *owner)
@@ -514,6 +515,17 @@ static size_t conn_parse(jrpc__http_conn_t *c, const char *data, size_t len)
     return off;
 }
 
+/* Throttled: read on (to notice a client that leaves) while what is kept unparsed is small. */
+static void conn_throttled_read(jrpc__http_conn_t *c)
+{
+    size_t kept;
+    jrpc__sock_kept(c->sock, &kept);
+    if (c->eof_kept || kept >= JRPC__HTTP_THROTTLE_KEEP)
+        conn_read_stop(c);
+    else
+        conn_read_start(c);
+}
+
 /* After a parse: stop reading when halted or throttled, and write what became ready. */
 static void conn_after_parse(jrpc__http_conn_t *c)
 {
@@ -529,7 +541,7 @@ static void conn_after_parse(jrpc__http_conn_t *c)
         conn_read_stop(c);
         stash_drop(c);
     } else if (c->throttled) {
-        conn_read_stop(c);
+        conn_throttled_read(c);
         jrpc__acct_wait(c->acct, on_acct_released);
     } else {
         conn_read_start(c);
@@ -588,6 +600,11 @@ static void conn_resume(jrpc__http_conn_t *c)
             return;
         jrpc__sock_kept_used(c->sock, c->halted ? SIZE_MAX : n);
     }
+    if (c->eof_kept && !c->throttled && !c->halted && !c->closing) {
+        c->eof_kept = 0;
+        conn_eof(c); /* every request sent before the FIN was read */
+        return;
+    }
     conn_after_parse(c);
 }
 
@@ -616,15 +633,25 @@ static void on_read(jrpc__sock_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     if (nread < 0) {
-        if (nread == UV_EOF && !c->lingering)
+        if (nread == UV_EOF && !c->lingering && c->throttled && !c->halted) {
+            c->eof_kept = 1; /* requests kept before it still get answers */
+            conn_read_stop(c);
+        } else if (nread == UV_EOF && !c->lingering) {
             conn_eof(c);
-        else
+        } else {
             jrpc__http_close_now(c); /* reset, ENOBUFS, or the lingering client is done */
+        }
         return;
     }
     if (c->lingering || c->halted)
         return; /* discarded */
     size_t len = (size_t)nread;
+    if (c->throttled && c->upgrade == NULL) {
+        /* At a bound: kept for later, read only to see the client leave. */
+        if (stash_keep(c, buf->base, len) == 0)
+            conn_throttled_read(c);
+        return;
+    }
     size_t n = conn_parse(c, buf->base, len);
     if (c->closing)
         return;

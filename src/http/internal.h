@@ -20,6 +20,11 @@
  * and HTTP clients that pipeline at all keep a handful in flight; wrk -c32 keeps one. */
 #define JRPC__HTTP_PIPELINE_MAX 64
 
+/* A connection stopped at a bound still reads, keeping what arrives unparsed, up to this many
+ * bytes: so that a client that leaves (a reset, a FIN) is noticed and its calls are cancelled,
+ * while one that keeps sending pins no more than one read buffer. */
+#define JRPC__HTTP_THROTTLE_KEEP JRPC__SOCK_READ_BUF
+
 /* A body of known length whose remaining bytes are at least this many is read straight into its
  * buffer (no copy out of the read buffer); smaller tails go through the shared buffer so a
  * pipelined next request still arrives in the same read. */
@@ -152,6 +157,7 @@ struct jrpc__http_conn {
     uint8_t draining;          /* stop began: halt after the request being received */
     uint8_t lingering;         /* FIN sent: reading only to discard, closing on EOF/timer */
     uint8_t eof;               /* the peer sent FIN */
+    uint8_t eof_kept;          /* it came while throttled: after the kept bytes are parsed */
     uint8_t in_parse;          /* http_parser_execute is on the stack: flush afterwards */
     uint8_t log;               /* one access-log line per request */
     uint8_t hdr_in_value;      /* the last header callback was a value */

@@ -155,7 +155,7 @@ int jrpc__sock_read(jrpc__sock_t *s, int on);
 int jrpc__sock_write(jrpc__sock_t *s, uv_write_t *wr, uv_buf_t *bufs, unsigned n, size_t total,
                      uv_write_cb cb);
 /* Keeps the n bytes at p (read, not consumed: they live in the loop's buffer) for a later
- * jrpc__sock_kept; only when nothing is kept yet. 0 or JRPC_ENOMEM (nothing kept). */
+ * jrpc__sock_kept, after any kept already. 0 or JRPC_ENOMEM (nothing more kept). */
 int jrpc__sock_keep(jrpc__sock_t *s, const char *p, size_t n);
 /* The kept bytes not consumed yet (NULL and *n 0 when none). */
 static inline const char *jrpc__sock_kept(const jrpc__sock_t *s, size_t *n)

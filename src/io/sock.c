@@ -172,13 +172,17 @@ int jrpc__sock_write(jrpc__sock_t *s, uv_write_t *wr, uv_buf_t *bufs, unsigned n
 
 int jrpc__sock_keep(jrpc__sock_t *s, const char *p, size_t n)
 {
-    char *k = malloc(n ? n : 1);
+    size_t have = s->kept_len - s->kept_off;
+    char *k = malloc(have + n ? have + n : 1);
     if (k == NULL)
         return JRPC_ENOMEM;
-    memcpy(k, p, n);
+    if (have != 0)
+        memcpy(k, s->kept + s->kept_off, have);
+    memcpy(k + have, p, n);
+    free(s->kept);
     s->kept = k;
     s->kept_off = 0;
-    s->kept_len = n;
+    s->kept_len = have + n;
     return 0;
 }
 

@@ -53,6 +53,17 @@ JRPC_EXTERN jrpc_conn_t *jrpc_call_conn(const jrpc_call_t *call)
     return call->req->conn;
 }
 
+JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)
+{
+    if (atomic_load_explicit(&((jrpc_call_t *)call)->cancelled, memory_order_relaxed))
+        return 1;
+    /* On the loop's thread the deadline is seen before its timer has run: a loop busy with other
+     * work runs timers late, and the call should not be started on in the meantime. */
+    const jrpc__req_t *r = call->req;
+    return r->loop->cfg->deadline_ms != 0 && jrpc__call_on_loop(call) &&
+           uv_now(&r->loop->uv) >= r->deadline;
+}
+
 uint64_t jrpc__call_req_seq(const jrpc_call_t *call)
 {
     return call->req->seq;

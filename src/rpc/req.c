@@ -381,6 +381,7 @@ static void req_expire(jrpc__req_t *r, int code, const char *msg)
                 c->timed_out = 1;
             else
                 r->calls_live--; /* never started: finished now */
+            jrpc__call_cancel(c);
             c->state = CALL_DONE;
             call_set_error(r, c, code, msg, NULL);
         }
@@ -825,6 +826,10 @@ int jrpc__req_run_rest(jrpc__req_t *r, const char *method, size_t mlen, int batc
 
 void jrpc__req_detach(jrpc__req_t *r)
 {
+    /* A notification's effects are still wanted; a call's answer is not. */
+    for (size_t i = 0; i < r->ncalls; i++)
+        if (r->calls[i].answer)
+            jrpc__call_cancel(&r->calls[i]);
     r->answered = 1;
     req_maybe_free(r);
 }

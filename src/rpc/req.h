@@ -6,6 +6,7 @@
 #include "../util/arena.h"
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 enum {
@@ -49,6 +50,9 @@ struct jrpc_call {
     uint8_t replied_inline;        /* replied inside the pump: the pump completes it */
     uint8_t timed_out;             /* answered -32002 already; the handler's reply is dropped */
     uint8_t bounded;               /* counted in req->bounded while running */
+    _Atomic uint8_t cancelled;     /* nobody waits for the reply any more (timed out, client
+                                      gone, answered at shutdown): set by the loop, read by
+                                      jrpc_call_cancelled on any thread */
     jrpc__post_t post;             /* carries the call back to its loop (replied elsewhere) */
     jrpc__call_cleanup_cb cleanup; /* set before the reply (a subscription): runs on
                                       completion */
@@ -96,6 +100,13 @@ struct jrpc__req {
     jrpc__answer_t early;
     uint8_t timer_state; /* TIMER_* */
 };
+
+/* Marks c as one nobody waits for any more (jrpc_call_cancelled): its handler may stop working on
+ * it; it still replies once. Loop thread. */
+static inline void jrpc__call_cancel(jrpc_call_t *c)
+{
+    atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
+}
 
 /* On the loop's thread (the only thread that may touch the request's arena). */
 int jrpc__call_on_loop(const jrpc_call_t *call);

@@ -30,9 +30,6 @@ static int name_plain(const char *p, size_t n)
 jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n,
                                int is_batch)
 {
-    static const char head[] = ",{\"jsonrpc\":\"2.0\",\"id\":";
-    static const char method[] = ",\"method\":\"";
-    static const char params_key[] = ",\"params\":";
     jrpc__chunk_t *ch = calloc(1, sizeof(*ch) + n * sizeof(ch->calls[0]));
     if (ch == NULL)
         return NULL;
@@ -41,24 +38,38 @@ jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, si
     ch->is_batch = (uint8_t)is_batch;
     ch->base_id = ctx->next_id;
     ctx->next_id += n;
+    memcpy(ch->calls, calls, n * sizeof(ch->calls[0]));
     jrpc_buf_init(&ch->body);
     jrpc_buf_init(&ch->answer);
+    if (jrpc__chunk_build(ch) != 0) {
+        jrpc__chunk_free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+int jrpc__chunk_build(jrpc__chunk_t *ch)
+{
+    static const char head[] = ",{\"jsonrpc\":\"2.0\",\"id\":";
+    static const char method[] = ",\"method\":\"";
+    static const char params_key[] = ",\"params\":";
+    size_t n = ch->n;
+    jrpc_buf_t *b = &ch->body;
+    b->len = 0;
+    b->err = 0;
     /* The whole body is reserved at once (one allocation; the appends below grow it only when an
      * escaped method name is longer than its share), and any failure is checked once at the end
      * (the buffer's sticky error). 20: the digits of the largest id. */
     size_t need = 2;
-    for (size_t i = 0; i < n; i++) {
-        ch->calls[i] = calls[i];
-        need += sizeof head + 20 + sizeof method + jrpc_call_method(calls[i]).len + 1 +
-                sizeof params_key + jrpc_call_params(calls[i]).len + 1;
-    }
-    jrpc_buf_t *b = &ch->body;
+    for (size_t i = 0; i < n; i++)
+        need += sizeof head + 20 + sizeof method + jrpc_call_method(ch->calls[i]).len + 1 +
+                sizeof params_key + jrpc_call_params(ch->calls[i]).len + 1;
     jrpc_buf_reserve(b, need);
-    if (is_batch)
+    if (ch->is_batch)
         jrpc_buf_append(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        jrpc_str_t name = jrpc_call_method(calls[i]);
-        jrpc_json_t params = jrpc_call_params(calls[i]);
+        jrpc_str_t name = jrpc_call_method(ch->calls[i]);
+        jrpc_json_t params = jrpc_call_params(ch->calls[i]);
         jrpc_buf_append(b, head + (i == 0), sizeof head - 1 - (i == 0));
         jrpc_buf_json_uint64(b, ch->base_id + i);
         if (name_plain(name.ptr, name.len)) {
@@ -75,13 +86,10 @@ jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, si
         }
         jrpc_buf_append(b, "}", 1);
     }
-    if (is_batch)
+    if (ch->is_batch)
         jrpc_buf_append(b, "]", 1);
-    if (b->err != 0) {
-        jrpc__chunk_free(ch);
-        return NULL;
-    }
-    return ch;
+    ch->stale = 0;
+    return b->err != 0 ? JRPC_ENOMEM : 0;
 }
 
 void jrpc__chunk_free(jrpc__chunk_t *ch)
@@ -89,6 +97,28 @@ void jrpc__chunk_free(jrpc__chunk_t *ch)
     jrpc_buf_free(&ch->body);
     jrpc_buf_free(&ch->answer);
     free(ch);
+}
+
+size_t jrpc__chunk_prune(jrpc__chunk_t *ch)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ch->n; i++) {
+        jrpc_call_t *call = ch->calls[i];
+        if (!jrpc_call_cancelled(call)) {
+            ch->calls[kept++] = call;
+            continue;
+        }
+        /* Its deadline passed (this answer is the client's when the engine's timer has not run
+         * yet), or no one reads it: the engine drops it then. */
+        jrpc_reply_error(call, JRPC_CODE_TIMEOUT, "Request timed out", NULL);
+    }
+    size_t dropped = ch->n - kept;
+    if (dropped != 0) {
+        ch->n = kept;
+        ch->stale = 1;
+        JRPC__UPSTAT_ADD(ch->ctx->up->stats.items_dropped, dropped);
+    }
+    return dropped;
 }
 
 /* ---- Faults ---------------------------------------------------------------------------------- */

@@ -4,7 +4,9 @@
  * pending lists until the check phase of the same loop iteration, so every item of a client
  * batch (the engine dispatches them in one pump) is there together; they are then cut into
  * chunks of at most max_batch, sent under the loop's share of max_in_flight, retried on another
- * URL after a transport fault, and answered per item (answer.c). */
+ * URL after a transport fault, and answered per item (answer.c). What waits is bounded by
+ * max_queue, and a call nobody waits for any more (jrpc_call_cancelled) is answered and dropped
+ * rather than sent or retried. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -27,9 +29,17 @@ typedef struct jrpc__upsock {
     uint8_t wanted; /* curl watches it (from its first POLL_* to its REMOVE) */
 } jrpc__upsock_t;
 
+/* How often the wait queue is swept of cancelled calls (at most; a sweep runs in the check phase
+ * of a loop iteration). A client that left, or a deadline that passed, lets go of its calls and
+ * their request bodies within about this long instead of when their chunk reaches the head of
+ * the queue, while a sweep of max_queue calls costs one atomic load each. */
+#define SWEEP_MS 100
+
 static void ctx_drain(jrpc__upctx_t *ctx);
+static void ctx_close(jrpc__upctx_t *ctx);
 static void chunk_send(jrpc__chunk_t *ch);
 static void on_poll(uv_poll_t *h, int status, int events);
+static void easy_put(jrpc__upctx_t *ctx, CURL *e);
 
 /* ---- libcurl ↔ libuv ------------------------------------------------------------------------- */
 
@@ -49,12 +59,29 @@ static int sock_watch(jrpc__upsock_t *s, int events)
     return uv_poll_start(&s->poll, events, on_poll);
 }
 
+/* Around a callback of the loop that may answer calls: an answer can finish the loop's last
+ * request while the loop is stopping, and the stop hook then comes from inside the callback, in
+ * the middle of a walk over ctx's lists. It is held until the callback ends (ctx_leave). */
+static void ctx_enter(jrpc__upctx_t *ctx)
+{
+    ctx->busy = 1;
+}
+
+static void ctx_leave(jrpc__upctx_t *ctx)
+{
+    ctx->busy = 0;
+    if (ctx->stop_asked && !ctx->closing)
+        ctx_close(ctx);
+}
+
 /* Runs curl on socket s (or its timers, for CURL_SOCKET_TIMEOUT), then finishes what completed. */
 static void ctx_run(jrpc__upctx_t *ctx, curl_socket_t s, int flags)
 {
     int running;
+    ctx_enter(ctx);
     curl_multi_socket_action(ctx->multi, s, flags, &running);
     ctx_drain(ctx);
+    ctx_leave(ctx);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -223,11 +250,71 @@ static void ctx_handle_closed(uv_handle_t *h)
     }
 }
 
-/* The loop is closing (every request is answered): close the connections and the handles, so
- * the loop can end; the ctx frees itself once they are closed. */
+/* Answers call -32000 "server shutting down": the loop stops with it still held. */
+static void reply_shutdown(jrpc_upstream_t *up, jrpc_call_t *call)
+{
+    jrpc_buf_t data;
+    jrpc_buf_init(&data);
+    jrpc_buf_appendz(&data, "{\"upstream\":");
+    jrpc_buf_json_string(&data, up->name, strlen(up->name));
+    jrpc_buf_append(&data, "}", 2); /* with the NUL */
+    jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "server shutting down",
+                     data.err ? NULL : data.ptr);
+    jrpc_buf_free(&data);
+    JRPC__UPSTAT_ADD(up->stats.items_failed, 1);
+}
+
+/* n calls are no longer waiting to be sent (sent, dropped or answered). */
+static void queue_leave(jrpc_upstream_t *up, size_t n)
+{
+    atomic_fetch_sub_explicit(&up->stats.items_queued, n, memory_order_relaxed);
+}
+
+/* Answers every call of ch "server shutting down" and frees it. */
+static void chunk_shutdown(jrpc__chunk_t *ch)
+{
+    for (size_t i = 0; i < ch->n; i++)
+        reply_shutdown(ch->ctx->up, ch->calls[i]);
+    jrpc__chunk_free(ch);
+}
+
+/* The loop stops: every call still held is answered (pending, waiting, in flight: transfers are
+ * cut), then the connections and the handles close, so the loop can end; the ctx frees itself
+ * once they are closed. The replies may finish requests, whose waiting calls may then start and
+ * reach jrpc__upstream_call: up->stopped answers those, and every list is taken out of ctx
+ * before its calls are answered. */
 static void ctx_close(jrpc__upctx_t *ctx)
 {
+    jrpc_upstream_t *up = ctx->up;
     ctx->closing = 1;
+    uv_idle_stop(&ctx->idle);
+    jrpc__chunk_t *flying = ctx->flying, *waiting = ctx->wait_head;
+    ctx->flying = ctx->wait_head = ctx->wait_tail = NULL;
+    while (flying != NULL) {
+        jrpc__chunk_t *ch = flying;
+        flying = ch->next;
+        curl_multi_remove_handle(ctx->multi, ch->easy);
+        easy_put(ctx, ch->easy);
+        ch->easy = NULL;
+        ctx->in_flight--;
+        atomic_fetch_sub_explicit(&up->stats.in_flight, 1, memory_order_relaxed);
+        chunk_shutdown(ch);
+    }
+    while (waiting != NULL) {
+        jrpc__chunk_t *ch = waiting;
+        waiting = ch->next;
+        atomic_fetch_sub_explicit(&up->stats.queued, 1, memory_order_relaxed);
+        queue_leave(up, ch->n);
+        chunk_shutdown(ch);
+    }
+    jrpc_call_t **lists[2] = {ctx->batched, ctx->singles};
+    size_t counts[2] = {ctx->nbatched, ctx->nsingles};
+    ctx->nbatched = ctx->nsingles = 0;
+    for (int l = 0; l < 2; l++) {
+        queue_leave(up, counts[l]);
+        for (size_t i = 0; i < counts[l]; i++)
+            reply_shutdown(up, lists[l][i]);
+    }
     /* Cleanup closes the cached connections through on_curl_close, which closes their polls;
      * a watcher left after it would keep the loop from ending, so none is left. */
     curl_multi_cleanup(ctx->multi);
@@ -279,26 +366,82 @@ static void reply_oom(jrpc_call_t *call)
     jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "Internal error", "\"out of memory\"");
 }
 
+/* 1 when the pending calls and one more (sent alone or not) all go out at the coming flush,
+ * into free in-flight places, with nothing waiting before them: such a call does not wait. */
+static int sent_at_once(const jrpc__upctx_t *ctx, int single)
+{
+    const jrpc_upstream_t *up = ctx->up;
+    if (ctx->wait_head != NULL || ctx->in_flight >= up->loop_in_flight)
+        return 0;
+    size_t batched = ctx->nbatched + (size_t)!single;
+    size_t requests =
+        ctx->nsingles + (size_t)single + (batched + up->max_batch - 1) / up->max_batch;
+    return requests <= up->loop_in_flight - ctx->in_flight;
+}
+
+/* Counts one more call waiting to be sent; 0 (nothing counted) when max_queue calls of the
+ * upstream wait already, over all loops, and this one would wait too. The count is one atomic
+ * shared by the loops, so the bound is the upstream's, not split: a loop that takes a burst may
+ * hold all of it. */
+static int queue_admit(jrpc__upctx_t *ctx, int single)
+{
+    jrpc__upstats_t *st = &ctx->up->stats;
+    uint64_t held = atomic_fetch_add_explicit(&st->items_queued, 1, memory_order_relaxed) + 1;
+    if (held > ctx->up->max_queue && !sent_at_once(ctx, single)) {
+        queue_leave(ctx->up, 1);
+        return 0;
+    }
+    uint64_t peak = atomic_load_explicit(&st->items_queued_peak, memory_order_relaxed);
+    while (held > peak &&
+           !atomic_compare_exchange_weak_explicit(&st->items_queued_peak, &peak, held,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+    return 1;
+}
+
+static void reply_queue_full(jrpc_upstream_t *up, jrpc_call_t *call)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "upstream %.100s: queue full (max_queue %u)", up->name,
+             up->max_queue);
+    jrpc_reply_error(call, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
+    JRPC__UPSTAT_ADD(up->stats.items_refused, 1);
+}
+
 void jrpc__upstream_call(jrpc_call_t *call, void *data)
 {
     jrpc_upstream_t *up = data;
     unsigned index = jrpc_call_loop_index(call);
+    if (up->stopped[index]) {
+        reply_shutdown(up, call);
+        return;
+    }
+    if (jrpc_call_cancelled(call)) {
+        /* Started after its client left (it waited behind other calls of its batch). */
+        jrpc_reply_error(call, JRPC_CODE_TIMEOUT, "Request timed out", NULL);
+        JRPC__UPSTAT_ADD(up->stats.items_dropped, 1);
+        return;
+    }
     jrpc__upctx_t *ctx = up->ctx[index];
     if (ctx == NULL && (ctx = ctx_new(up, jrpc_call_loop(call), index)) == NULL) {
         reply_oom(call);
         return;
     }
-    int was_empty = ctx->nbatched == 0 && ctx->nsingles == 0;
     /* A call its client sent alone goes alone (some upstreams treat a 1-item batch
      * differently); with max_batch 1 nothing is ever sent as a batch. */
-    int rc = jrpc_call_in_batch(call) && ctx->up->max_batch > 1
-                 ? push(&ctx->batched, &ctx->nbatched, &ctx->cap_batched, call)
-                 : push(&ctx->singles, &ctx->nsingles, &ctx->cap_singles, call);
+    int single = !jrpc_call_in_batch(call) || up->max_batch == 1;
+    if (!queue_admit(ctx, single)) {
+        reply_queue_full(up, call);
+        return;
+    }
+    int was_empty = ctx->nbatched == 0 && ctx->nsingles == 0;
+    int rc = single ? push(&ctx->singles, &ctx->nsingles, &ctx->cap_singles, call)
+                    : push(&ctx->batched, &ctx->nbatched, &ctx->cap_batched, call);
     if (rc != 0) {
+        queue_leave(up, 1);
         reply_oom(call);
         return;
     }
-    JRPC__UPSTAT_ADD(up->stats.items, 1);
     if (was_empty)
         uv_idle_start(&ctx->idle, on_idle);
 }
@@ -309,6 +452,7 @@ static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int
 {
     jrpc__chunk_t *ch = jrpc__chunk_new(ctx, calls, n, is_batch);
     if (ch == NULL) {
+        queue_leave(ctx->up, n);
         for (size_t i = 0; i < n; i++)
             reply_oom(calls[i]);
         return;
@@ -321,7 +465,8 @@ static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int
     JRPC__UPSTAT_ADD(ctx->up->stats.queued, 1);
 }
 
-/* Sends waiting chunks while the loop's share of max_in_flight allows. */
+/* Sends waiting chunks while the loop's share of max_in_flight allows; calls nobody waits for
+ * are answered and left out, and a chunk left empty is not sent. */
 static void ctx_start_waiting(jrpc__upctx_t *ctx)
 {
     while (ctx->wait_head != NULL && ctx->in_flight < ctx->up->loop_in_flight) {
@@ -331,8 +476,37 @@ static void ctx_start_waiting(jrpc__upctx_t *ctx)
             ctx->wait_tail = NULL;
         ch->next = NULL;
         atomic_fetch_sub_explicit(&ctx->up->stats.queued, 1, memory_order_relaxed);
-        chunk_send(ch);
+        queue_leave(ctx->up, ch->n);
+        jrpc__chunk_prune(ch);
+        if (ch->n == 0)
+            jrpc__chunk_free(ch);
+        else
+            chunk_send(ch);
     }
+}
+
+/* Answers and takes out the cancelled calls of every waiting chunk, dropping chunks left empty,
+ * at most every SWEEP_MS: without it they would hold their requests until their chunk's turn. */
+static void ctx_sweep(jrpc__upctx_t *ctx)
+{
+    uint64_t now = uv_now(ctx->loop);
+    if (ctx->wait_head == NULL || now - ctx->swept_ms < SWEEP_MS)
+        return;
+    ctx->swept_ms = now;
+    jrpc__chunk_t **link = &ctx->wait_head, *last = NULL;
+    while (*link != NULL) {
+        jrpc__chunk_t *ch = *link;
+        queue_leave(ctx->up, jrpc__chunk_prune(ch));
+        if (ch->n == 0) {
+            *link = ch->next;
+            atomic_fetch_sub_explicit(&ctx->up->stats.queued, 1, memory_order_relaxed);
+            jrpc__chunk_free(ch);
+        } else {
+            last = ch;
+            link = &ch->next;
+        }
+    }
+    ctx->wait_tail = last;
 }
 
 /* Cuts the pending calls into chunks and starts sending. A client batch of n items becomes
@@ -360,18 +534,31 @@ static void ctx_flush(jrpc__upctx_t *ctx)
 static void on_check(uv_check_t *h)
 {
     jrpc__upctx_t *ctx = h->data;
+    ctx_enter(ctx);
     if (ctx->nbatched != 0 || ctx->nsingles != 0)
         ctx_flush(ctx);
+    ctx_sweep(ctx);
+    ctx_leave(ctx);
+}
+
+void jrpc__upstream_loop_start(void *loop, unsigned index, void *data)
+{
+    (void)loop;
+    jrpc_upstream_t *up = data;
+    up->stopped[index] = 0; /* a server may run again */
 }
 
 void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data)
 {
     (void)loop;
     jrpc_upstream_t *up = data;
+    up->stopped[index] = 1;
     jrpc__upctx_t *ctx = up->ctx[index];
-    /* The loop has drained: no request is left, and every call of ours holds its request, so
-     * nothing of ours is in flight. */
-    if (ctx != NULL && !ctx->closing)
+    if (ctx == NULL || ctx->closing)
+        return;
+    if (ctx->busy)
+        ctx->stop_asked = 1;
+    else
         ctx_close(ctx);
 }
 
@@ -404,10 +591,9 @@ static CURL *easy_get(jrpc__upctx_t *ctx)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
     if (up->connect_timeout_ms != 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->connect_timeout_ms);
-    /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise; a new request waits
-     * for a connection that may multiplex rather than opening another one. */
+    /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise (CURLOPT_PIPEWAIT is
+     * set per attempt). */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     /* Not the environment's http_proxy: a daemon's upstreams are named in its config only. */
@@ -447,10 +633,17 @@ static void chunk_send(jrpc__chunk_t *ch)
     ch->too_large = 0;
     ch->answer.len = 0;
     const char *why = "out of memory";
+    if (ch->stale && jrpc__chunk_build(ch) != 0)
+        goto fail;
     ch->easy = easy_get(ctx);
     if (ch->easy == NULL)
         goto fail;
     curl_easy_setopt(ch->easy, CURLOPT_URL, up->eps[ep].url);
+    /* Over TLS a new request waits for a connection that may multiplex (HTTP/2) rather than
+     * opening another one. Over plain HTTP there is no HTTP/2 to wait for, and curl would wait
+     * for the first answer on the host to learn that: requests went out one at a time until a
+     * slow node answered its first. */
+    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)up->eps[ep].tls);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
     curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
@@ -462,6 +655,11 @@ static void chunk_send(jrpc__chunk_t *ch)
         why = "cannot start a request";
         goto fail;
     }
+    ch->prev = NULL;
+    ch->next = ctx->flying;
+    if (ctx->flying != NULL)
+        ctx->flying->prev = ch;
+    ctx->flying = ch;
     ctx->in_flight++;
     ctx->kick = 1;
     JRPC__UPSTAT_ADD(up->stats.in_flight, 1);
@@ -469,6 +667,8 @@ static void chunk_send(jrpc__chunk_t *ch)
     JRPC__UPSTAT_ADD(up->eps[ep].requests, 1);
     if (ch->attempts > 1)
         JRPC__UPSTAT_ADD(up->stats.retries, 1);
+    else
+        JRPC__UPSTAT_ADD(up->stats.items, ch->n);
     return;
 fail:
     jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
@@ -559,7 +759,12 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
         JRPC__UPSTAT_ADD(up->eps[ch->ep].faults, 1);
         jrpc__upstream_mark_down(up, ch->ep, fault, detail);
         if (ch->attempts <= up->retries) {
-            chunk_send(ch);
+            /* Only for calls someone still waits for. */
+            jrpc__chunk_prune(ch);
+            if (ch->n == 0)
+                jrpc__chunk_free(ch);
+            else
+                chunk_send(ch);
             return;
         }
     }
@@ -583,9 +788,17 @@ static void ctx_drain(jrpc__upctx_t *ctx)
             char *priv = NULL;
             curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
             curl_multi_remove_handle(ctx->multi, e);
+            jrpc__chunk_t *ch = (jrpc__chunk_t *)(void *)priv;
+            if (ch->prev != NULL)
+                ch->prev->next = ch->next;
+            else
+                ctx->flying = ch->next;
+            if (ch->next != NULL)
+                ch->next->prev = ch->prev;
+            ch->next = ch->prev = NULL;
             ctx->in_flight--;
             atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
-            chunk_done((jrpc__chunk_t *)(void *)priv, e, rc);
+            chunk_done(ch, e, rc);
             easy_put(ctx, e);
         }
         ctx_start_waiting(ctx);

@@ -24,6 +24,8 @@ typedef struct jrpc__endpoint {
     char *display;                  /* scheme://host:port: for logs and stats, never secrets */
     unsigned weight;                /* ≥ 1 */
     unsigned priority;              /* lower first */
+    uint8_t tls;                    /* https: HTTP/2 may be negotiated (a request may wait for a
+                                       connection to multiplex on) */
     _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
     _Atomic uint64_t requests;      /* requests sent to it */
     _Atomic uint64_t faults;        /* of those, transport faults */
@@ -43,6 +45,10 @@ typedef struct jrpc__upstats {
     _Atomic uint64_t latency[JRPC_UPSTREAM_LATENCY_BUCKETS];
     _Atomic uint64_t in_flight;
     _Atomic uint64_t queued;
+    _Atomic uint64_t items_dropped;
+    _Atomic uint64_t items_refused;
+    _Atomic uint64_t items_queued; /* also the max_queue bound's count, shared by the loops */
+    _Atomic uint64_t items_queued_peak;
 } jrpc__upstats_t;
 
 struct jrpc_upstream {
@@ -55,6 +61,7 @@ struct jrpc_upstream {
     char *ca_file;               /* owned, or NULL for the system's CAs */
     unsigned max_batch;          /* calls per upstream request, >= 1 */
     unsigned loop_in_flight;     /* max_in_flight's share of one io loop, >= 1 */
+    unsigned max_queue;          /* calls waiting to be sent, all loops together, >= 1 */
     unsigned timeout_ms;         /* one attempt */
     unsigned connect_timeout_ms; /* its connect; 0: only timeout_ms */
     unsigned retries;            /* attempts after a transport fault */
@@ -63,6 +70,8 @@ struct jrpc_upstream {
     unsigned nctx;               /* the server's io_threads */
     jrpc__upctx_t **ctx;         /* [loop index]: made by that loop's thread on first use,
                                     freed by it when the loop closes */
+    uint8_t *stopped;            /* [loop index]: its stop hook ran, calls are refused; that
+                                    loop's thread only (cleared by the start hook) */
     jrpc__upstats_t stats;       /* counters, any thread */
 };
 
@@ -81,7 +90,9 @@ struct jrpc__upctx {
     size_t nsingles, cap_singles; /* entries used and allocated */
     jrpc__chunk_t *wait_head;     /* chunks waiting for an in-flight place, FIFO */
     jrpc__chunk_t *wait_tail;     /* last of them */
-    unsigned in_flight;           /* chunks handed to curl */
+    jrpc__chunk_t *flying;        /* chunks handed to curl (linked through next/prev) */
+    unsigned in_flight;           /* how many */
+    uint64_t swept_ms;            /* uv_now when the wait queue was last swept of cancelled calls */
     uint64_t next_id;             /* first id of the next chunk */
     int64_t wrr[JRPC_UPSTREAM_MAX_URLS]; /* smooth weighted round-robin state per URL */
     CURL **spare;                        /* easy handles to reuse (options set once) */
@@ -90,14 +101,17 @@ struct jrpc__upctx {
     size_t cap_socks;                    /* entries allocated */
     unsigned open_handles;               /* timer/check/idle not yet closed */
     uint8_t closing;                     /* the loop has drained: handles closing */
-    uint8_t detached;                    /* the loop is gone (jrpc__upctx_free_detached) */
-    uint8_t kick;                        /* requests were added: run curl before returning */
+    uint8_t busy;       /* a callback of ctx's is on the stack (it may be answering calls) */
+    uint8_t stop_asked; /* the stop hook came while busy: ctx_close when the callback ends */
+    uint8_t detached;   /* the loop is gone (jrpc__upctx_free_detached) */
+    uint8_t kick;       /* requests were added: run curl before returning */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
 struct jrpc__chunk {
     jrpc__upctx_t *ctx;   /* the client sending it */
-    jrpc__chunk_t *next;  /* in ctx's wait queue */
+    jrpc__chunk_t *next;  /* in ctx's wait queue, or its list of chunks in flight */
+    jrpc__chunk_t *prev;  /* in the list of chunks in flight */
     CURL *easy;           /* while handed to curl */
     jrpc_buf_t body;      /* the request body, kept for retries */
     jrpc_buf_t answer;    /* the answer so far */
@@ -108,6 +122,7 @@ struct jrpc__chunk {
     unsigned attempts;    /* sent so far */
     uint8_t is_batch;     /* sent as a JSON array */
     uint8_t too_large;    /* the answer passed max_answer: the transfer was cut */
+    uint8_t stale;        /* calls were pruned: the body must be built again before sending */
     size_t n;             /* calls */
     jrpc_call_t *calls[]; /* NULL once replied */
 };
@@ -134,9 +149,12 @@ uint64_t jrpc__upstream_now_ms(void);
 /* ---- client.c -------------------------------------------------------------------------------- */
 
 /* The method handler every registered name and pattern of an upstream points at. */
-/* The server's loop hook: the loop `index` has drained, its client closes. */
-void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data);
 void jrpc__upstream_call(jrpc_call_t *call, void *data);
+/* The server's loop hooks: the loop `index` starts (its calls are taken), or it stops (drained,
+ * or its drain time is over): every call its client still holds is answered -32000, transfers
+ * are cut, handles closed, and later calls are answered at once. */
+void jrpc__upstream_loop_start(void *loop, unsigned index, void *data);
+void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data);
 /* Frees what a ctx holds without touching its loop (the loop is gone: a server that failed to
  * start). Main thread, from jrpc_upstream_free. */
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
@@ -147,6 +165,11 @@ void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
 jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n,
                                int is_batch);
 void jrpc__chunk_free(jrpc__chunk_t *ch);
+/* Answers the calls nobody waits for any more (jrpc_call_cancelled) -32002 and takes them out of
+ * the chunk, whose body is then stale; returns how many (counted as items_dropped). */
+size_t jrpc__chunk_prune(jrpc__chunk_t *ch);
+/* Builds the body again for the calls left, with ids from base_id: 0, or JRPC_ENOMEM. */
+int jrpc__chunk_build(jrpc__chunk_t *ch);
 /* The answer (HTTP status `status`) is complete: replies to every call of the chunk, from the
  * answer where it has one, else with the fault it shows. Returns the fault that made the HTTP
  * request a failure for retry purposes: -1 when it was answered (even if some items fault),

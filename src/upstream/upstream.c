@@ -32,6 +32,10 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg)
     cfg->connect_timeout_ms = 2000; /* a dead host (SYN unanswered) fails over in 2 s, not 10 */
     cfg->retries = 1;               /* one more URL; more only multiplies a node's overload */
     cfg->recheck_ms = 5000;         /* short enough to notice a restarted node soon */
+    cfg->max_queue = 10000;         /* 100 requests of max_batch, under two rounds of the 64
+                                       in flight: sent within the 30 s deadline even when each
+                                       round takes its 10 s timeout. Ten 1000-item client
+                                       batches wait; a flood is refused, not held */
 }
 
 uint64_t jrpc__upstream_now_ms(void)
@@ -84,6 +88,7 @@ static int endpoint_init(jrpc__endpoint_t *ep, const jrpc_upstream_url_t *u)
     if (ep->display == NULL || ep->url == NULL)
         goto done;
     snprintf(ep->display, n, "%s://%s:%s", scheme, host, port);
+    ep->tls = strcmp(scheme, "https") == 0;
     ep->weight = u->weight ? u->weight : 1;
     ep->priority = u->priority;
     rc = 0;
@@ -112,7 +117,7 @@ static int config_check(const jrpc_upstream_config_t *cfg)
     if (cfg == NULL || cfg->name == NULL || cfg->name[0] == '\0' || cfg->nurls == 0 ||
         cfg->nurls > JRPC_UPSTREAM_MAX_URLS || cfg->urls == NULL || cfg->nmethods == 0 ||
         cfg->methods == NULL || cfg->max_batch == 0 || cfg->max_in_flight == 0 ||
-        cfg->timeout_ms == 0 || (cfg->nheaders != 0 && cfg->headers == NULL))
+        cfg->max_queue == 0 || cfg->timeout_ms == 0 || (cfg->nheaders != 0 && cfg->headers == NULL))
         return JRPC_EINVAL;
     for (size_t i = 0; i < cfg->nheaders; i++)
         if (!header_ok(cfg->headers[i]))
@@ -138,6 +143,7 @@ static void upstream_destroy(jrpc_upstream_t *up)
     curl_slist_free_all(up->headers);
     free(up->ca_file);
     free(up->ctx);
+    free(up->stopped);
     free(up->name);
     free(up->log_prefix);
     free(up);
@@ -193,9 +199,10 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     const jrpc_config_t *scfg = jrpc_server_config(srv);
     up->nctx = scfg->io_threads;
     up->ctx = calloc(up->nctx, sizeof(*up->ctx));
+    up->stopped = calloc(up->nctx, sizeof(*up->stopped));
     rc = JRPC_ENOMEM;
     if (up->name == NULL || up->log_prefix == NULL || (cfg->ca_file && up->ca_file == NULL) ||
-        up->ctx == NULL)
+        up->ctx == NULL || up->stopped == NULL)
         goto fail;
     for (size_t i = 0; i < cfg->nurls; i++) {
         if ((rc = endpoint_init(&up->eps[i], &cfg->urls[i])) != 0)
@@ -210,9 +217,11 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     up->connect_timeout_ms = cfg->connect_timeout_ms;
     up->retries = cfg->retries;
     up->recheck_ms = cfg->recheck_ms;
+    up->max_queue = cfg->max_queue;
     up->max_answer = scfg->max_response;
     /* First, so that a running server refuses before anything is registered. */
-    if ((rc = jrpc_server_loop_hook(srv, NULL, jrpc__upstream_loop_stop, up)) != 0)
+    if ((rc = jrpc_server_loop_hook(srv, jrpc__upstream_loop_start, jrpc__upstream_loop_stop,
+                                    up)) != 0)
         goto fail;
 
     char summary[160];
@@ -272,6 +281,10 @@ JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_st
         out->latency[i] = LOAD(s->latency[i]);
     out->in_flight = LOAD(s->in_flight);
     out->queued = LOAD(s->queued);
+    out->items_dropped = LOAD(s->items_dropped);
+    out->items_refused = LOAD(s->items_refused);
+    out->items_queued = LOAD(s->items_queued);
+    out->items_queued_peak = LOAD(s->items_queued_peak);
 }
 
 JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up)

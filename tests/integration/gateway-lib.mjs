@@ -198,6 +198,15 @@ export function upstreamReport(stderr, name) {
     };
 }
 
+/** The queue counters jrpcd logs for upstream `name` when it stops (daemon/upstream.c). */
+export function upstreamQueueReport(stderr, name) {
+    const re = new RegExp(`upstream ${name}: queue: max_queue (\\d+), peak (\\d+) calls, ` +
+        `refused (\\d+), dropped (\\d+)`);
+    const m = re.exec(stderr);
+    if (!m) return null;
+    return { maxQueue: Number(m[1]), peak: Number(m[2]), refused: Number(m[3]), dropped: Number(m[4]) };
+}
+
 /**
  * TCP pass-through proxy in front of `target` (a node's port): copies bytes both ways and counts
  * the HTTP requests going through (by their request lines). `onRequest(n)` is called as the n-th

@@ -13,10 +13,14 @@
 //   /reset         CONNECTION RESET: the TCP connection is reset once the request arrives
 //   /slow          SLOW: answers correctly after 10 s (jrpcd's timeout is set far below)
 //   /503           HTTP 503 with a text body (an overloaded node behind a load balancer)
+//   /hang          NEVER ANSWERS: the request is read and the connection held until jrpcd gives
+//                  up on it (its timeout) or goes away
 //
-// Every request is recorded ({ path, httpVersion, batch, n, ids, methods, answered }) so tests
-// can check what jrpcd sent: chunk sizes, its own ids, single versus batch; `answered` turns true
-// once this server has sent its answer (or reset), so a test can tell what came first. With
+// Every request is recorded ({ path, url, httpVersion, batch, n, ids, methods, answered, closed })
+// so tests can check what jrpcd sent: chunk sizes, its own ids, single versus batch; `answered`
+// turns true once this server has sent its answer (or reset), so a test can tell what came first,
+// and `closed` once the request's exchange is over (answered, or the connection closed). A query
+// (`/hang?flood`) lets several upstreams share a path and still be told apart by `url`. With
 // { tls: { key, cert } } the server speaks HTTPS with HTTP/2 (and HTTP/1.1 for clients that do
 // not offer h2).
 // Run alone (`node upstream-fault.mjs`) it prints "upstream-fault listening on PORT".
@@ -60,6 +64,7 @@ const behaviours = {
     '/reset': () => ({ reset: true }),
     '/slow': (calls, isBatch) => ({ ...behaviours['/ok'](calls, isBatch), delay: SLOW_MS }),
     '/503': () => ({ status: 503, body: 'upstream overloaded', type: 'text/plain' }),
+    '/hang': () => ({ hang: true }),
 };
 
 /**
@@ -79,10 +84,12 @@ export function startFaultServer({ tls } = {}) {
             const isBatch = Array.isArray(parsed);
             const calls = isBatch ? parsed : parsed ? [parsed] : [];
             const record = {
-                path, httpVersion: req.httpVersion, batch: isBatch, n: calls.length,
+                path, url: req.url, httpVersion: req.httpVersion, batch: isBatch, n: calls.length,
                 ids: calls.map((c) => c.id), methods: calls.map((c) => c.method), answered: false,
+                closed: false,
             };
             requests.push(record);
+            res.on('close', () => { record.closed = true; });
             const b = behaviours[path];
             if (!b) {
                 res.writeHead(404, { 'content-type': 'text/plain' });
@@ -90,6 +97,7 @@ export function startFaultServer({ tls } = {}) {
                 return;
             }
             const out = b(calls, isBatch);
+            if (out.hang) return;
             if (out.reset) {
                 // An RST, not a FIN: what a crashing node or a killed proxy looks like.
                 record.answered = true;

@@ -120,6 +120,8 @@ static jrpc__req_t *start(const char *body, unsigned max_batch, const char *rest
 }
 
 static void attach(jrpc_call_t *call, void *data);
+static void hold(jrpc_call_t *call, void *data);
+static void until_cancelled(jrpc_call_t *call, void *data);
 
 static int setup_with(const jrpc_config_t *cfg)
 {
@@ -131,6 +133,9 @@ static int setup_with(const jrpc_config_t *cfg)
     assert_int_equal(jrpc_method_add(srv, "fail", failing, NULL, JRPC_WORKER), 0);
     assert_int_equal(jrpc_method_add(srv, "solo", ping, NULL, JRPC_INLINE | JRPC_NO_BATCH), 0);
     assert_int_equal(jrpc_method_add(srv, "attach", attach, NULL, JRPC_INLINE), 0);
+    assert_int_equal(jrpc_method_add(srv, "hold", hold, NULL, JRPC_ASYNC), 0);
+    assert_int_equal(jrpc_method_add(srv, "until_cancelled", until_cancelled, NULL, JRPC_WORKER),
+                     0);
     assert_int_equal(jrpc__loop_open(&srv->io, &loop), 0);
     atomic_store(&ran, 0);
     atomic_store(&max_in_flight, 0);
@@ -520,6 +525,100 @@ static void cleanup_hooks(void **state)
     assert_int_equal(done_calls, 0);
 }
 
+/* jrpc_call_cancelled: 0 while someone waits for the answer; 1 once the client left (calls with
+ * an id only: a notification's effects are still wanted), once the deadline passed (seen on the
+ * loop's thread before the timer ran, and by handlers on other threads once it has). */
+static jrpc_call_t *holding[4];
+static size_t nholding;
+static atomic_int saw_cancel;
+
+static void hold(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    assert_true(nholding < 4);
+    holding[nholding++] = call;
+}
+
+/* On a worker: waits (bounded) for the loop to cancel the call, then replies. */
+static void until_cancelled(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    uint64_t t0 = uv_hrtime();
+    while (!jrpc_call_cancelled(call) && uv_hrtime() - t0 < 5000000000ull)
+        sleep_ms(1);
+    atomic_store(&saw_cancel, jrpc_call_cancelled(call));
+    jrpc_reply_raw(call, "1", 1);
+}
+
+static void release_holding(void)
+{
+    for (size_t i = 0; i < nholding; i++)
+        jrpc_reply_raw(holding[i], "0", 1);
+    nholding = 0;
+    uint64_t t0 = uv_hrtime();
+    while (loop.holds != 0 && uv_hrtime() - t0 < 5000000000ull)
+        uv_run(&loop.uv, UV_RUN_ONCE);
+    assert_int_equal(loop.holds, 0);
+}
+
+static const char held_pair[] = "[{\"jsonrpc\":\"2.0\",\"method\":\"hold\",\"id\":1},"
+                                "{\"jsonrpc\":\"2.0\",\"method\":\"hold\"}]";
+
+static void cancelled_when_client_leaves(void **state)
+{
+    (void)state;
+    nholding = 0;
+    jrpc__req_t *r = start(held_pair, 1000, NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(nholding, 2);
+    assert_int_equal(jrpc_call_cancelled(holding[0]), 0);
+    assert_int_equal(jrpc_call_cancelled(holding[1]), 0);
+    jrpc__req_detach(r);
+    assert_int_equal(jrpc_call_cancelled(holding[0]), 1);
+    assert_int_equal(jrpc_call_cancelled(holding[1]), 0); /* a notification still runs */
+    release_holding();
+    assert_int_equal(done_calls, 0);
+}
+
+static void cancelled_at_deadline(void **state)
+{
+    (void)state;
+    teardown(state);
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    cfg.io_threads = 1;
+    cfg.deadline_ms = 30;
+    setup_with(&cfg);
+    nholding = 0;
+    assert_non_null(start(held_pair, 1000, NULL, 0));
+    assert_int_equal(jrpc_call_cancelled(holding[0]), 0);
+    /* Past the deadline, before the loop has run its timer: the loop's thread sees it already. */
+    sleep_ms(40);
+    uv_update_time(&loop.uv);
+    assert_int_equal(done_calls, 0);
+    assert_int_equal(jrpc_call_cancelled(holding[0]), 1);
+    assert_int_equal(jrpc_call_cancelled(holding[1]), 1);
+    /* The timer, due already, answers -32002 (NOWAIT: after it nothing comes that would end a
+     * blocking poll); the flag stays set for the handlers' late replies. */
+    uv_run(&loop.uv, UV_RUN_NOWAIT);
+    assert_int_equal(done_calls, 1);
+    assert_answer("[{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,\"message\":\"Request timed "
+                  "out\"},\"id\":1}]");
+    assert_int_equal(jrpc_call_cancelled(holding[0]), 1);
+    assert_int_equal(jrpc_call_cancelled(holding[1]), 1);
+    release_holding();
+
+    /* A handler on another thread sees the flag the loop set when the deadline timer ran. */
+    atomic_store(&saw_cancel, 0);
+    send_body("{\"jsonrpc\":\"2.0\",\"method\":\"until_cancelled\",\"id\":2}");
+    assert_answer("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,\"message\":\"Request timed "
+                  "out\"},\"id\":2}");
+    uint64_t t1 = uv_hrtime();
+    while (loop.holds != 0 && uv_hrtime() - t1 < 10000000000ull)
+        uv_run(&loop.uv, UV_RUN_ONCE);
+    assert_int_equal(atomic_load(&saw_cancel), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +636,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(patterns_and_deny, setup, teardown),
         cmocka_unit_test_setup_teardown(done_or_again, setup, teardown),
         cmocka_unit_test_setup_teardown(cleanup_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancelled_when_client_leaves, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancelled_at_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

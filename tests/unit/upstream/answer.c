@@ -39,11 +39,17 @@ struct jrpc_call {
     char *data;              /* a copy of jrpc_reply_error's data_json, or NULL */
     jrpc_release_cb release; /* jrpc_reply_ref's, run once the checks are done */
     void *release_data;
+    int cancelled; /* what jrpc_call_cancelled answers */
 };
 
 JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
 {
     return call->method;
+}
+
+JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)
+{
+    return call->cancelled;
 }
 
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call)
@@ -839,6 +845,67 @@ static void test_upstream_name_in_faults(void **state)
     up.name = "node";
 }
 
+/* ---- Calls nobody waits for ------------------------------------------------------------------ */
+
+/* Cancelled calls leave the chunk answered -32002 and counted; the body is built again for the
+ * rest, ids from the chunk's base, and the answer to it still maps by those ids. */
+static void test_prune(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"m0", "m1", "m2", "m3"};
+    jrpc_call_t *ptrs[4];
+    for (size_t i = 0; i < 4; i++) {
+        calls[i].method = (jrpc_str_t){names[i], 2};
+        ptrs[i] = &calls[i];
+    }
+    memset(&up.stats, 0, sizeof up.stats);
+    ctx.next_id = 10;
+    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, 4, 1);
+    assert_non_null(ch);
+    assert_int_equal(jrpc__chunk_prune(ch), 0);
+    assert_int_equal(ch->stale, 0);
+    calls[1].cancelled = calls[3].cancelled = 1;
+    assert_int_equal(jrpc__chunk_prune(ch), 2);
+    assert_int_equal(ch->n, 2);
+    assert_ptr_equal(ch->calls[0], &calls[0]);
+    assert_ptr_equal(ch->calls[1], &calls[2]);
+    assert_int_equal(ch->stale, 1);
+    for (size_t i = 1; i < 4; i += 2) {
+        assert_int_equal(calls[i].replies, 1);
+        assert_int_equal(calls[i].kind, OUT_ERROR);
+        assert_int_equal(calls[i].code, JRPC_CODE_TIMEOUT);
+        assert_string_equal(calls[i].text, "Request timed out");
+    }
+    assert_int_equal(calls[0].replies + calls[2].replies, 0);
+    assert_int_equal(stat_of(&up.stats.items_dropped), 2);
+    assert_int_equal(jrpc__chunk_build(ch), 0);
+    assert_int_equal(ch->stale, 0);
+    static const char body[] = "[{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"m0\"},"
+                               "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"m2\"}]";
+    assert_int_equal(ch->body.len, sizeof body - 1);
+    assert_memory_equal(ch->body.ptr, body, sizeof body - 1);
+    static const char text[] = "[{\"jsonrpc\":\"2.0\",\"id\":11,\"result\":2},"
+                               "{\"jsonrpc\":\"2.0\",\"id\":10,\"result\":0}]";
+    assert_int_equal(jrpc_buf_append(&ch->answer, text, sizeof text - 1), 0);
+    assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
+    assert_string_equal(calls[0].text, "0");
+    assert_string_equal(calls[2].text, "2");
+    for (size_t i = 0; i < 4; i++)
+        if (calls[i].release != NULL)
+            calls[i].release(calls[i].release_data);
+    jrpc__chunk_free(ch);
+
+    /* All of them cancelled: nothing is left to send. */
+    reset_calls();
+    calls[0].cancelled = calls[1].cancelled = 1;
+    ch = jrpc__chunk_new(&ctx, ptrs, 2, 1);
+    assert_non_null(ch);
+    assert_int_equal(jrpc__chunk_prune(ch), 2);
+    assert_int_equal(ch->n, 0);
+    assert_int_equal(calls[0].replies + calls[1].replies, 2);
+    jrpc__chunk_free(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -861,6 +928,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_name_in_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

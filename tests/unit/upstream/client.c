@@ -2,10 +2,13 @@
  * curl's write callback collects it piece by piece up to max_answer (the server's max_response),
  * and a transfer cut at that size fails every call of the chunk with the too_large fault, without
  * a retry and without marking the URL down. An answer split at every byte, each piece right
- * before a PROT_NONE page, maps to the same replies as the whole.
+ * before a PROT_NONE page, maps to the same replies as the whole. Also: the max_queue bound,
+ * calls nobody waits for not retried, and the loop's stop answering every call the client holds
+ * (pending, waiting, in flight to a server on this loop that never answers) and closing every
+ * handle.
  *
- * client.c and answer.c are included; the engine's calls, the failover bookkeeping of
- * upstream.c and the loop are stand-ins below (no request reaches the network). */
+ * client.c and answer.c are included; the engine's calls and the failover bookkeeping of
+ * upstream.c are stand-ins below. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +28,7 @@
 /* ---- Stand-ins ------------------------------------------------------------------------------- */
 
 struct jrpc_call {
+    int cancelled; /* what jrpc_call_cancelled answers */
     unsigned replies;
     int is_error;
     int code;
@@ -40,6 +44,11 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
     return (jrpc_str_t){"eth_chainId", 11};
 }
 
+JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)
+{
+    return call->cancelled;
+}
+
 JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call)
 {
     (void)call;
@@ -52,11 +61,15 @@ JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
     return 1;
 }
 
+static uv_loop_t *test_loop; /* the loop calls belong to, in the test that sends */
+static int may_pick;         /* an attempt may start */
+
 JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call)
 {
     (void)call;
-    fail_msg("the test sends nothing");
-    return NULL;
+    if (test_loop == NULL)
+        fail_msg("the test sends nothing");
+    return test_loop;
 }
 
 JRPC_EXTERN void jrpc_reply_ref(jrpc_call_t *call, const char *json, size_t len,
@@ -69,7 +82,6 @@ JRPC_EXTERN void jrpc_reply_ref(jrpc_call_t *call, const char *json, size_t len,
 JRPC_EXTERN unsigned jrpc_call_loop_index(const jrpc_call_t *call)
 {
     (void)call;
-    fail_msg("the test sends nothing");
     return 0;
 }
 
@@ -97,6 +109,9 @@ JRPC_EXTERN void jrpc_reply_error_raw(jrpc_call_t *call, int code, const char *e
     call->text = copy_of(error_json, len);
 }
 
+static jrpc_call_t *stop_on_reply; /* its reply finishes the loop's last request: the loop stops */
+static void stop_loop(void);
+
 JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *message,
                                   const char *data_json)
 {
@@ -105,6 +120,8 @@ JRPC_EXTERN void jrpc_reply_error(jrpc_call_t *call, int code, const char *messa
     call->code = code;
     call->text = copy_of(message, strlen(message));
     call->data = data_json ? copy_of(data_json, strlen(data_json)) : NULL;
+    if (call == stop_on_reply)
+        stop_loop();
 }
 
 JRPC_EXTERN const char *jrpc_upstream_fault_name(int fault)
@@ -121,7 +138,8 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *c, uint32_t tried)
 {
     (void)c;
     (void)tried;
-    fail_msg("no attempt may start: a too_large answer is not retried");
+    if (!may_pick)
+        fail_msg("no attempt may start here (too_large, or nobody waits for the calls)");
     return 0;
 }
 
@@ -161,6 +179,9 @@ static void calls_reset(void)
 static int setup(void **state)
 {
     (void)state;
+    test_loop = NULL;
+    may_pick = 0;
+    stop_on_reply = NULL;
     memset(&up, 0, sizeof up);
     memset(&ctx, 0, sizeof ctx);
     up.name = "node";
@@ -341,12 +362,220 @@ static void test_too_large_fault(void **state)
     curl_easy_cleanup(easy);
 }
 
+/* A transport fault would be retried, but nobody waits for the calls any more: they are answered
+ * -32002 and dropped, and no attempt starts (jrpc__upstream_pick fails the test). */
+static void test_cancelled_not_retried(void **state)
+{
+    (void)state;
+    CURL *easy = curl_easy_init();
+    assert_non_null(easy);
+    jrpc__chunk_t *ch = chunk(100);
+    for (size_t i = 0; i < NCALLS; i++)
+        calls[i].cancelled = 1;
+    chunk_done(ch, easy, CURLE_COULDNT_CONNECT); /* frees ch */
+    for (size_t i = 0; i < NCALLS; i++) {
+        assert_int_equal(calls[i].replies, 1);
+        assert_int_equal(calls[i].code, JRPC_CODE_TIMEOUT);
+    }
+    assert_int_equal(atomic_load(&up.stats.items_dropped), NCALLS);
+    assert_int_equal(atomic_load(&up.stats.retries), 0);
+    assert_int_equal(marked_down, 1); /* the URL's fault still counts */
+    curl_easy_cleanup(easy);
+}
+
+/* max_queue counts calls not yet sent, across loops; a call that goes into a free in-flight
+ * place at the coming flush does not wait and is taken over the bound. */
+static void test_queue_bound(void **state)
+{
+    (void)state;
+    up.max_queue = 3;
+    up.loop_in_flight = 1;
+    up.max_batch = 2;
+    ctx.in_flight = 1; /* every place taken */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(queue_admit(&ctx, 0), 1);
+    assert_int_equal(queue_admit(&ctx, 0), 0);
+    assert_int_equal(queue_admit(&ctx, 1), 0);
+    assert_int_equal(atomic_load(&up.stats.items_queued), 3);
+    ctx.in_flight = 0; /* a place is free: one request's worth goes at once */
+    assert_int_equal(queue_admit(&ctx, 0), 1);
+    ctx.nbatched = 2; /* a third batched call would need a second request */
+    assert_int_equal(queue_admit(&ctx, 0), 0);
+    ctx.nbatched = 0;
+    ctx.nsingles = 1; /* a call sent alone needs a place of its own */
+    assert_int_equal(queue_admit(&ctx, 1), 0);
+    assert_int_equal(atomic_load(&up.stats.items_queued), 4);
+    assert_int_equal(atomic_load(&up.stats.items_queued_peak), 4);
+    queue_leave(&up, 4);
+    assert_int_equal(atomic_load(&up.stats.items_queued), 0);
+    assert_int_equal(atomic_load(&up.stats.items_queued_peak), 4);
+}
+
+/* An upstream on this loop that takes requests and never answers. */
+static uv_tcp_t listener, accepted;
+static int connections;
+
+static void never_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    (void)h;
+    static char sink[4096];
+    (void)size;
+    *buf = uv_buf_init(sink, sizeof sink);
+}
+
+static void never_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)
+        uv_read_stop(s);
+}
+
+static void never_accept(uv_stream_t *server, int status)
+{
+    assert_int_equal(status, 0);
+    assert_int_equal(connections, 0);
+    uv_tcp_init(server->loop, &accepted);
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&accepted), 0);
+    uv_read_start((uv_stream_t *)&accepted, never_alloc, never_read);
+    connections++;
+}
+
+#define HELD 8
+
+static uv_loop_t loop;
+static jrpc__upctx_t *slots[1];
+static uint8_t stopped[1];
+static char url[64];
+static jrpc_call_t held[HELD + 1];
+
+static void stop_loop(void)
+{
+    jrpc__upstream_loop_stop(&loop, 0, &up);
+}
+
+/* A loop with the never-answering upstream on it, and an upstream client whose calls are held[]:
+ * HELD - 1 calls of one client batch, cut into chunks of 2 with 1 in flight, and the request in
+ * flight on the wire. */
+static jrpc__upctx_t *client_with_calls(void)
+{
+    assert_int_equal(uv_loop_init(&loop), 0);
+    test_loop = &loop;
+    may_pick = 1;
+    uv_tcp_init(&loop, &listener);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&listener, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&listener, 8, never_accept), 0);
+    int len = sizeof sa;
+    uv_tcp_getsockname(&listener, (struct sockaddr *)&sa, &len);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(sa.sin_port));
+    slots[0] = NULL;
+    stopped[0] = 0;
+    up.eps[0].url = url;
+    up.eps[0].weight = 1;
+    up.ctx = slots;
+    up.stopped = stopped;
+    up.nctx = 1;
+    up.max_batch = 2;
+    up.loop_in_flight = 1;
+    up.max_queue = 100;
+    up.timeout_ms = 60000;
+    up.max_answer = 1 << 20;
+    connections = 0;
+    memset(held, 0, sizeof held);
+    for (size_t i = 0; i < HELD - 1; i++)
+        jrpc__upstream_call(&held[i], &up);
+    uint64_t t0 = uv_hrtime();
+    while ((connections == 0 || slots[0]->in_flight == 0) && uv_hrtime() - t0 < 5000000000ull)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(connections, 1);
+    assert_non_null(slots[0]->flying);
+    assert_non_null(slots[0]->wait_head);
+    return slots[0];
+}
+
+/* The client frees itself once its handles closed; then only the test's own are left, and the
+ * loop closes (no handle of the client's outlives it). */
+static void client_gone(void)
+{
+    uint64_t t0 = uv_hrtime();
+    while (slots[0] != NULL && uv_hrtime() - t0 < 5000000000ull)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_null(slots[0]);
+    assert_int_equal(atomic_load(&up.stats.items_queued), 0);
+    assert_int_equal(atomic_load(&up.stats.in_flight), 0);
+    assert_int_equal(atomic_load(&up.stats.queued), 0);
+    uv_close((uv_handle_t *)&listener, NULL);
+    uv_close((uv_handle_t *)&accepted, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (size_t i = 0; i <= HELD; i++) {
+        free(held[i].text);
+        free(held[i].data);
+    }
+    up.eps[0].url = NULL;
+}
+
+static void expect_shutdown(const jrpc_call_t *c)
+{
+    assert_int_equal(c->replies, 1);
+    assert_int_equal(c->code, JRPC_CODE_SERVER_ERROR);
+    assert_string_equal(c->text, "server shutting down");
+    assert_string_equal(c->data, "{\"upstream\":\"node\"}");
+}
+
+/* The loop stops while the client holds calls pending, waiting and in flight: each is answered
+ * -32000 "server shutting down" exactly once, the transfer is cut, the counters go back to zero,
+ * a call after the stop is answered at once, and every handle closes. */
+static void test_stop_with_calls(void **state)
+{
+    (void)state;
+    jrpc__upctx_t *c = client_with_calls();
+    jrpc__upstream_call(&held[HELD - 1], &up); /* pending: the stop comes before the flush */
+    assert_int_equal(c->nbatched, 1);
+    assert_int_equal(atomic_load(&up.stats.items_queued), HELD - 2);
+    jrpc__upstream_loop_stop(&loop, 0, &up);
+    for (size_t i = 0; i < HELD; i++)
+        expect_shutdown(&held[i]);
+    jrpc__upstream_call(&held[HELD], &up);
+    expect_shutdown(&held[HELD]);
+    client_gone();
+}
+
+/* The sweep drops the waiting calls nobody waits for; the last of them finishes the loop's last
+ * request, so the stop hook comes from inside the sweep. It waits for the sweep to end: every
+ * call is answered once (the stand-in replies fail the test on a second reply), nothing freed is
+ * touched (ASan), and the client closes as before. */
+static void test_stop_inside_a_sweep(void **state)
+{
+    (void)state;
+    jrpc__upctx_t *c = client_with_calls();
+    for (size_t i = 2; i < HELD - 1; i++)
+        held[i].cancelled = 1; /* every waiting call */
+    stop_on_reply = &held[2];
+    c->swept_ms = 0;
+    on_check(&c->check);
+    assert_int_equal(c->closing, 1);
+    for (size_t i = 2; i < HELD - 1; i++) {
+        assert_int_equal(held[i].replies, 1);
+        assert_int_equal(held[i].code, JRPC_CODE_TIMEOUT);
+    }
+    expect_shutdown(&held[0]); /* in flight */
+    expect_shutdown(&held[1]);
+    assert_int_equal(atomic_load(&up.stats.items_dropped), HELD - 3);
+    client_gone();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_split_everywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_with_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_inside_a_sweep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
