@@ -82,7 +82,9 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
     const jrpc_config_t *cfg = c->cfg;
     return c->depth >= JRPC__HTTP_PIPELINE_MAX || a->reqs >= JRPC__HTTP_PIPELINE_MAX ||
            a->calls >= cfg->http_max_inflight || a->body >= cfg->max_body ||
-           c->unsent_bytes >= cfg->max_unsent || (a->bytes != 0 && jrpc__io_mem_full(c->loop->io));
+           c->unsent_bytes >= cfg->max_unsent ||
+           (a->bytes != 0 && jrpc__io_mem_full(c->loop->io)) ||
+           (a->calls != 0 && jrpc__io_calls_full(c->loop->io));
 }
 
 /* Frees what a request holds besides its struct: the body and the answer. */

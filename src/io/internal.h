@@ -22,6 +22,24 @@ typedef struct jrpc__post jrpc__post_t;
 typedef struct jrpc__io_hooks jrpc__io_hooks_t;
 struct jrpc__engine; /* src/rpc's per-server state: io only carries the pointer */
 
+/* A worker call waiting in the pool (pool.c): embedded in the call it runs. */
+typedef struct jrpc__pool_job jrpc__pool_job_t;
+struct jrpc__pool_job {
+    jrpc__pool_job_t *next;
+    jrpc_call_t *call;
+    jrpc_method_cb cb;
+    void *data;
+};
+
+/* One connection's worker calls waiting in the pool, FIFO; the pool serves the queues with jobs
+ * in turn. Touched only under the pool's lock. */
+typedef struct jrpc__pool_queue jrpc__pool_queue_t;
+struct jrpc__pool_queue {
+    jrpc__pool_job_t *first, *last;
+    jrpc__pool_queue_t *next; /* the next queue to take a turn */
+    uint8_t queued;           /* in the pool's turn list */
+};
+
 /* A connection's place under the caps (admit.c); moves with the socket (HTTP → WebSocket). */
 typedef struct jrpc__admit {
     unsigned char key[16]; /* client address (IPv4 mapped into IPv6) */
@@ -67,6 +85,7 @@ struct jrpc__acct {
                                 written */
     jrpc__acct_wake_cb wake; /* the owner waits for a release (NULL: it does not) */
     void *owner;             /* NULL once the owner left */
+    jrpc__pool_queue_t jobs; /* its worker calls waiting in the pool */
     jrpc__post_t post;       /* carries a wake to the owner after the releasing stack */
     uint8_t posted;          /* post is queued */
 };
@@ -273,6 +292,11 @@ void jrpc__acct_finished(jrpc__io_t *io, jrpc__acct_t *a, size_t n);
 /* The owner waits for something to be released: cb(a, owner) runs once on the loop after the
  * next release (never inside the releasing call); cb NULL stops waiting. */
 void jrpc__acct_wait(jrpc__acct_t *a, jrpc__acct_wake_cb cb);
+/* The server has max_inflight calls admitted and not finished. Any thread. */
+static inline int jrpc__io_calls_full(jrpc__io_t *io)
+{
+    return atomic_load_explicit(&io->calls_held, memory_order_relaxed) >= io->cfg->max_inflight;
+}
 /* The server holds max_memory bytes or more. Any thread. */
 static inline int jrpc__io_mem_full(jrpc__io_t *io)
 {
@@ -341,11 +365,13 @@ void jrpc__loop_close_all(jrpc__loop_t *loop);
 int jrpc__loop_open(jrpc__io_t *io, jrpc__loop_t *loop);
 int jrpc__loop_finish(jrpc__loop_t *loop);
 
-/* Worker pool: `workers` threads and a queue of at most `queue` calls. */
+/* Worker pool: `workers` threads and a queue of at most `queue` calls, one FIFO per connection
+ * served round-robin. */
 jrpc__pool_t *jrpc__pool_new(unsigned workers, unsigned queue);
-/* Queues call to run cb(call, data) on a worker. 0, or JRPC_ERANGE when the queue is full.
- * Loop thread or any. */
-int jrpc__pool_submit(jrpc__pool_t *pool, jrpc_call_t *call, jrpc_method_cb cb, void *data);
+/* Queues job (cb(call, data) on a worker; embedded in what it runs, alive until the handler
+ * replied) on q, a connection's queue (NULL: the pool's shared one). 0, or JRPC_ERANGE when the
+ * pool holds `queue` jobs. Loop thread or any. */
+int jrpc__pool_submit(jrpc__pool_t *pool, jrpc__pool_queue_t *q, jrpc__pool_job_t *job);
 /* Finishes queued work, joins the threads and frees the pool. */
 void jrpc__pool_free(jrpc__pool_t *pool);
 /* A stop gave up on handlers that never returned: queued calls are dropped, the threads are

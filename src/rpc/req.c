@@ -432,7 +432,11 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
     r->running++;
     r->bounded += c->bounded;
     if ((m->flags & JRPC_RUN_MASK) == JRPC_WORKER) {
-        if (jrpc__pool_submit(r->loop->io->pool, c, m->cb, m->data) != 0) {
+        c->job.call = c;
+        c->job.cb = m->cb;
+        c->job.data = m->data;
+        if (jrpc__pool_submit(r->loop->io->pool, r->acct != NULL ? &r->acct->jobs : NULL,
+                              &c->job) != 0) {
             r->running--;
             r->calls_live--;
             r->bounded -= c->bounded;

@@ -54,6 +54,7 @@ struct jrpc_call {
                                       gone, answered at shutdown): set by the loop, read by
                                       jrpc_call_cancelled on any thread */
     jrpc__post_t post;             /* carries the call back to its loop (replied elsewhere) */
+    jrpc__pool_job_t job;          /* its place in the worker pool's queue (JRPC_WORKER) */
     jrpc__call_cleanup_cb cleanup; /* set before the reply (a subscription): runs on
                                       completion */
     void *cleanup_data;

@@ -553,7 +553,9 @@ static void conn_req_freed(void *data)
 static int conn_at_bound(const jrpc_conn_t *c)
 {
     const jrpc__acct_t *a = c->acct;
-    return a->calls >= c->cfg->ws_max_inflight || (a->bytes != 0 && jrpc__io_mem_full(c->loop->io));
+    return a->calls >= c->cfg->ws_max_inflight ||
+           (a->bytes != 0 && jrpc__io_mem_full(c->loop->io)) ||
+           (a->calls != 0 && jrpc__io_calls_full(c->loop->io));
 }
 
 /* Hands a received message to the engine; the caller brings the connection up to date. */
