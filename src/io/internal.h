@@ -37,6 +37,7 @@ typedef struct jrpc__pool_queue jrpc__pool_queue_t;
 struct jrpc__pool_queue {
     jrpc__pool_job_t *first, *last;
     jrpc__pool_queue_t *next; /* the next queue to take a turn */
+    unsigned running;         /* its calls taken by a thread and not completed on the loop */
     uint8_t queued;           /* in the pool's turn list */
 };
 
@@ -365,13 +366,16 @@ void jrpc__loop_close_all(jrpc__loop_t *loop);
 int jrpc__loop_open(jrpc__io_t *io, jrpc__loop_t *loop);
 int jrpc__loop_finish(jrpc__loop_t *loop);
 
-/* Worker pool: `workers` threads and a queue of at most `queue` calls, one FIFO per connection
- * served round-robin. */
+/* Worker pool: `workers` threads and a queue of at most `queue` calls, one FIFO per connection;
+ * a free thread serves the connection with the fewest calls running. */
 jrpc__pool_t *jrpc__pool_new(unsigned workers, unsigned queue);
 /* Queues job (cb(call, data) on a worker; embedded in what it runs, alive until the handler
  * replied) on q, a connection's queue (NULL: the pool's shared one). 0, or JRPC_ERANGE when the
  * pool holds `queue` jobs. Loop thread or any. */
 int jrpc__pool_submit(jrpc__pool_t *pool, jrpc__pool_queue_t *q, jrpc__pool_job_t *job);
+/* A job of q (as submitted: NULL for the shared queue) completed: its reply reached the loop.
+ * Loop thread, while q's connection account lives (the request holds it). */
+void jrpc__pool_done(jrpc__pool_t *pool, jrpc__pool_queue_t *q);
 /* Finishes queued work, joins the threads and frees the pool. */
 void jrpc__pool_free(jrpc__pool_t *pool);
 /* A stop gave up on handlers that never returned: queued calls are dropped, the threads are

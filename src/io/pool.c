@@ -1,9 +1,10 @@
 /* pool.c — the worker pool for JRPC_WORKER handlers: a fixed set of threads and a bounded queue.
  * libuv's own threadpool is shared process-wide, sized by an environment variable and has an
  * unbounded queue; a blocking handler storm must instead be refused (-32005) once the queue is
- * full, so the pool is ours. The queue is one FIFO per connection, served round-robin: a client
- * that queued hundreds of slow calls makes another client's call wait for one turn, not for all
- * of them. Handlers reply through jrpc_reply_*, which posts back to the loop. */
+ * full, so the pool is ours. The queue is one FIFO per connection; a free thread takes the next
+ * call of the connection with the fewest calls running (in turn among equals), so a client that
+ * queued hundreds of slow calls makes another client's call wait for the next free thread, not
+ * for all of them. Handlers reply through jrpc_reply_*, which posts back to the loop. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -23,25 +24,51 @@ struct jrpc__pool {
     uv_thread_t *threads;
 };
 
-/* The next job, round-robin over the queues (lock held, count > 0). */
+/* Unlinks q (after prev, or the head) from the turn list. */
+static void turn_remove(jrpc__pool_t *p, jrpc__pool_queue_t *prev, jrpc__pool_queue_t *q)
+{
+    if (prev != NULL)
+        prev->next = q->next;
+    else
+        p->head = q->next;
+    if (p->tail == q)
+        p->tail = prev;
+    q->next = NULL;
+}
+
+static void turn_append(jrpc__pool_t *p, jrpc__pool_queue_t *q)
+{
+    q->next = NULL;
+    if (p->tail != NULL)
+        p->tail->next = q;
+    else
+        p->head = q;
+    p->tail = q;
+}
+
+/* The next job (lock held, count > 0): from the queue with the fewest calls running, the
+ * earliest in turn among equals, which then goes to the back of the turns. A connection that
+ * keeps slow calls running on many threads gets the next free thread only when no queue with
+ * fewer is waiting. */
 static jrpc__pool_job_t *pool_take(jrpc__pool_t *p)
 {
-    jrpc__pool_queue_t *q = p->head;
+    jrpc__pool_queue_t *q = p->head, *prev = NULL;
+    for (jrpc__pool_queue_t *it = p->head, *it_prev = NULL; it != NULL;
+         it_prev = it, it = it->next) {
+        if (it->running < q->running) {
+            q = it;
+            prev = it_prev;
+        }
+    }
     jrpc__pool_job_t *job = q->first;
     q->first = job->next;
-    p->head = q->next;
-    if (p->head == NULL)
-        p->tail = NULL;
-    q->next = NULL;
+    q->running++;
+    turn_remove(p, prev, q);
     if (q->first == NULL) {
         q->last = NULL;
         q->queued = 0; /* out of turn until its next job */
     } else {
-        if (p->tail != NULL) /* its next job waits for every other queue's turn */
-            p->tail->next = q;
-        else
-            p->head = q;
-        p->tail = q;
+        turn_append(p, q); /* its next job waits for every other queue's turn */
     }
     p->count--;
     return job;
@@ -110,17 +137,19 @@ int jrpc__pool_submit(jrpc__pool_t *p, jrpc__pool_queue_t *q, jrpc__pool_job_t *
     q->last = job;
     if (!q->queued) { /* its turn comes after the queues waiting now */
         q->queued = 1;
-        q->next = NULL;
-        if (p->tail != NULL)
-            p->tail->next = q;
-        else
-            p->head = q;
-        p->tail = q;
+        turn_append(p, q);
     }
     p->count++;
     uv_cond_signal(&p->ready);
     uv_mutex_unlock(&p->lock);
     return 0;
+}
+
+void jrpc__pool_done(jrpc__pool_t *p, jrpc__pool_queue_t *q)
+{
+    uv_mutex_lock(&p->lock);
+    (q != NULL ? q : &p->shared)->running--;
+    uv_mutex_unlock(&p->lock);
 }
 
 void jrpc__pool_free(jrpc__pool_t *p)

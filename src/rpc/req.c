@@ -435,8 +435,10 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
         c->job.call = c;
         c->job.cb = m->cb;
         c->job.data = m->data;
+        c->pooled = 1;
         if (jrpc__pool_submit(r->loop->io->pool, r->acct != NULL ? &r->acct->jobs : NULL,
                               &c->job) != 0) {
+            c->pooled = 0;
             r->running--;
             r->calls_live--;
             r->bounded -= c->bounded;
@@ -487,6 +489,12 @@ static void req_pump(jrpc__req_t *r)
 void jrpc__call_done(jrpc_call_t *c)
 {
     jrpc__req_t *r = c->req;
+    if (c->pooled) {
+        c->pooled = 0;
+        jrpc__pool_t *pool = r->loop->io->pool; /* NULL once freed at the end of a run */
+        if (pool != NULL)
+            jrpc__pool_done(pool, r->acct != NULL ? &r->acct->jobs : NULL);
+    }
     r->running--;
     r->calls_live--;
     r->bounded -= c->bounded;

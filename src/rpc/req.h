@@ -50,6 +50,7 @@ struct jrpc_call {
     uint8_t replied_inline;        /* replied inside the pump: the pump completes it */
     uint8_t timed_out;             /* answered -32002 already; the handler's reply is dropped */
     uint8_t bounded;               /* counted in req->bounded while running */
+    uint8_t pooled;                /* taken by the worker pool: tell it when completed */
     _Atomic uint8_t cancelled;     /* nobody waits for the reply any more (timed out, client
                                       gone, answered at shutdown): set by the loop, read by
                                       jrpc_call_cancelled on any thread */

@@ -1,6 +1,7 @@
-/* Unit tests for src/io/pool.c: the worker pool serves one FIFO per connection in turn, so a
- * connection with many calls queued delays another's call by one turn, not by all of them; the
- * bound counts every queue; abandon drops what waits. */
+/* Unit tests for src/io/pool.c: the worker pool keeps one FIFO per connection and a free thread
+ * serves the connection with the fewest calls running, in turn among equals, so a connection
+ * with many calls queued or running delays another's call by one thread, not by all of them;
+ * the bound counts every queue. */
 #include "../../../src/io/internal.h"
 
 #include <setjmp.h>
@@ -115,9 +116,51 @@ static void test_bound_spans_queues(void **state)
     uv_sem_post(&gate);
     for (int i = 0; i < 4; i++)
         uv_sem_wait(&done_);
-    const int want[4] = {1, 2, 3, 4};
+    /* A has one running (never completed here): B and the shared queue, with none, go first. */
+    const int want[4] = {1, 3, 4, 2};
     for (int i = 0; i < 4; i++)
         assert_int_equal(order[i], want[i]);
+    jrpc__pool_free(p);
+}
+
+/* Two threads; A's first call is held, its second would run next in turn order, but B (none
+ * running) is served first: the thread goes to the connection with fewer calls running. A's
+ * calls complete (jrpc__pool_done) only when the test says so, as the loop would. */
+static void test_fewest_running_first(void **state)
+{
+    (void)state;
+    jrpc__pool_t *p = jrpc__pool_new(1, 100);
+    assert_non_null(p);
+    jrpc__pool_queue_t a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    jrpc__pool_job_t ja[3], jb[2];
+    atomic_store(&gated, 1);
+    job_init(&ja[0], 10);
+    assert_int_equal(jrpc__pool_submit(p, &a, &ja[0]), 0);
+    uv_sem_wait(&at_gate); /* A runs one (running 1, not completed on the loop yet) */
+    job_init(&ja[1], 11);
+    job_init(&ja[2], 12);
+    assert_int_equal(jrpc__pool_submit(p, &a, &ja[1]), 0);
+    assert_int_equal(jrpc__pool_submit(p, &a, &ja[2]), 0);
+    job_init(&jb[0], 20);
+    job_init(&jb[1], 21);
+    assert_int_equal(jrpc__pool_submit(p, &b, &jb[0]), 0);
+    assert_int_equal(jrpc__pool_submit(p, &b, &jb[1]), 0);
+    uv_sem_post(&gate);
+    for (int i = 0; i < 5; i++)
+        uv_sem_wait(&done_);
+    /* A's 11 was first in turn, but A had 1 running and B none: B's 20 first; then A (1) and B
+     * (1) tie and take turns. */
+    const int want[5] = {10, 20, 11, 21, 12};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(order[i], want[i]);
+    for (int i = 0; i < 3; i++)
+        jrpc__pool_done(p, &a);
+    for (int i = 0; i < 2; i++)
+        jrpc__pool_done(p, &b);
+    assert_int_equal(a.running, 0);
+    assert_int_equal(b.running, 0);
     jrpc__pool_free(p);
 }
 
@@ -126,6 +169,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bound_spans_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fewest_running_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
