@@ -47,7 +47,7 @@ STOP_WAIT=${STOP_WAIT:-15}                    # seconds jrpcd gets to exit after
 # Bounds of issue 11, set when the build knows them. max_memory well under what the attackers
 # would pin unbounded (GBs), well over what the normal clients need (a few MiB).
 MAX_MEMORY=${MAX_MEMORY:-256MiB}
-MAX_INFLIGHT=${MAX_INFLIGHT:-4096}
+MAX_INFLIGHT=${MAX_INFLIGHT:-65536}
 MAX_UNSENT=${MAX_UNSENT:-4MiB}
 WS_MAX_SUBSCRIPTIONS=${WS_MAX_SUBSCRIPTIONS:-1000}
 MAX_QUEUE=${MAX_QUEUE:-10000}
