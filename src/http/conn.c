@@ -95,7 +95,7 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
     jrpc_buf_free(&hr->out);
     if (hr->out_held != 0) {
         jrpc__http_conn_t *c = hr->conn;
-        jrpc__acct_held(c->loop->io, c->acct, -(ptrdiff_t)hr->out_held);
+        jrpc__acct_held(c->loop, c->acct, -(ptrdiff_t)hr->out_held);
         c->unsent_bytes -= hr->out_held;
         hr->out_held = 0;
     }
@@ -405,7 +405,7 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
     jrpc_buf_init(&ans->body);
     hr->out_held = hr->out.cap;
     c->unsent_bytes += hr->out_held;
-    jrpc__acct_held(c->loop->io, c->acct, (ptrdiff_t)hr->out_held);
+    jrpc__acct_held(c->loop, c->acct, (ptrdiff_t)hr->out_held);
     /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
     hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
     hr->state = JRPC__HR_READY;

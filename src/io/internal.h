@@ -247,6 +247,10 @@ struct jrpc__loop {
     jrpc__list_t reqs;                /* live engine requests (the engine links them) */
     size_t holds;                     /* connections and requests alive: stop waits for 0 */
     size_t orphans;                   /* requests given up at the end of a stop (never replied) */
+    size_t mem_lease;                 /* bytes of io->mem_held taken by this loop (acct.c) */
+    size_t mem_used;                  /* of them, held by this loop's requests and answers */
+    size_t calls_lease;               /* calls of io->calls_held taken by this loop */
+    size_t calls_used;                /* of them, admitted here and not finished */
     uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
     jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */
     char *rbuf;                       /* the connections' read buffer (JRPC__SOCK_READ_BUF) */
@@ -269,6 +273,11 @@ void jrpc__admit_table_free(jrpc__admit_table_t *t);
 int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a);
 void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a);
 
+/* Most bytes and calls a loop takes from the server's totals at once (acct.c): 256 KiB and 64
+ * calls, fewer when the bounds are small (an eighth of a loop's share of them). */
+#define JRPC__ACCT_MEM_CHUNK (256u * 1024)
+#define JRPC__ACCT_CALLS_CHUNK 64u
+
 /* Accounts (acct.c). jrpc__acct_new: a new account with the owner's reference (NULL when out of
  * memory); jrpc__acct_leave: the owner goes (no more wakes), dropping its reference. */
 jrpc__acct_t *jrpc__acct_new(jrpc__loop_t *loop, void *owner);
@@ -281,15 +290,17 @@ void jrpc__acct_unref(jrpc__acct_t *a);
 /* Request body bytes, or other bytes held for the connection (the engine's arenas, answers),
  * start (delta > 0) or stop being held, counted in io's totals and, when a is not NULL, in a.
  * A release wakes a's owner if it waits. */
-void jrpc__acct_body(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta);
-void jrpc__acct_held(jrpc__io_t *io, jrpc__acct_t *a, ptrdiff_t delta);
+void jrpc__acct_body(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta);
+void jrpc__acct_held(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta);
 /* Admits up to n calls under max_inflight, none while the server holds max_memory bytes or more
  * besides `own` (what the request asking holds already: the one that crosses the bound gets in,
  * the next ones do not): how many were (counted in io and a). *full is set when memory was the
  * reason for a refusal. */
-size_t jrpc__acct_admit(jrpc__io_t *io, jrpc__acct_t *a, size_t n, size_t own, int *full);
+size_t jrpc__acct_admit(jrpc__loop_t *loop, jrpc__acct_t *a, size_t n, size_t own, int *full);
 /* n admitted calls finished. */
-void jrpc__acct_finished(jrpc__io_t *io, jrpc__acct_t *a, size_t n);
+void jrpc__acct_finished(jrpc__loop_t *loop, jrpc__acct_t *a, size_t n);
+/* Gives the loop's unused leases back to the server's totals (when the loop ends). */
+void jrpc__acct_loop_flush(jrpc__loop_t *loop);
 /* The owner waits for something to be released: cb(a, owner) runs once on the loop after the
  * next release (never inside the releasing call); cb NULL stops waiting. */
 void jrpc__acct_wait(jrpc__acct_t *a, jrpc__acct_wake_cb cb);

@@ -522,6 +522,7 @@ void jrpc__loop_free(jrpc__loop_t *loop, void *p, size_t n)
 static int loop_cleanup(jrpc__loop_t *loop)
 {
     loop_run_posted(loop);
+    jrpc__acct_loop_flush(loop);
     uv_walk(&loop->uv, close_any, NULL);
     uv_run(&loop->uv, UV_RUN_NOWAIT);
     int rc = uv_loop_close(&loop->uv);

@@ -303,19 +303,18 @@ static void req_answer(jrpc__req_t *r)
  * connection's account and the server's totals. */
 static void req_sync(jrpc__req_t *r)
 {
-    jrpc__io_t *io = r->loop->io;
     size_t body = r->body != NULL ? r->body_len : 0;
     if (body != r->body_counted) {
-        jrpc__acct_body(io, r->acct, (ptrdiff_t)body - (ptrdiff_t)r->body_counted);
+        jrpc__acct_body(r->loop, r->acct, (ptrdiff_t)body - (ptrdiff_t)r->body_counted);
         r->body_counted = body;
     }
     size_t arena = r->body != NULL ? r->arena.bytes : 0;
     if (arena != r->arena_counted) {
-        jrpc__acct_held(io, r->acct, (ptrdiff_t)arena - (ptrdiff_t)r->arena_counted);
+        jrpc__acct_held(r->loop, r->acct, (ptrdiff_t)arena - (ptrdiff_t)r->arena_counted);
         r->arena_counted = arena;
     }
     if (r->calls_counted > r->calls_live) {
-        jrpc__acct_finished(io, r->acct, r->calls_counted - r->calls_live);
+        jrpc__acct_finished(r->loop, r->acct, r->calls_counted - r->calls_live);
         r->calls_counted = r->calls_live;
     }
 }
@@ -686,10 +685,9 @@ static jrpc__req_t *req_run(jrpc__req_t *r, const uint8_t *ok)
     size_t want = 0;
     for (size_t i = 0; i < r->ncalls; i++)
         want += ok[i];
-    jrpc__io_t *io = r->loop->io;
     int full;
     size_t admitted =
-        jrpc__acct_admit(io, r->acct, want, r->body_counted + r->arena_counted, &full);
+        jrpc__acct_admit(r->loop, r->acct, want, r->body_counted + r->arena_counted, &full);
     r->calls_live = r->calls_counted = admitted;
     if (want > 0 && admitted == 0)
         r->status = 503;

@@ -91,14 +91,14 @@ static void out_bytes_add(jrpc_conn_t *c, size_t n)
 {
     size_t v = atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
     atomic_store_explicit(&c->out_bytes, v + n, memory_order_relaxed);
-    jrpc__acct_held(c->loop->io, c->acct, (ptrdiff_t)n); /* max_memory counts it too */
+    jrpc__acct_held(c->loop, c->acct, (ptrdiff_t)n); /* max_memory counts it too */
 }
 
 static void out_bytes_sub(jrpc_conn_t *c, size_t n)
 {
     size_t v = atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
     atomic_store_explicit(&c->out_bytes, v - n, memory_order_relaxed);
-    jrpc__acct_held(c->loop->io, c->acct, -(ptrdiff_t)n);
+    jrpc__acct_held(c->loop, c->acct, -(ptrdiff_t)n);
 }
 
 /* What is held for this client's output: queued and held messages, and pushes posted to the loop
