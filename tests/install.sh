@@ -117,8 +117,10 @@ unit=$prefix/lib/systemd/system/jrpcd.service
 grep -qx "ExecStart=$prefix/bin/jrpcd --config $ini" "$unit" || fail "jrpcd.service: ExecStart"
 grep -qx "Type=notify" "$unit" || fail "jrpcd.service is not Type=notify"
 if command -v systemd-analyze >/dev/null; then
-    # Its man: references are looked up in the system's man path, which is not the prefix.
-    systemd-analyze verify --man=no "$unit" || fail "systemd-analyze verify rejects jrpcd.service"
+    # Its man: references are looked up in the system's man path, which is not the prefix. A
+    # misspelt key is only a warning there ("Unknown key ..., ignoring"): any output fails too.
+    out=$(systemd-analyze verify --man=no "$unit" 2>&1) && [ -z "$out" ] ||
+        fail "systemd-analyze verify rejects jrpcd.service: $out"
     echo "install: systemd-analyze verify accepts jrpcd.service"
 else
     echo "install: systemd-analyze not found: jrpcd.service not verified"
