@@ -177,6 +177,10 @@ int main(int argc, char **argv)
         status = 0;
         goto done;
     }
+    /* Before the lines below: a script that signals as soon as it reads them must find the
+     * handlers in place (a stop or drain before run is honoured when run starts). */
+    signals_install(srv, jrpc_server_config(srv)->drain_ms,
+                    jrpc_server_config(srv)->drain_delay_ms);
     /* Exactly one stdout line per bound address, with the real port when 0 was asked for:
      * tests and scripts read these lines to find the server. */
     for (size_t i = 0; i < jrpc_server_listen_count(srv); i++) {
@@ -193,7 +197,6 @@ int main(int argc, char **argv)
               opts.cfg.io_threads == 0 ? " (one per core)" : "", cfg->workers, cfg->max_batch,
               cfg->deadline_ms);
 
-    signals_install(srv, cfg->drain_ms, cfg->drain_delay_ms);
     rc = jrpc_server_run(srv);
     signals_reset();
     if (rc != 0) {
