@@ -15,25 +15,35 @@ jrpc__health_t jrpc__http_health_route(const char *path, size_t len)
     return JRPC__HEALTH_NONE;
 }
 
-/* Appends ,"key":["name",…] for every hook with h's key that is not ready, once per key (at its
- * first hook); h itself is not ready. */
-static void put_not_ready(jrpc__io_t *io, const jrpc__ready_hook_t *h, jrpc_buf_t *out)
+/* Appends ,"key":["name",…] for the hooks from `first` on with first's key that are not ready
+ * (nothing when all are). Each hook is asked once per answer: in the pass of its key's first
+ * hook. */
+static void put_key(const jrpc__ready_hook_t *first, jrpc_buf_t *out)
+{
+    int n = 0;
+    for (const jrpc__ready_hook_t *h = first; h != NULL; h = h->next) {
+        if (strcmp(h->key, first->key) != 0 || h->cb(h->data))
+            continue;
+        if (n++ == 0) {
+            jrpc_buf_append(out, ",", 1);
+            jrpc_buf_json_string(out, first->key, strlen(first->key));
+            jrpc_buf_append(out, ":[", 2);
+        } else {
+            jrpc_buf_append(out, ",", 1);
+        }
+        jrpc_buf_json_string(out, h->name, strlen(h->name));
+    }
+    if (n != 0)
+        jrpc_buf_append(out, "]", 1);
+}
+
+/* Whether h is the first hook with its key. */
+static int key_first(const jrpc__io_t *io, const jrpc__ready_hook_t *h)
 {
     for (const jrpc__ready_hook_t *e = io->ready; e != h; e = e->next)
-        if (strcmp(e->key, h->key) == 0 && !e->cb(e->data))
-            return; /* listed with that earlier hook */
-    jrpc_buf_append(out, ",", 1);
-    jrpc_buf_json_string(out, h->key, strlen(h->key));
-    jrpc_buf_append(out, ":[", 2);
-    const char *sep = "";
-    for (const jrpc__ready_hook_t *e = h; e != NULL; e = e->next) {
-        if (strcmp(e->key, h->key) != 0 || (e != h && e->cb(e->data)))
-            continue;
-        jrpc_buf_appendz(out, sep);
-        jrpc_buf_json_string(out, e->name, strlen(e->name));
-        sep = ",";
-    }
-    jrpc_buf_append(out, "]", 1);
+        if (strcmp(e->key, h->key) == 0)
+            return 0;
+    return 1;
 }
 
 unsigned jrpc__http_health_answer(jrpc__io_t *io, jrpc__health_t which, jrpc_buf_t *out)
@@ -47,15 +57,17 @@ unsigned jrpc__http_health_answer(jrpc__io_t *io, jrpc__health_t which, jrpc_buf
         jrpc_buf_appendz(out, "{\"status\":\"draining\"}");
         return 503;
     }
-    unsigned status = 200;
-    for (const jrpc__ready_hook_t *h = io->ready; h != NULL; h = h->next) {
-        if (h->cb(h->data))
-            continue;
-        if (status == 200)
-            jrpc_buf_appendz(out, "{\"status\":\"unavailable\"");
-        status = 503;
-        put_not_ready(io, h, out);
+    /* The members go after a prefix that is dropped when every hook is ready. */
+    jrpc_buf_appendz(out, "{\"status\":\"unavailable\"");
+    size_t prefix = out->len;
+    for (const jrpc__ready_hook_t *h = io->ready; h != NULL; h = h->next)
+        if (key_first(io, h))
+            put_key(h, out);
+    if (out->err == 0 && out->len == prefix) {
+        jrpc_buf_free(out);
+        jrpc_buf_appendz(out, "{\"status\":\"ok\"}");
+        return 200;
     }
-    jrpc_buf_appendz(out, status == 200 ? "{\"status\":\"ok\"}" : "}");
-    return status;
+    jrpc_buf_append(out, "}", 1);
+    return 503; /* out of memory: a bodiless 503, as the status alone must do */
 }

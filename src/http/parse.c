@@ -151,8 +151,9 @@ static int path_is_rpc(const jrpc__http_conn_t *c, const char *path, size_t path
 static void answer_local(jrpc__http_req_t *hr)
 {
     char msg[96];
-    if (hr->out.len != 0) {
-        hr->state = JRPC__HR_READY; /* made while routing (rest.c: a query's bad escape) */
+    if (hr->out.len != 0 || hr->health) {
+        /* made while routing (rest.c: a query's bad escape; health.c) */
+        hr->state = JRPC__HR_READY;
         return;
     }
     switch (hr->status) {
