@@ -270,6 +270,7 @@ struct jrpc__loop {
                                          their first word */
     unsigned nblocks[JRPC__LOOP_CLASSES];
     int delaying;     /* drain seen: serving on for drain_delay_ms before the stop */
+    int delay_over;   /* that time is over: the stop began as if asked once */
     int stopping;     /* stop seen: listeners closed, draining */
     int expired;      /* drain time over: what ran was answered, connections write their last */
     int abandon;      /* the last answers had their time: requests still waiting for a handler

@@ -409,6 +409,7 @@ static void loop_begin_stop(jrpc__loop_t *loop)
 static void loop_delay_timeout(uv_timer_t *t)
 {
     jrpc__loop_t *loop = t->data;
+    loop->delay_over = 1;
     if (!loop->stopping)
         loop_begin_stop(loop);
 }
@@ -417,7 +418,8 @@ static void loop_wakeup(uv_async_t *h)
 {
     jrpc__loop_t *loop = h->data;
     loop_run_posted(loop);
-    int stops = atomic_load(&loop->io->stop_requests);
+    /* A drain whose delay is over counts as the first stop: a stop after it is the second. */
+    int stops = atomic_load(&loop->io->stop_requests) + loop->delay_over;
     if (stops > 0 && !loop->stopping)
         loop_begin_stop(loop);
     /* The drain timer is free until the stop begins; loop_begin_stop re-arms it for drain_ms. */

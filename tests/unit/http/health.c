@@ -9,6 +9,7 @@
 #include <cmocka.h> /* after the headers it needs */
 
 #include <string.h>
+#include <uv.h>
 
 #include "http/internal.h"
 #include "jrpc.h"
@@ -116,12 +117,49 @@ static void draining(void **state)
     jrpc_server_free(srv);
 }
 
+static void run_thread(void *arg)
+{
+    jrpc_server_t *srv = arg;
+    assert_int_equal(jrpc_server_run(srv), 0);
+}
+
+/* A running server with drain_delay_ms: a drain ends run once the delay is over, with no stop;
+ * a stop during a delay far longer than any test ends it at once (else the join would hang until
+ * ctest's timeout). */
+static void drain_runs(void **state)
+{
+    (void)state;
+    jrpc_config_t cfg;
+    jrpc_config_init(&cfg);
+    cfg.io_threads = 2;
+    cfg.drain_delay_ms = 20;
+    jrpc_server_t *srv = jrpc_server_new(&cfg);
+    assert_non_null(srv);
+    assert_int_equal(jrpc_server_listen(srv, "127.0.0.1:0"), 0);
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, run_thread, srv), 0);
+    jrpc_server_drain(srv);
+    assert_int_equal(uv_thread_join(&t), 0);
+    jrpc_server_free(srv);
+
+    cfg.drain_delay_ms = 3600000;
+    srv = jrpc_server_new(&cfg);
+    assert_non_null(srv);
+    assert_int_equal(jrpc_server_listen(srv, "127.0.0.1:0"), 0);
+    assert_int_equal(uv_thread_create(&t, run_thread, srv), 0);
+    jrpc_server_drain(srv);
+    jrpc_server_stop(srv);
+    assert_int_equal(uv_thread_join(&t), 0);
+    jrpc_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes),
         cmocka_unit_test(ready_hooks),
         cmocka_unit_test(draining),
+        cmocka_unit_test(drain_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
