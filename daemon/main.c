@@ -15,7 +15,7 @@
  * default disposition before the server is freed. */
 static jrpc_server_t *signal_srv;
 static atomic_uint signal_count; /* SIGINT/SIGTERM seen; handlers may run on several threads */
-static char signal_msg[2][160];  /* preformatted: the handler may not call snprintf */
+static char signal_msg[2][200];  /* preformatted: the handler may not call snprintf */
 
 static void on_signal(int sig)
 {
@@ -29,17 +29,29 @@ static void on_signal(int sig)
                        NULL);
         _exit(1);
     }
-    jrpc_server_stop(signal_srv);
+    /* SIGTERM is how a service manager or an orchestrator stops us, with a load balancer in
+     * front: it gets drain_delay of 503s from /ready first. SIGINT is someone at a terminal. */
+    if (sig == SIGTERM)
+        jrpc_server_drain(signal_srv);
+    else
+        jrpc_server_stop(signal_srv);
     errno = saved;
 }
 
-static void signals_install(jrpc_server_t *srv, unsigned drain_ms)
+static void signals_install(jrpc_server_t *srv, unsigned drain_ms, unsigned delay_ms)
 {
-    static const char *const names[2] = {"SIGINT", "SIGTERM"};
-    for (int i = 0; i < 2; i++)
-        snprintf(signal_msg[i], sizeof(signal_msg[i]),
-                 "%s: stopping; requests in flight get up to %u ms (signal again to stop now)",
-                 names[i], drain_ms);
+    snprintf(signal_msg[0], sizeof(signal_msg[0]),
+             "SIGINT: stopping; requests in flight get up to %u ms (signal again to stop now)",
+             drain_ms);
+    if (delay_ms != 0)
+        snprintf(signal_msg[1], sizeof(signal_msg[1]),
+                 "SIGTERM: draining; /ready answers 503 and all is served for %u ms, then requests "
+                 "in flight get up to %u ms (signal again to stop now)",
+                 delay_ms, drain_ms);
+    else
+        snprintf(signal_msg[1], sizeof(signal_msg[1]),
+                 "SIGTERM: stopping; requests in flight get up to %u ms (signal again to stop now)",
+                 drain_ms);
     signal_srv = srv;
 
     struct sigaction sa;
@@ -165,6 +177,10 @@ int main(int argc, char **argv)
         status = 0;
         goto done;
     }
+    /* Before the lines below: a script that signals as soon as it reads them must find the
+     * handlers in place (a stop or drain before run is honoured when run starts). */
+    signals_install(srv, jrpc_server_config(srv)->drain_ms,
+                    jrpc_server_config(srv)->drain_delay_ms);
     /* Exactly one stdout line per bound address, with the real port when 0 was asked for:
      * tests and scripts read these lines to find the server. */
     for (size_t i = 0; i < jrpc_server_listen_count(srv); i++) {
@@ -181,7 +197,6 @@ int main(int argc, char **argv)
               opts.cfg.io_threads == 0 ? " (one per core)" : "", cfg->workers, cfg->max_batch,
               cfg->deadline_ms);
 
-    signals_install(srv, cfg->drain_ms);
     rc = jrpc_server_run(srv);
     signals_reset();
     if (rc != 0) {

@@ -74,6 +74,9 @@ static const jrpcd_setting_t settings[] = {
      "per item, from arrival (past it: -32002)"},
     {"drain", "drain", JRPCD_SET_DURATION, CFG_FIELD(drain_ms), 0, DAY_MS, "DURATION",
      "on stop, how long in-flight requests may still finish"},
+    /* Past an hour no load balancer is still checking; systemd would have killed us long ago. */
+    {"drain_delay", "drain-delay", JRPCD_SET_DURATION, CFG_FIELD(drain_delay_ms), 0, 3600000,
+     "DURATION", "on SIGTERM, how long /ready answers 503 while all is served, before the stop"},
     /* WebSocket (docs/websocket.md). A message is one request body, so it has max_body's range. */
     {"max_ws_message", "max-ws-message", JRPCD_SET_SIZE, CFG_FIELD(max_ws_message), 1, SIZE_LIMIT,
      "SIZE", "WebSocket message bytes (more: close 1009)"},

@@ -222,6 +222,8 @@ typedef struct jrpc_config {
     size_t max_response;        /* response body bytes (items past it get -32003) */
     unsigned deadline_ms;       /* per item, from arrival (-32002 past it) */
     unsigned drain_ms;          /* on stop: how long in-flight work may still finish */
+    unsigned drain_delay_ms;    /* jrpc_server_drain: how long /ready answers 503 while all is
+                                   still served, before the stop; 0 = drain is stop */
     size_t max_ws_message;      /* WebSocket message bytes (close 1009 past it) */
     unsigned ws_max_inflight;   /* calls in flight per WebSocket connection before it stops
                                    reading */
@@ -294,6 +296,12 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
  * not replied (jrpc_server_unreplied). Any thread; async-signal-safe; a stop before run makes
  * run return at once. */
 JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
+/* A stop a load balancer can see first: GET /ready answers 503 "draining" at once, while
+ * listeners stay open and everything is served as before for cfg.drain_delay_ms; then the server
+ * stops as jrpc_server_stop says. A jrpc_server_stop during the delay stops at once. With
+ * drain_delay_ms 0 it is jrpc_server_stop. Any thread; async-signal-safe; a drain before run
+ * delays from the start of run. */
+JRPC_EXTERN void jrpc_server_drain(jrpc_server_t *srv);
 /* Requests with calls whose handlers had not replied when jrpc_server_run last returned (0 when
  * every handler replied): after drain_ms a stop
  * answers every unfinished call (-32000 "server shutting down") and gives up waiting for their
@@ -354,6 +362,22 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
  * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY (the server is running) or
  * JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
+
+/* ---- Readiness (GET /ready) ------------------------------------------------------------------ */
+
+/* Whether what a hook watches is usable: 1 ready, 0 not. Called on any io thread, concurrently,
+ * for each GET /ready (a load balancer's check: every few seconds), so it must be cheap,
+ * thread-safe and must not block. */
+typedef int (*jrpc_ready_cb)(void *data);
+/* Registers a readiness check: while cb(data) answers 0, GET /ready answers 503 with `name` in
+ * the list `key` of its body ({"status":"unavailable","upstreams_down":["eth"]}: key
+ * "upstreams_down", name "eth"; names of hooks with the same key share one list). key and name
+ * are copied and should be short identifiers: the body is public (docs/security.md). Before
+ * jrpc_server_run, from the thread that owns srv; hooks stay for every later run, and data must
+ * outlive them (until jrpc_server_free). 0, JRPC_EINVAL (NULL or empty key or name, NULL cb),
+ * JRPC_EBUSY (running) or JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_server_ready_hook(jrpc_server_t *srv, const char *key, const char *name,
+                                       jrpc_ready_cb cb, void *data);
 
 /* ---- Loop hooks (extensions with per-loop state: the gateway's client) ---------------------- */
 

@@ -38,6 +38,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->max_response = 25000000;    /* 25 MB: large eth_getLogs answers fit */
     cfg->deadline_ms = 30000;        /* 30 s: common client and proxy timeouts are 30-60 s */
     cfg->drain_ms = 10000;           /* 10 s: systemd gives 90 s; answers in flight finish */
+    cfg->drain_delay_ms = 0;         /* off: without a load balancer nobody reads /ready, and
+                                        its checks set the right value (docs/health.md) */
     cfg->max_ws_message = 5u << 20;  /* 5 MiB: a message is a request body, as max_body */
     cfg->ws_max_inflight = 256;      /* 12 full WS batches, 256 pipelined calls per client */
     cfg->ws_max_queue = 16u << 20;   /* 16 MiB unread output: a stalled client, not a slow one */
@@ -318,6 +320,34 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
 JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv)
 {
     jrpc__io_stop(&srv->io);
+}
+
+JRPC_EXTERN void jrpc_server_drain(jrpc_server_t *srv)
+{
+    jrpc__io_drain(&srv->io);
+}
+
+JRPC_EXTERN int jrpc_server_ready_hook(jrpc_server_t *srv, const char *key, const char *name,
+                                       jrpc_ready_cb cb, void *data)
+{
+    if (key == NULL || key[0] == '\0' || name == NULL || name[0] == '\0' || cb == NULL)
+        return JRPC_EINVAL;
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    jrpc__ready_hook_t *h = calloc(1, sizeof(*h));
+    if (h == NULL || (h->key = strdup(key)) == NULL || (h->name = strdup(name)) == NULL) {
+        if (h != NULL)
+            free(h->key);
+        free(h);
+        return JRPC_ENOMEM;
+    }
+    h->cb = cb;
+    h->data = data;
+    jrpc__ready_hook_t **tail = &srv->io.ready;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = h;
+    return 0;
 }
 
 JRPC_EXTERN size_t jrpc_server_unreplied(const jrpc_server_t *srv)

@@ -103,6 +103,7 @@ struct jrpc__http_req {
     uint8_t rest;            /* the URL is under rest_path (Allow: GET too) */
     uint8_t rest_batch;      /* REST: <method>/batch */
     uint8_t rest_get;        /* REST GET: `in` holds the params built from the query */
+    uint8_t health;          /* /health or /ready (health.c): Allow: GET, HEAD; logged at debug */
     const char *rest_method; /* REST: percent-decoded method name, decoded in place in the
                                 conn's url: valid until the request is handed to the engine */
     size_t rest_method_len;
@@ -225,6 +226,21 @@ void jrpc__http_arm(jrpc__http_conn_t *c);
  * the query are percent-decoded in place. 0 when the path is not a REST path. */
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
                           size_t path_len, const char *query, size_t query_len);
+
+/* ---- health.c -------------------------------------------------------------------------------- */
+
+typedef enum {
+    JRPC__HEALTH_NONE = 0, /* not a health path */
+    JRPC__HEALTH_LIVE,     /* /health, /healthz: 200 while the process serves */
+    JRPC__HEALTH_READY     /* /ready: 200, or 503 while draining or a readiness hook says not */
+} jrpc__health_t;
+
+/* Which health answer the path path[0..len) asks for. */
+jrpc__health_t jrpc__http_health_route(const char *path, size_t len);
+/* Replaces *out with the JSON body of the `which` answer ({"status":"ok"}, {"status":"draining"},
+ * {"status":"unavailable","upstreams_down":["eth"]}) and returns its HTTP status. Any loop
+ * thread: it reads only atomics and calls the readiness hooks. */
+unsigned jrpc__http_health_answer(jrpc__io_t *io, jrpc__health_t which, jrpc_buf_t *out);
 
 /* ---- hosts.c --------------------------------------------------------------------------------- */
 

@@ -151,8 +151,9 @@ static int path_is_rpc(const jrpc__http_conn_t *c, const char *path, size_t path
 static void answer_local(jrpc__http_req_t *hr)
 {
     char msg[96];
-    if (hr->out.len != 0) {
-        hr->state = JRPC__HR_READY; /* made while routing (rest.c: a query's bad escape) */
+    if (hr->out.len != 0 || hr->health) {
+        /* made while routing (rest.c: a query's bad escape; health.c) */
+        hr->state = JRPC__HR_READY;
         return;
     }
     switch (hr->status) {
@@ -576,7 +577,19 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     header_value_end(c);
     hr->method = (int)p->method;
     c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
-    if (header_over(c) || head_check(c, p) != 0 || jrpc__http_browser_check(c, hr) != 0)
+    if (header_over(c) || head_check(c, p) != 0)
+        return;
+    const char *path, *query;
+    size_t path_len, query_len;
+    int cut;
+    url_parts(c, &path, &path_len, &query, &query_len, &cut);
+    int rpc = path_is_rpc(c, path, path_len, cut);
+    /* Health checks skip the Host and Origin checks: a load balancer sends a Host of its own
+     * choosing (or none, HAProxy's HTTP/1.0 checks), and the answers carry no CORS headers, so a
+     * page of another origin cannot read them (docs/security.md says what they reveal). */
+    jrpc__health_t health =
+        rpc || cut ? JRPC__HEALTH_NONE : jrpc__http_health_route(path, path_len);
+    if (health == JRPC__HEALTH_NONE && jrpc__http_browser_check(c, hr) != 0)
         return;
     c->body_start = uv_now(&c->loop->uv);
     hr->keep_alive = (uint8_t)http_should_keep_alive(p);
@@ -590,11 +603,22 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     int chunked = (p->flags & F_CHUNKED) != 0;
     uint64_t clen = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
     int has_body = chunked || clen > 0;
-    const char *path, *query;
-    size_t path_len, query_len;
-    int cut;
-    url_parts(c, &path, &path_len, &query, &query_len, &cut);
-    int rpc = path_is_rpc(c, path, path_len, cut);
+    if (health != JRPC__HEALTH_NONE) {
+        hr->kind = JRPC__HR_LOCAL;
+        hr->health = 1;
+        if (p->method == HTTP_GET || p->method == HTTP_HEAD)
+            hr->status = jrpc__http_health_answer(c->loop->io, health, &hr->out);
+        else
+            jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST,
+                                    "health checks take GET or HEAD");
+        if (has_body) {
+            c->cur = NULL;
+            answer_local(hr);
+            hr->close_after = 1;
+            jrpc__http_halt(c);
+        }
+        return;
+    }
     /* GET with Upgrade: websocket on the RPC path: 101 (src/ws takes the socket once the
      * request is complete), or 400 / 426. Any other Upgrade is ignored (RFC 9110 §7.8). */
     unsigned ws = rpc && p->method == HTTP_GET

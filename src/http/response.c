@@ -81,7 +81,9 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
                    "Access-Control-Max-Age: 86400\r\n");
         }
     } else if (hr->status == 405) {
-        if (get)
+        if (hr->health)
+            PUT(p, "Allow: GET, HEAD\r\n");
+        else if (get)
             PUT(p, "Allow: GET, POST, OPTIONS\r\n");
         else
             PUT(p, "Allow: POST, OPTIONS\r\n");
@@ -89,6 +91,8 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
         /* RFC 9110 §15.5.22 wants Upgrade; RFC 6455 §4.4 the versions we speak. */
         PUT(p, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     }
+    if (hr->health)
+        PUT(p, "Cache-Control: no-store\r\n"); /* a check must reach us, not a cache */
     if (hr->status != 204) {
         PUT(p, "Content-Type: application/json\r\nContent-Length: ");
         p = jrpc__put_u64(p, hr->out.len);
@@ -108,7 +112,9 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
         c->peer_len = jrpc__peer_name(&c->sock->tcp, c->peer, sizeof c->peer);
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
-    jrpc__log(c->cfg, JRPC_LOG_INFO, c->peer, " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
+    /* A load balancer checks every few seconds: its lines would bury the traffic's at info. */
+    jrpc__log(c->cfg, hr->health ? JRPC_LOG_DEBUG : JRPC_LOG_INFO, c->peer,
+              " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
               hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
               hr->items, hr->out.len, us);
 }

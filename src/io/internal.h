@@ -113,6 +113,16 @@ typedef struct jrpc__loop_ext {
     void *data;
 } jrpc__loop_ext_t;
 
+/* A readiness check (jrpc_server_ready_hook), in registration order: /ready lists `name` under
+ * `key` while `cb` says not ready. */
+typedef struct jrpc__ready_hook {
+    struct jrpc__ready_hook *next;
+    jrpc_ready_cb cb;
+    void *data;
+    char *key;  /* owned: the JSON member that lists names ("upstreams_down") */
+    char *name; /* owned: what is not ready ("eth") */
+} jrpc__ready_hook_t;
+
 /* ---- The connection core (sock.c) ------------------------------------------------------------ */
 
 /* Read size: one buffer per loop (loop->rbuf), not per connection. Owners copy out what they keep
@@ -217,6 +227,8 @@ struct jrpc__io {
     int checking;       /* a check only (jrpcd --check): listen probes addresses, binds nothing */
     atomic_int running; /* inside jrpc__io_run */
     atomic_int stop_requests;    /* jrpc__io_stop calls so far */
+    atomic_int drain_requests;   /* jrpc__io_drain calls so far: /ready answers 503 */
+    jrpc__ready_hook_t *ready;   /* readiness checks (owned), read by /ready on any loop */
     atomic_uint nconns_total;    /* open connections, every loop (admit.c) */
     atomic_ulong refused_total;  /* connections refused over max_connections */
     atomic_ulong refused_per_ip; /* connections refused over max_connections_per_ip */
@@ -257,6 +269,8 @@ struct jrpc__loop {
     void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
                                          their first word */
     unsigned nblocks[JRPC__LOOP_CLASSES];
+    int delaying;     /* drain seen: serving on for drain_delay_ms before the stop */
+    int delay_over;   /* that time is over: the stop began as if asked once */
     int stopping;     /* stop seen: listeners closed, draining */
     int expired;      /* drain time over: what ran was answered, connections write their last */
     int abandon;      /* the last answers had their time: requests still waiting for a handler
@@ -342,6 +356,15 @@ int jrpc__io_listen(jrpc__io_t *io, const char *host_port);
 int jrpc__io_run(jrpc__io_t *io);
 /* Asks every loop to stop (any thread, signal-safe); a second call closes connections at once. */
 void jrpc__io_stop(jrpc__io_t *io);
+/* Announces a stop (any thread, signal-safe): /ready answers 503 at once, everything is served
+ * for cfg->drain_delay_ms more, then each loop stops as jrpc__io_stop would. A stop during the
+ * delay ends it. */
+void jrpc__io_drain(jrpc__io_t *io);
+/* Whether a drain or a stop was asked (any thread). */
+static inline int jrpc__io_draining(jrpc__io_t *io)
+{
+    return atomic_load(&io->drain_requests) > 0 || atomic_load(&io->stop_requests) > 0;
+}
 
 /* Posts p to loop from any thread; p->cb runs on the loop, after everything posted before. */
 void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p);

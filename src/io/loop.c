@@ -75,6 +75,13 @@ void jrpc__io_close(jrpc__io_t *io)
         io->exts = e->next;
         free(e);
     }
+    while (io->ready != NULL) {
+        jrpc__ready_hook_t *h = io->ready;
+        io->ready = h->next;
+        free(h->key);
+        free(h->name);
+        free(h);
+    }
 }
 
 /* ---- Listening ------------------------------------------------------------------------------- */
@@ -399,13 +406,27 @@ static void loop_begin_stop(jrpc__loop_t *loop)
     loop_maybe_done(loop);
 }
 
+static void loop_delay_timeout(uv_timer_t *t)
+{
+    jrpc__loop_t *loop = t->data;
+    loop->delay_over = 1;
+    if (!loop->stopping)
+        loop_begin_stop(loop);
+}
+
 static void loop_wakeup(uv_async_t *h)
 {
     jrpc__loop_t *loop = h->data;
     loop_run_posted(loop);
-    int stops = atomic_load(&loop->io->stop_requests);
+    /* A drain whose delay is over counts as the first stop: a stop after it is the second. */
+    int stops = atomic_load(&loop->io->stop_requests) + loop->delay_over;
     if (stops > 0 && !loop->stopping)
         loop_begin_stop(loop);
+    /* The drain timer is free until the stop begins; loop_begin_stop re-arms it for drain_ms. */
+    if (atomic_load(&loop->io->drain_requests) > 0 && !loop->stopping && !loop->delaying) {
+        loop->delaying = 1;
+        uv_timer_start(&loop->drain_timer, loop_delay_timeout, loop->cfg->drain_delay_ms, 0);
+    }
     if (stops > 1 && !loop->closing) {
         loop_expire(loop);
         if (!loop->closing)
@@ -465,8 +486,8 @@ static void loop_main(void *arg)
         if (e->start != NULL)
             e->start(&loop->uv, loop->index, e->data);
     atomic_store(&loop->ready, 1);
-    /* A stop asked before this loop was ready is picked up here. */
-    if (atomic_load(&loop->io->stop_requests) > 0)
+    /* A stop (or drain) asked before this loop was ready is picked up here. */
+    if (atomic_load(&loop->io->stop_requests) > 0 || atomic_load(&loop->io->drain_requests) > 0)
         uv_async_send(&loop->wakeup);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
 }
@@ -606,12 +627,28 @@ done:;
     }
     free(threads);
     atomic_store(&io->stop_requests, 0);
+    atomic_store(&io->drain_requests, 0);
     return rc;
 }
 
 void jrpc__io_stop(jrpc__io_t *io)
 {
     atomic_fetch_add(&io->stop_requests, 1);
+    jrpc__loop_t *loops = io->loops;
+    if (loops == NULL)
+        return;
+    for (unsigned i = 0; i < io->cfg->io_threads; i++)
+        if (atomic_load(&loops[i].ready))
+            uv_async_send(&loops[i].wakeup);
+}
+
+void jrpc__io_drain(jrpc__io_t *io)
+{
+    if (io->cfg->drain_delay_ms == 0) {
+        jrpc__io_stop(io);
+        return;
+    }
+    atomic_fetch_add(&io->drain_requests, 1);
     jrpc__loop_t *loops = io->loops;
     if (loops == NULL)
         return;
