@@ -108,7 +108,7 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
         c->peer_len = jrpc__peer_name(&c->sock->tcp, c->peer, sizeof c->peer);
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
-    jrpc__log(c->cfg, JRPC_LOG_INFO, c->peer, " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
-              hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
-              hr->items, hr->out.len, us);
+    jrpc__log(c->loop->cfg, JRPC_LOG_INFO, c->peer, " \"%s %.*s\" %u items=%zu bytes=%zu %lluus",
+              method, hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-",
+              hr->status, hr->items, hr->out.len, us);
 }
