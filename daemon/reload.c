@@ -1,11 +1,11 @@
 /* reload.c — SIGHUP: jrpcd reads its configuration again, from the same file and flags as at
  * the start, and hands the server what a running server can change (jrpc_server_reconfigure:
- * limits, timeouts, hosts, cors_origins, log_level) without closing a connection. A
- * configuration that does not load, or that the library refuses, changes nothing. What the
- * running process was built with (listen addresses, io_threads, workers, modules, paths,
- * upstreams, the batch policy) is compared with what runs and logged as needing a restart. A
- * thread of its own waits for the signal (sigwait), so the reload runs outside any handler and
- * any io loop. */
+ * limits, timeouts, hosts, cors_origins, log_level; jrpc_batch_deny_set: [batch] deny) without
+ * closing a connection. A configuration that does not load, or that the library refuses,
+ * changes nothing. What the running process was built with (listen addresses, io_threads,
+ * workers, modules, paths, upstreams) is compared with what runs and logged as needing a
+ * restart. A thread of its own waits for the signal (sigwait), so the reload runs outside any
+ * handler and any io loop. */
 #include "jrpcd.h"
 
 #include <pthread.h>
@@ -150,14 +150,21 @@ static void reload_once(void)
                   jrpc_strerror(rc));
         goto done;
     }
+    /* The patterns passed the parser's check: only memory can fail here, and then the old
+     * policy stays while the limits changed, which is said. */
+    rc = jrpc_batch_deny_set(reload.srv, (const char *const *)next.batch_deny, next.batch_deny_len);
+    if (rc != 0)
+        jrpcd_log(JRPC_LOG_ERROR, "reload: [batch] deny kept as it was: %s", jrpc_strerror(rc));
     /* The line below shows at the old level or the new one, whichever says more. */
     const jrpc_config_t *cfg = jrpc_server_config(reload.srv);
     if (cfg->log_level > reload.level)
         jrpcd_log_set_level(cfg->log_level);
-    jrpcd_log(
-        JRPC_LOG_INFO, "reloaded: max_batch %u, max_batch_ws %u, deadline %u ms, log_level %s%s",
-        cfg->max_batch, cfg->max_batch_ws, cfg->deadline_ms, jrpcd_log_level_name(cfg->log_level),
-        kept ? " (some settings need a restart, see above)" : "");
+    jrpcd_log(JRPC_LOG_INFO,
+              "reloaded: max_batch %u, max_batch_ws %u, deadline %u ms, %zu [batch] deny "
+              "patterns, log_level %s%s",
+              cfg->max_batch, cfg->max_batch_ws, cfg->deadline_ms, next.batch_deny_len,
+              jrpcd_log_level_name(cfg->log_level),
+              kept ? " (some settings need a restart, see above)" : "");
 done:
     jrpcd_opts_free(&next);
     jrpcd_notify("READY=1");

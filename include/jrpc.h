@@ -371,6 +371,13 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
  * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY (the server is running) or
  * JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
+/* Replaces the whole batch policy with patterns[0..n) (each as for jrpc_batch_deny; n = 0 allows
+ * every method in batches again), also while the server runs (jrpcd's reload): batches checked
+ * after it returns follow the new policy. Copied; the replaced policy stays allocated until
+ * jrpc_server_free. Any thread. 0, JRPC_EINVAL (a bad pattern: nothing changes) or
+ * JRPC_ENOMEM. */
+#define JRPC_HAVE_BATCH_DENY_SET 1
+JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n);
 
 /* ---- Loop hooks (extensions with per-loop state: the gateway's client) ---------------------- */
 

@@ -279,6 +279,16 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
     return jrpc__registry_deny_batch(srv->engine.registry, pattern);
 }
 
+JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n)
+{
+    if (n != 0 && patterns == NULL)
+        return JRPC_EINVAL;
+    uv_mutex_lock(&srv->reconf_lock);
+    int rc = jrpc__registry_deny_replace(srv->engine.registry, patterns, n);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return rc;
+}
+
 /* Appends the word w[0..n) to the default hosts unless it is there already (out of memory: it
  * is left out, which refuses that name rather than allowing more). */
 static void hosts_add(jrpc_server_t *srv, const char *w, size_t n)

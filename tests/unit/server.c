@@ -267,6 +267,23 @@ static void reconfigure_applies_to_the_next_batch(void **state)
          buf, sizeof buf);
     assert_non_null(strstr(buf, "\"result\":\"pong\",\"id\":2"));
 
+    /* The batch policy too, at once: the very next batch meets it. */
+    const char *deny[] = {"pi*"};
+    const char *bad_deny[] = {"p*g"};
+    assert_int_equal(jrpc_batch_deny_set(srv, bad_deny, 1), JRPC_EINVAL);
+    assert_int_equal(jrpc_batch_deny_set(srv, deny, 1), 0);
+    post(fd,
+         "[{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1},"
+         "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":2}]",
+         buf, sizeof buf);
+    assert_non_null(strstr(buf, "-32004"));
+    assert_int_equal(jrpc_batch_deny_set(srv, NULL, 0), 0);
+    post(fd,
+         "[{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1},"
+         "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":2}]",
+         buf, sizeof buf);
+    assert_non_null(strstr(buf, "\"result\":\"pong\",\"id\":2"));
+
     close(fd);
     jrpc_server_stop(srv);
     assert_int_equal(pthread_join(th, NULL), 0);
