@@ -320,16 +320,18 @@ JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
  * dropping a call (jrpcd's SIGHUP). cfg is checked as jrpc_server_create checks it and copied,
  * strings too. Each io loop switches to the copy at its next wakeup, between two callbacks, so no
  * callback sees half of each; what arrives after that follows it: the next batch meets the new
- * max_batch, the next item the new deadline, a timer armed again its new timeout. A request
- * already checked keeps what it was admitted under. The limits a WebSocket connection's other
- * threads read (max_ws_message, ws_max_queue, ws_max_subscriptions) apply to connections opened
- * after it. What the running server was built with is kept from the current configuration and
- * needs a new server to change: path, rest_path, io_threads, reuse_port, workers, worker_queue,
- * max_header, log_cb and log_data. hosts NULL or "" is the default list, with the loopback names
- * jrpc_server_listen added. The configurations replaced stay allocated until jrpc_server_free
- * (calls and other threads may still read them; a few hundred bytes each). Any thread, after
- * the last jrpc_server_listen; returns before the loops have switched. 0, JRPC_EINVAL (cfg
- * refused: jrpc_config_check names the field; nothing changes) or JRPC_ENOMEM. */
+ * max_batch, the next item the new deadline, a timer armed again its new timeout. A batch
+ * already admitted is not checked again; its later steps (items not started yet, the bound on
+ * its answer) follow the new values. The limits a WebSocket connection's other
+ * threads read (max_ws_message, ws_max_queue, ws_max_subscriptions), and the log_level of its
+ * connection-level lines, apply to connections opened after it. What the running server was built
+ * with is kept from the current configuration and needs a new server to change: path, rest_path,
+ * io_threads, reuse_port, workers, worker_queue, max_header, log_cb and log_data. hosts NULL or ""
+ * is the default list, with the loopback names jrpc_server_listen added. The configurations
+ * replaced stay allocated until jrpc_server_free (calls and other threads may still read them; a
+ * few hundred bytes each). Any thread, after the last jrpc_server_listen; returns before the loops
+ * have switched. 0, JRPC_EINVAL (cfg refused: jrpc_config_check names the field; nothing changes)
+ * or JRPC_ENOMEM. */
 #define JRPC_HAVE_SERVER_RECONFIGURE 1
 JRPC_EXTERN int jrpc_server_reconfigure(jrpc_server_t *srv, const jrpc_config_t *cfg);
 
