@@ -2,7 +2,7 @@
 // apply the new limits and log level to the connections it has open, under continuous calls on
 // keep-alive HTTP connections and a WebSocket, without a failed call, a dropped connection or a
 // lost call in flight; a file that does not load, or a value the library refuses, is refused
-// and the old limits stay; [batch] deny changes too; a changed listen address is logged as
+// and the old limits stay; [batch] deny and cors_origins change too; a changed listen address is logged as
 // needing a restart. jrpcd
 // started with NOTIFY_SOCKET (systemd's Type=notify) sends READY=1, RELOADING=1 with
 // MONOTONIC_USEC then READY=1 around a reload, and STOPPING=1 on SIGTERM, to a datagram socket
@@ -201,13 +201,18 @@ test('a config that does not load or validate is refused; a listen change needs 
         let r = await rpc(server, pings(4, 'kept'));
         allOk(r, 4, 'a batch of 4 after the refusals');
 
+        const page = { headers: { Origin: 'https://app.example' } };
+        r = await rpc(server, call('tennis@ping', undefined, 'o'), page);
+        assert.equal(r.status, 403, 'no cors_origins: a page is refused');
+
         const echoes = batch([call('test.echo', [1], 'e1'), call('test.echo', [2], 'e2')]);
         r = await rpc(server, echoes);
         assert.deepEqual(r.json.map((x) => x.result), [[1], [2]], r.body);
 
         // Another port: logged as needing a restart and kept; the limits and the batch policy
         // still change.
-        writeFileSync(file, '[server]\nlisten = 127.0.0.1:1\nmax_batch = 3\n[batch]\ndeny = test.*\n');
+        writeFileSync(file, '[server]\nlisten = 127.0.0.1:1\nmax_batch = 3\n' +
+            'cors_origins = https://app.example\n[batch]\ndeny = test.*\n');
         server.proc.kill('SIGHUP');
         await waitFor(() => /reloaded: max_batch 3/.test(server.stderr()), { timeout: BOUND_MS, what: 'reloaded' });
         assert.match(server.stderr(), / warn reload: listen changed: needs a restart/);
@@ -215,6 +220,8 @@ test('a config that does not load or validate is refused; a listen change needs 
         assert.match(r.body, /batch of 4 exceeds limit 3/, r.body);
         r = await rpc(server, echoes);
         assert.deepEqual(r.json.map((x) => x.error?.code), [-32004, -32004], r.body);
+        r = await rpc(server, call('tennis@ping', undefined, 'o'), page);
+        assert.equal(r.status, 200, `the page is allowed after the reload: ${r.body}`);
         await healthy(server);
         await server.stop();
     } finally {
