@@ -59,6 +59,8 @@ typedef struct jrpcd_opts {
     int quiet;                   /* --quiet: no log callback at all */
     int check;                   /* --check: load everything, print the settings, exit */
     const char *config_file;     /* --config argument (argv storage), or NULL */
+    char *errbuf;                /* set: a config file error goes here, not to stderr (reload) */
+    size_t errcap;               /* bytes of errbuf */
     char *config_dir;            /* directory of config_file (NULL: the working directory) */
 } jrpcd_opts_t;
 
@@ -160,6 +162,31 @@ void jrpcd_log_line(jrpc_log_level_t level, const char *line, void *data);
 void jrpcd_log(jrpc_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error", "warn", "info", "debug"; NULL for anything else. */
 const char *jrpcd_log_level_name(jrpc_log_level_t level);
+
+/* Changes the level after the start (a reload); any thread. */
+void jrpcd_log_set_level(jrpc_log_level_t level);
+
+/* ---- notify.c ------------------------------------------------------------------------------- */
+
+/* Reads NOTIFY_SOCKET (systemd's Type=notify); call once, before threads and signal handlers. */
+void jrpcd_notify_init(void);
+/* Sends msg ("READY=1", lines separated by '\n') to it; nothing when jrpcd was not started that
+ * way. Async-signal-safe (the SIGTERM handler sends STOPPING=1). */
+void jrpcd_notify(const char *msg);
+
+/* ---- reload.c ------------------------------------------------------------------------------- */
+
+/* Blocks SIGHUP in the calling thread, and so in every thread it starts later: only the reload
+ * thread takes it (sigwait), and a SIGHUP while jrpcd starts waits for it instead of ending the
+ * process. Call first in main. */
+void jrpcd_reload_block(void);
+/* Starts the thread that reloads on SIGHUP: it reads the configuration again from argv (the same
+ * file and flags) and applies it to srv (daemon/reload.c says what changes live). `running` is
+ * what srv was built from: what needs a restart is compared with it. Also registers the loop
+ * hook that sends READY=1 once every loop serves. Before jrpc_server_run. 0, or -1 (logged). */
+int jrpcd_reload_start(jrpc_server_t *srv, const jrpcd_opts_t *running, int argc, char **argv);
+/* Ends that thread (after jrpc_server_run returned). */
+void jrpcd_reload_stop(void);
 
 /* ---- module.c ------------------------------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -15,14 +16,20 @@
  * longer lines are cut (and end in "...") rather than split into pieces that could interleave. */
 #define LOG_LINE_MAX 4096
 
-/* Set once before the server starts, read-only afterwards. */
-static jrpc_log_level_t log_level = JRPC_LOG_INFO;
+/* log_quiet is set once before the server starts; log_level also by a reload, from its thread
+ * while io threads log (relaxed: a line filtered by either level is fine). */
+static _Atomic jrpc_log_level_t log_level = JRPC_LOG_INFO;
 static int log_quiet;
 
 void jrpcd_log_setup(jrpc_log_level_t level, int quiet)
 {
     log_level = level;
     log_quiet = quiet;
+}
+
+void jrpcd_log_set_level(jrpc_log_level_t level)
+{
+    atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
 
 const char *jrpcd_log_level_name(jrpc_log_level_t level)
@@ -99,7 +106,7 @@ void jrpcd_log_line(jrpc_log_level_t level, const char *line, void *data)
 {
     static const char hex[] = "0123456789abcdef";
     (void)data;
-    if (log_quiet || level > log_level)
+    if (log_quiet || level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
 
     char buf[LOG_LINE_MAX];
@@ -151,7 +158,7 @@ void jrpcd_log_line(jrpc_log_level_t level, const char *line, void *data)
 
 void jrpcd_log(jrpc_log_level_t level, const char *fmt, ...)
 {
-    if (log_quiet || level > log_level)
+    if (log_quiet || level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     char line[LOG_LINE_MAX];
     va_list ap;

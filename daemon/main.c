@@ -1,5 +1,6 @@
 /* main.c — jrpcd, the JSON-RPC 2.0 daemon: reads its options, creates the server, loads the
- * modules that provide the methods, listens, and runs until SIGINT or SIGTERM. The library does
+ * modules that provide the methods, listens, and runs until SIGINT or SIGTERM (SIGHUP reloads:
+ * reload.c). The library does
  * the serving; this file only puts the pieces together in the right order. */
 #include "jrpcd.h"
 
@@ -20,9 +21,10 @@ static char signal_msg[2][200];  /* preformatted: the handler may not call snpri
 static void on_signal(int sig)
 {
     int saved = errno;
-    if (atomic_fetch_add(&signal_count, 1) == 0)
+    if (atomic_fetch_add(&signal_count, 1) == 0) {
+        jrpcd_notify("STOPPING=1");
         jrpcd_log_line(JRPC_LOG_INFO, signal_msg[sig == SIGINT ? 0 : 1], NULL);
-    else {
+    } else {
         /* The operator asked twice: handlers that have not replied (a stuck upstream, a long
          * timer) must not hold the process, so leave at once, as nginx does on a second stop. */
         jrpcd_log_line(JRPC_LOG_WARN, "signal again: exiting now, without waiting for requests",
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
     int status = 1; /* cannot start; 2 is for bad options, 0 for a clean stop */
     char err[1024];
 
+    jrpcd_reload_block();
+    jrpcd_notify_init();
     jrpcd_opts_init(&opts);
     int rc = jrpcd_opts_parse(&opts, argc, argv);
     if (rc != 0) {
@@ -197,8 +201,11 @@ int main(int argc, char **argv)
               opts.cfg.io_threads == 0 ? " (one per core)" : "", cfg->workers, cfg->max_batch,
               cfg->deadline_ms);
 
+    if (jrpcd_reload_start(srv, &opts, argc, argv) != 0)
+        goto done;
     rc = jrpc_server_run(srv);
     signals_reset();
+    jrpcd_reload_stop();
     if (rc != 0) {
         fprintf(stderr, "jrpcd: the server failed: %s\n", jrpc_strerror(rc));
         goto done;

@@ -782,6 +782,7 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
     int rc = -1;
     char err[512];
     opterr = 0; /* our own messages, one line each */
+    optind = 0; /* glibc: start over, also when a reload parses the same argv again */
     int c;
     while ((c = getopt_long(argc, argv, ":c:l:m:qthV", longopts, NULL)) != -1) {
         switch (c) {
@@ -844,7 +845,10 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
             }
         }
         if (jrpcd_config_load(opts, err, sizeof(err)) != 0) {
-            fprintf(stderr, "jrpcd: %s\n", err);
+            if (opts->errbuf != NULL)
+                snprintf(opts->errbuf, opts->errcap, "%s", err);
+            else
+                fprintf(stderr, "jrpcd: %s\n", err);
             goto done;
         }
     }

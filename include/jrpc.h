@@ -320,9 +320,28 @@ JRPC_EXTERN int jrpc_server_set_checking(jrpc_server_t *srv);
 JRPC_EXTERN int jrpc_server_checking(const jrpc_server_t *srv);
 /* Frees a server that is not running (never ran, or jrpc_server_run returned). */
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
-/* The server's own copy of its configuration (defaults filled in); read-only, any thread, valid
- * as long as srv. */
+/* The server's own copy of its configuration (defaults filled in), the one the last
+ * jrpc_server_reconfigure set; read-only, any thread, valid as long as srv. */
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
+
+/* Changes a server's configuration, also while it runs, without closing a connection or
+ * dropping a call (jrpcd's SIGHUP). cfg is checked as jrpc_server_create checks it and copied,
+ * strings too. Each io loop switches to the copy at its next wakeup, between two callbacks, so no
+ * callback sees half of each; what arrives after that follows it: the next batch meets the new
+ * max_batch, the next item the new deadline, a timer armed again its new timeout. A batch
+ * already admitted is not checked again; its later steps (items not started yet, the bound on
+ * its answer) follow the new values. The limits a WebSocket connection's other
+ * threads read (max_ws_message, ws_max_queue, ws_max_subscriptions), and the log_level of its
+ * connection-level lines, apply to connections opened after it. What the running server was built
+ * with is kept from the current configuration and needs a new server to change: path, rest_path,
+ * io_threads, reuse_port, workers, worker_queue, max_header, log_cb and log_data. hosts NULL or ""
+ * is the default list, with the loopback names jrpc_server_listen added. The configurations
+ * replaced stay allocated until jrpc_server_free (calls and other threads may still read them; a
+ * few hundred bytes each). Any thread, after the last jrpc_server_listen; returns before the loops
+ * have switched. 0, JRPC_EINVAL (cfg refused: jrpc_config_check names the field; nothing changes)
+ * or JRPC_ENOMEM. */
+#define JRPC_HAVE_SERVER_RECONFIGURE 1
+JRPC_EXTERN int jrpc_server_reconfigure(jrpc_server_t *srv, const jrpc_config_t *cfg);
 
 /* ---- Methods -----------------------------------------------------------------------------------
  */
@@ -362,6 +381,13 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
  * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY (the server is running) or
  * JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
+/* Replaces the whole batch policy with patterns[0..n) (each as for jrpc_batch_deny; n = 0 allows
+ * every method in batches again), also while the server runs (jrpcd's reload): batches checked
+ * after it returns follow the new policy. Copied; the replaced policy stays allocated until
+ * jrpc_server_free. Any thread. 0, JRPC_EINVAL (a bad pattern: nothing changes) or
+ * JRPC_ENOMEM. */
+#define JRPC_HAVE_BATCH_DENY_SET 1
+JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n);
 
 /* ---- Readiness (GET /ready) ------------------------------------------------------------------ */
 

@@ -128,6 +128,7 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     if (srv == NULL)
         return JRPC_ENOMEM;
     srv->cfg = *cfg;
+    uv_mutex_init(&srv->reconf_lock);
     if (srv->cfg.io_threads == 0)
         srv->cfg.io_threads = uv_available_parallelism();
     if (srv->cfg.io_threads > MAX_IO_THREADS)
@@ -177,7 +178,61 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
 
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv)
 {
-    return &srv->cfg;
+    return atomic_load(&srv->io.cfg);
+}
+
+/* One configuration set by jrpc_server_reconfigure, with the strings it owns. */
+struct jrpc__reconf {
+    struct jrpc__reconf *next; /* the one set before */
+    jrpc_config_t cfg;         /* path and rest_path point at the server's, hosts and
+                                  cors_origins at the copies below */
+    char *hosts;               /* owned copy, or NULL when cfg.hosts is the server's default */
+    char *cors_origins;        /* owned copy ("" = none) */
+};
+
+JRPC_EXTERN int jrpc_server_reconfigure(jrpc_server_t *srv, const jrpc_config_t *cfg)
+{
+    if (cfg == NULL || jrpc_config_check(cfg) != NULL)
+        return JRPC_EINVAL;
+    struct jrpc__reconf *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        return JRPC_ENOMEM;
+    uv_mutex_lock(&srv->reconf_lock);
+    const jrpc_config_t *cur = atomic_load(&srv->io.cfg);
+    rc->cfg = *cfg;
+    /* What the running server was built with stays (jrpc.h lists these fields). */
+    rc->cfg.path = cur->path;
+    rc->cfg.rest_path = cur->rest_path;
+    rc->cfg.io_threads = cur->io_threads;
+    rc->cfg.reuse_port = cur->reuse_port;
+    rc->cfg.workers = cur->workers;
+    rc->cfg.worker_queue = cur->worker_queue;
+    rc->cfg.max_header = cur->max_header;
+    rc->cfg.log_cb = cur->log_cb;
+    rc->cfg.log_data = cur->log_data;
+    if (rc->cfg.batch_concurrency == 0)
+        rc->cfg.batch_concurrency = 1;
+    if (rc->cfg.max_depth == 0)
+        rc->cfg.max_depth = JRPC_MAX_DEPTH;
+    int dflt = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';
+    if (dflt && srv->hosts_default)
+        rc->cfg.hosts = srv->hosts; /* with the loopback names listen added */
+    else
+        rc->cfg.hosts = rc->hosts = strdup(dflt ? HOSTS_DEFAULT : cfg->hosts);
+    rc->cfg.cors_origins = rc->cors_origins =
+        strdup(cfg->cors_origins != NULL ? cfg->cors_origins : "");
+    if (rc->cfg.hosts == NULL || rc->cors_origins == NULL) {
+        uv_mutex_unlock(&srv->reconf_lock);
+        free(rc->hosts);
+        free(rc->cors_origins);
+        free(rc);
+        return JRPC_ENOMEM;
+    }
+    rc->next = srv->reconfs;
+    srv->reconfs = rc;
+    jrpc__io_reconfigure(&srv->io, &rc->cfg);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return 0;
 }
 
 JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
@@ -224,6 +279,16 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
     if (atomic_load(&srv->io.running))
         return JRPC_EBUSY;
     return jrpc__registry_deny_batch(srv->engine.registry, pattern);
+}
+
+JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n)
+{
+    if (n != 0 && patterns == NULL)
+        return JRPC_EINVAL;
+    uv_mutex_lock(&srv->reconf_lock);
+    int rc = jrpc__registry_deny_replace(srv->engine.registry, patterns, n);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return rc;
 }
 
 /* Appends the word w[0..n) to the default hosts unless it is there already (out of memory: it
@@ -363,6 +428,14 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
     if (srv == NULL)
         return;
     jrpc__io_close(&srv->io);
+    while (srv->reconfs != NULL) {
+        struct jrpc__reconf *rc = srv->reconfs;
+        srv->reconfs = rc->next;
+        free(rc->hosts);
+        free(rc->cors_origins);
+        free(rc);
+    }
+    uv_mutex_destroy(&srv->reconf_lock);
     jrpc__registry_free(srv->engine.registry);
     free(srv->engine.discover);
     free(srv->path);

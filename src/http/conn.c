@@ -79,7 +79,7 @@ static void conn_read_stop(jrpc__http_conn_t *c)
 int jrpc__http_over_bound(const jrpc__http_conn_t *c)
 {
     const jrpc__acct_t *a = c->acct;
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     return c->depth >= JRPC__HTTP_PIPELINE_MAX || a->reqs >= JRPC__HTTP_PIPELINE_MAX ||
            a->calls >= cfg->http_max_inflight || a->body >= cfg->max_body ||
            c->unsent_bytes >= cfg->max_unsent ||
@@ -167,7 +167,7 @@ void jrpc__http_arm(jrpc__http_conn_t *c)
 {
     if (c->closing || c->lingering)
         return;
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t now = uv_now(&c->loop->uv), ms;
     if (jrpc__sock_queued(c->sock) > 0) {
         ms = cfg->send_timeout_ms;
@@ -251,6 +251,8 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
     hr->state = JRPC__HR_PARSING;
     hr->kind = JRPC__HR_LOCAL;
     hr->method = -1;
+    /* Per request, not per connection: a reload may have changed log_level. */
+    c->log = c->loop->cfg->log_cb != NULL && c->loop->cfg->log_level >= JRPC_LOG_INFO;
     hr->t0 = c->log ? uv_hrtime() : 0;
     if (c->tail != NULL)
         c->tail->next = hr;
@@ -453,7 +455,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     jrpc__answer_t ans;
     int rc = hr->kind == JRPC__HR_REST
                  ? jrpc__req_run_rest(r, hr->rest_method, hr->rest_method_len, hr->rest_batch, &ans)
-                 : jrpc__req_run(r, c->cfg->max_batch, &ans);
+                 : jrpc__req_run(r, c->loop->cfg->max_batch, &ans);
     if (rc == JRPC__REQ_DONE)
         req_answered(hr, &ans); /* the caller (a parse, or a resume) flushes */
     else
@@ -729,7 +731,6 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
     }
     c->sock = s;
     c->loop = loop;
-    c->cfg = cfg;
     c->route = route;
     c->route_len = route_len;
     c->url_cap = url_cap;

@@ -137,7 +137,6 @@ struct jrpc__http_conn {
                                  linger bound) and the FIN; .owner = this */
     http_parser parser;       /* .data = this */
     jrpc__loop_t *loop;       /* owning loop */
-    const jrpc_config_t *cfg; /* loop->srv->cfg */
     jrpc__http_req_t *head;   /* oldest request not yet written */
     jrpc__http_req_t *tail;   /* newest request */
     jrpc__http_req_t *unsent; /* oldest request not yet handed to uv_write, or NULL */

@@ -30,7 +30,7 @@ static void keep_lower(char *dst, size_t cap, uint8_t *len, const char *at, size
  * max_header 0 leaves only http-parser's 80 KiB ceiling. */
 static int header_over(jrpc__http_conn_t *c)
 {
-    size_t max = c->cfg->max_header;
+    size_t max = c->loop->cfg->max_header;
     if (max == 0 || c->hdr_bytes <= max)
         return 0;
     char msg[80];
@@ -42,7 +42,7 @@ static int header_over(jrpc__http_conn_t *c)
 static void body_too_large(jrpc__http_conn_t *c)
 {
     char msg[80];
-    snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->cfg->max_body);
+    snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->loop->cfg->max_body);
     jrpc__http_refuse(c, 413, JRPC_CODE_LIMIT_EXCEEDED, msg);
 }
 
@@ -496,7 +496,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
      * first case is the next byte known to be the space before the version. */
     if (at + len < c->parse_end && jrpc__http_expect(c, at + len, " HTTP/", 6) != 0)
         return 0;
-    size_t max = c->cfg->max_header;
+    size_t max = c->loop->cfg->max_header;
     /* A URL alone over the header limit gets 414, the more precise answer (nginx does the same
      * for a request line over large_client_header_buffers); other header bytes get 431. */
     if (max != 0 && c->url_len > max) {
@@ -637,7 +637,7 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     if ((rpc && p->method == HTTP_POST) || (rest && hr->kind == JRPC__HR_REST && !hr->rest_get)) {
         if (rpc)
             hr->kind = JRPC__HR_RPC;
-        if (!chunked && clen > c->cfg->max_body) {
+        if (!chunked && clen > c->loop->cfg->max_body) {
             body_too_large(c); /* before the body: the client that waits for 100 sends none */
             return;
         }
@@ -695,10 +695,11 @@ static int on_body(http_parser *p, const char *at, size_t len)
      * client trickling a byte every few seconds holds a connection and a buffer for nothing. */
     c->body_seen += len;
     uint64_t took = uv_now(&c->loop->uv) - c->body_start;
-    if (took > c->cfg->body_timeout_ms && c->cfg->min_body_rate != 0 &&
-        c->body_seen * 1000 < (uint64_t)c->cfg->min_body_rate * took) {
+    if (took > c->loop->cfg->body_timeout_ms && c->loop->cfg->min_body_rate != 0 &&
+        c->body_seen * 1000 < (uint64_t)c->loop->cfg->min_body_rate * took) {
         char msg[96];
-        snprintf(msg, sizeof msg, "request body slower than %u bytes/s", c->cfg->min_body_rate);
+        snprintf(msg, sizeof msg, "request body slower than %u bytes/s",
+                 c->loop->cfg->min_body_rate);
         jrpc__http_refuse(c, 408, JRPC_CODE_LIMIT_EXCEEDED, msg);
         return 0;
     }
@@ -713,7 +714,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     hr->want_continue = 0; /* the client did not wait */
     if (len > hr->in_cap - hr->in_len) {
         /* Chunked (a known length was allocated whole): grow geometrically up to max_body. */
-        size_t max = c->cfg->max_body;
+        size_t max = c->loop->cfg->max_body;
         size_t need = hr->in_len + len;
         if (need > max) {
             body_too_large(c);
@@ -745,7 +746,7 @@ static int on_chunk_header(http_parser *p)
     c->chunk_left = p->content_length;
     /* A chunk announced past the limit is refused before its bytes arrive. */
     if (hr != NULL && hr->kind != JRPC__HR_LOCAL && !hr->rest_get &&
-        p->content_length > c->cfg->max_body - hr->in_len)
+        p->content_length > c->loop->cfg->max_body - hr->in_len)
         body_too_large(c);
     return 0;
 }

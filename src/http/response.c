@@ -113,7 +113,7 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
     /* A load balancer checks every few seconds: its lines would bury the traffic's at info. */
-    jrpc__log(c->cfg, hr->health ? JRPC_LOG_DEBUG : JRPC_LOG_INFO, c->peer,
+    jrpc__log(c->loop->cfg, hr->health ? JRPC_LOG_DEBUG : JRPC_LOG_INFO, c->peer,
               " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
               hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
               hr->items, hr->out.len, us);

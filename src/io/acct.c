@@ -154,7 +154,7 @@ void jrpc__acct_held(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta)
 size_t jrpc__acct_admit(jrpc__loop_t *loop, jrpc__acct_t *a, size_t n, size_t own, int *full)
 {
     jrpc__io_t *io = loop->io;
-    const jrpc_config_t *cfg = io->cfg;
+    const jrpc_config_t *cfg = loop->cfg;
     *full = 0;
     if (n == 0)
         return 0;

@@ -213,13 +213,16 @@ void jrpc__sock_close(jrpc__sock_t *s);
 /* What every loop of a server shares: the configuration, listening sockets, caps, the worker
  * pool and the hooks of the layers above. Owned by the server object (src/server.c). */
 struct jrpc__io {
-    const jrpc_config_t *cfg;    /* the server's configuration (read-only while running) */
+    /* The server's current configuration: read-only, replaced whole by jrpc__io_reconfigure
+     * (a replaced one stays valid as long as the server), so any thread may read through it. */
+    _Atomic(const jrpc_config_t *) cfg;
     jrpc_server_t *srv;          /* the public object, for jrpc_call_server (opaque here) */
     struct jrpc__engine *engine; /* src/rpc's state (opaque here) */
     jrpc__io_hooks_t hooks;      /* the transports' entry points */
     jrpc__loop_ext_t *exts;      /* extensions' loop hooks (owned) */
     jrpc__pool_t *pool;          /* worker threads (created by run) */
     jrpc__loop_t *loops;         /* cfg->io_threads loops (while running) */
+    uv_mutex_t loops_lock;       /* held to reach loops from another thread (reconfigure) */
     int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS]; /* listening sockets: [address][loop] */
     char addrs[JRPC__MAX_LISTEN][64];               /* "HOST:PORT" of each address */
     struct sockaddr_storage sa[JRPC__MAX_LISTEN];   /* each address, port resolved */
@@ -244,7 +247,7 @@ struct jrpc__io {
 struct jrpc__loop {
     uv_loop_t uv;                         /* this io thread's loop */
     jrpc__io_t *io;                       /* what the loops share (read-only config) */
-    const jrpc_config_t *cfg;             /* io->cfg */
+    const jrpc_config_t *cfg;             /* io->cfg as of the loop's last wakeup */
     unsigned index;                       /* 0 … io_threads-1 */
     uv_thread_t tid;                      /* the thread running uv */
     atomic_int ready;                     /* wakeup is initialised: stop may signal it */
@@ -352,6 +355,10 @@ void jrpc__io_close(jrpc__io_t *io);
  * does not clash with one listed before. JRPC_EINVAL for a bad address or a full table, -errno
  * from the system. Before run. */
 int jrpc__io_listen(jrpc__io_t *io, const char *host_port);
+/* Makes cfg (the old one stays valid: the caller keeps it) what every loop reads: each switches
+ * at its next wakeup, between callbacks, so no callback sees two configurations. Any thread;
+ * the fields a running server cannot change (io_threads, workers …) must be as before. */
+void jrpc__io_reconfigure(jrpc__io_t *io, const jrpc_config_t *cfg);
 /* Runs io->cfg->io_threads loops (this thread runs loop 0) until stopped and drained. */
 int jrpc__io_run(jrpc__io_t *io);
 /* Asks every loop to stop (any thread, signal-safe); a second call closes connections at once. */

@@ -32,6 +32,7 @@ int jrpc__io_init(jrpc__io_t *io, const jrpc_config_t *cfg, jrpc_server_t *srv)
     memset(io, 0, sizeof(*io));
     io->cfg = cfg;
     io->srv = srv;
+    uv_mutex_init(&io->loops_lock);
     for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
         for (size_t i = 0; i < MAX_IO_THREADS; i++)
             io->fds[a][i] = -1;
@@ -54,6 +55,7 @@ void jrpc__io_close(jrpc__io_t *io)
                 close(io->fds[a][i]);
     jrpc__admit_table_free(io->admit);
     io->admit = NULL;
+    uv_mutex_destroy(&io->loops_lock);
     if (io->kept_loops != NULL) {
         /* Handlers that never replied may still reply, from any thread, for as long as the
          * process lives: their requests and loops stay where such a reply finds them (and drops
@@ -417,6 +419,9 @@ static void loop_delay_timeout(uv_timer_t *t)
 static void loop_wakeup(uv_async_t *h)
 {
     jrpc__loop_t *loop = h->data;
+    /* A safe point: nothing of this loop is on the stack, so what reads loop->cfg from here on
+     * reads one configuration (a reconfigure wakes every loop). */
+    loop->cfg = atomic_load(&loop->io->cfg);
     loop_run_posted(loop);
     /* A drain whose delay is over counts as the first stop: a stop after it is the second. */
     int stops = atomic_load(&loop->io->stop_requests) + loop->delay_over;
@@ -588,7 +593,9 @@ int jrpc__io_run(jrpc__io_t *io)
         if (rc != 0)
             goto done;
     }
+    uv_mutex_lock(&io->loops_lock);
     io->loops = loops;
+    uv_mutex_unlock(&io->loops_lock);
     for (unsigned i = 1; i < n; i++) {
         rc = uv_thread_create(&threads[i], loop_main, &loops[i]);
         if (rc != 0) {
@@ -609,9 +616,11 @@ done:;
     else if (io->pool != NULL)
         jrpc__pool_free(io->pool);
     io->pool = NULL;
+    uv_mutex_lock(&io->loops_lock);
+    io->loops = NULL;
+    uv_mutex_unlock(&io->loops_lock);
     for (unsigned i = 0; i < inited; i++)
         loop_cleanup(&loops[i]);
-    io->loops = NULL;
     if (orphaned != 0) {
         size_t left = 0;
         for (unsigned i = 0; i < inited; i++)
@@ -629,6 +638,22 @@ done:;
     atomic_store(&io->stop_requests, 0);
     atomic_store(&io->drain_requests, 0);
     return rc;
+}
+
+void jrpc__io_reconfigure(jrpc__io_t *io, const jrpc_config_t *cfg)
+{
+    atomic_store(&io->cfg, cfg);
+    /* Under loops_lock the loops are not freed; under each post lock a loop's wakeup is open
+     * unless it is dead (jrpc__loop_post). A loop not ready yet reads io->cfg when it starts. */
+    uv_mutex_lock(&io->loops_lock);
+    for (unsigned i = 0; io->loops != NULL && i < cfg->io_threads; i++) {
+        jrpc__loop_t *loop = &io->loops[i];
+        uv_mutex_lock(&loop->post_lock);
+        if (!loop->dead && atomic_load(&loop->ready))
+            uv_async_send(&loop->wakeup);
+        uv_mutex_unlock(&loop->post_lock);
+    }
+    uv_mutex_unlock(&io->loops_lock);
 }
 
 void jrpc__io_stop(jrpc__io_t *io)

@@ -58,6 +58,10 @@ void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__metho
 /* Batch policy: names matching a deny pattern ("debug_*", or an exact name) are refused inside
  * batches like JRPC_NO_BATCH methods. */
 int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern);
+/* Replaces the whole policy with patterns[0..n) (copied), also while io threads read it; the
+ * old list stays allocated until the registry is freed. One caller at a time. 0, JRPC_EINVAL
+ * (nothing changes) or JRPC_ENOMEM. */
+int jrpc__registry_deny_replace(jrpc__registry_t *r, const char *const *patterns, size_t n);
 int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len);
 
 /* ---- rpc.discover (discover.c) --------------------------------------------------------------- */

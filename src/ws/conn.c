@@ -380,7 +380,7 @@ static void conn_arm(jrpc_conn_t *c)
 {
     if (c->closing || c->aborting)
         return; /* the close handshake's bound is set */
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t due = UINT64_MAX;
     if (cfg->ws_ping_ms != 0)
         due = (c->ping_at != 0 ? c->ping_at : c->last_rx) + cfg->ws_ping_ms;
@@ -410,7 +410,7 @@ static void msg_give_up(jrpc_conn_t *c, const char *reason)
 /* Brings the timer forward to body_timeout after the last read when a message waits for more. */
 static void msg_arm(jrpc_conn_t *c)
 {
-    uint64_t due = c->read_at + c->cfg->body_timeout_ms;
+    uint64_t due = c->read_at + c->loop->cfg->body_timeout_ms;
     if (msg_stalled(c) && (c->timer_at == 0 || c->timer_at > due))
         conn_arm(c);
 }
@@ -423,7 +423,7 @@ static void msg_watch(jrpc_conn_t *c)
     uint64_t since = 0, got = jrpc__ws_session_pending(&c->sess, &since);
     if (got == 0 || c->closing || c->aborting || jrpc__ws_session_close_sent(&c->sess))
         return;
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t took = c->sess.clock - since;
     if (took > cfg->body_timeout_ms && cfg->min_body_rate != 0 &&
         got * 1000 < (uint64_t)cfg->min_body_rate * took) {
@@ -445,7 +445,7 @@ static void on_timer(jrpc__sock_t *s)
         conn_abort(c); /* the client did not finish the close handshake in time */
         return;
     }
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t now = uv_now(&c->loop->uv);
     c->timer_at = 0;
     if (msg_stalled(c) && now - c->read_at >= cfg->body_timeout_ms) {
@@ -553,7 +553,7 @@ static void conn_req_freed(void *data)
 static int conn_at_bound(const jrpc_conn_t *c)
 {
     const jrpc__acct_t *a = c->acct;
-    return a->calls >= c->cfg->ws_max_inflight ||
+    return a->calls >= c->loop->cfg->ws_max_inflight ||
            (a->bytes != 0 && jrpc__io_mem_full(c->loop->io)) ||
            (a->calls != 0 && jrpc__io_calls_full(c->loop->io));
 }
@@ -584,7 +584,7 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     m->seq = jrpc__req_seq(r);
     jrpc__list_insert_tail(&c->inflight, &m->link);
     jrpc__answer_t ans;
-    if (jrpc__req_run(r, c->cfg->max_batch_ws, &ans) == JRPC__REQ_DONE) {
+    if (jrpc__req_run(r, c->loop->cfg->max_batch_ws, &ans) == JRPC__REQ_DONE) {
         conn_answered(c, m, &ans);
         jrpc_buf_free(&ans.body); /* taken unless empty */
         return;

@@ -108,7 +108,8 @@ struct jrpc_conn {
     unsigned nsubs;           /* (lock) entries in subs, at most ws_max_subscriptions */
     uv_thread_t tid;          /* the loop's thread: pushes made on it skip the queue */
     jrpc__loop_t *loop;       /* owning loop; only followed while !closed or on its thread */
-    const jrpc_config_t *cfg; /* loop->srv->cfg */
+    const jrpc_config_t *cfg; /* loop->cfg at the open: what other threads read (ws_max_queue,
+                                 ws_max_subscriptions); the loop reads loop->cfg (a reload) */
 
     jrpc__sock_t *sock;           /* the socket src/http accepted and handed over, with its timer
                                      (pings and idle time, then the close handshake's bound) and
