@@ -90,6 +90,8 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
 /* Frees what a request holds besides its struct: the body and the answer. */
 static void req_drop_bufs(jrpc__http_req_t *hr)
 {
+    if (hr->ip_counted)
+        jrpc__http_unforward(hr->conn, hr);
     free(hr->in);
     hr->in = NULL;
     jrpc_buf_free(&hr->out);
@@ -399,6 +401,10 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
 {
     jrpc__http_conn_t *c = hr->conn;
     hr->items = ans->items;
+    if (ans->has_sum) {
+        hr->sum = ans->sum;
+        hr->has_sum = 1;
+    }
     hr->rpc = NULL;
     hr->in_len = 0;
     hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
@@ -564,7 +570,15 @@ static void conn_upgrade(jrpc__http_conn_t *c)
         return;
     c->upgrade = NULL;
     /* Frames in this read go as a view; frames kept earlier go with the sock. */
-    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len) == 0) {
+    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len,
+                        hr->client_len != 0 ? hr->client : NULL) == 0) {
+        if (hr->ip_counted) {
+            /* A proxied WebSocket client stays counted under its own address for the life of
+             * the connection: the count moves to the socket, which gives it back at close. */
+            memcpy(c->sock->admit.key, hr->ip_key, 16);
+            c->sock->admit.per_ip = 1;
+            hr->ip_counted = 0;
+        }
         /* The socket is src/ws's now. This state goes once the stack above has unwound (never
          * free a connection inside its own callbacks); closing keeps everything else away. */
         c->rest = NULL;
@@ -734,6 +748,7 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
     c->route_len = route_len;
     c->url_cap = url_cap;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
+    c->proxied = s->admit.proxied;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     jrpc__sock_own(s, &sock_ops, c);
