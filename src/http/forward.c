@@ -70,11 +70,11 @@ int jrpc__http_forwarded(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     size_t end = hr->fwd_len;
     while (end > 0) {
         size_t start = end;
-        while (start > 0 && hr->fwd[start - 1] != ',')
+        while (start > 0 && hr->x->fwd[start - 1] != ',')
             start--;
         if (start == 0 && hr->fwd_cut)
             break;
-        const char *v = hr->fwd + start;
+        const char *v = hr->x->fwd + start;
         size_t vn = end - start;
         unsigned char k[16];
         int ok = hr->fwd_kind == JRPC__FWD_XFF ? 1 : element_for(v, vn, &v, &vn);
@@ -88,12 +88,12 @@ int jrpc__http_forwarded(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     }
     if (!found)
         return 0; /* the proxy named nobody: the request is its own, as the log says */
-    hr->client_len = (uint8_t)jrpc__addr_key_name(key, hr->client, sizeof hr->client);
+    hr->client_len = (uint8_t)jrpc__addr_key_name(key, hr->x->client, sizeof hr->x->client);
     if (c->cfg->max_connections_per_ip == 0)
         return 0;
     if (jrpc__admit_ip(io, key) != 0)
         return -1;
-    memcpy(hr->ip_key, key, 16);
+    memcpy(hr->x->ip_key, key, 16);
     hr->ip_counted = 1;
     return 0;
 }
@@ -102,6 +102,6 @@ void jrpc__http_unforward(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     if (!hr->ip_counted)
         return;
-    jrpc__unadmit_ip(c->loop->io, hr->ip_key);
+    jrpc__unadmit_ip(c->loop->io, hr->x->ip_key);
     hr->ip_counted = 0;
 }

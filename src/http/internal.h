@@ -74,6 +74,17 @@ enum {
     JRPC__FWD_FORWARDED /* Forwarded (RFC 7239) */
 };
 
+/* What a request keeps only for the access log and for a trusted proxy's forwarding headers: a
+ * loop block of its own, taken only on a connection that logs or comes from a trusted proxy, so
+ * the request struct of a server that does neither stays within its 2 KiB block class. */
+typedef struct jrpc__http_extra {
+    jrpc__answer_sum_t sum;     /* what the answer says (has_sum) */
+    char ua[JRPC__HTTP_LOG_UA]; /* User-Agent, cut, quotes and controls made '?' */
+    char fwd[JRPC__HTTP_FWD];   /* the right-most bytes of X-Forwarded-For or Forwarded */
+    char client[48];            /* the forwarded client's address as text (client_len) */
+    unsigned char ip_key[16];   /* the client it is counted under (ip_counted) */
+} jrpc__http_extra_t;
+
 typedef struct jrpc__http_conn jrpc__http_conn_t;
 typedef struct jrpc__http_req jrpc__http_req_t;
 
@@ -118,27 +129,28 @@ struct jrpc__http_req {
     const char *rest_method; /* REST: percent-decoded method name, decoded in place in the
                                 conn's url: valid until the request is handed to the engine */
     size_t rest_method_len;
-    int method;          /* enum http_method, -1 before the request line is parsed */
-    unsigned status;     /* HTTP status of the answer */
-    char *in;            /* request body being received (malloc'd, ours until handed on) */
-    size_t in_len;       /* bytes received */
-    size_t in_cap;       /* bytes allocated for `in` */
-    jrpc_buf_t out;      /* response body (ours, freed when the write is done) */
-    size_t out_held;     /* bytes of out counted in the connection's account */
-    size_t items;        /* calls in the request, for the log */
-    uint64_t t0;         /* uv_hrtime() at the first byte (logging only) */
-    size_t url_len;      /* bytes in url (logging only) */
-    size_t head_len;     /* bytes in head */
-    uint8_t cors;        /* jrpc__cors_t: what the answer says to a browser */
-    uint16_t host_len;   /* Host value bytes seen (saturates at JRPC__HTTP_NAME_MAX + 1) */
-    uint16_t origin_len; /* Origin value bytes seen (the same) */
-    uint8_t ua_len;      /* User-Agent bytes kept in ua (logging only) */
-    uint8_t fwd_len;     /* bytes kept in fwd */
-    uint8_t fwd_kind;    /* what fwd holds: JRPC__FWD_* */
-    uint8_t fwd_cut;     /* fwd lost bytes on its left: its first hop may be partial */
-    uint8_t client_len;  /* bytes in client: the forwarded client, 0: the peer is */
-    uint8_t ip_counted;  /* counted under ip_key (a trusted proxy's request, jrpc__admit_ip) */
-    uint8_t has_sum;     /* sum holds the engine's summary of the answer (logging only) */
+    int method;            /* enum http_method, -1 before the request line is parsed */
+    unsigned status;       /* HTTP status of the answer */
+    char *in;              /* request body being received (malloc'd, ours until handed on) */
+    size_t in_len;         /* bytes received */
+    size_t in_cap;         /* bytes allocated for `in` */
+    jrpc_buf_t out;        /* response body (ours, freed when the write is done) */
+    size_t out_held;       /* bytes of out counted in the connection's account */
+    size_t items;          /* calls in the request, for the log */
+    uint64_t t0;           /* uv_hrtime() at the first byte (logging only) */
+    size_t url_len;        /* bytes in url (logging only) */
+    size_t head_len;       /* bytes in head */
+    uint8_t cors;          /* jrpc__cors_t: what the answer says to a browser */
+    uint16_t host_len;     /* Host value bytes seen (saturates at JRPC__HTTP_NAME_MAX + 1) */
+    uint16_t origin_len;   /* Origin value bytes seen (the same) */
+    uint8_t ua_len;        /* User-Agent bytes kept in ua (logging only) */
+    uint8_t fwd_len;       /* bytes kept in fwd */
+    uint8_t fwd_kind;      /* what fwd holds: JRPC__FWD_* */
+    uint8_t fwd_cut;       /* fwd lost bytes on its left: its first hop may be partial */
+    uint8_t client_len;    /* bytes in client: the forwarded client, 0: the peer is */
+    uint8_t ip_counted;    /* counted under ip_key (a trusted proxy's request, jrpc__admit_ip) */
+    uint8_t has_sum;       /* x->sum holds the engine's summary of the answer (logging only) */
+    jrpc__http_extra_t *x; /* what only logging and trusted proxies need, or NULL */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
     uv_write_t wr;                    /* the answer's write when it did not complete at once
                                          (.data: the first request the write carries) */
@@ -147,12 +159,6 @@ struct jrpc__http_req {
     char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
     char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
     char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
-    char ua[JRPC__HTTP_LOG_UA];       /* User-Agent, cut, quotes and controls made '?' */
-    char fwd[JRPC__HTTP_FWD];         /* the right-most bytes of X-Forwarded-For or Forwarded
-                                         (a trusted proxy's request only) */
-    char client[48];                  /* the forwarded client's address as text */
-    unsigned char ip_key[16];         /* the client it is counted under (ip_counted) */
-    jrpc__answer_sum_t sum;           /* what the answer says (has_sum) */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */

@@ -53,9 +53,10 @@ enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE, KEEP_UA, KEEP_XFF
  * text or JSON line made '?'. */
 static void keep_ua(jrpc__http_req_t *hr, const char *at, size_t n)
 {
-    for (size_t i = 0; i < n && hr->ua_len < sizeof hr->ua; i++) {
+    for (size_t i = 0; i < n && hr->ua_len < sizeof hr->x->ua; i++) {
         unsigned char ch = (unsigned char)at[i];
-        hr->ua[hr->ua_len++] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        hr->x->ua[hr->ua_len++] =
+            ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
     }
 }
 
@@ -63,17 +64,17 @@ static void keep_ua(jrpc__http_req_t *hr, const char *at, size_t n)
  * found from the right, so what a long chain loses on the left is what no trusted hop added. */
 static void keep_fwd(jrpc__http_req_t *hr, const char *at, size_t n)
 {
-    size_t cap = sizeof hr->fwd;
+    size_t cap = sizeof hr->x->fwd;
     if (hr->fwd_len + n > cap)
         hr->fwd_cut = 1;
     if (n >= cap) {
-        memcpy(hr->fwd, at + n - cap, cap);
+        memcpy(hr->x->fwd, at + n - cap, cap);
         hr->fwd_len = (uint8_t)cap;
         return;
     }
     size_t keep = hr->fwd_len + n <= cap ? hr->fwd_len : cap - n;
-    memmove(hr->fwd, hr->fwd + hr->fwd_len - keep, keep);
-    memcpy(hr->fwd + keep, at, n);
+    memmove(hr->x->fwd, hr->x->fwd + hr->fwd_len - keep, keep);
+    memcpy(hr->x->fwd + keep, at, n);
     hr->fwd_len = (uint8_t)(keep + n);
 }
 

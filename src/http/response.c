@@ -111,11 +111,11 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
     int url_len = hr->url_len != 0 ? (int)hr->url_len : 1;
     const char *url = hr->url_len != 0 ? hr->url : "-";
     /* Behind a trusted proxy the line names the client it forwarded for, and the proxy. */
-    const char *client = hr->client_len != 0 ? hr->client : c->peer;
+    const char *client = hr->client_len != 0 ? hr->x->client : c->peer;
     char sum[256];
     sum[0] = '\0';
     if (hr->has_sum)
-        jrpc__answer_sum_format(&hr->sum, (int)c->cfg->log_json, sum, sizeof sum);
+        jrpc__answer_sum_format(&hr->x->sum, (int)c->cfg->log_json, sum, sizeof sum);
     if (c->cfg->log_json) {
         /* Every string here was made safe when kept (no quote, backslash or control byte). */
         jrpc__log(c->cfg, JRPC_LOG_INFO, NULL,
@@ -125,12 +125,12 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
                   client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
                   hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
                   url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum, hr->out.len,
-                  us, (int)hr->ua_len, hr->ua);
+                  us, (int)hr->ua_len, hr->x->ua);
         return;
     }
     jrpc__log(c->cfg, JRPC_LOG_INFO, client,
               " \"%s %.*s\" %u items=%zu%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"", method, url_len,
               url, hr->status, hr->items, sum[0] != '\0' ? " " : "", sum, hr->out.len, us,
               hr->client_len != 0 ? " proxy=" : "", hr->client_len != 0 ? c->peer : "",
-              hr->ua_len != 0 ? (int)hr->ua_len : 1, hr->ua_len != 0 ? hr->ua : "-");
+              hr->ua_len != 0 ? (int)hr->ua_len : 1, hr->ua_len != 0 ? hr->x->ua : "-");
 }
