@@ -175,6 +175,32 @@ test('max_connections_per_ip applies to the forwarded address behind a trusted p
     });
 });
 
+test('a WebSocket through a trusted proxy keeps its client counted until it closes', async () => {
+    await withServer(['--trusted-proxies', '127.0.0.1', '--max-connections-per-ip', '1', '--log-format', 'json'], async (srv) => {
+        const A = { 'X-Forwarded-For': '203.0.113.8' };
+        const ws = new WebSocket(`ws://127.0.0.1:${srv.port}${RPC_PATH}`, { headers: { ...A, 'User-Agent': 'ws-fwd' } });
+        await new Promise((ok, no) => { ws.once('open', ok); ws.once('error', no); });
+        const answer = new Promise((ok) => ws.once('message', (d) => ok(d.toString())));
+        ws.send(call('tennis@ping', undefined, 1));
+        await answer;
+        const a = await until(() => srv.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+            .find((o) => o.msg === 'access' && o.transport === 'ws'), () => srv.stderr());
+        assert.equal(a.client, '203.0.113.8');
+        // The open WebSocket holds A's one slot.
+        const r = await rpc(srv, call('tennis@ping', undefined, 2), { headers: A });
+        assert.equal(r.status, 429, r.body);
+        ws.close();
+        await new Promise((ok) => ws.once('close', ok));
+        // Once the server has closed its side the slot is free again.
+        const deadline = Date.now() + WAIT_MS;
+        let again;
+        while ((again = await rpc(srv, call('tennis@ping', undefined, 3), { headers: A })).status === 429) {
+            if (Date.now() > deadline) assert.fail('the WebSocket kept its slot after closing');
+        }
+        assert.equal(again.status, 200, again.body);
+    });
+});
+
 test('trusted_proxies refuses an entry that is not an address or CIDR', async () => {
     const { spawnSync } = await import('node:child_process');
     const { JRPCD } = await import('./lib.mjs');
