@@ -133,7 +133,8 @@ static void header_value_end(jrpc__http_conn_t *c)
     c->hdr_is_expect = c->hdr_is_te = 0;
 }
 
-/* Copies the URL (cut, with quotes and control bytes made '?') for the access log. */
+/* Copies the URL (cut, with quotes, backslashes, control bytes and bytes past ASCII made '?', so
+ * that a text or JSON line stays one valid line) for the access log. */
 static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     size_t n = c->url_len < c->url_cap ? c->url_len : c->url_cap;
@@ -141,7 +142,7 @@ static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         n = sizeof(hr->url);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)c->url[i];
-        hr->url[i] = ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        hr->url[i] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
     }
     hr->url_len = n;
 }
