@@ -201,7 +201,7 @@ test('a WebSocket through a trusted proxy keeps its client counted until it clos
     });
 });
 
-test('trusted_proxies refuses an entry that is not an address or CIDR', async () => {
+test('bad trusted_proxies and log_format are refused; a log_file that cannot be opened stops jrpcd', async () => {
     const { spawnSync } = await import('node:child_process');
     const { JRPCD } = await import('./lib.mjs');
     const r = spawnSync(JRPCD, ['--trusted-proxies', '10.0.0.0/33', '--check'], { encoding: 'utf8' });
@@ -210,4 +210,9 @@ test('trusted_proxies refuses an entry that is not an address or CIDR', async ()
     const f = spawnSync(JRPCD, ['--log-format', 'yaml', '--check'], { encoding: 'utf8' });
     assert.equal(f.status, 2, f.stderr);
     assert.match(f.stderr, /"yaml" is not a log format/);
+    const { moduleArgs } = await import('./lib.mjs');
+    const o = spawnSync(JRPCD, ['--listen', '127.0.0.1:0', ...moduleArgs(), '--log-file', '/nonexistent-dir/jrpcd.log'],
+        { encoding: 'utf8', timeout: 10000 });
+    assert.equal(o.status, 1, o.stderr);
+    assert.match(o.stderr, /log_file: cannot open \/nonexistent-dir\/jrpcd\.log/);
 });
