@@ -57,6 +57,9 @@ typedef struct jrpcd_opts {
     char **batch_deny;           /* owned patterns of [batch] deny and --batch-deny */
     size_t batch_deny_len;       /* entries in batch_deny */
     int quiet;                   /* --quiet: no log callback at all */
+    int log_json;                /* log_format = json */
+    char *log_file;              /* owned log_file, NULL: stderr */
+    char *trusted_proxies;       /* owned copy behind cfg.trusted_proxies, NULL: none */
     int check;                   /* --check: load everything, print the settings, exit */
     const char *config_file;     /* --config argument (argv storage), or NULL */
     char *errbuf;                /* set: a config file error goes here, not to stderr (reload) */
@@ -68,15 +71,17 @@ typedef struct jrpcd_opts {
 
 /* Setting kinds shared by [server] keys and their flags. */
 typedef enum {
-    JRPCD_SET_UINT,      /* unsigned count */
-    JRPCD_SET_SIZE,      /* bytes, with KB/MB/GB or KiB/MiB/GiB */
-    JRPCD_SET_DURATION,  /* milliseconds, written with ms/s/m/h; a plain number is seconds */
-    JRPCD_SET_PATH,      /* the RPC path */
-    JRPCD_SET_REST_PATH, /* the REST prefix, "" to turn REST off */
-    JRPCD_SET_LISTEN,    /* one or more HOST:PORT */
-    JRPCD_SET_WORDS,     /* a list the library reads (hosts, cors_origins), "" for its default */
-    JRPCD_SET_LOG_LEVEL, /* error|warn|info|debug */
-    JRPCD_SET_ON_OFF     /* on|off into an unsigned 1|0; the flag alone means on */
+    JRPCD_SET_UINT,       /* unsigned count */
+    JRPCD_SET_SIZE,       /* bytes, with KB/MB/GB or KiB/MiB/GiB */
+    JRPCD_SET_DURATION,   /* milliseconds, written with ms/s/m/h; a plain number is seconds */
+    JRPCD_SET_PATH,       /* the RPC path */
+    JRPCD_SET_REST_PATH,  /* the REST prefix, "" to turn REST off */
+    JRPCD_SET_LISTEN,     /* one or more HOST:PORT */
+    JRPCD_SET_WORDS,      /* a list the library reads (hosts, cors_origins), "" for its default */
+    JRPCD_SET_LOG_LEVEL,  /* error|warn|info|debug */
+    JRPCD_SET_LOG_FORMAT, /* text|json */
+    JRPCD_SET_LOG_FILE,   /* a path, "" for stderr */
+    JRPCD_SET_ON_OFF      /* on|off into an unsigned 1|0; the flag alone means on */
 } jrpcd_setting_kind_t;
 
 /* One [server] key and the flag that mirrors it. */
@@ -154,6 +159,11 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts);
 
 /* Sets the level and whether to log at all; call before the server starts. */
 void jrpcd_log_setup(jrpc_log_level_t level, int quiet);
+/* Where and how lines go: `path` (NULL or "": stderr) opened for appending, `json` for one JSON
+ * object per line. 0, or -1 with err set. Before the server starts. */
+int jrpcd_log_output(const char *path, int json, char *err, size_t cap);
+/* SIGUSR1 reopens the log file at its path (logrotate's postrotate sends it). */
+void jrpcd_log_signals(void);
 /* The library's log callback: writes "TIMESTAMP LEVEL LINE\n" to stderr with one write(2).
  * Thread-safe and async-signal-safe (no locks, no stdio, no malloc), so the signal handler
  * uses it too. */

@@ -109,6 +109,14 @@ int main(int argc, char **argv)
     }
 
     jrpcd_log_setup(opts.cfg.log_level, opts.quiet);
+    opts.cfg.log_json = (unsigned)opts.log_json;
+    if (!opts.check) {
+        if (jrpcd_log_output(opts.log_file, opts.log_json, err, sizeof err) != 0) {
+            fprintf(stderr, "jrpcd: %s\n", err);
+            goto done;
+        }
+        jrpcd_log_signals(); /* from here a logrotate's SIGUSR1 never ends jrpcd */
+    }
     /* --quiet hands the library no callback, so it does not even format its lines. */
     opts.cfg.log_cb = opts.quiet ? NULL : jrpcd_log_line;
     opts.cfg.log_data = NULL;

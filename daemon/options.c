@@ -120,6 +120,15 @@ static const jrpcd_setting_t settings[] = {
     {"http_max_inflight", "http-max-inflight", JRPCD_SET_UINT, CFG_FIELD(http_max_inflight), 1,
      1000000, "N", "calls not finished per HTTP connection before it stops reading"},
     {"log_level", "log-level", JRPCD_SET_LOG_LEVEL, 0, 0, 0, "LEVEL", "error, warn, info or debug"},
+    /* Text by default: what a person reads on a terminal or in journalctl; json is for log
+     * shippers. stderr by default: systemd and containers collect it. */
+    {"log_format", "log-format", JRPCD_SET_LOG_FORMAT, 0, 0, 0, "text|json",
+     "log lines as text or one JSON object each"},
+    {"log_file", "log-file", JRPCD_SET_LOG_FILE, 0, 0, 0, "PATH",
+     "append log lines to PATH (SIGUSR1 reopens it); \"\" = stderr"},
+    /* No proxy is trusted by default: any client could otherwise choose its logged address. */
+    {"trusted_proxies", "trusted-proxies", JRPCD_SET_WORDS, CFG_FIELD(trusted_proxies), 0, 0,
+     "ADDRS", "proxies (addresses or CIDRs) whose X-Forwarded-For names the client; \"\" = none"},
 };
 
 #define SETTINGS_LEN (sizeof(settings) / sizeof(settings[0]))
@@ -420,7 +429,9 @@ static int apply_words(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char 
         snprintf(err, cap, "out of memory");
         return -1;
     }
-    char **slot = s->offset == CFG_FIELD(hosts) ? &opts->hosts : &opts->cors_origins;
+    char **slot = s->offset == CFG_FIELD(hosts)             ? &opts->hosts
+                  : s->offset == CFG_FIELD(trusted_proxies) ? &opts->trusted_proxies
+                                                            : &opts->cors_origins;
     free(*slot);
     *slot = copy;
     memcpy((char *)&opts->cfg + s->offset, &copy, sizeof copy);
@@ -483,6 +494,23 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
             return -1;
         }
         return 0;
+    case JRPCD_SET_LOG_FORMAT:
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+            snprintf(err, cap, "\"%s\" is not a log format (text or json)", value);
+            return -1;
+        }
+        opts->log_json = value[0] == 'j';
+        return 0;
+    case JRPCD_SET_LOG_FILE: {
+        char *copy = value[0] != '\0' ? strdup(value) : NULL;
+        if (value[0] != '\0' && copy == NULL) {
+            snprintf(err, cap, "out of memory");
+            return -1;
+        }
+        free(opts->log_file);
+        opts->log_file = copy;
+        return 0;
+    }
     case JRPCD_SET_ON_OFF:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
             snprintf(err, cap, "\"%s\" is not on or off", value);
@@ -556,6 +584,8 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
     free(opts->rest_path);
     free(opts->hosts);
     free(opts->cors_origins);
+    free(opts->trusted_proxies);
+    free(opts->log_file);
     free(opts->config_dir);
     memset(opts, 0, sizeof(*opts));
 }
@@ -643,6 +673,12 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
     }
     case JRPCD_SET_LOG_LEVEL:
         snprintf(buf, cap, "%s", jrpcd_log_level_name(c->log_level));
+        break;
+    case JRPCD_SET_LOG_FORMAT:
+        snprintf(buf, cap, "%s", opts->log_json ? "json" : "text");
+        break;
+    case JRPCD_SET_LOG_FILE:
+        snprintf(buf, cap, "%s", opts->log_file != NULL ? opts->log_file : "");
         break;
     case JRPCD_SET_ON_OFF:
         memcpy(&u, field, sizeof(u));

@@ -237,6 +237,11 @@ typedef struct jrpc_config {
     unsigned ws_max_subscriptions; /* live subscriptions per WebSocket connection (-32005 past) */
     unsigned max_connections; /* open connections, whole server (more: 503 and close); 0 = no cap */
     unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
+    const char *trusted_proxies;     /* peers whose X-Forwarded-For / Forwarded name the client
+                                        (copied; addresses or CIDRs, IPv4 or IPv6, separated by
+                                        spaces or commas); NULL or "" = none: the peer is the
+                                        client. Their requests count per client address against
+                                        max_connections_per_ip (docs/security.md) */
     unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
     unsigned body_timeout_ms;   /* longest pause between two reads of a body (408) */
     unsigned min_body_rate;     /* bytes/s a body must average once it took body_timeout (408) */
@@ -253,6 +258,8 @@ typedef struct jrpc_config {
     jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
     jrpc_log_cb log_cb;         /* NULL: no logging at all */
     void *log_data;
+    unsigned log_json; /* 1: access lines are JSON objects ({"msg":"access","client":…}) that
+                          log_cb completes with its own time and level; 0: text */
 } jrpc_config_t;
 
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */

@@ -73,6 +73,10 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
      * NULL hosts: the localhost names and loopback listen addresses (HOSTS_DEFAULT). */
     cfg->hosts = NULL;
     cfg->cors_origins = NULL;
+    /* No proxy is trusted until named: a client could otherwise pick the address it is logged
+     * and capped under with an X-Forwarded-For of its own. */
+    cfg->trusted_proxies = NULL;
+    cfg->log_json = 0; /* text lines, as jrpcd has always written them */
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -102,6 +106,8 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
     const char *why = jrpc__http_hosts_check(cfg->hosts);
     if (why == NULL)
         why = jrpc__http_origins_check(cfg->cors_origins);
+    if (why == NULL && jrpc__cidr_list_parse(cfg->trusted_proxies, NULL, NULL) != 0)
+        why = "trusted_proxies: each entry must be an IPv4 or IPv6 address or ADDR/BITS";
     if (why != NULL)
         return why;
 #define XX(field)                                                                                  \
@@ -148,9 +154,11 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->hosts_default = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';
     srv->hosts = strdup(srv->hosts_default ? HOSTS_DEFAULT : cfg->hosts);
     srv->cors_origins = strdup(cfg->cors_origins != NULL ? cfg->cors_origins : "");
+    srv->trusted_proxies = strdup(cfg->trusted_proxies != NULL ? cfg->trusted_proxies : "");
     srv->engine.registry = jrpc__registry_new();
-    if (rc == 0 && (srv->path == NULL || srv->rest_path == NULL || srv->hosts == NULL ||
-                    srv->cors_origins == NULL || srv->engine.registry == NULL))
+    if (rc == 0 &&
+        (srv->path == NULL || srv->rest_path == NULL || srv->hosts == NULL ||
+         srv->cors_origins == NULL || srv->trusted_proxies == NULL || srv->engine.registry == NULL))
         rc = JRPC_ENOMEM;
     if (rc == 0)
         rc = jrpc__discover_register(&srv->engine);
@@ -162,6 +170,7 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->cfg.rest_path = srv->rest_path;
     srv->cfg.hosts = srv->hosts;
     srv->cfg.cors_origins = srv->cors_origins;
+    srv->cfg.trusted_proxies = srv->trusted_proxies;
     /* Strip a trailing '/' so "/rest/" and "/rest" mean the same prefix. */
     size_t rl = strlen(srv->rest_path);
     if (rl > 1 && srv->rest_path[rl - 1] == '/')
@@ -442,5 +451,6 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
     free(srv->rest_path);
     free(srv->hosts);
     free(srv->cors_origins);
+    free(srv->trusted_proxies);
     free(srv);
 }

@@ -13,6 +13,7 @@ struct jrpc_server {
     char *hosts;                  /* owned cfg.hosts: as given, or the default list and the names of
                                      loopback listen addresses (hosts_default) */
     char *cors_origins;           /* owned copy of cfg.cors_origins ("" = none) */
+    char *trusted_proxies;        /* owned copy of cfg.trusted_proxies ("" = none) */
     int hosts_default;            /* cfg.hosts was NULL or "": listen adds loopback names */
     jrpc__io_t io;                /* loops, listeners, caps, worker pool */
     struct jrpc__reconf *reconfs; /* configurations set by jrpc_server_reconfigure, newest

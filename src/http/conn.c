@@ -90,6 +90,12 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
 /* Frees what a request holds besides its struct: the body and the answer. */
 static void req_drop_bufs(jrpc__http_req_t *hr)
 {
+    if (hr->ip_counted)
+        jrpc__http_unforward(hr->conn, hr);
+    if (hr->x != NULL) {
+        jrpc__loop_free(hr->conn->loop, hr->x, sizeof(*hr->x));
+        hr->x = NULL;
+    }
     free(hr->in);
     hr->in = NULL;
     jrpc_buf_free(&hr->out);
@@ -247,6 +253,13 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
         return NULL;
     /* Every field up to `wr` describes one request and starts out zero (an empty `out` too). */
     memset(hr, 0, offsetof(jrpc__http_req_t, wr));
+    if (c->log || c->proxied) {
+        hr->x = jrpc__loop_alloc(c->loop, sizeof(*hr->x));
+        if (hr->x == NULL) {
+            jrpc__loop_free(c->loop, hr, sizeof(*hr));
+            return NULL;
+        }
+    }
     hr->conn = c;
     hr->state = JRPC__HR_PARSING;
     hr->kind = JRPC__HR_LOCAL;
@@ -401,6 +414,10 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
 {
     jrpc__http_conn_t *c = hr->conn;
     hr->items = ans->items;
+    if (ans->has_sum && hr->x != NULL) {
+        hr->x->sum = ans->sum;
+        hr->has_sum = 1;
+    }
     hr->rpc = NULL;
     hr->in_len = 0;
     hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
@@ -566,7 +583,15 @@ static void conn_upgrade(jrpc__http_conn_t *c)
         return;
     c->upgrade = NULL;
     /* Frames in this read go as a view; frames kept earlier go with the sock. */
-    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len) == 0) {
+    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len,
+                        hr->client_len != 0 ? hr->x->client : NULL) == 0) {
+        if (hr->ip_counted) {
+            /* A proxied WebSocket client stays counted under its own address for the life of
+             * the connection: the count moves to the socket, which gives it back at close. */
+            memcpy(c->sock->admit.key, hr->x->ip_key, 16);
+            c->sock->admit.per_ip = 1;
+            hr->ip_counted = 0;
+        }
         /* The socket is src/ws's now. This state goes once the stack above has unwound (never
          * free a connection inside its own callbacks); closing keeps everything else away. */
         c->rest = NULL;
@@ -735,6 +760,7 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
     c->route_len = route_len;
     c->url_cap = url_cap;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
+    c->proxied = s->admit.proxied;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     jrpc__sock_own(s, &sock_ops, c);

@@ -47,7 +47,49 @@ static void body_too_large(jrpc__http_conn_t *c)
 }
 
 /* Headers kept for browser_check besides those kept in fval (c->hdr_keep). */
-enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE };
+enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE, KEEP_UA, KEEP_XFF, KEEP_FWD };
+
+/* Appends a User-Agent piece for the access log, cut at its buffer, with bytes that could break a
+ * text or JSON line made '?'. */
+static void keep_ua(jrpc__http_req_t *hr, const char *at, size_t n)
+{
+    for (size_t i = 0; i < n && hr->ua_len < sizeof hr->x->ua; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        hr->x->ua[hr->ua_len++] =
+            ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+    }
+}
+
+/* Appends a forwarding header piece, keeping the right-most JRPC__HTTP_FWD bytes: the client is
+ * found from the right, so what a long chain loses on the left is what no trusted hop added. */
+static void keep_fwd(jrpc__http_req_t *hr, const char *at, size_t n)
+{
+    size_t cap = sizeof hr->x->fwd;
+    if (hr->fwd_len + n > cap)
+        hr->fwd_cut = 1;
+    if (n >= cap) {
+        memcpy(hr->x->fwd, at + n - cap, cap);
+        hr->fwd_len = (uint8_t)cap;
+        return;
+    }
+    size_t keep = hr->fwd_len + n <= cap ? hr->fwd_len : cap - n;
+    memmove(hr->x->fwd, hr->x->fwd + hr->fwd_len - keep, keep);
+    memcpy(hr->x->fwd + keep, at, n);
+    hr->fwd_len = (uint8_t)(keep + n);
+}
+
+/* A new forwarding header: X-Forwarded-For wins over Forwarded; repeated headers are one list. */
+static int fwd_start(jrpc__http_req_t *hr, int kind)
+{
+    if (kind == JRPC__FWD_FORWARDED && hr->fwd_kind == JRPC__FWD_XFF)
+        return KEEP_NONE;
+    if (kind != hr->fwd_kind)
+        hr->fwd_len = hr->fwd_cut = 0;
+    else if (hr->fwd_len != 0)
+        keep_fwd(hr, ",", 1);
+    hr->fwd_kind = (uint8_t)kind;
+    return kind == JRPC__FWD_XFF ? KEEP_XFF : KEEP_FWD;
+}
 
 /* Appends at[0..n) to dst[0..cap) holding *len bytes; *len counts on to cap + 1 and stops
  * there (a value that long is refused or matches nothing). */
@@ -91,7 +133,8 @@ static void header_value_end(jrpc__http_conn_t *c)
     c->hdr_is_expect = c->hdr_is_te = 0;
 }
 
-/* Copies the URL (cut, with quotes and control bytes made '?') for the access log. */
+/* Copies the URL (cut, with quotes, backslashes, control bytes and bytes past ASCII made '?', so
+ * that a text or JSON line stays one valid line) for the access log. */
 static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     size_t n = c->url_len < c->url_cap ? c->url_len : c->url_cap;
@@ -99,7 +142,7 @@ static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         n = sizeof(hr->url);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)c->url[i];
-        hr->url[i] = ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        hr->url[i] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
     }
     hr->url_len = n;
 }
@@ -184,6 +227,10 @@ static void answer_local(jrpc__http_req_t *hr)
         break;
     case 500:
         jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+        break;
+    case 429: /* a trusted proxy's client over max_connections_per_ip (forward.c) */
+        jrpc__http_answer_error(hr, 429, JRPC_CODE_LIMIT_EXCEEDED,
+                                "too many requests in flight from this client address");
         break;
     default:
         jrpc__http_answer_error(hr, 404, JRPC_CODE_INVALID_REQUEST,
@@ -555,6 +602,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                     c->n_origin++;
             } else if (c->fname_len == 14 && memcmp(c->fname, "sec-fetch-site", 14) == 0) {
                 c->hdr_keep = KEEP_FETCH_SITE;
+            } else if (c->log && c->fname_len == 10 && memcmp(c->fname, "user-agent", 10) == 0) {
+                c->hdr_keep = KEEP_UA;
+                c->cur->ua_len = 0;
+            } else if (c->proxied && c->fname_len == 15 &&
+                       memcmp(c->fname, "x-forwarded-for", 15) == 0) {
+                c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_XFF);
+            } else if (c->proxied && c->fname_len == 9 && memcmp(c->fname, "forwarded", 9) == 0) {
+                c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_FORWARDED);
             }
         }
     }
@@ -565,6 +620,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_raw(c->cur->host, sizeof c->cur->host, &c->cur->host_len, at, len);
     else if (c->hdr_keep == KEEP_ORIGIN)
         keep_raw(c->cur->origin, sizeof c->cur->origin, &c->cur->origin_len, at, len);
+    else if (c->hdr_keep == KEEP_UA)
+        keep_ua(c->cur, at, len);
+    else if (c->hdr_keep == KEEP_XFF || c->hdr_keep == KEEP_FWD)
+        keep_fwd(c->cur, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -617,6 +676,15 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
             hr->close_after = 1;
             jrpc__http_halt(c);
         }
+        return;
+    }
+    if (c->proxied && jrpc__http_forwarded(c, hr) != 0) {
+        /* The forwarded client is over max_connections_per_ip. The proxy's connection carries
+         * other clients too: the body is read and dropped, and it stays open. */
+        hr->kind = JRPC__HR_LOCAL;
+        hr->status = 429;
+        if (!chunked && clen > c->loop->cfg->max_body)
+            body_too_large(c);
         return;
     }
     /* GET with Upgrade: websocket on the RPC path: 101 (src/ws takes the socket once the

@@ -112,9 +112,32 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
         c->peer_len = jrpc__peer_name(&c->sock->tcp, c->peer, sizeof c->peer);
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
+    const jrpc_config_t *cfg = c->loop->cfg;
     /* A load balancer checks every few seconds: its lines would bury the traffic's at info. */
-    jrpc__log(c->loop->cfg, hr->health ? JRPC_LOG_DEBUG : JRPC_LOG_INFO, c->peer,
-              " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
-              hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
-              hr->items, hr->out.len, us);
+    jrpc_log_level_t level = hr->health ? JRPC_LOG_DEBUG : JRPC_LOG_INFO;
+    int url_len = hr->url_len != 0 ? (int)hr->url_len : 1;
+    const char *url = hr->url_len != 0 ? hr->url : "-";
+    /* Behind a trusted proxy the line names the client it forwarded for, and the proxy. */
+    const char *client = hr->client_len != 0 ? hr->x->client : c->peer;
+    char sum[256];
+    sum[0] = '\0';
+    if (hr->has_sum)
+        jrpc__answer_sum_format(&hr->x->sum, (int)cfg->log_json, sum, sizeof sum);
+    if (cfg->log_json) {
+        /* Every string here was made safe when kept (no quote, backslash or control byte). */
+        jrpc__log(cfg, level, NULL,
+                  "{\"msg\":\"access\",\"transport\":\"http\",\"client\":\"%s\"%s%s%s,"
+                  "\"http_method\":\"%s\",\"path\":\"%.*s\",\"status\":%u,\"items\":%zu%s%s,"
+                  "\"bytes\":%zu,\"duration_us\":%llu,\"user_agent\":\"%.*s\"}",
+                  client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
+                  hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
+                  url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum, hr->out.len,
+                  us, (int)hr->ua_len, hr->x->ua);
+        return;
+    }
+    jrpc__log(cfg, level, client, " \"%s %.*s\" %u items=%zu%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"",
+              method, url_len, url, hr->status, hr->items, sum[0] != '\0' ? " " : "", sum,
+              hr->out.len, us, hr->client_len != 0 ? " proxy=" : "",
+              hr->client_len != 0 ? c->peer : "", hr->ua_len != 0 ? (int)hr->ua_len : 1,
+              hr->ua_len != 0 ? hr->x->ua : "-");
 }

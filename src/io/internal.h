@@ -41,11 +41,19 @@ struct jrpc__pool_queue {
     uint8_t queued;           /* in the pool's turn list */
 };
 
+/* A trusted_proxies entry: an address and how many leading bits of it must match. */
+typedef struct jrpc__cidr {
+    unsigned char key[16]; /* jrpc__addr_key form */
+    uint8_t bits;          /* 0 … 128 (an IPv4 /N is 96 + N) */
+} jrpc__cidr_t;
+
 /* A connection's place under the caps (admit.c); moves with the socket (HTTP → WebSocket). */
 typedef struct jrpc__admit {
     unsigned char key[16]; /* client address (IPv4 mapped into IPv6) */
     uint8_t counted;       /* counted in the server's total */
     uint8_t per_ip;        /* counted under key */
+    uint8_t proxied;       /* the peer is a trusted proxy: not counted per address here; its
+                              requests are, under the client they forward for (src/http) */
 } jrpc__admit_t;
 
 /* Per-loop block caches (jrpc__loop_alloc): sizes 256 << 0 … 256 << 4 (4 KiB), at most 64 blocks
@@ -236,6 +244,8 @@ struct jrpc__io {
     atomic_ulong refused_total;  /* connections refused over max_connections */
     atomic_ulong refused_per_ip; /* connections refused over max_connections_per_ip */
     jrpc__admit_table_t *admit;  /* per-address counts */
+    jrpc__cidr_t *trusted;       /* cfg->trusted_proxies, parsed (owned; NULL: none) */
+    size_t ntrusted;             /* entries in trusted */
     atomic_size_t mem_held;      /* bytes held by requests and unwritten answers (acct.c) */
     atomic_size_t calls_held;    /* calls admitted and not finished, every loop */
     atomic_ulong refused_memory; /* items refused over max_memory */
@@ -289,6 +299,11 @@ jrpc__admit_table_t *jrpc__admit_table_new(void);
 void jrpc__admit_table_free(jrpc__admit_table_t *t);
 int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a);
 void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a);
+/* One request from a trusted proxy counted under the client it forwards for (key), against
+ * max_connections_per_ip: 0, or JRPC_ERANGE (nothing counted). jrpc__unadmit_ip gives it back.
+ * Only when max_connections_per_ip is set. Any loop thread. */
+int jrpc__admit_ip(jrpc__io_t *io, const unsigned char key[16]);
+void jrpc__unadmit_ip(jrpc__io_t *io, const unsigned char key[16]);
 
 /* Most bytes and calls a loop takes from the server's totals at once (acct.c): 256 KiB and 64
  * calls, fewer when the bounds are small (an eighth of a loop's share of them). */
@@ -342,6 +357,22 @@ size_t jrpc__addr_name(const struct sockaddr *sa, char *buf, size_t cap);
  * alike. 0, or JRPC_EINVAL when malformed or the host does not resolve. Any thread. */
 int jrpc__addr_parse(const char *host_port, struct sockaddr_storage *ss, socklen_t *len);
 size_t jrpc__peer_name(const uv_tcp_t *tcp, char *buf, size_t cap);
+
+/* Client addresses as table keys: IPv4 as ::ffff:a.b.c.d, so both families share one form
+ * (admit.c's per-address counts, trusted_proxies). jrpc__addr_key_parse reads a numeric address
+ * s[0..n) (no port, no brackets): 4 or 6 for its family, -1 when it is not one.
+ * jrpc__addr_key_name writes it back as text ("1.2.3.4", "2001:db8::1"); the length, 0 when it
+ * does not fit. Any thread. */
+void jrpc__addr_key(const struct sockaddr *sa, unsigned char key[16]);
+int jrpc__addr_key_parse(const char *s, size_t n, unsigned char key[16]);
+size_t jrpc__addr_key_name(const unsigned char key[16], char *buf, size_t cap);
+
+/* Reads a list of "ADDR" or "ADDR/BITS" words (IPv4 or IPv6, separated by spaces or commas) into
+ * a malloc'd array (*out NULL when the list is empty). out NULL: only checks. 0, JRPC_EINVAL on a
+ * bad word, JRPC_ENOMEM. Any thread. */
+int jrpc__cidr_list_parse(const char *list, jrpc__cidr_t **out, size_t *n);
+/* Whether key is inside one of v[0..n). */
+int jrpc__cidr_match(const jrpc__cidr_t *v, size_t n, const unsigned char key[16]);
 
 /* ---- loop.c --------------------------------------------------------------------------------- */
 

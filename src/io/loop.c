@@ -37,7 +37,9 @@ int jrpc__io_init(jrpc__io_t *io, const jrpc_config_t *cfg, jrpc_server_t *srv)
         for (size_t i = 0; i < MAX_IO_THREADS; i++)
             io->fds[a][i] = -1;
     io->admit = jrpc__admit_table_new();
-    return io->admit != NULL ? 0 : JRPC_ENOMEM;
+    if (io->admit == NULL)
+        return JRPC_ENOMEM;
+    return jrpc__cidr_list_parse(cfg->trusted_proxies, &io->trusted, &io->ntrusted);
 }
 
 /* Loops whose requests a stop gave up on, kept for the life of the process (jrpc__io_close). */
@@ -56,6 +58,9 @@ void jrpc__io_close(jrpc__io_t *io)
     jrpc__admit_table_free(io->admit);
     io->admit = NULL;
     uv_mutex_destroy(&io->loops_lock);
+    free(io->trusted);
+    io->trusted = NULL;
+    io->ntrusted = 0;
     if (io->kept_loops != NULL) {
         /* Handlers that never replied may still reply, from any thread, for as long as the
          * process lives: their requests and loops stay where such a reply finds them (and drops

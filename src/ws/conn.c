@@ -40,6 +40,22 @@ __attribute__((format(printf, 3, 4))) static void conn_log(jrpc_conn_t *c, jrpc_
     va_end(ap);
 }
 
+/* The access line of one message's answer (the engine summed it up: logging is on). */
+static void conn_log_answer(jrpc_conn_t *c, const jrpc__ws_msg_t *m, const jrpc__answer_t *ans)
+{
+    char sum[256];
+    jrpc__answer_sum_format(&ans->sum, (int)c->cfg->log_json, sum, sizeof sum);
+    unsigned long long us = (unsigned long long)((uv_hrtime() - m->t0) / 1000);
+    if (c->cfg->log_json)
+        jrpc__log(c->cfg, JRPC_LOG_INFO, NULL,
+                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\",\"items\":%zu,"
+                  "%s,\"bytes\":%zu,\"duration_us\":%llu}",
+                  (int)c->client_len, c->peer, ans->items, sum, ans->body.len, us);
+    else
+        conn_log(c, JRPC_LOG_INFO, "message items=%zu %s bytes=%zu %lluus", ans->items, sum,
+                 ans->body.len, us);
+}
+
 /* ---- Message structs ------------------------------------------------------------------------- */
 
 static jrpc__ws_msg_t *msg_get(jrpc_conn_t *c)
@@ -519,6 +535,8 @@ static void release_subs(jrpc_conn_t *c, uint64_t seq)
 /* The engine's answer for message m (made at once, or later through conn_on_done). */
 static void conn_answered(jrpc_conn_t *c, jrpc__ws_msg_t *m, jrpc__answer_t *ans)
 {
+    if (ans->has_sum)
+        conn_log_answer(c, m, ans);
     jrpc__list_remove(&m->link);
     c->calls -= m->calls;
     uint64_t seq = m->seq;
@@ -565,6 +583,7 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     size_t len = m->body.len;
     jrpc_buf_init(&m->body);
     m->kind = JRPC__WS_M_RUNNING;
+    m->t0 = c->log ? uv_hrtime() : 0;
     c->nmsgs++;
     m->req = NULL;
     m->calls = 0;
@@ -785,7 +804,8 @@ static const jrpc__sock_ops_t sock_ops = {
     .closed = on_closed,
 };
 
-int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n)
+int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n,
+                    const char *client)
 {
     jrpc__loop_t *loop = s->loop;
     const jrpc_config_t *cfg = loop->cfg;
@@ -816,9 +836,14 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     jrpc__sock_own(s, &sock_ops, c);
     jrpc__sock_timer(s, 0);    /* src/http's timeouts end here */
     if (cfg->log_cb != NULL) { /* warnings name the peer too, not only the INFO lines */
-        size_t pn = jrpc__peer_name(&s->tcp, c->peer, sizeof c->peer - sizeof " websocket ");
+        size_t cap = sizeof c->peer - sizeof " websocket ";
+        size_t pn = client != NULL ? (size_t)snprintf(c->peer, cap, "%s", client)
+                                   : jrpc__peer_name(&s->tcp, c->peer, cap);
+        if (pn >= cap)
+            pn = cap - 1;
         memcpy(c->peer + pn, " websocket ", sizeof " websocket ");
         c->peer_len = pn + sizeof " websocket " - 1;
+        c->client_len = pn;
     }
     char answer[JRPC__WS_101_MAX];
     size_t alen = jrpc__ws_hs_answer(hs, answer);
