@@ -599,7 +599,7 @@ int jrpc__io_run(jrpc__io_t *io)
             goto done;
     }
     uv_mutex_lock(&io->loops_lock);
-    io->loops = loops;
+    __atomic_store_n(&io->loops, loops, __ATOMIC_RELEASE); /* signal handlers read it too */
     uv_mutex_unlock(&io->loops_lock);
     for (unsigned i = 1; i < n; i++) {
         rc = uv_thread_create(&threads[i], loop_main, &loops[i]);
@@ -622,7 +622,7 @@ done:;
         jrpc__pool_free(io->pool);
     io->pool = NULL;
     uv_mutex_lock(&io->loops_lock);
-    io->loops = NULL;
+    __atomic_store_n(&io->loops, NULL, __ATOMIC_RELEASE);
     uv_mutex_unlock(&io->loops_lock);
     for (unsigned i = 0; i < inited; i++)
         loop_cleanup(&loops[i]);
@@ -664,7 +664,7 @@ void jrpc__io_reconfigure(jrpc__io_t *io, const jrpc_config_t *cfg)
 void jrpc__io_stop(jrpc__io_t *io)
 {
     atomic_fetch_add(&io->stop_requests, 1);
-    jrpc__loop_t *loops = io->loops;
+    jrpc__loop_t *loops = __atomic_load_n(&io->loops, __ATOMIC_ACQUIRE);
     if (loops == NULL)
         return;
     for (unsigned i = 0; i < io->cfg->io_threads; i++)
@@ -679,7 +679,7 @@ void jrpc__io_drain(jrpc__io_t *io)
         return;
     }
     atomic_fetch_add(&io->drain_requests, 1);
-    jrpc__loop_t *loops = io->loops;
+    jrpc__loop_t *loops = __atomic_load_n(&io->loops, __ATOMIC_ACQUIRE);
     if (loops == NULL)
         return;
     for (unsigned i = 0; i < io->cfg->io_threads; i++)
