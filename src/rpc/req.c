@@ -268,8 +268,10 @@ static void req_answer(jrpc__req_t *r)
             jrpc_buf_append(&out, ",", 1);
         /* The entry and, for a batch, the closing "]" must fit. */
         size_t entry = item_size(c, c->out_len, c->is_error);
-        if (!over && out.len + entry + r->is_batch > cfg->max_response)
+        if (!over && out.len + entry + r->is_batch > cfg->max_response) {
             over = 1;
+            jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_RESPONSE);
+        }
         if (over)
             item_append(&out, c, too_large, sizeof too_large - 1, 1);
         else
@@ -319,9 +321,22 @@ static void req_sync(jrpc__req_t *r)
     }
 }
 
+/* Counts the request's calls in the loop's jrpc_calls_total, each with its final code. */
+static void req_count(jrpc__req_t *r)
+{
+    jrpc__stats_t *st = &r->loop->stats;
+    unsigned tr = r->rest ? JRPC__TR_REST : r->conn != NULL ? JRPC__TR_WS : JRPC__TR_HTTP;
+    for (size_t i = 0; i < r->ncalls; i++) {
+        const jrpc_call_t *c = &r->calls[i];
+        jrpc__stats_call(st, tr, c->m != NULL ? c->m->label : JRPC__LABEL_UNKNOWN, c->is_error,
+                         c->code);
+    }
+}
+
 static void req_free(jrpc__req_t *r)
 {
     jrpc__loop_t *loop = r->loop;
+    req_count(r);
     for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
         if (c->out_owned)
@@ -383,6 +398,8 @@ static void req_expire(jrpc__req_t *r, int code, const char *msg)
             jrpc__call_cancel(c);
             c->state = CALL_DONE;
             call_set_error(r, c, code, msg, NULL);
+            if (code == JRPC_CODE_TIMEOUT)
+                jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_DEADLINE);
         }
     }
     r->next = r->ncalls;
@@ -427,6 +444,8 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
 {
     const jrpc__method_t *m = c->m;
     c->state = CALL_RUNNING;
+    if (r->loop->io->timed)
+        c->t0 = uv_hrtime();
     c->bounded = !(m->flags & JRPC_UNBOUNDED);
     r->running++;
     r->bounded += c->bounded;
@@ -443,6 +462,7 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
             r->bounded -= c->bounded;
             c->state = CALL_DONE;
             call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy", "worker queue is full");
+            jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_WORKER_QUEUE);
             if (c->answer)
                 r->remaining--;
         }
@@ -497,6 +517,9 @@ void jrpc__call_done(jrpc_call_t *c)
     r->running--;
     r->calls_live--;
     r->bounded -= c->bounded;
+    jrpc__stats_t *st = &r->loop->stats;
+    if (c->t0 != 0 && c->m->label < st->nlabels)
+        jrpc__hist_dur(&st->call_dur[c->m->label], (uv_hrtime() - c->t0) / 1000);
     if (c->cleanup != NULL) {
         /* What the handler attached (a subscription) learns whether the client gets the answer:
          * one whose id never arrives could not be unsubscribed, so it ends now. */
@@ -649,6 +672,7 @@ static int req_alloc_calls(jrpc__req_t *r, size_t n)
 static jrpc__req_t *req_over_cap(jrpc__req_t *r, size_t count, unsigned max_batch)
 {
     char msg[80];
+    jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_BATCH);
     snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", count, max_batch);
     size_t answered = 0, size = 2;
     for (size_t i = 0; i < r->ncalls; i++) {
@@ -723,6 +747,8 @@ static jrpc__req_t *req_start(jrpc__req_t *r, unsigned max_batch)
     if (env.is_batch && env.count == 0)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request", "empty batch");
     r->is_batch = (uint8_t)env.is_batch;
+    if (env.is_batch)
+        jrpc__hist_add(&loop->stats.batch, jrpc__hist_batch_bounds, JRPC__HIST_BATCH_N, env.count);
     uint8_t *ok = jrpc__arena_alloc(&r->arena, env.recorded);
     if (ok == NULL || req_alloc_calls(r, env.recorded) != 0)
         return req_parse_error(r, JRPC_ENOMEM, &err);
@@ -792,6 +818,7 @@ static jrpc__req_t *req_start_rest(jrpc__req_t *r, const char *method, size_t ml
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
                         "a REST batch body is a JSON array of params");
     r->is_batch = 1;
+    jrpc__hist_add(&r->loop->stats.batch, jrpc__hist_batch_bounds, JRPC__HIST_BATCH_N, env.count);
     if (env.count == 0) {
         req_pump(r); /* answers [] */
         return r;
