@@ -7,6 +7,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libuv1-dev libhttp-parser-dev libssl-dev zlib1g-dev libinih-dev
       libsqlite3-dev libcurl4-openssl-dev libyajl-dev libcmocka-dev
       wrk nginx-light curl procps)
+# Test only: promtool (in Debian's prometheus) checks the /metrics exposition.
+pkgs+=(prometheus)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
