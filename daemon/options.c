@@ -710,7 +710,8 @@ void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out)
         fprintf(out, "\n[module %s]\npath = %s\nargs =%s%s\n", m->name, m->path,
                 m->args[0] ? " " : "", m->args);
     }
-    fprintf(out, "\n[admin]\nlisten = %s\nmax_method_labels = %u\n",
+    fprintf(out, "\n[admin]\nlisten =%s%s\nmax_method_labels = %u\n",
+            opts->admin_listen != NULL ? " " : "",
             opts->admin_listen != NULL ? opts->admin_listen : "", opts->cfg.max_method_labels);
     jrpcd_gateway_print(opts, out);
 }

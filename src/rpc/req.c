@@ -440,12 +440,11 @@ void jrpc__req_orphan_all(jrpc__loop_t *loop)
 
 /* ---- Running --------------------------------------------------------------------------------- */
 
-static void call_start(jrpc__req_t *r, jrpc_call_t *c)
+static void call_start(jrpc__req_t *r, jrpc_call_t *c, uint64_t t0)
 {
     const jrpc__method_t *m = c->m;
     c->state = CALL_RUNNING;
-    if (r->loop->io->timed)
-        c->t0 = uv_hrtime();
+    c->t0 = t0;
     c->bounded = !(m->flags & JRPC_UNBOUNDED);
     r->running++;
     r->bounded += c->bounded;
@@ -475,6 +474,19 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
         jrpc__call_done(c);
 }
 
+/* The inline calls of calls[first..next) replied inside the pass that began at t0: each gets
+ * an even share of its time in its method's histogram. */
+static void pass_timed(jrpc__req_t *r, size_t first, uint64_t t0, size_t n)
+{
+    jrpc__stats_t *st = &r->loop->stats;
+    uint64_t us = (uv_hrtime() - t0) / 1000 / n;
+    for (size_t i = first; i < r->next; i++) {
+        const jrpc_call_t *c = &r->calls[i];
+        if (c->replied_inline && c->m != NULL && c->m->label < st->nlabels)
+            jrpc__hist_dur(&st->call_dur[c->m->label], us);
+    }
+}
+
 /* Starts waiting calls while the bound allows, answers when nothing answerable is left, and arms
  * the deadline when something outlives this pass. Re-entrant calls (a completion arriving while
  * a pass runs) just leave the work to the pass on the stack. */
@@ -485,11 +497,21 @@ static void req_pump(jrpc__req_t *r)
     r->pumping = 1;
     const jrpc_config_t *cfg = r->loop->cfg;
     size_t bound = cfg->batch_concurrency ? cfg->batch_concurrency : 1;
+    /* Timed servers read the clock once per pass, not per call (a clock read costs about as much
+     * as an inline call): calls that reply later are timed from the pass's start, and the inline
+     * calls of the pass share its time evenly. */
+    size_t first = r->next;
+    uint64_t t0 = r->loop->io->timed && r->next < r->ncalls ? uv_hrtime() : 0;
+    size_t inline_done = 0;
     while (r->next < r->ncalls && r->bounded < bound) {
         jrpc_call_t *c = &r->calls[r->next++];
-        if (c->state == CALL_WAITING)
-            call_start(r, c);
+        if (c->state == CALL_WAITING) {
+            call_start(r, c, t0);
+            inline_done += c->replied_inline;
+        }
     }
+    if (inline_done != 0)
+        pass_timed(r, first, t0, inline_done);
     r->pumping = 0;
     req_sync(r);
     if (!r->answered && r->remaining == 0)
@@ -518,7 +540,7 @@ void jrpc__call_done(jrpc_call_t *c)
     r->calls_live--;
     r->bounded -= c->bounded;
     jrpc__stats_t *st = &r->loop->stats;
-    if (c->t0 != 0 && c->m->label < st->nlabels)
+    if (c->t0 != 0 && !c->replied_inline && c->m->label < st->nlabels)
         jrpc__hist_dur(&st->call_dur[c->m->label], (uv_hrtime() - c->t0) / 1000);
     if (c->cleanup != NULL) {
         /* What the handler attached (a subscription) learns whether the client gets the answer:
