@@ -28,7 +28,8 @@ void jrpc__stats_release(jrpc__stats_t *s)
     s->nlabels = 0;
 }
 
-void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_error, int code)
+void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_error, int code,
+                      uint64_t n)
 {
     if (s->calls == NULL)
         return;
@@ -40,11 +41,11 @@ void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_erro
             jrpc__call_cell_t *c = &s->calls[j & (JRPC__CALL_CELLS - 1)];
             uint64_t k = atomic_load_explicit(&c->key, memory_order_relaxed);
             if (k == key) {
-                jrpc__ctr_add(&c->n, 1);
+                jrpc__ctr_add(&c->n, n);
                 return;
             }
             if (k == 0) {
-                atomic_store_explicit(&c->n, 1, memory_order_relaxed);
+                atomic_store_explicit(&c->n, n, memory_order_relaxed);
                 atomic_store_explicit(&c->key, key, memory_order_release);
                 return;
             }

@@ -45,15 +45,21 @@ typedef struct jrpc__hist {
     jrpc__ctr_t count;
 } jrpc__hist_t;
 
-/* Bucket of value v under bounds[0..n): the first bound at or above v, n when none. */
-static inline void jrpc__hist_add(jrpc__hist_t *h, const uint64_t *bounds, unsigned n, uint64_t v)
+/* k observations of value v; its bucket under bounds[0..n) is the first bound at or above v, n
+ * when none. */
+static inline void jrpc__hist_add_n(jrpc__hist_t *h, const uint64_t *bounds, unsigned n, uint64_t v,
+                                    uint64_t k)
 {
     unsigned i = 0;
     while (i < n && v > bounds[i])
         i++;
-    jrpc__ctr_add(&h->b[i], 1);
-    jrpc__ctr_add(&h->sum, v);
-    jrpc__ctr_add(&h->count, 1);
+    jrpc__ctr_add(&h->b[i], k);
+    jrpc__ctr_add(&h->sum, v * k);
+    jrpc__ctr_add(&h->count, k);
+}
+static inline void jrpc__hist_add(jrpc__hist_t *h, const uint64_t *bounds, unsigned n, uint64_t v)
+{
+    jrpc__hist_add_n(h, bounds, n, v, 1);
 }
 extern const uint64_t jrpc__hist_dur_bounds[];
 extern const uint64_t jrpc__hist_batch_bounds[];
@@ -130,8 +136,10 @@ typedef struct jrpc__stats {
  * frees them (the counters stay, zeroed by the loop's calloc). */
 int jrpc__stats_init(jrpc__stats_t *s, unsigned nlabels);
 void jrpc__stats_release(jrpc__stats_t *s);
-/* Counts one call: transport, method label, JSON-RPC code (ok: is_error 0). Loop thread. */
-void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_error, int code);
+/* Counts n calls of one transport, method label and JSON-RPC code (ok: is_error 0). Loop
+ * thread. */
+void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_error, int code,
+                      uint64_t n);
 
 static inline void jrpc__stats_limit(jrpc__stats_t *s, jrpc__limit_t l)
 {

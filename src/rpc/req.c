@@ -326,10 +326,18 @@ static void req_count(jrpc__req_t *r)
 {
     jrpc__stats_t *st = &r->loop->stats;
     unsigned tr = r->rest ? JRPC__TR_REST : r->conn != NULL ? JRPC__TR_WS : JRPC__TR_HTTP;
-    for (size_t i = 0; i < r->ncalls; i++) {
+    /* Runs of equal cells (a batch of one method) are counted at once. */
+    for (size_t i = 0, k; i < r->ncalls; i += k) {
         const jrpc_call_t *c = &r->calls[i];
-        jrpc__stats_call(st, tr, c->m != NULL ? c->m->label : JRPC__LABEL_UNKNOWN, c->is_error,
-                         c->code);
+        unsigned label = c->m != NULL ? c->m->label : JRPC__LABEL_UNKNOWN;
+        int code = c->is_error ? c->code : 0;
+        for (k = 1; i + k < r->ncalls; k++) {
+            const jrpc_call_t *d = &r->calls[i + k];
+            if ((d->m != NULL ? d->m->label : JRPC__LABEL_UNKNOWN) != label ||
+                d->is_error != c->is_error || (d->is_error ? d->code : 0) != code)
+                break;
+        }
+        jrpc__stats_call(st, tr, label, c->is_error, code, k);
     }
 }
 
@@ -480,11 +488,22 @@ static void pass_timed(jrpc__req_t *r, size_t first, uint64_t t0, size_t n)
 {
     jrpc__stats_t *st = &r->loop->stats;
     uint64_t us = (uv_hrtime() - t0) / 1000 / n;
+    unsigned label = 0;
+    uint64_t run = 0; /* inline calls of `label` not yet added */
     for (size_t i = first; i < r->next; i++) {
         const jrpc_call_t *c = &r->calls[i];
-        if (c->replied_inline && c->m != NULL && c->m->label < st->nlabels)
-            jrpc__hist_dur(&st->call_dur[c->m->label], us);
+        if (!c->replied_inline || c->m == NULL || c->m->label >= st->nlabels)
+            continue;
+        if (run != 0 && c->m->label != label) {
+            jrpc__hist_add_n(&st->call_dur[label], jrpc__hist_dur_bounds, JRPC__HIST_DUR_N, us,
+                             run);
+            run = 0;
+        }
+        label = c->m->label;
+        run++;
     }
+    if (run != 0)
+        jrpc__hist_add_n(&st->call_dur[label], jrpc__hist_dur_bounds, JRPC__HIST_DUR_N, us, run);
 }
 
 /* Starts waiting calls while the bound allows, answers when nothing answerable is left, and arms
