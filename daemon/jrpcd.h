@@ -58,8 +58,13 @@ typedef struct jrpcd_opts {
     size_t batch_deny_len;       /* entries in batch_deny */
     char *admin_listen;          /* owned [admin] listen / --admin-listen, NULL: off */
     int quiet;                   /* --quiet: no log callback at all */
+    int log_json;                /* log_format = json */
+    char *log_file;              /* owned log_file, NULL: stderr */
+    char *trusted_proxies;       /* owned copy behind cfg.trusted_proxies, NULL: none */
     int check;                   /* --check: load everything, print the settings, exit */
     const char *config_file;     /* --config argument (argv storage), or NULL */
+    char *errbuf;                /* set: a config file error goes here, not to stderr (reload) */
+    size_t errcap;               /* bytes of errbuf */
     char *config_dir;            /* directory of config_file (NULL: the working directory) */
 } jrpcd_opts_t;
 
@@ -67,15 +72,17 @@ typedef struct jrpcd_opts {
 
 /* Setting kinds shared by [server] keys and their flags. */
 typedef enum {
-    JRPCD_SET_UINT,      /* unsigned count */
-    JRPCD_SET_SIZE,      /* bytes, with KB/MB/GB or KiB/MiB/GiB */
-    JRPCD_SET_DURATION,  /* milliseconds, written with ms/s/m/h; a plain number is seconds */
-    JRPCD_SET_PATH,      /* the RPC path */
-    JRPCD_SET_REST_PATH, /* the REST prefix, "" to turn REST off */
-    JRPCD_SET_LISTEN,    /* one or more HOST:PORT */
-    JRPCD_SET_WORDS,     /* a list the library reads (hosts, cors_origins), "" for its default */
-    JRPCD_SET_LOG_LEVEL, /* error|warn|info|debug */
-    JRPCD_SET_ON_OFF     /* on|off into an unsigned 1|0; the flag alone means on */
+    JRPCD_SET_UINT,       /* unsigned count */
+    JRPCD_SET_SIZE,       /* bytes, with KB/MB/GB or KiB/MiB/GiB */
+    JRPCD_SET_DURATION,   /* milliseconds, written with ms/s/m/h; a plain number is seconds */
+    JRPCD_SET_PATH,       /* the RPC path */
+    JRPCD_SET_REST_PATH,  /* the REST prefix, "" to turn REST off */
+    JRPCD_SET_LISTEN,     /* one or more HOST:PORT */
+    JRPCD_SET_WORDS,      /* a list the library reads (hosts, cors_origins), "" for its default */
+    JRPCD_SET_LOG_LEVEL,  /* error|warn|info|debug */
+    JRPCD_SET_LOG_FORMAT, /* text|json */
+    JRPCD_SET_LOG_FILE,   /* a path, "" for stderr */
+    JRPCD_SET_ON_OFF      /* on|off into an unsigned 1|0; the flag alone means on */
 } jrpcd_setting_kind_t;
 
 /* One [server] key and the flag that mirrors it. */
@@ -158,6 +165,11 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts);
 
 /* Sets the level and whether to log at all; call before the server starts. */
 void jrpcd_log_setup(jrpc_log_level_t level, int quiet);
+/* Where and how lines go: `path` (NULL or "": stderr) opened for appending, `json` for one JSON
+ * object per line. 0, or -1 with err set. Before the server starts. */
+int jrpcd_log_output(const char *path, int json, char *err, size_t cap);
+/* SIGUSR1 reopens the log file at its path (logrotate's postrotate sends it). */
+void jrpcd_log_signals(void);
 /* The library's log callback: writes "TIMESTAMP LEVEL LINE\n" to stderr with one write(2).
  * Thread-safe and async-signal-safe (no locks, no stdio, no malloc), so the signal handler
  * uses it too. */
@@ -166,6 +178,31 @@ void jrpcd_log_line(jrpc_log_level_t level, const char *line, void *data);
 void jrpcd_log(jrpc_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error", "warn", "info", "debug"; NULL for anything else. */
 const char *jrpcd_log_level_name(jrpc_log_level_t level);
+
+/* Changes the level after the start (a reload); any thread. */
+void jrpcd_log_set_level(jrpc_log_level_t level);
+
+/* ---- notify.c ------------------------------------------------------------------------------- */
+
+/* Reads NOTIFY_SOCKET (systemd's Type=notify); call once, before threads and signal handlers. */
+void jrpcd_notify_init(void);
+/* Sends msg ("READY=1", lines separated by '\n') to it; nothing when jrpcd was not started that
+ * way. Async-signal-safe (the SIGTERM handler sends STOPPING=1). */
+void jrpcd_notify(const char *msg);
+
+/* ---- reload.c ------------------------------------------------------------------------------- */
+
+/* Blocks SIGHUP in the calling thread, and so in every thread it starts later: only the reload
+ * thread takes it (sigwait), and a SIGHUP while jrpcd starts waits for it instead of ending the
+ * process. Call first in main. */
+void jrpcd_reload_block(void);
+/* Starts the thread that reloads on SIGHUP: it reads the configuration again from argv (the same
+ * file and flags) and applies it to srv (daemon/reload.c says what changes live). `running` is
+ * what srv was built from: what needs a restart is compared with it. Also registers the loop
+ * hook that sends READY=1 once every loop serves. Before jrpc_server_run. 0, or -1 (logged). */
+int jrpcd_reload_start(jrpc_server_t *srv, const jrpcd_opts_t *running, int argc, char **argv);
+/* Ends that thread (after jrpc_server_run returned). */
+void jrpcd_reload_stop(void);
 
 /* ---- module.c ------------------------------------------------------------------------------- */
 

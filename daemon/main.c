@@ -1,5 +1,6 @@
 /* main.c — jrpcd, the JSON-RPC 2.0 daemon: reads its options, creates the server, loads the
- * modules that provide the methods, listens, and runs until SIGINT or SIGTERM. The library does
+ * modules that provide the methods, listens, and runs until SIGINT or SIGTERM (SIGHUP reloads:
+ * reload.c). The library does
  * the serving; this file only puts the pieces together in the right order. */
 #include "jrpcd.h"
 
@@ -15,31 +16,44 @@
  * default disposition before the server is freed. */
 static jrpc_server_t *signal_srv;
 static atomic_uint signal_count; /* SIGINT/SIGTERM seen; handlers may run on several threads */
-static char signal_msg[2][160];  /* preformatted: the handler may not call snprintf */
+static char signal_msg[2][200];  /* preformatted: the handler may not call snprintf */
 
 static void on_signal(int sig)
 {
     int saved = errno;
-    if (atomic_fetch_add(&signal_count, 1) == 0)
+    if (atomic_fetch_add(&signal_count, 1) == 0) {
+        jrpcd_notify("STOPPING=1");
         jrpcd_log_line(JRPC_LOG_INFO, signal_msg[sig == SIGINT ? 0 : 1], NULL);
-    else {
+    } else {
         /* The operator asked twice: handlers that have not replied (a stuck upstream, a long
          * timer) must not hold the process, so leave at once, as nginx does on a second stop. */
         jrpcd_log_line(JRPC_LOG_WARN, "signal again: exiting now, without waiting for requests",
                        NULL);
         _exit(1);
     }
-    jrpc_server_stop(signal_srv);
+    /* SIGTERM is how a service manager or an orchestrator stops us, with a load balancer in
+     * front: it gets drain_delay of 503s from /ready first. SIGINT is someone at a terminal. */
+    if (sig == SIGTERM)
+        jrpc_server_drain(signal_srv);
+    else
+        jrpc_server_stop(signal_srv);
     errno = saved;
 }
 
-static void signals_install(jrpc_server_t *srv, unsigned drain_ms)
+static void signals_install(jrpc_server_t *srv, unsigned drain_ms, unsigned delay_ms)
 {
-    static const char *const names[2] = {"SIGINT", "SIGTERM"};
-    for (int i = 0; i < 2; i++)
-        snprintf(signal_msg[i], sizeof(signal_msg[i]),
-                 "%s: stopping; requests in flight get up to %u ms (signal again to stop now)",
-                 names[i], drain_ms);
+    snprintf(signal_msg[0], sizeof(signal_msg[0]),
+             "SIGINT: stopping; requests in flight get up to %u ms (signal again to stop now)",
+             drain_ms);
+    if (delay_ms != 0)
+        snprintf(signal_msg[1], sizeof(signal_msg[1]),
+                 "SIGTERM: draining; /ready answers 503 and all is served for %u ms, then requests "
+                 "in flight get up to %u ms (signal again to stop now)",
+                 delay_ms, drain_ms);
+    else
+        snprintf(signal_msg[1], sizeof(signal_msg[1]),
+                 "SIGTERM: stopping; requests in flight get up to %u ms (signal again to stop now)",
+                 drain_ms);
     signal_srv = srv;
 
     struct sigaction sa;
@@ -85,6 +99,8 @@ int main(int argc, char **argv)
     int status = 1; /* cannot start; 2 is for bad options, 0 for a clean stop */
     char err[1024];
 
+    jrpcd_reload_block();
+    jrpcd_notify_init();
     jrpcd_opts_init(&opts);
     int rc = jrpcd_opts_parse(&opts, argc, argv);
     if (rc != 0) {
@@ -93,6 +109,14 @@ int main(int argc, char **argv)
     }
 
     jrpcd_log_setup(opts.cfg.log_level, opts.quiet);
+    opts.cfg.log_json = (unsigned)opts.log_json;
+    if (!opts.check) {
+        if (jrpcd_log_output(opts.log_file, opts.log_json, err, sizeof err) != 0) {
+            fprintf(stderr, "jrpcd: %s\n", err);
+            goto done;
+        }
+        jrpcd_log_signals(); /* from here a logrotate's SIGUSR1 never ends jrpcd */
+    }
     /* --quiet hands the library no callback, so it does not even format its lines. */
     opts.cfg.log_cb = opts.quiet ? NULL : jrpcd_log_line;
     opts.cfg.log_data = NULL;
@@ -175,6 +199,10 @@ int main(int argc, char **argv)
         status = 0;
         goto done;
     }
+    /* Before the lines below: a script that signals as soon as it reads them must find the
+     * handlers in place (a stop or drain before run is honoured when run starts). */
+    signals_install(srv, jrpc_server_config(srv)->drain_ms,
+                    jrpc_server_config(srv)->drain_delay_ms);
     /* Exactly one stdout line per bound address, with the real port when 0 was asked for:
      * tests and scripts read these lines to find the server. */
     for (size_t i = 0; i < jrpc_server_listen_count(srv); i++) {
@@ -191,9 +219,11 @@ int main(int argc, char **argv)
               opts.cfg.io_threads == 0 ? " (one per core)" : "", cfg->workers, cfg->max_batch,
               cfg->deadline_ms);
 
-    signals_install(srv, cfg->drain_ms);
+    if (jrpcd_reload_start(srv, &opts, argc, argv) != 0)
+        goto done;
     rc = jrpc_server_run(srv);
     signals_reset();
+    jrpcd_reload_stop();
     if (rc != 0) {
         fprintf(stderr, "jrpcd: the server failed: %s\n", jrpc_strerror(rc));
         goto done;

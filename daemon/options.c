@@ -74,6 +74,9 @@ static const jrpcd_setting_t settings[] = {
      "per item, from arrival (past it: -32002)"},
     {"drain", "drain", JRPCD_SET_DURATION, CFG_FIELD(drain_ms), 0, DAY_MS, "DURATION",
      "on stop, how long in-flight requests may still finish"},
+    /* Past an hour no load balancer is still checking; systemd would have killed us long ago. */
+    {"drain_delay", "drain-delay", JRPCD_SET_DURATION, CFG_FIELD(drain_delay_ms), 0, 3600000,
+     "DURATION", "on SIGTERM, how long /ready answers 503 while all is served, before the stop"},
     /* WebSocket (docs/websocket.md). A message is one request body, so it has max_body's range. */
     {"max_ws_message", "max-ws-message", JRPCD_SET_SIZE, CFG_FIELD(max_ws_message), 1, SIZE_LIMIT,
      "SIZE", "WebSocket message bytes (more: close 1009)"},
@@ -117,6 +120,15 @@ static const jrpcd_setting_t settings[] = {
     {"http_max_inflight", "http-max-inflight", JRPCD_SET_UINT, CFG_FIELD(http_max_inflight), 1,
      1000000, "N", "calls not finished per HTTP connection before it stops reading"},
     {"log_level", "log-level", JRPCD_SET_LOG_LEVEL, 0, 0, 0, "LEVEL", "error, warn, info or debug"},
+    /* Text by default: what a person reads on a terminal or in journalctl; json is for log
+     * shippers. stderr by default: systemd and containers collect it. */
+    {"log_format", "log-format", JRPCD_SET_LOG_FORMAT, 0, 0, 0, "text|json",
+     "log lines as text or one JSON object each"},
+    {"log_file", "log-file", JRPCD_SET_LOG_FILE, 0, 0, 0, "PATH",
+     "append log lines to PATH (SIGUSR1 reopens it); \"\" = stderr"},
+    /* No proxy is trusted by default: any client could otherwise choose its logged address. */
+    {"trusted_proxies", "trusted-proxies", JRPCD_SET_WORDS, CFG_FIELD(trusted_proxies), 0, 0,
+     "ADDRS", "proxies (addresses or CIDRs) whose X-Forwarded-For names the client; \"\" = none"},
 };
 
 #define SETTINGS_LEN (sizeof(settings) / sizeof(settings[0]))
@@ -452,7 +464,9 @@ static int apply_words(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char 
         snprintf(err, cap, "out of memory");
         return -1;
     }
-    char **slot = s->offset == CFG_FIELD(hosts) ? &opts->hosts : &opts->cors_origins;
+    char **slot = s->offset == CFG_FIELD(hosts)             ? &opts->hosts
+                  : s->offset == CFG_FIELD(trusted_proxies) ? &opts->trusted_proxies
+                                                            : &opts->cors_origins;
     free(*slot);
     *slot = copy;
     memcpy((char *)&opts->cfg + s->offset, &copy, sizeof copy);
@@ -515,6 +529,23 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
             return -1;
         }
         return 0;
+    case JRPCD_SET_LOG_FORMAT:
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+            snprintf(err, cap, "\"%s\" is not a log format (text or json)", value);
+            return -1;
+        }
+        opts->log_json = value[0] == 'j';
+        return 0;
+    case JRPCD_SET_LOG_FILE: {
+        char *copy = value[0] != '\0' ? strdup(value) : NULL;
+        if (value[0] != '\0' && copy == NULL) {
+            snprintf(err, cap, "out of memory");
+            return -1;
+        }
+        free(opts->log_file);
+        opts->log_file = copy;
+        return 0;
+    }
     case JRPCD_SET_ON_OFF:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
             snprintf(err, cap, "\"%s\" is not on or off", value);
@@ -589,6 +620,8 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
     free(opts->rest_path);
     free(opts->hosts);
     free(opts->cors_origins);
+    free(opts->trusted_proxies);
+    free(opts->log_file);
     free(opts->config_dir);
     memset(opts, 0, sizeof(*opts));
 }
@@ -677,6 +710,12 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
     }
     case JRPCD_SET_LOG_LEVEL:
         snprintf(buf, cap, "%s", jrpcd_log_level_name(c->log_level));
+        break;
+    case JRPCD_SET_LOG_FORMAT:
+        snprintf(buf, cap, "%s", opts->log_json ? "json" : "text");
+        break;
+    case JRPCD_SET_LOG_FILE:
+        snprintf(buf, cap, "%s", opts->log_file != NULL ? opts->log_file : "");
         break;
     case JRPCD_SET_ON_OFF:
         memcpy(&u, field, sizeof(u));
@@ -823,6 +862,7 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
     int rc = -1;
     char err[512];
     opterr = 0; /* our own messages, one line each */
+    optind = 0; /* glibc: start over, also when a reload parses the same argv again */
     int c;
     while ((c = getopt_long(argc, argv, ":c:l:m:qthV", longopts, NULL)) != -1) {
         switch (c) {
@@ -885,7 +925,10 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
             }
         }
         if (jrpcd_config_load(opts, err, sizeof(err)) != 0) {
-            fprintf(stderr, "jrpcd: %s\n", err);
+            if (opts->errbuf != NULL)
+                snprintf(opts->errbuf, opts->errcap, "%s", err);
+            else
+                fprintf(stderr, "jrpcd: %s\n", err);
             goto done;
         }
     }

@@ -222,6 +222,8 @@ typedef struct jrpc_config {
     size_t max_response;        /* response body bytes (items past it get -32003) */
     unsigned deadline_ms;       /* per item, from arrival (-32002 past it) */
     unsigned drain_ms;          /* on stop: how long in-flight work may still finish */
+    unsigned drain_delay_ms;    /* jrpc_server_drain: how long /ready answers 503 while all is
+                                   still served, before the stop; 0 = drain is stop */
     size_t max_ws_message;      /* WebSocket message bytes (close 1009 past it) */
     unsigned ws_max_inflight;   /* calls in flight per WebSocket connection before it stops
                                    reading */
@@ -235,6 +237,11 @@ typedef struct jrpc_config {
     unsigned ws_max_subscriptions; /* live subscriptions per WebSocket connection (-32005 past) */
     unsigned max_connections; /* open connections, whole server (more: 503 and close); 0 = no cap */
     unsigned max_connections_per_ip; /* open connections from one client address; 0 = no cap */
+    const char *trusted_proxies;     /* peers whose X-Forwarded-For / Forwarded name the client
+                                        (copied; addresses or CIDRs, IPv4 or IPv6, separated by
+                                        spaces or commas); NULL or "" = none: the peer is the
+                                        client. Their requests count per client address against
+                                        max_connections_per_ip (docs/security.md) */
     unsigned header_timeout_ms; /* a request's line and headers must arrive within this (408) */
     unsigned body_timeout_ms;   /* longest pause between two reads of a body (408) */
     unsigned min_body_rate;     /* bytes/s a body must average once it took body_timeout (408) */
@@ -253,6 +260,8 @@ typedef struct jrpc_config {
     void *log_data;
     unsigned max_method_labels; /* distinct method names the metrics label; the others count as
                                    "(other)" (0 = all count as "(other)") */
+    unsigned log_json; /* 1: access lines are JSON objects ({"msg":"access","client":…}) that
+                          log_cb completes with its own time and level; 0: text */
 } jrpc_config_t;
 
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */
@@ -296,6 +305,12 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv);
  * not replied (jrpc_server_unreplied). Any thread; async-signal-safe; a stop before run makes
  * run return at once. */
 JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv);
+/* A stop a load balancer can see first: GET /ready answers 503 "draining" at once, while
+ * listeners stay open and everything is served as before for cfg.drain_delay_ms; then the server
+ * stops as jrpc_server_stop says. A jrpc_server_stop during the delay stops at once. With
+ * drain_delay_ms 0 it is jrpc_server_stop. Any thread; async-signal-safe; a drain before run
+ * delays from the start of run. */
+JRPC_EXTERN void jrpc_server_drain(jrpc_server_t *srv);
 /* Requests with calls whose handlers had not replied when jrpc_server_run last returned (0 when
  * every handler replied): after drain_ms a stop
  * answers every unfinished call (-32000 "server shutting down") and gives up waiting for their
@@ -314,9 +329,28 @@ JRPC_EXTERN int jrpc_server_set_checking(jrpc_server_t *srv);
 JRPC_EXTERN int jrpc_server_checking(const jrpc_server_t *srv);
 /* Frees a server that is not running (never ran, or jrpc_server_run returned). */
 JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv);
-/* The server's own copy of its configuration (defaults filled in); read-only, any thread, valid
- * as long as srv. */
+/* The server's own copy of its configuration (defaults filled in), the one the last
+ * jrpc_server_reconfigure set; read-only, any thread, valid as long as srv. */
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv);
+
+/* Changes a server's configuration, also while it runs, without closing a connection or
+ * dropping a call (jrpcd's SIGHUP). cfg is checked as jrpc_server_create checks it and copied,
+ * strings too. Each io loop switches to the copy at its next wakeup, between two callbacks, so no
+ * callback sees half of each; what arrives after that follows it: the next batch meets the new
+ * max_batch, the next item the new deadline, a timer armed again its new timeout. A batch
+ * already admitted is not checked again; its later steps (items not started yet, the bound on
+ * its answer) follow the new values. The limits a WebSocket connection's other
+ * threads read (max_ws_message, ws_max_queue, ws_max_subscriptions), and the log_level of its
+ * connection-level lines, apply to connections opened after it. What the running server was built
+ * with is kept from the current configuration and needs a new server to change: path, rest_path,
+ * io_threads, reuse_port, workers, worker_queue, max_header, log_cb and log_data. hosts NULL or ""
+ * is the default list, with the loopback names jrpc_server_listen added. The configurations
+ * replaced stay allocated until jrpc_server_free (calls and other threads may still read them; a
+ * few hundred bytes each). Any thread, after the last jrpc_server_listen; returns before the loops
+ * have switched. 0, JRPC_EINVAL (cfg refused: jrpc_config_check names the field; nothing changes)
+ * or JRPC_ENOMEM. */
+#define JRPC_HAVE_SERVER_RECONFIGURE 1
+JRPC_EXTERN int jrpc_server_reconfigure(jrpc_server_t *srv, const jrpc_config_t *cfg);
 
 /* ---- Methods -----------------------------------------------------------------------------------
  */
@@ -356,6 +390,29 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
  * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY (the server is running) or
  * JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
+/* Replaces the whole batch policy with patterns[0..n) (each as for jrpc_batch_deny; n = 0 allows
+ * every method in batches again), also while the server runs (jrpcd's reload): batches checked
+ * after it returns follow the new policy. Copied; the replaced policy stays allocated until
+ * jrpc_server_free. Any thread. 0, JRPC_EINVAL (a bad pattern: nothing changes) or
+ * JRPC_ENOMEM. */
+#define JRPC_HAVE_BATCH_DENY_SET 1
+JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n);
+
+/* ---- Readiness (GET /ready) ------------------------------------------------------------------ */
+
+/* Whether what a hook watches is usable: 1 ready, 0 not. Called on any io thread, concurrently,
+ * for each GET /ready (a load balancer's check: every few seconds), so it must be cheap,
+ * thread-safe and must not block. */
+typedef int (*jrpc_ready_cb)(void *data);
+/* Registers a readiness check: while cb(data) answers 0, GET /ready answers 503 with `name` in
+ * the list `key` of its body ({"status":"unavailable","upstreams_down":["eth"]}: key
+ * "upstreams_down", name "eth"; names of hooks with the same key share one list). key and name
+ * are copied and should be short identifiers: the body is public (docs/security.md). Before
+ * jrpc_server_run, from the thread that owns srv; hooks stay for every later run, and data must
+ * outlive them (until jrpc_server_free). 0, JRPC_EINVAL (NULL or empty key or name, NULL cb),
+ * JRPC_EBUSY (running) or JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_server_ready_hook(jrpc_server_t *srv, const char *key, const char *name,
+                                       jrpc_ready_cb cb, void *data);
 
 /* ---- Loop hooks (extensions with per-loop state: the gateway's client) ---------------------- */
 

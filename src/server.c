@@ -38,6 +38,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->max_response = 25000000;    /* 25 MB: large eth_getLogs answers fit */
     cfg->deadline_ms = 30000;        /* 30 s: common client and proxy timeouts are 30-60 s */
     cfg->drain_ms = 10000;           /* 10 s: systemd gives 90 s; answers in flight finish */
+    cfg->drain_delay_ms = 0;         /* off: without a load balancer nobody reads /ready, and
+                                        its checks set the right value (docs/health.md) */
     cfg->max_ws_message = 5u << 20;  /* 5 MiB: a message is a request body, as max_body */
     cfg->ws_max_inflight = 256;      /* 12 full WS batches, 256 pipelined calls per client */
     cfg->ws_max_queue = 16u << 20;   /* 16 MiB unread output: a stalled client, not a slow one */
@@ -74,6 +76,10 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
      * NULL hosts: the localhost names and loopback listen addresses (HOSTS_DEFAULT). */
     cfg->hosts = NULL;
     cfg->cors_origins = NULL;
+    /* No proxy is trusted until named: a client could otherwise pick the address it is logged
+     * and capped under with an X-Forwarded-For of its own. */
+    cfg->trusted_proxies = NULL;
+    cfg->log_json = 0; /* text lines, as jrpcd has always written them */
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -103,6 +109,8 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
     const char *why = jrpc__http_hosts_check(cfg->hosts);
     if (why == NULL)
         why = jrpc__http_origins_check(cfg->cors_origins);
+    if (why == NULL && jrpc__cidr_list_parse(cfg->trusted_proxies, NULL, NULL) != 0)
+        why = "trusted_proxies: each entry must be an IPv4 or IPv6 address or ADDR/BITS";
     if (why != NULL)
         return why;
 #define XX(field)                                                                                  \
@@ -129,6 +137,7 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     if (srv == NULL)
         return JRPC_ENOMEM;
     srv->cfg = *cfg;
+    uv_mutex_init(&srv->reconf_lock);
     if (srv->cfg.io_threads == 0)
         srv->cfg.io_threads = uv_available_parallelism();
     if (srv->cfg.io_threads > MAX_IO_THREADS)
@@ -149,9 +158,11 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->hosts_default = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';
     srv->hosts = strdup(srv->hosts_default ? HOSTS_DEFAULT : cfg->hosts);
     srv->cors_origins = strdup(cfg->cors_origins != NULL ? cfg->cors_origins : "");
+    srv->trusted_proxies = strdup(cfg->trusted_proxies != NULL ? cfg->trusted_proxies : "");
     srv->engine.registry = jrpc__registry_new();
-    if (rc == 0 && (srv->path == NULL || srv->rest_path == NULL || srv->hosts == NULL ||
-                    srv->cors_origins == NULL || srv->engine.registry == NULL))
+    if (rc == 0 &&
+        (srv->path == NULL || srv->rest_path == NULL || srv->hosts == NULL ||
+         srv->cors_origins == NULL || srv->trusted_proxies == NULL || srv->engine.registry == NULL))
         rc = JRPC_ENOMEM;
     if (rc == 0)
         rc = jrpc__discover_register(&srv->engine);
@@ -163,6 +174,7 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->cfg.rest_path = srv->rest_path;
     srv->cfg.hosts = srv->hosts;
     srv->cfg.cors_origins = srv->cors_origins;
+    srv->cfg.trusted_proxies = srv->trusted_proxies;
     /* Strip a trailing '/' so "/rest/" and "/rest" mean the same prefix. */
     size_t rl = strlen(srv->rest_path);
     if (rl > 1 && srv->rest_path[rl - 1] == '/')
@@ -179,7 +191,61 @@ JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
 
 JRPC_EXTERN const jrpc_config_t *jrpc_server_config(const jrpc_server_t *srv)
 {
-    return &srv->cfg;
+    return atomic_load(&srv->io.cfg);
+}
+
+/* One configuration set by jrpc_server_reconfigure, with the strings it owns. */
+struct jrpc__reconf {
+    struct jrpc__reconf *next; /* the one set before */
+    jrpc_config_t cfg;         /* path and rest_path point at the server's, hosts and
+                                  cors_origins at the copies below */
+    char *hosts;               /* owned copy, or NULL when cfg.hosts is the server's default */
+    char *cors_origins;        /* owned copy ("" = none) */
+};
+
+JRPC_EXTERN int jrpc_server_reconfigure(jrpc_server_t *srv, const jrpc_config_t *cfg)
+{
+    if (cfg == NULL || jrpc_config_check(cfg) != NULL)
+        return JRPC_EINVAL;
+    struct jrpc__reconf *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        return JRPC_ENOMEM;
+    uv_mutex_lock(&srv->reconf_lock);
+    const jrpc_config_t *cur = atomic_load(&srv->io.cfg);
+    rc->cfg = *cfg;
+    /* What the running server was built with stays (jrpc.h lists these fields). */
+    rc->cfg.path = cur->path;
+    rc->cfg.rest_path = cur->rest_path;
+    rc->cfg.io_threads = cur->io_threads;
+    rc->cfg.reuse_port = cur->reuse_port;
+    rc->cfg.workers = cur->workers;
+    rc->cfg.worker_queue = cur->worker_queue;
+    rc->cfg.max_header = cur->max_header;
+    rc->cfg.log_cb = cur->log_cb;
+    rc->cfg.log_data = cur->log_data;
+    if (rc->cfg.batch_concurrency == 0)
+        rc->cfg.batch_concurrency = 1;
+    if (rc->cfg.max_depth == 0)
+        rc->cfg.max_depth = JRPC_MAX_DEPTH;
+    int dflt = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';
+    if (dflt && srv->hosts_default)
+        rc->cfg.hosts = srv->hosts; /* with the loopback names listen added */
+    else
+        rc->cfg.hosts = rc->hosts = strdup(dflt ? HOSTS_DEFAULT : cfg->hosts);
+    rc->cfg.cors_origins = rc->cors_origins =
+        strdup(cfg->cors_origins != NULL ? cfg->cors_origins : "");
+    if (rc->cfg.hosts == NULL || rc->cors_origins == NULL) {
+        uv_mutex_unlock(&srv->reconf_lock);
+        free(rc->hosts);
+        free(rc->cors_origins);
+        free(rc);
+        return JRPC_ENOMEM;
+    }
+    rc->next = srv->reconfs;
+    srv->reconfs = rc;
+    jrpc__io_reconfigure(&srv->io, &rc->cfg);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return 0;
 }
 
 JRPC_EXTERN int jrpc_method_add(jrpc_server_t *srv, const char *name, jrpc_method_cb cb, void *data,
@@ -226,6 +292,16 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern)
     if (atomic_load(&srv->io.running))
         return JRPC_EBUSY;
     return jrpc__registry_deny_batch(srv->engine.registry, pattern);
+}
+
+JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n)
+{
+    if (n != 0 && patterns == NULL)
+        return JRPC_EINVAL;
+    uv_mutex_lock(&srv->reconf_lock);
+    int rc = jrpc__registry_deny_replace(srv->engine.registry, patterns, n);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return rc;
 }
 
 /* Appends the word w[0..n) to the default hosts unless it is there already (out of memory: it
@@ -326,6 +402,34 @@ JRPC_EXTERN void jrpc_server_stop(jrpc_server_t *srv)
     jrpc__io_stop(&srv->io);
 }
 
+JRPC_EXTERN void jrpc_server_drain(jrpc_server_t *srv)
+{
+    jrpc__io_drain(&srv->io);
+}
+
+JRPC_EXTERN int jrpc_server_ready_hook(jrpc_server_t *srv, const char *key, const char *name,
+                                       jrpc_ready_cb cb, void *data)
+{
+    if (key == NULL || key[0] == '\0' || name == NULL || name[0] == '\0' || cb == NULL)
+        return JRPC_EINVAL;
+    if (atomic_load(&srv->io.running))
+        return JRPC_EBUSY;
+    jrpc__ready_hook_t *h = calloc(1, sizeof(*h));
+    if (h == NULL || (h->key = strdup(key)) == NULL || (h->name = strdup(name)) == NULL) {
+        if (h != NULL)
+            free(h->key);
+        free(h);
+        return JRPC_ENOMEM;
+    }
+    h->cb = cb;
+    h->data = data;
+    jrpc__ready_hook_t **tail = &srv->io.ready;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = h;
+    return 0;
+}
+
 JRPC_EXTERN size_t jrpc_server_unreplied(const jrpc_server_t *srv)
 {
     size_t n = 0;
@@ -340,11 +444,20 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
         return;
     jrpc__io_close(&srv->io);
     jrpc__metrics_free(srv);
+    while (srv->reconfs != NULL) {
+        struct jrpc__reconf *rc = srv->reconfs;
+        srv->reconfs = rc->next;
+        free(rc->hosts);
+        free(rc->cors_origins);
+        free(rc);
+    }
+    uv_mutex_destroy(&srv->reconf_lock);
     jrpc__registry_free(srv->engine.registry);
     free(srv->engine.discover);
     free(srv->path);
     free(srv->rest_path);
     free(srv->hosts);
     free(srv->cors_origins);
+    free(srv->trusted_proxies);
     free(srv);
 }

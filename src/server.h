@@ -14,15 +14,20 @@ typedef struct jrpc__metrics_ext {
 } jrpc__metrics_ext_t;
 
 struct jrpc_server {
-    jrpc_config_t cfg;     /* copy; cfg.path and cfg.rest_path point at the copies below */
-    char *path;            /* owned copy of cfg.path */
-    char *rest_path;       /* owned copy of cfg.rest_path ("" = off) */
-    char *hosts;           /* owned cfg.hosts: as given, or the default list and the names of
-                              loopback listen addresses (hosts_default) */
-    char *cors_origins;    /* owned copy of cfg.cors_origins ("" = none) */
-    int hosts_default;     /* cfg.hosts was NULL or "": listen adds loopback names */
-    jrpc__io_t io;         /* loops, listeners, caps, worker pool */
-    jrpc__engine_t engine; /* registry and rpc.discover */
+    jrpc_config_t cfg;            /* copy; cfg.path and cfg.rest_path point at the copies below */
+    char *path;                   /* owned copy of cfg.path */
+    char *rest_path;              /* owned copy of cfg.rest_path ("" = off) */
+    char *hosts;                  /* owned cfg.hosts: as given, or the default list and the names of
+                                     loopback listen addresses (hosts_default) */
+    char *cors_origins;           /* owned copy of cfg.cors_origins ("" = none) */
+    char *trusted_proxies;        /* owned copy of cfg.trusted_proxies ("" = none) */
+    int hosts_default;            /* cfg.hosts was NULL or "": listen adds loopback names */
+    jrpc__io_t io;                /* loops, listeners, caps, worker pool */
+    struct jrpc__reconf *reconfs; /* configurations set by jrpc_server_reconfigure, newest
+                                     first: kept until the server is freed, as connections,
+                                     requests and other threads may still read an older one */
+    uv_mutex_t reconf_lock;       /* one reconfigure at a time */
+    jrpc__engine_t engine;        /* registry and rpc.discover */
     jrpc__metrics_ext_t *metrics_exts; /* extensions' series (owned) */
     const char **labels;               /* method label texts, by label (metrics.c; owned array) */
     unsigned nlabels;

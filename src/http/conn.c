@@ -79,7 +79,7 @@ static void conn_read_stop(jrpc__http_conn_t *c)
 int jrpc__http_over_bound(const jrpc__http_conn_t *c)
 {
     const jrpc__acct_t *a = c->acct;
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     return c->depth >= JRPC__HTTP_PIPELINE_MAX || a->reqs >= JRPC__HTTP_PIPELINE_MAX ||
            a->calls >= cfg->http_max_inflight || a->body >= cfg->max_body ||
            c->unsent_bytes >= cfg->max_unsent ||
@@ -90,6 +90,12 @@ int jrpc__http_over_bound(const jrpc__http_conn_t *c)
 /* Frees what a request holds besides its struct: the body and the answer. */
 static void req_drop_bufs(jrpc__http_req_t *hr)
 {
+    if (hr->ip_counted)
+        jrpc__http_unforward(hr->conn, hr);
+    if (hr->x != NULL) {
+        jrpc__loop_free(hr->conn->loop, hr->x, sizeof(*hr->x));
+        hr->x = NULL;
+    }
     free(hr->in);
     hr->in = NULL;
     jrpc_buf_free(&hr->out);
@@ -172,7 +178,7 @@ void jrpc__http_arm(jrpc__http_conn_t *c)
 {
     if (c->closing || c->lingering)
         return;
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t now = uv_now(&c->loop->uv), ms;
     if (jrpc__sock_queued(c->sock) > 0) {
         ms = cfg->send_timeout_ms;
@@ -252,10 +258,19 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
         return NULL;
     /* Every field up to `wr` describes one request and starts out zero (an empty `out` too). */
     memset(hr, 0, offsetof(jrpc__http_req_t, wr));
+    if (c->log || c->proxied) {
+        hr->x = jrpc__loop_alloc(c->loop, sizeof(*hr->x));
+        if (hr->x == NULL) {
+            jrpc__loop_free(c->loop, hr, sizeof(*hr));
+            return NULL;
+        }
+    }
     hr->conn = c;
     hr->state = JRPC__HR_PARSING;
     hr->kind = JRPC__HR_LOCAL;
     hr->method = -1;
+    /* Per request, not per connection: a reload may have changed log_level. */
+    c->log = c->loop->cfg->log_cb != NULL && c->loop->cfg->log_level >= JRPC_LOG_INFO;
     hr->t0 = c->log || c->timed ? uv_hrtime() : 0;
     if (c->tail != NULL)
         c->tail->next = hr;
@@ -416,6 +431,10 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
 {
     jrpc__http_conn_t *c = hr->conn;
     hr->items = ans->items;
+    if (ans->has_sum && hr->x != NULL) {
+        hr->x->sum = ans->sum;
+        hr->has_sum = 1;
+    }
     hr->rpc = NULL;
     hr->in_len = 0;
     hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
@@ -470,7 +489,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     jrpc__answer_t ans;
     int rc = hr->kind == JRPC__HR_REST
                  ? jrpc__req_run_rest(r, hr->rest_method, hr->rest_method_len, hr->rest_batch, &ans)
-                 : jrpc__req_run(r, c->cfg->max_batch, &ans);
+                 : jrpc__req_run(r, c->loop->cfg->max_batch, &ans);
     if (rc == JRPC__REQ_DONE)
         req_answered(hr, &ans); /* the caller (a parse, or a resume) flushes */
     else
@@ -581,7 +600,15 @@ static void conn_upgrade(jrpc__http_conn_t *c)
         return;
     c->upgrade = NULL;
     /* Frames in this read go as a view; frames kept earlier go with the sock. */
-    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len) == 0) {
+    if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len,
+                        hr->client_len != 0 ? hr->x->client : NULL) == 0) {
+        if (hr->ip_counted) {
+            /* A proxied WebSocket client stays counted under its own address for the life of
+             * the connection: the count moves to the socket, which gives it back at close. */
+            memcpy(c->sock->admit.key, hr->x->ip_key, 16);
+            c->sock->admit.per_ip = 1;
+            hr->ip_counted = 0;
+        }
         /* The socket is src/ws's now. This state goes once the stack above has unwound (never
          * free a connection inside its own callbacks); closing keeps everything else away. */
         c->rest = NULL;
@@ -746,12 +773,12 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
     }
     c->sock = s;
     c->loop = loop;
-    c->cfg = cfg;
     c->route = route;
     c->route_len = route_len;
     c->url_cap = url_cap;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
     c->timed = loop->io->timed;
+    c->proxied = s->admit.proxied;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     jrpc__sock_own(s, &sock_ops, c);

@@ -234,7 +234,7 @@ static size_t kept_len(const char *buf, size_t cap, size_t n)
  * (RFC 9112 §3.2: no authority) names nothing to check: browsers always send the page's host. */
 int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     const char *name = hr->host, *a;
     size_t n = kept_len(hr->host, sizeof hr->host, hr->host_len), an, hl = 0;
     if (n > sizeof hr->host)

@@ -62,6 +62,29 @@
  * REST URLs get 414 (a GET with more params than this belongs in a POST body). */
 #define JRPC__HTTP_REST_URL 2048
 
+/* User-Agent bytes an access line shows: enough to tell clients and their versions apart. */
+#define JRPC__HTTP_LOG_UA 96
+/* Forwarding header bytes kept from the right: the client is the right-most address a trusted
+ * proxy did not add, so the tail is what matters; 128 bytes hold several hops. */
+#define JRPC__HTTP_FWD 128
+
+enum {
+    JRPC__FWD_NONE = 0, /* no forwarding header */
+    JRPC__FWD_XFF,      /* X-Forwarded-For (preferred when both came) */
+    JRPC__FWD_FORWARDED /* Forwarded (RFC 7239) */
+};
+
+/* What a request keeps only for the access log and for a trusted proxy's forwarding headers: a
+ * loop block of its own, taken only on a connection that logs or comes from a trusted proxy, so
+ * the request struct of a server that does neither stays within its 2 KiB block class. */
+typedef struct jrpc__http_extra {
+    jrpc__answer_sum_t sum;     /* what the answer says (has_sum) */
+    char ua[JRPC__HTTP_LOG_UA]; /* User-Agent, cut, quotes and controls made '?' */
+    char fwd[JRPC__HTTP_FWD];   /* the right-most bytes of X-Forwarded-For or Forwarded */
+    char client[48];            /* the forwarded client's address as text (client_len) */
+    unsigned char ip_key[16];   /* the client it is counted under (ip_counted) */
+} jrpc__http_extra_t;
+
 typedef struct jrpc__http_conn jrpc__http_conn_t;
 typedef struct jrpc__http_req jrpc__http_req_t;
 
@@ -103,24 +126,33 @@ struct jrpc__http_req {
     uint8_t rest;            /* the URL is under rest_path (Allow: GET too) */
     uint8_t rest_batch;      /* REST: <method>/batch */
     uint8_t rest_get;        /* REST GET: `in` holds the params built from the query */
+    uint8_t health;          /* /health or /ready (health.c): Allow: GET, HEAD; logged at debug */
     const char *rest_method; /* REST: percent-decoded method name, decoded in place in the
                                 conn's url: valid until the request is handed to the engine */
     size_t rest_method_len;
-    int method;          /* enum http_method, -1 before the request line is parsed */
-    unsigned status;     /* HTTP status of the answer */
-    char *in;            /* request body being received (malloc'd, ours until handed on) */
-    size_t in_len;       /* bytes received */
-    size_t in_cap;       /* bytes allocated for `in` */
-    jrpc_buf_t out;      /* response body (ours, freed when the write is done) */
-    size_t out_held;     /* bytes of out counted in the connection's account */
-    size_t items;        /* calls in the request, for the log */
-    uint64_t t0;         /* uv_hrtime() at the first byte (logging only) */
-    size_t url_len;      /* bytes in url (logging only) */
-    size_t head_len;     /* bytes in head */
-    uint8_t cors;        /* jrpc__cors_t: what the answer says to a browser */
-    uint8_t text;        /* the body is the metrics exposition (text/plain), not JSON */
-    uint16_t host_len;   /* Host value bytes seen (saturates at JRPC__HTTP_NAME_MAX + 1) */
-    uint16_t origin_len; /* Origin value bytes seen (the same) */
+    int method;            /* enum http_method, -1 before the request line is parsed */
+    unsigned status;       /* HTTP status of the answer */
+    char *in;              /* request body being received (malloc'd, ours until handed on) */
+    size_t in_len;         /* bytes received */
+    size_t in_cap;         /* bytes allocated for `in` */
+    jrpc_buf_t out;        /* response body (ours, freed when the write is done) */
+    size_t out_held;       /* bytes of out counted in the connection's account */
+    size_t items;          /* calls in the request, for the log */
+    uint64_t t0;           /* uv_hrtime() at the first byte (logging only) */
+    size_t url_len;        /* bytes in url (logging only) */
+    size_t head_len;       /* bytes in head */
+    uint8_t cors;          /* jrpc__cors_t: what the answer says to a browser */
+    uint8_t text;          /* the body is the metrics exposition (text/plain), not JSON */
+    uint16_t host_len;     /* Host value bytes seen (saturates at JRPC__HTTP_NAME_MAX + 1) */
+    uint16_t origin_len;   /* Origin value bytes seen (the same) */
+    uint8_t ua_len;        /* User-Agent bytes kept in ua (logging only) */
+    uint8_t fwd_len;       /* bytes kept in fwd */
+    uint8_t fwd_kind;      /* what fwd holds: JRPC__FWD_* */
+    uint8_t fwd_cut;       /* fwd lost bytes on its left: its first hop may be partial */
+    uint8_t client_len;    /* bytes in client: the forwarded client, 0: the peer is */
+    uint8_t ip_counted;    /* counted under ip_key (a trusted proxy's request, jrpc__admit_ip) */
+    uint8_t has_sum;       /* x->sum holds the engine's summary of the answer (logging only) */
+    jrpc__http_extra_t *x; /* what only logging and trusted proxies need, or NULL */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
     uv_write_t wr;                    /* the answer's write when it did not complete at once
                                          (.data: the first request the write carries) */
@@ -137,7 +169,6 @@ struct jrpc__http_conn {
                                  linger bound) and the FIN; .owner = this */
     http_parser parser;       /* .data = this */
     jrpc__loop_t *loop;       /* owning loop */
-    const jrpc_config_t *cfg; /* loop->srv->cfg */
     jrpc__http_req_t *head;   /* oldest request not yet written */
     jrpc__http_req_t *tail;   /* newest request */
     jrpc__http_req_t *unsent; /* oldest request not yet handed to uv_write, or NULL */
@@ -163,6 +194,7 @@ struct jrpc__http_conn {
     uint8_t log;               /* one access-log line per request */
     uint8_t admin;             /* accepted on an admin listener: metrics only, not counted */
     uint8_t timed;             /* requests are timed for the metrics (an admin listener is on) */
+    uint8_t proxied;           /* the peer is a trusted proxy: forwarding headers are read */
     uint8_t hdr_in_value;      /* the last header callback was a value */
     uint8_t hdr_is_expect;     /* the current header is Expect */
     uint8_t hdr_is_te;         /* the current header is Transfer-Encoding */
@@ -236,6 +268,21 @@ void jrpc__http_admin_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const ch
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
                           size_t path_len, const char *query, size_t query_len);
 
+/* ---- health.c -------------------------------------------------------------------------------- */
+
+typedef enum {
+    JRPC__HEALTH_NONE = 0, /* not a health path */
+    JRPC__HEALTH_LIVE,     /* /health, /healthz: 200 while the process serves */
+    JRPC__HEALTH_READY     /* /ready: 200, or 503 while draining or a readiness hook says not */
+} jrpc__health_t;
+
+/* Which health answer the path path[0..len) asks for. */
+jrpc__health_t jrpc__http_health_route(const char *path, size_t len);
+/* Replaces *out with the JSON body of the `which` answer ({"status":"ok"}, {"status":"draining"},
+ * {"status":"unavailable","upstreams_down":["eth"]}) and returns its HTTP status. Any loop
+ * thread: it reads only atomics and calls the readiness hooks. */
+unsigned jrpc__http_health_answer(jrpc__io_t *io, jrpc__health_t which, jrpc_buf_t *out);
+
 /* ---- hosts.c --------------------------------------------------------------------------------- */
 
 /* p[0..n) is `host [":" port]` of RFC 3986 §3.2.2-3 (a reg-name, an IPv4 address or an
@@ -302,6 +349,13 @@ void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const ch
 void jrpc__http_answer_error(jrpc__http_req_t *hr, unsigned status, int code, const char *msg);
 /* Fills hr->head for hr's answer; `closing` adds Connection: close. */
 void jrpc__http_build_head(jrpc__http_req_t *hr, int closing);
+/* A trusted proxy's request (its head is complete): the client it forwards for, from fwd, into
+ * hr->client, counted under max_connections_per_ip when that is set. 0, or -1 when that client
+ * is over the cap (nothing counted). forward.c. */
+int jrpc__http_forwarded(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+/* Gives back what jrpc__http_forwarded counted (when the request is freed). */
+void jrpc__http_unforward(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+
 /* Writes the access-log line for hr (only when c->log). */
 void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr);
 

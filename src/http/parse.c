@@ -30,7 +30,7 @@ static void keep_lower(char *dst, size_t cap, uint8_t *len, const char *at, size
  * max_header 0 leaves only http-parser's 80 KiB ceiling. */
 static int header_over(jrpc__http_conn_t *c)
 {
-    size_t max = c->cfg->max_header;
+    size_t max = c->loop->cfg->max_header;
     if (max == 0 || c->hdr_bytes <= max)
         return 0;
     char msg[80];
@@ -43,13 +43,55 @@ static int header_over(jrpc__http_conn_t *c)
 static void body_too_large(jrpc__http_conn_t *c)
 {
     char msg[80];
-    snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->cfg->max_body);
+    snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->loop->cfg->max_body);
     jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_BODY);
     jrpc__http_refuse(c, 413, JRPC_CODE_LIMIT_EXCEEDED, msg);
 }
 
 /* Headers kept for browser_check besides those kept in fval (c->hdr_keep). */
-enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE };
+enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE, KEEP_UA, KEEP_XFF, KEEP_FWD };
+
+/* Appends a User-Agent piece for the access log, cut at its buffer, with bytes that could break a
+ * text or JSON line made '?'. */
+static void keep_ua(jrpc__http_req_t *hr, const char *at, size_t n)
+{
+    for (size_t i = 0; i < n && hr->ua_len < sizeof hr->x->ua; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        hr->x->ua[hr->ua_len++] =
+            ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+    }
+}
+
+/* Appends a forwarding header piece, keeping the right-most JRPC__HTTP_FWD bytes: the client is
+ * found from the right, so what a long chain loses on the left is what no trusted hop added. */
+static void keep_fwd(jrpc__http_req_t *hr, const char *at, size_t n)
+{
+    size_t cap = sizeof hr->x->fwd;
+    if (hr->fwd_len + n > cap)
+        hr->fwd_cut = 1;
+    if (n >= cap) {
+        memcpy(hr->x->fwd, at + n - cap, cap);
+        hr->fwd_len = (uint8_t)cap;
+        return;
+    }
+    size_t keep = hr->fwd_len + n <= cap ? hr->fwd_len : cap - n;
+    memmove(hr->x->fwd, hr->x->fwd + hr->fwd_len - keep, keep);
+    memcpy(hr->x->fwd + keep, at, n);
+    hr->fwd_len = (uint8_t)(keep + n);
+}
+
+/* A new forwarding header: X-Forwarded-For wins over Forwarded; repeated headers are one list. */
+static int fwd_start(jrpc__http_req_t *hr, int kind)
+{
+    if (kind == JRPC__FWD_FORWARDED && hr->fwd_kind == JRPC__FWD_XFF)
+        return KEEP_NONE;
+    if (kind != hr->fwd_kind)
+        hr->fwd_len = hr->fwd_cut = 0;
+    else if (hr->fwd_len != 0)
+        keep_fwd(hr, ",", 1);
+    hr->fwd_kind = (uint8_t)kind;
+    return kind == JRPC__FWD_XFF ? KEEP_XFF : KEEP_FWD;
+}
 
 /* Appends at[0..n) to dst[0..cap) holding *len bytes; *len counts on to cap + 1 and stops
  * there (a value that long is refused or matches nothing). */
@@ -93,7 +135,8 @@ static void header_value_end(jrpc__http_conn_t *c)
     c->hdr_is_expect = c->hdr_is_te = 0;
 }
 
-/* Copies the URL (cut, with quotes and control bytes made '?') for the access log. */
+/* Copies the URL (cut, with quotes, backslashes, control bytes and bytes past ASCII made '?', so
+ * that a text or JSON line stays one valid line) for the access log. */
 static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     size_t n = c->url_len < c->url_cap ? c->url_len : c->url_cap;
@@ -101,7 +144,7 @@ static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         n = sizeof(hr->url);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)c->url[i];
-        hr->url[i] = ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        hr->url[i] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
     }
     hr->url_len = n;
 }
@@ -153,8 +196,9 @@ static int path_is_rpc(const jrpc__http_conn_t *c, const char *path, size_t path
 static void answer_local(jrpc__http_req_t *hr)
 {
     char msg[96];
-    if (hr->out.len != 0) {
-        hr->state = JRPC__HR_READY; /* made while routing (rest.c: a query's bad escape) */
+    if (hr->out.len != 0 || hr->health) {
+        /* made while routing (rest.c: a query's bad escape; health.c) */
+        hr->state = JRPC__HR_READY;
         return;
     }
     switch (hr->status) {
@@ -185,6 +229,10 @@ static void answer_local(jrpc__http_req_t *hr)
         break;
     case 500:
         jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+        break;
+    case 429: /* a trusted proxy's client over max_connections_per_ip (forward.c) */
+        jrpc__http_answer_error(hr, 429, JRPC_CODE_LIMIT_EXCEEDED,
+                                "too many requests in flight from this client address");
         break;
     default:
         jrpc__http_answer_error(hr, 404, JRPC_CODE_INVALID_REQUEST,
@@ -497,7 +545,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
      * first case is the next byte known to be the space before the version. */
     if (at + len < c->parse_end && jrpc__http_expect(c, at + len, " HTTP/", 6) != 0)
         return 0;
-    size_t max = c->cfg->max_header;
+    size_t max = c->loop->cfg->max_header;
     /* A URL alone over the header limit gets 414, the more precise answer (nginx does the same
      * for a request line over large_client_header_buffers); other header bytes get 431. */
     if (max != 0 && c->url_len > max) {
@@ -557,6 +605,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                     c->n_origin++;
             } else if (c->fname_len == 14 && memcmp(c->fname, "sec-fetch-site", 14) == 0) {
                 c->hdr_keep = KEEP_FETCH_SITE;
+            } else if (c->log && c->fname_len == 10 && memcmp(c->fname, "user-agent", 10) == 0) {
+                c->hdr_keep = KEEP_UA;
+                c->cur->ua_len = 0;
+            } else if (c->proxied && c->fname_len == 15 &&
+                       memcmp(c->fname, "x-forwarded-for", 15) == 0) {
+                c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_XFF);
+            } else if (c->proxied && c->fname_len == 9 && memcmp(c->fname, "forwarded", 9) == 0) {
+                c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_FORWARDED);
             }
         }
     }
@@ -567,6 +623,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_raw(c->cur->host, sizeof c->cur->host, &c->cur->host_len, at, len);
     else if (c->hdr_keep == KEEP_ORIGIN)
         keep_raw(c->cur->origin, sizeof c->cur->origin, &c->cur->origin_len, at, len);
+    else if (c->hdr_keep == KEEP_UA)
+        keep_ua(c->cur, at, len);
+    else if (c->hdr_keep == KEEP_XFF || c->hdr_keep == KEEP_FWD)
+        keep_fwd(c->cur, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -602,7 +662,17 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
         }
         return;
     }
-    if (jrpc__http_browser_check(c, hr) != 0)
+    const char *path, *query;
+    size_t path_len, query_len;
+    int cut;
+    url_parts(c, &path, &path_len, &query, &query_len, &cut);
+    int rpc = path_is_rpc(c, path, path_len, cut);
+    /* Health checks skip the Host and Origin checks: a load balancer sends a Host of its own
+     * choosing (or none, HAProxy's HTTP/1.0 checks), and the answers carry no CORS headers, so a
+     * page of another origin cannot read them (docs/security.md says what they reveal). */
+    jrpc__health_t health =
+        rpc || cut ? JRPC__HEALTH_NONE : jrpc__http_health_route(path, path_len);
+    if (health == JRPC__HEALTH_NONE && jrpc__http_browser_check(c, hr) != 0)
         return;
     c->body_start = uv_now(&c->loop->uv);
     hr->keep_alive = (uint8_t)http_should_keep_alive(p);
@@ -616,11 +686,31 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     int chunked = (p->flags & F_CHUNKED) != 0;
     uint64_t clen = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
     int has_body = chunked || clen > 0;
-    const char *path, *query;
-    size_t path_len, query_len;
-    int cut;
-    url_parts(c, &path, &path_len, &query, &query_len, &cut);
-    int rpc = path_is_rpc(c, path, path_len, cut);
+    if (health != JRPC__HEALTH_NONE) {
+        hr->kind = JRPC__HR_LOCAL;
+        hr->health = 1;
+        if (p->method == HTTP_GET || p->method == HTTP_HEAD)
+            hr->status = jrpc__http_health_answer(c->loop->io, health, &hr->out);
+        else
+            jrpc__http_answer_error(hr, 405, JRPC_CODE_INVALID_REQUEST,
+                                    "health checks take GET or HEAD");
+        if (has_body) {
+            c->cur = NULL;
+            answer_local(hr);
+            hr->close_after = 1;
+            jrpc__http_halt(c);
+        }
+        return;
+    }
+    if (c->proxied && jrpc__http_forwarded(c, hr) != 0) {
+        /* The forwarded client is over max_connections_per_ip. The proxy's connection carries
+         * other clients too: the body is read and dropped, and it stays open. */
+        hr->kind = JRPC__HR_LOCAL;
+        hr->status = 429;
+        if (!chunked && clen > c->loop->cfg->max_body)
+            body_too_large(c);
+        return;
+    }
     /* GET with Upgrade: websocket on the RPC path: 101 (src/ws takes the socket once the
      * request is complete), or 400 / 426. Any other Upgrade is ignored (RFC 9110 §7.8). */
     unsigned ws = rpc && p->method == HTTP_GET
@@ -640,7 +730,7 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     if ((rpc && p->method == HTTP_POST) || (rest && hr->kind == JRPC__HR_REST && !hr->rest_get)) {
         if (rpc)
             hr->kind = JRPC__HR_RPC;
-        if (!chunked && clen > c->cfg->max_body) {
+        if (!chunked && clen > c->loop->cfg->max_body) {
             body_too_large(c); /* before the body: the client that waits for 100 sends none */
             return;
         }
@@ -698,10 +788,11 @@ static int on_body(http_parser *p, const char *at, size_t len)
      * client trickling a byte every few seconds holds a connection and a buffer for nothing. */
     c->body_seen += len;
     uint64_t took = uv_now(&c->loop->uv) - c->body_start;
-    if (took > c->cfg->body_timeout_ms && c->cfg->min_body_rate != 0 &&
-        c->body_seen * 1000 < (uint64_t)c->cfg->min_body_rate * took) {
+    if (took > c->loop->cfg->body_timeout_ms && c->loop->cfg->min_body_rate != 0 &&
+        c->body_seen * 1000 < (uint64_t)c->loop->cfg->min_body_rate * took) {
         char msg[96];
-        snprintf(msg, sizeof msg, "request body slower than %u bytes/s", c->cfg->min_body_rate);
+        snprintf(msg, sizeof msg, "request body slower than %u bytes/s",
+                 c->loop->cfg->min_body_rate);
         jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_BODY_RATE);
         jrpc__http_refuse(c, 408, JRPC_CODE_LIMIT_EXCEEDED, msg);
         return 0;
@@ -717,7 +808,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     hr->want_continue = 0; /* the client did not wait */
     if (len > hr->in_cap - hr->in_len) {
         /* Chunked (a known length was allocated whole): grow geometrically up to max_body. */
-        size_t max = c->cfg->max_body;
+        size_t max = c->loop->cfg->max_body;
         size_t need = hr->in_len + len;
         if (need > max) {
             body_too_large(c);
@@ -749,7 +840,7 @@ static int on_chunk_header(http_parser *p)
     c->chunk_left = p->content_length;
     /* A chunk announced past the limit is refused before its bytes arrive. */
     if (hr != NULL && hr->kind != JRPC__HR_LOCAL && !hr->rest_get &&
-        p->content_length > c->cfg->max_body - hr->in_len)
+        p->content_length > c->loop->cfg->max_body - hr->in_len)
         body_too_large(c);
     return 0;
 }

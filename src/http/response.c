@@ -81,7 +81,9 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
                    "Access-Control-Max-Age: 86400\r\n");
         }
     } else if (hr->status == 405) {
-        if (get)
+        if (hr->health)
+            PUT(p, "Allow: GET, HEAD\r\n");
+        else if (get)
             PUT(p, "Allow: GET, POST, OPTIONS\r\n");
         else
             PUT(p, "Allow: POST, OPTIONS\r\n");
@@ -89,6 +91,8 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
         /* RFC 9110 §15.5.22 wants Upgrade; RFC 6455 §4.4 the versions we speak. */
         PUT(p, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     }
+    if (hr->health)
+        PUT(p, "Cache-Control: no-store\r\n"); /* a check must reach us, not a cache */
     if (hr->status != 204 && hr->text) {
         /* The Prometheus text exposition format, version 0.0.4. */
         PUT(p, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: ");
@@ -113,7 +117,32 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
         c->peer_len = jrpc__peer_name(&c->sock->tcp, c->peer, sizeof c->peer);
     unsigned long long us = (unsigned long long)((uv_hrtime() - hr->t0) / 1000);
     const char *method = hr->method >= 0 ? http_method_str((enum http_method)hr->method) : "-";
-    jrpc__log(c->cfg, JRPC_LOG_INFO, c->peer, " \"%s %.*s\" %u items=%zu bytes=%zu %lluus", method,
-              hr->url_len != 0 ? (int)hr->url_len : 1, hr->url_len != 0 ? hr->url : "-", hr->status,
-              hr->items, hr->out.len, us);
+    const jrpc_config_t *cfg = c->loop->cfg;
+    /* A load balancer checks every few seconds: its lines would bury the traffic's at info. */
+    jrpc_log_level_t level = hr->health ? JRPC_LOG_DEBUG : JRPC_LOG_INFO;
+    int url_len = hr->url_len != 0 ? (int)hr->url_len : 1;
+    const char *url = hr->url_len != 0 ? hr->url : "-";
+    /* Behind a trusted proxy the line names the client it forwarded for, and the proxy. */
+    const char *client = hr->client_len != 0 ? hr->x->client : c->peer;
+    char sum[256];
+    sum[0] = '\0';
+    if (hr->has_sum)
+        jrpc__answer_sum_format(&hr->x->sum, (int)cfg->log_json, sum, sizeof sum);
+    if (cfg->log_json) {
+        /* Every string here was made safe when kept (no quote, backslash or control byte). */
+        jrpc__log(cfg, level, NULL,
+                  "{\"msg\":\"access\",\"transport\":\"http\",\"client\":\"%s\"%s%s%s,"
+                  "\"http_method\":\"%s\",\"path\":\"%.*s\",\"status\":%u,\"items\":%zu%s%s,"
+                  "\"bytes\":%zu,\"duration_us\":%llu,\"user_agent\":\"%.*s\"}",
+                  client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
+                  hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
+                  url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum, hr->out.len,
+                  us, (int)hr->ua_len, hr->x->ua);
+        return;
+    }
+    jrpc__log(cfg, level, client, " \"%s %.*s\" %u items=%zu%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"",
+              method, url_len, url, hr->status, hr->items, sum[0] != '\0' ? " " : "", sum,
+              hr->out.len, us, hr->client_len != 0 ? " proxy=" : "",
+              hr->client_len != 0 ? c->peer : "", hr->ua_len != 0 ? (int)hr->ua_len : 1,
+              hr->ua_len != 0 ? hr->x->ua : "-");
 }

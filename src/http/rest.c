@@ -99,7 +99,7 @@ static int query_to_json(char *q, size_t n, jrpc_buf_t *out, const char **bad, s
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
                           size_t path_len, const char *query, size_t query_len)
 {
-    const char *prefix = c->cfg->rest_path;
+    const char *prefix = c->loop->cfg->rest_path;
     size_t plen = prefix ? strlen(prefix) : 0;
     if (plen == 0 || path_len <= plen + 1 || memcmp(path, prefix, plen) != 0 || path[plen] != '/')
         return 0;

@@ -60,21 +60,22 @@ void jrpc__acct_unref(jrpc__acct_t *a)
  *
  * Every loop takes bytes and calls from the server's totals in chunks and counts its own use
  * against its lease, so a request touches a shared atomic only when its loop's lease runs out or
- * grows too large (an atomic read-modify-write per request on a cache line every loop writes
- * cost single calls ~7 % of their throughput). The totals overstate what is held by at most two
- * chunks per loop; chunks shrink with the bounds, so a small bound stays exact enough. */
+ * grows too large, not on every request (a read-modify-write on a cache line every loop writes
+ * moves that line between cores each time). The totals overstate what is held by at most two
+ * chunks per loop; chunks shrink with the bounds and are 0 (exact: nothing leased beyond use)
+ * for bounds under eight times the loops. */
 
 static size_t mem_chunk(const jrpc__io_t *io)
 {
     size_t c = io->cfg->max_memory / (8 * (size_t)(io->cfg->io_threads ? io->cfg->io_threads : 1));
-    return c > JRPC__ACCT_MEM_CHUNK ? JRPC__ACCT_MEM_CHUNK : c != 0 ? c : 1;
+    return c > JRPC__ACCT_MEM_CHUNK ? JRPC__ACCT_MEM_CHUNK : c; /* 0: exact, no lease kept */
 }
 
 static size_t calls_chunk(const jrpc__io_t *io)
 {
     size_t c =
         io->cfg->max_inflight / (8 * (size_t)(io->cfg->io_threads ? io->cfg->io_threads : 1));
-    return c > JRPC__ACCT_CALLS_CHUNK ? JRPC__ACCT_CALLS_CHUNK : c != 0 ? c : 1;
+    return c > JRPC__ACCT_CALLS_CHUNK ? JRPC__ACCT_CALLS_CHUNK : c; /* 0: exact, no lease kept */
 }
 
 static void mem_add(jrpc__loop_t *loop, size_t n)
@@ -156,7 +157,7 @@ void jrpc__acct_held(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta)
 size_t jrpc__acct_admit(jrpc__loop_t *loop, jrpc__acct_t *a, size_t n, size_t own, int *full)
 {
     jrpc__io_t *io = loop->io;
-    const jrpc_config_t *cfg = io->cfg;
+    const jrpc_config_t *cfg = loop->cfg;
     *full = 0;
     if (n == 0)
         return 0;

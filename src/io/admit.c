@@ -22,17 +22,6 @@ struct jrpc__admit_table {
     size_t used; /* slots with used set */
 };
 
-static void admit_key(const struct sockaddr_storage *ss, unsigned char key[16])
-{
-    memset(key, 0, 16);
-    if (ss->ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    } else if (ss->ss_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-    }
-}
-
 static size_t admit_hash(const unsigned char key[16])
 {
     return (size_t)jrpc__hash_fnv1a(key, 16);
@@ -104,6 +93,46 @@ void jrpc__admit_table_free(jrpc__admit_table_t *t)
     free(t);
 }
 
+/* Counts one more under key unless it holds max_connections_per_ip already. */
+static int admit_key_take(jrpc__io_t *io, const unsigned char key[16])
+{
+    const jrpc_config_t *cfg = io->cfg;
+    jrpc__admit_table_t *t = io->admit;
+    int rc = 0;
+    uv_mutex_lock(&t->lock);
+    if ((t->used + 1) * 2 > t->cap && admit_rehash(t, t->live * 4 > 64 ? t->live * 4 : 64) != 0) {
+        rc = JRPC_ENOMEM;
+    } else {
+        struct admit_entry *e = admit_find(t, key, 1);
+        if (e->count >= cfg->max_connections_per_ip) {
+            rc = JRPC_ERANGE;
+        } else {
+            if (e->count == 0) {
+                memcpy(e->key, key, 16);
+                t->live++;
+                if (!e->used)
+                    t->used++;
+                e->used = 1;
+            }
+            e->count++;
+        }
+    }
+    uv_mutex_unlock(&t->lock);
+    if (rc != 0)
+        atomic_fetch_add(&io->refused_per_ip, 1);
+    return rc;
+}
+
+static void admit_key_give(jrpc__io_t *io, const unsigned char key[16])
+{
+    jrpc__admit_table_t *t = io->admit;
+    uv_mutex_lock(&t->lock);
+    struct admit_entry *e = admit_find(t, key, 0);
+    if (e != NULL && --e->count == 0)
+        t->live--;
+    uv_mutex_unlock(&t->lock);
+}
+
 int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a)
 {
     const jrpc_config_t *cfg = io->cfg;
@@ -115,53 +144,45 @@ int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a)
         return JRPC_ERANGE;
     }
     a->counted = 1;
-    if (cfg->max_connections_per_ip == 0)
+    if (cfg->max_connections_per_ip == 0 && io->ntrusted == 0)
         return 0;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     memset(&ss, 0, sizeof ss);
     if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
         return 0; /* no address (a unix socket in tests): only the total applies */
-    admit_key(&ss, a->key);
-    jrpc__admit_table_t *t = io->admit;
-    int rc = 0;
-    uv_mutex_lock(&t->lock);
-    if ((t->used + 1) * 2 > t->cap && admit_rehash(t, t->live * 4 > 64 ? t->live * 4 : 64) != 0) {
-        rc = JRPC_ENOMEM;
-    } else {
-        struct admit_entry *e = admit_find(t, a->key, 1);
-        if (e->count >= cfg->max_connections_per_ip) {
-            rc = JRPC_ERANGE;
-        } else {
-            if (e->count == 0) {
-                memcpy(e->key, a->key, 16);
-                t->live++;
-                if (!e->used)
-                    t->used++;
-                e->used = 1;
-            }
-            e->count++;
-            a->per_ip = 1;
-        }
+    jrpc__addr_key((const struct sockaddr *)&ss, a->key);
+    /* A proxy's connections carry many clients: each of its requests is counted under the
+     * client it names instead (jrpc__admit_ip, from src/http). */
+    if (io->ntrusted != 0 && jrpc__cidr_match(io->trusted, io->ntrusted, a->key)) {
+        a->proxied = 1;
+        return 0;
     }
-    uv_mutex_unlock(&t->lock);
+    if (cfg->max_connections_per_ip == 0)
+        return 0;
+    int rc = admit_key_take(io, a->key);
     if (rc != 0) {
         jrpc__unadmit(io, a);
-        atomic_fetch_add(&io->refused_per_ip, 1);
+        return rc;
     }
-    return rc;
+    a->per_ip = 1;
+    return 0;
+}
+
+int jrpc__admit_ip(jrpc__io_t *io, const unsigned char key[16])
+{
+    return admit_key_take(io, key);
+}
+
+void jrpc__unadmit_ip(jrpc__io_t *io, const unsigned char key[16])
+{
+    admit_key_give(io, key);
 }
 
 void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a)
 {
-    if (a->per_ip) {
-        jrpc__admit_table_t *t = io->admit;
-        uv_mutex_lock(&t->lock);
-        struct admit_entry *e = admit_find(t, a->key, 0);
-        if (e != NULL && --e->count == 0)
-            t->live--;
-        uv_mutex_unlock(&t->lock);
-    }
+    if (a->per_ip)
+        admit_key_give(io, a->key);
     if (a->counted)
         atomic_fetch_sub(&io->nconns_total, 1);
     memset(a, 0, sizeof(*a));

@@ -42,11 +42,19 @@ struct jrpc__pool_queue {
     uint8_t queued;           /* in the pool's turn list */
 };
 
+/* A trusted_proxies entry: an address and how many leading bits of it must match. */
+typedef struct jrpc__cidr {
+    unsigned char key[16]; /* jrpc__addr_key form */
+    uint8_t bits;          /* 0 … 128 (an IPv4 /N is 96 + N) */
+} jrpc__cidr_t;
+
 /* A connection's place under the caps (admit.c); moves with the socket (HTTP → WebSocket). */
 typedef struct jrpc__admit {
     unsigned char key[16]; /* client address (IPv4 mapped into IPv6) */
     uint8_t counted;       /* counted in the server's total */
     uint8_t per_ip;        /* counted under key */
+    uint8_t proxied;       /* the peer is a trusted proxy: not counted per address here; its
+                              requests are, under the client they forward for (src/http) */
 } jrpc__admit_t;
 
 /* Per-loop block caches (jrpc__loop_alloc): sizes 256 << 0 … 256 << 4 (4 KiB), at most 64 blocks
@@ -116,6 +124,16 @@ typedef struct jrpc__loop_ext {
     jrpc_loop_cb stop;  /* when it has drained (may be NULL) */
     void *data;
 } jrpc__loop_ext_t;
+
+/* A readiness check (jrpc_server_ready_hook), in registration order: /ready lists `name` under
+ * `key` while `cb` says not ready. */
+typedef struct jrpc__ready_hook {
+    struct jrpc__ready_hook *next;
+    jrpc_ready_cb cb;
+    void *data;
+    char *key;  /* owned: the JSON member that lists names ("upstreams_down") */
+    char *name; /* owned: what is not ready ("eth") */
+} jrpc__ready_hook_t;
 
 /* ---- The connection core (sock.c) ------------------------------------------------------------ */
 
@@ -207,13 +225,16 @@ void jrpc__sock_close(jrpc__sock_t *s);
 /* What every loop of a server shares: the configuration, listening sockets, caps, the worker
  * pool and the hooks of the layers above. Owned by the server object (src/server.c). */
 struct jrpc__io {
-    const jrpc_config_t *cfg;    /* the server's configuration (read-only while running) */
+    /* The server's current configuration: read-only, replaced whole by jrpc__io_reconfigure
+     * (a replaced one stays valid as long as the server), so any thread may read through it. */
+    _Atomic(const jrpc_config_t *) cfg;
     jrpc_server_t *srv;          /* the public object, for jrpc_call_server (opaque here) */
     struct jrpc__engine *engine; /* src/rpc's state (opaque here) */
     jrpc__io_hooks_t hooks;      /* the transports' entry points */
     jrpc__loop_ext_t *exts;      /* extensions' loop hooks (owned) */
     jrpc__pool_t *pool;          /* worker threads (created by run) */
     jrpc__loop_t *loops;         /* cfg->io_threads loops (while running) */
+    uv_mutex_t loops_lock;       /* held to reach loops from another thread (reconfigure) */
     int fds[JRPC__MAX_LISTEN][JRPC_MAX_IO_THREADS]; /* listening sockets: [address][loop] */
     char addrs[JRPC__MAX_LISTEN][64];               /* "HOST:PORT" of each address */
     struct sockaddr_storage sa[JRPC__MAX_LISTEN];   /* each address, port resolved */
@@ -225,10 +246,14 @@ struct jrpc__io {
     int checking;       /* a check only (jrpcd --check): listen probes addresses, binds nothing */
     atomic_int running; /* inside jrpc__io_run */
     atomic_int stop_requests;    /* jrpc__io_stop calls so far */
+    atomic_int drain_requests;   /* jrpc__io_drain calls so far: /ready answers 503 */
+    jrpc__ready_hook_t *ready;   /* readiness checks (owned), read by /ready on any loop */
     atomic_uint nconns_total;    /* open connections, every loop (admit.c) */
     atomic_ulong refused_total;  /* connections refused over max_connections */
     atomic_ulong refused_per_ip; /* connections refused over max_connections_per_ip */
     jrpc__admit_table_t *admit;  /* per-address counts */
+    jrpc__cidr_t *trusted;       /* cfg->trusted_proxies, parsed (owned; NULL: none) */
+    size_t ntrusted;             /* entries in trusted */
     atomic_size_t mem_held;      /* bytes held by requests and unwritten answers (acct.c) */
     atomic_size_t calls_held;    /* calls admitted and not finished, every loop */
     atomic_ulong refused_memory; /* items refused over max_memory */
@@ -241,7 +266,7 @@ struct jrpc__io {
 struct jrpc__loop {
     uv_loop_t uv;                         /* this io thread's loop */
     jrpc__io_t *io;                       /* what the loops share (read-only config) */
-    const jrpc_config_t *cfg;             /* io->cfg */
+    const jrpc_config_t *cfg;             /* io->cfg as of the loop's last wakeup */
     unsigned index;                       /* 0 … io_threads-1 */
     uv_thread_t tid;                      /* the thread running uv */
     atomic_int ready;                     /* wakeup is initialised: stop may signal it */
@@ -267,6 +292,8 @@ struct jrpc__loop {
     void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
                                          their first word */
     unsigned nblocks[JRPC__LOOP_CLASSES];
+    int delaying;     /* drain seen: serving on for drain_delay_ms before the stop */
+    int delay_over;   /* that time is over: the stop began as if asked once */
     int stopping;     /* stop seen: listeners closed, draining */
     int expired;      /* drain time over: what ran was answered, connections write their last */
     int abandon;      /* the last answers had their time: requests still waiting for a handler
@@ -282,6 +309,11 @@ jrpc__admit_table_t *jrpc__admit_table_new(void);
 void jrpc__admit_table_free(jrpc__admit_table_t *t);
 int jrpc__admit(jrpc__io_t *io, uv_tcp_t *tcp, jrpc__admit_t *a);
 void jrpc__unadmit(jrpc__io_t *io, jrpc__admit_t *a);
+/* One request from a trusted proxy counted under the client it forwards for (key), against
+ * max_connections_per_ip: 0, or JRPC_ERANGE (nothing counted). jrpc__unadmit_ip gives it back.
+ * Only when max_connections_per_ip is set. Any loop thread. */
+int jrpc__admit_ip(jrpc__io_t *io, const unsigned char key[16]);
+void jrpc__unadmit_ip(jrpc__io_t *io, const unsigned char key[16]);
 
 /* Most bytes and calls a loop takes from the server's totals at once (acct.c): 256 KiB and 64
  * calls, fewer when the bounds are small (an eighth of a loop's share of them). */
@@ -336,6 +368,22 @@ size_t jrpc__addr_name(const struct sockaddr *sa, char *buf, size_t cap);
 int jrpc__addr_parse(const char *host_port, struct sockaddr_storage *ss, socklen_t *len);
 size_t jrpc__peer_name(const uv_tcp_t *tcp, char *buf, size_t cap);
 
+/* Client addresses as table keys: IPv4 as ::ffff:a.b.c.d, so both families share one form
+ * (admit.c's per-address counts, trusted_proxies). jrpc__addr_key_parse reads a numeric address
+ * s[0..n) (no port, no brackets): 4 or 6 for its family, -1 when it is not one.
+ * jrpc__addr_key_name writes it back as text ("1.2.3.4", "2001:db8::1"); the length, 0 when it
+ * does not fit. Any thread. */
+void jrpc__addr_key(const struct sockaddr *sa, unsigned char key[16]);
+int jrpc__addr_key_parse(const char *s, size_t n, unsigned char key[16]);
+size_t jrpc__addr_key_name(const unsigned char key[16], char *buf, size_t cap);
+
+/* Reads a list of "ADDR" or "ADDR/BITS" words (IPv4 or IPv6, separated by spaces or commas) into
+ * a malloc'd array (*out NULL when the list is empty). out NULL: only checks. 0, JRPC_EINVAL on a
+ * bad word, JRPC_ENOMEM. Any thread. */
+int jrpc__cidr_list_parse(const char *list, jrpc__cidr_t **out, size_t *n);
+/* Whether key is inside one of v[0..n). */
+int jrpc__cidr_match(const jrpc__cidr_t *v, size_t n, const unsigned char key[16]);
+
 /* ---- loop.c --------------------------------------------------------------------------------- */
 
 /* Defaults, listening and the loops' lifetime for the server object. jrpc__io_init leaves fds
@@ -348,10 +396,23 @@ void jrpc__io_close(jrpc__io_t *io);
  * does not clash with one listed before. JRPC_EINVAL for a bad address or a full table, -errno
  * from the system. Before run. */
 int jrpc__io_listen(jrpc__io_t *io, const char *host_port);
+/* Makes cfg (the old one stays valid: the caller keeps it) what every loop reads: each switches
+ * at its next wakeup, between callbacks, so no callback sees two configurations. Any thread;
+ * the fields a running server cannot change (io_threads, workers …) must be as before. */
+void jrpc__io_reconfigure(jrpc__io_t *io, const jrpc_config_t *cfg);
 /* Runs io->cfg->io_threads loops (this thread runs loop 0) until stopped and drained. */
 int jrpc__io_run(jrpc__io_t *io);
 /* Asks every loop to stop (any thread, signal-safe); a second call closes connections at once. */
 void jrpc__io_stop(jrpc__io_t *io);
+/* Announces a stop (any thread, signal-safe): /ready answers 503 at once, everything is served
+ * for cfg->drain_delay_ms more, then each loop stops as jrpc__io_stop would. A stop during the
+ * delay ends it. */
+void jrpc__io_drain(jrpc__io_t *io);
+/* Whether a drain or a stop was asked (any thread). */
+static inline int jrpc__io_draining(jrpc__io_t *io)
+{
+    return atomic_load(&io->drain_requests) > 0 || atomic_load(&io->stop_requests) > 0;
+}
 
 /* Posts p to loop from any thread; p->cb runs on the loop, after everything posted before. */
 void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p);

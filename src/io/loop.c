@@ -32,11 +32,14 @@ int jrpc__io_init(jrpc__io_t *io, const jrpc_config_t *cfg, jrpc_server_t *srv)
     memset(io, 0, sizeof(*io));
     io->cfg = cfg;
     io->srv = srv;
+    uv_mutex_init(&io->loops_lock);
     for (size_t a = 0; a < JRPC__MAX_LISTEN; a++)
         for (size_t i = 0; i < MAX_IO_THREADS; i++)
             io->fds[a][i] = -1;
     io->admit = jrpc__admit_table_new();
-    return io->admit != NULL ? 0 : JRPC_ENOMEM;
+    if (io->admit == NULL)
+        return JRPC_ENOMEM;
+    return jrpc__cidr_list_parse(cfg->trusted_proxies, &io->trusted, &io->ntrusted);
 }
 
 /* Loops whose requests a stop gave up on, kept for the life of the process (jrpc__io_close). */
@@ -54,6 +57,10 @@ void jrpc__io_close(jrpc__io_t *io)
                 close(io->fds[a][i]);
     jrpc__admit_table_free(io->admit);
     io->admit = NULL;
+    uv_mutex_destroy(&io->loops_lock);
+    free(io->trusted);
+    io->trusted = NULL;
+    io->ntrusted = 0;
     if (io->kept_loops != NULL) {
         /* Handlers that never replied may still reply, from any thread, for as long as the
          * process lives: their requests and loops stay where such a reply finds them (and drops
@@ -74,6 +81,13 @@ void jrpc__io_close(jrpc__io_t *io)
         jrpc__loop_ext_t *e = io->exts;
         io->exts = e->next;
         free(e);
+    }
+    while (io->ready != NULL) {
+        jrpc__ready_hook_t *h = io->ready;
+        io->ready = h->next;
+        free(h->key);
+        free(h->name);
+        free(h);
     }
 }
 
@@ -399,13 +413,30 @@ static void loop_begin_stop(jrpc__loop_t *loop)
     loop_maybe_done(loop);
 }
 
+static void loop_delay_timeout(uv_timer_t *t)
+{
+    jrpc__loop_t *loop = t->data;
+    loop->delay_over = 1;
+    if (!loop->stopping)
+        loop_begin_stop(loop);
+}
+
 static void loop_wakeup(uv_async_t *h)
 {
     jrpc__loop_t *loop = h->data;
+    /* A safe point: nothing of this loop is on the stack, so what reads loop->cfg from here on
+     * reads one configuration (a reconfigure wakes every loop). */
+    loop->cfg = atomic_load(&loop->io->cfg);
     loop_run_posted(loop);
-    int stops = atomic_load(&loop->io->stop_requests);
+    /* A drain whose delay is over counts as the first stop: a stop after it is the second. */
+    int stops = atomic_load(&loop->io->stop_requests) + loop->delay_over;
     if (stops > 0 && !loop->stopping)
         loop_begin_stop(loop);
+    /* The drain timer is free until the stop begins; loop_begin_stop re-arms it for drain_ms. */
+    if (atomic_load(&loop->io->drain_requests) > 0 && !loop->stopping && !loop->delaying) {
+        loop->delaying = 1;
+        uv_timer_start(&loop->drain_timer, loop_delay_timeout, loop->cfg->drain_delay_ms, 0);
+    }
     if (stops > 1 && !loop->closing) {
         loop_expire(loop);
         if (!loop->closing)
@@ -467,8 +498,8 @@ static void loop_main(void *arg)
         if (e->start != NULL)
             e->start(&loop->uv, loop->index, e->data);
     atomic_store(&loop->ready, 1);
-    /* A stop asked before this loop was ready is picked up here. */
-    if (atomic_load(&loop->io->stop_requests) > 0)
+    /* A stop (or drain) asked before this loop was ready is picked up here. */
+    if (atomic_load(&loop->io->stop_requests) > 0 || atomic_load(&loop->io->drain_requests) > 0)
         uv_async_send(&loop->wakeup);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
 }
@@ -570,7 +601,9 @@ int jrpc__io_run(jrpc__io_t *io)
         if (rc != 0)
             goto done;
     }
-    io->loops = loops;
+    uv_mutex_lock(&io->loops_lock);
+    __atomic_store_n(&io->loops, loops, __ATOMIC_RELEASE); /* signal handlers read it too */
+    uv_mutex_unlock(&io->loops_lock);
     for (unsigned i = 1; i < n; i++) {
         rc = uv_thread_create(&threads[i], loop_main, &loops[i]);
         if (rc != 0) {
@@ -591,9 +624,11 @@ done:;
     else if (io->pool != NULL)
         jrpc__pool_free(io->pool);
     io->pool = NULL;
+    uv_mutex_lock(&io->loops_lock);
+    __atomic_store_n(&io->loops, NULL, __ATOMIC_RELEASE);
+    uv_mutex_unlock(&io->loops_lock);
     for (unsigned i = 0; i < inited; i++)
         loop_cleanup(&loops[i]);
-    io->loops = NULL;
     if (orphaned != 0) {
         size_t left = 0;
         for (unsigned i = 0; i < inited; i++)
@@ -609,13 +644,45 @@ done:;
     }
     free(threads);
     atomic_store(&io->stop_requests, 0);
+    atomic_store(&io->drain_requests, 0);
     return rc;
+}
+
+void jrpc__io_reconfigure(jrpc__io_t *io, const jrpc_config_t *cfg)
+{
+    atomic_store(&io->cfg, cfg);
+    /* Under loops_lock the loops are not freed; under each post lock a loop's wakeup is open
+     * unless it is dead (jrpc__loop_post). A loop not ready yet reads io->cfg when it starts. */
+    uv_mutex_lock(&io->loops_lock);
+    for (unsigned i = 0; io->loops != NULL && i < cfg->io_threads; i++) {
+        jrpc__loop_t *loop = &io->loops[i];
+        uv_mutex_lock(&loop->post_lock);
+        if (!loop->dead && atomic_load(&loop->ready))
+            uv_async_send(&loop->wakeup);
+        uv_mutex_unlock(&loop->post_lock);
+    }
+    uv_mutex_unlock(&io->loops_lock);
 }
 
 void jrpc__io_stop(jrpc__io_t *io)
 {
     atomic_fetch_add(&io->stop_requests, 1);
-    jrpc__loop_t *loops = io->loops;
+    jrpc__loop_t *loops = __atomic_load_n(&io->loops, __ATOMIC_ACQUIRE);
+    if (loops == NULL)
+        return;
+    for (unsigned i = 0; i < io->cfg->io_threads; i++)
+        if (atomic_load(&loops[i].ready))
+            uv_async_send(&loops[i].wakeup);
+}
+
+void jrpc__io_drain(jrpc__io_t *io)
+{
+    if (io->cfg->drain_delay_ms == 0) {
+        jrpc__io_stop(io);
+        return;
+    }
+    atomic_fetch_add(&io->drain_requests, 1);
+    jrpc__loop_t *loops = __atomic_load_n(&io->loops, __ATOMIC_ACQUIRE);
     if (loops == NULL)
         return;
     for (unsigned i = 0; i < io->cfg->io_threads; i++)

@@ -65,6 +65,10 @@ unsigned jrpc__registry_label(jrpc__registry_t *r, unsigned max, const char ***n
 /* Batch policy: names matching a deny pattern ("debug_*", or an exact name) are refused inside
  * batches like JRPC_NO_BATCH methods. */
 int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern);
+/* Replaces the whole policy with patterns[0..n) (copied), also while io threads read it; the
+ * old list stays allocated until the registry is freed. One caller at a time. 0, JRPC_EINVAL
+ * (nothing changes) or JRPC_ENOMEM. */
+int jrpc__registry_deny_replace(jrpc__registry_t *r, const char *const *patterns, size_t n);
 int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len);
 
 /* ---- rpc.discover (discover.c) --------------------------------------------------------------- */
@@ -81,12 +85,41 @@ int jrpc__discover_build(jrpc__engine_t *e);
 
 typedef struct jrpc__req jrpc__req_t;
 
+/* Distinct error codes an access line names; a batch failing in more ways is rare, and the
+ * others still count in `failed`. */
+#define JRPC__SUM_CODES 4
+/* Room for the first method names of a request in an access line ("eth_call,eth_getBalance,+98"):
+ * enough to tell what a batch was, short enough to keep the line one line. */
+#define JRPC__SUM_NAMES 64
+
+/* What an answer says, for the access log: made by the engine only when an info line will be
+ * written (jrpc__log_on), so a server that does not log pays one test per answer. Names are
+ * copied (the request may be gone when the line is written), with bytes that could break a
+ * text or JSON line made '?'. */
+typedef struct jrpc__answer_sum {
+    uint32_t failed;                 /* items answered (or dropped, notifications) with an error */
+    uint8_t ncodes;                  /* entries in code[] and count[] */
+    uint8_t names_len;               /* bytes in names */
+    int32_t code[JRPC__SUM_CODES];   /* distinct error codes, in order of first appearance */
+    uint32_t count[JRPC__SUM_CODES]; /* items answered with each */
+    char names[JRPC__SUM_NAMES];     /* first names, comma-separated, then ",+N" for the rest */
+} jrpc__answer_sum_t;
+
+/* Writes s for an access line into buf[0..cap) (NUL-terminated, cut to fit): as text,
+ * `method=a,b,+98 failed=2 codes=-32601:1,-32002:1` (codes only when some failed), or with
+ * `json` as JSON members, `"method":"a,b,+98","failed":2,"codes":{"-32601":1,"-32002":1}`.
+ * Returns the length. Any thread. */
+size_t jrpc__answer_sum_format(const jrpc__answer_sum_t *s, int json, char *buf, size_t cap);
+
 /* A request's answer: the whole response body (empty: nothing to answer, notifications only),
- * the HTTP status (200 unless a REST call failed) and the number of items (for logs). */
+ * the HTTP status (200 unless a REST call failed), the number of items and, when logging, what
+ * they were (for logs). */
 typedef struct jrpc__answer {
     jrpc_buf_t body; /* the receiver takes the bytes (jrpc_buf_free them) */
     int status;
     size_t items;
+    uint8_t has_sum;        /* sum is filled */
+    jrpc__answer_sum_t sum; /* only when has_sum */
 } jrpc__answer_t;
 
 /* The answer, when it was not ready at once (jrpc__req_run returned JRPC__REQ_AGAIN): on the

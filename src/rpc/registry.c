@@ -1,11 +1,13 @@
 /* registry.c — the method table: name → handler and flags, plus prefix patterns ("eth_*") for
  * methods served by one handler (a gateway's upstream), the batch-deny policy, and the docs
  * rpc.discover publishes. Filled before the server runs, then only read (by every io thread at
- * once, so it takes no locks). Exact names live in an open-addressing table with FNV-1a: one hash
- * and usually one compare per lookup; patterns are few and scanned only on a miss. */
+ * once, so it takes no locks); only the batch policy may be replaced whole while it runs. Exact
+ * names live in an open-addressing table with FNV-1a: one hash and usually one compare per lookup;
+ * patterns are few and scanned only on a miss. */
 #include "../util/hash.h"
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +17,9 @@ typedef struct pattern_list {
 } pattern_list_t;
 
 typedef struct deny_list {
-    char **v; /* patterns as given ("debug_*" or an exact name) */
-    size_t n;
+    char **v;                /* patterns as given ("debug_*" or an exact name) */
+    size_t n;                /* entries in v */
+    struct deny_list *older; /* the list this one replaced, kept until the registry goes */
 } deny_list_t;
 
 struct jrpc__registry {
@@ -24,7 +27,10 @@ struct jrpc__registry {
     size_t cap;            /* power of two */
     size_t count;
     pattern_list_t patterns;
-    deny_list_t deny;
+    /* The batch policy: filled in place before the server runs, replaced whole while it runs
+     * (jrpc__registry_deny_replace); io threads read it without locks, so a replaced list
+     * stays until the registry is freed. */
+    _Atomic(deny_list_t *) deny;
 };
 
 /* Slots of a new registry (4 KiB): up to 32 methods, more than most servers register, fit before
@@ -38,10 +44,14 @@ jrpc__registry_t *jrpc__registry_new(void)
         return NULL;
     r->cap = REGISTRY_FIRST_CAP;
     r->slots = calloc(r->cap, sizeof(*r->slots));
-    if (r->slots == NULL) {
+    deny_list_t *d = calloc(1, sizeof(*d));
+    if (r->slots == NULL || d == NULL) {
+        free(r->slots);
+        free(d);
         free(r);
         return NULL;
     }
+    atomic_init(&r->deny, d);
     return r;
 }
 
@@ -53,6 +63,14 @@ static void method_clear(jrpc__method_t *m)
     free(m->result_json);
 }
 
+static void deny_free(deny_list_t *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->v[i]);
+    free(d->v);
+    free(d);
+}
+
 void jrpc__registry_free(jrpc__registry_t *r)
 {
     if (r == NULL)
@@ -61,10 +79,11 @@ void jrpc__registry_free(jrpc__registry_t *r)
         method_clear(&r->slots[i]);
     for (size_t i = 0; i < r->patterns.n; i++)
         method_clear(&r->patterns.v[i]);
-    for (size_t i = 0; i < r->deny.n; i++)
-        free(r->deny.v[i]);
+    for (deny_list_t *d = atomic_load(&r->deny), *older; d != NULL; d = older) {
+        older = d->older;
+        deny_free(d);
+    }
     free(r->patterns.v);
-    free(r->deny.v);
     free(r->slots);
     free(r);
 }
@@ -228,25 +247,57 @@ unsigned jrpc__registry_label(jrpc__registry_t *r, unsigned max, const char ***n
     return x.n;
 }
 
-int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern)
+static int deny_valid(const char *pattern)
 {
     size_t len = pattern ? strlen(pattern) : 0;
-    if (len == 0 || memchr(pattern, '*', len - 1) != NULL)
-        return JRPC_EINVAL;
-    char **v = realloc(r->deny.v, (r->deny.n + 1) * sizeof(*v));
+    return len != 0 && memchr(pattern, '*', len - 1) == NULL;
+}
+
+/* Appends a copy of pattern to d. */
+static int deny_push(deny_list_t *d, const char *pattern)
+{
+    char **v = realloc(d->v, (d->n + 1) * sizeof(*v));
     if (v == NULL)
         return JRPC_ENOMEM;
-    r->deny.v = v;
-    if ((v[r->deny.n] = strdup(pattern)) == NULL)
+    d->v = v;
+    if ((v[d->n] = strdup(pattern)) == NULL)
         return JRPC_ENOMEM;
-    r->deny.n++;
+    d->n++;
+    return 0;
+}
+
+int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern)
+{
+    if (!deny_valid(pattern))
+        return JRPC_EINVAL;
+    return deny_push(atomic_load(&r->deny), pattern);
+}
+
+int jrpc__registry_deny_replace(jrpc__registry_t *r, const char *const *patterns, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!deny_valid(patterns[i]))
+            return JRPC_EINVAL;
+    deny_list_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return JRPC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (deny_push(d, patterns[i]) != 0) {
+            deny_free(d);
+            return JRPC_ENOMEM;
+        }
+    }
+    /* The caller serialises replacements (jrpc_batch_deny_set holds the server's lock). */
+    d->older = atomic_load(&r->deny);
+    atomic_store(&r->deny, d);
     return 0;
 }
 
 int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len)
 {
-    for (size_t i = 0; i < r->deny.n; i++) {
-        const char *p = r->deny.v[i];
+    const deny_list_t *d = atomic_load_explicit(&r->deny, memory_order_acquire);
+    for (size_t i = 0; i < d->n; i++) {
+        const char *p = d->v[i];
         size_t plen = strlen(p);
         if (p[plen - 1] == '*') {
             if (plen - 1 <= len && memcmp(p, name, plen - 1) == 0)

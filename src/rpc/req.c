@@ -5,8 +5,10 @@
  * the loop's completion queue (jrpc__loop_post), replies on the loop's thread complete at once. */
 #include "req.h"
 #include "../json/internal.h"
+#include "../util/log.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +243,88 @@ static int rest_status(int code)
     }
 }
 
+/* Appends name[0..n) to the summary's names when it fits whole (with room kept for ",+N"). */
+static int sum_name(jrpc__answer_sum_t *s, const char *name, size_t n)
+{
+    size_t at = s->names_len + (s->names_len != 0);
+    if (n == 0 || at + n > sizeof s->names - 8)
+        return 0;
+    if (s->names_len != 0)
+        s->names[s->names_len] = ',';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        s->names[at + i] =
+            ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' || ch == ',' ? '?' : (char)ch;
+    }
+    s->names_len = (uint8_t)(at + n);
+    return 1;
+}
+
+/* The access log's view of the answer (jrpc__answer_sum_t): the first names and the failed items
+ * by code. Items that did not parse have no name and are counted in "+N". */
+static void req_sum(const jrpc__req_t *r, jrpc__answer_sum_t *s, int over_from)
+{
+    memset(s, 0, offsetof(jrpc__answer_sum_t, names));
+    size_t named = 0;
+    for (size_t i = 0; i < r->ncalls; i++) {
+        const jrpc_call_t *c = &r->calls[i];
+        if (named == i && sum_name(s, c->name.ptr, c->name.len))
+            named++;
+        int over = c->answer && over_from >= 0 && i >= (size_t)over_from;
+        if (!c->is_error && !over)
+            continue;
+        int code = over ? JRPC_CODE_RESPONSE_TOO_LARGE : c->code;
+        s->failed++;
+        size_t k = 0;
+        while (k < s->ncodes && s->code[k] != code)
+            k++;
+        if (k == s->ncodes && k < JRPC__SUM_CODES) {
+            s->code[k] = code;
+            s->ncodes++;
+        }
+        if (k < s->ncodes)
+            s->count[k]++;
+    }
+    if (named < r->ncalls) {
+        int n = snprintf(s->names + s->names_len, sizeof s->names - s->names_len, "%s+%zu",
+                         s->names_len != 0 ? "," : "", r->ncalls - named);
+        if (n > 0)
+            s->names_len =
+                (uint8_t)(s->names_len + (size_t)n < sizeof s->names ? s->names_len + (size_t)n
+                                                                     : sizeof s->names - 1);
+    }
+}
+
+size_t jrpc__answer_sum_format(const jrpc__answer_sum_t *s, int json, char *buf, size_t cap)
+{
+    size_t at = 0;
+#define SUM_PUT(...)                                                                               \
+    do {                                                                                           \
+        int n_ = at < cap ? snprintf(buf + at, cap - at, __VA_ARGS__) : 0;                         \
+        if (n_ > 0)                                                                                \
+            at = at + (size_t)n_ < cap ? at + (size_t)n_ : cap - 1;                                \
+    } while (0)
+    if (cap == 0)
+        return 0;
+    buf[0] = '\0';
+    if (json)
+        SUM_PUT("\"method\":\"%.*s\",\"failed\":%" PRIu32, (int)s->names_len, s->names, s->failed);
+    else
+        SUM_PUT("method=%.*s failed=%" PRIu32, s->names_len != 0 ? (int)s->names_len : 1,
+                s->names_len != 0 ? s->names : "-", s->failed);
+    for (size_t k = 0; k < s->ncodes; k++) {
+        if (json)
+            SUM_PUT("%s\"%" PRId32 "\":%" PRIu32, k == 0 ? ",\"codes\":{" : ",", s->code[k],
+                    s->count[k]);
+        else
+            SUM_PUT("%s%" PRId32 ":%" PRIu32, k == 0 ? " codes=" : ",", s->code[k], s->count[k]);
+    }
+    if (json && s->ncodes != 0)
+        SUM_PUT("}");
+#undef SUM_PUT
+    return at;
+}
+
 /* Writes the response in request order and hands it to the transport. Items whose entry would
  * take the body past max_response are answered -32003 instead, each with its own id. */
 static void req_answer(jrpc__req_t *r)
@@ -258,6 +342,7 @@ static void req_answer(jrpc__req_t *r)
 
     size_t entries = 0;
     int over = 0;
+    long over_from = -1; /* the first item answered -32003 (for the log) */
     if (r->is_batch)
         jrpc_buf_append(&out, "[", 1);
     for (size_t i = 0; i < r->ncalls; i++) {
@@ -271,6 +356,7 @@ static void req_answer(jrpc__req_t *r)
         if (!over && out.len + entry + r->is_batch > cfg->max_response) {
             over = 1;
             jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_RESPONSE);
+            over_from = (long)i;
         }
         if (over)
             item_append(&out, c, too_large, sizeof too_large - 1, 1);
@@ -288,7 +374,11 @@ static void req_answer(jrpc__req_t *r)
         jrpc_buf_free(&out);
         jrpc__error_object(&out, JRPC_CODE_INTERNAL_ERROR, "Internal error");
     }
-    jrpc__answer_t ans = {out, r->status, r->ncalls};
+    jrpc__answer_t ans = {out, r->status, r->ncalls, 0, {0}};
+    if (jrpc__log_on(cfg, JRPC_LOG_INFO)) {
+        req_sum(r, &ans.sum, (int)over_from);
+        ans.has_sum = 1;
+    }
     if (r->starting) {
         /* Inside jrpc__req_run: it returns the answer (no callback inside the call). */
         r->early = ans;

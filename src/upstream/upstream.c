@@ -171,6 +171,19 @@ static int headers_init(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg)
     return rc != 0 ? rc : headers_append(up, cfg->headers, cfg->nheaders);
 }
 
+/* The readiness hook: an upstream is usable while one of its URLs is not passed over after a
+ * fault (with every URL down, calls still go to the soonest back, and its first answer marks it
+ * up again). Any io thread. */
+static int upstream_ready(void *data)
+{
+    const jrpc_upstream_t *up = data;
+    uint64_t now = jrpc__upstream_now_ms();
+    for (unsigned i = 0; i < up->neps; i++)
+        if (atomic_load_explicit(&up->eps[i].down_until_ms, memory_order_relaxed) <= now)
+            return 1;
+    return 0;
+}
+
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
                                   jrpc_upstream_t **out)
 {
@@ -223,6 +236,9 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     if ((rc = jrpc_server_loop_hook(srv, jrpc__upstream_loop_start, jrpc__upstream_loop_stop,
                                     up)) != 0)
         goto fail;
+    /* Like the loop hook, it points at up from here on: a later failure leaks up. */
+    if ((rc = jrpc_server_ready_hook(srv, "upstreams_down", up->name, upstream_ready, up)) != 0)
+        return rc;
 
     char summary[160];
     snprintf(summary, sizeof summary, "forwarded to upstream %s", up->name);

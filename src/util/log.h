@@ -10,9 +10,10 @@
 
 #include <stdarg.h>
 
-/* Longest line: a client address, a method, a cut URL and the counters of an access line, or an
- * upstream URL with curl's reason, fit well; a longer one is cut, not split. */
-#define JRPC__LOG_LINE 512
+/* Longest line: a client address, a proxy's, a cut URL, a cut User-Agent, the first method names
+ * and the counters of an access line in JSON (about 600 bytes at most), or an upstream URL with
+ * curl's reason, fit; a longer one is cut, not split. */
+#define JRPC__LOG_LINE 1024
 
 /* Whether a line at `level` would be written (to skip building what would be dropped). */
 static inline int jrpc__log_on(const jrpc_config_t *cfg, jrpc_log_level_t level)

@@ -40,6 +40,22 @@ __attribute__((format(printf, 3, 4))) static void conn_log(jrpc_conn_t *c, jrpc_
     va_end(ap);
 }
 
+/* The access line of one message's answer (the engine summed it up: logging is on). */
+static void conn_log_answer(jrpc_conn_t *c, const jrpc__ws_msg_t *m, const jrpc__answer_t *ans)
+{
+    char sum[256];
+    jrpc__answer_sum_format(&ans->sum, (int)c->cfg->log_json, sum, sizeof sum);
+    unsigned long long us = (unsigned long long)((uv_hrtime() - m->t0) / 1000);
+    if (c->cfg->log_json)
+        jrpc__log(c->cfg, JRPC_LOG_INFO, NULL,
+                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\",\"items\":%zu,"
+                  "%s,\"bytes\":%zu,\"duration_us\":%llu}",
+                  (int)c->client_len, c->peer, ans->items, sum, ans->body.len, us);
+    else
+        conn_log(c, JRPC_LOG_INFO, "message items=%zu %s bytes=%zu %lluus", ans->items, sum,
+                 ans->body.len, us);
+}
+
 /* ---- Message structs ------------------------------------------------------------------------- */
 
 static jrpc__ws_msg_t *msg_get(jrpc_conn_t *c)
@@ -385,7 +401,7 @@ static void conn_arm(jrpc_conn_t *c)
 {
     if (c->closing || c->aborting)
         return; /* the close handshake's bound is set */
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t due = UINT64_MAX;
     if (cfg->ws_ping_ms != 0)
         due = (c->ping_at != 0 ? c->ping_at : c->last_rx) + cfg->ws_ping_ms;
@@ -415,7 +431,7 @@ static void msg_give_up(jrpc_conn_t *c, const char *reason)
 /* Brings the timer forward to body_timeout after the last read when a message waits for more. */
 static void msg_arm(jrpc_conn_t *c)
 {
-    uint64_t due = c->read_at + c->cfg->body_timeout_ms;
+    uint64_t due = c->read_at + c->loop->cfg->body_timeout_ms;
     if (msg_stalled(c) && (c->timer_at == 0 || c->timer_at > due))
         conn_arm(c);
 }
@@ -428,7 +444,7 @@ static void msg_watch(jrpc_conn_t *c)
     uint64_t since = 0, got = jrpc__ws_session_pending(&c->sess, &since);
     if (got == 0 || c->closing || c->aborting || jrpc__ws_session_close_sent(&c->sess))
         return;
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t took = c->sess.clock - since;
     if (took > cfg->body_timeout_ms && cfg->min_body_rate != 0 &&
         got * 1000 < (uint64_t)cfg->min_body_rate * took) {
@@ -450,7 +466,7 @@ static void on_timer(jrpc__sock_t *s)
         conn_abort(c); /* the client did not finish the close handshake in time */
         return;
     }
-    const jrpc_config_t *cfg = c->cfg;
+    const jrpc_config_t *cfg = c->loop->cfg;
     uint64_t now = uv_now(&c->loop->uv);
     c->timer_at = 0;
     if (msg_stalled(c) && now - c->read_at >= cfg->body_timeout_ms) {
@@ -524,6 +540,8 @@ static void release_subs(jrpc_conn_t *c, uint64_t seq)
 /* The engine's answer for message m (made at once, or later through conn_on_done). */
 static void conn_answered(jrpc_conn_t *c, jrpc__ws_msg_t *m, jrpc__answer_t *ans)
 {
+    if (ans->has_sum)
+        conn_log_answer(c, m, ans);
     jrpc__list_remove(&m->link);
     c->calls -= m->calls;
     uint64_t seq = m->seq;
@@ -558,7 +576,7 @@ static void conn_req_freed(void *data)
 static int conn_at_bound(const jrpc_conn_t *c)
 {
     const jrpc__acct_t *a = c->acct;
-    return a->calls >= c->cfg->ws_max_inflight ||
+    return a->calls >= c->loop->cfg->ws_max_inflight ||
            (a->bytes != 0 && jrpc__io_mem_full(c->loop->io)) ||
            (a->calls != 0 && jrpc__io_calls_full(c->loop->io));
 }
@@ -570,6 +588,7 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     size_t len = m->body.len;
     jrpc_buf_init(&m->body);
     m->kind = JRPC__WS_M_RUNNING;
+    m->t0 = c->log ? uv_hrtime() : 0;
     c->nmsgs++;
     m->req = NULL;
     m->calls = 0;
@@ -589,7 +608,7 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     m->seq = jrpc__req_seq(r);
     jrpc__list_insert_tail(&c->inflight, &m->link);
     jrpc__answer_t ans;
-    if (jrpc__req_run(r, c->cfg->max_batch_ws, &ans) == JRPC__REQ_DONE) {
+    if (jrpc__req_run(r, c->loop->cfg->max_batch_ws, &ans) == JRPC__REQ_DONE) {
         conn_answered(c, m, &ans);
         jrpc_buf_free(&ans.body); /* taken unless empty */
         return;
@@ -791,7 +810,8 @@ static const jrpc__sock_ops_t sock_ops = {
     .closed = on_closed,
 };
 
-int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n)
+int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n,
+                    const char *client)
 {
     jrpc__loop_t *loop = s->loop;
     const jrpc_config_t *cfg = loop->cfg;
@@ -823,9 +843,14 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     jrpc__sock_own(s, &sock_ops, c);
     jrpc__sock_timer(s, 0);    /* src/http's timeouts end here */
     if (cfg->log_cb != NULL) { /* warnings name the peer too, not only the INFO lines */
-        size_t pn = jrpc__peer_name(&s->tcp, c->peer, sizeof c->peer - sizeof " websocket ");
+        size_t cap = sizeof c->peer - sizeof " websocket ";
+        size_t pn = client != NULL ? (size_t)snprintf(c->peer, cap, "%s", client)
+                                   : jrpc__peer_name(&s->tcp, c->peer, cap);
+        if (pn >= cap)
+            pn = cap - 1;
         memcpy(c->peer + pn, " websocket ", sizeof " websocket ");
         c->peer_len = pn + sizeof " websocket " - 1;
+        c->client_len = pn;
     }
     char answer[JRPC__WS_101_MAX];
     size_t alen = jrpc__ws_hs_answer(hs, answer);

@@ -49,6 +49,7 @@ struct jrpc__ws_msg {
                              (a reference either way) */
     size_t calls;         /* calls of the request, counted in c->calls */
     uint64_t seq;         /* RUNNING: its request's jrpc__req_seq (0 while it starts) */
+    uint64_t t0;          /* RUNNING: uv_hrtime() when it started (logging only) */
     jrpc_buf_t body;      /* the frame's payload (answer, push; WAITING: the request) */
     uint8_t head[JRPC__WS_HEAD_MAX]; /* the frame's header; OUT of raw bytes: none */
     uint8_t head_len; /* bytes in head (0: the body is raw bytes, control frames or 101) */
@@ -108,7 +109,8 @@ struct jrpc_conn {
     unsigned nsubs;           /* (lock) entries in subs, at most ws_max_subscriptions */
     uv_thread_t tid;          /* the loop's thread: pushes made on it skip the queue */
     jrpc__loop_t *loop;       /* owning loop; only followed while !closed or on its thread */
-    const jrpc_config_t *cfg; /* loop->srv->cfg */
+    const jrpc_config_t *cfg; /* loop->cfg at the open: what other threads read (ws_max_queue,
+                                 ws_max_subscriptions); the loop reads loop->cfg (a reload) */
 
     jrpc__sock_t *sock;           /* the socket src/http accepted and handed over, with its timer
                                      (pings and idle time, then the close handshake's bound) and
@@ -146,6 +148,7 @@ struct jrpc_conn {
     uint8_t draining;             /* server stop: no new messages, close 1001 once answered */
     uint8_t log;                  /* log the connection's open and close */
     size_t peer_len;              /* bytes in peer */
+    size_t client_len;            /* of them, the client's address (without " websocket ") */
     char peer[76]; /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
                       most) */
 };
@@ -178,8 +181,11 @@ static inline jrpc__ws_msg_t *jrpc__ws_fifo_pop(jrpc__ws_msg_t **head, jrpc__ws_
  * the request's key, and the `n` bytes at `rest` (the caller's, valid during the call) arrived
  * after the request's head. Writes the 101 answer and serves WebSocket from there. 0 (the sock
  * is ours, also if it closes at once), or a negative error (out of memory, server stopping)
- * after which src/http still owns the socket and answers the request itself. Loop thread. */
-int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n);
+ * after which src/http still owns the socket and answers the request itself. `client` (NULL: the
+ * peer) is the address a trusted proxy forwarded for, named in the connection's log lines.
+ * Loop thread. */
+int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n,
+                    const char *client);
 /* Sends a push (m->body is the whole JSON text; m->sub set for a subscription's) on the loop
  * thread: queued as a text frame, held until the subscription's id went out, or dropped when
  * the connection is closing or this push finds ws_max_queue reached (the client is dropped).

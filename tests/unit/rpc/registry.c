@@ -385,7 +385,7 @@ static void test_deny_batch(void **state)
     assert_int_equal(jrpc__registry_deny_batch(r, "a*b"), JRPC_EINVAL);
     assert_int_equal(jrpc__registry_deny_batch(r, "**"), JRPC_EINVAL);
     assert_int_equal(jrpc__registry_deny_batch(r, "*x"), JRPC_EINVAL);
-    assert_int_equal(r->deny.n, 0);
+    assert_int_equal(atomic_load(&r->deny)->n, 0);
 
     /* Patterns and exact names, for methods registered or not. */
     assert_int_equal(jrpc__registry_add(r, "debug_traceCall", handler_a, NULL, 0), 0);
@@ -418,7 +418,19 @@ static void test_deny_batch(void **state)
     assert_int_equal(jrpc__registry_deny_batch(r, "*"), 0);
     assert_int_equal(denied(r, "eth_call"), 1);
     assert_int_equal(denied(r, ""), 1);
-    assert_int_equal(r->deny.n, 4);
+    assert_int_equal(atomic_load(&r->deny)->n, 4);
+
+    /* Replaced whole (a reload): a bad pattern changes nothing; the new list alone counts. */
+    const char *bad[] = {"ok_*", "a*b"};
+    assert_int_equal(jrpc__registry_deny_replace(r, bad, 2), JRPC_EINVAL);
+    assert_int_equal(denied(r, "eth_call"), 1);
+    const char *next[] = {"ok_*"};
+    assert_int_equal(jrpc__registry_deny_replace(r, next, 1), 0);
+    assert_int_equal(denied(r, "eth_call"), 0);
+    assert_int_equal(denied(r, "admin_reset"), 0);
+    assert_int_equal(denied(r, "ok_go"), 1);
+    assert_int_equal(jrpc__registry_deny_replace(r, NULL, 0), 0);
+    assert_int_equal(denied(r, "ok_go"), 0);
     jrpc__registry_free(r);
 }
 
