@@ -1,7 +1,7 @@
 /* admin.c — what an admin listener answers (jrpc_server_admin_listen): the metrics exposition at
- * /metrics, 404 elsewhere. The RPC path, REST and WebSocket are never served here, and the public
- * listeners never answer /metrics. Further operator endpoints (health, readiness) are routed in
- * jrpc__http_admin_route below. */
+ * /metrics, /health, /healthz and /ready as the public listeners answer them, 404 elsewhere. The
+ * RPC path, REST and WebSocket are never served here, and the public listeners never answer
+ * /metrics. */
 #include "internal.h"
 
 #include <string.h>
@@ -34,6 +34,18 @@ void jrpc__http_admin_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const ch
         hr->state = JRPC__HR_READY;
         return;
     }
-    /* Health and readiness on the admin listener: route them here. */
+    /* Health and readiness answer here as on the public listeners (src/http/health.c). */
+    jrpc__health_t health = jrpc__http_health_route(path, path_len);
+    if (health != JRPC__HEALTH_NONE) {
+        hr->health = 1;
+        if (method != HTTP_GET && method != HTTP_HEAD) {
+            hr->status = 405;
+            return;
+        }
+        jrpc_buf_free(&hr->out);
+        hr->status = jrpc__http_health_answer(loop->io, health, &hr->out);
+        hr->state = JRPC__HR_READY;
+        return;
+    }
     hr->status = 404;
 }

@@ -177,5 +177,11 @@ test('off by default; /metrics never on the public listener, RPC never on the ad
         assert.equal(onAdmin.status, 404, 'the RPC path is not served on the admin listener');
         assert.equal((await rpc(admin, PING, { path: '/' })).status, 404);
         assert.equal((await rpc(admin, undefined, { method: 'GET', path: '/other' })).status, 404);
+        // Health and readiness answer on the admin listener too.
+        for (const p of ['/health', '/ready']) {
+            const h = await rpc(admin, undefined, { method: 'GET', path: p });
+            assert.equal(h.status, 200, `${p}: ${h.body}`);
+            assert.equal(h.json.status, 'ok', h.body);
+        }
     });
 });
