@@ -9,7 +9,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http gateway ws} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics gateway ws} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -122,6 +122,54 @@ if [ -x "$BUILD/bench/bench_scan" ]; then
   "$BUILD/bench/bench_scan"
 fi
 fi # http
+
+# ---- Metrics (docs/metrics.md): the same jrpcd with an admin listener, scraped every second as
+# Prometheus would, against the one above without; rounds alternate (and which goes first), and
+# medians are compared. On a shared machine requests/s swings with the neighbours' load, so the
+# CPU time jrpcd spends per request (its utime + stime over wrk's requests) is compared too: the
+# target is at most 3 % more with metrics. Only a server with an admin listener times requests.
+if want metrics; then
+"$BUILD/jrpcd" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --io-threads 1 --quiet \
+  --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-m.out" &
+mpid=$!
+pids+=($mpid)
+for _ in $(seq 1 100); do grep -q 'admin listening on' "$tmp/jrpcd-m.out" 2>/dev/null && break; sleep 0.05; done
+mport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-m.out" | head -1)
+aport=$(sed -n 's/^jrpcd admin listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-m.out" | head -1)
+while curl -s -o /dev/null "http://127.0.0.1:$aport/metrics"; do sleep 1; done &
+pids+=($!)
+cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
+  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
+}
+echo "metrics bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; scraped every 1 s"
+printf '%-12s %12s %12s %7s %14s %14s %7s\n' case "req/s admin" "req/s none" ratio \
+  "cpu-us admin" "cpu-us none" ratio
+for f in single batch100; do
+  : > "$tmp/m.$f"; : > "$tmp/p.$f"
+  for i in $(seq 1 "$ROUNDS"); do
+    if [ $((i % 2)) = 1 ]; then
+      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" "$jpid" >> "$tmp/p.$f"
+      cpu_rps "http://127.0.0.1:$mport/api/v1/endpoint" "$tmp/$f.lua" "$mpid" >> "$tmp/m.$f"
+    else
+      cpu_rps "http://127.0.0.1:$mport/api/v1/endpoint" "$tmp/$f.lua" "$mpid" >> "$tmp/m.$f"
+      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" "$jpid" >> "$tmp/p.$f"
+    fi
+  done
+  mr=$(awk '{print $1}' "$tmp/m.$f" | median); pr=$(awk '{print $1}' "$tmp/p.$f" | median)
+  mc=$(awk '{print $2}' "$tmp/m.$f" | median); pc=$(awk '{print $2}' "$tmp/p.$f" | median)
+  printf '%-12s %12s %12s %7s %14s %14s %7s  (target cpu ratio <= 1.03)\n' "$f" "$mr" "$pr" \
+    "$(awk -v a="$mr" -v b="$pr" 'BEGIN {printf "%.3f", a / b}')" "$mc" "$pc" \
+    "$(awk -v a="$mc" -v b="$pc" 'BEGIN {printf "%.3f", a / b}')"
+done
+curl -s "http://127.0.0.1:$aport/metrics" | grep -q '^jrpc_calls_total{transport="http",method="test.echo",code="ok"} [1-9]' ||
+  { echo "bench: the metrics jrpcd did not count its calls" >&2; exit 1; }
+fi # metrics
 
 # ================================================================================================
 # Gateway (docs/gateway.md): ganache directly vs through jrpcd, and a jrpcd→jrpcd chain.

@@ -56,6 +56,7 @@ typedef struct jrpcd_opts {
     size_t upstreams_len;        /* entries in upstreams */
     char **batch_deny;           /* owned patterns of [batch] deny and --batch-deny */
     size_t batch_deny_len;       /* entries in batch_deny */
+    char *admin_listen;          /* owned [admin] listen / --admin-listen, NULL: off */
     int quiet;                   /* --quiet: no log callback at all */
     int log_json;                /* log_format = json */
     char *log_file;              /* owned log_file, NULL: stderr */
@@ -145,10 +146,15 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
 /* After the file: every upstream has URLs and methods. 0, or -1 with "FILE:LINE: …" in err. */
 int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap);
 /* [batch] deny = PATTERN… (also --batch-deny): appends the patterns. 0, or -1 with err set. */
+/* One [admin] key (listen, max_method_labels), or --admin-listen. 0, or -1 with err filled. */
+int jrpcd_admin_key(jrpcd_opts_t *opts, const char *name, const char *value, char *err, size_t cap);
 int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
 /* Registers the batch policy and the upstreams on srv, after the modules. 0, or -1, err set. */
 int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);
 /* Logs each upstream's counters (when the daemon stops). */
+/* Adds the upstreams' series to the server's scrapes (jrpc_server_metrics_hook). 0 or
+ * JRPC_E*. */
+int jrpcd_gateway_metrics(jrpcd_opts_t *opts, jrpc_server_t *srv);
 void jrpcd_gateway_report(const jrpcd_opts_t *opts);
 /* Writes the [upstream …] and [batch] sections for --check. */
 void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out);

@@ -170,6 +170,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "jrpcd: %s\n", err);
         goto done;
     }
+    if (opts.admin_listen != NULL && (rc = jrpcd_gateway_metrics(&opts, srv)) != 0) {
+        fprintf(stderr, "jrpcd: upstream metrics: %s\n", jrpc_strerror(rc));
+        goto done;
+    }
 
     /* A checking server validates each address as a start would bind it, without binding. */
     static const char *const default_listen[] = {JRPCD_DEFAULT_LISTEN};
@@ -182,6 +186,12 @@ int main(int argc, char **argv)
                     listen_hint(rc));
             goto done;
         }
+    }
+    size_t npublic = jrpc_server_listen_count(srv);
+    if (opts.admin_listen != NULL && (rc = jrpc_server_admin_listen(srv, opts.admin_listen)) != 0) {
+        fprintf(stderr, "jrpcd: cannot listen on %s ([admin] listen): %s%s\n", opts.admin_listen,
+                jrpc_strerror(rc), listen_hint(rc));
+        goto done;
     }
     if (opts.check) {
         /* Like nginx -t: everything a start does up to serving has been tried. */
@@ -198,7 +208,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < jrpc_server_listen_count(srv); i++) {
         char addr[128];
         if (jrpc_server_address(srv, i, addr, sizeof(addr)) == 0)
-            printf("jrpcd listening on %s\n", addr);
+            printf("jrpcd %slistening on %s\n", i < npublic ? "" : "admin ", addr);
     }
     fflush(stdout);
 

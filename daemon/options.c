@@ -387,6 +387,41 @@ static int check_listen(const char *a, char *err, size_t cap)
     return 0;
 }
 
+/* Most method labels: past a hundred thousand, the series per method and code would swamp any
+ * Prometheus; the registry of a real server holds a few hundred names at most. */
+#define ADMIN_MAX_METHOD_LABELS 100000
+
+int jrpcd_admin_key(jrpcd_opts_t *opts, const char *name, const char *value, char *err, size_t cap)
+{
+    if (strcmp(name, "listen") == 0) {
+        /* Off unless named: the counters tell more than a public client should see. "" turns
+         * it off again (a flag over a config). */
+        if (value[0] != '\0' && check_listen(value, err, cap) != 0)
+            return -1;
+        char *copy = value[0] != '\0' ? strdup(value) : NULL;
+        if (value[0] != '\0' && copy == NULL) {
+            snprintf(err, cap, "out of memory");
+            return -1;
+        }
+        free(opts->admin_listen);
+        opts->admin_listen = copy;
+        return 0;
+    }
+    if (strcmp(name, "max_method_labels") == 0) {
+        unsigned long long v;
+        if (jrpcd_parse_uint(value, &v, err, cap) != 0)
+            return -1;
+        if (v > ADMIN_MAX_METHOD_LABELS) {
+            snprintf(err, cap, "%llu is more than %u", v, ADMIN_MAX_METHOD_LABELS);
+            return -1;
+        }
+        opts->cfg.max_method_labels = (unsigned)v;
+        return 0;
+    }
+    snprintf(err, cap, "unknown key \"%s\" (known: listen, max_method_labels)", name);
+    return -1;
+}
+
 /* Appends every address of a list separated by spaces or commas. */
 static int apply_listen(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
 {
@@ -570,6 +605,7 @@ void jrpcd_opts_init(jrpcd_opts_t *opts)
 void jrpcd_opts_free(jrpcd_opts_t *opts)
 {
     jrpcd_strv_free(opts->listen, opts->listen_len);
+    free(opts->admin_listen);
     for (size_t i = 0; i < opts->modules_len; i++) {
         jrpcd_module_t *m = &opts->modules[i];
         jrpcd_module_close(m);
@@ -637,6 +673,7 @@ enum {
     OPT_CHECK = 't',
     OPT_HELP = 'h',
     OPT_VERSION = 'V',
+    OPT_ADMIN_LISTEN = 998,
     OPT_BATCH_DENY = 999,
     OPT_SETTING = 1000 /* + index into settings[] */
 };
@@ -712,6 +749,9 @@ void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out)
         fprintf(out, "\n[module %s]\npath = %s\nargs =%s%s\n", m->name, m->path,
                 m->args[0] ? " " : "", m->args);
     }
+    fprintf(out, "\n[admin]\nlisten =%s%s\nmax_method_labels = %u\n",
+            opts->admin_listen != NULL ? " " : "",
+            opts->admin_listen != NULL ? opts->admin_listen : "", opts->cfg.max_method_labels);
     jrpcd_gateway_print(opts, out);
 }
 
@@ -737,6 +777,9 @@ static void print_help(const jrpcd_opts_t *opts)
                      s->flag, s->metavar);
         printf("  %-26s %s [%s]\n", left, s->help, def);
     }
+    printf("  --admin-listen HOST:PORT   admin listener serving GET /metrics (Prometheus), as\n"
+           "                             [admin] listen; \"\" = off [%s]\n",
+           opts->admin_listen != NULL ? opts->admin_listen : "off");
     printf("  --batch-deny PATTERN       refuse a method or pattern (debug_*) inside batches with\n"
            "                             -32004, as [batch] deny; repeatable\n");
     printf(
@@ -796,6 +839,7 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
     longopts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[n++] = (struct option){"module", required_argument, NULL, OPT_MODULE};
     longopts[n++] = (struct option){"batch-deny", required_argument, NULL, OPT_BATCH_DENY};
+    longopts[n++] = (struct option){"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN};
     longopts[n++] = (struct option){"quiet", no_argument, NULL, OPT_QUIET};
     longopts[n++] = (struct option){"check", no_argument, NULL, OPT_CHECK};
     longopts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
@@ -899,6 +943,13 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
         if (p->opt == OPT_MODULE) {
             if (add_module_flag(opts, p->arg, err, sizeof(err)) != 0) {
                 fprintf(stderr, "jrpcd: --module: %s\n", err);
+                goto done;
+            }
+            continue;
+        }
+        if (p->opt == OPT_ADMIN_LISTEN) {
+            if (jrpcd_admin_key(opts, "listen", p->arg, err, sizeof(err)) != 0) {
+                fprintf(stderr, "jrpcd: --admin-listen: %s\n", err);
                 goto done;
             }
             continue;

@@ -6,6 +6,7 @@
 #include "jrpcd.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +402,157 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
                   cfg.max_in_flight, cfg.max_queue, cfg.timeout_ms, cfg.retries);
     }
     return 0;
+}
+
+/* Writes one label value of an upstream series. */
+static void metrics_series(jrpc_metrics_t *m, const char *name, const char *upstream,
+                           const char *url, const char *extra)
+{
+    jrpc_metrics_printf(m, "%s{upstream=\"", name);
+    jrpc_metrics_label(m, upstream);
+    if (url != NULL) {
+        jrpc_metrics_printf(m, "\",url=\"");
+        jrpc_metrics_label(m, url);
+    }
+    jrpc_metrics_printf(m, "\"%s}", extra != NULL ? extra : "");
+}
+
+/* The gateway's series in a scrape (docs/metrics.md): from jrpc_upstream_stats, which any thread
+ * may read (relaxed atomics). One family at a time, every upstream in it. */
+static void gateway_metrics(jrpc_metrics_t *m, void *data)
+{
+    const jrpcd_opts_t *opts = data;
+    static const uint64_t bounds[JRPC_UPSTREAM_LATENCY_BUCKETS] = JRPC_UPSTREAM_LATENCY_BOUNDS_US;
+    jrpc_upstream_stats_t *st = calloc(opts->upstreams_len ? opts->upstreams_len : 1, sizeof(*st));
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < opts->upstreams_len; i++)
+        if (opts->upstreams[i].up != NULL)
+            up.stats(opts->upstreams[i].up, &st[i]);
+#define EACH_UPSTREAM(u, i)                                                                        \
+    for (size_t i = 0; i < opts->upstreams_len; i++)                                               \
+        for (const jrpcd_upstream_t *u = &opts->upstreams[i]; u != NULL && u->up != NULL; u = NULL)
+    jrpc_metrics_printf(m, "# HELP jrpc_upstream_requests_total HTTP requests sent to an upstream "
+                           "URL, retries included, by outcome (ok, or fault: a transport fault).\n"
+                           "# TYPE jrpc_upstream_requests_total counter\n");
+    EACH_UPSTREAM(u, i)
+    {
+        for (size_t j = 0; j < up.url_count(u->up); j++) {
+            const char *url;
+            jrpc_upstream_url_stats_t us;
+            if (up.url_stats(u->up, j, &url, &us) != 0)
+                continue;
+            metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
+                           ",outcome=\"ok\"");
+            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)(us.requests - us.faults));
+            metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
+                           ",outcome=\"fault\"");
+            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)us.faults);
+        }
+    }
+    jrpc_metrics_printf(m, "# HELP jrpc_upstream_up 1 while an upstream URL is used, 0 while it "
+                           "is passed over after a fault.\n# TYPE jrpc_upstream_up gauge\n");
+    EACH_UPSTREAM(u, i)
+    {
+        for (size_t j = 0; j < up.url_count(u->up); j++) {
+            const char *url;
+            jrpc_upstream_url_stats_t us;
+            if (up.url_stats(u->up, j, &url, &us) != 0)
+                continue;
+            metrics_series(m, "jrpc_upstream_up", u->name, url ? url : "-", NULL);
+            jrpc_metrics_printf(m, " %d\n", !us.down);
+        }
+    }
+    jrpc_metrics_printf(m, "# HELP jrpc_upstream_faults_total Upstream requests that failed, by "
+                           "cause.\n# TYPE jrpc_upstream_faults_total counter\n");
+    EACH_UPSTREAM(u, i)
+    {
+        for (int f = 0; f < JRPC_UPSTREAM_FAULT_COUNT; f++) {
+            char extra[64];
+            snprintf(extra, sizeof extra, ",cause=\"%s\"", up.fault_name(f));
+            metrics_series(m, "jrpc_upstream_faults_total", u->name, NULL, extra);
+            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].faults[f]);
+        }
+    }
+    jrpc_metrics_printf(m, "# HELP jrpc_upstream_items_total Calls routed to an upstream, by "
+                           "outcome.\n# TYPE jrpc_upstream_items_total counter\n");
+    EACH_UPSTREAM(u, i)
+    {
+        const struct {
+            const char *outcome;
+            uint64_t v;
+        } items[] = {{"forwarded", st[i].items},
+                     {"failed", st[i].items_failed},
+                     {"rpc_error", st[i].items_rpc_error},
+                     {"refused", st[i].items_refused},
+                     {"dropped", st[i].items_dropped}};
+        for (size_t k = 0; k < sizeof items / sizeof items[0]; k++) {
+            char extra[64];
+            snprintf(extra, sizeof extra, ",outcome=\"%s\"", items[k].outcome);
+            metrics_series(m, "jrpc_upstream_items_total", u->name, NULL, extra);
+            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)items[k].v);
+        }
+    }
+    jrpc_metrics_printf(m, "# HELP jrpc_upstream_retries_total Upstream requests sent again after "
+                           "a fault.\n# TYPE jrpc_upstream_retries_total counter\n");
+    EACH_UPSTREAM(u, i)
+    {
+        metrics_series(m, "jrpc_upstream_retries_total", u->name, NULL, NULL);
+        jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].retries);
+    }
+    const struct {
+        const char *name, *help;
+        size_t off;
+    } gauges[] = {
+        {"jrpc_upstream_in_flight", "Upstream HTTP requests in flight.",
+         offsetof(jrpc_upstream_stats_t, in_flight)},
+        {"jrpc_upstream_queued_requests", "Upstream requests waiting for a max_in_flight place.",
+         offsetof(jrpc_upstream_stats_t, queued)},
+        {"jrpc_upstream_queued_items", "Calls waiting to be sent (what max_queue bounds).",
+         offsetof(jrpc_upstream_stats_t, items_queued)},
+    };
+    for (size_t g = 0; g < sizeof gauges / sizeof gauges[0]; g++) {
+        jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name, gauges[g].help,
+                            gauges[g].name);
+        EACH_UPSTREAM(u, i)
+        {
+            uint64_t v;
+            memcpy(&v, (const char *)&st[i] + gauges[g].off, sizeof v);
+            metrics_series(m, gauges[g].name, u->name, NULL, NULL);
+            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)v);
+        }
+    }
+    jrpc_metrics_printf(m, "# HELP jrpc_upstream_request_duration_seconds Time from sending an "
+                           "upstream request to its answer's last byte.\n"
+                           "# TYPE jrpc_upstream_request_duration_seconds histogram\n");
+    EACH_UPSTREAM(u, i)
+    {
+        uint64_t cum = 0;
+        for (int k = 0; k < JRPC_UPSTREAM_LATENCY_BUCKETS; k++) {
+            cum += st[i].latency[k];
+            char extra[48];
+            if (bounds[k] == UINT64_MAX)
+                snprintf(extra, sizeof extra, ",le=\"+Inf\"");
+            else
+                snprintf(extra, sizeof extra, ",le=\"%g\"", (double)bounds[k] / 1e6);
+            metrics_series(m, "jrpc_upstream_request_duration_seconds_bucket", u->name, NULL,
+                           extra);
+            jrpc_metrics_printf(
+                m, " %llu\n",
+                (unsigned long long)(bounds[k] == UINT64_MAX ? st[i].latency_count : cum));
+        }
+        metrics_series(m, "jrpc_upstream_request_duration_seconds_sum", u->name, NULL, NULL);
+        jrpc_metrics_printf(m, " %.6f\n", (double)st[i].latency_sum_us / 1e6);
+        metrics_series(m, "jrpc_upstream_request_duration_seconds_count", u->name, NULL, NULL);
+        jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].latency_count);
+    }
+#undef EACH_UPSTREAM
+    free(st);
+}
+
+int jrpcd_gateway_metrics(jrpcd_opts_t *opts, jrpc_server_t *srv)
+{
+    return opts->upstreams_len != 0 ? jrpc_server_metrics_hook(srv, gateway_metrics, opts) : 0;
 }
 
 void jrpcd_gateway_report(const jrpcd_opts_t *opts)

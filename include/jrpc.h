@@ -258,6 +258,8 @@ typedef struct jrpc_config {
     jrpc_log_level_t log_level; /* JRPC_LOG_INFO logs one line per request */
     jrpc_log_cb log_cb;         /* NULL: no logging at all */
     void *log_data;
+    unsigned max_method_labels; /* distinct method names the metrics label; the others count as
+                                   "(other)" (0 = all count as "(other)") */
     unsigned log_json; /* 1: access lines are JSON objects ({"msg":"access","client":…}) that
                           log_cb completes with its own time and level; 0: text */
 } jrpc_config_t;
@@ -429,6 +431,30 @@ typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
  * owns srv. */
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data);
+/* ---- Metrics (docs/metrics.md) ----------------------------------------------------------------
+ */
+
+/* Listens on "HOST:PORT" as an admin listener: GET /metrics answers the Prometheus text format
+ * (0.0.4) with the server's counters; every other path is 404, and RPC, REST and WebSocket are
+ * never served there (nor /metrics on the public listeners). Its connections are outside the
+ * connection caps and the counters. Requests and calls are timed (the duration histograms) only
+ * on a server with an admin listener. Errors as jrpc_server_listen; before jrpc_server_run. */
+JRPC_EXTERN int jrpc_server_admin_listen(jrpc_server_t *srv, const char *host_port);
+
+typedef struct jrpc_metrics jrpc_metrics_t;
+/* Appends the caller's series to a scrape: jrpc_metrics_printf them (# HELP, # TYPE and samples,
+ * in the text format). Runs on the io loop that serves the scrape, while the server runs: read
+ * shared state with atomics or locks, and do not block. */
+typedef void (*jrpc_metrics_cb)(jrpc_metrics_t *m, void *data);
+/* Registers cb to add series to every scrape, after the server's own, in registration order
+ * (the gateway's upstream series). 0, JRPC_EBUSY (running) or JRPC_ENOMEM. Before run. */
+JRPC_EXTERN int jrpc_server_metrics_hook(jrpc_server_t *srv, jrpc_metrics_cb cb, void *data);
+/* printf-style text into the scrape being built (inside a jrpc_metrics_cb only). */
+JRPC_EXTERN void jrpc_metrics_printf(jrpc_metrics_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a label value, escaped as the text format wants (\\, \" and \n). */
+JRPC_EXTERN void jrpc_metrics_label(jrpc_metrics_t *m, const char *s);
+
 /* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before
  * jrpc_server_run, from the thread that registers methods (the registry is not locked until the
  * server runs, and read-only after). */

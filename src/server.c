@@ -68,6 +68,9 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
      * room for a backend that subscribes per contract, not for a storm. */
     cfg->ws_max_subscriptions = 1000;
     cfg->log_level = JRPC_LOG_INFO;
+    /* The registered names of a large gateway (Ethereum's ~60 eth_/net_/web3_ methods, a few
+     * modules') fit; a series per method and code stays in the thousands for Prometheus. */
+    cfg->max_method_labels = 256;
     /* Browser-facing defaults (docs/security.md): a page's own host name never reaches us (DNS
      * rebinding), nor does a page of another origin (no CORS) unless the operator names it.
      * NULL hosts: the localhost names and loopback listen addresses (HOSTS_DEFAULT). */
@@ -149,6 +152,7 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
     srv->io.hooks.accept = jrpc__http_accept;
     srv->io.hooks.expire = jrpc__req_expire_all;
     srv->io.hooks.orphan = jrpc__req_orphan_all;
+    srv->io.hooks.metrics = jrpc__metrics_render;
     srv->path = strdup(cfg->path);
     srv->rest_path = strdup(cfg->rest_path && cfg->rest_path[0] == '/' ? cfg->rest_path : "");
     srv->hosts_default = cfg->hosts == NULL || cfg->hosts[strspn(cfg->hosts, " \t,")] == '\0';
@@ -386,6 +390,8 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
     jrpc__http_global_init(&srv->cfg);
     int rc = jrpc__discover_build(&srv->engine);
     if (rc == 0)
+        rc = jrpc__metrics_prepare(srv);
+    if (rc == 0)
         rc = jrpc__io_run(&srv->io);
     atomic_store(&srv->io.running, 0);
     return rc;
@@ -437,6 +443,7 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
     if (srv == NULL)
         return;
     jrpc__io_close(&srv->io);
+    jrpc__metrics_free(srv);
     while (srv->reconfs != NULL) {
         struct jrpc__reconf *rc = srv->reconfs;
         srv->reconfs = rc->next;

@@ -6,6 +6,13 @@
 #include "io/internal.h"
 #include "rpc/internal.h"
 
+/* An extension's metrics hook (jrpc_server_metrics_hook), in registration order. */
+typedef struct jrpc__metrics_ext {
+    struct jrpc__metrics_ext *next;
+    jrpc_metrics_cb cb;
+    void *data;
+} jrpc__metrics_ext_t;
+
 struct jrpc_server {
     jrpc_config_t cfg;            /* copy; cfg.path and cfg.rest_path point at the copies below */
     char *path;                   /* owned copy of cfg.path */
@@ -21,6 +28,15 @@ struct jrpc_server {
                                      requests and other threads may still read an older one */
     uv_mutex_t reconf_lock;       /* one reconfigure at a time */
     jrpc__engine_t engine;        /* registry and rpc.discover */
+    jrpc__metrics_ext_t *metrics_exts; /* extensions' series (owned) */
+    const char **labels;               /* method label texts, by label (metrics.c; owned array) */
+    unsigned nlabels;
 };
+
+/* metrics.c: io's metrics hook (the exposition of one scrape); the method labels, numbered when
+ * run starts (0 or JRPC_ENOMEM); what the metrics hold, freed with the server. */
+void jrpc__metrics_render(jrpc__loop_t *loop, jrpc_buf_t *out);
+int jrpc__metrics_prepare(jrpc_server_t *srv);
+void jrpc__metrics_free(jrpc_server_t *srv);
 
 #endif

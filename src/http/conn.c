@@ -121,6 +121,8 @@ static void conn_free(jrpc__http_conn_t *c)
     }
     jrpc__http_url_give(c);
     jrpc__acct_leave(c->acct);
+    if (!c->admin)
+        jrpc__ctr_add(&loop->stats.closed[JRPC__TR_HTTP], 1);
     free(c);
 }
 
@@ -159,8 +161,11 @@ static void on_conn_timeout(jrpc__sock_t *s)
         return;
     if (c->lingering || jrpc__sock_queued(s) > 0) {
         /* Lingering is over, or the client stopped reading its answers (send_timeout). */
+        if (!c->lingering)
+            jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_SEND_TIMEOUT);
         jrpc__http_close_now(c);
     } else if (c->cur != NULL) {
+        jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_REQUEST_TIMEOUT);
         jrpc__http_refuse(c, 408, JRPC_CODE_LIMIT_EXCEEDED,
                           c->body_start ? "request body timed out" : "request head timed out");
         jrpc__http_flush(c);
@@ -266,7 +271,7 @@ jrpc__http_req_t *jrpc__http_req_push(jrpc__http_conn_t *c)
     hr->method = -1;
     /* Per request, not per connection: a reload may have changed log_level. */
     c->log = c->loop->cfg->log_cb != NULL && c->loop->cfg->log_level >= JRPC_LOG_INFO;
-    hr->t0 = c->log ? uv_hrtime() : 0;
+    hr->t0 = c->log || c->timed ? uv_hrtime() : 0;
     if (c->tail != NULL)
         c->tail->next = hr;
     else
@@ -340,6 +345,16 @@ static void on_continue_written(uv_write_t *wr, int status)
         jrpc__http_close_now(c);
 }
 
+/* Counts an answer on its way out: its status, and how long it took from its first byte. */
+static void req_count(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
+{
+    jrpc__stats_t *st = &c->loop->stats;
+    jrpc__ctr_add(&st->http_status[hr->status < 600 ? hr->status : 0], 1);
+    if (hr->t0 != 0 && c->timed && (hr->kind == JRPC__HR_RPC || hr->kind == JRPC__HR_REST))
+        jrpc__hist_dur(&st->req_dur[hr->kind == JRPC__HR_REST ? JRPC__TR_REST : JRPC__TR_HTTP],
+                       (uv_hrtime() - hr->t0) / 1000);
+}
+
 void jrpc__http_flush(jrpc__http_conn_t *c)
 {
     /* While parsing, answers of inline calls pile up; they leave together once the parse of this
@@ -359,6 +374,8 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
              * ends. */
             int closing = hr->close_after || (c->halted && hr->next == NULL);
             jrpc__http_build_head(hr, closing);
+            if (!c->admin)
+                req_count(c, hr);
             bufs[n].base = hr->head;
             bufs[n].len = hr->head_len;
             total += hr->head_len;
@@ -760,6 +777,7 @@ static jrpc__http_conn_t *conn_new(jrpc__loop_t *loop, jrpc__sock_t *s)
     c->route_len = route_len;
     c->url_cap = url_cap;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
+    c->timed = loop->io->timed;
     c->proxied = s->admit.proxied;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -789,11 +807,19 @@ void jrpc__http_accept(jrpc__loop_t *loop, uv_stream_t *listener)
         jrpc__sock_close(s);
         return;
     }
-    if (jrpc__admit(loop->io, &s->tcp, &s->admit) != 0) {
+    /* An admin listener's connections are the operator's: outside the connection caps (a scrape
+     * still works when clients fill them) and outside the counters it reports. */
+    size_t a = (size_t)((uv_tcp_t *)listener - loop->listeners);
+    int admin = a < JRPC__MAX_LISTEN && loop->io->admin[a];
+    if (!admin && jrpc__admit(loop->io, &s->tcp, &s->admit) != 0) {
         refuse_cap(s);
         return;
     }
-    conn_serve(loop, s);
+    jrpc__http_conn_t *c = conn_serve(loop, s);
+    if (c != NULL && admin)
+        c->admin = 1;
+    else if (c != NULL)
+        jrpc__ctr_add(&loop->stats.conns[JRPC__TR_HTTP], 1);
 }
 
 /* Stop began: an idle connection closes now; a busy one finishes the request being received

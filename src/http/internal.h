@@ -142,6 +142,7 @@ struct jrpc__http_req {
     size_t url_len;        /* bytes in url (logging only) */
     size_t head_len;       /* bytes in head */
     uint8_t cors;          /* jrpc__cors_t: what the answer says to a browser */
+    uint8_t text;          /* the body is the metrics exposition (text/plain), not JSON */
     uint16_t host_len;     /* Host value bytes seen (saturates at JRPC__HTTP_NAME_MAX + 1) */
     uint16_t origin_len;   /* Origin value bytes seen (the same) */
     uint8_t ua_len;        /* User-Agent bytes kept in ua (logging only) */
@@ -191,6 +192,8 @@ struct jrpc__http_conn {
     uint8_t eof_kept;          /* it came while throttled: after the kept bytes are parsed */
     uint8_t in_parse;          /* http_parser_execute is on the stack: flush afterwards */
     uint8_t log;               /* one access-log line per request */
+    uint8_t admin;             /* accepted on an admin listener: metrics only, not counted */
+    uint8_t timed;             /* requests are timed for the metrics (an admin listener is on) */
     uint8_t proxied;           /* the peer is a trusted proxy: forwarding headers are read */
     uint8_t hdr_in_value;      /* the last header callback was a value */
     uint8_t hdr_is_expect;     /* the current header is Expect */
@@ -249,6 +252,13 @@ int jrpc__http_chunk_pause(jrpc__http_conn_t *c);
  * request's first byte), the body (body_timeout between reads), the socket (send_timeout while
  * answers are queued), or the next request (idle_timeout). conn.c. */
 void jrpc__http_arm(jrpc__http_conn_t *c);
+
+/* ---- admin.c --------------------------------------------------------------------------------- */
+
+/* Routes a request of an admin listener once its head passed the framing checks: GET (or HEAD)
+ * /metrics gets the exposition, anything else 404. Sets hr->kind to LOCAL. */
+void jrpc__http_admin_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
+                            size_t path_len, int method);
 
 /* ---- rest.c ---------------------------------------------------------------------------------- */
 

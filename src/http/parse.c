@@ -35,6 +35,7 @@ static int header_over(jrpc__http_conn_t *c)
         return 0;
     char msg[80];
     snprintf(msg, sizeof msg, "request header exceeds %zu bytes", max);
+    jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_HEADER);
     jrpc__http_refuse(c, 431, JRPC_CODE_LIMIT_EXCEEDED, msg);
     return 1;
 }
@@ -43,6 +44,7 @@ static void body_too_large(jrpc__http_conn_t *c)
 {
     char msg[80];
     snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->loop->cfg->max_body);
+    jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_BODY);
     jrpc__http_refuse(c, 413, JRPC_CODE_LIMIT_EXCEEDED, msg);
 }
 
@@ -549,6 +551,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
     if (max != 0 && c->url_len > max) {
         char msg[80];
         snprintf(msg, sizeof msg, "request URL exceeds %zu bytes", max);
+        jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_URL);
         jrpc__http_refuse(c, 414, JRPC_CODE_LIMIT_EXCEEDED, msg);
     }
     return 0;
@@ -638,6 +641,27 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     c->hdr_bytes += strlen(http_method_str((enum http_method)p->method)) + 14;
     if (header_over(c) || head_check(c, p) != 0)
         return;
+    if (c->admin) {
+        /* No Host or Origin check: scrapers name the address they were given, and nothing here
+         * acts or answers a browser's page (no CORS headers). */
+        const char *path, *query;
+        size_t path_len, query_len;
+        int cut;
+        if (c->log)
+            log_url(c, hr);
+        hr->keep_alive = (uint8_t)http_should_keep_alive(p);
+        hr->http10 = p->http_major == 1 && p->http_minor == 0;
+        hr->head_only = p->method == HTTP_HEAD;
+        url_parts(c, &path, &path_len, &query, &query_len, &cut);
+        jrpc__http_admin_route(c, hr, path, cut ? 0 : path_len, (int)p->method);
+        if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0)) {
+            c->cur = NULL; /* a body nothing here reads: answer and close, as below */
+            answer_local(hr);
+            hr->close_after = 1;
+            jrpc__http_halt(c);
+        }
+        return;
+    }
     const char *path, *query;
     size_t path_len, query_len;
     int cut;
@@ -700,6 +724,7 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     if (rest && cut && hr->kind != JRPC__HR_LOCAL) {
         hr->kind = JRPC__HR_LOCAL; /* the name or the query was cut: refuse, never guess */
         hr->status = 414;
+        jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_URL);
     }
 
     if ((rpc && p->method == HTTP_POST) || (rest && hr->kind == JRPC__HR_REST && !hr->rest_get)) {
@@ -768,6 +793,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         char msg[96];
         snprintf(msg, sizeof msg, "request body slower than %u bytes/s",
                  c->loop->cfg->min_body_rate);
+        jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_BODY_RATE);
         jrpc__http_refuse(c, 408, JRPC_CODE_LIMIT_EXCEEDED, msg);
         return 0;
     }

@@ -93,7 +93,12 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
     }
     if (hr->health)
         PUT(p, "Cache-Control: no-store\r\n"); /* a check must reach us, not a cache */
-    if (hr->status != 204) {
+    if (hr->status != 204 && hr->text) {
+        /* The Prometheus text exposition format, version 0.0.4. */
+        PUT(p, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: ");
+        p = jrpc__put_u64(p, hr->out.len);
+        PUT(p, "\r\n");
+    } else if (hr->status != 204) {
         PUT(p, "Content-Type: application/json\r\nContent-Length: ");
         p = jrpc__put_u64(p, hr->out.len);
         PUT(p, "\r\n");

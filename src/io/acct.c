@@ -81,6 +81,7 @@ static size_t calls_chunk(const jrpc__io_t *io)
 static void mem_add(jrpc__loop_t *loop, size_t n)
 {
     loop->mem_used += n;
+    atomic_store_explicit(&loop->stats.mem_used, loop->mem_used, memory_order_relaxed);
     if (loop->mem_used > loop->mem_lease) {
         size_t take = loop->mem_used - loop->mem_lease + mem_chunk(loop->io);
         atomic_fetch_add_explicit(&loop->io->mem_held, take, memory_order_relaxed);
@@ -91,6 +92,7 @@ static void mem_add(jrpc__loop_t *loop, size_t n)
 static void mem_sub(jrpc__loop_t *loop, size_t n)
 {
     loop->mem_used -= n;
+    atomic_store_explicit(&loop->stats.mem_used, loop->mem_used, memory_order_relaxed);
     size_t chunk = mem_chunk(loop->io);
     if (loop->mem_lease - loop->mem_used > 2 * chunk) {
         size_t give = loop->mem_lease - loop->mem_used - chunk;
@@ -102,6 +104,7 @@ static void mem_sub(jrpc__loop_t *loop, size_t n)
 static void calls_sub(jrpc__loop_t *loop, size_t n)
 {
     loop->calls_used -= n;
+    atomic_store_explicit(&loop->stats.calls_used, loop->calls_used, memory_order_relaxed);
     size_t chunk = calls_chunk(loop->io);
     if (loop->calls_lease - loop->calls_used > 2 * chunk) {
         size_t give = loop->calls_lease - loop->calls_used - chunk;
@@ -180,6 +183,7 @@ size_t jrpc__acct_admit(jrpc__loop_t *loop, jrpc__acct_t *a, size_t n, size_t ow
     size_t room = loop->calls_lease > loop->calls_used ? loop->calls_lease - loop->calls_used : 0;
     size_t admitted = n < room ? n : room;
     loop->calls_used += admitted;
+    atomic_store_explicit(&loop->stats.calls_used, loop->calls_used, memory_order_relaxed);
     if (admitted < n)
         atomic_fetch_add_explicit(&io->refused_calls, n - admitted, memory_order_relaxed);
     if (a != NULL)

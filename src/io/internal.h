@@ -9,6 +9,7 @@
 #include "../util/arena.h"
 #include "../util/list.h"
 #include "jrpc.h"
+#include "stats.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -111,6 +112,9 @@ struct jrpc__io_hooks {
      * (their timers close now), kept with their loop for the life of the process so that a
      * late reply finds them and is dropped (the engine). */
     void (*orphan)(jrpc__loop_t *loop);
+    /* GET /metrics on an admin listener: appends the exposition text to out (the server;
+     * NULL: none). */
+    void (*metrics)(jrpc__loop_t *loop, jrpc_buf_t *out);
 };
 
 /* An extension's per-loop hooks (jrpc_server_loop_hook), in registration order. */
@@ -235,6 +239,10 @@ struct jrpc__io {
     char addrs[JRPC__MAX_LISTEN][64];               /* "HOST:PORT" of each address */
     struct sockaddr_storage sa[JRPC__MAX_LISTEN];   /* each address, port resolved */
     size_t naddrs;
+    uint8_t admin[JRPC__MAX_LISTEN]; /* the address is an admin listener (metrics, no RPC) */
+    uint8_t timed;                   /* requests and calls are timed (an admin listener is on) */
+    unsigned nlabels;                /* method labels the loops' stats count (src/rpc numbers
+                                        them before run) */
     int checking;       /* a check only (jrpcd --check): listen probes addresses, binds nothing */
     atomic_int running; /* inside jrpc__io_run */
     atomic_int stop_requests;    /* jrpc__io_stop calls so far */
@@ -250,7 +258,8 @@ struct jrpc__io {
     atomic_size_t calls_held;    /* calls admitted and not finished, every loop */
     atomic_ulong refused_memory; /* items refused over max_memory */
     atomic_ulong refused_calls;  /* items refused over max_inflight */
-    jrpc__loop_t *kept_loops;    /* loops kept past run for calls never replied (orphans) */
+    atomic_ulong limits_shared[JRPC__LIMIT_COUNT]; /* refusals made off the loops' threads */
+    jrpc__loop_t *kept_loops; /* loops kept past run for calls never replied (orphans) */
     unsigned nkept_loops;
 };
 
@@ -277,6 +286,7 @@ struct jrpc__loop {
     size_t calls_lease;               /* calls of io->calls_held taken by this loop */
     size_t calls_used;                /* of them, admitted here and not finished */
     uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
+    jrpc__stats_t stats;              /* this loop's counters (stats.h): written here only */
     jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */
     char *rbuf;                       /* the connections' read buffer (JRPC__SOCK_READ_BUF) */
     void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
@@ -448,6 +458,8 @@ int jrpc__pool_submit(jrpc__pool_t *pool, jrpc__pool_queue_t *q, jrpc__pool_job_
 /* A job of q (as submitted: NULL for the shared queue) completed: its reply reached the loop.
  * Loop thread, while q's connection account lives (the request holds it). */
 void jrpc__pool_done(jrpc__pool_t *pool, jrpc__pool_queue_t *q);
+/* Jobs queued and not taken by a thread (the metrics' worker queue depth). Any thread. */
+unsigned jrpc__pool_depth(jrpc__pool_t *pool);
 /* Finishes queued work, joins the threads and frees the pool. */
 void jrpc__pool_free(jrpc__pool_t *pool);
 /* A stop gave up on handlers that never returned: queued calls are dropped, the threads are

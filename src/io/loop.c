@@ -465,6 +465,8 @@ static int loop_init(jrpc__loop_t *loop, jrpc__io_t *io, unsigned index, int *in
         return rc;
     *inited = 1;
     loop->uv.data = loop;
+    if (jrpc__stats_init(&loop->stats, io->nlabels) != 0)
+        return JRPC_ENOMEM;
     jrpc__list_init(&loop->conns);
     jrpc__list_init(&loop->reqs);
     uv_mutex_init(&loop->post_lock);
@@ -563,6 +565,7 @@ static int loop_cleanup(jrpc__loop_t *loop)
     if (jrpc__list_empty(&loop->reqs))
         uv_mutex_destroy(&loop->post_lock);
     jrpc__arena_cache_clear(&loop->arenas);
+    jrpc__stats_release(&loop->stats);
     free(loop->rbuf);
     loop->rbuf = NULL;
     for (int k = 0; k < JRPC__LOOP_CLASSES; k++) {

@@ -190,3 +190,11 @@ void jrpc__pool_abandon(jrpc__pool_t *p)
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_detach(p->threads[i]);
 }
+
+unsigned jrpc__pool_depth(jrpc__pool_t *pool)
+{
+    uv_mutex_lock(&pool->lock);
+    unsigned n = pool->count;
+    uv_mutex_unlock(&pool->lock);
+    return n;
+}

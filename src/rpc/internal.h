@@ -37,6 +37,7 @@ typedef struct jrpc__method {
     char *summary;     /* rpc.discover: owned or NULL */
     char *params_json; /* rpc.discover: JSON array of ContentDescriptors, owned or NULL */
     char *result_json; /* rpc.discover: one ContentDescriptor, owned or NULL */
+    unsigned label;    /* its method label in the metrics (jrpc__registry_label) */
 } jrpc__method_t;
 
 jrpc__registry_t *jrpc__registry_new(void);
@@ -55,6 +56,12 @@ JRPC__SHARED jrpc__method_t *jrpc__registry_entry(jrpc__registry_t *r, const cha
 /* Calls fn for every entry, exact names sorted by name, then patterns. */
 void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__method_t *m, void *arg),
                          void *arg);
+/* Numbers the entries' method labels for the metrics: the first `max` names (sorted, then the
+ * patterns, which count under their pattern text) get JRPC__LABEL_OTHER + 1 …, the rest
+ * JRPC__LABEL_OTHER. *names receives a malloc'd array of the label texts, indexed by label (the
+ * first two "(unknown)" and "(other)"; the others point into the registry). Returns the number of
+ * labels, 0 when out of memory. Before run. */
+unsigned jrpc__registry_label(jrpc__registry_t *r, unsigned max, const char ***names);
 /* Batch policy: names matching a deny pattern ("debug_*", or an exact name) are refused inside
  * batches like JRPC_NO_BATCH methods. */
 int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern);

@@ -216,6 +216,37 @@ void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__metho
         fn(&r->patterns.v[i], arg);
 }
 
+struct label_ctx {
+    unsigned max, n;
+    const char **names;
+};
+
+static void label_one(const jrpc__method_t *m, void *arg)
+{
+    struct label_ctx *x = arg;
+    jrpc__method_t *e = (jrpc__method_t *)m; /* the registry's own entry, before run */
+    if (x->n - (JRPC__LABEL_OTHER + 1) >= x->max) {
+        e->label = JRPC__LABEL_OTHER;
+        return;
+    }
+    e->label = x->n;
+    x->names[x->n++] = m->name;
+}
+
+unsigned jrpc__registry_label(jrpc__registry_t *r, unsigned max, const char ***names)
+{
+    size_t total = r->count + r->patterns.n;
+    struct label_ctx x = {max, JRPC__LABEL_OTHER + 1, NULL};
+    x.names = malloc((JRPC__LABEL_OTHER + 1 + (total < max ? total : max)) * sizeof(*x.names));
+    *names = x.names;
+    if (x.names == NULL)
+        return 0;
+    x.names[JRPC__LABEL_UNKNOWN] = "(unknown)";
+    x.names[JRPC__LABEL_OTHER] = "(other)";
+    jrpc__registry_each(r, label_one, &x);
+    return x.n;
+}
+
 static int deny_valid(const char *pattern)
 {
     size_t len = pattern ? strlen(pattern) : 0;

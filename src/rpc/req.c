@@ -355,6 +355,7 @@ static void req_answer(jrpc__req_t *r)
         size_t entry = item_size(c, c->out_len, c->is_error);
         if (!over && out.len + entry + r->is_batch > cfg->max_response) {
             over = 1;
+            jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_RESPONSE);
             over_from = (long)i;
         }
         if (over)
@@ -410,9 +411,30 @@ static void req_sync(jrpc__req_t *r)
     }
 }
 
+/* Counts the request's calls in the loop's jrpc_calls_total, each with its final code. */
+static void req_count(jrpc__req_t *r)
+{
+    jrpc__stats_t *st = &r->loop->stats;
+    unsigned tr = r->rest ? JRPC__TR_REST : r->conn != NULL ? JRPC__TR_WS : JRPC__TR_HTTP;
+    /* Runs of equal cells (a batch of one method) are counted at once. */
+    for (size_t i = 0, k; i < r->ncalls; i += k) {
+        const jrpc_call_t *c = &r->calls[i];
+        unsigned label = c->m != NULL ? c->m->label : JRPC__LABEL_UNKNOWN;
+        int code = c->is_error ? c->code : 0;
+        for (k = 1; i + k < r->ncalls; k++) {
+            const jrpc_call_t *d = &r->calls[i + k];
+            if ((d->m != NULL ? d->m->label : JRPC__LABEL_UNKNOWN) != label ||
+                d->is_error != c->is_error || (d->is_error ? d->code : 0) != code)
+                break;
+        }
+        jrpc__stats_call(st, tr, label, c->is_error, code, k);
+    }
+}
+
 static void req_free(jrpc__req_t *r)
 {
     jrpc__loop_t *loop = r->loop;
+    req_count(r);
     for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
         if (c->out_owned)
@@ -474,6 +496,8 @@ static void req_expire(jrpc__req_t *r, int code, const char *msg)
             jrpc__call_cancel(c);
             c->state = CALL_DONE;
             call_set_error(r, c, code, msg, NULL);
+            if (code == JRPC_CODE_TIMEOUT)
+                jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_DEADLINE);
         }
     }
     r->next = r->ncalls;
@@ -514,10 +538,11 @@ void jrpc__req_orphan_all(jrpc__loop_t *loop)
 
 /* ---- Running --------------------------------------------------------------------------------- */
 
-static void call_start(jrpc__req_t *r, jrpc_call_t *c)
+static void call_start(jrpc__req_t *r, jrpc_call_t *c, uint64_t t0)
 {
     const jrpc__method_t *m = c->m;
     c->state = CALL_RUNNING;
+    c->t0 = t0;
     c->bounded = !(m->flags & JRPC_UNBOUNDED);
     r->running++;
     r->bounded += c->bounded;
@@ -534,6 +559,7 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
             r->bounded -= c->bounded;
             c->state = CALL_DONE;
             call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "Server busy", "worker queue is full");
+            jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_WORKER_QUEUE);
             if (c->answer)
                 r->remaining--;
         }
@@ -546,6 +572,30 @@ static void call_start(jrpc__req_t *r, jrpc_call_t *c)
         jrpc__call_done(c);
 }
 
+/* The inline calls of calls[first..next) replied inside the pass that began at t0: each gets
+ * an even share of its time in its method's histogram. */
+static void pass_timed(jrpc__req_t *r, size_t first, uint64_t t0, size_t n)
+{
+    jrpc__stats_t *st = &r->loop->stats;
+    uint64_t us = (uv_hrtime() - t0) / 1000 / n;
+    unsigned label = 0;
+    uint64_t run = 0; /* inline calls of `label` not yet added */
+    for (size_t i = first; i < r->next; i++) {
+        const jrpc_call_t *c = &r->calls[i];
+        if (!c->replied_inline || c->m == NULL || c->m->label >= st->nlabels)
+            continue;
+        if (run != 0 && c->m->label != label) {
+            jrpc__hist_add_n(&st->call_dur[label], jrpc__hist_dur_bounds, JRPC__HIST_DUR_N, us,
+                             run);
+            run = 0;
+        }
+        label = c->m->label;
+        run++;
+    }
+    if (run != 0)
+        jrpc__hist_add_n(&st->call_dur[label], jrpc__hist_dur_bounds, JRPC__HIST_DUR_N, us, run);
+}
+
 /* Starts waiting calls while the bound allows, answers when nothing answerable is left, and arms
  * the deadline when something outlives this pass. Re-entrant calls (a completion arriving while
  * a pass runs) just leave the work to the pass on the stack. */
@@ -556,11 +606,21 @@ static void req_pump(jrpc__req_t *r)
     r->pumping = 1;
     const jrpc_config_t *cfg = r->loop->cfg;
     size_t bound = cfg->batch_concurrency ? cfg->batch_concurrency : 1;
+    /* Timed servers read the clock once per pass, not per call (a clock read costs about as much
+     * as an inline call): calls that reply later are timed from the pass's start, and the inline
+     * calls of the pass share its time evenly. */
+    size_t first = r->next;
+    uint64_t t0 = r->loop->io->timed && r->next < r->ncalls ? uv_hrtime() : 0;
+    size_t inline_done = 0;
     while (r->next < r->ncalls && r->bounded < bound) {
         jrpc_call_t *c = &r->calls[r->next++];
-        if (c->state == CALL_WAITING)
-            call_start(r, c);
+        if (c->state == CALL_WAITING) {
+            call_start(r, c, t0);
+            inline_done += c->replied_inline;
+        }
     }
+    if (inline_done != 0)
+        pass_timed(r, first, t0, inline_done);
     r->pumping = 0;
     req_sync(r);
     if (!r->answered && r->remaining == 0)
@@ -588,6 +648,9 @@ void jrpc__call_done(jrpc_call_t *c)
     r->running--;
     r->calls_live--;
     r->bounded -= c->bounded;
+    jrpc__stats_t *st = &r->loop->stats;
+    if (c->t0 != 0 && !c->replied_inline && c->m->label < st->nlabels)
+        jrpc__hist_dur(&st->call_dur[c->m->label], (uv_hrtime() - c->t0) / 1000);
     if (c->cleanup != NULL) {
         /* What the handler attached (a subscription) learns whether the client gets the answer:
          * one whose id never arrives could not be unsubscribed, so it ends now. */
@@ -740,6 +803,7 @@ static int req_alloc_calls(jrpc__req_t *r, size_t n)
 static jrpc__req_t *req_over_cap(jrpc__req_t *r, size_t count, unsigned max_batch)
 {
     char msg[80];
+    jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_BATCH);
     snprintf(msg, sizeof msg, "batch of %zu exceeds limit %u", count, max_batch);
     size_t answered = 0, size = 2;
     for (size_t i = 0; i < r->ncalls; i++) {
@@ -814,6 +878,8 @@ static jrpc__req_t *req_start(jrpc__req_t *r, unsigned max_batch)
     if (env.is_batch && env.count == 0)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request", "empty batch");
     r->is_batch = (uint8_t)env.is_batch;
+    if (env.is_batch)
+        jrpc__hist_add(&loop->stats.batch, jrpc__hist_batch_bounds, JRPC__HIST_BATCH_N, env.count);
     uint8_t *ok = jrpc__arena_alloc(&r->arena, env.recorded);
     if (ok == NULL || req_alloc_calls(r, env.recorded) != 0)
         return req_parse_error(r, JRPC_ENOMEM, &err);
@@ -883,6 +949,7 @@ static jrpc__req_t *req_start_rest(jrpc__req_t *r, const char *method, size_t ml
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
                         "a REST batch body is a JSON array of params");
     r->is_batch = 1;
+    jrpc__hist_add(&r->loop->stats.batch, jrpc__hist_batch_bounds, JRPC__HIST_BATCH_N, env.count);
     if (env.count == 0) {
         req_pump(r); /* answers [] */
         return r;

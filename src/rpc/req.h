@@ -42,6 +42,8 @@ struct jrpc_call {
                                 the request no longer needs them */
     void *release_data;
     int code;                      /* the error code when is_error */
+    uint64_t t0;                   /* uv_hrtime() at the start of the pump pass that started it
+                                      (timed servers; 0: not timed) */
     uint8_t state;                 /* CALL_* */
     uint8_t answer;                /* the call gets an entry in the response */
     uint8_t is_error;              /* out is {"code":…,"message":…} */

@@ -146,6 +146,7 @@ static void out_pop(jrpc_conn_t *c, unsigned k)
 
 static void conn_drop_unread(jrpc_conn_t *c)
 {
+    jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_WS_MAX_QUEUE);
     conn_log(c, JRPC_LOG_WARN, "dropped: %zu bytes wait unread (ws_max_queue)", out_held(c));
     conn_abort(c);
 }
@@ -174,6 +175,7 @@ static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
     }
     m->head_len = (uint8_t)jrpc__ws_frame_header(m->head, opcode, m->body.len);
     out_append(c, m);
+    jrpc__ctr_add(&c->loop->stats.ws_out, 1);
     c->last_msg = uv_now(&c->loop->uv);
 }
 
@@ -335,6 +337,9 @@ static void on_closed(jrpc__sock_t *s)
 {
     jrpc_conn_t *c = s->owner;
     c->sock = NULL;
+    jrpc__ctr_add(&c->loop->stats.closed[JRPC__TR_WS], 1);
+    if (c->sess.code_sent == 1009) /* it closed on a message over max_ws_message */
+        jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_WS_MESSAGE);
     /* conn_stop_work emptied inflight and waiting when the close began (conn_start takes back a
      * message whose start the close interrupted); what is left is the output. */
     msg_list_free(c, c->out_head);
@@ -629,6 +634,7 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
         return;
     }
     c->last_msg = uv_now(&c->loop->uv);
+    jrpc__ctr_add(&c->loop->stats.ws_in, 1);
     jrpc__ws_msg_t *m = msg_get(c);
     if (m == NULL) {
         free(msg);
@@ -831,6 +837,7 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     c->cfg = cfg;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
     c->last_rx = c->last_msg = c->read_at = uv_now(&loop->uv);
+    jrpc__ctr_add(&loop->stats.conns[JRPC__TR_WS], 1);
     /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */
     c->sock = s;
     jrpc__sock_own(s, &sock_ops, c);

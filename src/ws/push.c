@@ -335,8 +335,12 @@ JRPC_EXTERN jrpc_sub_t *jrpc_sub_start(jrpc_call_t *call, const char *method,
         sub_free(sub);
         if (closed)
             jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "connection closed", NULL);
-        else
+        else {
+            /* Any thread (a worker's handler): the shared counter, on a refusal path only. */
+            atomic_fetch_add_explicit(&c->loop->io->limits_shared[JRPC__LIMIT_WS_MAX_SUBSCRIPTIONS],
+                                      1, memory_order_relaxed);
             sub_refuse_full(call, c->cfg->ws_max_subscriptions);
+        }
         return NULL;
     }
     /* Registered before the answer: the answer's completion finds it (conn.c release_subs).
