@@ -435,7 +435,8 @@ JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jr
  */
 
 /* Listens on "HOST:PORT" as an admin listener: GET /metrics answers the Prometheus text format
- * (0.0.4) with the server's counters; every other path is 404, and RPC, REST and WebSocket are
+ * (0.0.4) with the server's counters, /health, /healthz and /ready answer as on the public
+ * listeners; every other path is 404, and RPC, REST and WebSocket are
  * never served there (nor /metrics on the public listeners). Its connections are outside the
  * connection caps and the counters. Requests and calls are timed (the duration histograms) only
  * on a server with an admin listener. Errors as jrpc_server_listen; before jrpc_server_run. */
@@ -447,12 +448,14 @@ typedef struct jrpc_metrics jrpc_metrics_t;
  * shared state with atomics or locks, and do not block. */
 typedef void (*jrpc_metrics_cb)(jrpc_metrics_t *m, void *data);
 /* Registers cb to add series to every scrape, after the server's own, in registration order
- * (the gateway's upstream series). 0, JRPC_EBUSY (running) or JRPC_ENOMEM. Before run. */
+ * (the gateway's upstream series); data must stay valid until jrpc_server_free. 0, JRPC_EBUSY
+ * (running) or JRPC_ENOMEM. Before jrpc_server_run, from the thread that owns srv. */
 JRPC_EXTERN int jrpc_server_metrics_hook(jrpc_server_t *srv, jrpc_metrics_cb cb, void *data);
 /* printf-style text into the scrape being built (inside a jrpc_metrics_cb only). */
 JRPC_EXTERN void jrpc_metrics_printf(jrpc_metrics_t *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends s as a label value, escaped as the text format wants (\\, \" and \n). */
+/* Appends s (NUL-terminated) as a label value, escaped as the text format wants (\\, \" and
+ * \n); inside a jrpc_metrics_cb only. */
 JRPC_EXTERN void jrpc_metrics_label(jrpc_metrics_t *m, const char *s);
 
 /* 1 when `name` (a pattern with its trailing '*') is registered exactly, else 0. Before

@@ -123,22 +123,6 @@ void jrpc__acct_loop_flush(jrpc__loop_t *loop)
     loop->calls_lease = loop->calls_used;
 }
 
-void jrpc__acct_body(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta)
-{
-    if (delta == 0)
-        return;
-    if (delta > 0)
-        mem_add(loop, (size_t)delta);
-    else
-        mem_sub(loop, (size_t)-delta);
-    if (a == NULL)
-        return;
-    a->body += (size_t)delta; /* wraps back for a negative delta */
-    a->bytes += (size_t)delta;
-    if (delta < 0)
-        acct_released(a);
-}
-
 void jrpc__acct_held(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta)
 {
     if (delta == 0)
@@ -152,6 +136,13 @@ void jrpc__acct_held(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta)
     a->bytes += (size_t)delta;
     if (delta < 0)
         acct_released(a);
+}
+
+void jrpc__acct_body(jrpc__loop_t *loop, jrpc__acct_t *a, ptrdiff_t delta)
+{
+    if (a != NULL)
+        a->body += (size_t)delta; /* wraps back for a negative delta */
+    jrpc__acct_held(loop, a, delta);
 }
 
 size_t jrpc__acct_admit(jrpc__loop_t *loop, jrpc__acct_t *a, size_t n, size_t own, int *full)

@@ -172,8 +172,6 @@ void jrpc__req_expire_all(jrpc__loop_t *loop);
  * timers close; later replies are dropped. */
 void jrpc__req_orphan_all(jrpc__loop_t *loop);
 
-/* Items in a running request (1 for a single call). Loop thread, while it lives. */
-size_t jrpc__req_items(const jrpc__req_t *req);
 /* The request's number among its loop's requests: 1, 2, 3 … in the order they were made, never
  * reused. src/ws tells by it which message a subscription's answer travels in.
  * jrpc__req_seq: loop thread while the request lives; jrpc__call_req_seq: any thread the call may

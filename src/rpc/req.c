@@ -1002,11 +1002,6 @@ void jrpc__req_detach(jrpc__req_t *r)
     req_maybe_free(r);
 }
 
-size_t jrpc__req_items(const jrpc__req_t *r)
-{
-    return r->ncalls;
-}
-
 uint64_t jrpc__req_seq(const jrpc__req_t *r)
 {
     return r->seq;

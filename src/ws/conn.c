@@ -307,7 +307,6 @@ static void conn_stop_work(jrpc_conn_t *c)
         jrpc__list_remove(&m->link);
         msg_put(c, m);
     }
-    c->calls = 0;
     msg_list_free(c, c->waiting);
     c->waiting = c->waiting_tail = NULL;
 }
@@ -543,7 +542,6 @@ static void conn_answered(jrpc_conn_t *c, jrpc__ws_msg_t *m, jrpc__answer_t *ans
     if (ans->has_sum)
         conn_log_answer(c, m, ans);
     jrpc__list_remove(&m->link);
-    c->calls -= m->calls;
     uint64_t seq = m->seq;
     m->req = NULL;
     if (ans->body.len == 0) {
@@ -591,7 +589,6 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     m->t0 = c->log ? uv_hrtime() : 0;
     c->nmsgs++;
     m->req = NULL;
-    m->calls = 0;
     jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, c->acct, conn_on_done, m);
     if (r != NULL && jrpc__req_cleanup_add(r, conn_req_freed, jrpc_conn_ref(c)) != 0) {
         jrpc_conn_unref(c);
@@ -620,8 +617,6 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
         return;
     }
     m->req = r;
-    m->calls = jrpc__req_items(r);
-    c->calls += m->calls;
 }
 
 /* A whole message arrived (inside a feed): to the engine, or kept when the connection is at its

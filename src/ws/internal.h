@@ -47,7 +47,6 @@ struct jrpc__ws_msg {
     jrpc__req_t *req;     /* the engine's request while RUNNING (NULL while it starts) */
     jrpc_sub_t *sub;      /* PUSH/OUT of a subscription, or the subscription that END ends
                              (a reference either way) */
-    size_t calls;         /* calls of the request, counted in c->calls */
     uint64_t seq;         /* RUNNING: its request's jrpc__req_seq (0 while it starts) */
     uint64_t t0;          /* RUNNING: uv_hrtime() when it started (logging only) */
     jrpc_buf_t body;      /* the frame's payload (answer, push; WAITING: the request) */
@@ -128,7 +127,6 @@ struct jrpc_conn {
     unsigned nspare;              /* entries in spare, at most JRPC__WS_SPARE_MAX */
     unsigned out_count;           /* entries in the output queue */
     unsigned wr_count;            /* entries the write in flight carries */
-    size_t calls;                 /* calls in flight in the engine */
     jrpc__acct_t *acct;           /* (loop) what its requests hold until they finish, past their
                                      answers too: ws_max_inflight counts its calls */
     uint64_t nmsgs;               /* messages received */
