@@ -432,36 +432,32 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
 #define EACH_UPSTREAM(u, i)                                                                        \
     for (size_t i = 0; i < opts->upstreams_len; i++)                                               \
         for (const jrpcd_upstream_t *u = &opts->upstreams[i]; u != NULL && u->up != NULL; u = NULL)
+            /* Each URL of upstream u whose stats could be read, into url and us. */
+#define EACH_URL(u, j, url, us)                                                                    \
+    for (size_t j = 0; j < up.url_count((u)->up); j++)                                             \
+        if (up.url_stats((u)->up, j, &(url), &(us)) == 0)
+    const char *url;
+    jrpc_upstream_url_stats_t us;
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_requests_total HTTP requests sent to an upstream "
                            "URL, retries included, by outcome (ok, or fault: a transport fault).\n"
                            "# TYPE jrpc_upstream_requests_total counter\n");
     EACH_UPSTREAM(u, i)
+    EACH_URL(u, j, url, us)
     {
-        for (size_t j = 0; j < up.url_count(u->up); j++) {
-            const char *url;
-            jrpc_upstream_url_stats_t us;
-            if (up.url_stats(u->up, j, &url, &us) != 0)
-                continue;
-            metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
-                           ",outcome=\"ok\"");
-            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)(us.requests - us.faults));
-            metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
-                           ",outcome=\"fault\"");
-            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)us.faults);
-        }
+        metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
+                       ",outcome=\"ok\"");
+        jrpc_metrics_printf(m, " %llu\n", (unsigned long long)(us.requests - us.faults));
+        metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
+                       ",outcome=\"fault\"");
+        jrpc_metrics_printf(m, " %llu\n", (unsigned long long)us.faults);
     }
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_up 1 while an upstream URL is used, 0 while it "
                            "is passed over after a fault.\n# TYPE jrpc_upstream_up gauge\n");
     EACH_UPSTREAM(u, i)
+    EACH_URL(u, j, url, us)
     {
-        for (size_t j = 0; j < up.url_count(u->up); j++) {
-            const char *url;
-            jrpc_upstream_url_stats_t us;
-            if (up.url_stats(u->up, j, &url, &us) != 0)
-                continue;
-            metrics_series(m, "jrpc_upstream_up", u->name, url ? url : "-", NULL);
-            jrpc_metrics_printf(m, " %d\n", !us.down);
-        }
+        metrics_series(m, "jrpc_upstream_up", u->name, url ? url : "-", NULL);
+        jrpc_metrics_printf(m, " %d\n", !us.down);
     }
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_faults_total Upstream requests that failed, by "
                            "cause.\n# TYPE jrpc_upstream_faults_total counter\n");
@@ -547,6 +543,7 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].latency_count);
     }
 #undef EACH_UPSTREAM
+#undef EACH_URL
     free(st);
 }
 

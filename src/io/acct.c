@@ -89,28 +89,28 @@ static void mem_add(jrpc__loop_t *loop, size_t n)
     }
 }
 
+/* Gives back what a lease holds past use and one chunk, once that is over two chunks. */
+static void lease_trim(size_t *lease, size_t used, size_t chunk, atomic_size_t *total)
+{
+    if (*lease - used > 2 * chunk) {
+        size_t give = *lease - used - chunk;
+        atomic_fetch_sub_explicit(total, give, memory_order_relaxed);
+        *lease -= give;
+    }
+}
+
 static void mem_sub(jrpc__loop_t *loop, size_t n)
 {
     loop->mem_used -= n;
     atomic_store_explicit(&loop->stats.mem_used, loop->mem_used, memory_order_relaxed);
-    size_t chunk = mem_chunk(loop->io);
-    if (loop->mem_lease - loop->mem_used > 2 * chunk) {
-        size_t give = loop->mem_lease - loop->mem_used - chunk;
-        atomic_fetch_sub_explicit(&loop->io->mem_held, give, memory_order_relaxed);
-        loop->mem_lease -= give;
-    }
+    lease_trim(&loop->mem_lease, loop->mem_used, mem_chunk(loop->io), &loop->io->mem_held);
 }
 
 static void calls_sub(jrpc__loop_t *loop, size_t n)
 {
     loop->calls_used -= n;
     atomic_store_explicit(&loop->stats.calls_used, loop->calls_used, memory_order_relaxed);
-    size_t chunk = calls_chunk(loop->io);
-    if (loop->calls_lease - loop->calls_used > 2 * chunk) {
-        size_t give = loop->calls_lease - loop->calls_used - chunk;
-        atomic_fetch_sub_explicit(&loop->io->calls_held, give, memory_order_relaxed);
-        loop->calls_lease -= give;
-    }
+    lease_trim(&loop->calls_lease, loop->calls_used, calls_chunk(loop->io), &loop->io->calls_held);
 }
 
 void jrpc__acct_loop_flush(jrpc__loop_t *loop)
