@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The two commands users need: `make run` and `make test`. Each does its own set-up first:
 # `make run` only what the daemon needs, `make test` the test tools too (scripts/setup.sh).
 #   make run                  build and start jrpcd on 127.0.0.1:8000 with jrpcd.ini

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/attack.mjs — the attackers of bench/soak.sh's attack phase: hostile clients of every class
 // of issue 11 (Hardening II), all at once against one jrpcd, each an async task of this process
 // with its own tally (bytes sent, connections held, answers got, when jrpcd cut it off). Samples

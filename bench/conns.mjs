@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/conns.mjs — load client for bench/soak.sh (and the smoke test in
 // tests/integration/load.test.mjs): opens N keep-alive connections to jrpcd on loopback and
 // keeps a mixed load on them for a fixed time — single calls, batches, notifications, calls

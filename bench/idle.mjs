@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench/idle.mjs --port P --pid PID [--conns N] — idle keep-alive memory: opens N connections
 // to jrpcd, sends one tennis@ping on each and reads its answer (so each connection has served a
 // request and sits idle as a keep-alive client leaves it), then reads jrpcd's RSS and prints the

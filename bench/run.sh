@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh BUILD_DIR — jrpcd against nginx in the same run, on loopback, with wrk.
 # nginx answers every POST with a fixed 40-byte JSON body (it ignores the request body); jrpcd
 # parses and answers the calls. Both get one worker (io_threads 1 / worker_processes 1) so the

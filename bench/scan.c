@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scan.c — micro-benchmark of the envelope scanner against yajl on the batch DESIGN.md §1 measures:
  * 1000 Ethereum-style JSON-RPC calls (~108 KB: eth_getBalance, eth_call, eth_getLogs and friends,
  * hex addresses, nested objects, numbers, a few escaped strings), generated deterministically.

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // bench/slow_upstream.mjs — a slow JSON-RPC upstream for the attack phase of bench/soak.sh: every
 // POST is answered correctly (result {"m": method} per call, batch or single) after --delay ms,
 // like a node under load. It counts what jrpcd forwards to it, so the attack report can say how

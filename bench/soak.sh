@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/soak.sh [BUILD_DIR] [conns|soak|idle|attack|all] — load and soak tests of jrpcd on loopback
 # (issue 6) and its behaviour under attack (issue 11). Not part of `make test`;
 # tests/integration/load.test.mjs is the short smoke version of the load.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/valgrind.sh BUILD_DIR — runs the integration suite with every jrpcd under valgrind's
 # memcheck and prints the leak summary of each run and their sum. Not part of `make test`: under
 # valgrind jrpcd is 20-50x slower, so timing checks in the suite may fail; the point is the leak

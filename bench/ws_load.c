@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ws_load.c — WebSocket load generator for bench/run.sh: CONNS connections on one thread (libuv),
  * each keeping WINDOW copies of one message in flight (a new copy goes out for every answer),
  * answers counted frame by frame for SECONDS; prints messages per second. The message is masked

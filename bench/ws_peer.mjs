@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ws_peer.mjs — the Node side of the WebSocket benchmark (bench/run.sh): a plain `ws` server
 // (pinned in package.json) answering the same JSON-RPC 2.0 that jrpcd serves in the benchmark —
 // tennis@ping → "pong", test.echo → its params — with the same rules: single calls,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jrpc.c — the command-line client: call a method, send a notification or a batch, or load a
  * server, from the shell. Requests go over HTTP with libcurl (keep-alive, any URL scheme curl
  * speaks); JSON given on the command line is checked with libjrpc's strict validator before it

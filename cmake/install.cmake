@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # install.cmake — run by `cmake --install` (install(CODE) in CMakeLists.txt) to write the files that
 # name installed paths: jrpc.pc, jrpc-upstream.pc, jrpcd.ini and jrpcd.service. They are made here,
 # not at configure time, so that they name the prefix given to `cmake --install --prefix P` (or

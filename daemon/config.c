@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.c — reads jrpcd's INI file with libinih: [server] keys through the settings table the
  * flags share, [module NAME] sections into the module list, [upstream NAME] and [batch] into the
  * gateway settings (upstream.c). Every mistake stops the daemon with FILE:LINE, because a key

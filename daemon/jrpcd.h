@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jrpcd.h — what the daemon's files share: the options gathered from the config file and the
  * command line, the value parsers both of them use, logging, and module loading. Private to
  * daemon/; the library knows none of it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log.c — the daemon's log sink: one line per entry on stderr or in log_file,
  * "2026-11-22T10:00:00.123Z info …" or, with log_format = json, {"time":…,"level":…,"msg":…},
  * written with a single write(2) from a stack buffer, so lines from concurrent io threads never

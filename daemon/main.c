@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — jrpcd, the JSON-RPC 2.0 daemon: reads its options, creates the server, loads the
  * modules that provide the methods, listens, and runs until SIGINT or SIGTERM (SIGHUP reloads:
  * reload.c). The library does

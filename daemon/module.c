@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* module.c — loads jrpcd modules: shared objects that export jrpc_module_init and register their
  * methods through the public API (DESIGN.md §5). Handles stay open until the server is freed,
  * because the registry holds function pointers into them. */

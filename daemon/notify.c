@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify.c — systemd's readiness protocol (sd_notify(3)): when systemd started jrpcd with
  * Type=notify it names a datagram socket in NOTIFY_SOCKET, and jrpcd sends READY=1 once it
  * serves, RELOADING=1 and READY=1 around a reload, STOPPING=1 on SIGTERM. The protocol is one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.c — jrpcd's settings: one table of [server] keys that the INI reader and the command
  * line share (a flag is its key with '-' for '_'), the parsers for counts, sizes and durations,
  * and the command line itself (getopt_long), so a key and its flag can never drift apart. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reload.c — SIGHUP: jrpcd reads its configuration again, from the same file and flags as at
  * the start, and hands the server what a running server can change (jrpc_server_reconfigure:
  * limits, timeouts, hosts, cors_origins, log_level; jrpc_batch_deny_set: [batch] deny) without

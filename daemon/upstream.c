@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* upstream.c — jrpcd's gateway settings: the keys of [upstream NAME] sections and [batch] deny,
  * checked as they are read (so every mistake names its line), handed to the library once the
  * modules are loaded (local methods first, so a clash is reported against the upstream), printed

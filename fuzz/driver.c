@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* driver.c — runs a fuzz target's LLVMFuzzerTestOneInput over files without libFuzzer: every file
  * named on the command line, and every regular file inside a directory named there (not
  * recursive). Used to replay a corpus (JSONTestSuite, crash reproducers) under the same checks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine.c — libFuzzer target for the envelope and batch engine (src/rpc) in-process: each input
  * is one request body, answered by a real loop with inline, async and pattern handlers, as a
  * JSON-RPC body or (first byte odd) as a REST call or REST batch. Checks what must hold for any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.c — libFuzzer target for the HTTP/1.1 connection path (src/http) over a real loopback
  * socket: each input is the raw bytes one client sends on one connection (request lines, headers,
  * Content-Length and chunked bodies, pipelining, Expect: 100-continue, REST routes), then it

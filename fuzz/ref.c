@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ref.c — the fuzz harness's own RFC 8259 validator: plain recursive descent over the grammar and
  * a UTF-8 decoder that computes each code point and then classifies it (overlong, surrogate, out
  * of range), unlike the scanner, which checks byte ranges per lead byte. It is slow and simple on

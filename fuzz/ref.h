@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ref.h — a small reference JSON validator for the fuzz harness, written independently of
  * src/json/scan.c (recursive descent, its own UTF-8 decoder) so that the two can judge each other,
  * and able to tolerate named classes of faults so that it can also explain where yajl differs. */

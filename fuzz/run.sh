@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # fuzz/run.sh BUILD_DIR SECONDS — runs every libFuzzer target in BUILD_DIR/fuzz for SECONDS each.
 # Each target first replays its seed corpus (fuzz/corpus/<name>/) plus JSONTestSuite's cases
 # through its plain driver, then fuzzes from a temporary corpus holding both. The cases are the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scan.c — libFuzzer target for the envelope scanner (src/json/scan.c), with the accessors and the
  * writer riding along on every accepted input.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* upstream.c — libFuzzer target for the gateway's answer mapping (src/upstream/answer.c): what a
  * chunk of forwarded calls is replied when an upstream node sends back these bytes.
  *

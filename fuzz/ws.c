@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ws.c — libFuzzer target for the WebSocket wire: the opening handshake as src/http feeds it
  * (src/ws/handshake.c) and the framing session (src/ws/session.c). The first input
  * byte picks the path and its knobs; the rest is the input.

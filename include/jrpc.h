@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jrpc.h — the one public header of libjrpc, a JSON-RPC 2.0 server library built around batch
  * requests: many calls in one HTTP body or WebSocket message, checked, run concurrently under a
  * bound and answered in one response, in request order; over WebSocket the server also pushes

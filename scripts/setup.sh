@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # setup.sh [run|test] — installs what jrpc needs on Debian bookworm (run as root), and nothing when
 # it is all there already; one line per step says what it does.
 #   run:  what building and running the daemon needs (`make run`, `make install`): compiler,
@@ -36,11 +37,12 @@ apt_install() {
 
 # The daemon: CMake finds these (CMakeLists.txt); curl is for trying the endpoint by hand.
 apt_install "daemon build dependencies" build-essential cmake pkg-config \
-  libuv1-dev libhttp-parser-dev libssl-dev libinih-dev libsqlite3-dev libcurl4-openssl-dev curl
+  libuv1-dev libhttp-parser-dev libssl-dev libinih-dev libsqlite3-dev libcurl4-openssl-dev \
+  libhiredis-dev curl
 [ "$mode" = run ] && exit 0
 
 test_pkgs=(clang libclang-rt-14-dev clang-format libcmocka-dev libyajl-dev zlib1g-dev
-           wrk nginx-light haproxy prometheus scdoc procps)
+           wrk nginx-light haproxy prometheus redis-server scdoc procps)
 # nodejs/npm may come from elsewhere than Debian; the commands are what count.
 command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)

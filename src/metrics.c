@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* metrics.c — the admin listener's /metrics: sums every loop's counters (src/io/stats.h) with the
  * server-wide totals and the process's own figures into the Prometheus text format (0.0.4), then
  * lets extensions (the gateway) add theirs. Runs on the loop that serves the scrape; the other

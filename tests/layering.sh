@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # layering.sh SOURCE_DIR BUILD_DIR — checks that dependencies under src/ run one way (STYLE.md):
 #   util < json < io < rpc < ws < http < server (src/server.c) ; upstream sits beside the server.
 # A file may include headers of its own layer or below, and an object file may use symbols

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* db.c — the ledger's SQLite file: created with the embedded schema and fixture on first start,
  * then read and written through one connection per worker thread. A connection is opened lazily by
  * the first call a worker runs, keeps its statements prepared for the life of the thread and is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* db.h — the ledger's SQLite database: created and filled on first start, then one connection per
  * worker thread with its statements prepared once. */
 #ifndef LEDGER_DB_H

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- fixture.sql — the data a new ledger database starts with (embedded into ledger.so; run once,
 -- right after schema.sql, in the same transaction). docs/ledger.md says how it maps to seed 000:
 --   * 0x2f0EA53F92252167d658963f334a91de0824e322 holds 14066156191713469572 shares (> 2^63, the

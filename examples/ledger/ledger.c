@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ledger.c — the Lido-style methods of seed 000 as a jrpcd module over SQLite (db.c): share
  * balances as uint256 decimal strings, an atomic transfer, withdrawal NFTs and the last rebase
  * event. Every method runs on the worker pool, since SQLite blocks, and takes its params by

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- schema.sql — the ledger's tables, run once when the module creates a new database (the build
 -- embeds this file into ledger.so). Amounts that can pass 2^63 (shares, ether) are TEXT holding
 -- the canonical decimal digits: SQLite's INTEGER is 64-bit signed and its SUM() falls back to

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # sql2c.cmake — embeds the ledger's SQL into a C source at build time, so ledger.so needs no file
 # beside it and works from any directory. Run as
 #   cmake -DSCHEMA=schema.sql -DFIXTURE=fixture.sql -DOUT=ledger_sql.c -P sql2c.cmake

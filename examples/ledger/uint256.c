@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uint256.c — decimal parse and format, add, subtract and compare on four 64-bit limbs. The
  * 128-bit intermediate (a GCC and Clang extension) keeps the multiply-by-10 and divide-by-10^19
  * steps exact without splitting limbs by hand. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uint256.h — unsigned 256-bit integers for the ledger: the width of an EVM word, which is what
  * stETH share amounts are. Amounts travel as decimal strings and are summed here, never in SQLite
  * (its INTEGER is 64-bit signed) and never in floating point. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* spec.c — the methods used by the examples in §7 of the JSON-RPC 2.0 specification, as a jrpcd
  * module, so every example there can be replayed against jrpcd. It shows a module taking params
  * by position or by name, telling integers from other numbers (jrpc_json_int64 first, then

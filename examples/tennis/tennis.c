@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tennis.c — the methods of the Sajya batch example (seed 001), written as a jrpcd module: the
  * smallest useful one. It shows what a module of your own needs: export jrpc_module_init with
  * JRPC_EXTERN, register methods with jrpc_method_add, read params through the jrpc_json_*

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jrpc/upstream.h — the gateway's client (libjrpc_upstream, pkg-config jrpc-upstream): forwards
  * calls of chosen methods to upstream JSON-RPC services over HTTP(S). It is a library of its own so
  * that libcurl loads only into programs that use it; it reaches the server only through jrpc.h

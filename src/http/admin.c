@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* admin.c — what an admin listener answers (jrpc_server_admin_listen): the metrics exposition at
  * /metrics, /health, /healthz and /ready as the public listeners answer them, 404 elsewhere. The
  * RPC path, REST and WebSocket are never served here, and the public listeners never answer

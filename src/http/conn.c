@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* conn.c — HTTP/1.1 connections: accept, read, the pipeline of requests (answered strictly in
  * arrival order, bounded in depth and in-flight body bytes), writes, the hand-off of an upgraded
  * socket to src/ws, and the ways out: a hard close (errors, drain over), a lingering close after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* forward.c — the client behind a trusted proxy (trusted_proxies): the right-most address of
  * X-Forwarded-For (or the for= of Forwarded, RFC 7239) that is not itself a trusted proxy, used in
  * access lines and counted against max_connections_per_ip per request, since one proxy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* health.c — the answers of GET /health (the process serves: liveness) and GET /ready (a load
  * balancer may send it traffic: readiness), made here from what the server knows at once (a
  * drain asked, the readiness hooks), so a check every second or two costs no engine request. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hosts.c — who may address this server, and from which web pages: Host values checked against
  * the grammar of RFC 3986 (RFC 9112 §3.2 wants a 400 for any other) and the `hosts` allow-list,
  * Origin values against `cors_origins`, and the checks jrpc_config_check makes of both lists.

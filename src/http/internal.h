@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/http, the HTTP/1.1 transport between the io loops
  * (src/io) and the request engine (src/rpc): a connection object with its pipeline of requests,
  * shared by conn.c (sockets, pipeline, lifecycle), parse.c (http-parser callbacks, routing,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* parse.c — http-parser callbacks for one request: its line, headers and body, routed to the
  * engine (POST on the RPC path), to src/ws (a WebSocket upgrade: GET on the RPC path) or answered
  * here (OPTIONS, 404, 405, a refused upgrade), with the header and body limits and Expect:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* response.c — what the HTTP transport writes around a response body: the status line and header
  * block (built by hand into the request struct, no printf on the hot path), the JSON-RPC error
  * bodies of answers made here, and the access-log line. No Date or Server header: neither is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rest.c — REST routes over the same engine (seed 002's "batches over REST"):
  *   POST <rest_path>/<method>        body = params (array, object or empty) → bare result
  *   GET  <rest_path>/<method>?k=v    named params from the query string, values as strings

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* acct.c — what connections hold, counted until it is released: per connection (an account the
  * connection and each of its live requests share, so a request answered, timed out or left by its
  * client still counts against the bounds of the connection it came from) and for the whole server

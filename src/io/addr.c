@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* addr.c — socket addresses as text, "1.2.3.4:80" or "[::1]:80": the listen addresses the server
  * is given and reports, and the client named in access-log lines, one format for every
  * transport. */

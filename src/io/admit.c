@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* admit.c — connection caps: at most max_connections open at once on the whole server and at
  * most max_connections_per_ip from one client address. Counting spans every io loop (the kernel
  * spreads one client's connections over the SO_REUSEPORT sockets), so the total is an atomic and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/io, the ground floor: the event loops (one libuv loop per
  * io thread, each with its own SO_REUSEPORT listener, so a connection lives and dies on one loop
  * and the hot path takes no locks), the one queue that carries work to a loop from other

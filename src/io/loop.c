@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* loop.c — the io loops. Each io thread runs one libuv loop with its own SO_REUSEPORT listening
  * socket per address, so the kernel spreads connections over the loops and a connection never
  * changes thread. The group is this server's alone unless reuse_port says otherwise: a port

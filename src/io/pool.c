@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool.c — the worker pool for JRPC_WORKER handlers: a fixed set of threads and a bounded queue.
  * libuv's own threadpool is shared process-wide, sized by an environment variable and has an
  * unbounded queue; a blocking handler storm must instead be refused (-32005) once the queue is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sock.c — the connection core that HTTP and WebSocket share: the accepted socket and its one
  * timer, reads into the loop's buffer (or the owner's), the writer that tries the socket first and
  * queues only what it did not take, the FIN, and the close of both handles. The protocol on top

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats.c — the tables behind a loop's counters (stats.h): per-method duration histograms and the
  * (transport, method, code) cells of jrpc_calls_total. */
 #include "internal.h"

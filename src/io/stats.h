@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats.h — the counters each io loop keeps for the metrics endpoint. Each loop writes only its
  * own (a relaxed load and a relaxed store: plain moves, no locked instruction and no shared cache
  * line on the hot path); a scrape on any loop reads every loop's with relaxed loads and sums them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/json: the envelope scanner (validate a request body once,
  * strictly, and record where each item's JSON-RPC members are) and helpers the writer and the
  * accessors share. Never installed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scan.c — the envelope scanner: validates a request body as strict RFC 8259 JSON (numbers,
  * escapes, UTF-8, nesting depth) in one pass and, in that same pass, records where each request
  * item and its "jsonrpc", "method", "params" and "id" members are. Nothing is converted or copied:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* value.c — typed accessors over already-validated JSON text (the views handlers get for params).
  * Nothing is parsed ahead of time: each call walks the text it needs, skipping values with a cheap
  * structural walk (strings with their escapes, bracket depth). Validity is assumed for meaning,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* write.c — the JSON writer's appends (strings, integers, doubles) and the unescaper the accessors
  * and the request engine share. The writer escapes only what it builds itself; raw result bytes
  * are copied by the caller. Whatever bytes it is given, what it writes is valid JSON. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* call.c — what a handler sees: the call's params, id and method as views into the receive
  * buffer, and the reply functions. A reply may come from any thread: its bytes go to the request's
  * arena when made on the loop's thread (no malloc on the hot path), to malloc otherwise, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* discover.c — rpc.discover: an OpenRPC 1.2 document listing every registered method (and prefix
  * pattern) with the docs modules gave through jrpc_method_doc. The registry is final once the
  * server runs, so the document is built once at start and every call answers the same bytes. */

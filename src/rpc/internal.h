@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/rpc: the method registry and the request engine that
  * takes one body (single call or batch), checks every item, runs the calls under the batch bound
  * and deadline, and hands back one response in request order. Transports (src/http, src/ws) talk

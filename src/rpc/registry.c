@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* registry.c — the method table: name → handler and flags, plus prefix patterns ("eth_*") for
  * methods served by one handler (a gateway's upstream), the batch-deny policy, and the docs
  * rpc.discover publishes. Filled before the server runs, then only read (by every io thread at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* req.c — the request engine: one body (a single call or a batch) is scanned once, every item is
  * checked and given a slot, valid calls run under the batch_concurrency bound, and when the last
  * answerable slot is filled (or the deadline passes) the response is written in request order.

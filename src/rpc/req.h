@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* req.h — the request and call objects shared by req.c (lifecycle: check, run, answer) and
  * call.c (the handler-facing API). Private to src/rpc. */
 #ifndef JRPC_RPC_REQ_H

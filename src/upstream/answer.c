@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* answer.c — what travels in a chunk: the request body (each call with an id of the gateway's
  * own, method re-escaped, params byte-exact), and the mapping of the upstream's answer back to
  * the calls. Results are copied byte-exact and upstream JSON-RPC errors pass through; whatever

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* client.c — the gateway's HTTP client on one io loop: a libcurl multi handle driven by the loop
  * (curl_multi_socket_action from uv_poll and uv_timer callbacks, no thread per request), whose
  * connection cache is the loop's keep-alive pool to the upstream. Calls wait in the loop's

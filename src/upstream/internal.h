@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/upstream, the gateway: upstream objects (URLs, failover
  * state, counters), the per-io-loop client that drives a libcurl multi handle from the loop (no
  * thread per request: sockets are uv_poll handles, curl's timeout is a uv_timer), and the chunk:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* upstream.c — upstream objects: checking and copying their configuration, registering their
  * methods on the server, choosing the URL for each attempt (priority tiers, smooth weighted
  * round-robin inside a tier, failed URLs passed over for recheck_ms) and the counters a metrics

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* arena.c — per-request bump allocator. Chunks grow geometrically so a 1000-item batch costs a few
  * mallocs, and a request frees everything it used with one walk of the chunk list. */
 #include "arena.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* arena.h — per-request bump allocator: everything one request needs is freed in one go when its
  * response is written (nginx pools, h2o's mem pool). Not thread-safe: one owner thread. */
 #ifndef JRPC_UTIL_ARENA_H

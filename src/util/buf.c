@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* buf.c — the growable output buffer (jrpc_buf_t) with a sticky error, so writers can append a
  * whole response and check once at the end. The JSON-specific appends live in src/json/write.c. */
 #include "jrpc.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* digits.h — an integer's decimal digits written into a caller's buffer, for text built
  * by hand on hot paths (HTTP header blocks, JSON numbers, int64 replies), where snprintf's
  * format parsing costs more than the digits. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c — jrpc_strerror and jrpc_err_name from the one JRPC_ERRNO_MAP (libuv's UV_ERRNO_MAP).
  * System codes keep the system's text, so a JRPC_EINVAL reads the same as the -EINVAL a socket
  * call returned; only the project's own codes carry messages of their own. */

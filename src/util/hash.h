@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hash.h — FNV-1a, the string hash of the project's small open-addressing tables: simple, no
  * state or seed, and a good spread over short keys such as method names. */
 #ifndef JRPC_UTIL_HASH_H

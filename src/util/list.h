@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* list.h — intrusive circular doubly linked list (the kernel's list_head, libuv's queue.h). */
 #ifndef JRPC_UTIL_LIST_H
 #define JRPC_UTIL_LIST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log.c — the one log formatter (log.h). */
 #include "log.h"
 

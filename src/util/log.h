@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log.h — the one formatter for the library's log lines (HTTP access lines, WebSocket events, the
  * gateway's upstream events): a prefix naming who speaks and a printf-style message, cut to one
  * line of JRPC__LOG_LINE bytes (never split), handed to the configuration's log_cb when `level`

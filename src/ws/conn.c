@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* conn.c — WebSocket connections on the io loops: the socket taken over from src/http after the
  * 101, received messages handed to the engine (several in flight, answers leaving as each is
  * done, at most ws_max_inflight calls before reading stops), one output queue for answers,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* handshake.c — the opening handshake of RFC 6455 §4.2 as the HTTP transport sees it: the few
  * headers that matter (Upgrade, Sec-WebSocket-Key, Sec-WebSocket-Version; Connection is judged by
  * http-parser) captured while they stream past, the verdict (101, 400 or 426), and the 101 answer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/ws, the WebSocket transport: connections on the io loops
  * (conn.c: socket, framing session, messages in the engine, the output queue, timers and the
  * ways out) and server push from any thread (push.c: jrpc_conn_*, subscriptions, the loop's

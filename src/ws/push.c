@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* push.c — server push over WebSocket: references to connections, notifications and
  * subscriptions sent from any thread, carried to the connection's own thread by the loop's post
  * queue (the one its calls' replies take, so a handler's pushes arrive before its answer). A send

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* session.c — one connection's WebSocket framing (RFC 6455 §5 and §7): frame headers and their
  * length rules, unmasking, the checks of reserved bits, masking, opcodes and fragment order, the
  * size limit over all fragments (checked from the header, before the bytes arrive), UTF-8 of text

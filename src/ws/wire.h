@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wire.h — the WebSocket wire (RFC 6455) without sockets or loops: the opening handshake as
  * src/http sees it header by header (handshake.c), and the framing session that turns
  * received bytes into whole messages and control frames into bytes to send (session.c). Both are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An out-of-tree module, built by tests/install.sh with `pkg-config --cflags --libs jrpc` against
  * an installed jrpc and loaded by the installed jrpcd: the installed header and pkg-config file
  * are all a module author needs. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Built against an installed jrpc by tests/install.sh with `pkg-config --cflags --libs
  * jrpc-upstream` alone: the gateway's header, library and pkg-config file are installed, and a
  * program calling the gateway API links and runs. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bad input: one table of hostile and malformed requests sent over real sockets to one jrpcd,
 // each with the answer a careful server gives — HTTP framing as RFC 9112 wants it, JSON as
 // RFC 8259 wants it, JSON-RPC as docs/errors.md and DESIGN.md §3 say. After the table the same

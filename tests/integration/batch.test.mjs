@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Batches: the 1000 cap, per-item answers in request order, notification-only batches,
 // concurrency inside a batch and its bound (--batch-concurrency), and the bounded worker queue.
 // Concurrency is counted, not timed: test.sleep_peak says how many items were asleep at once.

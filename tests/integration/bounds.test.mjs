@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What one client can pin (docs/security.md, "Bounds on what clients hold"): work counts against
 // its connection's bounds until it finishes, also after its answer went; the server-wide bounds
 // max_inflight and max_memory refuse new items with -32005 (HTTP 503 when nothing could be

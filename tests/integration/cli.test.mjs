@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The jrpc command-line client against the real jrpcd: call, notify, batch (JSON and one call per
 // line), bench, exit statuses, and params checked before anything is sent.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The wire contract of DESIGN.md §3, as one table that both transports run (contract.test.mjs):
 // every row that makes sense over WebSocket as well as HTTP states its input once and checks the
 // answer once, with the few differences the transports really have spelled out in the row (HTTP

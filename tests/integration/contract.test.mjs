@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DESIGN.md §3 over both transports: every row of contract.mjs runs over HTTP and over WebSocket
 // against the real jrpcd (one server per distinct set of flags), then each server must still be
 // healthy and exit 0 on SIGTERM.

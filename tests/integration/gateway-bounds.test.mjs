@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the gateway holds for clients, against an upstream that never answers (/hang of
 // upstream-fault.mjs): the per-upstream queue is bounded by max_queue (items over it get -32005
 // at once, notifications counted like calls); a call nobody waits for any more — its client left,

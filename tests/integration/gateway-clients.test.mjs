@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Real clients and a second real node through the gateway: hardhat (pinned, started once for the
 // file since it is slow to start) behind jrpcd for the core calls, and viem (http transport with
 // batch: true) and ethers v6 (JsonRpcProvider, which batches on its own) reading blocks and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Gateway faults a real node does not produce on demand, against the misbehaving upstream of
 // upstream-fault.mjs (one path per fault; the header of that file lists them). Every case sends
 // a client batch that mixes the faulty upstream's items with local items and items of a healthy

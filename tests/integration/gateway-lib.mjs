@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared harness of the gateway tests (gateway*.test.mjs): real Ethereum nodes from npm (ganache,
 // hardhat) started offline on 127.0.0.1 with a port of their own choosing, jrpcd started with an
 // INI file of [upstream] sections, a plain HTTP client for talking to a node directly, and a TCP

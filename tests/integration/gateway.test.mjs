@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The gateway in front of real ganache nodes (pinned in package.json, started offline on
 // loopback): eth_chainId, eth_blockNumber, eth_getBalance, eth_sendTransaction then
 // eth_getTransactionReceipt, each the same through jrpcd as from the node directly; mixed

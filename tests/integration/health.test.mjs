@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Health and readiness (issue 12): GET /health, /healthz and /ready on the public listener, their
 // bodies, HEAD, what they skip (the Host check, the access log at info), /ready's 503 while a
 // SIGTERM drain lets a load balancer see the stop coming (drain_delay) and while every URL of an

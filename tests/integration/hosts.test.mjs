@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Browser-facing defaults (docs/security.md, "Browsers"): which names a request may give in
 // Host (`hosts`) and which web pages may call and read jrpcd (`cors_origins`), over the RPC
 // path, REST and the WebSocket upgrade. The attacks they stop, each as a browser would send it:

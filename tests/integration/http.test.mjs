@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // HTTP/1.1 transport: keep-alive, pipelining, chunked bodies, Expect: 100-continue, status
 // codes (405, 404, 413, 431), Connection: close, HTTP/1.0, tiny writes, paths, and graceful
 // SIGTERM with a request in flight. All over raw sockets so every byte is ours.

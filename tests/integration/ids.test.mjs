@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Ids are echoed byte-exact: whatever bytes the request's id value had, the answer's id has,
 // for results, errors and batch items. Checked on the raw response text (JSON.parse would round
 // big numbers, turn 1e400 into Infinity and decode escapes). Ids that are objects, arrays or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The ledger module (examples/ledger, docs/ledger.md) on a real SQLite file: seed 000's batch sent
 // verbatim and compared byte for byte with the seed's answers, every params check, transfers
 // (alone only, atomic, refused in batches), a batch of 1000 balance reads, concurrent transfers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared harness for the integration suite: starts the real jrpcd on 127.0.0.1:0, talks raw
 // HTTP/1.1 to it over node:net (so tests control every byte), and reads JSON-RPC answers
 // byte-exact. Node built-ins only.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Slow and hostile clients (docs/security.md): the head, body, idle and send timeouts, the
 // minimum body rate, and the connection caps (total and per client address), each against the
 // real jrpcd with small limits. Slow clients are simulated by writing on a timer; the server's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Listening sockets nobody can take over, and a `--check` that validates without side effects:
 // a second jrpcd on a port another jrpcd listens on exits 1 with "address in use" while the first
 // keeps answering; with --reuse-port on both they share the port (and the kernel spreads the

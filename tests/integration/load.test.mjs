@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Load smoke test: the short version of bench/soak.sh. 500 keep-alive connections at once, a few
 // calls each from the mix of bench/conns.mjs (singles, batches, notifications, errors, worker
 // and async calls, every answer checked), three rounds against one jrpcd. After each round the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Access lines, log_format, log_file with SIGUSR1, and trusted_proxies: what an operator reads
 // in the log names the methods, the failed items by code, the client (the forwarded one behind
 // a trusted proxy) and its user agent; per-IP caps apply to the forwarded address.

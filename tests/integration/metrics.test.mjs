@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Metrics (docs/metrics.md): the admin listener is off by default and /metrics is never on the
 // public listener; promtool accepts the exposition; a known workload moves exactly the counters
 // it should (scrape before and after, compare every sample); method labels are bounded.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reload (issue 12, items 4 and 6): SIGHUP makes jrpcd read its configuration file again and
 // apply the new limits and log level to the connections it has open, under continuous calls on
 // keep-alive HTTP connections and a WebSocket, without a failed call, a dropped connection or a

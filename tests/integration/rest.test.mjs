@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // REST routes (docs/rest.md) over the real jrpcd: POST /rest/<method> with params as the body,
 // GET with named params from the query string, POST /rest/<method>/batch with an array of params
 // answered in the same order, the status mapping of errors, and rpc.discover validated against

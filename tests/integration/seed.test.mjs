@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Seed 001 (Sajya's batch example) with the real curl binary, exactly as the seed writes it,
 // and the same bytes over a raw socket with no Content-Type at all. The seed's page shows the
 // ids as strings ("1"); jrpc echoes ids byte-exact, so numbers 1 and 2 come back as numbers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Graceful shutdown and disconnects (issue 6): SIGTERM with batches in flight on worker and
 // async handlers, an idle keep-alive connection closed, new connections refused, exit 0 long
 // before the drain time; what --drain does to a handler that outlives it; a second SIGTERM

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The examples of the JSON-RPC 2.0 specification, §7, sent byte for byte as the spec writes
 // them (to the spec example module), compared with the spec's expected responses.
 // Error objects are compared on code and message; an optional `data` member (e.g. where a

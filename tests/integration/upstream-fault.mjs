@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A small misbehaving JSON-RPC upstream for the faults a real node does not produce on demand.
 // One server, one behaviour per URL path, so a single jrpcd can point one [upstream] section at
 // each path. Each path names the fault it covers:

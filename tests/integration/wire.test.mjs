@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Wire behaviour: one test per row of DESIGN.md §3 plus the envelope rules around it
 // (invalid request objects, duplicated members, extra members, limits with small caps).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // WebSocket transport (RFC 6455) with the real `ws` client and, where `ws` will not misbehave on
 // request, raw frames: handshake and its refusals, single / notification / batch messages and the
 // WS batch cap, binary and fragmented messages, ping/pong both ways, close codes (1000, client

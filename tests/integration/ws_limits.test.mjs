@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What one WebSocket client may pin, and for how long: a message must arrive within body_timeout
 // of pause and at min_body_rate (as an HTTP body must), else close 1008; ws_max_queue bounds what
 // is held for a client that does not read, pushes from worker threads included (measured as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Server push over WebSocket: subscriptions in the shape Ethereum clients use (testkit's
 // test.subscribe / test.unsubscribe over jrpc_sub_*), notifications from a worker thread
 // (jrpc_conn_notify), the answer-before-pushes order, and the server-side cleanup when a client

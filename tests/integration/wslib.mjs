@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // WebSocket helpers for the integration suite: WsClient wraps the real `ws` client (pinned in
 // package.json) with a queue of received messages so tests read them in order with a bound, and
 // RawWs speaks the protocol byte by byte over node:net for what `ws` refuses to send (reserved

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* testkit.c — a jrpcd module of methods that integration tests and benchmarks drive: ones that
  * block a worker, reply later from a timer, echo, fail on demand, send big results or refuse
  * batches. Each one exercises one path of the library, so a test can aim at exactly that path.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify_sink.c — stands in for systemd in the integration tests: binds a unix datagram socket
  * at the path given (what NOTIFY_SOCKET names), prints "bound", then prints each datagram it
  * receives on a line of its own, its newlines shown as spaces ("RELOADING=1 MONOTONIC_USEC=…").

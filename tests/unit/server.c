@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of creating a server (src/server.c) through the public API: jrpc_server_create
  * refuses a bad config with JRPC_EINVAL and jrpc_config_check names the field, a valid one makes
  * a usable server, and jrpc_server_new stays the NULL-on-failure wrapper. (Out of memory is not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the HTTP/1.1 transport (src/http) in-process: one real libuv loop on this thread,
  * the real engine and worker pool, and connections over socketpairs so every byte the server writes
  * is checked. Requests are fed split at every byte, pipelined, chunked, over the limits, and cut

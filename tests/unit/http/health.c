@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of src/http/health.c: which paths are health checks, and the bodies of /health and
  * /ready from the server's state: a drain asked, readiness hooks (each asked once per answer,
  * names grouped by key in registration order, JSON-escaped), and the hook registration checks. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of src/http/hosts.c: the RFC 3986 host [":" port] reader (each input placed right
  * before a PROT_NONE page, so a read past its end faults), the hosts and cors_origins lists, the
  * checks jrpc_config_check makes of them, and the default hosts a server builds from its listen

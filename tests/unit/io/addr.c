@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of client addresses as keys and trusted_proxies lists (src/io/addr.c): IPv4 and
  * IPv6 words with and without a prefix length, what is refused, and matching at prefix
  * boundaries that do not fall on a byte. */

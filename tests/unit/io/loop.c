@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of listening (src/io/loop.c, jrpc__io_listen) with real sockets on loopback: port 0
  * puts every loop's socket on the one port it picked; a port another socket listens on is refused
  * with JRPC_EADDRINUSE unless reuse_port lets the two share; a process that joins the port of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for src/io/pool.c: the worker pool keeps one FIFO per connection and a free thread
  * serves the connection with the fewest calls running, in turn among equals, so a connection
  * with many calls queued or running delays another's call by one thread, not by all of them;

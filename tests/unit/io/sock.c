@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the connection core (src/io/sock.c) on one real libuv loop driven on this thread: a
  * sock on one end of a socketpair, owned by a small owner that records what it is told, and the
  * test on the other end. Reads into the loop's buffer and into the owner's room, the writer that

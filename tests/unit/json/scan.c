@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the envelope scanner (src/json/scan.c) against its contract in json/internal.h:
  * JSONTestSuite verdicts (y_ accepted, n_ rejected, i_ as our table says), truncation, depth
  * limits, error offsets, and the spans it records for each item. Every input goes through both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the accessors (src/json/value.c): types, containers, member lookup with escaped and
  * repeated names, integer and double edges, string unescaping into small buffers, and that no
  * accessor reads past its view even on truncated or garbage text (each input ends right before a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the writer (src/json/write.c): exact escapes for every control character, UTF-8
  * passed through or repaired with U+FFFD per maximal ill-formed subpart, integer and double edges,
  * the sticky buffer error, and jrpc__json_unescape. Every text written is re-validated with

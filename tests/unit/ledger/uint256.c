@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the ledger's 256-bit integers (examples/ledger/uint256.c): parse and format at
  * every limb boundary up to 2^256-1, the canonical-form policy (no sign, no leading zeros, digits
  * only), overflow and underflow leaving the result untouched, and random values checked against

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the method table (src/rpc/registry.c): exact names and how they are looked up
  * (by length, never by a NUL), prefix patterns (the longest wins, an exact name beats any), what
  * is refused (duplicates, bad names and flags), names of any bytes, growth of the hash table with

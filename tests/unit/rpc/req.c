@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the request engine (src/rpc/req.c) in-process: one real libuv loop on this thread,
  * the real worker pool, handlers that count what they run. Transport-independent rules: request
  * order, the batch bound, deadlines, the response cap, the batch cap, notifications, detach. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the gateway's answer mapping (src/upstream/answer.c): the request body a chunk
  * sends, and what each forwarded call is replied when the upstream's answer is right, and when it
  * is hostile — not JSON, truncated at every byte, not JSON-RPC, wrong types, missing, duplicate,

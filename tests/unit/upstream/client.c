@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of how the gateway's client (src/upstream/client.c) takes in an upstream's answer:
  * curl's write callback collects it piece by piece up to max_answer (the server's max_response),
  * and a transfer cut at that size fails every call of the chunk with the too_large fault, without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the per-request bump allocator (src/util/arena.c): alignment and disjointness of
  * what it hands out, chunk growth (doubling to a cap), allocations bigger than any chunk, sizes
  * that cannot be met, realloc in place and by copy, the per-loop chunk cache (which chunks it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the C error codes (src/util/error.c): system codes are -errno with the system's
  * text, the project's own codes have their own messages, and every code has a name. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the log formatter (src/util/log.c): the level gate, prefix and message on one
  * line, and a line too long for JRPC__LOG_LINE cut rather than split or overrun. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of server push (src/ws/push.c) in-process: one real libuv loop on this thread, the
  * real engine and worker pool, and WebSocket connections made by an HTTP upgrade over socketpairs,
  * so every frame the server writes is read and checked. Notifications from workers and from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the WebSocket wire (src/ws/session.c and src/ws/handshake.c): client byte streams
  * fed split at every byte, each piece placed right before a PROT_NONE page so any over-read
  * faults, with the messages and the frames sent back checked exactly; the close codes of every
