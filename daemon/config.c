@@ -177,6 +177,13 @@ static int config_handle(void *user, const char *section, const char *name, cons
         }
         return 1;
     }
+    if (strcmp(section, "redis") == 0) {
+        if (jrpcd_redis_key(ctx->opts, name, value, why, sizeof why) != 0) {
+            config_fail(ctx, "[redis] %s: %s", name, why);
+            return 0;
+        }
+        return 1;
+    }
     if (strcmp(section, "batch") == 0) {
         if (strcmp(name, "deny") != 0) {
             config_fail(ctx, "[batch]: unknown key \"%s\" (known: deny)", name);
@@ -216,11 +223,10 @@ static int config_handle(void *user, const char *section, const char *name, cons
     if (section[0] == '\0')
         config_fail(ctx, "\"%s\" is outside any section (put it under [server])", name);
     else
-        config_fail(
-            ctx,
-            "unknown section [%s] (known: [server], [rest], [batch], [admin], [module NAME], "
-            "[upstream NAME])",
-            section);
+        config_fail(ctx,
+                    "unknown section [%s] (known: [server], [rest], [batch], [admin], [redis], "
+                    "[module NAME], [upstream NAME])",
+                    section);
     return 0;
 }
 

@@ -67,6 +67,8 @@ typedef struct jrpcd_opts {
     char *errbuf;                /* set: a config file error goes here, not to stderr (reload) */
     size_t errcap;               /* bytes of errbuf */
     char *config_dir;            /* directory of config_file (NULL: the working directory) */
+    char *redis_url;             /* owned [redis] url behind cfg.redis_url, NULL: off */
+    char *redis_password;        /* owned [redis] password behind cfg.redis_password (secret) */
 } jrpcd_opts_t;
 
 /* ---- options.c ------------------------------------------------------------------------------ */
@@ -149,6 +151,13 @@ int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap);
 /* [batch] deny = PATTERN… (also --batch-deny): appends the patterns. 0, or -1 with err set. */
 /* One [admin] key (listen, max_method_labels), or --admin-listen. 0, or -1 with err filled. */
 int jrpcd_admin_key(jrpcd_opts_t *opts, const char *name, const char *value, char *err, size_t cap);
+/* ---- redis.c: the [redis] section ------------------------------------------------------------ */
+/* One [redis] key: 0, or -1 with the reason in err. */
+int jrpcd_redis_key(jrpcd_opts_t *opts, const char *name, const char *value, char *err, size_t cap);
+/* The section as --check prints it (the password, also one in the URL, hidden). */
+void jrpcd_redis_print(const jrpcd_opts_t *opts, FILE *out);
+/* Whether the two [redis] sections differ (a reload: only a restart applies it). */
+int jrpcd_redis_differ(const jrpcd_opts_t *a, const jrpcd_opts_t *b);
 int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
 /* Registers the batch policy and the upstreams on srv, after the modules. 0, or -1, err set. */
 int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);

@@ -624,6 +624,11 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
     free(opts->trusted_proxies);
     free(opts->log_file);
     free(opts->config_dir);
+    free(opts->redis_url);
+    if (opts->redis_password != NULL) {
+        memset(opts->redis_password, 0, strlen(opts->redis_password));
+        free(opts->redis_password);
+    }
     memset(opts, 0, sizeof(*opts));
 }
 
@@ -753,6 +758,7 @@ void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out)
     fprintf(out, "\n[admin]\nlisten =%s%s\nmax_method_labels = %u\n",
             opts->admin_listen != NULL ? " " : "",
             opts->admin_listen != NULL ? opts->admin_listen : "", opts->cfg.max_method_labels);
+    jrpcd_redis_print(opts, out);
     jrpcd_gateway_print(opts, out);
 }
 

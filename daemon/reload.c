@@ -102,6 +102,7 @@ static int restart_needed(const jrpcd_opts_t *run, const jrpcd_opts_t *next)
     NEEDS(modules_differ(run, next), "a module");
     NEEDS(strv_differ(run->batch_deny, run->batch_deny_len, next->batch_deny, next->batch_deny_len),
           "[batch] deny");
+    NEEDS(jrpcd_redis_differ(run, next), "[redis]");
     char *ua = upstreams_text(run), *ub = upstreams_text(next);
     NEEDS(ua == NULL || ub == NULL || strcmp(ua, ub) != 0, "an [upstream] section");
     free(ua);

@@ -263,6 +263,17 @@ typedef struct jrpc_config {
                                    "(other)" (0 = all count as "(other)") */
     unsigned log_json; /* 1: access lines are JSON objects ({"msg":"access","client":…}) that
                           log_cb completes with its own time and level; 0: text */
+    /* Budgets in Redis (docs/keys.md): every server given the same Redis shares each key's
+     * budget. Read when the server is created (the host is resolved then); a running server
+     * keeps them. */
+    const char *redis_url;      /* redis://[[user]:password@]host[:port][/db]; NULL or "" = off:
+                                   budgets are per process */
+    const char *redis_password; /* AUTH at connect; NULL or "" = the URL's, if any */
+    int redis_db;               /* SELECT at connect; -1 = the URL's, else 0 */
+    unsigned redis_timeout_ms;  /* a reservation Redis has not answered by then gets the
+                                   redis_fail answer */
+    unsigned redis_fail_closed; /* 1: such a reservation refuses every item (-32005); 0: admits
+                                   every item */
 } jrpc_config_t;
 
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */

@@ -5,6 +5,7 @@
  * jrpc__io_t and jrpc__engine_t. */
 #include "server.h"
 #include "http/internal.h"
+#include "io/redis.h"
 #include "util/log.h"
 #include "ws/internal.h"
 
@@ -81,6 +82,15 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
      * and capped under with an X-Forwarded-For of its own. */
     cfg->trusted_proxies = NULL;
     cfg->log_json = 0; /* text lines, as jrpcd has always written them */
+    /* Budgets stay in the process unless a Redis is named (docs/keys.md). 50 ms is 50 times a
+     * healthy Redis's round trip on a LAN, and what a client barely notices when Redis stalls;
+     * open, because a Redis outage should not refuse every client of every key (the keys are
+     * still checked: only their budgets are not counted meanwhile). */
+    cfg->redis_url = NULL;
+    cfg->redis_password = NULL;
+    cfg->redis_db = -1;
+    cfg->redis_timeout_ms = 50;
+    cfg->redis_fail_closed = 0;
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -121,6 +131,16 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
 #undef XX
     if (cfg->reuse_port > 1)
         return "reuse_port must be 0 or 1";
+    if (cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
+        if (jrpc__redis_url_parse(cfg->redis_url, NULL, 0, NULL, NULL, 0, NULL, &why) != 0)
+            return why;
+        if (cfg->redis_timeout_ms == 0 || cfg->redis_timeout_ms > JRPC__REDIS_MAX_TIMEOUT_MS)
+            return "redis_timeout_ms must be 1 to 60000";
+        if (cfg->redis_db < -1 || cfg->redis_db > JRPC__REDIS_MAX_DB)
+            return "redis_db must be 0 to 65535";
+        if (cfg->redis_fail_closed > 1)
+            return "redis_fail_closed must be 0 or 1";
+    }
     return NULL;
 }
 

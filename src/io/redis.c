@@ -796,7 +796,7 @@ int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *por
     static const char scheme[] = "redis://";
     const char *p = url;
     if (p == NULL || strncmp(p, scheme, sizeof scheme - 1) != 0) {
-        *why = "must start with redis://";
+        *why = "redis_url must start with redis://";
         return JRPC_EINVAL;
     }
     p += sizeof scheme - 1;
@@ -810,13 +810,13 @@ int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *por
     if (at != NULL) { /* [user]:password@ */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon == NULL) {
-            *why = "credentials must be [user]:password@";
+            *why = "redis_url credentials must be [user]:password@";
             return JRPC_EINVAL;
         }
         size_t plen = (size_t)(at - colon - 1);
         if (password != NULL) {
             if (plen >= pcap) {
-                *why = "password is too long";
+                *why = "redis_url password is too long";
                 return JRPC_EINVAL;
             }
             memcpy(password, colon + 1, plen);
@@ -829,12 +829,12 @@ int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *por
         h = p + 1;
         hend = memchr(h, ']', (size_t)(end - h));
         if (hend == NULL) {
-            *why = "IPv6 address without ]";
+            *why = "redis_url IPv6 address without ]";
             return JRPC_EINVAL;
         }
         if (hend + 1 < end) {
             if (hend[1] != ':') {
-                *why = "junk after ]";
+                *why = "redis_url junk after ]";
                 return JRPC_EINVAL;
             }
             pp = hend + 2;
@@ -847,11 +847,11 @@ int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *por
             hend = end;
     }
     if (hend == h) {
-        *why = "has no host";
+        *why = "redis_url has no host";
         return JRPC_EINVAL;
     }
     if ((size_t)(hend - h) >= (host != NULL ? cap : 256)) {
-        *why = "host is too long";
+        *why = "redis_url host is too long";
         return JRPC_EINVAL;
     }
     if (host != NULL) {
@@ -862,12 +862,12 @@ int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *por
     if (pp != NULL) {
         char *e;
         if (pp == end || *pp < '0' || *pp > '9') {
-            *why = "port must be a number";
+            *why = "redis_url port must be a number";
             return JRPC_EINVAL;
         }
         pn = strtoul(pp, &e, 10);
         if (e != end || pn == 0 || pn > 65535) {
-            *why = "port must be 1 to 65535";
+            *why = "redis_url port must be 1 to 65535";
             return JRPC_EINVAL;
         }
     }
@@ -877,17 +877,17 @@ int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *por
     if (*end == '/' && end[1] != 0) {
         char *e;
         if (end[1] < '0' || end[1] > '9') {
-            *why = "database must be a number";
+            *why = "redis_url database must be a number";
             return JRPC_EINVAL;
         }
         unsigned long d = strtoul(end + 1, &e, 10);
-        if (*e != 0 || d > 1000000) {
-            *why = "database must be a number";
+        if (*e != 0 || d > JRPC__REDIS_MAX_DB) {
+            *why = "redis_url database must be a number";
             return JRPC_EINVAL;
         }
         dbn = (int)d;
     } else if (*end != 0 && !(*end == '/' && end[1] == 0)) {
-        *why = "must be redis://[[user]:password@]host[:port][/db]";
+        *why = "redis_url must be redis://[[user]:password@]host[:port][/db]";
         return JRPC_EINVAL;
     }
     if (db != NULL)
@@ -904,11 +904,11 @@ int jrpc__budget_redis_new(const jrpc__redis_opts_t *o, jrpc__budget_t **out, ch
     int db;
     const char *why;
     if (jrpc__redis_url_parse(o->url, host, sizeof host, &port, pw, sizeof pw, &db, &why) != 0) {
-        snprintf(err, errlen, "[redis] url %s", why);
+        snprintf(err, errlen, "%s", why);
         return JRPC_EINVAL;
     }
-    if (o->timeout_ms == 0) {
-        snprintf(err, errlen, "[redis] timeout must be more than 0");
+    if (o->timeout_ms == 0 || o->timeout_ms > JRPC__REDIS_MAX_TIMEOUT_MS) {
+        snprintf(err, errlen, "redis timeout must be 1 to %u ms", JRPC__REDIS_MAX_TIMEOUT_MS);
         return JRPC_EINVAL;
     }
     struct addrinfo hints = {0}, *ai = NULL;
@@ -916,7 +916,7 @@ int jrpc__budget_redis_new(const jrpc__redis_opts_t *o, jrpc__budget_t **out, ch
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(host, NULL, &hints, &ai);
     if (rc != 0 || ai == NULL) {
-        snprintf(err, errlen, "[redis] url: host %s does not resolve (%s)", host,
+        snprintf(err, errlen, "redis_url: host %s does not resolve (%s)", host,
                  rc != 0 ? gai_strerror(rc) : "no address");
         return JRPC_EINVAL;
     }

@@ -26,6 +26,10 @@
  * (stopped, swapping) then costs a client nothing instead of a timeout each. A connection (TCP
  * and AUTH, SELECT, SCRIPT LOAD) must be ready within the same time. */
 #define JRPC__REDIS_STALL_MS 1000u
+/* Longest timeout: a budget answer later than a minute is of no use to a request (the default
+ * deadline is 30 s); and the highest database number, Redis's own bound is far below. */
+#define JRPC__REDIS_MAX_TIMEOUT_MS 60000u
+#define JRPC__REDIS_MAX_DB 65535
 /* A failure log line at most this often per store, with the count of failures since the last. */
 #define JRPC__REDIS_LOG_EVERY_MS 10000u
 
