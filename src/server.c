@@ -5,6 +5,7 @@
  * jrpc__io_t and jrpc__engine_t. */
 #include "server.h"
 #include "http/internal.h"
+#include "io/budget.h"
 #include "util/log.h"
 #include "ws/internal.h"
 
@@ -124,6 +125,39 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
     return NULL;
 }
 
+/* ---- API keys and budgets ------------------------------------------------------------------- */
+
+/* The one place that chooses the budget store: budgets kept in this process. (A store shared by
+ * several instances is chosen here too, from its own settings.) NULL when out of memory. */
+static jrpc__budget_t *budget_store_new(jrpc_server_t *srv)
+{
+    (void)srv;
+    return jrpc__budget_local_new();
+}
+
+/* The store's per-loop hooks, on each io loop's own thread (a loop hook of the server's own). */
+static void budget_loop_start(void *uv, unsigned index, void *data)
+{
+    (void)index;
+    jrpc_server_t *srv = data;
+    jrpc__budget_t *b = srv->engine.budget;
+    if (b != NULL && b->ops->loop_start != NULL) {
+        int rc = b->ops->loop_start(b, JRPC__CONTAINER_OF(uv, jrpc__loop_t, uv));
+        if (rc != 0)
+            jrpc__log(&srv->cfg, JRPC_LOG_WARN, NULL, "budget store: loop %u: %s", index,
+                      jrpc_strerror(rc));
+    }
+}
+
+static void budget_loop_stop(void *uv, unsigned index, void *data)
+{
+    (void)index;
+    jrpc_server_t *srv = data;
+    jrpc__budget_t *b = srv->engine.budget;
+    if (b != NULL && b->ops->loop_close != NULL)
+        b->ops->loop_close(b, JRPC__CONTAINER_OF(uv, jrpc__loop_t, uv));
+}
+
 JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out)
 {
     jrpc_config_t defaults;
@@ -167,6 +201,8 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
         rc = JRPC_ENOMEM;
     if (rc == 0)
         rc = jrpc__discover_register(&srv->engine);
+    if (rc == 0)
+        rc = jrpc_server_loop_hook(srv, budget_loop_start, budget_loop_stop, srv);
     if (rc != 0) {
         jrpc_server_free(srv);
         return rc;
@@ -182,6 +218,14 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
         srv->rest_path[rl - 1] = '\0';
     *out = srv;
     return 0;
+}
+
+JRPC_EXTERN int jrpc_server_keys_set(jrpc_server_t *srv, jrpc_keys_t *keys)
+{
+    uv_mutex_lock(&srv->reconf_lock);
+    int rc = jrpc__keys_install(&srv->engine, keys);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return rc;
 }
 
 JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
@@ -392,6 +436,11 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
     int rc = jrpc__discover_build(&srv->engine);
     if (rc == 0)
         rc = jrpc__metrics_prepare(srv);
+    /* Before the loops start (their hooks start it on each): keys set later, by a reload, find
+     * it there. */
+    if (rc == 0 && srv->engine.budget == NULL &&
+        (srv->engine.budget = budget_store_new(srv)) == NULL)
+        rc = JRPC_ENOMEM;
     if (rc == 0)
         rc = jrpc__io_run(&srv->io);
     atomic_store(&srv->io.running, 0);
@@ -454,6 +503,9 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
     }
     uv_mutex_destroy(&srv->reconf_lock);
     jrpc__registry_free(srv->engine.registry);
+    if (srv->engine.budget != NULL)
+        srv->engine.budget->ops->free(srv->engine.budget);
+    jrpc__keys_engine_free(&srv->engine);
     free(srv->engine.discover);
     free(srv->path);
     free(srv->rest_path);
