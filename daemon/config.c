@@ -196,6 +196,21 @@ static int config_handle(void *user, const char *section, const char *name, cons
         return 1;
     }
 
+    if (strcmp(section, "auth") == 0) {
+        if (jrpcd_auth_key(ctx->opts, name, value, ctx->opts->config_dir, why, sizeof why) != 0) {
+            config_fail(ctx, "[auth] %s: %s", name, why);
+            return 0;
+        }
+        return 1;
+    }
+    if (strcmp(section, "cost") == 0) {
+        if (jrpcd_cost_key(ctx->opts, name, value, why, sizeof why) != 0) {
+            config_fail(ctx, "[cost] %s: %s", name, why);
+            return 0;
+        }
+        return 1;
+    }
+
     /* The first word of the section names its kind: [module tennis], [upstream eth]. */
     size_t kind_len = strcspn(section, " \t");
     const char *arg = section + kind_len + strspn(section + kind_len, " \t");
@@ -205,6 +220,19 @@ static int config_handle(void *user, const char *section, const char *name, cons
             return 0;
         }
         return config_module_key(ctx, arg, name, value);
+    }
+    if (kind_len == 3 && strncmp(section, "key", 3) == 0) {
+        if (arg[0] == '\0') {
+            config_fail(ctx, "[key] needs a name: [key NAME]");
+            return 0;
+        }
+        char origin[512];
+        snprintf(origin, sizeof origin, "%s:%d", ctx->file, ctx->line);
+        if (jrpcd_key_key(ctx->opts, arg, name, value, origin, why, sizeof why) != 0) {
+            config_fail(ctx, "[key %s] %s: %s", arg, name, why);
+            return 0;
+        }
+        return 1;
     }
     if (kind_len == 8 && strncmp(section, "upstream", 8) == 0) {
         if (arg[0] == '\0') {
@@ -223,10 +251,11 @@ static int config_handle(void *user, const char *section, const char *name, cons
     if (section[0] == '\0')
         config_fail(ctx, "\"%s\" is outside any section (put it under [server])", name);
     else
-        config_fail(ctx,
-                    "unknown section [%s] (known: [server], [rest], [batch], [admin], [redis], "
-                    "[module NAME], [upstream NAME])",
-                    section);
+        config_fail(
+            ctx,
+            "unknown section [%s] (known: [server], [rest], [batch], [admin], [auth], [cost], "
+            "[redis], [module NAME], [upstream NAME], [key NAME])",
+            section);
     return 0;
 }
 

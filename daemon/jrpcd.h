@@ -67,6 +67,8 @@ typedef struct jrpcd_opts {
     char *errbuf;                /* set: a config file error goes here, not to stderr (reload) */
     size_t errcap;               /* bytes of errbuf */
     char *config_dir;            /* directory of config_file (NULL: the working directory) */
+    struct jrpcd_keys *keys;     /* [auth], [key NAME], [cost] and the keys_file (keys.c);
+                                    NULL: none of them */
     char *redis_url;             /* owned [redis] url behind cfg.redis_url, NULL: off */
     char *redis_password;        /* owned [redis] password behind cfg.redis_password (secret) */
 } jrpcd_opts_t;
@@ -170,6 +172,26 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts);
 void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out);
 /* Frees the upstreams (after jrpc_server_free) and the batch policy. */
 void jrpcd_gateway_free(jrpcd_opts_t *opts);
+
+/* ---- keys.c -------------------------------------------------------------------------------- */
+
+/* One key of [auth] (keys_file is resolved against base_dir), of [key NAME] (`origin`:
+ * "FILE:LINE"), or of [cost]. 0, or -1 with a one-line reason in err. */
+int jrpcd_auth_key(jrpcd_opts_t *opts, const char *name, const char *value, const char *base_dir,
+                   char *err, size_t cap);
+int jrpcd_key_key(jrpcd_opts_t *opts, const char *key, const char *name, const char *value,
+                  const char *origin, char *err, size_t cap);
+int jrpcd_cost_key(jrpcd_opts_t *opts, const char *pattern, const char *value, char *err,
+                   size_t cap);
+/* After the file and the flags: reads the keys_file and checks every key. 0, or -1, err set. */
+int jrpcd_keys_check(jrpcd_opts_t *opts, char *err, size_t cap);
+/* Gives the keys to srv (none: no keys), at the start and at each reload. 0, or -1, err set. */
+int jrpcd_keys_setup(const jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);
+/* Keys configured (for the reload's line). */
+size_t jrpcd_keys_count(const jrpcd_opts_t *opts);
+/* The [auth], [key …] and [cost] sections for --check, every secret hidden. */
+void jrpcd_keys_print(const jrpcd_opts_t *opts, FILE *out);
+void jrpcd_keys_free(jrpcd_opts_t *opts);
 
 /* ---- log.c ---------------------------------------------------------------------------------- */
 

@@ -171,6 +171,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "jrpcd: %s\n", err);
         goto done;
     }
+    if (jrpcd_keys_setup(&opts, srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "jrpcd: %s\n", err);
+        goto done;
+    }
     if (opts.admin_listen != NULL && (rc = jrpcd_gateway_metrics(&opts, srv)) != 0) {
         fprintf(stderr, "jrpcd: upstream metrics: %s\n", jrpc_strerror(rc));
         goto done;

@@ -617,6 +617,7 @@ void jrpcd_opts_free(jrpcd_opts_t *opts)
     }
     free(opts->modules);
     jrpcd_gateway_free(opts);
+    jrpcd_keys_free(opts);
     free(opts->path);
     free(opts->rest_path);
     free(opts->hosts);
@@ -760,6 +761,7 @@ void jrpcd_opts_print(const jrpcd_opts_t *opts, FILE *out)
             opts->admin_listen != NULL ? opts->admin_listen : "", opts->cfg.max_method_labels);
     jrpcd_redis_print(opts, out);
     jrpcd_gateway_print(opts, out);
+    jrpcd_keys_print(opts, out);
 }
 
 static void print_help(const jrpcd_opts_t *opts)
@@ -975,6 +977,14 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
             fprintf(stderr, "jrpcd: --%s: %s\n", s->flag, err);
             goto done;
         }
+    }
+    /* After the flags: a key's batch caps are checked against the server's final ones. */
+    if (jrpcd_keys_check(opts, err, sizeof(err)) != 0) {
+        if (opts->errbuf != NULL)
+            snprintf(opts->errbuf, opts->errcap, "%s", err);
+        else
+            fprintf(stderr, "jrpcd: %s\n", err);
+        goto done;
     }
     rc = 0;
 

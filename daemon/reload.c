@@ -157,15 +157,18 @@ static void reload_once(void)
     rc = jrpc_batch_deny_set(reload.srv, (const char *const *)next.batch_deny, next.batch_deny_len);
     if (rc != 0)
         jrpcd_log(JRPC_LOG_ERROR, "reload: [batch] deny kept as it was: %s", jrpc_strerror(rc));
+    /* Keys (with the keys_file read again) apply to requests from now on. */
+    if (jrpcd_keys_setup(&next, reload.srv, why, sizeof why) != 0)
+        jrpcd_log(JRPC_LOG_ERROR, "reload: API keys kept as they were: %s", why);
     /* The line below shows at the old level or the new one, whichever says more. */
     const jrpc_config_t *cfg = jrpc_server_config(reload.srv);
     if (cfg->log_level > reload.level)
         jrpcd_log_set_level(cfg->log_level);
     jrpcd_log(JRPC_LOG_INFO,
               "reloaded: max_batch %u, max_batch_ws %u, deadline %u ms, %zu [batch] deny "
-              "patterns, log_level %s%s",
+              "patterns, %zu API keys, log_level %s%s",
               cfg->max_batch, cfg->max_batch_ws, cfg->deadline_ms, next.batch_deny_len,
-              jrpcd_log_level_name(cfg->log_level),
+              jrpcd_keys_count(&next), jrpcd_log_level_name(cfg->log_level),
               kept ? " (some settings need a restart, see above)" : "");
 done:
     jrpcd_opts_free(&next);

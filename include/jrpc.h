@@ -79,6 +79,7 @@ enum {
     JRPC_CODE_INVALID_PARAMS = -32602,
     JRPC_CODE_INTERNAL_ERROR = -32603,
     JRPC_CODE_SERVER_ERROR = -32000,
+    JRPC_CODE_UNAUTHORIZED = -32001,
     JRPC_CODE_TIMEOUT = -32002,
     JRPC_CODE_RESPONSE_TOO_LARGE = -32003,
     JRPC_CODE_NOT_IN_BATCH = -32004,
@@ -409,6 +410,60 @@ JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
  * JRPC_ENOMEM. */
 #define JRPC_HAVE_BATCH_DENY_SET 1
 JRPC_EXTERN int jrpc_batch_deny_set(jrpc_server_t *srv, const char *const *patterns, size_t n);
+
+/* ---- API keys, per-call costs and budgets (docs/keys.md) ------------------------------------ */
+
+/* A set of API keys, the cost of each method in units, and the rules for requests without a key:
+ * built whole, then given to a server (jrpc_server_keys_set), which swaps it in while running.
+ * Requests name a key in the path (POST <path_prefix>/<secret>), as `Authorization: Bearer
+ * <secret>` or as `X-API-Key: <secret>`. Each key (and, with anonymous_rate, each client address
+ * without a key) has a token bucket of `rate` units a second up to `burst`; the calls of one
+ * request are admitted in request order, each for its method's cost. */
+typedef struct jrpc_keys jrpc_keys_t;
+
+typedef struct jrpc_auth_config {
+    int required;             /* 1: a request without a valid key gets HTTP 401 */
+    const char *path_prefix;  /* "/v2": <prefix>/<secret> is the RPC path for that key, and
+                                 <prefix>/<secret><rest_path>/… its REST routes; NULL: none */
+    uint64_t anonymous_rate;  /* units a second per client address without a key (0: no limit) */
+    uint64_t anonymous_burst; /* 0: anonymous_rate x 1 s */
+} jrpc_auth_config_t;
+
+typedef struct jrpc_key_config {
+    const char *name;      /* 1-64 of [A-Za-z0-9_.-]: what metrics and logs show */
+    const char *secret;    /* 16-128 of [A-Za-z0-9_.~-] (it may travel in a URL path) */
+    uint64_t rate;         /* units a second; 0: no limit */
+    uint64_t burst;        /* 0: rate x 1 s; at most 10^9 */
+    const char *methods;   /* allow patterns (exact, or a prefix ending in '*'), separated by
+                              spaces or commas; NULL or "": every method */
+    const char *deny;      /* deny patterns, the same way; a deny wins over an allow */
+    unsigned max_batch;    /* HTTP batch cap for this key (0: the server's; never above it) */
+    unsigned max_batch_ws; /* WebSocket batch cap, the same way */
+    const char *origins;   /* browser origins allowed with this key (as cors_origins);
+                              NULL: the server's cors_origins */
+} jrpc_key_config_t;
+
+/* NULL when `auth` (NULL: the defaults, nothing required) or `key` is valid, else a static
+ * message naming the first field refused. Any thread. */
+JRPC_EXTERN const char *jrpc_auth_check(const jrpc_auth_config_t *auth);
+JRPC_EXTERN const char *jrpc_key_check(const jrpc_key_config_t *key);
+/* A new set with these rules (copied) and no key; NULL when auth is refused or out of memory. */
+JRPC_EXTERN jrpc_keys_t *jrpc_keys_new(const jrpc_auth_config_t *auth);
+/* Adds a key (copied). 0, JRPC_EINVAL (jrpc_key_check), JRPC_EEXIST (its name or secret is
+ * taken) or JRPC_ENOMEM. Not once the set was given to a server. */
+JRPC_EXTERN int jrpc_keys_add(jrpc_keys_t *keys, const jrpc_key_config_t *key);
+/* Sets the cost of the methods `pattern` names (exact, or a prefix ending in '*'; the exact name,
+ * then the longest prefix decides) to `units` (0: free; at most 10^9). Methods no pattern names
+ * cost 1. 0, JRPC_EINVAL, JRPC_EEXIST (the pattern is set already) or JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_keys_cost(jrpc_keys_t *keys, const char *pattern, uint64_t units);
+/* Frees a set never given to a server. */
+JRPC_EXTERN void jrpc_keys_free(jrpc_keys_t *keys);
+/* Makes `keys` (NULL: none, every request is served without keys) what the server checks, also
+ * while it runs (jrpcd's reload): requests whose head arrives after it returns follow it; a
+ * WebSocket connection keeps the key it opened with. The server takes the set in every case and
+ * frees it (replaced sets stay allocated until jrpc_server_free). Budgets are kept by key name
+ * across sets. Any thread. 0 or JRPC_ENOMEM. */
+JRPC_EXTERN int jrpc_server_keys_set(jrpc_server_t *srv, jrpc_keys_t *keys);
 
 /* ---- Readiness (GET /ready) ------------------------------------------------------------------ */
 

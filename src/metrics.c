@@ -3,6 +3,7 @@
  * server-wide totals and the process's own figures into the Prometheus text format (0.0.4), then
  * lets extensions (the gateway) add theirs. Runs on the loop that serves the scrape; the other
  * loops are read with relaxed loads, never stopped or woken. */
+#include "io/redis.h"
 #include "server.h"
 
 #include <dirent.h>
@@ -372,6 +373,19 @@ void jrpc__metrics_render(jrpc__loop_t *loop, jrpc_buf_t *out)
     head(m, "jrpc_worker_queue_depth", "gauge", "Worker calls queued and not taken by a thread.");
     jrpc_metrics_printf(m, "jrpc_worker_queue_depth %u\n",
                         io->pool != NULL ? jrpc__pool_depth(io->pool) : 0);
+
+    if (srv->redis_url != NULL && srv->engine.budget != NULL) {
+        jrpc__redis_stats_t rs;
+        jrpc__budget_redis_stats(srv->engine.budget, &rs);
+        head(m, "jrpc_redis_requests_total", "counter",
+             "Budget reservations sent to Redis or failed before, by outcome.");
+        for (unsigned k = 0; k < JRPC__REDIS_OUTCOMES; k++)
+            jrpc_metrics_printf(m, "jrpc_redis_requests_total{outcome=\"%s\"} %llu\n",
+                                jrpc__redis_outcome_name(k), (unsigned long long)rs.outcomes[k]);
+        head(m, "jrpc_redis_up", "gauge",
+             "1 when every io loop has its Redis connection ready, else 0.");
+        jrpc_metrics_printf(m, "jrpc_redis_up %d\n", rs.loops > 0 && rs.loops_up == rs.loops);
+    }
 
     process_write(m);
     for (const jrpc__metrics_ext_t *e = srv->metrics_exts; e != NULL; e = e->next)

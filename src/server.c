@@ -5,6 +5,7 @@
  * jrpc__io_t and jrpc__engine_t. */
 #include "server.h"
 #include "http/internal.h"
+#include "io/budget.h"
 #include "io/redis.h"
 #include "util/log.h"
 #include "ws/internal.h"
@@ -144,6 +145,51 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
     return NULL;
 }
 
+/* ---- API keys and budgets ------------------------------------------------------------------- */
+
+/* The one place that chooses the budget store: Redis when redis_url names one (every server
+ * pointing at it shares each budget), else budgets kept in this process. 0 and the store in
+ * *out, JRPC_EINVAL (the Redis settings refused, or its host does not resolve: logged) or
+ * JRPC_ENOMEM. */
+static int budget_store_new(jrpc_server_t *srv, jrpc__budget_t **out)
+{
+    const jrpc_config_t *c = &srv->cfg;
+    if (c->redis_url == NULL || c->redis_url[0] == '\0') {
+        *out = jrpc__budget_local_new();
+        return *out != NULL ? 0 : JRPC_ENOMEM;
+    }
+    jrpc__redis_opts_t o = {c->redis_url, c->redis_password, c->redis_db, c->redis_timeout_ms,
+                            c->redis_fail_closed != 0};
+    char err[512];
+    int rc = jrpc__budget_redis_new(&o, out, err, sizeof err);
+    if (rc == JRPC_EINVAL)
+        jrpc__log(c, JRPC_LOG_ERROR, NULL, "budgets in Redis: %s", err);
+    return rc;
+}
+
+/* The store's per-loop hooks, on each io loop's own thread (a loop hook of the server's own). */
+static void budget_loop_start(void *uv, unsigned index, void *data)
+{
+    (void)index;
+    jrpc_server_t *srv = data;
+    jrpc__budget_t *b = srv->engine.budget;
+    if (b != NULL && b->ops->loop_start != NULL) {
+        int rc = b->ops->loop_start(b, JRPC__CONTAINER_OF(uv, jrpc__loop_t, uv));
+        if (rc != 0)
+            jrpc__log(&srv->cfg, JRPC_LOG_WARN, NULL, "budget store: loop %u: %s", index,
+                      jrpc_strerror(rc));
+    }
+}
+
+static void budget_loop_stop(void *uv, unsigned index, void *data)
+{
+    (void)index;
+    jrpc_server_t *srv = data;
+    jrpc__budget_t *b = srv->engine.budget;
+    if (b != NULL && b->ops->loop_close != NULL)
+        b->ops->loop_close(b, JRPC__CONTAINER_OF(uv, jrpc__loop_t, uv));
+}
+
 JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out)
 {
     jrpc_config_t defaults;
@@ -187,6 +233,18 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
         rc = JRPC_ENOMEM;
     if (rc == 0)
         rc = jrpc__discover_register(&srv->engine);
+    if (rc == 0)
+        rc = jrpc_server_loop_hook(srv, budget_loop_start, budget_loop_stop, srv);
+    /* Budgets in Redis: made now, so that a bad URL or a host that does not resolve is an error
+     * of create (and of jrpcd --check), and the strings need not outlive this call. The store
+     * keeps the password; the running configuration does not. */
+    if (rc == 0 && cfg->redis_url != NULL && cfg->redis_url[0] != '\0') {
+        rc = budget_store_new(srv, &srv->engine.budget);
+        if (rc == 0 && (srv->redis_url = strdup(cfg->redis_url)) == NULL)
+            rc = JRPC_ENOMEM;
+    }
+    srv->cfg.redis_url = srv->redis_url;
+    srv->cfg.redis_password = NULL;
     if (rc != 0) {
         jrpc_server_free(srv);
         return rc;
@@ -202,6 +260,14 @@ JRPC_EXTERN int jrpc_server_create(const jrpc_config_t *cfg, jrpc_server_t **out
         srv->rest_path[rl - 1] = '\0';
     *out = srv;
     return 0;
+}
+
+JRPC_EXTERN int jrpc_server_keys_set(jrpc_server_t *srv, jrpc_keys_t *keys)
+{
+    uv_mutex_lock(&srv->reconf_lock);
+    int rc = jrpc__keys_install(&srv->engine, keys);
+    uv_mutex_unlock(&srv->reconf_lock);
+    return rc;
 }
 
 JRPC_EXTERN jrpc_server_t *jrpc_server_new(const jrpc_config_t *cfg)
@@ -244,6 +310,11 @@ JRPC_EXTERN int jrpc_server_reconfigure(jrpc_server_t *srv, const jrpc_config_t 
     rc->cfg.max_header = cur->max_header;
     rc->cfg.log_cb = cur->log_cb;
     rc->cfg.log_data = cur->log_data;
+    rc->cfg.redis_url = cur->redis_url; /* the store was made with them */
+    rc->cfg.redis_password = NULL;
+    rc->cfg.redis_db = cur->redis_db;
+    rc->cfg.redis_timeout_ms = cur->redis_timeout_ms;
+    rc->cfg.redis_fail_closed = cur->redis_fail_closed;
     if (rc->cfg.batch_concurrency == 0)
         rc->cfg.batch_concurrency = 1;
     if (rc->cfg.max_depth == 0)
@@ -412,6 +483,10 @@ JRPC_EXTERN int jrpc_server_run(jrpc_server_t *srv)
     int rc = jrpc__discover_build(&srv->engine);
     if (rc == 0)
         rc = jrpc__metrics_prepare(srv);
+    /* Before the loops start (their hooks start it on each): keys set later, by a reload, find
+     * it there. */
+    if (rc == 0 && srv->engine.budget == NULL)
+        rc = budget_store_new(srv, &srv->engine.budget);
     if (rc == 0)
         rc = jrpc__io_run(&srv->io);
     atomic_store(&srv->io.running, 0);
@@ -474,9 +549,13 @@ JRPC_EXTERN void jrpc_server_free(jrpc_server_t *srv)
     }
     uv_mutex_destroy(&srv->reconf_lock);
     jrpc__registry_free(srv->engine.registry);
+    if (srv->engine.budget != NULL)
+        srv->engine.budget->ops->free(srv->engine.budget);
+    jrpc__keys_engine_free(&srv->engine);
     free(srv->engine.discover);
     free(srv->path);
     free(srv->rest_path);
+    free(srv->redis_url);
     free(srv->hosts);
     free(srv->cors_origins);
     free(srv->trusted_proxies);

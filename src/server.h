@@ -22,6 +22,7 @@ struct jrpc_server {
                                      loopback listen addresses (hosts_default) */
     char *cors_origins;           /* owned copy of cfg.cors_origins ("" = none) */
     char *trusted_proxies;        /* owned copy of cfg.trusted_proxies ("" = none) */
+    char *redis_url;              /* owned copy of cfg.redis_url (NULL: budgets per process) */
     int hosts_default;            /* cfg.hosts was NULL or "": listen adds loopback names */
     jrpc__io_t io;                /* loops, listeners, caps, worker pool */
     struct jrpc__reconf *reconfs; /* configurations set by jrpc_server_reconfigure, newest

@@ -445,6 +445,7 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
     jrpc__acct_held(c->loop, c->acct, (ptrdiff_t)hr->out_held);
     /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
     hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
+    hr->retry_after = ans->retry_after;
     hr->state = JRPC__HR_READY;
 }
 
@@ -485,6 +486,8 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         req_run_failed(c, hr);
         return;
     }
+    if (hr->key_state != JRPC__KEY_OFF)
+        jrpc__req_auth(r, &hr->auth);
     hr->state = JRPC__HR_RUNNING;
     hr->in_len = len;
     jrpc__answer_t ans;
@@ -602,7 +605,8 @@ static void conn_upgrade(jrpc__http_conn_t *c)
     c->upgrade = NULL;
     /* Frames in this read go as a view; frames kept earlier go with the sock. */
     if (jrpc__ws_accept(c->sock, &c->ws, c->rest, c->rest_len,
-                        hr->client_len != 0 ? hr->x->client : NULL) == 0) {
+                        hr->client_len != 0 ? hr->x->client : NULL,
+                        hr->key_state != JRPC__KEY_OFF ? &hr->auth : NULL) == 0) {
         if (hr->ip_counted) {
             /* A proxied WebSocket client stays counted under its own address for the life of
              * the connection: the count moves to the socket, which gives it back at close. */

@@ -90,11 +90,11 @@ int jrpc__http_forwarded(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     if (!found)
         return 0; /* the proxy named nobody: the request is its own, as the log says */
     hr->client_len = (uint8_t)jrpc__addr_key_name(key, hr->x->client, sizeof hr->x->client);
+    memcpy(hr->x->ip_key, key, 16); /* also the anonymous budget's address (auth.c) */
     if (c->loop->cfg->max_connections_per_ip == 0)
         return 0;
     if (jrpc__admit_ip(io, key) != 0)
         return -1;
-    memcpy(hr->x->ip_key, key, 16);
     hr->ip_counted = 1;
     return 0;
 }

@@ -255,6 +255,9 @@ int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         return -1;
     }
     const char *origins = cfg->cors_origins != NULL ? cfg->cors_origins : "";
+    int key_origins = hr->auth.key != NULL && hr->auth.key->origins != NULL;
+    if (key_origins)
+        origins = hr->auth.key->origins; /* the key names the pages that may use it */
     if (c->n_origin > 0) {
         size_t on = kept_len(hr->origin, sizeof hr->origin, hr->origin_len);
         /* Only one Origin is ever sent; a longer one than kept is on no list ("*" aside). */
@@ -264,8 +267,9 @@ int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
             hr->origin_len = (uint16_t)on; /* echoed without the blanks */
         if (hr->cors != JRPC__CORS_NONE)
             return 0;
-        snprintf(msg, sizeof msg, "origin \"%.*s\" is not allowed (server setting: cors_origins)",
-                 (int)(on < 64 ? on : 64), hr->origin);
+        snprintf(msg, sizeof msg, "origin \"%.*s\" is not allowed (%s)", (int)(on < 64 ? on : 64),
+                 hr->origin,
+                 key_origins ? "the API key's origins" : "server setting: cors_origins");
         jrpc__http_refuse(c, 403, JRPC_CODE_INVALID_REQUEST, msg);
         return -1;
     }

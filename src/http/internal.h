@@ -154,14 +154,32 @@ struct jrpc__http_req {
     uint8_t ip_counted;    /* counted under ip_key (a trusted proxy's request, jrpc__admit_ip) */
     uint8_t has_sum;       /* x->sum holds the engine's summary of the answer (logging only) */
     jrpc__http_extra_t *x; /* what only logging and trusted proxies need, or NULL */
+    jrpc__auth_t auth;     /* the server's keys when it has any, and the request's key (auth.c) */
+    uint8_t key_state;     /* JRPC__KEY_*: what the request said about its key */
+    uint8_t auth_len;      /* bytes kept in auth_val (saturates at sizeof + 1: too long) */
+    uint8_t auth_bearer;   /* auth_val came as Authorization (a "Bearer " scheme to strip) */
+    uint16_t key_off;      /* a key in the path: where in the URL (kept out of the log) */
+    uint16_t key_seg_len;  /* its length, 0: none */
+    uint32_t retry_after;  /* seconds, for a 429's Retry-After */
+    char key_mark[8];      /* an unknown key's mark in the log (jrpc__keys_mark) */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
-    uv_write_t wr;                    /* the answer's write when it did not complete at once
-                                         (.data: the first request the write carries) */
-    uv_write_t cont_wr;               /* the 100 Continue's write */
-    char head[JRPC__HTTP_HEAD_CAP];   /* status line and headers */
-    char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
-    char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
-    char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
+    uv_write_t wr;                           /* the answer's write when it did not complete at once
+                                                (.data: the first request the write carries) */
+    uv_write_t cont_wr;                      /* the 100 Continue's write */
+    char head[JRPC__HTTP_HEAD_CAP];          /* status line and headers */
+    char url[JRPC__HTTP_LOG_URL];            /* URL as received, cut (logging only) */
+    char host[JRPC__HTTP_NAME_MAX];          /* the Host value as sent, while the head is parsed */
+    char origin[JRPC__HTTP_NAME_MAX];        /* the Origin value as sent: echoed when allowed */
+    char auth_val[JRPC__KEY_SECRET_MAX + 8]; /* Authorization or X-API-Key, while the head is
+                                                parsed: "Bearer " and a secret */
+};
+
+/* What a request said about its API key (hr->key_state). */
+enum {
+    JRPC__KEY_OFF = 0, /* the server has no keys */
+    JRPC__KEY_NONE,    /* no key given: anonymous */
+    JRPC__KEY_VALID,   /* a key of the server's (hr->auth.key) */
+    JRPC__KEY_UNKNOWN  /* a key nobody holds (hr->key_mark) */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
@@ -226,12 +244,14 @@ struct jrpc__http_conn {
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
     const char *route;         /* cfg.path */
     size_t route_len;
-    size_t url_len;  /* URL bytes of the current request (may exceed url_cap) */
-    size_t url_cap;  /* bytes of url (the same for every connection of the server) */
-    char *url;       /* first url_cap bytes of the current request's URL: a loop block, held
-                        from the request's first byte until it is handed on (NULL between) */
-    size_t peer_len; /* bytes in peer, 0 until first needed */
-    char peer[64];   /* "ip:port" of the client (logging only) */
+    size_t url_len;         /* URL bytes of the current request (may exceed url_cap) */
+    size_t url_cap;         /* bytes of url (the same for every connection of the server) */
+    char *url;              /* first url_cap bytes of the current request's URL: a loop block, held
+                               from the request's first byte until it is handed on (NULL between) */
+    uint8_t peer_key_state; /* peer_key: 0 not looked up, 1 set, 2 the peer has none */
+    unsigned char peer_key[16]; /* the peer's address as a key (anonymous budgets) */
+    size_t peer_len;            /* bytes in peer, 0 until first needed */
+    char peer[64];              /* "ip:port" of the client (logging only) */
 };
 
 /* The stream at `at` (inside the bytes being parsed, or at their end) must go on with
@@ -268,6 +288,19 @@ void jrpc__http_admin_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const ch
  * the query are percent-decoded in place. 0 when the path is not a REST path. */
 int jrpc__http_rest_route(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *path,
                           size_t path_len, const char *query, size_t query_len);
+
+/* ---- auth.c ---------------------------------------------------------------------------------- */
+
+/* When the server has keys: a path under their path_prefix names the key in its next segment,
+ * and *path becomes what follows it (the RPC path when nothing does); otherwise an
+ * Authorization: Bearer or X-API-Key header names it. Sets hr->auth and hr->key_state. Before
+ * the Host and Origin checks (a key may name its own origins). */
+void jrpc__http_auth_find(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char **path,
+                          size_t *path_len, int *rpc);
+/* After the forwarding headers were read: a request with an unknown key, or with none where one
+ * is required, is answered 401 (returns -1; its body is read and dropped); one without a key
+ * gets its client's address for the anonymous budget. 0 when it goes on. */
+int jrpc__http_auth_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr, int method);
 
 /* ---- health.c -------------------------------------------------------------------------------- */
 

@@ -50,7 +50,27 @@ static void body_too_large(jrpc__http_conn_t *c)
 }
 
 /* Headers kept for browser_check besides those kept in fval (c->hdr_keep). */
-enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE, KEEP_UA, KEEP_XFF, KEEP_FWD };
+enum {
+    KEEP_NONE = 0,
+    KEEP_HOST,
+    KEEP_ORIGIN,
+    KEEP_FETCH_SITE,
+    KEEP_UA,
+    KEEP_XFF,
+    KEEP_FWD,
+    KEEP_AUTH
+};
+
+/* Appends an Authorization or X-API-Key piece; auth_len counts on to one past the buffer and
+ * stops there (a value that long is no key of ours). */
+static void keep_auth(jrpc__http_req_t *hr, const char *at, size_t n)
+{
+    for (size_t i = 0; i < n && hr->auth_len <= sizeof hr->auth_val; i++) {
+        if (hr->auth_len < sizeof hr->auth_val)
+            hr->auth_val[hr->auth_len] = at[i];
+        hr->auth_len++;
+    }
+}
 
 /* Appends a User-Agent piece for the access log, cut at its buffer, with bytes that could break a
  * text or JSON line made '?'. */
@@ -143,11 +163,19 @@ static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     size_t n = c->url_len < c->url_cap ? c->url_len : c->url_cap;
     if (n > sizeof(hr->url))
         n = sizeof(hr->url);
-    for (size_t i = 0; i < n; i++) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < sizeof(hr->url); i++) {
+        if (hr->key_seg_len != 0 && i == hr->key_off) {
+            /* A key in the path is never logged: it shows as three stars (key= names it). */
+            for (const char *m = "***"; *m != '\0' && o < sizeof(hr->url); m++)
+                hr->url[o++] = *m;
+            i += hr->key_seg_len - 1;
+            continue;
+        }
         unsigned char ch = (unsigned char)c->url[i];
-        hr->url[i] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        hr->url[o++] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
     }
-    hr->url_len = n;
+    hr->url_len = o;
 }
 
 /* The URL's path and query (origin-form or absolute-form; no fragment). Only url_cap bytes were
@@ -230,6 +258,13 @@ static void answer_local(jrpc__http_req_t *hr)
         break;
     case 500:
         jrpc__http_answer_error(hr, 500, JRPC_CODE_INTERNAL_ERROR, "out of memory");
+        break;
+    case 401: /* auth.c */
+        jrpc__http_answer_error(hr, 401, JRPC_CODE_UNAUTHORIZED,
+                                hr->key_state == JRPC__KEY_UNKNOWN
+                                    ? "unknown API key"
+                                    : "API key required: put it in the path, or send "
+                                      "Authorization: Bearer <key> or X-API-Key: <key>");
         break;
     case 429: /* a trusted proxy's client over max_connections_per_ip (forward.c) */
         jrpc__http_answer_error(hr, 429, JRPC_CODE_LIMIT_EXCEEDED,
@@ -614,6 +649,11 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                 c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_XFF);
             } else if (c->proxied && c->fname_len == 9 && memcmp(c->fname, "forwarded", 9) == 0) {
                 c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_FORWARDED);
+            } else if ((c->fname_len == 13 && memcmp(c->fname, "authorization", 13) == 0) ||
+                       (c->fname_len == 9 && memcmp(c->fname, "x-api-key", 9) == 0)) {
+                c->hdr_keep = KEEP_AUTH; /* the last one given counts */
+                c->cur->auth_len = 0;
+                c->cur->auth_bearer = c->fname_len == 13;
             }
         }
     }
@@ -628,6 +668,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_ua(c->cur, at, len);
     else if (c->hdr_keep == KEEP_XFF || c->hdr_keep == KEEP_FWD)
         keep_fwd(c->cur, at, len);
+    else if (c->hdr_keep == KEEP_AUTH)
+        keep_auth(c->cur, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -667,7 +709,9 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     size_t path_len, query_len;
     int cut;
     url_parts(c, &path, &path_len, &query, &query_len, &cut);
-    int rpc = path_is_rpc(c, path, path_len, cut);
+    int rpc = 0;
+    jrpc__http_auth_find(c, hr, &path, &path_len, &rpc);
+    rpc = rpc || path_is_rpc(c, path, path_len, cut);
     /* Health checks skip the Host and Origin checks: a load balancer sends a Host of its own
      * choosing (or none, HAProxy's HTTP/1.0 checks), and the answers carry no CORS headers, so a
      * page of another origin cannot read them (docs/security.md says what they reveal). */
@@ -708,6 +752,12 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
          * other clients too: the body is read and dropped, and it stays open. */
         hr->kind = JRPC__HR_LOCAL;
         hr->status = 429;
+        if (!chunked && clen > c->loop->cfg->max_body)
+            body_too_large(c);
+        return;
+    }
+    if (jrpc__http_auth_check(c, hr, (int)p->method) != 0) {
+        /* 401: like the 429 above, the body is read and dropped and the connection stays. */
         if (!chunked && clen > c->loop->cfg->max_body)
             body_too_large(c);
         return;

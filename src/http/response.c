@@ -78,8 +78,12 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
                 PUT(p, "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n");
             else
                 PUT(p, "Access-Control-Allow-Methods: POST, OPTIONS\r\n");
-            PUT(p, "Access-Control-Allow-Headers: Content-Type\r\n"
-                   "Access-Control-Max-Age: 86400\r\n");
+            if (hr->key_state != JRPC__KEY_OFF) /* the headers a key may come in */
+                PUT(p, "Access-Control-Allow-Headers: Content-Type, Authorization, X-API-Key\r\n"
+                       "Access-Control-Max-Age: 86400\r\n");
+            else
+                PUT(p, "Access-Control-Allow-Headers: Content-Type\r\n"
+                       "Access-Control-Max-Age: 86400\r\n");
         }
     } else if (hr->status == 405) {
         if (hr->health)
@@ -88,6 +92,12 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
             PUT(p, "Allow: GET, POST, OPTIONS\r\n");
         else
             PUT(p, "Allow: POST, OPTIONS\r\n");
+    } else if (hr->status == 401) {
+        PUT(p, "WWW-Authenticate: Bearer realm=\"jrpc\"\r\n"); /* RFC 9110 §15.5.2 */
+    } else if (hr->status == 429 && hr->retry_after != 0) {
+        PUT(p, "Retry-After: ");
+        p = jrpc__put_u64(p, hr->retry_after);
+        PUT(p, "\r\n");
     } else if (hr->status == 426) {
         /* RFC 9110 §15.5.22 wants Upgrade; RFC 6455 §4.4 the versions we speak. */
         PUT(p, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
@@ -125,6 +135,16 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
     const char *url = hr->url_len != 0 ? hr->url : "-";
     /* Behind a trusted proxy the line names the client it forwarded for, and the proxy. */
     const char *client = hr->client_len != 0 ? hr->x->client : c->peer;
+    /* The key by its name (never its secret); an unknown one by a short hash of it. */
+    char key[JRPC__KEY_NAME_MAX + 16];
+    key[0] = '\0';
+    if (hr->key_state == JRPC__KEY_VALID)
+        snprintf(key, sizeof key, cfg->log_json ? ",\"key\":\"%s\"" : " key=%s",
+                 hr->auth.key->name);
+    else if (hr->key_state == JRPC__KEY_NONE)
+        snprintf(key, sizeof key, cfg->log_json ? ",\"key\":\"(anonymous)\"" : " key=(anonymous)");
+    else if (hr->key_state == JRPC__KEY_UNKNOWN)
+        snprintf(key, sizeof key, cfg->log_json ? ",\"key\":\"?%s\"" : " key=?%s", hr->key_mark);
     char sum[256];
     sum[0] = '\0';
     if (hr->has_sum)
@@ -133,17 +153,17 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
         /* Every string here was made safe when kept (no quote, backslash or control byte). */
         jrpc__log(cfg, level, NULL,
                   "{\"msg\":\"access\",\"transport\":\"http\",\"client\":\"%s\"%s%s%s,"
-                  "\"http_method\":\"%s\",\"path\":\"%.*s\",\"status\":%u,\"items\":%zu%s%s,"
+                  "\"http_method\":\"%s\",\"path\":\"%.*s\",\"status\":%u,\"items\":%zu%s%s%s,"
                   "\"bytes\":%zu,\"duration_us\":%llu,\"user_agent\":\"%.*s\"}",
                   client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
                   hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
-                  url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum, hr->out.len,
-                  us, (int)hr->ua_len, hr->x->ua);
+                  url_len, url, hr->status, hr->items, key, sum[0] != '\0' ? "," : "", sum,
+                  hr->out.len, us, (int)hr->ua_len, hr->x->ua);
         return;
     }
-    jrpc__log(cfg, level, client, " \"%s %.*s\" %u items=%zu%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"",
-              method, url_len, url, hr->status, hr->items, sum[0] != '\0' ? " " : "", sum,
-              hr->out.len, us, hr->client_len != 0 ? " proxy=" : "",
-              hr->client_len != 0 ? c->peer : "", hr->ua_len != 0 ? (int)hr->ua_len : 1,
-              hr->ua_len != 0 ? hr->x->ua : "-");
+    jrpc__log(cfg, level, client,
+              " \"%s %.*s\" %u items=%zu%s%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"", method, url_len,
+              url, hr->status, hr->items, key, sum[0] != '\0' ? " " : "", sum, hr->out.len, us,
+              hr->client_len != 0 ? " proxy=" : "", hr->client_len != 0 ? c->peer : "",
+              hr->ua_len != 0 ? (int)hr->ua_len : 1, hr->ua_len != 0 ? hr->x->ua : "-");
 }

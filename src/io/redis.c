@@ -182,8 +182,11 @@ log_limited(rloop_t *rl, logger_t *lg, jrpc_log_level_t level, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    jrpc__log(rl->loop->cfg, level, NULL, "redis %s:%d: %s (%lu more since the last line)",
-              rl->st->ip, rl->st->port, msg, skipped);
+    if (skipped != 0)
+        jrpc__log(rl->loop->cfg, level, NULL, "redis %s:%d: %s (and %lu more since the last line)",
+                  rl->st->ip, rl->st->port, msg, skipped);
+    else
+        jrpc__log(rl->loop->cfg, level, NULL, "redis %s:%d: %s", rl->st->ip, rl->st->port, msg);
 }
 
 /* ---- Answers ---------------------------------------------------------------------------------

@@ -13,6 +13,10 @@
 #include <stddef.h>
 
 typedef struct jrpc__registry jrpc__registry_t;
+typedef struct jrpc_keys jrpc__keys_t;
+typedef struct jrpc__key jrpc__key_t;
+typedef struct jrpc__key_stats jrpc__key_stats_t;
+struct jrpc__budget;
 
 /* The engine's per-server state, owned by the server object and reached from a loop through
  * loop->io->engine. */
@@ -20,7 +24,90 @@ typedef struct jrpc__engine {
     jrpc__registry_t *registry; /* methods; read-only once running */
     char *discover;             /* rpc.discover's answer, built when run starts */
     size_t discover_len;
+    _Atomic(jrpc__keys_t *) keys;        /* API keys and costs (keys.c), NULL: none */
+    jrpc__keys_t *keys_old;              /* sets replaced since, freed with the server */
+    struct jrpc__budget *budget;         /* the budget store (io/budget.h), or NULL */
+    _Atomic(jrpc__key_stats_t *) kstats; /* per-key counters, by name, never removed */
+    atomic_ulong auth_refused[2];        /* 401s: [0] no key, [1] unknown key */
 } jrpc__engine_t;
+
+/* ---- API keys (keys.c; the public jrpc_keys_t) ------------------------------------------------
+ */
+
+/* Most bytes of a key's secret: room for a 512-bit value in hex, or any token a provider issues. */
+#define JRPC__KEY_SECRET_MAX 128
+/* Most bytes of a key's name (a metrics label). */
+#define JRPC__KEY_NAME_MAX 64
+
+/* A key's counters (and the anonymous clients', name "(anonymous)"): kept by name across sets so
+ * the metrics' counters never go back. Written by any loop (atomics). */
+struct jrpc__key_stats {
+    _Atomic(jrpc__key_stats_t *) next; /* appended under the server's lock, read without */
+    atomic_ulong calls;                /* calls admitted */
+    atomic_ulong units;                /* units they spent */
+    atomic_ulong rej_budget;           /* calls refused over the budget (-32005) */
+    atomic_ulong rej_method;           /* calls refused outside the key's methods */
+    char name[];
+};
+
+/* One key of a set; lives as long as the set (until the server is freed). */
+struct jrpc__key {
+    char *name;
+    char *secret;
+    size_t secret_len;
+    uint64_t rate;  /* units a second, 0: unlimited */
+    uint64_t burst; /* units */
+    char **allow;   /* patterns (a trailing '*' is a prefix); none: every method */
+    size_t nallow;
+    char **deny;
+    size_t ndeny;
+    unsigned max_batch;    /* 0: the server's */
+    unsigned max_batch_ws; /* 0: the server's */
+    char *origins;         /* NULL: the server's cors_origins */
+    char *bucket;          /* "k:<name>": its budget's name */
+    size_t bucket_len;
+    jrpc__key_stats_t *stats; /* set when the set is installed */
+};
+
+/* What a transport learned about a request's sender: the set its key came from (NULL: the
+ * server has no keys), the key (NULL: none given), and the client's address (for anonymous
+ * budgets). Copied into each request. */
+typedef struct jrpc__auth {
+    const jrpc__keys_t *keys;
+    const jrpc__key_t *key;
+    unsigned char addr[16]; /* jrpc__addr_key form */
+    uint8_t has_addr;
+} jrpc__auth_t;
+
+/* The server's current set, or NULL (any thread). */
+static inline const jrpc__keys_t *jrpc__keys_current(const jrpc__loop_t *loop)
+{
+    return atomic_load_explicit(&((jrpc__engine_t *)loop->io->engine)->keys, memory_order_acquire);
+}
+/* The key whose secret is s[0..n) (compared in constant time), or NULL. Any thread. */
+const jrpc__key_t *jrpc__keys_find(const jrpc__keys_t *keys, const char *s, size_t n);
+/* The set's rules. */
+int jrpc__keys_required(const jrpc__keys_t *keys);
+/* The path prefix ("/v2", no trailing '/'), *len 0 when none. */
+const char *jrpc__keys_prefix(const jrpc__keys_t *keys, size_t *len);
+/* Whether anonymous clients have a budget (the transport then finds their address). */
+int jrpc__keys_anonymous_limited(const jrpc__keys_t *keys);
+/* Whether key k lets a request call name[0..len) (its deny patterns, then its allow patterns). */
+int jrpc__key_allows(const jrpc__key_t *k, const char *name, size_t len);
+/* What one call of name[0..len) costs in units. */
+uint32_t jrpc__keys_cost(const jrpc__keys_t *keys, const char *name, size_t len);
+/* The budget of clients without a key (rate 0: none) and their counters. */
+void jrpc__keys_anonymous(const jrpc__keys_t *keys, uint64_t *rate, uint64_t *burst,
+                          jrpc__key_stats_t **stats);
+/* A short mark for a secret nobody holds, for logs: 6 hex digits of a hash, NUL-terminated. */
+void jrpc__keys_mark(const char *s, size_t n, char out[8]);
+/* Installs keys (taken) as the engine's current set: binds their counters. Callers serialise. */
+int jrpc__keys_install(jrpc__engine_t *e, jrpc__keys_t *keys);
+/* Frees the current and replaced sets and the counters (server teardown). */
+void jrpc__keys_engine_free(jrpc__engine_t *e);
+/* Calls fn for each key's counters (metrics): anonymous first, then by first appearance. */
+void jrpc__keys_stats_each(jrpc__engine_t *e, void (*fn)(const jrpc__key_stats_t *s, void *arg),
+                           void *arg);
 
 static inline jrpc__engine_t *jrpc__engine_of(const jrpc__loop_t *loop)
 {
@@ -118,6 +205,7 @@ size_t jrpc__answer_sum_format(const jrpc__answer_sum_t *s, int json, char *buf,
 typedef struct jrpc__answer {
     jrpc_buf_t body; /* the receiver takes the bytes (jrpc_buf_free them) */
     int status;
+    uint32_t retry_after; /* seconds, with status 429 (a single call over its budget) */
     size_t items;
     uint8_t has_sum;        /* sum is filled */
     jrpc__answer_sum_t sum; /* only when has_sum */
@@ -162,6 +250,8 @@ int jrpc__req_run(jrpc__req_t *req, unsigned max_batch, jrpc__answer_t *ans);
  * and its status maps a single call's error to 4xx/5xx. */
 int jrpc__req_run_rest(jrpc__req_t *req, const char *method, size_t mlen, int batch,
                        jrpc__answer_t *ans);
+/* Who sent the request (a copy is kept); before jrpc__req_run. Without it, no key rules apply. */
+void jrpc__req_auth(jrpc__req_t *req, const jrpc__auth_t *auth);
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
  * request frees itself after the last one. Loop thread. */
 void jrpc__req_detach(jrpc__req_t *req);

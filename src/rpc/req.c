@@ -5,6 +5,7 @@
  * Everything here runs on the owning loop's thread; handlers on other threads come back through
  * the loop's completion queue (jrpc__loop_post), replies on the loop's thread complete at once. */
 #include "req.h"
+#include "../io/budget.h"
 #include "../json/internal.h"
 #include "../util/log.h"
 
@@ -77,6 +78,15 @@ static const char *const member_names[JRPC__M_RESULT] = {"jsonrpc", "method", "p
 static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
 {
     const jrpc__registry_t *reg = jrpc__engine_of(r->loop)->registry;
+    if (r->auth.key != NULL && !jrpc__key_allows(r->auth.key, c->name.ptr, c->name.len)) {
+        /* Before the registry: a key is not told which methods exist beyond its own. */
+        char msg[160];
+        int n = (int)(c->name.len > 100 ? 100 : c->name.len);
+        snprintf(msg, sizeof msg, "method %.*s is not allowed for this API key", n, c->name.ptr);
+        call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, msg, NULL);
+        atomic_fetch_add_explicit(&r->auth.key->stats->rej_method, 1, memory_order_relaxed);
+        return 0;
+    }
     c->m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
     if (c->m == NULL) {
         call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
@@ -375,7 +385,7 @@ static void req_answer(jrpc__req_t *r)
         jrpc_buf_free(&out);
         jrpc__error_object(&out, JRPC_CODE_INTERNAL_ERROR, "Internal error");
     }
-    jrpc__answer_t ans = {out, r->status, r->ncalls, 0, {0}};
+    jrpc__answer_t ans = {out, r->status, r->retry_after, r->ncalls, 0, {0}};
     if (jrpc__log_on(cfg, JRPC_LOG_INFO)) {
         req_sum(r, &ans.sum, (int)over_from);
         ans.has_sum = 1;
@@ -465,7 +475,7 @@ static void req_timer_closed(uv_handle_t *h);
  * a call, nothing waiting to start, and the deadline timer closed. */
 static void req_maybe_free(jrpc__req_t *r)
 {
-    if (!r->answered || r->starting || r->running != 0 || r->next != r->ncalls)
+    if (!r->answered || r->starting || r->running != 0 || r->next != r->ncalls || r->reserving)
         return;
     if (r->timer_state == TIMER_ARMED) {
         r->timer_state = TIMER_CLOSING;
@@ -487,6 +497,14 @@ static void req_timer_closed(uv_handle_t *h)
  * handlers' replies dropped when they come. */
 static void req_expire(jrpc__req_t *r, int code, const char *msg)
 {
+    if (r->reserving) {
+        /* Still waiting for its budget: the calls offered are answered now, and the store's
+         * answer, when it comes, only frees the request. */
+        r->expired = 1;
+        for (size_t i = 0; i < r->ncalls; i++)
+            if (r->calls[i].budgeted)
+                call_set_error(r, &r->calls[i], code, msg, NULL);
+    }
     for (size_t i = 0; i < r->ncalls; i++) {
         jrpc_call_t *c = &r->calls[i];
         if (c->state == CALL_WAITING || c->state == CALL_RUNNING) {
@@ -597,6 +615,19 @@ static void pass_timed(jrpc__req_t *r, size_t first, uint64_t t0, size_t n)
         jrpc__hist_add_n(&st->call_dur[label], jrpc__hist_dur_bounds, JRPC__HIST_DUR_N, us, run);
 }
 
+/* Arms the deadline timer, once: something outlives the current pass (or a reservation). */
+static void req_arm(jrpc__req_t *r)
+{
+    const jrpc_config_t *cfg = r->loop->cfg;
+    if (r->timer_state != TIMER_NONE || cfg->deadline_ms == 0)
+        return;
+    uv_timer_init(&r->loop->uv, &r->timer);
+    r->timer.data = r;
+    uint64_t now = uv_now(&r->loop->uv);
+    uv_timer_start(&r->timer, req_timeout, r->deadline > now ? r->deadline - now : 0, 0);
+    r->timer_state = TIMER_ARMED;
+}
+
 /* Starts waiting calls while the bound allows, answers when nothing answerable is left, and arms
  * the deadline when something outlives this pass. Re-entrant calls (a completion arriving while
  * a pass runs) just leave the work to the pass on the stack. */
@@ -626,14 +657,8 @@ static void req_pump(jrpc__req_t *r)
     req_sync(r);
     if (!r->answered && r->remaining == 0)
         req_answer(r);
-    if (r->timer_state == TIMER_NONE && cfg->deadline_ms != 0 &&
-        (r->running != 0 || r->next < r->ncalls)) {
-        uv_timer_init(&r->loop->uv, &r->timer);
-        r->timer.data = r;
-        uint64_t now = uv_now(&r->loop->uv);
-        uv_timer_start(&r->timer, req_timeout, r->deadline > now ? r->deadline - now : 0, 0);
-        r->timer_state = TIMER_ARMED;
-    }
+    if (r->running != 0 || r->next < r->ncalls)
+        req_arm(r);
     req_maybe_free(r);
 }
 
@@ -865,11 +890,155 @@ static jrpc__req_t *req_run(jrpc__req_t *r, const uint8_t *ok)
     return r;
 }
 
+/* ---- Budgets ----------------------------------------------------------------------------------
+ */
+
+/* The store answered the reservation (at once, or later on the loop): calls it refused get
+ * -32005 with data {"retry_after_ms":N}, the others run. */
+static void req_budget_done(void *arg, const jrpc__budget_result_t *res)
+{
+    jrpc__req_t *r = arg;
+    r->reserving = 0;
+    if (r->expired) {
+        req_maybe_free(r); /* answered meanwhile (deadline, stop) */
+        return;
+    }
+    jrpc__key_stats_t *st;
+    uint64_t rate, burst;
+    if (r->auth.key != NULL)
+        st = r->auth.key->stats;
+    else
+        jrpc__keys_anonymous(r->auth.keys, &rate, &burst, &st);
+    uint64_t ms = res->retry_after_ms != 0 ? res->retry_after_ms : 1000;
+    char data[48];
+    snprintf(data, sizeof data, "{\"retry_after_ms\":%" PRIu64 "}", ms);
+    size_t admitted = 0, refused = 0;
+    uint64_t units = 0;
+    for (size_t i = 0; i < r->ncalls; i++) {
+        jrpc_call_t *c = &r->calls[i];
+        if (!c->budgeted)
+            continue;
+        c->budgeted = 0;
+        if (res->status == JRPC__BUDGET_CLOSED)
+            r->ok[i] = 0;
+        if (r->ok[i]) {
+            admitted++;
+            units += r->costs[i];
+            continue;
+        }
+        refused++;
+        jrpc_buf_t b;
+        jrpc_buf_init(&b);
+        static const char msg[] = "rate limit exceeded: over the budget of this API key";
+        static const char anon[] = "rate limit exceeded: over the budget of this client address";
+        const char *m = r->auth.key != NULL ? msg : anon;
+        jrpc__error_body(&b, JRPC_CODE_LIMIT_EXCEEDED, m, strlen(m), data, strlen(data), 0);
+        char *p = b.err ? NULL : jrpc__arena_alloc(&r->arena, b.len);
+        if (p != NULL) {
+            memcpy(p, b.ptr, b.len);
+            c->out = p;
+            c->out_len = b.len;
+            c->is_error = 1;
+            c->code = JRPC_CODE_LIMIT_EXCEEDED;
+            c->out_owned = 0;
+        } else {
+            call_set_error(r, c, JRPC_CODE_LIMIT_EXCEEDED, "rate limit exceeded", NULL);
+        }
+        jrpc_buf_free(&b);
+    }
+    atomic_fetch_add_explicit(&st->calls, admitted, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->units, units, memory_order_relaxed);
+    if (refused != 0) {
+        atomic_fetch_add_explicit(&st->rej_budget, refused, memory_order_relaxed);
+        if (!r->is_batch) {
+            /* A single call over its budget: HTTP 429 with Retry-After (a batch stays 200). */
+            r->status = 429;
+            r->retry_after = (uint32_t)((ms + 999) / 1000);
+        }
+    }
+    req_run(r, r->ok);
+}
+
+/* Between the per-item checks and req_run: with keys, the calls to run are offered to the
+ * budget of their key (or of their client's address), one reservation for the whole request. */
+static jrpc__req_t *req_admit(jrpc__req_t *r, uint8_t *ok)
+{
+    if (!r->has_auth)
+        return req_run(r, ok);
+    const jrpc__keys_t *keys = r->auth.keys;
+    const jrpc__key_t *key = r->auth.key;
+    jrpc__key_stats_t *st;
+    uint64_t rate, burst;
+    if (key != NULL) {
+        rate = key->rate;
+        burst = key->burst;
+        st = key->stats;
+    } else {
+        jrpc__keys_anonymous(keys, &rate, &burst, &st);
+    }
+    struct jrpc__budget *store = jrpc__engine_of(r->loop)->budget;
+    int limited = rate != 0 && store != NULL && (key != NULL || r->auth.has_addr);
+    uint32_t *costs = limited ? jrpc__arena_alloc(&r->arena, r->ncalls * sizeof(*costs)) : NULL;
+    if (!limited || costs == NULL) {
+        /* No budget to keep (or no memory for one: the calls run rather than fail). */
+        size_t n = 0;
+        uint64_t units = 0;
+        for (size_t i = 0; i < r->ncalls; i++) {
+            if (ok[i]) {
+                n++;
+                units += jrpc__keys_cost(keys, r->calls[i].name.ptr, r->calls[i].name.len);
+            }
+        }
+        atomic_fetch_add_explicit(&st->calls, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->units, units, memory_order_relaxed);
+        return req_run(r, ok);
+    }
+    for (size_t i = 0; i < r->ncalls; i++) {
+        costs[i] = ok[i] ? jrpc__keys_cost(keys, r->calls[i].name.ptr, r->calls[i].name.len) : 0;
+        r->calls[i].budgeted = ok[i];
+    }
+    char name[2 + 48];
+    jrpc__bucket_t bk = {NULL, 0, rate, burst};
+    if (key != NULL) {
+        bk.name = key->bucket;
+        bk.name_len = key->bucket_len;
+    } else {
+        memcpy(name, "a:", 2);
+        bk.name = name;
+        bk.name_len = 2 + jrpc__addr_key_name(r->auth.addr, name + 2, sizeof name - 2);
+    }
+    r->ok = ok;
+    r->costs = costs;
+    r->reserving = 1;
+    jrpc__budget_reserve(store, r->loop, &bk, costs, ok, r->ncalls, req_budget_done, r);
+    if (r->reserving)
+        req_arm(r); /* the store answers later: the deadline runs meanwhile */
+    return r;
+}
+
+/* The batch cap for this request: the transport's, or its key's when lower. */
+static unsigned req_max_batch(const jrpc__req_t *r, unsigned max_batch, int ws)
+{
+    if (r->auth.key == NULL)
+        return max_batch;
+    unsigned k = ws ? r->auth.key->max_batch_ws : r->auth.key->max_batch;
+    return k != 0 && k < max_batch ? k : max_batch;
+}
+
+void jrpc__req_auth(jrpc__req_t *r, const jrpc__auth_t *auth)
+{
+    if (auth == NULL || auth->keys == NULL)
+        return;
+    r->auth = *auth;
+    r->has_auth = 1;
+}
+
 static jrpc__req_t *req_start(jrpc__req_t *r, unsigned max_batch)
 {
     jrpc__loop_t *loop = r->loop;
     char *body = r->body;
     size_t len = r->body_len;
+    max_batch = req_max_batch(r, max_batch, r->conn != NULL);
     jrpc__envelope_t env;
     jrpc__json_err_t err = {NULL, 0};
     int rc = jrpc__envelope_scan_max(body, len, loop->cfg->max_depth, items_to_record(max_batch),
@@ -888,7 +1057,7 @@ static jrpc__req_t *req_start(jrpc__req_t *r, unsigned max_batch)
         ok[i] = (uint8_t)call_check(r, &r->calls[i], &env.items[i]);
     if (env.is_batch && env.count > max_batch)
         return req_over_cap(r, env.count, max_batch);
-    return req_run(r, ok);
+    return req_admit(r, ok);
 }
 
 /* Fills REST call c: method name[0..mlen) (in the arena), params v of the given type (an array,
@@ -933,17 +1102,19 @@ static jrpc__req_t *req_start_rest(jrpc__req_t *r, const char *method, size_t ml
                 return req_parse_error(r, rc, &err);
             v = trimmed;
         }
-        if (req_alloc_calls(r, 1) != 0)
+        uint8_t *ok = jrpc__arena_alloc(&r->arena, 1); /* lives through a reservation */
+        if (ok == NULL || req_alloc_calls(r, 1) != 0)
             return req_parse_error(r, JRPC_ENOMEM, &err);
-        uint8_t ok = (uint8_t)rest_call_check(r, &r->calls[0], name, mlen, v, jrpc_json_type(v));
-        return req_run(r, &ok);
+        *ok = (uint8_t)rest_call_check(r, &r->calls[0], name, mlen, v, jrpc_json_type(v));
+        return req_admit(r, ok);
     }
     /* A REST batch: a JSON array of params, one call of the same method each. */
     jrpc__envelope_t env;
     if (trimmed.len == 0)
         return req_fail(r, JRPC_CODE_INVALID_REQUEST, "Invalid Request",
                         "a REST batch body is a JSON array of params");
-    if ((rc = jrpc__envelope_scan_max(body, len, cfg->max_depth, items_to_record(cfg->max_batch),
+    if ((rc = jrpc__envelope_scan_max(body, len, cfg->max_depth,
+                                      items_to_record(req_max_batch(r, cfg->max_batch, 0)),
                                       &r->arena, &env, &err)) != 0)
         return req_parse_error(r, rc, &err);
     if (!env.is_batch)
@@ -961,9 +1132,10 @@ static jrpc__req_t *req_start_rest(jrpc__req_t *r, const char *method, size_t ml
     for (size_t i = 0; i < env.recorded; i++)
         ok[i] = (uint8_t)rest_call_check(r, &r->calls[i], name, mlen, env.items[i].value,
                                          env.items[i].type);
-    if (env.count > cfg->max_batch)
-        return req_over_cap(r, env.count, cfg->max_batch);
-    return req_run(r, ok);
+    unsigned max_batch = req_max_batch(r, cfg->max_batch, 0);
+    if (env.count > max_batch)
+        return req_over_cap(r, env.count, max_batch);
+    return req_admit(r, ok);
 }
 
 /* After a start: the answer made while starting goes back to the caller, or it comes later. */

@@ -54,6 +54,8 @@ struct jrpc_call {
     uint8_t timed_out;             /* answered -32002 already; the handler's reply is dropped */
     uint8_t bounded;               /* counted in req->bounded while running */
     uint8_t pooled;                /* taken by the worker pool: tell it when completed */
+    uint8_t budgeted;              /* offered to the budget store (ok on entry to the
+                                      reservation): refused when the store says no */
     _Atomic uint8_t cancelled;     /* nobody waits for the reply any more (timed out, client
                                       gone, answered at shutdown): set by the loop, read by
                                       jrpc_call_cancelled on any thread */
@@ -103,7 +105,15 @@ struct jrpc__req {
     uint8_t starting;    /* jrpc__req_run is on the stack: an answer is kept in `early` */
     uint8_t early_ready; /* `early` holds the answer made while starting */
     jrpc__answer_t early;
-    uint8_t timer_state; /* TIMER_* */
+    uint8_t timer_state;  /* TIMER_* */
+    uint8_t has_auth;     /* auth is set: the key rules apply */
+    uint8_t reserving;    /* a budget reservation is out: its done callback still comes */
+    uint8_t expired;      /* answered (deadline, stop) while reserving: the reservation's answer
+                             is dropped */
+    uint32_t retry_after; /* seconds, for a single call's 429 */
+    uint8_t *ok;          /* the calls to run, while reserving (arena) */
+    uint32_t *costs;      /* their costs, while reserving (arena) */
+    jrpc__auth_t auth;    /* who sent it (has_auth) */
 };
 
 /* Marks c as one nobody waits for any more (jrpc_call_cancelled): its handler may stop working on

@@ -591,6 +591,8 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     c->nmsgs++;
     m->req = NULL;
     jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, c->acct, conn_on_done, m);
+    if (r != NULL && c->has_auth)
+        jrpc__req_auth(r, &c->auth);
     if (r != NULL && jrpc__req_cleanup_add(r, conn_req_freed, jrpc_conn_ref(c)) != 0) {
         jrpc_conn_unref(c);
         jrpc__req_detach(r); /* frees it: nothing ran */
@@ -807,7 +809,7 @@ static const jrpc__sock_ops_t sock_ops = {
 };
 
 int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n,
-                    const char *client)
+                    const char *client, const jrpc__auth_t *auth)
 {
     jrpc__loop_t *loop = s->loop;
     const jrpc_config_t *cfg = loop->cfg;
@@ -832,6 +834,10 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     c->loop = loop;
     c->cfg = cfg;
     c->log = cfg->log_cb != NULL && cfg->log_level >= JRPC_LOG_INFO;
+    if (auth != NULL) {
+        c->auth = *auth;
+        c->has_auth = 1;
+    }
     c->last_rx = c->last_msg = c->read_at = uv_now(&loop->uv);
     jrpc__ctr_add(&loop->stats.conns[JRPC__TR_WS], 1);
     /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */

@@ -146,6 +146,8 @@ struct jrpc_conn {
     uint8_t aborting;             /* uv_close was called: nothing more happens but freeing */
     uint8_t draining;             /* server stop: no new messages, close 1001 once answered */
     uint8_t log;                  /* log the connection's open and close */
+    uint8_t has_auth;             /* auth applies to every message (the server has keys) */
+    jrpc__auth_t auth;            /* the key the upgrade came with (a copy) */
     size_t peer_len;              /* bytes in peer */
     size_t client_len;            /* of them, the client's address (without " websocket ") */
     char peer[76]; /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
@@ -182,9 +184,10 @@ static inline jrpc__ws_msg_t *jrpc__ws_fifo_pop(jrpc__ws_msg_t **head, jrpc__ws_
  * is ours, also if it closes at once), or a negative error (out of memory, server stopping)
  * after which src/http still owns the socket and answers the request itself. `client` (NULL: the
  * peer) is the address a trusted proxy forwarded for, named in the connection's log lines.
- * Loop thread. */
+ * `auth` (NULL: the server has no keys) is the key the upgrade came with, copied: every message
+ * of the connection is that key's. Loop thread. */
 int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, size_t n,
-                    const char *client);
+                    const char *client, const jrpc__auth_t *auth);
 /* Sends a push (m->body is the whole JSON text; m->sub set for a subscription's) on the loop
  * thread: queued as a text frame, held until the subscription's id went out, or dropped when
  * the connection is closing or this push finds ws_max_queue reached (the client is dropped).
