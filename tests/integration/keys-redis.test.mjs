@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+// Budgets shared through Redis (issue 13 item 4): two jrpcd pointing at one real redis-server
+// enforce one budget per key, with exactly one Redis round trip per HTTP request; with Redis
+// stopped (SIGSTOP) or killed, fail = open admits and fail = closed refuses, neither hangs, and
+// both recover by themselves when Redis is back. Skipped when redis-server is not installed.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startServer, rpc, call, batch } from './lib.mjs';
+
+const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
+const SECRET = 'redis-shared-key-0123456789';
+const KEY_PATH = `/v2/${SECRET}`;
+const WAIT_MS = 20_000; // bound on every wait for a condition
+
+let dir;
+let redis; // { port, proc }
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+/** One command to Redis in its inline form; resolves the raw reply text (null: no answer). */
+function redisCmd(port, line, timeout = 2000) {
+    return new Promise((resolve) => {
+        const sock = net.connect(port, '127.0.0.1');
+        let buf = '';
+        const done = (v) => { clearTimeout(t); sock.destroy(); resolve(v); };
+        const t = setTimeout(() => done(null), timeout);
+        sock.on('error', () => done(null));
+        sock.on('connect', () => sock.write(`${line}\r\n`));
+        sock.on('data', (d) => {
+            buf += d;
+            // A bulk string ($N\r\n…\r\n) or a one-line reply.
+            const m = /^\$(\d+)\r\n/.exec(buf);
+            if (m ? buf.length >= m[0].length + Number(m[1]) + 2 : buf.endsWith('\r\n')) done(buf);
+        });
+    });
+}
+
+async function waitFor(what, fn) {
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+        if (await fn()) return;
+        if (Date.now() > deadline) assert.fail(`${what}: not within ${WAIT_MS} ms`);
+        await new Promise((r) => setTimeout(r, 20)); // the next try, not a synchronisation
+    }
+}
+
+async function redisStart(port) {
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+        '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    const r = { port, proc, exited: false };
+    proc.on('exit', () => { r.exited = true; });
+    await waitFor('redis-server answers PING', async () => {
+        assert.equal(r.exited, false, 'redis-server exited');
+        return (await redisCmd(port, 'PING')) === '+PONG\r\n';
+    });
+    return r;
+}
+
+async function redisKill(r) {
+    if (r.exited) return;
+    const gone = new Promise((resolve) => r.proc.once('exit', resolve));
+    r.proc.kill('SIGCONT');
+    r.proc.kill('SIGKILL');
+    await gone;
+}
+
+async function evalshaCalls(port) {
+    const text = await redisCmd(port, 'INFO commandstats');
+    assert.ok(text, 'INFO commandstats answered');
+    const m = /cmdstat_evalsha:calls=(\d+)/.exec(text);
+    return m ? Number(m[1]) : 0;
+}
+
+function config(name, { key = name, burst, rate = 1, fail = 'open', timeout = '50ms' }) {
+    const file = path.join(dir, `${name}.ini`);
+    writeFileSync(file, `[auth]
+required = on
+path_prefix = /v2
+
+[key ${key}]
+secret = ${SECRET}
+rate = ${rate}
+burst = ${burst}
+
+[redis]
+url = redis://127.0.0.1:${redis.port}
+timeout = ${timeout}
+fail = ${fail}
+`);
+    return file;
+}
+
+const ping = (id) => call('tennis@ping', undefined, id);
+
+/** One single call with the key, bounded: { status, ok, retryAfter, code }. */
+async function one(server, id = 1) {
+    const r = await rpc(server, ping(id), { path: KEY_PATH, timeout: WAIT_MS });
+    return {
+        status: r.status,
+        ok: r.json?.result === 'pong',
+        retryAfter: r.headers['retry-after'],
+        code: r.json?.error?.code,
+        retryMs: r.json?.error?.data?.retry_after_ms,
+        body: r.body,
+    };
+}
+
+before(async () => {
+    if (!HAVE_REDIS) return;
+    dir = mkdtempSync(path.join(os.tmpdir(), 'jrpc-redis-'));
+    redis = await redisStart(await freePort());
+});
+
+after(async () => {
+    if (redis) await redisKill(redis);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('two jrpcd share one budget in Redis, one round trip per request', { skip: !HAVE_REDIS && 'redis-server is not installed' }, async () => {
+    const N = 60;
+    const file = config('shared', { burst: N, rate: 1 });
+    const a = await startServer(['--config', file]);
+    const b = await startServer(['--config', file]);
+    try {
+        const before = await evalshaCalls(redis.port);
+        const t0 = Date.now();
+        // Singles and batches of 10 against both instances at once: 3N units asked for.
+        const jobs = [];
+        let requests = 0;
+        for (let i = 0; i < 60; i++) {
+            const s = i % 2 ? b : a;
+            requests++;
+            if (i % 3 === 0) {
+                const items = Array.from({ length: 10 }, (_, k) => ping(`${i}.${k}`));
+                jobs.push(rpc(s, batch(items), { path: KEY_PATH, timeout: WAIT_MS }));
+            } else {
+                jobs.push(rpc(s, ping(i), { path: KEY_PATH, timeout: WAIT_MS }));
+            }
+        }
+        const answers = await Promise.all(jobs);
+        const elapsed = Date.now() - t0;
+        let ok = 0, refused = 0;
+        for (const r of answers) {
+            const items = Array.isArray(r.json) ? r.json : [r.json];
+            if (!Array.isArray(r.json) && r.status === 429) {
+                assert.ok(Number(r.headers['retry-after']) >= 1, `Retry-After: ${r.body}`);
+            } else {
+                assert.equal(r.status, 200, r.body);
+            }
+            for (const it of items) {
+                if (it.result === 'pong') ok++;
+                else {
+                    assert.equal(it.error.code, -32005, JSON.stringify(it));
+                    assert.ok(it.error.data.retry_after_ms >= 1, JSON.stringify(it));
+                    refused++;
+                }
+            }
+        }
+        // The burst, plus at most what refilled at 1 unit/s while the requests ran.
+        const slack = Math.floor(elapsed / 1000) + 1;
+        assert.ok(ok >= N && ok <= N + slack, `${ok} admitted of ${ok + refused}, burst ${N}, ${elapsed} ms`);
+        // Exactly one Redis round trip per HTTP request, however many items it held.
+        assert.equal(await evalshaCalls(redis.port) - before, requests);
+    } finally {
+        await a.stop();
+        await b.stop();
+    }
+});
+
+test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, recovery', { skip: !HAVE_REDIS && 'redis-server is not installed' }, async () => {
+    const open = await startServer(['--config', config('open', { key: 'outage', burst: 1000, fail: 'open' })]);
+    const closed = await startServer(['--config', config('closed', { key: 'outage', burst: 1000, fail: 'closed' })]);
+    try {
+        for (const s of [open, closed]) {
+            const r = await one(s);
+            assert.ok(r.ok, r.body);
+        }
+
+        // SIGSTOP: Redis takes connections and never answers.
+        redis.proc.kill('SIGSTOP');
+        for (let i = 0; i < 4; i++) {
+            const [o, c] = await Promise.all([one(open, i), one(closed, i)]);
+            assert.ok(o.ok, `fail = open serves: ${o.body}`);
+            assert.equal(c.status, 429, `fail = closed refuses: ${c.body}`);
+            assert.equal(c.code, -32005);
+            assert.equal(c.retryMs, 1000);
+            assert.equal(c.retryAfter, '1');
+        }
+        redis.proc.kill('SIGCONT');
+        await waitFor('fail = closed served again after SIGCONT', async () => (await one(closed)).ok);
+        assert.ok((await one(open)).ok);
+
+        // Killed: the loss is seen; both answer as configured; a restart on the same port is
+        // found again without a restart of jrpcd.
+        await redisKill(redis);
+        for (let i = 0; i < 4; i++) {
+            const [o, c] = await Promise.all([one(open, i), one(closed, i)]);
+            assert.ok(o.ok, o.body);
+            assert.equal(c.status, 429, c.body);
+        }
+        redis = await redisStart(redis.port);
+        await waitFor('fail = closed served again after a restart', async () => (await one(closed)).ok);
+        await waitFor('fail = open counts in Redis again', async () => {
+            const before = await evalshaCalls(redis.port);
+            return (await one(open)).ok && await evalshaCalls(redis.port) > before;
+        });
+    } finally {
+        await open.stop();
+        await closed.stop();
+    }
+});
