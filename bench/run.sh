@@ -10,7 +10,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http metrics gateway ws} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics gateway ws redis} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -405,3 +405,89 @@ if want ws && [ -x "$wsload" ]; then
     printf '%-40s %14s %14s %8s  (target 5.0)\n' "$label" "$j" "$n" "$ratio"
   done
 fi
+
+# ================================================================================================
+# Budgets in Redis (docs/keys.md): the same key with budgets kept in the process and in Redis,
+# against keys off (the jrpcd above). Three jrpcd with io_threads 1; the key's rate and burst are
+# so high that nothing is refused, so each row measures what keeping the budget costs. Then the
+# Redis round trips per HTTP request: a fixed number of requests (node, keep-alive, 8 at a time)
+# and the EVALSHA calls Redis counted meanwhile (INFO commandstats): the target is exactly 1.
+# ================================================================================================
+if want redis && command -v redis-server > /dev/null; then
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --loglevel warning > "$tmp/redis.out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+  secret=bench-budget-key-0123456789
+  keys_ini() { # file [redis url]
+    cat > "$1" <<INI
+[auth]
+required = on
+path_prefix = /v2
+
+[key bench]
+secret = $secret
+rate = 1000000000
+burst = 1000000000
+INI
+    if [ -n "${2:-}" ]; then printf '\n[redis]\nurl = %s\n' "$2" >> "$1"; fi
+  }
+  keys_ini "$tmp/keys-local.ini"
+  keys_ini "$tmp/keys-redis.ini" "redis://127.0.0.1:$rport"
+  for k in local redis; do
+    "$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/keys-$k.ini" \
+      --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/k-$k.out" &
+    pids+=($!)
+  done
+  for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/k-local.out" "$tmp/k-redis.out" 2>/dev/null &&
+    [ "$(cat "$tmp/k-local.out" "$tmp/k-redis.out" | grep -c 'listening on')" = 2 ] && break; sleep 0.05; done
+  lport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/k-local.out" | head -1)
+  kport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/k-redis.out" | head -1)
+  # Sanity: both serve the key, and the Redis one really reserves in Redis.
+  for p in "$lport" "$kport"; do
+    n=$(curl -s --data-binary "@$tmp/batch100.json" "http://127.0.0.1:$p/v2/$secret" | grep -o '"result"' | wc -l)
+    [ "$n" = 100 ] || { echo "bench: keyed jrpcd on $p answered $n of 100 results" >&2; exit 1; }
+  done
+  redis-cli -p "$rport" exists jrpc:b:k:bench | grep -q 1 || { echo "bench: no bucket in Redis" >&2; exit 1; }
+
+  echo
+  echo "budgets bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1, redis-server on loopback"
+  printf '%-24s %12s %12s %12s %9s %9s\n' case "keys off" "local" "redis" "loc/off" "red/off"
+  for f in single batch100; do
+    : > "$tmp/ko.$f"; : > "$tmp/kl.$f"; : > "$tmp/kr.$f"
+    for _ in $(seq 1 "$ROUNDS"); do
+      rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" >> "$tmp/ko.$f"
+      rps "http://127.0.0.1:$lport/v2/$secret" "$tmp/$f.lua" >> "$tmp/kl.$f"
+      rps "http://127.0.0.1:$kport/v2/$secret" "$tmp/$f.lua" >> "$tmp/kr.$f"
+    done
+    o=$(median < "$tmp/ko.$f"); l=$(median < "$tmp/kl.$f"); r=$(median < "$tmp/kr.$f")
+    case $f in single) label="single tennis@ping" ;; batch100) label="batch of 100 test.echo" ;; esac
+    printf '%-24s %12s %12s %12s %9s %9s\n' "$label" "$o" "$l" "$r" \
+      "$(awk -v a="$l" -v b="$o" 'BEGIN {printf "%.3f", a / b}')" \
+      "$(awk -v a="$r" -v b="$o" 'BEGIN {printf "%.3f", a / b}')"
+  done
+  calls() { redis-cli -p "$rport" info commandstats | sed -n 's/^cmdstat_\(evalsha\|eval\):calls=\([0-9]*\).*/\2/p' |
+            awk '{s += $1} END {print s + 0}'; }
+  reqs=2000
+  c0=$(calls)
+  (cd "$here/.." && node -e "
+    const http = require('http');
+    const body = require('fs').readFileSync(process.argv[1]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    let left = +process.argv[2], running = 0, bad = 0;
+    const next = () => {
+      if (left === 0) { if (running === 0) { agent.destroy(); process.exit(bad ? 1 : 0); } return; }
+      left--; running++;
+      const rq = http.request({ host: '127.0.0.1', port: +process.argv[3], path: process.argv[4],
+                                method: 'POST', agent }, (res) => {
+        let n = 0; res.on('data', (d) => { n += d.length; });
+        res.on('end', () => { if (res.statusCode !== 200) bad++; running--; next(); });
+      });
+      rq.end(body);
+    };
+    for (let i = 0; i < 8; i++) next();" "$tmp/batch100.json" "$reqs" "$kport" "/v2/$secret")
+  c1=$(calls)
+  echo "redis round trips: $((c1 - c0)) EVALSHA for $reqs HTTP requests of 100 calls:" \
+       "$(awk -v a="$((c1 - c0))" -v b="$reqs" 'BEGIN {printf "%.3f", a / b}') per request (target exactly 1)"
+fi # redis
