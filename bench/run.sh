@@ -449,7 +449,8 @@ INI
     n=$(curl -s --data-binary "@$tmp/batch100.json" "http://127.0.0.1:$p/v2/$secret" | grep -o '"result"' | wc -l)
     [ "$n" = 100 ] || { echo "bench: keyed jrpcd on $p answered $n of 100 results" >&2; exit 1; }
   done
-  redis-cli -p "$rport" exists jrpc:b:k:bench | grep -q 1 || { echo "bench: no bucket in Redis" >&2; exit 1; }
+  redis-cli -p "$rport" info commandstats | grep -q '^cmdstat_evalsha:calls=[1-9]' ||
+    { echo "bench: the keyed jrpcd did not reserve in Redis" >&2; exit 1; }
 
   echo
   echo "budgets bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1, redis-server on loopback"

@@ -24,14 +24,17 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* KEYS[1]: the bucket; ARGV[1]: rate (units/s); ARGV[2]: burst (units); ARGV[3 …]: each item's
- * cost in units, -1 for an item to skip. The bucket is a hash of v (micro-units held) and t (the
- * Redis time of v, µs). Answers {admitted, retry_after_ms}: admitted has one '1' or '0' per item.
- * budget.h's arithmetic, as the local store (budget.c) does it: retry_after_ms is the wait, from
- * the moment the first refused item was refused, until it would fit (an item dearer than the
+/* KEYS[1]: the bucket; ARGV[1]: rate (units/s); ARGV[2]: burst (units); then pairs ARGV[i],
+ * ARGV[i+1]: a run of that many consecutive items of one cost in units (-1: items to skip), so a
+ * batch of 1000 calls of one method is one pair. Greedy admission within a run of equal costs
+ * admits its first floor(v / cost) items and refuses the rest (a refused item leaves v as it
+ * was), which is exactly the item-by-item rule. The bucket is a hash of v (micro-units held) and
+ * t (the Redis time of v, µs). Answers {admitted, retry_after_ms}: admitted has one '1' or '0' per
+ * item. budget.h's arithmetic, as the local store (budget.c) does it: retry_after_ms is the wait,
+ * from the moment the first refused item was refused, until it would fit (an item dearer than the
  * burst: until the bucket is full; at least 1). Every value stays an integer below 2^53, so
- * doubles are exact, and each division is corrected to the exact ceiling. The key expires when
- * the bucket would be full again: a full bucket and a missing one are the same. */
+ * doubles are exact, and each division is corrected to the exact floor or ceiling. The key
+ * expires when the bucket would be full again: a full bucket and a missing one are the same. */
 static const char script[] =
     "local rate = tonumber(ARGV[1])\n"
     "local cap = tonumber(ARGV[2]) * 1000000\n"
@@ -56,24 +59,24 @@ static const char script[] =
     "  return q\n"
     "end\n"
     "local flags, retry = {}, 0\n"
-    "for i = 3, #ARGV do\n"
-    "  local c = tonumber(ARGV[i])\n"
-    "  if c < 0 then\n"
-    "    flags[i - 2] = '0'\n"
-    "  else\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  local c, k, m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), 0\n"
+    "  if c >= 0 then\n"
     "    c = c * 1000000\n"
-    "    if c <= v then\n"
-    "      v = v - c\n"
-    "      flags[i - 2] = '1'\n"
-    "    else\n"
-    "      flags[i - 2] = '0'\n"
-    "      if retry == 0 then\n"
-    "        if c > cap then c = cap end\n"
-    "        retry = ceildiv(ceildiv(c - v, rate), 1000)\n"
-    "        if retry == 0 then retry = 1 end\n"
-    "      end\n"
+    "    if c == 0 then m = k else\n"
+    "      m = math.floor(v / c)\n"
+    "      while m * c > v do m = m - 1 end\n"
+    "      while (m + 1) * c <= v do m = m + 1 end\n"
+    "      if m > k then m = k end\n"
+    "    end\n"
+    "    v = v - m * c\n"
+    "    if m < k and retry == 0 then\n"
+    "      if c > cap then c = cap end\n"
+    "      retry = ceildiv(ceildiv(c - v, rate), 1000)\n"
+    "      if retry == 0 then retry = 1 end\n"
     "    end\n"
     "  end\n"
+    "  flags[#flags + 1] = string.rep('1', m) .. string.rep('0', k - m)\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'v', v, 't', t)\n"
     "redis.call('PEXPIRE', KEYS[1], ceildiv(ceildiv(cap - v, rate), 1000) + 1)\n"
@@ -226,15 +229,15 @@ static void req_unlink(rreq_t *r)
 /* ---- Commands --------------------------------------------------------------------------------
  */
 
-/* Room in the scratch arrays for a command of n items: 0 or JRPC_ENOMEM. */
+/* Room in the scratch arrays for a command of n items (at most n runs): 0 or JRPC_ENOMEM. */
 static int scratch(rloop_t *rl, size_t n)
 {
     if (n <= rl->cap_items)
         return 0;
     size_t cap = n < 64 ? 64 : n;
-    const char **argv = malloc((cap + 6) * sizeof *argv);
-    size_t *argl = malloc((cap + 6) * sizeof *argl);
-    char *txt = malloc((cap + 2) * 21);
+    const char **argv = malloc((2 * cap + 6) * sizeof *argv);
+    size_t *argl = malloc((2 * cap + 6) * sizeof *argl);
+    char *txt = malloc((2 * cap + 2) * 21);
     if (argv == NULL || argl == NULL || txt == NULL) {
         free(argv);
         free(argl);
@@ -253,8 +256,18 @@ static int scratch(rloop_t *rl, size_t n)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-/* Sends r as EVALSHA (or EVAL, the script's text, after NOSCRIPT): 0, or -1 when hiredis took
- * nothing (out of memory, or the connection is going). */
+/* Writes v (or "-1" for a skipped run) at p, NUL-terminated: its length. */
+static size_t put_num(char *p, uint64_t v, int skip)
+{
+    if (skip) {
+        memcpy(p, "-1", 3);
+        return 2;
+    }
+    return (size_t)sprintf(p, "%llu", (unsigned long long)v);
+}
+
+/* Sends r as EVALSHA (or EVAL, the script's text, after NOSCRIPT), its items as runs of equal
+ * cost: 0, or -1 when hiredis took nothing (out of memory, or the connection is going). */
 static int req_send(rloop_t *rl, rreq_t *r, int eval)
 {
     if (scratch(rl, r->n) != 0)
@@ -262,32 +275,37 @@ static int req_send(rloop_t *rl, rreq_t *r, int eval)
     const char **argv = rl->argv;
     size_t *argl = rl->argl;
     char *p = rl->txt;
-    argv[0] = eval ? "EVAL" : "EVALSHA";
-    argv[1] = eval ? script : rl->st->sha;
-    argl[1] = eval ? sizeof script - 1 : 40;
-    argv[2] = "1";
-    argv[3] = r->key;
-    argl[3] = r->key_len;
-    argv[4] = p;
-    argl[4] = (size_t)sprintf(p, "%llu", (unsigned long long)r->rate);
-    p += argl[4] + 1;
-    argv[5] = p;
-    argl[5] = (size_t)sprintf(p, "%llu", (unsigned long long)r->burst);
-    p += argl[5] + 1;
-    for (size_t i = 0; i < r->n; i++) {
-        argv[6 + i] = p;
-        if (r->ok[i]) {
-            argl[6 + i] = (size_t)sprintf(p, "%u", r->costs[i]);
-        } else {
-            memcpy(p, "-1", 3);
-            argl[6 + i] = 2;
-        }
-        p += argl[6 + i] + 1;
+    size_t argc = 0;
+    argv[argc] = eval ? "EVAL" : "EVALSHA";
+    argl[argc] = strlen(argv[argc]);
+    argc++;
+    argv[argc] = eval ? script : rl->st->sha;
+    argl[argc++] = eval ? sizeof script - 1 : 40;
+    argv[argc] = "1";
+    argl[argc++] = 1;
+    argv[argc] = r->key;
+    argl[argc++] = r->key_len;
+    argv[argc] = p;
+    argl[argc] = put_num(p, r->rate, 0);
+    p += argl[argc++] + 1;
+    argv[argc] = p;
+    argl[argc] = put_num(p, r->burst, 0);
+    p += argl[argc++] + 1;
+    for (size_t i = 0; i < r->n;) {
+        int skip = !r->ok[i];
+        uint32_t cost = r->costs[i];
+        size_t k = 1;
+        while (i + k < r->n && (r->ok[i + k] == 0) == skip && (skip || r->costs[i + k] == cost))
+            k++;
+        argv[argc] = p;
+        argl[argc] = put_num(p, cost, skip);
+        p += argl[argc++] + 1;
+        argv[argc] = p;
+        argl[argc] = put_num(p, k, 0);
+        p += argl[argc++] + 1;
+        i += k;
     }
-    argl[0] = strlen(argv[0]);
-    argl[2] = 1;
-    return redisAsyncCommandArgv(rl->ac, on_reply, r, (int)(r->n + 6), argv, argl) == REDIS_OK ? 0
-                                                                                               : -1;
+    return redisAsyncCommandArgv(rl->ac, on_reply, r, (int)argc, argv, argl) == REDIS_OK ? 0 : -1;
 }
 
 /* Reads the script's answer into r's items: 0, or -1 when it is not one for n items. */
