@@ -10,7 +10,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http metrics gateway ws} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics keys gateway ws} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -171,6 +171,65 @@ done
 curl -s "http://127.0.0.1:$aport/metrics" | grep -q '^jrpc_calls_total{transport="http",method="test.echo",code="ok"} [1-9]' ||
   { echo "bench: the metrics jrpcd did not count its calls" >&2; exit 1; }
 fi # metrics
+
+# ---- API keys (docs/keys.md): the same jrpcd with a key required in the path and a local budget
+# whose rate never refuses (10^9 units/s), against the one above without keys; rounds alternate
+# (and which goes first), medians compared, requests/s and jrpcd's CPU time per request as in the
+# metrics section. Target: at most 5 % below keys off.
+if want keys; then
+ksecret=bench-secret-0123456789abcdef
+cat > "$tmp/keys.ini" <<INI
+[auth]
+required = on
+path_prefix = /v2
+[key bench]
+secret = $ksecret
+rate = 1000000000/s
+[cost]
+test.echo = 2
+INI
+"$BUILD/jrpcd" --config "$tmp/keys.ini" --listen 127.0.0.1:0 --io-threads 1 --quiet \
+  --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-k.out" &
+kpid=$!
+pids+=($kpid)
+for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-k.out" 2>/dev/null && break; sleep 0.05; done
+kport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-k.out" | head -1)
+kurl="http://127.0.0.1:$kport/v2/$ksecret"
+# Sanity: the key is required (401 without), and a keyed batch of 100 answers 100 results.
+[ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$tmp/single.json" \
+  "http://127.0.0.1:$kport/api/v1/endpoint")" = 401 ] || { echo "bench: keys not required" >&2; exit 1; }
+n=$(curl -s --data-binary "@$tmp/batch100.json" "$kurl" | grep -o '"result"' | wc -l)
+[ "$n" = 100 ] || { echo "bench: keyed batch100 answered $n results" >&2; exit 1; }
+cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
+  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
+}
+echo "keys bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; key in the path, local budget"
+printf '%-12s %12s %12s %7s %14s %14s %7s\n' case "req/s keys" "req/s off" ratio \
+  "cpu-us keys" "cpu-us off" ratio
+for f in single batch100; do
+  : > "$tmp/k.$f"; : > "$tmp/o.$f"
+  for i in $(seq 1 "$ROUNDS"); do
+    if [ $((i % 2)) = 1 ]; then
+      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" "$jpid" >> "$tmp/o.$f"
+      cpu_rps "$kurl" "$tmp/$f.lua" "$kpid" >> "$tmp/k.$f"
+    else
+      cpu_rps "$kurl" "$tmp/$f.lua" "$kpid" >> "$tmp/k.$f"
+      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" "$jpid" >> "$tmp/o.$f"
+    fi
+  done
+  kr=$(awk '{print $1}' "$tmp/k.$f" | median); orr=$(awk '{print $1}' "$tmp/o.$f" | median)
+  kc=$(awk '{print $2}' "$tmp/k.$f" | median); oc=$(awk '{print $2}' "$tmp/o.$f" | median)
+  printf '%-12s %12s %12s %7s %14s %14s %7s  (target req/s ratio >= 0.95)\n' "$f" "$kr" "$orr" \
+    "$(awk -v a="$kr" -v b="$orr" 'BEGIN {printf "%.3f", a / b}')" "$kc" "$oc" \
+    "$(awk -v a="$kc" -v b="$oc" 'BEGIN {printf "%.3f", a / b}')"
+done
+fi # keys
 
 # ================================================================================================
 # Gateway (docs/gateway.md): ganache directly vs through jrpcd, and a jrpcd→jrpcd chain.
