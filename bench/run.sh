@@ -10,7 +10,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http metrics gateway ws redis} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics keys gateway ws redis} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -171,6 +171,65 @@ done
 curl -s "http://127.0.0.1:$aport/metrics" | grep -q '^jrpc_calls_total{transport="http",method="test.echo",code="ok"} [1-9]' ||
   { echo "bench: the metrics jrpcd did not count its calls" >&2; exit 1; }
 fi # metrics
+
+# ---- API keys (docs/keys.md): the same jrpcd with a key required in the path and a local budget
+# whose rate never refuses (10^9 units/s), against the one above without keys; rounds alternate
+# (and which goes first), medians compared, requests/s and jrpcd's CPU time per request as in the
+# metrics section. Target: at most 5 % below keys off.
+if want keys; then
+ksecret=bench-secret-0123456789abcdef
+cat > "$tmp/keys.ini" <<INI
+[auth]
+required = on
+path_prefix = /v2
+[key bench]
+secret = $ksecret
+rate = 1000000000/s
+[cost]
+test.echo = 2
+INI
+"$BUILD/jrpcd" --config "$tmp/keys.ini" --listen 127.0.0.1:0 --io-threads 1 --quiet \
+  --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-k.out" &
+kpid=$!
+pids+=($kpid)
+for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-k.out" 2>/dev/null && break; sleep 0.05; done
+kport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-k.out" | head -1)
+kurl="http://127.0.0.1:$kport/v2/$ksecret"
+# Sanity: the key is required (401 without), and a keyed batch of 100 answers 100 results.
+[ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$tmp/single.json" \
+  "http://127.0.0.1:$kport/api/v1/endpoint")" = 401 ] || { echo "bench: keys not required" >&2; exit 1; }
+n=$(curl -s --data-binary "@$tmp/batch100.json" "$kurl" | grep -o '"result"' | wc -l)
+[ "$n" = 100 ] || { echo "bench: keyed batch100 answered $n results" >&2; exit 1; }
+cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
+  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
+}
+echo "keys bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; key in the path, local budget"
+printf '%-12s %12s %12s %7s %14s %14s %7s\n' case "req/s keys" "req/s off" ratio \
+  "cpu-us keys" "cpu-us off" ratio
+for f in single batch100; do
+  : > "$tmp/k.$f"; : > "$tmp/o.$f"
+  for i in $(seq 1 "$ROUNDS"); do
+    if [ $((i % 2)) = 1 ]; then
+      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" "$jpid" >> "$tmp/o.$f"
+      cpu_rps "$kurl" "$tmp/$f.lua" "$kpid" >> "$tmp/k.$f"
+    else
+      cpu_rps "$kurl" "$tmp/$f.lua" "$kpid" >> "$tmp/k.$f"
+      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" "$jpid" >> "$tmp/o.$f"
+    fi
+  done
+  kr=$(awk '{print $1}' "$tmp/k.$f" | median); orr=$(awk '{print $1}' "$tmp/o.$f" | median)
+  kc=$(awk '{print $2}' "$tmp/k.$f" | median); oc=$(awk '{print $2}' "$tmp/o.$f" | median)
+  printf '%-12s %12s %12s %7s %14s %14s %7s  (target req/s ratio >= 0.95)\n' "$f" "$kr" "$orr" \
+    "$(awk -v a="$kr" -v b="$orr" 'BEGIN {printf "%.3f", a / b}')" "$kc" "$oc" \
+    "$(awk -v a="$kc" -v b="$oc" 'BEGIN {printf "%.3f", a / b}')"
+done
+fi # keys
 
 # ================================================================================================
 # Gateway (docs/gateway.md): ganache directly vs through jrpcd, and a jrpcd→jrpcd chain.
@@ -407,13 +466,13 @@ if want ws && [ -x "$wsload" ]; then
 fi
 
 # ================================================================================================
-# Budgets in Redis (docs/keys.md): the same key with budgets kept in the process and in Redis,
+# Budgets in Redis (docs/keys.md), with ONLY=keys or ONLY=redis: the same key with budgets kept in the process and in Redis,
 # against keys off (the jrpcd above). Three jrpcd with io_threads 1; the key's rate and burst are
 # so high that nothing is refused, so each row measures what keeping the budget costs. Then the
 # Redis round trips per HTTP request: a fixed number of requests (node, keep-alive, 8 at a time)
 # and the EVALSHA calls Redis counted meanwhile (INFO commandstats): the target is exactly 1.
 # ================================================================================================
-if want redis && command -v redis-server > /dev/null; then
+if { want redis || want keys; } && command -v redis-server > /dev/null; then
   rport=$(free_port)
   redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --loglevel warning > "$tmp/redis.out" 2>&1 &
@@ -443,9 +502,9 @@ INI
   for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/k-local.out" "$tmp/k-redis.out" 2>/dev/null &&
     [ "$(cat "$tmp/k-local.out" "$tmp/k-redis.out" | grep -c 'listening on')" = 2 ] && break; sleep 0.05; done
   lport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/k-local.out" | head -1)
-  kport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/k-redis.out" | head -1)
+  rjport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/k-redis.out" | head -1)
   # Sanity: both serve the key, and the Redis one really reserves in Redis.
-  for p in "$lport" "$kport"; do
+  for p in "$lport" "$rjport"; do
     n=$(curl -s --data-binary "@$tmp/batch100.json" "http://127.0.0.1:$p/v2/$secret" | grep -o '"result"' | wc -l)
     [ "$n" = 100 ] || { echo "bench: keyed jrpcd on $p answered $n of 100 results" >&2; exit 1; }
   done
@@ -460,7 +519,7 @@ INI
     for _ in $(seq 1 "$ROUNDS"); do
       rps "http://127.0.0.1:$jport/api/v1/endpoint" "$tmp/$f.lua" >> "$tmp/ko.$f"
       rps "http://127.0.0.1:$lport/v2/$secret" "$tmp/$f.lua" >> "$tmp/kl.$f"
-      rps "http://127.0.0.1:$kport/v2/$secret" "$tmp/$f.lua" >> "$tmp/kr.$f"
+      rps "http://127.0.0.1:$rjport/v2/$secret" "$tmp/$f.lua" >> "$tmp/kr.$f"
     done
     o=$(median < "$tmp/ko.$f"); l=$(median < "$tmp/kl.$f"); r=$(median < "$tmp/kr.$f")
     case $f in single) label="single tennis@ping" ;; batch100) label="batch of 100 test.echo" ;; esac
@@ -487,7 +546,7 @@ INI
       });
       rq.end(body);
     };
-    for (let i = 0; i < 8; i++) next();" "$tmp/batch100.json" "$reqs" "$kport" "/v2/$secret")
+    for (let i = 0; i < 8; i++) next();" "$tmp/batch100.json" "$reqs" "$rjport" "/v2/$secret")
   c1=$(calls)
   echo "redis round trips: $((c1 - c0)) EVALSHA for $reqs HTTP requests of 100 calls:" \
        "$(awk -v a="$((c1 - c0))" -v b="$reqs" 'BEGIN {printf "%.3f", a / b}') per request (target exactly 1)"

@@ -273,6 +273,53 @@ static void process_write(jrpc_metrics_t *m)
     }
 }
 
+/* One key's (or the anonymous clients') counters (jrpc__keys_stats_each). */
+static void key_sample(jrpc_metrics_t *m, const char *series, const char *name, const char *reason,
+                       unsigned long v)
+{
+    jrpc_metrics_printf(m, "%s{key=\"", series);
+    jrpc_metrics_label(m, name);
+    if (reason != NULL)
+        jrpc_metrics_printf(m, "\",reason=\"%s", reason);
+    jrpc_metrics_printf(m, "\"} %lu\n", v);
+}
+
+static void key_calls(const jrpc__key_stats_t *s, void *m)
+{
+    key_sample(m, "jrpc_key_calls_total", s->name, NULL, atomic_load(&s->calls));
+}
+
+static void key_units(const jrpc__key_stats_t *s, void *m)
+{
+    key_sample(m, "jrpc_key_units_total", s->name, NULL, atomic_load(&s->units));
+}
+
+static void key_rejections(const jrpc__key_stats_t *s, void *m)
+{
+    key_sample(m, "jrpc_key_rejections_total", s->name, "budget", atomic_load(&s->rej_budget));
+    key_sample(m, "jrpc_key_rejections_total", s->name, "method", atomic_load(&s->rej_method));
+}
+
+/* API keys (docs/keys.md): 401s, and per key (by name, never the secret) calls, units and
+ * refusals; the key series appear once the server has had keys. */
+static void keys_write(jrpc_metrics_t *m, jrpc__engine_t *e)
+{
+    head(m, "jrpc_auth_rejections_total", "counter",
+         "Requests answered 401: no API key where one is required, or an unknown one.");
+    jrpc_metrics_printf(m, "jrpc_auth_rejections_total{reason=\"missing\"} %lu\n",
+                        atomic_load(&e->auth_refused[0]));
+    jrpc_metrics_printf(m, "jrpc_auth_rejections_total{reason=\"unknown\"} %lu\n",
+                        atomic_load(&e->auth_refused[1]));
+    if (atomic_load(&e->kstats) == NULL)
+        return;
+    head(m, "jrpc_key_calls_total", "counter", "Calls admitted, by API key.");
+    jrpc__keys_stats_each(e, key_calls, m);
+    head(m, "jrpc_key_units_total", "counter", "Units spent by admitted calls, by API key.");
+    jrpc__keys_stats_each(e, key_units, m);
+    head(m, "jrpc_key_rejections_total", "counter", "Calls refused, by API key and reason.");
+    jrpc__keys_stats_each(e, key_rejections, m);
+}
+
 void jrpc__metrics_render(jrpc__loop_t *loop, jrpc_buf_t *out)
 {
     jrpc_server_t *srv = loop->io->srv;
@@ -363,6 +410,8 @@ void jrpc__metrics_render(jrpc__loop_t *loop, jrpc_buf_t *out)
     for (size_t i = 0; i < sizeof io_limits / sizeof io_limits[0]; i++)
         jrpc_metrics_printf(m, "jrpc_limit_rejections_total{limit=\"%s\"} %lu\n", io_limits[i].name,
                             atomic_load_explicit(io_limits[i].v, memory_order_relaxed));
+
+    keys_write(m, &srv->engine);
 
     head(m, "jrpc_calls_in_flight", "gauge", "Calls admitted and not finished.");
     jrpc_metrics_printf(m, "jrpc_calls_in_flight %llu\n",

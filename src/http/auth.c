@@ -39,8 +39,8 @@ void jrpc__http_auth_find(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
             *path_len = (size_t)(p + n - end);
         }
     } else if (hr->auth_len != 0) {
-        key = hr->auth_val;
-        key_len = hr->auth_len > sizeof hr->auth_val ? sizeof hr->auth_val : hr->auth_len;
+        key = hr->auth_val != NULL ? hr->auth_val : "";
+        key_len = hr->auth_len > JRPC__HTTP_AUTH_MAX ? JRPC__HTTP_AUTH_MAX : hr->auth_len;
         if (hr->auth_bearer) {
             /* RFC 6750 §2.1: "Bearer" (any case), one or more spaces, the token. */
             if (key_len > 7 && strncasecmp(key, "bearer ", 7) == 0) {
@@ -51,16 +51,15 @@ void jrpc__http_auth_find(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
                     key_len--;
                 }
             } else {
-                key_len = 0; /* another scheme: not a key of ours */
-                key = NULL;
+                /* Another scheme: not a key of ours. */
                 hr->key_state = JRPC__KEY_UNKNOWN;
-                jrpc__keys_mark(hr->auth_val, key_len, hr->key_mark);
+                jrpc__keys_mark(key, key_len, hr->key_mark);
                 return;
             }
         }
         while (key_len > 0 && (key[key_len - 1] == ' ' || key[key_len - 1] == '\t'))
             key_len--;
-        if (hr->auth_len > sizeof hr->auth_val)
+        if (hr->auth_len > JRPC__HTTP_AUTH_MAX)
             key_len = JRPC__KEY_SECRET_MAX + 1; /* too long to be one: unknown */
     }
     if (key == NULL)

@@ -93,6 +93,10 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
 {
     if (hr->ip_counted)
         jrpc__http_unforward(hr->conn, hr);
+    if (hr->auth_val != NULL) {
+        jrpc__loop_free(hr->conn->loop, hr->auth_val, JRPC__HTTP_AUTH_MAX);
+        hr->auth_val = NULL;
+    }
     if (hr->x != NULL) {
         jrpc__loop_free(hr->conn->loop, hr->x, sizeof(*hr->x));
         hr->x = NULL;

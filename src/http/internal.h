@@ -156,23 +156,28 @@ struct jrpc__http_req {
     jrpc__http_extra_t *x; /* what only logging and trusted proxies need, or NULL */
     jrpc__auth_t auth;     /* the server's keys when it has any, and the request's key (auth.c) */
     uint8_t key_state;     /* JRPC__KEY_*: what the request said about its key */
-    uint8_t auth_len;      /* bytes kept in auth_val (saturates at sizeof + 1: too long) */
+    uint8_t auth_len;      /* bytes kept in auth_val (saturates at JRPC__HTTP_AUTH_MAX + 1) */
     uint8_t auth_bearer;   /* auth_val came as Authorization (a "Bearer " scheme to strip) */
     uint16_t key_off;      /* a key in the path: where in the URL (kept out of the log) */
     uint16_t key_seg_len;  /* its length, 0: none */
     uint32_t retry_after;  /* seconds, for a 429's Retry-After */
     char key_mark[8];      /* an unknown key's mark in the log (jrpc__keys_mark) */
+    char *auth_val;        /* Authorization or X-API-Key while the head is parsed (a loop block
+                              of JRPC__HTTP_AUTH_MAX bytes), NULL when none came */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
-    uv_write_t wr;                           /* the answer's write when it did not complete at once
-                                                (.data: the first request the write carries) */
-    uv_write_t cont_wr;                      /* the 100 Continue's write */
-    char head[JRPC__HTTP_HEAD_CAP];          /* status line and headers */
-    char url[JRPC__HTTP_LOG_URL];            /* URL as received, cut (logging only) */
-    char host[JRPC__HTTP_NAME_MAX];          /* the Host value as sent, while the head is parsed */
-    char origin[JRPC__HTTP_NAME_MAX];        /* the Origin value as sent: echoed when allowed */
-    char auth_val[JRPC__KEY_SECRET_MAX + 8]; /* Authorization or X-API-Key, while the head is
-                                                parsed: "Bearer " and a secret */
+    uv_write_t wr;                    /* the answer's write when it did not complete at once
+                                         (.data: the first request the write carries) */
+    uv_write_t cont_wr;               /* the 100 Continue's write */
+    char head[JRPC__HTTP_HEAD_CAP];   /* status line and headers */
+    char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
+    char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
+    char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
 };
+
+/* Bytes kept of an Authorization or X-API-Key value: "Bearer " and the longest secret. Kept in a
+ * loop block of its own (hr->auth_val), taken only by a request that sends one of them, so the
+ * request struct stays within its 2 KiB block class. */
+#define JRPC__HTTP_AUTH_MAX (JRPC__KEY_SECRET_MAX + 8)
 
 /* What a request said about its API key (hr->key_state). */
 enum {

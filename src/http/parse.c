@@ -65,8 +65,8 @@ enum {
  * stops there (a value that long is no key of ours). */
 static void keep_auth(jrpc__http_req_t *hr, const char *at, size_t n)
 {
-    for (size_t i = 0; i < n && hr->auth_len <= sizeof hr->auth_val; i++) {
-        if (hr->auth_len < sizeof hr->auth_val)
+    for (size_t i = 0; i < n && hr->auth_len <= JRPC__HTTP_AUTH_MAX; i++) {
+        if (hr->auth_len < JRPC__HTTP_AUTH_MAX)
             hr->auth_val[hr->auth_len] = at[i];
         hr->auth_len++;
     }
@@ -651,9 +651,13 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                 c->hdr_keep = (uint8_t)fwd_start(c->cur, JRPC__FWD_FORWARDED);
             } else if ((c->fname_len == 13 && memcmp(c->fname, "authorization", 13) == 0) ||
                        (c->fname_len == 9 && memcmp(c->fname, "x-api-key", 9) == 0)) {
-                c->hdr_keep = KEEP_AUTH; /* the last one given counts */
-                c->cur->auth_len = 0;
-                c->cur->auth_bearer = c->fname_len == 13;
+                jrpc__http_req_t *hr = c->cur; /* the last one given counts */
+                if (hr->auth_val == NULL)
+                    hr->auth_val = jrpc__loop_alloc(c->loop, JRPC__HTTP_AUTH_MAX);
+                /* Out of memory: kept as too long, which no key is (an unknown key, 401). */
+                hr->auth_len = hr->auth_val != NULL ? 0 : JRPC__HTTP_AUTH_MAX + 1;
+                hr->auth_bearer = c->fname_len == 13;
+                c->hdr_keep = hr->auth_val != NULL ? KEEP_AUTH : KEEP_NONE;
             }
         }
     }
@@ -711,6 +715,10 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     url_parts(c, &path, &path_len, &query, &query_len, &cut);
     int rpc = 0;
     jrpc__http_auth_find(c, hr, &path, &path_len, &rpc);
+    if (hr->auth_val != NULL) { /* read: the rest of the request does without it */
+        jrpc__loop_free(c->loop, hr->auth_val, JRPC__HTTP_AUTH_MAX);
+        hr->auth_val = NULL;
+    }
     rpc = rpc || path_is_rpc(c, path, path_len, cut);
     /* Health checks skip the Host and Origin checks: a load balancer sends a Host of its own
      * choosing (or none, HAProxy's HTTP/1.0 checks), and the answers carry no CORS headers, so a

@@ -911,7 +911,7 @@ static void req_budget_done(void *arg, const jrpc__budget_result_t *res)
         jrpc__keys_anonymous(r->auth.keys, &rate, &burst, &st);
     uint64_t ms = res->retry_after_ms != 0 ? res->retry_after_ms : 1000;
     char data[48];
-    snprintf(data, sizeof data, "{\"retry_after_ms\":%" PRIu64 "}", ms);
+    data[0] = '\0'; /* made for the first refused item only */
     size_t admitted = 0, refused = 0;
     uint64_t units = 0;
     for (size_t i = 0; i < r->ncalls; i++) {
@@ -926,7 +926,8 @@ static void req_budget_done(void *arg, const jrpc__budget_result_t *res)
             units += r->costs[i];
             continue;
         }
-        refused++;
+        if (refused++ == 0)
+            snprintf(data, sizeof data, "{\"retry_after_ms\":%" PRIu64 "}", ms);
         jrpc_buf_t b;
         jrpc_buf_init(&b);
         static const char msg[] = "rate limit exceeded: over the budget of this API key";
