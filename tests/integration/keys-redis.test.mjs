@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,6 +107,28 @@ fail = ${fail}
 
 const ping = (id) => call('tennis@ping', undefined, id);
 
+/** The admin listener of a server started with --admin-listen 127.0.0.1:0. */
+async function adminOf(srv) {
+    let m;
+    await waitFor('the admin listening line',
+        async () => (m = /jrpcd admin listening on (\S+):(\d+)/.exec(srv.stdout())) !== null);
+    return { host: m[1], port: Number(m[2]), path: '/metrics' };
+}
+
+/** jrpc_redis_* series of one scrape: { 'jrpc_redis_up': 1, 'timeout': n, … }. */
+async function redisSeries(admin) {
+    const r = await rpc(admin, undefined, { method: 'GET', path: '/metrics' });
+    assert.equal(r.status, 200);
+    const out = {};
+    for (const line of r.body.split('\n')) {
+        let m = /^jrpc_redis_requests_total\{outcome="(\w+)"\} (\d+)$/.exec(line);
+        if (m) out[m[1]] = Number(m[2]);
+        m = /^jrpc_redis_up (\d+)$/.exec(line);
+        if (m) out.up = Number(m[1]);
+    }
+    return out;
+}
+
 /** One single call with the key, bounded: { status, ok, retryAfter, code }. */
 async function one(server, id = 1) {
     const r = await rpc(server, ping(id), { path: KEY_PATH, timeout: WAIT_MS });
@@ -185,7 +207,9 @@ test('two jrpcd share one budget in Redis, one round trip per request', { skip: 
 
 test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, recovery', { skip: !HAVE_REDIS && 'redis-server is not installed' }, async () => {
     const open = await startServer(['--config', config('open', { key: 'outage', burst: 1000, fail: 'open' })]);
-    const closed = await startServer(['--config', config('closed', { key: 'outage', burst: 1000, fail: 'closed' })]);
+    const closedFile = config('closed', { key: 'outage', burst: 1000, fail: 'closed' });
+    const closed = await startServer(['--config', closedFile, '--admin-listen', '127.0.0.1:0']);
+    const admin = await adminOf(closed);
     try {
         for (const s of [open, closed]) {
             const r = await one(s);
@@ -202,8 +226,11 @@ test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, r
             assert.equal(c.retryMs, 1000);
             assert.equal(c.retryAfter, '1');
         }
+        const during = await redisSeries(admin);
+        assert.ok(during.timeout + during.down >= 4, JSON.stringify(during));
         redis.proc.kill('SIGCONT');
         await waitFor('fail = closed served again after SIGCONT', async () => (await one(closed)).ok);
+        assert.equal((await redisSeries(admin)).up, 1);
         assert.ok((await one(open)).ok);
 
         // Killed: the loss is seen; both answer as configured; a restart on the same port is
@@ -214,12 +241,24 @@ test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, r
             assert.ok(o.ok, o.body);
             assert.equal(c.status, 429, c.body);
         }
+        assert.equal((await redisSeries(admin)).up, 0);
         redis = await redisStart(redis.port);
         await waitFor('fail = closed served again after a restart', async () => (await one(closed)).ok);
         await waitFor('fail = open counts in Redis again', async () => {
             const before = await evalshaCalls(redis.port);
             return (await one(open)).ok && await evalshaCalls(redis.port) > before;
         });
+
+        // A reload cannot move budgets to another Redis or change how it fails: it says so and
+        // keeps the running section.
+        const next = readFileSync(config('closed2', { key: 'outage', burst: 1000, fail: 'open' }), 'utf8');
+        writeFileSync(closedFile, next);
+        closed.proc.kill('SIGHUP');
+        await waitFor('the reload logged', async () => /\[redis\] changed: needs a restart/.test(closed.stderr()));
+        redis.proc.kill('SIGSTOP');
+        const c = await one(closed);
+        redis.proc.kill('SIGCONT');
+        assert.equal(c.status, 429, `still fail = closed after the reload: ${c.body}`);
     } finally {
         await open.stop();
         await closed.stop();
