@@ -333,21 +333,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (rl != NULL && r->done != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "NOSCRIPT", 8) == 0 && !r->retried && rl->ac != NULL) {
         /* The script went (SCRIPT FLUSH, a failover): send this one with its text; the next
-         * connection loads it again. Still in flight, so it keeps its place in the list. */
+         * connection loads it again. Still in flight, so it keeps its place in the list (and its
+         * deadline: the list stays in deadline order). */
         r->retried = 1;
-        req_unlink(r);
-        if (req_send(rl, r, 1) == 0) {
-            jrpc__list_insert_tail(&rl->sent, &r->node);
-            rl->nsent++;
+        if (req_send(rl, r, 1) == 0)
             return;
-        }
-        r->rl = rl;
-        jrpc__ctr_add(&rl->outcomes[JRPC__REDIS_ERROR], 1);
-        jrpc__budget_cb done = r->done;
-        r->done = NULL;
-        answer_fail(rl->st, done, r->arg, r->ok, r->n);
-        free(r);
-        return;
     }
     req_unlink(r);
     if (rl != NULL && r->done != NULL) {
