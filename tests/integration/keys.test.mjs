@@ -112,6 +112,8 @@ test('keys in the path and in both headers; 401 for missing and unknown keys', a
 
         // The access log names the key, never a secret (not even an unknown one).
         await waitFor(() => /key=alice/.test(srv.stderr()), { timeout: BOUND_MS, what: 'key=alice' });
+        await waitFor(() => /websocket message items=3 key=alice /.test(srv.stderr()),
+            { timeout: BOUND_MS, what: 'the WebSocket line names the key' });
         assert.ok(/key=\?[0-9a-f]{6}/.test(srv.stderr()), 'unknown key marked');
         assert.ok(!srv.stderr().includes(ALICE), 'a secret reached the log');
         assert.ok(!srv.stderr().includes('not-a-key-of-anyone'), 'an unknown secret reached the log');
