@@ -293,6 +293,9 @@ test('bad key settings stop jrpcd --check with FILE:LINE', async () => {
         [`[key a]\nsecret = ${ALICE}\n[key b]\nsecret = ${ALICE}\n`, /has the secret of \[key a\]/],
         [`[cost]\ndebug_*x = 3\n`, /jrpcd.ini:2: \[cost\] debug_\*x: '\*' may only end a pattern/],
         [`[auth]\npath_prefix = v2\n`, /path_prefix must start with \//],
+        [`[auth]\nrequired = on\nrequired = off\n`, /jrpcd.ini:3: \[auth\] required: already set/],
+        [`[key a]\nsecret = ${ALICE}\nrate = 1\nrate = 2\n`, /jrpcd.ini:4: \[key a\] rate: rate is already set/],
+        [`[auth]\nkeys_file = missing.ini\n`, /cannot read keys_file .*missing.ini/],
         [`[key a]\nsecret = ${ALICE}\nmax_batch = 5000\n`, /max_batch 5000 is above \[server\] max_batch 1000/],
     ];
     for (const [ini, re] of cases) {
