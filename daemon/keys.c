@@ -14,6 +14,7 @@
 
 /* One [key NAME] section. */
 typedef struct dkey {
+    unsigned set; /* numeric keys seen (a bit each): each may appear once */
     char *name;
     char *origin; /* "FILE:LINE" of its first line */
     char *secret, *methods, *deny, *origins;
@@ -26,6 +27,7 @@ typedef struct dcost {
 } dcost_t;
 
 struct jrpcd_keys {
+    unsigned auth_set; /* [auth] keys seen (a bit each): each may appear once */
     int required;
     char *path_prefix;
     unsigned long long anonymous_rate, anonymous_burst;
@@ -100,6 +102,15 @@ int jrpcd_auth_key(jrpcd_opts_t *opts, const char *name, const char *value, cons
     struct jrpcd_keys *k = keys_of(opts);
     if (k == NULL)
         return fail(err, cap, "out of memory");
+    static const char *const names[] = {"required", "path_prefix", "anonymous_rate",
+                                        "anonymous_burst", "keys_file"};
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(name, names[i]) != 0)
+            continue;
+        if (k->auth_set & (1u << i))
+            return fail(err, cap, "already set");
+        k->auth_set |= 1u << i;
+    }
     if (strcmp(name, "required") == 0) {
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
             return fail(err, cap, "\"%s\": on or off", value);
@@ -171,6 +182,14 @@ int jrpcd_key_key(jrpcd_opts_t *opts, const char *key, const char *name, const c
         return set_str(&d->deny, value, name, err, cap);
     if (strcmp(name, "origins") == 0)
         return set_str(&d->origins, value, name, err, cap);
+    static const char *const numeric[] = {"rate", "burst", "max_batch", "max_batch_ws"};
+    for (unsigned i = 0; i < sizeof numeric / sizeof numeric[0]; i++) {
+        if (strcmp(name, numeric[i]) != 0)
+            continue;
+        if (d->set & (1u << i))
+            return fail(err, cap, "%s is already set", name);
+        d->set |= 1u << i;
+    }
     if (strcmp(name, "rate") == 0)
         return parse_rate(value, &d->rate, err, cap);
     if (strcmp(name, "burst") == 0)

@@ -263,6 +263,16 @@ int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         /* Only one Origin is ever sent; a longer one than kept is on no list ("*" aside). */
         int one = c->n_origin == 1 && on <= sizeof hr->origin;
         hr->cors = (uint8_t)jrpc__http_origin_allowed(origins, hr->origin, one ? on : 0);
+        if (hr->cors == JRPC__CORS_NONE && hr->method == HTTP_OPTIONS && hr->auth.keys != NULL &&
+            hr->auth.key == NULL) {
+            /* A preflight never carries the key its request will: allowed for an origin that
+             * some key names (the request itself is then checked against its own key's). */
+            const jrpc__keys_t *keys = hr->auth.keys;
+            for (size_t i = 0; i < jrpc__keys_count(keys) && hr->cors == JRPC__CORS_NONE; i++)
+                if (jrpc__keys_origins(keys, i) != NULL)
+                    hr->cors = (uint8_t)jrpc__http_origin_allowed(jrpc__keys_origins(keys, i),
+                                                                  hr->origin, one ? on : 0);
+        }
         if (hr->cors == JRPC__CORS_ECHO)
             hr->origin_len = (uint16_t)on; /* echoed without the blanks */
         if (hr->cors != JRPC__CORS_NONE)

@@ -99,6 +99,10 @@ uint32_t jrpc__keys_cost(const jrpc__keys_t *keys, const char *name, size_t len)
 /* The budget of clients without a key (rate 0: none) and their counters. */
 void jrpc__keys_anonymous(const jrpc__keys_t *keys, uint64_t *rate, uint64_t *burst,
                           jrpc__key_stats_t **stats);
+/* Keys in the set, and the origins of key i (NULL: it has none of its own), for a CORS
+ * preflight, which carries no key: it is allowed for an origin that some key names. */
+size_t jrpc__keys_count(const jrpc__keys_t *keys);
+const char *jrpc__keys_origins(const jrpc__keys_t *keys, size_t i);
 /* A short mark for a secret nobody holds, for logs: 6 hex digits of a hash, NUL-terminated. */
 void jrpc__keys_mark(const char *s, size_t n, char out[8]);
 /* Installs keys (taken) as the engine's current set: binds their counters. Callers serialise. */

@@ -347,6 +347,16 @@ int jrpc__keys_anonymous_limited(const jrpc__keys_t *keys)
     return keys->anon_rate != 0;
 }
 
+size_t jrpc__keys_count(const jrpc__keys_t *keys)
+{
+    return keys->n;
+}
+
+const char *jrpc__keys_origins(const jrpc__keys_t *keys, size_t i)
+{
+    return keys->v[i].origins;
+}
+
 void jrpc__keys_mark(const char *s, size_t n, char out[8])
 {
     static const char hex[] = "0123456789abcdef";

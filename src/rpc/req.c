@@ -78,13 +78,15 @@ static const char *const member_names[JRPC__M_RESULT] = {"jsonrpc", "method", "p
 static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
 {
     const jrpc__registry_t *reg = jrpc__engine_of(r->loop)->registry;
-    if (r->auth.key != NULL && !jrpc__key_allows(r->auth.key, c->name.ptr, c->name.len)) {
+    const jrpc__key_t *k = r->auth.key;
+    if (k != NULL && (k->nallow | k->ndeny) != 0 &&
+        !jrpc__key_allows(k, c->name.ptr, c->name.len)) {
         /* Before the registry: a key is not told which methods exist beyond its own. */
         char msg[160];
         int n = (int)(c->name.len > 100 ? 100 : c->name.len);
         snprintf(msg, sizeof msg, "method %.*s is not allowed for this API key", n, c->name.ptr);
         call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, msg, NULL);
-        atomic_fetch_add_explicit(&r->auth.key->stats->rej_method, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&k->stats->rej_method, 1, memory_order_relaxed);
         return 0;
     }
     c->m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
@@ -994,9 +996,21 @@ static jrpc__req_t *req_admit(jrpc__req_t *r, uint8_t *ok)
         atomic_fetch_add_explicit(&st->units, units, memory_order_relaxed);
         return req_run(r, ok);
     }
+    const jrpc_str_t *last = NULL; /* a batch is often one method: look its cost up once */
+    uint32_t last_cost = 0;
     for (size_t i = 0; i < r->ncalls; i++) {
-        costs[i] = ok[i] ? jrpc__keys_cost(keys, r->calls[i].name.ptr, r->calls[i].name.len) : 0;
+        const jrpc_str_t *name = &r->calls[i].name;
         r->calls[i].budgeted = ok[i];
+        if (!ok[i]) {
+            costs[i] = 0;
+            continue;
+        }
+        if (last == NULL || last->len != name->len ||
+            memcmp(last->ptr, name->ptr, name->len) != 0) {
+            last = name;
+            last_cost = jrpc__keys_cost(keys, name->ptr, name->len);
+        }
+        costs[i] = last_cost;
     }
     char name[2 + 48];
     jrpc__bucket_t bk = {NULL, 0, rate, burst};

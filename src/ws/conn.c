@@ -47,13 +47,19 @@ static void conn_log_answer(jrpc_conn_t *c, const jrpc__ws_msg_t *m, const jrpc_
     char sum[256];
     jrpc__answer_sum_format(&ans->sum, (int)c->cfg->log_json, sum, sizeof sum);
     unsigned long long us = (unsigned long long)((uv_hrtime() - m->t0) / 1000);
+    /* The key by its name, as on HTTP lines (the secret never). */
+    char key[JRPC__KEY_NAME_MAX + 16];
+    key[0] = '\0';
+    if (c->has_auth)
+        snprintf(key, sizeof key, c->cfg->log_json ? ",\"key\":\"%s\"" : " key=%s",
+                 c->auth.key != NULL ? c->auth.key->name : "(anonymous)");
     if (c->cfg->log_json)
         jrpc__log(c->cfg, JRPC_LOG_INFO, NULL,
-                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\",\"items\":%zu,"
+                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\",\"items\":%zu%s,"
                   "%s,\"bytes\":%zu,\"duration_us\":%llu}",
-                  (int)c->client_len, c->peer, ans->items, sum, ans->body.len, us);
+                  (int)c->client_len, c->peer, ans->items, key, sum, ans->body.len, us);
     else
-        conn_log(c, JRPC_LOG_INFO, "message items=%zu %s bytes=%zu %lluus", ans->items, sum,
+        conn_log(c, JRPC_LOG_INFO, "message items=%zu%s %s bytes=%zu %lluus", ans->items, key, sum,
                  ans->body.len, us);
 }
 

@@ -112,6 +112,8 @@ test('keys in the path and in both headers; 401 for missing and unknown keys', a
 
         // The access log names the key, never a secret (not even an unknown one).
         await waitFor(() => /key=alice/.test(srv.stderr()), { timeout: BOUND_MS, what: 'key=alice' });
+        await waitFor(() => /websocket message items=3 key=alice /.test(srv.stderr()),
+            { timeout: BOUND_MS, what: 'the WebSocket line names the key' });
         assert.ok(/key=\?[0-9a-f]{6}/.test(srv.stderr()), 'unknown key marked');
         assert.ok(!srv.stderr().includes(ALICE), 'a secret reached the log');
         assert.ok(!srv.stderr().includes('not-a-key-of-anyone'), 'an unknown secret reached the log');
@@ -205,7 +207,8 @@ test('costs: a 75-unit method spends 75, a free one nothing; metrics exact', asy
 
 test('methods outside a key\'s allowance are refused per item, the others run', async () => {
     const ini = `[auth]\nrequired = on\n[key alice]\nsecret = ${ALICE}\nmethods = tennis@*, test.*\n` +
-        `deny = test.fail\n[key bob]\nsecret = ${BOB}\nmax_batch = 2\n`;
+        `deny = test.fail\n[key bob]\nsecret = ${BOB}\nmax_batch = 2\n` +
+        `[key carol]\nsecret = ${CAROL}\norigins = https://app.example\n`;
     await withKeys(ini, async (srv) => {
         const body = batch([call('tennis@ping', undefined, 1), call('subtract', [3, 1], 2),
             call('test.fail', undefined, 3), call('test.echo', ['x'], 4)]);
@@ -220,6 +223,26 @@ test('methods outside a key\'s allowance are refused per item, the others run', 
         const b = await rpc(srv, pings(3), { headers: { 'X-API-Key': BOB } });
         assert.equal(b.json.length, 3, b.body);
         for (const item of b.json) assertError(item, -32005);
+        // carol's origins replace cors_origins (none here) for requests with her key.
+        const page = { Origin: 'https://app.example' };
+        const c = await rpc(srv, call('tennis@ping', undefined, 1), { headers: { ...page, 'X-API-Key': CAROL } });
+        assert.equal(c.status, 200, c.body);
+        assert.equal(c.headers['access-control-allow-origin'], 'https://app.example');
+        const other = await rpc(srv, call('tennis@ping', undefined, 1),
+            { headers: { Origin: 'https://evil.example', 'X-API-Key': CAROL } });
+        assert.equal(other.status, 403, other.body);
+        const alice = await rpc(srv, call('tennis@ping', undefined, 1), { headers: { ...page, 'X-API-Key': ALICE } });
+        assert.equal(alice.status, 403, alice.body);
+        // A preflight carries no key: allowed for an origin some key names, with the headers a
+        // key comes in; not for another origin.
+        const pre = await rpc(srv, undefined, { method: 'OPTIONS',
+            headers: { ...page, 'Access-Control-Request-Method': 'POST' } });
+        assert.equal(pre.status, 204, pre.body);
+        assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
+        assert.match(pre.headers['access-control-allow-headers'], /Authorization, X-API-Key/);
+        const preOther = await rpc(srv, undefined, { method: 'OPTIONS',
+            headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' } });
+        assert.equal(preOther.status, 403, preOther.body);
     });
 });
 
@@ -291,6 +314,9 @@ test('bad key settings stop jrpcd --check with FILE:LINE', async () => {
         [`[key a]\nsecret = ${ALICE}\n[key b]\nsecret = ${ALICE}\n`, /has the secret of \[key a\]/],
         [`[cost]\ndebug_*x = 3\n`, /jrpcd.ini:2: \[cost\] debug_\*x: '\*' may only end a pattern/],
         [`[auth]\npath_prefix = v2\n`, /path_prefix must start with \//],
+        [`[auth]\nrequired = on\nrequired = off\n`, /jrpcd.ini:3: \[auth\] required: already set/],
+        [`[key a]\nsecret = ${ALICE}\nrate = 1\nrate = 2\n`, /jrpcd.ini:4: \[key a\] rate: rate is already set/],
+        [`[auth]\nkeys_file = missing.ini\n`, /cannot read keys_file .*missing.ini/],
         [`[key a]\nsecret = ${ALICE}\nmax_batch = 5000\n`, /max_batch 5000 is above \[server\] max_batch 1000/],
     ];
     for (const [ini, re] of cases) {
