@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Budgets shared through Redis (issue 13 item 4): two jrpcd pointing at one real redis-server
-// enforce one budget per key, with exactly one Redis round trip per HTTP request; with Redis
+// enforce one budget per key, with exactly one Redis round trip per HTTP request or WebSocket
+// message, over both transports from one bucket; with Redis
 // stopped (SIGSTOP) or killed, fail = open admits and fail = closed refuses, neither hangs, and
 // both recover by themselves when Redis is back. Skipped when redis-server is not installed.
 
@@ -12,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer, rpc, call, batch } from './lib.mjs';
+import { WsClient } from './wslib.mjs';
 
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 const SECRET = 'redis-shared-key-0123456789';
@@ -262,5 +264,36 @@ test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, r
     } finally {
         await open.stop();
         await closed.stop();
+    }
+});
+
+test('WebSocket: one Redis round trip per message, the budget shared with HTTP', { skip: !HAVE_REDIS && 'redis-server is not installed' }, async () => {
+    const N = 30;
+    const srv = await startServer(['--config', config('ws', { burst: N, rate: 1, timeout: '10s' })]);
+    try {
+        const ws = await WsClient.open(srv, { path: KEY_PATH });
+        const before = await evalshaCalls(redis.port);
+        const t0 = Date.now();
+        let ok = 0, refused = 0;
+        // 10 messages of 5 calls: 50 units asked of a 30-unit budget, in request order.
+        for (let m = 0; m < 10; m++) {
+            await ws.send(batch(Array.from({ length: 5 }, (_, k) => ping(`${m}.${k}`))));
+            for (const it of await ws.nextJson()) {
+                if (it.result === 'pong') ok++;
+                else {
+                    assert.equal(it.error.code, -32005, JSON.stringify(it));
+                    refused++;
+                }
+            }
+        }
+        assert.equal(await evalshaCalls(redis.port) - before, 10);
+        const slack = Math.floor((Date.now() - t0) / 1000) + 1;
+        assert.ok(ok >= N && ok <= N + slack, `${ok} admitted, ${refused} refused, burst ${N}`);
+        ws.close();
+        // HTTP spends from the same bucket: it is empty (a unit or so refilled at most).
+        const r = await rpc(srv, batch([ping(1), ping(2), ping(3)]), { path: KEY_PATH, timeout: WAIT_MS });
+        assert.ok(r.json.filter((it) => it.result === 'pong').length <= slack, r.body);
+    } finally {
+        await srv.stop();
     }
 });
