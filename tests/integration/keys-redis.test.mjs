@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Budgets shared through Redis (issue 13 item 4): two jrpcd pointing at one real redis-server
 // enforce one budget per key, with exactly one Redis round trip per HTTP request or WebSocket
-// message, over both transports from one bucket; with Redis
-// stopped (SIGSTOP) or killed, fail = open admits and fail = closed refuses, neither hangs, and
-// both recover by themselves when Redis is back. Skipped when redis-server is not installed.
+// message, over both transports from one bucket; with Redis stopped (SIGSTOP) or killed,
+// fail = open admits and fail = closed refuses, neither hangs, and both recover by themselves
+// when Redis is back. Skipped when redis-server is not installed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

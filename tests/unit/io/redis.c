@@ -618,6 +618,32 @@ static void killed_and_restarted(void **state)
     inst_close(&b);
 }
 
+/* The connection goes while a reservation waits for its reply (Redis stopped, then killed): it
+ * gets the fail answer as soon as the loss is seen, not after its (long) timeout. */
+static void dropped_in_flight(void **state)
+{
+    (void)state;
+    inst_t a, *ins[1] = {&a};
+    inst_open(&a, 1); /* a 10 s timeout: an answer by timeout would take that long */
+    inst_t *pair[2] = {&a, &a};
+    run_until(pair, 1, both_up, pair);
+    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+    static resv_t r;
+    resv_fill(&r, 2, 1);
+    reserve(&a, &r, "k:dropped", 1, 10);
+    assert_false(r.inside);
+    for (int i = 0; i < 3; i++) /* the command goes out */
+        uv_run(&a.loop.uv, UV_RUN_NOWAIT);
+    redis_kill();
+    resv_set_t one = {&r, 1};
+    run_until(ins, 1, all_done, &one);
+    assert_int_equal(r.res.status, JRPC__BUDGET_CLOSED);
+    jrpc__redis_stats_t s = inst_stats(&a);
+    assert_int_equal(s.outcomes[JRPC__REDIS_ERROR], 1);
+    assert_int_equal(s.outcomes[JRPC__REDIS_TIMEOUT], 0);
+    inst_close(&a);
+}
+
 /* Nothing listens: the first connect fails, reservations fail at once, nothing hangs. */
 static void refused(void **state)
 {
@@ -692,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(noscript_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_and_restarted, setup, teardown),
+        cmocka_unit_test_setup_teardown(dropped_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
