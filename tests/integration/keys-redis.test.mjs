@@ -73,6 +73,14 @@ async function redisStart(port) {
     return r;
 }
 
+/** SIGSTOP, then wait until the process is stopped (state T in /proc): kill returns before a
+ *  process on another core has stopped, and it could answer one more command meanwhile. */
+async function redisStop(r) {
+    r.proc.kill('SIGSTOP');
+    await waitFor('redis-server stopped', async () =>
+        /^\d+ \(.*\) T /.test(readFileSync(`/proc/${r.proc.pid}/stat`, 'utf8')));
+}
+
 async function redisKill(r) {
     if (r.exited) return;
     const gone = new Promise((resolve) => r.proc.once('exit', resolve));
@@ -219,7 +227,7 @@ test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, r
         }
 
         // SIGSTOP: Redis takes connections and never answers.
-        redis.proc.kill('SIGSTOP');
+        await redisStop(redis);
         for (let i = 0; i < 4; i++) {
             const [o, c] = await Promise.all([one(open, i), one(closed, i)]);
             assert.ok(o.ok, `fail = open serves: ${o.body}`);
@@ -257,7 +265,7 @@ test('Redis stopped or killed: fail open admits, fail closed refuses, no hang, r
         writeFileSync(closedFile, next);
         closed.proc.kill('SIGHUP');
         await waitFor('the reload logged', async () => /\[redis\] changed: needs a restart/.test(closed.stderr()));
-        redis.proc.kill('SIGSTOP');
+        await redisStop(redis);
         const c = await one(closed);
         redis.proc.kill('SIGCONT');
         assert.equal(c.status, 429, `still fail = closed after the reload: ${c.body}`);

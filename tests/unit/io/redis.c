@@ -124,6 +124,16 @@ static void redis_start(void)
     }
 }
 
+/* Stops redis-server (SIGSTOP) and waits until it is stopped: kill returns before a process
+ * running on another core has stopped, and it could answer one more command meanwhile. */
+static void redis_stop(void)
+{
+    int st;
+    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+    assert_int_equal(waitpid(redis_pid, &st, WUNTRACED), redis_pid);
+    assert_true(WIFSTOPPED(st));
+}
+
 static void redis_kill(void)
 {
     if (redis_pid <= 0)
@@ -513,7 +523,7 @@ static void stopped(void **state)
     static resv_t v[2 * N];
 
     /* A short stop: answered by the timeout, the late replies come after SIGCONT. */
-    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+    redis_stop();
     uint64_t t0 = mono_ms();
     for (size_t i = 0; i < 2 * N; i++) {
         resv_fill(&v[i], 3, 1);
@@ -551,7 +561,7 @@ static void stopped(void **state)
 
     /* A long stop: after the stall bound the connections are given up and every reservation
      * fails at once (before reserve returns), with the fail answer. */
-    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+    redis_stop();
     for (size_t i = 0; i < 2; i++) {
         resv_fill(&v[i], 2, 1);
         reserve(i % 2 ? &b : &a, &v[i], "k:stop", 1, 1000);
@@ -627,7 +637,7 @@ static void dropped_in_flight(void **state)
     inst_open(&a, 1); /* a 10 s timeout: an answer by timeout would take that long */
     inst_t *pair[2] = {&a, &a};
     run_until(pair, 1, both_up, pair);
-    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+    redis_stop();
     static resv_t r;
     resv_fill(&r, 2, 1);
     reserve(&a, &r, "k:dropped", 1, 10);
