@@ -84,8 +84,7 @@ async function redisStop(r) {
 async function redisKill(r) {
     if (r.exited) return;
     const gone = new Promise((resolve) => r.proc.once('exit', resolve));
-    r.proc.kill('SIGCONT');
-    r.proc.kill('SIGKILL');
+    r.proc.kill('SIGKILL'); // also when stopped, without running it again first
     await gone;
 }
 

@@ -138,8 +138,7 @@ static void redis_kill(void)
 {
     if (redis_pid <= 0)
         return;
-    kill(redis_pid, SIGCONT);
-    kill(redis_pid, SIGKILL);
+    kill(redis_pid, SIGKILL); /* also when stopped, without running it again first */
     waitpid(redis_pid, NULL, 0);
     redis_pid = 0;
 }
