@@ -405,6 +405,7 @@ static void reply_queue_full(jrpc_upstream_t *up, jrpc_call_t *call)
     char msg[200];
     snprintf(msg, sizeof msg, "upstream %.100s: queue full (max_queue %u)", up->name,
              up->max_queue);
+    jrpc_call_limit_refused(call, "upstream_queue");
     jrpc_reply_error(call, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
     JRPC__UPSTAT_ADD(up->stats.items_refused, 1);
 }

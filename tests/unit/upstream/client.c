@@ -62,6 +62,13 @@ JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
     return 1;
 }
 
+JRPC_EXTERN int jrpc_call_limit_refused(jrpc_call_t *call, const char *limit)
+{
+    (void)call;
+    assert_string_equal(limit, "upstream_queue");
+    return 0;
+}
+
 static uv_loop_t *test_loop; /* the loop calls belong to, in the test that sends */
 static int may_pick;         /* an attempt may start */
 
