@@ -213,3 +213,32 @@ test('a section the library refuses refuses the reload; methods changes need a r
     await healthy(srv);
     await srv.stop();
 });
+
+test('reload twice with a call held at the first URL: idle old connections go without traffic; stop answers the held call', async () => {
+    const a = await faultServer(), b = await faultServer(), c = await faultServer();
+    const keys = (u) => section({ url: u.url('/gate'), methods: 'rl_* held', timeout: '1h', retries: 0 });
+    const srv = await gateway(keys(a), ['--io-threads', '2', '--drain', '200ms']);
+    const held = rpc(srv, call('held', [], 1));
+    await waitFor(() => methodsAt(a).includes('held'), { timeout: BOUND_MS, what: 'the held call at A' });
+
+    await srv.reload(keys(b), /reloaded: /);
+    const viaB = await rpc(srv, call('rl_ping', [], 2));
+    assert.equal(viaB.json.result?.m, 'rl_ping', viaB.body);
+    assert.deepEqual(methodsAt(b), ['rl_ping']);
+    assert.ok(b.connections() > 0);
+
+    // No call after this reload: B's client is idle, and the reload itself makes it let go.
+    await srv.reload(keys(c), /reloaded: /);
+    await waitFor(() => b.connections() === 0, { timeout: BOUND_MS, what: 'jrpcd closing its idle connections to B' });
+    assert.ok(a.connections() > 0, 'A still holds the call in flight');
+    const viaC = await rpc(srv, call('rl_ping', [], 3));
+    assert.equal(viaC.json.result?.m, 'rl_ping', viaC.body);
+    assert.deepEqual(methodsAt(c), ['rl_ping']);
+    assert.equal(c.requests[0].path, '/gate');
+
+    // SIGTERM: the call still held by the oldest client is answered, and jrpcd exits 0.
+    await srv.stop();
+    const r = await held;
+    assert.equal(r.json.error?.code, -32000, r.body);
+    assert.match(r.json.error.message, /shutting down/, r.body);
+});
