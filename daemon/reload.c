@@ -86,8 +86,6 @@ static int restart_needed(const jrpcd_opts_t *run, const jrpcd_opts_t *next)
     NEEDS(path_differ(a->path, b->path), "path");
     NEEDS(path_differ(a->rest_path, b->rest_path), "rest_path");
     NEEDS(modules_differ(run, next), "a module");
-    NEEDS(strv_differ(run->batch_deny, run->batch_deny_len, next->batch_deny, next->batch_deny_len),
-          "[batch] deny");
 #undef NEEDS
     return n;
 }

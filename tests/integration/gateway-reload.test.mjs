@@ -197,7 +197,9 @@ test('a section the library refuses refuses the reload; methods changes need a r
 
     // Methods and sections are the server's method table: kept, said so; the URL still moves.
     const lines = await srv.reload(section({ url: b.url('/ok'), methods: 'rl_* x_*' }) +
-        '[upstream other]\nurl = http://127.0.0.1:9/\nmethods = other_*\n', /reloaded: /);
+        '[upstream other]\nurl = http://127.0.0.1:9/\nmethods = other_*\n[batch]\ndeny = rl_nobatch\n',
+        /reloaded: /);
+    assert.ok(!lines.some((l) => /\[batch\] deny changed/.test(l)), `[batch] deny applies live:\n${lines.join('\n')}`);
     assert.ok(lines.some((l) => /\[upstream gw\] methods changed: needs a restart/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /\[upstream other\] added: needs a restart/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /reload: upstream gw: 1 URL/.test(l)), lines.join('\n'));
@@ -208,7 +210,8 @@ test('a section the library refuses refuses the reload; methods changes need a r
 
     // Reloading the same file again changes nothing more.
     const again = await srv.reload(section({ url: b.url('/ok'), methods: 'rl_* x_*' }) +
-        '[upstream other]\nurl = http://127.0.0.1:9/\nmethods = other_*\n', /reloaded: /);
+        '[upstream other]\nurl = http://127.0.0.1:9/\nmethods = other_*\n[batch]\ndeny = rl_nobatch\n',
+        /reloaded: /);
     assert.ok(again.some((l) => /0 \[upstream\] sections changed/.test(l)), again.join('\n'));
     await healthy(srv);
     await srv.stop();
