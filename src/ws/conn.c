@@ -542,6 +542,10 @@ static void conn_answered(jrpc_conn_t *c, jrpc__ws_msg_t *m, jrpc__answer_t *ans
 {
     if (ans->has_sum)
         conn_log_answer(c, m, ans);
+    /* Its answer goes to the output queue now (written at once unless the socket is full), or,
+     * for a message of notifications only, its last call has finished. */
+    if (m->t0 != 0 && c->loop->io->timed)
+        jrpc__hist_dur(&c->loop->stats.req_dur[JRPC__TR_WS], (uv_hrtime() - m->t0) / 1000);
     jrpc__list_remove(&m->link);
     uint64_t seq = m->seq;
     m->req = NULL;
@@ -587,7 +591,6 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     size_t len = m->body.len;
     jrpc_buf_init(&m->body);
     m->kind = JRPC__WS_M_RUNNING;
-    m->t0 = c->log ? uv_hrtime() : 0;
     c->nmsgs++;
     m->req = NULL;
     jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, c->acct, conn_on_done, m);
@@ -640,6 +643,8 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
     m->body.ptr = msg;
     m->body.len = m->body.cap = len;
     m->binary = (uint8_t)binary;
+    /* From its arrival, so time spent waiting at the connection's bound counts too. */
+    m->t0 = c->log || c->loop->io->timed ? uv_hrtime() : 0;
     if (c->waiting != NULL || conn_at_bound(c)) {
         m->kind = JRPC__WS_M_WAITING;
         jrpc__ws_fifo_push(&c->waiting, &c->waiting_tail, m);
