@@ -302,9 +302,10 @@ static void chunk_failed(engine_t *e, chunk_t *c, const char *why, double hint_m
     chunk_release(e, c);
 }
 
-/* Items of c the answer left out (a server fault): answered with a made-up -32603 so that every
- * input still gets exactly one output. */
-static void answer_missing(engine_t *e, chunk_t *c, const char *msg)
+/* Items of c the answer left out: answered with the server's error object err when it answered
+ * the whole chunk with one, else (a server fault) with a made-up -32603 carrying msg, so that
+ * every input still gets exactly one output. */
+static void answer_missing(engine_t *e, chunk_t *c, jrpc_json_t err, const char *msg)
 {
     cli_resp_t *r = NULL;
     for (size_t k = 0; k < c->n; k++) {
@@ -316,9 +317,16 @@ static void answer_missing(engine_t *e, chunk_t *c, const char *msg)
             return;
         }
         size_t off = r->body.len;
-        jrpc_buf_appendz(&r->body, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":");
-        jrpc_buf_json_string(&r->body, msg, strlen(msg));
-        jrpc_buf_appendz(&r->body, "},\"id\":");
+        if (err.ptr != NULL) {
+            jrpc_buf_appendz(&r->body, "{\"jsonrpc\":\"2.0\",\"error\":");
+            jrpc_buf_append(&r->body, err.ptr, err.len);
+        } else {
+            jrpc_buf_appendz(&r->body,
+                             "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":");
+            jrpc_buf_json_string(&r->body, msg, strlen(msg));
+            jrpc_buf_appendz(&r->body, "}");
+        }
+        jrpc_buf_appendz(&r->body, ",\"id\":");
         jrpc_buf_json_uint64(&r->body, (uint64_t)i + 1);
         jrpc_buf_appendz(&r->body, "}");
         e->items.v[i].aoff = (uint32_t)off; /* fixed up below once the buffer stops moving */
@@ -418,16 +426,10 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
             }
         }
         if (!e->fatal) {
-            char msg[160];
-            jrpc_json_t m;
-            size_t ml = 0;
-            if (err.ptr == NULL)
-                snprintf(msg, sizeof msg, "the server answered with one object for %zu calls",
-                         c->n);
-            else if (jrpc_json_get(err, "message", &m) != 0 ||
-                     jrpc_json_string(m, msg, sizeof msg, &ml) != 0)
-                snprintf(msg, sizeof msg, "HTTP %ld", status);
-            answer_missing(e, c, msg);
+            char msg[96];
+            snprintf(msg, sizeof msg, "HTTP %ld: the server answered %zu calls with one object",
+                     status, c->n);
+            answer_missing(e, c, err, msg);
         }
         resp_unref(r);
         chunk_release(e, c);
@@ -453,7 +455,7 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
         if (jrpc_json_type(a) == JRPC_JSON_OBJECT)
             take_answer(e, r, a, c->retry_after);
     }
-    answer_missing(e, c, "the server's answer left this call out");
+    answer_missing(e, c, (jrpc_json_t){NULL, 0}, "the server's answer left this call out");
     resp_unref(r);
     chunk_release(e, c);
 }
