@@ -391,8 +391,11 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
     jrpc_json_t body = {r->body.ptr, r->body.len}, a;
     if (r->body.len == 0 || jrpc_json_validate(body.ptr, body.len, 0, NULL) != 0) {
         char why[96];
-        snprintf(why, sizeof why, "HTTP %ld with %s", status,
-                 r->body.len ? "a body that is not JSON" : "no body");
+        if (e->ws)
+            snprintf(why, sizeof why, "%s", "websocket: the server's message is not JSON");
+        else
+            snprintf(why, sizeof why, "HTTP %ld with %s", status,
+                     r->body.len ? "a body that is not JSON" : "no body");
         if (status == 429 || status == 503 || status == 502 || status == 504) {
             chunk_failed(e, c, why, c->retry_after);
         } else {
@@ -750,6 +753,7 @@ int cli_batch(const cli_opts_t *o, const char *path)
             goto done;
         }
     }
+    srand((unsigned)getpid() ^ (unsigned)(cli_now() * 1e6)); /* retry jitter differs per run */
     e.t0 = cli_now();
     show_progress(&e, 0);
     run(&e);

@@ -6,6 +6,7 @@
 
 #include <jrpc.h>
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,10 @@ typedef struct cli_opts {
 
 /* Prints "jrpc: <message>" on stderr; returns 2, the exit status of a usage or transport error. */
 __attribute__((format(printf, 1, 2))) int cli_fail(const char *fmt, ...);
+
+/* Set by the SIGINT handler of commands that end cleanly on ^C (subscribe); blocking waits in
+ * ws.c return -1 without a message once it is set. */
+extern volatile sig_atomic_t cli_interrupted;
 
 /* Seconds on the monotonic clock. */
 double cli_now(void);

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,14 @@ int cli_fail(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 2;
+}
+
+volatile sig_atomic_t cli_interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
 }
 
 double cli_now(void)
@@ -302,7 +311,7 @@ done:
 /* ---- subscribe ------------------------------------------------------------------------------- */
 
 /* Subscribes over WebSocket and prints every notification as one line until --count of them
- * arrived (then unsubscribes) or the server closes. */
+ * arrived or ^C (then unsubscribes and exits 0), or the server closes. A second ^C kills. */
 static int cmd_subscribe(const cli_opts_t *o, const char *method, char **args, int nargs)
 {
     jrpc_buf_t params, body, msg;
@@ -319,6 +328,12 @@ static int cmd_subscribe(const cli_opts_t *o, const char *method, char **args, i
     if ((rc = build_params(o, args, nargs, &params)) != 0)
         goto done;
     rc = 2;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = (int)SA_RESETHAND; /* no SA_RESTART: the wait in ws.c must see EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     build_call(&body, method, &params, 1);
     if ((ws = cli_ws_open(o->url, o->headers, o->nheaders, o->timeout_ms)) == NULL ||
         cli_ws_send(ws, body.ptr, body.len) != 0)
@@ -329,7 +344,11 @@ static int cmd_subscribe(const cli_opts_t *o, const char *method, char **args, i
     for (;;) {
         int r = cli_ws_recv(ws, &msg, sub.ptr == NULL ? o->timeout_ms : 0);
         if (r <= 0) {
-            if (r == 0 && sub.ptr != NULL)
+            if (cli_interrupted && sub.ptr != NULL)
+                break; /* ^C: unsubscribe below */
+            if (cli_interrupted)
+                rc = 130;
+            else if (r == 0 && sub.ptr != NULL)
                 rc = 0; /* the server ended it */
             goto done;
         }
@@ -407,10 +426,91 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void bench_report(const cli_opts_t *o, unsigned long done, unsigned long errors,
+                         double elapsed, double *lat, unsigned long nlat)
+{
+    qsort(lat, nlat, sizeof(*lat), cmp_double);
+    printf("%lu requests in %.2f s over %u connections: %.0f req/s, %lu errors\n", done, elapsed,
+           o->conns, (double)done / elapsed, errors);
+    if (nlat > 0)
+        printf("latency p50 %.0f us  p99 %.0f us  max %.0f us\n", lat[nlat / 2] * 1e6,
+               lat[(nlat * 99) / 100] * 1e6, lat[nlat - 1] * 1e6);
+}
+
+/* bench over WebSocket: --conns connections, one call in flight on each, the next sent as soon as
+ * the answer is in. A connection whose socket is readable has (nearly) a whole small answer, so
+ * the blocking read in ws.c waits at most for the rest of it. */
+static int bench_ws(const cli_opts_t *o, const jrpc_buf_t *body)
+{
+    cli_ws_t **ws = calloc(o->conns, sizeof(*ws));
+    double *started = calloc(o->conns, sizeof(*started));
+    struct pollfd *pfd = calloc(o->conns, sizeof(*pfd));
+    unsigned long cap = o->seconds > 0 ? 1000000ul : o->n, sent = 0, done = 0, errors = 0;
+    double *lat = malloc(cap * sizeof(*lat));
+    unsigned live = 0;
+    int rc = 2;
+    jrpc_buf_t msg;
+    jrpc_buf_init(&msg);
+    if (ws == NULL || started == NULL || pfd == NULL || lat == NULL) {
+        cli_fail("%s", "out of memory");
+        goto out;
+    }
+    double t0 = cli_now(), deadline = o->seconds > 0 ? t0 + o->seconds : 0;
+    for (unsigned i = 0; i < o->conns; i++) {
+        if ((ws[i] = cli_ws_open(o->url, o->headers, o->nheaders, o->timeout_ms)) == NULL)
+            goto out;
+        pfd[i] = (struct pollfd){cli_ws_fd(ws[i]), POLLIN, 0};
+        if (o->seconds > 0 || sent < o->n) {
+            started[i] = cli_now();
+            if (cli_ws_send(ws[i], body->ptr, body->len) != 0)
+                goto out;
+            sent++;
+            live++;
+        } else {
+            pfd[i].fd = -1;
+        }
+    }
+    while (live > 0) {
+        if (poll(pfd, o->conns, 1000) < 0 && errno != EINTR)
+            break;
+        for (unsigned i = 0; i < o->conns; i++) {
+            if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
+                continue;
+            if (cli_ws_recv(ws[i], &msg, o->timeout_ms ? o->timeout_ms : 10000) != 1)
+                goto out;
+            double t = cli_now();
+            if (memmem(msg.ptr ? msg.ptr : "", msg.len, "\"error\"", 7) != NULL)
+                errors++;
+            if (done < cap)
+                lat[done] = t - started[i];
+            done++;
+            if (deadline > 0 ? t < deadline : sent < o->n) {
+                started[i] = t;
+                if (cli_ws_send(ws[i], body->ptr, body->len) != 0)
+                    goto out;
+                sent++;
+            } else {
+                pfd[i].fd = -1;
+                live--;
+            }
+        }
+    }
+    bench_report(o, done, errors, cli_now() - t0, lat, done < cap ? done : cap);
+    rc = errors ? 1 : 0;
+out:
+    if (ws != NULL)
+        for (unsigned i = 0; i < o->conns; i++)
+            cli_ws_close(ws[i]);
+    free(ws);
+    free(started);
+    free(pfd);
+    free(lat);
+    jrpc_buf_free(&msg);
+    return rc;
+}
+
 static int cmd_bench(const cli_opts_t *o, const char *method, char **args, int nargs)
 {
-    if (cli_is_ws(o->url))
-        return cli_fail("%s", "bench speaks HTTP only; for WebSocket load see bench/ws_load.c");
     jrpc_buf_t body, params;
     jrpc_buf_init(&body);
     jrpc_buf_init(&params);
@@ -420,6 +520,11 @@ static int cmd_bench(const cli_opts_t *o, const char *method, char **args, int n
     }
     build_call(&body, method, &params, 1);
     jrpc_buf_free(&params);
+    if (cli_is_ws(o->url)) {
+        int r = bench_ws(o, &body);
+        jrpc_buf_free(&body);
+        return r;
+    }
     struct curl_slist *hdrs = headers_new(o);
     CURLM *multi = curl_multi_init();
     bench_conn_t *conns = calloc(o->conns, sizeof(*conns));
@@ -475,14 +580,7 @@ static int cmd_bench(const cli_opts_t *o, const char *method, char **args, int n
         if (running)
             curl_multi_poll(multi, NULL, 0, 100, NULL);
     }
-    double elapsed = cli_now() - t0;
-    unsigned long nlat = done < cap ? done : cap;
-    qsort(lat, nlat, sizeof(*lat), cmp_double);
-    printf("%lu requests in %.2f s over %u connections: %.0f req/s, %lu errors\n", done, elapsed,
-           o->conns, (double)done / elapsed, errors);
-    if (nlat > 0)
-        printf("latency p50 %.0f us  p99 %.0f us  max %.0f us\n", lat[nlat / 2] * 1e6,
-               lat[(nlat * 99) / 100] * 1e6, lat[nlat - 1] * 1e6);
+    bench_report(o, done, errors, cli_now() - t0, lat, done < cap ? done : cap);
     rc = errors ? 1 : 0;
 out:
     if (conns != NULL) {

@@ -41,7 +41,7 @@ struct cli_ws {
 /* Prints "jrpc: websocket: ..." unless ws is closing; returns -1. */
 __attribute__((format(printf, 2, 3))) static int ws_err(const cli_ws_t *ws, const char *fmt, ...)
 {
-    if (ws->quiet)
+    if (ws->quiet || cli_interrupted)
         return -1;
     char msg[256];
     va_list ap;
@@ -65,7 +65,7 @@ static int wait_fd(int fd, short events, long timeout_ms)
         int r = poll(&p, 1, timeout_ms > 0 ? (int)timeout_ms : -1);
         if (r >= 0)
             return r;
-        if (errno != EINTR)
+        if (errno != EINTR || cli_interrupted)
             return -1;
     }
 }
@@ -253,7 +253,10 @@ cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nhea
     jrpc_buf_appendz(&req, "GET ");
     jrpc_buf_appendz(&req, path);
     jrpc_buf_appendz(&req, " HTTP/1.1\r\nHost: ");
+    int v6 = strchr(host, ':') != NULL;
+    jrpc_buf_appendz(&req, v6 ? "[" : "");
     jrpc_buf_appendz(&req, host);
+    jrpc_buf_appendz(&req, v6 ? "]" : "");
     if (strcmp(port, "80") != 0) {
         jrpc_buf_appendz(&req, ":");
         jrpc_buf_appendz(&req, port);

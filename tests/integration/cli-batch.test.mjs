@@ -449,3 +449,33 @@ test('subscribe prints --count notifications as JSONL, then unsubscribes', async
     assert.equal(http1.code, 2);
     assert.match(http1.err, /subscribe needs a ws:\/\/ URL/);
 });
+
+test('subscribe until ^C: SIGINT unsubscribes and exits 0', async () => {
+    const live = async () => (await rpc(srv, call('test.subscriptions', undefined, 1))).json.result;
+    const before = await live();
+    const p = spawn(CLI, ['--url', wsurl, 'subscribe', 'test.subscribe', '10'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+    p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+    const closed = new Promise((resolve) => p.on('close', (code, signal) => resolve({ code, signal })));
+    try {
+        await waitFor(() => out.split('\n').length > 2, { what: 'two notifications printed' });
+        assert.equal(await live(), before + 1);
+        p.kill('SIGINT');
+        assert.deepEqual(await closed, { code: 0, signal: null }, err);
+    } finally {
+        p.kill('SIGKILL');
+    }
+    for (const l of out.trimEnd().split('\n')) assert.equal(JSON.parse(l).method, 'test_subscription');
+    await waitFor(async () => (await live()) === before, { what: 'the subscription ended on the server' });
+});
+
+test('ws:// bench: answers counted per connection, errors make exit 1', async () => {
+    const r = await run(['--url', wsurl, 'bench', '-c', '3', '-n', '600', 'tennis@ping']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^600 requests in [0-9.]+ s over 3 connections: [0-9]+ req\/s, 0 errors$/m);
+    const bad = await run(['--url', wsurl, 'bench', '-c', '2', '-n', '40', 'no.such.method']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /40 errors/);
+});
