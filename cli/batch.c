@@ -772,14 +772,7 @@ int cli_batch(const cli_opts_t *o, const char *path)
             goto done;
         }
     } else {
-        int has_ct = 0;
-        for (unsigned i = 0; i < o->nheaders; i++) {
-            e.hdrs = curl_slist_append(e.hdrs, o->headers[i]);
-            has_ct |= strncasecmp(o->headers[i], "Content-Type:", 13) == 0;
-        }
-        if (!has_ct)
-            e.hdrs = curl_slist_append(e.hdrs, "Content-Type: application/json");
-        e.hdrs = curl_slist_append(e.hdrs, "Expect:"); /* no 100-continue round trip */
+        e.hdrs = cli_headers_new(o);
         if ((e.multi = curl_multi_init()) == NULL) {
             rc = cli_fail("%s", "curl_multi_init failed");
             goto done;

@@ -6,6 +6,8 @@
 
 #include <jrpc.h>
 
+#include <curl/curl.h>
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +49,18 @@ double cli_now(void);
 
 /* 1 when url starts with ws:// or wss://. */
 int cli_is_ws(const char *url);
+
+/* The request headers of every HTTP POST: -H first, then Content-Type and an empty Expect unless
+ * -H gave them; the caller frees the list (curl_slist_free_all). */
+struct curl_slist *cli_headers_new(const cli_opts_t *o);
+/* A handle that POSTs body (which must outlive it) to o->url with hdrs and appends the answer to
+ * out; NULL when curl has no memory. */
+CURL *cli_easy_new(const cli_opts_t *o, struct curl_slist *hdrs, const jrpc_buf_t *body,
+                   jrpc_buf_t *out);
+
+/* bench.c: `jrpc bench` with the request body already built; return the exit status. */
+int cli_bench_http(const cli_opts_t *o, const jrpc_buf_t *body);
+int cli_bench_ws(const cli_opts_t *o, const jrpc_buf_t *body);
 
 /* batch.c: `jrpc batch [FILE|-]`; returns the exit status. */
 int cli_batch(const cli_opts_t *o, const char *path);
