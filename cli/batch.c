@@ -396,13 +396,12 @@ static void take_answer(engine_t *e, cli_resp_t *r, jrpc_json_t a, double header
 
 /* Re-splits after the server said the chunk was over its cap: the items go again, at once, in
  * chunks of the cap. Not a retry: nothing ran. */
-static int resplit(engine_t *e, chunk_t *c, unsigned limit)
+static int resplit(engine_t *e, chunk_t *c, unsigned limit, const char *why)
 {
     if (limit >= c->n)
         return 0;
     if (e->o->chunk != 0 && limit < e->chunk)
-        fprintf(stderr, "jrpc: the server takes at most %u calls per batch; --chunk %u lowered\n",
-                limit, e->chunk);
+        fprintf(stderr, "jrpc: %s; --chunk %u lowered to %u\n", why, e->chunk, limit);
     if (limit < e->chunk)
         e->chunk = limit;
     for (size_t k = 0; k < c->n; k++) {
@@ -419,8 +418,16 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
     cli_resp_t *r = c->resp;
     c->resp = NULL;
     jrpc_json_t body = {r->body.ptr, r->body.len}, a;
+    char why[96];
+    if (status == 413 && c->n > 1) {
+        /* Body over the server's cap (jrpcd's max_body): halve the chunks until they fit. */
+        snprintf(why, sizeof why, "the server refused %zu calls in one body (HTTP 413)", c->n);
+        resplit(e, c, (unsigned)(c->n / 2), why);
+        resp_unref(r);
+        chunk_release(e, c);
+        return;
+    }
     if (r->body.len == 0 || jrpc_json_validate(body.ptr, body.len, 0, NULL) != 0) {
-        char why[96];
         if (e->ws)
             snprintf(why, sizeof why, "%s", "websocket: the server's message is not JSON");
         else
@@ -448,7 +455,9 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
             if (c->n == 1) { /* a server that answers a one-item batch unwrapped */
                 take_answer(e, r, body, c->retry_after);
             }
-        } else if ((limit = overcap_limit(err)) != 0 && resplit(e, c, limit)) {
+        } else if ((limit = overcap_limit(err)) != 0 &&
+                   (snprintf(why, sizeof why, "the server takes at most %u calls per batch", limit),
+                    resplit(e, c, limit, why))) {
             /* sent again in smaller chunks */
         } else if (retryable(&(answer_t){body, {NULL, 0}, err}, &hint)) {
             for (size_t k = 0; k < c->n; k++) {
@@ -481,9 +490,11 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
             first = 0;
             jrpc_json_t err;
             unsigned limit;
-            if (jrpc_json_get(a, "error", &err) == 0 && (limit = overcap_limit(err)) != 0 &&
-                resplit(e, c, limit))
-                break;
+            if (jrpc_json_get(a, "error", &err) == 0 && (limit = overcap_limit(err)) != 0) {
+                snprintf(why, sizeof why, "the server takes at most %u calls per batch", limit);
+                if (resplit(e, c, limit, why))
+                    break;
+            }
         }
         if (jrpc_json_type(a) == JRPC_JSON_OBJECT)
             take_answer(e, r, a, c->retry_after);

@@ -103,6 +103,44 @@ test('the chunk size is learned from the server\'s -32005 cap answer', async () 
     }
 });
 
+test('a chunk over the server\'s body cap (HTTP 413) is halved until it fits', async () => {
+    const small = await startServer(['--max-body', '64KiB']);
+    try {
+        const u = `http://127.0.0.1:${small.port}/api/v1/endpoint`;
+        const pad = 'x'.repeat(200);
+        const input = Array.from({ length: 1000 }, (_, i) => `test.echo ["${pad}", ${i + 1}]`).join('\n');
+        const r = await run(['--url', u, 'batch', '--jsonl'], input);
+        assert.equal(r.code, 0, r.err);
+        const out = r.out.trimEnd().split('\n').map((l) => JSON.parse(l));
+        assert.deepEqual(out.map((x) => x.result[1]), Array.from({ length: 1000 }, (_, i) => i + 1));
+        const r2 = await run(['--url', u, 'batch', '--chunk', '1000', '--jsonl'], input);
+        assert.equal(r2.code, 0, r2.err);
+        assert.match(r2.err, /refused 1000 calls in one body \(HTTP 413\); --chunk 1000 lowered to 500/);
+    } finally {
+        await small.stop();
+        await small.kill();
+    }
+});
+
+test('an answer the server left out becomes a -32603 for that call; duplicates are ignored', async () => {
+    const fake = await fakeHttp((batch, req, res) => {
+        const out = batch.map(echo).filter((a) => a.id !== 3);
+        out.push(echo(batch[0])); // a duplicate of the first
+        res.end(JSON.stringify(out));
+    });
+    try {
+        const r = await run(['--url', fake.url, 'batch', '--jsonl'], echoLines(5));
+        assert.equal(r.code, 1);
+        const out = r.out.trimEnd().split('\n').map((l) => JSON.parse(l));
+        assert.deepEqual(out.map((x) => x.id), [1, 2, 3, 4, 5]);
+        assert.equal(out[2].error.code, -32603);
+        assert.match(out[2].error.message, /left this call out/);
+        assert.match(r.err, /5 calls, 4 ok, 1 failed \(-32603: 1\)/);
+    } finally {
+        await fake.close();
+    }
+});
+
 test('one unknown method among 5000: its error in place, exit 1, the summary names -32601', async () => {
     const lines = echoLines(5000).split('\n');
     lines[2500] = 'no.such.method [1]';
