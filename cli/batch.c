@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* Chunk sizes when neither --chunk nor the server says otherwise: jrpcd's (and Alchemy's)

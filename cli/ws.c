@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -194,6 +195,16 @@ static void base64(const unsigned char *p, size_t n, char *out)
     EVP_EncodeBlock((unsigned char *)out, p, (int)n);
 }
 
+/* 1 when token occurs in p[0..n), compared without case. */
+static int memmem_nocase(const char *p, size_t n, const char *token)
+{
+    size_t t = strlen(token);
+    for (size_t i = 0; i + t <= n; i++)
+        if (strncasecmp(p + i, token, t) == 0)
+            return 1;
+    return 0;
+}
+
 /* The value of header `name` in an HTTP response head, or NULL; *len gets its length. */
 static const char *head_value(const char *head, size_t n, const char *name, size_t *len)
 {
@@ -289,11 +300,19 @@ cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nhea
         }
     }
     size_t head_len = (size_t)(eoh - ws->in.ptr) + 4;
-    int status = 0;
-    if (sscanf(ws->in.ptr, "HTTP/1.1 %d", &status) != 1 || status != 101) {
-        const char *eol = memchr(ws->in.ptr, '\r', head_len);
-        cli_fail("websocket: upgrade refused: %.*s", (int)(eol ? eol - ws->in.ptr : 40),
-                 ws->in.ptr);
+    const char *h = ws->in.ptr;
+    if (head_len < 12 || memcmp(h, "HTTP/1.1 101", 12) != 0) {
+        const char *eol = memchr(h, '\r', head_len);
+        cli_fail("websocket: upgrade refused: %.*s", (int)(eol ? eol - h : 40), h);
+        goto fail;
+    }
+    size_t ulen = 0, clen = 0;
+    const char *up = head_value(h, head_len, "Upgrade", &ulen);
+    const char *conn = head_value(h, head_len, "Connection", &clen);
+    if (up == NULL || ulen != 9 || strncasecmp(up, "websocket", 9) != 0 || conn == NULL ||
+        memmem_nocase(conn, clen, "upgrade") == 0) {
+        cli_fail("%s",
+                 "websocket: the server's 101 lacks Upgrade: websocket / Connection: Upgrade");
         goto fail;
     }
     size_t alen = 0;
