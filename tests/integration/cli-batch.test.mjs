@@ -218,18 +218,21 @@ test('-P 4 --jsonl: ordered by default, --unordered gives each answer once; chun
     assert.equal(new Set(got.map((x) => x.id)).size, 3000);
 
     // What goes on the wire: chunks of --chunk, and -P of them at once on keep-alive connections.
-    let inflight = 0;
     let most = 0;
+    let held = [];
     const sockets = new Set();
-    const fake = await fakeHttp((batch, req, res) => {
+    const fake = await fakeHttp((batch, req, res, n) => {
         sockets.add(req.socket);
-        inflight++;
-        most = Math.max(most, inflight);
-        // Answer once four are waiting (or after a short while for the tail), reversed: the
-        // client must match answers by id, not by position.
-        const reply = () => { inflight--; res.end(JSON.stringify(batch.map(echo).reverse())); };
-        if (inflight >= 4) setImmediate(reply);
-        else setTimeout(reply, 50);
+        // Hold answers until four chunks are waiting (the last round included: 20 = 5 x 4), so
+        // the client must have four in flight to get any answer; reply reversed, so it must
+        // match answers by id, not by position.
+        held.push(() => res.end(JSON.stringify(batch.map(echo).reverse())));
+        most = Math.max(most, held.length);
+        if (held.length === 4 || n === 20) {
+            const now = held;
+            held = [];
+            for (const reply of now) reply();
+        }
     });
     try {
         const r = await run(['--url', fake.url, 'batch', '-P', '4', '--chunk', '50', '--jsonl'], echoLines(1000));
