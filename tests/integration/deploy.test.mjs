@@ -8,8 +8,8 @@
 // result right (0 failed); load ran in every phase and reached each new instance; HAProxy took a
 // stopping jrpcd out (/ready 503 during drain_delay) before its listener closed; every
 // WebSocket client was closed by a restart (1001) and was back within RECONNECT_MS, and every
-// answer it got was right; the access logs name the clients HAProxy saw (X-Forwarded-For from a
-// trusted proxy), not HAProxy.
+// answer it got was right; HAProxy logged no request as failed, retried or redispatched; the
+// access logs name the clients HAProxy saw (X-Forwarded-For from a trusted proxy), not HAProxy.
 //
 // A WebSocket call still in flight when its connection closes may get no answer: the server
 // answers what it has read, then closes with 1001; a message it had not read yet is lost with
