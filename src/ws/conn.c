@@ -237,9 +237,21 @@ static void on_write(uv_write_t *wr, int status)
     conn_update(c);
 }
 
+/* Whether our FIN may follow our close frame now. After a normal close of ours (1000, 1001: a
+ * stop, the idle timeout) it waits for the client's close frame (or the close bound): a proxy in
+ * between, such as HAProxy, ends the whole tunnel when it sees our FIN, so the client's frames
+ * still on their way draw a reset, and the reset can destroy our close frame and the answers
+ * before it on the client's side (RFC 6455 §7.1.1: the server closes TCP once both close frames
+ * went). A close for an error (1002, 1008, 1009 …) fails the connection: the FIN goes at once. */
+static int conn_fin_due(const jrpc_conn_t *c)
+{
+    unsigned code = jrpc__ws_session_code_sent(&c->sess);
+    return jrpc__ws_session_close_received(&c->sess) || (code != 1000 && code != 1001);
+}
+
 /* Writes the output queue: at once when the socket takes it (the common case: one writev, no
  * write request), else through one uv_write at a time. Once our close frame is out, the FIN
- * follows. */
+ * follows (conn_fin_due). */
 static void conn_flush(jrpc_conn_t *c)
 {
     if (c->aborting || c->writing || c->in_feed)
@@ -272,7 +284,7 @@ static void conn_flush(jrpc_conn_t *c)
         c->writing = 1;
         return;
     }
-    if (c->closing && !c->shut) {
+    if (c->closing && !c->shut && conn_fin_due(c)) {
         c->shut = 1;
         if (jrpc__sock_shutdown(c->sock, on_shutdown) != 0)
             conn_abort(c);
