@@ -47,14 +47,16 @@ static void conn_log_answer(jrpc_conn_t *c, const jrpc__ws_msg_t *m, const jrpc_
     char sum[256];
     jrpc__answer_sum_format(&ans->sum, (int)c->cfg->log_json, sum, sizeof sum);
     unsigned long long us = (unsigned long long)((uv_hrtime() - m->t0) / 1000);
+    int proxied = c->proxy[0] != '\0';
     if (c->cfg->log_json)
         jrpc__log(c->cfg, JRPC_LOG_INFO, NULL,
-                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\",\"items\":%zu,"
-                  "%s,\"bytes\":%zu,\"duration_us\":%llu}",
-                  (int)c->client_len, c->peer, ans->items, sum, ans->body.len, us);
+                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\"%s%s%s,"
+                  "\"items\":%zu,%s,\"bytes\":%zu,\"duration_us\":%llu}",
+                  (int)c->client_len, c->peer, proxied ? ",\"proxy\":\"" : "", c->proxy,
+                  proxied ? "\"" : "", ans->items, sum, ans->body.len, us);
     else
-        conn_log(c, JRPC_LOG_INFO, "message items=%zu %s bytes=%zu %lluus", ans->items, sum,
-                 ans->body.len, us);
+        conn_log(c, JRPC_LOG_INFO, "message items=%zu %s bytes=%zu %lluus%s%s", ans->items, sum,
+                 ans->body.len, us, proxied ? " proxy=" : "", c->proxy);
 }
 
 /* ---- Message structs ------------------------------------------------------------------------- */
@@ -864,6 +866,9 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
         memcpy(c->peer + pn, " websocket ", sizeof " websocket ");
         c->peer_len = pn + sizeof " websocket " - 1;
         c->client_len = pn;
+        /* As HTTP access lines do: behind a trusted proxy, name it after the client. */
+        if (client != NULL)
+            jrpc__peer_name(&s->tcp, c->proxy, sizeof c->proxy);
     }
     char answer[JRPC__WS_101_MAX];
     size_t alen = jrpc__ws_hs_answer(hs, answer);
@@ -873,7 +878,8 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     }
     conn_arm(c);
     if (c->log)
-        conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
+        conn_log(c, JRPC_LOG_INFO, "open on %s%s%s", cfg->path, c->proxy[0] ? " proxy=" : "",
+                 c->proxy);
     if (n != 0) {
         /* Frames sent right behind the request, before our answer (RFC 6455 says a client waits;
          * not every one does): read where they lie, kept only if the session pauses. */

@@ -148,8 +148,9 @@ struct jrpc_conn {
     uint8_t log;                  /* log the connection's open and close */
     size_t peer_len;              /* bytes in peer */
     size_t client_len;            /* of them, the client's address (without " websocket ") */
-    char peer[76]; /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
-                      most) */
+    char peer[76];  /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
+                       most) */
+    char proxy[56]; /* the trusted proxy's "ip:port" when it forwarded for `peer`, else "" */
 };
 
 /* Appends m to a FIFO of messages linked through `next` (*head NULL: empty). */
