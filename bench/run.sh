@@ -10,7 +10,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http metrics keys gateway ws redis} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics keys gateway ws cli redis} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -463,6 +463,72 @@ if want ws && [ -x "$wsload" ]; then
     ratio=$(awk -v a="$j" -v b="$n" 'BEGIN {printf "%.2f", a / b}')
     printf '%-40s %14s %14s %8s  (target 5.0)\n' "$label" "$j" "$n" "$ratio"
   done
+fi
+
+# ================================================================================================
+# The CLI (issue 15): CLI_CALLS (1,000,000) test.echo calls through `jrpc batch --jsonl` to the
+# jrpcd above (io_threads 1; jrpc has the other core), CLI_ROUNDS times, beside (a) `xargs -P 32`
+# + curl, one call per process, sampled on CLI_SAMPLE (10,000) calls and scaled, and (b) curl per
+# 1000-call chunk, sequential, the script one would write by hand. Every run's output is counted,
+# so a run that lost answers cannot look fast. Targets: >= 20x (a), >= 2x (b), >= 300,000 calls/s.
+# ================================================================================================
+CLI_CALLS=${CLI_CALLS:-1000000}
+CLI_SAMPLE=${CLI_SAMPLE:-10000}
+CLI_ROUNDS=${CLI_ROUNDS:-2}
+CLI_PARALLEL=${CLI_PARALLEL:-4}
+if want cli && [ -x "$BUILD/jrpc" ]; then
+  url="http://127.0.0.1:$jport/api/v1/endpoint"
+  addr=0x2f0ea53f92252167d658963f334a91de0824e322
+  seq 1 "$CLI_CALLS" | awk -v a="$addr" '{printf "test.echo [\"%s\", %d]\n", a, $1}' > "$tmp/calls.txt"
+  now() { date +%s.%N; }
+  rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f", n / (b - a)}'; }
+  echo
+  echo "CLI: $CLI_CALLS test.echo calls, jrpcd --io-threads 1, jrpc batch --jsonl -P $CLI_PARALLEL"
+  printf '%-52s %10s %12s\n' case "wall s" "calls/s"
+  best=0
+  for r in $(seq 1 "$CLI_ROUNDS"); do
+    t0=$(now)
+    "$BUILD/jrpc" --url "$url" --no-progress batch --jsonl -P "$CLI_PARALLEL" "$tmp/calls.txt" \
+      > "$tmp/cli.out" 2> "$tmp/cli.err"
+    t1=$(now)
+    n=$(grep -c '"result"' "$tmp/cli.out")
+    [ "$n" = "$CLI_CALLS" ] || { echo "bench: jrpc answered $n of $CLI_CALLS" >&2; cat "$tmp/cli.err" >&2; exit 1; }
+    cr=$(rate "$CLI_CALLS" "$t0" "$t1")
+    [ "$cr" -gt "$best" ] && best=$cr
+    printf '%-52s %10.2f %12s\n' "jrpc batch --jsonl, round $r" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "$cr"
+  done
+
+  # (a) one curl per call, 32 at a time, on a sample.
+  head -n "$CLI_SAMPLE" "$tmp/calls.txt" | awk '{sub(/^test.echo /, ""); printf "{\"jsonrpc\":\"2.0\",\"method\":\"test.echo\",\"params\":%s,\"id\":%d}\n", $0, NR}' > "$tmp/singles.txt"
+  t0=$(now)
+  xargs -P 32 -d '\n' -I{} curl -s -H 'Content-Type: application/json' --data-binary {} "$url" \
+    < "$tmp/singles.txt" > "$tmp/xargs.out"
+  t1=$(now)
+  n=$(grep -o '"result"' "$tmp/xargs.out" | wc -l)
+  [ "$n" = "$CLI_SAMPLE" ] || { echo "bench: xargs+curl answered $n of $CLI_SAMPLE" >&2; exit 1; }
+  ar=$(rate "$CLI_SAMPLE" "$t0" "$t1")
+  printf '%-52s %10.0f %12s\n' "(a) xargs -P 32 curl, $CLI_SAMPLE calls scaled" "$(awk -v r="$ar" -v n="$CLI_CALLS" 'BEGIN {print n / r}')" "$ar"
+
+  # (b) curl per 1000-call chunk, one after the other.
+  mkdir -p "$tmp/chunks"
+  awk -v dir="$tmp/chunks" '{
+      sub(/^test.echo /, "");
+      if ((NR - 1) % 1000 == 0) { if (f) { printf "]" > f; close(f) } f = sprintf("%s/%07d.json", dir, NR); printf "[" > f }
+      else printf "," > f;
+      printf "{\"jsonrpc\":\"2.0\",\"method\":\"test.echo\",\"params\":%s,\"id\":%d}", $0, NR > f
+    } END { if (f) printf "]" > f }' "$tmp/calls.txt"
+  t0=$(now)
+  for f in "$tmp"/chunks/*.json; do
+    curl -s -H 'Content-Type: application/json' --data-binary "@$f" "$url"
+    echo
+  done > "$tmp/chunks.out"
+  t1=$(now)
+  n=$(grep -o '"result"' "$tmp/chunks.out" | wc -l)
+  [ "$n" = "$CLI_CALLS" ] || { echo "bench: curl chunks answered $n of $CLI_CALLS" >&2; exit 1; }
+  br=$(rate "$CLI_CALLS" "$t0" "$t1")
+  printf '%-52s %10.2f %12s\n' "(b) curl per 1000-call chunk, sequential" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "$br"
+  awk -v j="$best" -v a="$ar" -v b="$br" 'BEGIN {
+    printf "jrpc (best round) vs (a): %.1fx (target 20)   vs (b): %.2fx (target 2)   %d calls/s (target 300000)\n", j / a, j / b, j }'
 fi
 
 # ================================================================================================

@@ -163,6 +163,16 @@ int jrpcd_redis_differ(const jrpcd_opts_t *a, const jrpcd_opts_t *b);
 int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
 /* Registers the batch policy and the upstreams on srv, after the modules. 0, or -1, err set. */
 int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);
+/* Reload, before anything is applied: logs (warn) each [upstream] change only a restart applies
+ * (a section added or removed, its methods changed) and checks, with the library, the sections
+ * whose other keys changed. The number of restart-only changes, or -1 with err set: a changed
+ * section the library refuses (the reload is refused). */
+int jrpcd_gateway_reload_check(const jrpcd_opts_t *run, const jrpcd_opts_t *next, char *err,
+                               size_t cap);
+/* Reload, once the server took the new settings: applies each changed section to its running
+ * upstream (jrpc_upstream_reconfigure) and moves its keys into run (next gets the old ones, to
+ * free), so the next reload compares with what runs. Returns how many were applied. */
+int jrpcd_gateway_reload_apply(jrpcd_opts_t *run, jrpcd_opts_t *next);
 /* Logs each upstream's counters (when the daemon stops). */
 /* Adds the upstreams' series to the server's scrapes (jrpc_server_metrics_hook). 0 or
  * JRPC_E*. */
@@ -230,9 +240,11 @@ void jrpcd_notify(const char *msg);
 void jrpcd_reload_block(void);
 /* Starts the thread that reloads on SIGHUP: it reads the configuration again from argv (the same
  * file and flags) and applies it to srv (daemon/reload.c says what changes live). `running` is
- * what srv was built from: what needs a restart is compared with it. Also registers the loop
+ * what srv was built from: what needs a restart is compared with it; the [upstream] keys a
+ * reload applies are moved into it (the reload thread writes them; the names and upstream
+ * objects a scrape reads do not change). Also registers the loop
  * hook that sends READY=1 once every loop serves. Before jrpc_server_run. 0, or -1 (logged). */
-int jrpcd_reload_start(jrpc_server_t *srv, const jrpcd_opts_t *running, int argc, char **argv);
+int jrpcd_reload_start(jrpc_server_t *srv, jrpcd_opts_t *running, int argc, char **argv);
 /* Ends that thread (after jrpc_server_run returned). */
 void jrpcd_reload_stop(void);
 

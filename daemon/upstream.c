@@ -23,8 +23,9 @@ static struct {
     void (*free)(jrpc_upstream_t *);
     void (*stats)(const jrpc_upstream_t *, jrpc_upstream_stats_t *);
     const char *(*fault_name)(int);
-    size_t (*url_count)(const jrpc_upstream_t *);
-    int (*url_stats)(const jrpc_upstream_t *, size_t, const char **, jrpc_upstream_url_stats_t *);
+    void (*url_each)(const jrpc_upstream_t *, jrpc_upstream_url_cb, void *);
+    int (*reconfigure)(jrpc_upstream_t *, const jrpc_upstream_config_t *);
+    int (*config_check)(const jrpc_upstream_config_t *);
 } up;
 
 #define UPSTREAM_LIB "libjrpc_upstream.so.0"
@@ -71,8 +72,9 @@ static int upstream_lib(char *err, size_t cap)
     UPSTREAM_SYM(free, "jrpc_upstream_free");
     UPSTREAM_SYM(stats, "jrpc_upstream_stats");
     UPSTREAM_SYM(fault_name, "jrpc_upstream_fault_name");
-    UPSTREAM_SYM(url_count, "jrpc_upstream_url_count");
-    UPSTREAM_SYM(url_stats, "jrpc_upstream_url_stats");
+    UPSTREAM_SYM(url_each, "jrpc_upstream_url_each");
+    UPSTREAM_SYM(reconfigure, "jrpc_upstream_reconfigure");
+    UPSTREAM_SYM(config_check, "jrpc_upstream_config_check");
 #undef UPSTREAM_SYM
     up.handle = h;
     return 0;
@@ -365,6 +367,21 @@ int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_
     return 0;
 }
 
+/* The library's configuration of section u; its pointers point into u. */
+static jrpc_upstream_config_t upstream_config(const jrpcd_upstream_t *u)
+{
+    jrpc_upstream_config_t cfg = u->cfg;
+    cfg.name = u->name;
+    cfg.urls = u->urls;
+    cfg.nurls = u->nurls;
+    cfg.methods = (const char *const *)u->methods;
+    cfg.nmethods = u->nmethods;
+    cfg.headers = (const char *const *)u->headers;
+    cfg.nheaders = u->nheaders;
+    cfg.ca_file = u->ca_file;
+    return cfg;
+}
+
 int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap)
 {
     for (size_t i = 0; i < opts->batch_deny_len; i++) {
@@ -376,15 +393,7 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
     }
     for (size_t i = 0; i < opts->upstreams_len; i++) {
         jrpcd_upstream_t *u = &opts->upstreams[i];
-        jrpc_upstream_config_t cfg = u->cfg;
-        cfg.name = u->name;
-        cfg.urls = u->urls;
-        cfg.nurls = u->nurls;
-        cfg.methods = (const char *const *)u->methods;
-        cfg.nmethods = u->nmethods;
-        cfg.headers = (const char *const *)u->headers;
-        cfg.nheaders = u->nheaders;
-        cfg.ca_file = u->ca_file;
+        jrpc_upstream_config_t cfg = upstream_config(u);
         int rc = up.add(srv, &cfg, &u->up);
         if (rc != 0) {
             /* The system's text for these ("File exists") would not say what is wrong. */
@@ -405,6 +414,144 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
     return 0;
 }
 
+/* ---- Reload ------------------------------------------------------------------------------- */
+
+static int str_differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* 1 when two versions of one section differ in what jrpc_upstream_reconfigure applies (header
+ * values included: a rotated API key is a change). */
+static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
+{
+    const jrpc_upstream_config_t *x = &a->cfg, *y = &b->cfg;
+    if (a->nurls != b->nurls || a->nheaders != b->nheaders || x->max_batch != y->max_batch ||
+        x->max_in_flight != y->max_in_flight || x->timeout_ms != y->timeout_ms ||
+        x->connect_timeout_ms != y->connect_timeout_ms || x->retries != y->retries ||
+        x->recheck_ms != y->recheck_ms || x->max_queue != y->max_queue ||
+        str_differ(a->ca_file, b->ca_file))
+        return 1;
+    for (size_t i = 0; i < a->nurls; i++)
+        if (strcmp(a->urls[i].url, b->urls[i].url) != 0 || a->urls[i].weight != b->urls[i].weight ||
+            a->urls[i].priority != b->urls[i].priority)
+            return 1;
+    for (size_t i = 0; i < a->nheaders; i++)
+        if (strcmp(a->headers[i], b->headers[i]) != 0)
+            return 1;
+    return 0;
+}
+
+static int methods_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
+{
+    if (a->nmethods != b->nmethods)
+        return 1;
+    for (size_t i = 0; i < a->nmethods; i++)
+        if (strcmp(a->methods[i], b->methods[i]) != 0)
+            return 1;
+    return 0;
+}
+
+static jrpcd_upstream_t *section_find(const jrpcd_opts_t *opts, const char *name)
+{
+    for (size_t i = 0; i < opts->upstreams_len; i++)
+        if (strcmp(opts->upstreams[i].name, name) == 0)
+            return &opts->upstreams[i];
+    return NULL;
+}
+
+int jrpcd_gateway_reload_check(const jrpcd_opts_t *run, const jrpcd_opts_t *next, char *err,
+                               size_t cap)
+{
+    int restart = 0;
+    for (size_t i = 0; i < run->upstreams_len; i++) {
+        const jrpcd_upstream_t *r = &run->upstreams[i], *n = section_find(next, r->name);
+        if (n == NULL) {
+            jrpcd_log(JRPC_LOG_WARN,
+                      "reload: [upstream %s] removed: needs a restart (it still serves)", r->name);
+            restart++;
+            continue;
+        }
+        if (methods_differ(r, n)) {
+            jrpcd_log(JRPC_LOG_WARN,
+                      "reload: [upstream %s] methods changed: needs a restart (kept as they were; "
+                      "its other keys apply)",
+                      r->name);
+            restart++;
+        }
+        if (r->up == NULL || !settings_differ(r, n))
+            continue;
+        jrpc_upstream_config_t cfg = upstream_config(n);
+        int rc = up.config_check(&cfg);
+        if (rc != 0) {
+            snprintf(err, cap, "[upstream %s] (%s): %s", n->name, n->origin,
+                     rc == JRPC_EINVAL ? "a URL or header the library refuses" : jrpc_strerror(rc));
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < next->upstreams_len; i++) {
+        if (section_find(run, next->upstreams[i].name) == NULL) {
+            jrpcd_log(JRPC_LOG_WARN, "reload: [upstream %s] added: needs a restart (not served)",
+                      next->upstreams[i].name);
+            restart++;
+        }
+    }
+    return restart;
+}
+
+/* Exchanges the keys a reload applies between two versions of a section; the name, methods and
+ * upstream object stay (a scrape reads them meanwhile). */
+static void settings_swap(jrpcd_upstream_t *a, jrpcd_upstream_t *b)
+{
+#define SWAP(field)                                                                                \
+    do {                                                                                           \
+        __typeof__(a->field) t_ = a->field;                                                        \
+        a->field = b->field;                                                                       \
+        b->field = t_;                                                                             \
+    } while (0)
+    SWAP(origin);
+    SWAP(cfg);
+    SWAP(nurls);
+    SWAP(next_priority);
+    SWAP(headers);
+    SWAP(nheaders);
+    SWAP(ca_file);
+    SWAP(set);
+#undef SWAP
+    jrpc_upstream_url_t t[JRPC_UPSTREAM_MAX_URLS];
+    memcpy(t, a->urls, sizeof t);
+    memcpy(a->urls, b->urls, sizeof t);
+    memcpy(b->urls, t, sizeof t);
+}
+
+int jrpcd_gateway_reload_apply(jrpcd_opts_t *run, jrpcd_opts_t *next)
+{
+    int applied = 0;
+    for (size_t i = 0; i < run->upstreams_len; i++) {
+        jrpcd_upstream_t *r = &run->upstreams[i], *n = section_find(next, r->name);
+        if (r->up == NULL || n == NULL || !settings_differ(r, n))
+            continue;
+        jrpc_upstream_config_t cfg = upstream_config(n);
+        int rc = up.reconfigure(r->up, &cfg);
+        if (rc != 0) {
+            /* Checked before: only memory fails here, and the upstream keeps what it had. */
+            jrpcd_log(JRPC_LOG_ERROR, "reload: [upstream %s] kept as it was: %s", r->name,
+                      jrpc_strerror(rc));
+            continue;
+        }
+        settings_swap(r, n); /* the next reload compares with what runs */
+        const jrpc_upstream_config_t *c = &r->cfg;
+        jrpcd_log(JRPC_LOG_INFO,
+                  "reload: upstream %s: %zu URL%s, max_batch %u, max_in_flight %u, max_queue %u, "
+                  "timeout %u ms, retries %u: new calls use these; calls queued or in flight "
+                  "finish as they started",
+                  r->name, r->nurls, r->nurls == 1 ? "" : "s", c->max_batch, c->max_in_flight,
+                  c->max_queue, c->timeout_ms, c->retries);
+        applied++;
+    }
+    return applied;
+}
+
 /* Writes one label value of an upstream series. */
 static void metrics_series(jrpc_metrics_t *m, const char *name, const char *upstream,
                            const char *url, const char *extra)
@@ -416,6 +563,28 @@ static void metrics_series(jrpc_metrics_t *m, const char *name, const char *upst
         jrpc_metrics_label(m, url);
     }
     jrpc_metrics_printf(m, "\"%s}", extra != NULL ? extra : "");
+}
+
+/* A family of per-URL series for one upstream, written by url_series for each URL. */
+typedef struct url_series {
+    jrpc_metrics_t *m;
+    const char *upstream;
+    int up_gauge; /* jrpc_upstream_up, else jrpc_upstream_requests_total */
+} url_series_t;
+
+static void url_series(void *data, const char *url, const jrpc_upstream_url_stats_t *us)
+{
+    url_series_t *f = data;
+    url = url != NULL ? url : "-";
+    if (f->up_gauge) {
+        metrics_series(f->m, "jrpc_upstream_up", f->upstream, url, NULL);
+        jrpc_metrics_printf(f->m, " %d\n", !us->down);
+        return;
+    }
+    metrics_series(f->m, "jrpc_upstream_requests_total", f->upstream, url, ",outcome=\"ok\"");
+    jrpc_metrics_printf(f->m, " %llu\n", (unsigned long long)(us->requests - us->faults));
+    metrics_series(f->m, "jrpc_upstream_requests_total", f->upstream, url, ",outcome=\"fault\"");
+    jrpc_metrics_printf(f->m, " %llu\n", (unsigned long long)us->faults);
 }
 
 /* The gateway's series in a scrape (docs/metrics.md): from jrpc_upstream_stats, which any thread
@@ -433,32 +602,21 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
 #define EACH_UPSTREAM(u, i)                                                                        \
     for (size_t i = 0; i < opts->upstreams_len; i++)                                               \
         for (const jrpcd_upstream_t *u = &opts->upstreams[i]; u != NULL && u->up != NULL; u = NULL)
-            /* Each URL of upstream u whose stats could be read, into url and us. */
-#define EACH_URL(u, j, url, us)                                                                    \
-    for (size_t j = 0; j < up.url_count((u)->up); j++)                                             \
-        if (up.url_stats((u)->up, j, &(url), &(us)) == 0)
-    const char *url;
-    jrpc_upstream_url_stats_t us;
+    /* The URLs in force (a reload may change them while this runs: url_each holds them). */
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_requests_total HTTP requests sent to an upstream "
                            "URL, retries included, by outcome (ok, or fault: a transport fault).\n"
                            "# TYPE jrpc_upstream_requests_total counter\n");
     EACH_UPSTREAM(u, i)
-    EACH_URL(u, j, url, us)
     {
-        metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
-                       ",outcome=\"ok\"");
-        jrpc_metrics_printf(m, " %llu\n", (unsigned long long)(us.requests - us.faults));
-        metrics_series(m, "jrpc_upstream_requests_total", u->name, url ? url : "-",
-                       ",outcome=\"fault\"");
-        jrpc_metrics_printf(m, " %llu\n", (unsigned long long)us.faults);
+        url_series_t us = {m, u->name, 0};
+        up.url_each(u->up, url_series, &us);
     }
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_up 1 while an upstream URL is used, 0 while it "
                            "is passed over after a fault.\n# TYPE jrpc_upstream_up gauge\n");
     EACH_UPSTREAM(u, i)
-    EACH_URL(u, j, url, us)
     {
-        metrics_series(m, "jrpc_upstream_up", u->name, url ? url : "-", NULL);
-        jrpc_metrics_printf(m, " %d\n", !us.down);
+        url_series_t us = {m, u->name, 1};
+        up.url_each(u->up, url_series, &us);
     }
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_faults_total Upstream requests that failed, by "
                            "cause.\n# TYPE jrpc_upstream_faults_total counter\n");
@@ -544,13 +702,19 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].latency_count);
     }
 #undef EACH_UPSTREAM
-#undef EACH_URL
     free(st);
 }
 
 int jrpcd_gateway_metrics(jrpcd_opts_t *opts, jrpc_server_t *srv)
 {
     return opts->upstreams_len != 0 ? jrpc_server_metrics_hook(srv, gateway_metrics, opts) : 0;
+}
+
+static void url_report(void *data, const char *url, const jrpc_upstream_url_stats_t *us)
+{
+    jrpcd_log(JRPC_LOG_INFO, "upstream %s: %s requests %llu, faults %llu%s", (const char *)data,
+              url, (unsigned long long)us->requests, (unsigned long long)us->faults,
+              us->down ? " (down)" : "");
 }
 
 void jrpcd_gateway_report(const jrpcd_opts_t *opts)
@@ -582,14 +746,7 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts)
                   "upstream %s: queue: max_queue %u, peak %llu calls, refused %llu, dropped %llu",
                   u->name, u->cfg.max_queue, (unsigned long long)s.items_queued_peak,
                   (unsigned long long)s.items_refused, (unsigned long long)s.items_dropped);
-        for (size_t j = 0; j < up.url_count(u->up); j++) {
-            const char *url;
-            jrpc_upstream_url_stats_t us;
-            if (up.url_stats(u->up, j, &url, &us) == 0)
-                jrpcd_log(JRPC_LOG_INFO, "upstream %s: %s requests %llu, faults %llu%s", u->name,
-                          url, (unsigned long long)us.requests, (unsigned long long)us.faults,
-                          us.down ? " (down)" : "");
-        }
+        up.url_each(u->up, url_report, u->name);
     }
 }
 

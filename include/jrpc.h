@@ -557,6 +557,12 @@ JRPC_EXTERN jrpc_server_t *jrpc_call_server(const jrpc_call_t *call);
  * gone out yet; otherwise the reply is dropped. Once 1, it stays 1. Any thread the call may be
  * used on; on the loop's thread it also sees a deadline whose timer has not run yet. */
 JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call);
+/* Counts a call the caller refuses at a bound of its own (a queue that is full) under
+ * jrpc_limit_rejections_total{limit=LIMIT} (docs/metrics.md), so that operators see it with the
+ * server's limits; the caller still replies, -32005 (JRPC_CODE_LIMIT_EXCEEDED) suits. `limit` is a
+ * label docs/metrics.md lists ("upstream_queue" is the gateway's max_queue). One count per call;
+ * 0, or JRPC_EINVAL for a name not listed. Any thread the call may be used on, before its reply. */
+JRPC_EXTERN int jrpc_call_limit_refused(jrpc_call_t *call, const char *limit);
 
 /* Replies. Exactly one per call, from any thread; afterwards `call` and every view from it are
  * gone. Bytes are copied unless said otherwise. A reply to a call that already timed out or whose

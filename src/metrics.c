@@ -381,10 +381,9 @@ void jrpc__metrics_render(jrpc__loop_t *loop, jrpc_buf_t *out)
         jrpc_buf_free(&lb);
     }
     head(m, "jrpc_request_duration_seconds", "histogram",
-         "Time from an HTTP request's first byte to its answer, by transport.");
+         "Time from an HTTP request's first byte, or a WebSocket message's arrival, to its "
+         "answer, by transport.");
     for (unsigned t = 0; t < JRPC__TR_COUNT; t++) {
-        if (t == JRPC__TR_WS)
-            continue; /* WebSocket messages are not timed */
         char labels[32];
         snprintf(labels, sizeof labels, "transport=\"%s\",", transport_names[t]);
         hist_sum(loops, n, req_dur_of, t, b, &sum, &count);

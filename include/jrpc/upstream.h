@@ -68,6 +68,20 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
  * caller's: free it with jrpc_upstream_free once the server will not run again. */
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
                                   jrpc_upstream_t **out);
+/* Applies new settings to an upstream, running or not: URLs (with weights and priorities),
+ * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck and max_queue; also the
+ * server's max_response as it is now. cfg->name and cfg->methods are not read: the methods an
+ * upstream serves are registered once, by jrpc_upstream_add. Calls that arrive afterwards use
+ * the new settings; calls already waiting or in flight finish with the ones they started with
+ * (their URLs, timeout, retries), and each io loop's client of the old settings closes, its
+ * connections with it, once it holds no call. A URL kept keeps its counters and its down state.
+ * Any thread; not concurrently with jrpc_upstream_free. 0, JRPC_EINVAL (a bad URL or header, a
+ * zero count: nothing changed) or JRPC_ENOMEM (nothing changed). */
+JRPC_EXTERN int jrpc_upstream_reconfigure(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg);
+/* Checks the settings jrpc_upstream_reconfigure reads, as it would, changing nothing: 0,
+ * JRPC_EINVAL or JRPC_ENOMEM. Lets a caller that reconfigures several upstreams refuse the whole
+ * change before applying any of it. Any thread. */
+JRPC_EXTERN int jrpc_upstream_config_check(const jrpc_upstream_config_t *cfg);
 /* Frees an upstream whose server is not running and will not run again (jrpc_server_run has
  * returned, or never started); before or after jrpc_server_free. NULL is a no-op. */
 JRPC_EXTERN void jrpc_upstream_free(jrpc_upstream_t *up);
@@ -135,11 +149,20 @@ typedef struct jrpc_upstream_url_stats {
 /* A snapshot of the counters: any thread, any time (relaxed atomics; fields are read one by one,
  * so a snapshot taken under load may be a few events apart between fields). */
 JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_stats_t *out);
+/* The URLs in force: their count, and one by one (0, or JRPC_ENOENT when i is out of range). The
+ * URL text (*url, may be NULL) is the configured one with its path, query and credentials cut
+ * ("https://host:443"), safe to log or publish; it stays valid until the upstream is
+ * reconfigured, so a thread that may run concurrently with jrpc_upstream_reconfigure (a metrics
+ * scrape) uses jrpc_upstream_url_each instead. */
 JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up);
-/* 0, or JRPC_ENOENT when i is out of range. The URL text (*url, may be NULL) is the configured
- * one with its path, query and credentials cut ("https://host:443"), safe to log or publish. */
 JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, const char **url,
                                         jrpc_upstream_url_stats_t *out);
+/* Calls cb(data, url, stats) for each URL in force, in config order, with the URL text as above
+ * valid during the call. Any thread, also while the upstream is reconfigured. */
+typedef void (*jrpc_upstream_url_cb)(void *data, const char *url,
+                                     const jrpc_upstream_url_stats_t *stats);
+JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream_url_cb cb,
+                                        void *data);
 
 #ifdef __cplusplus
 }

@@ -163,6 +163,17 @@ static void log_url(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     size_t n = c->url_len < c->url_cap ? c->url_len : c->url_cap;
     if (n > sizeof(hr->url))
         n = sizeof(hr->url);
+    const jrpc__keys_t *keys = hr->key_seg_len == 0 ? jrpc__keys_current(c->loop) : NULL;
+    size_t pl = 0;
+    const char *prefix = keys != NULL ? jrpc__keys_prefix(keys, &pl) : NULL;
+    if (pl != 0 && c->url_len > pl && memcmp(c->url, prefix, pl) == 0 && c->url[pl] == '/') {
+        /* Refused before it was routed (a limit, bad HTTP): its key is kept out all the same. */
+        size_t e = pl + 1;
+        while (e < n && c->url[e] != '/' && c->url[e] != '?')
+            e++;
+        hr->key_off = (uint16_t)(pl + 1);
+        hr->key_seg_len = (uint16_t)(e > pl + 1 ? e - pl - 1 : 0); /* up to the cut, if any */
+    }
     size_t o = 0;
     for (size_t i = 0; i < n && o < sizeof(hr->url); i++) {
         if (hr->key_seg_len != 0 && i == hr->key_off) {

@@ -4,9 +4,23 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 const uint64_t jrpc__hist_dur_bounds[] = JRPC__HIST_DUR_BOUNDS_US;
 const uint64_t jrpc__hist_batch_bounds[] = JRPC__HIST_BATCH_BOUNDS;
+
+int jrpc__limit_find(const char *name)
+{
+    static const char *const names[JRPC__LIMIT_COUNT] = {
+#define XX(id, label) label,
+        JRPC__LIMIT_MAP(XX)
+#undef XX
+    };
+    for (int i = 0; name != NULL && i < JRPC__LIMIT_COUNT; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
 
 int jrpc__stats_init(jrpc__stats_t *s, unsigned nlabels)
 {

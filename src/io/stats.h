@@ -72,7 +72,8 @@ static inline void jrpc__hist_dur(jrpc__hist_t *h, uint64_t us)
 }
 
 /* The limits whose refusals are counted (jrpc_limit_rejections_total{limit}); the connection
- * caps and the server-wide totals are counted in jrpc__io_t already. */
+ * caps and the server-wide totals are counted in jrpc__io_t already. Extensions count theirs
+ * through jrpc_call_limit_refused (upstream_queue: the gateway's max_queue). */
 #define JRPC__LIMIT_MAP(XX)                                                                        \
     XX(BATCH, "max_batch")                                                                         \
     XX(BODY, "max_body")                                                                           \
@@ -86,7 +87,8 @@ static inline void jrpc__hist_dur(jrpc__hist_t *h, uint64_t us)
     XX(SEND_TIMEOUT, "send_timeout")                                                               \
     XX(WS_MESSAGE, "max_ws_message")                                                               \
     XX(WS_MAX_QUEUE, "ws_max_queue")                                                               \
-    XX(WS_MAX_SUBSCRIPTIONS, "ws_max_subscriptions")
+    XX(WS_MAX_SUBSCRIPTIONS, "ws_max_subscriptions")                                               \
+    XX(UPSTREAM_QUEUE, "upstream_queue")
 
 typedef enum {
 #define XX(name, label) JRPC__LIMIT_##name,
@@ -141,6 +143,9 @@ void jrpc__stats_release(jrpc__stats_t *s);
  * thread. */
 void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_error, int code,
                       uint64_t n);
+
+/* The limit whose label is `name`, or -1. */
+int jrpc__limit_find(const char *name);
 
 static inline void jrpc__stats_limit(jrpc__stats_t *s, jrpc__limit_t l)
 {

@@ -65,6 +65,21 @@ JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)
            uv_now(&r->loop->uv) >= r->deadline;
 }
 
+JRPC_EXTERN int jrpc_call_limit_refused(jrpc_call_t *call, const char *limit)
+{
+    int l = jrpc__limit_find(limit);
+    if (l < 0)
+        return JRPC_EINVAL;
+    jrpc__loop_t *loop = call->req->loop;
+    /* The loop's own counters take only its thread's writes (stats.h); elsewhere the server's
+     * atomics, as for refusals made in workers. */
+    if (jrpc__loop_on_thread(loop))
+        jrpc__stats_limit(&loop->stats, (jrpc__limit_t)l);
+    else
+        atomic_fetch_add_explicit(&loop->io->limits_shared[l], 1, memory_order_relaxed);
+    return 0;
+}
+
 uint64_t jrpc__call_req_seq(const jrpc_call_t *call)
 {
     return call->req->seq;

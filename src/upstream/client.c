@@ -7,7 +7,9 @@
  * chunks of at most max_batch, sent under the loop's share of max_in_flight, retried on another
  * URL after a transport fault, and answered per item (answer.c). What waits is bounded by
  * max_queue, and a call nobody waits for any more (jrpc_call_cancelled) is answered and dropped
- * rather than sent or retried. */
+ * rather than sent or retried. A client serves one version of the upstream's settings: after a
+ * reconfigure the loop makes a new client for new calls, and the old one finishes the calls it
+ * holds, then closes with its connections (so a URL taken out of the config is let go). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -68,10 +70,26 @@ static void ctx_enter(jrpc__upctx_t *ctx)
     ctx->busy = 1;
 }
 
+/* A client holds no call: nothing pending, waiting or in flight. */
+static int ctx_idle(const jrpc__upctx_t *ctx)
+{
+    return ctx->nbatched == 0 && ctx->nsingles == 0 && ctx->wait_head == NULL &&
+           ctx->flying == NULL;
+}
+
+/* A reconfigure made its settings old: it takes no new call (jrpc__upstream_call makes a newer
+ * client) and goes once idle. */
+static void ctx_check_gen(jrpc__upctx_t *ctx)
+{
+    if (!ctx->retiring &&
+        ctx->conf->gen != atomic_load_explicit(&ctx->up->gen, memory_order_relaxed))
+        ctx->retiring = 1;
+}
+
 static void ctx_leave(jrpc__upctx_t *ctx)
 {
     ctx->busy = 0;
-    if (ctx->stop_asked && !ctx->closing)
+    if (!ctx->closing && (ctx->stop_asked || (ctx->retiring && ctx_idle(ctx))))
         ctx_close(ctx);
 }
 
@@ -199,17 +217,31 @@ static void on_idle(uv_idle_t *h)
     (void)h; /* only there so that the poll phase does not block while calls are pending */
 }
 
+static void on_wake(uv_async_t *h)
+{
+    jrpc__upctx_t *ctx = h->data;
+    ctx_enter(ctx);
+    ctx_check_gen(ctx);
+    ctx_leave(ctx);
+}
+
+/* Makes the loop's client for the settings in force, the newest of the loop: the one before it
+ * (if any) retires. */
 static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned index)
 {
     jrpc__upctx_t *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return NULL;
     ctx->up = up;
+    ctx->conf = jrpc__upstream_conf_get(up);
     ctx->loop = loop;
     ctx->index = index;
     ctx->next_id = 1;
     ctx->multi = curl_multi_init();
-    if (ctx->multi == NULL) {
+    if (ctx->multi == NULL || uv_async_init(loop, &ctx->wake, on_wake) != 0) {
+        if (ctx->multi != NULL)
+            curl_multi_cleanup(ctx->multi);
+        jrpc__upconf_unref(ctx->conf);
         free(ctx);
         return NULL;
     }
@@ -219,15 +251,20 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned ind
     curl_multi_setopt(ctx->multi, CURLMOPT_TIMERDATA, ctx);
     /* Keep as many idle connections as requests may be in flight: HTTP/1.1 needs one each, and
      * a smaller cache would close and reopen connections under steady load. */
-    curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS, (long)(up->loop_in_flight + 1));
+    curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS, (long)(ctx->conf->loop_in_flight + 1));
     curl_multi_setopt(ctx->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     uv_timer_init(loop, &ctx->timer);
     uv_check_init(loop, &ctx->check);
     uv_idle_init(loop, &ctx->idle);
-    ctx->timer.data = ctx->check.data = ctx->idle.data = ctx;
-    ctx->open_handles = 3;
+    ctx->timer.data = ctx->check.data = ctx->idle.data = ctx->wake.data = ctx;
+    ctx->open_handles = 4;
     uv_check_start(&ctx->check, on_check);
+    uv_mutex_lock(&up->lock);
+    ctx->older = up->ctx[index];
     up->ctx[index] = ctx;
+    uv_mutex_unlock(&up->lock);
+    if (ctx->older != NULL)
+        ctx->older->retiring = 1; /* closes at its next check, or when its last call is done */
     return ctx;
 }
 
@@ -239,16 +276,29 @@ static void ctx_release(jrpc__upctx_t *ctx)
     free(ctx->socks);
     free(ctx->batched);
     free(ctx->singles);
+    jrpc__upconf_unref(ctx->conf);
     free(ctx);
 }
 
 static void ctx_handle_closed(uv_handle_t *h)
 {
     jrpc__upctx_t *ctx = h->data;
-    if (--ctx->open_handles == 0) {
-        ctx->up->ctx[ctx->index] = NULL;
+    if (--ctx->open_handles == 0)
         ctx_release(ctx);
+}
+
+/* Takes ctx out of its loop's chain, so that neither calls nor a reconfigure find it. */
+static void ctx_unlink(jrpc__upctx_t *ctx)
+{
+    jrpc_upstream_t *up = ctx->up;
+    uv_mutex_lock(&up->lock);
+    for (jrpc__upctx_t **link = &up->ctx[ctx->index]; *link != NULL; link = &(*link)->older) {
+        if (*link == ctx) {
+            *link = ctx->older;
+            break;
+        }
     }
+    uv_mutex_unlock(&up->lock);
 }
 
 /* Answers call -32000 "server shutting down": the loop stops with it still held. */
@@ -288,6 +338,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
 {
     jrpc_upstream_t *up = ctx->up;
     ctx->closing = 1;
+    ctx_unlink(ctx);
     uv_idle_stop(&ctx->idle);
     jrpc__chunk_t *flying = ctx->flying, *waiting = ctx->wait_head;
     ctx->flying = ctx->wait_head = ctx->wait_tail = NULL;
@@ -329,6 +380,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
     uv_close((uv_handle_t *)&ctx->timer, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->check, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, ctx_handle_closed);
+    uv_close((uv_handle_t *)&ctx->wake, ctx_handle_closed);
 }
 
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx)
@@ -371,7 +423,7 @@ static void reply_oom(jrpc_call_t *call)
  * into free in-flight places, with nothing waiting before them: such a call does not wait. */
 static int sent_at_once(const jrpc__upctx_t *ctx, int single)
 {
-    const jrpc_upstream_t *up = ctx->up;
+    const jrpc__upconf_t *up = ctx->conf;
     if (ctx->wait_head != NULL || ctx->in_flight >= up->loop_in_flight)
         return 0;
     size_t batched = ctx->nbatched + (size_t)!single;
@@ -388,7 +440,7 @@ static int queue_admit(jrpc__upctx_t *ctx, int single)
 {
     jrpc__upstats_t *st = &ctx->up->stats;
     uint64_t held = atomic_fetch_add_explicit(&st->items_queued, 1, memory_order_relaxed) + 1;
-    if (held > ctx->up->max_queue && !sent_at_once(ctx, single)) {
+    if (held > ctx->conf->max_queue && !sent_at_once(ctx, single)) {
         queue_leave(ctx->up, 1);
         return 0;
     }
@@ -400,11 +452,13 @@ static int queue_admit(jrpc__upctx_t *ctx, int single)
     return 1;
 }
 
-static void reply_queue_full(jrpc_upstream_t *up, jrpc_call_t *call)
+static void reply_queue_full(jrpc__upctx_t *ctx, jrpc_call_t *call)
 {
+    jrpc_upstream_t *up = ctx->up;
     char msg[200];
     snprintf(msg, sizeof msg, "upstream %.100s: queue full (max_queue %u)", up->name,
-             up->max_queue);
+             ctx->conf->max_queue);
+    jrpc_call_limit_refused(call, "upstream_queue");
     jrpc_reply_error(call, JRPC_CODE_LIMIT_EXCEEDED, msg, NULL);
     JRPC__UPSTAT_ADD(up->stats.items_refused, 1);
 }
@@ -423,16 +477,20 @@ void jrpc__upstream_call(jrpc_call_t *call, void *data)
         JRPC__UPSTAT_ADD(up->stats.items_dropped, 1);
         return;
     }
+    /* The newest client, unless a reconfigure came since it was made: then a client of the
+     * settings in force takes this call and those after it. */
     jrpc__upctx_t *ctx = up->ctx[index];
-    if (ctx == NULL && (ctx = ctx_new(up, jrpc_call_loop(call), index)) == NULL) {
+    if ((ctx == NULL || ctx->retiring ||
+         ctx->conf->gen != atomic_load_explicit(&up->gen, memory_order_relaxed)) &&
+        (ctx = ctx_new(up, jrpc_call_loop(call), index)) == NULL) {
         reply_oom(call);
         return;
     }
     /* A call its client sent alone goes alone (some upstreams treat a 1-item batch
      * differently); with max_batch 1 nothing is ever sent as a batch. */
-    int single = !jrpc_call_in_batch(call) || up->max_batch == 1;
+    int single = !jrpc_call_in_batch(call) || ctx->conf->max_batch == 1;
     if (!queue_admit(ctx, single)) {
-        reply_queue_full(up, call);
+        reply_queue_full(ctx, call);
         return;
     }
     int was_empty = ctx->nbatched == 0 && ctx->nsingles == 0;
@@ -470,7 +528,7 @@ static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int
  * are answered and left out, and a chunk left empty is not sent. */
 static void ctx_start_waiting(jrpc__upctx_t *ctx)
 {
-    while (ctx->wait_head != NULL && ctx->in_flight < ctx->up->loop_in_flight) {
+    while (ctx->wait_head != NULL && ctx->in_flight < ctx->conf->loop_in_flight) {
         jrpc__chunk_t *ch = ctx->wait_head;
         ctx->wait_head = ch->next;
         if (ctx->wait_head == NULL)
@@ -519,7 +577,7 @@ static void ctx_flush(jrpc__upctx_t *ctx)
     for (size_t i = 0; i < ctx->nsingles; i++)
         enqueue(ctx, &ctx->singles[i], 1, 0);
     ctx->nsingles = 0;
-    size_t n = ctx->nbatched, max = ctx->up->max_batch;
+    size_t n = ctx->nbatched, max = ctx->conf->max_batch;
     if (n != 0) {
         size_t k = (n + max - 1) / max, off = 0;
         for (size_t j = 0; j < k; j++) {
@@ -539,6 +597,7 @@ static void on_check(uv_check_t *h)
     if (ctx->nbatched != 0 || ctx->nsingles != 0)
         ctx_flush(ctx);
     ctx_sweep(ctx);
+    ctx_check_gen(ctx);
     ctx_leave(ctx);
 }
 
@@ -554,13 +613,16 @@ void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data)
     (void)loop;
     jrpc_upstream_t *up = data;
     up->stopped[index] = 1;
-    jrpc__upctx_t *ctx = up->ctx[index];
-    if (ctx == NULL || ctx->closing)
-        return;
-    if (ctx->busy)
-        ctx->stop_asked = 1;
-    else
-        ctx_close(ctx);
+    jrpc__upctx_t *next;
+    for (jrpc__upctx_t *ctx = up->ctx[index]; ctx != NULL; ctx = next) {
+        next = ctx->older; /* ctx_close takes ctx out of the chain */
+        if (ctx->closing)
+            continue;
+        if (ctx->busy)
+            ctx->stop_asked = 1;
+        else
+            ctx_close(ctx);
+    }
 }
 
 /* ---- Sending and finishing ------------------------------------------------------------------- */
@@ -569,7 +631,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
 {
     jrpc__chunk_t *ch = userp;
     size_t n = size * nmemb;
-    if (ch->answer.len + n > ch->ctx->up->max_answer) {
+    if (ch->answer.len + n > ch->ctx->conf->max_answer) {
         ch->too_large = 1;
         return 0; /* curl aborts with CURLE_WRITE_ERROR */
     }
@@ -582,7 +644,7 @@ static CURL *easy_get(jrpc__upctx_t *ctx)
 {
     if (ctx->nspare > 0)
         return ctx->spare[--ctx->nspare];
-    jrpc_upstream_t *up = ctx->up;
+    const jrpc__upconf_t *up = ctx->conf;
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
@@ -627,6 +689,7 @@ static void chunk_send(jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = ch->ctx;
     jrpc_upstream_t *up = ctx->up;
+    const jrpc__upconf_t *conf = ctx->conf;
     unsigned ep = jrpc__upstream_pick(ctx, ch->tried);
     ch->ep = ep;
     ch->tried |= 1u << ep;
@@ -639,12 +702,12 @@ static void chunk_send(jrpc__chunk_t *ch)
     ch->easy = easy_get(ctx);
     if (ch->easy == NULL)
         goto fail;
-    curl_easy_setopt(ch->easy, CURLOPT_URL, up->eps[ep].url);
+    curl_easy_setopt(ch->easy, CURLOPT_URL, conf->urls[ep].ep->url);
     /* Over TLS a new request waits for a connection that may multiplex (HTTP/2) rather than
      * opening another one. Over plain HTTP there is no HTTP/2 to wait for, and curl would wait
      * for the first answer on the host to learn that: requests went out one at a time until a
      * slow node answered its first. */
-    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)up->eps[ep].tls);
+    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)conf->urls[ep].ep->tls);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
     curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
@@ -665,7 +728,7 @@ static void chunk_send(jrpc__chunk_t *ch)
     ctx->kick = 1;
     JRPC__UPSTAT_ADD(up->stats.in_flight, 1);
     JRPC__UPSTAT_ADD(up->stats.requests, 1);
-    JRPC__UPSTAT_ADD(up->eps[ep].requests, 1);
+    JRPC__UPSTAT_ADD(conf->urls[ep].ep->requests, 1);
     if (ch->attempts > 1)
         JRPC__UPSTAT_ADD(up->stats.retries, 1);
     else
@@ -690,7 +753,7 @@ static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_
         return JRPC_UPSTREAM_FAULT_CONNECT;
     case CURLE_OPERATION_TIMEDOUT: {
         /* curl reports both timeouts alike; the one that fired is the one that fits the time. */
-        const jrpc_upstream_t *up = ch->ctx->up;
+        const jrpc__upconf_t *up = ch->ctx->conf;
         uint64_t ms = (uv_hrtime() - ch->sent_ns) / 1000000u;
         if (up->connect_timeout_ms != 0 && up->connect_timeout_ms < up->timeout_ms &&
             ms < up->timeout_ms)
@@ -711,7 +774,7 @@ static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_
         return JRPC_UPSTREAM_FAULT_TLS;
     case CURLE_WRITE_ERROR:
         if (ch->too_large) {
-            snprintf(detail, cap, "answer larger than %zu bytes", ch->ctx->up->max_answer);
+            snprintf(detail, cap, "answer larger than %zu bytes", ch->ctx->conf->max_answer);
             return JRPC_UPSTREAM_FAULT_TOO_LARGE;
         }
         snprintf(detail, cap, "out of memory");
@@ -746,7 +809,7 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
         latency_add(up, (uv_hrtime() - ch->sent_ns) / 1000u);
         fault = jrpc__chunk_answer(ch, status);
         if (fault < 0) {
-            jrpc__upstream_mark_up(up, ch->ep);
+            jrpc__upstream_mark_up(ch->ctx, ch->ep);
             jrpc__chunk_free(ch);
             return;
         }
@@ -757,9 +820,9 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     JRPC__UPSTAT_ADD(up->stats.faults[fault], 1);
     if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE) {
         /* Transport faults say the URL is unwell, not the calls: another URL may answer. */
-        JRPC__UPSTAT_ADD(up->eps[ch->ep].faults, 1);
-        jrpc__upstream_mark_down(up, ch->ep, fault, detail);
-        if (ch->attempts <= up->retries) {
+        JRPC__UPSTAT_ADD(ch->ctx->conf->urls[ch->ep].ep->faults, 1);
+        jrpc__upstream_mark_down(ch->ctx, ch->ep, fault, detail);
+        if (ch->attempts <= ch->ctx->conf->retries) {
             /* Only for calls someone still waits for. */
             jrpc__chunk_prune(ch);
             if (ch->n == 0)

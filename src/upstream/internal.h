@@ -19,18 +19,46 @@
 typedef struct jrpc__upctx jrpc__upctx_t;
 typedef struct jrpc__chunk jrpc__chunk_t;
 
-/* One URL of an upstream. Its health is shared by every io loop, so it is atomic. */
+/* One URL of an upstream: its health and counters, shared by every io loop (so atomic) and by
+ * every version of the upstream's settings that lists the same URL, so that a reload keeps them. */
 typedef struct jrpc__endpoint {
+    atomic_uint refs;               /* one per version (jrpc__upconf_t) that lists it */
     char *url;                      /* as configured, handed to curl */
     char *display;                  /* scheme://host:port: for logs and stats, never secrets */
-    unsigned weight;                /* ≥ 1 */
-    unsigned priority;              /* lower first */
     uint8_t tls;                    /* https: HTTP/2 may be negotiated (a request may wait for a
                                        connection to multiplex on) */
     _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
     _Atomic uint64_t requests;      /* requests sent to it */
     _Atomic uint64_t faults;        /* of those, transport faults */
 } jrpc__endpoint_t;
+
+/* A URL in one version of the settings. */
+typedef struct jrpc__upurl {
+    jrpc__endpoint_t *ep; /* a reference */
+    unsigned weight;      /* ≥ 1 */
+    unsigned priority;    /* lower first */
+} jrpc__upurl_t;
+
+/* One version of what jrpc_upstream_reconfigure may change, never modified once made: the
+ * current one is up->conf, and each per-loop client keeps the version it was made with for all
+ * it sends, so that calls queued or in flight at a reload finish on the URLs and settings they
+ * started with while new calls take the new ones. Freed with its last reference. */
+typedef struct jrpc__upconf {
+    atomic_uint refs; /* up->conf's, each client's, each reader's */
+    uint64_t gen;     /* 1 at jrpc_upstream_add, one more per reconfigure */
+    jrpc__upurl_t urls[JRPC_UPSTREAM_MAX_URLS]; /* in config order */
+    unsigned neps;                              /* entries in urls */
+    struct curl_slist *headers;  /* request headers, shared read-only by every loop */
+    char *ca_file;               /* owned, or NULL for the system's CAs */
+    unsigned max_batch;          /* calls per upstream request, >= 1 */
+    unsigned loop_in_flight;     /* max_in_flight's share of one io loop, >= 1 */
+    unsigned max_queue;          /* calls waiting to be sent, all loops together, >= 1 */
+    unsigned timeout_ms;         /* one attempt */
+    unsigned connect_timeout_ms; /* its connect; 0: only timeout_ms */
+    unsigned retries;            /* attempts after a transport fault */
+    unsigned recheck_ms;         /* how long a failed URL is passed over */
+    size_t max_answer;           /* bytes of one upstream answer (the server's max_response) */
+} jrpc__upconf_t;
 
 /* Counters of an upstream, updated by every io loop (relaxed atomics: they are statistics). The
  * fields mean what jrpc_upstream_stats_t's of the same names say. */
@@ -53,34 +81,31 @@ typedef struct jrpc__upstats {
 } jrpc__upstats_t;
 
 struct jrpc_upstream {
-    jrpc_server_t *srv;                           /* the server its methods are registered on */
-    char *name;                                   /* owned */
-    char *log_prefix;                             /* "upstream NAME: " (owned) */
-    jrpc__endpoint_t eps[JRPC_UPSTREAM_MAX_URLS]; /* the URLs, in config order */
-    unsigned neps;                                /* entries in eps */
-    struct curl_slist *headers;  /* request headers, shared read-only by every loop */
-    char *ca_file;               /* owned, or NULL for the system's CAs */
-    unsigned max_batch;          /* calls per upstream request, >= 1 */
-    unsigned loop_in_flight;     /* max_in_flight's share of one io loop, >= 1 */
-    unsigned max_queue;          /* calls waiting to be sent, all loops together, >= 1 */
-    unsigned timeout_ms;         /* one attempt */
-    unsigned connect_timeout_ms; /* its connect; 0: only timeout_ms */
-    unsigned retries;            /* attempts after a transport fault */
-    unsigned recheck_ms;         /* how long a failed URL is passed over */
-    size_t max_answer;           /* bytes of one upstream answer (the server's max_response) */
-    unsigned nctx;               /* the server's io_threads */
-    jrpc__upctx_t **ctx;         /* [loop index]: made by that loop's thread on first use,
-                                    freed by it when the loop closes */
-    uint8_t *stopped;            /* [loop index]: its stop hook ran, calls are refused; that
-                                    loop's thread only (cleared by the start hook) */
-    jrpc__upstats_t stats;       /* counters, any thread */
+    jrpc_server_t *srv;    /* the server its methods are registered on */
+    char *name;            /* owned */
+    char *log_prefix;      /* "upstream NAME: " (owned) */
+    uv_mutex_t lock;       /* guards conf (the pointer) and the chains of ctx against
+                              reconfigure and readers on other threads */
+    jrpc__upconf_t *conf;  /* the settings in force (lock) */
+    _Atomic uint64_t gen;  /* conf->gen: a loop compares its client's with it, lock-free */
+    unsigned nctx;         /* the server's io_threads */
+    jrpc__upctx_t **ctx;   /* [loop index]: the newest client of that loop (its older ones
+                              hang from it), made by that loop's thread on first use and
+                              after a reconfigure, freed by it when done; linked and unlinked
+                              under lock, read without it by that thread */
+    uint8_t *stopped;      /* [loop index]: its stop hook ran, calls are refused; that
+                              loop's thread only (cleared by the start hook) */
+    jrpc__upstats_t stats; /* counters, any thread */
 };
 
 /* The client of one upstream on one io loop. Only that loop's thread touches it. */
 struct jrpc__upctx {
     jrpc_upstream_t *up;          /* owner */
+    const jrpc__upconf_t *conf;   /* the settings everything it sends uses (a reference) */
+    jrpc__upctx_t *older;         /* the loop's client made before it, retiring (lock to link) */
     uv_loop_t *loop;              /* the io loop it runs on */
     unsigned index;               /* its place: up->ctx[index] */
+    uv_async_t wake;              /* a reconfigure wakes the loop: an idle old client goes */
     CURLM *multi;                 /* its connection cache is this loop's pool to the upstream */
     uv_timer_t timer;             /* libcurl's next timeout */
     uv_check_t check;             /* after each poll phase: flush pending calls, see closing */
@@ -106,6 +131,8 @@ struct jrpc__upctx {
     uint8_t stop_asked; /* the stop hook came while busy: ctx_close when the callback ends */
     uint8_t detached;   /* the loop is gone (jrpc__upctx_free_detached) */
     uint8_t kick;       /* requests were added: run curl before returning */
+    uint8_t retiring;   /* a newer version of the settings is in force: it takes no new calls,
+                           and closes (its connections with it) once it holds none */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
@@ -133,14 +160,17 @@ struct jrpc__chunk {
 /* Counts one event on a relaxed atomic. */
 #define JRPC__UPSTAT_ADD(field, v) atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
 
-/* The endpoint for the next attempt of a chunk that has tried `tried` already: the lowest
- * priority with an up, untried URL, weighted round-robin within it; failing that an untried one
- * that is down (soonest back first); failing that any. Loop thread of ctx. */
+/* The URL (index into ctx->conf->urls) for the next attempt of a chunk that has tried `tried`
+ * already: the lowest priority with an up, untried URL, weighted round-robin within it; failing
+ * that an untried one that is down (soonest back first); failing that any. Loop thread of ctx. */
 unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried);
-/* An attempt on endpoint ep failed with a transport fault: pass it over for recheck_ms. */
-void jrpc__upstream_mark_down(jrpc_upstream_t *up, unsigned ep, int fault, const char *detail);
-/* An attempt on endpoint ep got an answer: it is up again if it was down. */
-void jrpc__upstream_mark_up(jrpc_upstream_t *up, unsigned ep);
+/* An attempt on URL ep of ctx->conf failed with a transport fault: pass it over for recheck_ms. */
+void jrpc__upstream_mark_down(jrpc__upctx_t *ctx, unsigned ep, int fault, const char *detail);
+/* An attempt on URL ep of ctx->conf got an answer: it is up again if it was down. */
+void jrpc__upstream_mark_up(jrpc__upctx_t *ctx, unsigned ep);
+/* The settings in force, with a reference (any thread); conf_unref drops it. */
+const jrpc__upconf_t *jrpc__upstream_conf_get(jrpc_upstream_t *up);
+void jrpc__upconf_unref(const jrpc__upconf_t *conf);
 /* Logs through the server's log callback, if any and if level passes. */
 void jrpc__upstream_log(jrpc_upstream_t *up, jrpc_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* upstream.c — upstream objects: checking and copying their configuration, registering their
- * methods on the server, choosing the URL for each attempt (priority tiers, smooth weighted
- * round-robin inside a tier, failed URLs passed over for recheck_ms) and the counters a metrics
- * endpoint reads. The forwarding itself is client.c and answer.c. */
+ * methods on the server, versions of their settings (a reconfigure makes a new one; the per-loop
+ * clients of the old one finish what they hold), choosing the URL for each attempt (priority
+ * tiers, smooth weighted round-robin inside a tier, failed URLs passed over for recheck_ms) and
+ * the counters a metrics endpoint reads. The forwarding itself is client.c and answer.c. */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -65,33 +66,42 @@ static void curl_init(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : JRPC_ENOMEM;
 }
 
-/* Checks an http(s) URL with curl's parser and derives the loggable "scheme://host:port". */
-static int endpoint_init(jrpc__endpoint_t *ep, const jrpc_upstream_url_t *u)
+/* Checks an http(s) URL with curl's parser and makes its endpoint (one reference), with the
+ * loggable "scheme://host:port". 0, JRPC_EINVAL or JRPC_ENOMEM. */
+static int endpoint_new(const char *url, jrpc__endpoint_t **out)
 {
-    if (u->url == NULL)
+    *out = NULL;
+    if (url == NULL)
         return JRPC_EINVAL;
     CURLU *h = curl_url();
     if (h == NULL)
         return JRPC_ENOMEM;
     char *scheme = NULL, *host = NULL, *port = NULL;
+    jrpc__endpoint_t *ep = NULL;
     int rc = JRPC_EINVAL;
-    if (curl_url_set(h, CURLUPART_URL, u->url, 0) != CURLUE_OK ||
+    if (curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
         goto done;
     if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
         goto done;
+    rc = JRPC_ENOMEM;
+    if ((ep = calloc(1, sizeof(*ep))) == NULL)
+        goto done;
     size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
     ep->display = malloc(n);
-    ep->url = strdup(u->url);
-    rc = JRPC_ENOMEM;
-    if (ep->display == NULL || ep->url == NULL)
+    ep->url = strdup(url);
+    if (ep->display == NULL || ep->url == NULL) {
+        free(ep->display);
+        free(ep->url);
+        free(ep);
         goto done;
+    }
     snprintf(ep->display, n, "%s://%s:%s", scheme, host, port);
     ep->tls = strcmp(scheme, "https") == 0;
-    ep->weight = u->weight ? u->weight : 1;
-    ep->priority = u->priority;
+    atomic_init(&ep->refs, 1);
+    *out = ep;
     rc = 0;
 done:
     curl_free(scheme);
@@ -99,6 +109,15 @@ done:
     curl_free(port);
     curl_url_cleanup(h);
     return rc;
+}
+
+static void endpoint_unref(jrpc__endpoint_t *ep)
+{
+    if (ep == NULL || atomic_fetch_sub(&ep->refs, 1) != 1)
+        return;
+    free(ep->url);
+    free(ep->display);
+    free(ep);
 }
 
 /* "Name: value" with a token name and no line breaks (a CR or LF would smuggle a header). */
@@ -113,16 +132,26 @@ static int header_ok(const char *h)
     return strpbrk(h, "\r\n") == NULL;
 }
 
-static int config_check(const jrpc_upstream_config_t *cfg)
+/* What jrpc_upstream_reconfigure may change. */
+static int settings_check(const jrpc_upstream_config_t *cfg)
 {
-    if (cfg == NULL || cfg->name == NULL || cfg->name[0] == '\0' || cfg->nurls == 0 ||
-        cfg->nurls > JRPC_UPSTREAM_MAX_URLS || cfg->urls == NULL || cfg->nmethods == 0 ||
-        cfg->methods == NULL || cfg->max_batch == 0 || cfg->max_in_flight == 0 ||
+    if (cfg == NULL || cfg->nurls == 0 || cfg->nurls > JRPC_UPSTREAM_MAX_URLS ||
+        cfg->urls == NULL || cfg->max_batch == 0 || cfg->max_in_flight == 0 ||
         cfg->max_queue == 0 || cfg->timeout_ms == 0 || (cfg->nheaders != 0 && cfg->headers == NULL))
         return JRPC_EINVAL;
     for (size_t i = 0; i < cfg->nheaders; i++)
         if (!header_ok(cfg->headers[i]))
             return JRPC_EINVAL;
+    return 0;
+}
+
+static int config_check(const jrpc_upstream_config_t *cfg)
+{
+    int rc = settings_check(cfg);
+    if (rc != 0)
+        return rc;
+    if (cfg->name == NULL || cfg->name[0] == '\0' || cfg->nmethods == 0 || cfg->methods == NULL)
+        return JRPC_EINVAL;
     for (size_t i = 0; i < cfg->nmethods; i++) {
         const char *m = cfg->methods[i];
         size_t len = m ? strlen(m) : 0;
@@ -135,14 +164,97 @@ static int config_check(const jrpc_upstream_config_t *cfg)
     return 0;
 }
 
+static void conf_free(jrpc__upconf_t *c)
+{
+    for (unsigned i = 0; i < c->neps; i++)
+        endpoint_unref(c->urls[i].ep);
+    curl_slist_free_all(c->headers);
+    free(c->ca_file);
+    free(c);
+}
+
+void jrpc__upconf_unref(const jrpc__upconf_t *conf)
+{
+    jrpc__upconf_t *c = (jrpc__upconf_t *)conf;
+    if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1)
+        conf_free(c);
+}
+
+const jrpc__upconf_t *jrpc__upstream_conf_get(jrpc_upstream_t *up)
+{
+    uv_mutex_lock(&up->lock);
+    jrpc__upconf_t *c = up->conf;
+    atomic_fetch_add(&c->refs, 1);
+    uv_mutex_unlock(&up->lock);
+    return c;
+}
+
+/* Appends headers h[0..n) to c->headers. */
+static int headers_append(jrpc__upconf_t *c, const char *const *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct curl_slist *l = curl_slist_append(c->headers, h[i]);
+        if (l == NULL)
+            return JRPC_ENOMEM;
+        c->headers = l;
+    }
+    return 0;
+}
+
+/* A version of the settings from cfg (checked), with one reference. A URL that `prev` (the
+ * version in force, or NULL) lists too keeps its endpoint: its counters and its down state
+ * carry over. 0, JRPC_EINVAL (a URL curl refuses) or JRPC_ENOMEM. */
+static int conf_new(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg,
+                    const jrpc__upconf_t *prev, jrpc__upconf_t **out)
+{
+    *out = NULL;
+    jrpc__upconf_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return JRPC_ENOMEM;
+    atomic_init(&c->refs, 1);
+    int rc = JRPC_ENOMEM;
+    c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+    if (cfg->ca_file != NULL && c->ca_file == NULL)
+        goto fail;
+    for (size_t i = 0; i < cfg->nurls; i++) {
+        jrpc__endpoint_t *ep = NULL;
+        for (unsigned j = 0; prev != NULL && j < prev->neps && ep == NULL; j++)
+            if (cfg->urls[i].url != NULL && strcmp(prev->urls[j].ep->url, cfg->urls[i].url) == 0)
+                atomic_fetch_add(&(ep = prev->urls[j].ep)->refs, 1);
+        if (ep == NULL && (rc = endpoint_new(cfg->urls[i].url, &ep)) != 0)
+            goto fail;
+        c->urls[i] = (jrpc__upurl_t){ep, cfg->urls[i].weight ? cfg->urls[i].weight : 1,
+                                     cfg->urls[i].priority};
+        c->neps++;
+    }
+    /* "Expect:" turns off curl's 100-continue round trip for bodies over 1 KiB: a JSON-RPC
+     * upstream always wants the body, and the wait would add a round trip per batch. */
+    static const char *const fixed[] = {"Content-Type: application/json",
+                                        "Accept: application/json", "Expect:"};
+    if ((rc = headers_append(c, fixed, sizeof fixed / sizeof fixed[0])) != 0 ||
+        (rc = headers_append(c, cfg->headers, cfg->nheaders)) != 0)
+        goto fail;
+    c->max_batch = cfg->max_batch;
+    c->loop_in_flight = (cfg->max_in_flight + up->nctx - 1) / up->nctx;
+    c->timeout_ms = cfg->timeout_ms;
+    c->connect_timeout_ms = cfg->connect_timeout_ms;
+    c->retries = cfg->retries;
+    c->recheck_ms = cfg->recheck_ms;
+    c->max_queue = cfg->max_queue;
+    c->max_answer = jrpc_server_config(up->srv)->max_response;
+    *out = c;
+    return 0;
+fail:
+    conf_free(c);
+    return rc;
+}
+
 static void upstream_destroy(jrpc_upstream_t *up)
 {
-    for (unsigned i = 0; i < up->neps; i++) {
-        free(up->eps[i].url);
-        free(up->eps[i].display);
+    if (up->conf != NULL) {
+        jrpc__upconf_unref(up->conf);
+        uv_mutex_destroy(&up->lock);
     }
-    curl_slist_free_all(up->headers);
-    free(up->ca_file);
     free(up->ctx);
     free(up->stopped);
     free(up->name);
@@ -150,39 +262,18 @@ static void upstream_destroy(jrpc_upstream_t *up)
     free(up);
 }
 
-/* Appends headers h[0..n) to up->headers. */
-static int headers_append(jrpc_upstream_t *up, const char *const *h, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        struct curl_slist *l = curl_slist_append(up->headers, h[i]);
-        if (l == NULL)
-            return JRPC_ENOMEM;
-        up->headers = l;
-    }
-    return 0;
-}
-
-static int headers_init(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg)
-{
-    /* "Expect:" turns off curl's 100-continue round trip for bodies over 1 KiB: a JSON-RPC
-     * upstream always wants the body, and the wait would add a round trip per batch. */
-    static const char *const fixed[] = {"Content-Type: application/json",
-                                        "Accept: application/json", "Expect:"};
-    int rc = headers_append(up, fixed, sizeof fixed / sizeof fixed[0]);
-    return rc != 0 ? rc : headers_append(up, cfg->headers, cfg->nheaders);
-}
-
 /* The readiness hook: an upstream is usable while one of its URLs is not passed over after a
  * fault (with every URL down, calls still go to the soonest back, and its first answer marks it
  * up again). Any io thread. */
 static int upstream_ready(void *data)
 {
-    const jrpc_upstream_t *up = data;
+    const jrpc__upconf_t *c = jrpc__upstream_conf_get(data);
     uint64_t now = jrpc__upstream_now_ms();
-    for (unsigned i = 0; i < up->neps; i++)
-        if (atomic_load_explicit(&up->eps[i].down_until_ms, memory_order_relaxed) <= now)
-            return 1;
-    return 0;
+    int ready = 0;
+    for (unsigned i = 0; i < c->neps && !ready; i++)
+        ready = atomic_load_explicit(&c->urls[i].ep->down_until_ms, memory_order_relaxed) <= now;
+    jrpc__upconf_unref(c);
+    return ready;
 }
 
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
@@ -209,30 +300,23 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     up->log_prefix = malloc(prefix_len);
     if (up->log_prefix != NULL)
         snprintf(up->log_prefix, prefix_len, "upstream %s: ", cfg->name);
-    up->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
     const jrpc_config_t *scfg = jrpc_server_config(srv);
     up->nctx = scfg->io_threads;
     up->ctx = calloc(up->nctx, sizeof(*up->ctx));
     up->stopped = calloc(up->nctx, sizeof(*up->stopped));
     rc = JRPC_ENOMEM;
-    if (up->name == NULL || up->log_prefix == NULL || (cfg->ca_file && up->ca_file == NULL) ||
-        up->ctx == NULL || up->stopped == NULL)
+    if (up->name == NULL || up->log_prefix == NULL || up->ctx == NULL || up->stopped == NULL)
         goto fail;
-    for (size_t i = 0; i < cfg->nurls; i++) {
-        if ((rc = endpoint_init(&up->eps[i], &cfg->urls[i])) != 0)
-            goto fail;
-        up->neps++;
+    if ((rc = conf_new(up, cfg, NULL, &up->conf)) != 0)
+        goto fail;
+    if (uv_mutex_init(&up->lock) != 0) {
+        jrpc__upconf_unref(up->conf);
+        up->conf = NULL;
+        rc = JRPC_ENOMEM;
+        goto fail;
     }
-    if ((rc = headers_init(up, cfg)) != 0)
-        goto fail;
-    up->max_batch = cfg->max_batch;
-    up->loop_in_flight = (cfg->max_in_flight + up->nctx - 1) / up->nctx;
-    up->timeout_ms = cfg->timeout_ms;
-    up->connect_timeout_ms = cfg->connect_timeout_ms;
-    up->retries = cfg->retries;
-    up->recheck_ms = cfg->recheck_ms;
-    up->max_queue = cfg->max_queue;
-    up->max_answer = scfg->max_response;
+    up->conf->gen = 1;
+    atomic_init(&up->gen, 1);
     /* First, so that a running server refuses before anything is registered. */
     if ((rc = jrpc_server_loop_hook(srv, jrpc__upstream_loop_start, jrpc__upstream_loop_stop,
                                     up)) != 0)
@@ -261,15 +345,60 @@ fail:
     return rc;
 }
 
+JRPC_EXTERN int jrpc_upstream_config_check(const jrpc_upstream_config_t *cfg)
+{
+    int rc = settings_check(cfg);
+    uv_once(&curl_once, curl_init);
+    if (rc == 0 && (rc = curl_init_rc) == 0) {
+        for (size_t i = 0; i < cfg->nurls && rc == 0; i++) {
+            jrpc__endpoint_t *ep;
+            if ((rc = endpoint_new(cfg->urls[i].url, &ep)) == 0)
+                endpoint_unref(ep);
+        }
+    }
+    return rc;
+}
+
+JRPC_EXTERN int jrpc_upstream_reconfigure(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg)
+{
+    int rc = settings_check(cfg);
+    if (rc != 0)
+        return rc;
+    /* Under the lock from the copy of the old version on: two reconfigures at once would
+     * otherwise both build on the same one. */
+    uv_mutex_lock(&up->lock);
+    jrpc__upconf_t *old = up->conf, *c;
+    if ((rc = conf_new(up, cfg, old, &c)) != 0) {
+        uv_mutex_unlock(&up->lock);
+        return rc;
+    }
+    c->gen = old->gen + 1;
+    up->conf = c;
+    atomic_store(&up->gen, c->gen);
+    /* Each loop's clients look at the generation when they next run; the wake makes that soon
+     * on a loop with no traffic, so the connections of an idle old client close. */
+    for (unsigned i = 0; i < up->nctx; i++)
+        for (jrpc__upctx_t *ctx = up->ctx[i]; ctx != NULL; ctx = ctx->older)
+            uv_async_send(&ctx->wake);
+    uv_mutex_unlock(&up->lock);
+    jrpc__upconf_unref(old);
+    return 0;
+}
+
 JRPC_EXTERN void jrpc_upstream_free(jrpc_upstream_t *up)
 {
     if (up == NULL)
         return;
-    /* Each loop frees its own client when it closes; one is left only by a loop that was set
+    /* Each loop frees its own clients when it closes; some are left only by a loop that was set
      * up and never ran (a failed start), whose handles the server has closed already. */
-    for (unsigned i = 0; i < up->nctx; i++)
-        if (up->ctx[i] != NULL)
-            jrpc__upctx_free_detached(up->ctx[i]);
+    for (unsigned i = 0; i < up->nctx; i++) {
+        jrpc__upctx_t *ctx = up->ctx[i];
+        while (ctx != NULL) {
+            jrpc__upctx_t *older = ctx->older;
+            jrpc__upctx_free_detached(ctx);
+            ctx = older;
+        }
+    }
     upstream_destroy(up);
 }
 
@@ -306,46 +435,70 @@ JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_st
 
 JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up)
 {
-    return up->neps;
+    const jrpc__upconf_t *c = jrpc__upstream_conf_get((jrpc_upstream_t *)up);
+    size_t n = c->neps;
+    jrpc__upconf_unref(c);
+    return n;
+}
+
+static void url_stats_of(jrpc__endpoint_t *ep, jrpc_upstream_url_stats_t *out)
+{
+    out->requests = LOAD(ep->requests);
+    out->faults = LOAD(ep->faults);
+    out->down = LOAD(ep->down_until_ms) > jrpc__upstream_now_ms();
 }
 
 JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, const char **url,
                                         jrpc_upstream_url_stats_t *out)
 {
-    if (i >= up->neps)
-        return JRPC_ENOENT;
-    jrpc__endpoint_t *ep = (jrpc__endpoint_t *)&up->eps[i];
-    if (url != NULL)
-        *url = ep->display;
-    if (out != NULL) {
-        out->requests = LOAD(ep->requests);
-        out->faults = LOAD(ep->faults);
-        out->down = LOAD(ep->down_until_ms) > jrpc__upstream_now_ms();
+    /* The version in force is referenced by up->conf until the next reconfigure, which the
+     * caller does not run concurrently (see jrpc/upstream.h): *url stays valid until then. */
+    const jrpc__upconf_t *c = jrpc__upstream_conf_get((jrpc_upstream_t *)up);
+    int rc = JRPC_ENOENT;
+    if (i < c->neps) {
+        if (url != NULL)
+            *url = c->urls[i].ep->display;
+        if (out != NULL)
+            url_stats_of(c->urls[i].ep, out);
+        rc = 0;
     }
-    return 0;
+    jrpc__upconf_unref(c);
+    return rc;
+}
+
+JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream_url_cb cb,
+                                        void *data)
+{
+    const jrpc__upconf_t *c = jrpc__upstream_conf_get((jrpc_upstream_t *)up);
+    for (unsigned i = 0; i < c->neps; i++) {
+        jrpc_upstream_url_stats_t st;
+        url_stats_of(c->urls[i].ep, &st);
+        cb(data, c->urls[i].ep->display, &st);
+    }
+    jrpc__upconf_unref(c);
 }
 
 /* ---- Choosing a URL -------------------------------------------------------------------------- */
 
 /* URL i may take the next attempt of a chunk that has tried `tried`: untried and not down. */
-static int ep_ready(const jrpc__endpoint_t *ep, unsigned i, uint32_t tried, uint64_t now)
+static int ep_ready(const jrpc__upurl_t *u, unsigned i, uint32_t tried, uint64_t now)
 {
-    return !(tried & (1u << i)) && LOAD(ep->down_until_ms) <= now;
+    return !(tried & (1u << i)) && LOAD(u->ep->down_until_ms) <= now;
 }
 
 unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
 {
-    jrpc_upstream_t *up = ctx->up;
+    const jrpc__upconf_t *c = ctx->conf;
     uint64_t now = jrpc__upstream_now_ms();
     /* The lowest priority holding an up URL this chunk has not tried. */
     int have = 0;
     unsigned prio = 0;
-    for (unsigned i = 0; i < up->neps; i++) {
-        const jrpc__endpoint_t *ep = &up->eps[i];
-        if (!ep_ready(ep, i, tried, now))
+    for (unsigned i = 0; i < c->neps; i++) {
+        const jrpc__upurl_t *u = &c->urls[i];
+        if (!ep_ready(u, i, tried, now))
             continue;
-        if (!have || ep->priority < prio)
-            prio = ep->priority;
+        if (!have || u->priority < prio)
+            prio = u->priority;
         have = 1;
     }
     if (have) {
@@ -353,12 +506,12 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
          * is chosen and pays the total; over a cycle each gets its share, interleaved. */
         int64_t total = 0;
         int best = -1;
-        for (unsigned i = 0; i < up->neps; i++) {
-            const jrpc__endpoint_t *ep = &up->eps[i];
-            if (!ep_ready(ep, i, tried, now) || ep->priority != prio)
+        for (unsigned i = 0; i < c->neps; i++) {
+            const jrpc__upurl_t *u = &c->urls[i];
+            if (!ep_ready(u, i, tried, now) || u->priority != prio)
                 continue;
-            ctx->wrr[i] += ep->weight;
-            total += ep->weight;
+            ctx->wrr[i] += u->weight;
+            total += u->weight;
             if (best < 0 || ctx->wrr[i] > ctx->wrr[best])
                 best = (int)i;
         }
@@ -367,10 +520,10 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
     }
     /* Every untried URL is down: the one back soonest, since it may be back already. */
     int best = -1;
-    for (unsigned i = 0; i < up->neps; i++) {
+    for (unsigned i = 0; i < c->neps; i++) {
         if (tried & (1u << i))
             continue;
-        if (best < 0 || LOAD(up->eps[i].down_until_ms) < LOAD(up->eps[best].down_until_ms))
+        if (best < 0 || LOAD(c->urls[i].ep->down_until_ms) < LOAD(c->urls[best].ep->down_until_ms))
             best = (int)i;
     }
     if (best >= 0)
@@ -379,23 +532,24 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)
     return jrpc__upstream_pick(ctx, 0);
 }
 
-void jrpc__upstream_mark_down(jrpc_upstream_t *up, unsigned ep, int fault, const char *detail)
+void jrpc__upstream_mark_down(jrpc__upctx_t *ctx, unsigned ep, int fault, const char *detail)
 {
-    jrpc__endpoint_t *e = &up->eps[ep];
+    jrpc__endpoint_t *e = ctx->conf->urls[ep].ep;
+    unsigned recheck = ctx->conf->recheck_ms;
     uint64_t now = jrpc__upstream_now_ms();
     uint64_t prev =
-        atomic_exchange_explicit(&e->down_until_ms, now + up->recheck_ms, memory_order_relaxed);
+        atomic_exchange_explicit(&e->down_until_ms, now + recheck, memory_order_relaxed);
     /* One line when it goes down, not one per failed request while it stays down. */
     if (prev <= now)
-        jrpc__upstream_log(up, JRPC_LOG_WARN, "%s is down for %u ms: %s: %s", e->display,
-                           up->recheck_ms, jrpc_upstream_fault_name(fault), detail);
+        jrpc__upstream_log(ctx->up, JRPC_LOG_WARN, "%s is down for %u ms: %s: %s", e->display,
+                           recheck, jrpc_upstream_fault_name(fault), detail);
 }
 
-void jrpc__upstream_mark_up(jrpc_upstream_t *up, unsigned ep)
+void jrpc__upstream_mark_up(jrpc__upctx_t *ctx, unsigned ep)
 {
-    jrpc__endpoint_t *e = &up->eps[ep];
+    jrpc__endpoint_t *e = ctx->conf->urls[ep].ep;
     if (LOAD(e->down_until_ms) == 0)
         return;
     if (atomic_exchange_explicit(&e->down_until_ms, 0, memory_order_relaxed) != 0)
-        jrpc__upstream_log(up, JRPC_LOG_INFO, "%s answers again", e->display);
+        jrpc__upstream_log(ctx->up, JRPC_LOG_INFO, "%s answers again", e->display);
 }

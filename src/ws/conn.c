@@ -47,6 +47,7 @@ static void conn_log_answer(jrpc_conn_t *c, const jrpc__ws_msg_t *m, const jrpc_
     char sum[256];
     jrpc__answer_sum_format(&ans->sum, (int)c->cfg->log_json, sum, sizeof sum);
     unsigned long long us = (unsigned long long)((uv_hrtime() - m->t0) / 1000);
+    int proxied = c->proxy[0] != '\0';
     /* The key by its name, as on HTTP lines (the secret never). */
     char key[JRPC__KEY_NAME_MAX + 16];
     key[0] = '\0';
@@ -55,12 +56,13 @@ static void conn_log_answer(jrpc_conn_t *c, const jrpc__ws_msg_t *m, const jrpc_
                  c->auth.key != NULL ? c->auth.key->name : "(anonymous)");
     if (c->cfg->log_json)
         jrpc__log(c->cfg, JRPC_LOG_INFO, NULL,
-                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\",\"items\":%zu%s,"
-                  "%s,\"bytes\":%zu,\"duration_us\":%llu}",
-                  (int)c->client_len, c->peer, ans->items, key, sum, ans->body.len, us);
+                  "{\"msg\":\"access\",\"transport\":\"ws\",\"client\":\"%.*s\"%s%s%s,"
+                  "\"items\":%zu%s,%s,\"bytes\":%zu,\"duration_us\":%llu}",
+                  (int)c->client_len, c->peer, proxied ? ",\"proxy\":\"" : "", c->proxy,
+                  proxied ? "\"" : "", ans->items, key, sum, ans->body.len, us);
     else
-        conn_log(c, JRPC_LOG_INFO, "message items=%zu%s %s bytes=%zu %lluus", ans->items, key, sum,
-                 ans->body.len, us);
+        conn_log(c, JRPC_LOG_INFO, "message items=%zu%s %s bytes=%zu %lluus%s%s", ans->items, key,
+                 sum, ans->body.len, us, proxied ? " proxy=" : "", c->proxy);
 }
 
 /* ---- Message structs ------------------------------------------------------------------------- */
@@ -243,9 +245,21 @@ static void on_write(uv_write_t *wr, int status)
     conn_update(c);
 }
 
+/* Whether our FIN may follow our close frame now. After a normal close of ours (1000, 1001: a
+ * stop, the idle timeout) it waits for the client's close frame (or the close bound): a proxy in
+ * between, such as HAProxy, ends the whole tunnel when it sees our FIN, so the client's frames
+ * still on their way draw a reset, and the reset can destroy our close frame and the answers
+ * before it on the client's side (RFC 6455 §7.1.1: the server closes TCP once both close frames
+ * went). A close for an error (1002, 1008, 1009 …) fails the connection: the FIN goes at once. */
+static int conn_fin_due(const jrpc_conn_t *c)
+{
+    unsigned code = jrpc__ws_session_code_sent(&c->sess);
+    return jrpc__ws_session_close_received(&c->sess) || (code != 1000 && code != 1001);
+}
+
 /* Writes the output queue: at once when the socket takes it (the common case: one writev, no
  * write request), else through one uv_write at a time. Once our close frame is out, the FIN
- * follows. */
+ * follows (conn_fin_due). */
 static void conn_flush(jrpc_conn_t *c)
 {
     if (c->aborting || c->writing || c->in_feed)
@@ -278,7 +292,7 @@ static void conn_flush(jrpc_conn_t *c)
         c->writing = 1;
         return;
     }
-    if (c->closing && !c->shut) {
+    if (c->closing && !c->shut && conn_fin_due(c)) {
         c->shut = 1;
         if (jrpc__sock_shutdown(c->sock, on_shutdown) != 0)
             conn_abort(c);
@@ -548,6 +562,10 @@ static void conn_answered(jrpc_conn_t *c, jrpc__ws_msg_t *m, jrpc__answer_t *ans
 {
     if (ans->has_sum)
         conn_log_answer(c, m, ans);
+    /* Its answer goes to the output queue now (written at once unless the socket is full), or,
+     * for a message of notifications only, its last call has finished. */
+    if (m->t0 != 0 && c->loop->io->timed)
+        jrpc__hist_dur(&c->loop->stats.req_dur[JRPC__TR_WS], (uv_hrtime() - m->t0) / 1000);
     jrpc__list_remove(&m->link);
     uint64_t seq = m->seq;
     m->req = NULL;
@@ -593,7 +611,6 @@ static void conn_start(jrpc_conn_t *c, jrpc__ws_msg_t *m)
     size_t len = m->body.len;
     jrpc_buf_init(&m->body);
     m->kind = JRPC__WS_M_RUNNING;
-    m->t0 = c->log ? uv_hrtime() : 0;
     c->nmsgs++;
     m->req = NULL;
     jrpc__req_t *r = jrpc__req_new(c->loop, body, len, c, c->acct, conn_on_done, m);
@@ -648,6 +665,8 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
     m->body.ptr = msg;
     m->body.len = m->body.cap = len;
     m->binary = (uint8_t)binary;
+    /* From its arrival, so time spent waiting at the connection's bound counts too. */
+    m->t0 = c->log || c->loop->io->timed ? uv_hrtime() : 0;
     if (c->waiting != NULL || conn_at_bound(c)) {
         m->kind = JRPC__WS_M_WAITING;
         jrpc__ws_fifo_push(&c->waiting, &c->waiting_tail, m);
@@ -859,6 +878,9 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
         memcpy(c->peer + pn, " websocket ", sizeof " websocket ");
         c->peer_len = pn + sizeof " websocket " - 1;
         c->client_len = pn;
+        /* As HTTP access lines do: behind a trusted proxy, name it after the client. */
+        if (client != NULL)
+            jrpc__peer_name(&s->tcp, c->proxy, sizeof c->proxy);
     }
     char answer[JRPC__WS_101_MAX];
     size_t alen = jrpc__ws_hs_answer(hs, answer);
@@ -868,7 +890,8 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     }
     conn_arm(c);
     if (c->log)
-        conn_log(c, JRPC_LOG_INFO, "open on %s", cfg->path);
+        conn_log(c, JRPC_LOG_INFO, "open on %s%s%s", cfg->path, c->proxy[0] ? " proxy=" : "",
+                 c->proxy);
     if (n != 0) {
         /* Frames sent right behind the request, before our answer (RFC 6455 says a client waits;
          * not every one does): read where they lie, kept only if the session pauses. */

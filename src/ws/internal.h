@@ -49,7 +49,7 @@ struct jrpc__ws_msg {
     jrpc_sub_t *sub;      /* PUSH/OUT of a subscription, or the subscription that END ends
                              (a reference either way) */
     uint64_t seq;         /* RUNNING: its request's jrpc__req_seq (0 while it starts) */
-    uint64_t t0;          /* RUNNING: uv_hrtime() when it started (logging only) */
+    uint64_t t0;          /* RUNNING: uv_hrtime() when it arrived (logs, metrics), or 0 */
     jrpc_buf_t body;      /* the frame's payload (answer, push; WAITING: the request) */
     uint8_t head[JRPC__WS_HEAD_MAX]; /* the frame's header; OUT of raw bytes: none */
     uint8_t head_len; /* bytes in head (0: the body is raw bytes, control frames or 101) */
@@ -150,8 +150,9 @@ struct jrpc_conn {
     jrpc__auth_t auth;            /* the key the upgrade came with (a copy) */
     size_t peer_len;              /* bytes in peer */
     size_t client_len;            /* of them, the client's address (without " websocket ") */
-    char peer[76]; /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
-                      most) */
+    char peer[76];  /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at
+                       most) */
+    char proxy[56]; /* the trusted proxy's "ip:port" when it forwarded for `peer`, else "" */
 };
 
 /* Appends m to a FIFO of messages linked through `next` (*head NULL: empty). */

@@ -53,7 +53,7 @@ test('a JSON-RPC error goes to stderr with exit 1', async () => {
 
 test('bad params are refused before sending (exit 2)', async () => {
     const before = (await rpc(srv, '{"jsonrpc":"2.0","method":"message@create","params":["a"],"id":1}')).json.result.id;
-    for (const p of ['[1,', '17', '"x"']) {
+    for (const p of ['[1,', '{"a":}', '[1] x']) {
         const r = await jrpc(['call', 'message@create', p]);
         assert.equal(r.code, 2, p);
         assert.match(r.err, /params/);
@@ -79,13 +79,25 @@ test('batch from one call per line, comments and blank lines skipped', async () 
     ]);
 });
 
-test('batch from a JSON array is sent as is', async () => {
+test('batch from a JSON array keeps its ids; a failed item makes the exit status 1', async () => {
     const body = '[{"jsonrpc":"2.0","method":"tennis@ping","id":"x"},{"jsonrpc":"2.0","method":"nope","id":7}]';
     const r = await jrpc(['batch', '-'], body);
-    assert.equal(r.code, 0);
+    assert.equal(r.code, 1, r.err);
     const a = JSON.parse(r.out);
-    assert.equal(a[0].result, 'pong');
+    assert.deepEqual(a[0], { jsonrpc: '2.0', result: 'pong', id: 'x' });
     assert.equal(a[1].error.code, -32601);
+    assert.equal(a[1].id, 7);
+    assert.match(r.err, /2 calls, 1 ok, 1 failed \(-32601: 1\)/);
+});
+
+test('call: positional params with type inference, --params for the explicit form', async () => {
+    const r = await jrpc(['call', 'test.echo', '0x2f0E', '42', 'true', 'null', '"7"', 'plain text', '[1,2]', '--', '-1.5e3']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(JSON.parse(r.out), ['0x2f0E', 42, true, null, '7', 'plain text', [1, 2], -1.5e3]);
+    assert.equal((await jrpc(['call', 'test.echo', '--params', '{"a":1}'])).out, '{"a":1}\n');
+    const both = await jrpc(['call', 'test.echo', '--params', '[1]', '2']);
+    assert.equal(both.code, 2);
+    assert.match(both.err, /either with --params or as arguments/);
 });
 
 test('bench loads the server and reports rate, latency and no errors', async () => {

@@ -48,6 +48,17 @@ async function until(cond, what, timeout = WAIT_MS) {
 
 const items = (n, fn) => Array.from({ length: n }, (_, i) => fn(i));
 
+/** One sample of jrpcd's /metrics on its admin listener (started with --admin-listen). */
+async function sample(gw, name) {
+    const m = /jrpcd admin listening on (\S+):(\d+)/.exec(gw.stdout());
+    assert.ok(m, 'the admin listener is up');
+    const r = await rpc({ host: m[1], port: Number(m[2]) }, undefined, { method: 'GET', path: '/metrics' });
+    assert.equal(r.status, 200, r.body);
+    const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
+    assert.ok(line, `${name} in the scrape`);
+    return Number(line.slice(name.length + 1));
+}
+
 test('max_queue: a flood of notification batches queues at most max_queue calls; the rest get -32005', async () => {
     // One loop, one request in flight of 10 calls, 100 calls may wait: 50 batches of 1000
     // notifications would otherwise queue 50 000 calls behind a node that never answers.
@@ -57,12 +68,17 @@ test('max_queue: a flood of notification batches queues at most max_queue calls;
             urls: fault.url('/hang?flood'), methods: 'fl_*', max_queue: MAX_QUEUE,
             max_batch: MAX_BATCH, max_in_flight: IN_FLIGHT, timeout: '1h', retries: 0,
         },
-    }, ['--io-threads', '1', '--drain', '1s']);
+    }, ['--io-threads', '1', '--drain', '1s', '--admin-listen', '127.0.0.1:0']);
     const body = batch(items(ITEMS, (i) => call('fl_note', [i])));
     const answers = await Promise.all(items(BATCHES, () => rpc(gw, body)));
     for (const r of answers) assert.equal(r.status, 204, r.body); // notifications: no answer
 
-    // Calls with ids behind the full queue learn why at once, with the limit named.
+    // Calls with ids behind the full queue learn why at once, with the limit named, and each
+    // counts once as a refusal at that limit (and as a refused item of the upstream).
+    const LIMIT = 'jrpc_limit_rejections_total{limit="upstream_queue"}';
+    const REFUSED = 'jrpc_upstream_items_total{upstream="flood",outcome="refused"}';
+    const limitBefore = await sample(gw, LIMIT), refusedBefore = await sample(gw, REFUSED);
+    assert.equal(limitBefore, refusedBefore, 'every refusal so far is counted under the limit');
     const r = await rpc(gw, batch(items(20, (i) => call('fl_call', [i], i))));
     assert.equal(r.status, 200, r.body);
     assert.equal(r.json.length, 20);
@@ -70,6 +86,8 @@ test('max_queue: a flood of notification batches queues at most max_queue calls;
         assertError(item, -32005, i);
         assert.equal(item.error.message, `upstream flood: queue full (max_queue ${MAX_QUEUE})`);
     });
+    assert.equal(await sample(gw, LIMIT) - limitBefore, 20);
+    assert.equal(await sample(gw, REFUSED) - refusedBefore, 20);
     assert.equal(seenAt('/hang?flood').length, IN_FLIGHT, 'only the request in flight was sent');
     await healthy(gw);
     await gw.stop();

@@ -110,6 +110,12 @@ test('keys in the path and in both headers; 401 for missing and unknown keys', a
         assert.equal(raw.response.status, 401);
         raw.close();
 
+        // Refused before routing (a malformed header): the key in its URL is not logged either.
+        r = await rpc(srv, ping, { path: `/v2/${ALICE}`, headers: [['Bad Header', 'x']] });
+        assert.equal(r.status, 400, r.body);
+        await waitFor(() => /"POST \/v2\/[^"]*" 400 /.test(srv.stderr()),
+            { timeout: BOUND_MS, what: 'the 400 line' });
+
         // The access log names the key, never a secret (not even an unknown one).
         await waitFor(() => /key=alice/.test(srv.stderr()), { timeout: BOUND_MS, what: 'key=alice' });
         await waitFor(() => /websocket message items=3 key=alice /.test(srv.stderr()),

@@ -45,13 +45,14 @@ export function moduleArgs() {
 /**
  * Start jrpcd on 127.0.0.1:0 with the three test modules plus `args`; resolve once it prints
  * `jrpcd listening on HOST:PORT`. Rejects after 10 s (or on early exit) with stderr so far.
+ * `listen: null` leaves the address to `args` (a config file's `listen`, to restart on a port).
  * Returns { host, port, proc, args, stderr(), stop(), kill() }.
  */
-export function startServer(args = [], { timeout = START_TIMEOUT_MS } = {}) {
+export function startServer(args = [], { timeout = START_TIMEOUT_MS, listen = '127.0.0.1:0' } = {}) {
     if (!existsSync(JRPCD)) {
         return Promise.reject(new Error(`jrpcd not found at ${JRPCD} (set JRPCD and JRPC_MODULES)`));
     }
-    const argv = ['--listen', '127.0.0.1:0', ...moduleArgs(), ...args];
+    const argv = [...(listen === null ? [] : ['--listen', listen]), ...moduleArgs(), ...args];
     const proc = spawn(JRPCD, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
     let stderr = '';

@@ -100,6 +100,7 @@ test('WebSocket messages get access lines too', async () => {
         const a = await until(() => srv.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l))
             .find((o) => o.msg === 'access' && o.transport === 'ws'), () => srv.stderr());
         assert.match(a.client, /^127\.0\.0\.1:\d+$/);
+        assert.equal(a.proxy, undefined, 'no proxy named when the client came directly');
         assert.equal(a.items, 3);
         assert.equal(a.failed, 1);
         assert.deepEqual(a.codes, { '-32601': 1 });
@@ -187,6 +188,7 @@ test('a WebSocket through a trusted proxy keeps its client counted until it clos
         const a = await until(() => srv.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l))
             .find((o) => o.msg === 'access' && o.transport === 'ws'), () => srv.stderr());
         assert.equal(a.client, '203.0.113.8');
+        assert.match(a.proxy, /^127\.0\.0\.1:\d+$/, 'the proxy is named after the client');
         // The open WebSocket holds A's one slot.
         const r = await rpc(srv, call('tennis@ping', undefined, 2), { headers: A });
         assert.equal(r.status, 429, r.body);

@@ -63,7 +63,16 @@ test('promtool accepts the exposition, upstream series included', async () => {
         await withServer(['--admin-listen', '127.0.0.1:0', '--config', ini], async (srv) => {
             const admin = await adminOf(srv);
             await rpc(srv, batch([PING, call('nope', [], 2), call('eth_chainId', [], 3)]));
+            const ws = await WsClient.open(srv);
+            try {
+                await ws.send(PING);
+                assert.equal((await ws.nextJson()).result, 'pong');
+            } finally {
+                ws.terminate();
+            }
             const text = await scrapeRaw(admin);
+            assert.match(text, /^jrpc_request_duration_seconds_count\{transport="ws"\} 1$/m);
+            assert.match(text, /^jrpc_request_duration_seconds_bucket\{transport="ws",le="\+Inf"\} 1$/m);
             assert.match(text, /^jrpc_upstream_up\{upstream="eth",url="http:\/\/127\.0\.0\.1:9"\} 0$/m);
             assert.match(text, /^jrpc_upstream_faults_total\{upstream="eth",cause="connect"\} 1$/m);
             assert.match(text, /^jrpc_upstream_items_total\{upstream="eth",outcome="failed"\} 1$/m);
@@ -99,11 +108,14 @@ test('a known workload moves exactly the counters it should', async () => {
         // A body over max_body: 413 on a second connection.
         const big = await rpc(srv, JSON.stringify({ jsonrpc: '2.0', method: 'tennis@ping', params: ['x'.repeat(2000)], id: 4 }));
         assert.equal(big.status, 413, big.body);
-        // WebSocket (a third connection, upgraded): one call in, one answer out.
+        // WebSocket (a third connection, upgraded): three messages of one call each, each timed
+        // once from its arrival to its answer.
         const ws = await WsClient.open(srv);
         try {
-            await ws.send(call('tennis@ping', undefined, 5));
-            assert.equal((await ws.nextJson()).result, 'pong');
+            for (const id of [5, 6, 7]) {
+                await ws.send(call('tennis@ping', undefined, id));
+                assert.equal((await ws.nextJson()).result, 'pong');
+            }
         } finally {
             ws.terminate();
         }
@@ -114,11 +126,11 @@ test('a known workload moves exactly the counters it should', async () => {
             'jrpc_http_requests_total{status="413"}': 1,
             'jrpc_connections_total{transport="http"}': 3,
             'jrpc_connections_total{transport="ws"}': 1,
-            'jrpc_ws_messages_total{direction="in"}': 1,
-            'jrpc_ws_messages_total{direction="out"}': 1,
+            'jrpc_ws_messages_total{direction="in"}': 3,
+            'jrpc_ws_messages_total{direction="out"}': 3,
             'jrpc_calls_total{transport="http",method="tennis@ping",code="ok"}': 3,
             'jrpc_calls_total{transport="http",method="(unknown)",code="-32601"}': 1,
-            'jrpc_calls_total{transport="ws",method="tennis@ping",code="ok"}': 1,
+            'jrpc_calls_total{transport="ws",method="tennis@ping",code="ok"}': 3,
             'jrpc_batch_size_count': 1,
             'jrpc_batch_size_sum': 3,
             'jrpc_batch_size_bucket{le="5"}': 1,
@@ -130,8 +142,9 @@ test('a known workload moves exactly the counters it should', async () => {
             'jrpc_batch_size_bucket{le="500"}': 1,
             'jrpc_batch_size_bucket{le="1000"}': 1,
             'jrpc_batch_size_bucket{le="+Inf"}': 1,
-            'jrpc_call_duration_seconds_count{method="tennis@ping"}': 4,
+            'jrpc_call_duration_seconds_count{method="tennis@ping"}': 6,
             'jrpc_request_duration_seconds_count{transport="http"}': 2,
+            'jrpc_request_duration_seconds_count{transport="ws"}': 3,
             'jrpc_limit_rejections_total{limit="max_body"}': 1,
         });
         // Scrapes are not counted: two more change nothing.

@@ -16,11 +16,15 @@
 //   /503           HTTP 503 with a text body (an overloaded node behind a load balancer)
 //   /hang          NEVER ANSWERS: the request is read and the connection held until jrpcd gives
 //                  up on it (its timeout) or goes away
+//   /gate          like /ok, but a request with a call of method "held" is held until the test
+//                  calls openGate() (so it is surely in flight while the test does something)
 //
-// Every request is recorded ({ path, url, httpVersion, batch, n, ids, methods, answered, closed })
+// Every request is recorded ({ path, url, httpVersion, headers, batch, n, ids, methods, answered,
+// closed })
 // so tests can check what jrpcd sent: chunk sizes, its own ids, single versus batch; `answered`
 // turns true once this server has sent its answer (or reset), so a test can tell what came first,
-// and `closed` once the request's exchange is over (answered, or the connection closed). A query
+// and `closed` once the request's exchange is over (answered, or the connection closed);
+// `connections()` is how many client connections are open now. A query
 // (`/hang?flood`) lets several upstreams share a path and still be told apart by `url`. With
 // { tls: { key, cert } } the server speaks HTTPS with HTTP/2 (and HTTP/1.1 for clients that do
 // not offer h2).
@@ -69,12 +73,15 @@ const behaviours = {
 };
 
 /**
- * Start the server on 127.0.0.1 (port 0). Resolves { port, url(path), requests, close() }.
+ * Start the server on 127.0.0.1 (port 0). Resolves { port, url(path), requests, connections(),
+ * openGate(), close() }.
  */
 export function startFaultServer({ tls } = {}) {
     const requests = [];
     const sockets = new Set();
     const timers = new Set();
+    let gateOpen = false;
+    const gated = []; // sends held at /gate
     const handler = (req, res) => {
         const chunks = [];
         req.on('data', (d) => chunks.push(d));
@@ -85,13 +92,14 @@ export function startFaultServer({ tls } = {}) {
             const isBatch = Array.isArray(parsed);
             const calls = isBatch ? parsed : parsed ? [parsed] : [];
             const record = {
-                path, url: req.url, httpVersion: req.httpVersion, batch: isBatch, n: calls.length,
+                path, url: req.url, httpVersion: req.httpVersion, headers: req.headers,
+                batch: isBatch, n: calls.length,
                 ids: calls.map((c) => c.id), methods: calls.map((c) => c.method), answered: false,
                 closed: false,
             };
             requests.push(record);
             res.on('close', () => { record.closed = true; });
-            const b = behaviours[path];
+            const b = path === '/gate' ? behaviours['/ok'] : behaviours[path];
             if (!b) {
                 res.writeHead(404, { 'content-type': 'text/plain' });
                 res.end('no such path');
@@ -113,7 +121,9 @@ export function startFaultServer({ tls } = {}) {
                 res.writeHead(out.status ?? 200, { 'content-type': out.type ?? 'application/json' });
                 res.end(out.body);
             };
-            if (out.delay) {
+            if (path === '/gate' && !gateOpen && calls.some((c) => c.method === 'held')) {
+                gated.push(send);
+            } else if (out.delay) {
                 const t = setTimeout(() => { timers.delete(t); send(); }, out.delay);
                 timers.add(t);
             } else {
@@ -134,6 +144,11 @@ export function startFaultServer({ tls } = {}) {
                 port,
                 url: (p) => `${scheme}://127.0.0.1:${port}${p}`,
                 requests,
+                connections: () => sockets.size,
+                openGate: () => {
+                    gateOpen = true;
+                    for (const send of gated.splice(0)) send();
+                },
                 close: () => new Promise((r) => {
                     for (const t of timers) clearTimeout(t);
                     for (const s of sockets) s.destroy();

@@ -382,6 +382,33 @@ test('shutdown: answers in flight are sent, then close 1001; idle connections ge
     }
 });
 
+test('after its own close (idle timeout, stop) the server keeps TCP open until the client closes too', async () => {
+    // RFC 6455 §7.1.1. Behind a proxy that ends the whole tunnel on the server's FIN (HAProxy),
+    // an early FIN makes the frames the client still sends draw a reset that can destroy the
+    // close frame on the client's side (docs/deploy.md).
+    await withServer(['--ws-idle-timeout', '300ms', '--ws-ping-interval', '0'], async (s) => {
+        const raw = await RawWs.open(s);
+        assert.equal((await raw.readClose()).code, 1001);
+        await raw.sendText(ping('late')); // sent before the client saw the close: dropped
+        assert.ok(await raw.staysOpen(300), 'no FIN before the client\'s close frame');
+        await raw.send({ opcode: 8, payload: closePayload(1000) });
+        await raw.waitEnd();
+    });
+    const s = await startServer();
+    try {
+        const raw = await RawWs.open(s);
+        s.proc.kill('SIGTERM');
+        const c = await raw.readClose();
+        assert.deepEqual([c.code, c.reason], [1001, 'server shutting down']);
+        assert.ok(await raw.staysOpen(300), 'no FIN before the client\'s close frame');
+        await raw.send({ opcode: 8, payload: closePayload(1001) });
+        await raw.waitEnd();
+        assert.deepEqual(await s.waitExit(), { code: 0, signal: null }, s.stderr());
+    } finally {
+        await s.kill();
+    }
+});
+
 async function assertResultSoon(ws, method) {
     assertResult(await ws.call(method, undefined, 'soon'), 'pong', 'soon');
 }

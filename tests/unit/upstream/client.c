@@ -62,6 +62,13 @@ JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
     return 1;
 }
 
+JRPC_EXTERN int jrpc_call_limit_refused(jrpc_call_t *call, const char *limit)
+{
+    (void)call;
+    assert_string_equal(limit, "upstream_queue");
+    return 0;
+}
+
 static uv_loop_t *test_loop; /* the loop calls belong to, in the test that sends */
 static int may_pick;         /* an attempt may start */
 
@@ -144,18 +151,18 @@ unsigned jrpc__upstream_pick(jrpc__upctx_t *c, uint32_t tried)
     return 0;
 }
 
-void jrpc__upstream_mark_down(jrpc_upstream_t *u, unsigned ep, int fault, const char *detail)
+void jrpc__upstream_mark_down(jrpc__upctx_t *c, unsigned ep, int fault, const char *detail)
 {
-    (void)u;
+    (void)c;
     (void)ep;
     (void)fault;
     (void)detail;
     marked_down++;
 }
 
-void jrpc__upstream_mark_up(jrpc_upstream_t *u, unsigned ep)
+void jrpc__upstream_mark_up(jrpc__upctx_t *c, unsigned ep)
 {
-    (void)u;
+    (void)c;
     (void)ep;
     marked_up++;
 }
@@ -165,7 +172,20 @@ void jrpc__upstream_mark_up(jrpc_upstream_t *u, unsigned ep)
 #define NCALLS 3
 
 static jrpc_upstream_t up;
+static jrpc__upconf_t conf;  /* the one version of the settings */
+static jrpc__endpoint_t ep0; /* its one URL */
 static jrpc__upctx_t ctx;
+
+const jrpc__upconf_t *jrpc__upstream_conf_get(jrpc_upstream_t *u)
+{
+    (void)u;
+    return &conf;
+}
+
+void jrpc__upconf_unref(const jrpc__upconf_t *c)
+{
+    assert_ptr_equal(c, &conf);
+}
 static jrpc_call_t calls[NCALLS];
 
 static void calls_reset(void)
@@ -184,11 +204,16 @@ static int setup(void **state)
     may_pick = 0;
     stop_on_reply = NULL;
     memset(&up, 0, sizeof up);
+    memset(&conf, 0, sizeof conf);
+    memset(&ep0, 0, sizeof ep0);
     memset(&ctx, 0, sizeof ctx);
     up.name = "node";
-    up.neps = 1;
-    up.retries = 5; /* a retry, if one were tried, would reach jrpc__upstream_pick */
+    assert_int_equal(uv_mutex_init(&up.lock), 0);
+    conf.urls[0].ep = &ep0;
+    conf.neps = 1;
+    conf.retries = 5; /* a retry, if one were tried, would reach jrpc__upstream_pick */
     ctx.up = &up;
+    ctx.conf = &conf;
     ctx.next_id = 1;
     marked_down = marked_up = 0;
     calls_reset();
@@ -198,13 +223,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    uv_mutex_destroy(&up.lock);
     calls_reset();
     return 0;
 }
 
 static jrpc__chunk_t *chunk(size_t max_answer)
 {
-    up.max_answer = max_answer;
+    conf.max_answer = max_answer;
     ctx.next_id = 1;
     jrpc_call_t *ptrs[NCALLS] = {&calls[0], &calls[1], &calls[2]};
     jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, NCALLS, 1);
@@ -314,7 +340,7 @@ static void test_cap(void **state)
             assert_int_equal(ch->answer.len, cut);
         }
         assert_int_equal(ch->too_large, 1);
-        assert_true(ch->answer.len <= up.max_answer);
+        assert_true(ch->answer.len <= conf.max_answer);
         jrpc__chunk_free(ch);
     }
     /* A cap of 0 takes nothing, but an empty piece is no overflow. */
@@ -347,7 +373,7 @@ static void test_too_large_fault(void **state)
     }
     assert_int_equal(atomic_load(&up.stats.faults[JRPC_UPSTREAM_FAULT_TOO_LARGE]), 1);
     assert_int_equal(atomic_load(&up.stats.items_failed), NCALLS);
-    assert_int_equal(atomic_load(&up.eps[0].faults), 0);
+    assert_int_equal(atomic_load(&ep0.faults), 0);
     assert_int_equal(marked_down, 0);
     assert_int_equal(marked_up, 0);
 
@@ -389,9 +415,9 @@ static void test_cancelled_not_retried(void **state)
 static void test_queue_bound(void **state)
 {
     (void)state;
-    up.max_queue = 3;
-    up.loop_in_flight = 1;
-    up.max_batch = 2;
+    conf.max_queue = 3;
+    conf.loop_in_flight = 1;
+    conf.max_batch = 2;
     ctx.in_flight = 1; /* every place taken */
     for (int i = 0; i < 3; i++)
         assert_int_equal(queue_admit(&ctx, 0), 1);
@@ -472,16 +498,16 @@ static jrpc__upctx_t *client_with_calls(void)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(sa.sin_port));
     slots[0] = NULL;
     stopped[0] = 0;
-    up.eps[0].url = url;
-    up.eps[0].weight = 1;
+    ep0.url = url;
+    conf.urls[0].weight = 1;
     up.ctx = slots;
     up.stopped = stopped;
     up.nctx = 1;
-    up.max_batch = 2;
-    up.loop_in_flight = 1;
-    up.max_queue = 100;
-    up.timeout_ms = 60000;
-    up.max_answer = 1 << 20;
+    conf.max_batch = 2;
+    conf.loop_in_flight = 1;
+    conf.max_queue = 100;
+    conf.timeout_ms = 60000;
+    conf.max_answer = 1 << 20;
     connections = 0;
     memset(held, 0, sizeof held);
     for (size_t i = 0; i < HELD - 1; i++)
@@ -514,7 +540,7 @@ static void client_gone(void)
         free(held[i].text);
         free(held[i].data);
     }
-    up.eps[0].url = NULL;
+    ep0.url = NULL;
 }
 
 static void expect_shutdown(const jrpc_call_t *c)
