@@ -532,9 +532,10 @@ if want cli && [ -x "$BUILD/jrpc" ]; then
 fi
 
 # ================================================================================================
-# Budgets in Redis (docs/keys.md), with ONLY=keys or ONLY=redis: the same key with budgets kept in the process and in Redis,
-# against keys off (the jrpcd above). Three jrpcd with io_threads 1; the key's rate and burst are
-# so high that nothing is refused, so each row measures what keeping the budget costs. Then the
+# Budgets in Redis (docs/keys.md), with ONLY=keys or ONLY=redis: the same key with budgets kept
+# in the process and in Redis, against keys off (the jrpcd above). Three jrpcd with io_threads 1;
+# the key's rate and burst are so high that nothing is refused, so each row measures what keeping
+# the budget costs. Then the
 # Redis round trips per HTTP request: a fixed number of requests (node, keep-alive, 8 at a time)
 # and the EVALSHA calls Redis counted meanwhile (INFO commandstats): the target is exactly 1.
 # ================================================================================================
