@@ -362,89 +362,6 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     free(r);
 }
 
-/* ---- hiredis on the libuv loop ---------------------------------------------------------------
- * hiredis's own libuv adapter (hiredis/adapters/libuv.h, 0.14) drops a poll callback that has an
- * error status, and libuv reports a socket error (a refused connect, a reset) that way and stops
- * the poll: hiredis then never hears of it, and a refused connect looked like a stalled one until
- * the stall bound. This one hands an error to hiredis as readiness, so hiredis reads the socket's
- * error at once and fails the connection. */
-
-typedef struct uvev {
-    uv_poll_t poll;        /* .data = this */
-    redisAsyncContext *ac; /* NULL once hiredis let go */
-    int events;            /* UV_READABLE | UV_WRITABLE wanted */
-} uvev_t;
-
-static void uvev_cb(uv_poll_t *h, int status, int events)
-{
-    uvev_t *e = h->data;
-    if (status < 0)
-        events = e->events != 0 ? e->events : UV_READABLE; /* let hiredis meet the error */
-    if (e->ac != NULL && (events & UV_READABLE))
-        redisAsyncHandleRead(e->ac);
-    if (e->ac != NULL && (events & UV_WRITABLE))
-        redisAsyncHandleWrite(e->ac);
-}
-
-static void uvev_set(uvev_t *e, int events)
-{
-    e->events = events;
-    if (events != 0)
-        uv_poll_start(&e->poll, events, uvev_cb);
-    else
-        uv_poll_stop(&e->poll);
-}
-static void uvev_add_read(void *p)
-{
-    uvev_t *e = p;
-    uvev_set(e, e->events | UV_READABLE);
-}
-static void uvev_del_read(void *p)
-{
-    uvev_t *e = p;
-    uvev_set(e, e->events & ~UV_READABLE);
-}
-static void uvev_add_write(void *p)
-{
-    uvev_t *e = p;
-    uvev_set(e, e->events | UV_WRITABLE);
-}
-static void uvev_del_write(void *p)
-{
-    uvev_t *e = p;
-    uvev_set(e, e->events & ~UV_WRITABLE);
-}
-static void uvev_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-static void uvev_cleanup(void *p)
-{
-    uvev_t *e = p;
-    e->ac = NULL;
-    uv_close((uv_handle_t *)&e->poll, uvev_closed);
-}
-
-static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
-{
-    uvev_t *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return -1;
-    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
-        free(e);
-        return -1;
-    }
-    e->poll.data = e;
-    e->ac = ac;
-    ac->ev.data = e;
-    ac->ev.addRead = uvev_add_read;
-    ac->ev.delRead = uvev_del_read;
-    ac->ev.addWrite = uvev_add_write;
-    ac->ev.delWrite = uvev_del_write;
-    ac->ev.cleanup = uvev_cleanup;
-    return 0;
-}
-
 /* ---- The connection --------------------------------------------------------------------------
  */
 
@@ -555,7 +472,7 @@ static void connect_start(rloop_t *rl, int queue_ok)
         return;
     }
     ac->data = rl;
-    if (uvev_attach(ac, &rl->loop->uv) != 0) {
+    if (jrpc__redis_uv_attach(ac, &rl->loop->uv) != 0) {
         redisAsyncFree(ac);
         went_down(rl);
         return;
@@ -800,111 +717,6 @@ static const jrpc__budget_ops_t redis_ops = {
 
 /* ---- Making one ------------------------------------------------------------------------------
  */
-
-int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *port, char *password,
-                          size_t pcap, int *db, const char **why)
-{
-    static const char scheme[] = "redis://";
-    const char *p = url;
-    if (p == NULL || strncmp(p, scheme, sizeof scheme - 1) != 0) {
-        *why = "redis_url must start with redis://";
-        return JRPC_EINVAL;
-    }
-    p += sizeof scheme - 1;
-    const char *end = p + strcspn(p, "/?#");
-    const char *at = NULL;
-    for (const char *q = p; q < end; q++)
-        if (*q == '@')
-            at = q;
-    if (password != NULL && pcap > 0)
-        password[0] = 0;
-    if (at != NULL) { /* [user]:password@ */
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL) {
-            *why = "redis_url credentials must be [user]:password@";
-            return JRPC_EINVAL;
-        }
-        size_t plen = (size_t)(at - colon - 1);
-        if (password != NULL) {
-            if (plen >= pcap) {
-                *why = "redis_url password is too long";
-                return JRPC_EINVAL;
-            }
-            memcpy(password, colon + 1, plen);
-            password[plen] = 0;
-        }
-        p = at + 1;
-    }
-    const char *h = p, *hend, *pp = NULL;
-    if (*p == '[') { /* [v6] */
-        h = p + 1;
-        hend = memchr(h, ']', (size_t)(end - h));
-        if (hend == NULL) {
-            *why = "redis_url IPv6 address without ]";
-            return JRPC_EINVAL;
-        }
-        if (hend + 1 < end) {
-            if (hend[1] != ':') {
-                *why = "redis_url junk after ]";
-                return JRPC_EINVAL;
-            }
-            pp = hend + 2;
-        }
-    } else {
-        hend = memchr(h, ':', (size_t)(end - h));
-        if (hend != NULL)
-            pp = hend + 1;
-        else
-            hend = end;
-    }
-    if (hend == h) {
-        *why = "redis_url has no host";
-        return JRPC_EINVAL;
-    }
-    if ((size_t)(hend - h) >= (host != NULL ? cap : 256)) {
-        *why = "redis_url host is too long";
-        return JRPC_EINVAL;
-    }
-    if (host != NULL) {
-        memcpy(host, h, (size_t)(hend - h));
-        host[hend - h] = 0;
-    }
-    unsigned long pn = 6379;
-    if (pp != NULL) {
-        char *e;
-        if (pp == end || *pp < '0' || *pp > '9') {
-            *why = "redis_url port must be a number";
-            return JRPC_EINVAL;
-        }
-        pn = strtoul(pp, &e, 10);
-        if (e != end || pn == 0 || pn > 65535) {
-            *why = "redis_url port must be 1 to 65535";
-            return JRPC_EINVAL;
-        }
-    }
-    if (port != NULL)
-        *port = (unsigned)pn;
-    int dbn = -1;
-    if (*end == '/' && end[1] != 0) {
-        char *e;
-        if (end[1] < '0' || end[1] > '9') {
-            *why = "redis_url database must be a number";
-            return JRPC_EINVAL;
-        }
-        unsigned long d = strtoul(end + 1, &e, 10);
-        if (*e != 0 || d > JRPC__REDIS_MAX_DB) {
-            *why = "redis_url database must be a number";
-            return JRPC_EINVAL;
-        }
-        dbn = (int)d;
-    } else if (*end != 0 && !(*end == '/' && end[1] == 0)) {
-        *why = "redis_url must be redis://[[user]:password@]host[:port][/db]";
-        return JRPC_EINVAL;
-    }
-    if (db != NULL)
-        *db = dbn;
-    return 0;
-}
 
 int jrpc__budget_redis_new(const jrpc__redis_opts_t *o, jrpc__budget_t **out, char *err,
                            size_t errlen)

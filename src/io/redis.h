@@ -64,6 +64,12 @@ typedef struct jrpc__redis_opts {
 int jrpc__redis_url_parse(const char *url, char *host, size_t cap, unsigned *port, char *password,
                           size_t pcap, int *db, const char **why);
 
+/* Attaches a hiredis async context to loop (redis_uv.c): 0, or -1 (out of memory; the context
+ * is then the caller's to free). Loop thread. */
+struct redisAsyncContext;
+struct uv_loop_s;
+int jrpc__redis_uv_attach(struct redisAsyncContext *ac, struct uv_loop_s *loop);
+
 /* A Redis store: 0 and *out, or JRPC_EINVAL (a bad URL, an option out of range, a host that does
  * not resolve now: named in err) or JRPC_ENOMEM. The host is resolved here, once, so that no
  * loop ever waits on DNS; nothing connects until loop_start. Any thread, before the loops run. */
