@@ -37,6 +37,8 @@ typedef struct jrpcd_upstream {
     char **headers;                                   /* owned "Name: value" lines */
     size_t nheaders;                                  /* entries in headers */
     char *ca_file;       /* owned, resolved against the config dir; NULL: system CAs */
+    char **ws_urls;      /* owned ws:// URLs for subscriptions (ws_urls) */
+    size_t nws_urls;     /* entries in ws_urls */
     unsigned set;        /* numeric keys seen (a bit per key): each may appear once */
     jrpc_upstream_t *up; /* once added; freed after the server */
 } jrpcd_upstream_t;

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+// Subscriptions through the gateway (docs/gateway.md#subscriptions): ganache mining a block every
+// second behind jrpcd with ws_urls. Real clients — ethers v6 WebSocketProvider (on('block') and
+// tx.wait()) and viem's watchBlockNumber over webSocket() — see the blocks the node makes; two
+// clients asking the same thing share one upstream subscription, counted on the upstream side by
+// a WebSocket pass-through in front of ganache, which also cuts the upstream socket to check that
+// clients keep receiving under their ids after jrpcd reconnects. Without ws_urls, eth_subscribe
+// gets an error that names the missing key.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { WebSocket, WebSocketServer } from 'ws';
+import { ethers } from 'ethers';
+import { createPublicClient, webSocket } from 'viem';
+import { startGanache, startGateway, callResult } from './gateway-lib.mjs';
+
+const WAIT_MS = 10_000; // bound for each awaited event: blocks come every second
+// Account 0 of ganache's deterministic wallet (gateway-lib.mjs starts it so).
+const KEY0 = '0x4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d';
+
+let ganache, proxy, gw, gwNoWs;
+
+/** Resolves when pred() holds (checked on every event and every 20 ms), rejects past `ms`. */
+function until(pred, what, ms = WAIT_MS) {
+    return new Promise((resolve, reject) => {
+        const t0 = Date.now();
+        const tick = () => {
+            let v;
+            try { v = pred(); } catch (e) { reject(e); return; }
+            if (v) { resolve(v); return; }
+            if (Date.now() - t0 > ms) { reject(new Error(`timed out waiting for ${what}`)); return; }
+            setTimeout(tick, 20);
+        };
+        tick();
+    });
+}
+
+function withTimeout(p, what, ms = WAIT_MS) {
+    let timer;
+    return Promise.race([p, new Promise((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms);
+    })]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A WebSocket pass-through to ganache that records what jrpcd sends upstream: every
+ * eth_subscribe / eth_unsubscribe frame, and how many upstream connections were opened.
+ * cut() drops every connection (both sides), as a node restart or a load balancer would.
+ */
+async function startWsProxy(target) {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const p = {
+        url: `ws://127.0.0.1:${wss.address().port}/`,
+        connections: 0,
+        subscribes: [], // params JSON of each eth_subscribe seen
+        unsubscribes: [],
+        pairs: new Set(),
+        cut() {
+            for (const [a, b] of p.pairs) { a.terminate(); b.terminate(); }
+            p.pairs.clear();
+        },
+        close: () => { p.cut(); return new Promise((r) => wss.close(r)); },
+    };
+    wss.on('connection', (down) => {
+        p.connections++;
+        const up = new WebSocket(target);
+        const pair = [down, up];
+        p.pairs.add(pair);
+        const queue = [];
+        up.on('open', () => { for (const m of queue.splice(0)) up.send(m); });
+        down.on('message', (data) => {
+            const text = data.toString();
+            try {
+                const m = JSON.parse(text);
+                if (m.method === 'eth_subscribe') p.subscribes.push(JSON.stringify(m.params));
+                if (m.method === 'eth_unsubscribe') p.unsubscribes.push(JSON.stringify(m.params));
+            } catch { /* not JSON: forwarded as it is */ }
+            if (up.readyState === WebSocket.OPEN) up.send(text); else queue.push(text);
+        });
+        up.on('message', (data) => down.readyState === WebSocket.OPEN && down.send(data.toString()));
+        const end = () => { p.pairs.delete(pair); down.terminate(); up.terminate(); };
+        up.on('close', end);
+        up.on('error', end);
+        down.on('close', end);
+        down.on('error', end);
+    });
+    return p;
+}
+
+/** A raw WebSocket JSON-RPC client: call(), and the pushes it received by subscription id. */
+async function rawClient(url) {
+    const ws = new WebSocket(url);
+    await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
+    const c = { ws, pending: new Map(), pushes: new Map(), nextId: 1 };
+    ws.on('message', (data) => {
+        const m = JSON.parse(data.toString());
+        if (m.method === 'eth_subscription') {
+            const list = c.pushes.get(m.params.subscription) ?? [];
+            list.push(m.params.result);
+            c.pushes.set(m.params.subscription, list);
+        } else if (c.pending.has(m.id)) {
+            c.pending.get(m.id)(m);
+            c.pending.delete(m.id);
+        }
+    });
+    c.call = (method, params) => withTimeout(new Promise((res) => {
+        const id = c.nextId++;
+        c.pending.set(id, res);
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+    }), method);
+    c.close = () => ws.terminate();
+    return c;
+}
+
+const wsUrl = (srv) => `ws://127.0.0.1:${srv.port}${srv.path}`;
+
+before(async () => {
+    ganache = await startGanache({ blockTime: 1 });
+    proxy = await startWsProxy(ganache.url.replace('http://', 'ws://'));
+    [gw, gwNoWs] = await Promise.all([
+        // One io thread: an upstream socket is per io loop, so sharing is per loop.
+        startGateway({ eth: { urls: ganache.url, ws_urls: proxy.url, methods: 'eth_* net_* web3_*' } },
+            { args: ['--io-threads', '1', '--ws-max-subscriptions', '3'] }),
+        startGateway({ eth: { urls: ganache.url, methods: 'eth_* net_* web3_*' } }),
+    ]);
+});
+
+after(async () => {
+    await gw?.kill();
+    await gwNoWs?.kill();
+    await proxy?.close();
+    await ganache?.kill();
+});
+
+test('ethers WebSocketProvider: on(block) sees the node\'s blocks, tx.wait() returns', async () => {
+    const provider = new ethers.WebSocketProvider(wsUrl(gw));
+    try {
+        const seen = [];
+        await provider.on('block', (n) => seen.push(n));
+        await until(() => seen.length >= 2, 'two blocks through jrpcd');
+        assert.ok(seen[1] > seen[0], `blocks increase: ${seen}`);
+        // The numbers are the node's: its own eth_blockNumber is at or past the last one seen.
+        const direct = Number(await callResult(ganache.url, 'eth_blockNumber'));
+        assert.ok(direct >= seen[1] && direct - seen[1] <= 2, `node at ${direct}, seen ${seen}`);
+
+        const wallet = new ethers.Wallet(KEY0, provider);
+        const tx = await wallet.sendTransaction({ to: ethers.Wallet.createRandom().address, value: 1n });
+        const receipt = await withTimeout(tx.wait(), 'tx.wait() through jrpcd');
+        assert.equal(receipt.status, 1);
+        assert.equal(receipt.hash, tx.hash);
+        const direct2 = await callResult(ganache.url, 'eth_getTransactionReceipt', [tx.hash]);
+        assert.equal(direct2.blockHash, receipt.blockHash);
+    } finally {
+        await provider.destroy();
+    }
+});
+
+test('viem watchBlockNumber over webSocket() sees consecutive blocks', async () => {
+    const client = createPublicClient({ transport: webSocket(wsUrl(gw), { reconnect: false }) });
+    // viem keeps one socket per URL, made with the options of its first use: a plain request
+    // first, so that it is made with reconnect: false and close() below really closes it.
+    assert.equal(await client.getChainId(), 1337);
+    const seen = [];
+    const unwatch = client.watchBlockNumber({ onBlockNumber: (n) => seen.push(n), emitMissed: false });
+    try {
+        await until(() => seen.length >= 2, 'two block numbers from viem');
+        assert.equal(seen[1], seen[0] + 1n, `consecutive: ${seen}`);
+    } finally {
+        const unsubs = proxy.unsubscribes.length;
+        unwatch();
+        // viem sends its eth_unsubscribe on a later turn; close its socket once jrpcd ended the
+        // upstream subscription (it was the only client on it).
+        await until(() => proxy.unsubscribes.length > unsubs, 'viem\'s subscription ended upstream');
+        (await client.transport.getRpcClient()).close();
+    }
+});
+
+test('two clients share one upstream subscription; it survives an upstream cut', async () => {
+    // Let earlier tests' subscriptions end upstream first (their clients have left).
+    await until(() => proxy.unsubscribes.length >= 2, 'earlier subscriptions ended upstream');
+    const subsBefore = proxy.subscribes.length;
+    const a = await rawClient(wsUrl(gw));
+    const b = await rawClient(wsUrl(gw));
+    try {
+        const ra = await a.call('eth_subscribe', ['newHeads']);
+        const rb = await b.call('eth_subscribe', ['newHeads']);
+        const [ida, idb] = [ra.result, rb.result];
+        assert.match(ida, /^0x[0-9a-f]{32}$/);
+        assert.notEqual(ida, idb, 'each client has its own id');
+        assert.deepEqual(proxy.subscribes.slice(subsBefore), ['["newHeads"]'], 'one upstream subscribe');
+
+        await until(() => (a.pushes.get(ida)?.length ?? 0) >= 1 && (b.pushes.get(idb)?.length ?? 0) >= 1,
+            'a block on both clients');
+        const ha = a.pushes.get(ida).map((h) => h.hash);
+        await until(() => b.pushes.get(idb).some((h) => h.hash === ha[0]) ||
+            a.pushes.get(ida).some((h) => h.hash === b.pushes.get(idb)[0].hash), 'the same block on both');
+
+        // Cut the upstream socket: jrpcd reconnects and subscribes again; clients keep their ids.
+        const conns = proxy.connections;
+        proxy.cut();
+        await until(() => proxy.connections > conns, 'jrpcd reconnected');
+        await until(() => proxy.subscribes.length === subsBefore + 2, 'subscribed again');
+        const na = a.pushes.get(ida).length, nb = b.pushes.get(idb).length;
+        await until(() => a.pushes.get(ida).length >= na + 2 && b.pushes.get(idb).length >= nb + 2,
+            'blocks after the reconnect, under the same ids');
+        assert.equal(a.pushes.size, 1, 'no other subscription id appeared');
+
+        // Unsubscribing one keeps the upstream subscription; the last one ends it.
+        const unsubs = proxy.unsubscribes.length;
+        assert.equal((await a.call('eth_unsubscribe', [ida])).result, true);
+        assert.equal((await b.call('eth_unsubscribe', [ida])).error?.code, -32000, 'not b\'s id');
+        assert.equal(proxy.unsubscribes.length, unsubs);
+        assert.equal((await b.call('eth_unsubscribe', [idb])).result, true);
+        await until(() => proxy.unsubscribes.length === unsubs + 1, 'upstream unsubscribe');
+    } finally {
+        a.close();
+        b.close();
+    }
+});
+
+test('subscriptions count under ws_max_subscriptions; an upstream error passes through', async () => {
+    const c = await rawClient(wsUrl(gw));
+    try {
+        for (let i = 0; i < 3; i++) assert.ok((await c.call('eth_subscribe', ['newHeads'])).result);
+        const r = await c.call('eth_subscribe', ['newHeads']);
+        assert.equal(r.error?.code, -32005, JSON.stringify(r));
+        const bad = await c.call('eth_subscribe', ['noSuchKind']);
+        assert.ok(bad.error, JSON.stringify(bad));
+        assert.notEqual(bad.error.code, -32005);
+    } finally {
+        c.close();
+    }
+});
+
+test('without ws_urls eth_subscribe names the cause; over HTTP it is refused', async () => {
+    const c = await rawClient(wsUrl(gwNoWs));
+    try {
+        const r = await c.call('eth_subscribe', ['newHeads']);
+        assert.equal(r.error?.code, -32000);
+        assert.match(r.error.message, /upstream eth: eth_subscribe needs a WebSocket upstream \(ws_urls/);
+        // Other calls are still forwarded over the same connection.
+        assert.match((await c.call('eth_chainId', [])).result, /^0x/);
+    } finally {
+        c.close();
+    }
+    for (const srv of [gw, gwNoWs]) {
+        const res = await fetch(srv.url, {
+            method: 'POST', headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_subscribe', params: ['newHeads'] }),
+        });
+        const j = await res.json();
+        assert.equal(j.error?.code, -32601);
+        assert.match(j.error.message, /notifications not supported/);
+    }
+});
+
+test('jrpcd is still healthy and stops cleanly', async () => {
+    assert.match(await callResult(gw.url, 'eth_chainId'), /^0x/);
+    await gw.stop();
+    await gwNoWs.stop();
+    gw = gwNoWs = null;
+});
