@@ -152,6 +152,9 @@ int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap);
 /* One [admin] key (listen, max_method_labels), or --admin-listen. 0, or -1 with err filled. */
 int jrpcd_admin_key(jrpcd_opts_t *opts, const char *name, const char *value, char *err, size_t cap);
 int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
+/* `[batch] allow = NAME[:KIND] …`: exceptions to deny, kept in the same list as "!NAME[:KIND]"
+ * (jrpc_batch_deny's form), so a reload replaces both at once. */
+int jrpcd_batch_allow_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
 /* Registers the batch policy and the upstreams on srv, after the modules. 0, or -1, err set. */
 int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);
 /* Reload, before anything is applied: logs (warn) each [upstream] change only a restart applies

@@ -403,6 +403,36 @@ int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_
     return 0;
 }
 
+int jrpcd_batch_allow_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
+{
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++) {
+        const char *colon = memchr(word, ':', n);
+        size_t name_len = colon ? (size_t)(colon - word) : n;
+        if (name_len == 0 || (colon != NULL && colon + 1 == word + n)) {
+            snprintf(err, cap, "\"%.*s\" is not NAME or NAME:KIND (eth_subscribe:newHeads)", (int)n,
+                     word);
+            return -1;
+        }
+        if (pattern_check(word, name_len, "eth_*", err, cap) != 0)
+            return -1;
+        char entry[256];
+        if (n + 2 > sizeof entry) {
+            snprintf(err, cap, "\"%.*s…\" is too long", 40, word);
+            return -1;
+        }
+        snprintf(entry, sizeof entry, "!%.*s", (int)n, word);
+        if (jrpcd_strv_push(&opts->batch_deny, &opts->batch_deny_len, entry, n + 1, err, cap) != 0)
+            return -1;
+    }
+    if (words == 0) {
+        snprintf(err, cap, "no method given");
+        return -1;
+    }
+    return 0;
+}
+
 /* The library's configuration of section u; its pointers point into u. */
 static jrpc_upstream_config_t upstream_config(const jrpcd_upstream_t *u)
 {
@@ -435,12 +465,13 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
         int rc = up.add(srv, &cfg, &u->up);
         if (rc != 0) {
             /* The system's text for these ("File exists") would not say what is wrong. */
-            const char *why = rc == JRPC_EEXIST   ? "one of its methods is listed twice or served "
-                                                    "already (by a module or an earlier upstream; "
-                                                    "with ws_urls: eth_subscribe or "
-                                                    "eth_unsubscribe)"
-                              : rc == JRPC_EINVAL ? "a URL or header the library refuses"
-                                                  : jrpc_strerror(rc);
+            const char *why = rc == JRPC_EEXIST ? "one of its methods is listed twice or served "
+                                                  "already (by a module or an earlier upstream; "
+                                                  "with ws_urls: eth_subscribe or "
+                                                  "eth_unsubscribe)"
+                              : rc == JRPC_EINVAL
+                                  ? "a URL, ws_urls entry or header the library refuses"
+                                  : jrpc_strerror(rc);
             snprintf(err, cap, "[upstream %s] (%s): %s", u->name, u->origin, why);
             return -1;
         }
@@ -866,10 +897,19 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
         }
     }
     if (opts->batch_deny_len != 0) {
-        fprintf(out, "\n[batch]\ndeny =");
-        for (size_t i = 0; i < opts->batch_deny_len; i++)
-            fprintf(out, " %s", opts->batch_deny[i]);
-        fprintf(out, "\n");
+        /* Exceptions ("!NAME[:KIND]") are [batch] allow's words. */
+        fprintf(out, "\n[batch]\n");
+        for (int allow = 0; allow < 2; allow++) {
+            int any = 0;
+            for (size_t i = 0; i < opts->batch_deny_len; i++) {
+                const char *w = opts->batch_deny[i];
+                if ((w[0] == '!') != allow)
+                    continue;
+                fprintf(out, "%s %s", any++ ? "" : allow ? "allow =" : "deny =", w + allow);
+            }
+            if (any)
+                fprintf(out, "\n");
+        }
     }
 }
 

@@ -121,7 +121,12 @@ before(async () => {
     [gw, gwNoWs] = await Promise.all([
         // One io thread: an upstream socket is per io loop, so sharing is per loop.
         startGateway({ eth: { urls: ganache.url, ws_urls: proxy.url, methods: 'eth_* net_* web3_*' } },
-            { args: ['--io-threads', '1', '--ws-max-subscriptions', '3'] }),
+            {
+                args: ['--io-threads', '1', '--ws-max-subscriptions', '3'],
+                // Seed 002's batch rule: subscriptions refused in batches but for three kinds.
+                extra: '[batch]\ndeny = eth_subscribe\n' +
+                    'allow = eth_subscribe:newHeads eth_subscribe:newPendingTransactions eth_subscribe:logs\n',
+            }),
         startGateway({ eth: { urls: ganache.url, methods: 'eth_* net_* web3_*' } }),
     ]);
 });
@@ -228,6 +233,30 @@ test('subscriptions count under ws_max_subscriptions; an upstream error passes t
         const bad = await c.call('eth_subscribe', ['noSuchKind']);
         assert.ok(bad.error, JSON.stringify(bad));
         assert.notEqual(bad.error.code, -32005);
+    } finally {
+        c.close();
+    }
+});
+
+test('[batch] allow: only the chosen subscription kinds inside a batch', async () => {
+    const c = await rawClient(wsUrl(gw));
+    try {
+        const answer = new Promise((res) => c.ws.once('message', (d) => res(JSON.parse(d.toString()))));
+        c.ws.send(JSON.stringify([
+            { jsonrpc: '2.0', id: 1, method: 'eth_subscribe', params: ['newHeads'] },
+            { jsonrpc: '2.0', id: 2, method: 'eth_subscribe', params: ['syncing'] },
+            { jsonrpc: '2.0', id: 3, method: 'eth_subscribe', params: ['logs', {}] },
+            { jsonrpc: '2.0', id: 4, method: 'eth_chainId', params: [] },
+        ]));
+        const batch = await withTimeout(answer, 'batch answer');
+        const by = Object.fromEntries(batch.map((a) => [a.id, a]));
+        assert.match(by[1].result, /^0x[0-9a-f]{32}$/, JSON.stringify(by[1]));
+        assert.equal(by[2].error?.code, -32004, JSON.stringify(by[2]));
+        assert.match(by[3].result, /^0x[0-9a-f]{32}$/, JSON.stringify(by[3]));
+        assert.equal(by[4].result, '0x539');
+        // Alone, the kind the batch refused is the node's business (ganache has no "syncing").
+        const alone = await c.call('eth_subscribe', ['syncing']);
+        assert.notEqual(alone.error?.code, -32004, JSON.stringify(alone));
     } finally {
         c.close();
     }
