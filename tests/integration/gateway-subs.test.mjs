@@ -56,6 +56,10 @@ async function startWsProxy(target) {
         subscribes: [], // params JSON of each eth_subscribe seen
         unsubscribes: [],
         pairs: new Set(),
+        /** Sends text to jrpcd on every upstream socket, as if the node had. */
+        inject(text) {
+            for (const [down] of p.pairs) down.send(text);
+        },
         cut() {
             for (const [a, b] of p.pairs) { a.terminate(); b.terminate(); }
             p.pairs.clear();
@@ -113,6 +117,15 @@ async function rawClient(url) {
     return c;
 }
 
+/** The scrape of jrpcd's admin listener: { series: value } for the series named. */
+async function metrics(srv) {
+    const m = /jrpcd admin listening on (\S+):(\d+)/.exec(srv.stdout());
+    assert.ok(m, 'the admin listener is up');
+    const text = await (await fetch(`http://${m[1]}:${m[2]}/metrics`)).text();
+    return Object.fromEntries(text.split('\n').filter((l) => l && !l.startsWith('#'))
+        .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+}
+
 const wsUrl = (srv) => `ws://127.0.0.1:${srv.port}${srv.path}`;
 
 before(async () => {
@@ -122,7 +135,8 @@ before(async () => {
         // One io thread: an upstream socket is per io loop, so sharing is per loop.
         startGateway({ eth: { urls: ganache.url, ws_urls: proxy.url, methods: 'eth_* net_* web3_*' } },
             {
-                args: ['--io-threads', '1', '--ws-max-subscriptions', '3'],
+                args: ['--io-threads', '1', '--ws-max-subscriptions', '3', '--max-ws-message', '64KiB',
+                    '--admin-listen', '127.0.0.1:0'],
                 // Seed 002's batch rule: subscriptions refused in batches but for three kinds.
                 extra: '[batch]\ndeny = eth_subscribe\n' +
                     'allow = eth_subscribe:newHeads eth_subscribe:newPendingTransactions eth_subscribe:logs\n',
@@ -194,6 +208,10 @@ test('two clients share one upstream subscription; it survives an upstream cut',
         assert.match(ida, /^0x[0-9a-f]{32}$/);
         assert.notEqual(ida, idb, 'each client has its own id');
         assert.deepEqual(proxy.subscribes.slice(subsBefore), ['["newHeads"]'], 'one upstream subscribe');
+        let mt = await metrics(gw);
+        assert.equal(mt['jrpc_upstream_subscriptions{upstream="eth"}'], 1);
+        assert.equal(mt['jrpc_upstream_subscription_clients{upstream="eth"}'], 2);
+        const reconnects = mt['jrpc_upstream_ws_reconnects_total{upstream="eth"}'];
 
         await until(() => (a.pushes.get(ida)?.length ?? 0) >= 1 && (b.pushes.get(idb)?.length ?? 0) >= 1,
             'a block on both clients');
@@ -210,6 +228,9 @@ test('two clients share one upstream subscription; it survives an upstream cut',
         await until(() => a.pushes.get(ida).length >= na + 2 && b.pushes.get(idb).length >= nb + 2,
             'blocks after the reconnect, under the same ids');
         assert.equal(a.pushes.size, 1, 'no other subscription id appeared');
+        mt = await metrics(gw);
+        assert.equal(mt['jrpc_upstream_ws_reconnects_total{upstream="eth"}'], reconnects + 1);
+        assert.equal(mt['jrpc_upstream_subscriptions{upstream="eth"}'], 1);
 
         // Unsubscribing one keeps the upstream subscription; the last one ends it.
         const unsubs = proxy.unsubscribes.length;
@@ -218,9 +239,29 @@ test('two clients share one upstream subscription; it survives an upstream cut',
         assert.equal(proxy.unsubscribes.length, unsubs);
         assert.equal((await b.call('eth_unsubscribe', [idb])).result, true);
         await until(() => proxy.unsubscribes.length === unsubs + 1, 'upstream unsubscribe');
+        mt = await metrics(gw);
+        assert.equal(mt['jrpc_upstream_subscriptions{upstream="eth"}'], 0);
+        assert.equal(mt['jrpc_upstream_subscription_clients{upstream="eth"}'], 0);
     } finally {
         a.close();
         b.close();
+    }
+});
+
+test('an upstream message past max_ws_message drops the upstream socket, not the clients', async () => {
+    const c = await rawClient(wsUrl(gw));
+    try {
+        const id = (await c.call('eth_subscribe', ['newHeads'])).result;
+        await until(() => (c.pushes.get(id)?.length ?? 0) >= 1, 'a first block');
+        const conns = proxy.connections;
+        proxy.inject(JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription',
+            params: { subscription: '0x1', result: 'x'.repeat(100 * 1024) } }));
+        await until(() => proxy.connections > conns, 'jrpcd dropped the socket and reconnected');
+        const n = c.pushes.get(id).length;
+        await until(() => c.pushes.get(id).length > n, 'blocks again, same id');
+        assert.equal(c.ws.readyState, WebSocket.OPEN);
+    } finally {
+        c.close();
     }
 });
 
@@ -284,9 +325,14 @@ test('without ws_urls eth_subscribe names the cause; over HTTP it is refused', a
     }
 });
 
-test('jrpcd is still healthy and stops cleanly', async () => {
+test('jrpcd is still healthy and stops cleanly with subscriptions live', async () => {
     assert.match(await callResult(gw.url, 'eth_chainId'), /^0x/);
+    const c = await rawClient(wsUrl(gw));
+    const id = (await c.call('eth_subscribe', ['newHeads'])).result;
+    await until(() => (c.pushes.get(id)?.length ?? 0) >= 1, 'a block before the stop');
+    const closed = new Promise((r) => c.ws.once('close', r));
     await gw.stop();
+    await withTimeout(closed, 'the client connection closed by the stop');
     await gwNoWs.stop();
     gw = gwNoWs = null;
 });
