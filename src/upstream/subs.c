@@ -61,6 +61,7 @@ struct sub_loop {
     uint8_t open;        /* ws is open */
     uint8_t busy;        /* a connect attempt or the retry timer is under way */
     uint8_t was_open;    /* ws was open once: the next open is a reconnect */
+    uint8_t failing;     /* connect attempts fail: logged once until one succeeds */
     sub_group_t *groups; /* every group of this loop */
     uint64_t next_id;    /* ids of requests to the upstream */
 };
@@ -335,6 +336,7 @@ static void ws_open(jrpc__wsc_t *w)
     sub_loop_t *sl = w->data;
     sl->open = 1;
     sl->busy = 0;
+    sl->failing = 0;
     if (sl->was_open) {
         atomic_fetch_add_explicit(&sl->s->reconnects, 1, memory_order_relaxed);
         jrpc__upstream_log(sl->s->up, JRPC_LOG_INFO, "WebSocket open again (loop %u)", sl->index);
@@ -365,10 +367,17 @@ static void ws_lost(jrpc__wsc_t *w, int was_open, const char *why)
     sl->busy = 0;
     if (!sl->started)
         return;
+    /* host:port only: a hosted node's URL carries its API key in the path. */
     if (was_open)
         jrpc__upstream_log(s->up, JRPC_LOG_WARN,
-                           "WebSocket lost (loop %u): %s; subscribing again after reconnect",
-                           sl->index, why);
+                           "WebSocket to %s:%s lost (loop %u): %s; subscribing again after "
+                           "reconnect",
+                           w->host, w->port, sl->index, why);
+    else if (!sl->failing)
+        jrpc__upstream_log(s->up, JRPC_LOG_WARN,
+                           "WebSocket to %s:%s (loop %u): %s; retrying with backoff up to %u ms",
+                           w->host, w->port, sl->index, why, SUBS_BACKOFF_MAX_MS);
+    sl->failing = !was_open;
     /* Every upstream subscription died with the socket; the groups subscribe again once it is
      * back. Calls still waiting for a first answer get an error when the socket never opened:
      * they would otherwise wait until their deadline for a node that may not be there. */
@@ -502,7 +511,7 @@ static void subs_loop_start(void *loop, unsigned index, void *data)
     sl->s = s;
     sl->index = index;
     sl->loop = loop;
-    sl->open = sl->busy = sl->was_open = 0;
+    sl->open = sl->busy = sl->was_open = sl->failing = 0;
     sl->backoff_ms = SUBS_BACKOFF_MIN_MS;
     jrpc__wsc_free(&sl->ws);
     if (jrpc__wsc_init(&sl->ws, loop) != 0)

@@ -18,7 +18,7 @@ const WAIT_MS = 10_000; // bound for each awaited event: blocks come every secon
 // Account 0 of ganache's deterministic wallet (gateway-lib.mjs starts it so).
 const KEY0 = '0x4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d';
 
-let ganache, proxy, gw, gwNoWs;
+let ganache, proxy, gw, gwNoWs, gwDead;
 
 /** Resolves when pred() holds (checked on every event and every 20 ms), rejects past `ms`. */
 function until(pred, what, ms = WAIT_MS) {
@@ -143,11 +143,18 @@ before(async () => {
             }),
         startGateway({ eth: { urls: ganache.url, methods: 'eth_* net_* web3_*' } }),
     ]);
+    // ws_urls where nothing listens: the proxy's port once it is closed again.
+    const gone = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => gone.once('listening', r));
+    const deadUrl = `ws://127.0.0.1:${gone.address().port}/`;
+    await new Promise((r) => gone.close(r));
+    gwDead = await startGateway({ eth: { urls: ganache.url, ws_urls: deadUrl, methods: 'eth_*' } });
 });
 
 after(async () => {
     await gw?.kill();
     await gwNoWs?.kill();
+    await gwDead?.kill();
     await proxy?.close();
     await ganache?.kill();
 });
@@ -301,6 +308,21 @@ test('[batch] allow: only the chosen subscription kinds inside a batch', async (
     } finally {
         c.close();
     }
+});
+
+test('a WebSocket upstream that cannot be reached: eth_subscribe says so', async () => {
+    const c = await rawClient(wsUrl(gwDead));
+    try {
+        const r = await c.call('eth_subscribe', ['newHeads']);
+        assert.equal(r.error?.code, -32000, JSON.stringify(r));
+        assert.match(r.error.message, /upstream eth: WebSocket: could not connect/);
+        assert.equal(r.error.data?.cause, 'connect');
+    } finally {
+        c.close();
+    }
+    await gwDead.stop();
+    assert.match(gwDead.stderr(), /upstream eth: WebSocket to 127\.0\.0\.1:\d+ \(loop \d+\): could not connect/);
+    gwDead = null;
 });
 
 test('without ws_urls eth_subscribe names the cause; over HTTP it is refused', async () => {
