@@ -82,7 +82,11 @@ async function startWsProxy(target) {
             } catch { /* not JSON: forwarded as it is */ }
             if (up.readyState === WebSocket.OPEN) up.send(text); else queue.push(text);
         });
-        up.on('message', (data) => down.readyState === WebSocket.OPEN && down.send(data.toString()));
+        up.on('message', (data) => {
+            const text = data.toString();
+            if (text.includes('"eth_subscription"')) p.lastUpId = JSON.parse(text).params.subscription;
+            if (down.readyState === WebSocket.OPEN) down.send(text);
+        });
         const end = () => { p.pairs.delete(pair); down.terminate(); up.terminate(); };
         up.on('close', end);
         up.on('error', end);
@@ -136,6 +140,7 @@ before(async () => {
         startGateway({ eth: { urls: ganache.url, ws_urls: proxy.url, methods: 'eth_* net_* web3_*' } },
             {
                 args: ['--io-threads', '1', '--ws-max-subscriptions', '3', '--max-ws-message', '64KiB',
+                    '--ws-max-queue', '1MiB',
                     '--admin-listen', '127.0.0.1:0'],
                 // Seed 002's batch rule: subscriptions refused in batches but for three kinds.
                 extra: '[batch]\ndeny = eth_subscribe\n' +
@@ -269,6 +274,38 @@ test('an upstream message past max_ws_message drops the upstream socket, not the
         assert.equal(c.ws.readyState, WebSocket.OPEN);
     } finally {
         c.close();
+    }
+});
+
+test('a client that does not read is dropped at ws_max_queue; the others keep up', async () => {
+    const slow = await rawClient(wsUrl(gw));
+    const fast = await rawClient(wsUrl(gw));
+    try {
+        const ids = slow.pushes, idS = (await slow.call('eth_subscribe', ['newHeads'])).result;
+        const idF = (await fast.call('eth_subscribe', ['newHeads'])).result;
+        await until(() => ids.get(idS)?.length && fast.pushes.get(idF)?.length, 'a block on both');
+        const slowClosed = new Promise((r) => slow.ws.once('close', r));
+        slow.ws.pause(); // reads nothing more: the kernel's buffers, then jrpcd's queue fill
+        // 400 pushes of 32 KiB (13 MB) on the shared upstream subscription, as a node would send
+        // them, 8 at a time as the reading client takes them: past what the slow client's socket
+        // buffers absorb (a few MB on loopback) plus its 1 MiB ws_max_queue.
+        const big = 'x'.repeat(32 * 1024), PUSHES = 400, WINDOW = 8;
+        const got = () => fast.pushes.get(idF).filter((r) => r === big).length;
+        for (let sent = 0; sent < PUSHES; sent += WINDOW) {
+            for (let i = 0; i < WINDOW; i++) {
+                proxy.inject(JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription',
+                    params: { subscription: proxy.lastUpId, result: big } }));
+            }
+            await until(() => got() === sent + WINDOW, `push ${sent + WINDOW} on the client that reads`);
+        }
+        slow.ws.resume();
+        await withTimeout(slowClosed, 'the slow client disconnected');
+        assert.ok(ids.get(idS).filter((r) => r === big).length < PUSHES, 'the slow client missed pushes');
+        const n = fast.pushes.get(idF).length;
+        await until(() => fast.pushes.get(idF).length > n, 'blocks still flow to the reader');
+    } finally {
+        slow.close();
+        fast.close();
     }
 });
 
