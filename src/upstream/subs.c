@@ -584,7 +584,15 @@ int jrpc__subs_add(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg)
          * serves it keeps it. */
         if (!covered || jrpc_method_registered(srv, "eth_subscribe"))
             return 0;
-        return jrpc_method_add(srv, "eth_subscribe", subscribe_refused, up, JRPC_INLINE);
+        jrpc__subs_t *s = calloc(1, sizeof(*s)); /* no URL, no loop: it only refuses */
+        if (s == NULL)
+            return JRPC_ENOMEM;
+        s->up = up;
+        up->subs = s;
+        int rc = jrpc_method_add(srv, "eth_subscribe", subscribe_refused, up, JRPC_INLINE);
+        if (rc == 0)
+            s->registered = 1;
+        return rc;
     }
     jrpc__subs_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -630,8 +638,10 @@ fail:
 
 int jrpc__subs_owns(const jrpc_upstream_t *up, const char *name)
 {
-    return up->subs != NULL && up->subs->registered &&
-           (strcmp(name, "eth_subscribe") == 0 || strcmp(name, "eth_unsubscribe") == 0);
+    const jrpc__subs_t *s = up->subs;
+    return s != NULL && s->registered &&
+           (strcmp(name, "eth_subscribe") == 0 ||
+            (s->nurls != 0 && strcmp(name, "eth_unsubscribe") == 0));
 }
 
 void jrpc__subs_free(jrpc_upstream_t *up)

@@ -12,7 +12,12 @@ import assert from 'node:assert/strict';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ethers } from 'ethers';
 import { createPublicClient, webSocket } from 'viem';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startGanache, startGateway, callResult } from './gateway-lib.mjs';
+import { JRPCD } from './lib.mjs';
 
 const WAIT_MS = 10_000; // bound for each awaited event: blocks come every second
 // Account 0 of ganache's deterministic wallet (gateway-lib.mjs starts it so).
@@ -146,7 +151,8 @@ before(async () => {
                 extra: '[batch]\ndeny = eth_subscribe\n' +
                     'allow = eth_subscribe:newHeads eth_subscribe:newPendingTransactions eth_subscribe:logs\n',
             }),
-        startGateway({ eth: { urls: ganache.url, methods: 'eth_* net_* web3_*' } }),
+        // eth_subscribe listed by name as well as by pattern: still answered with the cause.
+        startGateway({ eth: { urls: ganache.url, methods: 'eth_subscribe eth_* net_* web3_*' } }),
     ]);
     // ws_urls where nothing listens: the proxy's port once it is closed again.
     const gone = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -381,6 +387,33 @@ test('without ws_urls eth_subscribe names the cause; over HTTP it is refused', a
         const j = await res.json();
         assert.equal(j.error?.code, -32601);
         assert.match(j.error.message, /notifications not supported/);
+    }
+});
+
+test('config: wss:// and a bad [batch] allow are refused with the line named; --check prints both', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'jrpc-gwsubs-'));
+    const check = (ini) => {
+        const file = path.join(dir, 'jrpcd.ini');
+        writeFileSync(file, ini);
+        return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
+    };
+    try {
+        const up = '[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n';
+        let r = check(`${up}ws_urls = wss://node.example/ws\n`);
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /jrpcd\.ini:4: \[upstream eth\] ws_urls: "wss:\/\/node\.example\/ws": wss:\/\/ is not supported/);
+        r = check(`${up}ws_urls = http://127.0.0.1:1\n`);
+        assert.match(r.stderr, /is not a ws:\/\/ URL/);
+        r = check('[batch]\ndeny = eth_subscribe\nallow = eth_subscribe:\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /\[batch\] allow: "eth_subscribe:" is not NAME or NAME:KIND/);
+        r = check(`${up}ws_urls = ws://127.0.0.1:8546 ws://[::1]:8546/x\n` +
+            '[batch]\ndeny = eth_subscribe\nallow = eth_subscribe:newHeads eth_subscribe:logs\n');
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /\nws_urls = ws:\/\/127\.0\.0\.1:8546 ws:\/\/\[::1\]:8546\/x\n/);
+        assert.match(r.stdout, /\n\[batch\]\ndeny = eth_subscribe\nallow = eth_subscribe:newHeads eth_subscribe:logs\n/);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
     }
 });
 
