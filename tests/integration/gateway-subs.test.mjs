@@ -4,8 +4,11 @@
 // tx.wait()) and viem's watchBlockNumber over webSocket() — see the blocks the node makes; two
 // clients asking the same thing share one upstream subscription, counted on the upstream side by
 // a WebSocket pass-through in front of ganache, which also cuts the upstream socket to check that
-// clients keep receiving under their ids after jrpcd reconnects. Without ws_urls, eth_subscribe
-// gets an error that names the missing key.
+// clients keep receiving under their ids after jrpcd reconnects. Also: the metrics, the bounds
+// (max_ws_message on the upstream socket, ws_max_queue dropping a client that does not read
+// without holding up the others, ws_max_subscriptions), [batch] allow with seed 002's kinds, an
+// unreachable ws_urls, the error without ws_urls, the config errors, and a stop with
+// subscriptions live.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
