@@ -185,8 +185,15 @@ static int config_handle(void *user, const char *section, const char *name, cons
         return 1;
     }
     if (strcmp(section, "batch") == 0) {
+        if (strcmp(name, "allow") == 0) {
+            if (jrpcd_batch_allow_add(ctx->opts, value, why, sizeof why) != 0) {
+                config_fail(ctx, "[batch] allow: %s", why);
+                return 0;
+            }
+            return 1;
+        }
         if (strcmp(name, "deny") != 0) {
-            config_fail(ctx, "[batch]: unknown key \"%s\" (known: deny)", name);
+            config_fail(ctx, "[batch]: unknown key \"%s\" (known: deny, allow)", name);
             return 0;
         }
         if (jrpcd_batch_deny_add(ctx->opts, value, why, sizeof why) != 0) {

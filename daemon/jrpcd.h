@@ -37,6 +37,8 @@ typedef struct jrpcd_upstream {
     char **headers;                                   /* owned "Name: value" lines */
     size_t nheaders;                                  /* entries in headers */
     char *ca_file;       /* owned, resolved against the config dir; NULL: system CAs */
+    char **ws_urls;      /* owned ws:// URLs for subscriptions (ws_urls) */
+    size_t nws_urls;     /* entries in ws_urls */
     unsigned set;        /* numeric keys seen (a bit per key): each may appear once */
     jrpc_upstream_t *up; /* once added; freed after the server */
 } jrpcd_upstream_t;
@@ -161,6 +163,9 @@ void jrpcd_redis_print(const jrpcd_opts_t *opts, FILE *out);
 /* Whether the two [redis] sections differ (a reload: only a restart applies it). */
 int jrpcd_redis_differ(const jrpcd_opts_t *a, const jrpcd_opts_t *b);
 int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
+/* `[batch] allow = NAME[:KIND] …`: exceptions to deny, kept in the same list as "!NAME[:KIND]"
+ * (jrpc_batch_deny's form), so a reload replaces both at once. */
+int jrpcd_batch_allow_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap);
 /* Registers the batch policy and the upstreams on srv, after the modules. 0, or -1, err set. */
 int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_t cap);
 /* Reload, before anything is applied: logs (warn) each [upstream] change only a restart applies

@@ -682,6 +682,7 @@ enum {
     OPT_VERSION = 'V',
     OPT_ADMIN_LISTEN = 998,
     OPT_BATCH_DENY = 999,
+    OPT_BATCH_ALLOW = 997,
     OPT_SETTING = 1000 /* + index into settings[] */
 };
 
@@ -791,6 +792,8 @@ static void print_help(const jrpcd_opts_t *opts)
            opts->admin_listen != NULL ? opts->admin_listen : "off");
     printf("  --batch-deny PATTERN       refuse a method or pattern (debug_*) inside batches with\n"
            "                             -32004, as [batch] deny; repeatable\n");
+    printf("  --batch-allow NAME[:KIND]  let denied calls through in batches (eth_subscribe:logs:\n"
+           "                             first param \"logs\"), as [batch] allow; repeatable\n");
     printf(
         "  -q, --quiet                no log lines at all (errors that stop jrpcd still print)\n"
         "  -t, --check                load config and modules, print the settings in effect\n"
@@ -848,6 +851,7 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
     longopts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[n++] = (struct option){"module", required_argument, NULL, OPT_MODULE};
     longopts[n++] = (struct option){"batch-deny", required_argument, NULL, OPT_BATCH_DENY};
+    longopts[n++] = (struct option){"batch-allow", required_argument, NULL, OPT_BATCH_ALLOW};
     longopts[n++] = (struct option){"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN};
     longopts[n++] = (struct option){"quiet", no_argument, NULL, OPT_QUIET};
     longopts[n++] = (struct option){"check", no_argument, NULL, OPT_CHECK};
@@ -966,6 +970,13 @@ int jrpcd_opts_parse(jrpcd_opts_t *opts, int argc, char **argv)
         if (p->opt == OPT_BATCH_DENY) {
             if (jrpcd_batch_deny_add(opts, p->arg, err, sizeof(err)) != 0) {
                 fprintf(stderr, "jrpcd: --batch-deny: %s\n", err);
+                goto done;
+            }
+            continue;
+        }
+        if (p->opt == OPT_BATCH_ALLOW) {
+            if (jrpcd_batch_allow_add(opts, p->arg, err, sizeof(err)) != 0) {
+                fprintf(stderr, "jrpcd: --batch-allow: %s\n", err);
                 goto done;
             }
             continue;

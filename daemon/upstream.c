@@ -26,6 +26,7 @@ static struct {
     void (*url_each)(const jrpc_upstream_t *, jrpc_upstream_url_cb, void *);
     int (*reconfigure)(jrpc_upstream_t *, const jrpc_upstream_config_t *);
     int (*config_check)(const jrpc_upstream_config_t *);
+    void (*sub_stats)(const jrpc_upstream_t *, jrpc_upstream_sub_stats_t *);
 } up;
 
 #define UPSTREAM_LIB "libjrpc_upstream.so.0"
@@ -75,6 +76,7 @@ static int upstream_lib(char *err, size_t cap)
     UPSTREAM_SYM(url_each, "jrpc_upstream_url_each");
     UPSTREAM_SYM(reconfigure, "jrpc_upstream_reconfigure");
     UPSTREAM_SYM(config_check, "jrpc_upstream_config_check");
+    UPSTREAM_SYM(sub_stats, "jrpc_upstream_sub_stats");
 #undef UPSTREAM_SYM
     up.handle = h;
     return 0;
@@ -233,6 +235,38 @@ static int key_methods(jrpcd_upstream_t *u, const char *value, char *err, size_t
     return 0;
 }
 
+/* `ws_urls = ws://A ws://B`: WebSocket URLs for subscriptions, failover order. The client is
+ * plain TCP: wss:// is refused here rather than failing at the first subscribe. */
+static int key_ws_urls(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
+{
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++) {
+        if (n > 6 && strncmp(word, "wss://", 6) == 0) {
+            snprintf(err, cap,
+                     "\"%.*s\": wss:// is not supported (the gateway's WebSocket client has no "
+                     "TLS); use ws:// to the node, or a local TLS-terminating proxy",
+                     (int)n, word);
+            return -1;
+        }
+        if (!(n > 5 && strncmp(word, "ws://", 5) == 0)) {
+            snprintf(err, cap, "\"%.*s\" is not a ws:// URL", (int)n, word);
+            return -1;
+        }
+        if (u->nws_urls == JRPC_UPSTREAM_MAX_URLS) {
+            snprintf(err, cap, "more than %d ws_urls", JRPC_UPSTREAM_MAX_URLS);
+            return -1;
+        }
+        if (jrpcd_strv_push(&u->ws_urls, &u->nws_urls, word, n, err, cap) != 0)
+            return -1;
+    }
+    if (words == 0) {
+        snprintf(err, cap, "no URL given");
+        return -1;
+    }
+    return 0;
+}
+
 /* Numeric keys: name, kind, field, range. */
 static const struct {
     const char *key;
@@ -277,6 +311,8 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
         return key_url(u, value, err, cap);
     if (strcmp(key, "methods") == 0)
         return key_methods(u, value, err, cap);
+    if (strcmp(key, "ws_urls") == 0)
+        return key_ws_urls(u, value, err, cap);
     if (strcmp(key, "header") == 0) {
         if (strchr(value, ':') == NULL || value[0] == ':') {
             snprintf(err, cap, "\"%s\" is not \"Name: value\"", value);
@@ -334,7 +370,7 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     }
     snprintf(err, cap,
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
-             "timeout, connect_timeout, retries, recheck, ca_file, header)",
+             "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls)",
              key);
     return -1;
 }
@@ -367,6 +403,36 @@ int jrpcd_batch_deny_add(jrpcd_opts_t *opts, const char *value, char *err, size_
     return 0;
 }
 
+int jrpcd_batch_allow_add(jrpcd_opts_t *opts, const char *value, char *err, size_t cap)
+{
+    const char *p = value, *word;
+    size_t n, words = 0;
+    for (; jrpcd_list_next(&p, &word, &n); words++) {
+        const char *colon = memchr(word, ':', n);
+        size_t name_len = colon ? (size_t)(colon - word) : n;
+        if (name_len == 0 || (colon != NULL && colon + 1 == word + n)) {
+            snprintf(err, cap, "\"%.*s\" is not NAME or NAME:KIND (eth_subscribe:newHeads)", (int)n,
+                     word);
+            return -1;
+        }
+        if (pattern_check(word, name_len, "eth_*", err, cap) != 0)
+            return -1;
+        char entry[256];
+        if (n + 2 > sizeof entry) {
+            snprintf(err, cap, "\"%.*s…\" is too long", 40, word);
+            return -1;
+        }
+        snprintf(entry, sizeof entry, "!%.*s", (int)n, word);
+        if (jrpcd_strv_push(&opts->batch_deny, &opts->batch_deny_len, entry, n + 1, err, cap) != 0)
+            return -1;
+    }
+    if (words == 0) {
+        snprintf(err, cap, "no method given");
+        return -1;
+    }
+    return 0;
+}
+
 /* The library's configuration of section u; its pointers point into u. */
 static jrpc_upstream_config_t upstream_config(const jrpcd_upstream_t *u)
 {
@@ -379,6 +445,8 @@ static jrpc_upstream_config_t upstream_config(const jrpcd_upstream_t *u)
     cfg.headers = (const char *const *)u->headers;
     cfg.nheaders = u->nheaders;
     cfg.ca_file = u->ca_file;
+    cfg.ws_urls = (const char *const *)u->ws_urls;
+    cfg.nws_urls = u->nws_urls;
     return cfg;
 }
 
@@ -397,10 +465,13 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
         int rc = up.add(srv, &cfg, &u->up);
         if (rc != 0) {
             /* The system's text for these ("File exists") would not say what is wrong. */
-            const char *why = rc == JRPC_EEXIST   ? "one of its methods is listed twice or served "
-                                                    "already (by a module or an earlier upstream)"
-                              : rc == JRPC_EINVAL ? "a URL or header the library refuses"
-                                                  : jrpc_strerror(rc);
+            const char *why = rc == JRPC_EEXIST ? "one of its methods is listed twice or served "
+                                                  "already (by a module or an earlier upstream; "
+                                                  "with ws_urls: eth_subscribe or "
+                                                  "eth_unsubscribe)"
+                              : rc == JRPC_EINVAL
+                                  ? "a URL, ws_urls entry or header the library refuses"
+                                  : jrpc_strerror(rc);
             snprintf(err, cap, "[upstream %s] (%s): %s", u->name, u->origin, why);
             return -1;
         }
@@ -471,6 +542,15 @@ int jrpcd_gateway_reload_check(const jrpcd_opts_t *run, const jrpcd_opts_t *next
                       "reload: [upstream %s] removed: needs a restart (it still serves)", r->name);
             restart++;
             continue;
+        }
+        int ws_differ = r->nws_urls != n->nws_urls;
+        for (size_t j = 0; !ws_differ && j < r->nws_urls; j++)
+            ws_differ = strcmp(r->ws_urls[j], n->ws_urls[j]) != 0;
+        if (ws_differ) {
+            jrpcd_log(JRPC_LOG_WARN,
+                      "reload: [upstream %s] ws_urls changed: needs a restart (kept as they were)",
+                      r->name);
+            restart++;
         }
         if (methods_differ(r, n)) {
             jrpcd_log(JRPC_LOG_WARN,
@@ -587,6 +667,37 @@ static void url_series(void *data, const char *url, const jrpc_upstream_url_stat
     jrpc_metrics_printf(f->m, " %llu\n", (unsigned long long)us->faults);
 }
 
+/* Subscriptions through the gateway (ws_urls), for the upstreams that have them. */
+static void gateway_sub_metrics(jrpc_metrics_t *m, const jrpcd_opts_t *opts)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"jrpc_upstream_subscriptions", "gauge",
+         "Upstream subscriptions open over ws_urls (one per io loop and distinct params)."},
+        {"jrpc_upstream_subscription_clients", "gauge",
+         "Client subscriptions attached to upstream subscriptions."},
+        {"jrpc_upstream_ws_reconnects_total", "counter",
+         "Upstream WebSockets opened again after a loss (subscriptions renewed)."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        int header = 0;
+        for (size_t i = 0; i < opts->upstreams_len; i++) {
+            const jrpcd_upstream_t *u = &opts->upstreams[i];
+            if (u->up == NULL || u->nws_urls == 0)
+                continue;
+            if (!header++)
+                jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help,
+                                    fam[f].name, fam[f].type);
+            jrpc_upstream_sub_stats_t ss;
+            up.sub_stats(u->up, &ss);
+            uint64_t v = f == 0 ? ss.subscriptions : f == 1 ? ss.clients : ss.reconnects;
+            metrics_series(m, fam[f].name, u->name, NULL, NULL);
+            jrpc_metrics_printf(m, " %llu\n", (unsigned long long)v);
+        }
+    }
+}
+
 /* The gateway's series in a scrape (docs/metrics.md): from jrpc_upstream_stats, which any thread
  * may read (relaxed atomics). One family at a time, every upstream in it. */
 static void gateway_metrics(jrpc_metrics_t *m, void *data)
@@ -701,6 +812,7 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         metrics_series(m, "jrpc_upstream_request_duration_seconds_count", u->name, NULL, NULL);
         jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].latency_count);
     }
+    gateway_sub_metrics(m, opts);
 #undef EACH_UPSTREAM
     free(st);
 }
@@ -772,6 +884,12 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
                 c->max_batch, c->max_in_flight, c->max_queue, t, ct, c->retries, rc);
         if (u->ca_file != NULL)
             fprintf(out, "ca_file = %s\n", u->ca_file);
+        if (u->nws_urls != 0) {
+            fprintf(out, "ws_urls =");
+            for (size_t j = 0; j < u->nws_urls; j++)
+                fprintf(out, " %s", u->ws_urls[j]);
+            fprintf(out, "\n");
+        }
         for (size_t j = 0; j < u->nheaders; j++) {
             /* Headers often carry credentials: print the name only. */
             const char *colon = strchr(u->headers[j], ':');
@@ -779,10 +897,19 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
         }
     }
     if (opts->batch_deny_len != 0) {
-        fprintf(out, "\n[batch]\ndeny =");
-        for (size_t i = 0; i < opts->batch_deny_len; i++)
-            fprintf(out, " %s", opts->batch_deny[i]);
-        fprintf(out, "\n");
+        /* Exceptions ("!NAME[:KIND]") are [batch] allow's words. */
+        fprintf(out, "\n[batch]\n");
+        for (int allow = 0; allow < 2; allow++) {
+            int any = 0;
+            for (size_t i = 0; i < opts->batch_deny_len; i++) {
+                const char *w = opts->batch_deny[i];
+                if ((w[0] == '!') != allow)
+                    continue;
+                fprintf(out, "%s %s", any++ ? "" : allow ? "allow =" : "deny =", w + allow);
+            }
+            if (any)
+                fprintf(out, "\n");
+        }
     }
 }
 
@@ -795,6 +922,7 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts)
             free((char *)u->urls[j].url);
         jrpcd_strv_free(u->methods, u->nmethods);
         jrpcd_strv_free(u->headers, u->nheaders);
+        jrpcd_strv_free(u->ws_urls, u->nws_urls);
         free(u->ca_file);
         free(u->name);
         free(u->origin);

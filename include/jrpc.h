@@ -399,9 +399,12 @@ JRPC_EXTERN int jrpc_method_doc(jrpc_server_t *srv, const char *name, const char
 
 /* Batch policy: methods whose name matches `pattern` (an exact name, or a prefix ending in '*')
  * are refused inside batches with -32004, like JRPC_NO_BATCH methods, and work alone; the pattern
- * may name methods not registered yet (or served by an upstream). Copied. Before jrpc_server_run
- * only. 0, JRPC_EINVAL (empty, or a '*' before the end), JRPC_EBUSY (the server is running) or
- * JRPC_ENOMEM. */
+ * may name methods not registered yet (or served by an upstream). A pattern that starts with '!'
+ * is an exception to the others: "!NAME" (or "!PREFIX*") lets matching calls through, and
+ * "!NAME:KIND" only those whose params are an array starting with the string KIND ("eth_subscribe"
+ * denied with "!eth_subscribe:newHeads" keeps newHeads subscriptions in batches). Copied. Before
+ * jrpc_server_run only. 0, JRPC_EINVAL (empty, a '*' before the end, or an empty KIND),
+ * JRPC_EBUSY (the server is running) or JRPC_ENOMEM. */
 JRPC_EXTERN int jrpc_batch_deny(jrpc_server_t *srv, const char *pattern);
 /* Replaces the whole batch policy with patterns[0..n) (each as for jrpc_batch_deny; n = 0 allows
  * every method in batches again), also while the server runs (jrpcd's reload): batches checked

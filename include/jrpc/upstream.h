@@ -54,6 +54,13 @@ typedef struct jrpc_upstream_config {
     unsigned retries;            /* attempts after a transport fault, each on another URL */
     unsigned recheck_ms;         /* a URL that failed is passed over this long */
     unsigned max_queue;          /* calls waiting to be sent (all loops); more get -32005 */
+    /* Subscriptions through the gateway (docs/gateway.md#subscriptions): ws:// URLs in failover
+     * order (copied; wss:// is refused, JRPC_EINVAL). With any, eth_subscribe and
+     * eth_unsubscribe are served over one WebSocket per io loop to them; without, a client's
+     * eth_subscribe that the methods would forward gets an error naming the missing ws_urls.
+     * Read by jrpc_upstream_add only (a reconfigure keeps the ones in force). */
+    const char *const *ws_urls;
+    size_t nws_urls;
 } jrpc_upstream_config_t;
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
@@ -161,6 +168,15 @@ JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, con
  * valid during the call. Any thread, also while the upstream is reconfigured. */
 typedef void (*jrpc_upstream_url_cb)(void *data, const char *url,
                                      const jrpc_upstream_url_stats_t *stats);
+/* Subscriptions through the gateway (ws_urls), summed over the io loops. */
+typedef struct jrpc_upstream_sub_stats {
+    uint64_t subscriptions; /* gauge: upstream subscriptions open (one per loop and params) */
+    uint64_t clients;       /* gauge: client subscriptions attached to them */
+    uint64_t reconnects;    /* upstream WebSockets opened again after a loss */
+} jrpc_upstream_sub_stats_t;
+/* Any thread, any time (relaxed atomics); all 0 without ws_urls. */
+JRPC_EXTERN void jrpc_upstream_sub_stats(const jrpc_upstream_t *up, jrpc_upstream_sub_stats_t *out);
+
 JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream_url_cb cb,
                                         void *data);
 

@@ -155,13 +155,15 @@ void jrpc__registry_each(const jrpc__registry_t *r, void (*fn)(const jrpc__metho
  * labels, 0 when out of memory. Before run. */
 unsigned jrpc__registry_label(jrpc__registry_t *r, unsigned max, const char ***names);
 /* Batch policy: names matching a deny pattern ("debug_*", or an exact name) are refused inside
- * batches like JRPC_NO_BATCH methods. */
+ * batches like JRPC_NO_BATCH methods, unless an exception ("!NAME", "!NAME:KIND": KIND equal to
+ * the first param, a string) matches too. */
 int jrpc__registry_deny_batch(jrpc__registry_t *r, const char *pattern);
 /* Replaces the whole policy with patterns[0..n) (copied), also while io threads read it; the
  * old list stays allocated until the registry is freed. One caller at a time. 0, JRPC_EINVAL
  * (nothing changes) or JRPC_ENOMEM. */
 int jrpc__registry_deny_replace(jrpc__registry_t *r, const char *const *patterns, size_t n);
-int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len);
+int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len,
+                                jrpc_json_t params);
 
 /* ---- rpc.discover (discover.c) --------------------------------------------------------------- */
 

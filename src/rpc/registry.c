@@ -248,9 +248,19 @@ unsigned jrpc__registry_label(jrpc__registry_t *r, unsigned max, const char ***n
     return x.n;
 }
 
+/* "debug_*" or an exact name; or an exception "!NAME_OR_PATTERN" or "!NAME_OR_PATTERN:KIND"
+ * (seed 002's "subscriptions refused in batches but for newHeads, …": eth_subscribe denied,
+ * !eth_subscribe:newHeads allowed). */
 static int deny_valid(const char *pattern)
 {
     size_t len = pattern ? strlen(pattern) : 0;
+    if (len != 0 && pattern[0] == '!') {
+        pattern++;
+        const char *colon = strchr(pattern, ':');
+        len = colon ? (size_t)(colon - pattern) : strlen(pattern);
+        if (colon != NULL && colon[1] == '\0')
+            return 0;
+    }
     return len != 0 && memchr(pattern, '*', len - 1) == NULL;
 }
 
@@ -294,18 +304,35 @@ int jrpc__registry_deny_replace(jrpc__registry_t *r, const char *const *patterns
     return 0;
 }
 
-int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len)
+/* name[0..len) matches the pattern p[0..plen) (exact, or a prefix before its '*'). */
+static int deny_match(const char *p, size_t plen, const char *name, size_t len)
+{
+    if (p[plen - 1] == '*')
+        return plen - 1 <= len && memcmp(p, name, plen - 1) == 0;
+    return plen == len && memcmp(p, name, len) == 0;
+}
+
+int jrpc__registry_batch_denied(const jrpc__registry_t *r, const char *name, size_t len,
+                                jrpc_json_t params)
 {
     const deny_list_t *d = atomic_load_explicit(&r->deny, memory_order_acquire);
+    int denied = 0;
+    for (size_t i = 0; i < d->n && !denied; i++)
+        denied = d->v[i][0] != '!' && deny_match(d->v[i], strlen(d->v[i]), name, len);
+    if (!denied)
+        return 0;
+    /* Exceptions: the name, and when given the kind, the first param as a JSON string. */
     for (size_t i = 0; i < d->n; i++) {
-        const char *p = d->v[i];
-        size_t plen = strlen(p);
-        if (p[plen - 1] == '*') {
-            if (plen - 1 <= len && memcmp(p, name, plen - 1) == 0)
-                return 1;
-        } else if (plen == len && memcmp(p, name, len) == 0) {
-            return 1;
-        }
+        if (d->v[i][0] != '!')
+            continue;
+        const char *p = d->v[i] + 1, *colon = strchr(p, ':');
+        if (!deny_match(p, colon ? (size_t)(colon - p) : strlen(p), name, len))
+            continue;
+        jrpc_json_t first;
+        if (colon == NULL || (params.ptr != NULL && jrpc_json_type(params) == JRPC_JSON_ARRAY &&
+                              jrpc_json_at(params, 0, &first) == 0 &&
+                              jrpc_json_string_eq(first, colon + 1, strlen(colon + 1))))
+            return 0;
     }
-    return 0;
+    return 1;
 }

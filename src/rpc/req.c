@@ -95,7 +95,7 @@ static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
         return 0;
     }
     if (r->is_batch && ((c->m->flags & JRPC_NO_BATCH) ||
-                        jrpc__registry_batch_denied(reg, c->name.ptr, c->name.len))) {
+                        jrpc__registry_batch_denied(reg, c->name.ptr, c->name.len, c->params))) {
         char msg[160];
         int n = (int)(c->name.len > 100 ? 100 : c->name.len);
         snprintf(msg, sizeof msg, "method %.*s is not available in batch requests", n, c->name.ptr);

@@ -18,6 +18,7 @@
 
 typedef struct jrpc__upctx jrpc__upctx_t;
 typedef struct jrpc__chunk jrpc__chunk_t;
+typedef struct jrpc__subs jrpc__subs_t;
 
 /* One URL of an upstream: its health and counters, shared by every io loop (so atomic) and by
  * every version of the upstream's settings that lists the same URL, so that a reload keeps them. */
@@ -96,6 +97,7 @@ struct jrpc_upstream {
     uint8_t *stopped;      /* [loop index]: its stop hook ran, calls are refused; that
                               loop's thread only (cleared by the start hook) */
     jrpc__upstats_t stats; /* counters, any thread */
+    jrpc__subs_t *subs;    /* subscriptions through ws_urls (subs.c), or NULL */
 };
 
 /* The client of one upstream on one io loop. Only that loop's thread touches it. */
@@ -209,5 +211,17 @@ int jrpc__chunk_build(jrpc__chunk_t *ch);
 int jrpc__chunk_answer(jrpc__chunk_t *ch, long status);
 /* Replies -32000 {"upstream","cause","detail"} to every call not yet replied. */
 void jrpc__chunk_fail(jrpc__chunk_t *ch, int fault, const char *detail);
+
+/* ---- subs.c ---------------------------------------------------------------------------------- */
+
+/* 0 when cfg's ws_urls are usable, else JRPC_EINVAL. */
+int jrpc__subs_check(const jrpc_upstream_config_t *cfg);
+/* Registers eth_subscribe / eth_unsubscribe for up (before its method patterns): served over
+ * ws_urls, or refused with a clear error when the patterns would forward eth_subscribe without
+ * them. 0, JRPC_EEXIST or JRPC_ENOMEM. */
+int jrpc__subs_add(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg);
+/* 1 when name is one subs.c registered for up (the pattern loop skips it). */
+int jrpc__subs_owns(const jrpc_upstream_t *up, const char *name);
+void jrpc__subs_free(jrpc_upstream_t *up);
 
 #endif

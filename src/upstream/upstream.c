@@ -150,7 +150,8 @@ static int config_check(const jrpc_upstream_config_t *cfg)
     int rc = settings_check(cfg);
     if (rc != 0)
         return rc;
-    if (cfg->name == NULL || cfg->name[0] == '\0' || cfg->nmethods == 0 || cfg->methods == NULL)
+    if (cfg->name == NULL || cfg->name[0] == '\0' || cfg->nmethods == 0 || cfg->methods == NULL ||
+        jrpc__subs_check(cfg) != 0)
         return JRPC_EINVAL;
     for (size_t i = 0; i < cfg->nmethods; i++) {
         const char *m = cfg->methods[i];
@@ -255,6 +256,7 @@ static void upstream_destroy(jrpc_upstream_t *up)
         jrpc__upconf_unref(up->conf);
         uv_mutex_destroy(&up->lock);
     }
+    jrpc__subs_free(up);
     free(up->ctx);
     free(up->stopped);
     free(up->name);
@@ -325,9 +327,16 @@ JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config
     if ((rc = jrpc_server_ready_hook(srv, "upstreams_down", up->name, upstream_ready, up)) != 0)
         return rc;
 
+    /* Before the patterns, as exact names: they win over eth_*. Like the hooks, a failure leaks
+     * up. */
+    if ((rc = jrpc__subs_add(up, cfg)) != 0)
+        return rc;
+
     char summary[160];
     snprintf(summary, sizeof summary, "forwarded to upstream %s", up->name);
     for (size_t i = 0; i < cfg->nmethods; i++) {
+        if (jrpc__subs_owns(up, cfg->methods[i]))
+            continue;
         rc = jrpc_method_add(srv, cfg->methods[i], jrpc__upstream_call, up,
                              JRPC_ASYNC | JRPC_UNBOUNDED);
         if (rc != 0) {

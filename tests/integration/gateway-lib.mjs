@@ -130,17 +130,24 @@ const s = ganache.server({
     logging: { quiet: true },
     wallet: { deterministic: true },
     chain: { chainId: 1337 },
-    miner: { instamine: 'eager' },
+    // GANACHE_BLOCK_TIME: mine on a timer (seconds), as a live chain does, instead of at once.
+    miner: process.env.GANACHE_BLOCK_TIME
+        ? { blockTime: Number(process.env.GANACHE_BLOCK_TIME) }
+        : { instamine: 'eager' },
 });
 s.listen(0, '127.0.0.1', (err) => {
     if (err) { console.error(String(err)); process.exit(1); }
     console.log('ganache listening on ' + s.address().port);
 });`;
 
-/** Start ganache 7 (pinned in package.json) offline on 127.0.0.1; resolves once it answers. */
-export async function startGanache() {
+/**
+ * Start ganache 7 (pinned in package.json) offline on 127.0.0.1; resolves once it answers.
+ * `blockTime` (seconds): a block on that timer (miner.blockTime) instead of one per transaction.
+ */
+export async function startGanache({ blockTime } = {}) {
+    const env = blockTime ? { ...process.env, GANACHE_BLOCK_TIME: String(blockTime) } : process.env;
     const node = await spawnNode('ganache', process.execPath, ['-e', GANACHE_MAIN],
-        /ganache listening on (\d+)/, { cwd: SOURCE_DIR });
+        /ganache listening on (\d+)/, { cwd: SOURCE_DIR, env });
     await waitReady(node.url);
     return node;
 }

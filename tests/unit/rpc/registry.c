@@ -373,7 +373,44 @@ static void test_probe_wraps(void **state)
 
 static int denied(const jrpc__registry_t *r, const char *name)
 {
-    return jrpc__registry_batch_denied(r, name, strlen(name));
+    return jrpc__registry_batch_denied(r, name, strlen(name), (jrpc_json_t){NULL, 0});
+}
+
+/* With params given as JSON text. */
+static int denied_p(const jrpc__registry_t *r, const char *name, const char *params)
+{
+    jrpc_json_t p = {params, params ? strlen(params) : 0};
+    return jrpc__registry_batch_denied(r, name, strlen(name), p);
+}
+
+/* Exceptions: seed 002's rule, subscriptions refused in batches except chosen kinds. */
+static void test_deny_exceptions(void **state)
+{
+    (void)state;
+    jrpc__registry_t *r = new_registry();
+    assert_int_equal(jrpc__registry_deny_batch(r, "!"), JRPC_EINVAL);
+    assert_int_equal(jrpc__registry_deny_batch(r, "!eth_subscribe:"), JRPC_EINVAL);
+    assert_int_equal(jrpc__registry_deny_batch(r, "!a*b:x"), JRPC_EINVAL);
+    assert_int_equal(jrpc__registry_deny_batch(r, "!:x"), JRPC_EINVAL);
+    assert_int_equal(jrpc__registry_deny_batch(r, "eth_subscribe"), 0);
+    assert_int_equal(jrpc__registry_deny_batch(r, "!eth_subscribe:newHeads"), 0);
+    assert_int_equal(jrpc__registry_deny_batch(r, "!eth_subscribe:logs"), 0);
+    assert_int_equal(denied_p(r, "eth_subscribe", "[\"newHeads\"]"), 0);
+    assert_int_equal(denied_p(r, "eth_subscribe", "[ \"logs\" , {\"address\":\"0x1\"}]"), 0);
+    assert_int_equal(denied_p(r, "eth_subscribe", "[\"new\\u0048eads\"]"), 0); /* unescaped */
+    assert_int_equal(denied_p(r, "eth_subscribe", "[\"syncing\"]"), 1);
+    assert_int_equal(denied_p(r, "eth_subscribe", "[\"newHeadsX\"]"), 1);
+    assert_int_equal(denied_p(r, "eth_subscribe", "[]"), 1);
+    assert_int_equal(denied_p(r, "eth_subscribe", "{\"0\":\"newHeads\"}"), 1);
+    assert_int_equal(denied_p(r, "eth_subscribe", "[1]"), 1);
+    assert_int_equal(denied_p(r, "eth_subscribe", NULL), 1);
+    /* An exception alone denies nothing; one without a kind lets every call of the name in. */
+    assert_int_equal(denied_p(r, "eth_unsubscribe", "[\"0x1\"]"), 0);
+    assert_int_equal(jrpc__registry_deny_batch(r, "debug_*"), 0);
+    assert_int_equal(jrpc__registry_deny_batch(r, "!debug_getRaw*"), 0);
+    assert_int_equal(denied(r, "debug_traceCall"), 1);
+    assert_int_equal(denied(r, "debug_getRawBlock"), 0);
+    jrpc__registry_free(r);
 }
 
 static void test_deny_batch(void **state)
@@ -403,9 +440,10 @@ static void test_deny_batch(void **state)
     assert_int_equal(denied(r, "admin_reset2"), 0);
     assert_int_equal(denied(r, ""), 0);
     /* Views: only the first len bytes count. */
-    assert_int_equal(jrpc__registry_batch_denied(r, "admin_reset2", 11), 1);
-    assert_int_equal(jrpc__registry_batch_denied(r, "admin_reset", 10), 0);
-    assert_int_equal(jrpc__registry_batch_denied(r, "debug_", 5), 0);
+    jrpc_json_t none = {NULL, 0};
+    assert_int_equal(jrpc__registry_batch_denied(r, "admin_reset2", 11, none), 1);
+    assert_int_equal(jrpc__registry_batch_denied(r, "admin_reset", 10, none), 0);
+    assert_int_equal(jrpc__registry_batch_denied(r, "debug_", 5, none), 0);
     /* The pattern was copied. */
     char buf[] = "net_*";
     assert_int_equal(jrpc__registry_deny_batch(r, buf), 0);
@@ -510,12 +548,13 @@ static void test_entry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact),       cmocka_unit_test(test_lookup_by_length),
-        cmocka_unit_test(test_patterns),    cmocka_unit_test(test_patterns_without_catch_all),
-        cmocka_unit_test(test_refused),     cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_odd_bytes),   cmocka_unit_test(test_many),
-        cmocka_unit_test(test_probe_wraps), cmocka_unit_test(test_deny_batch),
-        cmocka_unit_test(test_each_order),  cmocka_unit_test(test_entry),
+        cmocka_unit_test(test_exact),           cmocka_unit_test(test_lookup_by_length),
+        cmocka_unit_test(test_patterns),        cmocka_unit_test(test_patterns_without_catch_all),
+        cmocka_unit_test(test_refused),         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_odd_bytes),       cmocka_unit_test(test_many),
+        cmocka_unit_test(test_probe_wraps),     cmocka_unit_test(test_deny_batch),
+        cmocka_unit_test(test_deny_exceptions), cmocka_unit_test(test_each_order),
+        cmocka_unit_test(test_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
