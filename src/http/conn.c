@@ -485,6 +485,8 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         req_run_failed(c, hr);
         return;
     }
+    if (hr->no_cache)
+        jrpc__req_no_cache(r);
     hr->state = JRPC__HR_RUNNING;
     hr->in_len = len;
     jrpc__answer_t ans;

@@ -157,7 +157,9 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
     jrpc__group_t *g = group_new(ctx->up, call, hash);
     if (g == NULL)
         return 0;
-    if (ttl != 0 && jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
+    /* Cache-Control: no-cache skips the lookup; the fresh answer is still kept for others. */
+    if (ttl != 0 && !jrpc_call_no_cache(call) &&
+        jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
         JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, 1);
         jrpc__group_free(g);
         return 1;

@@ -4,7 +4,7 @@
 // does not cancel the call for the others; writes are never merged nor cached; the response
 // cache answers a method within its TTL without the upstream, lets it expire, never keeps errors
 // or null; auto_batch merges singles of different clients into upstream batches; a reload
-// changes all of it live. The upstream is upstream-fault.mjs, which records every request it
+// changes all of it live; Cache-Control: no-cache skips the cache. The upstream is upstream-fault.mjs, which records every request it
 // gets (/gate holds a request with a call named "held" until the test opens it). No sleeps:
 // every wait is for a condition, with a bound.
 
@@ -174,6 +174,13 @@ test('cache: 100 calls within the TTL reach the upstream once; it expires; error
     assert.equal(received(f, 'cached'), 1);
     await rpc(srv, call('cached', ['b'], 1));
     assert.equal(received(f, 'cached'), 2, 'other params are another entry');
+    // A request header asks for an answer no cache made (docs/gateway.md#sharing-answers).
+    for (const [h, v, n] of [['Cache-Control', 'no-cache', 3], ['Cache-Control', 'max-age=0, No-Cache', 4],
+        ['Pragma', 'no-cache', 5], ['Cache-Control', 'no-cachex', 5], ['Cache-Control', 'max-age=0', 5]]) {
+        const r = await rpc(srv, call('cached', ['a'], 7), { headers: { [h]: v } });
+        assert.deepEqual(r.json, { jsonrpc: '2.0', id: 7, result: { m: 'cached', p: ['a'] } });
+        assert.equal(received(f, 'cached'), n, `${h}: ${v}`);
+    }
 
     await rpc(srv, call('short', [], 1));
     await rpc(srv, call('short', [], 2));

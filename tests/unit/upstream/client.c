@@ -54,6 +54,12 @@ JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call)
     return (jrpc_json_t){"1", 1};
 }
 
+JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
+{
+    (void)call;
+    return 0;
+}
+
 uint64_t jrpc__upstream_now_ms(void)
 {
     return uv_hrtime() / 1000000u;
