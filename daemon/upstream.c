@@ -280,10 +280,10 @@ static void format_ms(unsigned ms, char *buf, size_t cap)
         snprintf(buf, cap, "%ums", ms);
 }
 
-static int on_off(const char *key, const char *value, unsigned *out, char *err, size_t cap)
+static int on_off(const char *value, unsigned *out, char *err, size_t cap)
 {
     if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
-        snprintf(err, cap, "%s: \"%s\" is not on or off", key, value);
+        snprintf(err, cap, "\"%s\" is not on or off", value);
         return -1;
     }
     *out = strcmp(value, "on") == 0;
@@ -345,9 +345,9 @@ static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, ch
     }
     u->share_set |= 1u << k;
     if (k == 0)
-        return on_off(key, value, &u->cfg.dedup, err, cap);
+        return on_off(value, &u->cfg.dedup, err, cap);
     if (k == 1)
-        return on_off(key, value, &u->cfg.auto_batch, err, cap);
+        return on_off(value, &u->cfg.auto_batch, err, cap);
     return parse_us(value, &u->cfg.batch_wait_us, err, cap);
 }
 
@@ -753,7 +753,6 @@ int jrpcd_gateway_reload_apply(jrpcd_opts_t *run, jrpcd_opts_t *next)
                       "reload: [cache] applied (size %zu bytes, %zu TTL rules); "
                       "cached answers dropped",
                       cc.size, cc.nrules);
-            applied++;
         }
     }
     for (size_t i = 0; i < run->upstreams_len; i++) {
