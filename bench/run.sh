@@ -10,7 +10,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http metrics keys gateway ws cli redis} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics keys gateway gwcache ws cli redis} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -294,11 +294,15 @@ nginx -c "$tmp/nginx-proxy/nginx.conf" -p "$tmp/nginx-proxy" &
 pids+=($!)
 pxpid=$!
 
+# Plain forwarding: answer sharing off (the gwcache section measures it).
 cat > "$tmp/gw.ini" <<INI
 [upstream eth]
 urls = http://127.0.0.1:$gport/
 methods = eth_* net_* web3_*
 max_batch = 100
+dedup = off
+[cache]
+size = 0
 INI
 "$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/gw.ini" > "$tmp/gw.out" &
 pids+=($!)
@@ -413,6 +417,76 @@ added=$(awk -v a="$lj" -v b="$ld" 'BEGIN {printf "%.1f", a - b}')
 printf '%-32s %12s %12s %7s  (added p50 %s us, target <= 100)\n' "jrpcd→jrpcd p50 latency us" "$lj" "$ld" "-" "$added"
 
 fi # gateway
+# ================================================================================================
+# Answer sharing (docs/gateway.md#sharing-answers): ganache directly vs jrpcd with dedup only,
+# with the cache (eth_blockNumber kept 1 s) and dedup, and distinct eth_getBalance singles (a new
+# address each request, so neither dedup nor the cache helps) with auto_batch. wrk -c$CONNS
+# keeps that many identical calls in flight, which is what dedup merges.
+# ================================================================================================
+if want gwcache; then
+(cd "$here/.." && exec node -e "
+  const s = require('ganache').server({ logging: { quiet: true }, wallet: { deterministic: true },
+                                        chain: { chainId: 1337 } });
+  s.listen(0, '127.0.0.1', (e) => { if (e) process.exit(1);
+                                    console.log('ganache listening on ' + s.address().port); });
+") > "$tmp/sh-ganache.out" 2>&1 &
+pids+=($!)
+sgport=
+for _ in $(seq 1 600); do
+  sgport=$(sed -n 's/^ganache listening on \([0-9][0-9]*\)$/\1/p' "$tmp/sh-ganache.out")
+  [ -n "$sgport" ] && break
+  sleep 0.05
+done
+[ -n "$sgport" ] || { echo "bench: ganache did not start: $(cat "$tmp/sh-ganache.out")" >&2; exit 1; }
+sh_gw() { # name ini-extra → port of a jrpcd gateway in front of that ganache
+  printf '[upstream eth]\nurls = http://127.0.0.1:%s/\nmethods = eth_* net_* web3_*\n%b' \
+    "$sgport" "$2" > "$tmp/sh-$1.ini"
+  "$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/sh-$1.ini" \
+    > "$tmp/sh-$1.out" &
+  pids+=($!)
+  gw_wait "$tmp/sh-$1.out"
+}
+p_dedup=$(sh_gw dedup '[cache]\nsize = 0\n')
+p_cache=$(sh_gw cache '[cache ttl]\neth_blockNumber = 1s\n')
+p_auto=$(sh_gw auto 'auto_batch = on\n')
+printf '%s' '{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}' > "$tmp/sh-eth1.json"
+cat > "$tmp/sh-eth1.lua" <<LUA
+local f = io.open("$tmp/sh-eth1.json", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
+cat > "$tmp/sh-bal.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format(
+    '{"jsonrpc":"2.0","method":"eth_getBalance","params":["0x%040x","latest"],"id":%d}', n, n))
+end
+LUA
+for p in "$p_dedup" "$p_cache" "$p_auto"; do
+  out=$(curl -s --data-binary "@$tmp/sh-eth1.json" "http://127.0.0.1:$p/")
+  echo "$out" | grep -q '"result":"0x' || { echo "bench: gateway answered $out" >&2; exit 1; }
+done
+echo
+echo "answer sharing bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1"
+printf '%-40s %12s %12s %7s\n' case "via jrpcd" "direct" ratio
+for c in "eth_blockNumber, dedup:$p_dedup:sh-eth1" "eth_blockNumber, cache 1s + dedup:$p_cache:sh-eth1" \
+         "distinct eth_getBalance, auto_batch:$p_auto:sh-bal"; do
+  label=${c%%:*}; rest=${c#*:}; port=${rest%%:*}; lua=${rest#*:}
+  : > "$tmp/shj"; : > "$tmp/shd"
+  for _ in $(seq 1 "$ROUNDS"); do
+    rps "http://127.0.0.1:$sgport/" "$tmp/$lua.lua" >> "$tmp/shd"
+    rps "http://127.0.0.1:$port/" "$tmp/$lua.lua" >> "$tmp/shj"
+  done
+  j=$(median < "$tmp/shj"); d=$(median < "$tmp/shd")
+  printf '%-40s %12s %12s %7s  (target >= 1.5)\n' "$label" "$j" "$d" \
+    "$(awk -v a="$j" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
+done
+fi # gwcache
 # ================================================================================================
 # WebSocket (docs/websocket.md): jrpcd against a Node `ws` server answering the same JSON-RPC
 # (bench/ws_peer.mjs), both on one thread (the jrpcd above runs --io-threads 1). bench_ws_load, a

@@ -255,13 +255,20 @@ static int config_handle(void *user, const char *section, const char *name, cons
         }
         return 1;
     }
+    if (kind_len == 5 && strncmp(section, "cache", 5) == 0) {
+        if (jrpcd_cache_key(ctx->opts, arg, name, value, why, sizeof why) != 0) {
+            config_fail(ctx, "[%s] %s: %s", section, name, why);
+            return 0;
+        }
+        return 1;
+    }
     if (section[0] == '\0')
         config_fail(ctx, "\"%s\" is outside any section (put it under [server])", name);
     else
         config_fail(
             ctx,
             "unknown section [%s] (known: [server], [rest], [batch], [admin], [auth], [cost], "
-            "[redis], [module NAME], [upstream NAME], [key NAME])",
+            "[redis], [cache], [cache ttl], [module NAME], [upstream NAME], [key NAME])",
             section);
     return 0;
 }

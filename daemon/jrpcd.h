@@ -39,6 +39,9 @@ typedef struct jrpcd_upstream {
     char *ca_file;       /* owned, resolved against the config dir; NULL: system CAs */
     char **ws_urls;      /* owned ws:// URLs for subscriptions (ws_urls) */
     size_t nws_urls;     /* entries in ws_urls */
+    char **dedup_deny;   /* owned patterns of dedup_deny */
+    size_t ndedup_deny;  /* entries in dedup_deny */
+    unsigned share_set;  /* dedup, auto_batch, batch_wait seen (a bit each) */
     unsigned set;        /* numeric keys seen (a bit per key): each may appear once */
     jrpc_upstream_t *up; /* once added; freed after the server */
 } jrpcd_upstream_t;
@@ -57,22 +60,28 @@ typedef struct jrpcd_opts {
     size_t modules_len;          /* entries in modules */
     jrpcd_upstream_t *upstreams; /* owned, in file order */
     size_t upstreams_len;        /* entries in upstreams */
-    char **batch_deny;           /* owned patterns of [batch] deny and --batch-deny */
-    size_t batch_deny_len;       /* entries in batch_deny */
-    char *admin_listen;          /* owned [admin] listen / --admin-listen, NULL: off */
-    int quiet;                   /* --quiet: no log callback at all */
-    int log_json;                /* log_format = json */
-    char *log_file;              /* owned log_file, NULL: stderr */
-    char *trusted_proxies;       /* owned copy behind cfg.trusted_proxies, NULL: none */
-    int check;                   /* --check: load everything, print the settings, exit */
-    const char *config_file;     /* --config argument (argv storage), or NULL */
-    char *errbuf;                /* set: a config file error goes here, not to stderr (reload) */
-    size_t errcap;               /* bytes of errbuf */
-    char *config_dir;            /* directory of config_file (NULL: the working directory) */
-    struct jrpcd_keys *keys;     /* [auth], [key NAME], [cost] and the keys_file (keys.c);
-                                    NULL: none of them */
-    char *redis_url;             /* owned [redis] url behind cfg.redis_url, NULL: off */
-    char *redis_password;        /* owned [redis] password behind cfg.redis_password (secret) */
+    /* [cache] and [cache ttl] (daemon/upstream.c): the gateway's response cache. */
+    unsigned long long cache_size;           /* bytes; 0: off */
+    int cache_size_set;                      /* size seen (else the library's default) */
+    unsigned long long cache_tag_ttl_ms;     /* [cache] tag_ttl */
+    jrpc_upstream_cache_rule_t *cache_rules; /* [cache ttl] lines, patterns owned */
+    size_t cache_nrules;                     /* entries in cache_rules */
+    char **batch_deny;                       /* owned patterns of [batch] deny and --batch-deny */
+    size_t batch_deny_len;                   /* entries in batch_deny */
+    char *admin_listen;                      /* owned [admin] listen / --admin-listen, NULL: off */
+    int quiet;                               /* --quiet: no log callback at all */
+    int log_json;                            /* log_format = json */
+    char *log_file;                          /* owned log_file, NULL: stderr */
+    char *trusted_proxies;                   /* owned copy behind cfg.trusted_proxies, NULL: none */
+    int check;               /* --check: load everything, print the settings, exit */
+    const char *config_file; /* --config argument (argv storage), or NULL */
+    char *errbuf;            /* set: a config file error goes here, not to stderr (reload) */
+    size_t errcap;           /* bytes of errbuf */
+    char *config_dir;        /* directory of config_file (NULL: the working directory) */
+    struct jrpcd_keys *keys; /* [auth], [key NAME], [cost] and the keys_file (keys.c);
+                                NULL: none of them */
+    char *redis_url;         /* owned [redis] url behind cfg.redis_url, NULL: off */
+    char *redis_password;    /* owned [redis] password behind cfg.redis_password (secret) */
 } jrpcd_opts_t;
 
 /* ---- options.c ------------------------------------------------------------------------------ */
@@ -152,6 +161,10 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
                        const char *origin, char *err, size_t cap);
 /* After the file: every upstream has URLs and methods. 0, or -1 with "FILE:LINE: …" in err. */
 int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap);
+/* One key of [cache] (ttl NULL) or of [cache ttl] (PATTERN = DURATION | forever | 0). 0, or -1
+ * with a one-line reason in err. */
+int jrpcd_cache_key(jrpcd_opts_t *opts, const char *sub, const char *key, const char *value,
+                    char *err, size_t cap);
 /* [batch] deny = PATTERN… (also --batch-deny): appends the patterns. 0, or -1 with err set. */
 /* One [admin] key (listen, max_method_labels), or --admin-listen. 0, or -1 with err filled. */
 int jrpcd_admin_key(jrpcd_opts_t *opts, const char *name, const char *value, char *err, size_t cap);

@@ -7,6 +7,7 @@
 #include "jrpcd.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,16 @@ static struct {
     int (*reconfigure)(jrpc_upstream_t *, const jrpc_upstream_config_t *);
     int (*config_check)(const jrpc_upstream_config_t *);
     void (*sub_stats)(const jrpc_upstream_t *, jrpc_upstream_sub_stats_t *);
+    void (*cache_config_init)(jrpc_upstream_cache_config_t *);
+    int (*cache_new)(const jrpc_upstream_cache_config_t *, jrpc_upstream_cache_t **);
+    int (*cache_reconfigure)(jrpc_upstream_cache_t *, const jrpc_upstream_cache_config_t *);
+    void (*cache_free)(jrpc_upstream_cache_t *);
+    void (*cache_stats)(const jrpc_upstream_cache_t *, jrpc_upstream_cache_stats_t *);
 } up;
+
+/* The response cache every upstream shares ([cache]); made with the upstreams, freed after
+ * them. One per process: the daemon has one server. */
+static jrpc_upstream_cache_t *gw_cache;
 
 #define UPSTREAM_LIB "libjrpc_upstream.so.0"
 
@@ -77,6 +87,11 @@ static int upstream_lib(char *err, size_t cap)
     UPSTREAM_SYM(reconfigure, "jrpc_upstream_reconfigure");
     UPSTREAM_SYM(config_check, "jrpc_upstream_config_check");
     UPSTREAM_SYM(sub_stats, "jrpc_upstream_sub_stats");
+    UPSTREAM_SYM(cache_config_init, "jrpc_upstream_cache_config_init");
+    UPSTREAM_SYM(cache_new, "jrpc_upstream_cache_new");
+    UPSTREAM_SYM(cache_reconfigure, "jrpc_upstream_cache_reconfigure");
+    UPSTREAM_SYM(cache_free, "jrpc_upstream_cache_free");
+    UPSTREAM_SYM(cache_stats, "jrpc_upstream_cache_stats");
 #undef UPSTREAM_SYM
     up.handle = h;
     return 0;
@@ -299,6 +314,77 @@ static void format_ms(unsigned ms, char *buf, size_t cap)
         snprintf(buf, cap, "%ums", ms);
 }
 
+static int on_off(const char *value, unsigned *out, char *err, size_t cap)
+{
+    if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+        snprintf(err, cap, "\"%s\" is not on or off", value);
+        return -1;
+    }
+    *out = strcmp(value, "on") == 0;
+    return 0;
+}
+
+/* The longest batch_wait: past a millisecond a wait costs clients more latency than a batch
+ * saves the node (ganache answers a single call in ~15 us, an item of a batch in ~2 us). */
+#define BATCH_WAIT_MAX_US 1000
+
+/* "200us", "1ms", "0": microseconds. */
+static int parse_us(const char *value, unsigned *out, char *err, size_t cap)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(value, &end, 10);
+    unsigned long long mult = strcmp(end, "us") == 0 ? 1 : strcmp(end, "ms") == 0 ? 1000 : 0;
+    if (end == value || value[0] == '-' || errno != 0 || (mult == 0 && !(*end == '\0' && n == 0)) ||
+        n > BATCH_WAIT_MAX_US) {
+        snprintf(err, cap, "\"%s\" is not a wait from 0 to %uus (write 200us, 1ms or 0)", value,
+                 BATCH_WAIT_MAX_US);
+        return -1;
+    }
+    n *= mult ? mult : 1;
+    if (n > BATCH_WAIT_MAX_US) {
+        snprintf(err, cap, "\"%s\" is longer than %uus", value, BATCH_WAIT_MAX_US);
+        return -1;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+/* The keys of answer sharing: 0 or -1 when key is one of them, 1 when it is not. */
+static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err, size_t cap)
+{
+    static const char *const keys[] = {"dedup", "auto_batch", "batch_wait"};
+    int k = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(key, keys[i]) == 0)
+            k = i;
+    if (strcmp(key, "dedup_deny") == 0) {
+        const char *p = value, *word;
+        size_t n, words = 0;
+        for (; jrpcd_list_next(&p, &word, &n); words++)
+            if (pattern_check(word, n, "debug_*", err, cap) != 0 ||
+                jrpcd_strv_push(&u->dedup_deny, &u->ndedup_deny, word, n, err, cap) != 0)
+                return -1;
+        if (words == 0) {
+            snprintf(err, cap, "no method or pattern given");
+            return -1;
+        }
+        return 0;
+    }
+    if (k < 0)
+        return 1;
+    if (u->share_set & (1u << k)) {
+        snprintf(err, cap, "%s is already set", key);
+        return -1;
+    }
+    u->share_set |= 1u << k;
+    if (k == 0)
+        return on_off(value, &u->cfg.dedup, err, cap);
+    if (k == 1)
+        return on_off(value, &u->cfg.auto_batch, err, cap);
+    return parse_us(value, &u->cfg.batch_wait_us, err, cap);
+}
+
 int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, const char *value,
                        const char *origin, char *err, size_t cap)
 {
@@ -339,6 +425,9 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
         snprintf(u->ca_file, n, "%s%s%s", dir ? dir : "", dir ? "/" : "", value);
         return 0;
     }
+    int share = share_key(u, key, value, err, cap);
+    if (share != 1)
+        return share;
     for (size_t i = 0; i < NUM_KEYS; i++) {
         if (strcmp(key, num_keys[i].key) != 0)
             continue;
@@ -370,9 +459,105 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     }
     snprintf(err, cap,
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
-             "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls)",
+             "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls, dedup, "
+             "dedup_deny, auto_batch, batch_wait)",
              key);
     return -1;
+}
+
+/* The longest TTL short of forever: a day; past it an answer is as good as forever. */
+#define CACHE_TTL_MAX 86400000ULL
+
+int jrpcd_cache_key(jrpcd_opts_t *opts, const char *sub, const char *key, const char *value,
+                    char *err, size_t cap)
+{
+    unsigned long long v;
+    if (sub[0] == '\0') {
+        if (strcmp(key, "size") == 0) {
+            if (opts->cache_size_set) {
+                snprintf(err, cap, "size is already set");
+                return -1;
+            }
+            if (jrpcd_parse_size(value, &v, err, cap) != 0)
+                return -1;
+            opts->cache_size = v;
+            opts->cache_size_set = 1;
+            return 0;
+        }
+        if (strcmp(key, "tag_ttl") == 0) {
+            if (jrpcd_parse_duration(value, &v, err, cap) != 0)
+                return -1;
+            if (v > CACHE_TTL_MAX) {
+                snprintf(err, cap, "\"%s\" is longer than a day", value);
+                return -1;
+            }
+            opts->cache_tag_ttl_ms = v;
+            return 0;
+        }
+        snprintf(err, cap, "unknown key \"%s\" (keys: size, tag_ttl; TTLs go in [cache ttl])", key);
+        return -1;
+    }
+    if (strcmp(sub, "ttl") != 0) {
+        snprintf(err, cap, "unknown section (write [cache] or [cache ttl])");
+        return -1;
+    }
+    size_t n = strlen(key);
+    if (n == 0 || pattern_check(key, n, "eth_get*", err, cap) != 0)
+        return -1;
+    for (size_t i = 0; i < opts->cache_nrules; i++) {
+        if (strcmp(opts->cache_rules[i].pattern, key) == 0) {
+            snprintf(err, cap, "\"%s\" is listed twice", key);
+            return -1;
+        }
+    }
+    if (strcmp(value, "forever") == 0) {
+        v = JRPC_UPSTREAM_CACHE_FOREVER;
+    } else {
+        if (jrpcd_parse_duration(value, &v, err, cap) != 0) {
+            snprintf(err, cap, "\"%s\" is not a duration (250ms, 2s, 10m), forever, or 0", value);
+            return -1;
+        }
+        if (v > CACHE_TTL_MAX) {
+            snprintf(err, cap, "\"%s\" is longer than a day (write forever)", value);
+            return -1;
+        }
+    }
+    jrpc_upstream_cache_rule_t *grown =
+        realloc(opts->cache_rules, (opts->cache_nrules + 1) * sizeof(*grown));
+    if (grown == NULL || (key = strdup(key)) == NULL) {
+        if (grown != NULL)
+            opts->cache_rules = grown;
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    opts->cache_rules = grown;
+    grown[opts->cache_nrules++] = (jrpc_upstream_cache_rule_t){key, v};
+    return 0;
+}
+
+/* The library's cache configuration of opts (the rules point into opts). */
+static jrpc_upstream_cache_config_t cache_config(const jrpcd_opts_t *opts)
+{
+    jrpc_upstream_cache_config_t c;
+    up.cache_config_init(&c);
+    if (opts->cache_size_set)
+        c.size = (size_t)opts->cache_size;
+    c.tag_ttl_ms = opts->cache_tag_ttl_ms;
+    c.rules = opts->cache_rules;
+    c.nrules = opts->cache_nrules;
+    return c;
+}
+
+static int cache_differ(const jrpcd_opts_t *a, const jrpcd_opts_t *b)
+{
+    if (a->cache_size_set != b->cache_size_set || a->cache_size != b->cache_size ||
+        a->cache_tag_ttl_ms != b->cache_tag_ttl_ms || a->cache_nrules != b->cache_nrules)
+        return 1;
+    for (size_t i = 0; i < a->cache_nrules; i++)
+        if (strcmp(a->cache_rules[i].pattern, b->cache_rules[i].pattern) != 0 ||
+            a->cache_rules[i].ttl_ms != b->cache_rules[i].ttl_ms)
+            return 1;
+    return 0;
 }
 
 int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap)
@@ -447,6 +632,9 @@ static jrpc_upstream_config_t upstream_config(const jrpcd_upstream_t *u)
     cfg.ca_file = u->ca_file;
     cfg.ws_urls = (const char *const *)u->ws_urls;
     cfg.nws_urls = u->nws_urls;
+    cfg.dedup_deny = (const char *const *)u->dedup_deny;
+    cfg.ndedup_deny = u->ndedup_deny;
+    cfg.cache = gw_cache;
     return cfg;
 }
 
@@ -456,6 +644,14 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
         int rc = jrpc_batch_deny(srv, opts->batch_deny[i]);
         if (rc != 0) {
             snprintf(err, cap, "[batch] deny %s: %s", opts->batch_deny[i], jrpc_strerror(rc));
+            return -1;
+        }
+    }
+    if (opts->upstreams_len != 0 && gw_cache == NULL) {
+        jrpc_upstream_cache_config_t cc = cache_config(opts);
+        int rc = up.cache_new(&cc, &gw_cache);
+        if (rc != 0) {
+            snprintf(err, cap, "[cache]: %s", jrpc_strerror(rc));
             return -1;
         }
     }
@@ -501,8 +697,13 @@ static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
         x->max_in_flight != y->max_in_flight || x->timeout_ms != y->timeout_ms ||
         x->connect_timeout_ms != y->connect_timeout_ms || x->retries != y->retries ||
         x->recheck_ms != y->recheck_ms || x->max_queue != y->max_queue ||
-        str_differ(a->ca_file, b->ca_file))
+        str_differ(a->ca_file, b->ca_file) || x->dedup != y->dedup ||
+        x->auto_batch != y->auto_batch || x->batch_wait_us != y->batch_wait_us ||
+        a->ndedup_deny != b->ndedup_deny)
         return 1;
+    for (size_t i = 0; i < a->ndedup_deny; i++)
+        if (strcmp(a->dedup_deny[i], b->dedup_deny[i]) != 0)
+            return 1;
     for (size_t i = 0; i < a->nurls; i++)
         if (strcmp(a->urls[i].url, b->urls[i].url) != 0 || a->urls[i].weight != b->urls[i].weight ||
             a->urls[i].priority != b->urls[i].priority)
@@ -597,6 +798,9 @@ static void settings_swap(jrpcd_upstream_t *a, jrpcd_upstream_t *b)
     SWAP(nheaders);
     SWAP(ca_file);
     SWAP(set);
+    SWAP(dedup_deny);
+    SWAP(ndedup_deny);
+    SWAP(share_set);
 #undef SWAP
     jrpc_upstream_url_t t[JRPC_UPSTREAM_MAX_URLS];
     memcpy(t, a->urls, sizeof t);
@@ -607,6 +811,30 @@ static void settings_swap(jrpcd_upstream_t *a, jrpcd_upstream_t *b)
 int jrpcd_gateway_reload_apply(jrpcd_opts_t *run, jrpcd_opts_t *next)
 {
     int applied = 0;
+    if (gw_cache != NULL && cache_differ(run, next)) {
+        jrpc_upstream_cache_config_t cc = cache_config(next);
+        int rc = up.cache_reconfigure(gw_cache, &cc);
+        if (rc != 0) {
+            jrpcd_log(JRPC_LOG_ERROR, "reload: [cache] kept as it was: %s", jrpc_strerror(rc));
+        } else {
+#define SWAP(field)                                                                                \
+    do {                                                                                           \
+        __typeof__(run->field) t_ = run->field;                                                    \
+        run->field = next->field;                                                                  \
+        next->field = t_;                                                                          \
+    } while (0)
+            SWAP(cache_size);
+            SWAP(cache_size_set);
+            SWAP(cache_tag_ttl_ms);
+            SWAP(cache_rules);
+            SWAP(cache_nrules);
+#undef SWAP
+            jrpcd_log(JRPC_LOG_INFO,
+                      "reload: [cache] applied (size %zu bytes, %zu TTL rules); "
+                      "cached answers dropped",
+                      cc.size, cc.nrules);
+        }
+    }
     for (size_t i = 0; i < run->upstreams_len; i++) {
         jrpcd_upstream_t *r = &run->upstreams[i], *n = section_find(next, r->name);
         if (r->up == NULL || n == NULL || !settings_differ(r, n))
@@ -747,11 +975,10 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         const struct {
             const char *outcome;
             uint64_t v;
-        } items[] = {{"forwarded", st[i].items},
-                     {"failed", st[i].items_failed},
-                     {"rpc_error", st[i].items_rpc_error},
-                     {"refused", st[i].items_refused},
-                     {"dropped", st[i].items_dropped}};
+        } items[] = {{"forwarded", st[i].items},           {"failed", st[i].items_failed},
+                     {"rpc_error", st[i].items_rpc_error}, {"refused", st[i].items_refused},
+                     {"dropped", st[i].items_dropped},     {"joined", st[i].items_joined},
+                     {"cached", st[i].items_cached}};
         for (size_t k = 0; k < sizeof items / sizeof items[0]; k++) {
             char extra[64];
             snprintf(extra, sizeof extra, ",outcome=\"%s\"", items[k].outcome);
@@ -815,6 +1042,35 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
     gateway_sub_metrics(m, opts);
 #undef EACH_UPSTREAM
     free(st);
+    if (gw_cache == NULL)
+        return;
+    jrpc_upstream_cache_stats_t cs;
+    up.cache_stats(gw_cache, &cs);
+    jrpc_metrics_printf(m,
+                        "# HELP jrpc_upstream_cache_lookups_total Cacheable calls looked up in the "
+                        "response cache, by result.\n"
+                        "# TYPE jrpc_upstream_cache_lookups_total counter\n"
+                        "jrpc_upstream_cache_lookups_total{result=\"hit\"} %llu\n"
+                        "jrpc_upstream_cache_lookups_total{result=\"miss\"} %llu\n",
+                        (unsigned long long)cs.hits, (unsigned long long)cs.misses);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } cache_series[] = {
+        {"jrpc_upstream_cache_stores_total", "counter", "Results kept in the response cache.",
+         cs.stores},
+        {"jrpc_upstream_cache_evictions_total", "counter",
+         "Entries pushed out of the response cache by its byte budget.", cs.evictions},
+        {"jrpc_upstream_cache_expired_total", "counter",
+         "Entries of the response cache found past their TTL.", cs.expired},
+        {"jrpc_upstream_cache_bytes", "gauge",
+         "Bytes the response cache holds (what [cache] size bounds).", cs.bytes},
+        {"jrpc_upstream_cache_entries", "gauge", "Entries in the response cache.", cs.entries},
+    };
+    for (size_t k = 0; k < sizeof cache_series / sizeof cache_series[0]; k++)
+        jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", cache_series[k].name,
+                            cache_series[k].help, cache_series[k].name, cache_series[k].type,
+                            cache_series[k].name, (unsigned long long)cache_series[k].v);
 }
 
 int jrpcd_gateway_metrics(jrpcd_opts_t *opts, jrpc_server_t *srv)
@@ -882,6 +1138,14 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
                 "\nmax_batch = %u\nmax_in_flight = %u\nmax_queue = %u\ntimeout = %s\n"
                 "connect_timeout = %s\nretries = %u\nrecheck = %s\n",
                 c->max_batch, c->max_in_flight, c->max_queue, t, ct, c->retries, rc);
+        fprintf(out, "dedup = %s\nauto_batch = %s\nbatch_wait = %uus\n", c->dedup ? "on" : "off",
+                c->auto_batch ? "on" : "off", c->batch_wait_us);
+        if (u->ndedup_deny != 0) {
+            fprintf(out, "dedup_deny =");
+            for (size_t j = 0; j < u->ndedup_deny; j++)
+                fprintf(out, " %s", u->dedup_deny[j]);
+            fprintf(out, "\n");
+        }
         if (u->ca_file != NULL)
             fprintf(out, "ca_file = %s\n", u->ca_file);
         if (u->nws_urls != 0) {
@@ -894,6 +1158,20 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
             /* Headers often carry credentials: print the name only. */
             const char *colon = strchr(u->headers[j], ':');
             fprintf(out, "header = %.*s: (hidden)\n", (int)(colon - u->headers[j]), u->headers[j]);
+        }
+    }
+    if (opts->upstreams_len != 0) {
+        jrpc_upstream_cache_config_t cc = cache_config(opts);
+        char tt[32];
+        format_ms((unsigned)opts->cache_tag_ttl_ms, tt, sizeof tt);
+        fprintf(out, "\n[cache]\nsize = %zu\ntag_ttl = %s\n", cc.size, tt);
+        if (opts->cache_nrules != 0)
+            fprintf(out, "\n[cache ttl]\n");
+        for (size_t i = 0; i < opts->cache_nrules; i++) {
+            uint64_t t = opts->cache_rules[i].ttl_ms;
+            format_ms((unsigned)t, tt, sizeof tt);
+            fprintf(out, "%s = %s\n", opts->cache_rules[i].pattern,
+                    t == JRPC_UPSTREAM_CACHE_FOREVER ? "forever" : tt);
         }
     }
     if (opts->batch_deny_len != 0) {
@@ -915,6 +1193,7 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
 
 void jrpcd_gateway_free(jrpcd_opts_t *opts)
 {
+    int cache_owner = opts->upstreams_len != 0 && opts->upstreams[0].up != NULL;
     for (size_t i = 0; i < opts->upstreams_len; i++) {
         jrpcd_upstream_t *u = &opts->upstreams[i];
         up.free(u->up);
@@ -924,9 +1203,18 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts)
         jrpcd_strv_free(u->headers, u->nheaders);
         jrpcd_strv_free(u->ws_urls, u->nws_urls);
         free(u->ca_file);
+        jrpcd_strv_free(u->dedup_deny, u->ndedup_deny);
         free(u->name);
         free(u->origin);
     }
     free(opts->upstreams);
     jrpcd_strv_free(opts->batch_deny, opts->batch_deny_len);
+    for (size_t i = 0; i < opts->cache_nrules; i++)
+        free((char *)opts->cache_rules[i].pattern);
+    free(opts->cache_rules);
+    /* After every upstream that pointed at it; only the opts that set it up own it. */
+    if (cache_owner && gw_cache != NULL) {
+        up.cache_free(gw_cache);
+        gw_cache = NULL;
+    }
 }

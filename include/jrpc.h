@@ -543,6 +543,11 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call);
 JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call);
 /* 1 when the call came inside a batch. */
 JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call);
+/* 1 when its request asked for an answer no cache made (HTTP `Cache-Control: no-cache` or
+ * `Pragma: no-cache`), for handlers that cache (the gateway). Any thread the call may be used on.
+ */
+#define JRPC_HAVE_CALL_NO_CACHE 1
+JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call);
 /* The libuv loop (uv_loop_t *) that owns the call: JRPC_ASYNC handlers start timers and I/O on it.
  */
 JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call);

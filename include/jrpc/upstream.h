@@ -61,6 +61,17 @@ typedef struct jrpc_upstream_config {
      * Read by jrpc_upstream_add only (a reconfigure keeps the ones in force). */
     const char *const *ws_urls;
     size_t nws_urls;
+    /* Sharing answers (docs/gateway.md#sharing-answers). A call whose method matches one of the
+     * built-in writes (jrpc_upstream_write_patterns) or dedup_deny is never merged or cached. */
+    unsigned dedup;                /* 1: identical calls in flight at once on one io loop go
+                                      upstream once, each waiter answered under its own id */
+    const char *const *dedup_deny; /* more patterns never merged nor cached (copied) */
+    size_t ndedup_deny;
+    struct jrpc_upstream_cache *cache; /* NULL, or the response cache (borrowed: it must
+                                          outlive the upstream); may be shared by upstreams */
+    unsigned auto_batch;               /* 1: calls sent alone by clients join upstream batches */
+    unsigned batch_wait_us;            /* auto_batch: how long the first waits for others; 0:
+                                          until the end of the loop turn that received it */
 } jrpc_upstream_config_t;
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
@@ -144,6 +155,8 @@ typedef struct jrpc_upstream_stats {
     uint64_t items_refused;     /* calls answered -32005: max_queue calls were waiting */
     uint64_t items_queued;      /* gauge: calls waiting to be sent (what max_queue bounds) */
     uint64_t items_queued_peak; /* the most items_queued has been */
+    uint64_t items_joined;      /* calls answered with an identical call's answer (dedup) */
+    uint64_t items_cached;      /* calls answered from the response cache */
 } jrpc_upstream_stats_t;
 
 /* Per URL, in the order of the config. */
@@ -179,6 +192,58 @@ JRPC_EXTERN void jrpc_upstream_sub_stats(const jrpc_upstream_t *up, jrpc_upstrea
 
 JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream_url_cb cb,
                                         void *data);
+
+/* ---- Response cache (docs/gateway.md#response-cache) --------------------------------------- */
+
+/* Answers of upstreams kept for a time each method's rule gives, in a byte budget (least
+ * recently used go first), shared by every io loop (one lock) and every upstream that points at
+ * it (keys include the upstream's name). Only results are kept: errors and null never. */
+typedef struct jrpc_upstream_cache jrpc_upstream_cache_t;
+
+/* A TTL no expiry ends (eth_chainId). */
+#define JRPC_UPSTREAM_CACHE_FOREVER UINT64_MAX
+
+typedef struct jrpc_upstream_cache_rule {
+    const char *pattern; /* exact name, or prefix ending in '*' (copied) */
+    uint64_t ttl_ms;     /* 0: never cached; JRPC_UPSTREAM_CACHE_FOREVER */
+} jrpc_upstream_cache_rule_t;
+
+typedef struct jrpc_upstream_cache_config {
+    size_t size; /* byte budget (keys, results and bookkeeping); 0: the cache is off */
+    const jrpc_upstream_cache_rule_t *rules; /* the operator's: they win over the built-in
+                                                ones (exact name first, then longest prefix) */
+    size_t nrules;
+    uint64_t tag_ttl_ms; /* at most this for a call naming latest, safe, finalized or earliest
+                            (or leaving out the block of a method that takes one); 0: not
+                            cached. "pending" is never cached */
+} jrpc_upstream_cache_config_t;
+
+/* size 32 MiB, no rules of the operator's, tag_ttl 0. */
+JRPC_EXTERN void jrpc_upstream_cache_config_init(jrpc_upstream_cache_config_t *cfg);
+/* The built-in rules (used after the operator's): *n entries, static. */
+JRPC_EXTERN const jrpc_upstream_cache_rule_t *jrpc_upstream_cache_default_rules(size_t *n);
+/* The built-in write methods (never merged nor cached): a NULL-terminated static list. */
+JRPC_EXTERN const char *const *jrpc_upstream_write_patterns(void);
+/* 0 and *out, JRPC_EINVAL (a bad pattern) or JRPC_ENOMEM. Free after every upstream using it. */
+JRPC_EXTERN int jrpc_upstream_cache_new(const jrpc_upstream_cache_config_t *cfg,
+                                        jrpc_upstream_cache_t **out);
+/* New settings, live (any thread): every entry is dropped (their TTLs came from the old rules).
+ * 0, JRPC_EINVAL or JRPC_ENOMEM (nothing changed). */
+JRPC_EXTERN int jrpc_upstream_cache_reconfigure(jrpc_upstream_cache_t *c,
+                                                const jrpc_upstream_cache_config_t *cfg);
+JRPC_EXTERN void jrpc_upstream_cache_free(jrpc_upstream_cache_t *c);
+
+typedef struct jrpc_upstream_cache_stats {
+    uint64_t hits;      /* calls answered from the cache */
+    uint64_t misses;    /* cacheable calls not found (forwarded) */
+    uint64_t stores;    /* results kept */
+    uint64_t evictions; /* entries pushed out by the byte budget */
+    uint64_t expired;   /* entries found past their TTL */
+    uint64_t bytes;     /* gauge: bytes held (what size bounds) */
+    uint64_t entries;   /* gauge */
+} jrpc_upstream_cache_stats_t;
+JRPC_EXTERN void jrpc_upstream_cache_stats(const jrpc_upstream_cache_t *c,
+                                           jrpc_upstream_cache_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -492,6 +492,8 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     }
     if (hr->key_state != JRPC__KEY_OFF)
         jrpc__req_auth(r, &hr->auth);
+    if (hr->no_cache)
+        jrpc__req_no_cache(r);
     hr->state = JRPC__HR_RUNNING;
     hr->in_len = len;
     jrpc__answer_t ans;

@@ -150,6 +150,7 @@ struct jrpc__http_req {
     uint8_t fwd_len;       /* bytes kept in fwd */
     uint8_t fwd_kind;      /* what fwd holds: JRPC__FWD_* */
     uint8_t fwd_cut;       /* fwd lost bytes on its left: its first hop may be partial */
+    uint8_t no_cache;      /* Cache-Control or Pragma said no-cache: no cached answers */
     uint8_t client_len;    /* bytes in client: the forwarded client, 0: the peer is */
     uint8_t ip_counted;    /* counted under ip_key (a trusted proxy's request, jrpc__admit_ip) */
     uint8_t has_sum;       /* x->sum holds the engine's summary of the answer (logging only) */

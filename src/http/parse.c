@@ -58,7 +58,8 @@ enum {
     KEEP_UA,
     KEEP_XFF,
     KEEP_FWD,
-    KEEP_AUTH
+    KEEP_AUTH,
+    KEEP_CACHE /* Cache-Control, Pragma: no-cache asks for an answer no cache made */
 };
 
 /* Appends an Authorization or X-API-Key piece; auth_len counts on to one past the buffer and
@@ -131,6 +132,15 @@ static void header_value_end(jrpc__http_conn_t *c)
 {
     jrpc__ws_hs_end(&c->ws);
     int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
+    if (c->hdr_keep == KEEP_CACHE && c->cur != NULL) {
+        /* "no-cache" as one of the directives (kept lower-cased; a value past fval is cut). */
+        size_t len = c->fval_len < sizeof c->fval ? c->fval_len : sizeof c->fval;
+        for (size_t i = 0; i + 8 <= len; i++)
+            if (memcmp(c->fval + i, "no-cache", 8) == 0 &&
+                (i == 0 || c->fval[i - 1] == ',' || c->fval[i - 1] == ' ') &&
+                (i + 8 == len || c->fval[i + 8] == ',' || c->fval[i + 8] == ' '))
+                c->cur->no_cache = 1;
+    }
     c->hdr_keep = KEEP_NONE;
     if (!c->hdr_is_expect && !c->hdr_is_te && !fetch_site)
         return;
@@ -652,6 +662,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                     c->n_origin++;
             } else if (c->fname_len == 14 && memcmp(c->fname, "sec-fetch-site", 14) == 0) {
                 c->hdr_keep = KEEP_FETCH_SITE;
+            } else if ((c->fname_len == 13 && memcmp(c->fname, "cache-control", 13) == 0) ||
+                       (c->fname_len == 6 && memcmp(c->fname, "pragma", 6) == 0)) {
+                c->hdr_keep = KEEP_CACHE;
+                c->fval_len = 0;
             } else if (c->log && c->fname_len == 10 && memcmp(c->fname, "user-agent", 10) == 0) {
                 c->hdr_keep = KEEP_UA;
                 c->cur->ua_len = 0;
@@ -673,7 +687,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         }
     }
     jrpc__ws_hs_value(&c->ws, at, len);
-    if (c->hdr_is_expect || c->hdr_is_te || c->hdr_keep == KEEP_FETCH_SITE)
+    if (c->hdr_is_expect || c->hdr_is_te || c->hdr_keep == KEEP_FETCH_SITE ||
+        c->hdr_keep == KEEP_CACHE)
         keep_lower(c->fval, sizeof c->fval, &c->fval_len, at, len);
     else if (c->hdr_keep == KEEP_HOST)
         keep_raw(c->cur->host, sizeof c->cur->host, &c->cur->host_len, at, len);

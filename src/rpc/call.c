@@ -34,6 +34,11 @@ JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
     return call->req->is_batch;
 }
 
+JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
+{
+    return call->req->no_cache;
+}
+
 JRPC_EXTERN void *jrpc_call_loop(const jrpc_call_t *call)
 {
     return &call->req->loop->uv;

@@ -243,6 +243,9 @@ enum {
  * connection closed. Nothing runs until jrpc__req_run. Loop thread. */
 jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn_t *conn,
                            jrpc__acct_t *acct, jrpc__req_done_cb done, void *ud);
+/* The client asked for answers no cache made (HTTP Cache-Control: no-cache): jrpc_call_no_cache
+ * answers 1 for its calls. Before jrpc__req_run, loop thread. */
+void jrpc__req_no_cache(jrpc__req_t *req);
 /* Runs cb(data) when the request is freed (after its last call replied, also when the client
  * left). 0 or JRPC_ENOMEM (nothing registered). Before jrpc__req_run, loop thread. */
 int jrpc__req_cleanup_add(jrpc__req_t *req, jrpc__cleanup_cb cb, void *data);

@@ -769,6 +769,11 @@ jrpc__req_t *jrpc__req_new(jrpc__loop_t *loop, char *body, size_t len, jrpc_conn
     return r;
 }
 
+void jrpc__req_no_cache(jrpc__req_t *r)
+{
+    r->no_cache = 1;
+}
+
 int jrpc__req_cleanup_add(jrpc__req_t *r, jrpc__cleanup_cb cb, void *data)
 {
     jrpc__cleanup_t *cl = jrpc__arena_alloc(&r->arena, sizeof(*cl));

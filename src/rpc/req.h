@@ -99,6 +99,7 @@ struct jrpc__req {
     uv_timer_t timer;    /* the deadline, armed only when a call outlives the pump */
     uint8_t is_batch;    /* answer with an array */
     uint8_t rest;        /* REST: bare results, {"error":…} objects, no ids */
+    uint8_t no_cache;    /* the client asked for answers no cache made (jrpc_call_no_cache) */
     int status;          /* HTTP status of the answer (REST maps error codes) */
     uint8_t answered;    /* done was called (or the request was detached) */
     uint8_t pumping;     /* req_pump is on the stack */

@@ -42,7 +42,9 @@ jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, si
     memcpy(ch->calls, calls, n * sizeof(ch->calls[0]));
     jrpc_buf_init(&ch->body);
     jrpc_buf_init(&ch->answer);
-    if (jrpc__chunk_build(ch) != 0) {
+    if (jrpc__chunk_build(ch) != 0 || jrpc__share_attach(ch) != 0) {
+        free(ch->groups); /* its groups stay in the table: the caller answers them */
+        ch->groups = NULL;
         jrpc__chunk_free(ch);
         return NULL;
     }
@@ -95,6 +97,10 @@ int jrpc__chunk_build(jrpc__chunk_t *ch)
 
 void jrpc__chunk_free(jrpc__chunk_t *ch)
 {
+    /* Every slot was answered, and its group with it. */
+    for (size_t i = 0; ch->groups != NULL && i < ch->n; i++)
+        jrpc__group_free(jrpc__share_done(ch, i));
+    free(ch->groups);
     jrpc_buf_free(&ch->body);
     jrpc_buf_free(&ch->answer);
     free(ch);
@@ -105,12 +111,15 @@ size_t jrpc__chunk_prune(jrpc__chunk_t *ch)
     size_t kept = 0;
     for (size_t i = 0; i < ch->n; i++) {
         jrpc_call_t *call = ch->calls[i];
-        if (!jrpc_call_cancelled(call)) {
+        if (!jrpc__share_cancelled(ch, i)) {
+            if (ch->groups != NULL)
+                ch->groups[kept] = ch->groups[i];
             ch->calls[kept++] = call;
             continue;
         }
         /* Its deadline passed (this answer is the client's when the engine's timer has not run
          * yet), or no one reads it: the engine drops it then. */
+        jrpc__group_free(jrpc__share_done(ch, i));
         jrpc_reply_error(call, JRPC_CODE_TIMEOUT, "Request timed out", NULL);
     }
     size_t dropped = ch->n - kept;
@@ -136,9 +145,10 @@ static void item_fail(jrpc__chunk_t *ch, size_t i, int fault, const char *data)
     jrpc_upstream_t *up = ch->ctx->up;
     char msg[160];
     snprintf(msg, sizeof msg, "upstream %s: %s", up->name, fault_messages[fault]);
-    jrpc_reply_error(ch->calls[i], JRPC_CODE_SERVER_ERROR, msg, data);
+    jrpc__group_t *g = jrpc__share_done(ch, i);
+    JRPC__UPSTAT_ADD(up->stats.items_failed, g ? g->n : 1);
+    jrpc__share_reply_error(g, ch->calls[i], JRPC_CODE_SERVER_ERROR, msg, data);
     ch->calls[i] = NULL;
-    JRPC__UPSTAT_ADD(up->stats.items_failed, 1);
 }
 
 /* {"upstream":NAME,"cause":KIND,"detail":TEXT[,"error":RAW]} and a NUL, into b. */
@@ -214,6 +224,10 @@ static int item_error(jrpc__chunk_t *ch, size_t i, jrpc_json_t error)
         jrpc_json_type(msg_v) != JRPC_JSON_STRING)
         return -1;
     jrpc_reply_error_raw(ch->calls[i], (int)code, error.ptr, error.len);
+    jrpc__group_t *g = jrpc__share_done(ch, i);
+    for (size_t k = 1; g != NULL && k < g->n; k++)
+        jrpc_reply_error_raw(g->calls[k], (int)code, error.ptr, error.len);
+    jrpc__group_free(g);
     ch->calls[i] = NULL;
     JRPC__UPSTAT_ADD(ch->ctx->up->stats.items_rpc_error, 1);
     return 0;
@@ -285,13 +299,19 @@ static void answer_one(jrpc__chunk_t *ch, const jrpc__item_t *a, answer_hold_t *
         return;
     }
     if (result.ptr != NULL) {
+        jrpc__share_store(ch, (size_t)i, result.ptr, result.len);
+        jrpc__group_t *g = jrpc__share_done(ch, (size_t)i);
         answer_hold_t *h = hold_get(ch, hp, hold_failed);
-        if (h != NULL) {
-            h->refs++;
-            jrpc_reply_ref(ch->calls[i], result.ptr, result.len, hold_release, h);
-        } else {
-            jrpc_reply_raw(ch->calls[i], result.ptr, result.len);
+        for (size_t k = 0; k < (g ? g->n : 1); k++) {
+            jrpc_call_t *call = k == 0 ? ch->calls[i] : g->calls[k];
+            if (h != NULL) {
+                h->refs++;
+                jrpc_reply_ref(call, result.ptr, result.len, hold_release, h);
+            } else {
+                jrpc_reply_raw(call, result.ptr, result.len);
+            }
         }
+        jrpc__group_free(g);
         ch->calls[i] = NULL;
     }
     t->answered++;

@@ -276,6 +276,7 @@ static void ctx_release(jrpc__upctx_t *ctx)
     free(ctx->socks);
     free(ctx->batched);
     free(ctx->singles);
+    jrpc__share_free(ctx);
     jrpc__upconf_unref(ctx->conf);
     free(ctx);
 }
@@ -301,18 +302,25 @@ static void ctx_unlink(jrpc__upctx_t *ctx)
     uv_mutex_unlock(&up->lock);
 }
 
-/* Answers call -32000 "server shutting down": the loop stops with it still held. */
-static void reply_shutdown(jrpc_upstream_t *up, jrpc_call_t *call)
+/* Answers call, and the calls that joined it (g, may be NULL; freed), -32000 "server shutting
+ * down": the loop stops with it still held. */
+static void reply_shutdown_all(jrpc_upstream_t *up, jrpc_call_t *call, jrpc__group_t *g)
 {
     jrpc_buf_t data;
     jrpc_buf_init(&data);
     jrpc_buf_appendz(&data, "{\"upstream\":");
     jrpc_buf_json_string(&data, up->name, strlen(up->name));
     jrpc_buf_append(&data, "}", 2); /* with the NUL */
-    jrpc_reply_error(call, JRPC_CODE_SERVER_ERROR, "server shutting down",
-                     data.err ? NULL : data.ptr);
+    JRPC__UPSTAT_ADD(up->stats.items_failed, g ? g->n : 1);
+    jrpc__share_reply_error(g, call, JRPC_CODE_SERVER_ERROR, "server shutting down",
+                            data.err ? NULL : data.ptr);
     jrpc_buf_free(&data);
-    JRPC__UPSTAT_ADD(up->stats.items_failed, 1);
+}
+
+/* Answers call -32000 "server shutting down": the loop stops with it still held. */
+static void reply_shutdown(jrpc_upstream_t *up, jrpc_call_t *call)
+{
+    reply_shutdown_all(up, call, NULL);
 }
 
 /* n calls are no longer waiting to be sent (sent, dropped or answered). */
@@ -325,7 +333,7 @@ static void queue_leave(jrpc_upstream_t *up, size_t n)
 static void chunk_shutdown(jrpc__chunk_t *ch)
 {
     for (size_t i = 0; i < ch->n; i++)
-        reply_shutdown(ch->ctx->up, ch->calls[i]);
+        reply_shutdown_all(ch->ctx->up, ch->calls[i], jrpc__share_done(ch, i));
     jrpc__chunk_free(ch);
 }
 
@@ -365,7 +373,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
     for (int l = 0; l < 2; l++) {
         queue_leave(up, counts[l]);
         for (size_t i = 0; i < counts[l]; i++)
-            reply_shutdown(up, lists[l][i]);
+            reply_shutdown_all(up, lists[l][i], jrpc__share_take(ctx, lists[l][i]));
     }
     /* Cleanup closes the cached connections through on_curl_close, which closes their polls;
      * a watcher left after it would keep the loop from ending, so none is left. */
@@ -486,18 +494,26 @@ void jrpc__upstream_call(jrpc_call_t *call, void *data)
         reply_oom(call);
         return;
     }
+    /* Answered from the cache, or joined to an identical call in flight (share.c). */
+    if (jrpc__share_begin(ctx, call))
+        return;
     /* A call its client sent alone goes alone (some upstreams treat a 1-item batch
-     * differently); with max_batch 1 nothing is ever sent as a batch. */
-    int single = !jrpc_call_in_batch(call) || ctx->conf->max_batch == 1;
+     * differently), unless auto_batch lets it join others; with max_batch 1 nothing is ever
+     * sent as a batch. */
+    int single = (!jrpc_call_in_batch(call) && !ctx->conf->auto_batch) || ctx->conf->max_batch == 1;
     if (!queue_admit(ctx, single)) {
+        jrpc__group_free(jrpc__share_take(ctx, call)); /* nobody joined it yet */
         reply_queue_full(ctx, call);
         return;
     }
     int was_empty = ctx->nbatched == 0 && ctx->nsingles == 0;
+    if (!single && ctx->nbatched == 0)
+        ctx->auto_first_ns = uv_hrtime();
     int rc = single ? push(&ctx->singles, &ctx->nsingles, &ctx->cap_singles, call)
                     : push(&ctx->batched, &ctx->nbatched, &ctx->cap_batched, call);
     if (rc != 0) {
         queue_leave(up, 1);
+        jrpc__group_free(jrpc__share_take(ctx, call));
         reply_oom(call);
         return;
     }
@@ -513,7 +529,9 @@ static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int
     if (ch == NULL) {
         queue_leave(ctx->up, n);
         for (size_t i = 0; i < n; i++)
-            reply_oom(calls[i]);
+            jrpc__share_reply_error(jrpc__share_take(ctx, calls[i]), calls[i],
+                                    JRPC_CODE_INTERNAL_ERROR, "Internal error",
+                                    "\"out of memory\"");
         return;
     }
     if (ctx->wait_tail != NULL)
@@ -582,7 +600,9 @@ static void ctx_flush(jrpc__upctx_t *ctx)
         size_t k = (n + max - 1) / max, off = 0;
         for (size_t j = 0; j < k; j++) {
             size_t size = n / k + (j < n % k);
-            enqueue(ctx, &ctx->batched[off], size, 1);
+            /* A call sent alone that auto_batch found no company for still goes alone. */
+            enqueue(ctx, &ctx->batched[off], size,
+                    size > 1 || jrpc_call_in_batch(ctx->batched[off]));
             off += size;
         }
     }
@@ -594,7 +614,13 @@ static void on_check(uv_check_t *h)
 {
     jrpc__upctx_t *ctx = h->data;
     ctx_enter(ctx);
-    if (ctx->nbatched != 0 || ctx->nsingles != 0)
+    /* auto_batch with a batch_wait: calls keep gathering (the idle handle keeps the loop from
+     * blocking) until the first has waited that long or a batch is full. */
+    const jrpc__upconf_t *conf = ctx->conf;
+    int gather = conf->auto_batch && conf->batch_wait_ns != 0 && ctx->nsingles == 0 &&
+                 ctx->nbatched != 0 && ctx->nbatched < conf->max_batch && !ctx->retiring &&
+                 uv_hrtime() - ctx->auto_first_ns < conf->batch_wait_ns;
+    if ((ctx->nbatched != 0 || ctx->nsingles != 0) && !gather)
         ctx_flush(ctx);
     ctx_sweep(ctx);
     ctx_check_gen(ctx);

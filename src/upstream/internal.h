@@ -49,16 +49,22 @@ typedef struct jrpc__upconf {
     uint64_t gen;     /* 1 at jrpc_upstream_add, one more per reconfigure */
     jrpc__upurl_t urls[JRPC_UPSTREAM_MAX_URLS]; /* in config order */
     unsigned neps;                              /* entries in urls */
-    struct curl_slist *headers;  /* request headers, shared read-only by every loop */
-    char *ca_file;               /* owned, or NULL for the system's CAs */
-    unsigned max_batch;          /* calls per upstream request, >= 1 */
-    unsigned loop_in_flight;     /* max_in_flight's share of one io loop, >= 1 */
-    unsigned max_queue;          /* calls waiting to be sent, all loops together, >= 1 */
-    unsigned timeout_ms;         /* one attempt */
-    unsigned connect_timeout_ms; /* its connect; 0: only timeout_ms */
-    unsigned retries;            /* attempts after a transport fault */
-    unsigned recheck_ms;         /* how long a failed URL is passed over */
-    size_t max_answer;           /* bytes of one upstream answer (the server's max_response) */
+    struct curl_slist *headers;   /* request headers, shared read-only by every loop */
+    char *ca_file;                /* owned, or NULL for the system's CAs */
+    unsigned max_batch;           /* calls per upstream request, >= 1 */
+    unsigned loop_in_flight;      /* max_in_flight's share of one io loop, >= 1 */
+    unsigned max_queue;           /* calls waiting to be sent, all loops together, >= 1 */
+    unsigned timeout_ms;          /* one attempt */
+    unsigned connect_timeout_ms;  /* its connect; 0: only timeout_ms */
+    unsigned retries;             /* attempts after a transport fault */
+    unsigned recheck_ms;          /* how long a failed URL is passed over */
+    size_t max_answer;            /* bytes of one upstream answer (the server's max_response) */
+    unsigned dedup;               /* merge identical calls in flight (share.c) */
+    char **deny;                  /* dedup_deny patterns, owned */
+    size_t ndeny;                 /* entries in deny */
+    jrpc_upstream_cache_t *cache; /* borrowed; NULL: none */
+    unsigned auto_batch;          /* singles join batches */
+    uint64_t batch_wait_ns;       /* auto_batch: longest wait of the first single; 0: the turn */
 } jrpc__upconf_t;
 
 /* Counters of an upstream, updated by every io loop (relaxed atomics: they are statistics). The
@@ -79,6 +85,8 @@ typedef struct jrpc__upstats {
     _Atomic uint64_t items_refused;
     _Atomic uint64_t items_queued; /* also the max_queue bound's count, shared by the loops */
     _Atomic uint64_t items_queued_peak;
+    _Atomic uint64_t items_joined;
+    _Atomic uint64_t items_cached;
 } jrpc__upstats_t;
 
 struct jrpc_upstream {
@@ -135,26 +143,29 @@ struct jrpc__upctx {
     uint8_t kick;       /* requests were added: run curl before returning */
     uint8_t retiring;   /* a newer version of the settings is in force: it takes no new calls,
                            and closes (its connections with it) once it holds none */
+    struct jrpc__share *share; /* calls in flight others may join (share.c); NULL until used */
+    uint64_t auto_first_ns;    /* auto_batch: uv_hrtime() when the oldest pending single came */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
 struct jrpc__chunk {
-    jrpc__upctx_t *ctx;   /* the client sending it */
-    jrpc__chunk_t *next;  /* in ctx's wait queue, or its list of chunks in flight */
-    jrpc__chunk_t *prev;  /* in the list of chunks in flight */
-    CURL *easy;           /* while handed to curl */
-    jrpc_buf_t body;      /* the request body, kept for retries */
-    jrpc_buf_t answer;    /* the answer so far */
-    uint64_t base_id;     /* ids are base_id … base_id + n - 1, in call order */
-    uint64_t sent_ns;     /* uv_hrtime() when the current attempt started */
-    uint32_t tried;       /* bit per URL tried for this chunk */
-    unsigned ep;          /* URL of the current attempt */
-    unsigned attempts;    /* sent so far */
-    uint8_t is_batch;     /* sent as a JSON array */
-    uint8_t too_large;    /* the answer passed max_answer: the transfer was cut */
-    uint8_t stale;        /* calls were pruned: the body must be built again before sending */
-    size_t n;             /* calls */
-    jrpc_call_t *calls[]; /* NULL once replied */
+    jrpc__upctx_t *ctx;  /* the client sending it */
+    jrpc__chunk_t *next; /* in ctx's wait queue, or its list of chunks in flight */
+    jrpc__chunk_t *prev; /* in the list of chunks in flight */
+    CURL *easy;          /* while handed to curl */
+    jrpc_buf_t body;     /* the request body, kept for retries */
+    jrpc_buf_t answer;   /* the answer so far */
+    uint64_t base_id;    /* ids are base_id … base_id + n - 1, in call order */
+    uint64_t sent_ns;    /* uv_hrtime() when the current attempt started */
+    uint32_t tried;      /* bit per URL tried for this chunk */
+    unsigned ep;         /* URL of the current attempt */
+    unsigned attempts;   /* sent so far */
+    uint8_t is_batch;    /* sent as a JSON array */
+    uint8_t too_large;   /* the answer passed max_answer: the transfer was cut */
+    uint8_t stale;       /* calls were pruned: the body must be built again before sending */
+    struct jrpc__group **groups; /* NULL, or per call: the calls sharing its answer (share.c) */
+    size_t n;                    /* calls */
+    jrpc_call_t *calls[];        /* NULL once replied */
 };
 
 /* ---- upstream.c ------------------------------------------------------------------------------ */
@@ -223,5 +234,57 @@ int jrpc__subs_add(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg);
 /* 1 when name is one subs.c registered for up (the pattern loop skips it). */
 int jrpc__subs_owns(const jrpc_upstream_t *up, const char *name);
 void jrpc__subs_free(jrpc_upstream_t *up);
+/* ---- share.c: in-flight deduplication and the cache's part in forwarding -------------------- */
+
+/* Calls that get one upstream answer: the call in the chunk (calls[0]), those that joined it
+ * (dedup), and what the cache needs to keep its answer. Loop thread of its ctx. */
+typedef struct jrpc__group {
+    struct jrpc__group *next; /* hash chain in ctx->share */
+    uint64_t hash;
+    uint64_t ttl_ms;  /* cache the result this long (0: not; the cache's FOREVER) */
+    uint8_t joinable; /* in ctx->share: identical calls join it */
+    size_t n, cap;    /* calls used and allocated */
+    jrpc_call_t **calls;
+    size_t klen; /* key: upstream name, NUL, method, NUL, params trimmed */
+    char key[];
+} jrpc__group_t;
+
+/* Before queueing: answers the call from the cache, or joins it to an identical call in flight
+ * (1: handled, nothing to queue), or registers it as the first of its kind (0: queue it). */
+int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call);
+/* The group whose first call is `call`, taken out of ctx's table (no more joins), or NULL: for
+ * a call answered before it is in a chunk. */
+jrpc__group_t *jrpc__share_take(jrpc__upctx_t *ctx, jrpc_call_t *call);
+/* Fills ch->groups for calls that have one (they stay in the table: identical calls join them
+ * while they wait and fly). 0 or JRPC_ENOMEM. */
+int jrpc__share_attach(jrpc__chunk_t *ch);
+/* Slot i of ch is being answered: its group leaves the table and is returned (NULL: none); the
+ * caller answers g->calls[1..n) as it answers the slot, then frees it. */
+jrpc__group_t *jrpc__share_done(jrpc__chunk_t *ch, size_t i);
+/* Answers call, and the calls of g after the first (g may be NULL), with the same error; frees
+ * g. */
+void jrpc__share_reply_error(jrpc__group_t *g, jrpc_call_t *call, int code, const char *msg,
+                             const char *data);
+/* Whether every call of slot i's group is cancelled (the slot may then be dropped); answers
+ * -32002 and takes out the cancelled calls that joined it. */
+int jrpc__share_cancelled(jrpc__chunk_t *ch, size_t i);
+/* Keeps a result of slot i's group in the cache when its rule says so (not null). */
+void jrpc__share_store(jrpc__chunk_t *ch, size_t i, const char *p, size_t len);
+void jrpc__group_free(jrpc__group_t *g);
+/* Frees ctx's table (every group in it is answered already: ctx is closing). */
+void jrpc__share_free(jrpc__upctx_t *ctx);
+
+/* ---- cache.c ----------------------------------------------------------------------------------
+ */
+
+/* The TTL the rules give method/params (0: not cached). Any thread. */
+uint64_t jrpc__cache_ttl(jrpc_upstream_cache_t *c, jrpc_str_t method, jrpc_json_t params);
+/* Replies call from the cache under key (by reference, no copy): 1, or 0 when absent. */
+int jrpc__cache_reply(jrpc_upstream_cache_t *c, const char *key, size_t klen, uint64_t hash,
+                      jrpc_call_t *call);
+void jrpc__cache_put(jrpc_upstream_cache_t *c, const char *key, size_t klen, uint64_t hash,
+                     const char *val, size_t vlen, uint64_t ttl_ms);
+/* 1 when method matches a pattern of list[0..n) (exact, or prefix ending in '*'). */
+int jrpc__pattern_match(const char *const *list, size_t n, jrpc_str_t method);
 
 #endif

@@ -34,6 +34,13 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg)
     cfg->connect_timeout_ms = 2000; /* a dead host (SYN unanswered) fails over in 2 s, not 10 */
     cfg->retries = 1;               /* one more URL; more only multiplies a node's overload */
     cfg->recheck_ms = 5000;         /* short enough to notice a restarted node soon */
+    cfg->batch_wait_us = 200;       /* auto_batch: concurrent clients' calls arrive a few tens
+                                       of us apart, so one loop turn catches few of them (32
+                                       calls: 31 requests); 200 us made it 2-8. The wait is a
+                                       busy poll (libuv timers count milliseconds), bounded by
+                                       this per upstream batch */
+    cfg->dedup = 1;                 /* reads only (writes are never merged): identical calls
+                                       in flight at once cost the node one */
     cfg->max_queue = 10000;         /* 100 requests of max_batch, under two rounds of the 64
                                        in flight: sent within the 30 s deadline even when each
                                        round takes its 10 s timeout. Ten 1000-item client
@@ -142,6 +149,16 @@ static int settings_check(const jrpc_upstream_config_t *cfg)
     for (size_t i = 0; i < cfg->nheaders; i++)
         if (!header_ok(cfg->headers[i]))
             return JRPC_EINVAL;
+    if (cfg->ndedup_deny != 0 && cfg->dedup_deny == NULL)
+        return JRPC_EINVAL;
+    for (size_t i = 0; i < cfg->ndedup_deny; i++) {
+        size_t len = cfg->dedup_deny[i] ? strlen(cfg->dedup_deny[i]) : 0;
+        if (len == 0 || memchr(cfg->dedup_deny[i], '*', len - 1) != NULL)
+            return JRPC_EINVAL;
+    }
+    /* A wait past a millisecond would add more latency than a batch saves a node. */
+    if (cfg->batch_wait_us > 1000)
+        return JRPC_EINVAL;
     return 0;
 }
 
@@ -171,6 +188,9 @@ static void conf_free(jrpc__upconf_t *c)
         endpoint_unref(c->urls[i].ep);
     curl_slist_free_all(c->headers);
     free(c->ca_file);
+    for (size_t i = 0; i < c->ndeny; i++)
+        free(c->deny[i]);
+    free(c->deny);
     free(c);
 }
 
@@ -242,6 +262,16 @@ static int conf_new(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg,
     c->retries = cfg->retries;
     c->recheck_ms = cfg->recheck_ms;
     c->max_queue = cfg->max_queue;
+    c->dedup = cfg->dedup;
+    c->cache = cfg->cache;
+    c->auto_batch = cfg->auto_batch;
+    c->batch_wait_ns = (uint64_t)cfg->batch_wait_us * 1000u;
+    rc = JRPC_ENOMEM;
+    if (cfg->ndedup_deny != 0 && (c->deny = calloc(cfg->ndedup_deny, sizeof(char *))) == NULL)
+        goto fail;
+    for (; c->ndeny < cfg->ndedup_deny; c->ndeny++)
+        if ((c->deny[c->ndeny] = strdup(cfg->dedup_deny[c->ndeny])) == NULL)
+            goto fail;
     c->max_answer = jrpc_server_config(up->srv)->max_response;
     *out = c;
     return 0;
@@ -440,6 +470,8 @@ JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_st
     out->items_refused = LOAD(s->items_refused);
     out->items_queued = LOAD(s->items_queued);
     out->items_queued_peak = LOAD(s->items_queued_peak);
+    out->items_joined = LOAD(s->items_joined);
+    out->items_cached = LOAD(s->items_cached);
 }
 
 JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up)

@@ -23,8 +23,9 @@ before(async () => {
     node = await startGanache();
     proxy = await startProxy(node.port);
     gw = await startGateway({
-        eth: { urls: proxy.url, methods: 'eth_* net_* web3_* debug_*', max_batch: 10 },
-    }, { batchDeny: 'debug_* trace_*' });
+        // dedup and the cache off: these tests count how identical calls are regrouped.
+        eth: { urls: proxy.url, methods: 'eth_* net_* web3_* debug_*', max_batch: 10, dedup: 'off' },
+    }, { batchDeny: 'debug_* trace_*', extra: '[cache]\nsize = 0\n' });
 });
 
 after(async () => {
@@ -173,7 +174,7 @@ test('a node killed in the middle of a batch: answered items keep results, the r
     // Node C dies as jrpcd's 6th upstream request starts to go through: 5 chunks answered.
     const cut = await startProxy(c.port, { onRequest: async (n) => { if (n === 6) await c.kill(); } });
     const kg = await startGateway({
-        eth: { urls: cut.url, methods: 'eth_*', max_batch: 10, max_in_flight: 1, retries: 1 },
+        eth: { urls: cut.url, methods: 'eth_*', max_batch: 10, max_in_flight: 1, retries: 1, dedup: 'off' },
     }, { args: ['--io-threads', '1'] });
     try {
         const r = await rpc(kg, batch(Array.from({ length: 200 }, (_, i) => call('eth_chainId', [], i))));

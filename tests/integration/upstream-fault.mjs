@@ -5,7 +5,8 @@
 //
 //   /ok            a correct upstream: result {"m":method,"p":params} per call, answered in
 //                  reverse order (ids must be mapped, not positions); a method ending in "_err"
-//                  gets a JSON-RPC error {code -32099, message, data} (pass-through)
+//                  gets a JSON-RPC error {code -32099, message, data} (pass-through), one
+//                  ending in "_null" the result null
 //   /single-error  a batch is answered with ONE error object (id null); single calls are fine
 //   /short         FEWER ANSWERS than asked: only the first half of a batch is answered
 //   /unknown-ids   UNKNOWN IDS: every odd call's answer carries an id that was never asked
@@ -40,6 +41,9 @@ const SLOW_MS = 10_000;
 function answerFor(call) {
     if (typeof call.method === 'string' && call.method.endsWith('_err')) {
         return { jsonrpc: '2.0', error: { code: -32099, message: `no: ${call.method}`, data: { why: [1, 'two'] } }, id: call.id };
+    }
+    if (typeof call.method === 'string' && call.method.endsWith('_null')) {
+        return { jsonrpc: '2.0', result: null, id: call.id };
     }
     return { jsonrpc: '2.0', result: { m: call.method, p: call.params ?? null }, id: call.id };
 }

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "upstream/answer.c"
+#include "upstream/cache.c"
+#include "upstream/share.c"
 
 /* ---- Calls: what the engine would hold, and what was replied --------------------------------- */
 
@@ -46,6 +48,24 @@ struct jrpc_call {
 JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
 {
     return call->method;
+}
+
+/* Calls here have ids; the stand-in configs turn dedup and the cache off (share.c). */
+JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call)
+{
+    (void)call;
+    return (jrpc_json_t){"1", 1};
+}
+
+JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
+{
+    (void)call;
+    return 0;
+}
+
+uint64_t jrpc__upstream_now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
 }
 
 JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)

@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "upstream/answer.c"
+#include "upstream/cache.c"
 #include "upstream/client.c"
+#include "upstream/share.c"
 
 /* ---- Stand-ins ------------------------------------------------------------------------------- */
 
@@ -43,6 +45,24 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
 {
     (void)call;
     return (jrpc_str_t){"eth_chainId", 11};
+}
+
+/* Calls here have ids; the stand-in configs turn dedup and the cache off (share.c). */
+JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call)
+{
+    (void)call;
+    return (jrpc_json_t){"1", 1};
+}
+
+JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
+{
+    (void)call;
+    return 0;
+}
+
+uint64_t jrpc__upstream_now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
 }
 
 JRPC_EXTERN int jrpc_call_cancelled(const jrpc_call_t *call)

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/* share.c — calls that share one upstream answer: before a call is queued, the response cache may
+ * answer it, or it joins an identical call (same upstream, method and params bytes, surrounding
+ * whitespace aside) already waiting or in flight on the same io loop; the first call's answer
+ * then goes to every call of the group under each one's own id. The table is per loop client,
+ * so it needs no lock, and answers fan out on the loop that holds every call of the group (the
+ * answer text is shared by reference, not copied). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Buckets of a loop's table when first used; it doubles as it fills. */
+#define SHARE_BUCKETS 64
+
+struct jrpc__share {
+    jrpc__group_t **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t count;
+};
+
+static jrpc_json_t params_trim(jrpc_json_t p)
+{
+    while (p.ptr != NULL && p.len > 0 && strchr(" \t\r\n", p.ptr[0]) != NULL && p.ptr[0] != 0) {
+        p.ptr++;
+        p.len--;
+    }
+    while (p.ptr != NULL && p.len > 0 && strchr(" \t\r\n", p.ptr[p.len - 1]) != NULL &&
+           p.ptr[p.len - 1] != 0)
+        p.len--;
+    return p;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+/* The hash of the call's key (see jrpc__group_t), computed without building it. */
+static uint64_t key_hash(const jrpc_upstream_t *up, jrpc_call_t *call)
+{
+    jrpc_str_t m = jrpc_call_method(call);
+    jrpc_json_t p = params_trim(jrpc_call_params(call));
+    uint64_t h = fnv(14695981039346656037u, up->name, strlen(up->name) + 1);
+    h = fnv(h, m.ptr, m.len);
+    h = fnv(h, "", 1);
+    return p.ptr != NULL ? fnv(h, p.ptr, p.len) : h;
+}
+
+static jrpc__group_t *group_new(const jrpc_upstream_t *up, jrpc_call_t *call, uint64_t hash)
+{
+    jrpc_str_t m = jrpc_call_method(call);
+    jrpc_json_t p = params_trim(jrpc_call_params(call));
+    size_t nlen = strlen(up->name) + 1;
+    size_t klen = nlen + m.len + 1 + (p.ptr ? p.len : 0);
+    jrpc__group_t *g = malloc(sizeof(*g) + klen);
+    if (g == NULL)
+        return NULL;
+    memset(g, 0, sizeof(*g));
+    g->hash = hash;
+    g->klen = klen;
+    memcpy(g->key, up->name, nlen);
+    memcpy(g->key + nlen, m.ptr, m.len);
+    g->key[nlen + m.len] = '\0';
+    if (p.ptr != NULL)
+        memcpy(g->key + nlen + m.len + 1, p.ptr, p.len);
+    return g;
+}
+
+void jrpc__group_free(jrpc__group_t *g)
+{
+    if (g != NULL)
+        free(g->calls);
+    free(g);
+}
+
+static int group_push(jrpc__group_t *g, jrpc_call_t *call)
+{
+    if (g->n == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 4;
+        jrpc_call_t **grown = realloc(g->calls, ncap * sizeof(*grown));
+        if (grown == NULL)
+            return JRPC_ENOMEM;
+        g->calls = grown;
+        g->cap = ncap;
+    }
+    g->calls[g->n++] = call;
+    return 0;
+}
+
+static void table_insert(struct jrpc__share *s, jrpc__group_t *g)
+{
+    if (s->count >= s->nbuckets) {
+        size_t n = s->nbuckets * 2;
+        jrpc__group_t **b = calloc(n, sizeof(*b));
+        if (b != NULL) {
+            for (size_t i = 0; i < s->nbuckets; i++) {
+                for (jrpc__group_t *e = s->buckets[i], *next; e != NULL; e = next) {
+                    next = e->next;
+                    e->next = b[e->hash & (n - 1)];
+                    b[e->hash & (n - 1)] = e;
+                }
+            }
+            free(s->buckets);
+            s->buckets = b;
+            s->nbuckets = n;
+        }
+    }
+    jrpc__group_t **head = &s->buckets[g->hash & (s->nbuckets - 1)];
+    g->next = *head;
+    *head = g;
+    s->count++;
+}
+
+static void table_remove(struct jrpc__share *s, jrpc__group_t *g)
+{
+    for (jrpc__group_t **link = &s->buckets[g->hash & (s->nbuckets - 1)]; *link != NULL;
+         link = &(*link)->next) {
+        if (*link == g) {
+            *link = g->next;
+            s->count--;
+            return;
+        }
+    }
+}
+
+int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
+{
+    const jrpc__upconf_t *conf = ctx->conf;
+    if (!conf->dedup && conf->cache == NULL)
+        return 0;
+    /* A notification wants no answer to share, and its effect is wanted once per sender. */
+    if (jrpc_call_id(call).ptr == NULL)
+        return 0;
+    jrpc_str_t m = jrpc_call_method(call);
+    if (jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) ||
+        jrpc__pattern_match((const char *const *)conf->deny, conf->ndeny, m))
+        return 0;
+    uint64_t ttl = conf->cache ? jrpc__cache_ttl(conf->cache, m, jrpc_call_params(call)) : 0;
+    if (!conf->dedup && ttl == 0)
+        return 0;
+    if (ctx->share == NULL) {
+        struct jrpc__share *s = calloc(1, sizeof(*s));
+        if (s == NULL || (s->buckets = calloc(SHARE_BUCKETS, sizeof(*s->buckets))) == NULL) {
+            free(s);
+            return 0; /* forwarded on its own */
+        }
+        s->nbuckets = SHARE_BUCKETS;
+        ctx->share = s;
+    }
+    uint64_t hash = key_hash(ctx->up, call);
+    jrpc__group_t *g = group_new(ctx->up, call, hash);
+    if (g == NULL)
+        return 0;
+    /* Cache-Control: no-cache skips the lookup; the fresh answer is still kept for others. */
+    if (ttl != 0 && !jrpc_call_no_cache(call) &&
+        jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
+        JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, 1);
+        jrpc__group_free(g);
+        return 1;
+    }
+    if (conf->dedup) {
+        for (jrpc__group_t *e = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; e != NULL;
+             e = e->next) {
+            if (e->joinable && e->hash == hash && e->klen == g->klen &&
+                memcmp(e->key, g->key, g->klen) == 0) {
+                if (group_push(e, call) != 0)
+                    break; /* forwarded on its own */
+                JRPC__UPSTAT_ADD(ctx->up->stats.items_joined, 1);
+                jrpc__group_free(g);
+                return 1;
+            }
+        }
+    }
+    g->ttl_ms = ttl;
+    g->joinable = (uint8_t)conf->dedup;
+    if (group_push(g, call) != 0) {
+        jrpc__group_free(g);
+        return 0;
+    }
+    table_insert(ctx->share, g);
+    return 0;
+}
+
+jrpc__group_t *jrpc__share_take(jrpc__upctx_t *ctx, jrpc_call_t *call)
+{
+    if (ctx->share == NULL || ctx->share->count == 0)
+        return NULL;
+    uint64_t hash = key_hash(ctx->up, call);
+    for (jrpc__group_t *g = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; g != NULL;
+         g = g->next) {
+        if (g->calls[0] == call) {
+            table_remove(ctx->share, g);
+            return g;
+        }
+    }
+    return NULL;
+}
+
+int jrpc__share_attach(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    if (ctx->share == NULL || ctx->share->count == 0)
+        return 0;
+    for (size_t i = 0; i < ch->n; i++) {
+        uint64_t hash = key_hash(ctx->up, ch->calls[i]);
+        for (jrpc__group_t *g = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; g != NULL;
+             g = g->next) {
+            if (g->calls[0] != ch->calls[i])
+                continue;
+            if (ch->groups == NULL && (ch->groups = calloc(ch->n, sizeof(*ch->groups))) == NULL)
+                return JRPC_ENOMEM;
+            ch->groups[i] = g;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Slot i's group leaves the table (its answer is being given): NULL when it has none. */
+jrpc__group_t *jrpc__share_done(jrpc__chunk_t *ch, size_t i)
+{
+    jrpc__group_t *g = ch->groups ? ch->groups[i] : NULL;
+    if (g != NULL) {
+        ch->groups[i] = NULL;
+        table_remove(ch->ctx->share, g);
+    }
+    return g;
+}
+
+int jrpc__share_cancelled(jrpc__chunk_t *ch, size_t i)
+{
+    jrpc__group_t *g = ch->groups ? ch->groups[i] : NULL;
+    if (g == NULL)
+        return jrpc_call_cancelled(ch->calls[i]);
+    size_t kept = 1;
+    for (size_t k = 1; k < g->n; k++) {
+        if (!jrpc_call_cancelled(g->calls[k])) {
+            g->calls[kept++] = g->calls[k];
+            continue;
+        }
+        jrpc_reply_error(g->calls[k], JRPC_CODE_TIMEOUT, "Request timed out", NULL);
+        JRPC__UPSTAT_ADD(ch->ctx->up->stats.items_dropped, 1);
+    }
+    g->n = kept;
+    /* The first call left, others still wait: the call is still made for them (its views stay
+     * valid until it is replied to, which the engine then drops). */
+    return kept == 1 && jrpc_call_cancelled(g->calls[0]);
+}
+
+void jrpc__share_store(jrpc__chunk_t *ch, size_t i, const char *p, size_t len)
+{
+    jrpc__group_t *g = ch->groups ? ch->groups[i] : NULL;
+    const jrpc__upconf_t *conf = ch->ctx->conf;
+    if (g == NULL || g->ttl_ms == 0 || conf->cache == NULL ||
+        (len == 4 && memcmp(p, "null", 4) == 0))
+        return;
+    jrpc__cache_put(conf->cache, g->key, g->klen, g->hash, p, len, g->ttl_ms);
+}
+
+void jrpc__share_free(jrpc__upctx_t *ctx)
+{
+    struct jrpc__share *s = ctx->share;
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        for (jrpc__group_t *g = s->buckets[i], *next; g != NULL; g = next) {
+            next = g->next;
+            jrpc__group_free(g);
+        }
+    }
+    free(s->buckets);
+    free(s);
+    ctx->share = NULL;
+}
+
+void jrpc__share_reply_error(jrpc__group_t *g, jrpc_call_t *call, int code, const char *msg,
+                             const char *data)
+{
+    jrpc_reply_error(call, code, msg, data);
+    for (size_t k = 1; g != NULL && k < g->n; k++)
+        jrpc_reply_error(g->calls[k], code, msg, data);
+    jrpc__group_free(g);
+}
