@@ -127,6 +127,13 @@ static const jrpcd_setting_t settings[] = {
      "log lines as text or one JSON object each"},
     {"log_file", "log-file", JRPCD_SET_LOG_FILE, 0, 0, 0, "PATH",
      "append log lines to PATH (SIGUSR1 reopens it); \"\" = stderr"},
+    /* Compression (docs/compression.md). gzip_min up to max_response's range; zlib's levels. */
+    {"gzip", "gzip", JRPCD_SET_ON_OFF, CFG_FIELD(gzip), 0, 1, "on|off",
+     "gzip answers for clients that accept it, decode gzip request bodies"},
+    {"gzip_min", "gzip-min", JRPCD_SET_SIZE, CFG_FIELD(gzip_min), 0, SIZE_LIMIT, "SIZE",
+     "answers smaller than this go uncompressed"},
+    {"gzip_level", "gzip-level", JRPCD_SET_UINT, CFG_FIELD(gzip_level), 1, 9, "N",
+     "zlib compression level, 1 (fastest) to 9 (smallest)"},
     /* No proxy is trusted by default: any client could otherwise choose its logged address. */
     {"trusted_proxies", "trusted-proxies", JRPCD_SET_WORDS, CFG_FIELD(trusted_proxies), 0, 0,
      "ADDRS", "proxies (addresses or CIDRs) whose X-Forwarded-For names the client; \"\" = none"},

@@ -263,6 +263,12 @@ typedef struct jrpc_config {
                                    "(other)" (0 = all count as "(other)") */
     unsigned log_json; /* 1: access lines are JSON objects ({"msg":"access","client":…}) that
                           log_cb completes with its own time and level; 0: text */
+    /* Compression (docs/compression.md). */
+    unsigned gzip;       /* 1: HTTP answers of at least gzip_min bytes are gzip-encoded for
+                            clients whose Accept-Encoding allows it, and request bodies sent with
+                            Content-Encoding: gzip are decoded; 0: neither (such bodies get 415) */
+    size_t gzip_min;     /* answer bytes below which an answer goes uncompressed */
+    unsigned gzip_level; /* zlib level, 1 (fastest) – 9 (smallest) */
 } jrpc_config_t;
 
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */

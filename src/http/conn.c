@@ -121,6 +121,7 @@ static void conn_free(jrpc__http_conn_t *c)
         jrpc__loop_free(loop, hr, sizeof(*hr));
     }
     jrpc__http_url_give(c);
+    jrpc__http_gunzip_end(c); /* before the account it counts in */
     jrpc__acct_leave(c->acct);
     if (!c->admin)
         jrpc__ctr_add(&loop->stats.closed[JRPC__TR_HTTP], 1);
@@ -440,11 +441,12 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
     hr->in_len = 0;
     hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
     jrpc_buf_init(&ans->body);
+    /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
+    hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
+    jrpc__http_gzip_answer(c, hr);
     hr->out_held = hr->out.cap;
     c->unsent_bytes += hr->out_held;
     jrpc__acct_held(c->loop, c->acct, (ptrdiff_t)hr->out_held);
-    /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
-    hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
     hr->state = JRPC__HR_READY;
 }
 

@@ -50,8 +50,19 @@
 
 /* Response header block: the longest one (OPTIONS with CORS, or a 405 with Allow, a 20-digit
  * Content-Length and Connection) is under 300 bytes, plus an Access-Control-Allow-Origin that
- * echoes an allowed Origin and its Vary line. */
-#define JRPC__HTTP_HEAD_CAP (384 + JRPC__HTTP_NAME_MAX + 48)
+ * echoes an allowed Origin and its Vary line, plus 96 for Vary: Accept-Encoding,
+ * Content-Encoding: gzip and Transfer-Encoding: chunked (gzip.c, streamed answers). */
+#define JRPC__HTTP_HEAD_CAP (384 + 96 + JRPC__HTTP_NAME_MAX + 48)
+
+/* Accept-Encoding or Content-Encoding bytes kept per header line: every browser's and HTTP
+ * library's list ("gzip, deflate, br, zstd") with q-values; elements past it are ignored. */
+#define JRPC__HTTP_ENC_KEEP 128
+
+enum {
+    JRPC__CE_NONE = 0, /* no Content-Encoding, or identity */
+    JRPC__CE_GZIP,     /* gzip (or x-gzip), once: decoded as it arrives */
+    JRPC__CE_OTHER     /* anything else, or gzip twice: 415 */
+};
 
 /* URL bytes copied per request for the access log (longer URLs are logged cut). */
 #define JRPC__HTTP_LOG_URL 128
@@ -154,6 +165,15 @@ struct jrpc__http_req {
     uint8_t ip_counted;    /* counted under ip_key (a trusted proxy's request, jrpc__admit_ip) */
     uint8_t has_sum;       /* x->sum holds the engine's summary of the answer (logging only) */
     jrpc__http_extra_t *x; /* what only logging and trusted proxies need, or NULL */
+    uint16_t ae_gzip;      /* Accept-Encoding's q for gzip, x1000 + 1 (0: not named) (gzip.c) */
+    uint16_t ae_any;       /* ... for "*" */
+    uint16_t ae_id;        /* ... for identity */
+    uint8_t ce;            /* Content-Encoding: JRPC__CE_* */
+    uint8_t gz_ok;         /* gzip on and the client accepts it: a large answer is compressed */
+    uint8_t gz_out;        /* out holds the answer gzip-encoded (Content-Encoding: gzip) */
+    uint8_t vary_ae;       /* the answer may depend on Accept-Encoding (Vary): gzip on and an
+                              engine answer; cleared when it is under gzip_min */
+    uint8_t enc_len;       /* bytes of the current encoding header kept in enc (saturating) */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
     uv_write_t wr;                    /* the answer's write when it did not complete at once
                                          (.data: the first request the write carries) */
@@ -162,6 +182,8 @@ struct jrpc__http_req {
     char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
     char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
     char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
+    char enc[JRPC__HTTP_ENC_KEEP];    /* the Accept- or Content-Encoding value being received,
+                                         lower-cased (gzip.c reads it at the value's end) */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
@@ -222,6 +244,8 @@ struct jrpc__http_conn {
                                   longest one looked for, sec-websocket-version (21) */
     char fval[32];             /* lower-cased start of the Expect or Transfer-Encoding value:
                                   room for "100-continue" and "gzip, chunked"-style lists */
+    struct jrpc__zs *gunzip;   /* decoder of the current request's gzip body, or NULL */
+    uint8_t gunzip_end;        /* it saw a gzip member's end and nothing after it yet */
     jrpc__ws_hs_t ws;          /* what the headers say about a WebSocket upgrade */
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
     const char *route;         /* cfg.path */
@@ -304,6 +328,27 @@ const char *jrpc__http_origins_check(const char *origins);
  * cfg.cors_origins. Sets hr->cors. 0, or -1 after refusing (400 or 403; the connection closes
  * after the answer). */
 int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+
+/* ---- gzip.c --------------------------------------------------------------------------------- */
+
+/* The end of an Accept-Encoding or Content-Encoding value kept in hr->enc (hr->enc_len bytes,
+ * more than JRPC__HTTP_ENC_KEEP when cut): what it says goes into hr's ae_* or ce. */
+void jrpc__http_ae_parse(jrpc__http_req_t *hr);
+void jrpc__http_ce_parse(jrpc__http_req_t *hr);
+/* Whether the client accepts a gzip answer (q > 0 for gzip, or for "*" when gzip is not named,
+ * and identity not preferred over it), from the headers of the complete head. */
+int jrpc__http_gzip_accepted(const jrpc__http_req_t *hr);
+/* Replaces hr->out with its gzip encoding when hr->gz_ok, the status carries a body and the body
+ * is at least cfg.gzip_min bytes (and the encoding is smaller). Out of memory keeps it plain. */
+void jrpc__http_gzip_answer(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+/* Body bytes of a gzip request (hr->ce == JRPC__CE_GZIP): decoded into hr->in as they arrive,
+ * never past cfg.max_body decoded bytes. 0, or -1 after refusing (413, 400, 500). */
+int jrpc__http_gunzip_body(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *at, size_t len);
+/* The body is complete: 0 when it was whole gzip data, else -1 after refusing with 400. Frees
+ * the decoder either way. */
+int jrpc__http_gunzip_finish(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+/* Frees the decoder (refusals, close). */
+void jrpc__http_gunzip_end(jrpc__http_conn_t *c);
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 

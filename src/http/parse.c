@@ -50,7 +50,17 @@ static void body_too_large(jrpc__http_conn_t *c)
 }
 
 /* Headers kept for browser_check besides those kept in fval (c->hdr_keep). */
-enum { KEEP_NONE = 0, KEEP_HOST, KEEP_ORIGIN, KEEP_FETCH_SITE, KEEP_UA, KEEP_XFF, KEEP_FWD };
+enum {
+    KEEP_NONE = 0,
+    KEEP_HOST,
+    KEEP_ORIGIN,
+    KEEP_FETCH_SITE,
+    KEEP_UA,
+    KEEP_XFF,
+    KEEP_FWD,
+    KEEP_AE, /* Accept-Encoding (gzip.c) */
+    KEEP_CE  /* Content-Encoding (gzip.c) */
+};
 
 /* Appends a User-Agent piece for the access log, cut at its buffer, with bytes that could break a
  * text or JSON line made '?'. */
@@ -110,6 +120,10 @@ static void keep_raw(char *dst, size_t cap, uint16_t *len, const char *at, size_
 static void header_value_end(jrpc__http_conn_t *c)
 {
     jrpc__ws_hs_end(&c->ws);
+    if (c->hdr_keep == KEEP_AE)
+        jrpc__http_ae_parse(c->cur);
+    else if (c->hdr_keep == KEEP_CE)
+        jrpc__http_ce_parse(c->cur);
     int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
     c->hdr_keep = KEEP_NONE;
     if (!c->hdr_is_expect && !c->hdr_is_te && !fetch_site)
@@ -253,6 +267,8 @@ void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const ch
         }
     }
     c->cur = NULL;
+    jrpc__http_gunzip_end(c);
+    hr->vary_ae = hr->gz_ok = 0; /* local answers are small and never compressed */
     free(hr->in);
     hr->in = NULL;
     hr->in_len = hr->in_cap = 0;
@@ -606,6 +622,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                     c->n_origin++;
             } else if (c->fname_len == 14 && memcmp(c->fname, "sec-fetch-site", 14) == 0) {
                 c->hdr_keep = KEEP_FETCH_SITE;
+            } else if (c->fname_len == 15 && memcmp(c->fname, "accept-encoding", 15) == 0) {
+                c->hdr_keep = KEEP_AE;
+                c->cur->enc_len = 0;
+            } else if (c->fname_len == 16 && memcmp(c->fname, "content-encoding", 16) == 0) {
+                c->hdr_keep = KEEP_CE;
+                c->cur->enc_len = 0;
             } else if (c->log && c->fname_len == 10 && memcmp(c->fname, "user-agent", 10) == 0) {
                 c->hdr_keep = KEEP_UA;
                 c->cur->ua_len = 0;
@@ -628,6 +650,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_ua(c->cur, at, len);
     else if (c->hdr_keep == KEEP_XFF || c->hdr_keep == KEEP_FWD)
         keep_fwd(c->cur, at, len);
+    else if (c->hdr_keep == KEEP_AE || c->hdr_keep == KEEP_CE)
+        keep_lower(c->cur->enc, sizeof c->cur->enc, &c->cur->enc_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -731,11 +755,23 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     if ((rpc && p->method == HTTP_POST) || (rest && hr->kind == JRPC__HR_REST && !hr->rest_get)) {
         if (rpc)
             hr->kind = JRPC__HR_RPC;
+        const jrpc_config_t *cfg = c->loop->cfg;
+        hr->vary_ae = cfg->gzip != 0;
+        hr->gz_ok = cfg->gzip && jrpc__http_gzip_accepted(hr);
+        if (has_body && (hr->ce == JRPC__CE_OTHER || (hr->ce == JRPC__CE_GZIP && !cfg->gzip))) {
+            /* Before the body, as for 413: a client waiting for 100 Continue sends none. */
+            jrpc__http_refuse(c, 415, JRPC_CODE_INVALID_REQUEST,
+                              cfg->gzip ? "unsupported Content-Encoding: send the body plain "
+                                          "or gzip-encoded"
+                                        : "unsupported Content-Encoding: send the body plain "
+                                          "(gzip is off)");
+            return;
+        }
         if (!chunked && clen > c->loop->cfg->max_body) {
             body_too_large(c); /* before the body: the client that waits for 100 sends none */
             return;
         }
-        if (clen > 0 && !chunked) {
+        if (clen > 0 && !chunked && hr->ce != JRPC__CE_GZIP) {
             /* The length is known: one allocation, and large remainders are read into it. */
             hr->in = malloc((size_t)clen);
             if (hr->in == NULL) {
@@ -807,6 +843,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
     if (hr == NULL || hr->kind == JRPC__HR_LOCAL || hr->rest_get)
         return 0;
     hr->want_continue = 0; /* the client did not wait */
+    if (hr->ce == JRPC__CE_GZIP) {
+        jrpc__http_gunzip_body(c, hr, at, len); /* decoded into hr->in, or refused */
+        return 0;
+    }
     if (len > hr->in_cap - hr->in_len) {
         /* Chunked (a known length was allocated whole): grow geometrically up to max_body. */
         size_t max = c->loop->cfg->max_body;
@@ -863,6 +903,9 @@ static int on_message_complete(http_parser *p)
     jrpc__http_req_t *hr = c->cur;
     if (hr == NULL)
         return 0;
+    if (hr->kind != JRPC__HR_LOCAL && hr->ce == JRPC__CE_GZIP && !hr->rest_get &&
+        jrpc__http_gunzip_finish(c, hr) != 0)
+        return 0; /* refused: 400 */
     c->cur = NULL;
     hr->want_continue = 0;
     hr->direct = 0;

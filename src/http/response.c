@@ -91,7 +91,17 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
     } else if (hr->status == 426) {
         /* RFC 9110 §15.5.22 wants Upgrade; RFC 6455 §4.4 the versions we speak. */
         PUT(p, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    } else if (hr->status == 415) {
+        /* RFC 9110 §15.5.16: say which content codings a request body may have. */
+        if (hr->conn->loop->cfg->gzip)
+            PUT(p, "Accept-Encoding: gzip\r\n");
+        else
+            PUT(p, "Accept-Encoding: identity\r\n");
     }
+    if (hr->vary_ae)
+        PUT(p, "Vary: Accept-Encoding\r\n"); /* gzip or not depends on it (gzip.c) */
+    if (hr->gz_out)
+        PUT(p, "Content-Encoding: gzip\r\n");
     if (hr->health)
         PUT(p, "Cache-Control: no-store\r\n"); /* a check must reach us, not a cache */
     if (hr->status != 204 && hr->text) {
