@@ -134,6 +134,8 @@ static const jrpcd_setting_t settings[] = {
      "answers smaller than this go uncompressed"},
     {"gzip_level", "gzip-level", JRPCD_SET_UINT, CFG_FIELD(gzip_level), 1, 9, "N",
      "zlib compression level, 1 (fastest) to 9 (smallest)"},
+    {"ws_deflate", "ws-deflate", JRPCD_SET_ON_OFF, CFG_FIELD(ws_deflate), 0, 1, "on|off",
+     "permessage-deflate for WebSocket clients that offer it"},
     /* No proxy is trusted by default: any client could otherwise choose its logged address. */
     {"trusted_proxies", "trusted-proxies", JRPCD_SET_WORDS, CFG_FIELD(trusted_proxies), 0, 0,
      "ADDRS", "proxies (addresses or CIDRs) whose X-Forwarded-For names the client; \"\" = none"},

@@ -269,6 +269,8 @@ typedef struct jrpc_config {
                             Content-Encoding: gzip are decoded; 0: neither (such bodies get 415) */
     size_t gzip_min;     /* answer bytes below which an answer goes uncompressed */
     unsigned gzip_level; /* zlib level, 1 (fastest) – 9 (smallest) */
+    unsigned ws_deflate; /* 1: WebSocket clients that offer permessage-deflate (RFC 7692) get it:
+                            messages of at least gzip_min bytes go compressed; 0: declined */
 } jrpc_config_t;
 
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */

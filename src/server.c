@@ -89,6 +89,9 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->gzip = 1;
     cfg->gzip_min = 1024;
     cfg->gzip_level = 1;
+    /* On: browsers and the ws package offer permessage-deflate by default. Its state counts in
+     * each connection's account (docs/compression.md says how much). */
+    cfg->ws_deflate = 1;
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -131,6 +134,8 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
         return "reuse_port must be 0 or 1";
     if (cfg->gzip > 1)
         return "gzip must be 0 or 1";
+    if (cfg->ws_deflate > 1)
+        return "ws_deflate must be 0 or 1";
     if (cfg->gzip_level < 1 || cfg->gzip_level > 9)
         return "gzip_level must be 1 to 9";
     return NULL;

@@ -104,9 +104,7 @@ static void ae_one(jrpc__http_req_t *hr, const char *t, size_t n, int q)
         hr->ae_id = v;
 }
 
-/* The kept bytes, and how many of them hold whole elements: a value cut at the keep bound loses
- * its last, partial element (it could be "gzip;q=0" cut to "gzip"). */
-static size_t kept_whole(const jrpc__http_req_t *hr)
+size_t jrpc__http_enc_whole(const jrpc__http_req_t *hr)
 {
     size_t n = hr->enc_len;
     if (n <= sizeof hr->enc)
@@ -119,7 +117,7 @@ static size_t kept_whole(const jrpc__http_req_t *hr)
 
 void jrpc__http_ae_parse(jrpc__http_req_t *hr)
 {
-    each_coding(hr->enc, kept_whole(hr), ae_one, hr);
+    each_coding(hr->enc, jrpc__http_enc_whole(hr), ae_one, hr);
 }
 
 static void ce_one(jrpc__http_req_t *hr, const char *t, size_t n, int q)

@@ -182,8 +182,9 @@ struct jrpc__http_req {
     char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
     char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
     char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
-    char enc[JRPC__HTTP_ENC_KEEP];    /* the Accept- or Content-Encoding value being received,
-                                         lower-cased (gzip.c reads it at the value's end) */
+    char enc[JRPC__HTTP_ENC_KEEP];    /* the Accept-Encoding, Content-Encoding or
+                                         Sec-WebSocket-Extensions value being received,
+                                         lower-cased (read at the value's end) */
 };
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
@@ -334,6 +335,9 @@ int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
 /* The end of an Accept-Encoding or Content-Encoding value kept in hr->enc (hr->enc_len bytes,
  * more than JRPC__HTTP_ENC_KEEP when cut): what it says goes into hr's ae_* or ce. */
 void jrpc__http_ae_parse(jrpc__http_req_t *hr);
+/* How many of the bytes kept in hr->enc hold whole list elements: a value cut at the keep bound
+ * loses its last, partial element (it could be "gzip;q=0" cut to "gzip"). */
+size_t jrpc__http_enc_whole(const jrpc__http_req_t *hr);
 void jrpc__http_ce_parse(jrpc__http_req_t *hr);
 /* Whether the client accepts a gzip answer (q > 0 for gzip, or for "*" when gzip is not named,
  * and identity not preferred over it), from the headers of the complete head. */

@@ -59,7 +59,8 @@ enum {
     KEEP_XFF,
     KEEP_FWD,
     KEEP_AE, /* Accept-Encoding (gzip.c) */
-    KEEP_CE  /* Content-Encoding (gzip.c) */
+    KEEP_CE, /* Content-Encoding (gzip.c) */
+    KEEP_WSX /* Sec-WebSocket-Extensions (permessage-deflate offers, src/ws) */
 };
 
 /* Appends a User-Agent piece for the access log, cut at its buffer, with bytes that could break a
@@ -124,6 +125,8 @@ static void header_value_end(jrpc__http_conn_t *c)
         jrpc__http_ae_parse(c->cur);
     else if (c->hdr_keep == KEEP_CE)
         jrpc__http_ce_parse(c->cur);
+    else if (c->hdr_keep == KEEP_WSX)
+        jrpc__ws_hs_extensions(&c->ws, c->cur->enc, jrpc__http_enc_whole(c->cur));
     int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
     c->hdr_keep = KEEP_NONE;
     if (!c->hdr_is_expect && !c->hdr_is_te && !fetch_site)
@@ -628,6 +631,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
             } else if (c->fname_len == 16 && memcmp(c->fname, "content-encoding", 16) == 0) {
                 c->hdr_keep = KEEP_CE;
                 c->cur->enc_len = 0;
+            } else if (c->loop->cfg->ws_deflate && c->fname_len == 24 &&
+                       memcmp(c->fname, "sec-websocket-extensions", 24) == 0) {
+                c->hdr_keep = KEEP_WSX;
+                c->cur->enc_len = 0;
             } else if (c->log && c->fname_len == 10 && memcmp(c->fname, "user-agent", 10) == 0) {
                 c->hdr_keep = KEEP_UA;
                 c->cur->ua_len = 0;
@@ -650,7 +657,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_ua(c->cur, at, len);
     else if (c->hdr_keep == KEEP_XFF || c->hdr_keep == KEEP_FWD)
         keep_fwd(c->cur, at, len);
-    else if (c->hdr_keep == KEEP_AE || c->hdr_keep == KEEP_CE)
+    else if (c->hdr_keep == KEEP_AE || c->hdr_keep == KEEP_CE || c->hdr_keep == KEEP_WSX)
         keep_lower(c->cur->enc, sizeof c->cur->enc, &c->cur->enc_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
