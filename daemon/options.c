@@ -134,6 +134,9 @@ static const jrpcd_setting_t settings[] = {
      "answers smaller than this go uncompressed"},
     {"gzip_level", "gzip-level", JRPCD_SET_UINT, CFG_FIELD(gzip_level), 1, 9, "N",
      "zlib compression level, 1 (fastest) to 9 (smallest)"},
+    /* Request order by default: clients that match answers by position keep working. */
+    {"batch_order", "batch-order", JRPCD_SET_ORDER, CFG_FIELD(batch_order), 0, 1,
+     "request|completion", "entries of a streamed HTTP batch answer: in request order or as done"},
     {"ws_deflate", "ws-deflate", JRPCD_SET_ON_OFF, CFG_FIELD(ws_deflate), 0, 1, "on|off",
      "permessage-deflate for WebSocket clients that offer it"},
     /* No proxy is trusted by default: any client could otherwise choose its logged address. */
@@ -556,6 +559,15 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
         opts->log_file = copy;
         return 0;
     }
+    case JRPCD_SET_ORDER:
+        if (strcmp(value, "request") != 0 && strcmp(value, "completion") != 0) {
+            snprintf(err, cap, "\"%s\" is not a batch order (request or completion)", value);
+            return -1;
+        }
+        v = value[0] == 'c' ? JRPC_ORDER_COMPLETION : JRPC_ORDER_REQUEST;
+        snprintf(lo, sizeof(lo), "request");
+        snprintf(hi, sizeof(hi), "completion");
+        break;
     case JRPCD_SET_ON_OFF:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
             snprintf(err, cap, "\"%s\" is not on or off", value);
@@ -730,6 +742,10 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
     case JRPCD_SET_ON_OFF:
         memcpy(&u, field, sizeof(u));
         snprintf(buf, cap, "%s", u ? "on" : "off");
+        break;
+    case JRPCD_SET_ORDER:
+        memcpy(&u, field, sizeof(u));
+        snprintf(buf, cap, "%s", u == JRPC_ORDER_COMPLETION ? "completion" : "request");
         break;
     case JRPCD_SET_UINT:
         memcpy(&u, field, sizeof(u));

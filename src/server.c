@@ -92,6 +92,8 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     /* On: browsers and the ws package offer permessage-deflate by default. Its state counts in
      * each connection's account (docs/compression.md says how much). */
     cfg->ws_deflate = 1;
+    /* Request order: ethers v5 and others match answers by position (DESIGN.md §2). */
+    cfg->batch_order = JRPC_ORDER_REQUEST;
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -136,6 +138,8 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
         return "gzip must be 0 or 1";
     if (cfg->ws_deflate > 1)
         return "ws_deflate must be 0 or 1";
+    if (cfg->batch_order > JRPC_ORDER_COMPLETION)
+        return "batch_order must be JRPC_ORDER_REQUEST or JRPC_ORDER_COMPLETION";
     if (cfg->gzip_level < 1 || cfg->gzip_level > 9)
         return "gzip_level must be 1 to 9";
     return NULL;

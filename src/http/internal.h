@@ -104,6 +104,8 @@ typedef enum {
     JRPC__HR_PARSING = 0, /* being received; always the newest (c->cur) */
     JRPC__HR_RUNNING,     /* body handed to the engine, answer not yet back */
     JRPC__HR_READY,       /* answer known, waiting for earlier answers to be written */
+    JRPC__HR_STREAMING,   /* a streamed batch answer begun: head and pieces written as items
+                             finish, the engine still running (conn.c) */
     JRPC__HR_WRITING,     /* handed to the socket, not all written yet */
     JRPC__HR_DONE         /* written; freed once every earlier one is too */
 } jrpc__hr_state_t;
@@ -174,10 +176,18 @@ struct jrpc__http_req {
     uint8_t vary_ae;       /* the answer may depend on Accept-Encoding (Vary): gzip on and an
                               engine answer; cleared when it is under gzip_min */
     uint8_t enc_len;       /* bytes of the current encoding header kept in enc (saturating) */
+    uint8_t order;         /* Jrpc-Batch-Order: 0 none, else JRPC_ORDER_* + 1 */
+    uint8_t stream;        /* the engine hands the answer over in pieces (jrpc__req_stream) */
+    uint8_t chunked;       /* the head went with Transfer-Encoding: chunked: pieces follow */
+    uint8_t piece_writing; /* swr (the bytes in sending) is in flight */
+    size_t streamed;       /* body bytes written in pieces (the access log's bytes=) */
+    jrpc_buf_t sending;    /* the chunk-framed piece swr carries */
+    struct jrpc__zs *gz;   /* a streamed answer's gzip encoder, or NULL */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
     uv_write_t wr;                    /* the answer's write when it did not complete at once
                                          (.data: the first request the write carries) */
     uv_write_t cont_wr;               /* the 100 Continue's write */
+    uv_write_t swr;                   /* a streamed answer's piece write (sending) */
     char head[JRPC__HTTP_HEAD_CAP];   /* status line and headers */
     char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
     char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
@@ -246,6 +256,9 @@ struct jrpc__http_conn {
     char fval[32];             /* lower-cased start of the Expect or Transfer-Encoding value:
                                   room for "100-continue" and "gzip, chunked"-style lists */
     struct jrpc__zs *gunzip;   /* decoder of the current request's gzip body, or NULL */
+    jrpc__post_t stream_post;  /* pieces of a streamed answer arrived: write them next turn */
+    uint8_t stream_posted;     /* stream_post is queued */
+    uint8_t free_posted;       /* the connection closed while it was: it frees it */
     uint8_t gunzip_end;        /* it saw a gzip member's end and nothing after it yet */
     jrpc__ws_hs_t ws;          /* what the headers say about a WebSocket upgrade */
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */

@@ -58,9 +58,10 @@ enum {
     KEEP_UA,
     KEEP_XFF,
     KEEP_FWD,
-    KEEP_AE, /* Accept-Encoding (gzip.c) */
-    KEEP_CE, /* Content-Encoding (gzip.c) */
-    KEEP_WSX /* Sec-WebSocket-Extensions (permessage-deflate offers, src/ws) */
+    KEEP_AE,   /* Accept-Encoding (gzip.c) */
+    KEEP_CE,   /* Content-Encoding (gzip.c) */
+    KEEP_WSX,  /* Sec-WebSocket-Extensions (permessage-deflate offers, src/ws) */
+    KEEP_ORDER /* Jrpc-Batch-Order (a streamed batch answer's order) */
 };
 
 /* Appends a User-Agent piece for the access log, cut at its buffer, with bytes that could break a
@@ -116,6 +117,22 @@ static void keep_raw(char *dst, size_t cap, uint16_t *len, const char *at, size_
     *len = (uint16_t)(n <= room ? *len + n : cap + 1);
 }
 
+/* Jrpc-Batch-Order: request or completion (any case, blanks around); anything else is refused
+ * (400) once the head is complete. */
+static void batch_order(jrpc__http_req_t *hr)
+{
+    size_t n = hr->enc_len <= sizeof hr->enc ? hr->enc_len : 0;
+    const char *v = hr->enc;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 7 && memcmp(v, "request", 7) == 0)
+        hr->order = JRPC_ORDER_REQUEST + 1;
+    else if (n == 10 && memcmp(v, "completion", 10) == 0)
+        hr->order = JRPC_ORDER_COMPLETION + 1;
+    else
+        hr->order = UINT8_MAX;
+}
+
 /* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed),
  * or a Sec-Fetch-Site naming another site? */
 static void header_value_end(jrpc__http_conn_t *c)
@@ -127,6 +144,8 @@ static void header_value_end(jrpc__http_conn_t *c)
         jrpc__http_ce_parse(c->cur);
     else if (c->hdr_keep == KEEP_WSX)
         jrpc__ws_hs_extensions(&c->ws, c->cur->enc, jrpc__http_enc_whole(c->cur));
+    else if (c->hdr_keep == KEEP_ORDER)
+        batch_order(c->cur);
     int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
     c->hdr_keep = KEEP_NONE;
     if (!c->hdr_is_expect && !c->hdr_is_te && !fetch_site)
@@ -631,6 +650,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
             } else if (c->fname_len == 16 && memcmp(c->fname, "content-encoding", 16) == 0) {
                 c->hdr_keep = KEEP_CE;
                 c->cur->enc_len = 0;
+            } else if (c->fname_len == 16 && memcmp(c->fname, "jrpc-batch-order", 16) == 0) {
+                c->hdr_keep = KEEP_ORDER;
+                c->cur->enc_len = 0;
             } else if (c->loop->cfg->ws_deflate && c->fname_len == 24 &&
                        memcmp(c->fname, "sec-websocket-extensions", 24) == 0) {
                 c->hdr_keep = KEEP_WSX;
@@ -657,7 +679,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_ua(c->cur, at, len);
     else if (c->hdr_keep == KEEP_XFF || c->hdr_keep == KEEP_FWD)
         keep_fwd(c->cur, at, len);
-    else if (c->hdr_keep == KEEP_AE || c->hdr_keep == KEEP_CE || c->hdr_keep == KEEP_WSX)
+    else if (c->hdr_keep == KEEP_AE || c->hdr_keep == KEEP_CE || c->hdr_keep == KEEP_WSX ||
+             c->hdr_keep == KEEP_ORDER)
         keep_lower(c->cur->enc, sizeof c->cur->enc, &c->cur->enc_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
@@ -765,6 +788,11 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
         const jrpc_config_t *cfg = c->loop->cfg;
         hr->vary_ae = cfg->gzip != 0;
         hr->gz_ok = cfg->gzip && jrpc__http_gzip_accepted(hr);
+        if (hr->order == UINT8_MAX) {
+            jrpc__http_refuse(c, 400, JRPC_CODE_INVALID_REQUEST,
+                              "Jrpc-Batch-Order must be request or completion");
+            return;
+        }
         if (has_body && (hr->ce == JRPC__CE_OTHER || (hr->ce == JRPC__CE_GZIP && !cfg->gzip))) {
             /* Before the body, as for 413: a client waiting for 100 Continue sends none. */
             jrpc__http_refuse(c, 415, JRPC_CODE_INVALID_REQUEST,

@@ -109,6 +109,9 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
         PUT(p, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: ");
         p = jrpc__put_u64(p, hr->out.len);
         PUT(p, "\r\n");
+    } else if (hr->chunked) {
+        /* A streamed batch answer (conn.c): pieces follow as items finish. */
+        PUT(p, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n");
     } else if (hr->status != 204) {
         PUT(p, "Content-Type: application/json\r\nContent-Length: ");
         p = jrpc__put_u64(p, hr->out.len);
@@ -147,13 +150,13 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
                   "\"bytes\":%zu,\"duration_us\":%llu,\"user_agent\":\"%.*s\"}",
                   client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
                   hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
-                  url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum, hr->out.len,
-                  us, (int)hr->ua_len, hr->x->ua);
+                  url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum,
+                  hr->out.len + hr->streamed, us, (int)hr->ua_len, hr->x->ua);
         return;
     }
     jrpc__log(cfg, level, client, " \"%s %.*s\" %u items=%zu%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"",
               method, url_len, url, hr->status, hr->items, sum[0] != '\0' ? " " : "", sum,
-              hr->out.len, us, hr->client_len != 0 ? " proxy=" : "",
+              hr->out.len + hr->streamed, us, hr->client_len != 0 ? " proxy=" : "",
               hr->client_len != 0 ? c->peer : "", hr->ua_len != 0 ? (int)hr->ua_len : 1,
               hr->ua_len != 0 ? hr->x->ua : "-");
 }

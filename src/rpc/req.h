@@ -54,6 +54,7 @@ struct jrpc_call {
     uint8_t timed_out;             /* answered -32002 already; the handler's reply is dropped */
     uint8_t bounded;               /* counted in req->bounded while running */
     uint8_t pooled;                /* taken by the worker pool: tell it when completed */
+    uint8_t emitted;               /* streamed: its entry is in a piece already */
     _Atomic uint8_t cancelled;     /* nobody waits for the reply any more (timed out, client
                                       gone, answered at shutdown): set by the loop, read by
                                       jrpc_call_cancelled on any thread */
@@ -104,6 +105,14 @@ struct jrpc__req {
     uint8_t early_ready; /* `early` holds the answer made while starting */
     jrpc__answer_t early;
     uint8_t timer_state; /* TIMER_* */
+    uint8_t stream;      /* pieces go to `piece` as items finish (jrpc__req_stream) */
+    uint8_t order;       /* JRPC__ORDER_* while streaming */
+    uint8_t over;        /* streaming: max_response was reached; later entries are -32003 */
+    jrpc__req_piece_cb piece;
+    size_t emit_from;  /* streaming: calls before it are all emitted or not answered */
+    size_t emitted;    /* streaming: entries emitted */
+    size_t emit_bytes; /* streaming: body bytes handed over in pieces */
+    long over_from;    /* streaming: the first item answered -32003, or -1 (for the log) */
 };
 
 /* Marks c as one nobody waits for any more (jrpc_call_cancelled): its handler may stop working on
