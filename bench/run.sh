@@ -423,7 +423,8 @@ pids+=($spid)
 for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-s.out" 2>/dev/null && break; sleep 0.05; done
 sport=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-s.out" | head -1)
 echo
-(cd "$here/.." && node bench/stream.mjs ttfb "$sport" "$spid")
+build_abs=$(cd "$BUILD" && pwd)
+(cd "$here/.." && node bench/stream.mjs ttfb "$build_abs")
 
 (cd "$here/.." && node bench/stream.mjs logs 1000) > "$tmp/logs.json"
 plain=$(curl -s --data-binary "@$tmp/logs.json" -o "$tmp/logs.plain" -w '%{size_download}' "http://127.0.0.1:$sport/")
@@ -457,24 +458,37 @@ awk -v p="$plain" -v g="$gz" -v up="$up" -v ug="$ug" 'BEGIN {
   printf "  answer %d bytes, gzip %d bytes: %.1f%% saved (%.1fx)\n", p, g, 100 * (1 - g / p), p / g
   printf "  jrpcd CPU per request: %.1f us plain, %.1f us gzip: %.0f us per MB compressed\n", up, ug, (ug - up) / (p / 1e6) }'
 
+# req/s swings with the neighbours' load on a shared machine: jrpcd's CPU per request (utime +
+# stime over wrk's requests) is printed too, and is what to compare.
 echo
 echo "batch of 100 test.echo without Accept-Encoding, wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians"
+bpid=
 if [ -n "${BASE_BUILD:-}" ]; then
   "$BASE_BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet \
     --module "$BASE_BUILD/modules/tennis.so" --module "$BASE_BUILD/modules/testkit.so" > "$tmp/jrpcd-b.out" &
-  pids+=($!)
+  bpid=$!
+  pids+=($bpid)
   for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-b.out" 2>/dev/null && break; sleep 0.05; done
   bport=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-b.out" | head -1)
 fi
+b_cpu() { # port pid → "req/s cpu-us-per-request"
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$tmp/batch100.lua" "http://127.0.0.1:$1/api/v1/endpoint")
+  t1=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$hz" '/ requests in / { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.1f\n", r, t * 1e6 / hz / n }'
+}
 : > "$tmp/b.this"; : > "$tmp/b.base"
 for _ in $(seq 1 "$ROUNDS"); do
-  rps "http://127.0.0.1:$sport/api/v1/endpoint" "$tmp/batch100.lua" >> "$tmp/b.this"
-  [ -n "${BASE_BUILD:-}" ] && rps "http://127.0.0.1:$bport/api/v1/endpoint" "$tmp/batch100.lua" >> "$tmp/b.base"
+  b_cpu "$sport" "$spid" >> "$tmp/b.this"
+  [ -n "$bpid" ] && b_cpu "$bport" "$bpid" >> "$tmp/b.base"
 done
-if [ -n "${BASE_BUILD:-}" ]; then
-  t=$(median < "$tmp/b.this"); b=$(median < "$tmp/b.base")
-  printf '  this build %s req/s, base %s req/s, ratio %s\n' "$t" "$b" "$(awk -v a="$t" -v b="$b" 'BEGIN {printf "%.3f", a / b}')"
-else
-  printf '  this build %s req/s (set BASE_BUILD to compare with another build)\n' "$(median < "$tmp/b.this")"
+t=$(awk "{print \$1}" "$tmp/b.this" | median); tc=$(awk "{print \$2}" "$tmp/b.this" | median)
+printf '  this build: %s req/s, %s us CPU per request\n' "$t" "$tc"
+if [ -n "$bpid" ]; then
+  b=$(awk "{print \$1}" "$tmp/b.base" | median); bc=$(awk "{print \$2}" "$tmp/b.base" | median)
+  printf '  base build: %s req/s, %s us CPU per request; CPU ratio %s\n' "$b" "$bc" \
+    "$(awk -v a="$tc" -v b="$bc" 'BEGIN {printf "%.3f", a / b}')"
 fi
 fi # stream

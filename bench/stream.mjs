@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // bench/stream.mjs — streamed batch answers against buffered ones (docs/compression.md), and the
 // eth_getLogs-shaped body the gzip figures use. Run by bench/run.sh (ONLY=stream):
-//   node bench/stream.mjs ttfb PORT PID   a 1000-item batch of test.slow_blob (1 ms, 20 KB each;
+//   node bench/stream.mjs ttfb BUILD      a 1000-item batch of test.slow_blob (1 ms, 20 KB each;
 //                                         item 500 takes 2 s): time to first byte, time to the
-//                                         whole answer and jrpcd's peak RSS (VmHWM, reset before
-//                                         each run), buffered (HTTP/1.0) vs streamed
+//                                         whole answer and jrpcd's peak RSS over its RSS before
+//                                         (a fresh jrpcd per case, warmed by a small batch),
+//                                         buffered (HTTP/1.0) vs streamed
 //   node bench/stream.mjs logs N          an eth_getLogs call's answer shape: N logs as the params
 //                                         of test.echo, so the answer carries them back
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [mode, a1, a2] = process.argv.slice(2);
@@ -52,7 +54,8 @@ if (mode !== 'ttfb') {
     process.exit(2);
 }
 
-const port = Number(a1), pid = Number(a2);
+const build = a1;
+let port = 0, pid = 0;
 const N = 1000, SLOW = 500, SLOW_MS = 2000, BLOB = 20000;
 const items = [];
 for (let i = 0; i < N; i++)
@@ -60,15 +63,30 @@ for (let i = 0; i < N; i++)
 const body = Buffer.from(JSON.stringify(items));
 const status = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
-function run({ version = '1.1', headers = {} }) {
+/** A fresh jrpcd (io_threads 1, 8 workers); resolves once it listens. */
+function start() {
+    return new Promise((resolve, reject) => {
+        const p = spawn(`${build}/jrpcd`, ['--listen', '127.0.0.1:0', '--io-threads', '1', '--workers', '8',
+            '--quiet', '--module', `${build}/modules/testkit.so`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (d) => {
+            out += d;
+            const m = /listening on .*:(\d+)/.exec(out);
+            if (m) { port = Number(m[1]); pid = p.pid; resolve(p); }
+        });
+        p.on('error', reject);
+    });
+}
+
+function run({ version = '1.1', headers = {} }, payload = body, count = N) {
     return new Promise((resolve, reject) => {
         const sock = net.connect({ host: '127.0.0.1', port });
         let t0, first = 0, buf = [], len = 0;
         sock.on('connect', () => {
-            let head = `POST /api/v1/endpoint HTTP/${version}\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\n`;
+            let head = `POST /api/v1/endpoint HTTP/${version}\r\nHost: 127.0.0.1\r\nContent-Length: ${payload.length}\r\n`;
             for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
             t0 = process.hrtime.bigint();
-            sock.write(Buffer.concat([Buffer.from(head + 'Connection: close\r\n\r\n'), body]));
+            sock.write(Buffer.concat([Buffer.from(head + 'Connection: close\r\n\r\n'), payload]));
         });
         sock.on('data', (d) => {
             if (!first) first = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -95,7 +113,7 @@ function run({ version = '1.1', headers = {} }) {
                 payload = Buffer.concat(parts);
             }
             const answers = JSON.parse(payload.toString());
-            if (answers.length !== N || answers.some((x) => x.error)) reject(new Error('bad answer'));
+            if (answers.length !== count || answers.some((x) => x.error)) reject(new Error('bad answer'));
             resolve({ first, total, bytes: payload.length, chunked: /chunked/i.test(head) });
         });
     });
@@ -108,12 +126,16 @@ const cases = [
 ];
 console.log(`streamed batch answers: ${N} items of test.slow_blob (1 ms, ${BLOB / 1000} KB each; item ${SLOW} takes ${SLOW_MS} ms)`);
 console.log(`${'case'.padEnd(30)} ${'first byte ms'.padStart(14)} ${'whole ms'.padStart(10)} ${'peak RSS +MiB'.padStart(14)} ${'answer MB'.padStart(10)}`);
+const warm = Buffer.from(JSON.stringify(items.slice(0, 50).map((x) => ({ ...x, params: [1, 100] }))));
 for (const [name, opt] of cases) {
-    await run(opt); // warm: the allocator's arenas, the worker threads
+    const proc = await start();
+    await run(opt, warm, 50); // the worker threads and the loop's caches exist
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
     const before = status('VmRSS');
     const r = await run(opt);
     const peak = status('VmHWM');
+    proc.kill();
+    await new Promise((res) => proc.once('exit', res));
     console.log(`${name.padEnd(30)} ${r.first.toFixed(1).padStart(14)} ${r.total.toFixed(1).padStart(10)} ` +
         `${((peak - before) / 1024).toFixed(1).padStart(14)} ${(r.bytes / 1e6).toFixed(1).padStart(10)}`);
 }
