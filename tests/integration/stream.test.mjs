@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
-import { withServer, HttpConn, buildRequest, call, batch, rpc, held, waitHeld, release, parseResponse, decorate } from './lib.mjs';
+import { withServer, HttpConn, buildRequest, call, batch, rpc, waitHeld, release, decorate } from './lib.mjs';
 
 const WAIT_MS = 10_000;
 const HOLD = (id) => call('test.hold', undefined, id);
@@ -66,7 +66,7 @@ test('request order: the first item arrives while the second still runs, then th
             assert.match(got.head, /transfer-encoding: chunked/i);
             assert.doesNotMatch(got.head, /content-length/i);
             assert.equal(got.body.toString(), '[{"jsonrpc":"2.0","result":10,"id":1}');
-            assert.equal(await held(s), 1, 'the second item is still running');
+            await waitHeld(s, 1); // the second item runs, and cannot end before the release below
             await release(s);
             const res = decorate(await conn.readResponse());
             assert.equal(res.framing, 'chunked');
@@ -79,6 +79,7 @@ test('request order: the first item arrives while the second still runs, then th
         try {
             const got = await waitBody(c2, (b) => b.length > 0, 'the inline item');
             assert.equal(got.body.toString(), '[{"jsonrpc":"2.0","result":["a"],"id":"e"}');
+            await waitHeld(s, 1);
             await release(s);
             assert.deepEqual(ids(decorate(await c2.readResponse()).json), ['e', 'h']);
         } finally {
@@ -110,7 +111,7 @@ test('completion order: by header and by config, each item as soon as it is done
         const conn = await send(s, body, { 'Jrpc-Batch-Order': 'completion' });
         try {
             const got = await waitBody(conn, (b) => b.includes('"id":2}'), 'the finished items');
-            assert.equal(await held(s), 1, 'the first item is still running');
+            await waitHeld(s, 1); // the first item runs, and cannot end before the release below
             const early = JSON.parse(got.body.toString() + ']');
             assert.deepEqual(ids(early).sort(), [2, 3]);
             await release(s);
@@ -131,7 +132,7 @@ test('completion order: by header and by config, each item as soon as it is done
         const conn = await send(s, body);
         try {
             await waitBody(conn, (b) => b.includes('"id":2}'), 'the finished item');
-            assert.equal(await held(s), 1);
+            await waitHeld(s, 1);
             await release(s);
             assert.deepEqual(ids(decorate(await conn.readResponse()).json), [2, 1]);
         } finally {
@@ -157,6 +158,7 @@ test('max_response counts what was written: items past it get -32003 with their 
         try {
             const got = await waitBody(conn, (b) => b.length > 0, 'the first item');
             assert.ok(got.body.length <= 200);
+            await waitHeld(s, 1);
             await release(s);
             const res = decorate(await conn.readResponse());
             assert.equal(res.json[0].result.length, 150);
@@ -204,7 +206,7 @@ test('gzip works with streaming: the first item decodes from the bytes so far', 
             const inflate = (b) => zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString();
             const got = await waitBody(conn, (b) => b.length > 10 && inflate(b).includes('"id":1}'), 'the first item');
             assert.match(got.head, /content-encoding: gzip/i);
-            assert.equal(await held(s), 1);
+            await waitHeld(s, 1);
             await release(s);
             const res = await conn.readResponse();
             assert.equal(zlib.gunzipSync(res.bodyBuf).toString(),
@@ -237,6 +239,7 @@ test('pipelined after a streamed answer: the next answer follows it, in order', 
             await conn.write(Buffer.concat([buildRequest(s, { body: batch([call('test.sleep', [5], 1), HOLD(2)]) }),
                 buildRequest(s, { body: call('tennis@ping', undefined, 'p') })]));
             await waitBody(conn, (b) => b.includes('"id":1}'), 'the first item');
+            await waitHeld(s, 1);
             await release(s);
             const [a, b] = await conn.readResponses(2);
             assert.deepEqual(ids(decorate(a).json), [1, 2]);
