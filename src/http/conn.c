@@ -102,11 +102,14 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
     free(hr->in);
     hr->in = NULL;
     jrpc_buf_free(&hr->out);
-    jrpc_buf_free(&hr->sending);
-    if (hr->gz != NULL) {
-        jrpc__zs_end(hr->gz);
-        free(hr->gz);
-        hr->gz = NULL;
+    if (hr->st != NULL) {
+        jrpc_buf_free(&hr->st->sending);
+        if (hr->st->gz != NULL) {
+            jrpc__zs_end(hr->st->gz);
+            free(hr->st->gz);
+        }
+        jrpc__loop_free(hr->conn->loop, hr->st, sizeof(*hr->st));
+        hr->st = NULL;
     }
     if (hr->out_held != 0) {
         jrpc__http_conn_t *c = hr->conn;
@@ -365,7 +368,7 @@ static void on_continue_written(uv_write_t *wr, int status)
  * connection's account and its max_unsent count. */
 static void req_held_sync(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
-    size_t now = hr->out.cap + hr->sending.cap;
+    size_t now = hr->out.cap + (hr->st != NULL ? hr->st->sending.cap : 0);
     ptrdiff_t d = (ptrdiff_t)now - (ptrdiff_t)hr->out_held;
     if (d == 0)
         return;
@@ -393,10 +396,11 @@ static int stream_frame(jrpc__http_req_t *hr, jrpc_buf_t *framed, int last)
 {
     jrpc_buf_t data = hr->out;
     jrpc_buf_init(&hr->out);
-    if (hr->gz != NULL) {
+    if (hr->st->gz != NULL) {
         jrpc_buf_t z;
         jrpc_buf_init(&z);
-        int rc = jrpc__zs_deflate(hr->gz, data.ptr, data.len, last ? Z_FINISH : Z_SYNC_FLUSH, &z);
+        int rc =
+            jrpc__zs_deflate(hr->st->gz, data.ptr, data.len, last ? Z_FINISH : Z_SYNC_FLUSH, &z);
         jrpc_buf_free(&data);
         if (rc != 0) {
             jrpc_buf_free(&z);
@@ -404,7 +408,7 @@ static int stream_frame(jrpc__http_req_t *hr, jrpc_buf_t *framed, int last)
         }
         data = z;
     }
-    hr->streamed += data.len;
+    hr->st->streamed += data.len;
     chunk_put(framed, data.ptr, data.len);
     if (last)
         jrpc_buf_append(framed, "0\r\n\r\n", 5);
@@ -414,7 +418,7 @@ static int stream_frame(jrpc__http_req_t *hr, jrpc_buf_t *framed, int last)
 
 static void on_piece_written(uv_write_t *wr, int status)
 {
-    jrpc__http_req_t *hr = JRPC__CONTAINER_OF(wr, jrpc__http_req_t, swr);
+    jrpc__http_req_t *hr = JRPC__CONTAINER_OF(wr, jrpc__http_stream_t, swr)->hr;
     jrpc__http_conn_t *c = hr->conn;
     if (c->closing)
         return; /* conn_free frees the piece */
@@ -423,7 +427,7 @@ static void on_piece_written(uv_write_t *wr, int status)
         return;
     }
     hr->piece_writing = 0;
-    jrpc_buf_free(&hr->sending);
+    jrpc_buf_free(&hr->st->sending);
     req_held_sync(c, hr);
     jrpc__http_flush(c);
 }
@@ -442,14 +446,15 @@ static int stream_write(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         hr->status = 200;
         if (hr->gz_ok) {
             /* The size is not known in advance: a client that accepts gzip gets it. */
-            hr->gz = malloc(sizeof(*hr->gz));
-            if (hr->gz != NULL &&
-                jrpc__zs_deflate_init(hr->gz, c->loop, c->acct, (int)c->loop->cfg->gzip_level,
+            jrpc__http_stream_t *st = hr->st;
+            st->gz = malloc(sizeof(*st->gz));
+            if (st->gz != NULL &&
+                jrpc__zs_deflate_init(st->gz, c->loop, c->acct, (int)c->loop->cfg->gzip_level,
                                       15 + 16, 8) != 0) {
-                free(hr->gz);
-                hr->gz = NULL; /* out of memory: plain */
+                free(st->gz);
+                st->gz = NULL; /* out of memory: plain */
             }
-            hr->gz_out = hr->gz != NULL;
+            hr->gz_out = st->gz != NULL;
         }
         jrpc__http_build_head(hr, 0);
         bufs[n].base = hr->head;
@@ -457,22 +462,23 @@ static int stream_write(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         total += hr->head_len;
         n++;
     }
-    if (stream_frame(hr, &hr->sending, 0) != 0) {
+    jrpc_buf_t *sending = &hr->st->sending;
+    if (stream_frame(hr, sending, 0) != 0) {
         jrpc__http_close_now(c);
         return -1;
     }
-    bufs[n].base = hr->sending.ptr;
-    bufs[n].len = hr->sending.len;
-    total += hr->sending.len;
+    bufs[n].base = sending->ptr;
+    bufs[n].len = sending->len;
+    total += sending->len;
     n++;
     req_held_sync(c, hr);
-    int rc = jrpc__sock_write(c->sock, &hr->swr, bufs, n, total, on_piece_written);
+    int rc = jrpc__sock_write(c->sock, &hr->st->swr, bufs, n, total, on_piece_written);
     if (rc < 0) {
         jrpc__http_close_now(c);
         return -1;
     }
     if (rc == 1) {
-        jrpc_buf_free(&hr->sending);
+        jrpc_buf_free(sending);
         req_held_sync(c, hr);
     } else {
         hr->piece_writing = 1;
@@ -691,12 +697,18 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         return;
     }
     hr->rpc = r;
-    if (!hr->http10) {
+    if (!hr->http10 && (hr->st = jrpc__loop_alloc(c->loop, sizeof(*hr->st))) != NULL) {
         /* A batch still running streams its answer (no-op for a single call); HTTP/1.0 has no
-         * chunked encoding and gets the whole answer. */
+         * chunked encoding and gets the whole answer, as does a request when out of memory. */
         unsigned order = hr->order != 0 ? hr->order - 1u : c->loop->cfg->batch_order;
+        memset(hr->st, 0, sizeof(*hr->st));
+        hr->st->hr = hr;
+        if (!jrpc__req_stream(r, (int)order, on_req_piece, &hr->out)) {
+            jrpc__loop_free(c->loop, hr->st, sizeof(*hr->st)); /* a single call */
+            hr->st = NULL;
+            return;
+        }
         hr->stream = 1;
-        jrpc__req_stream(r, (int)order, on_req_piece, &hr->out);
         if (hr->out.err) {
             jrpc__http_close_now(c);
             return;

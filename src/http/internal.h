@@ -50,9 +50,10 @@
 
 /* Response header block: the longest one (OPTIONS with CORS, or a 405 with Allow, a 20-digit
  * Content-Length and Connection) is under 300 bytes, plus an Access-Control-Allow-Origin that
- * echoes an allowed Origin and its Vary line, plus 96 for Vary: Accept-Encoding,
- * Content-Encoding: gzip and Transfer-Encoding: chunked (gzip.c, streamed answers). */
-#define JRPC__HTTP_HEAD_CAP (384 + 96 + JRPC__HTTP_NAME_MAX + 48)
+ * echoes an allowed Origin and its Vary line, plus 64 for Vary: Accept-Encoding and
+ * Content-Encoding: gzip (47; a streamed answer's Transfer-Encoding replaces its
+ * Content-Length). */
+#define JRPC__HTTP_HEAD_CAP (384 + 64 + JRPC__HTTP_NAME_MAX + 48)
 
 /* Accept-Encoding or Content-Encoding bytes kept per header line: every browser's and HTTP
  * library's list ("gzip, deflate, br, zstd") with q-values; elements past it are ignored. */
@@ -179,23 +180,34 @@ struct jrpc__http_req {
     uint8_t order;         /* Jrpc-Batch-Order: 0 none, else JRPC_ORDER_* + 1 */
     uint8_t stream;        /* the engine hands the answer over in pieces (jrpc__req_stream) */
     uint8_t chunked;       /* the head went with Transfer-Encoding: chunked: pieces follow */
-    uint8_t piece_writing; /* swr (the bytes in sending) is in flight */
-    size_t streamed;       /* body bytes written in pieces (the access log's bytes=) */
-    jrpc_buf_t sending;    /* the chunk-framed piece swr carries */
-    struct jrpc__zs *gz;   /* a streamed answer's gzip encoder, or NULL */
+    uint8_t piece_writing; /* st->swr (the bytes in st->sending) is in flight */
+    struct jrpc__http_stream *st; /* what streaming needs (a loop block), or NULL */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
-    uv_write_t wr;                    /* the answer's write when it did not complete at once
-                                         (.data: the first request the write carries) */
-    uv_write_t cont_wr;               /* the 100 Continue's write */
-    uv_write_t swr;                   /* a streamed answer's piece write (sending) */
-    char head[JRPC__HTTP_HEAD_CAP];   /* status line and headers */
+    uv_write_t wr;      /* the answer's write when it did not complete at once
+                           (.data: the first request the write carries) */
+    uv_write_t cont_wr; /* the 100 Continue's write */
+    union {
+        char head[JRPC__HTTP_HEAD_CAP]; /* status line and headers, built once the answer is
+                                           known */
+        char enc[JRPC__HTTP_ENC_KEEP];  /* before that, while the head is parsed: the
+                                           Accept-Encoding, Content-Encoding,
+                                           Sec-WebSocket-Extensions or Jrpc-Batch-Order value
+                                           being received, lower-cased (read at its end) */
+    };
     char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
     char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
     char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
-    char enc[JRPC__HTTP_ENC_KEEP];    /* the Accept-Encoding, Content-Encoding or
-                                         Sec-WebSocket-Extensions value being received,
-                                         lower-cased (read at the value's end) */
 };
+
+/* What a request whose answer is streamed needs besides its struct (conn.c): a loop block taken
+ * when the engine starts streaming, so other requests keep the struct in its block class. */
+typedef struct jrpc__http_stream {
+    jrpc__http_req_t *hr; /* owner */
+    uv_write_t swr;       /* the piece write in flight */
+    jrpc_buf_t sending;   /* its chunk-framed bytes */
+    struct jrpc__zs *gz;  /* the answer's gzip encoder, or NULL */
+    size_t streamed;      /* body bytes written in pieces (the access log's bytes=) */
+} jrpc__http_stream_t;
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
 struct jrpc__http_conn {

@@ -823,8 +823,12 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
         return;
     }
 
-    if (rest && hr->kind == JRPC__HR_REST)
-        return; /* GET: params from the query, already in hr->in; any body is ignored */
+    if (rest && hr->kind == JRPC__HR_REST) {
+        /* GET: params from the query, already in hr->in; any body is ignored. */
+        hr->vary_ae = c->loop->cfg->gzip != 0;
+        hr->gz_ok = c->loop->cfg->gzip && jrpc__http_gzip_accepted(hr);
+        return;
+    }
     if (!rest) {
         hr->kind = JRPC__HR_LOCAL;
         hr->status = ws ? ws : !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;

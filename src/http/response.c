@@ -151,12 +151,13 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
                   client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
                   hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
                   url_len, url, hr->status, hr->items, sum[0] != '\0' ? "," : "", sum,
-                  hr->out.len + hr->streamed, us, (int)hr->ua_len, hr->x->ua);
+                  hr->out.len + (hr->st != NULL ? hr->st->streamed : 0), us, (int)hr->ua_len,
+                  hr->x->ua);
         return;
     }
     jrpc__log(cfg, level, client, " \"%s %.*s\" %u items=%zu%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"",
               method, url_len, url, hr->status, hr->items, sum[0] != '\0' ? " " : "", sum,
-              hr->out.len + hr->streamed, us, hr->client_len != 0 ? " proxy=" : "",
-              hr->client_len != 0 ? c->peer : "", hr->ua_len != 0 ? (int)hr->ua_len : 1,
-              hr->ua_len != 0 ? hr->x->ua : "-");
+              hr->out.len + (hr->st != NULL ? hr->st->streamed : 0), us,
+              hr->client_len != 0 ? " proxy=" : "", hr->client_len != 0 ? c->peer : "",
+              hr->ua_len != 0 ? (int)hr->ua_len : 1, hr->ua_len != 0 ? hr->x->ua : "-");
 }

@@ -177,8 +177,9 @@ enum {
  * only what was not in a piece (the last entries and the closing "]"; the pieces and it together
  * are the body). max_response counts what was handed over: an entry that would take the body past
  * it, and every later one, is -32003. An entry's result is freed once it is in a piece, so the
- * engine holds only what is unwritten. No-op for a request that is not a batch. Loop thread. */
-void jrpc__req_stream(jrpc__req_t *req, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first);
+ * engine holds only what is unwritten. 1 when it streams; 0 for a request that is not a batch
+ * (nothing changes). Loop thread. */
+int jrpc__req_stream(jrpc__req_t *req, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first);
 
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
  * request frees itself after the last one. Loop thread. */

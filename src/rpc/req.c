@@ -400,10 +400,10 @@ static void req_stream_pump(jrpc__req_t *r)
     jrpc_buf_free(&b);
 }
 
-void jrpc__req_stream(jrpc__req_t *r, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first)
+int jrpc__req_stream(jrpc__req_t *r, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first)
 {
     if (!r->is_batch || r->answered)
-        return;
+        return 0;
     r->stream = 1;
     r->order = (uint8_t)order;
     r->piece = cb;
@@ -411,6 +411,7 @@ void jrpc__req_stream(jrpc__req_t *r, int order, jrpc__req_piece_cb cb, jrpc_buf
     size_t before = first->len;
     stream_collect(r, first);
     r->emit_bytes += first->len - before;
+    return 1;
 }
 
 /* Writes the response in request order and hands it to the transport. Items whose entry would

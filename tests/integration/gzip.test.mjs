@@ -38,6 +38,16 @@ test('answers over gzip_min are gzip-encoded for a client that accepts it, byte-
         assert.equal(Number(gz.headers['content-length']), gz.bodyBuf.length);
         assert.ok(gz.bodyBuf.length < plain.bodyBuf.length / 10, `compressed to ${gz.bodyBuf.length} bytes`);
         assert.deepEqual(zlib.gunzipSync(gz.bodyBuf), plain.bodyBuf);
+        // REST answers too, GET included.
+        const conn = await HttpConn.open(s);
+        try {
+            await conn.write(buildRequest(s, { method: 'GET', path: `/rest/test.echo?a=${'x'.repeat(1500)}`, headers: { 'Accept-Encoding': 'gzip' } }));
+            const g = await conn.readResponse();
+            assert.equal(g.headers['content-encoding'], 'gzip');
+            assert.deepEqual(JSON.parse(zlib.gunzipSync(g.bodyBuf)), { a: 'x'.repeat(1500) });
+        } finally {
+            conn.close();
+        }
         // Below gzip_min: plain for every client, so no Vary either.
         const small = await raw(s, SMALL, { 'Accept-Encoding': 'gzip' });
         assert.equal(small.headers['content-encoding'], undefined);
