@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import WebSocket from 'ws';
 import { withServer, rpc, call, batch } from './lib.mjs';
-import { wsUrl, RawWs, WsClient } from './wslib.mjs';
+import { wsUrl, RawWs, WsClient, waitFor } from './wslib.mjs';
 
 const WAIT_MS = 10_000;
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -205,5 +205,28 @@ test('--ws-deflate=off declines the offer; the ws client then talks plain', asyn
         } finally {
             ws.terminate();
         }
+    });
+});
+
+test('the compression state counts in what the connection holds (jrpc_held_bytes) until it closes', async () => {
+    await withServer(['--admin-listen', '127.0.0.1:0', '--io-threads', '1'], async (s) => {
+        let m = null;
+        await waitFor(() => (m = /jrpcd admin listening on (\S+):(\d+)/.exec(s.stdout())) !== null, { what: 'admin line' });
+        const admin = { host: m[1], port: Number(m[2]), path: '/metrics' };
+        const heldBytes = async () => {
+            const r = await rpc(admin, undefined, { method: 'GET', path: '/metrics' });
+            return Number(/^jrpc_held_bytes (\d+)$/m.exec(r.body)[1]);
+        };
+        const idle = await heldBytes();
+        const ws = await open(s, true); // context takeover both ways: the state lives on
+        try {
+            await checkRoundTrips(s, ws); // a compressed answer out, a compressed request in
+            const held = await heldBytes();
+            // zlib's deflate state at window 15, memory level 8 is about 260 KiB, inflate's 40.
+            assert.ok(held - idle > 250 << 10, `held ${held - idle} bytes more while connected`);
+        } finally {
+            ws.terminate();
+        }
+        await waitFor(async () => (await heldBytes()) - idle < 16 << 10, { what: 'the state released' });
     });
 });
