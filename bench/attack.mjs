@@ -199,6 +199,8 @@ class RespReader {
         this.keep = keep;
         this.head = Buffer.alloc(0);
         this.need = -1; // body bytes still to come; -1 while reading a head
+        this.chunk = null; // in a chunked body: 'size', 'data' or 'trailer'
+        this.line = '';
         this.body = [];
         this.kept = 0;
         this.status = 0;
@@ -208,6 +210,10 @@ class RespReader {
     push(d) {
         this.bytes += d.length;
         while (d.length) {
+            if (this.chunk) {
+                d = this.pushChunked(d);
+                continue;
+            }
             if (this.need < 0) {
                 this.head = this.head.length ? Buffer.concat([this.head, d]) : d;
                 const he = this.head.indexOf('\r\n\r\n');
@@ -223,6 +229,12 @@ class RespReader {
                 this.head = Buffer.alloc(0);
                 this.body = [];
                 this.kept = 0;
+                if (/\r\ntransfer-encoding: *chunked/i.test(text)) {
+                    // A streamed batch answer (docs/compression.md): size lines, data, CRLFs.
+                    this.chunk = 'size';
+                    this.line = '';
+                    continue;
+                }
             }
             const take = Math.min(this.need, d.length);
             if (this.kept < this.keep && take > 0) {
@@ -239,6 +251,41 @@ class RespReader {
         }
     }
 }
+
+/** Extends RespReader.push to chunked bodies: takes what it can of d, returns the rest. */
+RespReader.prototype.pushChunked = function pushChunked(d) {
+    if (this.chunk === 'size' || this.chunk === 'trailer') {
+        const nl = d.indexOf('\n');
+        this.line += d.toString('latin1', 0, nl < 0 ? d.length : nl + 1);
+        if (nl < 0) return d.subarray(d.length);
+        const line = this.line.trim();
+        this.line = '';
+        if (this.chunk === 'trailer') {
+            if (line === '') {
+                this.chunk = null;
+                this.need = -1;
+                this.onResp(this.status, Buffer.concat(this.body).toString('utf8'));
+            }
+        } else if (line !== '') { // '' is the CRLF that ends a chunk's data
+            this.need = parseInt(line, 16);
+            this.chunk = this.need === 0 ? 'trailer' : 'data';
+        }
+        return d.subarray(nl + 1);
+    }
+    if (this.chunk === 'data') {
+        const take = Math.min(this.need, d.length);
+        if (this.kept < this.keep && take > 0) {
+            const k = d.subarray(0, Math.min(take, this.keep - this.kept));
+            this.body.push(k);
+            this.kept += k.length;
+        }
+        this.need -= take;
+        if (this.need === 0)
+            this.chunk = 'size';
+        return d.subarray(take);
+    }
+    return d;
+};
 
 /** A TCP connection to jrpcd; resolves the socket once connected, or null. */
 function connect() {

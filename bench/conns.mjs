@@ -277,11 +277,30 @@ class Conn {
             if (he < 0) return;
             const head = this.buf.toString('latin1', 0, he);
             const status = Number(head.slice(9, 12));
-            const m = /\r\ncontent-length: *(\d+)/i.exec(head);
-            const len = m ? Number(m[1]) : 0;
-            if (this.buf.length < he + 4 + len) return;
-            const body = this.buf.toString('utf8', he + 4, he + 4 + len);
-            this.buf = this.buf.subarray(he + 4 + len);
+            let body;
+            if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+                // A streamed batch answer (docs/compression.md): chunks until the last one.
+                const parts = [];
+                let off = he + 4, whole = false;
+                for (;;) {
+                    const le = this.buf.indexOf('\r\n', off);
+                    if (le < 0) break;
+                    const size = parseInt(this.buf.toString('latin1', off, le), 16);
+                    if (this.buf.length < le + 2 + size + 2) break;
+                    off = le + 2 + size + 2;
+                    if (size === 0) { whole = true; break; }
+                    parts.push(this.buf.subarray(le + 2, le + 2 + size));
+                }
+                if (!whole) return;
+                body = Buffer.concat(parts).toString('utf8');
+                this.buf = this.buf.subarray(off);
+            } else {
+                const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+                const len = m ? Number(m[1]) : 0;
+                if (this.buf.length < he + 4 + len) return;
+                body = this.buf.toString('utf8', he + 4, he + 4 + len);
+                this.buf = this.buf.subarray(he + 4 + len);
+            }
             const p = this.pending;
             if (!p) {
                 fail('mismatch', `an answer nobody asked for: ${head.split('\r\n')[0]}`);

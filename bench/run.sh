@@ -10,7 +10,7 @@ BUILD=${1:-build-bench}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
-ONLY=${ONLY:-http metrics keys gateway gwcache ws cli redis} # sections to run, e.g. ONLY=ws
+ONLY=${ONLY:-http metrics keys gateway gwcache ws cli redis stream} # sections to run, e.g. ONLY=ws
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -545,8 +545,7 @@ fi
 # + curl, one call per process, sampled on CLI_SAMPLE (10,000) calls and scaled, and (b) curl per
 # 1000-call chunk, sequential, the script one would write by hand. Every run's output is counted,
 # so a run that lost answers cannot look fast. Targets: >= 20x (a), >= 2x (b), >= 300,000 calls/s.
-# ================================================================================================
-CLI_CALLS=${CLI_CALLS:-1000000}
+# =========================================================================================CLI_CALLS=${CLI_CALLS:-1000000}
 CLI_SAMPLE=${CLI_SAMPLE:-10000}
 CLI_ROUNDS=${CLI_ROUNDS:-2}
 CLI_PARALLEL=${CLI_PARALLEL:-4}
@@ -692,3 +691,89 @@ INI
   echo "redis round trips: $((c1 - c0)) EVALSHA for $reqs HTTP requests of 100 calls:" \
        "$(awk -v a="$((c1 - c0))" -v b="$reqs" 'BEGIN {printf "%.3f", a / b}') per request (target exactly 1)"
 fi # redis
+=======
+# Streaming and compression (docs/compression.md). A jrpcd of its own (io_threads 1, 8 workers):
+# - a 1000-item batch with mixed latencies: time to first byte, to the whole answer, and jrpcd's
+#   peak RSS, buffered (HTTP/1.0) vs streamed (bench/stream.mjs);
+# - gzip on an eth_getLogs-shaped answer: bytes saved, and jrpcd's CPU per MB compressed (its
+#   utime + stime over wrk's requests with Accept-Encoding: gzip, minus the same without);
+# - a batch of 100 test.echo without Accept-Encoding: req/s of this build, and of BASE_BUILD (a
+#   build of the branch point) when given, alternating, to show it unchanged within noise.
+# ================================================================================================
+if want stream; then
+"$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --workers 8 --quiet \
+  --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-s.out" &
+spid=$!
+pids+=($spid)
+for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-s.out" 2>/dev/null && break; sleep 0.05; done
+sport=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-s.out" | head -1)
+echo
+build_abs=$(cd "$BUILD" && pwd)
+(cd "$here/.." && node bench/stream.mjs ttfb "$build_abs")
+
+(cd "$here/.." && node bench/stream.mjs logs 1000) > "$tmp/logs.json"
+plain=$(curl -s --data-binary "@$tmp/logs.json" -o "$tmp/logs.plain" -w '%{size_download}' "http://127.0.0.1:$sport/")
+gz=$(curl -s --data-binary "@$tmp/logs.json" -H 'Accept-Encoding: gzip' -o "$tmp/logs.gz" -w '%{size_download}' "http://127.0.0.1:$sport/")
+gunzip -c < "$tmp/logs.gz" | cmp -s - "$tmp/logs.plain" || { echo "bench: gzip answer differs" >&2; exit 1; }
+for f in logs logsgz; do
+  { echo "local f = io.open(\"$tmp/logs.json\", \"rb\")"
+    echo 'wrk.method = "POST"'; echo 'wrk.body = f:read("*a")'; echo 'f:close()'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    [ "$f" = logsgz ] && echo 'wrk.headers["Accept-Encoding"] = "gzip"'
+  } > "$tmp/$f.lua"
+done
+s_cpu() { # lua → "requests cpu-ticks" of jrpcd over one wrk run
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$spid/stat")
+  out=$(wrk -t1 -c4 -d"$DURATION" -s "$1" "http://127.0.0.1:$sport/")
+  t1=$(awk '{print $14 + $15}' "/proc/$spid/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" '/ requests in / { print $1, t }'
+}
+: > "$tmp/cg"; : > "$tmp/cp"
+for _ in $(seq 1 "$ROUNDS"); do
+  s_cpu "$tmp/logs.lua" >> "$tmp/cp"
+  s_cpu "$tmp/logsgz.lua" >> "$tmp/cg"
+done
+hz=$(getconf CLK_TCK)
+us_per() { awk -v hz="$hz" '{ printf "%.1f\n", $2 * 1e6 / hz / $1 }' "$1" | median; }
+up=$(us_per "$tmp/cp"); ug=$(us_per "$tmp/cg")
+echo
+echo "gzip (level 1) on an eth_getLogs-shaped answer of 1000 logs, wrk -t1 -c4 -d$DURATION, $ROUNDS rounds, medians"
+awk -v p="$plain" -v g="$gz" -v up="$up" -v ug="$ug" 'BEGIN {
+  printf "  answer %d bytes, gzip %d bytes: %.1f%% saved (%.1fx)\n", p, g, 100 * (1 - g / p), p / g
+  printf "  jrpcd CPU per request: %.1f us plain, %.1f us gzip: %.0f us per MB compressed\n", up, ug, (ug - up) / (p / 1e6) }'
+
+# req/s swings with the neighbours' load on a shared machine: jrpcd's CPU per request (utime +
+# stime over wrk's requests) is printed too, and is what to compare.
+echo
+echo "batch of 100 test.echo without Accept-Encoding, wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians"
+bpid=
+if [ -n "${BASE_BUILD:-}" ]; then
+  "$BASE_BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet \
+    --module "$BASE_BUILD/modules/tennis.so" --module "$BASE_BUILD/modules/testkit.so" > "$tmp/jrpcd-b.out" &
+  bpid=$!
+  pids+=($bpid)
+  for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-b.out" 2>/dev/null && break; sleep 0.05; done
+  bport=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-b.out" | head -1)
+fi
+b_cpu() { # port pid → "req/s cpu-us-per-request"
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$tmp/batch100.lua" "http://127.0.0.1:$1/api/v1/endpoint")
+  t1=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$hz" '/ requests in / { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.1f\n", r, t * 1e6 / hz / n }'
+}
+: > "$tmp/b.this"; : > "$tmp/b.base"
+for _ in $(seq 1 "$ROUNDS"); do
+  b_cpu "$sport" "$spid" >> "$tmp/b.this"
+  [ -n "$bpid" ] && b_cpu "$bport" "$bpid" >> "$tmp/b.base"
+done
+t=$(awk "{print \$1}" "$tmp/b.this" | median); tc=$(awk "{print \$2}" "$tmp/b.this" | median)
+printf '  this build: %s req/s, %s us CPU per request\n' "$t" "$tc"
+if [ -n "$bpid" ]; then
+  b=$(awk "{print \$1}" "$tmp/b.base" | median); bc=$(awk "{print \$2}" "$tmp/b.base" | median)
+  printf '  base build: %s req/s, %s us CPU per request; CPU ratio %s\n' "$b" "$bc" \
+    "$(awk -v a="$tc" -v b="$bc" 'BEGIN {printf "%.3f", a / b}')"
+fi
+fi # stream

@@ -98,7 +98,8 @@ typedef enum {
     JRPCD_SET_LOG_LEVEL,  /* error|warn|info|debug */
     JRPCD_SET_LOG_FORMAT, /* text|json */
     JRPCD_SET_LOG_FILE,   /* a path, "" for stderr */
-    JRPCD_SET_ON_OFF      /* on|off into an unsigned 1|0; the flag alone means on */
+    JRPCD_SET_ON_OFF,     /* on|off into an unsigned 1|0; the flag alone means on */
+    JRPCD_SET_ORDER       /* request|completion into an unsigned JRPC_ORDER_* */
 } jrpcd_setting_kind_t;
 
 /* One [server] key and the flag that mirrors it. */

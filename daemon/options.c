@@ -127,6 +127,18 @@ static const jrpcd_setting_t settings[] = {
      "log lines as text or one JSON object each"},
     {"log_file", "log-file", JRPCD_SET_LOG_FILE, 0, 0, 0, "PATH",
      "append log lines to PATH (SIGUSR1 reopens it); \"\" = stderr"},
+    /* Compression (docs/compression.md). gzip_min up to max_response's range; zlib's levels. */
+    {"gzip", "gzip", JRPCD_SET_ON_OFF, CFG_FIELD(gzip), 0, 1, "on|off",
+     "gzip answers for clients that accept it, decode gzip request bodies"},
+    {"gzip_min", "gzip-min", JRPCD_SET_SIZE, CFG_FIELD(gzip_min), 0, SIZE_LIMIT, "SIZE",
+     "answers smaller than this go uncompressed"},
+    {"gzip_level", "gzip-level", JRPCD_SET_UINT, CFG_FIELD(gzip_level), 1, 9, "N",
+     "zlib compression level, 1 (fastest) to 9 (smallest)"},
+    /* Request order by default: clients that match answers by position keep working. */
+    {"batch_order", "batch-order", JRPCD_SET_ORDER, CFG_FIELD(batch_order), 0, 1,
+     "request|completion", "entries of a streamed HTTP batch answer: in request order or as done"},
+    {"ws_deflate", "ws-deflate", JRPCD_SET_ON_OFF, CFG_FIELD(ws_deflate), 0, 1, "on|off",
+     "permessage-deflate for WebSocket clients that offer it"},
     /* No proxy is trusted by default: any client could otherwise choose its logged address. */
     {"trusted_proxies", "trusted-proxies", JRPCD_SET_WORDS, CFG_FIELD(trusted_proxies), 0, 0,
      "ADDRS", "proxies (addresses or CIDRs) whose X-Forwarded-For names the client; \"\" = none"},
@@ -547,6 +559,15 @@ int jrpcd_setting_apply(jrpcd_opts_t *opts, const jrpcd_setting_t *s, const char
         opts->log_file = copy;
         return 0;
     }
+    case JRPCD_SET_ORDER:
+        if (strcmp(value, "request") != 0 && strcmp(value, "completion") != 0) {
+            snprintf(err, cap, "\"%s\" is not a batch order (request or completion)", value);
+            return -1;
+        }
+        v = value[0] == 'c' ? JRPC_ORDER_COMPLETION : JRPC_ORDER_REQUEST;
+        snprintf(lo, sizeof(lo), "request");
+        snprintf(hi, sizeof(hi), "completion");
+        break;
     case JRPCD_SET_ON_OFF:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
             snprintf(err, cap, "\"%s\" is not on or off", value);
@@ -728,6 +749,10 @@ static void setting_format(const jrpcd_opts_t *opts, const jrpcd_setting_t *s, c
     case JRPCD_SET_ON_OFF:
         memcpy(&u, field, sizeof(u));
         snprintf(buf, cap, "%s", u ? "on" : "off");
+        break;
+    case JRPCD_SET_ORDER:
+        memcpy(&u, field, sizeof(u));
+        snprintf(buf, cap, "%s", u == JRPC_ORDER_COMPLETION ? "completion" : "request");
         break;
     case JRPCD_SET_UINT:
         memcpy(&u, field, sizeof(u));

@@ -198,6 +198,13 @@ typedef struct jrpc_conn jrpc_conn_t; /* a client connection that can receive pu
 #define JRPC_MAX_DEPTH 128
 #define JRPC_MAX_LISTEN 8
 
+/* jrpc_config_t.batch_order: how the entries of an HTTP batch answer that is streamed (written
+ * with chunked encoding as items finish, docs/compression.md) are ordered. */
+enum {
+    JRPC_ORDER_REQUEST = 0,   /* request order: the finished prefix is written as it grows */
+    JRPC_ORDER_COMPLETION = 1 /* each entry as soon as its item is done */
+};
+
 typedef enum { JRPC_LOG_ERROR = 0, JRPC_LOG_WARN, JRPC_LOG_INFO, JRPC_LOG_DEBUG } jrpc_log_level_t;
 /* Receives one log line (no newline). Called on io threads, concurrently: it must be thread-safe.
  */
@@ -275,6 +282,15 @@ typedef struct jrpc_config {
                                    redis_fail answer */
     unsigned redis_fail_closed; /* 1: such a reservation refuses every item (-32005); 0: admits
                                    every item */
+    /* Compression (docs/compression.md). */
+    unsigned gzip;        /* 1: HTTP answers of at least gzip_min bytes are gzip-encoded for
+                             clients whose Accept-Encoding allows it, and request bodies sent with
+                             Content-Encoding: gzip are decoded; 0: neither (such bodies get 415) */
+    size_t gzip_min;      /* answer bytes below which an answer goes uncompressed */
+    unsigned gzip_level;  /* zlib level, 1 (fastest) – 9 (smallest) */
+    unsigned batch_order; /* order of a streamed HTTP batch answer's entries: JRPC_ORDER_* */
+    unsigned ws_deflate;  /* 1: WebSocket clients that offer permessage-deflate (RFC 7692) get it:
+                             messages of at least gzip_min bytes go compressed; 0: declined */
 } jrpc_config_t;
 
 /* Fills *cfg with the defaults (DESIGN.md; docs/config.md gives the reason for each). */

@@ -38,10 +38,10 @@ apt_install() {
 # The daemon: CMake finds these (CMakeLists.txt); curl is for trying the endpoint by hand.
 apt_install "daemon build dependencies" build-essential cmake pkg-config \
   libuv1-dev libhttp-parser-dev libssl-dev libinih-dev libsqlite3-dev libcurl4-openssl-dev \
-  libhiredis-dev curl
+  libhiredis-dev zlib1g-dev curl
 [ "$mode" = run ] && exit 0
 
-test_pkgs=(clang libclang-rt-14-dev clang-format libcmocka-dev libyajl-dev zlib1g-dev
+test_pkgs=(clang libclang-rt-14-dev clang-format libcmocka-dev libyajl-dev
            wrk nginx-light haproxy prometheus redis-server scdoc procps)
 # nodejs/npm may come from elsewhere than Debian; the commands are what count.
 command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs)

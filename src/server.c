@@ -92,6 +92,19 @@ JRPC_EXTERN void jrpc_config_init(jrpc_config_t *cfg)
     cfg->redis_db = -1;
     cfg->redis_timeout_ms = 50;
     cfg->redis_fail_closed = 0;
+    /* gzip on: clients ask for it (curl --compressed, browsers, Python requests, Node fetch) and
+     * Ethereum answers shrink 5-10x. Below 1 KiB an answer fits one TCP segment either way, so
+     * compressing it only costs CPU and a deflate state. Level 1: JSON gets most of its gain at
+     * the fastest level (bench/run.sh ONLY=stream measures it); higher levels cost 2-4x the CPU
+     * for a few percent more. */
+    cfg->gzip = 1;
+    cfg->gzip_min = 1024;
+    cfg->gzip_level = 1;
+    /* On: browsers and the ws package offer permessage-deflate by default. Its state counts in
+     * each connection's account (docs/compression.md says how much). */
+    cfg->ws_deflate = 1;
+    /* Request order: ethers v5 and others match answers by position (DESIGN.md §2). */
+    cfg->batch_order = JRPC_ORDER_REQUEST;
 }
 
 /* Fields a server cannot work with at 0: no batch, body, answer or WebSocket message would ever
@@ -142,6 +155,14 @@ JRPC_EXTERN const char *jrpc_config_check(const jrpc_config_t *cfg)
         if (cfg->redis_fail_closed > 1)
             return "redis_fail_closed must be 0 or 1";
     }
+    if (cfg->gzip > 1)
+        return "gzip must be 0 or 1";
+    if (cfg->ws_deflate > 1)
+        return "ws_deflate must be 0 or 1";
+    if (cfg->batch_order > JRPC_ORDER_COMPLETION)
+        return "batch_order must be JRPC_ORDER_REQUEST or JRPC_ORDER_COMPLETION";
+    if (cfg->gzip_level < 1 || cfg->gzip_level > 9)
+        return "gzip_level must be 1 to 9";
     return NULL;
 }
 

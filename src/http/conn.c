@@ -5,8 +5,10 @@
  * a last answer (Connection: close, limits, stop) and the peer's EOF. Nothing is freed inside its
  * own callback stack: closing marks the connection and the last uv_close callback frees it (redis
  * freeClientAsync). */
+#include "../io/zstream.h"
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +106,15 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
     free(hr->in);
     hr->in = NULL;
     jrpc_buf_free(&hr->out);
+    if (hr->st != NULL) {
+        jrpc_buf_free(&hr->st->sending);
+        if (hr->st->gz != NULL) {
+            jrpc__zs_end(hr->st->gz);
+            free(hr->st->gz);
+        }
+        jrpc__loop_free(hr->conn->loop, hr->st, sizeof(*hr->st));
+        hr->st = NULL;
+    }
     if (hr->out_held != 0) {
         jrpc__http_conn_t *c = hr->conn;
         jrpc__acct_held(c->loop, c->acct, -(ptrdiff_t)hr->out_held);
@@ -117,6 +128,10 @@ static void req_drop_bufs(jrpc__http_req_t *hr)
 /* Frees what the connection holds and the connection (its socket is closed, or handed over). */
 static void conn_free(jrpc__http_conn_t *c)
 {
+    if (c->stream_posted) {
+        c->free_posted = 1; /* the post still points here: it frees the connection */
+        return;
+    }
     jrpc__loop_t *loop = c->loop;
     while (c->head != NULL) {
         jrpc__http_req_t *hr = c->head;
@@ -125,6 +140,7 @@ static void conn_free(jrpc__http_conn_t *c)
         jrpc__loop_free(loop, hr, sizeof(*hr));
     }
     jrpc__http_url_give(c);
+    jrpc__http_gunzip_end(c); /* before the account it counts in */
     jrpc__acct_leave(c->acct);
     if (!c->admin)
         jrpc__ctr_add(&loop->stats.closed[JRPC__TR_HTTP], 1);
@@ -148,7 +164,7 @@ void jrpc__http_close_now(jrpc__http_conn_t *c)
     c->closing = 1;
     /* The engine keeps running detached calls and frees them itself. */
     for (jrpc__http_req_t *hr = c->head; hr != NULL; hr = hr->next) {
-        if (hr->state == JRPC__HR_RUNNING && hr->rpc != NULL) {
+        if ((hr->state == JRPC__HR_RUNNING || hr->state == JRPC__HR_STREAMING) && hr->rpc != NULL) {
             jrpc__req_detach(hr->rpc);
             hr->rpc = NULL;
         }
@@ -350,6 +366,165 @@ static void on_continue_written(uv_write_t *wr, int status)
         jrpc__http_close_now(c);
 }
 
+/* ---- Streamed answers ------------------------------------------------------------------------ */
+
+/* Brings what hr's answer buffers hold (unwritten bytes, the piece in flight) up to date in the
+ * connection's account and its max_unsent count. */
+static void req_held_sync(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
+{
+    size_t now = hr->out.cap + (hr->st != NULL ? hr->st->sending.cap : 0);
+    ptrdiff_t d = (ptrdiff_t)now - (ptrdiff_t)hr->out_held;
+    if (d == 0)
+        return;
+    jrpc__acct_held(c->loop, c->acct, d);
+    c->unsent_bytes = (size_t)((ptrdiff_t)c->unsent_bytes + d);
+    hr->out_held = now;
+}
+
+/* Appends data[0..n) to b as one chunk (RFC 9112 §7.1); nothing for n == 0. */
+static void chunk_put(jrpc_buf_t *b, const char *data, size_t n)
+{
+    if (n == 0)
+        return;
+    char line[24];
+    int k = snprintf(line, sizeof line, "%zx\r\n", n);
+    jrpc_buf_append(b, line, (size_t)k);
+    jrpc_buf_append(b, data, n);
+    jrpc_buf_append(b, "\r\n", 2);
+}
+
+/* The bytes of hr->out as the next chunk (gzip-encoded first for a gzip answer, flushed so the
+ * client can decode what it got; `last`: the encoder's end, then the last chunk). 0, or
+ * JRPC_ENOMEM. */
+static int stream_frame(jrpc__http_req_t *hr, jrpc_buf_t *framed, int last)
+{
+    jrpc_buf_t data = hr->out;
+    jrpc_buf_init(&hr->out);
+    if (hr->st->gz != NULL) {
+        jrpc_buf_t z;
+        jrpc_buf_init(&z);
+        int rc =
+            jrpc__zs_deflate(hr->st->gz, data.ptr, data.len, last ? Z_FINISH : Z_SYNC_FLUSH, &z);
+        jrpc_buf_free(&data);
+        if (rc != 0) {
+            jrpc_buf_free(&z);
+            return JRPC_ENOMEM;
+        }
+        data = z;
+    }
+    hr->st->streamed += data.len;
+    chunk_put(framed, data.ptr, data.len);
+    if (last)
+        jrpc_buf_append(framed, "0\r\n\r\n", 5);
+    jrpc_buf_free(&data);
+    return framed->err;
+}
+
+static void on_piece_written(uv_write_t *wr, int status)
+{
+    jrpc__http_req_t *hr = JRPC__CONTAINER_OF(wr, jrpc__http_stream_t, swr)->hr;
+    jrpc__http_conn_t *c = hr->conn;
+    if (c->closing)
+        return; /* conn_free frees the piece */
+    if (status < 0) {
+        jrpc__http_close_now(c);
+        return;
+    }
+    hr->piece_writing = 0;
+    jrpc_buf_free(&hr->st->sending);
+    req_held_sync(c, hr);
+    jrpc__http_flush(c);
+}
+
+/* hr is the oldest unwritten answer, still running, with pieces in out and no piece in flight:
+ * the head goes first (Transfer-Encoding: chunked; this commits the answer to streaming), then
+ * the pieces as one chunk. 0, or -1 after closing. */
+static int stream_write(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
+{
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    size_t total = 0;
+    if (!hr->chunked) {
+        hr->chunked = 1;
+        hr->state = JRPC__HR_STREAMING;
+        hr->status = 200;
+        if (hr->gz_ok) {
+            /* The size is not known in advance: a client that accepts gzip gets it. */
+            jrpc__http_stream_t *st = hr->st;
+            st->gz = malloc(sizeof(*st->gz));
+            if (st->gz != NULL &&
+                jrpc__zs_deflate_init(st->gz, c->loop, c->acct, (int)c->loop->cfg->gzip_level,
+                                      15 + 16, 8) != 0) {
+                free(st->gz);
+                st->gz = NULL; /* out of memory: plain */
+            }
+            hr->gz_out = st->gz != NULL;
+        }
+        jrpc__http_build_head(hr, 0);
+        bufs[n].base = hr->head;
+        bufs[n].len = hr->head_len;
+        total += hr->head_len;
+        n++;
+    }
+    jrpc_buf_t *sending = &hr->st->sending;
+    if (stream_frame(hr, sending, 0) != 0) {
+        jrpc__http_close_now(c);
+        return -1;
+    }
+    bufs[n].base = sending->ptr;
+    bufs[n].len = sending->len;
+    total += sending->len;
+    n++;
+    req_held_sync(c, hr);
+    int rc = jrpc__sock_write(c->sock, &hr->st->swr, bufs, n, total, on_piece_written);
+    if (rc < 0) {
+        jrpc__http_close_now(c);
+        return -1;
+    }
+    if (rc == 1) {
+        jrpc_buf_free(sending);
+        req_held_sync(c, hr);
+    } else {
+        hr->piece_writing = 1;
+    }
+    return 0;
+}
+
+static void on_stream_posted(jrpc__post_t *p)
+{
+    jrpc__http_conn_t *c = JRPC__CONTAINER_OF(p, jrpc__http_conn_t, stream_post);
+    c->stream_posted = 0;
+    if (c->free_posted) {
+        conn_free(c);
+        return;
+    }
+    if (!c->closing)
+        jrpc__http_flush(c);
+}
+
+/* The engine made a piece of hr's answer (jrpc__req_stream): kept in out, written from the
+ * loop's next turn, so that pieces finished together leave together and a batch that finishes
+ * within this turn is still written in one piece with a Content-Length. */
+static void on_req_piece(jrpc_buf_t *piece, void *ud)
+{
+    jrpc__http_req_t *hr = ud;
+    jrpc__http_conn_t *c = hr->conn;
+    if (hr->out.len == 0) {
+        jrpc_buf_free(&hr->out);
+        hr->out = *piece;
+        jrpc_buf_init(piece);
+    } else if (jrpc_buf_append(&hr->out, piece->ptr, piece->len) != 0) {
+        jrpc__http_close_now(c); /* out of memory: the answer cannot be whole */
+        return;
+    }
+    req_held_sync(c, hr);
+    if (!c->stream_posted && !c->closing) {
+        c->stream_posted = 1;
+        c->stream_post.cb = on_stream_posted;
+        jrpc__loop_post(c->loop, &c->stream_post);
+    }
+}
+
 /* Counts an answer on its way out: its status, and how long it took from its first byte. */
 static void req_count(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
 {
@@ -375,16 +550,29 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
         while (c->unsent != NULL && c->unsent->state == JRPC__HR_READY &&
                k < JRPC__HTTP_COALESCE_MAX) {
             jrpc__http_req_t *hr = c->unsent;
-            /* Halted: no request follows the newest one, so its answer says the connection
-             * ends. */
-            int closing = hr->close_after || (c->halted && hr->next == NULL);
-            jrpc__http_build_head(hr, closing);
+            if (hr->chunked) {
+                /* A streamed answer's end: what is left, the last chunk. Its head went. */
+                jrpc_buf_t framed;
+                jrpc_buf_init(&framed);
+                if (stream_frame(hr, &framed, 1) != 0) {
+                    jrpc_buf_free(&framed);
+                    jrpc__http_close_now(c);
+                    return;
+                }
+                hr->out = framed;
+                req_held_sync(c, hr);
+            } else {
+                /* Halted: no request follows the newest one, so its answer says the connection
+                 * ends. */
+                int closing = hr->close_after || (c->halted && hr->next == NULL);
+                jrpc__http_build_head(hr, closing);
+                bufs[n].base = hr->head;
+                bufs[n].len = hr->head_len;
+                total += hr->head_len;
+                n++;
+            }
             if (!c->admin)
                 req_count(c, hr);
-            bufs[n].base = hr->head;
-            bufs[n].len = hr->head_len;
-            total += hr->head_len;
-            n++;
             if (hr->out.len != 0 && !hr->head_only) {
                 bufs[n].base = hr->out.ptr;
                 bufs[n].len = hr->out.len;
@@ -411,6 +599,11 @@ void jrpc__http_flush(jrpc__http_conn_t *c)
             written = 1;
         }
     }
+    /* The oldest unwritten answer is a batch being streamed with pieces ready. */
+    jrpc__http_req_t *s = c->unsent;
+    if (s != NULL && s->stream && !s->piece_writing && s->out.len != 0 &&
+        (s->state == JRPC__HR_RUNNING || s->state == JRPC__HR_STREAMING) && stream_write(c, s) != 0)
+        return;
     /* The request being received waits for 100 Continue, and every earlier answer is queued
      * before it: the interim answer may go now without breaking the order. */
     jrpc__http_req_t *hr = c->unsent;
@@ -442,14 +635,22 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
     }
     hr->rpc = NULL;
     hr->in_len = 0;
-    hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
-    jrpc_buf_init(&ans->body);
-    hr->out_held = hr->out.cap;
-    c->unsent_bytes += hr->out_held;
-    jrpc__acct_held(c->loop, c->acct, (ptrdiff_t)hr->out_held);
-    /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
-    hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
+    if (hr->out.len == 0) {
+        jrpc_buf_free(&hr->out);
+        hr->out = ans->body; /* take the bytes; the engine frees an empty buffer */
+        jrpc_buf_init(&ans->body);
+    } else if (jrpc_buf_append(&hr->out, ans->body.ptr, ans->body.len) != 0) {
+        /* Pieces of a streamed answer came before: this is the rest. Out of memory: */
+        jrpc__http_close_now(c);
+        return;
+    }
+    if (!hr->chunked) {
+        /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
+        hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
+        jrpc__http_gzip_answer(c, hr);
+    }
     hr->retry_after = ans->retry_after;
+    req_held_sync(c, hr);
     hr->state = JRPC__HR_READY;
 }
 
@@ -500,10 +701,34 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     int rc = hr->kind == JRPC__HR_REST
                  ? jrpc__req_run_rest(r, hr->rest_method, hr->rest_method_len, hr->rest_batch, &ans)
                  : jrpc__req_run(r, c->loop->cfg->max_batch, &ans);
-    if (rc == JRPC__REQ_DONE)
+    if (rc == JRPC__REQ_DONE) {
         req_answered(hr, &ans); /* the caller (a parse, or a resume) flushes */
-    else
-        hr->rpc = r;
+        return;
+    }
+    hr->rpc = r;
+    if (!hr->http10 && (hr->st = jrpc__loop_alloc(c->loop, sizeof(*hr->st))) != NULL) {
+        /* A batch still running streams its answer (no-op for a single call); HTTP/1.0 has no
+         * chunked encoding and gets the whole answer, as does a request when out of memory. */
+        unsigned order = hr->order != 0 ? hr->order - 1u : c->loop->cfg->batch_order;
+        memset(hr->st, 0, sizeof(*hr->st));
+        hr->st->hr = hr;
+        if (!jrpc__req_stream(r, (int)order, on_req_piece, &hr->out)) {
+            jrpc__loop_free(c->loop, hr->st, sizeof(*hr->st)); /* a single call */
+            hr->st = NULL;
+            return;
+        }
+        hr->stream = 1;
+        if (hr->out.err) {
+            jrpc__http_close_now(c);
+            return;
+        }
+        if (hr->out.len != 0) {
+            /* Inline items finished already: they go out next turn (on_req_piece). */
+            jrpc_buf_t none;
+            jrpc_buf_init(&none);
+            on_req_piece(&none, hr);
+        }
+    }
 }
 
 /* ---- Reading --------------------------------------------------------------------------------- */

@@ -50,8 +50,20 @@
 
 /* Response header block: the longest one (OPTIONS with CORS, or a 405 with Allow, a 20-digit
  * Content-Length and Connection) is under 300 bytes, plus an Access-Control-Allow-Origin that
- * echoes an allowed Origin and its Vary line. */
-#define JRPC__HTTP_HEAD_CAP (384 + JRPC__HTTP_NAME_MAX + 48)
+ * echoes an allowed Origin and its Vary line, plus 64 for Vary: Accept-Encoding and
+ * Content-Encoding: gzip (47; a streamed answer's Transfer-Encoding replaces its
+ * Content-Length). */
+#define JRPC__HTTP_HEAD_CAP (384 + 64 + JRPC__HTTP_NAME_MAX + 48)
+
+/* Accept-Encoding or Content-Encoding bytes kept per header line: every browser's and HTTP
+ * library's list ("gzip, deflate, br, zstd") with q-values; elements past it are ignored. */
+#define JRPC__HTTP_ENC_KEEP 128
+
+enum {
+    JRPC__CE_NONE = 0, /* no Content-Encoding, or identity */
+    JRPC__CE_GZIP,     /* gzip (or x-gzip), once: decoded as it arrives */
+    JRPC__CE_OTHER     /* anything else, or gzip twice: 415 */
+};
 
 /* URL bytes copied per request for the access log (longer URLs are logged cut). */
 #define JRPC__HTTP_LOG_URL 128
@@ -93,6 +105,8 @@ typedef enum {
     JRPC__HR_PARSING = 0, /* being received; always the newest (c->cur) */
     JRPC__HR_RUNNING,     /* body handed to the engine, answer not yet back */
     JRPC__HR_READY,       /* answer known, waiting for earlier answers to be written */
+    JRPC__HR_STREAMING,   /* a streamed batch answer begun: head and pieces written as items
+                             finish, the engine still running (conn.c) */
     JRPC__HR_WRITING,     /* handed to the socket, not all written yet */
     JRPC__HR_DONE         /* written; freed once every earlier one is too */
 } jrpc__hr_state_t;
@@ -165,11 +179,32 @@ struct jrpc__http_req {
     char key_mark[8];      /* an unknown key's mark in the log (jrpc__keys_mark) */
     char *auth_val;        /* Authorization or X-API-Key while the head is parsed (a loop block
                               of JRPC__HTTP_AUTH_MAX bytes), NULL when none came */
+    uint16_t ae_gzip;      /* Accept-Encoding's q for gzip, x1000 + 1 (0: not named) (gzip.c) */
+    uint16_t ae_any;       /* ... for "*" */
+    uint16_t ae_id;        /* ... for identity */
+    uint8_t ce;            /* Content-Encoding: JRPC__CE_* */
+    uint8_t gz_ok;         /* gzip on and the client accepts it: a large answer is compressed */
+    uint8_t gz_out;        /* out holds the answer gzip-encoded (Content-Encoding: gzip) */
+    uint8_t vary_ae;       /* the answer may depend on Accept-Encoding (Vary): gzip on and an
+                              engine answer; cleared when it is under gzip_min */
+    uint8_t enc_len;       /* bytes of the current encoding header kept in enc (saturating) */
+    uint8_t order;         /* Jrpc-Batch-Order: 0 none, else JRPC_ORDER_* + 1 */
+    uint8_t stream;        /* the engine hands the answer over in pieces (jrpc__req_stream) */
+    uint8_t chunked;       /* the head went with Transfer-Encoding: chunked: pieces follow */
+    uint8_t piece_writing; /* st->swr (the bytes in st->sending) is in flight */
+    struct jrpc__http_stream *st; /* what streaming needs (a loop block), or NULL */
     /* Above: per request, zeroed by jrpc__http_req_push. Below: set before each use. */
-    uv_write_t wr;                    /* the answer's write when it did not complete at once
-                                         (.data: the first request the write carries) */
-    uv_write_t cont_wr;               /* the 100 Continue's write */
-    char head[JRPC__HTTP_HEAD_CAP];   /* status line and headers */
+    uv_write_t wr;      /* the answer's write when it did not complete at once
+                           (.data: the first request the write carries) */
+    uv_write_t cont_wr; /* the 100 Continue's write */
+    union {
+        char head[JRPC__HTTP_HEAD_CAP]; /* status line and headers, built once the answer is
+                                           known */
+        char enc[JRPC__HTTP_ENC_KEEP];  /* before that, while the head is parsed: the
+                                           Accept-Encoding, Content-Encoding,
+                                           Sec-WebSocket-Extensions or Jrpc-Batch-Order value
+                                           being received, lower-cased (read at its end) */
+    };
     char url[JRPC__HTTP_LOG_URL];     /* URL as received, cut (logging only) */
     char host[JRPC__HTTP_NAME_MAX];   /* the Host value as sent, while the head is parsed */
     char origin[JRPC__HTTP_NAME_MAX]; /* the Origin value as sent: echoed when allowed */
@@ -187,6 +222,15 @@ enum {
     JRPC__KEY_VALID,   /* a key of the server's (hr->auth.key) */
     JRPC__KEY_UNKNOWN  /* a key nobody holds (hr->key_mark) */
 };
+/* What a request whose answer is streamed needs besides its struct (conn.c): a loop block taken
+ * when the engine starts streaming, so other requests keep the struct in its block class. */
+typedef struct jrpc__http_stream {
+    jrpc__http_req_t *hr; /* owner */
+    uv_write_t swr;       /* the piece write in flight */
+    jrpc_buf_t sending;   /* its chunk-framed bytes */
+    struct jrpc__zs *gz;  /* the answer's gzip encoder, or NULL */
+    size_t streamed;      /* body bytes written in pieces (the access log's bytes=) */
+} jrpc__http_stream_t;
 
 /* One accepted TCP connection; lives on one loop and is freed in the last close callback. */
 struct jrpc__http_conn {
@@ -246,6 +290,11 @@ struct jrpc__http_conn {
                                   longest one looked for, sec-websocket-version (21) */
     char fval[32];             /* lower-cased start of the Expect or Transfer-Encoding value:
                                   room for "100-continue" and "gzip, chunked"-style lists */
+    struct jrpc__zs *gunzip;   /* decoder of the current request's gzip body, or NULL */
+    jrpc__post_t stream_post;  /* pieces of a streamed answer arrived: write them next turn */
+    uint8_t stream_posted;     /* stream_post is queued */
+    uint8_t free_posted;       /* the connection closed while it was: it frees it */
+    uint8_t gunzip_end;        /* it saw a gzip member's end and nothing after it yet */
     jrpc__ws_hs_t ws;          /* what the headers say about a WebSocket upgrade */
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
     const char *route;         /* cfg.path */
@@ -343,6 +392,30 @@ const char *jrpc__http_origins_check(const char *origins);
  * cfg.cors_origins. Sets hr->cors. 0, or -1 after refusing (400 or 403; the connection closes
  * after the answer). */
 int jrpc__http_browser_check(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+
+/* ---- gzip.c --------------------------------------------------------------------------------- */
+
+/* The end of an Accept-Encoding or Content-Encoding value kept in hr->enc (hr->enc_len bytes,
+ * more than JRPC__HTTP_ENC_KEEP when cut): what it says goes into hr's ae_* or ce. */
+void jrpc__http_ae_parse(jrpc__http_req_t *hr);
+/* How many of the bytes kept in hr->enc hold whole list elements: a value cut at the keep bound
+ * loses its last, partial element (it could be "gzip;q=0" cut to "gzip"). */
+size_t jrpc__http_enc_whole(const jrpc__http_req_t *hr);
+void jrpc__http_ce_parse(jrpc__http_req_t *hr);
+/* Whether the client accepts a gzip answer (q > 0 for gzip, or for "*" when gzip is not named,
+ * and identity not preferred over it), from the headers of the complete head. */
+int jrpc__http_gzip_accepted(const jrpc__http_req_t *hr);
+/* Replaces hr->out with its gzip encoding when hr->gz_ok, the status carries a body and the body
+ * is at least cfg.gzip_min bytes (and the encoding is smaller). Out of memory keeps it plain. */
+void jrpc__http_gzip_answer(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+/* Body bytes of a gzip request (hr->ce == JRPC__CE_GZIP): decoded into hr->in as they arrive,
+ * never past cfg.max_body decoded bytes. 0, or -1 after refusing (413, 400, 500). */
+int jrpc__http_gunzip_body(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char *at, size_t len);
+/* The body is complete: 0 when it was whole gzip data, else -1 after refusing with 400. Frees
+ * the decoder either way. */
+int jrpc__http_gunzip_finish(jrpc__http_conn_t *c, jrpc__http_req_t *hr);
+/* Frees the decoder (refusals, close). */
+void jrpc__http_gunzip_end(jrpc__http_conn_t *c);
 
 /* ---- conn.c ---------------------------------------------------------------------------------- */
 

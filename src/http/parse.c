@@ -59,7 +59,11 @@ enum {
     KEEP_XFF,
     KEEP_FWD,
     KEEP_AUTH,
-    KEEP_CACHE /* Cache-Control, Pragma: no-cache asks for an answer no cache made */
+    KEEP_CACHE, /* Cache-Control, Pragma: no-cache asks for an answer no cache made */
+    KEEP_AE,    /* Accept-Encoding (gzip.c) */
+    KEEP_CE,    /* Content-Encoding (gzip.c) */
+    KEEP_WSX,   /* Sec-WebSocket-Extensions (permessage-deflate offers, src/ws) */
+    KEEP_ORDER  /* Jrpc-Batch-Order (a streamed batch answer's order) */
 };
 
 /* Appends an Authorization or X-API-Key piece; auth_len counts on to one past the buffer and
@@ -126,11 +130,35 @@ static void keep_raw(char *dst, size_t cap, uint16_t *len, const char *at, size_
     *len = (uint16_t)(n <= room ? *len + n : cap + 1);
 }
 
+/* Jrpc-Batch-Order: request or completion (any case, blanks around); anything else is refused
+ * (400) once the head is complete. */
+static void batch_order(jrpc__http_req_t *hr)
+{
+    size_t n = hr->enc_len <= sizeof hr->enc ? hr->enc_len : 0;
+    const char *v = hr->enc;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 7 && memcmp(v, "request", 7) == 0)
+        hr->order = JRPC_ORDER_REQUEST + 1;
+    else if (n == 10 && memcmp(v, "completion", 10) == 0)
+        hr->order = JRPC_ORDER_COMPLETION + 1;
+    else
+        hr->order = UINT8_MAX;
+}
+
 /* The end of a header value: was it Expect: 100-continue (any case, trailing blanks allowed),
  * or a Sec-Fetch-Site naming another site? */
 static void header_value_end(jrpc__http_conn_t *c)
 {
     jrpc__ws_hs_end(&c->ws);
+    if (c->hdr_keep == KEEP_AE)
+        jrpc__http_ae_parse(c->cur);
+    else if (c->hdr_keep == KEEP_CE)
+        jrpc__http_ce_parse(c->cur);
+    else if (c->hdr_keep == KEEP_WSX)
+        jrpc__ws_hs_extensions(&c->ws, c->cur->enc, jrpc__http_enc_whole(c->cur));
+    else if (c->hdr_keep == KEEP_ORDER)
+        batch_order(c->cur);
     int fetch_site = c->hdr_keep == KEEP_FETCH_SITE;
     if (c->hdr_keep == KEEP_CACHE && c->cur != NULL) {
         /* "no-cache" as one of the directives (kept lower-cased; a value past fval is cut). */
@@ -309,6 +337,8 @@ void jrpc__http_refuse(jrpc__http_conn_t *c, unsigned status, int code, const ch
         }
     }
     c->cur = NULL;
+    jrpc__http_gunzip_end(c);
+    hr->vary_ae = hr->gz_ok = 0; /* local answers are small and never compressed */
     free(hr->in);
     hr->in = NULL;
     hr->in_len = hr->in_cap = 0;
@@ -666,6 +696,19 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                        (c->fname_len == 6 && memcmp(c->fname, "pragma", 6) == 0)) {
                 c->hdr_keep = KEEP_CACHE;
                 c->fval_len = 0;
+            } else if (c->fname_len == 15 && memcmp(c->fname, "accept-encoding", 15) == 0) {
+                c->hdr_keep = KEEP_AE;
+                c->cur->enc_len = 0;
+            } else if (c->fname_len == 16 && memcmp(c->fname, "content-encoding", 16) == 0) {
+                c->hdr_keep = KEEP_CE;
+                c->cur->enc_len = 0;
+            } else if (c->fname_len == 16 && memcmp(c->fname, "jrpc-batch-order", 16) == 0) {
+                c->hdr_keep = KEEP_ORDER;
+                c->cur->enc_len = 0;
+            } else if (c->loop->cfg->ws_deflate && c->fname_len == 24 &&
+                       memcmp(c->fname, "sec-websocket-extensions", 24) == 0) {
+                c->hdr_keep = KEEP_WSX;
+                c->cur->enc_len = 0;
             } else if (c->log && c->fname_len == 10 && memcmp(c->fname, "user-agent", 10) == 0) {
                 c->hdr_keep = KEEP_UA;
                 c->cur->ua_len = 0;
@@ -700,6 +743,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         keep_fwd(c->cur, at, len);
     else if (c->hdr_keep == KEEP_AUTH)
         keep_auth(c->cur, at, len);
+    else if (c->hdr_keep == KEEP_AE || c->hdr_keep == KEEP_CE || c->hdr_keep == KEEP_WSX ||
+             c->hdr_keep == KEEP_ORDER)
+        keep_lower(c->cur->enc, sizeof c->cur->enc, &c->cur->enc_len, at, len);
     c->hdr_bytes += len;
     header_over(c);
     return 0;
@@ -815,11 +861,28 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
     if ((rpc && p->method == HTTP_POST) || (rest && hr->kind == JRPC__HR_REST && !hr->rest_get)) {
         if (rpc)
             hr->kind = JRPC__HR_RPC;
+        const jrpc_config_t *cfg = c->loop->cfg;
+        hr->vary_ae = cfg->gzip != 0;
+        hr->gz_ok = cfg->gzip && jrpc__http_gzip_accepted(hr);
+        if (hr->order == UINT8_MAX) {
+            jrpc__http_refuse(c, 400, JRPC_CODE_INVALID_REQUEST,
+                              "Jrpc-Batch-Order must be request or completion");
+            return;
+        }
+        if (has_body && (hr->ce == JRPC__CE_OTHER || (hr->ce == JRPC__CE_GZIP && !cfg->gzip))) {
+            /* Before the body, as for 413: a client waiting for 100 Continue sends none. */
+            jrpc__http_refuse(c, 415, JRPC_CODE_INVALID_REQUEST,
+                              cfg->gzip ? "unsupported Content-Encoding: send the body plain "
+                                          "or gzip-encoded"
+                                        : "unsupported Content-Encoding: send the body plain "
+                                          "(gzip is off)");
+            return;
+        }
         if (!chunked && clen > c->loop->cfg->max_body) {
             body_too_large(c); /* before the body: the client that waits for 100 sends none */
             return;
         }
-        if (clen > 0 && !chunked) {
+        if (clen > 0 && !chunked && hr->ce != JRPC__CE_GZIP) {
             /* The length is known: one allocation, and large remainders are read into it. */
             hr->in = malloc((size_t)clen);
             if (hr->in == NULL) {
@@ -836,8 +899,12 @@ static void head_complete(jrpc__http_conn_t *c, http_parser *p)
         return;
     }
 
-    if (rest && hr->kind == JRPC__HR_REST)
-        return; /* GET: params from the query, already in hr->in; any body is ignored */
+    if (rest && hr->kind == JRPC__HR_REST) {
+        /* GET: params from the query, already in hr->in; any body is ignored. */
+        hr->vary_ae = c->loop->cfg->gzip != 0;
+        hr->gz_ok = c->loop->cfg->gzip && jrpc__http_gzip_accepted(hr);
+        return;
+    }
     if (!rest) {
         hr->kind = JRPC__HR_LOCAL;
         hr->status = ws ? ws : !rpc ? 404 : p->method == HTTP_OPTIONS ? 204 : 405;
@@ -891,6 +958,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
     if (hr == NULL || hr->kind == JRPC__HR_LOCAL || hr->rest_get)
         return 0;
     hr->want_continue = 0; /* the client did not wait */
+    if (hr->ce == JRPC__CE_GZIP) {
+        jrpc__http_gunzip_body(c, hr, at, len); /* decoded into hr->in, or refused */
+        return 0;
+    }
     if (len > hr->in_cap - hr->in_len) {
         /* Chunked (a known length was allocated whole): grow geometrically up to max_body. */
         size_t max = c->loop->cfg->max_body;
@@ -947,6 +1018,9 @@ static int on_message_complete(http_parser *p)
     jrpc__http_req_t *hr = c->cur;
     if (hr == NULL)
         return 0;
+    if (hr->kind != JRPC__HR_LOCAL && hr->ce == JRPC__CE_GZIP && !hr->rest_get &&
+        jrpc__http_gunzip_finish(c, hr) != 0)
+        return 0; /* refused: 400 */
     c->cur = NULL;
     hr->want_continue = 0;
     hr->direct = 0;

@@ -101,7 +101,17 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
     } else if (hr->status == 426) {
         /* RFC 9110 §15.5.22 wants Upgrade; RFC 6455 §4.4 the versions we speak. */
         PUT(p, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    } else if (hr->status == 415) {
+        /* RFC 9110 §15.5.16: say which content codings a request body may have. */
+        if (hr->conn->loop->cfg->gzip)
+            PUT(p, "Accept-Encoding: gzip\r\n");
+        else
+            PUT(p, "Accept-Encoding: identity\r\n");
     }
+    if (hr->vary_ae)
+        PUT(p, "Vary: Accept-Encoding\r\n"); /* gzip or not depends on it (gzip.c) */
+    if (hr->gz_out)
+        PUT(p, "Content-Encoding: gzip\r\n");
     if (hr->health)
         PUT(p, "Cache-Control: no-store\r\n"); /* a check must reach us, not a cache */
     if (hr->status != 204 && hr->text) {
@@ -109,6 +119,9 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
         PUT(p, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: ");
         p = jrpc__put_u64(p, hr->out.len);
         PUT(p, "\r\n");
+    } else if (hr->chunked) {
+        /* A streamed batch answer (conn.c): pieces follow as items finish. */
+        PUT(p, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n");
     } else if (hr->status != 204) {
         PUT(p, "Content-Type: application/json\r\nContent-Length: ");
         p = jrpc__put_u64(p, hr->out.len);
@@ -158,12 +171,14 @@ void jrpc__http_log(jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
                   client, hr->client_len != 0 ? ",\"proxy\":\"" : "",
                   hr->client_len != 0 ? c->peer : "", hr->client_len != 0 ? "\"" : "", method,
                   url_len, url, hr->status, hr->items, key, sum[0] != '\0' ? "," : "", sum,
-                  hr->out.len, us, (int)hr->ua_len, hr->x->ua);
+                  hr->out.len + (hr->st != NULL ? hr->st->streamed : 0), us, (int)hr->ua_len,
+                  hr->x->ua);
         return;
     }
     jrpc__log(cfg, level, client,
               " \"%s %.*s\" %u items=%zu%s%s%s bytes=%zu %lluus%s%s ua=\"%.*s\"", method, url_len,
-              url, hr->status, hr->items, key, sum[0] != '\0' ? " " : "", sum, hr->out.len, us,
+              url, hr->status, hr->items, key, sum[0] != '\0' ? " " : "", sum,
+              hr->out.len + (hr->st != NULL ? hr->st->streamed : 0), us,
               hr->client_len != 0 ? " proxy=" : "", hr->client_len != 0 ? c->peer : "",
               hr->ua_len != 0 ? (int)hr->ua_len : 1, hr->ua_len != 0 ? hr->x->ua : "-");
 }

@@ -338,6 +338,96 @@ size_t jrpc__answer_sum_format(const jrpc__answer_sum_t *s, int json, char *buf,
     return at;
 }
 
+/* ---- Streaming ------------------------------------------------------------------------------- */
+
+/* The call's answer is known (decided while checking, replied, or timed out). */
+static int call_known(const jrpc_call_t *c)
+{
+    return c->state == CALL_ANSWERED || c->state == CALL_DONE;
+}
+
+/* Appends c's entry to the piece b (with "[" or ","), -32003 once max_response counting what was
+ * handed over already is reached, and lets go of its result: it is in the piece now. */
+static void stream_entry(jrpc__req_t *r, jrpc_buf_t *b, jrpc_call_t *c)
+{
+    jrpc_buf_append(b, r->emitted++ == 0 ? "[" : ",", 1);
+    size_t entry = item_size(c, c->out_len, c->is_error);
+    if (!r->over && r->emit_bytes + b->len + entry + 1 > r->loop->cfg->max_response) {
+        r->over = 1;
+        r->over_from = (long)(c - r->calls);
+        jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_RESPONSE);
+    }
+    if (r->over)
+        item_append(b, c, too_large, sizeof too_large - 1, 1);
+    else
+        item_append(b, c, c->out, c->out_len, c->is_error);
+    c->emitted = 1;
+    if (c->out_owned)
+        free((void *)c->out);
+    c->out_owned = 0;
+    c->out = NULL;
+    c->out_len = 0;
+    if (c->release != NULL) {
+        jrpc_release_cb release = c->release;
+        c->release = NULL;
+        release(c->release_data);
+    }
+}
+
+/* Entries that can go now: the finished prefix (request order), or every finished entry
+ * (completion order). */
+static void stream_collect(jrpc__req_t *r, jrpc_buf_t *b)
+{
+    if (r->reserving)
+        return; /* no call has run yet: the budget store has not said which may */
+    size_t i = r->emit_from;
+    while (i < r->ncalls && (!r->calls[i].answer || r->calls[i].emitted))
+        i++;
+    r->emit_from = i;
+    for (; i < r->ncalls; i++) {
+        jrpc_call_t *c = &r->calls[i];
+        if (!c->answer || c->emitted)
+            continue;
+        if (!call_known(c)) {
+            if (r->order == JRPC__ORDER_REQUEST)
+                break;
+            continue;
+        }
+        stream_entry(r, b, c);
+        if (i == r->emit_from)
+            r->emit_from = i + 1;
+    }
+}
+
+/* After a pass: what finished goes to the transport. */
+static void req_stream_pump(jrpc__req_t *r)
+{
+    jrpc_buf_t b;
+    jrpc_buf_init(&b);
+    stream_collect(r, &b);
+    if (b.len == 0 || b.err) {
+        jrpc_buf_free(&b);
+        return; /* out of memory: the entries stay for req_answer */
+    }
+    r->emit_bytes += b.len;
+    r->piece(&b, r->ud);
+    jrpc_buf_free(&b);
+}
+
+int jrpc__req_stream(jrpc__req_t *r, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first)
+{
+    if (!r->is_batch || r->answered)
+        return 0;
+    r->stream = 1;
+    r->order = (uint8_t)order;
+    r->piece = cb;
+    r->over_from = -1;
+    size_t before = first->len;
+    stream_collect(r, first);
+    r->emit_bytes += first->len - before;
+    return 1;
+}
+
 /* Writes the response in request order and hands it to the transport. Items whose entry would
  * take the body past max_response are answered -32003 instead, each with its own id. */
 static void req_answer(jrpc__req_t *r)
@@ -348,14 +438,27 @@ static void req_answer(jrpc__req_t *r)
     r->answered = 1;
 
     size_t need = 2;
-    for (size_t i = 0; i < r->ncalls; i++)
+    for (size_t i = 0; i < r->ncalls && !r->stream; i++)
         if (r->calls[i].answer)
             need += r->calls[i].out_len + r->calls[i].id.len + 48;
-    jrpc_buf_reserve(&out, need < cfg->max_response + 64 ? need : cfg->max_response + 64);
+    if (!r->stream)
+        jrpc_buf_reserve(&out, need < cfg->max_response + 64 ? need : cfg->max_response + 64);
 
     size_t entries = 0;
     int over = 0;
     long over_from = -1; /* the first item answered -32003 (for the log) */
+    if (r->stream) {
+        /* What no piece carried yet, in request order, then the end of the array. */
+        for (size_t i = 0; i < r->ncalls; i++) {
+            jrpc_call_t *c = &r->calls[i];
+            if (c->answer && !c->emitted)
+                stream_entry(r, &out, c);
+        }
+        if (r->emitted != 0)
+            jrpc_buf_append(&out, "]", 1);
+        over_from = r->over_from;
+        goto made;
+    }
     if (r->is_batch)
         jrpc_buf_append(&out, "[", 1);
     for (size_t i = 0; i < r->ncalls; i++) {
@@ -380,6 +483,7 @@ static void req_answer(jrpc__req_t *r)
         jrpc_buf_append(&out, "]", 1);
     if (entries == 0 && !r->rest)
         out.len = 0; /* notifications only: nothing to answer */
+made:
     if (r->rest && !r->is_batch && r->ncalls == 1 && (r->calls[0].is_error || over) &&
         r->status == 200)
         r->status = rest_status(over ? JRPC_CODE_RESPONSE_TOO_LARGE : r->calls[0].code);
@@ -659,6 +763,8 @@ static void req_pump(jrpc__req_t *r)
     req_sync(r);
     if (!r->answered && r->remaining == 0)
         req_answer(r);
+    else if (r->stream && !r->answered)
+        req_stream_pump(r);
     if (r->running != 0 || r->next < r->ncalls)
         req_arm(r);
     req_maybe_free(r);

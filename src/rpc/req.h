@@ -56,6 +56,7 @@ struct jrpc_call {
     uint8_t pooled;                /* taken by the worker pool: tell it when completed */
     uint8_t budgeted;              /* offered to the budget store (ok on entry to the
                                       reservation): refused when the store says no */
+    uint8_t emitted;               /* streamed: its entry is in a piece already */
     _Atomic uint8_t cancelled;     /* nobody waits for the reply any more (timed out, client
                                       gone, answered at shutdown): set by the loop, read by
                                       jrpc_call_cancelled on any thread */
@@ -115,6 +116,14 @@ struct jrpc__req {
     uint8_t *ok;          /* the calls to run, while reserving (arena) */
     uint32_t *costs;      /* their costs, while reserving (arena) */
     jrpc__auth_t auth;    /* who sent it (has_auth) */
+    uint8_t stream;       /* pieces go to `piece` as items finish (jrpc__req_stream) */
+    uint8_t order;        /* JRPC__ORDER_* while streaming */
+    uint8_t over;         /* streaming: max_response was reached; later entries are -32003 */
+    jrpc__req_piece_cb piece;
+    size_t emit_from;  /* streaming: calls before it are all emitted or not answered */
+    size_t emitted;    /* streaming: entries emitted */
+    size_t emit_bytes; /* streaming: body bytes handed over in pieces */
+    long over_from;    /* streaming: the first item answered -32003, or -1 (for the log) */
 };
 
 /* Marks c as one nobody waits for any more (jrpc_call_cancelled): its handler may stop working on

@@ -8,6 +8,7 @@
  * client's), and a hard close. Nothing is freed inside its own callback stack: a hard close marks
  * the connection and the socket's closed callback frees it (src/http does the same). The socket
  * itself is the connection core's (src/io/sock.c), handed over by src/http after the 101. */
+#include "../io/zstream.h"
 #include "../util/log.h"
 #include "internal.h"
 
@@ -171,6 +172,99 @@ static int out_full(jrpc_conn_t *c)
     return 1;
 }
 
+/* ---- permessage-deflate (RFC 7692) ----------------------------------------------------------- */
+
+/* The tail a sync flush ends with, which §7.2.1 takes off a message and §7.2.2 puts back. */
+static const uint8_t pmd_tail[4] = {0x00, 0x00, 0xff, 0xff};
+
+static void pmd_free(jrpc__zs_t **zs)
+{
+    if (*zs == NULL)
+        return;
+    jrpc__zs_end(*zs);
+    free(*zs);
+    *zs = NULL;
+}
+
+/* Replaces m's body with its compressed form (§7.2.1). 1 when it did, 0 when the message goes
+ * plain (under gzip_min), -1 when out of memory (the compressor's state is then lost, and with it
+ * the stream: the connection must end). */
+static int pmd_deflate(jrpc_conn_t *c, jrpc__ws_msg_t *m)
+{
+    if (m->body.len < c->loop->cfg->gzip_min || m->body.len == 0)
+        return 0; /* allowed by §6: RSV1 clear, and the context does not see it */
+    if (c->pmd_out == NULL) {
+        c->pmd_out = malloc(sizeof(*c->pmd_out));
+        if (c->pmd_out == NULL)
+            return -1;
+        if (jrpc__zs_deflate_init(c->pmd_out, c->loop, c->acct, (int)c->loop->cfg->gzip_level,
+                                  -(int)c->pmd_sbits, 8) != 0) {
+            free(c->pmd_out);
+            c->pmd_out = NULL;
+            return -1;
+        }
+    }
+    jrpc_buf_t z;
+    jrpc_buf_init(&z);
+    if (jrpc__zs_deflate(c->pmd_out, m->body.ptr, m->body.len, Z_SYNC_FLUSH, &z) != 0) {
+        jrpc_buf_free(&z);
+        return -1;
+    }
+    if (z.len >= 4 && memcmp(z.ptr + z.len - 4, pmd_tail, 4) == 0)
+        z.len -= 4;
+    if (c->pmd_snct)
+        pmd_free(&c->pmd_out); /* no context kept: the ~270 KiB state goes until the next one */
+    jrpc_buf_free(&m->body);
+    m->body = z;
+    return 1;
+}
+
+/* Inflates a compressed message (§7.2.2) into *out, at most max_ws_message bytes. 0, or -1 after
+ * failing the connection (1009 over the bound, 1007 not deflate data). Frees msg. */
+static int pmd_inflate(jrpc_conn_t *c, char *msg, size_t len, jrpc_buf_t *out)
+{
+    size_t max = c->loop->cfg->max_ws_message;
+    jrpc_buf_init(out);
+    char *in = realloc(msg, len + 4);
+    if (in == NULL) {
+        free(msg);
+        c->sess.failed = 1;
+        return -1;
+    }
+    memcpy(in + len, pmd_tail, 4);
+    int rc = 0;
+    if (c->pmd_in == NULL) {
+        c->pmd_in = malloc(sizeof(*c->pmd_in));
+        if (c->pmd_in == NULL ||
+            jrpc__zs_inflate_init(c->pmd_in, c->loop, c->acct, -(int)c->pmd_cbits) != 0) {
+            free(c->pmd_in);
+            c->pmd_in = NULL;
+            rc = JRPC_ENOMEM;
+        }
+    }
+    size_t used = 0;
+    if (rc == 0)
+        rc = jrpc__zs_inflate(c->pmd_in, in, len + 4, &used, out, max);
+    free(in);
+    if (rc == 0 && c->pmd_cnct)
+        pmd_free(&c->pmd_in); /* no context kept: nothing to hold between messages */
+    else if (rc == 1)         /* the client ended the stream with a final block: start a new one */
+        rc = inflateReset(&c->pmd_in->z) == Z_OK ? 0 : JRPC_EINVAL;
+    if (rc == 0)
+        return 0;
+    jrpc_buf_free(out);
+    if (rc == JRPC_ERANGE) {
+        char reason[64];
+        snprintf(reason, sizeof reason, "message exceeds %zu bytes", max);
+        jrpc__ws_session_fail(&c->sess, 1009, reason);
+    } else if (rc == JRPC_ENOMEM) {
+        c->sess.failed = 1;
+    } else {
+        jrpc__ws_session_fail(&c->sess, 1007, "invalid permessage-deflate data");
+    }
+    return -1;
+}
+
 /* Queues m's body as one data frame. Takes m. */
 static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
 {
@@ -178,11 +272,19 @@ static void out_frame(jrpc_conn_t *c, jrpc__ws_msg_t *m, unsigned opcode)
         msg_put(c, m);
         return;
     }
+    int deflated = c->pmd ? pmd_deflate(c, m) : 0;
+    if (deflated < 0) {
+        msg_put(c, m);
+        conn_abort(c);
+        return;
+    }
     if (m->sub != NULL) { /* a push: once queued it needs its subscription no more */
         jrpc_sub_unref(m->sub);
         m->sub = NULL;
     }
     m->head_len = (uint8_t)jrpc__ws_frame_header(m->head, opcode, m->body.len);
+    if (deflated)
+        m->head[0] |= 0x40; /* RSV1: a compressed message (§6) */
     out_append(c, m);
     jrpc__ctr_add(&c->loop->stats.ws_out, 1);
     c->last_msg = uv_now(&c->loop->uv);
@@ -366,6 +468,8 @@ static void on_closed(jrpc__sock_t *s)
     c->out_head = c->out_tail = NULL;
     c->out_count = 0;
     jrpc__ws_session_free(&c->sess);
+    pmd_free(&c->pmd_out); /* before the account they count in is left */
+    pmd_free(&c->pmd_in);
     /* Subscriptions ended by the close learn it now, from the loop and outside any call. */
     while (!jrpc__list_empty(&c->ended)) {
         jrpc_sub_t *sub = JRPC__CONTAINER_OF(c->ended.next, jrpc_sub_t, link);
@@ -654,6 +758,22 @@ static void conn_on_message(void *ud, char *msg, size_t len, int binary)
         free(msg);
         return;
     }
+    if (c->sess.msg_deflated) {
+        jrpc_buf_t plain;
+        if (pmd_inflate(c, msg, len, &plain) != 0)
+            return;
+        if (!binary && !jrpc__ws_utf8_valid(plain.ptr != NULL ? plain.ptr : "", plain.len)) {
+            jrpc_buf_free(&plain);
+            jrpc__ws_session_fail(&c->sess, 1007, "text message is not UTF-8");
+            return;
+        }
+        msg = plain.ptr != NULL ? plain.ptr : malloc(1);
+        len = plain.len;
+        if (msg == NULL) {
+            c->sess.failed = 1;
+            return;
+        }
+    }
     c->last_msg = uv_now(&c->loop->uv);
     jrpc__ctr_add(&c->loop->stats.ws_in, 1);
     jrpc__ws_msg_t *m = msg_get(c);
@@ -849,6 +969,14 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
         return JRPC_ENOMEM;
     }
     jrpc__ws_session_init(&c->sess, cfg->max_ws_message, &session_cbs, c);
+    if (hs->pmd) { /* offered, and src/http looked only when ws_deflate is on */
+        c->pmd = 1;
+        c->sess.rsv1_ok = 1;
+        c->pmd_snct = hs->pmd_snct;
+        c->pmd_cnct = hs->pmd_cnct;
+        c->pmd_sbits = hs->pmd_sbits != 0 ? hs->pmd_sbits : 15;
+        c->pmd_cbits = hs->pmd_cbits >= 8 ? hs->pmd_cbits : 15;
+    }
     atomic_init(&c->refs, 1);
     uv_mutex_init(&c->lock);
     jrpc__list_init(&c->subs);

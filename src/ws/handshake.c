@@ -6,6 +6,7 @@
 #include "wire.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Headers whose values are kept. */
@@ -112,6 +113,117 @@ void jrpc__ws_hs_end(jrpc__ws_hs_t *hs)
     hs->hdr = JRPC__WS_H_NONE;
 }
 
+/* ---- permessage-deflate offers (RFC 7692 §5, §7.1) --------------------------------------------
+ */
+
+/* A window size parameter's value: "8".."15" (quotes allowed, §7.1.2.1: no leading zeros);
+ * 0 when malformed. */
+static unsigned window_bits(const char *v, size_t n)
+{
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+        v++;
+        n -= 2;
+    }
+    if (n == 1 && v[0] >= '8' && v[0] <= '9')
+        return (unsigned)(v[0] - '0');
+    if (n == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '5')
+        return 10u + (unsigned)(v[1] - '0');
+    return 0;
+}
+
+/* One offer e[0..n) ("permessage-deflate; p; p=v"): 1 and its parameters in *o when accepted. */
+static int offer_parse(const char *e, size_t n, jrpc__ws_hs_t *o)
+{
+    size_t i = 0;
+    while (i < n && is_blank(e[i]))
+        i++;
+    size_t t = i;
+    while (i < n && e[i] != ';' && !is_blank(e[i]))
+        i++;
+    if (i - t != 18 || memcmp(e + t, "permessage-deflate", 18) != 0)
+        return 0;
+    uint8_t seen = 0; /* bits: the four parameters, each allowed once (§7) */
+    while (i < n) {
+        while (i < n && is_blank(e[i]))
+            i++;
+        if (i == n)
+            break;
+        if (e[i] != ';')
+            return 0;
+        i++;
+        while (i < n && is_blank(e[i]))
+            i++;
+        size_t pn = i;
+        while (i < n && e[i] != '=' && e[i] != ';' && !is_blank(e[i]))
+            i++;
+        size_t pn_len = i - pn;
+        while (i < n && is_blank(e[i]))
+            i++;
+        const char *val = NULL;
+        size_t val_len = 0;
+        if (i < n && e[i] == '=') {
+            i++;
+            while (i < n && is_blank(e[i]))
+                i++;
+            val = e + i;
+            while (i < n && e[i] != ';' && !is_blank(e[i]))
+                i++;
+            val_len = (size_t)(e + i - val);
+        }
+#define PARAM(lit) (pn_len == sizeof(lit) - 1 && memcmp(e + pn, lit, pn_len) == 0)
+        unsigned bit;
+        if (PARAM("server_no_context_takeover") && val == NULL) {
+            bit = 1;
+            o->pmd_snct = 1;
+        } else if (PARAM("client_no_context_takeover") && val == NULL) {
+            bit = 2;
+            o->pmd_cnct = 1;
+        } else if (PARAM("server_max_window_bits") && val != NULL) {
+            bit = 4;
+            o->pmd_sbits = (uint8_t)window_bits(val, val_len);
+            /* zlib's raw deflate has no 256-byte window: an offer that insists is declined. */
+            if (o->pmd_sbits < 9)
+                return 0;
+        } else if (PARAM("client_max_window_bits")) {
+            bit = 8;
+            o->pmd_cbits = val == NULL ? 1 : (uint8_t)window_bits(val, val_len);
+            if (o->pmd_cbits == 0)
+                return 0;
+        } else {
+            return 0; /* unknown, or a value where none belongs (or none where one must be) */
+        }
+#undef PARAM
+        if (seen & bit)
+            return 0;
+        seen |= (uint8_t)bit;
+    }
+    return 1;
+}
+
+void jrpc__ws_hs_extensions(jrpc__ws_hs_t *hs, const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !hs->pmd) {
+        size_t end = i;
+        int quoted = 0;
+        while (end < n && (quoted || v[end] != ',')) {
+            if (v[end] == '"')
+                quoted = !quoted;
+            end++;
+        }
+        jrpc__ws_hs_t o;
+        memset(&o, 0, sizeof o);
+        if (offer_parse(v + i, end - i, &o)) {
+            hs->pmd = 1;
+            hs->pmd_snct = o.pmd_snct;
+            hs->pmd_cnct = o.pmd_cnct;
+            hs->pmd_sbits = o.pmd_sbits;
+            hs->pmd_cbits = o.pmd_cbits;
+        }
+        i = end + 1;
+    }
+}
+
 static int is_b64(char ch)
 {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
@@ -172,6 +284,22 @@ size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, char out[JRPC__WS_101_MAX])
     memcpy(out, head, n);
     memcpy(out + n, accept, JRPC__WS_ACCEPT_LEN);
     n += JRPC__WS_ACCEPT_LEN;
+    if (hs->pmd) {
+        /* §7.1: the response names what the server keeps to and what the client must. A
+         * client_max_window_bits offered without a value needs no answer: the client keeps its
+         * default of 15. */
+        int k = snprintf(out + n, JRPC__WS_101_MAX - n,
+                         "\r\nSec-WebSocket-Extensions: permessage-deflate%s%s",
+                         hs->pmd_snct ? "; server_no_context_takeover" : "",
+                         hs->pmd_cnct ? "; client_no_context_takeover" : "");
+        n += (size_t)k;
+        if (hs->pmd_sbits != 0)
+            n += (size_t)snprintf(out + n, JRPC__WS_101_MAX - n, "; server_max_window_bits=%u",
+                                  hs->pmd_sbits);
+        if (hs->pmd_cbits >= 8)
+            n += (size_t)snprintf(out + n, JRPC__WS_101_MAX - n, "; client_max_window_bits=%u",
+                                  hs->pmd_cbits);
+    }
     memcpy(out + n, "\r\n\r\n", 4);
     return n + 4;
 }

@@ -148,6 +148,13 @@ struct jrpc_conn {
     uint8_t log;                  /* log the connection's open and close */
     uint8_t has_auth;             /* auth applies to every message (the server has keys) */
     jrpc__auth_t auth;            /* the key the upgrade came with (a copy) */
+    uint8_t pmd;                  /* permessage-deflate was negotiated (RFC 7692) */
+    uint8_t pmd_snct;             /* ... server_no_context_takeover: reset after each message */
+    uint8_t pmd_cnct;             /* ... client_no_context_takeover: the same for pmd_in */
+    uint8_t pmd_sbits;            /* our window (9..15) */
+    uint8_t pmd_cbits;            /* the client's window (8..15) */
+    struct jrpc__zs *pmd_out;     /* our compressor, made at the first message compressed */
+    struct jrpc__zs *pmd_in;      /* the decompressor, made at the first compressed message */
     size_t peer_len;              /* bytes in peer */
     size_t client_len;            /* of them, the client's address (without " websocket ") */
     char peer[76];  /* "ip:port websocket ", the prefix of its log lines ("[ipv6]:port" is 53 at

@@ -194,8 +194,14 @@ static int frame_start(jrpc__ws_session_t *s)
     s->frame_fin = (uint8_t)fin;
     s->frame_left = len;
     s->frame_off = 0;
-    if (h[0] & 0x70u) {
-        fail(s, 1002, "reserved bits set without an extension");
+    /* RFC 7692 §6: with permessage-deflate, RSV1 on a message's first frame marks it
+     * compressed; never on a continuation or a control frame. */
+    int deflated =
+        (h[0] & 0x70u) == 0x40u && s->rsv1_ok && (opcode == OP_TEXT || opcode == OP_BINARY);
+    if ((h[0] & 0x70u) && !deflated) {
+        fail(s, 1002,
+             s->rsv1_ok ? "reserved bits set where the extension allows none"
+                        : "reserved bits set without an extension");
         return -1;
     }
     if (!(h[1] & 0x80u)) {
@@ -218,6 +224,7 @@ static int frame_start(jrpc__ws_session_t *s)
         }
         s->in_msg = 1;
         s->msg_binary = opcode == OP_BINARY;
+        s->msg_deflated = (uint8_t)deflated;
         s->msg_len = 0;
         s->u8 = 0;
         break;
@@ -269,7 +276,8 @@ static void frame_data(jrpc__ws_session_t *s, const uint8_t *p, size_t n)
     unmask_copy(dst, p, n, s->mask, s->frame_off);
     s->frame_off += n;
     s->frame_left -= n;
-    if (!(s->frame_op & 0x8u) && !s->msg_binary && u8_check(&s->u8, dst, n) != 0)
+    if (!(s->frame_op & 0x8u) && !s->msg_binary && !s->msg_deflated &&
+        u8_check(&s->u8, dst, n) != 0)
         fail(s, 1007, "text message is not UTF-8");
 }
 
@@ -321,7 +329,7 @@ static void frame_end(jrpc__ws_session_t *s)
     }
     if (!s->frame_fin)
         return;
-    if (!s->msg_binary && s->u8 != 0) {
+    if (!s->msg_binary && !s->msg_deflated && s->u8 != 0) {
         fail(s, 1007, "text message ends inside a UTF-8 character");
         return;
     }
@@ -437,6 +445,12 @@ int jrpc__ws_session_close_received(const jrpc__ws_session_t *s)
 int jrpc__ws_session_reading(const jrpc__ws_session_t *s)
 {
     return s->reading;
+}
+
+int jrpc__ws_utf8_valid(const char *p, size_t n)
+{
+    uint32_t st = 0;
+    return u8_check(&st, (const uint8_t *)p, n) == 0 && st == 0;
 }
 
 unsigned jrpc__ws_session_code_sent(const jrpc__ws_session_t *s)

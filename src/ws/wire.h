@@ -22,8 +22,9 @@
  * request needs; a longer Upgrade list ("h2c, websocket") still fits, and a value cut here is
  * judged on what was kept (a client sending 48 bytes of protocol names is not one we serve). */
 #define JRPC__WS_VAL_MAX 48
-/* The 101 answer: status line, three headers and the accept key. */
-#define JRPC__WS_101_MAX 160
+/* The 101 answer: status line, three headers and the accept key, and a Sec-WebSocket-Extensions
+ * line with every permessage-deflate parameter (116 bytes). */
+#define JRPC__WS_101_MAX 320
 
 /* What the headers of one request said about a WebSocket upgrade. Filled by the header
  * callbacks of src/http (names lower-cased, values in pieces as they arrive). */
@@ -36,6 +37,12 @@ typedef struct jrpc__ws_hs {
     uint8_t val_len;                /* value bytes seen (saturates past val's size) */
     char key[JRPC__WS_KEY_LEN + 8]; /* the key as sent, and room for blanks after it */
     char val[JRPC__WS_VAL_MAX];     /* lower-cased Upgrade or Sec-WebSocket-Version value */
+    uint8_t pmd;                    /* a permessage-deflate offer was accepted (RFC 7692) */
+    uint8_t pmd_snct;               /* ... with server_no_context_takeover */
+    uint8_t pmd_cnct;               /* ... with client_no_context_takeover */
+    uint8_t pmd_sbits;              /* ... server_max_window_bits (9..15), 0: not limited */
+    uint8_t pmd_cbits;              /* ... client_max_window_bits: 0 not offered, 1 offered
+                                       without a value, 8..15 the value */
 } jrpc__ws_hs_t;
 
 /* Forgets the previous request's headers. */
@@ -47,6 +54,12 @@ void jrpc__ws_hs_name(jrpc__ws_hs_t *hs, const char *lname, size_t name_len);
 void jrpc__ws_hs_value(jrpc__ws_hs_t *hs, const char *p, size_t n);
 /* The current value is complete. */
 void jrpc__ws_hs_end(jrpc__ws_hs_t *hs);
+/* A Sec-WebSocket-Extensions value v[0..n) (lower-cased, whole elements): the first
+ * permessage-deflate offer whose parameters are valid and that zlib can honour is accepted into
+ * hs->pmd*, unless one was already (RFC 7692 §5: the server picks one offer). Offers with an
+ * unknown or repeated parameter, or a bad window size, are declined; so is
+ * server_max_window_bits=8, which zlib's deflate cannot keep to. */
+void jrpc__ws_hs_extensions(jrpc__ws_hs_t *hs, const char *v, size_t n);
 /* The verdict on a GET of the RPC path once its headers are in: 0 when it asks for no WebSocket
  * (a plain GET), 101 for a valid upgrade, 426 for a version other than 13 (RFC 6455 §4.4), 400
  * for anything else wrong (§4.2.1). `conn_upgrade`: Connection named upgrade (and an Upgrade
@@ -55,8 +68,9 @@ void jrpc__ws_hs_end(jrpc__ws_hs_t *hs);
 unsigned jrpc__ws_hs_verdict(const jrpc__ws_hs_t *hs, int conn_upgrade, int http11, int has_body);
 /* Sec-WebSocket-Accept for `key`: base64(SHA-1(key + the RFC's GUID)), NUL-terminated. */
 void jrpc__ws_accept_key(const char *key, size_t key_len, char out[JRPC__WS_ACCEPT_LEN + 1]);
-/* Writes the 101 Switching Protocols answer for a request whose verdict was 101; returns its
- * length (at most JRPC__WS_101_MAX). */
+/* Writes the 101 Switching Protocols answer for a request whose verdict was 101, with the
+ * accepted permessage-deflate offer's response when hs->pmd; returns its length (at most
+ * JRPC__WS_101_MAX). */
 size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, char out[JRPC__WS_101_MAX]);
 
 /* ---- Framing session (session.c) ------------------------------------------------------------- */
@@ -71,7 +85,9 @@ typedef struct jrpc__ws_session jrpc__ws_session_t;
 
 typedef struct jrpc__ws_session_cbs {
     /* A whole data message arrived: `msg` (malloc'd, len bytes, never NULL) becomes the callee's.
-     * Called inside jrpc__ws_session_feed. */
+     * Called inside jrpc__ws_session_feed. When the session's msg_deflated is set, msg is the
+     * compressed payload (RFC 7692: RSV1 on its first frame): the callee inflates it and checks
+     * a text message's UTF-8 itself (jrpc__ws_utf8_valid). */
     void (*message)(void *ud, char *msg, size_t len, int binary);
     /* A control frame (pong, close, ping) to send after whatever was queued before, in order,
      * whole. 0, or -1 when it cannot be kept (the session then fails). */
@@ -103,6 +119,9 @@ struct jrpc__ws_session {
     uint8_t close_received; /* the client's close frame arrived */
     uint8_t paused;         /* the owner takes no more messages now: feed stops */
     uint8_t failed;         /* out of memory or output refused: drop the connection */
+    uint8_t rsv1_ok;        /* permessage-deflate was negotiated: RSV1 marks a compressed
+                               message (set by the owner) */
+    uint8_t msg_deflated;   /* the message being assembled (or just passed on) is compressed */
     uint64_t clock;         /* the owner's time, set before a feed: stamps pend_since */
     uint64_t pend_since;    /* clock of the feed in which the incomplete message began */
     uint64_t pend_bytes;    /* bytes taken since it began (frame headers, control frames
@@ -143,6 +162,8 @@ int jrpc__ws_session_close_received(const jrpc__ws_session_t *s);
 int jrpc__ws_session_reading(const jrpc__ws_session_t *s);
 /* The close code sent (1006 "abnormal" when none was). */
 unsigned jrpc__ws_session_code_sent(const jrpc__ws_session_t *s);
+/* Whether p[0..n) is well-formed UTF-8 (RFC 3629). */
+int jrpc__ws_utf8_valid(const char *p, size_t n);
 /* The header of an unmasked, final server frame of `len` payload bytes; returns its length. A data
  * frame's payload is the engine's answer buffer (up to max_response, 25 MB), written to the
  * socket as it is behind this 2- to 10-byte header. */

@@ -127,6 +127,34 @@ static void testkit_sleep(jrpc_call_t *call, void *data)
     jrpc_reply_int64(call, ms);
 }
 
+/* test.slow_blob [ms, n]: sleeps ms on a worker, then answers a string of n bytes: a slow item
+ * with a large result, for streamed batch answers (bench/stream.mjs). */
+static void testkit_slow_blob(jrpc_call_t *call, void *data)
+{
+    (void)data;
+    int64_t ms, n = 0;
+    if (testkit_args2(call, 0, TESTKIT_SLEEP_MAX_MS, TESTKIT_BLOB_MAX, &ms, &n) != 0) {
+        jrpc_reply_error(call, JRPC_CODE_INVALID_PARAMS,
+                         "expected params [ms, n], 0 <= ms <= 600000, 0 <= n <= 67108864", NULL);
+        return;
+    }
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+    jrpc_buf_t out;
+    jrpc_buf_init(&out);
+    if (jrpc_buf_reserve(&out, (size_t)n + 2) != 0) {
+        jrpc_buf_free(&out);
+        jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+    }
+    out.ptr[out.len++] = '"';
+    memset(out.ptr + out.len, 'x', (size_t)n);
+    out.len += (size_t)n;
+    out.ptr[out.len++] = '"';
+    jrpc_reply_buf(call, &out);
+}
+
 /* A timer of a pending async call (test.sleep_async, test.hold_async), on a list of them all:
  * one whose call a stop gave up on (never replied) stays reachable from there until the process
  * exits, as a module that keeps track of its work would have it. */
@@ -546,6 +574,7 @@ JRPC_EXTERN int jrpc_module_init(jrpc_server_t *srv, const char *args)
     } methods[] = {
         {"test.sleep", testkit_sleep, JRPC_WORKER},
         {"test.sleep_async", testkit_sleep_async, JRPC_ASYNC},
+        {"test.slow_blob", testkit_slow_blob, JRPC_WORKER},
         {"test.echo", testkit_echo, JRPC_INLINE},
         {"test.worker_echo", testkit_echo, JRPC_WORKER},
         {"test.fail", testkit_fail, JRPC_INLINE},

@@ -519,6 +519,98 @@ static void test_handshake(void **state)
     assert_int_equal(verdict(list, 2, 1, 1, 0, &hs), 101);
 }
 
+/* permessage-deflate negotiated (rsv1_ok): RSV1 on a message's first frame marks it compressed
+ * and the session passes the payload on unchecked (it is not text yet); anywhere else it is
+ * still a protocol error. */
+static void test_deflate_rsv1(void **state)
+{
+    (void)state;
+    bytes_t b = {.n = 0};
+    put_frame(&b, 0x1, 0, "\xff\x00", 2, 1, 4); /* compressed bytes, not UTF-8: no 1007 */
+    put_frame(&b, 0x0, 1, "\xfe", 1, 1, 0);
+    for (size_t cut = 0; cut <= b.n; cut++) {
+        run_t r;
+        run_init(&r, 1024);
+        r.s.rsv1_ok = 1;
+        run_feed(&r, &b, cut);
+        assert_int_equal(r.nmsgs, 1);
+        assert_true(r.s.msg_deflated);
+        assert_int_equal(r.out_len, 0);
+        assert_true(jrpc__ws_session_reading(&r.s));
+        jrpc__ws_session_free(&r.s);
+    }
+    const struct {
+        unsigned op, fin, rsv;
+        int first_plain; /* a plain first fragment goes before */
+    } bad[] = {{0x0, 1, 4, 1}, {0x9, 1, 4, 0}, {0x1, 1, 2, 0}, {0x1, 1, 6, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run_t r;
+        char out[512];
+        b.n = 0;
+        if (bad[i].first_plain)
+            put_frame(&b, 0x1, 0, "a", 1, 1, 0);
+        put_frame(&b, bad[i].op, bad[i].fin, "x", 1, 1, bad[i].rsv);
+        run_init(&r, 1024);
+        r.s.rsv1_ok = 1;
+        run_feed(&r, &b, 0);
+        describe_out(&r, out, sizeof out);
+        assert_non_null(strstr(out, "CLOSE:1002:reserved bits"));
+        jrpc__ws_session_free(&r.s);
+    }
+    assert_true(jrpc__ws_utf8_valid("caf\xc3\xa9", 5));
+    assert_false(jrpc__ws_utf8_valid("caf\xc3", 4));
+}
+
+/* Sec-WebSocket-Extensions offers (RFC 7692 §7.1): the first valid one is taken and answered. */
+static void test_deflate_offers(void **state)
+{
+    (void)state;
+    const struct {
+        const char *offer, *answer; /* answer NULL: declined */
+    } cases[] = {
+        {"permessage-deflate", "permessage-deflate"},
+        {"permessage-deflate; client_max_window_bits", "permessage-deflate"},
+        {"permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+         "server_max_window_bits=10; client_max_window_bits=9",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+         "server_max_window_bits=10; client_max_window_bits=9"},
+        {"permessage-deflate; client_max_window_bits=\"15\"",
+         "permessage-deflate; client_max_window_bits=15"},
+        {"permessage-deflate; server_max_window_bits=8", NULL},
+        {"permessage-deflate; server_max_window_bits=09", NULL},
+        {"permessage-deflate; server_max_window_bits", NULL},
+        {"permessage-deflate; server_no_context_takeover=1", NULL},
+        {"permessage-deflate; client_max_window_bits=7", NULL},
+        {"permessage-deflate; x", NULL},
+        {"permessage-deflate; server_no_context_takeover; server_no_context_takeover", NULL},
+        {"deflate-frame, permessage-deflate; server_max_window_bits=16, permessage-deflate; "
+         "server_max_window_bits=12",
+         "permessage-deflate; server_max_window_bits=12"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        jrpc__ws_hs_t hs;
+        jrpc__ws_hs_reset(&hs);
+        memcpy(hs.key, "dGhlIHNhbXBsZSBub25jZQ==", JRPC__WS_KEY_LEN);
+        hs.key_len = JRPC__WS_KEY_LEN;
+        jrpc__ws_hs_extensions(&hs, cases[i].offer, strlen(cases[i].offer));
+        char answer[JRPC__WS_101_MAX + 1];
+        size_t n = jrpc__ws_hs_answer(&hs, answer);
+        assert_true(n <= JRPC__WS_101_MAX);
+        answer[n] = '\0';
+        const char *ext = strstr(answer, "Sec-WebSocket-Extensions: ");
+        if (cases[i].answer == NULL) {
+            if (ext != NULL)
+                fail_msg("offer \"%s\" accepted: %s", cases[i].offer, ext);
+            continue;
+        }
+        assert_non_null(ext);
+        ext += strlen("Sec-WebSocket-Extensions: ");
+        if (strncmp(ext, cases[i].answer, strlen(cases[i].answer)) != 0 ||
+            strncmp(ext + strlen(cases[i].answer), "\r\n\r\n", 4) != 0)
+            fail_msg("offer \"%s\": answered %s", cases[i].offer, ext);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +623,8 @@ int main(void)
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_frame_header),
         cmocka_unit_test(test_handshake),
+        cmocka_unit_test(test_deflate_rsv1),
+        cmocka_unit_test(test_deflate_offers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
