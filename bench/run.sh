@@ -691,7 +691,6 @@ INI
   echo "redis round trips: $((c1 - c0)) EVALSHA for $reqs HTTP requests of 100 calls:" \
        "$(awk -v a="$((c1 - c0))" -v b="$reqs" 'BEGIN {printf "%.3f", a / b}') per request (target exactly 1)"
 fi # redis
-=======
 # Streaming and compression (docs/compression.md). A jrpcd of its own (io_threads 1, 8 workers):
 # - a 1000-item batch with mixed latencies: time to first byte, to the whole answer, and jrpcd's
 #   peak RSS, buffered (HTTP/1.0) vs streamed (bench/stream.mjs);
