@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
-import { startServer, healthy, rpc, call, JRPCD } from './lib.mjs';
+import { startServer, healthy, rpc, call, runCli, JRPCD } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 
 const CLI = process.env.JRPC_CLI || path.join(path.dirname(JRPCD), 'jrpc');
@@ -35,21 +35,7 @@ after(async () => {
 });
 
 /** Runs jrpc with args (no --url added) and optional stdin; resolves {code, out, err}. */
-function run(args, input, { cmd = CLI, env = process.env } = {}) {
-    return new Promise((resolve, reject) => {
-        const p = spawn(cmd, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`jrpc ${args.join(' ')}: timed out`)); }, 30000);
-        p.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
-        p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
-        p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-        if (input !== undefined) {
-            p.stdin.on('error', () => {});
-            p.stdin.end(input);
-        }
-    });
-}
+const run = (args, input, { cmd = CLI, env = process.env } = {}) => runCli(args, input, { cmd, env });
 const jrpc = (args, input) => run(['--url', url, ...args], input);
 
 const echoLines = (n, from = 1) => Array.from({ length: n }, (_, i) => `test.echo [${i + from}]`).join('\n') + '\n';

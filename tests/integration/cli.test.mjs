@@ -4,9 +4,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { startServer, healthy, rpc, JRPCD } from './lib.mjs';
+import { startServer, healthy, rpc, runCli, JRPCD } from './lib.mjs';
 
 const CLI = process.env.JRPC_CLI || path.join(path.dirname(JRPCD), 'jrpc');
 let srv;
@@ -17,25 +17,7 @@ before(async () => {
 });
 after(async () => { await healthy(srv); await srv.stop(); await srv.kill(); });
 
-// Asynchronous on purpose: jrpcd logs each request to a pipe this process reads, and a
-// spawnSync would stop that reading until the pipe fills and the server blocks on it.
-function jrpc(args, input) {
-    return new Promise((resolve, reject) => {
-        // No input: stdin is /dev/null. With input, a command that exits without reading it
-        // (as it may) must not fail the test with EPIPE.
-        const p = spawn(CLI, ['--url', url, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`jrpc ${args.join(' ')}: timed out`)); }, 20000);
-        p.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
-        p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
-        p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-        if (input !== undefined) {
-            p.stdin.on('error', () => {});
-            p.stdin.end(input);
-        }
-    });
-}
+const jrpc = (args, input) => runCli(['--url', url, ...args], input, { cmd: CLI, timeout: 20000 });
 
 test('call prints the result byte-exact and exits 0', async () => {
     assert.deepEqual(await jrpc(['call', 'tennis@ping']), { code: 0, out: '"pong"\n', err: '' });

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, healthy, rpc, call, batch, HttpConn, buildRequest, decorate } from './lib.mjs';
+import { startServer, healthy, rpc, call, batch, HttpConn, buildRequest, decorate, scrapeAdmin } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
 
@@ -57,20 +57,7 @@ async function faultServer() {
     return f;
 }
 
-/** Every sample of /metrics on the admin listener: "name{labels}" → value. */
-async function scrape(srv) {
-    const m = /jrpcd admin listening on (\S+):(\d+)/.exec(srv.stdout());
-    assert.ok(m, srv.stdout());
-    const r = await rpc({ host: m[1], port: Number(m[2]) }, undefined, { method: 'GET', path: '/metrics' });
-    assert.equal(r.status, 200, r.body);
-    const samples = new Map();
-    for (const line of r.body.split('\n')) {
-        if (line === '' || line.startsWith('#')) continue;
-        const at = line.lastIndexOf(' ');
-        samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-    }
-    return samples;
-}
+const scrape = scrapeAdmin;
 
 const upSeries = (samples) => [...samples.keys()].filter((k) => k.startsWith('jrpc_upstream_up{')).sort();
 const hostOf = (f) => `http://127.0.0.1:${f.port}`;

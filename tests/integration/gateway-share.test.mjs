@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate } from './lib.mjs';
+import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
 
@@ -54,20 +54,7 @@ async function upstream() {
     return f;
 }
 
-/** Every sample of /metrics on the admin listener: "name{labels}" → value. */
-async function scrape(srv) {
-    const m = /jrpcd admin listening on (\S+):(\d+)/.exec(srv.stdout());
-    assert.ok(m, srv.stdout());
-    const r = await rpc({ host: m[1], port: Number(m[2]) }, undefined, { method: 'GET', path: '/metrics' });
-    assert.equal(r.status, 200, r.body);
-    const samples = new Map();
-    for (const line of r.body.split('\n')) {
-        if (line === '' || line.startsWith('#')) continue;
-        const at = line.lastIndexOf(' ');
-        samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-    }
-    return samples;
-}
+const scrape = scrapeAdmin;
 
 const items = (srv, outcome) => scrape(srv).then((s) => s.get(`jrpc_upstream_items_total{upstream="gw",outcome="${outcome}"}`));
 const section = (f, keys = {}, extra = '') => `[upstream gw]\nurl = ${f.url('/gate')}\nmethods = *\n` +

@@ -597,3 +597,42 @@ export function assertError(item, code, id, msg) {
 export function assertResult(item, result, id, msg) {
     assert.deepEqual(item, { jsonrpc: '2.0', result, id }, msg);
 }
+
+/**
+ * Runs a command (the jrpc CLI by default: JRPC_CLI, else beside jrpcd) with args and optional
+ * stdin; resolves { code, out, err }. Asynchronous on purpose: jrpcd logs each request to a pipe
+ * this process reads, and a spawnSync would stop that reading until the server blocks on it.
+ * No input: stdin is /dev/null; with input, a command that exits without reading it must not
+ * fail the test with EPIPE.
+ */
+export function runCli(args, input, { cmd = process.env.JRPC_CLI || path.join(path.dirname(JRPCD), 'jrpc'),
+    env = process.env, timeout = 30000 } = {}) {
+    return new Promise((resolve, reject) => {
+        const p = spawn(cmd, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')}: timed out`)); }, timeout);
+        p.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+        p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+        p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+        if (input !== undefined) {
+            p.stdin.on('error', () => {});
+            p.stdin.end(input);
+        }
+    });
+}
+
+/** Every sample of /metrics on srv's admin listener: "name{labels}" → value. */
+export async function scrapeAdmin(srv) {
+    const m = /jrpcd admin listening on (\S+):(\d+)/.exec(srv.stdout());
+    assert.ok(m, srv.stdout());
+    const r = await rpc({ host: m[1], port: Number(m[2]) }, undefined, { method: 'GET', path: '/metrics' });
+    assert.equal(r.status, 200, r.body);
+    const samples = new Map();
+    for (const line of r.body.split('\n')) {
+        if (line === '' || line.startsWith('#')) continue;
+        const at = line.lastIndexOf(' ');
+        samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+    }
+    return samples;
+}
