@@ -665,15 +665,22 @@ void jrpc__io_reconfigure(jrpc__io_t *io, const jrpc_config_t *cfg)
     uv_mutex_unlock(&io->loops_lock);
 }
 
-void jrpc__io_stop(jrpc__io_t *io)
+/* Wakes every running loop to look at the stop and drain counts; async-signal-safe (atomics and
+ * uv_async_send only), as the daemon's signal handlers call jrpc__io_stop and jrpc__io_drain. */
+static void wake_loops(jrpc__io_t *io)
 {
-    atomic_fetch_add(&io->stop_requests, 1);
     jrpc__loop_t *loops = __atomic_load_n(&io->loops, __ATOMIC_ACQUIRE);
     if (loops == NULL)
         return;
     for (unsigned i = 0; i < io->cfg->io_threads; i++)
         if (atomic_load(&loops[i].ready))
             uv_async_send(&loops[i].wakeup);
+}
+
+void jrpc__io_stop(jrpc__io_t *io)
+{
+    atomic_fetch_add(&io->stop_requests, 1);
+    wake_loops(io);
 }
 
 void jrpc__io_drain(jrpc__io_t *io)
@@ -683,12 +690,7 @@ void jrpc__io_drain(jrpc__io_t *io)
         return;
     }
     atomic_fetch_add(&io->drain_requests, 1);
-    jrpc__loop_t *loops = __atomic_load_n(&io->loops, __ATOMIC_ACQUIRE);
-    if (loops == NULL)
-        return;
-    for (unsigned i = 0; i < io->cfg->io_threads; i++)
-        if (atomic_load(&loops[i].ready))
-            uv_async_send(&loops[i].wakeup);
+    wake_loops(io);
 }
 
 /* ---- One loop on the calling thread (in-process tests and fuzzers) ----------------------------

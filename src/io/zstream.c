@@ -52,30 +52,32 @@ static int zs_rc(int zrc)
     return zrc == Z_MEM_ERROR ? JRPC_ENOMEM : JRPC_EINVAL;
 }
 
-int jrpc__zs_deflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int level,
-                          int window_bits, int mem_level)
+/* After deflateInit2/inflateInit2 returned zrc: the stream is live and holds a reference to its
+ * account, or the error. */
+static int zs_started(jrpc__zs_t *zs, jrpc__acct_t *acct, int zrc)
 {
-    zs_prep(zs, loop, acct);
-    int rc = deflateInit2(&zs->z, level, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY);
-    if (rc != Z_OK)
-        return zs_rc(rc);
+    if (zrc != Z_OK)
+        return zs_rc(zrc);
     if (acct != NULL)
         jrpc__acct_ref(acct);
     zs->live = 1;
     return 0;
 }
 
+int jrpc__zs_deflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int level,
+                          int window_bits, int mem_level)
+{
+    zs_prep(zs, loop, acct);
+    return zs_started(
+        zs, acct,
+        deflateInit2(&zs->z, level, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY));
+}
+
 int jrpc__zs_inflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int window_bits)
 {
     zs_prep(zs, loop, acct);
     zs->is_inflate = 1;
-    int rc = inflateInit2(&zs->z, window_bits);
-    if (rc != Z_OK)
-        return zs_rc(rc);
-    if (acct != NULL)
-        jrpc__acct_ref(acct);
-    zs->live = 1;
-    return 0;
+    return zs_started(zs, acct, inflateInit2(&zs->z, window_bits));
 }
 
 void jrpc__zs_end(jrpc__zs_t *zs)

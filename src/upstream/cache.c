@@ -275,6 +275,18 @@ static void entry_unlink(jrpc_upstream_cache_t *c, entry_t *e)
     entry_unref(e);
 }
 
+/* Links e, out of the list, in as the newest. */
+static void lru_push(jrpc_upstream_cache_t *c, entry_t *e)
+{
+    e->newer = NULL;
+    e->older = c->newest;
+    if (c->newest != NULL)
+        c->newest->newer = e;
+    c->newest = e;
+    if (c->oldest == NULL)
+        c->oldest = e;
+}
+
 static void lru_front(jrpc_upstream_cache_t *c, entry_t *e)
 {
     if (c->newest == e)
@@ -286,14 +298,7 @@ static void lru_front(jrpc_upstream_cache_t *c, entry_t *e)
         e->older->newer = e->newer;
     else
         c->oldest = e->newer;
-    /* in, at the front */
-    e->newer = NULL;
-    e->older = c->newest;
-    if (c->newest != NULL)
-        c->newest->newer = e;
-    c->newest = e;
-    if (c->oldest == NULL)
-        c->oldest = e;
+    lru_push(c, e);
 }
 
 static entry_t *entry_find(jrpc_upstream_cache_t *c, const char *key, size_t klen, uint64_t hash)
@@ -388,12 +393,7 @@ void jrpc__cache_put(jrpc_upstream_cache_t *c, const char *key, size_t klen, uin
     size_t b = hash & (c->nbuckets - 1);
     e->next = c->buckets[b];
     c->buckets[b] = e;
-    e->older = c->newest;
-    if (c->newest != NULL)
-        c->newest->newer = e;
-    c->newest = e;
-    if (c->oldest == NULL)
-        c->oldest = e;
+    lru_push(c, e);
     c->bytes += cost;
     c->count++;
     uv_mutex_unlock(&c->lock);
