@@ -181,6 +181,9 @@ JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, con
  * valid during the call. Any thread, also while the upstream is reconfigured. */
 typedef void (*jrpc_upstream_url_cb)(void *data, const char *url,
                                      const jrpc_upstream_url_stats_t *stats);
+JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream_url_cb cb,
+                                        void *data);
+
 /* Subscriptions through the gateway (ws_urls), summed over the io loops. */
 typedef struct jrpc_upstream_sub_stats {
     uint64_t subscriptions; /* gauge: upstream subscriptions open (one per loop and params) */
@@ -189,9 +192,6 @@ typedef struct jrpc_upstream_sub_stats {
 } jrpc_upstream_sub_stats_t;
 /* Any thread, any time (relaxed atomics); all 0 without ws_urls. */
 JRPC_EXTERN void jrpc_upstream_sub_stats(const jrpc_upstream_t *up, jrpc_upstream_sub_stats_t *out);
-
-JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream_url_cb cb,
-                                        void *data);
 
 /* ---- Response cache (docs/gateway.md#response-cache) --------------------------------------- */
 
@@ -231,6 +231,7 @@ JRPC_EXTERN int jrpc_upstream_cache_new(const jrpc_upstream_cache_config_t *cfg,
  * 0, JRPC_EINVAL or JRPC_ENOMEM (nothing changed). */
 JRPC_EXTERN int jrpc_upstream_cache_reconfigure(jrpc_upstream_cache_t *c,
                                                 const jrpc_upstream_cache_config_t *cfg);
+/* After every upstream that uses c was freed (they borrow it); NULL is ignored. */
 JRPC_EXTERN void jrpc_upstream_cache_free(jrpc_upstream_cache_t *c);
 
 typedef struct jrpc_upstream_cache_stats {
@@ -242,6 +243,7 @@ typedef struct jrpc_upstream_cache_stats {
     uint64_t bytes;     /* gauge: bytes held (what size bounds) */
     uint64_t entries;   /* gauge */
 } jrpc_upstream_cache_stats_t;
+/* A snapshot of the counters and gauges: any thread, any time. */
 JRPC_EXTERN void jrpc_upstream_cache_stats(const jrpc_upstream_cache_t *c,
                                            jrpc_upstream_cache_stats_t *out);
 
