@@ -25,7 +25,7 @@ struct jrpc__admit_table {
 
 static size_t admit_hash(const unsigned char key[16])
 {
-    return (size_t)jrpc__hash_fnv1a(key, 16);
+    return (size_t)jrpc__hash_str(key, 16);
 }
 
 static struct admit_entry *admit_find(struct jrpc__admit_table *t, const unsigned char key[16],

@@ -167,7 +167,7 @@ static int table_grow(local_store_t *s, uint64_t now)
 /* The bucket for `bk`, made full when new; NULL when out of memory. Under the lock. */
 static struct bucket *table_get(local_store_t *s, const jrpc__bucket_t *bk, uint64_t now)
 {
-    uint64_t hash = jrpc__hash_fnv1a(bk->name, bk->name_len);
+    uint64_t hash = jrpc__hash_str(bk->name, bk->name_len);
     struct bucket **free_slot;
     struct bucket **slot = table_find(s, hash, bk->name, bk->name_len, &free_slot);
     if (slot != NULL)

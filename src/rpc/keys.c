@@ -196,7 +196,7 @@ static int index_build(jrpc_keys_t *k, size_t n)
     if (index == NULL)
         return JRPC_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        size_t j = (size_t)jrpc__hash_fnv1a(k->v[i].secret, k->v[i].secret_len) & (cap - 1);
+        size_t j = (size_t)jrpc__hash_str(k->v[i].secret, k->v[i].secret_len) & (cap - 1);
         while (index[j] != 0)
             j = (j + 1) & (cap - 1);
         index[j] = (uint32_t)(i + 1);
@@ -322,8 +322,7 @@ const jrpc__key_t *jrpc__keys_find(const jrpc__keys_t *keys, const char *s, size
      * on how much of a guess matches, and each candidate is compared in full. */
     size_t mask = keys->index_cap - 1;
     const jrpc__key_t *found = NULL;
-    for (size_t j = (size_t)jrpc__hash_fnv1a(s, n) & mask; keys->index[j] != 0;
-         j = (j + 1) & mask) {
+    for (size_t j = (size_t)jrpc__hash_str(s, n) & mask; keys->index[j] != 0; j = (j + 1) & mask) {
         const jrpc__key_t *k = &keys->v[keys->index[j] - 1];
         if (secret_eq(k->secret, k->secret_len, s, n))
             found = k;

@@ -92,7 +92,7 @@ void jrpc__registry_free(jrpc__registry_t *r)
 static jrpc__method_t *registry_slot(jrpc__method_t *slots, size_t cap, const char *name,
                                      size_t len)
 {
-    size_t i = (size_t)jrpc__hash_fnv1a(name, len) & (cap - 1);
+    size_t i = (size_t)jrpc__hash_str(name, len) & (cap - 1);
     for (;;) {
         jrpc__method_t *m = &slots[i];
         if (m->name == NULL || (m->name_len == len && memcmp(m->name, name, len) == 0))

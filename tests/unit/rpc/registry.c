@@ -348,7 +348,7 @@ static void test_probe_wraps(void **state)
     for (unsigned i = 0; found < 4 || miss[0] == '\0'; i++) {
         char s[16];
         snprintf(s, sizeof s, "w%u", i);
-        if ((jrpc__hash_fnv1a(s, strlen(s)) & (cap - 1)) == cap - 1) {
+        if ((jrpc__hash_str(s, strlen(s)) & (cap - 1)) == cap - 1) {
             if (found < 4)
                 memcpy(names[found++], s, sizeof s);
             else
