@@ -32,13 +32,14 @@ struct cli_resp {
 };
 
 typedef struct chunk {
-    size_t *idx;        /* the items it carries */
-    size_t n, cap;      /* used / allocated entries of idx */
-    jrpc_buf_t req;     /* the request body */
-    cli_resp_t *resp;   /* the answer being received */
-    CURL *easy;         /* HTTP: the handle, reused for the next chunk */
-    double retry_after; /* HTTP Retry-After of the answer, ms; 0 none */
-    int busy;           /* in flight */
+    size_t *idx;               /* the items it carries */
+    size_t n, cap;             /* used / allocated entries of idx */
+    jrpc_buf_t req;            /* the request body */
+    cli_resp_t *resp;          /* the answer being received */
+    CURL *easy;                /* HTTP: the handle, reused for the next chunk */
+    double retry_after;        /* HTTP Retry-After of the answer, ms; 0 none */
+    int busy;                  /* in flight */
+    char why[CURL_ERROR_SIZE]; /* HTTP: curl's words for a failure */
 } chunk_t;
 
 typedef struct engine {
@@ -605,9 +606,12 @@ static int http_submit(engine_t *e, chunk_t *c)
         curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
         curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c->easy, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->why);
         if (e->o->timeout_ms > 0)
             curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, e->o->timeout_ms);
+        cli_easy_tls(c->easy, e->o);
     }
+    c->why[0] = '\0';
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->req.ptr);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
     if (curl_multi_add_handle(e->multi, c->easy) != CURLM_OK)
@@ -630,8 +634,9 @@ static void http_reap(engine_t *e)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         curl_multi_remove_handle(e->multi, easy);
         if (res != CURLE_OK) {
-            char why[256];
-            snprintf(why, sizeof why, "%s: %s", e->o->url, curl_easy_strerror(res));
+            char why[512];
+            snprintf(why, sizeof why, "%s: %s", e->o->url,
+                     c->why[0] ? c->why : curl_easy_strerror(res));
             resp_unref(c->resp);
             c->resp = NULL;
             chunk_failed(e, c, why, 0);
@@ -778,8 +783,7 @@ int cli_batch(const cli_opts_t *o, const char *path)
     for (unsigned s = 0; s < o->parallel; s++)
         jrpc_buf_init(&e.slots[s].req);
     if (e.ws) {
-        if (e.items.n > 0 &&
-            (e.wsc = cli_ws_open(o->url, o->headers, o->nheaders, o->timeout_ms)) == NULL) {
+        if (e.items.n > 0 && (e.wsc = cli_ws_open(o)) == NULL) {
             rc = 2;
             goto done;
         }
