@@ -325,11 +325,15 @@ static int tls_start(cli_ws_t *ws, const char *host, const cli_opts_t *o, long t
                                    : SSL_CTX_set_default_verify_paths(ws->ctx);
         if (ok != 1) {
             unsigned long e = ERR_get_error();
-            return cli_fail("--cacert %s: cannot load: %s", o->cacert ? o->cacert : "(system)",
-                            e ? ERR_reason_error_string(e) : "no certificates"),
-                   -1;
+            const char *why = e ? ERR_reason_error_string(e) : "no certificates";
+            if (o->cacert != NULL)
+                return cli_fail("--cacert %s: cannot load: %s", o->cacert, why), -1;
+            return cli_fail("TLS: cannot load the system's CA certificates: %s", why), -1;
         }
     }
+    /* A peer that closes without a close_notify reads as the end of the stream: the WebSocket
+     * layer above has its own closing handshake and says whether the end was clean. */
+    SSL_CTX_set_options(ws->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     if ((ws->ssl = SSL_new(ws->ctx)) == NULL || SSL_set_fd(ws->ssl, ws->fd) != 1)
         return cli_fail("%s", "TLS: cannot create a session"), -1;
     SSL_set_mode(ws->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

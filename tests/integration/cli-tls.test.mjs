@@ -89,7 +89,7 @@ after(async () => {
     rmSync(dir, { recursive: true, force: true });
 });
 
-test('wss:// call, batch chunked to 20, and subscribe --count with --cacert', { skip }, async () => {
+test('wss:// call, notify, batch chunked to 20, subscribe --count and bench with --cacert', { skip }, async () => {
     const c = await runCli(['--url', wssUrl(), '--cacert', ca, 'call', 'test.echo', '0x2f', '7']);
     assert.equal(c.code, 0, c.err);
     assert.equal(c.out, '["0x2f",7]\n');
@@ -111,6 +111,12 @@ test('wss:// call, batch chunked to 20, and subscribe --count with --cacert', { 
     assert.equal(s.code, 0, s.err);
     const notes = s.out.trimEnd().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(notes.map((m) => m.params.result), [1, 2, 3]);
+
+    const n = await runCli(['--url', wssUrl(), '--cacert', ca, 'notify', 'tennis@ping']);
+    assert.deepEqual([n.code, n.out, n.err], [0, '', '']);
+    const bench = await runCli(['--url', wssUrl(), '--cacert', ca, 'bench', '-c', '2', '-n', '200', 'tennis@ping']);
+    assert.equal(bench.code, 0, bench.err);
+    assert.match(bench.out, /^200 requests in [0-9.]+ s over 2 connections: [0-9]+ req\/s, 0 errors$/m);
 });
 
 test('wss:// without --cacert: certificate not trusted, exit 2; another name: mismatch; -k works', { skip }, async () => {
