@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, healthy, rpc, call, runCli, scrapeAdmin, RPC_PATH } from './lib.mjs';
+import { startServer, healthy, rpc, call, runCli, scrapeAdmin, freePort, RPC_PATH } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 
 const HAPROXY = process.env.HAPROXY || '/usr/sbin/haproxy';
@@ -32,15 +32,6 @@ let port;
 const wssUrl = (host = 'localhost') => `wss://${host}:${port}${RPC_PATH}`;
 const httpsUrl = () => `https://localhost:${port}${RPC_PATH}`;
 const echoLines = (n) => Array.from({ length: n }, (_, i) => `test.echo [${i + 1}]`).join('\n') + '\n';
-
-/** A loopback port free now (bound and released). */
-async function freePort() {
-    const s = net.createServer();
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
-    const p = s.address().port;
-    await new Promise((r) => s.close(r));
-    return p;
-}
 
 const connects = (p) => new Promise((resolve) => {
     const s = net.connect(p, '127.0.0.1', () => { s.destroy(); resolve(true); });
