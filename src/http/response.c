@@ -109,7 +109,7 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
             PUT(p, "Accept-Encoding: identity\r\n");
     }
     if (hr->max_batch != 0) {
-        /* A batch's answer says the cap the next batches are held to (docs/rest.md). */
+        /* A batch's answer says the cap the next batches are held to (docs/errors.md). */
         PUT(p, "Jrpc-Max-Batch: ");
         p = jrpc__put_u64(p, hr->max_batch);
         PUT(p, "\r\n");
