@@ -19,6 +19,12 @@
  * defaults, 1000 per HTTP batch and 20 per WebSocket message. */
 #define DEFAULT_CHUNK_HTTP 1000u
 #define DEFAULT_CHUNK_WS 20u
+/* The most a cap the server advertises (Jrpc-Max-Batch) raises the chunk to. A chunk is built,
+ * sent, answered and printed whole: 10 000 calls is a body of about half a megabyte and an answer
+ * of a few, progress and retries still move in steps a user sees, and the cost of one request
+ * is spread over enough calls to vanish. A server that takes a million per batch would otherwise
+ * get one request holding the whole input and nothing printed until it is all done. */
+#define MAX_ADVERTISED_CHUNK 10000u
 /* Retry backoff without a hint from the server: 100 ms doubling per try, at most 10 s. */
 #define BACKOFF_BASE_MS 100.0
 #define BACKOFF_MAX_MS 10000.0
@@ -32,13 +38,15 @@ struct cli_resp {
 };
 
 typedef struct chunk {
-    size_t *idx;        /* the items it carries */
-    size_t n, cap;      /* used / allocated entries of idx */
-    jrpc_buf_t req;     /* the request body */
-    cli_resp_t *resp;   /* the answer being received */
-    CURL *easy;         /* HTTP: the handle, reused for the next chunk */
-    double retry_after; /* HTTP Retry-After of the answer, ms; 0 none */
-    int busy;           /* in flight */
+    size_t *idx;               /* the items it carries */
+    size_t n, cap;             /* used / allocated entries of idx */
+    jrpc_buf_t req;            /* the request body */
+    cli_resp_t *resp;          /* the answer being received */
+    CURL *easy;                /* HTTP: the handle, reused for the next chunk */
+    double retry_after;        /* HTTP Retry-After of the answer, ms; 0 none */
+    unsigned max_batch;        /* HTTP Jrpc-Max-Batch of the answer; 0 none */
+    int busy;                  /* in flight */
+    char why[CURL_ERROR_SIZE]; /* HTTP: curl's words for a failure */
 } chunk_t;
 
 typedef struct engine {
@@ -395,6 +403,18 @@ static void take_answer(engine_t *e, cli_resp_t *r, jrpc_json_t a, double header
     finish(e, i, r, &av);
 }
 
+/* The server advertised its batch cap: it is the chunk from now on (unless --chunk said one),
+ * so no later chunk is refused for its size. */
+static void learn_cap(engine_t *e, unsigned cap)
+{
+    if (e->o->chunk != 0 || cap == 0)
+        return;
+    e->chunk = cap < MAX_ADVERTISED_CHUNK ? cap : MAX_ADVERTISED_CHUNK;
+    size_t w = (size_t)e->chunk * e->o->parallel * 4;
+    if (w > e->window)
+        e->window = w;
+}
+
 /* Re-splits after the server said the chunk was over its cap: the items go again, at once, in
  * chunks of the cap. Not a retry: nothing ran. */
 static int resplit(engine_t *e, chunk_t *c, unsigned limit, const char *why)
@@ -420,6 +440,7 @@ static void chunk_done(engine_t *e, chunk_t *c, long status)
     c->resp = NULL;
     jrpc_json_t body = {r->body.ptr, r->body.len}, a;
     char why[96];
+    learn_cap(e, c->max_batch);
     if (status == 413 && c->n > 1) {
         /* Body over the server's cap (jrpcd's max_body): halve the chunks until they fit. */
         snprintf(why, sizeof why, "the server refused %zu calls in one body (HTTP 413)", c->n);
@@ -547,6 +568,7 @@ static int chunk_build(engine_t *e, chunk_t *c)
     if ((c->resp = resp_new()) == NULL || c->req.err)
         return cli_fail("%s", "out of memory");
     c->retry_after = 0;
+    c->max_batch = 0;
     c->busy = 1;
     e->inflight++;
     return 0;
@@ -587,6 +609,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         double s = strtod(tmp, &end);
         if (end != tmp && s > 0 && s < 3600) /* seconds; an HTTP date falls back to backoff */
             c->retry_after = s * 1000.0;
+    } else if (len > 15 && strncasecmp(p, "Jrpc-Max-Batch:", 15) == 0) {
+        unsigned long v = 0;
+        size_t i = 15;
+        while (i < len && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        for (; i < len && p[i] >= '0' && p[i] <= '9' && v < 1000000000ul; i++)
+            v = v * 10 + (unsigned long)(p[i] - '0');
+        c->max_batch = v < 1000000000ul ? (unsigned)v : 0;
     }
     return len;
 }
@@ -605,9 +635,12 @@ static int http_submit(engine_t *e, chunk_t *c)
         curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
         curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c->easy, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->why);
         if (e->o->timeout_ms > 0)
             curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, e->o->timeout_ms);
+        cli_easy_tls(c->easy, e->o);
     }
+    c->why[0] = '\0';
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->req.ptr);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
     if (curl_multi_add_handle(e->multi, c->easy) != CURLM_OK)
@@ -630,8 +663,9 @@ static void http_reap(engine_t *e)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         curl_multi_remove_handle(e->multi, easy);
         if (res != CURLE_OK) {
-            char why[256];
-            snprintf(why, sizeof why, "%s: %s", e->o->url, curl_easy_strerror(res));
+            char why[512];
+            snprintf(why, sizeof why, "%s: %s", e->o->url,
+                     c->why[0] ? c->why : curl_easy_strerror(res));
             resp_unref(c->resp);
             c->resp = NULL;
             chunk_failed(e, c, why, 0);
@@ -778,11 +812,12 @@ int cli_batch(const cli_opts_t *o, const char *path)
     for (unsigned s = 0; s < o->parallel; s++)
         jrpc_buf_init(&e.slots[s].req);
     if (e.ws) {
-        if (e.items.n > 0 &&
-            (e.wsc = cli_ws_open(o->url, o->headers, o->nheaders, o->timeout_ms)) == NULL) {
+        if (e.items.n > 0 && (e.wsc = cli_ws_open(o)) == NULL) {
             rc = 2;
             goto done;
         }
+        if (e.wsc != NULL)
+            learn_cap(&e, cli_ws_max_batch(e.wsc));
     } else {
         e.hdrs = cli_headers_new(o);
         if ((e.multi = curl_multi_init()) == NULL) {

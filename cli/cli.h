@@ -35,6 +35,8 @@ typedef struct cli_opts {
     unsigned long count;                  /* subscribe: stop after this many; 0 = never */
     const char *params;                   /* --params: explicit params JSON */
     const char *unsubscribe;              /* subscribe: the method that ends it */
+    const char *cacert;                   /* https://, wss://: trust these CAs, not the system's */
+    int insecure;                         /* https://, wss://: -k, no certificate or name check */
 } cli_opts_t;
 
 /* Prints "jrpc: <message>" on stderr; returns 2, the exit status of a usage or transport error. */
@@ -53,6 +55,8 @@ int cli_is_ws(const char *url);
 /* The request headers of every HTTP POST: -H first, then Content-Type and an empty Expect unless
  * -H gave them; the caller frees the list (curl_slist_free_all). */
 struct curl_slist *cli_headers_new(const cli_opts_t *o);
+/* Applies --cacert and -k to an HTTP handle, as they apply to wss:// (ws.c). */
+void cli_easy_tls(CURL *easy, const cli_opts_t *o);
 /* A handle that POSTs body (which must outlive it) to o->url with hdrs and appends the answer to
  * out; NULL when curl has no memory. */
 CURL *cli_easy_new(const cli_opts_t *o, struct curl_slist *hdrs, const jrpc_buf_t *body,
@@ -66,15 +70,20 @@ int cli_bench_ws(const cli_opts_t *o, const jrpc_buf_t *body);
 int cli_batch(const cli_opts_t *o, const char *path);
 
 /* ---- WebSocket client (ws.c) ------------------------------------------------------------------
- * A blocking RFC 6455 client over one TCP socket: text messages out (masked), whole messages in
- * (fragments joined, pings answered, a close answered and reported). wss:// is refused. */
+ * A blocking RFC 6455 client over one TCP socket, TLS for wss://: text messages out (masked),
+ * whole messages in (fragments joined, pings answered, a close answered and reported). */
 
 typedef struct cli_ws cli_ws_t;
 
-/* Connects and upgrades; NULL with the reason printed. timeout_ms bounds the connect and the
- * handshake (0 = 10 s). Headers are sent with the upgrade request. */
-cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nheaders,
-                      long timeout_ms);
+/* Connects to o->url (ws:// or wss://, verified as o->cacert and o->insecure say) and upgrades,
+ * sending o's -H headers; NULL with the reason printed. o->timeout_ms bounds the connect, the TLS
+ * handshake and the upgrade (0 = 10 s). */
+cli_ws_t *cli_ws_open(const cli_opts_t *o);
+/* The batch cap the server's 101 advertised (Jrpc-Max-Batch), 0 when it said none. */
+unsigned cli_ws_max_batch(const cli_ws_t *ws);
+/* 1 when bytes are read (or decrypted) and not consumed yet: poll() on the socket would not
+ * show them. */
+int cli_ws_buffered(const cli_ws_t *ws);
 /* Sends one text message; 0 or -1 (reason printed). */
 int cli_ws_send(cli_ws_t *ws, const char *p, size_t n);
 /* Waits for the next whole data message and leaves it in out (replacing what was there).

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_URL "http://127.0.0.1:8000/api/v1/endpoint"
 
@@ -38,15 +39,19 @@ static void usage(FILE *f)
         "else as a string (jrpc call shares.balance 0x2f...). --params JSON gives them "
         "explicitly.\n"
         "options:\n"
-        "  -u, --url URL        http(s):// or ws:// endpoint (default $JRPC_URL or\n"
+        "  -u, --url URL        http(s):// or ws(s):// endpoint (default $JRPC_URL or\n"
         "                       " DEFAULT_URL ")\n"
         "  -H, --header 'N: V'  send this header too (repeatable)\n"
+        "      --cacert FILE    https://, wss://: trust the CA certificates in FILE (PEM)\n"
+        "                       instead of the system's\n"
+        "  -k, --insecure       https://, wss://: do not check the certificate or host name\n"
         "  -t, --timeout D      give up on a request after D (500ms, 5s, 1m; bare: seconds)\n"
         "  -r, --raw            call: print the response body as received\n"
         "      --params JSON    call/notify/subscribe: the params, explicitly\n"
         "  batch:\n"
-        "      --chunk N        calls per request (default: learned from the server, else 1000\n"
-        "                       over HTTP and 20 over WebSocket)\n"
+        "      --chunk N        calls per request (default: the cap the server advertises,\n"
+        "                       at most 10000, or learns from a -32005; else 1000 over HTTP\n"
+        "                       and 20 over WebSocket)\n"
         "  -P, --parallel N     chunks in flight (default 1)\n"
         "      --unordered      print answers as they complete (default: input order)\n"
         "      --jsonl          one answer per line instead of one JSON array\n"
@@ -179,6 +184,16 @@ struct curl_slist *cli_headers_new(const cli_opts_t *o)
     return curl_slist_append(hdrs, "Expect:");
 }
 
+void cli_easy_tls(CURL *easy, const cli_opts_t *o)
+{
+    if (o->cacert != NULL)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, o->cacert);
+    if (o->insecure) {
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
 /* A handle that POSTs body (which must outlive it) with hdrs and appends the answer to out. */
 CURL *cli_easy_new(const cli_opts_t *o, struct curl_slist *hdrs, const jrpc_buf_t *body,
                    jrpc_buf_t *out)
@@ -195,6 +210,7 @@ CURL *cli_easy_new(const cli_opts_t *o, struct curl_slist *hdrs, const jrpc_buf_
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     if (o->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    cli_easy_tls(e, o);
     return e;
 }
 
@@ -204,13 +220,15 @@ static long post(const cli_opts_t *o, const jrpc_buf_t *body, jrpc_buf_t *out)
     struct curl_slist *hdrs = cli_headers_new(o);
     CURL *e = cli_easy_new(o, hdrs, body, out);
     long status = -1;
+    char why[CURL_ERROR_SIZE] = "";
     if (e == NULL) {
         cli_fail("%s", "cannot create a curl handle");
         goto done;
     }
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, why); /* names the cause: "certificate problem" */
     CURLcode rc = curl_easy_perform(e);
     if (rc != CURLE_OK)
-        cli_fail("%s: %s", o->url, curl_easy_strerror(rc));
+        cli_fail("%s: %s", o->url, why[0] ? why : curl_easy_strerror(rc));
     else
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 done:
@@ -253,7 +271,7 @@ static int print_answer(const cli_opts_t *o, const jrpc_buf_t *out)
  * come first are skipped) into out. 0 or 2. */
 static int ws_exchange(const cli_opts_t *o, const jrpc_buf_t *body, int notify, jrpc_buf_t *out)
 {
-    cli_ws_t *ws = cli_ws_open(o->url, o->headers, o->nheaders, o->timeout_ms);
+    cli_ws_t *ws = cli_ws_open(o);
     int rc = 2;
     if (ws == NULL)
         return 2;
@@ -322,7 +340,7 @@ static int cmd_subscribe(const cli_opts_t *o, const char *method, char **args, i
     char unsub[256];
     int rc = 2;
     if (!cli_is_ws(o->url)) {
-        rc = cli_fail("subscribe needs a ws:// URL, not %s", o->url);
+        rc = cli_fail("subscribe needs a ws:// or wss:// URL, not %s", o->url);
         goto done;
     }
     if ((rc = build_params(o, args, nargs, &params)) != 0)
@@ -335,8 +353,7 @@ static int cmd_subscribe(const cli_opts_t *o, const char *method, char **args, i
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     build_call(&body, method, &params, 1);
-    if ((ws = cli_ws_open(o->url, o->headers, o->nheaders, o->timeout_ms)) == NULL ||
-        cli_ws_send(ws, body.ptr, body.len) != 0)
+    if ((ws = cli_ws_open(o)) == NULL || cli_ws_send(ws, body.ptr, body.len) != 0)
         goto done;
     jrpc_json_t sub = {NULL, 0};
     char subid[512];
@@ -474,6 +491,7 @@ enum {
     OPT_COUNT,
     OPT_PARAMS,
     OPT_UNSUBSCRIBE,
+    OPT_CACERT,
 };
 
 static const char *const commands = "call, notify, batch, subscribe, bench";
@@ -505,6 +523,8 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, OPT_COUNT},
         {"params", required_argument, NULL, OPT_PARAMS},
         {"unsubscribe", required_argument, NULL, OPT_UNSUBSCRIBE},
+        {"cacert", required_argument, NULL, OPT_CACERT},
+        {"insecure", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -512,7 +532,7 @@ int main(int argc, char **argv)
     double ms;
     unsigned long v;
     opterr = 0; /* our own messages: they name the option and the problem */
-    while ((ch = getopt_long(argc, argv, ":u:H:rt:c:n:d:P:hV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":u:H:rt:c:n:d:P:khV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'u':
             o.url = optarg;
@@ -587,6 +607,14 @@ int main(int argc, char **argv)
         case OPT_UNSUBSCRIBE:
             o.unsubscribe = optarg;
             break;
+        case OPT_CACERT:
+            if (access(optarg, R_OK) != 0)
+                return cli_fail("--cacert: cannot read %s: %s", optarg, strerror(errno));
+            o.cacert = optarg;
+            break;
+        case 'k':
+            o.insecure = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -619,7 +647,7 @@ int main(int argc, char **argv)
         return cli_fail("batch: one input at most (a file or -), got %d", argc - 1);
     if (strncmp(o.url, "http://", 7) != 0 && strncmp(o.url, "https://", 8) != 0 &&
         !cli_is_ws(o.url))
-        return cli_fail("--url: \"%s\" is not an http://, https:// or ws:// URL", o.url);
+        return cli_fail("--url: \"%s\" is not an http://, https://, ws:// or wss:// URL", o.url);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return cli_fail("%s", "curl_global_init failed");
     int rc;

@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* ws.c — the CLI's WebSocket client (RFC 6455, client side) over one blocking TCP socket, because
- * Debian's libcurl has no WebSocket support. It does what jrpc needs and no more: the upgrade with
- * its Sec-WebSocket-Accept check, masked text frames out, whole messages in (continuation frames
- * joined), pings answered, and the closing handshake. No extensions are offered, so any RSV bit
- * from the server is an error. wss:// is refused: TLS here would be a second TLS stack to keep
- * right, and jrpcd behind a TLS proxy is reached over https:// for everything but subscribe. */
+/* ws.c — the CLI's WebSocket client (RFC 6455, client side) over one TCP socket, waited on with
+ * poll, because Debian's libcurl has no WebSocket support. It does what jrpc needs and no more:
+ * the upgrade with its Sec-WebSocket-Accept check, masked text frames out, whole messages in
+ * (continuation frames joined), pings answered, and the closing handshake. No extensions are
+ * offered, so any RSV bit from the server is an error. wss:// runs the same bytes through
+ * OpenSSL, verifying as curl does for https:// (the system CAs or --cacert, the host name, SNI
+ * sent; -k skips the checks), so one set of flags means the same for both. */
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -32,11 +37,14 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 struct cli_ws {
     int fd;
-    jrpc_buf_t in;    /* bytes read and not yet consumed, from in_pos */
-    size_t in_pos;    /* first unconsumed byte of in */
-    jrpc_buf_t frame; /* scratch for one outgoing frame */
-    int closed;       /* a close frame was sent */
-    int quiet;        /* closing: errors are expected and not printed */
+    SSL_CTX *ctx;       /* wss://: the TLS settings, NULL for ws:// */
+    SSL *ssl;           /* wss://: the session over fd */
+    jrpc_buf_t in;      /* bytes read and not yet consumed, from in_pos */
+    size_t in_pos;      /* first unconsumed byte of in */
+    jrpc_buf_t frame;   /* scratch for one outgoing frame */
+    int closed;         /* a close frame was sent */
+    int quiet;          /* closing: errors are expected and not printed */
+    unsigned max_batch; /* the 101's Jrpc-Max-Batch, 0: none */
 };
 
 /* Prints "jrpc: websocket: ..." unless ws is closing; returns -1. */
@@ -51,6 +59,18 @@ __attribute__((format(printf, 2, 3))) static int ws_err(const cli_ws_t *ws, cons
     va_end(ap);
     cli_fail("websocket: %s", msg);
     return -1;
+}
+
+/* Frees ws and closes its socket. */
+static void ws_free(cli_ws_t *ws)
+{
+    SSL_free(ws->ssl);
+    SSL_CTX_free(ws->ctx);
+    if (ws->fd >= 0)
+        close(ws->fd);
+    jrpc_buf_free(&ws->in);
+    jrpc_buf_free(&ws->frame);
+    free(ws);
 }
 
 int cli_ws_fd(const cli_ws_t *ws)
@@ -71,26 +91,99 @@ static int wait_fd(int fd, short events, long timeout_ms)
     }
 }
 
+/* What io_send and io_recv return besides a byte count. */
+enum { IO_EOF = 0, IO_ERROR = -1, IO_WAIT = -2 };
+
+/* The TLS outcome of an SSL_read or SSL_write that returned r: IO_WAIT with *events set, IO_EOF
+ * or IO_ERROR (printed). */
+static int tls_outcome(cli_ws_t *ws, int r, short *events, const char *what)
+{
+    int e = SSL_get_error(ws->ssl, r);
+    unsigned long code = ERR_peek_error();
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        *events = POLLIN;
+        return IO_WAIT;
+    case SSL_ERROR_WANT_WRITE:
+        *events = POLLOUT;
+        return IO_WAIT;
+    case SSL_ERROR_ZERO_RETURN:
+        return IO_EOF;
+    case SSL_ERROR_SYSCALL:
+        if (code == 0 && errno == 0)
+            return IO_EOF; /* closed without a close_notify: the WebSocket layer judges that */
+        if (code == 0)
+            return ws_err(ws, "%s: %s", what, strerror(errno));
+        break;
+    default:
+        break;
+    }
+    ERR_clear_error();
+    return ws_err(ws, "%s: TLS: %s", what, code ? ERR_reason_error_string(code) : "failed");
+}
+
+/* Writes what it can of p[0..n): bytes written (> 0), IO_WAIT with *events to wait for, or
+ * IO_ERROR (printed). */
+static ssize_t io_send(cli_ws_t *ws, const char *p, size_t n, short *events)
+{
+    if (ws->ssl != NULL) {
+        int chunk = n > INT32_MAX ? INT32_MAX : (int)n;
+        errno = 0;
+        int w = SSL_write(ws->ssl, p, chunk);
+        if (w > 0)
+            return w;
+        int r = tls_outcome(ws, w, events, "send");
+        return r == IO_EOF ? ws_err(ws, "send: the server closed the connection") : r;
+    }
+    ssize_t w = send(ws->fd, p, n, MSG_NOSIGNAL);
+    if (w > 0)
+        return w;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        *events = POLLOUT;
+        return IO_WAIT;
+    }
+    return ws_err(ws, "send: %s", strerror(errno));
+}
+
+/* Reads what is there into p[0..cap): bytes read (> 0), IO_EOF, IO_WAIT with *events to wait
+ * for, or IO_ERROR (printed). */
+static ssize_t io_recv(cli_ws_t *ws, char *p, size_t cap, short *events)
+{
+    if (ws->ssl != NULL) {
+        errno = 0;
+        int n = SSL_read(ws->ssl, p, cap > INT32_MAX ? INT32_MAX : (int)cap);
+        return n > 0 ? n : tls_outcome(ws, n, events, "recv");
+    }
+    ssize_t n = recv(ws->fd, p, cap, 0);
+    if (n >= 0)
+        return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        *events = POLLIN;
+        return IO_WAIT;
+    }
+    return ws_err(ws, "recv: %s", strerror(errno));
+}
+
 static int send_all(cli_ws_t *ws, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = send(ws->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (wait_fd(ws->fd, POLLOUT, 0) < 0)
+        short events = 0;
+        ssize_t w = io_send(ws, p, n, &events);
+        if (w == IO_WAIT) {
+            if (wait_fd(ws->fd, events, 0) < 0)
                 return ws_err(ws, "%s", strerror(errno));
             continue;
         }
-        if (w <= 0)
-            return ws_err(ws, "send: %s", strerror(errno));
+        if (w < 0)
+            return -1;
         p += w;
         n -= (size_t)w;
     }
     return 0;
 }
 
-/* Reads more bytes into ws->in; 1 read, 0 end of stream, -1 error or timeout (printed). */
+/* Reads more bytes into ws->in; 1 read, 0 end of stream, -1 error or timeout (printed). It reads
+ * before it waits: TLS may hold decrypted bytes the socket no longer shows. */
 static int fill(cli_ws_t *ws, long timeout_ms)
 {
     if (ws->in_pos > 0 && ws->in_pos == ws->in.len)
@@ -98,32 +191,36 @@ static int fill(cli_ws_t *ws, long timeout_ms)
     if (jrpc_buf_reserve(&ws->in, 65536) != 0)
         return ws_err(ws, "out of memory");
     for (;;) {
-        int r = wait_fd(ws->fd, POLLIN, timeout_ms);
-        if (r == 0)
-            return ws_err(ws, "timed out waiting for the server");
-        if (r < 0)
-            return ws_err(ws, "%s", strerror(errno));
-        ssize_t n = recv(ws->fd, ws->in.ptr + ws->in.len, ws->in.cap - ws->in.len, 0);
-        if (n < 0 && errno == EINTR)
+        short events = 0;
+        ssize_t n = io_recv(ws, ws->in.ptr + ws->in.len, ws->in.cap - ws->in.len, &events);
+        if (n == IO_WAIT) {
+            int r = wait_fd(ws->fd, events, timeout_ms);
+            if (r == 0)
+                return ws_err(ws, "timed out waiting for the server");
+            if (r < 0)
+                return ws_err(ws, "%s", strerror(errno));
             continue;
+        }
         if (n < 0)
-            return ws_err(ws, "recv: %s", strerror(errno));
+            return -1;
         ws->in.len += (size_t)n;
         return n > 0;
     }
 }
 
-/* Splits ws://host[:port][/path] into its parts; 0 or -1 (printed). */
-static int parse_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
-                     const char **path)
+int cli_ws_buffered(const cli_ws_t *ws)
 {
-    if (strncmp(url, "wss://", 6) == 0)
-        return cli_fail("%s: wss:// is not supported; use ws:// or reach the server over https://",
-                        url),
-               -1;
-    if (strncmp(url, "ws://", 5) != 0)
-        return cli_fail("%s: not a ws:// URL", url), -1;
-    const char *h = url + 5, *slash = strchr(h, '/');
+    return ws->in.len > ws->in_pos || (ws->ssl != NULL && SSL_pending(ws->ssl) > 0);
+}
+
+/* Splits ws[s]://host[:port][/path] into its parts, *tls set for wss://; 0 or -1 (printed). */
+static int parse_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
+                     const char **path, int *tls)
+{
+    *tls = strncmp(url, "wss://", 6) == 0;
+    if (!*tls && strncmp(url, "ws://", 5) != 0)
+        return cli_fail("%s: not a ws:// or wss:// URL", url), -1;
+    const char *h = url + (*tls ? 6 : 5), *slash = strchr(h, '/');
     const char *hend = slash ? slash : h + strlen(h), *host_end, *rest;
     *path = slash ? slash : "/";
     if (*h == '[') { /* [v6]:port */
@@ -151,7 +248,7 @@ static int parse_url(const char *url, char *host, size_t hcap, char *port, size_
     } else if (rest != hend) {
         return cli_fail("%s: bad host", url), -1;
     } else {
-        snprintf(port, pcap, "80");
+        snprintf(port, pcap, "%s", *tls ? "443" : "80");
     }
     return 0;
 }
@@ -187,6 +284,94 @@ static int connect_to(const char *host, const char *port, long timeout_ms)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+/* Why a verification failed, in the words an operator acts on, and what to do about it. */
+static const char *verify_hint(long v, const char **what)
+{
+    switch (v) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        *what = "host name mismatch";
+        return "the certificate is for another name; connect by a name it holds";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        *what = "certificate not trusted";
+        return "give its CA with --cacert FILE, or skip the check with -k";
+    default:
+        *what = "certificate problem";
+        return "-k skips the check";
+    }
+}
+
+/* Starts TLS on ws->fd for host, verifying as o says; 0 or -1 (printed, naming the cause). */
+static int tls_start(cli_ws_t *ws, const char *host, const cli_opts_t *o, long timeout_ms)
+{
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    ERR_clear_error();
+    signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(2), not send(MSG_NOSIGNAL) */
+    if ((ws->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+        return cli_fail("%s", "TLS: cannot create a context"), -1;
+    if (o->insecure) {
+        SSL_CTX_set_verify(ws->ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_CTX_set_verify(ws->ctx, SSL_VERIFY_PEER, NULL);
+        int ok = o->cacert != NULL ? SSL_CTX_load_verify_locations(ws->ctx, o->cacert, NULL)
+                                   : SSL_CTX_set_default_verify_paths(ws->ctx);
+        if (ok != 1) {
+            unsigned long e = ERR_get_error();
+            const char *why = e ? ERR_reason_error_string(e) : "no certificates";
+            if (o->cacert != NULL)
+                return cli_fail("--cacert %s: cannot load: %s", o->cacert, why), -1;
+            return cli_fail("TLS: cannot load the system's CA certificates: %s", why), -1;
+        }
+    }
+    /* A peer that closes without a close_notify reads as the end of the stream: the WebSocket
+     * layer above has its own closing handshake and says whether the end was clean. */
+    SSL_CTX_set_options(ws->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if ((ws->ssl = SSL_new(ws->ctx)) == NULL || SSL_set_fd(ws->ssl, ws->fd) != 1)
+        return cli_fail("%s", "TLS: cannot create a session"), -1;
+    SSL_set_mode(ws->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* SNI names a host, never an address (RFC 6066 §3); the check covers both. */
+    if (!is_ip && SSL_set_tlsext_host_name(ws->ssl, host) != 1)
+        return cli_fail("TLS: cannot send the name %s", host), -1;
+    if (!o->insecure && (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ws->ssl), host)
+                               : SSL_set1_host(ws->ssl, host)) != 1)
+        return cli_fail("TLS: cannot check the name %s", host), -1;
+    for (;;) {
+        errno = 0;
+        int r = SSL_connect(ws->ssl);
+        if (r == 1)
+            return 0;
+        int e = SSL_get_error(ws->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            int w = wait_fd(ws->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, timeout_ms);
+            if (w == 0)
+                return cli_fail("%s: TLS handshake timed out", host), -1;
+            if (w < 0)
+                return cli_fail("%s: %s", host, strerror(errno)), -1;
+            continue;
+        }
+        long v = SSL_get_verify_result(ws->ssl);
+        unsigned long code = ERR_get_error();
+        if (v != X509_V_OK) {
+            const char *what, *hint = verify_hint(v, &what);
+            return cli_fail("%s: TLS: %s (%s); %s", host, what, X509_verify_cert_error_string(v),
+                            hint),
+                   -1;
+        }
+        if (code != 0)
+            return cli_fail("%s: TLS handshake failure: %s", host, ERR_reason_error_string(code)),
+                   -1;
+        return cli_fail("%s: TLS handshake failure: %s", host,
+                        errno ? strerror(errno) : "the server closed the connection"),
+               -1;
+    }
 }
 
 /* base64 of n bytes into out (NUL-terminated); out holds 4 * ceil(n / 3) + 1 bytes. */
@@ -228,14 +413,13 @@ static const char *head_value(const char *head, size_t n, const char *name, size
     return NULL;
 }
 
-cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nheaders,
-                      long timeout_ms)
+cli_ws_t *cli_ws_open(const cli_opts_t *o)
 {
     char host[256], port[16];
     const char *path;
-    if (timeout_ms <= 0)
-        timeout_ms = 10000;
-    if (parse_url(url, host, sizeof host, port, sizeof port, &path) != 0)
+    long timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+    int tls;
+    if (parse_url(o->url, host, sizeof host, port, sizeof port, &path, &tls) != 0)
         return NULL;
     cli_ws_t *ws = calloc(1, sizeof(*ws));
     if (ws == NULL)
@@ -243,7 +427,7 @@ cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nhea
     jrpc_buf_init(&ws->in);
     jrpc_buf_init(&ws->frame);
     ws->fd = connect_to(host, port, timeout_ms);
-    if (ws->fd < 0)
+    if (ws->fd < 0 || (tls && tls_start(ws, host, o, timeout_ms) != 0))
         goto fail;
 
     unsigned char nonce[16];
@@ -268,7 +452,7 @@ cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nhea
     jrpc_buf_appendz(&req, v6 ? "[" : "");
     jrpc_buf_appendz(&req, host);
     jrpc_buf_appendz(&req, v6 ? "]" : "");
-    if (strcmp(port, "80") != 0) {
+    if (strcmp(port, tls ? "443" : "80") != 0) {
         jrpc_buf_appendz(&req, ":");
         jrpc_buf_appendz(&req, port);
     }
@@ -276,8 +460,8 @@ cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nhea
                            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ");
     jrpc_buf_appendz(&req, key);
     jrpc_buf_appendz(&req, "\r\n");
-    for (unsigned i = 0; i < nheaders; i++) {
-        jrpc_buf_appendz(&req, headers[i]);
+    for (unsigned i = 0; i < o->nheaders; i++) {
+        jrpc_buf_appendz(&req, o->headers[i]);
         jrpc_buf_appendz(&req, "\r\n");
     }
     jrpc_buf_appendz(&req, "\r\n");
@@ -326,15 +510,21 @@ cli_ws_t *cli_ws_open(const char *url, const char *const *headers, unsigned nhea
         cli_fail("%s", "websocket: the server chose an extension that was not offered");
         goto fail;
     }
+    /* The server's batch cap, when it says it (jrpcd does): digits only, else ignored. */
+    size_t blen = 0;
+    const char *cap = head_value(ws->in.ptr, head_len, "Jrpc-Max-Batch", &blen);
+    if (cap != NULL && blen > 0 && blen <= 9 && strspn(cap, "0123456789") >= blen)
+        ws->max_batch = (unsigned)strtoul(cap, NULL, 10); /* the head goes on past it: \r\n */
     ws->in_pos = head_len;
     return ws;
 fail:
-    if (ws->fd >= 0)
-        close(ws->fd);
-    jrpc_buf_free(&ws->in);
-    jrpc_buf_free(&ws->frame);
-    free(ws);
+    ws_free(ws);
     return NULL;
+}
+
+unsigned cli_ws_max_batch(const cli_ws_t *ws)
+{
+    return ws->max_batch;
 }
 
 /* Sends one frame with FIN set: opcode op, payload p[0..n), masked with a fresh random key. */
@@ -477,8 +667,7 @@ void cli_ws_close(cli_ws_t *ws)
             jrpc_buf_free(&scratch);
         }
     }
-    close(ws->fd);
-    jrpc_buf_free(&ws->in);
-    jrpc_buf_free(&ws->frame);
-    free(ws);
+    if (ws->ssl != NULL && !cli_interrupted)
+        SSL_shutdown(ws->ssl); /* a close_notify, without waiting for the server's */
+    ws_free(ws);
 }

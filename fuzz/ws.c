@@ -145,7 +145,7 @@ static void fuzz_handshake(const uint8_t *data, size_t size, uint8_t knob)
     if (got != 101)
         return;
     char answer[JRPC__WS_101_MAX];
-    size_t n = jrpc__ws_hs_answer(&hs, answer);
+    size_t n = jrpc__ws_hs_answer(&hs, 0, answer);
     CHECK(n <= sizeof answer);
     CHECK(n > 4 && memcmp(answer, "HTTP/1.1 101 ", 13) == 0);
     CHECK(memcmp(answer + n - 4, "\r\n\r\n", 4) == 0);

@@ -41,8 +41,9 @@ apt_install "daemon build dependencies" build-essential cmake pkg-config \
   libhiredis-dev zlib1g-dev curl
 [ "$mode" = run ] && exit 0
 
+# openssl: the command that makes the test certificates (cli-tls.test.mjs).
 test_pkgs=(clang libclang-rt-14-dev clang-format libcmocka-dev libyajl-dev
-           wrk nginx-light haproxy prometheus redis-server scdoc procps)
+           wrk nginx-light haproxy openssl prometheus redis-server scdoc procps)
 # nodejs/npm may come from elsewhere than Debian; the commands are what count.
 command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)

@@ -672,6 +672,25 @@ static void req_run_failed(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     jrpc__http_halt(c);
 }
 
+/* A batch's cap, for its answer's Jrpc-Max-Batch (clients size their next batches by it), or 0
+ * for a single call. One byte decides: a single call costs a comparison, nothing more. */
+static uint32_t req_batch_cap(const jrpc__http_conn_t *c, const jrpc__http_req_t *hr,
+                              const char *body, size_t len)
+{
+    if (hr->kind == JRPC__HR_REST) {
+        if (!hr->rest_batch)
+            return 0;
+    } else {
+        size_t i = 0;
+        while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+            i++;
+        if (i == len || body[i] != '[')
+            return 0;
+    }
+    const jrpc__auth_t *auth = hr->key_state != JRPC__KEY_OFF ? &hr->auth : NULL;
+    return jrpc__auth_max_batch(auth, c->loop->cfg->max_batch, 0);
+}
+
 void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
     char *body = hr->in;
@@ -697,6 +716,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         jrpc__req_no_cache(r);
     hr->state = JRPC__HR_RUNNING;
     hr->in_len = len;
+    hr->max_batch = req_batch_cap(c, hr, body, len);
     jrpc__answer_t ans;
     int rc = hr->kind == JRPC__HR_REST
                  ? jrpc__req_run_rest(r, hr->rest_method, hr->rest_method_len, hr->rest_batch, &ans)

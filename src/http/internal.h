@@ -52,7 +52,8 @@
  * Content-Length and Connection) is under 300 bytes, plus an Access-Control-Allow-Origin that
  * echoes an allowed Origin and its Vary line, plus 64 for Vary: Accept-Encoding and
  * Content-Encoding: gzip (47; a streamed answer's Transfer-Encoding replaces its
- * Content-Length). */
+ * Content-Length). A batch answer (200, no Allow lines) adds Jrpc-Max-Batch and its
+ * Access-Control-Expose-Headers (75 bytes) to a head well under 300. */
 #define JRPC__HTTP_HEAD_CAP (384 + 64 + JRPC__HTTP_NAME_MAX + 48)
 
 /* Accept-Encoding or Content-Encoding bytes kept per header line: every browser's and HTTP
@@ -176,6 +177,7 @@ struct jrpc__http_req {
     uint16_t key_off;      /* a key in the path: where in the URL (kept out of the log) */
     uint16_t key_seg_len;  /* its length, 0: none */
     uint32_t retry_after;  /* seconds, for a 429's Retry-After */
+    uint32_t max_batch;    /* a batch: its cap, sent as Jrpc-Max-Batch (0: not a batch) */
     char key_mark[8];      /* an unknown key's mark in the log (jrpc__keys_mark) */
     char *auth_val;        /* Authorization or X-API-Key while the head is parsed (a loop block
                               of JRPC__HTTP_AUTH_MAX bytes), NULL when none came */

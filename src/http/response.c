@@ -108,6 +108,14 @@ void jrpc__http_build_head(jrpc__http_req_t *hr, int closing)
         else
             PUT(p, "Accept-Encoding: identity\r\n");
     }
+    if (hr->max_batch != 0) {
+        /* A batch's answer says the cap the next batches are held to (docs/errors.md). */
+        PUT(p, "Jrpc-Max-Batch: ");
+        p = jrpc__put_u64(p, hr->max_batch);
+        PUT(p, "\r\n");
+        if (hr->cors != JRPC__CORS_NONE) /* a page may read it too */
+            PUT(p, "Access-Control-Expose-Headers: Jrpc-Max-Batch\r\n");
+    }
     if (hr->vary_ae)
         PUT(p, "Vary: Accept-Encoding\r\n"); /* gzip or not depends on it (gzip.c) */
     if (hr->gz_out)

@@ -92,6 +92,9 @@ int jrpc__keys_required(const jrpc__keys_t *keys);
 const char *jrpc__keys_prefix(const jrpc__keys_t *keys, size_t *len);
 /* Whether anonymous clients have a budget (the transport then finds their address). */
 int jrpc__keys_anonymous_limited(const jrpc__keys_t *keys);
+/* The batch cap for a request from auth (NULL: no key rules): the transport's cap (max_batch or
+ * max_batch_ws, by ws), or the key's when lower. Any thread. */
+unsigned jrpc__auth_max_batch(const jrpc__auth_t *auth, unsigned cap, int ws);
 /* Whether key k lets a request call name[0..len) (its deny patterns, then its allow patterns). */
 int jrpc__key_allows(const jrpc__key_t *k, const char *name, size_t len);
 /* What one call of name[0..len) costs in units. */

@@ -335,6 +335,14 @@ int jrpc__keys_required(const jrpc__keys_t *keys)
     return keys->required;
 }
 
+unsigned jrpc__auth_max_batch(const jrpc__auth_t *auth, unsigned cap, int ws)
+{
+    if (auth == NULL || auth->key == NULL)
+        return cap;
+    unsigned k = ws ? auth->key->max_batch_ws : auth->key->max_batch;
+    return k != 0 && k < cap ? k : cap;
+}
+
 const char *jrpc__keys_prefix(const jrpc__keys_t *keys, size_t *len)
 {
     *len = keys->prefix_len;

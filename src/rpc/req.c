@@ -1145,10 +1145,7 @@ static jrpc__req_t *req_admit(jrpc__req_t *r, uint8_t *ok)
 /* The batch cap for this request: the transport's, or its key's when lower. */
 static unsigned req_max_batch(const jrpc__req_t *r, unsigned max_batch, int ws)
 {
-    if (r->auth.key == NULL)
-        return max_batch;
-    unsigned k = ws ? r->auth.key->max_batch_ws : r->auth.key->max_batch;
-    return k != 0 && k < max_batch ? k : max_batch;
+    return jrpc__auth_max_batch(&r->auth, max_batch, ws);
 }
 
 void jrpc__req_auth(jrpc__req_t *r, const jrpc__auth_t *auth)

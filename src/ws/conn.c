@@ -1011,7 +1011,9 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
             jrpc__peer_name(&s->tcp, c->proxy, sizeof c->proxy);
     }
     char answer[JRPC__WS_101_MAX];
-    size_t alen = jrpc__ws_hs_answer(hs, answer);
+    /* The session's batch cap as the 101 says it: clients size their batches by it. */
+    unsigned cap = jrpc__auth_max_batch(c->has_auth ? &c->auth : NULL, cfg->max_batch_ws, 1);
+    size_t alen = jrpc__ws_hs_answer(hs, cap, answer);
     if (conn_output(c, (const uint8_t *)answer, alen) != 0) {
         conn_abort(c);
         return 0; /* the socket is ours now; it just closes */

@@ -272,7 +272,7 @@ void jrpc__ws_accept_key(const char *key, size_t key_len, char out[JRPC__WS_ACCE
     EVP_EncodeBlock((unsigned char *)out, md, (int)md_len); /* 28 digits and a NUL */
 }
 
-size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, char out[JRPC__WS_101_MAX])
+size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, unsigned max_batch, char out[JRPC__WS_101_MAX])
 {
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                "Upgrade: websocket\r\n"
@@ -284,6 +284,8 @@ size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, char out[JRPC__WS_101_MAX])
     memcpy(out, head, n);
     memcpy(out + n, accept, JRPC__WS_ACCEPT_LEN);
     n += JRPC__WS_ACCEPT_LEN;
+    if (max_batch != 0)
+        n += (size_t)snprintf(out + n, JRPC__WS_101_MAX - n, "\r\nJrpc-Max-Batch: %u", max_batch);
     if (hs->pmd) {
         /* §7.1: the response names what the server keeps to and what the client must. A
          * client_max_window_bits offered without a value needs no answer: the client keeps its

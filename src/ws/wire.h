@@ -22,8 +22,9 @@
  * request needs; a longer Upgrade list ("h2c, websocket") still fits, and a value cut here is
  * judged on what was kept (a client sending 48 bytes of protocol names is not one we serve). */
 #define JRPC__WS_VAL_MAX 48
-/* The 101 answer: status line, three headers and the accept key, and a Sec-WebSocket-Extensions
- * line with every permessage-deflate parameter (116 bytes). */
+/* The 101 answer: status line, three headers and the accept key, a Sec-WebSocket-Extensions
+ * line with every permessage-deflate parameter (116 bytes) and a Jrpc-Max-Batch line (28): 273
+ * bytes at most. */
 #define JRPC__WS_101_MAX 320
 
 /* What the headers of one request said about a WebSocket upgrade. Filled by the header
@@ -69,9 +70,9 @@ unsigned jrpc__ws_hs_verdict(const jrpc__ws_hs_t *hs, int conn_upgrade, int http
 /* Sec-WebSocket-Accept for `key`: base64(SHA-1(key + the RFC's GUID)), NUL-terminated. */
 void jrpc__ws_accept_key(const char *key, size_t key_len, char out[JRPC__WS_ACCEPT_LEN + 1]);
 /* Writes the 101 Switching Protocols answer for a request whose verdict was 101, with the
- * accepted permessage-deflate offer's response when hs->pmd; returns its length (at most
- * JRPC__WS_101_MAX). */
-size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, char out[JRPC__WS_101_MAX]);
+ * accepted permessage-deflate offer's response when hs->pmd, and Jrpc-Max-Batch: max_batch (the
+ * session's batch cap) unless it is 0; returns its length (at most JRPC__WS_101_MAX). */
+size_t jrpc__ws_hs_answer(const jrpc__ws_hs_t *hs, unsigned max_batch, char out[JRPC__WS_101_MAX]);
 
 /* ---- Framing session (session.c) ------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
-import { startServer, healthy, rpc, call, runCli, JRPCD } from './lib.mjs';
+import { startServer, healthy, rpc, call, runCli, scrapeAdmin, JRPCD } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 
 const CLI = process.env.JRPC_CLI || path.join(path.dirname(JRPCD), 'jrpc');
@@ -83,6 +83,75 @@ test('the chunk size is learned from the server\'s -32005 cap answer', async () 
         assert.equal(r2.code, 0, r2.err);
         assert.equal(r2.out.trimEnd().split('\n').length, 700);
         assert.match(r2.err, /at most 300 calls per batch; --chunk 500 lowered/);
+    } finally {
+        await small.stop();
+        await small.kill();
+    }
+});
+
+/** Batches jrpcd received (by size bucket) and refused over its cap, from its metrics. */
+async function batchStats(server) {
+    const m = await scrapeAdmin(server);
+    return {
+        n: m.get('jrpc_batch_size_count') ?? 0,
+        le: (b) => m.get(`jrpc_batch_size_bucket{le="${b}"}`) ?? 0,
+        overCap: m.get('jrpc_limit_rejections_total{limit="max_batch"}') ?? 0,
+    };
+}
+
+test('the chunk follows the cap the server advertises (Jrpc-Max-Batch)', async () => {
+    const small = await startServer(['--max-batch', '7', '--admin-listen', '127.0.0.1:0']);
+    try {
+        const u = `http://127.0.0.1:${small.port}/api/v1/endpoint`;
+        const r = await run(['--url', u, 'batch', '--jsonl'], echoLines(100));
+        assert.equal(r.code, 0, r.err);
+        assert.deepEqual(r.out.trimEnd().split('\n').map((l) => JSON.parse(l).result[0]),
+            Array.from({ length: 100 }, (_, i) => i + 1));
+        // The first chunk (the default 1000, so all 100) is refused and says the cap; then
+        // 14 chunks of 7 and one of 2, none refused.
+        const st = await batchStats(small);
+        assert.equal(st.n, 16);
+        assert.equal(st.le(5), 1);
+        assert.equal(st.le(10), 15);
+        assert.equal(st.overCap, 1);
+        await healthy(small);
+    } finally {
+        await small.stop();
+        await small.kill();
+    }
+    // A cap above the default raises the chunk once the first answer said it: 5000 calls go as
+    // 1000 then 3000 and 1000 rather than five of 1000.
+    const big = await startServer(['--max-batch', '3000', '--admin-listen', '127.0.0.1:0']);
+    try {
+        const u = `http://127.0.0.1:${big.port}/api/v1/endpoint`;
+        const r = await run(['--url', u, 'batch', '--jsonl'], echoLines(5000));
+        assert.equal(r.code, 0, r.err);
+        assert.equal(r.out.trimEnd().split('\n').length, 5000);
+        const st = await batchStats(big);
+        assert.deepEqual([st.n, st.le(1000), st.overCap], [3, 2, 0]);
+        // --chunk still wins.
+        const r2 = await run(['--url', u, 'batch', '--jsonl', '--chunk', '500'], echoLines(1500));
+        assert.equal(r2.code, 0, r2.err);
+        const st2 = await batchStats(big);
+        assert.deepEqual([st2.n - st.n, st2.le(500) - st.le(500)], [3, 3]);
+    } finally {
+        await big.stop();
+        await big.kill();
+    }
+});
+
+test('over ws:// the chunk is the cap of the 101: no batch is refused', async () => {
+    const small = await startServer(['--max-batch-ws', '5', '--admin-listen', '127.0.0.1:0']);
+    try {
+        const u = `ws://127.0.0.1:${small.port}/api/v1/endpoint`;
+        const r = await run(['--url', u, 'batch', '--jsonl', '-P', '3'], echoLines(100));
+        assert.equal(r.code, 0, r.err);
+        assert.equal(r.out.trimEnd().split('\n').length, 100);
+        const st = await batchStats(small);
+        assert.equal(st.n, 20);
+        assert.equal(st.le(5), 20, 'every chunk at most 5');
+        assert.equal(st.overCap, 0, 'no -32005 for the batch size');
+        await healthy(small);
     } finally {
         await small.stop();
         await small.kill();
@@ -306,7 +375,7 @@ test('a dropped connection is retried with --retry, a transport error without it
         drops = 1;
         const fail = await run(['--url', flaky.url, 'batch'], echoLines(5));
         assert.equal(fail.code, 2);
-        assert.match(fail.err, /jrpc: .*(Server returned nothing|reset|closed)/i);
+        assert.match(fail.err, /jrpc: .*(Server returned nothing|Empty reply|reset|closed)/i);
     } finally {
         await flaky.close();
     }
@@ -355,8 +424,8 @@ test('usage errors name the problem (exit 2)', async () => {
         [['--chunk', 'many', 'batch'], /--chunk: "many" is not a number/],
         [['--retry'], /--retry needs a value/],
         [['batch', 'a', 'b'], /batch: one input at most/],
-        [['--url', 'ftp://x/', 'call', 'x'], /"ftp:\/\/x\/" is not an http:\/\/, https:\/\/ or ws:\/\/ URL/],
-        [['--url', 'wss://127.0.0.1:1/', 'call', 'x'], /wss:\/\/ is not supported/],
+        [['--url', 'ftp://x/', 'call', 'x'], /"ftp:\/\/x\/" is not an http:\/\/, https:\/\/, ws:\/\/ or wss:\/\/ URL/],
+        [['--cacert', '/nonexistent/ca.pem', 'call', 'x'], /--cacert: cannot read \/nonexistent\/ca.pem/],
         [['batch', '/nonexistent/file'], /cannot open \/nonexistent\/file/],
     ]) {
         const r = await run(args);
@@ -474,7 +543,7 @@ test('subscribe prints --count notifications as JSONL, then unsubscribes', async
     await waitFor(async () => (await live()) === before, { what: 'the subscription ended on the server' });
     const http1 = await jrpc(['subscribe', 'test.subscribe', '10']);
     assert.equal(http1.code, 2);
-    assert.match(http1.err, /subscribe needs a ws:\/\/ URL/);
+    assert.match(http1.err, /subscribe needs a ws:\/\/ or wss:\/\/ URL/);
 });
 
 test('subscribe until ^C: SIGINT unsubscribes and exits 0', async () => {

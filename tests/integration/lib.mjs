@@ -636,3 +636,13 @@ export async function scrapeAdmin(srv) {
     }
     return samples;
 }
+
+/** A loopback port free now (bound and released), for a server a test starts that cannot bind
+ * port 0 and say which it got (HAProxy). */
+export async function freePort() {
+    const s = net.createServer();
+    await new Promise((r) => s.listen(0, '127.0.0.1', r));
+    const port = s.address().port;
+    await new Promise((r) => s.close(r));
+    return port;
+}

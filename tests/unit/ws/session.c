@@ -11,6 +11,7 @@
 
 #include <cmocka.h> /* after the headers it needs */
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -489,7 +490,7 @@ static void test_handshake(void **state)
     for (size_t piece = 1; piece <= 30; piece++)
         assert_int_equal(verdict(valid, piece, 1, 1, 0, &hs), 101);
     char answer[JRPC__WS_101_MAX];
-    size_t n = jrpc__ws_hs_answer(&hs, answer);
+    size_t n = jrpc__ws_hs_answer(&hs, 0, answer);
     answer[n] = '\0';
     assert_non_null(strstr(answer, "HTTP/1.1 101 Switching Protocols\r\n"));
     /* RFC 6455 §1.3's own example. */
@@ -594,9 +595,10 @@ static void test_deflate_offers(void **state)
         hs.key_len = JRPC__WS_KEY_LEN;
         jrpc__ws_hs_extensions(&hs, cases[i].offer, strlen(cases[i].offer));
         char answer[JRPC__WS_101_MAX + 1];
-        size_t n = jrpc__ws_hs_answer(&hs, answer);
+        size_t n = jrpc__ws_hs_answer(&hs, UINT_MAX, answer); /* the longest cap too */
         assert_true(n <= JRPC__WS_101_MAX);
         answer[n] = '\0';
+        assert_non_null(strstr(answer, "\r\nJrpc-Max-Batch: 4294967295\r\n"));
         const char *ext = strstr(answer, "Sec-WebSocket-Extensions: ");
         if (cases[i].answer == NULL) {
             if (ext != NULL)
