@@ -405,11 +405,15 @@ static int stream_frame(jrpc__http_req_t *hr, jrpc_buf_t *framed, int last)
         jrpc_buf_init(&z);
         int rc =
             jrpc__zs_deflate(hr->st->gz, data.ptr, data.len, last ? Z_FINISH : Z_SYNC_FLUSH, &z);
+        size_t plain = data.len;
         jrpc_buf_free(&data);
         if (rc != 0) {
             jrpc_buf_free(&z);
             return JRPC_ENOMEM;
         }
+        jrpc__stats_t *stats = &hr->conn->loop->stats; /* the answer was counted at its head */
+        jrpc__ctr_add(&stats->z_plain[JRPC__TR_HTTP][JRPC__Z_OUT], plain);
+        jrpc__ctr_add(&stats->z_wire[JRPC__TR_HTTP][JRPC__Z_OUT], z.len);
         data = z;
     }
     hr->st->streamed += data.len;
@@ -459,6 +463,8 @@ static int stream_write(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
                 st->gz = NULL; /* out of memory: plain */
             }
             hr->gz_out = st->gz != NULL;
+            if (hr->gz_out) /* its bytes are counted as each chunk is encoded (stream_frame) */
+                jrpc__ctr_add(&c->loop->stats.z_msgs[JRPC__TR_HTTP][JRPC__Z_OUT], 1);
         }
         jrpc__http_build_head(hr, 0);
         bufs[n].base = hr->head;
@@ -643,6 +649,11 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
         /* Pieces of a streamed answer came before: this is the rest. Out of memory: */
         jrpc__http_close_now(c);
         return;
+    }
+    if (ans->is_batch && !c->admin) {
+        /* Streamed or not is settled: the head of a streamed one went before this. */
+        unsigned order = hr->order != 0 ? hr->order - 1u : c->loop->cfg->batch_order;
+        jrpc__ctr_add(&c->loop->stats.batch_answers[hr->chunked != 0][order != 0], 1);
     }
     if (!hr->chunked) {
         /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
