@@ -228,7 +228,7 @@ test('gzip works with streaming: the first item decodes from the bytes so far', 
 });
 
 test('a client that leaves mid-stream: its calls finish, nothing is left behind, the next ones are served', async () => {
-    await withServer(['--io-threads', '1'], async (s) => {
+    await withServer(['--io-threads', '1', '--admin-listen', '127.0.0.1:0'], async (s) => {
         for (let i = 0; i < 3; i++) {
             const conn = await send(s, batch([call('test.blob', [20000], 1), HOLD(2), call('test.blob', [20000], 3)]),
                 i === 1 ? { 'Accept-Encoding': 'gzip' } : {});
@@ -237,6 +237,9 @@ test('a client that leaves mid-stream: its calls finish, nothing is left behind,
             await waitHeld(s, 1);
             await release(s);
         }
+        // Each was counted as streamed when its head went; the gzip one's state was given back.
+        assert.equal((await scrapeAdmin(s)).get('jrpc_http_batch_answers_total{mode="streamed",order="request"}'), 3);
+        await waitFor(async () => compressionSeries(await scrapeAdmin(s), 'http').state === 0, { what: 'the gzip state given back' });
         const m = await rpc(s, batch([call('test.sleep', [5], 1), call('test.sleep', [1], 2)]));
         assert.deepEqual(ids(m.json), [1, 2]);
     });
