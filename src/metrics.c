@@ -196,6 +196,58 @@ static void calls_write(jrpc_metrics_t *m, const jrpc_server_t *srv, const jrpc_
     free(v);
 }
 
+/* Compression and streamed batch answers (docs/compression.md): HTTP gzip and WebSocket
+ * permessage-deflate by transport and direction, the zlib state they hold, and how HTTP batch
+ * answers went out. */
+static void compression_write(jrpc_metrics_t *m, const jrpc__loop_t *loops, unsigned n)
+{
+    static const char *const dirs[2] = {"in", "out"};
+    static const struct {
+        const char *name, *help;
+        size_t off; /* of the [2][2] array in jrpc__stats_t */
+    } z[] = {
+        {"jrpc_compression_messages_total",
+         "HTTP bodies and WebSocket messages compressed (out) or decompressed (in).",
+         offsetof(jrpc__stats_t, z_msgs)},
+        {"jrpc_compression_plain_bytes_total", "Their bytes uncompressed.",
+         offsetof(jrpc__stats_t, z_plain)},
+        {"jrpc_compression_compressed_bytes_total", "Their bytes compressed.",
+         offsetof(jrpc__stats_t, z_wire)},
+    };
+    for (size_t i = 0; i < sizeof z / sizeof z[0]; i++) {
+        head(m, z[i].name, "counter", z[i].help);
+        for (unsigned t = 0; t < 2; t++)
+            for (unsigned d = 0; d < 2; d++)
+                jrpc_metrics_printf(m, "%s{transport=\"%s\",direction=\"%s\"} %llu\n", z[i].name,
+                                    transport_names[t], dirs[d],
+                                    (unsigned long long)sum_at(
+                                        loops, n, z[i].off + (t * 2 + d) * sizeof(jrpc__ctr_t)));
+    }
+    head(m, "jrpc_compression_state_bytes", "gauge",
+         "Bytes of zlib state held by compression streams (part of jrpc_held_bytes).");
+    for (unsigned t = 0; t < 2; t++)
+        jrpc_metrics_printf(m, "jrpc_compression_state_bytes{transport=\"%s\"} %lld\n",
+                            transport_names[t], (long long)SUM(loops, n, z_state[t]));
+    head(m, "jrpc_ws_deflate_connections", "gauge",
+         "Open WebSocket connections that negotiated permessage-deflate.");
+    jrpc_metrics_printf(
+        m, "jrpc_ws_deflate_connections %llu\n",
+        (unsigned long long)(SUM(loops, n, ws_deflate[0]) - SUM(loops, n, ws_deflate[1])));
+    head(m, "jrpc_ws_deflate_connections_total", "counter",
+         "WebSocket connections that negotiated permessage-deflate.");
+    jrpc_metrics_printf(m, "jrpc_ws_deflate_connections_total %llu\n",
+                        (unsigned long long)SUM(loops, n, ws_deflate[0]));
+    head(m, "jrpc_http_batch_answers_total", "counter",
+         "HTTP batch answers, streamed (chunked) or buffered, by the order asked for.");
+    static const char *const modes[2] = {"buffered", "streamed"};
+    static const char *const orders[2] = {"request", "completion"};
+    for (unsigned s = 0; s < 2; s++)
+        for (unsigned o = 0; o < 2; o++)
+            jrpc_metrics_printf(m, "jrpc_http_batch_answers_total{mode=\"%s\",order=\"%s\"} %llu\n",
+                                modes[s], orders[o],
+                                (unsigned long long)SUM(loops, n, batch_answers[s][o]));
+}
+
 /* When the process started (seconds since the epoch): the boot time (/proc/stat btime) plus its
  * start in clock ticks after boot (/proc/self/stat field 22); 0 when unknown. */
 static double start_time(void)
@@ -411,6 +463,8 @@ void jrpc__metrics_render(jrpc__loop_t *loop, jrpc_buf_t *out)
                             atomic_load_explicit(io_limits[i].v, memory_order_relaxed));
 
     keys_write(m, &srv->engine);
+
+    compression_write(m, loops, n);
 
     head(m, "jrpc_calls_in_flight", "gauge", "Calls admitted and not finished.");
     jrpc_metrics_printf(m, "jrpc_calls_in_flight %llu\n",

@@ -405,11 +405,15 @@ static int stream_frame(jrpc__http_req_t *hr, jrpc_buf_t *framed, int last)
         jrpc_buf_init(&z);
         int rc =
             jrpc__zs_deflate(hr->st->gz, data.ptr, data.len, last ? Z_FINISH : Z_SYNC_FLUSH, &z);
+        size_t plain = data.len;
         jrpc_buf_free(&data);
         if (rc != 0) {
             jrpc_buf_free(&z);
             return JRPC_ENOMEM;
         }
+        jrpc__stats_t *stats = &hr->conn->loop->stats; /* the answer was counted at its head */
+        jrpc__ctr_add(&stats->z_plain[JRPC__TR_HTTP][JRPC__Z_OUT], plain);
+        jrpc__ctr_add(&stats->z_wire[JRPC__TR_HTTP][JRPC__Z_OUT], z.len);
         data = z;
     }
     hr->st->streamed += data.len;
@@ -436,6 +440,18 @@ static void on_piece_written(uv_write_t *wr, int status)
     jrpc__http_flush(c);
 }
 
+/* The order a batch asked for: its Jrpc-Batch-Order, else batch_order. */
+static unsigned req_batch_order(const jrpc__http_conn_t *c, const jrpc__http_req_t *hr)
+{
+    return hr->order != 0 ? hr->order - 1u : c->loop->cfg->batch_order;
+}
+
+/* Counts a batch answer, streamed or buffered, in jrpc_http_batch_answers_total. */
+static void batch_count(jrpc__http_conn_t *c, const jrpc__http_req_t *hr, int streamed)
+{
+    jrpc__ctr_add(&c->loop->stats.batch_answers[streamed][req_batch_order(c, hr) != 0], 1);
+}
+
 /* hr is the oldest unwritten answer, still running, with pieces in out and no piece in flight:
  * the head goes first (Transfer-Encoding: chunked; this commits the answer to streaming), then
  * the pieces as one chunk. 0, or -1 after closing. */
@@ -448,6 +464,7 @@ static int stream_write(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         hr->chunked = 1;
         hr->state = JRPC__HR_STREAMING;
         hr->status = 200;
+        batch_count(c, hr, 1); /* now, so that one whose client leaves mid-stream counts too */
         if (hr->gz_ok) {
             /* The size is not known in advance: a client that accepts gzip gets it. */
             jrpc__http_stream_t *st = hr->st;
@@ -459,6 +476,8 @@ static int stream_write(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
                 st->gz = NULL; /* out of memory: plain */
             }
             hr->gz_out = st->gz != NULL;
+            if (hr->gz_out) /* its bytes are counted as each chunk is encoded (stream_frame) */
+                jrpc__ctr_add(&c->loop->stats.z_msgs[JRPC__TR_HTTP][JRPC__Z_OUT], 1);
         }
         jrpc__http_build_head(hr, 0);
         bufs[n].base = hr->head;
@@ -644,6 +663,8 @@ static void req_answered(jrpc__http_req_t *hr, jrpc__answer_t *ans)
         jrpc__http_close_now(c);
         return;
     }
+    if (ans->is_batch && !hr->chunked) /* a streamed one was counted when its head went */
+        batch_count(c, hr, 0);
     if (!hr->chunked) {
         /* Nothing to answer (notifications) is a 204, unless the server refused them (503). */
         hr->status = hr->out.len != 0 || ans->status != 200 ? (unsigned)ans->status : 204;
@@ -729,7 +750,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
     if (!hr->http10 && (hr->st = jrpc__loop_alloc(c->loop, sizeof(*hr->st))) != NULL) {
         /* A batch still running streams its answer (no-op for a single call); HTTP/1.0 has no
          * chunked encoding and gets the whole answer, as does a request when out of memory. */
-        unsigned order = hr->order != 0 ? hr->order - 1u : c->loop->cfg->batch_order;
+        unsigned order = req_batch_order(c, hr);
         memset(hr->st, 0, sizeof(*hr->st));
         hr->st->hr = hr;
         if (!jrpc__req_stream(r, (int)order, on_req_piece, &hr->out)) {

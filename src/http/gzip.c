@@ -179,6 +179,7 @@ void jrpc__http_gzip_answer(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         jrpc_buf_free(&gz); /* out of memory, or it does not shrink: plain */
         return;
     }
+    jrpc__stats_z(&c->loop->stats, JRPC__TR_HTTP, JRPC__Z_OUT, hr->out.len, gz.len);
     jrpc_buf_free(&hr->out);
     hr->out = gz;
     hr->gz_out = 1;
@@ -251,10 +252,11 @@ int jrpc__http_gunzip_body(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const cha
 
 int jrpc__http_gunzip_finish(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
 {
-    (void)hr;
     if (!c->gunzip_end)
         return gunzip_refuse(c, 400, JRPC_CODE_PARSE_ERROR,
                              "gzip request body cut short (Content-Encoding: gzip)");
     jrpc__http_gunzip_end(c);
+    /* body_seen: the body's bytes as they came, after any chunked framing. */
+    jrpc__stats_z(&c->loop->stats, JRPC__TR_HTTP, JRPC__Z_IN, hr->in_len, c->body_seen);
     return 0;
 }

@@ -9,6 +9,7 @@
 #define JRPC_IO_STATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef _Atomic uint64_t jrpc__ctr_t;
@@ -99,6 +100,8 @@ typedef enum {
 
 /* Transports, as the transport label says them. */
 enum { JRPC__TR_HTTP = 0, JRPC__TR_WS, JRPC__TR_REST, JRPC__TR_COUNT };
+/* Directions of compressed data, as the direction label says them. */
+enum { JRPC__Z_IN = 0, JRPC__Z_OUT };
 
 /* jrpc_calls_total's cells: (transport, method label, code) → count, in an open-addressed table
  * each loop inserts into (the key is stored last, with release, so a reader that sees a key sees
@@ -126,9 +129,19 @@ typedef struct jrpc__stats {
     jrpc__ctr_t conns[JRPC__TR_COUNT];  /* connections accepted (HTTP) or upgraded (WS) */
     jrpc__ctr_t closed[JRPC__TR_COUNT]; /* of them, closed (or handed to WS: HTTP) */
     jrpc__ctr_t limits[JRPC__LIMIT_COUNT];
-    jrpc__ctr_t calls_used;               /* gauge: calls admitted here and not finished */
-    jrpc__ctr_t mem_used;                 /* gauge: bytes held by this loop's requests/answers */
-    jrpc__hist_t batch;                   /* items per batch */
+    jrpc__ctr_t calls_used; /* gauge: calls admitted here and not finished */
+    jrpc__ctr_t mem_used;   /* gauge: bytes held by this loop's requests/answers */
+    jrpc__hist_t batch;     /* items per batch */
+    /* Compression (docs/compression.md), by [JRPC__TR_HTTP or JRPC__TR_WS][JRPC__Z_IN or _OUT]:
+     * request bodies gunzipped and gzip answers (HTTP, REST included), messages inflated and
+     * deflated (WS); counted only where compression happens, so plain traffic pays nothing. */
+    jrpc__ctr_t z_msgs[2][2];        /* bodies or messages compressed (out) or decompressed (in) */
+    jrpc__ctr_t z_plain[2][2];       /* their bytes uncompressed */
+    jrpc__ctr_t z_wire[2][2];        /* their bytes compressed, as sent or received (no framing) */
+    jrpc__ctr_t z_state[2];          /* gauge: bytes zlib holds for this loop's streams */
+    jrpc__ctr_t ws_deflate[2];       /* WS connections that negotiated permessage-deflate, of them
+                                        closed */
+    jrpc__ctr_t batch_answers[2][2]; /* HTTP batch answers by [streamed][JRPC__ORDER_*] */
     jrpc__hist_t req_dur[JRPC__TR_COUNT]; /* request (HTTP) or message (WS) to its answer, µs */
     unsigned nlabels;                     /* method labels: call_dur's length */
     jrpc__hist_t *call_dur;               /* per method label, µs, calls that ran (NULL: none) */
@@ -146,6 +159,15 @@ void jrpc__stats_call(jrpc__stats_t *s, unsigned tr, unsigned label, int is_erro
 
 /* The limit whose label is `name`, or -1. */
 int jrpc__limit_find(const char *name);
+
+/* One body or message of n plain bytes that is `wire` bytes compressed, on transport tr
+ * (JRPC__TR_HTTP or JRPC__TR_WS) in direction dir. Loop thread. */
+static inline void jrpc__stats_z(jrpc__stats_t *s, unsigned tr, unsigned dir, size_t n, size_t wire)
+{
+    jrpc__ctr_add(&s->z_msgs[tr][dir], 1);
+    jrpc__ctr_add(&s->z_plain[tr][dir], n);
+    jrpc__ctr_add(&s->z_wire[tr][dir], wire);
+}
 
 static inline void jrpc__stats_limit(jrpc__stats_t *s, jrpc__limit_t l)
 {

@@ -23,6 +23,7 @@ static voidpf zs_alloc(voidpf opaque, uInt items, uInt size)
     memcpy(p, &n, sizeof n);
     zs->held += n + ZS_HDR;
     jrpc__acct_held(zs->loop, zs->acct, (ptrdiff_t)(n + ZS_HDR));
+    jrpc__ctr_add(&zs->loop->stats.z_state[zs->tr], n + ZS_HDR);
     return p + ZS_HDR;
 }
 
@@ -34,14 +35,16 @@ static void zs_free(voidpf opaque, voidpf address)
     memcpy(&n, p, sizeof n);
     zs->held -= n + ZS_HDR;
     jrpc__acct_held(zs->loop, zs->acct, -(ptrdiff_t)(n + ZS_HDR));
+    jrpc__ctr_add(&zs->loop->stats.z_state[zs->tr], -(uint64_t)(n + ZS_HDR)); /* wraps back */
     free(p);
 }
 
-static void zs_prep(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct)
+static void zs_prep(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int window_bits)
 {
     memset(zs, 0, sizeof(*zs));
     zs->loop = loop;
     zs->acct = acct;
+    zs->tr = (uint8_t)(window_bits < 0 ? JRPC__TR_WS : JRPC__TR_HTTP);
     zs->z.zalloc = zs_alloc;
     zs->z.zfree = zs_free;
     zs->z.opaque = zs;
@@ -67,7 +70,7 @@ static int zs_started(jrpc__zs_t *zs, jrpc__acct_t *acct, int zrc)
 int jrpc__zs_deflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int level,
                           int window_bits, int mem_level)
 {
-    zs_prep(zs, loop, acct);
+    zs_prep(zs, loop, acct, window_bits);
     return zs_started(
         zs, acct,
         deflateInit2(&zs->z, level, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY));
@@ -75,7 +78,7 @@ int jrpc__zs_deflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct
 
 int jrpc__zs_inflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int window_bits)
 {
-    zs_prep(zs, loop, acct);
+    zs_prep(zs, loop, acct, window_bits);
     zs->is_inflate = 1;
     return zs_started(zs, acct, inflateInit2(&zs->z, window_bits));
 }

@@ -16,10 +16,14 @@ typedef struct jrpc__zs {
     size_t held;        /* bytes zlib allocated, counted in acct */
     uint8_t live;       /* init succeeded, end not yet called */
     uint8_t is_inflate; /* inflate, else deflate */
+    uint8_t tr;         /* whose state gauge it counts in: JRPC__TR_WS for raw deflate
+                           (permessage-deflate), else JRPC__TR_HTTP (gzip) */
 } jrpc__zs_t;
 
 /* window_bits as zlib takes them: 9..15 for raw deflate when negated (permessage-deflate), +16
- * for a gzip wrapper. mem_level 1..9 (8 is zlib's default). 0, JRPC_ENOMEM or JRPC_EINVAL. */
+ * for a gzip wrapper; the state counts in the loop's jrpc_compression_state_bytes under ws for
+ * the former, http for the latter. mem_level 1..9 (8 is zlib's default). 0, JRPC_ENOMEM or
+ * JRPC_EINVAL. */
 int jrpc__zs_deflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int level,
                           int window_bits, int mem_level);
 int jrpc__zs_inflate_init(jrpc__zs_t *zs, jrpc__loop_t *loop, jrpc__acct_t *acct, int window_bits);

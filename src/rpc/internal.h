@@ -218,6 +218,7 @@ typedef struct jrpc__answer {
     size_t items;
     uint8_t has_sum;        /* sum is filled */
     jrpc__answer_sum_t sum; /* only when has_sum */
+    uint8_t is_batch;       /* the request was a batch (for the transport's counters) */
 } jrpc__answer_t;
 
 /* The answer, when it was not ready at once (jrpc__req_run returned JRPC__REQ_AGAIN): on the

@@ -357,10 +357,12 @@ static void stream_entry(jrpc__req_t *r, jrpc_buf_t *b, jrpc_call_t *c)
         r->over_from = (long)(c - r->calls);
         jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_RESPONSE);
     }
-    if (r->over)
+    if (r->over) {
         item_append(b, c, too_large, sizeof too_large - 1, 1);
-    else
+        c->too_large = 1;
+    } else {
         item_append(b, c, c->out, c->out_len, c->is_error);
+    }
     c->emitted = 1;
     if (c->out_owned)
         free((void *)c->out);
@@ -474,10 +476,12 @@ static void req_answer(jrpc__req_t *r)
             jrpc__stats_limit(&r->loop->stats, JRPC__LIMIT_RESPONSE);
             over_from = (long)i;
         }
-        if (over)
+        if (over) {
             item_append(&out, c, too_large, sizeof too_large - 1, 1);
-        else
+            r->calls[i].too_large = 1;
+        } else {
             item_append(&out, c, c->out, c->out_len, c->is_error);
+        }
     }
     if (r->is_batch)
         jrpc_buf_append(&out, "]", 1);
@@ -491,7 +495,7 @@ made:
         jrpc_buf_free(&out);
         jrpc__error_object(&out, JRPC_CODE_INTERNAL_ERROR, "Internal error");
     }
-    jrpc__answer_t ans = {out, r->status, r->retry_after, r->ncalls, 0, {0}};
+    jrpc__answer_t ans = {out, r->status, r->retry_after, r->ncalls, 0, {0}, r->is_batch};
     if (jrpc__log_on(cfg, JRPC_LOG_INFO)) {
         req_sum(r, &ans.sum, (int)over_from);
         ans.has_sum = 1;
@@ -528,6 +532,13 @@ static void req_sync(jrpc__req_t *r)
     }
 }
 
+/* The code a call is counted under: what its entry said (-32003 past max_response, whatever the
+ * handler answered), 0 for a result. */
+static int call_count_code(const jrpc_call_t *c)
+{
+    return c->too_large ? JRPC_CODE_RESPONSE_TOO_LARGE : c->is_error ? c->code : 0;
+}
+
 /* Counts the request's calls in the loop's jrpc_calls_total, each with its final code. */
 static void req_count(jrpc__req_t *r)
 {
@@ -537,14 +548,15 @@ static void req_count(jrpc__req_t *r)
     for (size_t i = 0, k; i < r->ncalls; i += k) {
         const jrpc_call_t *c = &r->calls[i];
         unsigned label = c->m != NULL ? c->m->label : JRPC__LABEL_UNKNOWN;
-        int code = c->is_error ? c->code : 0;
+        int code = call_count_code(c);
+        int is_error = c->is_error || c->too_large;
         for (k = 1; i + k < r->ncalls; k++) {
             const jrpc_call_t *d = &r->calls[i + k];
             if ((d->m != NULL ? d->m->label : JRPC__LABEL_UNKNOWN) != label ||
-                d->is_error != c->is_error || (d->is_error ? d->code : 0) != code)
+                (d->is_error || d->too_large) != is_error || call_count_code(d) != code)
                 break;
         }
-        jrpc__stats_call(st, tr, label, c->is_error, code, k);
+        jrpc__stats_call(st, tr, label, is_error, code, k);
     }
 }
 

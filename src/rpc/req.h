@@ -57,6 +57,7 @@ struct jrpc_call {
     uint8_t budgeted;              /* offered to the budget store (ok on entry to the
                                       reservation): refused when the store says no */
     uint8_t emitted;               /* streamed: its entry is in a piece already */
+    uint8_t too_large;             /* its entry is -32003 (max_response): counted so */
     _Atomic uint8_t cancelled;     /* nobody waits for the reply any more (timed out, client
                                       gone, answered at shutdown): set by the loop, read by
                                       jrpc_call_cancelled on any thread */

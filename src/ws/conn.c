@@ -214,6 +214,7 @@ static int pmd_deflate(jrpc_conn_t *c, jrpc__ws_msg_t *m)
         z.len -= 4;
     if (c->pmd_snct)
         pmd_free(&c->pmd_out); /* no context kept: the ~270 KiB state goes until the next one */
+    jrpc__stats_z(&c->loop->stats, JRPC__TR_WS, JRPC__Z_OUT, m->body.len, z.len);
     jrpc_buf_free(&m->body);
     m->body = z;
     return 1;
@@ -250,8 +251,10 @@ static int pmd_inflate(jrpc_conn_t *c, char *msg, size_t len, jrpc_buf_t *out)
         pmd_free(&c->pmd_in); /* no context kept: nothing to hold between messages */
     else if (rc == 1)         /* the client ended the stream with a final block: start a new one */
         rc = inflateReset(&c->pmd_in->z) == Z_OK ? 0 : JRPC_EINVAL;
-    if (rc == 0)
+    if (rc == 0) {
+        jrpc__stats_z(&c->loop->stats, JRPC__TR_WS, JRPC__Z_IN, out->len, len);
         return 0;
+    }
     jrpc_buf_free(out);
     if (rc == JRPC_ERANGE) {
         char reason[64];
@@ -460,6 +463,8 @@ static void on_closed(jrpc__sock_t *s)
     jrpc_conn_t *c = s->owner;
     c->sock = NULL;
     jrpc__ctr_add(&c->loop->stats.closed[JRPC__TR_WS], 1);
+    if (c->pmd)
+        jrpc__ctr_add(&c->loop->stats.ws_deflate[1], 1);
     if (c->sess.code_sent == 1009) /* it closed on a message over max_ws_message */
         jrpc__stats_limit(&c->loop->stats, JRPC__LIMIT_WS_MESSAGE);
     /* conn_stop_work emptied inflight and waiting when the close began (conn_start takes back a
@@ -993,6 +998,8 @@ int jrpc__ws_accept(jrpc__sock_t *s, const jrpc__ws_hs_t *hs, const char *rest, 
     }
     c->last_rx = c->last_msg = c->read_at = uv_now(&loop->uv);
     jrpc__ctr_add(&loop->stats.conns[JRPC__TR_WS], 1);
+    if (c->pmd) /* on_closed counts it out */
+        jrpc__ctr_add(&loop->stats.ws_deflate[0], 1);
     /* From here the socket is ours: the hand-over is this pointer (src/http keeps nothing). */
     c->sock = s;
     jrpc__sock_own(s, &sock_ops, c);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import zlib from 'node:zlib';
-import { withServer, HttpConn, rpc, call, batch, buildRequest, chunked, decorate, RPC_PATH } from './lib.mjs';
+import { withServer, HttpConn, rpc, call, batch, buildRequest, chunked, decorate, scrapeAdmin, compressionSeries, RPC_PATH } from './lib.mjs';
 
 const BIG = call('test.blob', [100000], 1); // a 100 KB answer
 const SMALL = '{"jsonrpc":"2.0","method":"tennis@ping","id":1}';
@@ -191,5 +191,44 @@ test('a gzip bomb (10 MB decoded from ~10 KB) gets 413 and jrpcd\'s peak RSS sta
         t.diagnostic(`VmHWM ${(before / 1048576).toFixed(1)} MiB before, ${(after / 1048576).toFixed(1)} MiB after 5 bombs`);
         if (!sanitized(pid))
             assert.ok(after - before < 2 << 20, `peak RSS grew by ${after - before} bytes (a bomb decodes to 10 MB)`);
+    });
+});
+
+test('metrics: gzip answers and decoded bodies move the compression series by what the client saw', async () => {
+    await withServer(['--admin-listen', '127.0.0.1:0', '--max-body', '256KiB'], async (s) => {
+        const before = await scrapeAdmin(s);
+        const z0 = compressionSeries(before, 'http');
+        assert.deepEqual(z0.out, { msgs: 0, plain: 0, wire: 0 });
+        assert.equal(z0.state, 0);
+        // Three gzip answers of known size; what arrived is what counts.
+        let plain = 0, wire = 0;
+        for (const n of [100000, 20000, 5000]) {
+            const r = await raw(s, call('test.blob', [n], n), { 'Accept-Encoding': 'gzip' });
+            assert.equal(r.headers['content-encoding'], 'gzip');
+            wire += r.bodyBuf.length;
+            plain += zlib.gunzipSync(r.bodyBuf).length;
+        }
+        // Not compressed, so not counted: no Accept-Encoding, under gzip_min.
+        assert.equal((await raw(s, BIG)).headers['content-encoding'], undefined);
+        assert.equal((await raw(s, SMALL, { 'Accept-Encoding': 'gzip' })).headers['content-encoding'], undefined);
+        // Two gzip bodies decoded, one of them chunked (its framing is not counted).
+        const body = batch([call('test.echo', ['y'.repeat(3000)], 1), call('tennis@ping', undefined, 2)]);
+        const gz = zlib.gzipSync(body);
+        assert.equal((await rpc(s, gz, { headers: { 'Content-Encoding': 'gzip' } })).status, 200);
+        assert.equal(decorate(await raw(s, chunked(gz, [50]), { 'Content-Encoding': 'gzip', 'Transfer-Encoding': 'chunked' })).json.length, 2);
+        // Refused bodies count where they did before, not as decoded: a bomb (413), a coding (415).
+        const bomb = zlib.gzipSync(Buffer.alloc(1_000_000, 0x20), { level: 9 });
+        assert.equal((await rpc(s, bomb, { headers: { 'Content-Encoding': 'gzip' } })).status, 413);
+        assert.equal((await rpc(s, SMALL, { headers: { 'Content-Encoding': 'br' } })).status, 415);
+
+        const after = await scrapeAdmin(s);
+        const z = compressionSeries(after, 'http');
+        assert.deepEqual(z.out, { msgs: 3, plain, wire });
+        assert.deepEqual(z.in, { msgs: 2, plain: 2 * Buffer.byteLength(body), wire: 2 * gz.length });
+        assert.equal(z.state, 0, 'every stream ended, its state given back');
+        assert.equal(after.get('jrpc_limit_rejections_total{limit="max_body"}'), 1);
+        assert.equal(after.get('jrpc_http_requests_total{status="415"}'), 1);
+        assert.deepEqual(compressionSeries(after, 'ws').out, { msgs: 0, plain: 0, wire: 0 });
+        assert.equal(after.get('jrpc_ws_deflate_connections_total'), 0);
     });
 });

@@ -646,3 +646,11 @@ export async function freePort() {
     await new Promise((r) => s.close(r));
     return port;
 }
+
+/** The compression series (docs/metrics.md) of a scrape for one transport: { in, out } each
+ * { msgs, plain, wire }, and state (jrpc_compression_state_bytes). */
+export function compressionSeries(samples, tr) {
+    const get = (name, dir) => samples.get(`jrpc_compression_${name}{transport="${tr}",direction="${dir}"}`);
+    const dir = (d) => ({ msgs: get('messages_total', d), plain: get('plain_bytes_total', d), wire: get('compressed_bytes_total', d) });
+    return { in: dir('in'), out: dir('out'), state: samples.get(`jrpc_compression_state_bytes{transport="${tr}"}`) };
+}

@@ -78,6 +78,12 @@ test('promtool accepts the exposition, upstream series included', async () => {
             assert.match(text, /^jrpc_upstream_items_total\{upstream="eth",outcome="failed"\} 1$/m);
             assert.match(text, /^jrpc_upstream_requests_total\{upstream="eth",url="[^"]+",outcome="fault"\} 1$/m);
             assert.match(text, /^jrpc_upstream_request_duration_seconds_count\{upstream="eth"\} \d+$/m);
+            // Compression and streaming (docs/metrics.md), here at rest.
+            assert.match(text, /^jrpc_compression_messages_total\{transport="ws",direction="in"\} 0$/m);
+            assert.match(text, /^jrpc_compression_compressed_bytes_total\{transport="http",direction="out"\} 0$/m);
+            assert.match(text, /^jrpc_compression_state_bytes\{transport="ws"\} 0$/m);
+            assert.match(text, /^jrpc_ws_deflate_connections_total 0$/m);
+            assert.match(text, /^jrpc_http_batch_answers_total\{mode="streamed",order="completion"\} 0$/m);
             assert.match(text, /^process_resident_memory_bytes \d+$/m);
             assert.match(text, /^process_open_fds \d+$/m);
             assert.match(text, /^process_start_time_seconds \d+(\.\d+)?$/m);
@@ -146,6 +152,8 @@ test('a known workload moves exactly the counters it should', async () => {
             'jrpc_request_duration_seconds_count{transport="http"}': 2,
             'jrpc_request_duration_seconds_count{transport="ws"}': 3,
             'jrpc_limit_rejections_total{limit="max_body"}': 1,
+            // The batch finished at once: one piece with a Content-Length, in request order.
+            'jrpc_http_batch_answers_total{mode="buffered",order="request"}': 1,
         });
         // Scrapes are not counted: two more change nothing.
         const again = await scrape(admin);

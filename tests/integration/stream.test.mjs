@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
-import { withServer, HttpConn, buildRequest, call, batch, rpc, waitHeld, release, decorate } from './lib.mjs';
+import { withServer, HttpConn, buildRequest, call, batch, rpc, waitHeld, release, decorate, scrapeAdmin, compressionSeries } from './lib.mjs';
+import { waitFor } from './wslib.mjs';
 
 const WAIT_MS = 10_000;
 const HOLD = (id) => call('test.hold', undefined, id);
@@ -152,8 +153,8 @@ test('completion order: by header and by config, each item as soon as it is done
     });
 });
 
-test('max_response counts what was written: items past it get -32003 with their ids', async () => {
-    await withServer(['--io-threads', '1', '--max-response', '200'], async (s) => {
+test('max_response counts what was written: items past it get -32003 with their ids, and count so', async () => {
+    await withServer(['--io-threads', '1', '--max-response', '200', '--admin-listen', '127.0.0.1:0'], async (s) => {
         const conn = await send(s, batch([call('test.blob', [150], 1), HOLD(2), call('test.echo', [3], 3)]));
         try {
             const got = await waitBody(conn, (b) => b.length > 0, 'the first item');
@@ -166,6 +167,15 @@ test('max_response counts what was written: items past it get -32003 with their 
         } finally {
             conn.close();
         }
+        // jrpc_calls_total says what the client got: -32003 for the two, whatever they returned.
+        const m = await scrapeAdmin(s);
+        const calls = (method, code) => m.get(`jrpc_calls_total{transport="http",method="${method}",code="${code}"}`);
+        assert.equal(calls('test.blob', 'ok'), 1);
+        assert.equal(calls('test.hold', '-32003'), 1);
+        assert.equal(calls('test.echo', '-32003'), 1);
+        assert.equal(calls('test.hold', 'ok'), undefined);
+        assert.equal(m.get('jrpc_limit_rejections_total{limit="max_response"}'), 1, 'one answer cut');
+        assert.equal(m.get('jrpc_http_batch_answers_total{mode="streamed",order="request"}'), 1);
     });
 });
 
@@ -218,7 +228,7 @@ test('gzip works with streaming: the first item decodes from the bytes so far', 
 });
 
 test('a client that leaves mid-stream: its calls finish, nothing is left behind, the next ones are served', async () => {
-    await withServer(['--io-threads', '1'], async (s) => {
+    await withServer(['--io-threads', '1', '--admin-listen', '127.0.0.1:0'], async (s) => {
         for (let i = 0; i < 3; i++) {
             const conn = await send(s, batch([call('test.blob', [20000], 1), HOLD(2), call('test.blob', [20000], 3)]),
                 i === 1 ? { 'Accept-Encoding': 'gzip' } : {});
@@ -227,6 +237,9 @@ test('a client that leaves mid-stream: its calls finish, nothing is left behind,
             await waitHeld(s, 1);
             await release(s);
         }
+        // Each was counted as streamed when its head went; the gzip one's state was given back.
+        assert.equal((await scrapeAdmin(s)).get('jrpc_http_batch_answers_total{mode="streamed",order="request"}'), 3);
+        await waitFor(async () => compressionSeries(await scrapeAdmin(s), 'http').state === 0, { what: 'the gzip state given back' });
         const m = await rpc(s, batch([call('test.sleep', [5], 1), call('test.sleep', [1], 2)]));
         assert.deepEqual(ids(m.json), [1, 2]);
     });
@@ -247,5 +260,66 @@ test('pipelined after a streamed answer: the next answer follows it, in order', 
         } finally {
             conn.close();
         }
+    });
+});
+
+test('metrics: batch answers streamed or buffered, by order; a streamed gzip answer counts what arrived', async () => {
+    await withServer(['--io-threads', '1', '--admin-listen', '127.0.0.1:0'], async (s) => {
+        const answers = async () => {
+            const m = await scrapeAdmin(s);
+            const out = {};
+            for (const mode of ['buffered', 'streamed'])
+                for (const order of ['request', 'completion'])
+                    out[`${mode}/${order}`] = m.get(`jrpc_http_batch_answers_total{mode="${mode}",order="${order}"}`);
+            return out;
+        };
+        const zero = { 'buffered/request': 0, 'buffered/completion': 0, 'streamed/request': 0, 'streamed/completion': 0 };
+        assert.deepEqual(await answers(), zero);
+        // Done at once: buffered, whatever the order asked (single calls are not batches).
+        assert.equal((await rpc(s, batch([call('test.echo', [1], 1), call('tennis@ping', undefined, 2)]))).json.length, 2);
+        await rpc(s, batch([call('test.echo', [1], 1)]), { headers: { 'Jrpc-Batch-Order': 'completion' } });
+        await rpc(s, call('test.echo', [1], 1));
+        // HTTP/1.0, still running after its first turn: buffered too.
+        const c10 = await send(s, batch([call('test.echo', [1], 1), HOLD(2)]), {}, 'HTTP/1.0');
+        try {
+            await waitHeld(s, 1);
+            await release(s);
+            assert.equal(decorate(await c10.readResponse()).framing, 'length');
+        } finally {
+            c10.close();
+        }
+        assert.deepEqual(await answers(), { ...zero, 'buffered/request': 2, 'buffered/completion': 1 });
+
+        // Streamed with gzip, request order: counted once as a gzip answer when its head goes, its
+        // encoder's state held while the hold runs and given back once the answer is written.
+        const conn = await send(s, batch([call('test.blob', [3000], 1), HOLD(2)]), { 'Accept-Encoding': 'gzip' });
+        let body;
+        try {
+            await waitBody(conn, (b) => b.length > 0, 'the first item');
+            await waitHeld(s, 1);
+            const mid = compressionSeries(await scrapeAdmin(s), 'http');
+            assert.equal(mid.out.msgs, 1);
+            assert.ok(mid.state > 100 << 10, `gzip state ${mid.state} bytes while streaming`);
+            await release(s);
+            body = (await conn.readResponse()).bodyBuf; // de-chunked: the gzip stream as sent
+        } finally {
+            conn.close();
+        }
+        const plain = zlib.gunzipSync(body);
+        assert.equal(JSON.parse(plain).length, 2);
+        await waitFor(async () => compressionSeries(await scrapeAdmin(s), 'http').state === 0, { what: 'the gzip state given back' });
+        assert.deepEqual(compressionSeries(await scrapeAdmin(s), 'http').out, { msgs: 1, plain: plain.length, wire: body.length });
+
+        // Completion order by header, streamed.
+        const cc = await send(s, batch([HOLD(1), call('test.echo', [2], 2)]), { 'Jrpc-Batch-Order': 'completion' });
+        try {
+            await waitBody(cc, (b) => b.includes('"id":2}'), 'the finished item');
+            await waitHeld(s, 1);
+            await release(s);
+            assert.deepEqual(ids(decorate(await cc.readResponse()).json), [2, 1]);
+        } finally {
+            cc.close();
+        }
+        assert.deepEqual(await answers(), { 'buffered/request': 2, 'buffered/completion': 1, 'streamed/request': 1, 'streamed/completion': 1 });
     });
 });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import WebSocket from 'ws';
-import { withServer, rpc, call, batch } from './lib.mjs';
+import { withServer, rpc, call, batch, scrapeAdmin, compressionSeries } from './lib.mjs';
 import { wsUrl, RawWs, WsClient, waitFor } from './wslib.mjs';
 
 const WAIT_MS = 10_000;
@@ -95,9 +95,11 @@ test('without context takeover and with small windows, both ways: negotiated as 
     });
 });
 
-test('on the wire: large answers go out with RSV1 and inflate to the plain answer; compressed requests are read', async () => {
-    await withServer([], async (s) => {
+test('on the wire: large answers go out with RSV1 and inflate to the plain answer; compressed requests are read; metrics count them', async () => {
+    await withServer(['--admin-listen', '127.0.0.1:0'], async (s) => {
         const raw = await RawWs.open(s, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } });
+        let out = { msgs: 0, plain: 0, wire: 0 };
+        const before = compressionSeries(await scrapeAdmin(s), 'ws');
         try {
             assert.equal(raw.response.headers['sec-websocket-extensions'], 'permessage-deflate');
             // Under gzip_min: plain (RSV1 clear).
@@ -121,6 +123,7 @@ test('on the wire: large answers go out with RSV1 and inflate to the plain answe
                 assert.equal(f.rsv, 4, 'RSV1 set');
                 assert.ok(f.payload.length < want.length / 10, `${f.payload.length} bytes for ${want.length}`);
                 assert.equal(await inflate(f.payload), want);
+                out = { msgs: out.msgs + 1, plain: out.plain + want.length, wire: out.wire + f.payload.length };
             }
             // A compressed request (RSV1, sync flush without its tail).
             const req = batch20(9);
@@ -128,10 +131,34 @@ test('on the wire: large answers go out with RSV1 and inflate to the plain answe
             assert.deepEqual(z.subarray(-4), TAIL);
             await raw.send({ opcode: 1, rsv: 4, payload: z.subarray(0, -4) });
             f = await raw.readFrame();
-            assert.equal(await inflate(f.payload), (await rpc(s, req)).body);
+            const answer = (await rpc(s, req)).body;
+            assert.equal(await inflate(f.payload), answer);
+            out = { msgs: out.msgs + 1, plain: out.plain + answer.length, wire: out.wire + f.payload.length };
+            // Counted as the client saw them: the small answer plain (not here), payloads without
+            // the 00 00 ff ff tail, the request by what it inflated to.
+            const m = await scrapeAdmin(s);
+            const ws = compressionSeries(m, 'ws');
+            assert.deepEqual(before.out, { msgs: 0, plain: 0, wire: 0 });
+            assert.deepEqual(ws.out, out);
+            assert.deepEqual(ws.in, { msgs: 1, plain: req.length, wire: z.length - 4 });
+            // Context takeover both ways: both states live with the connection, in jrpc_held_bytes.
+            assert.ok(ws.state > 250 << 10, `state ${ws.state} bytes`);
+            assert.ok(m.get('jrpc_held_bytes') >= ws.state);
+            assert.equal(m.get('jrpc_ws_deflate_connections'), 1);
+            assert.equal(m.get('jrpc_ws_deflate_connections_total'), 1);
+            assert.equal(compressionSeries(m, 'http').state, 0);
         } finally {
             raw.destroy();
         }
+        await waitFor(async () => compressionSeries(await scrapeAdmin(s), 'ws').state === 0, { what: 'the state given back' });
+        const m = await scrapeAdmin(s);
+        assert.equal(m.get('jrpc_ws_deflate_connections'), 0);
+        assert.equal(m.get('jrpc_ws_deflate_connections_total'), 1);
+        // A client that offers nothing is not counted.
+        const plainWs = await RawWs.open(s);
+        plainWs.destroy();
+        await waitFor(async () => (await scrapeAdmin(s)).get('jrpc_connections_total{transport="ws"}') === 2, { what: 'the second upgrade' });
+        assert.equal((await scrapeAdmin(s)).get('jrpc_ws_deflate_connections_total'), 1);
     });
 });
 
