@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+// Active health (docs/gateway.md#health-probes): probe = eth_blockNumber every probe_interval to
+// each URL of an upstream; a URL more than max_lag blocks behind the best leaves the rotation (no
+// call reaches it) and comes back once it catches up; a URL whose probe fails is down until a
+// probe succeeds, and /ready names the upstream while none of its URLs is left; a reload moves the
+// probes to the new URLs. The series pass promtool. The nodes are toy nodes (toy-node.mjs) whose
+// block number and probe answers the test sets; every wait is for a condition.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer, scrapeAdmin, rpc } from './lib.mjs';
+import { startGateway, post } from './gateway-lib.mjs';
+import { waitFor } from './wslib.mjs';
+import { startToyNode } from './toy-node.mjs';
+
+const BOUND_MS = 10_000;
+const cleanups = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+async function nodes(...names) {
+    const out = [];
+    for (const n of names) {
+        const node = await startToyNode(n);
+        cleanups.push(() => node.close());
+        out.push(node);
+    }
+    return out;
+}
+
+const probeKeys = { methods: 'eth_*', probe: 'eth_blockNumber', probe_interval: '100ms', max_lag: 5 };
+const upOf = (s, n) => s.get(`jrpc_upstream_up{upstream="gw",url="${n.host}"}`);
+const series = (s, name, n) => s.get(`${name}{upstream="gw",url="${n.host}"}`);
+
+/** Waits until a scrape satisfies cond; returns it. */
+const scrapeUntil = (gw, cond, what) => waitFor(async () => {
+    const s = await scrapeAdmin(gw);
+    return cond(s) ? s : null;
+}, { timeout: BOUND_MS, what });
+
+/** n distinct reads through gw; resolves the nodes that answered them. */
+async function reads(gw, n, tag) {
+    const r = await post(gw.url, Array.from({ length: n },
+        (_, i) => ({ jsonrpc: '2.0', id: i, method: 'eth_getBalance', params: [`0x${tag}${i}`, 'latest'] })));
+    assert.equal(r.json?.length, n, r.text);
+    return r.json.map((x) => x.result?.node);
+}
+
+test('a URL lagging more than max_lag blocks leaves the rotation and comes back once it catches up', async () => {
+    const [a, b] = await nodes('a', 'b');
+    // url lines: one priority, so both URLs share the calls while both are in rotation.
+    const gw = await startGateway({ gw: { url: [a.url, b.url], ...probeKeys, max_batch: 1 } },
+        { args: ['--admin-listen', '127.0.0.1:0'] });
+    cleanups.push(() => gw.kill());
+    await scrapeUntil(gw, (s) => series(s, 'jrpc_upstream_probe_up', a) === 1 && series(s, 'jrpc_upstream_probe_up', b) === 1,
+        'both URLs probed');
+    assert.deepEqual(new Set(await reads(gw, 6, 'a')), new Set(['a', 'b']), 'both in rotation');
+
+    b.block = 90; // 10 behind a, max_lag 5
+    let s = await scrapeUntil(gw, (x) => upOf(x, b) === 0, 'b out of rotation');
+    assert.equal(series(s, 'jrpc_upstream_lag_blocks', b), 10);
+    assert.equal(series(s, 'jrpc_upstream_block_number', b), 90);
+    assert.equal(series(s, 'jrpc_upstream_lag_blocks', a), 0);
+    assert.equal(series(s, 'jrpc_upstream_probe_up', b), 0);
+    const atB = b.calls().length;
+    assert.deepEqual(new Set(await reads(gw, 6, 'b')), new Set(['a']));
+    assert.equal(b.calls().length, atB, 'no call reached the lagging URL');
+
+    // b catches up to within max_lag: back in rotation.
+    b.block = 96;
+    s = await scrapeUntil(gw, (x) => upOf(x, b) === 1, 'b back');
+    assert.equal(series(s, 'jrpc_upstream_lag_blocks', b), 4);
+    assert.deepEqual(new Set(await reads(gw, 6, 'c')), new Set(['a', 'b']), 'both in rotation again');
+
+    // The best URL is the best of those whose probe succeeds: a failing, b leads alone.
+    a.failProbe = true;
+    s = await scrapeUntil(gw, (x) => upOf(x, a) === 0 && series(x, 'jrpc_upstream_lag_blocks', b) === 0, 'a out, b the best');
+    assert.deepEqual(new Set(await reads(gw, 6, 'd')), new Set(['b']));
+    await gw.stop();
+});
+
+test('failing probes take every URL out: /ready names the upstream until one answers again; promtool accepts the series', async () => {
+    const [a, b] = await nodes('a', 'b');
+    const gw = await startGateway({ gw: { url: [a.url, b.url], ...probeKeys } },
+        { args: ['--admin-listen', '127.0.0.1:0'] });
+    cleanups.push(() => gw.kill());
+    const ready = async () => {
+        const r = await rpc(gw, undefined, { method: 'GET', path: '/ready' });
+        return { status: r.status, json: JSON.parse(r.body) };
+    };
+    await scrapeUntil(gw, (s) => series(s, 'jrpc_upstream_probe_up', a) === 1, 'a probed');
+    assert.equal((await ready()).status, 200);
+    a.failProbe = b.failProbe = true;
+    await scrapeUntil(gw, (s) => upOf(s, a) === 0 && upOf(s, b) === 0, 'both out');
+    assert.deepEqual(await ready(), { status: 503, json: { status: 'unavailable', upstreams_down: ['gw'] } });
+    b.failProbe = false;
+    await scrapeUntil(gw, (s) => upOf(s, b) === 1, 'b back');
+    assert.equal((await ready()).status, 200);
+
+    const m = /jrpcd admin listening on (\S+):(\d+)/.exec(gw.stdout());
+    const text = (await rpc({ host: m[1], port: Number(m[2]) }, undefined, { method: 'GET', path: '/metrics' })).body;
+    assert.match(text, /# TYPE jrpc_upstream_lag_blocks gauge/);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    await gw.stop(); // exit 0 within the bound: the probes' timer did not hold the loop
+});
+
+test('a reload moves the probes to the new URLs: removed ones are probed no more', async () => {
+    const [a, b] = await nodes('a', 'b');
+    const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-probe-'));
+    const file = path.join(dir, 'jrpcd.ini');
+    const ini = (url) => `[upstream gw]\nurls = ${url}\nmethods = eth_*\nprobe = eth_blockNumber\nprobe_interval = 100ms\n`;
+    writeFileSync(file, ini(a.url));
+    const srv = await startServer(['--config', file]);
+    cleanups.push(async () => { await srv.kill(); rmSync(dir, { recursive: true, force: true }); });
+    await waitFor(() => a.probes() >= 2, { timeout: BOUND_MS, what: 'a probed' });
+    assert.equal(b.probes(), 0);
+    writeFileSync(file, ini(b.url));
+    srv.proc.kill('SIGHUP');
+    await waitFor(() => /reload/.test(srv.stderr()) && b.probes() >= 1, { timeout: BOUND_MS, what: 'b probed after the reload' });
+    const atA = a.probes();
+    await waitFor(() => b.probes() >= 4, { timeout: BOUND_MS, what: 'three more rounds at b' });
+    assert.ok(a.probes() <= atA + 1, `a probed ${a.probes() - atA} times after b took over`);
+    await srv.stop();
+});
