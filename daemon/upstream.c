@@ -1086,7 +1086,8 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         up.url_each(u->up, url_series, &us);
     }
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_up 1 while an upstream URL is used, 0 while it "
-                           "is passed over after a fault.\n# TYPE jrpc_upstream_up gauge\n");
+                           "is passed over after a fault or by its health probes.\n"
+                           "# TYPE jrpc_upstream_up gauge\n");
     EACH_UPSTREAM(u, i)
     {
         url_series_t us = {m, u->name, 1};

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, scrapeAdmin, rpc } from './lib.mjs';
+import { startServer, scrapeAdmin, rpc, JRPCD } from './lib.mjs';
 import { startGateway, post } from './gateway-lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startToyNode } from './toy-node.mjs';
@@ -125,4 +125,37 @@ test('a reload moves the probes to the new URLs: removed ones are probed no more
     await waitFor(() => b.probes() >= 4, { timeout: BOUND_MS, what: 'three more rounds at b' });
     assert.ok(a.probes() <= atA + 1, `a probed ${a.probes() - atA} times after b took over`);
     await srv.stop();
+});
+
+test('--check prints the hedging and probe keys; bad values are refused naming the line', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-probe-check-'));
+    try {
+        const file = path.join(dir, 'j.ini');
+        const check = (keys) => {
+            writeFileSync(file, `[upstream gw]\nurls = http://127.0.0.1:1/ http://127.0.0.1:2/\nmethods = eth_*\n${keys}`);
+            return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
+        };
+        let r = check('hedge_after = p95\nprobe = eth_blockNumber\nprobe_interval = 2s\nmax_lag = 3\n');
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /hedge_after = p95\nprobe = eth_blockNumber\nprobe_interval = 2s\nmax_lag = 3\n/);
+        r = check('');
+        assert.match(r.stdout, /hedge_after = off\nprobe = off\nprobe_interval = 5s\nmax_lag = 0\n/);
+        r = check('hedge_after = 250ms\n');
+        assert.match(r.stdout, /hedge_after = 250ms\n/);
+        const bad = [
+            ['hedge_after = p100\n', /j\.ini:4: \[upstream gw\] hedge_after: "p100" is not a latency quantile from p1 to p99/],
+            ['hedge_after = soon\n', /j\.ini:4: \[upstream gw\] hedge_after: "soon" is not a delay from 1ms to 1h/],
+            ['probe = "eth_x"\n', /j\.ini:4: \[upstream gw\] probe: .* is not a method name/],
+            ['probe = eth_blockNumber\nprobe_interval = 10ms\n', /j\.ini:5: \[upstream gw\] probe_interval: "10ms" is out of range \(100ms to 1h\)/],
+            ['max_lag = 3\n', /max_lag needs probe = eth_blockNumber/],
+            ['probe = net_version\nmax_lag = 3\n', /max_lag needs probe = eth_blockNumber/],
+        ];
+        for (const [keys, re] of bad) {
+            r = check(keys);
+            assert.notEqual(r.status, 0, keys);
+            assert.match(r.stderr, re, keys);
+        }
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
