@@ -114,16 +114,24 @@ test('a reload moves the probes to the new URLs: removed ones are probed no more
     const file = path.join(dir, 'jrpcd.ini');
     const ini = (url) => `[upstream gw]\nurls = ${url}\nmethods = eth_*\nprobe = eth_blockNumber\nprobe_interval = 100ms\n`;
     writeFileSync(file, ini(a.url));
-    const srv = await startServer(['--config', file]);
+    // One io loop, holding a call at a across the reload: its client of the old settings stays
+    // until the call is answered, and the probes must still take the new settings.
+    const srv = await startServer(['--config', file, '--io-threads', '1']);
     cleanups.push(async () => { await srv.kill(); rmSync(dir, { recursive: true, force: true }); });
     await waitFor(() => a.probes() >= 2, { timeout: BOUND_MS, what: 'a probed' });
     assert.equal(b.probes(), 0);
+    a.hold = true;
+    const heldCall = post(`http://127.0.0.1:${srv.port}${srv.path}`,
+        { jsonrpc: '2.0', id: 1, method: 'eth_getBalance', params: ['0x01', 'latest'] });
+    await waitFor(() => a.calls().length === 1, { timeout: BOUND_MS, what: 'a call held at a' });
     writeFileSync(file, ini(b.url));
     srv.proc.kill('SIGHUP');
     await waitFor(() => /reload/.test(srv.stderr()) && b.probes() >= 1, { timeout: BOUND_MS, what: 'b probed after the reload' });
     const atA = a.probes();
     await waitFor(() => b.probes() >= 4, { timeout: BOUND_MS, what: 'three more rounds at b' });
     assert.ok(a.probes() <= atA + 1, `a probed ${a.probes() - atA} times after b took over`);
+    a.release();
+    assert.equal((await heldCall).json?.result?.node, 'a', 'the held call finished where it started');
     await srv.stop();
 });
 

@@ -639,9 +639,33 @@ static void test_stop_inside_a_sweep(void **state)
     client_gone();
 }
 
+/* hedge_after = pNN: the quantile of the latency histogram, interpolated inside its bucket; no
+ * delay (no hedge) under JRPC_UPSTREAM_HEDGE_MIN_SAMPLES answers or past the last bound. */
+static void test_hedge_quantile(void **state)
+{
+    (void)state;
+    atomic_store(&up.stats.latency[6], 100);            /* 10–25 ms */
+    assert_int_equal(latency_quantile_ms(&up, 50), 18); /* 10 + 15 * 0.5, rounded up */
+    atomic_store(&up.stats.latency[6], 99);
+    assert_int_equal(latency_quantile_ms(&up, 50), 0); /* fewer than 100 answers */
+    atomic_store(&up.stats.latency[6], 100);
+    atomic_store(&up.stats.latency[8], 100); /* 50–100 ms */
+    assert_int_equal(latency_quantile_ms(&up, 50), 25);
+    assert_int_equal(latency_quantile_ms(&up, 75), 75);
+    assert_int_equal(latency_quantile_ms(&up, 99), 99);
+    atomic_store(&up.stats.latency[JRPC_UPSTREAM_LATENCY_BUCKETS - 1], 1000); /* over 1 s */
+    assert_int_equal(latency_quantile_ms(&up, 90), 0);
+    conf.hedge_quantile = 75;
+    atomic_store(&up.stats.latency[JRPC_UPSTREAM_LATENCY_BUCKETS - 1], 0);
+    assert_int_equal(hedge_delay_ms(&ctx), 75);
+    conf.hedge_after_ms = 40; /* a fixed delay is used as it is */
+    assert_int_equal(hedge_delay_ms(&ctx), 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hedge_quantile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_everywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_fault, setup, teardown),
