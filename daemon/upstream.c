@@ -355,6 +355,18 @@ static int parse_us(const char *value, unsigned *out, char *err, size_t cap)
     return 0;
 }
 
+/* Key number k of a group whose seen keys are bits of *set may appear once: 0, or -1 with err
+ * set on its second appearance. */
+static int key_once(unsigned *set, int k, const char *key, char *err, size_t cap)
+{
+    if (*set & (1u << k)) {
+        snprintf(err, cap, "%s is already set", key);
+        return -1;
+    }
+    *set |= 1u << k;
+    return 0;
+}
+
 /* The keys of answer sharing: 0 or -1 when key is one of them, 1 when it is not. */
 static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err, size_t cap)
 {
@@ -378,11 +390,8 @@ static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, ch
     }
     if (k < 0)
         return 1;
-    if (u->share_set & (1u << k)) {
-        snprintf(err, cap, "%s is already set", key);
+    if (key_once(&u->share_set, k, key, err, cap) != 0)
         return -1;
-    }
-    u->share_set |= 1u << k;
     if (k == 0)
         return on_off(value, &u->cfg.dedup, err, cap);
     if (k == 1)
@@ -398,11 +407,8 @@ static int health_key(jrpcd_upstream_t *u, const char *key, const char *value, c
     int k = strcmp(key, "hedge_after") == 0 ? 0 : strcmp(key, "probe") == 0 ? 1 : -1;
     if (k < 0)
         return 1;
-    if (u->health_set & (1u << k)) {
-        snprintf(err, cap, "%s is already set", key);
+    if (key_once(&u->health_set, k, key, err, cap) != 0)
         return -1;
-    }
-    u->health_set |= 1u << k;
     int off = strcmp(value, "off") == 0;
     if (k == 1) {
         size_t n = strlen(value);
