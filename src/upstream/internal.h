@@ -106,24 +106,26 @@ typedef struct jrpc__upstats {
 } jrpc__upstats_t;
 
 struct jrpc_upstream {
-    jrpc_server_t *srv;          /* the server its methods are registered on */
-    char *name;                  /* owned */
-    char *log_prefix;            /* "upstream NAME: " (owned) */
-    uv_mutex_t lock;             /* guards conf (the pointer) and the chains of ctx against
-                                    reconfigure and readers on other threads */
-    jrpc__upconf_t *conf;        /* the settings in force (lock) */
-    _Atomic uint64_t gen;        /* conf->gen: a loop compares its client's with it, lock-free */
-    unsigned nctx;               /* the server's io_threads */
-    jrpc__upctx_t **ctx;         /* [loop index]: the newest client of that loop (its older ones
-                                    hang from it), made by that loop's thread on first use and
-                                    after a reconfigure, freed by it when done; linked and unlinked
-                                    under lock, read without it by that thread */
-    uint8_t *stopped;            /* [loop index]: its stop hook ran, calls are refused; that
-                                    loop's thread only (cleared by the start hook) */
-    jrpc__upstats_t stats;       /* counters, any thread */
-    jrpc__subs_t *subs;          /* subscriptions through ws_urls (subs.c), or NULL */
-    struct jrpc__prober *prober; /* health probes' timer on loop 0 (probe.c), or NULL while
-                                    that loop does not run (lock to reach it from others) */
+    jrpc_server_t *srv;    /* the server its methods are registered on */
+    char *name;            /* owned */
+    char *log_prefix;      /* "upstream NAME: " (owned) */
+    uv_mutex_t lock;       /* guards conf (the pointer) and the chains of ctx against
+                              reconfigure and readers on other threads */
+    jrpc__upconf_t *conf;  /* the settings in force (lock) */
+    _Atomic uint64_t gen;  /* conf->gen: a loop compares its client's with it, lock-free */
+    unsigned nctx;         /* the server's io_threads */
+    jrpc__upctx_t **ctx;   /* [loop index]: the newest client of that loop (its older ones
+                              hang from it), made by that loop's thread on first use and
+                              after a reconfigure, freed by it when done; linked and unlinked
+                              under lock, read without it by that thread */
+    uint8_t *stopped;      /* [loop index]: its stop hook ran, calls are refused; that
+                              loop's thread only (cleared by the start hook) */
+    jrpc__upstats_t stats; /* counters, any thread */
+    jrpc__subs_t *subs;    /* subscriptions through ws_urls (subs.c), or NULL */
+
+    /* Health probes' timer on loop 0 (probe.c), or NULL while that loop does not run (lock to
+     * reach it from other threads). */
+    struct jrpc__prober *prober;
 };
 
 /* The client of one upstream on one io loop. Only that loop's thread touches it. */
@@ -169,25 +171,28 @@ struct jrpc__upctx {
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
 struct jrpc__chunk {
-    jrpc__upctx_t *ctx;         /* the client sending it */
-    jrpc__chunk_t *next;        /* in ctx's wait queue, or its list of chunks in flight */
-    jrpc__chunk_t *prev;        /* in the list of chunks in flight */
-    CURL *easy;                 /* while handed to curl */
-    jrpc_buf_t body;            /* the request body, kept for retries */
-    jrpc_buf_t answer;          /* the answer so far */
-    uint64_t base_id;           /* ids are base_id … base_id + n - 1, in call order */
-    uint64_t sent_ns;           /* uv_hrtime() when the current attempt started */
-    uint32_t tried;             /* bit per URL tried for this chunk */
-    unsigned ep;                /* URL of the current attempt */
-    unsigned attempts;          /* sent so far */
-    uint8_t is_batch;           /* sent as a JSON array */
-    uint8_t too_large;          /* the answer passed max_answer: the transfer was cut */
-    uint8_t stale;              /* calls were pruned: the body must be built again before sending */
-    uint8_t parked;             /* its attempt failed while its hedge flies: the hedge decides */
-    uint8_t hedged;             /* a hedge was sent for its current attempts (one per chunk) */
-    jrpc__chunk_t *hedge;       /* its second attempt in flight (a twin: no calls), or NULL */
+    jrpc__upctx_t *ctx;  /* the client sending it */
+    jrpc__chunk_t *next; /* in ctx's wait queue, or its list of chunks in flight */
+    jrpc__chunk_t *prev; /* in the list of chunks in flight */
+    CURL *easy;          /* while handed to curl */
+    jrpc_buf_t body;     /* the request body, kept for retries */
+    jrpc_buf_t answer;   /* the answer so far */
+    uint64_t base_id;    /* ids are base_id … base_id + n - 1, in call order */
+    uint64_t sent_ns;    /* uv_hrtime() when the current attempt started */
+    uint32_t tried;      /* bit per URL tried for this chunk */
+    unsigned ep;         /* URL of the current attempt */
+    unsigned attempts;   /* sent so far */
+    uint8_t is_batch;    /* sent as a JSON array */
+    uint8_t too_large;   /* the answer passed max_answer: the transfer was cut */
+    uint8_t stale;       /* calls were pruned: the body must be built again before sending */
+
+    /* Hedging and probes (no calls of their own: n is 0 in a twin or a probe). */
+    jrpc__chunk_t *hedge;       /* its second attempt in flight (a twin), or NULL */
     jrpc__chunk_t *hedge_of;    /* in a twin: the chunk whose calls its answer is for */
-    struct jrpc__prober *probe; /* a probe (no calls): probe.c reads its answer */
+    struct jrpc__prober *probe; /* a probe: probe.c reads its answer */
+    uint8_t parked;             /* its attempt failed while its twin flies: the twin decides */
+    uint8_t hedged;             /* a hedge was sent (at most one per chunk) */
+
     struct jrpc__group **groups; /* NULL, or per call: the calls sharing its answer (share.c) */
     size_t n;                    /* calls */
     jrpc_call_t *calls[];        /* NULL once replied */
