@@ -1257,6 +1257,9 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts)
                   "upstream %s: queue: max_queue %u, peak %llu calls, refused %llu, dropped %llu",
                   u->name, u->cfg.max_queue, (unsigned long long)s.items_queued_peak,
                   (unsigned long long)s.items_refused, (unsigned long long)s.items_dropped);
+        if (u->cfg.hedge_after_ms != 0 || u->cfg.hedge_quantile != 0)
+            jrpcd_log(JRPC_LOG_INFO, "upstream %s: hedges %llu, won %llu", u->name,
+                      (unsigned long long)s.hedges, (unsigned long long)s.hedges_won);
         up.url_each(u->up, url_report, u->name);
     }
 }

@@ -55,6 +55,7 @@ test('a read held at the slow URL is answered by the fast one after hedge_after;
     assert.equal(s.get(`jrpc_upstream_up{upstream="gw",url="${slow.host}"}`), 1);
     assert.equal(fast.calls().length, 2);
     await gw.stop();
+    assert.match(gw.stderr(), /upstream gw: hedges 2, won 2/);
 });
 
 test('writes are never hedged, alone or in a batch with reads', async () => {
