@@ -3,8 +3,9 @@
 // each URL of an upstream; a URL more than max_lag blocks behind the best leaves the rotation (no
 // call reaches it) and comes back once it catches up; a URL whose probe fails is down until a
 // probe succeeds, and /ready names the upstream while none of its URLs is left; a reload moves the
-// probes to the new URLs. The series pass promtool. The nodes are toy nodes (toy-node.mjs) whose
-// block number and probe answers the test sets; every wait is for a condition.
+// probes to the new URLs, and a probe left hanging does not hold up a stop. The series pass
+// promtool. The nodes are toy nodes (toy-node.mjs) whose block number and probe answers the test
+// sets; every wait is for a condition.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { startServer, scrapeAdmin, rpc, JRPCD } from './lib.mjs';
 import { startGateway, post } from './gateway-lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startToyNode } from './toy-node.mjs';
+import { startFaultServer } from './upstream-fault.mjs';
 
 const BOUND_MS = 10_000;
 const cleanups = [];
@@ -106,6 +108,16 @@ test('failing probes take every URL out: /ready names the upstream until one ans
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     assert.equal(check.status, 0, check.stdout + check.stderr);
     await gw.stop(); // exit 0 within the bound: the probes' timer did not hold the loop
+});
+
+test('a probe in flight to a URL that never answers does not hold up a stop', async () => {
+    const f = await startFaultServer();
+    cleanups.push(() => f.close());
+    const gw = await startGateway({ gw: { urls: f.url('/hang'), methods: 'eth_*', probe: 'eth_blockNumber', probe_interval: '100ms', timeout: '1h' } });
+    cleanups.push(() => gw.kill());
+    await waitFor(() => f.requests.some((r) => r.methods.includes('eth_blockNumber')), { timeout: BOUND_MS, what: 'a probe at /hang' });
+    await gw.stop(); // exit 0 within the bound, the probe cut
+    await waitFor(() => f.requests.every((r) => r.closed), { timeout: BOUND_MS, what: 'the probe\'s connection closed' });
 });
 
 test('a reload moves the probes to the new URLs: removed ones are probed no more', async () => {
