@@ -105,6 +105,7 @@ static int upstream_lib(char *err, size_t cap)
 #define WEIGHT_LIMIT 1000000       /* ratios beyond a million to one are not load balancing */
 #define PRIORITY_LIMIT 1000        /* tiers; a handful is what failover plans use */
 #define UP_DURATION_MAX 3600000ULL /* 1 h: past the 24 h deadline bound's use for one request */
+#define MAX_LAG_LIMIT 1000000      /* blocks: weeks of any chain; more is a typo */
 
 static char *xstrdup(const char *s, char *err, size_t cap)
 {
@@ -297,6 +298,10 @@ static const struct {
     {"connect_timeout", 1, offsetof(jrpc_upstream_config_t, connect_timeout_ms), 0,
      UP_DURATION_MAX},
     {"recheck", 1, offsetof(jrpc_upstream_config_t, recheck_ms), 0, UP_DURATION_MAX},
+    /* Every probe is a request to each URL: under 100 ms it is load, not health checking. */
+    {"probe_interval", 1, offsetof(jrpc_upstream_config_t, probe_interval_ms), 100,
+     UP_DURATION_MAX},
+    {"max_lag", 0, offsetof(jrpc_upstream_config_t, max_lag), 0, MAX_LAG_LIMIT},
 };
 
 #define NUM_KEYS (sizeof num_keys / sizeof num_keys[0])
@@ -350,6 +355,18 @@ static int parse_us(const char *value, unsigned *out, char *err, size_t cap)
     return 0;
 }
 
+/* Key number k of a group whose seen keys are bits of *set may appear once: 0, or -1 with err
+ * set on its second appearance. */
+static int key_once(unsigned *set, int k, const char *key, char *err, size_t cap)
+{
+    if (*set & (1u << k)) {
+        snprintf(err, cap, "%s is already set", key);
+        return -1;
+    }
+    *set |= 1u << k;
+    return 0;
+}
+
 /* The keys of answer sharing: 0 or -1 when key is one of them, 1 when it is not. */
 static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err, size_t cap)
 {
@@ -373,16 +390,59 @@ static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, ch
     }
     if (k < 0)
         return 1;
-    if (u->share_set & (1u << k)) {
-        snprintf(err, cap, "%s is already set", key);
+    if (key_once(&u->share_set, k, key, err, cap) != 0)
         return -1;
-    }
-    u->share_set |= 1u << k;
     if (k == 0)
         return on_off(value, &u->cfg.dedup, err, cap);
     if (k == 1)
         return on_off(value, &u->cfg.auto_batch, err, cap);
     return parse_us(value, &u->cfg.batch_wait_us, err, cap);
+}
+
+/* `hedge_after = 250ms | p95 | off` and `probe = METHOD | off`: 0 or -1 when key is one of
+ * them, 1 when it is not. */
+static int health_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err,
+                      size_t cap)
+{
+    int k = strcmp(key, "hedge_after") == 0 ? 0 : strcmp(key, "probe") == 0 ? 1 : -1;
+    if (k < 0)
+        return 1;
+    if (key_once(&u->health_set, k, key, err, cap) != 0)
+        return -1;
+    int off = strcmp(value, "off") == 0;
+    if (k == 1) {
+        size_t n = strlen(value);
+        if (off)
+            return 0;
+        if (n == 0 || n > 200 || strpbrk(value, " \t\"\\") != NULL) {
+            snprintf(err, cap, "\"%s\" is not a method name (probe = eth_blockNumber, or off)",
+                     value);
+            return -1;
+        }
+        u->probe = xstrdup(value, err, cap);
+        return u->probe != NULL ? 0 : -1;
+    }
+    u->cfg.hedge_after_ms = u->cfg.hedge_quantile = 0;
+    if (off || strcmp(value, "0") == 0)
+        return 0;
+    if (value[0] == 'p') {
+        char *end;
+        errno = 0;
+        unsigned long q = strtoul(value + 1, &end, 10);
+        if (value[1] < '0' || value[1] > '9' || *end != '\0' || errno != 0 || q < 1 || q > 99) {
+            snprintf(err, cap, "\"%s\" is not a latency quantile from p1 to p99 (p95)", value);
+            return -1;
+        }
+        u->cfg.hedge_quantile = (unsigned)q;
+        return 0;
+    }
+    unsigned long long ms;
+    if (jrpcd_parse_duration(value, &ms, err, cap) != 0 || ms == 0 || ms > UP_DURATION_MAX) {
+        snprintf(err, cap, "\"%s\" is not a delay from 1ms to 1h, a quantile (p95), or off", value);
+        return -1;
+    }
+    u->cfg.hedge_after_ms = (unsigned)ms;
+    return 0;
 }
 
 int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, const char *value,
@@ -428,6 +488,9 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     int share = share_key(u, key, value, err, cap);
     if (share != 1)
         return share;
+    int health = health_key(u, key, value, err, cap);
+    if (health != 1)
+        return health;
     for (size_t i = 0; i < NUM_KEYS; i++) {
         if (strcmp(key, num_keys[i].key) != 0)
             continue;
@@ -460,7 +523,7 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     snprintf(err, cap,
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
              "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls, dedup, "
-             "dedup_deny, auto_batch, batch_wait)",
+             "dedup_deny, auto_batch, batch_wait, hedge_after, probe, probe_interval, max_lag)",
              key);
     return -1;
 }
@@ -569,6 +632,12 @@ int jrpcd_upstreams_check(const jrpcd_opts_t *opts, char *err, size_t cap)
                      u->nurls == 0 ? "urls (or url lines)" : "methods");
             return -1;
         }
+        /* Lag is measured in blocks, which only eth_blockNumber's answer gives. */
+        if (u->cfg.max_lag != 0 && (u->probe == NULL || strcmp(u->probe, "eth_blockNumber") != 0)) {
+            snprintf(err, cap, "%s: [upstream %s]: max_lag needs probe = eth_blockNumber",
+                     u->origin, u->name);
+            return -1;
+        }
     }
     return 0;
 }
@@ -635,6 +704,7 @@ static jrpc_upstream_config_t upstream_config(const jrpcd_upstream_t *u)
     cfg.dedup_deny = (const char *const *)u->dedup_deny;
     cfg.ndedup_deny = u->ndedup_deny;
     cfg.cache = gw_cache;
+    cfg.probe = u->probe;
     return cfg;
 }
 
@@ -699,7 +769,9 @@ static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
         x->recheck_ms != y->recheck_ms || x->max_queue != y->max_queue ||
         str_differ(a->ca_file, b->ca_file) || x->dedup != y->dedup ||
         x->auto_batch != y->auto_batch || x->batch_wait_us != y->batch_wait_us ||
-        a->ndedup_deny != b->ndedup_deny)
+        a->ndedup_deny != b->ndedup_deny || x->hedge_after_ms != y->hedge_after_ms ||
+        x->hedge_quantile != y->hedge_quantile || str_differ(a->probe, b->probe) ||
+        x->probe_interval_ms != y->probe_interval_ms || x->max_lag != y->max_lag)
         return 1;
     for (size_t i = 0; i < a->ndedup_deny; i++)
         if (strcmp(a->dedup_deny[i], b->dedup_deny[i]) != 0)
@@ -801,6 +873,8 @@ static void settings_swap(jrpcd_upstream_t *a, jrpcd_upstream_t *b)
     SWAP(dedup_deny);
     SWAP(ndedup_deny);
     SWAP(share_set);
+    SWAP(probe);
+    SWAP(health_set);
 #undef SWAP
     jrpc_upstream_url_t t[JRPC_UPSTREAM_MAX_URLS];
     memcpy(t, a->urls, sizeof t);
@@ -895,6 +969,73 @@ static void url_series(void *data, const char *url, const jrpc_upstream_url_stat
     jrpc_metrics_printf(f->m, " %llu\n", (unsigned long long)us->faults);
 }
 
+/* Health probes' per-URL series, one family per call of url_each (`family` picks it). */
+typedef struct probe_series {
+    jrpc_metrics_t *m;
+    const char *upstream;
+    int family; /* index into probe_families */
+} probe_series_t;
+
+static const struct {
+    const char *name, *help;
+} probe_families[] = {
+    {"jrpc_upstream_probe_up",
+     "1 while the last health probe of an upstream URL succeeded and it is within max_lag."},
+    {"jrpc_upstream_probe_duration_seconds", "How long the last answered probe of a URL took."},
+    {"jrpc_upstream_block_number", "The block an upstream URL reported to its last probe."},
+    {"jrpc_upstream_lag_blocks", "Blocks an upstream URL is behind the best URL of its upstream."},
+};
+
+static void probe_series(void *data, const char *url, const jrpc_upstream_url_stats_t *us)
+{
+    probe_series_t *f = data;
+    metrics_series(f->m, probe_families[f->family].name, f->upstream, url != NULL ? url : "-",
+                   NULL);
+    if (f->family == 0)
+        jrpc_metrics_printf(f->m, " %d\n", us->probe_ok);
+    else if (f->family == 1)
+        jrpc_metrics_printf(f->m, " %.6f\n", (double)us->probe_us / 1e6);
+    else
+        jrpc_metrics_printf(f->m, " %llu\n",
+                            (unsigned long long)(f->family == 2 ? us->block : us->lag));
+}
+
+/* Hedges and health probes, for the upstreams that have them on. */
+static void gateway_health_metrics(jrpc_metrics_t *m, const jrpcd_opts_t *opts,
+                                   const jrpc_upstream_stats_t *st)
+{
+    for (int won = 0; won < 2; won++) {
+        const char *name = won ? "jrpc_upstream_hedges_won_total" : "jrpc_upstream_hedges_total";
+        int header = 0;
+        for (size_t i = 0; i < opts->upstreams_len; i++) {
+            const jrpcd_upstream_t *u = &opts->upstreams[i];
+            if (u->up == NULL || (u->cfg.hedge_after_ms == 0 && u->cfg.hedge_quantile == 0))
+                continue;
+            if (!header++)
+                jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s counter\n", name,
+                                    won ? "Hedged attempts whose answer was used."
+                                        : "Second attempts sent to another URL (hedge_after).",
+                                    name);
+            metrics_series(m, name, u->name, NULL, NULL);
+            jrpc_metrics_printf(m, " %llu\n",
+                                (unsigned long long)(won ? st[i].hedges_won : st[i].hedges));
+        }
+    }
+    for (int f = 0; f < (int)(sizeof probe_families / sizeof probe_families[0]); f++) {
+        int header = 0;
+        for (size_t i = 0; i < opts->upstreams_len; i++) {
+            const jrpcd_upstream_t *u = &opts->upstreams[i];
+            if (u->up == NULL || u->probe == NULL)
+                continue;
+            if (!header++)
+                jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s gauge\n", probe_families[f].name,
+                                    probe_families[f].help, probe_families[f].name);
+            probe_series_t ps = {m, u->name, f};
+            up.url_each(u->up, probe_series, &ps);
+        }
+    }
+}
+
 /* Subscriptions through the gateway (ws_urls), for the upstreams that have them. */
 static void gateway_sub_metrics(jrpc_metrics_t *m, const jrpcd_opts_t *opts)
 {
@@ -951,7 +1092,8 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         up.url_each(u->up, url_series, &us);
     }
     jrpc_metrics_printf(m, "# HELP jrpc_upstream_up 1 while an upstream URL is used, 0 while it "
-                           "is passed over after a fault.\n# TYPE jrpc_upstream_up gauge\n");
+                           "is passed over after a fault or by its health probes.\n"
+                           "# TYPE jrpc_upstream_up gauge\n");
     EACH_UPSTREAM(u, i)
     {
         url_series_t us = {m, u->name, 1};
@@ -1040,6 +1182,7 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         jrpc_metrics_printf(m, " %llu\n", (unsigned long long)st[i].latency_count);
     }
     gateway_sub_metrics(m, opts);
+    gateway_health_metrics(m, opts, st);
 #undef EACH_UPSTREAM
     free(st);
     if (gw_cache == NULL)
@@ -1114,6 +1257,9 @@ void jrpcd_gateway_report(const jrpcd_opts_t *opts)
                   "upstream %s: queue: max_queue %u, peak %llu calls, refused %llu, dropped %llu",
                   u->name, u->cfg.max_queue, (unsigned long long)s.items_queued_peak,
                   (unsigned long long)s.items_refused, (unsigned long long)s.items_dropped);
+        if (u->cfg.hedge_after_ms != 0 || u->cfg.hedge_quantile != 0)
+            jrpcd_log(JRPC_LOG_INFO, "upstream %s: hedges %llu, won %llu", u->name,
+                      (unsigned long long)s.hedges, (unsigned long long)s.hedges_won);
         up.url_each(u->up, url_report, u->name);
     }
 }
@@ -1140,6 +1286,15 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
                 c->max_batch, c->max_in_flight, c->max_queue, t, ct, c->retries, rc);
         fprintf(out, "dedup = %s\nauto_batch = %s\nbatch_wait = %uus\n", c->dedup ? "on" : "off",
                 c->auto_batch ? "on" : "off", c->batch_wait_us);
+        char hedge[32] = "off";
+        if (c->hedge_quantile != 0)
+            snprintf(hedge, sizeof hedge, "p%u", c->hedge_quantile);
+        else if (c->hedge_after_ms != 0)
+            format_ms(c->hedge_after_ms, hedge, sizeof hedge);
+        fprintf(out, "hedge_after = %s\n", hedge);
+        format_ms(c->probe_interval_ms, t, sizeof t);
+        fprintf(out, "probe = %s\nprobe_interval = %s\nmax_lag = %u\n",
+                u->probe != NULL ? u->probe : "off", t, c->max_lag);
         if (u->ndedup_deny != 0) {
             fprintf(out, "dedup_deny =");
             for (size_t j = 0; j < u->ndedup_deny; j++)
@@ -1204,6 +1359,7 @@ void jrpcd_gateway_free(jrpcd_opts_t *opts)
         jrpcd_strv_free(u->ws_urls, u->nws_urls);
         free(u->ca_file);
         jrpcd_strv_free(u->dedup_deny, u->ndedup_deny);
+        free(u->probe);
         free(u->name);
         free(u->origin);
     }

@@ -72,7 +72,25 @@ typedef struct jrpc_upstream_config {
     unsigned auto_batch;               /* 1: calls sent alone by clients join upstream batches */
     unsigned batch_wait_us;            /* auto_batch: how long the first waits for others; 0:
                                           until the end of the loop turn that received it */
+    /* Hedging (docs/gateway.md#hedging): a chunk of reads whose answer has not come after a
+     * delay gets a second attempt on another URL; the first answer wins, the other attempt is
+     * cut. At most one of the two is non-zero; both 0: off. */
+    unsigned hedge_after_ms; /* a fixed delay */
+    unsigned hedge_quantile; /* 1 … 99: the delay is this latency quantile (pNN) of the
+                                upstream's answered requests, once it has
+                                JRPC_UPSTREAM_HEDGE_MIN_SAMPLES of them (no hedge before) */
+    /* Active health (docs/gateway.md#health-probes): every probe_interval_ms one io loop sends
+     * `probe` (a method without params, copied; NULL: off) to each URL; a URL whose probe fails,
+     * or (eth_blockNumber) lags more than max_lag blocks behind the best URL, leaves the rotation
+     * until a probe succeeds again. */
+    const char *probe;
+    unsigned probe_interval_ms; /* ≥ 1 when probe is set */
+    unsigned max_lag;           /* blocks; 0: lag not checked */
 } jrpc_upstream_config_t;
+
+/* Answered requests an upstream needs before hedge_quantile gives a delay: fewer make the
+ * quantile of a 12-bucket histogram a guess (p90 of 10 samples is the slowest one). */
+#define JRPC_UPSTREAM_HEDGE_MIN_SAMPLES 100
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
  * methods stay empty. */
@@ -87,7 +105,8 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
                                   jrpc_upstream_t **out);
 /* Applies new settings to an upstream, running or not: URLs (with weights and priorities),
- * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck and max_queue; also the
+ * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck, max_queue, hedging and
+ * probes (probe is copied; probes go to the new URLs at once); also the
  * server's max_response as it is now. cfg->name and cfg->methods are not read: the methods an
  * upstream serves are registered once, by jrpc_upstream_add. Calls that arrive afterwards use
  * the new settings; calls already waiting or in flight finish with the ones they started with
@@ -157,13 +176,20 @@ typedef struct jrpc_upstream_stats {
     uint64_t items_queued_peak; /* the most items_queued has been */
     uint64_t items_joined;      /* calls answered with an identical call's answer (dedup) */
     uint64_t items_cached;      /* calls answered from the response cache */
+    uint64_t hedges;            /* second attempts sent (hedge_after) */
+    uint64_t hedges_won;        /* of those, the ones whose answer was used */
 } jrpc_upstream_stats_t;
 
 /* Per URL, in the order of the config. */
 typedef struct jrpc_upstream_url_stats {
     uint64_t requests; /* HTTP requests sent to it */
     uint64_t faults;   /* of those, failed with a transport fault (connect … http) */
-    int down;          /* 1 while it is passed over after a fault (recheck_ms) */
+    int down;          /* 1 while it is passed over after a fault (recheck_ms) or a probe */
+    int probed;        /* probes ran on it (the fields below mean something) */
+    int probe_ok;      /* 1: its last probe succeeded (and it does not lag) */
+    uint64_t probe_us; /* how long its last answered probe took */
+    uint64_t block;    /* eth_blockNumber probes: the block it reported last */
+    uint64_t lag;      /* eth_blockNumber probes: blocks behind the best URL of the upstream */
 } jrpc_upstream_url_stats_t;
 
 /* A snapshot of the counters: any thread, any time (relaxed atomics; fields are read one by one,

@@ -40,7 +40,9 @@ typedef struct jrpc__upsock {
 
 static void ctx_drain(jrpc__upctx_t *ctx);
 static void ctx_close(jrpc__upctx_t *ctx);
-static void chunk_send(jrpc__chunk_t *ch);
+static int chunk_send(jrpc__chunk_t *ch);
+static void chunk_go(jrpc__chunk_t *ch);
+static void hedge_arm(jrpc__upctx_t *ctx);
 static void on_poll(uv_poll_t *h, int status, int events);
 static void easy_put(jrpc__upctx_t *ctx, CURL *e);
 
@@ -256,8 +258,10 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned ind
     uv_timer_init(loop, &ctx->timer);
     uv_check_init(loop, &ctx->check);
     uv_idle_init(loop, &ctx->idle);
+    uv_timer_init(loop, &ctx->hedge_timer);
     ctx->timer.data = ctx->check.data = ctx->idle.data = ctx->wake.data = ctx;
-    ctx->open_handles = 4;
+    ctx->hedge_timer.data = ctx;
+    ctx->open_handles = 5;
     uv_check_start(&ctx->check, on_check);
     uv_mutex_lock(&up->lock);
     ctx->older = up->ctx[index];
@@ -358,6 +362,15 @@ static void ctx_close(jrpc__upctx_t *ctx)
         ch->easy = NULL;
         ctx->in_flight--;
         atomic_fetch_sub_explicit(&up->stats.in_flight, 1, memory_order_relaxed);
+        /* A hedge and its chunk part: the chunk's calls are answered once, with the chunk (now,
+         * if its own attempt had failed and only the hedge was left). */
+        if (ch->hedge != NULL)
+            ch->hedge->hedge_of = NULL;
+        if (ch->hedge_of != NULL) {
+            ch->hedge_of->hedge = NULL;
+            if (ch->hedge_of->parked)
+                chunk_shutdown(ch->hedge_of);
+        }
         chunk_shutdown(ch);
     }
     while (waiting != NULL) {
@@ -389,6 +402,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
     uv_close((uv_handle_t *)&ctx->check, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->wake, ctx_handle_closed);
+    uv_close((uv_handle_t *)&ctx->hedge_timer, ctx_handle_closed);
 }
 
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx)
@@ -558,7 +572,7 @@ static void ctx_start_waiting(jrpc__upctx_t *ctx)
         if (ch->n == 0)
             jrpc__chunk_free(ch);
         else
-            chunk_send(ch);
+            chunk_go(ch);
     }
 }
 
@@ -629,9 +643,10 @@ static void on_check(uv_check_t *h)
 
 void jrpc__upstream_loop_start(void *loop, unsigned index, void *data)
 {
-    (void)loop;
     jrpc_upstream_t *up = data;
     up->stopped[index] = 0; /* a server may run again */
+    if (index == 0)
+        jrpc__probe_loop_start(up, loop);
 }
 
 void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data)
@@ -639,6 +654,8 @@ void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data)
     (void)loop;
     jrpc_upstream_t *up = data;
     up->stopped[index] = 1;
+    if (index == 0)
+        jrpc__probe_loop_stop(up);
     jrpc__upctx_t *next;
     for (jrpc__upctx_t *ctx = up->ctx[index]; ctx != NULL; ctx = next) {
         next = ctx->older; /* ctx_close takes ctx out of the chain */
@@ -649,6 +666,39 @@ void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data)
         else
             ctx_close(ctx);
     }
+}
+
+void jrpc__upstream_probe_round(jrpc_upstream_t *up, uv_loop_t *loop, struct jrpc__prober *pr,
+                                const char *body, size_t len)
+{
+    jrpc__upctx_t *ctx = up->ctx[0];
+    if (up->stopped[0] ||
+        ((ctx == NULL || ctx->retiring ||
+          ctx->conf->gen != atomic_load_explicit(&up->gen, memory_order_relaxed)) &&
+         (ctx = ctx_new(up, loop, 0)) == NULL))
+        return;
+    ctx_enter(ctx);
+    for (unsigned i = 0; i < ctx->conf->neps; i++) {
+        jrpc__endpoint_t *ep = ctx->conf->urls[i].ep;
+        if (ep->probing)
+            continue; /* the last one has not finished (its timeout is the upstream's) */
+        jrpc__chunk_t *ch = calloc(1, sizeof(*ch));
+        if (ch == NULL)
+            break;
+        ch->ctx = ctx;
+        ch->ep = i;
+        ch->probe = pr;
+        jrpc_buf_init(&ch->body);
+        jrpc_buf_init(&ch->answer);
+        if (jrpc_buf_append(&ch->body, body, len) != 0) {
+            jrpc__chunk_free(ch);
+            break;
+        }
+        ep->probing = 1;
+        chunk_send(ch);
+    }
+    ctx_drain(ctx);
+    ctx_leave(ctx);
 }
 
 /* ---- Sending and finishing ------------------------------------------------------------------- */
@@ -710,14 +760,14 @@ static void easy_put(jrpc__upctx_t *ctx, CURL *e)
     ctx->spare[ctx->nspare++] = e;
 }
 
-/* Starts one attempt of ch on the URL jrpc__upstream_pick chooses. */
-static void chunk_send(jrpc__chunk_t *ch)
+/* Starts one attempt of ch on URL ch->ep: 0, or -1 when it could not start (its calls were
+ * answered and ch is freed). */
+static int chunk_send(jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = ch->ctx;
     jrpc_upstream_t *up = ctx->up;
     const jrpc__upconf_t *conf = ctx->conf;
-    unsigned ep = jrpc__upstream_pick(ctx, ch->tried);
-    ch->ep = ep;
+    unsigned ep = ch->ep;
     ch->tried |= 1u << ep;
     ch->attempts++;
     ch->too_large = 0;
@@ -753,16 +803,55 @@ static void chunk_send(jrpc__chunk_t *ch)
     ctx->in_flight++;
     ctx->kick = 1;
     JRPC__UPSTAT_ADD(up->stats.in_flight, 1);
+    if (ch->probe != NULL)
+        return 0; /* probes have counters of their own (probe.c) */
     JRPC__UPSTAT_ADD(up->stats.requests, 1);
     JRPC__UPSTAT_ADD(conf->urls[ep].ep->requests, 1);
     if (ch->attempts > 1)
         JRPC__UPSTAT_ADD(up->stats.retries, 1);
     else
         JRPC__UPSTAT_ADD(up->stats.items, ch->n);
-    return;
+    if (ch->hedge_of == NULL && !ch->hedged)
+        hedge_arm(ctx);
+    return 0;
 fail:
+    if (ch->probe != NULL)
+        jrpc__probe_done(ch, 0, 0);
     jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
     jrpc__chunk_free(ch);
+    return -1;
+}
+
+/* Starts the next attempt of ch on the URL jrpc__upstream_pick chooses. */
+static void chunk_go(jrpc__chunk_t *ch)
+{
+    ch->ep = jrpc__upstream_pick(ch->ctx, ch->tried);
+    chunk_send(ch);
+}
+
+/* Takes ch out of ctx's list of chunks in flight. */
+static void flying_unlink(jrpc__upctx_t *ctx, jrpc__chunk_t *ch)
+{
+    if (ch->prev != NULL)
+        ch->prev->next = ch->next;
+    else
+        ctx->flying = ch->next;
+    if (ch->next != NULL)
+        ch->next->prev = ch->prev;
+    ch->next = ch->prev = NULL;
+    ctx->in_flight--;
+    atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
+}
+
+/* Cuts the attempt of ch in flight without answering its calls: curl drops the transfer (its
+ * connection closes, since its answer is half read) and the handle goes back to the spares. */
+static void chunk_abort(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    flying_unlink(ctx, ch);
+    curl_multi_remove_handle(ctx->multi, ch->easy);
+    easy_put(ctx, ch->easy);
+    ch->easy = NULL;
 }
 
 /* The fault a failed transfer shows, and a line on it that names no host (it reaches clients). */
@@ -822,6 +911,215 @@ static void latency_add(jrpc_upstream_t *up, uint64_t us)
     JRPC__UPSTAT_ADD(up->stats.latency_sum_us, us);
 }
 
+/* ---- Hedging --------------------------------------------------------------------------------- */
+
+/* The most hedges in flight on one loop: a tenth of its max_in_flight share (at least one), so a
+ * slow URL turns at most that many requests into two while the rest wait their normal time, and a
+ * hedge never takes a place a waiting chunk needs (hedge_room). */
+#define HEDGE_SHARE 10
+
+/* The upstream's q-th latency percentile in ms (linear within its histogram bucket, as
+ * Prometheus' histogram_quantile), or 0 while it has fewer than JRPC_UPSTREAM_HEDGE_MIN_SAMPLES
+ * answers or the quantile falls in the unbounded last bucket (past a second: no hedge). */
+static uint64_t latency_quantile_ms(jrpc_upstream_t *up, unsigned q)
+{
+    static const uint64_t bounds[JRPC_UPSTREAM_LATENCY_BUCKETS] = JRPC_UPSTREAM_LATENCY_BOUNDS_US;
+    uint64_t counts[JRPC_UPSTREAM_LATENCY_BUCKETS], total = 0;
+    for (int k = 0; k < JRPC_UPSTREAM_LATENCY_BUCKETS; k++)
+        total += counts[k] = atomic_load_explicit(&up->stats.latency[k], memory_order_relaxed);
+    if (total < JRPC_UPSTREAM_HEDGE_MIN_SAMPLES)
+        return 0;
+    double rank = (double)total * q / 100.0, cum = 0, lower = 0;
+    for (int k = 0; k < JRPC_UPSTREAM_LATENCY_BUCKETS; k++) {
+        if (counts[k] != 0 && cum + (double)counts[k] >= rank) {
+            if (bounds[k] == UINT64_MAX)
+                return 0;
+            double us = lower + ((double)bounds[k] - lower) * (rank - cum) / (double)counts[k];
+            return (uint64_t)(us + 999) / 1000;
+        }
+        cum += (double)counts[k];
+        lower = (double)bounds[k];
+    }
+    return 0;
+}
+
+/* How long an attempt goes unanswered before its chunk is hedged, in ms; 0: no hedge now. */
+static uint64_t hedge_delay_ms(jrpc__upctx_t *ctx)
+{
+    const jrpc__upconf_t *c = ctx->conf;
+    if (c->hedge_after_ms != 0)
+        return c->hedge_after_ms;
+    return c->hedge_quantile != 0 ? latency_quantile_ms(ctx->up, c->hedge_quantile) : 0;
+}
+
+/* A hedge may start: a free in-flight place nobody waits for, under the hedge share. */
+static int hedge_room(const jrpc__upctx_t *ctx)
+{
+    unsigned max = ctx->conf->loop_in_flight / HEDGE_SHARE;
+    return ctx->wait_head == NULL && ctx->in_flight < ctx->conf->loop_in_flight &&
+           ctx->hedges_flying < (max ? max : 1);
+}
+
+/* Every call of ch is a read: it has an id and its method is neither a built-in write nor in
+ * dedup_deny (the rule answer sharing uses). A write sent twice could run twice. */
+static int chunk_reads_only(const jrpc__chunk_t *ch)
+{
+    const jrpc__upconf_t *c = ch->ctx->conf;
+    for (size_t i = 0; i < ch->n; i++) {
+        const jrpc_call_t *call = ch->calls[i];
+        if (call == NULL || jrpc_call_id(call).ptr == NULL)
+            return 0;
+        jrpc_str_t m = jrpc_call_method(call);
+        if (jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) ||
+            jrpc__pattern_match((const char *const *)c->deny, c->ndeny, m))
+            return 0;
+    }
+    return 1;
+}
+
+/* Sends a twin of ch (its body, no calls of its own) to another URL that is up; nothing when
+ * there is none. */
+static void chunk_hedge(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    const jrpc__upconf_t *c = ctx->conf;
+    ch->hedged = 1;
+    unsigned ep = jrpc__upstream_pick(ctx, ch->tried | (1u << ch->ep));
+    jrpc__endpoint_t *e = c->urls[ep].ep;
+    if (ep == ch->ep ||
+        atomic_load_explicit(&e->down_until_ms, memory_order_relaxed) > jrpc__upstream_now_ms() ||
+        jrpc__probe_down(e))
+        return;
+    jrpc__chunk_t *twin = calloc(1, sizeof(*twin));
+    if (twin == NULL)
+        return;
+    twin->ctx = ctx;
+    twin->base_id = ch->base_id;
+    twin->is_batch = ch->is_batch;
+    twin->ep = ep;
+    twin->hedge_of = ch;
+    jrpc_buf_init(&twin->body);
+    jrpc_buf_init(&twin->answer);
+    if (jrpc_buf_append(&twin->body, ch->body.ptr, ch->body.len) != 0) {
+        jrpc__chunk_free(twin);
+        return;
+    }
+    if (chunk_send(twin) != 0)
+        return; /* freed; the chunk goes on alone */
+    ch->hedge = twin;
+    ctx->hedges_flying++;
+    JRPC__UPSTAT_ADD(ctx->up->stats.hedges, 1);
+}
+
+/* Hedges the chunks in flight whose attempt is older than the delay, and sets the timer for the
+ * next one due. */
+static void on_hedge_timer(uv_timer_t *t)
+{
+    jrpc__upctx_t *ctx = t->data;
+    ctx_enter(ctx);
+    uint64_t delay_ns = hedge_delay_ms(ctx) * 1000000u, now = uv_hrtime(), next = UINT64_MAX;
+    for (jrpc__chunk_t *ch = ctx->flying; ch != NULL && delay_ns != 0; ch = ch->next) {
+        if (ch->hedged || ch->hedge_of != NULL || ch->probe != NULL || ctx->conf->neps < 2)
+            continue;
+        uint64_t due = ch->sent_ns + delay_ns;
+        if (due > now) {
+            next = due - now < next ? due - now : next;
+        } else if (!chunk_reads_only(ch)) {
+            ch->hedged = 1; /* never: look no more */
+        } else if (hedge_room(ctx)) {
+            chunk_hedge(ch); /* the twin goes to the head of the list, behind this walk */
+        } else {
+            next = delay_ns < next ? delay_ns : next; /* look again when places may be free */
+        }
+    }
+    if (next != UINT64_MAX && !ctx->closing)
+        uv_timer_start(&ctx->hedge_timer, on_hedge_timer, (next + 999999) / 1000000u, 0);
+    ctx_drain(ctx);
+    ctx_leave(ctx);
+}
+
+/* A chunk was sent: the hedge timer runs if hedging is on and it was idle (on_hedge_timer
+ * finds the chunk, and sets itself again while chunks fly). */
+static void hedge_arm(jrpc__upctx_t *ctx)
+{
+    if (ctx->conf->neps < 2 || ctx->closing || uv_is_active((uv_handle_t *)&ctx->hedge_timer))
+        return;
+    uint64_t delay = hedge_delay_ms(ctx);
+    if (delay != 0)
+        uv_timer_start(&ctx->hedge_timer, on_hedge_timer, delay, 0);
+}
+
+/* Counts a failed attempt of ch against its URL, which is then passed over (unless the fault
+ * was the answer's size, which says nothing of the URL). */
+static void attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail)
+{
+    JRPC__UPSTAT_ADD(ch->ctx->up->stats.faults[fault], 1);
+    if (fault == JRPC_UPSTREAM_FAULT_TOO_LARGE)
+        return;
+    /* Transport faults say the URL is unwell, not the calls: another URL may answer. */
+    JRPC__UPSTAT_ADD(ch->ctx->conf->urls[ch->ep].ep->faults, 1);
+    jrpc__upstream_mark_down(ch->ctx, ch->ep, fault, detail);
+}
+
+/* The outcome of an attempt that is half of a hedged pair (ch is the twin, or the chunk whose
+ * twin flies): the first 2xx answer wins and the other attempt is cut, uncounted; a failed one
+ * counts against its URL and leaves the other to decide. Returns the chunk to finish with this
+ * outcome (the twin's answer moved into it), or NULL when there is nothing more to do now. */
+static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    int answered = rc == CURLE_OK && status >= 200 && status < 300;
+    char detail[160];
+    if (ch->hedge_of == NULL) {
+        /* The chunk's own attempt ended while its twin flies. */
+        jrpc__chunk_t *twin = ch->hedge;
+        if (answered) {
+            chunk_abort(twin);
+            ctx->hedges_flying--;
+            ch->hedge = NULL;
+            jrpc__chunk_free(twin);
+            return ch;
+        }
+        int fault =
+            rc == CURLE_OK ? JRPC_UPSTREAM_FAULT_HTTP : classify(ch, e, rc, detail, sizeof detail);
+        if (rc == CURLE_OK)
+            snprintf(detail, sizeof detail, "HTTP status %ld", status);
+        attempt_failed(ch, fault, detail);
+        ch->parked = 1;
+        return NULL;
+    }
+    jrpc__chunk_t *p = ch->hedge_of;
+    ctx->hedges_flying--;
+    p->hedge = NULL;
+    if (!answered && !p->parked) {
+        int fault =
+            rc == CURLE_OK ? JRPC_UPSTREAM_FAULT_HTTP : classify(ch, e, rc, detail, sizeof detail);
+        if (rc == CURLE_OK)
+            snprintf(detail, sizeof detail, "HTTP status %ld", status);
+        attempt_failed(ch, fault, detail);
+        jrpc__chunk_free(ch);
+        return NULL;
+    }
+    if (p->parked)
+        p->parked = 0;
+    else
+        chunk_abort(p);
+    if (answered)
+        JRPC__UPSTAT_ADD(ctx->up->stats.hedges_won, 1);
+    jrpc_buf_t a = p->answer;
+    p->answer = ch->answer;
+    ch->answer = a;
+    p->ep = ch->ep;
+    p->tried |= 1u << ch->ep;
+    p->sent_ns = ch->sent_ns;
+    p->too_large = ch->too_large;
+    jrpc__chunk_free(ch);
+    return p;
+}
+
 /* One attempt of ch is over: curl result rc on easy handle e (already out of the multi). */
 static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
 {
@@ -829,6 +1127,16 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     char detail[160];
     int fault;
     ch->easy = NULL;
+    if (ch->probe != NULL) {
+        long status = 0;
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        jrpc__probe_done(ch, rc == CURLE_OK, status);
+        jrpc__chunk_free(ch);
+        return;
+    }
+    if ((ch->hedge != NULL || ch->hedge_of != NULL) && (ch = hedge_done(ch, e, rc)) == NULL)
+        return;
     if (rc == CURLE_OK) {
         long status = 0;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -843,20 +1151,15 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     } else {
         fault = classify(ch, e, rc, detail, sizeof detail);
     }
-    JRPC__UPSTAT_ADD(up->stats.faults[fault], 1);
-    if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE) {
-        /* Transport faults say the URL is unwell, not the calls: another URL may answer. */
-        JRPC__UPSTAT_ADD(ch->ctx->conf->urls[ch->ep].ep->faults, 1);
-        jrpc__upstream_mark_down(ch->ctx, ch->ep, fault, detail);
-        if (ch->attempts <= ch->ctx->conf->retries) {
-            /* Only for calls someone still waits for. */
-            jrpc__chunk_prune(ch);
-            if (ch->n == 0)
-                jrpc__chunk_free(ch);
-            else
-                chunk_send(ch);
-            return;
-        }
+    attempt_failed(ch, fault, detail);
+    if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE && ch->attempts <= ch->ctx->conf->retries) {
+        /* Only for calls someone still waits for. */
+        jrpc__chunk_prune(ch);
+        if (ch->n == 0)
+            jrpc__chunk_free(ch);
+        else
+            chunk_go(ch);
+        return;
     }
     jrpc__chunk_fail(ch, fault, detail);
     jrpc__chunk_free(ch);
@@ -879,15 +1182,7 @@ static void ctx_drain(jrpc__upctx_t *ctx)
             curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
             curl_multi_remove_handle(ctx->multi, e);
             jrpc__chunk_t *ch = (jrpc__chunk_t *)(void *)priv;
-            if (ch->prev != NULL)
-                ch->prev->next = ch->next;
-            else
-                ctx->flying = ch->next;
-            if (ch->next != NULL)
-                ch->next->prev = ch->prev;
-            ch->next = ch->prev = NULL;
-            ctx->in_flight--;
-            atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
+            flying_unlink(ctx, ch);
             chunk_done(ch, e, rc);
             easy_put(ctx, e);
         }

@@ -31,6 +31,15 @@ typedef struct jrpc__endpoint {
     _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
     _Atomic uint64_t requests;      /* requests sent to it */
     _Atomic uint64_t faults;        /* of those, transport faults */
+    /* Active health (probe.c): written by the probing loop, read by any. */
+    atomic_uint probe_down;    /* 1: its last probe failed or it lags; pick passes it over */
+    atomic_uint probed;        /* a probe of it was answered or failed at least once */
+    _Atomic uint64_t probe_us; /* how long its last answered probe took */
+    _Atomic uint64_t block;    /* eth_blockNumber probes: the last block it reported */
+    _Atomic uint64_t lag;      /* blocks behind the best URL of the upstream */
+    atomic_uint block_ok;      /* block holds the answer of its last probe */
+    atomic_uint probe_failed;  /* its last probe failed (fault, timeout, error answer) */
+    uint8_t probing;           /* a probe of it is in flight (probing loop only) */
 } jrpc__endpoint_t;
 
 /* A URL in one version of the settings. */
@@ -65,6 +74,11 @@ typedef struct jrpc__upconf {
     jrpc_upstream_cache_t *cache; /* borrowed; NULL: none */
     unsigned auto_batch;          /* singles join batches */
     uint64_t batch_wait_ns;       /* auto_batch: longest wait of the first single; 0: the turn */
+    unsigned hedge_after_ms;      /* hedging: fixed delay; 0: see hedge_quantile */
+    unsigned hedge_quantile;      /* hedging: pNN delay; 0 with hedge_after_ms 0: off */
+    char *probe;                  /* probe method (owned), or NULL: no probes */
+    unsigned probe_interval_ms;   /* between probe rounds */
+    unsigned max_lag;             /* eth_blockNumber probes: blocks behind the best; 0: off */
 } jrpc__upconf_t;
 
 /* Counters of an upstream, updated by every io loop (relaxed atomics: they are statistics). The
@@ -87,6 +101,8 @@ typedef struct jrpc__upstats {
     _Atomic uint64_t items_queued_peak;
     _Atomic uint64_t items_joined;
     _Atomic uint64_t items_cached;
+    _Atomic uint64_t hedges;
+    _Atomic uint64_t hedges_won;
 } jrpc__upstats_t;
 
 struct jrpc_upstream {
@@ -106,6 +122,10 @@ struct jrpc_upstream {
                               loop's thread only (cleared by the start hook) */
     jrpc__upstats_t stats; /* counters, any thread */
     jrpc__subs_t *subs;    /* subscriptions through ws_urls (subs.c), or NULL */
+
+    /* Health probes' timer on loop 0 (probe.c), or NULL while that loop does not run (lock to
+     * reach it from other threads). */
+    struct jrpc__prober *prober;
 };
 
 /* The client of one upstream on one io loop. Only that loop's thread touches it. */
@@ -145,6 +165,8 @@ struct jrpc__upctx {
                            and closes (its connections with it) once it holds none */
     struct jrpc__share *share; /* calls in flight others may join (share.c); NULL until used */
     uint64_t auto_first_ns;    /* auto_batch: uv_hrtime() when the oldest pending single came */
+    uv_timer_t hedge_timer;    /* hedging: the next chunk in flight whose hedge is due */
+    unsigned hedges_flying;    /* hedge attempts in flight (a bound: see hedge_room) */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
@@ -163,6 +185,14 @@ struct jrpc__chunk {
     uint8_t is_batch;    /* sent as a JSON array */
     uint8_t too_large;   /* the answer passed max_answer: the transfer was cut */
     uint8_t stale;       /* calls were pruned: the body must be built again before sending */
+
+    /* Hedging and probes (no calls of their own: n is 0 in a twin or a probe). */
+    jrpc__chunk_t *hedge;       /* its second attempt in flight (a twin), or NULL */
+    jrpc__chunk_t *hedge_of;    /* in a twin: the chunk whose calls its answer is for */
+    struct jrpc__prober *probe; /* a probe: probe.c reads its answer */
+    uint8_t parked;             /* its attempt failed while its twin flies: the twin decides */
+    uint8_t hedged;             /* a hedge was sent (at most one per chunk) */
+
     struct jrpc__group **groups; /* NULL, or per call: the calls sharing its answer (share.c) */
     size_t n;                    /* calls */
     jrpc_call_t *calls[];        /* NULL once replied */
@@ -222,6 +252,24 @@ int jrpc__chunk_build(jrpc__chunk_t *ch);
 int jrpc__chunk_answer(jrpc__chunk_t *ch, long status);
 /* Replies -32000 {"upstream","cause","detail"} to every call not yet replied. */
 void jrpc__chunk_fail(jrpc__chunk_t *ch, int fault, const char *detail);
+
+/* ---- probe.c: active health ----------------------------------------------------------------- */
+
+/* The loop hooks of loop 0, which runs the probes of up (the others do nothing). */
+void jrpc__probe_loop_start(jrpc_upstream_t *up, uv_loop_t *loop);
+void jrpc__probe_loop_stop(jrpc_upstream_t *up);
+/* A reconfigure: the prober takes the new settings (any thread, under up->lock). */
+void jrpc__probe_wake(jrpc_upstream_t *up);
+/* The attempt of probe chunk ch is over: its answer is ch->answer when ok (HTTP status
+ * `status`), else it failed. The chunk is the caller's (freed after). Loop 0's thread. */
+void jrpc__probe_done(jrpc__chunk_t *ch, int ok, long status);
+/* 1 when URL ep passed over by its probes (pick and the readiness hook honour it). Any thread. */
+int jrpc__probe_down(const jrpc__endpoint_t *ep);
+
+/* client.c: sends body[0..len) (copied) as a probe to every URL of the settings in force that
+ * has no probe in flight, from the newest client of loop 0 (made when needed). Loop 0's thread. */
+void jrpc__upstream_probe_round(jrpc_upstream_t *up, uv_loop_t *loop, struct jrpc__prober *pr,
+                                const char *body, size_t len);
 
 /* ---- subs.c ---------------------------------------------------------------------------------- */
 

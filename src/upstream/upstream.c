@@ -41,6 +41,9 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg)
                                        this per upstream batch */
     cfg->dedup = 1;                 /* reads only (writes are never merged): identical calls
                                        in flight at once cost the node one */
+    cfg->probe_interval_ms = 5000;  /* probes on: a failed or lagging URL leaves within 5 s,
+                                       as a faulted one comes back after recheck; one small
+                                       call per URL per 5 s costs a node nothing */
     cfg->max_queue = 10000;         /* 100 requests of max_batch, under two rounds of the 64
                                        in flight: sent within the 30 s deadline even when each
                                        round takes its 10 s timeout. Ten 1000-item client
@@ -159,6 +162,11 @@ static int settings_check(const jrpc_upstream_config_t *cfg)
     /* A wait past a millisecond would add more latency than a batch saves a node. */
     if (cfg->batch_wait_us > 1000)
         return JRPC_EINVAL;
+    if ((cfg->hedge_after_ms != 0 && cfg->hedge_quantile != 0) || cfg->hedge_quantile > 99)
+        return JRPC_EINVAL;
+    if (cfg->probe != NULL && (cfg->probe[0] == '\0' || cfg->probe_interval_ms == 0 ||
+                               strpbrk(cfg->probe, "\"\\") || strlen(cfg->probe) > 200))
+        return JRPC_EINVAL;
     return 0;
 }
 
@@ -191,6 +199,7 @@ static void conf_free(jrpc__upconf_t *c)
     for (size_t i = 0; i < c->ndeny; i++)
         free(c->deny[i]);
     free(c->deny);
+    free(c->probe);
     free(c);
 }
 
@@ -266,7 +275,13 @@ static int conf_new(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg,
     c->cache = cfg->cache;
     c->auto_batch = cfg->auto_batch;
     c->batch_wait_ns = (uint64_t)cfg->batch_wait_us * 1000u;
+    c->hedge_after_ms = cfg->hedge_after_ms;
+    c->hedge_quantile = cfg->hedge_quantile;
+    c->probe_interval_ms = cfg->probe_interval_ms;
+    c->max_lag = cfg->max_lag;
     rc = JRPC_ENOMEM;
+    if (cfg->probe != NULL && (c->probe = strdup(cfg->probe)) == NULL)
+        goto fail;
     if (cfg->ndedup_deny != 0 && (c->deny = calloc(cfg->ndedup_deny, sizeof(char *))) == NULL)
         goto fail;
     for (; c->ndeny < cfg->ndedup_deny; c->ndeny++)
@@ -303,7 +318,8 @@ static int upstream_ready(void *data)
     uint64_t now = jrpc__upstream_now_ms();
     int ready = 0;
     for (unsigned i = 0; i < c->neps && !ready; i++)
-        ready = atomic_load_explicit(&c->urls[i].ep->down_until_ms, memory_order_relaxed) <= now;
+        ready = atomic_load_explicit(&c->urls[i].ep->down_until_ms, memory_order_relaxed) <= now &&
+                !jrpc__probe_down(c->urls[i].ep);
     jrpc__upconf_unref(c);
     return ready;
 }
@@ -419,6 +435,7 @@ JRPC_EXTERN int jrpc_upstream_reconfigure(jrpc_upstream_t *up, const jrpc_upstre
     for (unsigned i = 0; i < up->nctx; i++)
         for (jrpc__upctx_t *ctx = up->ctx[i]; ctx != NULL; ctx = ctx->older)
             uv_async_send(&ctx->wake);
+    jrpc__probe_wake(up);
     uv_mutex_unlock(&up->lock);
     jrpc__upconf_unref(old);
     return 0;
@@ -472,6 +489,8 @@ JRPC_EXTERN void jrpc_upstream_stats(const jrpc_upstream_t *up, jrpc_upstream_st
     out->items_queued_peak = LOAD(s->items_queued_peak);
     out->items_joined = LOAD(s->items_joined);
     out->items_cached = LOAD(s->items_cached);
+    out->hedges = LOAD(s->hedges);
+    out->hedges_won = LOAD(s->hedges_won);
 }
 
 JRPC_EXTERN size_t jrpc_upstream_url_count(const jrpc_upstream_t *up)
@@ -486,7 +505,12 @@ static void url_stats_of(jrpc__endpoint_t *ep, jrpc_upstream_url_stats_t *out)
 {
     out->requests = LOAD(ep->requests);
     out->faults = LOAD(ep->faults);
-    out->down = LOAD(ep->down_until_ms) > jrpc__upstream_now_ms();
+    out->down = LOAD(ep->down_until_ms) > jrpc__upstream_now_ms() || jrpc__probe_down(ep);
+    out->probed = (int)LOAD(ep->probed);
+    out->probe_ok = out->probed && !jrpc__probe_down(ep);
+    out->probe_us = LOAD(ep->probe_us);
+    out->block = LOAD(ep->block);
+    out->lag = LOAD(ep->lag);
 }
 
 JRPC_EXTERN int jrpc_upstream_url_stats(const jrpc_upstream_t *up, size_t i, const char **url,
@@ -524,7 +548,7 @@ JRPC_EXTERN void jrpc_upstream_url_each(const jrpc_upstream_t *up, jrpc_upstream
 /* URL i may take the next attempt of a chunk that has tried `tried`: untried and not down. */
 static int ep_ready(const jrpc__upurl_t *u, unsigned i, uint32_t tried, uint64_t now)
 {
-    return !(tried & (1u << i)) && LOAD(u->ep->down_until_ms) <= now;
+    return !(tried & (1u << i)) && LOAD(u->ep->down_until_ms) <= now && !jrpc__probe_down(u->ep);
 }
 
 unsigned jrpc__upstream_pick(jrpc__upctx_t *ctx, uint32_t tried)

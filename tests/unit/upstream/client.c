@@ -187,6 +187,32 @@ void jrpc__upstream_mark_up(jrpc__upctx_t *c, unsigned ep)
     marked_up++;
 }
 
+/* Health probes (probe.c) are not part of these tests: no URL is ever probed down. */
+int jrpc__probe_down(const jrpc__endpoint_t *e)
+{
+    (void)e;
+    return 0;
+}
+
+void jrpc__probe_loop_start(jrpc_upstream_t *u, uv_loop_t *l)
+{
+    (void)u;
+    (void)l;
+}
+
+void jrpc__probe_loop_stop(jrpc_upstream_t *u)
+{
+    (void)u;
+}
+
+void jrpc__probe_done(jrpc__chunk_t *ch, int ok, long status)
+{
+    (void)ch;
+    (void)ok;
+    (void)status;
+    fail_msg("no probe is sent here");
+}
+
 /* ---- A chunk --------------------------------------------------------------------------------- */
 
 #define NCALLS 3
@@ -613,9 +639,33 @@ static void test_stop_inside_a_sweep(void **state)
     client_gone();
 }
 
+/* hedge_after = pNN: the quantile of the latency histogram, interpolated inside its bucket; no
+ * delay (no hedge) under JRPC_UPSTREAM_HEDGE_MIN_SAMPLES answers or past the last bound. */
+static void test_hedge_quantile(void **state)
+{
+    (void)state;
+    atomic_store(&up.stats.latency[6], 100);            /* 10–25 ms */
+    assert_int_equal(latency_quantile_ms(&up, 50), 18); /* 10 + 15 * 0.5, rounded up */
+    atomic_store(&up.stats.latency[6], 99);
+    assert_int_equal(latency_quantile_ms(&up, 50), 0); /* fewer than 100 answers */
+    atomic_store(&up.stats.latency[6], 100);
+    atomic_store(&up.stats.latency[8], 100); /* 50–100 ms */
+    assert_int_equal(latency_quantile_ms(&up, 50), 25);
+    assert_int_equal(latency_quantile_ms(&up, 75), 75);
+    assert_int_equal(latency_quantile_ms(&up, 99), 99);
+    atomic_store(&up.stats.latency[JRPC_UPSTREAM_LATENCY_BUCKETS - 1], 1000); /* over 1 s */
+    assert_int_equal(latency_quantile_ms(&up, 90), 0);
+    conf.hedge_quantile = 75;
+    atomic_store(&up.stats.latency[JRPC_UPSTREAM_LATENCY_BUCKETS - 1], 0);
+    assert_int_equal(hedge_delay_ms(&ctx), 75);
+    conf.hedge_after_ms = 40; /* a fixed delay is used as it is */
+    assert_int_equal(hedge_delay_ms(&ctx), 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hedge_quantile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_everywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_fault, setup, teardown),
