@@ -21,6 +21,17 @@ async function liveSubs(server) {
     return r.json.result;
 }
 
+/** Subscribes on a connection that may hold other subscriptions already: their pushes can come
+ * before this answer (they run on their own timers), so they are read past. Returns the new id. */
+async function subscribeAmidPushes(ws, params, id) {
+    await ws.send(call('test.subscribe', params, id));
+    for (;;) {
+        const m = await ws.nextJson();
+        if (m.id === id) return m.result;
+        assert.equal(m.method, 'test_subscription', JSON.stringify(m));
+    }
+}
+
 /** Read messages until `n` pushes for subscription `id` arrived; returns their results. */
 async function pushesFor(ws, id, n) {
     const out = [];
@@ -76,7 +87,7 @@ test('closing the connection ends its subscriptions on the server', async () => 
     for (const how of ['close', 'terminate']) {
         const ws = await WsClient.open(srv);
         const subs = [];
-        for (let i = 0; i < 3; i++) subs.push((await ws.call('test.subscribe', [10], i)).result);
+        for (let i = 0; i < 3; i++) subs.push(await subscribeAmidPushes(ws, [10], i));
         assert.equal(new Set(subs).size, 3, 'each subscription has its own id');
         await waitFor(async () => (await liveSubs(srv)) === before + 3, { what: 'three subscriptions live' });
         if (how === 'close') {
