@@ -986,9 +986,18 @@ static const struct {
     {"jrpc_upstream_lag_blocks", "Blocks an upstream URL is behind the best URL of its upstream."},
 };
 
+/* Counts the URLs health probes ran on. */
+static void probe_count(void *data, const char *url, const jrpc_upstream_url_stats_t *us)
+{
+    (void)url;
+    *(size_t *)data += us->probed != 0;
+}
+
 static void probe_series(void *data, const char *url, const jrpc_upstream_url_stats_t *us)
 {
     probe_series_t *f = data;
+    if (!us->probed)
+        return;
     metrics_series(f->m, probe_families[f->family].name, f->upstream, url != NULL ? url : "-",
                    NULL);
     if (f->family == 0)
@@ -1000,7 +1009,7 @@ static void probe_series(void *data, const char *url, const jrpc_upstream_url_st
                             (unsigned long long)(f->family == 2 ? us->block : us->lag));
 }
 
-/* Hedges and health probes, for the upstreams that have them on. */
+/* Hedges (every upstream: 0 while hedge_after is off) and health probes (the URLs they ran on). */
 static void gateway_health_metrics(jrpc_metrics_t *m, const jrpcd_opts_t *opts,
                                    const jrpc_upstream_stats_t *st)
 {
@@ -1009,7 +1018,7 @@ static void gateway_health_metrics(jrpc_metrics_t *m, const jrpcd_opts_t *opts,
         int header = 0;
         for (size_t i = 0; i < opts->upstreams_len; i++) {
             const jrpcd_upstream_t *u = &opts->upstreams[i];
-            if (u->up == NULL || (u->cfg.hedge_after_ms == 0 && u->cfg.hedge_quantile == 0))
+            if (u->up == NULL)
                 continue;
             if (!header++)
                 jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s counter\n", name,
@@ -1021,15 +1030,20 @@ static void gateway_health_metrics(jrpc_metrics_t *m, const jrpcd_opts_t *opts,
                                 (unsigned long long)(won ? st[i].hedges_won : st[i].hedges));
         }
     }
-    for (int f = 0; f < (int)(sizeof probe_families / sizeof probe_families[0]); f++) {
-        int header = 0;
+    /* Which URLs are probed is asked of the library: the section's own copy of `probe` is
+     * swapped by a reload on another thread while a scrape runs. */
+    size_t probed = 0;
+    for (size_t i = 0; i < opts->upstreams_len; i++)
+        if (opts->upstreams[i].up != NULL)
+            up.url_each(opts->upstreams[i].up, probe_count, &probed);
+    for (int f = 0; probed != 0 && f < (int)(sizeof probe_families / sizeof probe_families[0]);
+         f++) {
+        jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s gauge\n", probe_families[f].name,
+                            probe_families[f].help, probe_families[f].name);
         for (size_t i = 0; i < opts->upstreams_len; i++) {
             const jrpcd_upstream_t *u = &opts->upstreams[i];
-            if (u->up == NULL || u->probe == NULL)
+            if (u->up == NULL)
                 continue;
-            if (!header++)
-                jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s gauge\n", probe_families[f].name,
-                                    probe_families[f].help, probe_families[f].name);
             probe_series_t ps = {m, u->name, f};
             up.url_each(u->up, probe_series, &ps);
         }
