@@ -72,7 +72,14 @@ typedef struct jrpc_upstream_config {
     unsigned auto_batch;               /* 1: calls sent alone by clients join upstream batches */
     unsigned batch_wait_us;            /* auto_batch: how long the first waits for others; 0:
                                           until the end of the loop turn that received it */
+    unsigned transport;                /* JRPC_UPSTREAM_TRANSPORT_AUTO (default): http:// URLs
+                                          over the library's own HTTP/1.1 client, the rest over
+                                          libcurl; _CURL: libcurl for every URL */
 } jrpc_upstream_config_t;
+
+/* How an upstream's requests travel (jrpc_upstream_config_t.transport; docs/gateway.md). */
+#define JRPC_UPSTREAM_TRANSPORT_AUTO 0
+#define JRPC_UPSTREAM_TRANSPORT_CURL 1
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
  * methods stay empty. */

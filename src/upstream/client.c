@@ -41,6 +41,7 @@ typedef struct jrpc__upsock {
 static void ctx_drain(jrpc__upctx_t *ctx);
 static void ctx_close(jrpc__upctx_t *ctx);
 static void chunk_send(jrpc__chunk_t *ch);
+static void chunk_abort(jrpc__chunk_t *ch);
 static void on_poll(uv_poll_t *h, int status, int events);
 static void easy_put(jrpc__upctx_t *ctx, CURL *e);
 
@@ -270,6 +271,7 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned ind
 
 static void ctx_release(jrpc__upctx_t *ctx)
 {
+    jrpc__h1_free(ctx);
     for (size_t i = 0; i < ctx->nspare; i++)
         curl_easy_cleanup(ctx->spare[i]);
     free(ctx->spare);
@@ -348,18 +350,14 @@ static void ctx_close(jrpc__upctx_t *ctx)
     ctx->closing = 1;
     ctx_unlink(ctx);
     uv_idle_stop(&ctx->idle);
-    jrpc__chunk_t *flying = ctx->flying, *waiting = ctx->wait_head;
-    ctx->flying = ctx->wait_head = ctx->wait_tail = NULL;
-    while (flying != NULL) {
-        jrpc__chunk_t *ch = flying;
-        flying = ch->next;
-        curl_multi_remove_handle(ctx->multi, ch->easy);
-        easy_put(ctx, ch->easy);
-        ch->easy = NULL;
-        ctx->in_flight--;
-        atomic_fetch_sub_explicit(&up->stats.in_flight, 1, memory_order_relaxed);
+    jrpc__chunk_t *waiting = ctx->wait_head;
+    ctx->wait_head = ctx->wait_tail = NULL;
+    /* chunk_abort takes each out of the list before its calls are answered. */
+    for (jrpc__chunk_t *ch; (ch = ctx->flying) != NULL;) {
+        chunk_abort(ch);
         chunk_shutdown(ch);
     }
+    jrpc__h1_close(ctx);
     while (waiting != NULL) {
         jrpc__chunk_t *ch = waiting;
         waiting = ch->next;
@@ -710,7 +708,63 @@ static void easy_put(jrpc__upctx_t *ctx, CURL *e)
     ctx->spare[ctx->nspare++] = e;
 }
 
-/* Starts one attempt of ch on the URL jrpc__upstream_pick chooses. */
+/* Hands ch's attempt to curl: 0, or a line on why it could not start. */
+static const char *curl_send(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    const jrpc__endpoint_t *ep = ctx->conf->urls[ch->ep].ep;
+    ch->easy = easy_get(ctx);
+    if (ch->easy == NULL)
+        return "out of memory";
+    curl_easy_setopt(ch->easy, CURLOPT_URL, ep->url);
+    /* Over TLS a new request waits for a connection that may multiplex (HTTP/2) rather than
+     * opening another one. Over plain HTTP there is no HTTP/2 to wait for, and curl would wait
+     * for the first answer on the host to learn that: requests went out one at a time until a
+     * slow node answered its first. */
+    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)ep->tls);
+    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
+    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
+    curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
+    curl_easy_setopt(ch->easy, CURLOPT_PRIVATE, ch);
+    if (curl_multi_add_handle(ctx->multi, ch->easy) != CURLM_OK) {
+        easy_put(ctx, ch->easy);
+        ch->easy = NULL;
+        return "cannot start a request";
+    }
+    ctx->kick = 1;
+    return NULL;
+}
+
+/* Puts ch on the client's list of chunks in flight. */
+static void flying_add(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    ch->prev = NULL;
+    ch->next = ctx->flying;
+    if (ctx->flying != NULL)
+        ctx->flying->prev = ch;
+    ctx->flying = ch;
+    ctx->in_flight++;
+    JRPC__UPSTAT_ADD(ctx->up->stats.in_flight, 1);
+}
+
+/* Takes ch out of the client's list of chunks in flight. */
+static void flying_remove(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    if (ch->prev != NULL)
+        ch->prev->next = ch->next;
+    else
+        ctx->flying = ch->next;
+    if (ch->next != NULL)
+        ch->next->prev = ch->prev;
+    ch->next = ch->prev = NULL;
+    ctx->in_flight--;
+    atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
+}
+
+/* Starts one attempt of ch on the URL jrpc__upstream_pick chooses: over h1.c for an http:// URL
+ * (unless the upstream's transport is curl), over libcurl otherwise. */
 static void chunk_send(jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = ch->ctx;
@@ -722,47 +776,45 @@ static void chunk_send(jrpc__chunk_t *ch)
     ch->attempts++;
     ch->too_large = 0;
     ch->answer.len = 0;
-    const char *why = "out of memory";
-    if (ch->stale && jrpc__chunk_build(ch) != 0)
-        goto fail;
-    ch->easy = easy_get(ctx);
-    if (ch->easy == NULL)
-        goto fail;
-    curl_easy_setopt(ch->easy, CURLOPT_URL, conf->urls[ep].ep->url);
-    /* Over TLS a new request waits for a connection that may multiplex (HTTP/2) rather than
-     * opening another one. Over plain HTTP there is no HTTP/2 to wait for, and curl would wait
-     * for the first answer on the host to learn that: requests went out one at a time until a
-     * slow node answered its first. */
-    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)conf->urls[ep].ep->tls);
-    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
-    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
-    curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
-    curl_easy_setopt(ch->easy, CURLOPT_PRIVATE, ch);
-    ch->sent_ns = uv_hrtime();
-    if (curl_multi_add_handle(ctx->multi, ch->easy) != CURLM_OK) {
-        easy_put(ctx, ch->easy);
-        ch->easy = NULL;
-        why = "cannot start a request";
-        goto fail;
+    if (ch->stale && jrpc__chunk_build(ch) != 0) {
+        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
+        jrpc__chunk_free(ch);
+        return;
     }
-    ch->prev = NULL;
-    ch->next = ctx->flying;
-    if (ctx->flying != NULL)
-        ctx->flying->prev = ch;
-    ctx->flying = ch;
-    ctx->in_flight++;
-    ctx->kick = 1;
-    JRPC__UPSTAT_ADD(up->stats.in_flight, 1);
+    ch->sent_ns = uv_hrtime();
+    flying_add(ch);
     JRPC__UPSTAT_ADD(up->stats.requests, 1);
     JRPC__UPSTAT_ADD(conf->urls[ep].ep->requests, 1);
     if (ch->attempts > 1)
         JRPC__UPSTAT_ADD(up->stats.retries, 1);
     else
         JRPC__UPSTAT_ADD(up->stats.items, ch->n);
-    return;
-fail:
-    jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
-    jrpc__chunk_free(ch);
+    /* h1.c may end the attempt before it returns (a connect refused at once): ch is not touched
+     * after a start that went. */
+    const char *why = NULL;
+    if (conf->transport == JRPC_UPSTREAM_TRANSPORT_AUTO && conf->urls[ep].ep->h1)
+        why = jrpc__h1_send(ch) == 0 ? NULL : "out of memory";
+    else
+        why = curl_send(ch);
+    if (why != NULL) {
+        flying_remove(ch);
+        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
+        jrpc__chunk_free(ch);
+    }
+}
+
+/* Cuts ch's attempt in flight without answering its calls: its transfer is removed from curl,
+ * or its connection closed; ch leaves the list of chunks in flight and is the caller's. */
+static void chunk_abort(jrpc__chunk_t *ch)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    flying_remove(ch);
+    if (ch->easy != NULL) {
+        curl_multi_remove_handle(ctx->multi, ch->easy);
+        easy_put(ctx, ch->easy);
+        ch->easy = NULL;
+    }
+    jrpc__h1_abort(ch);
 }
 
 /* The fault a failed transfer shows, and a line on it that names no host (it reaches clients). */
@@ -822,16 +874,14 @@ static void latency_add(jrpc_upstream_t *up, uint64_t us)
     JRPC__UPSTAT_ADD(up->stats.latency_sum_us, us);
 }
 
-/* One attempt of ch is over: curl result rc on easy handle e (already out of the multi). */
-static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
+/* One attempt of ch is over, whichever transport carried it (status and fault as
+ * jrpc__upstream_attempt_end says): the calls are answered, or the chunk goes to another URL. */
+static void attempt_done(jrpc__chunk_t *ch, long status, int fault, const char *detail)
 {
     jrpc_upstream_t *up = ch->ctx->up;
-    char detail[160];
-    int fault;
-    ch->easy = NULL;
-    if (rc == CURLE_OK) {
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char line[160];
+    flying_remove(ch);
+    if (fault < 0) {
         latency_add(up, (uv_hrtime() - ch->sent_ns) / 1000u);
         fault = jrpc__chunk_answer(ch, status);
         if (fault < 0) {
@@ -839,9 +889,8 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
             jrpc__chunk_free(ch);
             return;
         }
-        snprintf(detail, sizeof detail, "HTTP status %ld", status);
-    } else {
-        fault = classify(ch, e, rc, detail, sizeof detail);
+        snprintf(line, sizeof line, "HTTP status %ld", status);
+        detail = line;
     }
     JRPC__UPSTAT_ADD(up->stats.faults[fault], 1);
     if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE) {
@@ -862,6 +911,19 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     jrpc__chunk_free(ch);
 }
 
+void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    if (ctx->busy) {
+        attempt_done(ch, status, fault, detail); /* inside a walk of ctx's, which refills */
+        return;
+    }
+    ctx_enter(ctx);
+    attempt_done(ch, status, fault, detail);
+    ctx_drain(ctx);
+    ctx_leave(ctx);
+}
+
 /* Finishes every transfer curl reports done, refills the in-flight places, and runs curl again
  * at once for what was sent (rather than on its 0 ms timer, a loop iteration later), until
  * nothing more completes. */
@@ -879,17 +941,16 @@ static void ctx_drain(jrpc__upctx_t *ctx)
             curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
             curl_multi_remove_handle(ctx->multi, e);
             jrpc__chunk_t *ch = (jrpc__chunk_t *)(void *)priv;
-            if (ch->prev != NULL)
-                ch->prev->next = ch->next;
+            ch->easy = NULL;
+            long status = 0;
+            int fault = -1;
+            char detail[160] = "";
+            if (rc == CURLE_OK)
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
             else
-                ctx->flying = ch->next;
-            if (ch->next != NULL)
-                ch->next->prev = ch->prev;
-            ch->next = ch->prev = NULL;
-            ctx->in_flight--;
-            atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
-            chunk_done(ch, e, rc);
+                fault = classify(ch, e, rc, detail, sizeof detail);
             easy_put(ctx, e);
+            attempt_done(ch, status, fault, detail);
         }
         ctx_start_waiting(ctx);
         if (!ctx->kick)

@@ -19,6 +19,7 @@
 typedef struct jrpc__upctx jrpc__upctx_t;
 typedef struct jrpc__chunk jrpc__chunk_t;
 typedef struct jrpc__subs jrpc__subs_t;
+typedef struct jrpc__h1 jrpc__h1_t;
 
 /* One URL of an upstream: its health and counters, shared by every io loop (so atomic) and by
  * every version of the upstream's settings that lists the same URL, so that a reload keeps them. */
@@ -28,6 +29,11 @@ typedef struct jrpc__endpoint {
     char *display;                  /* scheme://host:port: for logs and stats, never secrets */
     uint8_t tls;                    /* https: HTTP/2 may be negotiated (a request may wait for a
                                        connection to multiplex on) */
+    uint8_t h1;                     /* h1.c can send to it: http://, no user:password@ */
+    char *h1_host;                  /* what to connect to: an address or a name (h1) */
+    int h1_port;                    /* its port */
+    char *h1_authority;             /* the Host header: host[:port] as in the URL */
+    char *h1_target;                /* path and query, "/" when empty */
     _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
     _Atomic uint64_t requests;      /* requests sent to it */
     _Atomic uint64_t faults;        /* of those, transport faults */
@@ -65,6 +71,7 @@ typedef struct jrpc__upconf {
     jrpc_upstream_cache_t *cache; /* borrowed; NULL: none */
     unsigned auto_batch;          /* singles join batches */
     uint64_t batch_wait_ns;       /* auto_batch: longest wait of the first single; 0: the turn */
+    unsigned transport;           /* JRPC_UPSTREAM_TRANSPORT_*: curl forces libcurl everywhere */
 } jrpc__upconf_t;
 
 /* Counters of an upstream, updated by every io loop (relaxed atomics: they are statistics). The
@@ -145,24 +152,26 @@ struct jrpc__upctx {
                            and closes (its connections with it) once it holds none */
     struct jrpc__share *share; /* calls in flight others may join (share.c); NULL until used */
     uint64_t auto_first_ns;    /* auto_batch: uv_hrtime() when the oldest pending single came */
+    jrpc__h1_t *h1;            /* h1.c's connection pools; NULL until used */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
 struct jrpc__chunk {
-    jrpc__upctx_t *ctx;  /* the client sending it */
-    jrpc__chunk_t *next; /* in ctx's wait queue, or its list of chunks in flight */
-    jrpc__chunk_t *prev; /* in the list of chunks in flight */
-    CURL *easy;          /* while handed to curl */
-    jrpc_buf_t body;     /* the request body, kept for retries */
-    jrpc_buf_t answer;   /* the answer so far */
-    uint64_t base_id;    /* ids are base_id … base_id + n - 1, in call order */
-    uint64_t sent_ns;    /* uv_hrtime() when the current attempt started */
-    uint32_t tried;      /* bit per URL tried for this chunk */
-    unsigned ep;         /* URL of the current attempt */
-    unsigned attempts;   /* sent so far */
-    uint8_t is_batch;    /* sent as a JSON array */
-    uint8_t too_large;   /* the answer passed max_answer: the transfer was cut */
-    uint8_t stale;       /* calls were pruned: the body must be built again before sending */
+    jrpc__upctx_t *ctx;      /* the client sending it */
+    jrpc__chunk_t *next;     /* in ctx's wait queue, or its list of chunks in flight */
+    jrpc__chunk_t *prev;     /* in the list of chunks in flight */
+    CURL *easy;              /* while handed to curl */
+    struct jrpc__h1conn *h1; /* while on a connection of h1.c */
+    jrpc_buf_t body;         /* the request body, kept for retries */
+    jrpc_buf_t answer;       /* the answer so far */
+    uint64_t base_id;        /* ids are base_id … base_id + n - 1, in call order */
+    uint64_t sent_ns;        /* uv_hrtime() when the current attempt started */
+    uint32_t tried;          /* bit per URL tried for this chunk */
+    unsigned ep;             /* URL of the current attempt */
+    unsigned attempts;       /* sent so far */
+    uint8_t is_batch;        /* sent as a JSON array */
+    uint8_t too_large;       /* the answer passed max_answer: the transfer was cut */
+    uint8_t stale;           /* calls were pruned: the body must be built again before sending */
     struct jrpc__group **groups; /* NULL, or per call: the calls sharing its answer (share.c) */
     size_t n;                    /* calls */
     jrpc_call_t *calls[];        /* NULL once replied */
@@ -202,6 +211,24 @@ void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data);
 /* Frees what a ctx holds without touching its loop (the loop is gone: a server that failed to
  * start). Main thread, from jrpc_upstream_free. */
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
+
+/* An attempt of ch (in ctx->flying) is over, whichever transport carried it: an answer with HTTP
+ * status `status` (fault < 0), or a transport fault with a line on it that names no host. The
+ * chunk is answered, retried or freed; the client refills its in-flight places. Loop thread. */
+void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail);
+
+/* ---- h1.c: the own HTTP/1.1 client for http:// URLs ------------------------------------------ */
+
+/* Starts an attempt of ch on ch->ep over a pooled or a new connection; it ends through
+ * jrpc__upstream_attempt_end, possibly before this returns (a connect refused at once). 0, or
+ * JRPC_ENOMEM (nothing started). */
+int jrpc__h1_send(jrpc__chunk_t *ch);
+/* Cuts ch's attempt: its connection closes, nothing is answered. */
+void jrpc__h1_abort(jrpc__chunk_t *ch);
+/* Closes ctx's idle connections (ctx is closing; its attempts were aborted). */
+void jrpc__h1_close(jrpc__upctx_t *ctx);
+/* Frees ctx->h1 (after jrpc__h1_close, or with the loop gone). */
+void jrpc__h1_free(jrpc__upctx_t *ctx);
 
 /* ---- answer.c -------------------------------------------------------------------------------- */
 
