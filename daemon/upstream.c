@@ -350,6 +350,9 @@ static int parse_us(const char *value, unsigned *out, char *err, size_t cap)
     return 0;
 }
 
+/* share_set's bit for transport (after the three of share_key). */
+#define TRANSPORT_SET (1u << 3)
+
 /* The keys of answer sharing: 0 or -1 when key is one of them, 1 when it is not. */
 static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err, size_t cap)
 {
@@ -406,6 +409,20 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
         }
         return jrpcd_strv_push(&u->headers, &u->nheaders, value, strlen(value), err, cap);
     }
+    if (strcmp(key, "transport") == 0) {
+        if (u->share_set & TRANSPORT_SET) {
+            snprintf(err, cap, "transport is already set");
+            return -1;
+        }
+        if (strcmp(value, "auto") != 0 && strcmp(value, "curl") != 0) {
+            snprintf(err, cap, "\"%s\" is not a transport (auto or curl)", value);
+            return -1;
+        }
+        u->share_set |= TRANSPORT_SET;
+        u->cfg.transport = strcmp(value, "curl") == 0 ? JRPC_UPSTREAM_TRANSPORT_CURL
+                                                      : JRPC_UPSTREAM_TRANSPORT_AUTO;
+        return 0;
+    }
     if (strcmp(key, "ca_file") == 0) {
         if (u->ca_file != NULL) {
             snprintf(err, cap, "ca_file is already set");
@@ -460,7 +477,7 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     snprintf(err, cap,
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
              "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls, dedup, "
-             "dedup_deny, auto_batch, batch_wait)",
+             "dedup_deny, auto_batch, batch_wait, transport)",
              key);
     return -1;
 }
@@ -699,7 +716,7 @@ static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
         x->recheck_ms != y->recheck_ms || x->max_queue != y->max_queue ||
         str_differ(a->ca_file, b->ca_file) || x->dedup != y->dedup ||
         x->auto_batch != y->auto_batch || x->batch_wait_us != y->batch_wait_us ||
-        a->ndedup_deny != b->ndedup_deny)
+        x->transport != y->transport || a->ndedup_deny != b->ndedup_deny)
         return 1;
     for (size_t i = 0; i < a->ndedup_deny; i++)
         if (strcmp(a->dedup_deny[i], b->dedup_deny[i]) != 0)
@@ -1140,6 +1157,8 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
                 c->max_batch, c->max_in_flight, c->max_queue, t, ct, c->retries, rc);
         fprintf(out, "dedup = %s\nauto_batch = %s\nbatch_wait = %uus\n", c->dedup ? "on" : "off",
                 c->auto_batch ? "on" : "off", c->batch_wait_us);
+        fprintf(out, "transport = %s\n",
+                c->transport == JRPC_UPSTREAM_TRANSPORT_CURL ? "curl" : "auto");
         if (u->ndedup_deny != 0) {
             fprintf(out, "dedup_deny =");
             for (size_t j = 0; j < u->ndedup_deny; j++)

@@ -94,9 +94,9 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
                                   jrpc_upstream_t **out);
 /* Applies new settings to an upstream, running or not: URLs (with weights and priorities),
- * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck and max_queue; also the
- * server's max_response as it is now. cfg->name and cfg->methods are not read: the methods an
- * upstream serves are registered once, by jrpc_upstream_add. Calls that arrive afterwards use
+ * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck, max_queue and transport;
+ * also the server's max_response as it is now. cfg->name and cfg->methods are not read: the methods
+ * an upstream serves are registered once, by jrpc_upstream_add. Calls that arrive afterwards use
  * the new settings; calls already waiting or in flight finish with the ones they started with
  * (their URLs, timeout, retries), and each io loop's client of the old settings closes, its
  * connections with it, once it holds no call. A URL kept keeps its counters and its down state.
