@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/upstream, the gateway: upstream objects (URLs, failover
- * state, counters), the per-io-loop client that drives a libcurl multi handle from the loop (no
- * thread per request: sockets are uv_poll handles, curl's timeout is a uv_timer), and the chunk:
- * one upstream HTTP request carrying up to max_batch forwarded calls. Never installed. */
+ * state, counters), the per-io-loop client (client.c) with its two transports, the own HTTP/1.1
+ * client for http:// URLs (h1.c) and a libcurl multi handle driven from the loop (curl.c), and
+ * the chunk: one upstream HTTP request carrying up to max_batch forwarded calls. Never
+ * installed. */
 #ifndef JRPC_UPSTREAM_INTERNAL_H
 #define JRPC_UPSTREAM_INTERNAL_H
 
@@ -123,7 +124,7 @@ struct jrpc__upctx {
     uv_loop_t *loop;              /* the io loop it runs on */
     unsigned index;               /* its place: up->ctx[index] */
     uv_async_t wake;              /* a reconfigure wakes the loop: an idle old client goes */
-    CURLM *multi;                 /* its connection cache is this loop's pool to the upstream */
+    CURLM *multi;                 /* curl.c's: its connection cache is the loop's curl pool */
     uv_timer_t timer;             /* libcurl's next timeout */
     uv_check_t check;             /* after each poll phase: flush pending calls, see closing */
     uv_idle_t idle;               /* active while calls are pending: the poll must not block */
@@ -216,6 +217,31 @@ void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
  * status `status` (fault < 0), or a transport fault with a line on it that names no host. The
  * chunk is answered, retried or freed; the client refills its in-flight places. Loop thread. */
 void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail);
+
+/* Around a callback of a transport's that may end attempts: enter marks ctx busy (its lists are
+ * walked); leave finishes what completed, refills the in-flight places, and closes ctx when a
+ * stop or a reconfigure asked for it meanwhile. */
+void jrpc__upctx_enter(jrpc__upctx_t *ctx);
+void jrpc__upctx_leave(jrpc__upctx_t *ctx);
+
+/* ---- curl.c: the libcurl transport ----------------------------------------------------------- */
+
+/* Makes ctx->multi, set up to run on ctx's loop: 0 or JRPC_ENOMEM. */
+int jrpc__curl_open(jrpc__upctx_t *ctx);
+/* Starts an attempt of ch on ch->ep: NULL, or a line on why it could not start. */
+const char *jrpc__curl_send(jrpc__chunk_t *ch);
+/* Cuts ch's transfer, if curl carries it; nothing is answered. */
+void jrpc__curl_abort(jrpc__chunk_t *ch);
+/* Ends, through jrpc__upstream_attempt_end, every attempt curl reports done (ctx busy). */
+void jrpc__curl_collect(jrpc__upctx_t *ctx);
+/* Runs curl's timers at once (requests were added). */
+void jrpc__curl_kick(jrpc__upctx_t *ctx);
+/* ctx is closing: cleans the multi handle up, its connections and their watchers with it. */
+void jrpc__curl_close(jrpc__upctx_t *ctx);
+/* The loop is gone: cleans the multi handle up without touching it. */
+void jrpc__curl_free_detached(jrpc__upctx_t *ctx);
+/* Frees the spare easy handles and the watcher table (ctx is being freed). */
+void jrpc__curl_release(jrpc__upctx_t *ctx);
 
 /* ---- h1.c: the own HTTP/1.1 client for http:// URLs ------------------------------------------ */
 

@@ -26,6 +26,7 @@
 #include "upstream/answer.c"
 #include "upstream/cache.c"
 #include "upstream/client.c"
+#include "upstream/curl.c"
 #include "upstream/h1.c"
 #include "upstream/share.c"
 
