@@ -222,6 +222,7 @@ test('connect refused → failover to the next URL, the call answered, one conne
     assert.equal(await metric('jrpc_upstream_faults_total', 'upstream="fo",cause="connect"'), 1);
 });
 
-test('still healthy', async () => {
+test('still healthy; stops cleanly with idle pooled connections open (exit 0, leaks fail it)', async () => {
     await healthy(gw);
+    await gw.stop();
 });
