@@ -42,6 +42,8 @@ typedef struct jrpc__h1conn {
     struct jrpc__h1conn *prev; /* in pool->idle while CONN_IDLE */
     struct jrpc__h1conn *next; /* likewise */
     char *head;                /* pool->head, then the length and the blank line */
+    struct addrinfo *ai;       /* a host name's addresses (owned) until connected */
+    struct addrinfo *ai_at;    /* the one being tried */
     unsigned holds;            /* handles not yet closed, and a lookup not yet back */
     uint8_t state;             /* CONN_* */
     uint8_t reused;            /* it answered before: its first failure may be a close */
@@ -145,6 +147,7 @@ static jrpc__h1pool_t *h1_pool_get(jrpc__upctx_t *ctx, unsigned ep)
 static void conn_release(jrpc__h1conn_t *c)
 {
     if (--c->holds == 0) {
+        uv_freeaddrinfo(c->ai);
         free(c->head);
         free(c);
     }
@@ -367,15 +370,57 @@ static void conn_connected(jrpc__h1conn_t *c)
     conn_request(c);
 }
 
+/* The address of list to try after `at` (NULL: the first): IPv4 ones first, then the others.
+ * A name such as localhost often has both, and nodes listen on 127.0.0.1 (ganache, hardhat, geth
+ * by default) more often than on ::1. NULL when none is left. */
+static struct addrinfo *addr_next(struct addrinfo *list, const struct addrinfo *at)
+{
+    int v4 = at == NULL || at->ai_family == AF_INET;
+    struct addrinfo *p = at != NULL ? at->ai_next : list;
+    for (;;) {
+        for (; p != NULL; p = p->ai_next)
+            if ((p->ai_family == AF_INET) == v4)
+                return p;
+        if (!v4)
+            return NULL;
+        v4 = 0;
+        p = list;
+    }
+}
+
+static jrpc__h1conn_t *conn_new(jrpc__h1pool_t *pool, jrpc__chunk_t *ch);
+static void conn_connect(jrpc__h1conn_t *c, const struct sockaddr *addr);
+
 static void h1_on_connect(uv_connect_t *req, int status)
 {
     jrpc__h1conn_t *c = req->data;
     if (c->state != CONN_CONNECTING)
         return; /* closed meanwhile (UV_ECANCELED) */
+    struct addrinfo *next = c->ai != NULL ? addr_next(c->ai, c->ai_at) : NULL;
+    if (status != 0 && next != NULL) {
+        /* Another address of the name, on a new socket, within the same connect timeout. */
+        jrpc__h1pool_t *pool = c->pool;
+        jrpc__chunk_t *ch = c->ch;
+        struct addrinfo *ai = c->ai;
+        c->ai = NULL;
+        conn_close(c);
+        jrpc__h1conn_t *n = conn_new(pool, ch);
+        if (n == NULL) {
+            uv_freeaddrinfo(ai);
+            jrpc__upstream_attempt_end(ch, 0, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
+            return;
+        }
+        n->ai = ai;
+        n->ai_at = next;
+        conn_connect(n, next->ai_addr);
+        return;
+    }
     if (status != 0) {
         conn_end(c, 0, JRPC_UPSTREAM_FAULT_CONNECT, uv_strerror(status), 0);
         return;
     }
+    uv_freeaddrinfo(c->ai);
+    c->ai = c->ai_at = NULL;
     conn_connected(c);
 }
 
@@ -404,22 +449,21 @@ static void h1_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
         conn_end(c, 0, JRPC_UPSTREAM_FAULT_CONNECT, detail, 0);
         return;
     }
-    conn_connect(c, res->ai_addr);
-    uv_freeaddrinfo(res);
+    c->ai = res;
+    c->ai_at = addr_next(res, NULL);
+    conn_connect(c, c->ai_at->ai_addr);
 }
 
-/* Opens a new connection for ch on pool's URL and sends ch once connected. */
-static void conn_open(jrpc__h1pool_t *pool, jrpc__chunk_t *ch)
+/* A new connection for ch on pool's URL, not yet connecting; NULL when out of memory. */
+static jrpc__h1conn_t *conn_new(jrpc__h1pool_t *pool, jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = pool->h1->ctx;
-    const jrpc__endpoint_t *ep = ctx->conf->urls[pool->ep].ep;
     jrpc__h1conn_t *c = calloc(1, sizeof(*c));
     char *head = c ? malloc(pool->head_len + H1_LENGTH_ROOM) : NULL;
     if (head == NULL || uv_tcp_init(ctx->loop, &c->tcp) != 0) {
         free(head);
         free(c);
-        jrpc__upstream_attempt_end(ch, 0, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
-        return;
+        return NULL;
     }
     memcpy(head, pool->head, pool->head_len);
     c->head = head;
@@ -431,6 +475,18 @@ static void conn_open(jrpc__h1pool_t *pool, jrpc__chunk_t *ch)
     ch->h1 = c;
     c->state = CONN_RESOLVING;
     h1_timer_arm(c);
+    return c;
+}
+
+/* Opens a new connection for ch on pool's URL and sends ch once connected. */
+static void conn_open(jrpc__h1pool_t *pool, jrpc__chunk_t *ch)
+{
+    const jrpc__endpoint_t *ep = pool->h1->ctx->conf->urls[pool->ep].ep;
+    jrpc__h1conn_t *c = conn_new(pool, ch);
+    if (c == NULL) {
+        jrpc__upstream_attempt_end(ch, 0, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
+        return;
+    }
     struct sockaddr_storage ss;
     if (uv_ip4_addr(ep->h1_host, ep->h1_port, (struct sockaddr_in *)&ss) == 0 ||
         uv_ip6_addr(ep->h1_host, ep->h1_port, (struct sockaddr_in6 *)&ss) == 0) {
@@ -441,7 +497,8 @@ static void conn_open(jrpc__h1pool_t *pool, jrpc__chunk_t *ch)
     snprintf(port, sizeof port, "%d", ep->h1_port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     c->holds++;
-    int rc = uv_getaddrinfo(ctx->loop, &c->gai, h1_on_resolved, ep->h1_host, port, &hints);
+    int rc =
+        uv_getaddrinfo(pool->h1->ctx->loop, &c->gai, h1_on_resolved, ep->h1_host, port, &hints);
     if (rc != 0) {
         c->holds--;
         char detail[120];

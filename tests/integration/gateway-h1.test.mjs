@@ -4,8 +4,8 @@
 // over several writes, or up to the close) and counts connections: keep-alive reuse and its
 // bound, an idle connection the upstream closes (no fault), a reused connection the upstream
 // drops as the request arrives (retried on a fresh one, no fault), an answer over max_response
-// (too_large, chunked or not), and a refused connect failing over to the next URL. Run with
-// JRPC_GATEWAY_TRANSPORT=curl (ctest's -curl variant) the same cases pass over libcurl.
+// (too_large, chunked or not), a refused connect failing over to the next URL, and a host name.
+// Run with JRPC_GATEWAY_TRANSPORT=curl (ctest's -curl variant) the same cases pass over libcurl.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -121,6 +121,7 @@ before(async () => {
         big: { urls: up.url('/big'), methods: 'big_*', retries: 1 },
         bigch: { urls: up.url('/big-chunked'), methods: 'bigch_*', retries: 1 },
         fo: { urls: [`http://127.0.0.1:${dead}/`, up.url('/fo')], methods: 'fo_*', retries: 1, recheck: '1h' },
+        name: { urls: up.url('/name').replace('127.0.0.1', 'localhost'), methods: 'name_*', retries: 0 },
     }, { args: ['--io-threads', '1', '--max-response', '16KiB', '--admin-listen', '127.0.0.1:0'] });
 });
 
@@ -220,6 +221,12 @@ test('connect refused → failover to the next URL, the call answered, one conne
     const r2 = await rpc(gw, call('fo_y', [], 2)); // the dead URL is passed over now
     assert.equal(r2.json.result, 'fo_y', r2.body);
     assert.equal(await metric('jrpc_upstream_faults_total', 'upstream="fo",cause="connect"'), 1);
+});
+
+test('a host name (localhost) is looked up and connected to', async () => {
+    const r = await rpc(gw, call('name_x', [], 1));
+    assert.equal(r.json.result, 'name_x', r.body);
+    assert.equal(await faults('name'), 0);
 });
 
 test('still healthy; stops cleanly with idle pooled connections open (exit 0, leaks fail it)', async () => {
