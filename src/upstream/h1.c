@@ -306,6 +306,47 @@ static int conn_retry_fresh(jrpc__h1conn_t *c)
     return 1;
 }
 
+/* What answer_feed makes of the bytes so far, besides a fault (≥ 0). */
+#define H1_MORE (-2) /* the answer goes on */
+#define H1_DONE (-1) /* it is complete */
+
+/* Feeds n bytes of c's answer to the parser: H1_MORE, H1_DONE (*keep: the connection may carry
+ * another request), or the fault that ends the attempt, with a line on it in detail. */
+static int answer_feed(jrpc__h1conn_t *c, const char *p, size_t n, int *keep, char *detail,
+                       size_t cap)
+{
+    c->got = 1;
+    size_t used = http_parser_execute(&c->parser, &h1_parser_settings, p, n);
+    if (c->complete) {
+        /* Anything after the answer (used short of n) leaves the connection out of step. */
+        *keep = used == n && http_should_keep_alive(&c->parser) && !c->writing;
+        return H1_DONE;
+    }
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_OK)
+        return H1_MORE;
+    if (c->ch->too_large) {
+        snprintf(detail, cap, "answer larger than %zu bytes", c->ch->ctx->conf->max_answer);
+        return JRPC_UPSTREAM_FAULT_TOO_LARGE;
+    }
+    if (e == HPE_CB_body) {
+        snprintf(detail, cap, "out of memory");
+        return JRPC_UPSTREAM_FAULT_TOO_LARGE;
+    }
+    snprintf(detail, cap, "malformed HTTP answer: %s", http_errno_description(e));
+    return JRPC_UPSTREAM_FAULT_RESET;
+}
+
+/* The upstream closed c: 1 when that completes the answer (no length, not chunked: it ends with
+ * the connection). */
+static int answer_eof(jrpc__h1conn_t *c)
+{
+    if (!c->got)
+        return 0;
+    http_parser_execute(&c->parser, &h1_parser_settings, NULL, 0);
+    return c->complete;
+}
+
 static void h1_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     jrpc__h1conn_t *c = s->data;
@@ -315,48 +356,26 @@ static void h1_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c); /* an idle connection closed, or sent something unasked */
         return;
     }
+    char detail[120];
     if (nread < 0) {
-        /* An answer that ends with the connection (no length, not chunked) is complete now. */
-        if (nread == UV_EOF && c->got) {
-            http_parser_execute(&c->parser, &h1_parser_settings, NULL, 0);
-            if (c->complete) {
-                conn_end(c, c->parser.status_code, -1, NULL, 0);
-                return;
-            }
+        if (nread == UV_EOF && answer_eof(c)) {
+            conn_end(c, c->parser.status_code, -1, NULL, 0);
+            return;
         }
         if (conn_retry_fresh(c))
             return;
-        char detail[80];
         snprintf(detail, sizeof detail, "%s",
                  nread == UV_EOF ? "connection closed before the answer was complete"
                                  : uv_strerror((int)nread));
         conn_end(c, 0, JRPC_UPSTREAM_FAULT_RESET, detail, 0);
         return;
     }
-    c->got = 1;
-    size_t n = http_parser_execute(&c->parser, &h1_parser_settings, buf->base, (size_t)nread);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (c->complete) {
-        /* Anything after the answer (n short of nread) leaves the connection out of step. */
-        int keep = n == (size_t)nread && http_should_keep_alive(&c->parser) && !c->writing;
+    int keep = 0;
+    int rc = answer_feed(c, buf->base, (size_t)nread, &keep, detail, sizeof detail);
+    if (rc == H1_DONE)
         conn_end(c, c->parser.status_code, -1, NULL, keep);
-        return;
-    }
-    if (e == HPE_OK)
-        return;
-    char detail[120];
-    int fault = JRPC_UPSTREAM_FAULT_RESET;
-    if (c->ch->too_large) {
-        snprintf(detail, sizeof detail, "answer larger than %zu bytes",
-                 c->pool->h1->ctx->conf->max_answer);
-        fault = JRPC_UPSTREAM_FAULT_TOO_LARGE;
-    } else if (e == HPE_CB_body) {
-        snprintf(detail, sizeof detail, "out of memory");
-        fault = JRPC_UPSTREAM_FAULT_TOO_LARGE;
-    } else {
-        snprintf(detail, sizeof detail, "malformed HTTP answer: %s", http_errno_description(e));
-    }
-    conn_end(c, 0, fault, detail, 0);
+    else if (rc != H1_MORE)
+        conn_end(c, 0, rc, detail, 0);
 }
 
 static void conn_connected(jrpc__h1conn_t *c)

@@ -9,8 +9,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { rpc, call, batch, healthy, assertError, scrapeAdmin } from './lib.mjs';
+import os from 'node:os';
+import path from 'node:path';
+import { rpc, call, batch, healthy, assertError, scrapeAdmin, JRPCD } from './lib.mjs';
 import { startGateway } from './gateway-lib.mjs';
 
 const BIG = 'x'.repeat(20000); // over the gateway's max_response below
@@ -227,6 +231,30 @@ test('a host name (localhost) is looked up and connected to', async () => {
     const r = await rpc(gw, call('name_x', [], 1));
     assert.equal(r.json.result, 'name_x', r.body);
     assert.equal(await faults('name'), 0);
+});
+
+test('config: transport is auto or curl, once; --check prints it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'jrpc-gwh1-'));
+    const check = (extra) => {
+        const file = path.join(dir, 'jrpcd.ini');
+        writeFileSync(file, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
+        return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
+    };
+    try {
+        let r = check('transport = h2\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /jrpcd\.ini:4: \[upstream eth\] transport: "h2" is not a transport \(auto or curl\)/);
+        r = check('transport = curl\ntransport = auto\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /transport is already set/);
+        r = check('transport = curl\n');
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /\[upstream eth\][^[]*\ntransport = curl\n/);
+        r = check('');
+        assert.match(r.stdout, /\[upstream eth\][^[]*\ntransport = auto\n/);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
 
 test('still healthy; stops cleanly with idle pooled connections open (exit 0, leaks fail it)', async () => {
