@@ -19,13 +19,14 @@ extern "C" {
  * server; their calls are forwarded. Every call one io loop receives for an upstream during one
  * loop iteration (all items of a client batch, and items of other requests that arrived with
  * them) is regrouped into upstream requests of at most max_batch items, sent concurrently under
- * max_in_flight over that loop's own libcurl connections (keep-alive; HTTP/2 where TLS offers
- * it), with ids of the gateway's own that are mapped back to each call. A call the client sent
- * alone is forwarded alone, as a single request. At most max_queue calls wait for a place (more
- * are answered -32005 at once), and a call nobody waits for any more (jrpc_call_cancelled) is
- * answered and dropped instead of being sent or retried. Upstream JSON-RPC errors pass through;
- * faults are answered per item with -32000 and data {"upstream":NAME,"cause":KIND,"detail":TEXT}
- * (KIND: jrpc_upstream_fault_name), never by failing the whole client batch. */
+ * max_in_flight over that loop's own keep-alive connections (the library's HTTP/1.1 client for
+ * http://, libcurl for https://, HTTP/2 where TLS offers it), with ids of the gateway's own that
+ * are mapped back to each call. A call the client sent alone is forwarded alone, as a single
+ * request. At most max_queue calls wait for a place (more are answered -32005 at once), and a call
+ * nobody waits for any more (jrpc_call_cancelled) is answered and dropped instead of being sent or
+ * retried. Upstream JSON-RPC errors pass through; faults are answered per item with -32000 and data
+ * {"upstream":NAME,"cause":KIND,"detail":TEXT} (KIND: jrpc_upstream_fault_name), never by failing
+ * the whole client batch. */
 typedef struct jrpc_upstream jrpc_upstream_t;
 
 /* Most URLs of one upstream: the failover bookkeeping is a bit per URL, and a list of nodes this
