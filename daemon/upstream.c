@@ -366,6 +366,8 @@ static int key_once(unsigned *set, int k, const char *key, char *err, size_t cap
     *set |= 1u << k;
     return 0;
 }
+/* share_set's bit for transport (after the three of share_key). */
+#define TRANSPORT_SET (1u << 3)
 
 /* The keys of answer sharing: 0 or -1 when key is one of them, 1 when it is not. */
 static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err, size_t cap)
@@ -466,6 +468,20 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
         }
         return jrpcd_strv_push(&u->headers, &u->nheaders, value, strlen(value), err, cap);
     }
+    if (strcmp(key, "transport") == 0) {
+        if (u->share_set & TRANSPORT_SET) {
+            snprintf(err, cap, "transport is already set");
+            return -1;
+        }
+        if (strcmp(value, "auto") != 0 && strcmp(value, "curl") != 0) {
+            snprintf(err, cap, "\"%s\" is not a transport (auto or curl)", value);
+            return -1;
+        }
+        u->share_set |= TRANSPORT_SET;
+        u->cfg.transport = strcmp(value, "curl") == 0 ? JRPC_UPSTREAM_TRANSPORT_CURL
+                                                      : JRPC_UPSTREAM_TRANSPORT_AUTO;
+        return 0;
+    }
     if (strcmp(key, "ca_file") == 0) {
         if (u->ca_file != NULL) {
             snprintf(err, cap, "ca_file is already set");
@@ -523,7 +539,8 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     snprintf(err, cap,
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
              "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls, dedup, "
-             "dedup_deny, auto_batch, batch_wait, hedge_after, probe, probe_interval, max_lag)",
+             "dedup_deny, auto_batch, batch_wait, transport, hedge_after, probe, probe_interval, "
+             "max_lag)",
              key);
     return -1;
 }
@@ -771,7 +788,8 @@ static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
         x->auto_batch != y->auto_batch || x->batch_wait_us != y->batch_wait_us ||
         a->ndedup_deny != b->ndedup_deny || x->hedge_after_ms != y->hedge_after_ms ||
         x->hedge_quantile != y->hedge_quantile || str_differ(a->probe, b->probe) ||
-        x->probe_interval_ms != y->probe_interval_ms || x->max_lag != y->max_lag)
+        x->probe_interval_ms != y->probe_interval_ms || x->max_lag != y->max_lag ||
+        x->transport != y->transport)
         return 1;
     for (size_t i = 0; i < a->ndedup_deny; i++)
         if (strcmp(a->dedup_deny[i], b->dedup_deny[i]) != 0)
@@ -1309,6 +1327,8 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
         format_ms(c->probe_interval_ms, t, sizeof t);
         fprintf(out, "probe = %s\nprobe_interval = %s\nmax_lag = %u\n",
                 u->probe != NULL ? u->probe : "off", t, c->max_lag);
+        fprintf(out, "transport = %s\n",
+                c->transport == JRPC_UPSTREAM_TRANSPORT_CURL ? "curl" : "auto");
         if (u->ndedup_deny != 0) {
             fprintf(out, "dedup_deny =");
             for (size_t j = 0; j < u->ndedup_deny; j++)

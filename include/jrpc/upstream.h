@@ -19,13 +19,14 @@ extern "C" {
  * server; their calls are forwarded. Every call one io loop receives for an upstream during one
  * loop iteration (all items of a client batch, and items of other requests that arrived with
  * them) is regrouped into upstream requests of at most max_batch items, sent concurrently under
- * max_in_flight over that loop's own libcurl connections (keep-alive; HTTP/2 where TLS offers
- * it), with ids of the gateway's own that are mapped back to each call. A call the client sent
- * alone is forwarded alone, as a single request. At most max_queue calls wait for a place (more
- * are answered -32005 at once), and a call nobody waits for any more (jrpc_call_cancelled) is
- * answered and dropped instead of being sent or retried. Upstream JSON-RPC errors pass through;
- * faults are answered per item with -32000 and data {"upstream":NAME,"cause":KIND,"detail":TEXT}
- * (KIND: jrpc_upstream_fault_name), never by failing the whole client batch. */
+ * max_in_flight over that loop's own keep-alive connections (the library's HTTP/1.1 client for
+ * http://, libcurl for https://, HTTP/2 where TLS offers it), with ids of the gateway's own that
+ * are mapped back to each call. A call the client sent alone is forwarded alone, as a single
+ * request. At most max_queue calls wait for a place (more are answered -32005 at once), and a call
+ * nobody waits for any more (jrpc_call_cancelled) is answered and dropped instead of being sent or
+ * retried. Upstream JSON-RPC errors pass through; faults are answered per item with -32000 and data
+ * {"upstream":NAME,"cause":KIND,"detail":TEXT} (KIND: jrpc_upstream_fault_name), never by failing
+ * the whole client batch. */
 typedef struct jrpc_upstream jrpc_upstream_t;
 
 /* Most URLs of one upstream: the failover bookkeeping is a bit per URL, and a list of nodes this
@@ -86,11 +87,18 @@ typedef struct jrpc_upstream_config {
     const char *probe;
     unsigned probe_interval_ms; /* ≥ 1 when probe is set */
     unsigned max_lag;           /* blocks; 0: lag not checked */
+    unsigned transport;         /* JRPC_UPSTREAM_TRANSPORT_AUTO (default): http:// URLs over the
+                                   library's own HTTP/1.1 client, the rest over libcurl; _CURL:
+                                   libcurl for every URL */
 } jrpc_upstream_config_t;
 
 /* Answered requests an upstream needs before hedge_quantile gives a delay: fewer make the
  * quantile of a 12-bucket histogram a guess (p90 of 10 samples is the slowest one). */
 #define JRPC_UPSTREAM_HEDGE_MIN_SAMPLES 100
+
+/* How an upstream's requests travel (jrpc_upstream_config_t.transport; docs/gateway.md). */
+#define JRPC_UPSTREAM_TRANSPORT_AUTO 0
+#define JRPC_UPSTREAM_TRANSPORT_CURL 1
 
 /* Fills *cfg with the defaults (docs/gateway.md gives the reason for each); name, urls and
  * methods stay empty. */
@@ -105,9 +113,9 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg);
 JRPC_EXTERN int jrpc_upstream_add(jrpc_server_t *srv, const jrpc_upstream_config_t *cfg,
                                   jrpc_upstream_t **out);
 /* Applies new settings to an upstream, running or not: URLs (with weights and priorities),
- * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck, max_queue, hedging and
- * probes (probe is copied; probes go to the new URLs at once); also the
- * server's max_response as it is now. cfg->name and cfg->methods are not read: the methods an
+ * headers, ca_file, max_batch, max_in_flight, timeouts, retries, recheck, max_queue, transport,
+ * hedging and probes (probe is copied; probes go to the new URLs at once); also the server's
+ * max_response as it is now. cfg->name and cfg->methods are not read: the methods an
  * upstream serves are registered once, by jrpc_upstream_add. Calls that arrive afterwards use
  * the new settings; calls already waiting or in flight finish with the ones they started with
  * (their URLs, timeout, retries), and each io loop's client of the old settings closes, its

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* client.c — the gateway's HTTP client on one io loop: a libcurl multi handle driven by the loop
- * (curl_multi_socket_action from uv_poll and uv_timer callbacks, no thread per request), whose
- * connection cache is the loop's keep-alive pool to the upstream. Calls wait in the loop's
+/* client.c — the gateway's client of one upstream on one io loop: the queueing, and the seam to
+ * the transports (chunk_send starts an attempt, chunk_abort cuts one, attempt_done ends one
+ * whichever carried it): h1.c for http:// URLs, curl.c for the rest. Calls wait in the loop's
  * pending lists until the check phase of the same loop iteration, so every item of a client
  * batch (the engine dispatches them in one pump) is there together; they are then cut into
  * chunks of at most max_batch, sent under the loop's share of max_in_flight, retried on another
@@ -15,22 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/* A socket of curl's, watched with a poll handle that lives as long as the socket: curl stops
- * watching a connection each time it goes back to the cache (CURL_POLL_REMOVE) and watches it
- * again when it is reused, and a handle made and closed for each request would cost a malloc, a
- * close callback and two epoll_ctl calls per upstream request. So the handle stays, keeps
- * watching for readability while the connection is idle (an idle socket only turns readable when
- * the upstream closes it, and then the watch is dropped), and goes only when curl closes the
- * socket (CURLOPT_CLOSESOCKETFUNCTION), before the fd can be reused. */
-typedef struct jrpc__upsock {
-    uv_poll_t poll; /* first: the handle pointer is the struct's */
-    curl_socket_t fd;
-    jrpc__upctx_t *ctx;
-    int events;     /* UV_READABLE | UV_WRITABLE watched now; 0: stopped */
-    uint8_t wanted; /* curl watches it (from its first POLL_* to its REMOVE) */
-} jrpc__upsock_t;
 
 /* How often the wait queue is swept of cancelled calls (at most; a sweep runs in the check phase
  * of a loop iteration). A client that left, or a deadline that passed, lets go of its calls and
@@ -42,27 +26,8 @@ static void ctx_drain(jrpc__upctx_t *ctx);
 static void ctx_close(jrpc__upctx_t *ctx);
 static int chunk_send(jrpc__chunk_t *ch);
 static void chunk_go(jrpc__chunk_t *ch);
+static void chunk_abort(jrpc__chunk_t *ch);
 static void hedge_arm(jrpc__upctx_t *ctx);
-static void on_poll(uv_poll_t *h, int status, int events);
-static void easy_put(jrpc__upctx_t *ctx, CURL *e);
-
-/* ---- libcurl ↔ libuv ------------------------------------------------------------------------- */
-
-static void sock_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-/* Watches `events` on s, touching epoll only when they change (uv_poll_start re-arms the fd). */
-static int sock_watch(jrpc__upsock_t *s, int events)
-{
-    if (s->events == events)
-        return 0;
-    s->events = events;
-    if (events == 0)
-        return uv_poll_stop(&s->poll);
-    return uv_poll_start(&s->poll, events, on_poll);
-}
 
 /* Around a callback of the loop that may answer calls: an answer can finish the loop's last
  * request while the loop is stopping, and the stop hook then comes from inside the callback, in
@@ -95,121 +60,6 @@ static void ctx_leave(jrpc__upctx_t *ctx)
         ctx_close(ctx);
 }
 
-/* Runs curl on socket s (or its timers, for CURL_SOCKET_TIMEOUT), then finishes what completed. */
-static void ctx_run(jrpc__upctx_t *ctx, curl_socket_t s, int flags)
-{
-    int running;
-    ctx_enter(ctx);
-    curl_multi_socket_action(ctx->multi, s, flags, &running);
-    ctx_drain(ctx);
-    ctx_leave(ctx);
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    jrpc__upsock_t *s = (jrpc__upsock_t *)h;
-    if (!s->wanted) {
-        /* An idle connection was closed by the upstream (or sent something unasked): curl
-         * finds out when it next tries to reuse it; stop watching so the loop does not spin. */
-        sock_watch(s, 0);
-        return;
-    }
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else
-        flags = ((events & UV_READABLE) ? CURL_CSELECT_IN : 0) |
-                ((events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0);
-    ctx_run(s->ctx, s->fd, flags);
-}
-
-static jrpc__upsock_t *sock_find(jrpc__upctx_t *ctx, curl_socket_t fd)
-{
-    return fd >= 0 && (size_t)fd < ctx->cap_socks ? ctx->socks[fd] : NULL;
-}
-
-static jrpc__upsock_t *sock_new(jrpc__upctx_t *ctx, curl_socket_t fd)
-{
-    if ((size_t)fd >= ctx->cap_socks) {
-        size_t ncap = ctx->cap_socks ? ctx->cap_socks : 64;
-        while (ncap <= (size_t)fd)
-            ncap *= 2;
-        jrpc__upsock_t **grown = realloc(ctx->socks, ncap * sizeof(*grown));
-        if (grown == NULL)
-            return NULL;
-        memset(grown + ctx->cap_socks, 0, (ncap - ctx->cap_socks) * sizeof(*grown));
-        ctx->socks = grown;
-        ctx->cap_socks = ncap;
-    }
-    jrpc__upsock_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    if (uv_poll_init_socket(ctx->loop, &s->poll, fd) != 0) {
-        free(s);
-        return NULL;
-    }
-    s->fd = fd;
-    s->ctx = ctx;
-    ctx->socks[fd] = s;
-    return s;
-}
-
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    jrpc__upctx_t *ctx = userp;
-    jrpc__upsock_t *s = socketp ? socketp : sock_find(ctx, fd);
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            s->wanted = 0;
-            sock_watch(s, s->events & UV_READABLE); /* writable would fire without end */
-        }
-        return 0;
-    }
-    if (s == NULL && (s = sock_new(ctx, fd)) == NULL)
-        return -1; /* curl fails the transfer */
-    s->wanted = 1;
-    curl_multi_assign(ctx->multi, fd, s);
-    int events =
-        ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
-    return sock_watch(s, events) == 0 ? 0 : -1;
-}
-
-/* curl closes one of its sockets: the poll handle goes first, while the fd is still ours. */
-static int on_curl_close(void *clientp, curl_socket_t fd)
-{
-    jrpc__upctx_t *ctx = clientp;
-    jrpc__upsock_t *s = sock_find(ctx, fd);
-    if (s != NULL) {
-        ctx->socks[fd] = NULL;
-        if (ctx->detached) {
-            free(s); /* the loop is gone; the server closed the handle already */
-        } else {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, sock_closed);
-        }
-    }
-    return close(fd);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    ctx_run(t->data, CURL_SOCKET_TIMEOUT, 0);
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    jrpc__upctx_t *ctx = userp;
-    if (ctx->closing)
-        return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&ctx->timer);
-    else
-        uv_timer_start(&ctx->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
-}
-
 /* ---- The per-loop client --------------------------------------------------------------------- */
 
 static void on_check(uv_check_t *h);
@@ -239,22 +89,14 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned ind
     ctx->loop = loop;
     ctx->index = index;
     ctx->next_id = 1;
-    ctx->multi = curl_multi_init();
-    if (ctx->multi == NULL || uv_async_init(loop, &ctx->wake, on_wake) != 0) {
-        if (ctx->multi != NULL)
+    int curl_rc = jrpc__curl_open(ctx);
+    if (curl_rc != 0 || uv_async_init(loop, &ctx->wake, on_wake) != 0) {
+        if (curl_rc == 0)
             curl_multi_cleanup(ctx->multi);
         jrpc__upconf_unref(ctx->conf);
         free(ctx);
         return NULL;
     }
-    curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETDATA, ctx);
-    curl_multi_setopt(ctx->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(ctx->multi, CURLMOPT_TIMERDATA, ctx);
-    /* Keep as many idle connections as requests may be in flight: HTTP/1.1 needs one each, and
-     * a smaller cache would close and reopen connections under steady load. */
-    curl_multi_setopt(ctx->multi, CURLMOPT_MAXCONNECTS, (long)(ctx->conf->loop_in_flight + 1));
-    curl_multi_setopt(ctx->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     uv_timer_init(loop, &ctx->timer);
     uv_check_init(loop, &ctx->check);
     uv_idle_init(loop, &ctx->idle);
@@ -274,10 +116,8 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned ind
 
 static void ctx_release(jrpc__upctx_t *ctx)
 {
-    for (size_t i = 0; i < ctx->nspare; i++)
-        curl_easy_cleanup(ctx->spare[i]);
-    free(ctx->spare);
-    free(ctx->socks);
+    jrpc__h1_free(ctx);
+    jrpc__curl_release(ctx);
     free(ctx->batched);
     free(ctx->singles);
     jrpc__share_free(ctx);
@@ -352,16 +192,11 @@ static void ctx_close(jrpc__upctx_t *ctx)
     ctx->closing = 1;
     ctx_unlink(ctx);
     uv_idle_stop(&ctx->idle);
-    jrpc__chunk_t *flying = ctx->flying, *waiting = ctx->wait_head;
-    ctx->flying = ctx->wait_head = ctx->wait_tail = NULL;
-    while (flying != NULL) {
-        jrpc__chunk_t *ch = flying;
-        flying = ch->next;
-        curl_multi_remove_handle(ctx->multi, ch->easy);
-        easy_put(ctx, ch->easy);
-        ch->easy = NULL;
-        ctx->in_flight--;
-        atomic_fetch_sub_explicit(&up->stats.in_flight, 1, memory_order_relaxed);
+    jrpc__chunk_t *waiting = ctx->wait_head;
+    ctx->wait_head = ctx->wait_tail = NULL;
+    /* chunk_abort takes each out of the list before its calls are answered. */
+    for (jrpc__chunk_t *ch; (ch = ctx->flying) != NULL;) {
+        chunk_abort(ch);
         /* A hedge and its chunk part: the chunk's calls are answered once, with the chunk (now,
          * if its own attempt had failed and only the hedge was left). */
         if (ch->hedge != NULL)
@@ -373,6 +208,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
         }
         chunk_shutdown(ch);
     }
+    jrpc__h1_close(ctx);
     while (waiting != NULL) {
         jrpc__chunk_t *ch = waiting;
         waiting = ch->next;
@@ -388,16 +224,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
         for (size_t i = 0; i < counts[l]; i++)
             reply_shutdown_all(up, lists[l][i], jrpc__share_take(ctx, lists[l][i]));
     }
-    /* Cleanup closes the cached connections through on_curl_close, which closes their polls;
-     * a watcher left after it would keep the loop from ending, so none is left. */
-    curl_multi_cleanup(ctx->multi);
-    ctx->multi = NULL;
-    for (size_t i = 0; i < ctx->cap_socks; i++) {
-        if (ctx->socks[i] != NULL) {
-            uv_close((uv_handle_t *)&ctx->socks[i]->poll, sock_closed);
-            ctx->socks[i] = NULL;
-        }
-    }
+    jrpc__curl_close(ctx);
     uv_close((uv_handle_t *)&ctx->timer, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->check, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, ctx_handle_closed);
@@ -408,14 +235,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx)
 {
     ctx->detached = 1;
-    if (ctx->multi != NULL) {
-        /* The loop and its handles are gone: curl must not call back into them. */
-        curl_multi_setopt(ctx->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-        curl_multi_setopt(ctx->multi, CURLMOPT_TIMERFUNCTION, NULL);
-        curl_multi_cleanup(ctx->multi);
-    }
-    for (size_t i = 0; i < ctx->cap_socks; i++)
-        free(ctx->socks[i]);
+    jrpc__curl_free_detached(ctx);
     ctx_release(ctx);
 }
 
@@ -701,137 +521,23 @@ void jrpc__upstream_probe_round(jrpc_upstream_t *up, uv_loop_t *loop, struct jrp
     ctx_leave(ctx);
 }
 
-/* ---- Sending and finishing ------------------------------------------------------------------- */
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
-{
-    jrpc__chunk_t *ch = userp;
-    size_t n = size * nmemb;
-    if (ch->answer.len + n > ch->ctx->conf->max_answer) {
-        ch->too_large = 1;
-        return 0; /* curl aborts with CURLE_WRITE_ERROR */
-    }
-    return jrpc_buf_append(&ch->answer, p, n) == 0 ? n : 0;
-}
-
-/* An easy handle with the upstream's fixed options: a spare one, else a new one (NULL when out of
- * memory). The per-attempt options are chunk_send's. */
-static CURL *easy_get(jrpc__upctx_t *ctx)
-{
-    if (ctx->nspare > 0)
-        return ctx->spare[--ctx->nspare];
-    const jrpc__upconf_t *up = ctx->conf;
-    CURL *e = curl_easy_init();
-    if (e == NULL)
-        return NULL;
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
-    if (up->connect_timeout_ms != 0)
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->connect_timeout_ms);
-    /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise (CURLOPT_PIPEWAIT is
-     * set per attempt). */
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* Not the environment's http_proxy: a daemon's upstreams are named in its config only. */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, ctx);
-    if (up->ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file);
-    return e;
-}
-
-/* Keeps e (out of the multi) for reuse, or cleans it up when the spare list cannot grow. */
-static void easy_put(jrpc__upctx_t *ctx, CURL *e)
-{
-    if (ctx->nspare == ctx->cap_spare) {
-        size_t ncap = ctx->cap_spare ? ctx->cap_spare * 2 : 8;
-        CURL **grown = realloc(ctx->spare, ncap * sizeof(*grown));
-        if (grown == NULL) {
-            curl_easy_cleanup(e);
-            return;
-        }
-        ctx->spare = grown;
-        ctx->cap_spare = ncap;
-    }
-    ctx->spare[ctx->nspare++] = e;
-}
-
-/* Starts one attempt of ch on URL ch->ep: 0, or -1 when it could not start (its calls were
- * answered and ch is freed). */
-static int chunk_send(jrpc__chunk_t *ch)
+/* Puts ch on the client's list of chunks in flight. */
+static void flying_add(jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = ch->ctx;
-    jrpc_upstream_t *up = ctx->up;
-    const jrpc__upconf_t *conf = ctx->conf;
-    unsigned ep = ch->ep;
-    ch->tried |= 1u << ep;
-    ch->attempts++;
-    ch->too_large = 0;
-    ch->answer.len = 0;
-    const char *why = "out of memory";
-    if (ch->stale && jrpc__chunk_build(ch) != 0)
-        goto fail;
-    ch->easy = easy_get(ctx);
-    if (ch->easy == NULL)
-        goto fail;
-    curl_easy_setopt(ch->easy, CURLOPT_URL, conf->urls[ep].ep->url);
-    /* Over TLS a new request waits for a connection that may multiplex (HTTP/2) rather than
-     * opening another one. Over plain HTTP there is no HTTP/2 to wait for, and curl would wait
-     * for the first answer on the host to learn that: requests went out one at a time until a
-     * slow node answered its first. */
-    curl_easy_setopt(ch->easy, CURLOPT_PIPEWAIT, (long)conf->urls[ep].ep->tls);
-    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDS, ch->body.ptr);
-    curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
-    curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
-    curl_easy_setopt(ch->easy, CURLOPT_PRIVATE, ch);
-    ch->sent_ns = uv_hrtime();
-    if (curl_multi_add_handle(ctx->multi, ch->easy) != CURLM_OK) {
-        easy_put(ctx, ch->easy);
-        ch->easy = NULL;
-        why = "cannot start a request";
-        goto fail;
-    }
     ch->prev = NULL;
     ch->next = ctx->flying;
     if (ctx->flying != NULL)
         ctx->flying->prev = ch;
     ctx->flying = ch;
     ctx->in_flight++;
-    ctx->kick = 1;
-    JRPC__UPSTAT_ADD(up->stats.in_flight, 1);
-    if (ch->probe != NULL)
-        return 0; /* probes have counters of their own (probe.c) */
-    JRPC__UPSTAT_ADD(up->stats.requests, 1);
-    JRPC__UPSTAT_ADD(conf->urls[ep].ep->requests, 1);
-    if (ch->attempts > 1)
-        JRPC__UPSTAT_ADD(up->stats.retries, 1);
-    else
-        JRPC__UPSTAT_ADD(up->stats.items, ch->n);
-    if (ch->hedge_of == NULL && !ch->hedged)
-        hedge_arm(ctx);
-    return 0;
-fail:
-    if (ch->probe != NULL)
-        jrpc__probe_done(ch, 0, 0);
-    jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
-    jrpc__chunk_free(ch);
-    return -1;
+    JRPC__UPSTAT_ADD(ctx->up->stats.in_flight, 1);
 }
 
-/* Starts the next attempt of ch on the URL jrpc__upstream_pick chooses. */
-static void chunk_go(jrpc__chunk_t *ch)
+/* Takes ch out of the client's list of chunks in flight. */
+static void flying_remove(jrpc__chunk_t *ch)
 {
-    ch->ep = jrpc__upstream_pick(ch->ctx, ch->tried);
-    chunk_send(ch);
-}
-
-/* Takes ch out of ctx's list of chunks in flight. */
-static void flying_unlink(jrpc__upctx_t *ctx, jrpc__chunk_t *ch)
-{
+    jrpc__upctx_t *ctx = ch->ctx;
     if (ch->prev != NULL)
         ch->prev->next = ch->next;
     else
@@ -843,61 +549,68 @@ static void flying_unlink(jrpc__upctx_t *ctx, jrpc__chunk_t *ch)
     atomic_fetch_sub_explicit(&ctx->up->stats.in_flight, 1, memory_order_relaxed);
 }
 
-/* Cuts the attempt of ch in flight without answering its calls: curl drops the transfer (its
- * connection closes, since its answer is half read) and the handle goes back to the spares. */
-static void chunk_abort(jrpc__chunk_t *ch)
+/* Starts one attempt of ch on URL ch->ep: over h1.c for an http:// URL (unless the upstream's
+ * transport is curl), over libcurl otherwise. 0, or -1 when it could not start (its calls were
+ * answered and ch is freed). h1.c may end the attempt before this returns (a connect refused at
+ * once): ch is not touched after a start that went. */
+static int chunk_send(jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = ch->ctx;
-    flying_unlink(ctx, ch);
-    curl_multi_remove_handle(ctx->multi, ch->easy);
-    easy_put(ctx, ch->easy);
-    ch->easy = NULL;
+    jrpc_upstream_t *up = ctx->up;
+    const jrpc__upconf_t *conf = ctx->conf;
+    unsigned ep = ch->ep;
+    ch->tried |= 1u << ep;
+    ch->attempts++;
+    ch->too_large = 0;
+    ch->answer.len = 0;
+    if (ch->stale && jrpc__chunk_build(ch) != 0) {
+        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, "out of memory");
+        jrpc__chunk_free(ch);
+        return -1;
+    }
+    ch->sent_ns = uv_hrtime();
+    flying_add(ch);
+    int arm = ch->probe == NULL && ch->hedge_of == NULL && !ch->hedged;
+    if (ch->probe == NULL) { /* probes have counters of their own (probe.c) */
+        JRPC__UPSTAT_ADD(up->stats.requests, 1);
+        JRPC__UPSTAT_ADD(conf->urls[ep].ep->requests, 1);
+        if (ch->attempts > 1)
+            JRPC__UPSTAT_ADD(up->stats.retries, 1);
+        else
+            JRPC__UPSTAT_ADD(up->stats.items, ch->n);
+    }
+    const char *why = NULL;
+    if (conf->transport == JRPC_UPSTREAM_TRANSPORT_AUTO && conf->urls[ep].ep->h1)
+        why = jrpc__h1_send(ch) == 0 ? NULL : "out of memory";
+    else
+        why = jrpc__curl_send(ch);
+    if (why != NULL) {
+        flying_remove(ch);
+        if (ch->probe != NULL)
+            jrpc__probe_done(ch, 0, 0);
+        jrpc__chunk_fail(ch, JRPC_UPSTREAM_FAULT_CONNECT, why);
+        jrpc__chunk_free(ch);
+        return -1;
+    }
+    if (arm)
+        hedge_arm(ctx);
+    return 0;
 }
 
-/* The fault a failed transfer shows, and a line on it that names no host (it reaches clients). */
-static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_t cap)
+/* Starts the next attempt of ch on the URL jrpc__upstream_pick chooses. */
+static void chunk_go(jrpc__chunk_t *ch)
 {
-    long os_errno = 0;
-    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
-    const char *why = os_errno != 0 ? uv_strerror((int)-os_errno) : curl_easy_strerror(rc);
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        snprintf(detail, cap, "%s", why);
-        return JRPC_UPSTREAM_FAULT_CONNECT;
-    case CURLE_OPERATION_TIMEDOUT: {
-        /* curl reports both timeouts alike; the one that fired is the one that fits the time. */
-        const jrpc__upconf_t *up = ch->ctx->conf;
-        uint64_t ms = (uv_hrtime() - ch->sent_ns) / 1000000u;
-        if (up->connect_timeout_ms != 0 && up->connect_timeout_ms < up->timeout_ms &&
-            ms < up->timeout_ms)
-            snprintf(detail, cap, "no connection within %u ms", up->connect_timeout_ms);
-        else
-            snprintf(detail, cap, "no answer within %u ms", up->timeout_ms);
-        return JRPC_UPSTREAM_FAULT_TIMEOUT;
-    }
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-        snprintf(detail, cap, "%s", curl_easy_strerror(rc));
-        return JRPC_UPSTREAM_FAULT_TLS;
-    case CURLE_WRITE_ERROR:
-        if (ch->too_large) {
-            snprintf(detail, cap, "answer larger than %zu bytes", ch->ctx->conf->max_answer);
-            return JRPC_UPSTREAM_FAULT_TOO_LARGE;
-        }
-        snprintf(detail, cap, "out of memory");
-        return JRPC_UPSTREAM_FAULT_TOO_LARGE;
-    default:
-        snprintf(detail, cap, "%s", why);
-        return JRPC_UPSTREAM_FAULT_RESET;
-    }
+    ch->ep = jrpc__upstream_pick(ch->ctx, ch->tried);
+    chunk_send(ch);
+}
+
+/* Cuts ch's attempt in flight without answering its calls: its transfer is removed from curl,
+ * or its connection closed; ch leaves the list of chunks in flight and is the caller's. */
+static void chunk_abort(jrpc__chunk_t *ch)
+{
+    flying_remove(ch);
+    jrpc__curl_abort(ch);
+    jrpc__h1_abort(ch);
 }
 
 static void latency_add(jrpc_upstream_t *up, uint64_t us)
@@ -1004,11 +717,14 @@ static void chunk_hedge(jrpc__chunk_t *ch)
         jrpc__chunk_free(twin);
         return;
     }
-    if (chunk_send(twin) != 0)
-        return; /* freed; the chunk goes on alone */
+    /* Paired before the send: h1.c may end the attempt inside it (hedge_done unpairs). */
     ch->hedge = twin;
     ctx->hedges_flying++;
     JRPC__UPSTAT_ADD(ctx->up->stats.hedges, 1);
+    if (chunk_send(twin) != 0) {
+        ch->hedge = NULL; /* freed; the chunk goes on alone */
+        ctx->hedges_flying--;
+    }
 }
 
 /* Hedges the chunks in flight whose attempt is older than the delay, and sets the timer for the
@@ -1062,17 +778,20 @@ static void attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail)
 }
 
 /* The outcome of an attempt that is half of a hedged pair (ch is the twin, or the chunk whose
- * twin flies): the first 2xx answer wins and the other attempt is cut, uncounted; a failed one
- * counts against its URL and leaves the other to decide. Returns the chunk to finish with this
- * outcome (the twin's answer moved into it), or NULL when there is nothing more to do now. */
-static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
+ * twin flies; status and fault as jrpc__upstream_attempt_end says): the first 2xx answer wins and
+ * the other attempt is cut, uncounted; a failed one counts against its URL and leaves the other
+ * to decide. Returns the chunk to finish with this outcome (the twin's answer moved into it), or
+ * NULL when there is nothing more to do now. */
+static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, long status, int fault, const char *detail)
 {
     jrpc__upctx_t *ctx = ch->ctx;
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    int answered = rc == CURLE_OK && status >= 200 && status < 300;
-    char detail[160];
+    int answered = fault < 0 && status >= 200 && status < 300;
+    char line[160];
+    if (fault < 0 && !answered) {
+        fault = JRPC_UPSTREAM_FAULT_HTTP;
+        snprintf(line, sizeof line, "HTTP status %ld", status);
+        detail = line;
+    }
     if (ch->hedge_of == NULL) {
         /* The chunk's own attempt ended while its twin flies. */
         jrpc__chunk_t *twin = ch->hedge;
@@ -1083,10 +802,6 @@ static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
             jrpc__chunk_free(twin);
             return ch;
         }
-        int fault =
-            rc == CURLE_OK ? JRPC_UPSTREAM_FAULT_HTTP : classify(ch, e, rc, detail, sizeof detail);
-        if (rc == CURLE_OK)
-            snprintf(detail, sizeof detail, "HTTP status %ld", status);
         attempt_failed(ch, fault, detail);
         ch->parked = 1;
         return NULL;
@@ -1095,10 +810,6 @@ static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     ctx->hedges_flying--;
     p->hedge = NULL;
     if (!answered && !p->parked) {
-        int fault =
-            rc == CURLE_OK ? JRPC_UPSTREAM_FAULT_HTTP : classify(ch, e, rc, detail, sizeof detail);
-        if (rc == CURLE_OK)
-            snprintf(detail, sizeof detail, "HTTP status %ld", status);
         attempt_failed(ch, fault, detail);
         jrpc__chunk_free(ch);
         return NULL;
@@ -1120,26 +831,22 @@ static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     return p;
 }
 
-/* One attempt of ch is over: curl result rc on easy handle e (already out of the multi). */
-static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
+/* One attempt of ch is over, whichever transport carried it (status and fault as
+ * jrpc__upstream_attempt_end says): the calls are answered, or the chunk goes to another URL. */
+static void attempt_done(jrpc__chunk_t *ch, long status, int fault, const char *detail)
 {
     jrpc_upstream_t *up = ch->ctx->up;
-    char detail[160];
-    int fault;
-    ch->easy = NULL;
+    char line[160];
+    flying_remove(ch);
     if (ch->probe != NULL) {
-        long status = 0;
-        if (rc == CURLE_OK)
-            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-        jrpc__probe_done(ch, rc == CURLE_OK, status);
+        jrpc__probe_done(ch, fault < 0, status);
         jrpc__chunk_free(ch);
         return;
     }
-    if ((ch->hedge != NULL || ch->hedge_of != NULL) && (ch = hedge_done(ch, e, rc)) == NULL)
+    if ((ch->hedge != NULL || ch->hedge_of != NULL) &&
+        (ch = hedge_done(ch, status, fault, detail)) == NULL)
         return;
-    if (rc == CURLE_OK) {
-        long status = 0;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (fault < 0) {
         latency_add(up, (uv_hrtime() - ch->sent_ns) / 1000u);
         fault = jrpc__chunk_answer(ch, status);
         if (fault < 0) {
@@ -1147,9 +854,8 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
             jrpc__chunk_free(ch);
             return;
         }
-        snprintf(detail, sizeof detail, "HTTP status %ld", status);
-    } else {
-        fault = classify(ch, e, rc, detail, sizeof detail);
+        snprintf(line, sizeof line, "HTTP status %ld", status);
+        detail = line;
     }
     attempt_failed(ch, fault, detail);
     if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE && ch->attempts <= ch->ctx->conf->retries) {
@@ -1165,32 +871,40 @@ static void chunk_done(jrpc__chunk_t *ch, CURL *e, CURLcode rc)
     jrpc__chunk_free(ch);
 }
 
+void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail)
+{
+    jrpc__upctx_t *ctx = ch->ctx;
+    if (ctx->busy) {
+        attempt_done(ch, status, fault, detail); /* inside a walk of ctx's, which refills */
+        return;
+    }
+    ctx_enter(ctx);
+    attempt_done(ch, status, fault, detail);
+    jrpc__upctx_leave(ctx);
+}
+
+void jrpc__upctx_enter(jrpc__upctx_t *ctx)
+{
+    ctx_enter(ctx);
+}
+
+void jrpc__upctx_leave(jrpc__upctx_t *ctx)
+{
+    ctx_drain(ctx);
+    ctx_leave(ctx);
+}
+
 /* Finishes every transfer curl reports done, refills the in-flight places, and runs curl again
  * at once for what was sent (rather than on its 0 ms timer, a loop iteration later), until
  * nothing more completes. */
 static void ctx_drain(jrpc__upctx_t *ctx)
 {
     for (;;) {
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(ctx->multi, &left)) != NULL) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            CURL *e = msg->easy_handle;
-            CURLcode rc = msg->data.result; /* msg is gone once the handle is removed */
-            char *priv = NULL;
-            curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-            curl_multi_remove_handle(ctx->multi, e);
-            jrpc__chunk_t *ch = (jrpc__chunk_t *)(void *)priv;
-            flying_unlink(ctx, ch);
-            chunk_done(ch, e, rc);
-            easy_put(ctx, e);
-        }
+        jrpc__curl_collect(ctx);
         ctx_start_waiting(ctx);
         if (!ctx->kick)
             return;
         ctx->kick = 0;
-        int running;
-        curl_multi_socket_action(ctx->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        jrpc__curl_kick(ctx);
     }
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/upstream, the gateway: upstream objects (URLs, failover
- * state, counters), the per-io-loop client that drives a libcurl multi handle from the loop (no
- * thread per request: sockets are uv_poll handles, curl's timeout is a uv_timer), and the chunk:
- * one upstream HTTP request carrying up to max_batch forwarded calls. Never installed. */
+ * state, counters), the per-io-loop client (client.c) with its two transports, the own HTTP/1.1
+ * client for http:// URLs (h1.c) and a libcurl multi handle driven from the loop (curl.c), and
+ * the chunk: one upstream HTTP request carrying up to max_batch forwarded calls. Never
+ * installed. */
 #ifndef JRPC_UPSTREAM_INTERNAL_H
 #define JRPC_UPSTREAM_INTERNAL_H
 
@@ -19,6 +20,7 @@
 typedef struct jrpc__upctx jrpc__upctx_t;
 typedef struct jrpc__chunk jrpc__chunk_t;
 typedef struct jrpc__subs jrpc__subs_t;
+typedef struct jrpc__h1 jrpc__h1_t;
 
 /* One URL of an upstream: its health and counters, shared by every io loop (so atomic) and by
  * every version of the upstream's settings that lists the same URL, so that a reload keeps them. */
@@ -28,6 +30,11 @@ typedef struct jrpc__endpoint {
     char *display;                  /* scheme://host:port: for logs and stats, never secrets */
     uint8_t tls;                    /* https: HTTP/2 may be negotiated (a request may wait for a
                                        connection to multiplex on) */
+    uint8_t h1;                     /* h1.c can send to it: http://, no user:password@ */
+    char *h1_host;                  /* what to connect to: an address or a name (h1) */
+    int h1_port;                    /* its port */
+    char *h1_authority;             /* the Host header: host[:port] as in the URL */
+    char *h1_target;                /* path and query, "/" when empty */
     _Atomic uint64_t down_until_ms; /* uv_hrtime() ms until which it is passed over; 0: up */
     _Atomic uint64_t requests;      /* requests sent to it */
     _Atomic uint64_t faults;        /* of those, transport faults */
@@ -79,6 +86,7 @@ typedef struct jrpc__upconf {
     char *probe;                  /* probe method (owned), or NULL: no probes */
     unsigned probe_interval_ms;   /* between probe rounds */
     unsigned max_lag;             /* eth_blockNumber probes: blocks behind the best; 0: off */
+    unsigned transport;           /* JRPC_UPSTREAM_TRANSPORT_*: curl forces libcurl everywhere */
 } jrpc__upconf_t;
 
 /* Counters of an upstream, updated by every io loop (relaxed atomics: they are statistics). The
@@ -136,7 +144,7 @@ struct jrpc__upctx {
     uv_loop_t *loop;              /* the io loop it runs on */
     unsigned index;               /* its place: up->ctx[index] */
     uv_async_t wake;              /* a reconfigure wakes the loop: an idle old client goes */
-    CURLM *multi;                 /* its connection cache is this loop's pool to the upstream */
+    CURLM *multi;                 /* curl.c's: its connection cache is the loop's curl pool */
     uv_timer_t timer;             /* libcurl's next timeout */
     uv_check_t check;             /* after each poll phase: flush pending calls, see closing */
     uv_idle_t idle;               /* active while calls are pending: the poll must not block */
@@ -167,24 +175,26 @@ struct jrpc__upctx {
     uint64_t auto_first_ns;    /* auto_batch: uv_hrtime() when the oldest pending single came */
     uv_timer_t hedge_timer;    /* hedging: the next chunk in flight whose hedge is due */
     unsigned hedges_flying;    /* hedge attempts in flight (a bound: see hedge_room) */
+    jrpc__h1_t *h1;            /* h1.c's connection pools; NULL until used */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
 struct jrpc__chunk {
-    jrpc__upctx_t *ctx;  /* the client sending it */
-    jrpc__chunk_t *next; /* in ctx's wait queue, or its list of chunks in flight */
-    jrpc__chunk_t *prev; /* in the list of chunks in flight */
-    CURL *easy;          /* while handed to curl */
-    jrpc_buf_t body;     /* the request body, kept for retries */
-    jrpc_buf_t answer;   /* the answer so far */
-    uint64_t base_id;    /* ids are base_id … base_id + n - 1, in call order */
-    uint64_t sent_ns;    /* uv_hrtime() when the current attempt started */
-    uint32_t tried;      /* bit per URL tried for this chunk */
-    unsigned ep;         /* URL of the current attempt */
-    unsigned attempts;   /* sent so far */
-    uint8_t is_batch;    /* sent as a JSON array */
-    uint8_t too_large;   /* the answer passed max_answer: the transfer was cut */
-    uint8_t stale;       /* calls were pruned: the body must be built again before sending */
+    jrpc__upctx_t *ctx;      /* the client sending it */
+    jrpc__chunk_t *next;     /* in ctx's wait queue, or its list of chunks in flight */
+    jrpc__chunk_t *prev;     /* in the list of chunks in flight */
+    CURL *easy;              /* while handed to curl */
+    struct jrpc__h1conn *h1; /* while on a connection of h1.c */
+    jrpc_buf_t body;         /* the request body, kept for retries */
+    jrpc_buf_t answer;       /* the answer so far */
+    uint64_t base_id;        /* ids are base_id … base_id + n - 1, in call order */
+    uint64_t sent_ns;        /* uv_hrtime() when the current attempt started */
+    uint32_t tried;          /* bit per URL tried for this chunk */
+    unsigned ep;             /* URL of the current attempt */
+    unsigned attempts;       /* sent so far */
+    uint8_t is_batch;        /* sent as a JSON array */
+    uint8_t too_large;       /* the answer passed max_answer: the transfer was cut */
+    uint8_t stale;           /* calls were pruned: the body must be built again before sending */
 
     /* Hedging and probes (no calls of their own: n is 0 in a twin or a probe). */
     jrpc__chunk_t *hedge;       /* its second attempt in flight (a twin), or NULL */
@@ -232,6 +242,49 @@ void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data);
 /* Frees what a ctx holds without touching its loop (the loop is gone: a server that failed to
  * start). Main thread, from jrpc_upstream_free. */
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
+
+/* An attempt of ch (in ctx->flying) is over, whichever transport carried it: an answer with HTTP
+ * status `status` (fault < 0), or a transport fault with a line on it that names no host. The
+ * chunk is answered, retried or freed; the client refills its in-flight places. Loop thread. */
+void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail);
+
+/* Around a callback of a transport's that may end attempts: enter marks ctx busy (its lists are
+ * walked); leave finishes what completed, refills the in-flight places, and closes ctx when a
+ * stop or a reconfigure asked for it meanwhile. */
+void jrpc__upctx_enter(jrpc__upctx_t *ctx);
+void jrpc__upctx_leave(jrpc__upctx_t *ctx);
+
+/* ---- curl.c: the libcurl transport ----------------------------------------------------------- */
+
+/* Makes ctx->multi, set up to run on ctx's loop: 0 or JRPC_ENOMEM. */
+int jrpc__curl_open(jrpc__upctx_t *ctx);
+/* Starts an attempt of ch on ch->ep: NULL, or a line on why it could not start. */
+const char *jrpc__curl_send(jrpc__chunk_t *ch);
+/* Cuts ch's transfer, if curl carries it; nothing is answered. */
+void jrpc__curl_abort(jrpc__chunk_t *ch);
+/* Ends, through jrpc__upstream_attempt_end, every attempt curl reports done (ctx busy). */
+void jrpc__curl_collect(jrpc__upctx_t *ctx);
+/* Runs curl's timers at once (requests were added). */
+void jrpc__curl_kick(jrpc__upctx_t *ctx);
+/* ctx is closing: cleans the multi handle up, its connections and their watchers with it. */
+void jrpc__curl_close(jrpc__upctx_t *ctx);
+/* The loop is gone: cleans the multi handle up without touching it. */
+void jrpc__curl_free_detached(jrpc__upctx_t *ctx);
+/* Frees the spare easy handles and the watcher table (ctx is being freed). */
+void jrpc__curl_release(jrpc__upctx_t *ctx);
+
+/* ---- h1.c: the own HTTP/1.1 client for http:// URLs ------------------------------------------ */
+
+/* Starts an attempt of ch on ch->ep over a pooled or a new connection; it ends through
+ * jrpc__upstream_attempt_end, possibly before this returns (a connect refused at once). 0, or
+ * JRPC_ENOMEM (nothing started). */
+int jrpc__h1_send(jrpc__chunk_t *ch);
+/* Cuts ch's attempt: its connection closes, nothing is answered. */
+void jrpc__h1_abort(jrpc__chunk_t *ch);
+/* Closes ctx's idle connections (ctx is closing; its attempts were aborted). */
+void jrpc__h1_close(jrpc__upctx_t *ctx);
+/* Frees ctx->h1 (after jrpc__h1_close, or with the loop gone). */
+void jrpc__h1_free(jrpc__upctx_t *ctx);
 
 /* ---- answer.c -------------------------------------------------------------------------------- */
 

@@ -76,6 +76,48 @@ static void curl_init(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : JRPC_ENOMEM;
 }
 
+static void endpoint_unref(jrpc__endpoint_t *ep);
+
+/* What h1.c needs of an http:// URL that curl's parser took apart (h): where to connect, the Host
+ * header and the request target. A URL with a user name or password, or an IPv6 zone, stays
+ * with curl (ep->h1 0), which sends the first as Basic auth. 0 or JRPC_ENOMEM. */
+static int h1_target(CURLU *h, const char *host, const char *port, jrpc__endpoint_t *ep)
+{
+    char *user = NULL, *password = NULL, *path = NULL, *query = NULL, *given_port = NULL;
+    int rc = JRPC_ENOMEM;
+    curl_url_get(h, CURLUPART_USER, &user, 0);
+    curl_url_get(h, CURLUPART_PASSWORD, &password, 0);
+    curl_url_get(h, CURLUPART_PATH, &path, 0);
+    curl_url_get(h, CURLUPART_QUERY, &query, 0);
+    curl_url_get(h, CURLUPART_PORT, &given_port, 0);
+    size_t hl = strlen(host);
+    int bracketed = hl >= 2 && host[0] == '[' && host[hl - 1] == ']';
+    ep->h1_host = bracketed ? strndup(host + 1, hl - 2) : strdup(host);
+    size_t an = hl + strlen(port) + 2;
+    ep->h1_authority = malloc(an);
+    const char *pp = path != NULL && path[0] != '\0' ? path : "/";
+    size_t tn = strlen(pp) + (query ? strlen(query) + 1 : 0) + 1;
+    ep->h1_target = malloc(tn);
+    if (ep->h1_host == NULL || ep->h1_authority == NULL || ep->h1_target == NULL)
+        goto done;
+    /* The port in Host as the URL gave it: absent for :80, as curl sends it. */
+    if (given_port != NULL)
+        snprintf(ep->h1_authority, an, "%s:%s", host, port);
+    else
+        snprintf(ep->h1_authority, an, "%s", host);
+    snprintf(ep->h1_target, tn, "%s%s%s", pp, query ? "?" : "", query ? query : "");
+    ep->h1_port = atoi(port);
+    ep->h1 = user == NULL && password == NULL && strchr(ep->h1_host, '%') == NULL;
+    rc = 0;
+done:
+    curl_free(user);
+    curl_free(password);
+    curl_free(path);
+    curl_free(query);
+    curl_free(given_port);
+    return rc;
+}
+
 /* Checks an http(s) URL with curl's parser and makes its endpoint (one reference), with the
  * loggable "scheme://host:port". 0, JRPC_EINVAL or JRPC_ENOMEM. */
 static int endpoint_new(const char *url, jrpc__endpoint_t **out)
@@ -111,6 +153,10 @@ static int endpoint_new(const char *url, jrpc__endpoint_t **out)
     snprintf(ep->display, n, "%s://%s:%s", scheme, host, port);
     ep->tls = strcmp(scheme, "https") == 0;
     atomic_init(&ep->refs, 1);
+    if (!ep->tls && h1_target(h, host, port, ep) != 0) {
+        endpoint_unref(ep);
+        goto done;
+    }
     *out = ep;
     rc = 0;
 done:
@@ -127,6 +173,9 @@ static void endpoint_unref(jrpc__endpoint_t *ep)
         return;
     free(ep->url);
     free(ep->display);
+    free(ep->h1_host);
+    free(ep->h1_authority);
+    free(ep->h1_target);
     free(ep);
 }
 
@@ -166,6 +215,9 @@ static int settings_check(const jrpc_upstream_config_t *cfg)
         return JRPC_EINVAL;
     if (cfg->probe != NULL && (cfg->probe[0] == '\0' || cfg->probe_interval_ms == 0 ||
                                strpbrk(cfg->probe, "\"\\") || strlen(cfg->probe) > 200))
+        return JRPC_EINVAL;
+    if (cfg->transport != JRPC_UPSTREAM_TRANSPORT_AUTO &&
+        cfg->transport != JRPC_UPSTREAM_TRANSPORT_CURL)
         return JRPC_EINVAL;
     return 0;
 }
@@ -279,6 +331,7 @@ static int conf_new(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg,
     c->hedge_quantile = cfg->hedge_quantile;
     c->probe_interval_ms = cfg->probe_interval_ms;
     c->max_lag = cfg->max_lag;
+    c->transport = cfg->transport;
     rc = JRPC_ENOMEM;
     if (cfg->probe != NULL && (c->probe = strdup(cfg->probe)) == NULL)
         goto fail;

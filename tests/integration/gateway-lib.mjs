@@ -167,11 +167,15 @@ export async function startHardhat() {
 /**
  * Start jrpcd (with the suite's test modules) from an INI file holding `ini` plus `args`.
  * `upstreams` maps NAME → { urls: [...] | url: [...lines], methods: '...', ...other keys }.
+ * With JRPC_GATEWAY_TRANSPORT set, sections without a transport key get that one.
  */
 export async function startGateway(upstreams, { batchDeny, args = [], extra = '' } = {}) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'jrpc-gw-'));
     let ini = '';
-    for (const [name, keys] of Object.entries(upstreams)) {
+    for (const [name, given] of Object.entries(upstreams)) {
+        // JRPC_GATEWAY_TRANSPORT=curl runs a suite over libcurl for every URL (ctest's -curl tests).
+        const keys = process.env.JRPC_GATEWAY_TRANSPORT && !('transport' in given)
+            ? { ...given, transport: process.env.JRPC_GATEWAY_TRANSPORT } : given;
         ini += `[upstream ${name}]\n`;
         for (const [k, v] of Object.entries(keys)) {
             if (Array.isArray(v) && k === 'url') for (const line of v) ini += `url = ${line}\n`;

@@ -26,6 +26,8 @@
 #include "upstream/answer.c"
 #include "upstream/cache.c"
 #include "upstream/client.c"
+#include "upstream/curl.c"
+#include "upstream/h1.c"
 #include "upstream/share.c"
 
 /* ---- Stand-ins ------------------------------------------------------------------------------- */
@@ -398,6 +400,15 @@ static void test_cap(void **state)
     jrpc__chunk_free(ch);
 }
 
+/* A curl transfer of ch (in flight) ended with rc: what ctx_drain does with it. */
+static void curl_done(jrpc__chunk_t *ch, CURL *easy, CURLcode rc)
+{
+    char detail[160];
+    int fault = classify(ch, easy, rc, detail, sizeof detail);
+    flying_add(ch);
+    attempt_done(ch, 0, fault, detail);
+}
+
 /* The cut transfer's curl error becomes too_large for every call: not retried (the next URL
  * would send the same answer), not held against the URL. */
 static void test_too_large_fault(void **state)
@@ -408,7 +419,7 @@ static void test_too_large_fault(void **state)
     jrpc__chunk_t *ch = chunk(100);
     assert_int_equal(feed(ch, answer_text, 60), 60);
     assert_int_equal(feed(ch, answer_text + 60, 60), 0);
-    chunk_done(ch, easy, CURLE_WRITE_ERROR); /* frees ch */
+    curl_done(ch, easy, CURLE_WRITE_ERROR); /* frees ch */
     for (size_t i = 0; i < NCALLS; i++) {
         assert_int_equal(calls[i].replies, 1);
         assert_int_equal(calls[i].code, JRPC_CODE_SERVER_ERROR);
@@ -426,7 +437,7 @@ static void test_too_large_fault(void **state)
     /* A write error that was no overflow (out of memory) is reported as such. */
     calls_reset();
     ch = chunk(100);
-    chunk_done(ch, easy, CURLE_WRITE_ERROR);
+    curl_done(ch, easy, CURLE_WRITE_ERROR);
     for (size_t i = 0; i < NCALLS; i++) {
         assert_int_equal(calls[i].replies, 1);
         assert_non_null(strstr(calls[i].data, "\"detail\":\"out of memory\""));
@@ -445,7 +456,7 @@ static void test_cancelled_not_retried(void **state)
     jrpc__chunk_t *ch = chunk(100);
     for (size_t i = 0; i < NCALLS; i++)
         calls[i].cancelled = 1;
-    chunk_done(ch, easy, CURLE_COULDNT_CONNECT); /* frees ch */
+    curl_done(ch, easy, CURLE_COULDNT_CONNECT); /* frees ch */
     for (size_t i = 0; i < NCALLS; i++) {
         assert_int_equal(calls[i].replies, 1);
         assert_int_equal(calls[i].code, JRPC_CODE_TIMEOUT);
