@@ -23,12 +23,12 @@ import { HAVE_REDIS, freePort, redisCmd, waitFor, redisStart, redisStop, redisKi
 const skip = !HAVE_REDIS && 'redis-server is not installed';
 const MAX_VALUE = 1024; // [cache] redis_max_value of both gateways
 
-let dir, redis, up, a, b;
+let dir, redis, redisPort, up, a, b;
 
-function ini(port) {
+function ini(port, timeout = '200ms') {
     return `[redis]
 url = redis://127.0.0.1:${port}
-timeout = 200ms
+timeout = ${timeout}
 
 [upstream gw]
 url = ${up.url('/ok')}
@@ -48,11 +48,11 @@ eth_getBalance = 1h
 `;
 }
 
-async function gateway(name, port) {
+async function gateway(name, port, { timeout, args = [] } = {}) {
     const file = path.join(dir, `${name}.ini`);
-    writeFileSync(file, ini(port));
+    writeFileSync(file, ini(port, timeout));
     // One io loop: one Redis connection, so the counts below are exact.
-    return startServer(['--config', file, '--admin-listen', '127.0.0.1:0', '--io-threads', '1']);
+    return startServer(['--config', file, '--admin-listen', '127.0.0.1:0', '--io-threads', '1', ...args]);
 }
 
 /** The Redis key of a call: the prefix, then the SHA-256 of upstream NUL method NUL params. */
@@ -72,7 +72,8 @@ before(async () => {
     if (skip) return;
     dir = mkdtempSync(path.join(os.tmpdir(), 'jrpc-cache-redis-'));
     up = await startFaultServer();
-    redis = await redisStart(await freePort());
+    redisPort = await freePort();
+    redis = await redisStart(redisPort);
     [a, b] = await Promise.all([gateway('a', redis.port), gateway('b', redis.port)]);
 });
 
@@ -179,6 +180,35 @@ test('Redis stopped, then gone: calls are answered from the upstream, no hang', 
     await healthy(a);
     await healthy(b);
     redis = null;
+});
+
+test('Redis back: answers are shared again; a stop with a GET in flight exits cleanly', { skip }, async () => {
+    redis = await redisStart(redisPort);
+    await waitFor('A connected again', async () => (await metric(a, 'jrpc_redis_up')) === 1);
+    await rpc(a, call('kept', ['back'], 1));
+    await waitFor('stored again', async () => (await int(`EXISTS ${keyOf('kept', ['back'])}`)) === 1);
+    const n = received('kept');
+    assert.deepEqual((await rpc(b, call('kept', ['back'], 2))).json.result, { m: 'kept', p: ['back'] });
+    assert.equal(received('kept'), n, 'B answered from Redis');
+
+    // A GET that Redis will not answer before the stop: the stop answers the call and exits 0.
+    const c = await gateway('c', redisPort, { timeout: '20s', args: ['--drain', '100ms'] });
+    try {
+        await waitFor('C connected', async () => (await metric(c, 'jrpc_redis_up')) === 1);
+        await redisStop(redis);
+        const pending = rpc(c, call('kept', ['held'], 1), { timeout: 10_000 }).catch((e) => e);
+        await waitFor('the call waits for Redis', async () => (await metric(c, 'jrpc_calls_in_flight')) === 1);
+        await c.stop();
+        // The engine answers it at the end of the drain; the GET's late end changes nothing.
+        const r = await pending;
+        assert.deepEqual(r.json?.error, { code: -32000, message: 'server shutting down' }, String(r));
+    } finally {
+        await c.kill();
+    }
+    await redisKill(redis);
+    redis = null;
+    await a.stop();
+    await b.stop();
 });
 
 test('config: redis = on needs [redis] url; bad values are refused; --check prints the keys', { skip }, async () => {
