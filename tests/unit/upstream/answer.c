@@ -63,28 +63,7 @@ JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
     return 0;
 }
 
-/* No shared store in these tests: the Redis level of the cache stays out of the way. */
-JRPC_EXTERN int jrpc_server_kv_shared(const jrpc_server_t *srv)
-{
-    (void)srv;
-    return 0;
-}
-
-JRPC_EXTERN int jrpc_server_kv_get(jrpc_server_t *srv, unsigned loop, const char *key, size_t klen,
-                                   jrpc_kv_cb cb, void *data)
-{
-    (void)srv, (void)loop, (void)key, (void)klen, (void)cb, (void)data;
-    return JRPC_EINVAL;
-}
-
-JRPC_EXTERN int jrpc_server_kv_set(jrpc_server_t *srv, unsigned loop, const char *key, size_t klen,
-                                   const char *val, size_t vlen, uint64_t ttl_ms, jrpc_kv_cb cb,
-                                   void *data)
-{
-    (void)srv, (void)loop, (void)key, (void)klen, (void)val, (void)vlen, (void)ttl_ms, (void)cb;
-    (void)data;
-    return JRPC_EINVAL;
-}
+#include "kv_stub.h"
 
 void jrpc__upctx_hold(jrpc__upctx_t *ctx)
 {
