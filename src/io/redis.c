@@ -637,6 +637,13 @@ static void tick(uv_timer_t *t)
 /* ---- The store's operations ------------------------------------------------------------------
  */
 
+/* Whether rl can send now: its connection is ready (or, on the first connect, being set up). */
+static int can_send(const rloop_t *rl)
+{
+    return rl != NULL && rl->started && rl->ac != NULL && !rl->drop &&
+           (rl->state != ST_CONNECTING || rl->queue_ok);
+}
+
 static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__bucket_t *bucket,
                           const uint32_t *costs, uint8_t *ok, size_t n, jrpc__budget_cb done,
                           void *arg)
@@ -652,8 +659,7 @@ static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__buc
         return;
     }
     int outcome = -1;
-    if (rl == NULL || !rl->started || rl->ac == NULL || rl->drop ||
-        (rl->state == ST_CONNECTING && !rl->queue_ok))
+    if (!can_send(rl))
         outcome = JRPC__REDIS_DOWN;
     else if (rl->nsent >= JRPC__REDIS_MAX_PENDING)
         outcome = JRPC__REDIS_FULL;
@@ -697,13 +703,6 @@ static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__buc
     rl->nsent++;
     if (rl->armed_ms > r->deadline_ms)
         arm(rl);
-}
-
-/* Whether rl can send now: its connection is ready (or, on the first connect, being set up). */
-static int can_send(const rloop_t *rl)
-{
-    return rl != NULL && rl->started && rl->ac != NULL && !rl->drop &&
-           (rl->state != ST_CONNECTING || rl->queue_ok);
 }
 
 static const jrpc__budget_ops_t redis_ops;
