@@ -211,7 +211,7 @@ test('Redis back: answers are shared again; a stop with a GET in flight exits cl
     await b.stop();
 });
 
-test('config: redis = on needs [redis] url; bad values are refused; --check prints the keys', { skip }, async () => {
+test('config: redis = on needs [redis] url (also on a reload); bad values are refused; --check prints the keys', { skip }, async () => {
     const check = (text) => {
         const file = path.join(dir, 'check.ini');
         writeFileSync(file, text);
@@ -230,4 +230,19 @@ test('config: redis = on needs [redis] url; bad values are refused; --check prin
     r = check(`[redis]\nurl = redis://127.0.0.1:${await freePort()}\n${base}[cache]\nredis = on\nredis_max_value = 64KiB\n`);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /\[cache\][^[]*redis = on\nredis_max_value = 65536\n/);
+
+    // A reload cannot turn it on without the running [redis] (that takes a restart).
+    const file = path.join(dir, 'reload.ini');
+    writeFileSync(file, `[upstream gw]\nurl = ${up.url('/ok')}\nmethods = *\n`);
+    const srv = await startServer(['--config', file, '--io-threads', '1']);
+    try {
+        writeFileSync(file, `[upstream gw]\nurl = ${up.url('/ok')}\nmethods = *\n[cache]\nredis = on\n`);
+        srv.proc.kill('SIGHUP');
+        await waitFor('the reload refused', () =>
+            /reload refused: \[cache\] redis = on needs \[redis\] url, which takes a restart/.test(srv.stderr()));
+        await healthy(srv);
+        await srv.stop();
+    } finally {
+        await srv.kill();
+    }
 });
