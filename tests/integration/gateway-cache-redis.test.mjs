@@ -4,10 +4,11 @@
 // (upstream-fault.mjs). A cacheable call answered through A is answered through B from Redis
 // (the upstream sees it once), then from B's own cache without a round trip; Redis keeps it for
 // its TTL (PX), `forever` for a day; an expired answer is asked for again; null, errors, calls
-// naming `latest`, writes and results over redis_max_value are never sent to Redis; a Redis
-// that stops answering (SIGSTOP) or is gone costs a call at most the [redis] timeout and the
-// call is answered from the upstream; the metrics count each case. Skipped when redis-server is
-// not installed. No sleeps: every wait is for a condition, with a bound.
+// naming `latest`, writes and results over redis_max_value are never sent to Redis, and a value
+// there that is not JSON is never passed on; a Redis that stops answering (SIGSTOP) or is gone
+// costs a call at most the [redis] timeout and the call is answered from the upstream; the
+// metrics count each case. Skipped when redis-server is not installed. No sleeps: every wait is
+// for a condition, with a bound.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -158,6 +159,19 @@ test('null, errors, latest, writes and results over redis_max_value never reach 
     await rpc(a, call('kept', ['last'], 1));
     await waitFor('the last answer in Redis', async () => (await int(`EXISTS ${keyOf('kept', ['last'])}`)) === 1);
     assert.equal(await int('DBSIZE'), before + 1, 'only the cacheable answer was stored');
+});
+
+test('a value in Redis that is not JSON is not passed on: the call goes upstream', { skip }, async () => {
+    const key = keyOf('kept', ['bad']);
+    assert.equal(await redisCmd(redis.port, `SET ${key} {not-json PX 60000`), '+OK\r\n');
+    const errors = await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="error"}');
+    const n = received('kept');
+    assert.deepEqual((await rpc(b, call('kept', ['bad'], 1))).json, { jsonrpc: '2.0', id: 1, result: { m: 'kept', p: ['bad'] } });
+    assert.equal(received('kept'), n + 1);
+    assert.equal(await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="error"}'), errors + 1);
+    // The upstream's answer replaces it.
+    const good = JSON.stringify({ m: 'kept', p: ['bad'] });
+    await waitFor('replaced', async () => (await redisCmd(redis.port, `GET ${key}`)) === `$${good.length}\r\n${good}\r\n`);
 });
 
 test('Redis stopped, then gone: calls are answered from the upstream, no hang', { skip }, async () => {
