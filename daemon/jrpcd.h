@@ -68,6 +68,8 @@ typedef struct jrpcd_opts {
     unsigned long long cache_tag_ttl_ms;     /* [cache] tag_ttl */
     jrpc_upstream_cache_rule_t *cache_rules; /* [cache ttl] lines, patterns owned */
     size_t cache_nrules;                     /* entries in cache_rules */
+    unsigned cache_redis;                    /* [cache] redis: on (1) or off */
+    unsigned long long cache_redis_max;      /* [cache] redis_max_value; 0: the default */
     char **batch_deny;                       /* owned patterns of [batch] deny and --batch-deny */
     size_t batch_deny_len;                   /* entries in batch_deny */
     char *admin_listen;                      /* owned [admin] listen / --admin-listen, NULL: off */

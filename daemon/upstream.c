@@ -547,6 +547,8 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
 
 /* The longest TTL short of forever: a day; past it an answer is as good as forever. */
 #define CACHE_TTL_MAX 86400000ULL
+/* The largest redis_max_value: Redis refuses a string past 512 MiB. */
+#define CACHE_REDIS_MAX_VALUE (512ULL << 20)
 
 int jrpcd_cache_key(jrpcd_opts_t *opts, const char *sub, const char *key, const char *value,
                     char *err, size_t cap)
@@ -574,7 +576,23 @@ int jrpcd_cache_key(jrpcd_opts_t *opts, const char *sub, const char *key, const 
             opts->cache_tag_ttl_ms = v;
             return 0;
         }
-        snprintf(err, cap, "unknown key \"%s\" (keys: size, tag_ttl; TTLs go in [cache ttl])", key);
+        if (strcmp(key, "redis") == 0)
+            return on_off(value, &opts->cache_redis, err, cap);
+        if (strcmp(key, "redis_max_value") == 0) {
+            if (jrpcd_parse_size(value, &v, err, cap) != 0)
+                return -1;
+            if (v < 1 || v > CACHE_REDIS_MAX_VALUE) {
+                snprintf(err, cap, "\"%s\" is outside 1 byte to 512MiB (Redis's largest string)",
+                         value);
+                return -1;
+            }
+            opts->cache_redis_max = v;
+            return 0;
+        }
+        snprintf(err, cap,
+                 "unknown key \"%s\" (keys: size, tag_ttl, redis, redis_max_value; TTLs go in "
+                 "[cache ttl])",
+                 key);
         return -1;
     }
     if (strcmp(sub, "ttl") != 0) {
@@ -625,13 +643,17 @@ static jrpc_upstream_cache_config_t cache_config(const jrpcd_opts_t *opts)
     c.tag_ttl_ms = opts->cache_tag_ttl_ms;
     c.rules = opts->cache_rules;
     c.nrules = opts->cache_nrules;
+    c.redis = opts->cache_redis;
+    if (opts->cache_redis_max != 0)
+        c.redis_max_value = (size_t)opts->cache_redis_max;
     return c;
 }
 
 static int cache_differ(const jrpcd_opts_t *a, const jrpcd_opts_t *b)
 {
     if (a->cache_size_set != b->cache_size_set || a->cache_size != b->cache_size ||
-        a->cache_tag_ttl_ms != b->cache_tag_ttl_ms || a->cache_nrules != b->cache_nrules)
+        a->cache_tag_ttl_ms != b->cache_tag_ttl_ms || a->cache_nrules != b->cache_nrules ||
+        a->cache_redis != b->cache_redis || a->cache_redis_max != b->cache_redis_max)
         return 1;
     for (size_t i = 0; i < a->cache_nrules; i++)
         if (strcmp(a->cache_rules[i].pattern, b->cache_rules[i].pattern) != 0 ||
@@ -734,6 +756,12 @@ int jrpcd_gateway_setup(jrpcd_opts_t *opts, jrpc_server_t *srv, char *err, size_
             return -1;
         }
     }
+    if (opts->cache_redis && opts->redis_url == NULL) {
+        snprintf(err, cap,
+                 "[cache] redis = on needs [redis] url (the Redis the answers are "
+                 "shared through)");
+        return -1;
+    }
     if (opts->upstreams_len != 0 && gw_cache == NULL) {
         jrpc_upstream_cache_config_t cc = cache_config(opts);
         int rc = up.cache_new(&cc, &gw_cache);
@@ -826,6 +854,11 @@ int jrpcd_gateway_reload_check(const jrpcd_opts_t *run, const jrpcd_opts_t *next
                                size_t cap)
 {
     int restart = 0;
+    /* [redis] itself needs a restart: the running one is what the cache would use. */
+    if (next->cache_redis && run->redis_url == NULL) {
+        snprintf(err, cap, "[cache] redis = on needs [redis] url, which takes a restart");
+        return -1;
+    }
     for (size_t i = 0; i < run->upstreams_len; i++) {
         const jrpcd_upstream_t *r = &run->upstreams[i], *n = section_find(next, r->name);
         if (n == NULL) {
@@ -920,6 +953,8 @@ int jrpcd_gateway_reload_apply(jrpcd_opts_t *run, jrpcd_opts_t *next)
             SWAP(cache_tag_ttl_ms);
             SWAP(cache_rules);
             SWAP(cache_nrules);
+            SWAP(cache_redis);
+            SWAP(cache_redis_max);
 #undef SWAP
             jrpcd_log(JRPC_LOG_INFO,
                       "reload: [cache] applied (size %zu bytes, %zu TTL rules); "
@@ -1241,7 +1276,26 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         {"jrpc_upstream_cache_bytes", "gauge",
          "Bytes the response cache holds (what [cache] size bounds).", cs.bytes},
         {"jrpc_upstream_cache_entries", "gauge", "Entries in the response cache.", cs.entries},
+        {"jrpc_upstream_cache_redis_misses_total", "counter",
+         "Calls the local cache missed that Redis did not have either.", cs.redis_misses},
+        {"jrpc_upstream_cache_redis_stores_total", "counter", "Results sent to Redis.",
+         cs.redis_stores},
+        {"jrpc_upstream_cache_redis_too_large_total", "counter",
+         "Results not sent to Redis: longer than [cache] redis_max_value.", cs.redis_too_large},
     };
+    jrpc_metrics_printf(
+        m,
+        "# HELP jrpc_upstream_cache_hits_total Calls answered from the response cache, by level.\n"
+        "# TYPE jrpc_upstream_cache_hits_total counter\n"
+        "jrpc_upstream_cache_hits_total{level=\"local\"} %llu\n"
+        "jrpc_upstream_cache_hits_total{level=\"redis\"} %llu\n"
+        "# HELP jrpc_upstream_cache_redis_errors_total Redis GETs and SETs of the response cache "
+        "that failed (a GET's call is forwarded), by cause.\n"
+        "# TYPE jrpc_upstream_cache_redis_errors_total counter\n"
+        "jrpc_upstream_cache_redis_errors_total{cause=\"timeout\"} %llu\n"
+        "jrpc_upstream_cache_redis_errors_total{cause=\"error\"} %llu\n",
+        (unsigned long long)cs.hits, (unsigned long long)cs.redis_hits,
+        (unsigned long long)cs.redis_timeouts, (unsigned long long)cs.redis_errors);
     for (size_t k = 0; k < sizeof cache_series / sizeof cache_series[0]; k++)
         jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", cache_series[k].name,
                             cache_series[k].help, cache_series[k].name, cache_series[k].type,
@@ -1353,7 +1407,8 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
         jrpc_upstream_cache_config_t cc = cache_config(opts);
         char tt[32];
         format_ms((unsigned)opts->cache_tag_ttl_ms, tt, sizeof tt);
-        fprintf(out, "\n[cache]\nsize = %zu\ntag_ttl = %s\n", cc.size, tt);
+        fprintf(out, "\n[cache]\nsize = %zu\ntag_ttl = %s\nredis = %s\nredis_max_value = %zu\n",
+                cc.size, tt, cc.redis ? "on" : "off", cc.redis_max_value);
         if (opts->cache_nrules != 0)
             fprintf(out, "\n[cache ttl]\n");
         for (size_t i = 0; i < opts->cache_nrules; i++) {

@@ -52,6 +52,8 @@ JRPC_EXTERN const char *jrpc_version_string(void);
     XX(EADDRINUSE, JRPC__ERR(EADDRINUSE), NULL)                                                    \
     XX(EADDRNOTAVAIL, JRPC__ERR(EADDRNOTAVAIL), NULL)                                              \
     XX(EMFILE, JRPC__ERR(EMFILE), NULL)                                                            \
+    XX(ETIMEDOUT, JRPC__ERR(ETIMEDOUT), NULL)                                                      \
+    XX(EIO, JRPC__ERR(EIO), NULL)                                                                  \
     XX(ETYPE, -4001, "JSON value has another type")                                                \
     XX(EJSON, -4002, "malformed JSON")                                                             \
     XX(EMODULE, -4003, "module could not be loaded")                                               \
@@ -517,6 +519,35 @@ typedef void (*jrpc_loop_cb)(void *loop, unsigned index, void *data);
  * owns srv. */
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data);
+/* ---- The shared store: the server's Redis ([redis]) for extensions -------------------------- */
+
+/* Extensions that keep state several servers share (the gateway's response cache) use the
+ * connections the server keeps to the Redis its config names (redis_url), one per io loop, with
+ * its timeout and reconnects, instead of opening their own. Keys are the caller's: prefix them
+ * (docs/keys.md lists the prefixes jrpc uses). */
+
+/* A store operation's end, on the io loop it was started on, never inside the call that started
+ * it, exactly once (also when the loop stops: then with an error). status: 0 (get: found; val,
+ * len: the value, valid only during the call; ttl_ms: its remaining time, 0 when it has no
+ * expiry), JRPC_ENOENT (get: absent), JRPC_ETIMEDOUT (no answer within redis_timeout_ms; a late
+ * answer is dropped) or JRPC_EIO (an error answer, or the connection went with it in flight). */
+typedef void (*jrpc_kv_cb)(void *data, int status, const char *val, size_t len, uint64_t ttl_ms);
+/* 1 when srv has a shared store (redis_url was set at create), else 0. Any thread. */
+JRPC_EXTERN int jrpc_server_kv_shared(const jrpc_server_t *srv);
+/* Starts a GET of key[0..klen) on io loop `loop` (jrpc_call_loop_index), from that loop's thread
+ * while the server runs. 0: cb(data, …) runs later as said above; otherwise cb never runs:
+ * JRPC_EINVAL (no shared store, or a bad loop), JRPC_ECLOSED (the loop has no connection ready:
+ * Redis is down or being reconnected), JRPC_EBUSY (too many operations unanswered on the loop)
+ * or JRPC_ENOMEM. The key is copied. */
+JRPC_EXTERN int jrpc_server_kv_get(jrpc_server_t *srv, unsigned loop, const char *key, size_t klen,
+                                   jrpc_kv_cb cb, void *data);
+/* Stores val[0..vlen) under key, expiring after ttl_ms (0: no expiry); the same rules and
+ * errors as jrpc_server_kv_get. cb may be NULL (nothing is told); otherwise it runs with 0, or
+ * an error, as above. key and val are copied. */
+JRPC_EXTERN int jrpc_server_kv_set(jrpc_server_t *srv, unsigned loop, const char *key, size_t klen,
+                                   const char *val, size_t vlen, uint64_t ttl_ms, jrpc_kv_cb cb,
+                                   void *data);
+
 /* ---- Metrics (docs/metrics.md) ----------------------------------------------------------------
  */
 

@@ -382,6 +382,32 @@ JRPC_EXTERN int jrpc_method_registered(const jrpc_server_t *srv, const char *nam
     return name != NULL && jrpc__registry_entry(srv->engine.registry, name) != NULL;
 }
 
+/* ---- The shared store ------------------------------------------------------------------------ */
+
+/* The server's Redis connections, which the budget store keeps per loop, also serve extensions
+ * (jrpc.h): one connection per loop, one timeout, one reconnect policy for everything in Redis. */
+JRPC_EXTERN int jrpc_server_kv_shared(const jrpc_server_t *srv)
+{
+    return srv->redis_url != NULL;
+}
+
+JRPC_EXTERN int jrpc_server_kv_get(jrpc_server_t *srv, unsigned loop, const char *key, size_t klen,
+                                   jrpc_kv_cb cb, void *data)
+{
+    if (srv->redis_url == NULL || cb == NULL)
+        return JRPC_EINVAL;
+    return jrpc__redis_kv(srv->engine.budget, loop, key, klen, NULL, 0, 0, cb, data);
+}
+
+JRPC_EXTERN int jrpc_server_kv_set(jrpc_server_t *srv, unsigned loop, const char *key, size_t klen,
+                                   const char *val, size_t vlen, uint64_t ttl_ms, jrpc_kv_cb cb,
+                                   void *data)
+{
+    if (srv->redis_url == NULL || val == NULL)
+        return JRPC_EINVAL;
+    return jrpc__redis_kv(srv->engine.budget, loop, key, klen, val, vlen, ttl_ms, cb, data);
+}
+
 JRPC_EXTERN int jrpc_server_loop_hook(jrpc_server_t *srv, jrpc_loop_cb start, jrpc_loop_cb stop,
                                       void *data)
 {

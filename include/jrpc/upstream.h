@@ -250,9 +250,23 @@ typedef struct jrpc_upstream_cache_config {
     uint64_t tag_ttl_ms; /* at most this for a call naming latest, safe, finalized or earliest
                             (or leaving out the block of a method that takes one); 0: not
                             cached. "pending" is never cached */
+    /* 1: a second level in the server's shared store (jrpc_server_kv_get: its Redis), so
+     * servers sharing it share answers; the local cache stays the first level. Upstreams of
+     * servers without a store ignore it. Keys: JRPC_UPSTREAM_CACHE_REDIS_PREFIX and a SHA-256 of
+     * the upstream's name, the method and the params. */
+    unsigned redis;
+    size_t redis_max_value; /* a result longer than this is not stored in Redis, >= 1 */
 } jrpc_upstream_cache_config_t;
 
-/* size 32 MiB, no rules of the operator's, tag_ttl 0. */
+/* Prefix of the cache's keys in Redis; the digit is the format's version, raised when what a key
+ * or value means changes, so that servers of different versions never read each other's. */
+#define JRPC_UPSTREAM_CACHE_REDIS_PREFIX "jrpc:c:1:"
+/* What a `forever` answer is kept in Redis: a day. The local level keeps it forever; Redis is
+ * shared and may run without an eviction policy, where keys without an expiry (blocks by hash
+ * accumulate without end) would fill it. */
+#define JRPC_UPSTREAM_CACHE_REDIS_FOREVER_MS 86400000u
+
+/* size 32 MiB, no rules of the operator's, tag_ttl 0, redis off, redis_max_value 1 MiB. */
 JRPC_EXTERN void jrpc_upstream_cache_config_init(jrpc_upstream_cache_config_t *cfg);
 /* The built-in rules (used after the operator's): *n entries, static. */
 JRPC_EXTERN const jrpc_upstream_cache_rule_t *jrpc_upstream_cache_default_rules(size_t *n);
@@ -276,6 +290,15 @@ typedef struct jrpc_upstream_cache_stats {
     uint64_t expired;   /* entries found past their TTL */
     uint64_t bytes;     /* gauge: bytes held (what size bounds) */
     uint64_t entries;   /* gauge */
+    /* The Redis level (redis on), for calls the local level missed: */
+    uint64_t redis_hits;      /* calls answered from Redis */
+    uint64_t redis_misses;    /* Redis answered: absent (forwarded) */
+    uint64_t redis_timeouts;  /* GETs and SETs without an answer within [redis] timeout (a GET:
+                                 forwarded) */
+    uint64_t redis_errors;    /* GETs and SETs that failed otherwise: no connection, too many
+                                 in flight, an error answer, a value that is not JSON */
+    uint64_t redis_stores;    /* results sent to Redis */
+    uint64_t redis_too_large; /* results not sent: longer than redis_max_value */
 } jrpc_upstream_cache_stats_t;
 /* A snapshot of the counters and gauges: any thread, any time. */
 JRPC_EXTERN void jrpc_upstream_cache_stats(const jrpc_upstream_cache_t *c,

@@ -86,6 +86,15 @@ static const char script[] =
  * beside jrpcd's budgets. */
 #define KEY_PREFIX "jrpc:b:"
 
+/* A shared-store GET (jrpc_server_kv_get): the value and its remaining time in one round trip
+ * (PTTL -1, no expiry, is answered as 0). EVAL rather than EVALSHA: Redis caches the compiled
+ * script by its text, and the text is a hundred bytes, so no SCRIPT LOAD is worth its setup. */
+static const char kv_get_script[] = "local v = redis.call('GET', KEYS[1])\n"
+                                    "if not v then return false end\n"
+                                    "local t = redis.call('PTTL', KEYS[1])\n"
+                                    "if t < 0 then t = 0 elseif t == 0 then t = 1 end\n"
+                                    "return {v, t}\n";
+
 enum { ST_DOWN = 0, ST_CONNECTING, ST_UP };
 
 typedef struct rloop rloop_t;
@@ -98,8 +107,10 @@ typedef struct rreq {
     rloop_t *rl;           /* NULL once its loop closed */
     uint64_t sent_ms;      /* uv_now when sent */
     uint64_t deadline_ms;  /* its answer is due */
-    jrpc__budget_cb done;  /* NULL once answered */
-    void *arg;             /* done's */
+    jrpc__budget_cb done;  /* a reservation's; NULL once answered */
+    jrpc_kv_cb kv;         /* a store operation's (a SET may have none); NULL once answered */
+    uint8_t is_kv;         /* a store operation, not a reservation */
+    void *arg;             /* done's or kv's */
     const uint32_t *costs; /* the caller's (valid until done runs) */
     uint8_t *ok;           /* the caller's (valid until done runs) */
     size_t n;              /* items */
@@ -207,9 +218,22 @@ static void answer_fail(store_t *st, jrpc__budget_cb done, void *arg, uint8_t *o
     done(arg, &res);
 }
 
-/* Answers r (once) with the fail answer, counted under outcome. */
+/* Whether r still waits for its answer. */
+static int req_open(const rreq_t *r)
+{
+    return r->done != NULL || r->kv != NULL;
+}
+
+/* Answers r (once) with the fail answer, counted under outcome (a reservation's). */
 static void req_fail(rreq_t *r, int outcome)
 {
+    if (r->is_kv) {
+        jrpc_kv_cb kv = r->kv;
+        r->kv = NULL;
+        if (kv != NULL)
+            kv(r->arg, outcome == JRPC__REDIS_TIMEOUT ? JRPC_ETIMEDOUT : JRPC_EIO, NULL, 0, 0);
+        return;
+    }
     jrpc__budget_cb done = r->done;
     if (done == NULL)
         return;
@@ -324,12 +348,45 @@ static int read_answer(const redisReply *rep, rreq_t *r, jrpc__budget_result_t *
     return 0;
 }
 
+/* A store operation's answer (rep NULL: the connection went): told to its callback, if it still
+ * waits; r is freed. */
+static void kv_reply(rreq_t *r, const redisReply *rep)
+{
+    req_unlink(r);
+    jrpc_kv_cb kv = r->kv;
+    r->kv = NULL;
+    if (kv != NULL && r->rl != NULL) {
+        if (rep == NULL) {
+            kv(r->arg, JRPC_EIO, NULL, 0, 0);
+        } else if (rep->type == REDIS_REPLY_NIL) {
+            kv(r->arg, JRPC_ENOENT, NULL, 0, 0);
+        } else if (rep->type == REDIS_REPLY_STATUS) { /* SET's OK */
+            kv(r->arg, 0, NULL, 0, 0);
+        } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                   rep->element[0]->type == REDIS_REPLY_STRING &&
+                   rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer >= 0) {
+            kv(r->arg, 0, rep->element[0]->str, rep->element[0]->len,
+               (uint64_t)rep->element[1]->integer);
+        } else {
+            if (rep->type == REDIS_REPLY_ERROR)
+                log_limited(r->rl, &r->rl->st->fail_log, JRPC_LOG_WARN, "store failed: %.*s",
+                            (int)rep->len, rep->str);
+            kv(r->arg, JRPC_EIO, NULL, 0, 0);
+        }
+    }
+    free(r);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
     rreq_t *r = priv;
     rloop_t *rl = r->rl;
     const redisReply *rep = reply;
+    if (r->is_kv) {
+        kv_reply(r, rep);
+        return;
+    }
     if (rl != NULL && r->done != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
         strncmp(rep->str, "NOSCRIPT", 8) == 0 && !r->retried && rl->ac != NULL) {
         /* The script went (SCRIPT FLUSH, a failover): send this one with its text; the next
@@ -512,7 +569,7 @@ static void arm(rloop_t *rl)
             rreq_t *r = JRPC__CONTAINER_OF(n, rreq_t, node);
             if (n == h->next && r->sent_ms + rl->st->stall_ms < next)
                 next = r->sent_ms + rl->st->stall_ms;
-            if (r->done != NULL) { /* the first unanswered: deadlines only grow after it */
+            if (req_open(r)) { /* the first unanswered: deadlines only grow after it */
                 if (r->deadline_ms < next)
                     next = r->deadline_ms;
                 break;
@@ -547,7 +604,7 @@ static void tick(uv_timer_t *t)
         jrpc__list_t *h = &rl->sent;
         for (jrpc__list_t *n = h->next; n != h; n = n->next) {
             rreq_t *r = JRPC__CONTAINER_OF(n, rreq_t, node);
-            if (r->done != NULL) {
+            if (req_open(r)) {
                 due = r->deadline_ms <= now ? r : NULL;
                 break;
             }
@@ -580,6 +637,13 @@ static void tick(uv_timer_t *t)
 /* ---- The store's operations ------------------------------------------------------------------
  */
 
+/* Whether rl can send now: its connection is ready (or, on the first connect, being set up). */
+static int can_send(const rloop_t *rl)
+{
+    return rl != NULL && rl->started && rl->ac != NULL && !rl->drop &&
+           (rl->state != ST_CONNECTING || rl->queue_ok);
+}
+
 static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__bucket_t *bucket,
                           const uint32_t *costs, uint8_t *ok, size_t n, jrpc__budget_cb done,
                           void *arg)
@@ -595,8 +659,7 @@ static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__buc
         return;
     }
     int outcome = -1;
-    if (rl == NULL || !rl->started || rl->ac == NULL || rl->drop ||
-        (rl->state == ST_CONNECTING && !rl->queue_ok))
+    if (!can_send(rl))
         outcome = JRPC__REDIS_DOWN;
     else if (rl->nsent >= JRPC__REDIS_MAX_PENDING)
         outcome = JRPC__REDIS_FULL;
@@ -612,6 +675,8 @@ static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__buc
             r->key[klen] = 0;
             r->key_len = klen;
             r->rl = rl;
+            r->kv = NULL;
+            r->is_kv = 0;
             r->sent_ms = now_ms(rl);
             r->deadline_ms = r->sent_ms + st->timeout_ms;
             r->done = done;
@@ -638,6 +703,53 @@ static void redis_reserve(jrpc__budget_t *b, jrpc__loop_t *loop, const jrpc__buc
     rl->nsent++;
     if (rl->armed_ms > r->deadline_ms)
         arm(rl);
+}
+
+static const jrpc__budget_ops_t redis_ops;
+
+int jrpc__redis_kv(jrpc__budget_t *b, unsigned index, const char *key, size_t klen, const char *val,
+                   size_t vlen, uint64_t ttl_ms, jrpc_kv_cb cb, void *data)
+{
+    if (b == NULL || b->ops != &redis_ops || index >= JRPC_MAX_IO_THREADS || klen == 0)
+        return JRPC_EINVAL;
+    store_t *st = (store_t *)b;
+    rloop_t *rl = atomic_load_explicit(&st->loops[index], memory_order_relaxed);
+    if (!can_send(rl))
+        return JRPC_ECLOSED;
+    if (rl->nsent >= JRPC__REDIS_MAX_PENDING)
+        return JRPC_EBUSY;
+    rreq_t *r = calloc(1, sizeof *r + klen + 1);
+    if (r == NULL)
+        return JRPC_ENOMEM;
+    memcpy(r->key, key, klen);
+    r->key_len = klen;
+    r->rl = rl;
+    r->is_kv = 1;
+    r->kv = cb;
+    r->arg = data;
+    r->sent_ms = now_ms(rl);
+    r->deadline_ms = r->sent_ms + st->timeout_ms;
+    int rc;
+    if (val == NULL) {
+        const char *argv[] = {"EVAL", kv_get_script, "1", r->key};
+        size_t argl[] = {4, sizeof kv_get_script - 1, 1, klen};
+        rc = redisAsyncCommandArgv(rl->ac, on_reply, r, 4, argv, argl);
+    } else {
+        char ttl[24];
+        const char *argv[] = {"SET", r->key, val, "PX", ttl};
+        size_t argl[] = {3, klen, vlen, 2,
+                         (size_t)snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms)};
+        rc = redisAsyncCommandArgv(rl->ac, on_reply, r, ttl_ms ? 5 : 3, argv, argl);
+    }
+    if (rc != REDIS_OK) {
+        free(r);
+        return JRPC_ENOMEM;
+    }
+    jrpc__list_insert_tail(&rl->sent, &r->node);
+    rl->nsent++;
+    if (rl->armed_ms > r->deadline_ms)
+        arm(rl);
+    return 0;
 }
 
 static int redis_loop_start(jrpc__budget_t *b, jrpc__loop_t *loop)

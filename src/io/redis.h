@@ -76,6 +76,12 @@ int jrpc__redis_uv_attach(struct redisAsyncContext *ac, struct uv_loop_s *loop);
 int jrpc__budget_redis_new(const jrpc__redis_opts_t *o, jrpc__budget_t **out, char *err,
                            size_t errlen);
 
+/* A GET (val NULL) or a SET of val[0..vlen) with ttl_ms (0: none) of key on the connection of
+ * loop `index`, for jrpc_server_kv_get/set (jrpc.h says what cb gets and the errors). Not
+ * counted in the reservation outcomes. That loop's thread. */
+int jrpc__redis_kv(jrpc__budget_t *b, unsigned index, const char *key, size_t klen, const char *val,
+                   size_t vlen, uint64_t ttl_ms, jrpc_kv_cb cb, void *data);
+
 /* What the metrics show: reservations per outcome, summed over the loops, and how many loops
  * have a connection ready out of how many started. Any thread (relaxed reads of counters each
  * loop writes alone). */

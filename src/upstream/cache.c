@@ -7,6 +7,7 @@
  * keeps it alive until the answer was written). */
 #include "internal.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,10 @@ JRPC_EXTERN void jrpc_upstream_cache_config_init(jrpc_upstream_cache_config_t *c
     memset(cfg, 0, sizeof(*cfg));
     cfg->size = 32u << 20; /* ~50 000 receipts or blocks of a few hundred bytes: the hot set of
                               a busy dapp backend, and a bound no node operator notices */
+    cfg->redis = 0;        /* off: a second store to run is the operator's choice */
+    /* 1 MiB: a block with its transactions is a few hundred KB; a larger value holds Redis's one
+     * thread while it is copied, and is cheaper to ask the node for again. */
+    cfg->redis_max_value = 1u << 20;
 }
 
 typedef struct entry {
@@ -97,7 +102,10 @@ struct jrpc_upstream_cache {
     rule_t *rules; /* the operator's (lock) */
     size_t nrules;
     uint64_t tag_ttl_ms;
+    atomic_uint redis;        /* the Redis level is on (read without the lock) */
+    _Atomic size_t redis_max; /* longest value sent to Redis */
     _Atomic uint64_t hits, misses, stores, evictions, expired;
+    _Atomic uint64_t redis_counts[JRPC__CACHE_REDIS_COUNTS]; /* jrpc__cache_redis_count's */
 };
 
 /* ---- Rules ----------------------------------------------------------------------------------- */
@@ -400,6 +408,37 @@ void jrpc__cache_put(jrpc_upstream_cache_t *c, const char *key, size_t klen, uin
     JRPC__UPSTAT_ADD(c->stores, 1);
 }
 
+/* ---- The Redis level ------------------------------------------------------------------------- */
+
+size_t jrpc__cache_redis_max(jrpc_upstream_cache_t *c)
+{
+    return atomic_load_explicit(&c->redis, memory_order_relaxed)
+               ? atomic_load_explicit(&c->redis_max, memory_order_relaxed)
+               : 0;
+}
+
+void jrpc__cache_redis_count(jrpc_upstream_cache_t *c, unsigned what)
+{
+    JRPC__UPSTAT_ADD(c->redis_counts[what], 1);
+}
+
+void jrpc__cache_redis_key(const char *key, size_t klen, char out[JRPC__CACHE_REDIS_KEY_LEN + 1])
+{
+    /* A digest, not the key itself: params may be long, and the key then has a fixed size. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    size_t plen = sizeof JRPC_UPSTREAM_CACHE_REDIS_PREFIX - 1;
+    memcpy(out, JRPC_UPSTREAM_CACHE_REDIS_PREFIX, plen);
+    if (EVP_Digest(key, klen, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        memset(md, 0, sizeof md); /* cannot happen with the default provider */
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        out[plen + 2 * i] = hex[md[i] >> 4];
+        out[plen + 2 * i + 1] = hex[md[i] & 15];
+    }
+    out[JRPC__CACHE_REDIS_KEY_LEN] = '\0';
+}
+
 /* ---- Public ---------------------------------------------------------------------------------- */
 
 JRPC_EXTERN int jrpc_upstream_cache_new(const jrpc_upstream_cache_config_t *cfg,
@@ -423,6 +462,8 @@ JRPC_EXTERN int jrpc_upstream_cache_new(const jrpc_upstream_cache_config_t *cfg,
     c->nrules = cfg->nrules;
     c->size = cfg->size;
     c->tag_ttl_ms = cfg->tag_ttl_ms;
+    atomic_init(&c->redis, cfg->redis != 0);
+    atomic_init(&c->redis_max, cfg->redis_max_value);
     *out = c;
     return 0;
 }
@@ -448,6 +489,8 @@ JRPC_EXTERN int jrpc_upstream_cache_reconfigure(jrpc_upstream_cache_t *c,
     c->nrules = cfg->nrules;
     c->size = cfg->size;
     c->tag_ttl_ms = cfg->tag_ttl_ms;
+    atomic_store(&c->redis, cfg->redis != 0);
+    atomic_store(&c->redis_max, cfg->redis_max_value);
     cache_clear(c);
     uv_mutex_unlock(&c->lock);
     rules_free(old, nold);
@@ -476,6 +519,12 @@ JRPC_EXTERN void jrpc_upstream_cache_stats(const jrpc_upstream_cache_t *cc,
     out->stores = LOAD(c->stores);
     out->evictions = LOAD(c->evictions);
     out->expired = LOAD(c->expired);
+    out->redis_hits = LOAD(c->redis_counts[JRPC__CACHE_REDIS_HIT]);
+    out->redis_misses = LOAD(c->redis_counts[JRPC__CACHE_REDIS_MISS]);
+    out->redis_timeouts = LOAD(c->redis_counts[JRPC__CACHE_REDIS_TIMEOUT]);
+    out->redis_errors = LOAD(c->redis_counts[JRPC__CACHE_REDIS_ERROR]);
+    out->redis_stores = LOAD(c->redis_counts[JRPC__CACHE_REDIS_STORE]);
+    out->redis_too_large = LOAD(c->redis_counts[JRPC__CACHE_REDIS_TOO_LARGE]);
     uv_mutex_lock(&c->lock);
     out->bytes = c->bytes;
     out->entries = c->count;

@@ -28,6 +28,7 @@ static int chunk_send(jrpc__chunk_t *ch);
 static void chunk_go(jrpc__chunk_t *ch);
 static void chunk_abort(jrpc__chunk_t *ch);
 static void hedge_arm(jrpc__upctx_t *ctx);
+static void queue_call(jrpc__upctx_t *ctx, jrpc_call_t *call);
 
 /* Around a callback of the loop that may answer calls: an answer can finish the loop's last
  * request while the loop is stopping, and the stop hook then comes from inside the callback, in
@@ -41,7 +42,7 @@ static void ctx_enter(jrpc__upctx_t *ctx)
 static int ctx_idle(const jrpc__upctx_t *ctx)
 {
     return ctx->nbatched == 0 && ctx->nsingles == 0 && ctx->wait_head == NULL &&
-           ctx->flying == NULL;
+           ctx->flying == NULL && ctx->lookups == 0;
 }
 
 /* A reconfigure made its settings old: it takes no new call (jrpc__upstream_call makes a newer
@@ -328,16 +329,33 @@ void jrpc__upstream_call(jrpc_call_t *call, void *data)
         reply_oom(call);
         return;
     }
-    /* Answered from the cache, or joined to an identical call in flight (share.c). */
+    /* Answered from the cache, joined to an identical call in flight, or held while Redis is
+     * asked (share.c). */
     if (jrpc__share_begin(ctx, call))
         return;
+    queue_call(ctx, call);
+}
+
+/* Answers call and the calls that joined it (its group, taken out of the table) -32005 for
+ * max_queue. */
+static void reply_queue_full_all(jrpc__upctx_t *ctx, jrpc_call_t *call)
+{
+    jrpc__group_t *g = jrpc__share_take(ctx, call);
+    reply_queue_full(ctx, call);
+    for (size_t k = 1; g != NULL && k < g->n; k++)
+        reply_queue_full(ctx, g->calls[k]);
+    jrpc__group_free(g);
+}
+
+static void queue_call(jrpc__upctx_t *ctx, jrpc_call_t *call)
+{
+    jrpc_upstream_t *up = ctx->up;
     /* A call its client sent alone goes alone (some upstreams treat a 1-item batch
      * differently), unless auto_batch lets it join others; with max_batch 1 nothing is ever
      * sent as a batch. */
     int single = (!jrpc_call_in_batch(call) && !ctx->conf->auto_batch) || ctx->conf->max_batch == 1;
     if (!queue_admit(ctx, single)) {
-        jrpc__group_free(jrpc__share_take(ctx, call)); /* nobody joined it yet */
-        reply_queue_full(ctx, call);
+        reply_queue_full_all(ctx, call);
         return;
     }
     int was_empty = ctx->nbatched == 0 && ctx->nsingles == 0;
@@ -347,12 +365,35 @@ void jrpc__upstream_call(jrpc_call_t *call, void *data)
                     : push(&ctx->batched, &ctx->nbatched, &ctx->cap_batched, call);
     if (rc != 0) {
         queue_leave(up, 1);
-        jrpc__group_free(jrpc__share_take(ctx, call));
-        reply_oom(call);
+        jrpc__share_reply_error(jrpc__share_take(ctx, call), call, JRPC_CODE_INTERNAL_ERROR,
+                                "Internal error", "\"out of memory\"");
         return;
     }
     if (was_empty)
         uv_idle_start(&ctx->idle, on_idle);
+}
+
+void jrpc__upctx_hold(jrpc__upctx_t *ctx)
+{
+    ctx->lookups++;
+    ctx->open_handles++;
+}
+
+void jrpc__upstream_resume(jrpc__upctx_t *ctx, jrpc_call_t *call)
+{
+    int was_busy = ctx->busy;
+    ctx_enter(ctx);
+    if (call != NULL) {
+        if (ctx->closing)
+            reply_shutdown_all(ctx->up, call, jrpc__share_take(ctx, call));
+        else
+            queue_call(ctx, call);
+    }
+    ctx->lookups--;
+    if (!was_busy)
+        ctx_leave(ctx);
+    if (--ctx->open_handles == 0)
+        ctx_release(ctx);
 }
 
 /* Makes calls[0..n) one chunk at the end of the wait queue; without memory for it, each call is

@@ -176,6 +176,7 @@ struct jrpc__upctx {
     uv_timer_t hedge_timer;    /* hedging: the next chunk in flight whose hedge is due */
     unsigned hedges_flying;    /* hedge attempts in flight (a bound: see hedge_room) */
     jrpc__h1_t *h1;            /* h1.c's connection pools; NULL until used */
+    unsigned lookups;          /* calls share.c holds while Redis is asked (each holds ctx) */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
@@ -239,6 +240,13 @@ void jrpc__upstream_call(jrpc_call_t *call, void *data);
  * are cut, handles closed, and later calls are answered at once. */
 void jrpc__upstream_loop_start(void *loop, unsigned index, void *data);
 void jrpc__upstream_loop_stop(void *loop, unsigned index, void *data);
+/* Holds ctx for a call share.c keeps while Redis is asked: ctx is not idle and not freed until
+ * jrpc__upstream_resume. */
+void jrpc__upctx_hold(jrpc__upctx_t *ctx);
+/* Redis answered for a held call: queue `call` (still first of its group in the table) as
+ * jrpc__upstream_call would, or answer it and its group when ctx closed meanwhile; NULL: it was
+ * answered. Drops the hold (ctx may be freed). Loop thread of ctx. */
+void jrpc__upstream_resume(jrpc__upctx_t *ctx, jrpc_call_t *call);
 /* Frees what a ctx holds without touching its loop (the loop is gone: a server that failed to
  * start). Main thread, from jrpc_upstream_free. */
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx);
@@ -344,6 +352,7 @@ typedef struct jrpc__group {
     uint64_t hash;
     uint64_t ttl_ms;  /* cache the result this long (0: not; the cache's FOREVER) */
     uint8_t joinable; /* in ctx->share: identical calls join it */
+    uint8_t looking;  /* its first call waits for Redis (a no-cache call does not join it) */
     size_t n, cap;    /* calls used and allocated */
     jrpc_call_t **calls;
     size_t klen; /* key: upstream name, NUL, method, NUL, params trimmed */
@@ -385,6 +394,22 @@ int jrpc__cache_reply(jrpc_upstream_cache_t *c, const char *key, size_t klen, ui
                       jrpc_call_t *call);
 void jrpc__cache_put(jrpc_upstream_cache_t *c, const char *key, size_t klen, uint64_t hash,
                      const char *val, size_t vlen, uint64_t ttl_ms);
+/* The Redis level: the longest value to send there, 0 when it is off. Any thread. */
+size_t jrpc__cache_redis_max(jrpc_upstream_cache_t *c);
+/* What the Redis level counts (jrpc_upstream_cache_stats_t's redis_* fields). */
+enum {
+    JRPC__CACHE_REDIS_HIT,
+    JRPC__CACHE_REDIS_MISS,
+    JRPC__CACHE_REDIS_TIMEOUT,
+    JRPC__CACHE_REDIS_ERROR,
+    JRPC__CACHE_REDIS_STORE,
+    JRPC__CACHE_REDIS_TOO_LARGE,
+    JRPC__CACHE_REDIS_COUNTS
+};
+void jrpc__cache_redis_count(jrpc_upstream_cache_t *c, unsigned what);
+/* The Redis key of a cache key: the prefix and 64 hex digits of its SHA-256. */
+#define JRPC__CACHE_REDIS_KEY_LEN (sizeof JRPC_UPSTREAM_CACHE_REDIS_PREFIX - 1 + 64)
+void jrpc__cache_redis_key(const char *key, size_t klen, char out[JRPC__CACHE_REDIS_KEY_LEN + 1]);
 /* 1 when method matches a pattern of list[0..n) (exact, or prefix ending in '*'). */
 int jrpc__pattern_match(const char *const *list, size_t n, jrpc_str_t method);
 

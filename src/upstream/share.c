@@ -4,9 +4,14 @@
  * whitespace aside) already waiting or in flight on the same io loop; the first call's answer
  * then goes to every call of the group under each one's own id. The table is per loop client,
  * so it needs no lock, and answers fan out on the loop that holds every call of the group (the
- * answer text is shared by reference, not copied). */
+ * answer text is shared by reference, not copied). With the cache's Redis level on, a call the
+ * local cache misses waits in its group for one GET in the server's shared store (identical
+ * calls join it meanwhile); a hit answers the group, anything else (absent, a timeout, Redis
+ * down) sends the call upstream as if Redis were not there, and a cacheable result is SET there
+ * as well as kept locally. */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +134,146 @@ static void table_remove(struct jrpc__share *s, jrpc__group_t *g)
     }
 }
 
+/* ---- The Redis level ------------------------------------------------------------------------- */
+
+/* A GET in flight for the first call of group g (in ctx's table). */
+typedef struct lookup {
+    jrpc__upctx_t *ctx; /* held (jrpc__upctx_hold) until the answer */
+    jrpc__group_t *g;
+} lookup_t;
+
+/* A result read from Redis, shared by reference by every call of its group. */
+typedef struct blob {
+    atomic_uint refs; /* one per reply */
+    size_t len;
+    char data[];
+} blob_t;
+
+static void blob_unref(void *p)
+{
+    blob_t *b = p;
+    if (atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+/* Counts a failed GET or SET under its cause. */
+static void count_failure(jrpc_upstream_cache_t *c, int status)
+{
+    jrpc__cache_redis_count(c, status == JRPC_ETIMEDOUT ? JRPC__CACHE_REDIS_TIMEOUT
+                                                        : JRPC__CACHE_REDIS_ERROR);
+}
+
+/* Answers every call of g (out of the table) with val, and keeps it locally for what is left of
+ * its time in Redis (at most the rule's). */
+static void lookup_hit(jrpc__upctx_t *ctx, jrpc__group_t *g, const char *val, size_t len,
+                       uint64_t ttl_ms)
+{
+    jrpc_upstream_cache_t *c = ctx->conf->cache;
+    uint64_t ttl = ttl_ms != 0 && ttl_ms < g->ttl_ms ? ttl_ms : g->ttl_ms;
+    jrpc__cache_put(c, g->key, g->klen, g->hash, val, len, ttl);
+    jrpc__cache_redis_count(c, JRPC__CACHE_REDIS_HIT);
+    JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, g->n);
+    blob_t *b = malloc(sizeof(*b) + len);
+    if (b != NULL) {
+        memcpy(b->data, val, len);
+        b->len = len;
+        atomic_init(&b->refs, (unsigned)g->n);
+    }
+    for (size_t k = 0; k < g->n; k++) {
+        if (b != NULL)
+            jrpc_reply_ref(g->calls[k], b->data, b->len, blob_unref, b);
+        else
+            jrpc_reply_raw(g->calls[k], val, len);
+    }
+}
+
+static void on_lookup(void *data, int status, const char *val, size_t len, uint64_t ttl_ms)
+{
+    lookup_t *lk = data;
+    jrpc__upctx_t *ctx = lk->ctx;
+    jrpc__group_t *g = lk->g;
+    free(lk);
+    g->looking = 0;
+    jrpc_upstream_cache_t *c = ctx->conf->cache;
+    size_t at;
+    /* Redis is shared: a value that is not one JSON value (another writer, a truncation) is
+     * not passed to clients. */
+    if (status == 0 && (len == 0 || jrpc_json_validate(val, len, 0, &at) != 0))
+        status = JRPC_EJSON;
+    if (status == 0 && !ctx->closing) {
+        table_remove(ctx->share, g); /* nobody joins an answered group */
+        lookup_hit(ctx, g, val, len, ttl_ms);
+        jrpc__group_free(g);
+        jrpc__upstream_resume(ctx, NULL);
+        return;
+    }
+    if (status == JRPC_ENOENT)
+        jrpc__cache_redis_count(c, JRPC__CACHE_REDIS_MISS);
+    else if (status != 0)
+        count_failure(c, status);
+    jrpc__upstream_resume(ctx, g->calls[0]);
+}
+
+/* Asks Redis for g's key after a local miss: 1 when the GET went (g's first call is held), 0
+ * when the call is to be forwarded now. */
+static int lookup_start(jrpc__upctx_t *ctx, jrpc__group_t *g)
+{
+    jrpc_upstream_cache_t *c = ctx->conf->cache;
+    lookup_t *lk = malloc(sizeof(*lk));
+    if (lk == NULL)
+        return 0;
+    lk->ctx = ctx;
+    lk->g = g;
+    char key[JRPC__CACHE_REDIS_KEY_LEN + 1];
+    jrpc__cache_redis_key(g->key, g->klen, key);
+    int rc =
+        jrpc_server_kv_get(ctx->up->srv, ctx->index, key, JRPC__CACHE_REDIS_KEY_LEN, on_lookup, lk);
+    if (rc != 0) {
+        free(lk);
+        count_failure(c, rc);
+        return 0;
+    }
+    g->looking = 1;
+    jrpc__upctx_hold(ctx);
+    return 1;
+}
+
+static void on_stored(void *data, int status, const char *val, size_t len, uint64_t ttl_ms)
+{
+    (void)val;
+    (void)len;
+    (void)ttl_ms;
+    if (status != 0)
+        count_failure(data, status);
+}
+
+/* Sends a cacheable result of g to Redis, unless it is longer than the cap. */
+static void redis_store(jrpc__upctx_t *ctx, jrpc__group_t *g, const char *p, size_t len)
+{
+    jrpc_upstream_cache_t *c = ctx->conf->cache;
+    size_t max = jrpc__cache_redis_max(c);
+    if (max == 0 || !jrpc_server_kv_shared(ctx->up->srv))
+        return;
+    if (len > max) {
+        jrpc__cache_redis_count(c, JRPC__CACHE_REDIS_TOO_LARGE);
+        return;
+    }
+    char key[JRPC__CACHE_REDIS_KEY_LEN + 1];
+    jrpc__cache_redis_key(g->key, g->klen, key);
+    uint64_t ttl =
+        g->ttl_ms == JRPC_UPSTREAM_CACHE_FOREVER || g->ttl_ms > JRPC_UPSTREAM_CACHE_REDIS_FOREVER_MS
+            ? JRPC_UPSTREAM_CACHE_REDIS_FOREVER_MS
+            : g->ttl_ms;
+    int rc = jrpc_server_kv_set(ctx->up->srv, ctx->index, key, JRPC__CACHE_REDIS_KEY_LEN, p, len,
+                                ttl, on_stored, c);
+    if (rc != 0)
+        count_failure(c, rc);
+    else
+        jrpc__cache_redis_count(c, JRPC__CACHE_REDIS_STORE);
+}
+
+/* ---- Groups ---------------------------------------------------------------------------------- */
+
 int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
 {
     const jrpc__upconf_t *conf = ctx->conf;
@@ -158,8 +303,8 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
     if (g == NULL)
         return 0;
     /* Cache-Control: no-cache skips the lookup; the fresh answer is still kept for others. */
-    if (ttl != 0 && !jrpc_call_no_cache(call) &&
-        jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
+    int lookup = ttl != 0 && !jrpc_call_no_cache(call);
+    if (lookup && jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
         JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, 1);
         jrpc__group_free(g);
         return 1;
@@ -168,7 +313,7 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
         for (jrpc__group_t *e = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; e != NULL;
              e = e->next) {
             if (e->joinable && e->hash == hash && e->klen == g->klen &&
-                memcmp(e->key, g->key, g->klen) == 0) {
+                !(e->looking && jrpc_call_no_cache(call)) && memcmp(e->key, g->key, g->klen) == 0) {
                 if (group_push(e, call) != 0)
                     break; /* forwarded on its own */
                 JRPC__UPSTAT_ADD(ctx->up->stats.items_joined, 1);
@@ -184,6 +329,10 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
         return 0;
     }
     table_insert(ctx->share, g);
+    /* The local level missed: the shared one, if on. */
+    if (lookup && jrpc__cache_redis_max(conf->cache) != 0 && jrpc_server_kv_shared(ctx->up->srv) &&
+        lookup_start(ctx, g))
+        return 1;
     return 0;
 }
 
@@ -261,6 +410,7 @@ void jrpc__share_store(jrpc__chunk_t *ch, size_t i, const char *p, size_t len)
         (len == 4 && memcmp(p, "null", 4) == 0))
         return;
     jrpc__cache_put(conf->cache, g->key, g->klen, g->hash, p, len, g->ttl_ms);
+    redis_store(ch->ctx, g, p, len);
 }
 
 void jrpc__share_free(jrpc__upctx_t *ctx)

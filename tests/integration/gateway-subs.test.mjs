@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Subscriptions through the gateway (docs/gateway.md#subscriptions): ganache mining a block every
 // second behind jrpcd with ws_urls. Real clients — ethers v6 WebSocketProvider (on('block') and
-// tx.wait()) and viem's watchBlockNumber over webSocket() — see the blocks the node makes; two
+// tx.wait()), viem's watchBlockNumber over webSocket() and web3's subscribe('newHeads') — see the
+// blocks the node makes; two
 // clients asking the same thing share one upstream subscription, counted on the upstream side by
 // a WebSocket pass-through in front of ganache, which also cuts the upstream socket to check that
 // clients keep receiving under their ids after jrpcd reconnects. Also: the metrics, the bounds
@@ -15,6 +16,7 @@ import assert from 'node:assert/strict';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ethers } from 'ethers';
 import { createPublicClient, webSocket } from 'viem';
+import { Web3, WebSocketProvider as Web3WsProvider } from 'web3';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -216,9 +218,33 @@ test('viem watchBlockNumber over webSocket() sees consecutive blocks', async () 
     }
 });
 
+test('web3 subscribe(newHeads) receives the node\'s blocks; unsubscribe ends it upstream', async () => {
+    const web3 = new Web3(new Web3WsProvider(wsUrl(gw), {}, { autoReconnect: false }));
+    try {
+        const sub = await withTimeout(web3.eth.subscribe('newHeads'), 'web3 subscribe');
+        const seen = [];
+        sub.on('data', (h) => seen.push(h));
+        await until(() => seen.length >= 2, 'two heads from web3');
+        assert.equal(BigInt(seen[1].number), BigInt(seen[0].number) + 1n, 'consecutive heads');
+        // The heads are the node's own blocks.
+        const block = await callResult(ganache.url, 'eth_getBlockByNumber',
+            ['0x' + BigInt(seen[0].number).toString(16), false]);
+        assert.equal(seen[0].hash, block.hash);
+
+        const unsubs = proxy.unsubscribes.length;
+        await withTimeout(sub.unsubscribe(), 'web3 unsubscribe');
+        // The only client on it left: jrpcd ends the upstream subscription.
+        await until(() => proxy.unsubscribes.length > unsubs, 'web3\'s subscription ended upstream');
+        const mt = await metrics(gw);
+        assert.equal(mt['jrpc_upstream_subscription_clients{upstream="eth"}'], 0);
+    } finally {
+        web3.provider.disconnect();
+    }
+});
+
 test('two clients share one upstream subscription; it survives an upstream cut', async () => {
     // Let earlier tests' subscriptions end upstream first (their clients have left).
-    await until(() => proxy.unsubscribes.length >= 2, 'earlier subscriptions ended upstream');
+    await until(() => proxy.unsubscribes.length >= 3, 'earlier subscriptions ended upstream');
     const subsBefore = proxy.subscribes.length;
     const a = await rawClient(wsUrl(gw));
     const b = await rawClient(wsUrl(gw));

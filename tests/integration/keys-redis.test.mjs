@@ -7,86 +7,18 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer, rpc, call, batch } from './lib.mjs';
 import { WsClient } from './wslib.mjs';
+import { HAVE_REDIS, WAIT_MS, freePort, redisCmd, waitFor, redisStart, redisStop, redisKill } from './redis-lib.mjs';
 
-const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 const SECRET = 'redis-shared-key-0123456789';
 const KEY_PATH = `/v2/${SECRET}`;
-const WAIT_MS = 20_000; // bound on every wait for a condition
 
 let dir;
 let redis; // { port, proc }
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.on('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const { port } = s.address();
-            s.close(() => resolve(port));
-        });
-    });
-}
-
-/** One command to Redis in its inline form; resolves the raw reply text (null: no answer). */
-function redisCmd(port, line, timeout = 2000) {
-    return new Promise((resolve) => {
-        const sock = net.connect(port, '127.0.0.1');
-        let buf = '';
-        const done = (v) => { clearTimeout(t); sock.destroy(); resolve(v); };
-        const t = setTimeout(() => done(null), timeout);
-        sock.on('error', () => done(null));
-        sock.on('connect', () => sock.write(`${line}\r\n`));
-        sock.on('data', (d) => {
-            buf += d;
-            // A bulk string ($N\r\n…\r\n) or a one-line reply.
-            const m = /^\$(\d+)\r\n/.exec(buf);
-            if (m ? buf.length >= m[0].length + Number(m[1]) + 2 : buf.endsWith('\r\n')) done(buf);
-        });
-    });
-}
-
-async function waitFor(what, fn) {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-        if (await fn()) return;
-        if (Date.now() > deadline) assert.fail(`${what}: not within ${WAIT_MS} ms`);
-        await new Promise((r) => setTimeout(r, 20)); // the next try, not a synchronisation
-    }
-}
-
-async function redisStart(port) {
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-        '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
-    const r = { port, proc, exited: false };
-    proc.on('exit', () => { r.exited = true; });
-    await waitFor('redis-server answers PING', async () => {
-        assert.equal(r.exited, false, 'redis-server exited');
-        return (await redisCmd(port, 'PING')) === '+PONG\r\n';
-    });
-    return r;
-}
-
-/** SIGSTOP, then wait until the process is stopped (state T in /proc): kill returns before a
- *  process on another core has stopped, and it could answer one more command meanwhile. */
-async function redisStop(r) {
-    r.proc.kill('SIGSTOP');
-    await waitFor('redis-server stopped', async () =>
-        /^\d+ \(.*\) T /.test(readFileSync(`/proc/${r.proc.pid}/stat`, 'utf8')));
-}
-
-async function redisKill(r) {
-    if (r.exited) return;
-    const gone = new Promise((resolve) => r.proc.once('exit', resolve));
-    r.proc.kill('SIGKILL'); // also when stopped, without running it again first
-    await gone;
-}
 
 async function evalshaCalls(port) {
     const text = await redisCmd(port, 'INFO commandstats');

@@ -290,6 +290,10 @@ static int up_is(inst_t *in, unsigned want)
 {
     return inst_stats(in).loops_up == want;
 }
+static int up_is_one(void *arg)
+{
+    return up_is(arg, 1);
+}
 static int both_up(void *arg)
 {
     inst_t **ins = arg;
@@ -591,6 +595,92 @@ static void stopped(void **state)
     inst_close(&b);
 }
 
+/* One store operation (jrpc__redis_kv) and its end. */
+typedef struct {
+    int done;   /* cb ran (exactly once) */
+    int status; /* its status */
+    char val[64];
+    size_t len;
+    uint64_t ttl_ms;
+} kvop_t;
+
+static void kv_done(void *data, int status, const char *val, size_t len, uint64_t ttl_ms)
+{
+    kvop_t *op = data;
+    assert_int_equal(op->done, 0);
+    op->done = 1;
+    op->status = status;
+    op->len = len;
+    op->ttl_ms = ttl_ms;
+    if (val != NULL && len <= sizeof op->val)
+        memcpy(op->val, val, len);
+}
+
+static int kv_is_done(void *arg)
+{
+    return ((kvop_t *)arg)->done;
+}
+
+/* Starts op on in (val NULL: a GET) and runs the loop until it ended; returns the start's code. */
+static int kv_run(inst_t *in, kvop_t *op, const char *key, const char *val, size_t vlen,
+                  uint64_t ttl_ms)
+{
+    memset(op, 0, sizeof *op);
+    int rc = jrpc__redis_kv(in->b, 0, key, strlen(key), val, vlen, ttl_ms, kv_done, op);
+    assert_int_equal(op->done, 0); /* never inside the call */
+    if (rc == 0) {
+        inst_t *ins[1] = {in};
+        run_until(ins, 1, kv_is_done, op);
+    }
+    return rc;
+}
+
+/* The shared store's GET and SET on the budget store's connection: absent, a value with its
+ * remaining time (or none), binary-safe; a stopped Redis answers a GET by the timeout, not
+ * counted as a reservation; a GET in flight at loop_close ends with JRPC_EIO. */
+static void kv_ops(void **state)
+{
+    (void)state;
+    inst_t a, *ins[1] = {&a};
+    inst_open_t(&a, 0, FAULT_TIMEOUT_MS);
+    run_until(ins, 1, up_is_one, &a);
+    kvop_t op;
+    assert_int_equal(kv_run(&a, &op, "t:absent", NULL, 0, 0), 0);
+    assert_int_equal(op.status, JRPC_ENOENT);
+    assert_int_equal(kv_run(&a, &op, "t:k", "v\0w", 3, 5000), 0);
+    assert_int_equal(op.status, 0);
+    assert_int_equal(kv_run(&a, &op, "t:k", NULL, 0, 0), 0);
+    assert_int_equal(op.status, 0);
+    assert_int_equal(op.len, 3);
+    assert_memory_equal(op.val, "v\0w", 3);
+    assert_true(op.ttl_ms > 0 && op.ttl_ms <= 5000);
+    assert_int_equal(kv_run(&a, &op, "t:forever", "1", 1, 0), 0);
+    assert_int_equal(kv_run(&a, &op, "t:forever", NULL, 0, 0), 0);
+    assert_int_equal(op.status, 0);
+    assert_int_equal(op.ttl_ms, 0);
+
+    redis_stop();
+    assert_int_equal(kv_run(&a, &op, "t:k", NULL, 0, 0), 0);
+    assert_int_equal(op.status, JRPC_ETIMEDOUT);
+    assert_int_equal(inst_stats(&a).outcomes[JRPC__REDIS_TIMEOUT], 0);
+    /* In flight when the loop closes: ended by the close, once. */
+    memset(&op, 0, sizeof op);
+    assert_int_equal(jrpc__redis_kv(a.b, 0, "t:k", 3, NULL, 0, 0, kv_done, &op), 0);
+    a.b->ops->loop_close(a.b, &a.loop);
+    assert_int_equal(op.done, 1);
+    assert_int_equal(op.status, JRPC_EIO);
+    assert_int_equal(jrpc__redis_kv(a.b, 0, "t:k", 3, NULL, 0, 0, kv_done, &op), JRPC_ECLOSED);
+    assert_int_equal(uv_run(&a.loop.uv, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&a.loop.uv), 0);
+    a.b->ops->free(a.b);
+    assert_int_equal(kill(redis_pid, SIGCONT), 0);
+
+    /* Not a Redis store: refused. */
+    jrpc__budget_t *local = jrpc__budget_local_new();
+    assert_int_equal(jrpc__redis_kv(local, 0, "t:k", 3, NULL, 0, 0, kv_done, &op), JRPC_EINVAL);
+    local->ops->free(local);
+}
+
 /* Redis killed: the loss is seen and reservations fail at once; restarted on its port: both
  * instances reconnect by themselves and are served again. */
 static void killed_and_restarted(void **state)
@@ -729,6 +819,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(killed_and_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(dropped_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(kv_ops, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

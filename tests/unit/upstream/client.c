@@ -62,6 +62,8 @@ JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
     return 0;
 }
 
+#include "kv_stub.h"
+
 uint64_t jrpc__upstream_now_ms(void)
 {
     return uv_hrtime() / 1000000u;
