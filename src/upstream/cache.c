@@ -102,6 +102,7 @@ struct jrpc_upstream_cache {
     rule_t *rules; /* the operator's (lock) */
     size_t nrules;
     uint64_t tag_ttl_ms;
+    atomic_uint on;           /* size != 0 (read without the lock: jrpc__cache_on) */
     atomic_uint redis;        /* the Redis level is on (read without the lock) */
     _Atomic size_t redis_max; /* longest value sent to Redis */
     _Atomic uint64_t hits, misses, stores, evictions, expired;
@@ -224,6 +225,11 @@ static int names_tag(jrpc_str_t m, jrpc_json_t params)
                 return 1;
     }
     return 0;
+}
+
+int jrpc__cache_on(jrpc_upstream_cache_t *c)
+{
+    return (int)atomic_load_explicit(&c->on, memory_order_relaxed);
 }
 
 uint64_t jrpc__cache_ttl(jrpc_upstream_cache_t *c, jrpc_str_t method, jrpc_json_t params)
@@ -462,6 +468,7 @@ JRPC_EXTERN int jrpc_upstream_cache_new(const jrpc_upstream_cache_config_t *cfg,
     c->nrules = cfg->nrules;
     c->size = cfg->size;
     c->tag_ttl_ms = cfg->tag_ttl_ms;
+    atomic_init(&c->on, cfg->size != 0);
     atomic_init(&c->redis, cfg->redis != 0);
     atomic_init(&c->redis_max, cfg->redis_max_value);
     *out = c;
@@ -489,6 +496,7 @@ JRPC_EXTERN int jrpc_upstream_cache_reconfigure(jrpc_upstream_cache_t *c,
     c->nrules = cfg->nrules;
     c->size = cfg->size;
     c->tag_ttl_ms = cfg->tag_ttl_ms;
+    atomic_store(&c->on, cfg->size != 0);
     atomic_store(&c->redis, cfg->redis != 0);
     atomic_store(&c->redis_max, cfg->redis_max_value);
     cache_clear(c);

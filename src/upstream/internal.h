@@ -387,6 +387,9 @@ void jrpc__share_free(jrpc__upctx_t *ctx);
 /* ---- cache.c ----------------------------------------------------------------------------------
  */
 
+/* Whether the cache keeps anything (a size other than 0): a relaxed load, no lock, so that
+ * forwarding with the cache off pays nothing per call. Any thread. */
+int jrpc__cache_on(jrpc_upstream_cache_t *c);
 /* The TTL the rules give method/params (0: not cached). Any thread. */
 uint64_t jrpc__cache_ttl(jrpc_upstream_cache_t *c, jrpc_str_t method, jrpc_json_t params);
 /* Replies call from the cache under key (by reference, no copy): 1, or 0 when absent. */

@@ -277,7 +277,8 @@ static void redis_store(jrpc__upctx_t *ctx, jrpc__group_t *g, const char *p, siz
 int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
 {
     const jrpc__upconf_t *conf = ctx->conf;
-    if (!conf->dedup && conf->cache == NULL)
+    int cache_on = conf->cache != NULL && jrpc__cache_on(conf->cache);
+    if (!conf->dedup && !cache_on)
         return 0;
     /* A notification wants no answer to share, and its effect is wanted once per sender. */
     if (jrpc_call_id(call).ptr == NULL)
@@ -286,7 +287,7 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
     if (jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) ||
         jrpc__pattern_match((const char *const *)conf->deny, conf->ndeny, m))
         return 0;
-    uint64_t ttl = conf->cache ? jrpc__cache_ttl(conf->cache, m, jrpc_call_params(call)) : 0;
+    uint64_t ttl = cache_on ? jrpc__cache_ttl(conf->cache, m, jrpc_call_params(call)) : 0;
     if (!conf->dedup && ttl == 0)
         return 0;
     if (ctx->share == NULL) {
