@@ -599,7 +599,8 @@ fi
 # + curl, one call per process, sampled on CLI_SAMPLE (10,000) calls and scaled, and (b) curl per
 # 1000-call chunk, sequential, the script one would write by hand. Every run's output is counted,
 # so a run that lost answers cannot look fast. Targets: >= 20x (a), >= 2x (b), >= 300,000 calls/s.
-# =========================================================================================CLI_CALLS=${CLI_CALLS:-1000000}
+# =========================================================================================
+CLI_CALLS=${CLI_CALLS:-1000000}
 CLI_SAMPLE=${CLI_SAMPLE:-10000}
 CLI_ROUNDS=${CLI_ROUNDS:-2}
 CLI_PARALLEL=${CLI_PARALLEL:-4}
