@@ -17,6 +17,8 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Servers started inside $(...) cannot add to pids: they leave their PID in a *.pid file.
+  for f in "$tmp"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }
@@ -251,8 +253,7 @@ if command -v valgrind > /dev/null && command -v callgrind_control > /dev/null; 
     valgrind --tool=callgrind --callgrind-out-file="$tmp/cg-$tag.%p" "$BUILD/jrpcd" "$@" \
       --listen 127.0.0.1:0 --io-threads 1 --quiet --module "$BUILD/modules/tennis.so" \
       --module "$BUILD/modules/testkit.so" > "$tmp/cg-$tag.out" 2>&1 &
-    pids+=($!)
-    echo $! > "$tmp/cg-$tag.pid"
+    echo $! > "$tmp/cg-$tag.pid" # in $(...): cleanup reads the file
     for _ in $(seq 1 400); do grep -q 'listening on' "$tmp/cg-$tag.out" 2>/dev/null && break; sleep 0.05; done
     sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/cg-$tag.out" | head -1
   }
@@ -497,7 +498,7 @@ sh_gw() { # name ini-extra → port of a jrpcd gateway in front of that ganache
     "$sgport" "$2" > "$tmp/sh-$1.ini"
   "$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/sh-$1.ini" \
     > "$tmp/sh-$1.out" &
-  pids+=($!)
+  echo $! > "$tmp/sh-$1.pid" # in $(...): pids+= would not reach cleanup
   gw_wait "$tmp/sh-$1.out"
 }
 p_dedup=$(sh_gw dedup '[cache]\nsize = 0\n')
