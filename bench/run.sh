@@ -203,6 +203,14 @@ pids+=($kpid)
 for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-k.out" 2>/dev/null && break; sleep 0.05; done
 kport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-k.out" | head -1)
 kurl="http://127.0.0.1:$kport/v2/$ksecret"
+# Keys off, answering at the keyed URL's path: the same bytes on the wire as the path-key case, so
+# the comparison shows what checking keys costs apart from the longer request line.
+"$BUILD/jrpcd" --path "/v2/$ksecret" --listen 127.0.0.1:0 --io-threads 1 --quiet \
+  --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-ks.out" &
+kspid=$!
+pids+=($kspid)
+for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-ks.out" 2>/dev/null && break; sleep 0.05; done
+ksport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-ks.out" | head -1)
 # Sanity: the key is required (401 without), and a keyed batch of 100 answers 100 results.
 [ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$tmp/single.json" \
   "http://127.0.0.1:$kport/api/v1/endpoint")" = 401 ] || { echo "bench: keys not required" >&2; exit 1; }
@@ -225,19 +233,23 @@ for f in single batch100; do
     "$tmp/$f.lua" > "$tmp/$f-hdr.lua"
   grep -q X-API-Key "$tmp/$f-hdr.lua" || { echo "bench: no key header in $f-hdr.lua" >&2; exit 1; }
 done
-for f in single batch100 single-hdr batch100-hdr; do
+# single, batch100: key in the path, keys off at /api/v1/endpoint; -same: keys off at the keyed
+# path (the same bytes); -hdr: the key in X-API-Key, sent to both.
+for f in single batch100 single-same batch100-same single-hdr batch100-hdr; do
+  ou="http://127.0.0.1:$jport/api/v1/endpoint"; opid=$jpid
   case $f in
     *-hdr) lua="$tmp/$f.lua"; ku="http://127.0.0.1:$kport/api/v1/endpoint" ;;
+    *-same) lua="$tmp/${f%-same}.lua"; ku=$kurl; ou="http://127.0.0.1:$ksport/v2/$ksecret"; opid=$kspid ;;
     *) lua="$tmp/$f.lua"; ku=$kurl ;;
   esac
   : > "$tmp/k.$f"; : > "$tmp/o.$f"
   for i in $(seq 1 "$ROUNDS"); do
     if [ $((i % 2)) = 1 ]; then
-      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$lua" "$jpid" >> "$tmp/o.$f"
+      cpu_rps "$ou" "$lua" "$opid" >> "$tmp/o.$f"
       cpu_rps "$ku" "$lua" "$kpid" >> "$tmp/k.$f"
     else
       cpu_rps "$ku" "$lua" "$kpid" >> "$tmp/k.$f"
-      cpu_rps "http://127.0.0.1:$jport/api/v1/endpoint" "$lua" "$jpid" >> "$tmp/o.$f"
+      cpu_rps "$ou" "$lua" "$opid" >> "$tmp/o.$f"
     fi
   done
   kr=$(awk '{print $1}' "$tmp/k.$f" | median); orr=$(awk '{print $1}' "$tmp/o.$f" | median)
@@ -273,14 +285,20 @@ if command -v valgrind > /dev/null && command -v callgrind_control > /dev/null; 
   }
   cgk=$(cg_start keys --config "$tmp/keys.ini")
   cgo=$(cg_start off)
+  cgs=$(cg_start same --path "/v2/$ksecret")
   echo "instructions per request (callgrind, userland of jrpcd; wrk -c$CONNS -d3s each)"
-  printf '%-12s %12s %12s %7s\n' case "keys" "off" ratio
+  printf '%-16s %12s %12s %7s\n' case "keys" "off" ratio
   for f in single batch100; do
-    for how in path hdr; do
-      if [ "$how" = path ]; then lua="$tmp/$f.lua"; ku="http://127.0.0.1:$cgk/v2/$ksecret"
-      else lua="$tmp/$f-hdr.lua"; ku="http://127.0.0.1:$cgk/api/v1/endpoint"; fi
-      a=$(cg_ir keys "$ku" "$lua"); b=$(cg_ir off "http://127.0.0.1:$cgo/api/v1/endpoint" "$lua")
-      printf '%-12s %12s %12s %7s\n' "$f-$how" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')"
+    for how in path same hdr; do
+      ou="http://127.0.0.1:$cgo/api/v1/endpoint"; otag=off
+      case $how in
+        path) lua="$tmp/$f.lua"; ku="http://127.0.0.1:$cgk/v2/$ksecret" ;;
+        same) lua="$tmp/$f.lua"; ku="http://127.0.0.1:$cgk/v2/$ksecret"
+              ou="http://127.0.0.1:$cgs/v2/$ksecret"; otag=same ;;
+        hdr) lua="$tmp/$f-hdr.lua"; ku="http://127.0.0.1:$cgk/api/v1/endpoint" ;;
+      esac
+      a=$(cg_ir keys "$ku" "$lua"); b=$(cg_ir "$otag" "$ou" "$lua")
+      printf '%-16s %12s %12s %7s\n' "$f-$how" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')"
     done
   done
 fi

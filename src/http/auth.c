@@ -64,7 +64,17 @@ void jrpc__http_auth_find(jrpc__http_conn_t *c, jrpc__http_req_t *hr, const char
     }
     if (key == NULL)
         return;
-    hr->auth.key = key_len <= JRPC__KEY_SECRET_MAX ? jrpc__keys_find(keys, key, key_len) : NULL;
+    if (key_len > JRPC__KEY_SECRET_MAX) {
+        hr->auth.key = NULL;
+    } else if (c->memo_keys == keys && jrpc__keys_same(c->memo_key, key, key_len)) {
+        hr->auth.key = c->memo_key; /* a client sends the same key request after request */
+    } else {
+        hr->auth.key = jrpc__keys_find(keys, key, key_len);
+        if (hr->auth.key != NULL) {
+            c->memo_keys = keys;
+            c->memo_key = hr->auth.key;
+        }
+    }
     if (hr->auth.key != NULL) {
         hr->key_state = JRPC__KEY_VALID;
     } else {

@@ -301,14 +301,18 @@ struct jrpc__http_conn {
     jrpc__http_req_t *upgrade; /* a valid upgrade, waiting for earlier answers to be written */
     const char *route;         /* cfg.path */
     size_t route_len;
-    size_t url_len;         /* URL bytes of the current request (may exceed url_cap) */
-    size_t url_cap;         /* bytes of url (the same for every connection of the server) */
-    char *url;              /* first url_cap bytes of the current request's URL: a loop block, held
-                               from the request's first byte until it is handed on (NULL between) */
-    uint8_t peer_key_state; /* peer_key: 0 not looked up, 1 set, 2 the peer has none */
-    unsigned char peer_key[16]; /* the peer's address as a key (anonymous budgets) */
-    size_t peer_len;            /* bytes in peer, 0 until first needed */
-    char peer[64];              /* "ip:port" of the client (logging only) */
+    size_t url_len; /* URL bytes of the current request (may exceed url_cap) */
+    size_t url_cap; /* bytes of url (the same for every connection of the server) */
+    char *url;      /* first url_cap bytes of the current request's URL: a loop block, held
+                       from the request's first byte until it is handed on (NULL between) */
+    const jrpc__keys_t *memo_keys; /* the set memo_key came from (sets live as long as the
+                                      server: a pointer names one for good) */
+    const jrpc__key_t *memo_key;   /* the key the connection's last request presented: the next
+                                      one most likely presents it again (jrpc__keys_same) */
+    uint8_t peer_key_state;        /* peer_key: 0 not looked up, 1 set, 2 the peer has none */
+    unsigned char peer_key[16];    /* the peer's address as a key (anonymous budgets) */
+    size_t peer_len;               /* bytes in peer, 0 until first needed */
+    char peer[64];                 /* "ip:port" of the client (logging only) */
 };
 
 /* The stream at `at` (inside the bytes being parsed, or at their end) must go on with

@@ -238,8 +238,9 @@ static void url_parts(const jrpc__http_conn_t *c, const char **path, size_t *pat
     size_t n = (size_t)(end - u);
     *query = NULL;
     *query_len = 0;
-    if ((n >= 7 && strncasecmp(u, "http://", 7) == 0) ||
-        (n >= 8 && strncasecmp(u, "https://", 8) == 0)) {
+    /* The absolute form (a request to a proxy) is rare: one byte rules it out. */
+    if (n >= 7 && (u[0] | 0x20) == 'h' &&
+        (strncasecmp(u, "http://", 7) == 0 || (n >= 8 && strncasecmp(u, "https://", 8) == 0))) {
         u += u[4] == ':' ? 7 : 8;
         while (u < end && *u != '/' && *u != '?' && *u != '#')
             u++;
@@ -249,15 +250,16 @@ static void url_parts(const jrpc__http_conn_t *c, const char **path, size_t *pat
             return;
         }
     }
+    /* memchr rather than a loop per byte: an API key in the path makes it long (seed 002). */
     *path = u;
-    while (u < end && *u != '?' && *u != '#')
-        u++;
-    *path_len = (size_t)(u - *path);
-    if (u < end && *u == '?') {
-        *query = ++u;
-        while (u < end && *u != '#')
-            u++;
-        *query_len = (size_t)(u - *query);
+    const char *frag = memchr(u, '#', (size_t)(end - u));
+    if (frag != NULL)
+        end = frag;
+    const char *q = memchr(u, '?', (size_t)(end - u));
+    *path_len = (size_t)((q != NULL ? q : end) - u);
+    if (q != NULL) {
+        *query = q + 1;
+        *query_len = (size_t)(end - *query);
     }
 }
 

@@ -86,6 +86,8 @@ static inline const jrpc__keys_t *jrpc__keys_current(const jrpc__loop_t *loop)
 }
 /* The key whose secret is s[0..n) (compared in constant time), or NULL. Any thread. */
 const jrpc__key_t *jrpc__keys_find(const jrpc__keys_t *keys, const char *s, size_t n);
+/* Whether s[0..n) is k's secret (constant time, as jrpc__keys_find); k NULL: no. Any thread. */
+int jrpc__keys_same(const jrpc__key_t *k, const char *s, size_t n);
 /* The set's rules. */
 int jrpc__keys_required(const jrpc__keys_t *keys);
 /* The path prefix ("/v2", no trailing '/'), *len 0 when none. */

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, rpc, call, batch, assertError, assertResult, RPC_PATH } from './lib.mjs';
+import { startServer, rpc, call, batch, assertError, assertResult, RPC_PATH, HttpConn, buildRequest, decorate } from './lib.mjs';
 import { WsClient, RawWs, waitFor } from './wslib.mjs';
 
 const BOUND_MS = 10_000;
@@ -306,6 +306,61 @@ test('SIGHUP: keys added, removed and changed in the config and the keys_file ap
         assert.equal(await status(CAROL), 200);
         await srv.stop();
     } finally {
+        await srv.kill();
+        rmSync(dir, { recursive: true, force: true });
+    }
+});
+
+test('one connection, several keys: each request is judged by the key it presents', async () => {
+    // jrpcd remembers the key a connection presented last (a client sends the same one request
+    // after request): a different key, a near miss of it (one byte changed, one short, one long)
+    // and a key removed by a reload must each still be judged on their own.
+    const conf = (aliceSecret) => `[auth]\nrequired = on\npath_prefix = /v2\n` +
+        `[key alice]\nsecret = ${aliceSecret}\nmethods = tennis@*\n[key bob]\nsecret = ${BOB}\ndeny = tennis@*\n`;
+    const { dir, file } = writeConfig(conf(ALICE));
+    const srv = await startServer(['--config', file]);
+    const conns = [];
+    try {
+        const send = async (conn, key, how) => {
+            const opts = how === 'path' ? { path: `/v2/${key}` } : { headers: { 'X-API-Key': key } };
+            await conn.write(buildRequest(srv, { ...opts, body: call('tennis@ping', undefined, 1) }));
+            return decorate(await conn.readResponse());
+        };
+        const open = async () => {
+            const conn = await HttpConn.open(srv);
+            conns.push(conn);
+            return conn;
+        };
+        const last = ALICE.at(-1) === 'x' ? 'y' : 'x';
+        const nearMisses = [ALICE.slice(0, -1) + last, ALICE.slice(0, -1), ALICE + last,
+            last + ALICE.slice(1)];
+        for (const how of ['path', 'header']) {
+            const conn = await open();
+            let r = await send(conn, ALICE, how);
+            assert.equal(r.status, 200, r.body);
+            assertResult(r.json, 'pong', 1);
+            r = await send(conn, BOB, how); // bob may not call tennis@*: per item
+            assert.equal(r.status, 200, r.body);
+            assertError(r.json, -32601, 1);
+            r = await send(conn, ALICE, how);
+            assertResult(r.json, 'pong', 1);
+            for (const miss of nearMisses) {
+                const c = await open();
+                assertResult((await send(c, ALICE, how)).json, 'pong', 1);
+                r = await send(c, miss, how);
+                assert.equal(r.status, 401, `${how} ${miss}: ${r.body}`);
+            }
+        }
+        // A reload changes alice's secret: the old one is refused on a connection that used it.
+        const conn = await open();
+        assertResult((await send(conn, ALICE, 'header')).json, 'pong', 1);
+        writeFileSync(file, conf('alice-new-secret-98765'));
+        srv.proc.kill('SIGHUP');
+        await waitFor(() => /reloaded: /.test(srv.stderr()), { timeout: BOUND_MS, what: 'the reload' });
+        assert.equal((await send(conn, ALICE, 'header')).status, 401);
+        await srv.stop();
+    } finally {
+        for (const c of conns) c.close();
         await srv.kill();
         rmSync(dir, { recursive: true, force: true });
     }
