@@ -26,7 +26,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { startServer, call, batch, HttpConn, buildRequest, decorate, SOURCE_DIR } from './lib.mjs';
+import { startServer, call, batch, HttpConn, buildRequest, decorate, SOURCE_DIR, freePort } from './lib.mjs';
 
 const HAPROXY = process.env.HAPROXY || '/usr/sbin/haproxy';
 const CONFIG = path.join(SOURCE_DIR, 'dist', 'haproxy.cfg');
@@ -58,15 +58,6 @@ async function waitFor(what, fn, ms = BOUND_MS) {
         if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
         await pause(20);
     }
-}
-
-/** A loopback port free now (bound and released). */
-async function freePort() {
-    const s = net.createServer();
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
-    const port = s.address().port;
-    await new Promise((r) => s.close(r));
-    return port;
 }
 
 // ---- HAProxy ----------------------------------------------------------------------------------

@@ -11,24 +11,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { rpc, call, batch, rawIds, healthy, assertError, timed } from './lib.mjs';
+import { rpc, call, batch, rawIds, healthy, assertError, timed, freePort } from './lib.mjs';
 import { startGateway, upstreamReport } from './gateway-lib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
 import WebSocket from 'ws';
 
 let fault, tlsFault, gw, tmp, deadPort;
-
-/** A port nothing listens on: bound, then closed. */
-async function closedPort() {
-    const s = net.createServer();
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
-    const port = s.address().port;
-    await new Promise((r) => s.close(r));
-    return port;
-}
 
 before(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'jrpc-gw-tls-'));
@@ -39,7 +29,7 @@ before(async () => {
         '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     fault = await startFaultServer();
     tlsFault = await startFaultServer({ tls: { key: readFileSync(key), cert: readFileSync(cert) } });
-    deadPort = await closedPort();
+    deadPort = await freePort(); // nothing listens there
     const u = (p) => fault.url(p);
     gw = await startGateway({
         ok: { urls: u('/ok'), methods: 'ok_* test.*', max_batch: 10 },

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { rpc, call, batch, healthy, assertError, scrapeAdmin, JRPCD } from './lib.mjs';
+import { rpc, call, batch, healthy, assertError, scrapeAdmin, JRPCD, freePort } from './lib.mjs';
 import { startGateway } from './gateway-lib.mjs';
 
 const BIG = 'x'.repeat(20000); // over the gateway's max_response below
@@ -91,15 +91,6 @@ function startRawUpstream() {
     }));
 }
 
-/** A port nothing listens on: bound, then closed. */
-async function closedPort() {
-    const s = net.createServer();
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
-    const port = s.address().port;
-    await new Promise((r) => s.close(r));
-    return port;
-}
-
 /** Waits until cond() holds, polling, at most ms. */
 async function waitFor(cond, ms = 5000) {
     const until = Date.now() + ms;
@@ -114,7 +105,7 @@ const transport = process.env.JRPC_GATEWAY_TRANSPORT;
 
 before(async () => {
     up = await startRawUpstream();
-    dead = await closedPort();
+    dead = await freePort(); // nothing listens there
     gw = await startGateway({
         cl: { urls: up.url('/cl'), methods: 'cl_*', max_batch: 1, retries: 0 },
         two: { urls: up.url('/two'), methods: 'two_*', max_batch: 1, max_in_flight: 2, retries: 0 },
