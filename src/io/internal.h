@@ -177,9 +177,12 @@ struct jrpc__sock {
                              upgrade): malloc'd; they go with the sock to a new owner */
     size_t kept_off;      /* first byte of kept not consumed */
     size_t kept_len;      /* bytes in kept */
+    uint64_t due;         /* loop time (ms) jrpc__sock_timer's timeout ends at; 0: none */
+    uint64_t timer_due;   /* when the uv timer is set to fire; 0: not set (jrpc__sock_timer) */
     uint8_t reading;      /* uv_read_start is in effect */
     uint8_t closing;      /* jrpc__sock_close was called: nothing more happens but freeing */
     uint8_t open_handles; /* tcp and timer until their close callbacks ran */
+    uint8_t repeat;       /* the timer repeats (jrpc__sock_timer_repeat) */
 };
 
 /* Accepts a connection from listener into a new sock, counted on the loop; NULL when it could not
@@ -212,7 +215,10 @@ void jrpc__sock_kept_used(jrpc__sock_t *s, size_t n);
 size_t jrpc__sock_queued(const jrpc__sock_t *s);
 /* Sends FIN after the queued writes; cb as uv_shutdown's. 0 or a libuv error. */
 int jrpc__sock_shutdown(jrpc__sock_t *s, uv_shutdown_cb cb);
-/* Arms the timer for ms (0 stops it); _repeat fires every ms. ops->timeout runs. */
+/* Arms the timer for ms (0 stops it); _repeat fires every ms. ops->timeout runs. A connection
+ * moves its timeout on every request (head, body, keep-alive), so jrpc__sock_timer moves the uv
+ * timer only when the new end is sooner: one set for later fires early, finds the end not
+ * reached and sets itself again (a move is a heap removal and insertion, ~170 instructions). */
 void jrpc__sock_timer(jrpc__sock_t *s, uint64_t ms);
 void jrpc__sock_timer_repeat(jrpc__sock_t *s, uint64_t ms);
 /* Stop began (the owner drains) / drain time is over (the owner closes now; a sock without

@@ -213,24 +213,51 @@ int jrpc__sock_shutdown(jrpc__sock_t *s, uv_shutdown_cb cb)
 static void on_timer(uv_timer_t *t)
 {
     jrpc__sock_t *s = t->data;
-    if (!s->closing)
-        s->ops->timeout(s);
+    if (s->closing)
+        return;
+    if (!s->repeat) {
+        s->timer_due = 0;
+        if (s->due == 0)
+            return; /* stopped since it was set */
+        uint64_t now = uv_now(t->loop);
+        if (now < s->due) {
+            /* Set before the timeout was moved later: wait for the rest. */
+            s->timer_due = s->due;
+            uv_timer_start(&s->timer, on_timer, s->due - now, 0);
+            return;
+        }
+        s->due = 0;
+    }
+    s->ops->timeout(s);
 }
 
 void jrpc__sock_timer(jrpc__sock_t *s, uint64_t ms)
 {
     if (s->closing)
         return;
-    if (ms == 0)
+    if (s->repeat) {
+        s->repeat = 0;
         uv_timer_stop(&s->timer);
-    else
+        s->timer_due = 0;
+    }
+    if (ms == 0) {
+        s->due = 0; /* a timer still set fires and finds nothing due */
+        return;
+    }
+    s->due = uv_now(s->timer.loop) + ms;
+    if (s->timer_due == 0 || s->timer_due > s->due) {
+        s->timer_due = s->due;
         uv_timer_start(&s->timer, on_timer, ms, 0);
+    }
 }
 
 void jrpc__sock_timer_repeat(jrpc__sock_t *s, uint64_t ms)
 {
-    if (!s->closing)
-        uv_timer_start(&s->timer, on_timer, ms, ms);
+    if (s->closing)
+        return;
+    s->repeat = 1;
+    s->due = s->timer_due = 0;
+    uv_timer_start(&s->timer, on_timer, ms, ms);
 }
 
 static void on_close(uv_handle_t *h)

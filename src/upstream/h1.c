@@ -7,6 +7,7 @@
  * multi bookkeeping); this path does one write, one read and one parse
  * (docs/gateway.md#transports). Every attempt ends through jrpc__upstream_attempt_end, as curl's
  * do, so retries, failover, metrics and logs do not tell the transports apart. */
+#include "../util/digits.h"
 #include "internal.h"
 
 #include <http_parser.h>
@@ -32,7 +33,9 @@ typedef struct jrpc__h1pool jrpc__h1pool_t;
 /* One connection to one URL. While an attempt is on it, ch points at the chunk and ch->h1 back. */
 typedef struct jrpc__h1conn {
     uv_tcp_t tcp;              /* the socket */
-    uv_timer_t timer;          /* connect, answer or idle timeout, by state */
+    uv_timer_t timer;          /* connect, answer or idle timeout, by state (h1_due) */
+    uint64_t due;              /* loop time (ms) the current timeout ends at */
+    uint64_t timer_due;        /* when the timer is set to fire; 0: not set */
     uv_connect_t connect;      /* CONN_CONNECTING */
     uv_write_t write;          /* the request (head and body in one writev) */
     uv_getaddrinfo_t gai;      /* CONN_RESOLVING: a host name to look up */
@@ -192,14 +195,8 @@ static void conn_close(jrpc__h1conn_t *c)
  * client finishes the chunk. */
 static void conn_end(jrpc__h1conn_t *c, long status, int fault, const char *detail, int keep);
 
-static void h1_on_idle_timeout(uv_timer_t *t)
+static void h1_on_attempt_timeout(jrpc__h1conn_t *c)
 {
-    conn_close(t->data);
-}
-
-static void h1_on_attempt_timeout(uv_timer_t *t)
-{
-    jrpc__h1conn_t *c = t->data;
     const jrpc__upconf_t *conf = c->pool->h1->ctx->conf;
     char detail[80];
     if (c->state != CONN_SENT && conf->connect_timeout_ms != 0 &&
@@ -211,6 +208,38 @@ static void h1_on_attempt_timeout(uv_timer_t *t)
     conn_end(c, 0, JRPC_UPSTREAM_FAULT_TIMEOUT, detail, 0);
 }
 
+static void h1_on_timer(uv_timer_t *t);
+
+/* The connection's timeout now ends `ms` from now. The timer is only moved when that is sooner
+ * than it is set for: a timer set for later fires, finds c->due not reached and sets itself
+ * again. A kept-alive connection's idle and attempt timeouts alternate request after request,
+ * and moving a timer costs a heap removal and insertion each time (about 500 instructions, a
+ * tenth of forwarding a call). */
+static void h1_due(jrpc__h1conn_t *c, uint64_t ms)
+{
+    uint64_t now = uv_now(c->timer.loop);
+    c->due = now + ms;
+    if (c->timer_due == 0 || c->timer_due > c->due) {
+        c->timer_due = c->due;
+        uv_timer_start(&c->timer, h1_on_timer, ms, 0);
+    }
+}
+
+static void h1_on_timer(uv_timer_t *t)
+{
+    jrpc__h1conn_t *c = t->data;
+    uint64_t now = uv_now(t->loop);
+    c->timer_due = 0;
+    if (now < c->due) {
+        c->timer_due = c->due;
+        uv_timer_start(&c->timer, h1_on_timer, c->due - now, 0);
+    } else if (c->state == CONN_IDLE) {
+        conn_close(c);
+    } else {
+        h1_on_attempt_timeout(c);
+    }
+}
+
 /* Arms the timer for what is left of the attempt's timeout (connecting: of its connect timeout,
  * when that is shorter). */
 static void h1_timer_arm(jrpc__h1conn_t *c)
@@ -220,7 +249,7 @@ static void h1_timer_arm(jrpc__h1conn_t *c)
     uint64_t limit = conf->timeout_ms;
     if (c->state != CONN_SENT && conf->connect_timeout_ms != 0 && conf->connect_timeout_ms < limit)
         limit = conf->connect_timeout_ms;
-    uv_timer_start(&c->timer, h1_on_attempt_timeout, limit > spent ? limit - spent : 1, 0);
+    h1_due(c, limit > spent ? limit - spent : 1);
 }
 
 static void h1_on_written(uv_write_t *w, int status)
@@ -239,8 +268,11 @@ static void conn_request(jrpc__h1conn_t *c)
 {
     jrpc__chunk_t *ch = c->ch;
     jrpc__h1pool_t *pool = c->pool;
-    int n = snprintf(c->head + pool->head_len, H1_LENGTH_ROOM, "%zu\r\n\r\n", ch->body.len);
-    uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)(pool->head_len + (size_t)n)),
+    /* The length by hand: snprintf's format parsing cost more than the rest of the head. */
+    char *end = jrpc__put_u64(c->head + pool->head_len, ch->body.len);
+    memcpy(end, "\r\n\r\n", 4);
+    size_t n = (size_t)(end + 4 - c->head);
+    uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)n),
                         uv_buf_init(ch->body.ptr, (unsigned)ch->body.len)};
     c->state = CONN_SENT;
     c->got = 0;
@@ -541,7 +573,7 @@ static void conn_end(jrpc__h1conn_t *c, long status, int fault, const char *deta
             pool->idle->prev = c;
         pool->idle = c;
         pool->nidle++;
-        uv_timer_start(&c->timer, h1_on_idle_timeout, H1_IDLE_MS, 0);
+        h1_due(c, H1_IDLE_MS);
     } else {
         conn_close(c);
     }

@@ -53,6 +53,7 @@ typedef struct owner {
     int use_room;                   /* alloc offers room */
     char room[8];                   /* the owner's own room for the next read */
     int timeouts;                   /* ops->timeout calls */
+    uint64_t timeout_at;            /* loop time of the last one */
     int drains;                     /* ops->drain calls */
     int close_nows;                 /* ops->close_now calls */
     int closed;                     /* ops->closed calls */
@@ -97,6 +98,7 @@ static void own_alloc(jrpc__sock_t *s, uv_buf_t *buf)
 static void own_timeout(jrpc__sock_t *s)
 {
     ((owner_t *)s->owner)->timeouts++;
+    ((owner_t *)s->owner)->timeout_at = uv_now(s->timer.loop);
 }
 
 static void own_drain(jrpc__sock_t *s)
@@ -552,18 +554,28 @@ static void test_timer(void **state)
     /* 0 stops it. */
     jrpc__sock_timer(sock, 2);
     jrpc__sock_timer(sock, 0);
-    assert_false(uv_is_active((uv_handle_t *)&sock->timer));
     run_for(20);
     assert_int_equal(a->timeouts, 1);
 
-    /* Arming again replaces the previous deadline. */
+    /* Arming again replaces the previous deadline, sooner ... */
     jrpc__sock_timer(sock, 60 * 1000);
     jrpc__sock_timer(sock, 2);
     RUN_UNTIL(a->timeouts == 2);
 
+    /* ... or later: the uv timer still set for 2 ms fires and waits on (the timer is moved only
+     * to a sooner end); the timeout comes at the later end, once. */
+    uv_update_time(&loop.uv);
+    uint64_t t0 = uv_now(&loop.uv);
+    jrpc__sock_timer(sock, 2);
+    jrpc__sock_timer(sock, 30);
+    RUN_UNTIL(a->timeouts == 3);
+    assert_true(a->timeout_at >= t0 + 30); /* loop time: not at the 2 ms the uv timer was set for */
+    run_for(40);
+    assert_int_equal(a->timeouts, 3);
+
     /* _repeat fires every time until stopped. */
     jrpc__sock_timer_repeat(sock, 1);
-    RUN_UNTIL(a->timeouts == 5);
+    RUN_UNTIL(a->timeouts == 6);
     jrpc__sock_timer(sock, 0);
     int n = a->timeouts;
     run_for(20);
