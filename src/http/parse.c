@@ -17,12 +17,15 @@
  * of the ones looked for, and the count cannot wrap. */
 static void keep_lower(char *dst, size_t cap, uint8_t *len, const char *at, size_t n)
 {
-    for (size_t i = 0; i < n && *len <= cap; i++) {
-        char ch = at[i];
-        if (*len < cap)
-            dst[*len] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
-        (*len)++;
+    size_t l = *len; /* a local: dst's stores could otherwise change *len, reread each byte */
+    size_t end = l + n < cap ? l + n : cap;
+    for (; l < end; l++, at++) {
+        char ch = *at;
+        dst[l] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
     }
+    if (l < (size_t)*len + n && l == cap)
+        l = cap + 1; /* more than fits: one past the room, as a mark */
+    *len = (uint8_t)l;
 }
 
 /* The request line and header lines, counted as sent give or take optional whitespace (http-parser
@@ -392,10 +395,16 @@ static int literal_check(jrpc__http_conn_t *c, const char *data, size_t len)
 }
 
 /* RFC 9110 §5.6.2: a field name is a token. */
+/* RFC 9110 §5.6.2 tchar: ALPHA, DIGIT and !#$%&'*+-.^_`|~, as two bit masks over the bytes
+ * 0–63 and 64–127 (a test per byte of every header name: no strchr). */
+#define TCHAR_LO 0x03ff6cfa00000000ull /* ! # $ % & ' * + - . 0-9 */
+#define TCHAR_HI 0x57ffffffc7fffffeull /* A-Z ^ _ ` a-z | ~ */
+
 static int is_tchar(unsigned char ch)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+    return ch < 64    ? (int)((TCHAR_LO >> ch) & 1)
+           : ch < 128 ? (int)((TCHAR_HI >> (ch - 64)) & 1)
+                      : 0;
 }
 
 /* Chunk-size lines. http-parser reads the hex size, then skips everything up to the first CR
