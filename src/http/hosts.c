@@ -11,13 +11,24 @@
 #include <string.h>
 #include <strings.h>
 
-/* The next word of a list at *p (separators: spaces, tabs, commas); 0 at the end. */
+static int is_sep(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == ',';
+}
+
+/* The next word of a list at *p (separators: spaces, tabs, commas); 0 at the end. Loops rather
+ * than strspn/strcspn: the words are a few bytes, shorter than those calls' set-up. */
 static int list_next(const char **p, const char **word, size_t *len)
 {
-    static const char sep[] = " \t,";
-    *word = *p + strspn(*p, sep);
-    *len = strcspn(*word, sep);
-    *p = *word + *len;
+    const char *w = *p;
+    while (is_sep(*w))
+        w++;
+    const char *e = w;
+    while (*e != '\0' && !is_sep(*e))
+        e++;
+    *word = w;
+    *len = (size_t)(e - w);
+    *p = e;
     return *len != 0;
 }
 
@@ -36,10 +47,16 @@ static int is_hex(unsigned char ch)
     return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
-/* RFC 3986 §2.3 unreserved and §2.2 sub-delims: what a reg-name holds besides %HH. */
+/* RFC 3986 §2.3 unreserved and §2.2 sub-delims: what a reg-name holds besides %HH, as bit masks
+ * over the bytes 0–63 and 64–127 (a test per byte of every Host value). */
+#define REGNAME_LO 0x2bff7fd200000000ull /* ! $ & ' ( ) * + , - . 0-9 ; = */
+#define REGNAME_HI 0x47fffffe87fffffeull /* A-Z _ a-z ~ */
+
 static int is_regname_char(unsigned char ch)
 {
-    return is_alpha(ch) || is_digit(ch) || (ch != 0 && strchr("-._~!$&'()*+,;=", ch) != NULL);
+    return ch < 64    ? (int)((REGNAME_LO >> ch) & 1)
+           : ch < 128 ? (int)((REGNAME_HI >> (ch - 64)) & 1)
+                      : 0;
 }
 
 /* A reg-name (which also covers IPv4 addresses): unreserved, sub-delims, %HH. */
