@@ -286,6 +286,9 @@ struct jrpc__loop {
     jrpc__post_t *post_tail;
     jrpc__list_t conns;               /* live connections of every transport (jrpc__sock_t) */
     jrpc__list_t reqs;                /* live engine requests (the engine links them) */
+    jrpc__list_t deadlines;           /* engine requests with a deadline to keep, soonest first */
+    uv_timer_t deadline_timer;        /* set for the soonest of them, or sooner (the engine's) */
+    uint64_t deadline_due;            /* when deadline_timer fires; 0: not set */
     size_t holds;                     /* connections and requests alive: stop waits for 0 */
     size_t orphans;                   /* requests given up at the end of a stop (never replied) */
     size_t mem_lease;                 /* bytes of io->mem_held taken by this loop (acct.c) */

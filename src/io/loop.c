@@ -333,6 +333,7 @@ static void loop_maybe_done(jrpc__loop_t *loop)
     loop_run_posted(loop);
     uv_close((uv_handle_t *)&loop->wakeup, NULL);
     uv_close((uv_handle_t *)&loop->drain_timer, NULL);
+    uv_close((uv_handle_t *)&loop->deadline_timer, NULL);
     /* Handlers that never replied may keep handles of their own running (timers, sockets): the
      * loop ends after this pass anyway, and its cleanup closes what they left. */
     if (orphans != 0)
@@ -475,6 +476,9 @@ static int loop_init(jrpc__loop_t *loop, jrpc__io_t *io, unsigned index, int *in
     loop->wakeup.data = loop;
     uv_timer_init(&loop->uv, &loop->drain_timer);
     loop->drain_timer.data = loop;
+    jrpc__list_init(&loop->deadlines);
+    uv_timer_init(&loop->uv, &loop->deadline_timer);
+    loop->deadline_timer.data = loop;
     for (size_t a = 0; a < io->naddrs; a++) {
         uv_tcp_t *l = &loop->listeners[a];
         uv_tcp_init(&loop->uv, l);

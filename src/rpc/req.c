@@ -587,28 +587,15 @@ static void req_free(jrpc__req_t *r)
     jrpc__loop_release(loop);
 }
 
-static void req_timer_closed(uv_handle_t *h);
-
 /* Frees the request once nothing refers to it: answered (or detached), no handler still holding
- * a call, nothing waiting to start, and the deadline timer closed. */
+ * a call, nothing waiting to start. */
 static void req_maybe_free(jrpc__req_t *r)
 {
     if (!r->answered || r->starting || r->running != 0 || r->next != r->ncalls || r->reserving)
         return;
-    if (r->timer_state == TIMER_ARMED) {
-        r->timer_state = TIMER_CLOSING;
-        uv_close((uv_handle_t *)&r->timer, req_timer_closed);
-        return;
-    }
-    if (r->timer_state == TIMER_NONE)
-        req_free(r);
-}
-
-static void req_timer_closed(uv_handle_t *h)
-{
-    jrpc__req_t *r = h->data;
-    r->timer_state = TIMER_NONE;
-    req_maybe_free(r);
+    if (r->timer_state == TIMER_ARMED)
+        jrpc__list_remove(&r->dl); /* the loop's timer, if set for it, finds nothing due */
+    req_free(r);
 }
 
 /* Calls not yet started never will be; running ones are answered with code/msg now and their
@@ -645,9 +632,36 @@ static void req_expire(jrpc__req_t *r, int code, const char *msg)
     req_maybe_free(r);
 }
 
-static void req_timeout(uv_timer_t *t)
+static void deadline_set(jrpc__loop_t *loop, uint64_t due);
+
+/* The loop's deadline timer: requests whose deadline passed time out, soonest first; the timer
+ * is then set for the next one. */
+static void deadlines_due(uv_timer_t *t)
 {
-    req_expire(t->data, JRPC_CODE_TIMEOUT, "Request timed out");
+    jrpc__loop_t *loop = t->data;
+    uint64_t now = uv_now(&loop->uv);
+    loop->deadline_due = 0;
+    while (!jrpc__list_empty(&loop->deadlines)) {
+        jrpc__req_t *r = JRPC__CONTAINER_OF(loop->deadlines.next, jrpc__req_t, dl);
+        if (r->deadline > now) {
+            deadline_set(loop, r->deadline);
+            return;
+        }
+        jrpc__list_remove(&r->dl);
+        r->timer_state = TIMER_FIRED;
+        req_expire(r, JRPC_CODE_TIMEOUT, "Request timed out"); /* may free r */
+    }
+}
+
+/* The loop's timer fires at `due` at the latest: moved only when that is sooner than it is set
+ * for (a timer set sooner fires, finds nothing due yet and sets itself again). */
+static void deadline_set(jrpc__loop_t *loop, uint64_t due)
+{
+    if (loop->deadline_due != 0 && loop->deadline_due <= due)
+        return;
+    uint64_t now = uv_now(&loop->uv);
+    loop->deadline_due = due;
+    uv_timer_start(&loop->deadline_timer, deadlines_due, due > now ? due - now : 0, 0);
 }
 
 void jrpc__req_expire_all(jrpc__loop_t *loop)
@@ -664,13 +678,16 @@ void jrpc__req_expire_all(jrpc__loop_t *loop)
 
 void jrpc__req_orphan_all(jrpc__loop_t *loop)
 {
+    /* Their deadlines go with the loop's timer (closed by the loop as it ends). */
     for (jrpc__list_t *it = loop->reqs.next; it != &loop->reqs; it = it->next) {
         jrpc__req_t *r = JRPC__CONTAINER_OF(it, jrpc__req_t, link);
         if (r->timer_state == TIMER_ARMED) {
-            r->timer_state = TIMER_CLOSING;
-            uv_close((uv_handle_t *)&r->timer, req_timer_closed);
+            jrpc__list_remove(&r->dl);
+            r->timer_state = TIMER_FIRED;
         }
     }
+    uv_timer_stop(&loop->deadline_timer);
+    loop->deadline_due = 0;
 }
 
 /* ---- Running --------------------------------------------------------------------------------- */
@@ -733,17 +750,21 @@ static void pass_timed(jrpc__req_t *r, size_t first, uint64_t t0, size_t n)
         jrpc__hist_add_n(&st->call_dur[label], jrpc__hist_dur_bounds, JRPC__HIST_DUR_N, us, run);
 }
 
-/* Arms the deadline timer, once: something outlives the current pass (or a reservation). */
+/* Keeps the request's deadline, once: something outlives the current pass (or a reservation).
+ * Requests come in deadline order unless a reload changed deadline_ms, so the place in the list
+ * is found from its end. */
 static void req_arm(jrpc__req_t *r)
 {
-    const jrpc_config_t *cfg = r->loop->cfg;
-    if (r->timer_state != TIMER_NONE || cfg->deadline_ms == 0)
+    jrpc__loop_t *loop = r->loop;
+    if (r->timer_state != TIMER_NONE || loop->cfg->deadline_ms == 0)
         return;
-    uv_timer_init(&r->loop->uv, &r->timer);
-    r->timer.data = r;
-    uint64_t now = uv_now(&r->loop->uv);
-    uv_timer_start(&r->timer, req_timeout, r->deadline > now ? r->deadline - now : 0, 0);
+    jrpc__list_t *at = loop->deadlines.prev;
+    while (at != &loop->deadlines &&
+           JRPC__CONTAINER_OF(at, jrpc__req_t, dl)->deadline > r->deadline)
+        at = at->prev;
+    jrpc__list_insert_tail(at->next, &r->dl); /* just after `at` */
     r->timer_state = TIMER_ARMED;
+    deadline_set(loop, r->deadline);
 }
 
 /* Starts waiting calls while the bound allows, answers when nothing answerable is left, and arms

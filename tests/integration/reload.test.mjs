@@ -180,6 +180,40 @@ async function startFromFile(file) {
     };
 }
 
+test('deadline shortened by SIGHUP: a newer call times out at its own deadline, before an older one', async () => {
+    // Calls waiting on their deadline are kept soonest first, for one timer per loop: a reload
+    // that shortens `deadline` makes a newer call due before an older one.
+    const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-reload-'));
+    const file = path.join(dir, 'jrpcd.ini');
+    writeFileSync(file, '[server]\ndeadline = 1h\n');
+    const server = await startServer(['--config', file, '--io-threads', '1']); // one loop's list
+    const conns = [];
+    try {
+        const older = await HttpConn.open(server);
+        conns.push(older);
+        await older.write(buildRequest(server, { body: call('test.hold', undefined, 'older') }));
+        await waitHeld(server, 1);
+        writeFileSync(file, '[server]\ndeadline = 300ms\n');
+        server.proc.kill('SIGHUP');
+        await waitFor(() => /reloaded: /.test(server.stderr()), { timeout: BOUND_MS, what: 'the reload' });
+        const newer = await HttpConn.open(server);
+        conns.push(newer);
+        await newer.write(buildRequest(server, { body: call('test.hold', undefined, 'newer') }));
+        const r = decorate(await newer.readResponse({ timeout: BOUND_MS }));
+        assert.equal(r.json?.error?.code, -32002, r.body);
+        assert.equal(r.json.id, 'newer');
+        assert.equal(older.buf.length, 0, 'the older call (deadline 1 h) is still waiting');
+        assert.equal(await release(server), 2);
+        const o = decorate(await older.readResponse({ timeout: BOUND_MS }));
+        assert.equal(o.json?.id, 'older', o.body);
+        await server.stop();
+    } finally {
+        for (const c of conns) c.close();
+        await server.kill();
+        rmSync(dir, { recursive: true, force: true });
+    }
+});
+
 test('a config that does not load or validate is refused; a listen change needs a restart', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-reload-'));
     const file = path.join(dir, 'jrpcd.ini');
