@@ -220,6 +220,50 @@ test('auto_batch: 32 concurrent distinct singles reach the upstream in a handful
     await srv.stop();
 });
 
+test('auto_batch hold: singles that come while its batch is out go as one next batch', async () => {
+    const f = await upstream();
+    // batch_wait 0: without the hold each single below, read in a loop turn of its own, would go
+    // as a request of its own. The hold's bound is batch_hold alone here (no answer times yet).
+    const srv = await gateway(section(f, { auto_batch: 'on', batch_wait: '0', batch_hold: '1s', dedup: 'off' }));
+    const first = rpc(srv, call('held', [0], 0), { timeout: 3 * BOUND_MS });
+    await waitFor(() => f.requests.length === 1, { timeout: BOUND_MS, what: 'the first batch out' });
+    const conns = await Promise.all(Array.from({ length: 16 }, () => HttpConn.open(srv)));
+    const answers = [];
+    for (const [i, c] of conns.entries()) {
+        await c.write(buildRequest(srv, { body: call('ab', [i], i) }));
+        answers.push(c.readResponse().then(decorate));
+        // A round trip on the same (only) io loop: the call was read, and its turn is over.
+        await scrape(srv);
+    }
+    f.openGate();
+    assert.equal((await first).json.result.m, 'held');
+    for (const [i, r] of (await Promise.all(answers)).entries())
+        assert.deepEqual(r.json, { jsonrpc: '2.0', id: i, result: { m: 'ab', p: [i] } });
+    for (const c of conns) c.close();
+    const reqs = f.requests.filter((r) => r.methods.includes('ab'));
+    assert.deepEqual(reqs.map((r) => r.n), [16], 'the 16 singles went as one batch');
+    await healthy(srv);
+    await srv.stop();
+});
+
+test('auto_batch hold is bounded: a slow batch out does not hold the calls behind it', async () => {
+    const f = await upstream();
+    const srv = await gateway(section(f, { auto_batch: 'on', batch_hold: '50ms', dedup: 'off' }));
+    const slow = rpc(srv, call('held', [0], 0), { timeout: 3 * BOUND_MS });
+    await waitFor(() => f.requests.length === 1, { timeout: BOUND_MS, what: 'the slow batch out' });
+    // Held behind the slow one for at most batch_hold, then sent without waiting for it.
+    const r = await rpc(srv, call('ab', [1], 1), { timeout: BOUND_MS });
+    assert.deepEqual(r.json, { jsonrpc: '2.0', id: 1, result: { m: 'ab', p: [1] } });
+    assert.equal(f.requests[0].answered, false, 'answered while the slow batch is still out');
+    // The batch out is now the answered one: the next call is not held at all.
+    const r2 = await rpc(srv, call('ab', [2], 2), { timeout: BOUND_MS });
+    assert.equal(r2.json.result.p[0], 2);
+    f.openGate();
+    assert.equal((await slow).json.result.m, 'held');
+    await healthy(srv);
+    await srv.stop();
+});
+
 test('reload changes dedup, auto_batch and the cache live', async () => {
     const f = await upstream();
     const srv = await gateway(section(f, {}, '[cache ttl]\nkeep = 1h\n'));
