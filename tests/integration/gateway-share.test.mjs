@@ -3,7 +3,8 @@
 // go upstream once and every waiter gets the answer under its own id; a waiter whose client left
 // does not cancel the call for the others; writes are never merged nor cached; the response
 // cache answers a method within its TTL without the upstream, lets it expire, never keeps errors
-// or null; auto_batch merges singles of different clients into upstream batches; a reload
+// or null; auto_batch merges singles of different clients into upstream batches, and holds
+// those that come while its batch is out for the next one, for a bounded time; a reload
 // changes all of it live; Cache-Control: no-cache skips the cache. The upstream is upstream-fault.mjs, which records every request it
 // gets (/gate holds a request with a call named "held" until the test opens it). No sleeps:
 // every wait is for a condition, with a bound.
@@ -13,7 +14,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin, JRPCD } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
 
@@ -262,6 +264,35 @@ test('auto_batch hold is bounded: a slow batch out does not hold the calls behin
     assert.equal((await slow).json.result.m, 'held');
     await healthy(srv);
     await srv.stop();
+});
+
+test('config: batch_hold is off or a duration up to 1s, once; --check prints it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-share-'));
+    const check = (extra) => {
+        const file = path.join(dir, 'jrpcd.ini');
+        writeFileSync(file, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
+        return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
+    };
+    try {
+        let r = check('batch_hold = 2s\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /jrpcd\.ini:4: \[upstream eth\] batch_hold: "2s" is longer than 1000ms/);
+        r = check('batch_hold = soon\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /batch_hold: "soon" is not a duration/);
+        r = check('batch_hold = 5ms\nbatch_hold = off\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /batch_hold is already set/);
+        r = check('batch_hold = 5ms\n');
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /\[upstream eth\][^[]*\nbatch_hold = 5ms\n/);
+        r = check('batch_hold = off\n');
+        assert.match(r.stdout, /\[upstream eth\][^[]*\nbatch_hold = off\n/);
+        r = check('');
+        assert.match(r.stdout, /\[upstream eth\][^[]*\nbatch_hold = 10ms\n/);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
 
 test('reload changes dedup, auto_batch and the cache live', async () => {
