@@ -3,7 +3,8 @@
  * the transports (chunk_send starts an attempt, chunk_abort cuts one, attempt_done ends one
  * whichever carried it): h1.c for http:// URLs, curl.c for the rest. Calls wait in the loop's
  * pending lists until the check phase of the same loop iteration, so every item of a client
- * batch (the engine dispatches them in one pump) is there together; they are then cut into
+ * batch (the engine dispatches them in one pump) is there together (with auto_batch, calls sent
+ * alone may wait longer: batch_wait, and the bounded hold behind the batch out); they are cut into
  * chunks of at most max_batch, sent under the loop's share of max_in_flight, retried on another
  * URL after a transport fault, and answered per item (answer.c). What waits is bounded by
  * max_queue, and a call nobody waits for any more (jrpc_call_cancelled) is answered and dropped
