@@ -41,7 +41,8 @@ typedef struct jrpcd_upstream {
     size_t nws_urls;     /* entries in ws_urls */
     char **dedup_deny;   /* owned patterns of dedup_deny */
     size_t ndedup_deny;  /* entries in dedup_deny */
-    unsigned share_set;  /* dedup, auto_batch, batch_wait, transport seen (a bit each) */
+    unsigned share_set;  /* dedup, auto_batch, batch_wait, transport,
+                            batch_hold seen (a bit each) */
     char *probe;         /* owned probe method (probe), or NULL: no probes */
     unsigned health_set; /* hedge_after, probe seen (a bit each) */
     unsigned set;        /* numeric keys seen (a bit per key): each may appear once */

@@ -368,6 +368,28 @@ static int key_once(unsigned *set, int k, const char *key, char *err, size_t cap
 }
 /* share_set's bit for transport (after the three of share_key). */
 #define TRANSPORT_SET (1u << 3)
+/* share_set's bit number for batch_hold (after transport's). */
+#define BATCH_HOLD_BIT 4
+/* The longest batch_hold: past a second a call held behind a batch out is stalled, not waiting
+ * for company. */
+#define BATCH_HOLD_MAX_MS 1000
+
+/* `batch_hold = 10ms | off`: how long calls sent alone wait behind auto_batch's batch out. */
+static int batch_hold_key(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)
+{
+    unsigned long long ms = 0;
+    if (key_once(&u->share_set, BATCH_HOLD_BIT, "batch_hold", err, cap) != 0)
+        return -1;
+    if (strcmp(value, "off") != 0 && jrpcd_parse_duration(value, &ms, err, cap) != 0)
+        return -1;
+    if (ms > BATCH_HOLD_MAX_MS) {
+        snprintf(err, cap, "\"%s\" is longer than %ums (write 10ms, or off)", value,
+                 BATCH_HOLD_MAX_MS);
+        return -1;
+    }
+    u->cfg.batch_hold_us = (unsigned)ms * 1000u;
+    return 0;
+}
 
 /* The keys of answer sharing: 0 or -1 when key is one of them, 1 when it is not. */
 static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, char *err, size_t cap)
@@ -390,6 +412,8 @@ static int share_key(jrpcd_upstream_t *u, const char *key, const char *value, ch
         }
         return 0;
     }
+    if (strcmp(key, "batch_hold") == 0)
+        return batch_hold_key(u, value, err, cap);
     if (k < 0)
         return 1;
     if (key_once(&u->share_set, k, key, err, cap) != 0)
@@ -539,7 +563,8 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
     snprintf(err, cap,
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
              "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls, dedup, "
-             "dedup_deny, auto_batch, batch_wait, transport, hedge_after, probe, probe_interval, "
+             "dedup_deny, auto_batch, batch_wait, batch_hold, transport, hedge_after, probe, "
+             "probe_interval, "
              "max_lag)",
              key);
     return -1;
@@ -814,10 +839,10 @@ static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
         x->recheck_ms != y->recheck_ms || x->max_queue != y->max_queue ||
         str_differ(a->ca_file, b->ca_file) || x->dedup != y->dedup ||
         x->auto_batch != y->auto_batch || x->batch_wait_us != y->batch_wait_us ||
-        a->ndedup_deny != b->ndedup_deny || x->hedge_after_ms != y->hedge_after_ms ||
-        x->hedge_quantile != y->hedge_quantile || str_differ(a->probe, b->probe) ||
-        x->probe_interval_ms != y->probe_interval_ms || x->max_lag != y->max_lag ||
-        x->transport != y->transport)
+        x->batch_hold_us != y->batch_hold_us || a->ndedup_deny != b->ndedup_deny ||
+        x->hedge_after_ms != y->hedge_after_ms || x->hedge_quantile != y->hedge_quantile ||
+        str_differ(a->probe, b->probe) || x->probe_interval_ms != y->probe_interval_ms ||
+        x->max_lag != y->max_lag || x->transport != y->transport)
         return 1;
     for (size_t i = 0; i < a->ndedup_deny; i++)
         if (strcmp(a->dedup_deny[i], b->dedup_deny[i]) != 0)
@@ -1372,6 +1397,10 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
                 c->max_batch, c->max_in_flight, c->max_queue, t, ct, c->retries, rc);
         fprintf(out, "dedup = %s\nauto_batch = %s\nbatch_wait = %uus\n", c->dedup ? "on" : "off",
                 c->auto_batch ? "on" : "off", c->batch_wait_us);
+        if (c->batch_hold_us != 0)
+            fprintf(out, "batch_hold = %ums\n", c->batch_hold_us / 1000u);
+        else
+            fprintf(out, "batch_hold = off\n");
         char hedge[32] = "off";
         if (c->hedge_quantile != 0)
             snprintf(hedge, sizeof hedge, "p%u", c->hedge_quantile);

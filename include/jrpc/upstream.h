@@ -73,6 +73,9 @@ typedef struct jrpc_upstream_config {
     unsigned auto_batch;               /* 1: calls sent alone by clients join upstream batches */
     unsigned batch_wait_us;            /* auto_batch: how long the first waits for others; 0:
                                           until the end of the loop turn that received it */
+    unsigned batch_hold_us;            /* auto_batch: while a batch it made is out, calls sent
+                                          alone wait for its answer (to go as the next batch)
+                                          at most this long; 0: they never wait for it */
     /* Hedging (docs/gateway.md#hedging): a chunk of reads whose answer has not come after a
      * delay gets a second attempt on another URL; the first answer wins, the other attempt is
      * cut. At most one of the two is non-zero; both 0: off. */

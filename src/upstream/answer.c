@@ -97,6 +97,10 @@ int jrpc__chunk_build(jrpc__chunk_t *ch)
 
 void jrpc__chunk_free(jrpc__chunk_t *ch)
 {
+    /* The batch auto_batch's hold waits for is done (its calls go at the loop's next check: see
+     * ctx_leave in client.c). */
+    if (ch->ctx != NULL && ch->ctx->hold_ch == ch)
+        ch->ctx->hold_ch = NULL;
     /* Every slot was answered, and its group with it. */
     for (size_t i = 0; ch->groups != NULL && i < ch->n; i++)
         jrpc__group_free(jrpc__share_done(ch, i));

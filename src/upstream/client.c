@@ -3,7 +3,8 @@
  * the transports (chunk_send starts an attempt, chunk_abort cuts one, attempt_done ends one
  * whichever carried it): h1.c for http:// URLs, curl.c for the rest. Calls wait in the loop's
  * pending lists until the check phase of the same loop iteration, so every item of a client
- * batch (the engine dispatches them in one pump) is there together; they are then cut into
+ * batch (the engine dispatches them in one pump) is there together (with auto_batch, calls sent
+ * alone may wait longer: batch_wait, and the bounded hold behind the batch out); they are cut into
  * chunks of at most max_batch, sent under the loop's share of max_in_flight, retried on another
  * URL after a transport fault, and answered per item (answer.c). What waits is bounded by
  * max_queue, and a call nobody waits for any more (jrpc_call_cancelled) is answered and dropped
@@ -54,9 +55,18 @@ static void ctx_check_gen(jrpc__upctx_t *ctx)
         ctx->retiring = 1;
 }
 
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* only there so that the poll phase does not block while calls are pending */
+}
+
 static void ctx_leave(jrpc__upctx_t *ctx)
 {
     ctx->busy = 0;
+    /* The batch out that auto_batch's hold waited for is done (jrpc__chunk_free): the calls held
+     * go at the next check, without the poll blocking before it. */
+    if (ctx->hold_ch == NULL && ctx->nbatched != 0 && !ctx->closing)
+        uv_idle_start(&ctx->idle, on_idle);
     if (!ctx->closing && (ctx->stop_asked || (ctx->retiring && ctx_idle(ctx))))
         ctx_close(ctx);
 }
@@ -64,11 +74,6 @@ static void ctx_leave(jrpc__upctx_t *ctx)
 /* ---- The per-loop client --------------------------------------------------------------------- */
 
 static void on_check(uv_check_t *h);
-
-static void on_idle(uv_idle_t *h)
-{
-    (void)h; /* only there so that the poll phase does not block while calls are pending */
-}
 
 static void on_wake(uv_async_t *h)
 {
@@ -102,9 +107,10 @@ static jrpc__upctx_t *ctx_new(jrpc_upstream_t *up, uv_loop_t *loop, unsigned ind
     uv_check_init(loop, &ctx->check);
     uv_idle_init(loop, &ctx->idle);
     uv_timer_init(loop, &ctx->hedge_timer);
+    uv_timer_init(loop, &ctx->hold_timer);
     ctx->timer.data = ctx->check.data = ctx->idle.data = ctx->wake.data = ctx;
-    ctx->hedge_timer.data = ctx;
-    ctx->open_handles = 5;
+    ctx->hedge_timer.data = ctx->hold_timer.data = ctx;
+    ctx->open_handles = 6;
     uv_check_start(&ctx->check, on_check);
     uv_mutex_lock(&up->lock);
     ctx->older = up->ctx[index];
@@ -219,7 +225,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
     }
     jrpc_call_t **lists[2] = {ctx->batched, ctx->singles};
     size_t counts[2] = {ctx->nbatched, ctx->nsingles};
-    ctx->nbatched = ctx->nsingles = 0;
+    ctx->nbatched = ctx->nsingles = ctx->nholdable = 0;
     for (int l = 0; l < 2; l++) {
         queue_leave(up, counts[l]);
         for (size_t i = 0; i < counts[l]; i++)
@@ -231,6 +237,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
     uv_close((uv_handle_t *)&ctx->idle, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->wake, ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->hedge_timer, ctx_handle_closed);
+    uv_close((uv_handle_t *)&ctx->hold_timer, ctx_handle_closed);
 }
 
 void jrpc__upctx_free_detached(jrpc__upctx_t *ctx)
@@ -255,6 +262,18 @@ static int push(jrpc_call_t ***v, size_t *n, size_t *cap, jrpc_call_t *call)
     }
     (*v)[(*n)++] = call;
     return 0;
+}
+
+/* call is a read: it has an id and its method is neither a built-in write nor in dedup_deny
+ * (the rule answer sharing uses). A write sent twice could run twice, and one held waits for
+ * nothing it gains from. */
+static int call_is_read(const jrpc__upconf_t *c, const jrpc_call_t *call)
+{
+    if (jrpc_call_id(call).ptr == NULL)
+        return 0;
+    jrpc_str_t m = jrpc_call_method(call);
+    return !jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) &&
+           !jrpc__pattern_match((const char *const *)c->deny, c->ndeny, m);
 }
 
 static void reply_oom(jrpc_call_t *call)
@@ -369,6 +388,8 @@ static void queue_call(jrpc__upctx_t *ctx, jrpc_call_t *call)
                                 "Internal error", "\"out of memory\"");
         return;
     }
+    if (!single && !jrpc_call_in_batch(call) && call_is_read(ctx->conf, call))
+        ctx->nholdable++;
     if (was_empty)
         uv_idle_start(&ctx->idle, on_idle);
 }
@@ -396,9 +417,9 @@ void jrpc__upstream_resume(jrpc__upctx_t *ctx, jrpc_call_t *call)
         ctx_release(ctx);
 }
 
-/* Makes calls[0..n) one chunk at the end of the wait queue; without memory for it, each call is
- * answered -32603 at once. */
-static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int is_batch)
+/* Makes calls[0..n) one chunk at the end of the wait queue and returns it; without memory for
+ * it, each call is answered -32603 at once (NULL). */
+static jrpc__chunk_t *enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int is_batch)
 {
     jrpc__chunk_t *ch = jrpc__chunk_new(ctx, calls, n, is_batch);
     if (ch == NULL) {
@@ -407,7 +428,7 @@ static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int
             jrpc__share_reply_error(jrpc__share_take(ctx, calls[i]), calls[i],
                                     JRPC_CODE_INTERNAL_ERROR, "Internal error",
                                     "\"out of memory\"");
-        return;
+        return NULL;
     }
     if (ctx->wait_tail != NULL)
         ctx->wait_tail->next = ch;
@@ -415,6 +436,7 @@ static void enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int
         ctx->wait_head = ch;
     ctx->wait_tail = ch;
     JRPC__UPSTAT_ADD(ctx->up->stats.queued, 1);
+    return ch;
 }
 
 /* Sends waiting chunks while the loop's share of max_in_flight allows; calls nobody waits for
@@ -475,28 +497,108 @@ static void ctx_flush(jrpc__upctx_t *ctx)
         size_t k = (n + max - 1) / max, off = 0;
         for (size_t j = 0; j < k; j++) {
             size_t size = n / k + (j < n % k);
+            int alone = 0; /* calls sent alone among them: auto_batch gathered the chunk */
+            for (size_t i = off; i < off + size && !alone; i++)
+                alone = !jrpc_call_in_batch(ctx->batched[i]);
             /* A call sent alone that auto_batch found no company for still goes alone. */
-            enqueue(ctx, &ctx->batched[off], size,
-                    size > 1 || jrpc_call_in_batch(ctx->batched[off]));
+            jrpc__chunk_t *ch = enqueue(ctx, &ctx->batched[off], size,
+                                        size > 1 || jrpc_call_in_batch(ctx->batched[off]));
+            if (ch != NULL && alone) {
+                ch->gathered = 1;
+                ctx->hold_ch = ch; /* the last one: the next hold waits for it */
+                ctx->hold_ns = uv_hrtime();
+            }
             off += size;
         }
     }
-    ctx->nbatched = 0;
+    ctx->nbatched = ctx->nholdable = 0;
+    uv_timer_stop(&ctx->hold_timer);
     ctx_drain(ctx);
 }
 
-static void on_check(uv_check_t *h)
+/* How long calls may wait behind the batch out (ctx->hold_ch): batch_hold, or twice the median
+ * answer time of the loop's recent gathered batches when that is shorter. A batch out longer is
+ * likely slow (an eth_getLogs among its calls), and what waits behind it gains nothing more. */
+static uint64_t hold_limit_ns(const jrpc__upctx_t *ctx)
 {
-    jrpc__upctx_t *ctx = h->data;
-    ctx_enter(ctx);
+    uint64_t cap = ctx->conf->batch_hold_ns, twice = 2 * ctx->hold_median_ns;
+    return twice != 0 && twice < cap ? twice : cap;
+}
+
+static void on_hold_timer(uv_timer_t *t);
+
+/* auto_batch's hold: 1 when the pending calls wait for the batch auto_batch made last, which is
+ * out (waiting for an in-flight place or sent), so that they go together as the next batch when
+ * its answer comes instead of following it as many small ones. Only when every pending call was
+ * sent alone and is a read, a batch's worth is not yet there, and the batch out has been out
+ * less than hold_limit_ns: the hold timer ends the wait then. The loop need not spin meanwhile:
+ * the answer, or the timer, wakes it. */
+static int hold_on(jrpc__upctx_t *ctx)
+{
+    const jrpc__upconf_t *conf = ctx->conf;
+    if (!conf->auto_batch || ctx->hold_ch == NULL || ctx->nbatched == 0 || ctx->nsingles != 0 ||
+        ctx->nholdable != ctx->nbatched || ctx->nbatched >= conf->max_batch || ctx->retiring ||
+        ctx->closing)
+        return 0;
+    uint64_t limit = hold_limit_ns(ctx), age = uv_hrtime() - ctx->hold_ns;
+    if (age >= limit)
+        return 0;
+    uv_idle_stop(&ctx->idle);
+    /* libuv's timers count whole milliseconds: rounded up, the hold ends at most 1 ms late. */
+    uv_timer_start(&ctx->hold_timer, on_hold_timer, (limit - age + 999999) / 1000000u, 0);
+    return 1;
+}
+
+/* Flushes the pending calls unless they wait: for others (batch_wait) or behind a batch out. */
+static void ctx_pump(jrpc__upctx_t *ctx)
+{
+    if (ctx->nbatched == 0 && ctx->nsingles == 0)
+        return;
+    if (hold_on(ctx))
+        return;
     /* auto_batch with a batch_wait: calls keep gathering (the idle handle keeps the loop from
      * blocking) until the first has waited that long or a batch is full. */
     const jrpc__upconf_t *conf = ctx->conf;
     int gather = conf->auto_batch && conf->batch_wait_ns != 0 && ctx->nsingles == 0 &&
                  ctx->nbatched != 0 && ctx->nbatched < conf->max_batch && !ctx->retiring &&
                  uv_hrtime() - ctx->auto_first_ns < conf->batch_wait_ns;
-    if ((ctx->nbatched != 0 || ctx->nsingles != 0) && !gather)
+    if (gather)
+        uv_idle_start(&ctx->idle, on_idle);
+    else
         ctx_flush(ctx);
+}
+
+static void on_hold_timer(uv_timer_t *t)
+{
+    jrpc__upctx_t *ctx = t->data;
+    ctx_enter(ctx);
+    ctx_pump(ctx);
+    ctx_leave(ctx);
+}
+
+/* A batch auto_batch made was answered after us microseconds: a sample for hold_limit_ns. */
+static void hold_sample(jrpc__upctx_t *ctx, uint64_t us)
+{
+    ctx->hold_rtt_us[ctx->hold_nrtt++ % JRPC__HOLD_SAMPLES] =
+        us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    if (ctx->hold_nrtt < JRPC__HOLD_SAMPLES)
+        return;
+    uint32_t v[JRPC__HOLD_SAMPLES];
+    memcpy(v, ctx->hold_rtt_us, sizeof v);
+    for (size_t i = 1; i < JRPC__HOLD_SAMPLES; i++) /* 16 numbers: an insertion sort */
+        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint32_t x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    ctx->hold_median_ns = (uint64_t)v[JRPC__HOLD_SAMPLES / 2] * 1000u;
+}
+
+static void on_check(uv_check_t *h)
+{
+    jrpc__upctx_t *ctx = h->data;
+    ctx_enter(ctx);
+    ctx_pump(ctx);
     ctx_sweep(ctx);
     ctx_check_gen(ctx);
     ctx_leave(ctx);
@@ -714,20 +816,12 @@ static int hedge_room(const jrpc__upctx_t *ctx)
            ctx->hedges_flying < (max ? max : 1);
 }
 
-/* Every call of ch is a read: it has an id and its method is neither a built-in write nor in
- * dedup_deny (the rule answer sharing uses). A write sent twice could run twice. */
+/* Every call of ch is a read (call_is_read). */
 static int chunk_reads_only(const jrpc__chunk_t *ch)
 {
-    const jrpc__upconf_t *c = ch->ctx->conf;
-    for (size_t i = 0; i < ch->n; i++) {
-        const jrpc_call_t *call = ch->calls[i];
-        if (call == NULL || jrpc_call_id(call).ptr == NULL)
+    for (size_t i = 0; i < ch->n; i++)
+        if (ch->calls[i] == NULL || !call_is_read(ch->ctx->conf, ch->calls[i]))
             return 0;
-        jrpc_str_t m = jrpc_call_method(call);
-        if (jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) ||
-            jrpc__pattern_match((const char *const *)c->deny, c->ndeny, m))
-            return 0;
-    }
     return 1;
 }
 
@@ -888,7 +982,10 @@ static void attempt_done(jrpc__chunk_t *ch, long status, int fault, const char *
         (ch = hedge_done(ch, status, fault, detail)) == NULL)
         return;
     if (fault < 0) {
-        latency_add(up, (uv_hrtime() - ch->sent_ns) / 1000u);
+        uint64_t us = (uv_hrtime() - ch->sent_ns) / 1000u;
+        latency_add(up, us);
+        if (ch->gathered)
+            hold_sample(ch->ctx, us);
         fault = jrpc__chunk_answer(ch, status);
         if (fault < 0) {
             jrpc__upstream_mark_up(ch->ctx, ch->ep);

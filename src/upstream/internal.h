@@ -81,6 +81,7 @@ typedef struct jrpc__upconf {
     jrpc_upstream_cache_t *cache; /* borrowed; NULL: none */
     unsigned auto_batch;          /* singles join batches */
     uint64_t batch_wait_ns;       /* auto_batch: longest wait of the first single; 0: the turn */
+    uint64_t batch_hold_ns;       /* auto_batch: longest hold behind a batch out; 0: none */
     unsigned hedge_after_ms;      /* hedging: fixed delay; 0: see hedge_quantile */
     unsigned hedge_quantile;      /* hedging: pNN delay; 0 with hedge_after_ms 0: off */
     char *probe;                  /* probe method (owned), or NULL: no probes */
@@ -136,6 +137,11 @@ struct jrpc_upstream {
     struct jrpc__prober *prober;
 };
 
+/* Answer times of auto_batch's batches a client keeps for its hold's bound (their median):
+ * enough that one slow batch does not move it, few enough to follow a node whose load changes
+ * within a second. */
+#define JRPC__HOLD_SAMPLES 16
+
 /* The client of one upstream on one io loop. Only that loop's thread touches it. */
 struct jrpc__upctx {
     jrpc_upstream_t *up;          /* owner */
@@ -173,10 +179,19 @@ struct jrpc__upctx {
                            and closes (its connections with it) once it holds none */
     struct jrpc__share *share; /* calls in flight others may join (share.c); NULL until used */
     uint64_t auto_first_ns;    /* auto_batch: uv_hrtime() when the oldest pending single came */
-    uv_timer_t hedge_timer;    /* hedging: the next chunk in flight whose hedge is due */
-    unsigned hedges_flying;    /* hedge attempts in flight (a bound: see hedge_room) */
-    jrpc__h1_t *h1;            /* h1.c's connection pools; NULL until used */
-    unsigned lookups;          /* calls share.c holds while Redis is asked (each holds ctx) */
+    /* auto_batch's hold (client.c, hold_on): while the last batch it made is out, calls sent
+     * alone wait for it, to go as the next batch rather than as many small ones. */
+    size_t nholdable;       /* calls in batched that may wait so (sent alone, reads) */
+    jrpc__chunk_t *hold_ch; /* the last batch auto_batch made, while out; NULL: none */
+    uint64_t hold_ns;       /* uv_hrtime() when hold_ch was made */
+    uv_timer_t hold_timer;  /* the end of the hold behind hold_ch */
+    uint32_t hold_rtt_us[JRPC__HOLD_SAMPLES]; /* answer times of its last batches (a ring) */
+    unsigned hold_nrtt;                       /* samples taken (the ring's next: % SAMPLES) */
+    uint64_t hold_median_ns; /* of those samples; 0 until JRPC__HOLD_SAMPLES were taken */
+    uv_timer_t hedge_timer;  /* hedging: the next chunk in flight whose hedge is due */
+    unsigned hedges_flying;  /* hedge attempts in flight (a bound: see hedge_room) */
+    jrpc__h1_t *h1;          /* h1.c's connection pools; NULL until used */
+    unsigned lookups;        /* calls share.c holds while Redis is asked (each holds ctx) */
 };
 
 /* One upstream HTTP request: `n` forwarded calls, as a JSON array (is_batch) or one object. */
@@ -196,6 +211,7 @@ struct jrpc__chunk {
     uint8_t is_batch;        /* sent as a JSON array */
     uint8_t too_large;       /* the answer passed max_answer: the transfer was cut */
     uint8_t stale;           /* calls were pruned: the body must be built again before sending */
+    uint8_t gathered;        /* holds calls sent alone that auto_batch put together */
 
     /* Hedging and probes (no calls of their own: n is 0 in a twin or a probe). */
     jrpc__chunk_t *hedge;       /* its second attempt in flight (a twin), or NULL */

@@ -39,6 +39,10 @@ JRPC_EXTERN void jrpc_upstream_config_init(jrpc_upstream_config_t *cfg)
                                        calls: 31 requests); 200 us made it 2-8. The wait is a
                                        busy poll (libuv timers count milliseconds), bounded by
                                        this per upstream batch */
+    cfg->batch_hold_us = 10000;     /* auto_batch: a node answers a batch in a few ms; past
+                                       10 ms the one out is likely slow (an eth_getLogs), and
+                                       the calls behind it go without it. The hold also ends at
+                                       twice the median answer of recent batches (client.c) */
     cfg->dedup = 1;                 /* reads only (writes are never merged): identical calls
                                        in flight at once cost the node one */
     cfg->probe_interval_ms = 5000;  /* probes on: a failed or lagging URL leaves within 5 s,
@@ -211,6 +215,9 @@ static int settings_check(const jrpc_upstream_config_t *cfg)
     /* A wait past a millisecond would add more latency than a batch saves a node. */
     if (cfg->batch_wait_us > 1000)
         return JRPC_EINVAL;
+    /* A hold past a second is no longer a wait for company but a stall. */
+    if (cfg->batch_hold_us > 1000000)
+        return JRPC_EINVAL;
     if ((cfg->hedge_after_ms != 0 && cfg->hedge_quantile != 0) || cfg->hedge_quantile > 99)
         return JRPC_EINVAL;
     if (cfg->probe != NULL && (cfg->probe[0] == '\0' || cfg->probe_interval_ms == 0 ||
@@ -327,6 +334,7 @@ static int conf_new(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg,
     c->cache = cfg->cache;
     c->auto_batch = cfg->auto_batch;
     c->batch_wait_ns = (uint64_t)cfg->batch_wait_us * 1000u;
+    c->batch_hold_ns = (uint64_t)cfg->batch_hold_us * 1000u;
     c->hedge_after_ms = cfg->hedge_after_ms;
     c->hedge_quantile = cfg->hedge_quantile;
     c->probe_interval_ms = cfg->probe_interval_ms;

@@ -3,7 +3,8 @@
 // go upstream once and every waiter gets the answer under its own id; a waiter whose client left
 // does not cancel the call for the others; writes are never merged nor cached; the response
 // cache answers a method within its TTL without the upstream, lets it expire, never keeps errors
-// or null; auto_batch merges singles of different clients into upstream batches; a reload
+// or null; auto_batch merges singles of different clients into upstream batches, and holds
+// those that come while its batch is out for the next one, for a bounded time; a reload
 // changes all of it live; Cache-Control: no-cache skips the cache. The upstream is upstream-fault.mjs, which records every request it
 // gets (/gate holds a request with a call named "held" until the test opens it). No sleeps:
 // every wait is for a condition, with a bound.
@@ -13,7 +14,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin, JRPCD } from './lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
 
@@ -218,6 +220,79 @@ test('auto_batch: 32 concurrent distinct singles reach the upstream in a handful
     await rpc(srv, call('alone', [], 1));
     assert.equal(f.requests.at(-1).batch, false);
     await srv.stop();
+});
+
+test('auto_batch hold: singles that come while its batch is out go as one next batch', async () => {
+    const f = await upstream();
+    // batch_wait 0: without the hold each single below, read in a loop turn of its own, would go
+    // as a request of its own. The hold's bound is batch_hold alone here (no answer times yet).
+    const srv = await gateway(section(f, { auto_batch: 'on', batch_wait: '0', batch_hold: '1s', dedup: 'off' }));
+    const first = rpc(srv, call('held', [0], 0), { timeout: 3 * BOUND_MS });
+    await waitFor(() => f.requests.length === 1, { timeout: BOUND_MS, what: 'the first batch out' });
+    const conns = await Promise.all(Array.from({ length: 16 }, () => HttpConn.open(srv)));
+    const answers = [];
+    for (const [i, c] of conns.entries()) {
+        await c.write(buildRequest(srv, { body: call('ab', [i], i) }));
+        answers.push(c.readResponse().then(decorate));
+        // A round trip on the same (only) io loop: the call was read, and its turn is over.
+        await scrape(srv);
+    }
+    f.openGate();
+    assert.equal((await first).json.result.m, 'held');
+    for (const [i, r] of (await Promise.all(answers)).entries())
+        assert.deepEqual(r.json, { jsonrpc: '2.0', id: i, result: { m: 'ab', p: [i] } });
+    for (const c of conns) c.close();
+    const reqs = f.requests.filter((r) => r.methods.includes('ab'));
+    assert.deepEqual(reqs.map((r) => r.n), [16], 'the 16 singles went as one batch');
+    await healthy(srv);
+    await srv.stop();
+});
+
+test('auto_batch hold is bounded: a slow batch out does not hold the calls behind it', async () => {
+    const f = await upstream();
+    const srv = await gateway(section(f, { auto_batch: 'on', batch_hold: '50ms', dedup: 'off' }));
+    const slow = rpc(srv, call('held', [0], 0), { timeout: 3 * BOUND_MS });
+    await waitFor(() => f.requests.length === 1, { timeout: BOUND_MS, what: 'the slow batch out' });
+    // Held behind the slow one for at most batch_hold, then sent without waiting for it.
+    const r = await rpc(srv, call('ab', [1], 1), { timeout: BOUND_MS });
+    assert.deepEqual(r.json, { jsonrpc: '2.0', id: 1, result: { m: 'ab', p: [1] } });
+    assert.equal(f.requests[0].answered, false, 'answered while the slow batch is still out');
+    // The batch out is now the answered one: the next call is not held at all.
+    const r2 = await rpc(srv, call('ab', [2], 2), { timeout: BOUND_MS });
+    assert.equal(r2.json.result.p[0], 2);
+    f.openGate();
+    assert.equal((await slow).json.result.m, 'held');
+    await healthy(srv);
+    await srv.stop();
+});
+
+test('config: batch_hold is off or a duration up to 1s, once; --check prints it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-share-'));
+    const check = (extra) => {
+        const file = path.join(dir, 'jrpcd.ini');
+        writeFileSync(file, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
+        return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
+    };
+    try {
+        let r = check('batch_hold = 2s\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /jrpcd\.ini:4: \[upstream eth\] batch_hold: "2s" is longer than 1000ms/);
+        r = check('batch_hold = soon\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /batch_hold: "soon" is not a duration/);
+        r = check('batch_hold = 5ms\nbatch_hold = off\n');
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, /batch_hold is already set/);
+        r = check('batch_hold = 5ms\n');
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /\[upstream eth\][^[]*\nbatch_hold = 5ms\n/);
+        r = check('batch_hold = off\n');
+        assert.match(r.stdout, /\[upstream eth\][^[]*\nbatch_hold = off\n/);
+        r = check('');
+        assert.match(r.stdout, /\[upstream eth\][^[]*\nbatch_hold = 10ms\n/);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
 
 test('reload changes dedup, auto_batch and the cache live', async () => {

@@ -37,16 +37,18 @@ struct jrpc_call {
     unsigned replies;
     int is_error;
     int code;
-    char *text; /* the result, or the error's message */
-    char *data; /* the error's data_json */
+    char *text;         /* the result, or the error's message */
+    char *data;         /* the error's data_json */
+    const char *method; /* NULL: eth_chainId */
+    int alone;          /* sent alone by its client (not in a batch) */
 };
 
 static unsigned marked_down, marked_up;
 
 JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
 {
-    (void)call;
-    return (jrpc_str_t){"eth_chainId", 11};
+    const char *m = call->method ? call->method : "eth_chainId";
+    return (jrpc_str_t){m, strlen(m)};
 }
 
 /* Calls here have ids; the stand-in configs turn dedup and the cache off (share.c). */
@@ -82,8 +84,7 @@ JRPC_EXTERN jrpc_json_t jrpc_call_params(const jrpc_call_t *call)
 
 JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
 {
-    (void)call;
-    return 1;
+    return !call->alone;
 }
 
 JRPC_EXTERN int jrpc_call_limit_refused(jrpc_call_t *call, const char *limit)
@@ -675,9 +676,84 @@ static void test_hedge_quantile(void **state)
     assert_int_equal(hedge_delay_ms(&ctx), 40);
 }
 
+/* auto_batch's hold: pending calls wait behind the batch out only while every one of them was
+ * sent alone and is a read (a write, or a call of a client's batch, sends them all), a batch's
+ * worth is not there yet, auto_batch is on, and the batch out is younger than the bound:
+ * batch_hold, or twice the median of the last JRPC__HOLD_SAMPLES answer times once there are as
+ * many, which one slow answer does not move. */
+static void test_hold_rule(void **state)
+{
+    (void)state;
+    uv_loop_t l;
+    assert_int_equal(uv_loop_init(&l), 0);
+    uv_idle_init(&l, &ctx.idle);
+    uv_timer_init(&l, &ctx.hold_timer);
+    conf.auto_batch = 1;
+    conf.max_batch = 4;
+    conf.max_queue = 100;
+    conf.batch_hold_ns = 1000000000u; /* 1 s */
+    jrpc__chunk_t out = {0};
+    ctx.hold_ch = &out;
+    ctx.hold_ns = uv_hrtime();
+    calls[0].alone = calls[1].alone = 1;
+    queue_call(&ctx, &calls[0]);
+    queue_call(&ctx, &calls[1]);
+    assert_int_equal(ctx.nholdable, 2);
+    assert_int_equal(hold_on(&ctx), 1);
+    assert_true(uv_is_active((uv_handle_t *)&ctx.hold_timer)); /* the bound's wake-up */
+    conf.auto_batch = 0;
+    assert_int_equal(hold_on(&ctx), 0);
+    conf.auto_batch = 1;
+    ctx.hold_ns = uv_hrtime() - 1000000001u; /* out longer than batch_hold */
+    assert_int_equal(hold_on(&ctx), 0);
+    ctx.hold_ns = uv_hrtime();
+    ctx.hold_ch = NULL; /* answered */
+    assert_int_equal(hold_on(&ctx), 0);
+    ctx.hold_ch = &out;
+
+    /* Twice the median of recent answers bounds it below batch_hold, once there are enough. */
+    for (unsigned i = 0; i < JRPC__HOLD_SAMPLES - 1; i++)
+        hold_sample(&ctx, 1000); /* 1 ms */
+    assert_int_equal(hold_limit_ns(&ctx), 1000000000u);
+    hold_sample(&ctx, 5000000); /* one slow batch (5 s) among them */
+    assert_int_equal(hold_limit_ns(&ctx), 2000000u);
+    ctx.hold_ns = uv_hrtime() - 3000000u; /* out 3 ms */
+    assert_int_equal(hold_on(&ctx), 0);
+    ctx.hold_ns = uv_hrtime();
+    assert_int_equal(hold_on(&ctx), 1);
+
+    /* A write pending, or a call of a client's batch: nothing waits. */
+    calls[2].alone = 1;
+    calls[2].method = "eth_sendRawTransaction";
+    queue_call(&ctx, &calls[2]);
+    assert_int_equal(ctx.nholdable, 2);
+    assert_int_equal(hold_on(&ctx), 0);
+    ctx.nbatched = ctx.nholdable = 2;
+    assert_int_equal(hold_on(&ctx), 1);
+    calls[2].alone = 0;
+    calls[2].method = NULL;
+    ctx.nbatched = 2;
+    queue_call(&ctx, &calls[2]);
+    assert_int_equal(ctx.nholdable, 2);
+    assert_int_equal(hold_on(&ctx), 0);
+    /* A batch's worth goes at once. */
+    ctx.nbatched = ctx.nholdable = 4;
+    assert_int_equal(hold_on(&ctx), 0);
+
+    queue_leave(&up, 3);
+    ctx.nbatched = ctx.nholdable = 0;
+    ctx.hold_ch = NULL;
+    free(ctx.batched);
+    uv_close((uv_handle_t *)&ctx.idle, NULL);
+    uv_close((uv_handle_t *)&ctx.hold_timer, NULL);
+    uv_run(&l, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&l), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hold_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_quantile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_everywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
