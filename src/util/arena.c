@@ -17,6 +17,10 @@
 /* Spare bytes a cache keeps: a few 1000-item batches' worth (each uses ~0.5 MiB), a small
  * fraction of what the loop's connections may hold anyway. */
 #define ARENA_CACHE_MAX (4u << 20)
+/* Spare first chunks a cache keeps: about the requests a loop has alive at once under load
+ * (128 KiB). A malloc and a free of the first chunk cost about 400 instructions, 3 % of a whole
+ * single call. */
+#define ARENA_CACHE_FIRST 32
 /* Largest block: no malloc can give half the address space, and below this rounding n up to
  * ARENA_ALIGN and adding a chunk header cannot wrap around to a small size. */
 #define ARENA_MAX_ALLOC (SIZE_MAX / 2)
@@ -41,16 +45,22 @@ void jrpc__arena_init_cached(jrpc__arena_t *a, jrpc__arena_cache_t *cache)
     a->cache = cache;
 }
 
-void jrpc__arena_cache_clear(jrpc__arena_cache_t *cache)
+static void chunks_free(jrpc__arena_chunk_t *c)
 {
-    jrpc__arena_chunk_t *c = cache->free;
     while (c != NULL) {
         jrpc__arena_chunk_t *next = c->next;
         free(c);
         c = next;
     }
-    cache->free = NULL;
+}
+
+void jrpc__arena_cache_clear(jrpc__arena_cache_t *cache)
+{
+    chunks_free(cache->free);
+    chunks_free(cache->first);
+    cache->free = cache->first = NULL;
     cache->bytes = 0;
+    cache->nfirst = 0;
 }
 
 /* A spare chunk of at least `size` bytes (and at most twice that, so a small request does not
@@ -75,7 +85,14 @@ static void *arena_grow(jrpc__arena_t *a, size_t n)
         size = ARENA_MAX_CHUNK;
     if (size < n)
         size = n;
-    jrpc__arena_chunk_t *c = a->cache ? cache_take(a->cache, size) : NULL;
+    jrpc__arena_chunk_t *c = NULL;
+    if (a->cache != NULL && size == ARENA_FIRST && a->cache->first != NULL) {
+        c = a->cache->first;
+        a->cache->first = c->next;
+        a->cache->nfirst--;
+    } else if (a->cache != NULL) {
+        c = cache_take(a->cache, size);
+    }
     if (c == NULL) {
         c = malloc(sizeof(*c) + size);
         if (c == NULL)
@@ -127,8 +144,12 @@ void jrpc__arena_free(jrpc__arena_t *a)
     jrpc__arena_chunk_t *c = a->head;
     while (c != NULL) {
         jrpc__arena_chunk_t *next = c->next;
-        /* The first (smallest) chunk is cheap to malloc again; bigger ones are kept. */
-        if (cache != NULL && c->size > ARENA_FIRST && cache->bytes + c->size <= ARENA_CACHE_MAX) {
+        if (cache != NULL && c->size == ARENA_FIRST && cache->nfirst < ARENA_CACHE_FIRST) {
+            c->next = cache->first;
+            cache->first = c;
+            cache->nfirst++;
+        } else if (cache != NULL && c->size > ARENA_FIRST &&
+                   cache->bytes + c->size <= ARENA_CACHE_MAX) {
             c->next = cache->free;
             cache->free = c;
             cache->bytes += c->size;

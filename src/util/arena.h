@@ -11,8 +11,10 @@ typedef struct jrpc__arena_chunk jrpc__arena_chunk_t;
 /* Chunks kept for reuse by the arenas of one thread (an io loop), so that big batches do not
  * map and unmap fresh memory on every request. */
 typedef struct jrpc__arena_cache {
-    jrpc__arena_chunk_t *free; /* spare chunks */
-    size_t bytes;              /* their total size */
+    jrpc__arena_chunk_t *free;  /* spare chunks past the first size */
+    size_t bytes;               /* their total size */
+    jrpc__arena_chunk_t *first; /* spare first chunks: every request takes one */
+    unsigned nfirst;            /* how many */
 } jrpc__arena_cache_t;
 
 typedef struct jrpc__arena {

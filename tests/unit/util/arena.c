@@ -292,45 +292,73 @@ static void fill_three_chunks(jrpc__arena_t *a)
     assert_int_equal(chunk_sizes(a, sizes, 4), 3);
 }
 
-static void test_cache_keeps_bigger_chunks(void **state)
+static void test_cache_keeps_chunks(void **state)
 {
     (void)state;
-    jrpc__arena_cache_t cache = {NULL, 0};
+    jrpc__arena_cache_t cache = {NULL, 0, NULL, 0};
     jrpc__arena_t a;
     jrpc__arena_init_cached(&a, &cache);
     assert_ptr_equal(a.cache, &cache);
     fill_three_chunks(&a);
-    jrpc__arena_chunk_t *c8 = a.head->next, *c16 = a.head;
+    jrpc__arena_chunk_t *c4 = a.head->next->next, *c8 = a.head->next, *c16 = a.head;
     jrpc__arena_free(&a);
-    /* The first (4 KiB) chunk went back to malloc; 8 and 16 KiB are kept. The arena is empty
-     * and still tied to the cache. */
+    /* The first (4 KiB) chunk is kept with the first chunks, 8 and 16 KiB with the others. The
+     * arena is empty and still tied to the cache. */
+    assert_ptr_equal(cache.first, c4);
+    assert_int_equal(cache.nfirst, 1);
     assert_int_equal(cache_chunks(&cache), 2);
     assert_int_equal(cache.bytes, 6 * ARENA_FIRST);
     assert_null(a.head);
     assert_ptr_equal(a.cache, &cache);
 
-    /* The next arena's first chunk (4 KiB wanted) is the 8 KiB one: at most twice the size. */
+    /* The next arena's first chunk is the kept first chunk, ... */
     jrpc__arena_t b;
     jrpc__arena_init_cached(&b, &cache);
     char *p = jrpc__arena_alloc(&b, 100);
+    assert_ptr_equal(b.head, c4);
+    assert_ptr_equal(p, c4->data);
+    assert_null(cache.first);
+    assert_int_equal(cache.nfirst, 0);
+    /* ... its second (8 KiB wanted) the 8 KiB one, its third the 16 KiB one. */
+    assert_non_null(jrpc__arena_alloc(&b, ARENA_FIRST));
     assert_ptr_equal(b.head, c8);
-    assert_ptr_equal(p, c8->data);
-    assert_int_equal(cache.bytes, 4 * ARENA_FIRST);
-    /* Its second chunk wants 16 KiB: the cached one. */
-    assert_non_null(jrpc__arena_alloc(&b, 4 * ARENA_FIRST - 16));
+    assert_non_null(jrpc__arena_alloc(&b, 2 * ARENA_FIRST));
     assert_ptr_equal(b.head, c16);
     assert_null(cache.free);
     assert_int_equal(cache.bytes, 0);
-    /* Its third wants 32 KiB; none is cached, so malloc. */
+    /* Its fourth wants 32 KiB; none is cached, so malloc. */
     assert_non_null(jrpc__arena_alloc(&b, 8 * ARENA_FIRST));
     assert_int_equal(b.head->size, 8 * ARENA_FIRST);
     jrpc__arena_free(&b);
+    assert_int_equal(cache.nfirst, 1);
     assert_int_equal(cache_chunks(&cache), 3);
     assert_int_equal(cache.bytes, (2 + 4 + 8) * ARENA_FIRST);
     jrpc__arena_cache_clear(&cache);
     assert_null(cache.free);
+    assert_null(cache.first);
     assert_int_equal(cache.bytes, 0);
+    assert_int_equal(cache.nfirst, 0);
     jrpc__arena_cache_clear(&cache); /* an empty cache clears again */
+}
+
+/* At most ARENA_CACHE_FIRST first chunks are kept (the requests a loop has alive at once); the
+ * others go back to malloc. */
+static void test_cache_first_cap(void **state)
+{
+    (void)state;
+    enum { N = ARENA_CACHE_FIRST + 8 };
+    jrpc__arena_cache_t cache = {NULL, 0, NULL, 0};
+    jrpc__arena_t a[N];
+    for (int i = 0; i < N; i++) {
+        jrpc__arena_init_cached(&a[i], &cache);
+        assert_non_null(jrpc__arena_alloc(&a[i], 64));
+    }
+    for (int i = 0; i < N; i++)
+        jrpc__arena_free(&a[i]);
+    assert_int_equal(cache.nfirst, ARENA_CACHE_FIRST);
+    assert_int_equal(cache.bytes, 0);
+    jrpc__arena_cache_clear(&cache);
+    assert_int_equal(cache.nfirst, 0);
 }
 
 /* A small request does not pin a huge chunk: a cached chunk more than twice the wanted size is
@@ -338,7 +366,7 @@ static void test_cache_keeps_bigger_chunks(void **state)
 static void test_cache_skips_oversized(void **state)
 {
     (void)state;
-    jrpc__arena_cache_t cache = {NULL, 0};
+    jrpc__arena_cache_t cache = {NULL, 0, NULL, 0};
     jrpc__arena_t a;
     jrpc__arena_init_cached(&a, &cache);
     assert_non_null(jrpc__arena_alloc(&a, 16));
@@ -367,7 +395,7 @@ static void test_cache_skips_oversized(void **state)
 static void test_cache_cap(void **state)
 {
     (void)state;
-    jrpc__arena_cache_t cache = {NULL, 0};
+    jrpc__arena_cache_t cache = {NULL, 0, NULL, 0};
     for (int round = 0; round < 3; round++) {
         jrpc__arena_t a;
         jrpc__arena_init_cached(&a, &cache);
@@ -416,7 +444,8 @@ int main(void)
         cmocka_unit_test(test_impossible_sizes),
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_resize_doubling),
-        cmocka_unit_test(test_cache_keeps_bigger_chunks),
+        cmocka_unit_test(test_cache_keeps_chunks),
+        cmocka_unit_test(test_cache_first_cap),
         cmocka_unit_test(test_cache_skips_oversized),
         cmocka_unit_test(test_cache_cap),
         cmocka_unit_test(test_free_and_reuse),
