@@ -655,6 +655,22 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* A header name's bytes: each tchar lower-cased, 0 for any other byte (one look-up per byte checks
+ * and folds it: header names are most of what a small request's head holds). */
+static const char name_map[256] = {
+    ['!'] = '!', ['#'] = '#', ['$'] = '$', ['%'] = '%', ['&'] = '&', ['\''] = '\'', ['*'] = '*',
+    ['+'] = '+', ['-'] = '-', ['.'] = '.', ['^'] = '^', ['_'] = '_', ['`'] = '`',   ['|'] = '|',
+    ['~'] = '~', ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',   ['5'] = '5',
+    ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b',   ['c'] = 'c',
+    ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i',   ['j'] = 'j',
+    ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p',   ['q'] = 'q',
+    ['r'] = 'r', ['s'] = 's', ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w',   ['x'] = 'x',
+    ['y'] = 'y', ['z'] = 'z', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd',   ['E'] = 'e',
+    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k',   ['L'] = 'l',
+    ['M'] = 'm', ['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r',   ['S'] = 's',
+    ['T'] = 't', ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y',   ['Z'] = 'z',
+};
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     jrpc__http_conn_t *c = p->data;
@@ -664,13 +680,20 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         c->fname_len = 0;
         c->hdr_bytes += 4; /* ": " and CRLF */
     }
+    /* Kept lower-cased as far as fname holds (fname_len counts on to its size + 1, the mark of
+     * a longer name: keep_lower's rule); every byte is checked. */
+    size_t kept = c->fname_len, cap = sizeof c->fname;
     for (size_t i = 0; i < len; i++) {
-        if (!is_tchar((unsigned char)at[i])) {
+        char ch = name_map[(unsigned char)at[i]];
+        if (ch == 0) {
             frame_error(c, "invalid character in a header name");
             return 0;
         }
+        if (kept < cap)
+            c->fname[kept] = ch;
+        kept += kept <= cap;
     }
-    keep_lower(c->fname, sizeof c->fname, &c->fname_len, at, len);
+    c->fname_len = (uint8_t)kept;
     c->hdr_bytes += len;
     header_over(c);
     return 0;
