@@ -221,7 +221,9 @@ static int url_authority(const jrpc__http_conn_t *c, const char **a, size_t *n)
 {
     size_t kept = c->url_len < c->url_cap ? c->url_len : c->url_cap;
     const char *u = c->url, *end = c->url + kept;
-    size_t skip = kept >= 7 && strncasecmp(u, "http://", 7) == 0    ? 7
+    if (kept < 7 || (u[0] | 0x20) != 'h') /* the origin form ("/…"): one byte rules it out */
+        return 0;
+    size_t skip = strncasecmp(u, "http://", 7) == 0                 ? 7
                   : kept >= 8 && strncasecmp(u, "https://", 8) == 0 ? 8
                                                                     : 0;
     if (skip == 0)
