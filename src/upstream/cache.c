@@ -12,31 +12,57 @@
 #include <string.h>
 
 /* Methods that change state: never merged with another call nor cached, whatever the config
- * says (a merged eth_sendTransaction would send one transaction for two clients). */
-static const char *const write_patterns[] = {
-    "eth_sendRawTransaction",
-    "eth_sendTransaction",
-    "eth_sign*",
-    "personal_*",
-    "eth_submit*",
-    "eth_newFilter",
-    "eth_newBlockFilter",
-    "eth_newPendingTransactionFilter",
-    "eth_getFilterChanges", /* each poll consumes what it returns */
-    "eth_uninstallFilter",
-    "eth_subscribe",
-    "eth_unsubscribe",
-    "evm_*",
-    "hardhat_*",
-    "anvil_*",
-    "miner_*",
-    "admin_*",
-    "debug_setHead",
-    NULL};
+ * says (a merged eth_sendTransaction would send one transaction for two clients). One list, two
+ * forms: the public pattern texts, and rules with their lengths for the check made on every call
+ * a gateway shares (jrpc__is_write: no strlen per pattern per call). */
+#define WRITES(EXACT, PREFIX)                                                                      \
+    EXACT("eth_sendRawTransaction")                                                                \
+    EXACT("eth_sendTransaction")                                                                   \
+    PREFIX("eth_sign")                                                                             \
+    PREFIX("personal_")                                                                            \
+    PREFIX("eth_submit")                                                                           \
+    EXACT("eth_newFilter")                                                                         \
+    EXACT("eth_newBlockFilter")                                                                    \
+    EXACT("eth_newPendingTransactionFilter")                                                       \
+    EXACT("eth_getFilterChanges") /* each poll consumes what it returns */                         \
+    EXACT("eth_uninstallFilter")                                                                   \
+    EXACT("eth_subscribe")                                                                         \
+    EXACT("eth_unsubscribe")                                                                       \
+    PREFIX("evm_")                                                                                 \
+    PREFIX("hardhat_")                                                                             \
+    PREFIX("anvil_")                                                                               \
+    PREFIX("miner_")                                                                               \
+    PREFIX("admin_")                                                                               \
+    EXACT("debug_setHead")
+
+#define TEXT_EXACT(s) s,
+#define TEXT_PREFIX(s) s "*",
+static const char *const write_patterns[] = {WRITES(TEXT_EXACT, TEXT_PREFIX) NULL};
+
+static const struct write_rule {
+    const char *s;
+    uint8_t len;    /* of s (a prefix without its '*') */
+    uint8_t prefix; /* s starts the names it matches */
+} write_rules[] = {
+#define RULE_EXACT(s) {s, sizeof s - 1, 0},
+#define RULE_PREFIX(s) {s, sizeof s - 1, 1},
+    WRITES(RULE_EXACT, RULE_PREFIX)};
 
 JRPC_EXTERN const char *const *jrpc_upstream_write_patterns(void)
 {
     return write_patterns;
+}
+
+int jrpc__is_write(const jrpc__upconf_t *conf, jrpc_str_t m)
+{
+    for (size_t i = 0; i < sizeof write_rules / sizeof write_rules[0]; i++) {
+        const struct write_rule *w = &write_rules[i];
+        if (w->prefix ? m.len >= w->len : m.len == w->len) {
+            if (m.ptr[0] == w->s[0] && memcmp(m.ptr, w->s, w->len) == 0)
+                return 1;
+        }
+    }
+    return jrpc__pattern_match((const char *const *)conf->deny, conf->ndeny, m);
 }
 
 #define HOUR_MS 3600000u

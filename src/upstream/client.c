@@ -272,8 +272,7 @@ static int call_is_read(const jrpc__upconf_t *c, const jrpc_call_t *call)
     if (jrpc_call_id(call).ptr == NULL)
         return 0;
     jrpc_str_t m = jrpc_call_method(call);
-    return !jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) &&
-           !jrpc__pattern_match((const char *const *)c->deny, c->ndeny, m);
+    return !jrpc__is_write(c, m);
 }
 
 static void reply_oom(jrpc_call_t *call)

@@ -431,5 +431,8 @@ void jrpc__cache_redis_count(jrpc_upstream_cache_t *c, unsigned what);
 void jrpc__cache_redis_key(const char *key, size_t klen, char out[JRPC__CACHE_REDIS_KEY_LEN + 1]);
 /* 1 when method matches a pattern of list[0..n) (exact, or prefix ending in '*'). */
 int jrpc__pattern_match(const char *const *list, size_t n, jrpc_str_t method);
+/* 1 when method is a built-in write (jrpc_upstream_write_patterns) or in conf's dedup_deny:
+ * never merged, cached, hedged or held. */
+int jrpc__is_write(const jrpc__upconf_t *conf, jrpc_str_t method);
 
 #endif

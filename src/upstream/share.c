@@ -9,6 +9,7 @@
  * calls join it meanwhile); a hit answers the group, anything else (absent, a timeout, Redis
  * down) sends the call upstream as if Redis were not there, and a cacheable result is SET there
  * as well as kept locally. */
+#include "../util/hash.h"
 #include "internal.h"
 
 #include <stdatomic.h>
@@ -24,37 +25,45 @@ struct jrpc__share {
     size_t count;
 };
 
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
 static jrpc_json_t params_trim(jrpc_json_t p)
 {
-    while (p.ptr != NULL && p.len > 0 && strchr(" \t\r\n", p.ptr[0]) != NULL && p.ptr[0] != 0) {
+    while (p.ptr != NULL && p.len > 0 && is_blank(p.ptr[0])) {
         p.ptr++;
         p.len--;
     }
-    while (p.ptr != NULL && p.len > 0 && strchr(" \t\r\n", p.ptr[p.len - 1]) != NULL &&
-           p.ptr[p.len - 1] != 0)
+    while (p.ptr != NULL && p.len > 0 && is_blank(p.ptr[p.len - 1]))
         p.len--;
     return p;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211u;
-    }
-    return h;
-}
-
-/* The hash of the call's key (see jrpc__group_t), computed without building it. */
+/* The hash of the call's key (see jrpc__group_t), computed without building it: each part
+ * hashed eight bytes a step (its length is mixed in, so the parts' bounds count), then mixed. */
 static uint64_t key_hash(const jrpc_upstream_t *up, jrpc_call_t *call)
 {
     jrpc_str_t m = jrpc_call_method(call);
     jrpc_json_t p = params_trim(jrpc_call_params(call));
-    uint64_t h = fnv(14695981039346656037u, up->name, strlen(up->name) + 1);
-    h = fnv(h, m.ptr, m.len);
-    h = fnv(h, "", 1);
-    return p.ptr != NULL ? fnv(h, p.ptr, p.len) : h;
+    uint64_t h = jrpc__hash_str(up->name, strlen(up->name));
+    h = jrpc__hash_fold((h ^ jrpc__hash_str(m.ptr, m.len)) * 0x9e3779b97f4a7c15ull);
+    if (p.ptr != NULL)
+        h = jrpc__hash_fold((h ^ jrpc__hash_str(p.ptr, p.len)) * 0x9e3779b97f4a7c15ull);
+    return h;
+}
+
+/* Whether g's key is the call's (upstream name, NUL, method, NUL, params), compared part by
+ * part so that a call that joins needs no key of its own. */
+static int key_is(const jrpc__group_t *g, const jrpc_upstream_t *up, jrpc_call_t *call)
+{
+    jrpc_str_t m = jrpc_call_method(call);
+    jrpc_json_t p = params_trim(jrpc_call_params(call));
+    size_t nlen = strlen(up->name) + 1, plen = p.ptr != NULL ? p.len : 0;
+    return g->klen == nlen + m.len + 1 + plen && memcmp(g->key, up->name, nlen) == 0 &&
+           memcmp(g->key + nlen, m.ptr, m.len) == 0 && g->key[nlen + m.len] == '\0' &&
+           (plen == 0 || memcmp(g->key + nlen + m.len + 1, p.ptr, plen) == 0);
 }
 
 static jrpc__group_t *group_new(const jrpc_upstream_t *up, jrpc_call_t *call, uint64_t hash)
@@ -284,8 +293,7 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
     if (jrpc_call_id(call).ptr == NULL)
         return 0;
     jrpc_str_t m = jrpc_call_method(call);
-    if (jrpc__pattern_match(jrpc_upstream_write_patterns(), SIZE_MAX, m) ||
-        jrpc__pattern_match((const char *const *)conf->deny, conf->ndeny, m))
+    if (jrpc__is_write(conf, m))
         return 0;
     uint64_t ttl = cache_on ? jrpc__cache_ttl(conf->cache, m, jrpc_call_params(call)) : 0;
     if (!conf->dedup && ttl == 0)
@@ -300,21 +308,23 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
         ctx->share = s;
     }
     uint64_t hash = key_hash(ctx->up, call);
-    jrpc__group_t *g = group_new(ctx->up, call, hash);
-    if (g == NULL)
-        return 0;
     /* Cache-Control: no-cache skips the lookup; the fresh answer is still kept for others. */
     int lookup = ttl != 0 && !jrpc_call_no_cache(call);
-    if (lookup && jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
-        JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, 1);
-        jrpc__group_free(g);
-        return 1;
+    jrpc__group_t *g = NULL;
+    if (lookup) {
+        if ((g = group_new(ctx->up, call, hash)) == NULL)
+            return 0;
+        if (jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
+            JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, 1);
+            jrpc__group_free(g);
+            return 1;
+        }
     }
     if (conf->dedup) {
         for (jrpc__group_t *e = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; e != NULL;
              e = e->next) {
-            if (e->joinable && e->hash == hash && e->klen == g->klen &&
-                !(e->looking && jrpc_call_no_cache(call)) && memcmp(e->key, g->key, g->klen) == 0) {
+            if (e->joinable && e->hash == hash && !(e->looking && jrpc_call_no_cache(call)) &&
+                key_is(e, ctx->up, call)) {
                 if (group_push(e, call) != 0)
                     break; /* forwarded on its own */
                 JRPC__UPSTAT_ADD(ctx->up->stats.items_joined, 1);
@@ -323,6 +333,8 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
             }
         }
     }
+    if (g == NULL && (g = group_new(ctx->up, call, hash)) == NULL)
+        return 0;
     g->ttl_ms = ttl;
     g->joinable = (uint8_t)conf->dedup;
     if (group_push(g, call) != 0) {

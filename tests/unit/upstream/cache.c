@@ -193,12 +193,55 @@ static void test_rules(void **state)
     assert_int_equal(jrpc_upstream_cache_new(&cfg, &c), JRPC_EINVAL);
 }
 
+/* jrpc__is_write agrees with the public write patterns (matched by jrpc__pattern_match) on every
+ * pattern's own name, its neighbours one byte shorter and longer, and reads; and it adds
+ * dedup_deny. */
+static void test_is_write(void **state)
+{
+    (void)state;
+    jrpc__upconf_t none;
+    memset(&none, 0, sizeof none);
+    const char *const *pats = jrpc_upstream_write_patterns();
+    size_t n = 0;
+    for (; pats[n] != NULL; n++) {
+        char name[64];
+        size_t len = strlen(pats[n]);
+        int prefix = pats[n][len - 1] == '*';
+        memcpy(name, pats[n], len - (size_t)prefix);
+        len -= (size_t)prefix;
+        const char *tails[] = {"", "X", "Abc"};
+        for (size_t t = 0; t < 3; t++) {
+            size_t tl = strlen(tails[t]);
+            memcpy(name + len, tails[t], tl);
+            jrpc_str_t m = {name, len + tl};
+            assert_int_equal(jrpc__is_write(&none, m), jrpc__pattern_match(pats, SIZE_MAX, m));
+            assert_int_equal(jrpc__is_write(&none, m), t == 0 || prefix);
+        }
+        jrpc_str_t shorter = {name, len - 1};
+        assert_int_equal(jrpc__is_write(&none, shorter),
+                         jrpc__pattern_match(pats, SIZE_MAX, shorter));
+    }
+    assert_int_equal(n, sizeof write_rules / sizeof write_rules[0]);
+    const char *reads[] = {"eth_getBalance", "eth_blockNumber", "eth_call", "net_version", "e", ""};
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        jrpc_str_t m = {reads[i], strlen(reads[i])};
+        assert_false(jrpc__is_write(&none, m));
+    }
+    char d0[] = "eth_call", d1[] = "trace_*";
+    char *deny[] = {d0, d1};
+    jrpc__upconf_t conf = none;
+    conf.deny = deny;
+    conf.ndeny = 2;
+    assert_true(jrpc__is_write(&conf, (jrpc_str_t){"eth_call", 8}));
+    assert_true(jrpc__is_write(&conf, (jrpc_str_t){"trace_block", 11}));
+    assert_false(jrpc__is_write(&conf, (jrpc_str_t){"eth_getBalance", 14}));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_budget_holds),
-        cmocka_unit_test(test_lru_order),
-        cmocka_unit_test(test_expiry_and_held_reply),
+        cmocka_unit_test(test_is_write),  cmocka_unit_test(test_budget_holds),
+        cmocka_unit_test(test_lru_order), cmocka_unit_test(test_expiry_and_held_reply),
         cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
