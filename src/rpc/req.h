@@ -117,10 +117,11 @@ struct jrpc__req {
     uint8_t *ok;          /* the calls to run, while reserving (arena) */
     uint32_t *costs;      /* their costs, while reserving (arena) */
     jrpc__auth_t auth;    /* who sent it (has_auth) */
-    uint8_t stream;       /* pieces go to `piece` as items finish (jrpc__req_stream) */
+    uint8_t stream;       /* pieces are taken as items finish (jrpc__req_stream) */
     uint8_t order;        /* JRPC__ORDER_* while streaming */
     uint8_t over;         /* streaming: max_response was reached; later entries are -32003 */
-    jrpc__req_piece_cb piece;
+    uint8_t stream_due;   /* streaming: `ready` was called, the take has not come yet */
+    jrpc__req_ready_cb ready;
     size_t emit_from;  /* streaming: calls before it are all emitted or not answered */
     size_t emitted;    /* streaming: entries emitted */
     size_t emit_bytes; /* streaming: body bytes handed over in pieces */
