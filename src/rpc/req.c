@@ -89,7 +89,15 @@ static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
         atomic_fetch_add_explicit(&k->stats->rej_method, 1, memory_order_relaxed);
         return 0;
     }
-    c->m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
+    /* Batches mostly repeat one method: the lookup (a hash, and the patterns when the name is
+     * not registered exactly) is made once for a run of equal names. */
+    if (r->memo_name == NULL || c->name.len != r->memo_len ||
+        memcmp(c->name.ptr, r->memo_name, c->name.len) != 0) {
+        r->memo_m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
+        r->memo_name = c->name.ptr;
+        r->memo_len = c->name.len;
+    }
+    c->m = r->memo_m;
     if (c->m == NULL) {
         call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
         return 0;

@@ -122,10 +122,13 @@ struct jrpc__req {
     uint8_t over;         /* streaming: max_response was reached; later entries are -32003 */
     uint8_t stream_due;   /* streaming: `ready` was called, the take has not come yet */
     jrpc__req_ready_cb ready;
-    size_t emit_from;  /* streaming: calls before it are all emitted or not answered */
-    size_t emitted;    /* streaming: entries emitted */
-    size_t emit_bytes; /* streaming: body bytes handed over in pieces */
-    long over_from;    /* streaming: the first item answered -32003, or -1 (for the log) */
+    size_t emit_from;      /* streaming: calls before it are all emitted or not answered */
+    size_t emitted;        /* streaming: entries emitted */
+    size_t emit_bytes;     /* streaming: body bytes handed over in pieces */
+    long over_from;        /* streaming: the first item answered -32003, or -1 (for the log) */
+    const char *memo_name; /* the last method name looked up (a batch repeats one) */
+    size_t memo_len;       /* its length */
+    const jrpc__method_t *memo_m; /* what the registry gave for it (NULL: not found) */
 };
 
 /* Marks c as one nobody waits for any more (jrpc_call_cancelled): its handler may stop working on
