@@ -5,6 +5,7 @@
  * the answer lacks or gets wrong is answered per item (-32000 naming the upstream and the cause),
  * so one bad chunk never fails the client's whole batch. */
 #include "../json/internal.h"
+#include "../util/digits.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -60,39 +61,59 @@ int jrpc__chunk_build(jrpc__chunk_t *ch)
     jrpc_buf_t *b = &ch->body;
     b->len = 0;
     b->err = 0;
-    /* The whole body is reserved at once (one allocation; the appends below grow it only when an
-     * escaped method name is longer than its share), and any failure is checked once at the end
-     * (the buffer's sticky error). 20: the digits of the largest id. */
+    /* The whole body is reserved at once (one allocation), and each call is then written into it
+     * by hand: a call is about a dozen pieces, and an append per piece cost more than the bytes
+     * (a fifth of the gateway's CPU on a batch of 100). Only an escaped method name goes through
+     * the writer, and may take more than its share. 20: the digits of the largest id. */
     size_t need = 2;
     for (size_t i = 0; i < n; i++)
         need += sizeof head + 20 + sizeof method + jrpc_call_method(ch->calls[i]).len + 1 +
                 sizeof params_key + jrpc_call_params(ch->calls[i]).len + 1;
-    jrpc_buf_reserve(b, need);
+    if (jrpc_buf_reserve(b, need) != 0)
+        return JRPC_ENOMEM;
     if (ch->is_batch)
-        jrpc_buf_append(b, "[", 1);
+        b->ptr[b->len++] = '[';
+    int escaped = 0; /* a name escaped longer than its share: later calls check their room */
     for (size_t i = 0; i < n; i++) {
         jrpc_str_t name = jrpc_call_method(ch->calls[i]);
         jrpc_json_t params = jrpc_call_params(ch->calls[i]);
-        jrpc_buf_append(b, head + (i == 0), sizeof head - 1 - (i == 0));
-        jrpc_buf_json_uint64(b, ch->base_id + i);
-        if (name_plain(name.ptr, name.len)) {
-            jrpc_buf_append(b, method, sizeof method - 1);
-            jrpc_buf_append(b, name.ptr, name.len);
-            jrpc_buf_append(b, "\"", 1);
+        int plain = name_plain(name.ptr, name.len);
+        /* The call's upper bound, the closing ']' included. */
+        if (escaped && jrpc_buf_reserve(b, sizeof head + 20 + sizeof method + name.len + 1 +
+                                               sizeof params_key + params.len + 2) != 0)
+            return JRPC_ENOMEM;
+        char *w = b->ptr + b->len;
+        memcpy(w, head + (i == 0), sizeof head - 1 - (i == 0));
+        w += sizeof head - 1 - (i == 0);
+        w = jrpc__put_u64(w, ch->base_id + i);
+        if (plain) {
+            memcpy(w, method, sizeof method - 1);
+            w += sizeof method - 1;
+            memcpy(w, name.ptr, name.len);
+            w += name.len;
+            *w++ = '"';
         } else {
-            jrpc_buf_append(b, method, sizeof method - 2); /* without the opening quote */
-            jrpc_buf_json_string(b, name.ptr, name.len);
+            escaped = 1;
+            memcpy(w, method, sizeof method - 2); /* without the opening quote */
+            b->len = (size_t)(w + sizeof method - 2 - b->ptr);
+            if (jrpc_buf_json_string(b, name.ptr, name.len) != 0 ||
+                jrpc_buf_reserve(b, sizeof params_key + params.len + 2) != 0)
+                return JRPC_ENOMEM;
+            w = b->ptr + b->len;
         }
         if (params.ptr != NULL) {
-            jrpc_buf_append(b, params_key, sizeof params_key - 1);
-            jrpc_buf_append(b, params.ptr, params.len);
+            memcpy(w, params_key, sizeof params_key - 1);
+            w += sizeof params_key - 1;
+            memcpy(w, params.ptr, params.len);
+            w += params.len;
         }
-        jrpc_buf_append(b, "}", 1);
+        *w++ = '}';
+        b->len = (size_t)(w - b->ptr);
     }
     if (ch->is_batch)
-        jrpc_buf_append(b, "]", 1);
+        b->ptr[b->len++] = ']';
     ch->stale = 0;
-    return b->err != 0 ? JRPC_ENOMEM : 0;
+    return 0;
 }
 
 void jrpc__chunk_free(jrpc__chunk_t *ch)
