@@ -166,6 +166,7 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it)
         return 0;
     }
     c->params = params;
+    c->raw = it->value;
     if (it->method_escaped) {
         char *name = jrpc__arena_alloc(&r->arena, v.len);
         if (name == NULL) {

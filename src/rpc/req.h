@@ -31,6 +31,7 @@ struct jrpc_call {
     jrpc_str_t name;         /* method name, unescaped (arena or receive buffer) */
     jrpc_json_t params;      /* view into the receive buffer */
     jrpc_json_t id;          /* view into the receive buffer; ptr NULL: notification */
+    jrpc_json_t raw;         /* the whole item, likewise (ptr NULL: none, as for REST) */
     const char *out;         /* result text, or the error object text when is_error */
     size_t out_len;
     const char *reply; /* what the handler replied, written by the replying thread and
