@@ -278,21 +278,20 @@ struct jrpc__loop {
     uv_mutex_t post_lock;                 /* guards post_head/post_tail */
     jrpc__post_t *post_head;              /* work posted from any thread, FIFO */
     jrpc__post_t *post_tail;
-    uv_check_t post_check;      /* runs what the loop's own thread posted, after this turn's poll */
-    uv_idle_t post_idle;        /* active with it: the poll does not block while posts wait */
-    int post_local;             /* the two are open: the loop's own posts need no wakeup */
-    jrpc__list_t conns;         /* live connections of every transport (jrpc__sock_t) */
-    jrpc__list_t reqs;          /* live engine requests (the engine links them) */
-    size_t holds;               /* connections and requests alive: stop waits for 0 */
-    size_t orphans;             /* requests given up at the end of a stop (never replied) */
-    size_t mem_lease;           /* bytes of io->mem_held taken by this loop (acct.c) */
-    size_t mem_used;            /* of them, held by this loop's requests and answers */
-    size_t calls_lease;         /* calls of io->calls_held taken by this loop */
-    size_t calls_used;          /* of them, admitted here and not finished */
-    uint64_t seq;               /* numbers handed out by jrpc__loop_seq (the newest) */
-    jrpc__stats_t stats;        /* this loop's counters (stats.h): written here only */
-    jrpc__arena_cache_t arenas; /* spare arena chunks for this loop's requests */
-    char *rbuf;                 /* the connections' read buffer (JRPC__SOCK_READ_BUF) */
+    uv_idle_t post_idle;              /* runs what the loop's own thread posted, in the next turn */
+    int post_local;                   /* it is open: the loop's own posts need no wakeup */
+    jrpc__list_t conns;               /* live connections of every transport (jrpc__sock_t) */
+    jrpc__list_t reqs;                /* live engine requests (the engine links them) */
+    size_t holds;                     /* connections and requests alive: stop waits for 0 */
+    size_t orphans;                   /* requests given up at the end of a stop (never replied) */
+    size_t mem_lease;                 /* bytes of io->mem_held taken by this loop (acct.c) */
+    size_t mem_used;                  /* of them, held by this loop's requests and answers */
+    size_t calls_lease;               /* calls of io->calls_held taken by this loop */
+    size_t calls_used;                /* of them, admitted here and not finished */
+    uint64_t seq;                     /* numbers handed out by jrpc__loop_seq (the newest) */
+    jrpc__stats_t stats;              /* this loop's counters (stats.h): written here only */
+    jrpc__arena_cache_t arenas;       /* spare arena chunks for this loop's requests */
+    char *rbuf;                       /* the connections' read buffer (JRPC__SOCK_READ_BUF) */
     void *blocks[JRPC__LOOP_CLASSES]; /* jrpc__loop_alloc's free blocks, linked through
                                          their first word */
     unsigned nblocks[JRPC__LOOP_CLASSES];

@@ -250,32 +250,26 @@ fail:
 
 static void loop_run_posted(jrpc__loop_t *loop);
 
-/* The check phase after a turn in which the loop's own thread posted: what was posted runs (also
- * what other threads posted meanwhile, in order; their wakeup then finds the queue empty). */
-static void loop_post_check(uv_check_t *h)
+/* The idle phase of the loop's next turn (after its timers, before its poll), when the loop's
+ * own thread posted: what was posted runs (also what other threads posted meanwhile, in order;
+ * their wakeup then finds the queue empty). The same point in the turn as the wakeup would have
+ * reached, less the poll: an item a timer finishes meanwhile still joins the same answer. */
+static void loop_post_idle(uv_idle_t *h)
 {
     jrpc__loop_t *loop = h->data;
-    uv_check_stop(&loop->post_check);
     uv_idle_stop(&loop->post_idle);
     loop_run_posted(loop);
 }
 
-static void loop_post_idle(uv_idle_t *h)
-{
-    (void)h; /* only there so that the poll phase does not block while posts wait */
-}
-
-/* Closes the handles of the loop's own posts; later ones go through the wakeup (loop thread). */
+/* Closes the handle of the loop's own posts; later ones go through the wakeup (loop thread). */
 static void loop_post_local_close(jrpc__loop_t *loop)
 {
     uv_mutex_lock(&loop->post_lock);
     int open = loop->post_local;
     loop->post_local = 0;
     uv_mutex_unlock(&loop->post_lock);
-    if (open) {
-        uv_close((uv_handle_t *)&loop->post_check, NULL);
+    if (open)
         uv_close((uv_handle_t *)&loop->post_idle, NULL);
-    }
 }
 
 void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p)
@@ -293,9 +287,8 @@ void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p)
         loop->post_head = p;
     loop->post_tail = p;
     if (loop->post_local && jrpc__loop_on_thread(loop)) {
-        /* The loop's own thread (an answer's pieces, a connection to reap): the queue runs at
-         * the end of this turn, without the eventfd write, wakeup and read of uv_async_send. */
-        uv_check_start(&loop->post_check, loop_post_check);
+        /* The loop's own thread (an answer's pieces, a connection to reap): the queue runs in
+         * the next turn without the eventfd write, wakeup and read of uv_async_send. */
         uv_idle_start(&loop->post_idle, loop_post_idle);
     } else {
         /* Under the lock: the loop closes its wakeup only after marking itself dead under it. */
@@ -513,11 +506,9 @@ static int loop_init(jrpc__loop_t *loop, jrpc__io_t *io, unsigned index, int *in
     loop->wakeup.data = loop;
     uv_timer_init(&loop->uv, &loop->drain_timer);
     loop->drain_timer.data = loop;
-    uv_check_init(&loop->uv, &loop->post_check);
     uv_idle_init(&loop->uv, &loop->post_idle);
-    loop->post_check.data = loop->post_idle.data = loop;
-    uv_unref((uv_handle_t *)&loop->post_check); /* neither keeps the loop alive */
-    uv_unref((uv_handle_t *)&loop->post_idle);
+    loop->post_idle.data = loop;
+    uv_unref((uv_handle_t *)&loop->post_idle); /* it does not keep the loop alive */
     loop->post_local = 1;
     for (size_t a = 0; a < io->naddrs; a++) {
         uv_tcp_t *l = &loop->listeners[a];
