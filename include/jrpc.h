@@ -590,6 +590,14 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call);
 JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call);
 /* 1 when the call came inside a batch. */
 JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call);
+/* The whole request object as sent (byte-exact, a view valid until the reply), for a proxy that
+ * forwards it unchanged; ptr == NULL when there is none (a REST call). */
+#define JRPC_HAVE_CALL_RAW 1
+JRPC_EXTERN jrpc_json_t jrpc_call_raw(const jrpc_call_t *call);
+/* A number naming the call's request (HTTP body, WebSocket message): the same for each of its
+ * calls, another for every other request of the call's io loop. Any thread the call may be used
+ * on. */
+JRPC_EXTERN uint64_t jrpc_call_request(const jrpc_call_t *call);
 /* 1 when its request asked for an answer no cache made (HTTP `Cache-Control: no-cache` or
  * `Pragma: no-cache`), for handlers that cache (the gateway). Any thread the call may be used on.
  */

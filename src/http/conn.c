@@ -517,26 +517,29 @@ static void on_stream_posted(jrpc__post_t *p)
         conn_free(c);
         return;
     }
-    if (!c->closing)
-        jrpc__http_flush(c);
+    if (c->closing)
+        return;
+    /* The pieces the engine has for the batches still running: kept in out, each after what
+     * came before it. */
+    for (jrpc__http_req_t *hr = c->unsent; hr != NULL; hr = hr->next) {
+        if (!hr->stream || hr->rpc == NULL)
+            continue;
+        if (jrpc__req_stream_take(hr->rpc, &hr->out) != 0) {
+            jrpc__http_close_now(c); /* out of memory: the answer cannot be whole */
+            return;
+        }
+        req_held_sync(c, hr);
+    }
+    jrpc__http_flush(c);
 }
 
-/* The engine made a piece of hr's answer (jrpc__req_stream): kept in out, written from the
- * loop's next turn, so that pieces finished together leave together and a batch that finishes
+/* The engine has a piece of hr's answer (jrpc__req_stream): taken and written from the end of
+ * the loop's turn, so that items finished together leave together and a batch that finishes
  * within this turn is still written in one piece with a Content-Length. */
-static void on_req_piece(jrpc_buf_t *piece, void *ud)
+static void on_req_ready(void *ud)
 {
     jrpc__http_req_t *hr = ud;
     jrpc__http_conn_t *c = hr->conn;
-    if (hr->out.len == 0) {
-        jrpc_buf_free(&hr->out);
-        hr->out = *piece;
-        jrpc_buf_init(piece);
-    } else if (jrpc_buf_append(&hr->out, piece->ptr, piece->len) != 0) {
-        jrpc__http_close_now(c); /* out of memory: the answer cannot be whole */
-        return;
-    }
-    req_held_sync(c, hr);
     if (!c->stream_posted && !c->closing) {
         c->stream_posted = 1;
         c->stream_post.cb = on_stream_posted;
@@ -753,7 +756,7 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
         unsigned order = req_batch_order(c, hr);
         memset(hr->st, 0, sizeof(*hr->st));
         hr->st->hr = hr;
-        if (!jrpc__req_stream(r, (int)order, on_req_piece, &hr->out)) {
+        if (!jrpc__req_stream(r, (int)order, on_req_ready, &hr->out)) {
             jrpc__loop_free(c->loop, hr->st, sizeof(*hr->st)); /* a single call */
             hr->st = NULL;
             return;
@@ -764,10 +767,9 @@ void jrpc__http_req_run(jrpc__http_conn_t *c, jrpc__http_req_t *hr)
             return;
         }
         if (hr->out.len != 0) {
-            /* Inline items finished already: they go out next turn (on_req_piece). */
-            jrpc_buf_t none;
-            jrpc_buf_init(&none);
-            on_req_piece(&none, hr);
+            /* Inline items finished already: they go out at the end of the turn. */
+            req_held_sync(c, hr);
+            on_req_ready(hr);
         }
     }
 }

@@ -284,6 +284,8 @@ struct jrpc__loop {
     uv_mutex_t post_lock;                 /* guards post_head/post_tail */
     jrpc__post_t *post_head;              /* work posted from any thread, FIFO */
     jrpc__post_t *post_tail;
+    uv_idle_t post_idle;              /* runs what the loop's own thread posted, in the next turn */
+    int post_local;                   /* it is open: the loop's own posts need no wakeup */
     jrpc__list_t conns;               /* live connections of every transport (jrpc__sock_t) */
     jrpc__list_t reqs;                /* live engine requests (the engine links them) */
     jrpc__list_t deadlines;           /* engine requests with a deadline to keep, soonest first */

@@ -248,6 +248,30 @@ fail:
 
 /* ---- Loops ----------------------------------------------------------------------------------- */
 
+static void loop_run_posted(jrpc__loop_t *loop);
+
+/* The idle phase of the loop's next turn (after its timers, before its poll), when the loop's
+ * own thread posted: what was posted runs (also what other threads posted meanwhile, in order;
+ * their wakeup then finds the queue empty). The same point in the turn as the wakeup would have
+ * reached, less the poll: an item a timer finishes meanwhile still joins the same answer. */
+static void loop_post_idle(uv_idle_t *h)
+{
+    jrpc__loop_t *loop = h->data;
+    uv_idle_stop(&loop->post_idle);
+    loop_run_posted(loop);
+}
+
+/* Closes the handle of the loop's own posts; later ones go through the wakeup (loop thread). */
+static void loop_post_local_close(jrpc__loop_t *loop)
+{
+    uv_mutex_lock(&loop->post_lock);
+    int open = loop->post_local;
+    loop->post_local = 0;
+    uv_mutex_unlock(&loop->post_lock);
+    if (open)
+        uv_close((uv_handle_t *)&loop->post_idle, NULL);
+}
+
 void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p)
 {
     p->next = NULL;
@@ -262,8 +286,14 @@ void jrpc__loop_post(jrpc__loop_t *loop, jrpc__post_t *p)
     else
         loop->post_head = p;
     loop->post_tail = p;
-    /* Under the lock: the loop closes its wakeup only after marking itself dead under it. */
-    uv_async_send(&loop->wakeup);
+    if (loop->post_local && jrpc__loop_on_thread(loop)) {
+        /* The loop's own thread (an answer's pieces, a connection to reap): the queue runs in
+         * the next turn without the eventfd write, wakeup and read of uv_async_send. */
+        uv_idle_start(&loop->post_idle, loop_post_idle);
+    } else {
+        /* Under the lock: the loop closes its wakeup only after marking itself dead under it. */
+        uv_async_send(&loop->wakeup);
+    }
     uv_mutex_unlock(&loop->post_lock);
 }
 
@@ -331,6 +361,7 @@ static void loop_maybe_done(jrpc__loop_t *loop)
     loop->dead = 1;
     uv_mutex_unlock(&loop->post_lock);
     loop_run_posted(loop);
+    loop_post_local_close(loop);
     uv_close((uv_handle_t *)&loop->wakeup, NULL);
     uv_close((uv_handle_t *)&loop->drain_timer, NULL);
     uv_close((uv_handle_t *)&loop->deadline_timer, NULL);
@@ -479,6 +510,10 @@ static int loop_init(jrpc__loop_t *loop, jrpc__io_t *io, unsigned index, int *in
     jrpc__list_init(&loop->deadlines);
     uv_timer_init(&loop->uv, &loop->deadline_timer);
     loop->deadline_timer.data = loop;
+    uv_idle_init(&loop->uv, &loop->post_idle);
+    loop->post_idle.data = loop;
+    uv_unref((uv_handle_t *)&loop->post_idle); /* it does not keep the loop alive */
+    loop->post_local = 1;
     for (size_t a = 0; a < io->naddrs; a++) {
         uv_tcp_t *l = &loop->listeners[a];
         uv_tcp_init(&loop->uv, l);
@@ -561,6 +596,7 @@ static int loop_cleanup(jrpc__loop_t *loop)
 {
     loop_run_posted(loop);
     jrpc__acct_loop_flush(loop);
+    loop_post_local_close(loop);
     uv_walk(&loop->uv, close_any, NULL);
     uv_run(&loop->uv, UV_RUN_NOWAIT);
     int rc = uv_loop_close(&loop->uv);

@@ -34,6 +34,16 @@ JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
     return call->req->is_batch;
 }
 
+JRPC_EXTERN jrpc_json_t jrpc_call_raw(const jrpc_call_t *call)
+{
+    return call->raw;
+}
+
+JRPC_EXTERN uint64_t jrpc_call_request(const jrpc_call_t *call)
+{
+    return call->req->seq; /* any thread the call may be used on: it outlives the handler */
+}
+
 JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
 {
     return call->req->no_cache;

@@ -267,24 +267,28 @@ int jrpc__req_run_rest(jrpc__req_t *req, const char *method, size_t mlen, int ba
                        jrpc__answer_t *ans);
 /* Who sent the request (a copy is kept); before jrpc__req_run. Without it, no key rules apply. */
 void jrpc__req_auth(jrpc__req_t *req, const jrpc__auth_t *auth);
-/* Streamed batch answers: a piece of the answer's body (the opening "[" and entries with their
- * commas), made as items finish. The transport takes the bytes (jrpc_buf_free them, or steal the
- * pointer and re-init). Loop thread, from the engine's own callbacks: never inside a jrpc__req_*
- * call. */
-typedef void (*jrpc__req_piece_cb)(jrpc_buf_t *piece, void *ud);
+/* Streamed batch answers: entries can go (items finished), and the transport takes them with
+ * jrpc__req_stream_take when it is ready to write, typically at the end of the loop's turn, so
+ * that the items a turn finishes make one piece rather than one each. It is called once until
+ * that take. Loop thread, from the engine's own callbacks: never inside a jrpc__req_* call. */
+typedef void (*jrpc__req_ready_cb)(void *ud);
 enum {
     JRPC__ORDER_REQUEST = 0, /* entries in request order: the finished prefix goes as it grows */
     JRPC__ORDER_COMPLETION   /* each entry as soon as its item is done */
 };
 /* After jrpc__req_run returned JRPC__REQ_AGAIN for a batch: its answer is handed over in pieces
- * (cb with the request's ud) as items finish, in `order`; entries finished already (inline
- * items) are the first piece, appended to *first here rather than through cb; `done` then brings
- * only what was not in a piece (the last entries and the closing "]"; the pieces and it together
- * are the body). max_response counts what was handed over: an entry that would take the body past
- * it, and every later one, is -32003. An entry's result is freed once it is in a piece, so the
- * engine holds only what is unwritten. 1 when it streams; 0 for a request that is not a batch
- * (nothing changes). Loop thread. */
-int jrpc__req_stream(jrpc__req_t *req, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first);
+ * (cb with the request's ud says one can be taken) as items finish, in `order`; entries finished
+ * already (inline items) are the first piece, appended to *first here rather than through cb;
+ * `done` then brings only what was not in a piece (the last entries and the closing "]"; the
+ * pieces and it together are the body). max_response counts what was handed over: an entry that
+ * would take the body past it, and every later one, is -32003. An entry's result is freed once it
+ * is in a piece, so the engine holds only what is unwritten. 1 when it streams; 0 for a request
+ * that is not a batch (nothing changes). Loop thread. */
+int jrpc__req_stream(jrpc__req_t *req, int order, jrpc__req_ready_cb cb, jrpc_buf_t *first);
+/* Appends the entries that can go now (the next piece; none once the request was answered or
+ * detached) to *out, and lets cb be called again. 0, or JRPC_ENOMEM: the answer cannot be whole.
+ * Loop thread, outside the engine's callbacks. */
+int jrpc__req_stream_take(jrpc__req_t *req, jrpc_buf_t *out);
 
 /* The transport's client is gone: `done` will not be called; calls still running complete and the
  * request frees itself after the last one. Loop thread. */

@@ -89,7 +89,15 @@ static int call_resolve(jrpc__req_t *r, jrpc_call_t *c)
         atomic_fetch_add_explicit(&k->stats->rej_method, 1, memory_order_relaxed);
         return 0;
     }
-    c->m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
+    /* Batches mostly repeat one method: the lookup (a hash, and the patterns when the name is
+     * not registered exactly) is made once for a run of equal names. */
+    if (r->memo_name == NULL || c->name.len != r->memo_len ||
+        memcmp(c->name.ptr, r->memo_name, c->name.len) != 0) {
+        r->memo_m = jrpc__registry_find(reg, c->name.ptr, c->name.len);
+        r->memo_name = c->name.ptr;
+        r->memo_len = c->name.len;
+    }
+    c->m = r->memo_m;
     if (c->m == NULL) {
         call_set_error(r, c, JRPC_CODE_METHOD_NOT_FOUND, "Method not found", NULL);
         return 0;
@@ -158,6 +166,7 @@ static int call_check(jrpc__req_t *r, jrpc_call_t *c, const jrpc__item_t *it)
         return 0;
     }
     c->params = params;
+    c->raw = it->value;
     if (it->method_escaped) {
         char *name = jrpc__arena_alloc(&r->arena, v.len);
         if (name == NULL) {
@@ -401,28 +410,57 @@ static void stream_collect(jrpc__req_t *r, jrpc_buf_t *b)
     }
 }
 
-/* After a pass: what finished goes to the transport. */
+/* After a pass: the transport learns that entries can go, once until it takes them. Collecting
+ * is left to the take, so that the items finished in one turn (a whole upstream answer) make one
+ * piece: a piece per item cost an allocation, a copy and a free each. */
 static void req_stream_pump(jrpc__req_t *r)
 {
+    if (r->stream_due || r->reserving)
+        return;
+    if (r->order == JRPC__ORDER_REQUEST) {
+        /* Only when the finished prefix grew (the next entry in order is known). */
+        size_t i = r->emit_from;
+        while (i < r->ncalls && (!r->calls[i].answer || r->calls[i].emitted))
+            i++;
+        r->emit_from = i;
+        if (i == r->ncalls || !call_known(&r->calls[i]))
+            return;
+    }
+    r->stream_due = 1;
+    r->ready(r->ud);
+}
+
+int jrpc__req_stream_take(jrpc__req_t *r, jrpc_buf_t *out)
+{
+    r->stream_due = 0;
+    if (!r->stream || r->answered)
+        return 0;
+    /* A piece of its own first: max_response counts the bytes handed over before it. */
     jrpc_buf_t b;
     jrpc_buf_init(&b);
     stream_collect(r, &b);
-    if (b.len == 0 || b.err) {
-        jrpc_buf_free(&b);
-        return; /* out of memory: the entries stay for req_answer */
-    }
+    int rc = b.err ? JRPC_ENOMEM : 0;
     r->emit_bytes += b.len;
-    r->piece(&b, r->ud);
+    if (rc == 0 && b.len != 0) {
+        if (out->len == 0) {
+            jrpc_buf_free(out);
+            *out = b;
+            jrpc_buf_init(&b);
+        } else if (jrpc_buf_append(out, b.ptr, b.len) != 0) {
+            rc = JRPC_ENOMEM;
+        }
+    }
     jrpc_buf_free(&b);
+    return rc;
 }
 
-int jrpc__req_stream(jrpc__req_t *r, int order, jrpc__req_piece_cb cb, jrpc_buf_t *first)
+int jrpc__req_stream(jrpc__req_t *r, int order, jrpc__req_ready_cb cb, jrpc_buf_t *first)
 {
     if (!r->is_batch || r->answered)
         return 0;
     r->stream = 1;
     r->order = (uint8_t)order;
-    r->piece = cb;
+    r->ready = cb;
     r->over_from = -1;
     size_t before = first->len;
     stream_collect(r, first);

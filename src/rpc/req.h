@@ -33,6 +33,7 @@ struct jrpc_call {
     jrpc_str_t name;         /* method name, unescaped (arena or receive buffer) */
     jrpc_json_t params;      /* view into the receive buffer */
     jrpc_json_t id;          /* view into the receive buffer; ptr NULL: notification */
+    jrpc_json_t raw;         /* the whole item, likewise (ptr NULL: none, as for REST) */
     const char *out;         /* result text, or the error object text when is_error */
     size_t out_len;
     const char *reply; /* what the handler replied, written by the replying thread and
@@ -119,14 +120,18 @@ struct jrpc__req {
     uint8_t *ok;          /* the calls to run, while reserving (arena) */
     uint32_t *costs;      /* their costs, while reserving (arena) */
     jrpc__auth_t auth;    /* who sent it (has_auth) */
-    uint8_t stream;       /* pieces go to `piece` as items finish (jrpc__req_stream) */
+    uint8_t stream;       /* pieces are taken as items finish (jrpc__req_stream) */
     uint8_t order;        /* JRPC__ORDER_* while streaming */
     uint8_t over;         /* streaming: max_response was reached; later entries are -32003 */
-    jrpc__req_piece_cb piece;
-    size_t emit_from;  /* streaming: calls before it are all emitted or not answered */
-    size_t emitted;    /* streaming: entries emitted */
-    size_t emit_bytes; /* streaming: body bytes handed over in pieces */
-    long over_from;    /* streaming: the first item answered -32003, or -1 (for the log) */
+    uint8_t stream_due;   /* streaming: `ready` was called, the take has not come yet */
+    jrpc__req_ready_cb ready;
+    size_t emit_from;      /* streaming: calls before it are all emitted or not answered */
+    size_t emitted;        /* streaming: entries emitted */
+    size_t emit_bytes;     /* streaming: body bytes handed over in pieces */
+    long over_from;        /* streaming: the first item answered -32003, or -1 (for the log) */
+    const char *memo_name; /* the last method name looked up (a batch repeats one) */
+    size_t memo_len;       /* its length */
+    const jrpc__method_t *memo_m; /* what the registry gave for it (NULL: not found) */
 };
 
 /* Marks c as one nobody waits for any more (jrpc_call_cancelled): its handler may stop working on

@@ -417,10 +417,11 @@ void jrpc__upstream_resume(jrpc__upctx_t *ctx, jrpc_call_t *call)
 }
 
 /* Makes calls[0..n) one chunk at the end of the wait queue and returns it; without memory for
- * it, each call is answered -32603 at once (NULL). */
-static jrpc__chunk_t *enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int is_batch)
+ * it, each call is answered -32603 at once (NULL). whole: jrpc__chunk_new's. */
+static jrpc__chunk_t *enqueue(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n, int is_batch,
+                              int whole)
 {
-    jrpc__chunk_t *ch = jrpc__chunk_new(ctx, calls, n, is_batch);
+    jrpc__chunk_t *ch = jrpc__chunk_new(ctx, calls, n, is_batch, whole);
     if (ch == NULL) {
         queue_leave(ctx->up, n);
         for (size_t i = 0; i < n; i++)
@@ -482,6 +483,18 @@ static void ctx_sweep(jrpc__upctx_t *ctx)
     ctx->wait_tail = last;
 }
 
+/* Whether batched[off, off + size) is every call of one client request that this flush holds:
+ * such a chunk may pass its calls through with their own ids (answer.c). */
+static int chunk_whole(const jrpc__upctx_t *ctx, size_t off, size_t size)
+{
+    uint64_t req = jrpc_call_request(ctx->batched[off]);
+    for (size_t i = off + 1; i < off + size; i++)
+        if (jrpc_call_request(ctx->batched[i]) != req)
+            return 0;
+    return (off == 0 || jrpc_call_request(ctx->batched[off - 1]) != req) &&
+           (off + size == ctx->nbatched || jrpc_call_request(ctx->batched[off + size]) != req);
+}
+
 /* Cuts the pending calls into chunks and starts sending. A client batch of n items becomes
  * ceil(n / max_batch) chunks of nearly equal size (25 with max_batch 10: 9, 8, 8), so the last
  * chunk is not a small straggler that waits for a place of its own. */
@@ -489,7 +502,7 @@ static void ctx_flush(jrpc__upctx_t *ctx)
 {
     uv_idle_stop(&ctx->idle);
     for (size_t i = 0; i < ctx->nsingles; i++)
-        enqueue(ctx, &ctx->singles[i], 1, 0);
+        enqueue(ctx, &ctx->singles[i], 1, 0, 0);
     ctx->nsingles = 0;
     size_t n = ctx->nbatched, max = ctx->conf->max_batch;
     if (n != 0) {
@@ -501,7 +514,8 @@ static void ctx_flush(jrpc__upctx_t *ctx)
                 alone = !jrpc_call_in_batch(ctx->batched[i]);
             /* A call sent alone that auto_batch found no company for still goes alone. */
             jrpc__chunk_t *ch = enqueue(ctx, &ctx->batched[off], size,
-                                        size > 1 || jrpc_call_in_batch(ctx->batched[off]));
+                                        size > 1 || jrpc_call_in_batch(ctx->batched[off]),
+                                        chunk_whole(ctx, off, size));
             if (ch != NULL && alone) {
                 ch->gathered = 1;
                 ctx->hold_ch = ch; /* the last one: the next hold waits for it */

@@ -280,7 +280,25 @@ static void conn_request(jrpc__h1conn_t *c)
     http_parser_init(&c->parser, HTTP_RESPONSE);
     c->parser.data = c;
     h1_timer_arm(c);
-    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, 2, h1_on_written);
+    /* The socket first: a request that fits in its buffer (the usual case) is sent without a
+     * write request, whose completion would cost libuv an epoll_ctl per request. What it did not
+     * take goes through uv_write. */
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, 2);
+    size_t sent = rc > 0 ? (size_t)rc : 0;
+    if (rc == UV_EAGAIN)
+        rc = 0;
+    if (rc >= 0 && sent == bufs[0].len + bufs[1].len)
+        return;
+    unsigned first = 0;
+    while (rc >= 0 && sent >= bufs[first].len) {
+        sent -= bufs[first].len;
+        first++;
+    }
+    if (rc >= 0) {
+        bufs[first].base += sent;
+        bufs[first].len -= sent;
+        rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs + first, 2 - first, h1_on_written);
+    }
     if (rc != 0) {
         char detail[80];
         snprintf(detail, sizeof detail, "%s", uv_strerror(rc));

@@ -212,6 +212,10 @@ struct jrpc__chunk {
     uint8_t too_large;       /* the answer passed max_answer: the transfer was cut */
     uint8_t stale;           /* calls were pruned: the body must be built again before sending */
     uint8_t gathered;        /* holds calls sent alone that auto_batch put together */
+    uint8_t own_ids;         /* pass-through: the body is the calls' own request objects, with
+                                their own ids, and answers map back by id (id_slots) */
+    uint32_t *id_slots;      /* own_ids: open-addressing table of call index + 1 by id hash */
+    size_t id_mask;          /* its size - 1 (a power of two) */
 
     /* Hedging and probes (no calls of their own: n is 0 in a twin or a probe). */
     jrpc__chunk_t *hedge;       /* its second attempt in flight (a twin), or NULL */
@@ -312,9 +316,11 @@ void jrpc__h1_free(jrpc__upctx_t *ctx);
 
 /* ---- answer.c -------------------------------------------------------------------------------- */
 
-/* A chunk for calls[0..n) with ids from base_id, its body built. NULL when out of memory. */
+/* A chunk for calls[0..n) with ids from base_id, its body built. NULL when out of memory.
+ * `whole`: the calls are every forwarded item of the client batch they came in (of those this
+ * flush holds), so the chunk may pass their own request objects through (own_ids). */
 jrpc__chunk_t *jrpc__chunk_new(jrpc__upctx_t *ctx, jrpc_call_t *const *calls, size_t n,
-                               int is_batch);
+                               int is_batch, int whole);
 void jrpc__chunk_free(jrpc__chunk_t *ch);
 /* Answers the calls nobody waits for any more (jrpc_call_cancelled) -32002 and takes them out of
  * the chunk, whose body is then stale; returns how many (counted as items_dropped). */

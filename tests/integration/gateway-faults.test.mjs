@@ -121,6 +121,42 @@ test('regrouping: 25 items, max_batch 10 → 3 upstream batches of 9, 8, 8 with 
     assert.equal(Math.max(...sent) - Math.min(...sent), 24, 'sequential');
 });
 
+test('a whole batch passes through with its own ids, mapped back by id (the upstream reverses)', async () => {
+    let from = fault.requests.length;
+    const ids = [7, 'a', -3, 0, 'x y', 123456789012345];
+    let r = await rpc(gw, batch(ids.map((id, i) => call(`ok_p${i}`, [i], id))));
+    assert.deepEqual(r.json.map((x) => x.id), ids);
+    r.json.forEach((x, i) => assert.deepEqual(x.result, okResult(`ok_p${i}`, [i])));
+    let reqs = seen(fault, '/ok', from);
+    assert.equal(reqs.length, 1);
+    assert.deepEqual(reqs[0].ids, ids, 'the upstream got the client\'s own ids');
+
+    // A notification inside, duplicate ids, ids an upstream may spell otherwise: jrpcd's numbers.
+    const cases = [
+        [call('ok_q0', [0], 1), call('ok_q1', [1]), call('ok_q2', [2], 2)],
+        [call('ok_q0', [0], 5), call('ok_q1', [1], 'z'), call('ok_q2', [2], 5)],
+        [call('ok_q0', [0], 1), call('ok_q1', [1], null), call('ok_q2', [2], 2)],
+        [call('ok_q0', [0], 1), call('ok_q1', [1], undefined, { rawId: '1e400' }), call('ok_q2', [2], 2)],
+        [call('ok_q0', [0], 1), call('ok_q1', [1], undefined, { rawId: '14066156191713469572' }), call('ok_q2', [2], 2)],
+        [call('ok_q0', [0], 1), call('ok_q1', [1], undefined, { rawId: '"\\u00e9"' }), call('ok_q2', [2], 2)],
+    ];
+    for (const items of cases) {
+        from = fault.requests.length;
+        const body = batch(items);
+        r = await rpc(gw, body);
+        assert.equal(r.status, 200, r.body);
+        const sentIds = rawIds(body).filter((id) => id !== undefined);
+        assert.deepEqual(rawIds(r.body), sentIds, body);
+        const named = items.map((t, i) => [t, i]).filter(([t]) => t.includes('"id"'));
+        r.json.forEach((x, k) => assert.deepEqual(x.result, okResult(`ok_q${named[k][1]}`, [named[k][1]]), body));
+        reqs = seen(fault, '/ok', from);
+        assert.equal(reqs.length, 1);
+        assert.equal(reqs[0].n, 3, 'the notification is forwarded too');
+        const sent = reqs[0].ids;
+        assert.ok(sent.every((id, k) => Number.isSafeInteger(id) && id === sent[0] + k), `jrpcd's ids: ${sent}`);
+    }
+});
+
 test('a single call is forwarded as a single request; a 1-item batch as a 1-item batch', async () => {
     const from = fault.requests.length;
     const one = await rpc(gw, call('ok_single', [1], 1));

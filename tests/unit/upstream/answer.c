@@ -42,7 +42,11 @@ struct jrpc_call {
     char *data;              /* a copy of jrpc_reply_error's data_json, or NULL */
     jrpc_release_cb release; /* jrpc_reply_ref's, run once the checks are done */
     void *release_data;
-    int cancelled; /* what jrpc_call_cancelled answers */
+    int cancelled;   /* what jrpc_call_cancelled answers */
+    jrpc_json_t id;  /* what jrpc_call_id answers; ptr NULL: "1" */
+    jrpc_json_t raw; /* what jrpc_call_raw answers */
+    int single;      /* jrpc_call_in_batch answers 0 */
+    int note;        /* a notification: jrpc_call_id answers no id */
 };
 
 JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
@@ -50,11 +54,23 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call)
     return call->method;
 }
 
-/* Calls here have ids; the stand-in configs turn dedup and the cache off (share.c). */
+/* Calls here have ids ("1" unless a test sets one); the stand-in configs turn dedup and the cache
+ * off (share.c). */
 JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call)
 {
-    (void)call;
-    return (jrpc_json_t){"1", 1};
+    if (call->note)
+        return (jrpc_json_t){NULL, 0};
+    return call->id.ptr != NULL ? call->id : (jrpc_json_t){"1", 1};
+}
+
+JRPC_EXTERN jrpc_json_t jrpc_call_raw(const jrpc_call_t *call)
+{
+    return call->raw;
+}
+
+JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
+{
+    return !call->single;
 }
 
 JRPC_EXTERN int jrpc_call_no_cache(const jrpc_call_t *call)
@@ -164,6 +180,8 @@ static jrpc_upstream_t up;
 static jrpc__upctx_t ctx;
 static jrpc_call_t calls[MAX_CALLS];
 static char last_body[4096]; /* the request body of the last chunk, NUL-terminated */
+static int whole;            /* answer_at's chunks are whole client batches (pass-through) */
+static int own_ids;          /* the last chunk of answer_at passed its calls through */
 
 static void reset_calls(void)
 {
@@ -174,6 +192,7 @@ static void reset_calls(void)
     memset(calls, 0, sizeof calls);
     for (size_t i = 0; i < MAX_CALLS; i++)
         calls[i].method = (jrpc_str_t){"eth_blockNumber", 15};
+    whole = 0;
 }
 
 static int setup(void **state)
@@ -219,19 +238,23 @@ static int answer_at(uint64_t base, size_t n, int is_batch, long status, const c
     for (size_t i = 0; i < n; i++) {
         free(calls[i].text);
         free(calls[i].data);
-        jrpc_str_t m = calls[i].method;
-        jrpc_json_t p = calls[i].params;
+        jrpc_call_t keep = calls[i];
         memset(&calls[i], 0, sizeof calls[i]);
-        calls[i].method = m;
-        calls[i].params = p;
+        calls[i].method = keep.method;
+        calls[i].params = keep.params;
+        calls[i].id = keep.id;
+        calls[i].raw = keep.raw;
+        calls[i].single = keep.single;
+        calls[i].note = keep.note;
     }
     memset(&up.stats, 0, sizeof up.stats);
     jrpc_call_t *ptrs[MAX_CALLS];
     for (size_t i = 0; i < n; i++)
         ptrs[i] = &calls[i];
     ctx.next_id = base;
-    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, n, is_batch);
+    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, n, is_batch, whole);
     assert_non_null(ch);
+    own_ids = ch->own_ids;
     assert_int_equal(ch->base_id, base);
     assert_int_equal(ctx.next_id, base + n);
     assert_true(ch->body.len < sizeof last_body);
@@ -893,7 +916,7 @@ static void test_prune(void **state)
     }
     memset(&up.stats, 0, sizeof up.stats);
     ctx.next_id = 10;
-    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, 4, 1);
+    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, 4, 1, 0);
     assert_non_null(ch);
     assert_int_equal(jrpc__chunk_prune(ch), 0);
     assert_int_equal(ch->stale, 0);
@@ -931,11 +954,203 @@ static void test_prune(void **state)
     /* All of them cancelled: nothing is left to send. */
     reset_calls();
     calls[0].cancelled = calls[1].cancelled = 1;
-    ch = jrpc__chunk_new(&ctx, ptrs, 2, 1);
+    ch = jrpc__chunk_new(&ctx, ptrs, 2, 1, 0);
     assert_non_null(ch);
     assert_int_equal(jrpc__chunk_prune(ch), 2);
     assert_int_equal(ch->n, 0);
     assert_int_equal(calls[0].replies + calls[1].replies, 2);
+    jrpc__chunk_free(ch);
+}
+
+/* ---- Pass-through: a whole client batch with its own ids ------------------------------------- */
+
+/* Calls 0..n-1 get ids[i] and a request object of their own carrying it. */
+static char raws[MAX_CALLS][128];
+
+static void own_calls(size_t n, const char *const *ids)
+{
+    reset_calls();
+    whole = 1;
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(raws[i], sizeof raws[i],
+                           "{\"jsonrpc\":\"2.0\",\"method\":\"m%zu\",\"params\":[%zu],\"id\":%s}",
+                           i, i, ids[i]);
+        calls[i].raw = (jrpc_json_t){raws[i], (size_t)len};
+        calls[i].id = (jrpc_json_t){ids[i], strlen(ids[i])};
+        calls[i].method = (jrpc_str_t){"mx", 2};
+    }
+}
+
+/* The body of the last chunk is the calls' own objects, in order. */
+static void expect_own_body(size_t n)
+{
+    char want[4096];
+    size_t at = 0;
+    want[at++] = '[';
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(want + at, sizeof want - at, "%s%s", i ? "," : "", raws[i]);
+    want[at++] = ']';
+    want[at] = '\0';
+    assert_true(own_ids);
+    assert_string_equal(last_body, want);
+}
+
+static void test_own_ids(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"7", "\"a-b c\"", "-3", "0", "123456789012345", "\"\""};
+    own_calls(6, ids);
+    /* In order, and in every other order the upstream may choose. */
+    const char *in_order =
+        "[{\"id\":7,\"result\":\"r0\"},{\"id\":\"a-b c\",\"result\":\"r1\"},"
+        "{\"id\":-3,\"result\":\"r2\"},{\"id\":0,\"result\":\"r3\"},"
+        "{\"id\":123456789012345,\"result\":\"r4\"},{\"id\":\"\",\"result\":\"r5\"}]";
+    assert_int_equal(answer(6, 1, in_order), -1);
+    expect_own_body(6);
+    for (size_t i = 0; i < 6; i++) {
+        char r[8];
+        snprintf(r, sizeof r, "\"r%zu\"", i);
+        expect_result(i, r);
+    }
+    expect_fault_counted(-1);
+    const char *shuffled =
+        "[{\"id\":\"\",\"result\":\"r5\"},{\"id\":0,\"result\":\"r3\"},"
+        "{\"id\":-3,\"error\":{\"code\":5,\"message\":\"e\"}},"
+        "{\"id\":123456789012345,\"result\":\"r4\"},{\"id\":7,\"result\":\"r0\"},"
+        "{\"id\":\"a-b c\",\"result\":\"r1\"}]";
+    assert_int_equal(answer(6, 1, shuffled), -1);
+    expect_own_body(6);
+    expect_result(0, "\"r0\"");
+    expect_result(1, "\"r1\"");
+    expect_error_raw(2, 5, "{\"code\":5,\"message\":\"e\"}");
+    expect_result(3, "\"r3\"");
+    expect_result(4, "\"r4\"");
+    expect_result(5, "\"r5\"");
+    /* One left out, one answered twice, one under a foreign id: each call still replied once. */
+    const char *partial = "[{\"id\":-3,\"result\":\"r2\"},{\"id\":7,\"result\":\"r0\"},"
+                          "{\"id\":7,\"result\":\"again\"},{\"id\":\"zz\",\"result\":1},"
+                          "{\"id\":0,\"result\":\"r3\"},{\"id\":\"\",\"result\":\"r5\"},"
+                          "{\"id\":123456789012345,\"result\":\"r4\"}]";
+    assert_int_equal(answer(6, 1, partial), -1);
+    expect_result(0, "\"r0\"");
+    expect_fault(1, "unknown_id", "2 answers carried ids that were not asked, none this call's");
+    expect_result(2, "\"r2\"");
+    expect_result(3, "\"r3\"");
+    expect_result(4, "\"r4\"");
+    expect_result(5, "\"r5\"");
+    const char *short_answer = "[{\"id\":7,\"result\":\"r0\"},{\"id\":-3,\"result\":\"r2\"},"
+                               "{\"id\":0,\"result\":\"r3\"},{\"id\":\"\",\"result\":\"r5\"},"
+                               "{\"id\":123456789012345,\"result\":\"r4\"}]";
+    assert_int_equal(answer(6, 1, short_answer), -1);
+    expect_fault(1, "missing", "the upstream answered 5 of 6 calls");
+    expect_result(2, "\"r2\"");
+    /* Another spelling of an id is not that id. */
+    const char *respelled = "[{\"id\":7.0,\"result\":\"r0\"},{\"id\":\"a-b c\",\"result\":\"r1\"}]";
+    assert_int_equal(answer(2, 1, respelled), -1);
+    expect_fault(0, "unknown_id", NULL);
+    expect_result(1, "\"r1\"");
+}
+
+/* Whatever could come back in another spelling, or twice, or not at all, goes with the gateway's
+ * own ids (the body has its numbers from the chunk's base, and answers map by them). */
+static void test_own_ids_refused(void **state)
+{
+    (void)state;
+    static const char *const odd[] = {
+        "null",
+        "1e400",
+        "14066156191713469572",
+        "1234567890123456",
+        "\"\\u00e9\"",
+        "\"\xc3\xa9\"",
+        "1.5",
+        "-0",
+        "01",
+        "\"<b>\"",
+        "\"a&b\"",
+        "\"tab\t\"",
+        "true",
+        "{}",
+    };
+    for (size_t k = 0; k < sizeof odd / sizeof odd[0]; k++) {
+        const char *ids[2] = {"1", odd[k]};
+        own_calls(2, ids);
+        assert_int_equal(answer(2, 1, "[{\"id\":2,\"result\":\"b\"},{\"id\":1,\"result\":\"a\"}]"),
+                         -1);
+        if (own_ids)
+            fail_msg("id %s was passed through", odd[k]);
+        assert_non_null(strstr(last_body, "\"id\":2,\"method\":\"mx\""));
+        expect_result(0, "\"a\"");
+        expect_result(1, "\"b\"");
+    }
+    /* Duplicate ids in the batch. */
+    const char *dup[3] = {"5", "\"x\"", "5"};
+    own_calls(3, dup);
+    assert_int_equal(answer(3, 1,
+                            "[{\"id\":3,\"result\":\"c\"},{\"id\":1,\"result\":\"a\"},"
+                            "{\"id\":2,\"result\":\"b\"}]"),
+                     -1);
+    assert_false(own_ids);
+    expect_result(0, "\"a\"");
+    expect_result(1, "\"b\"");
+    expect_result(2, "\"c\"");
+    /* A notification inside the batch (no id). */
+    const char *note[2] = {"1", "2"};
+    own_calls(2, note);
+    calls[1].note = 1;
+    assert_int_equal(answer(2, 1, "[{\"id\":1,\"result\":\"a\"},{\"id\":2,\"result\":\"b\"}]"), -1);
+    assert_false(own_ids);
+    /* Not a whole client batch, a call sent alone, no request object, a single object. */
+    for (int c = 0; c < 4; c++) {
+        const char *ids[2] = {"1", "2"};
+        own_calls(2, ids);
+        if (c == 0)
+            whole = 0;
+        if (c == 1)
+            calls[1].single = 1;
+        if (c == 2)
+            calls[0].raw = (jrpc_json_t){NULL, 0};
+        if (c == 3) {
+            assert_int_equal(answer(1, 0, "{\"id\":1,\"result\":\"a\"}"), -1);
+            assert_false(own_ids);
+            expect_result(0, "\"a\"");
+            continue;
+        }
+        assert_int_equal(answer(2, 1, "[{\"id\":2,\"result\":\"b\"},{\"id\":1,\"result\":\"a\"}]"),
+                         -1);
+        assert_false(own_ids);
+        expect_result(0, "\"a\"");
+        expect_result(1, "\"b\"");
+    }
+}
+
+/* Pruned calls leave the rest passed through: the body and the id table are made again. */
+static void test_own_ids_prune(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"\"p\"", "\"q\"", "\"r\""};
+    own_calls(3, ids);
+    jrpc_call_t *ptrs[3] = {&calls[0], &calls[1], &calls[2]};
+    ctx.next_id = 1;
+    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, 3, 1, 1);
+    assert_non_null(ch);
+    assert_true(ch->own_ids);
+    calls[0].cancelled = 1;
+    assert_int_equal(jrpc__chunk_prune(ch), 1);
+    assert_int_equal(jrpc__chunk_build(ch), 0);
+    assert_true(ch->own_ids);
+    char want[512];
+    snprintf(want, sizeof want, "[%s,%s]", raws[1], raws[2]);
+    assert_int_equal(ch->body.len, strlen(want));
+    assert_memory_equal(ch->body.ptr, want, strlen(want));
+    static const char text[] = "[{\"id\":\"r\",\"result\":2},{\"id\":\"q\",\"result\":1}]";
+    assert_int_equal(jrpc_buf_append(&ch->answer, text, sizeof text - 1), 0);
+    assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
+    assert_string_equal(calls[1].text, "1");
+    assert_string_equal(calls[2].text, "2");
+    for (size_t i = 0; i < 3; i++)
+        if (calls[i].release != NULL)
+            calls[i].release(calls[i].release_data);
     jrpc__chunk_free(ch);
 }
 
@@ -962,6 +1177,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_name_in_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_ids_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_ids_prune, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

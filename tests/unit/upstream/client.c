@@ -87,6 +87,19 @@ JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call)
     return !call->alone;
 }
 
+JRPC_EXTERN uint64_t jrpc_call_request(const jrpc_call_t *call)
+{
+    (void)call;
+    return 1;
+}
+
+/* No request objects: chunks carry the gateway's ids (answer.c's pass-through is tested there). */
+JRPC_EXTERN jrpc_json_t jrpc_call_raw(const jrpc_call_t *call)
+{
+    (void)call;
+    return (jrpc_json_t){NULL, 0};
+}
+
 JRPC_EXTERN int jrpc_call_limit_refused(jrpc_call_t *call, const char *limit)
 {
     (void)call;
@@ -284,7 +297,7 @@ static jrpc__chunk_t *chunk(size_t max_answer)
     conf.max_answer = max_answer;
     ctx.next_id = 1;
     jrpc_call_t *ptrs[NCALLS] = {&calls[0], &calls[1], &calls[2]};
-    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, NCALLS, 1);
+    jrpc__chunk_t *ch = jrpc__chunk_new(&ctx, ptrs, NCALLS, 1, 0);
     assert_non_null(ch);
     ch->attempts = 1;
     return ch;
