@@ -37,15 +37,27 @@ static inline uint64_t jrpc__hash_str(const void *p, size_t n)
 {
     const unsigned char *b = p;
     uint64_t h = 0x9e3779b97f4a7c15ull ^ n; /* 2^64 / golden ratio */
+    size_t len = n;
     for (; n >= 8; n -= 8, b += 8) {
         uint64_t w;
         memcpy(&w, b, 8);
         h = jrpc__hash_fold((h ^ w) * 0xff51afd7ed558ccdull);
     }
     if (n > 0) {
-        uint64_t w = 0;
-        for (size_t i = 0; i < n; i++)
-            w |= (uint64_t)b[i] << (8 * i);
+        /* The tail in one step, not a byte at a time: the last eight bytes (overlapping what was
+         * hashed) when there were eight, else two overlapping four-byte reads, else three bytes
+         * (first, middle, last). The length, mixed in first, tells the overlaps apart. */
+        uint64_t w;
+        if (len >= 8) {
+            memcpy(&w, b + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t lo, hi;
+            memcpy(&lo, b, 4);
+            memcpy(&hi, b + n - 4, 4);
+            w = lo | (uint64_t)hi << 32;
+        } else {
+            w = b[0] | (uint64_t)b[n / 2] << 8 | (uint64_t)b[n - 1] << 16;
+        }
         h = (h ^ w) * 0xff51afd7ed558ccdull;
     }
     return jrpc__hash_fold(h);
