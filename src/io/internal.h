@@ -216,10 +216,8 @@ size_t jrpc__sock_queued(const jrpc__sock_t *s);
 /* Sends FIN after the queued writes; cb as uv_shutdown's. 0 or a libuv error. */
 int jrpc__sock_shutdown(jrpc__sock_t *s, uv_shutdown_cb cb);
 /* Arms the timer for ms (0 stops it); _repeat fires every ms. ops->timeout runs. A connection
- * moves its timeout on every request (head, body, keep-alive), so jrpc__sock_timer moves the uv
- * timer only when the new end is sooner; one still set for an earlier end fires then, finds the
- * end not reached and sets itself again (a move is a heap removal and insertion, ~170
- * instructions). */
+ * moves its timeout on every request (head, body, keep-alive): the uv timer moves only to a
+ * sooner end (util/timer.h). */
 void jrpc__sock_timer(jrpc__sock_t *s, uint64_t ms);
 void jrpc__sock_timer_repeat(jrpc__sock_t *s, uint64_t ms);
 /* Stop began (the owner drains) / drain time is over (the owner closes now; a sock without

@@ -4,6 +4,7 @@
  * queues only what it did not take, the FIN, and the close of both handles. The protocol on top
  * owns the sock through jrpc__sock_ops_t and can hand it to another owner by pointer (an HTTP
  * upgrade to WebSocket): the socket never moves and no byte is copied for the hand-over. */
+#include "../util/timer.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -216,16 +217,8 @@ static void on_timer(uv_timer_t *t)
     if (s->closing)
         return;
     if (!s->repeat) {
-        s->timer_due = 0;
-        if (s->due == 0)
-            return; /* stopped since it was set */
-        uint64_t now = uv_now(t->loop);
-        if (now < s->due) {
-            /* Set before the timeout was moved later: wait for the rest. */
-            s->timer_due = s->due;
-            uv_timer_start(&s->timer, on_timer, s->due - now, 0);
-            return;
-        }
+        if (!jrpc__timer_fired(t, &s->timer_due, s->due, on_timer))
+            return; /* stopped, or moved later since it was set */
         s->due = 0;
     }
     s->ops->timeout(s);
@@ -245,10 +238,7 @@ void jrpc__sock_timer(jrpc__sock_t *s, uint64_t ms)
         return;
     }
     s->due = uv_now(s->timer.loop) + ms;
-    if (s->timer_due == 0 || s->timer_due > s->due) {
-        s->timer_due = s->due;
-        uv_timer_start(&s->timer, on_timer, ms, 0);
-    }
+    jrpc__timer_at(&s->timer, &s->timer_due, s->due, on_timer);
 }
 
 void jrpc__sock_timer_repeat(jrpc__sock_t *s, uint64_t ms)

@@ -8,6 +8,7 @@
 #include "../io/budget.h"
 #include "../json/internal.h"
 #include "../util/log.h"
+#include "../util/timer.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -691,15 +692,10 @@ static void deadlines_due(uv_timer_t *t)
     }
 }
 
-/* The loop's timer fires at `due` at the latest: moved only when that is sooner than it is set
- * for (a timer set sooner fires, finds nothing due yet and sets itself again). */
+/* The loop's timer fires at `due` at the latest (util/timer.h: moved only to a sooner end). */
 static void deadline_set(jrpc__loop_t *loop, uint64_t due)
 {
-    if (loop->deadline_due != 0 && loop->deadline_due <= due)
-        return;
-    uint64_t now = uv_now(&loop->uv);
-    loop->deadline_due = due;
-    uv_timer_start(&loop->deadline_timer, deadlines_due, due > now ? due - now : 0, 0);
+    jrpc__timer_at(&loop->deadline_timer, &loop->deadline_due, due, deadlines_due);
 }
 
 void jrpc__req_expire_all(jrpc__loop_t *loop)
