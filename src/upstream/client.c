@@ -264,17 +264,6 @@ static int push(jrpc_call_t ***v, size_t *n, size_t *cap, jrpc_call_t *call)
     return 0;
 }
 
-/* call is a read: it has an id and its method is neither a built-in write nor in dedup_deny
- * (the rule answer sharing uses). A write sent twice could run twice, and one held waits for
- * nothing it gains from. */
-static int call_is_read(const jrpc__upconf_t *c, const jrpc_call_t *call)
-{
-    if (jrpc_call_id(call).ptr == NULL)
-        return 0;
-    jrpc_str_t m = jrpc_call_method(call);
-    return !jrpc__is_write(c, m);
-}
-
 static void reply_oom(jrpc_call_t *call)
 {
     jrpc_reply_error(call, JRPC_CODE_INTERNAL_ERROR, "Internal error", "\"out of memory\"");
@@ -387,7 +376,7 @@ static void queue_call(jrpc__upctx_t *ctx, jrpc_call_t *call)
                                 "Internal error", "\"out of memory\"");
         return;
     }
-    if (!single && !jrpc_call_in_batch(call) && call_is_read(ctx->conf, call))
+    if (!single && !jrpc_call_in_batch(call) && jrpc__call_is_read(ctx->conf, call))
         ctx->nholdable++;
     if (was_empty)
         uv_idle_start(&ctx->idle, on_idle);
@@ -829,11 +818,11 @@ static int hedge_room(const jrpc__upctx_t *ctx)
            ctx->hedges_flying < (max ? max : 1);
 }
 
-/* Every call of ch is a read (call_is_read). */
+/* Every call of ch is a read (jrpc__call_is_read). */
 static int chunk_reads_only(const jrpc__chunk_t *ch)
 {
     for (size_t i = 0; i < ch->n; i++)
-        if (ch->calls[i] == NULL || !call_is_read(ch->ctx->conf, ch->calls[i]))
+        if (ch->calls[i] == NULL || !jrpc__call_is_read(ch->ctx->conf, ch->calls[i]))
             return 0;
     return 1;
 }

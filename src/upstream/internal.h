@@ -440,5 +440,12 @@ int jrpc__pattern_match(const char *const *list, size_t n, jrpc_str_t method);
 /* 1 when method is a built-in write (jrpc_upstream_write_patterns) or in conf's dedup_deny:
  * never merged, cached, hedged or held. */
 int jrpc__is_write(const jrpc__upconf_t *conf, jrpc_str_t method);
+/* 1 when call is a read: it has an id and its method is not a write (jrpc__is_write). Only reads
+ * are merged, cached, hedged or held: a write sent twice could run twice, and a notification has
+ * no answer to share. */
+static inline int jrpc__call_is_read(const jrpc__upconf_t *conf, const jrpc_call_t *call)
+{
+    return jrpc_call_id(call).ptr != NULL && !jrpc__is_write(conf, jrpc_call_method(call));
+}
 
 #endif

@@ -41,48 +41,60 @@ static jrpc_json_t params_trim(jrpc_json_t p)
     return p;
 }
 
-/* The hash of the call's key (see jrpc__group_t), computed without building it: each part
- * hashed eight bytes a step (its length is mixed in, so the parts' bounds count), then mixed. */
-static uint64_t key_hash(const jrpc_upstream_t *up, jrpc_call_t *call)
+/* A call's key (see jrpc__group_t) in its parts, found once per call: upstream name with its
+ * NUL, method, params without surrounding blanks (len 0: none), and its length and hash. */
+typedef struct key_parts {
+    const char *name;
+    size_t nlen;
+    jrpc_str_t m;
+    jrpc_json_t p;
+    size_t klen;
+    uint64_t hash;
+} key_parts_t;
+
+/* The parts and the key's hash, without building the key: each part hashed eight bytes a step
+ * (its length is mixed in, so the parts' bounds count), then mixed. */
+static key_parts_t key_parts(const jrpc_upstream_t *up, jrpc_call_t *call)
 {
-    jrpc_str_t m = jrpc_call_method(call);
-    jrpc_json_t p = params_trim(jrpc_call_params(call));
-    uint64_t h = jrpc__hash_str(up->name, strlen(up->name));
-    h = jrpc__hash_fold((h ^ jrpc__hash_str(m.ptr, m.len)) * 0x9e3779b97f4a7c15ull);
-    if (p.ptr != NULL)
-        h = jrpc__hash_fold((h ^ jrpc__hash_str(p.ptr, p.len)) * 0x9e3779b97f4a7c15ull);
-    return h;
+    key_parts_t k = {up->name,
+                     strlen(up->name) + 1,
+                     jrpc_call_method(call),
+                     params_trim(jrpc_call_params(call)),
+                     0,
+                     0};
+    if (k.p.ptr == NULL)
+        k.p.len = 0;
+    k.klen = k.nlen + k.m.len + 1 + k.p.len;
+    uint64_t h = jrpc__hash_str(k.name, k.nlen - 1);
+    h = jrpc__hash_fold((h ^ jrpc__hash_str(k.m.ptr, k.m.len)) * 0x9e3779b97f4a7c15ull);
+    if (k.p.ptr != NULL)
+        h = jrpc__hash_fold((h ^ jrpc__hash_str(k.p.ptr, k.p.len)) * 0x9e3779b97f4a7c15ull);
+    k.hash = h;
+    return k;
 }
 
-/* Whether g's key is the call's (upstream name, NUL, method, NUL, params), compared part by
- * part so that a call that joins needs no key of its own. */
-static int key_is(const jrpc__group_t *g, const jrpc_upstream_t *up, jrpc_call_t *call)
+/* Whether g's key is k's, compared part by part so that a call that joins needs no key of its
+ * own. */
+static int key_is(const jrpc__group_t *g, const key_parts_t *k)
 {
-    jrpc_str_t m = jrpc_call_method(call);
-    jrpc_json_t p = params_trim(jrpc_call_params(call));
-    size_t nlen = strlen(up->name) + 1, plen = p.ptr != NULL ? p.len : 0;
-    return g->klen == nlen + m.len + 1 + plen && memcmp(g->key, up->name, nlen) == 0 &&
-           memcmp(g->key + nlen, m.ptr, m.len) == 0 && g->key[nlen + m.len] == '\0' &&
-           (plen == 0 || memcmp(g->key + nlen + m.len + 1, p.ptr, plen) == 0);
+    return g->hash == k->hash && g->klen == k->klen && memcmp(g->key, k->name, k->nlen) == 0 &&
+           memcmp(g->key + k->nlen, k->m.ptr, k->m.len) == 0 &&
+           g->key[k->nlen + k->m.len] == '\0' &&
+           memcmp(g->key + k->nlen + k->m.len + 1, k->p.ptr, k->p.len) == 0;
 }
 
-static jrpc__group_t *group_new(const jrpc_upstream_t *up, jrpc_call_t *call, uint64_t hash)
+static jrpc__group_t *group_new(const key_parts_t *k)
 {
-    jrpc_str_t m = jrpc_call_method(call);
-    jrpc_json_t p = params_trim(jrpc_call_params(call));
-    size_t nlen = strlen(up->name) + 1;
-    size_t klen = nlen + m.len + 1 + (p.ptr ? p.len : 0);
-    jrpc__group_t *g = malloc(sizeof(*g) + klen);
+    jrpc__group_t *g = malloc(sizeof(*g) + k->klen);
     if (g == NULL)
         return NULL;
     memset(g, 0, sizeof(*g));
-    g->hash = hash;
-    g->klen = klen;
-    memcpy(g->key, up->name, nlen);
-    memcpy(g->key + nlen, m.ptr, m.len);
-    g->key[nlen + m.len] = '\0';
-    if (p.ptr != NULL)
-        memcpy(g->key + nlen + m.len + 1, p.ptr, p.len);
+    g->hash = k->hash;
+    g->klen = k->klen;
+    memcpy(g->key, k->name, k->nlen);
+    memcpy(g->key + k->nlen, k->m.ptr, k->m.len);
+    g->key[k->nlen + k->m.len] = '\0';
+    memcpy(g->key + k->nlen + k->m.len + 1, k->p.ptr, k->p.len);
     return g;
 }
 
@@ -289,13 +301,12 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
     int cache_on = conf->cache != NULL && jrpc__cache_on(conf->cache);
     if (!conf->dedup && !cache_on)
         return 0;
-    /* A notification wants no answer to share, and its effect is wanted once per sender. */
-    if (jrpc_call_id(call).ptr == NULL)
+    /* A notification wants no answer to share (and its effect is wanted once per sender), and a
+     * write merged would run once for two clients. */
+    if (!jrpc__call_is_read(conf, call))
         return 0;
-    jrpc_str_t m = jrpc_call_method(call);
-    if (jrpc__is_write(conf, m))
-        return 0;
-    uint64_t ttl = cache_on ? jrpc__cache_ttl(conf->cache, m, jrpc_call_params(call)) : 0;
+    uint64_t ttl =
+        cache_on ? jrpc__cache_ttl(conf->cache, jrpc_call_method(call), jrpc_call_params(call)) : 0;
     if (!conf->dedup && ttl == 0)
         return 0;
     if (ctx->share == NULL) {
@@ -307,24 +318,23 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
         s->nbuckets = SHARE_BUCKETS;
         ctx->share = s;
     }
-    uint64_t hash = key_hash(ctx->up, call);
+    key_parts_t k = key_parts(ctx->up, call);
     /* Cache-Control: no-cache skips the lookup; the fresh answer is still kept for others. */
     int lookup = ttl != 0 && !jrpc_call_no_cache(call);
     jrpc__group_t *g = NULL;
     if (lookup) {
-        if ((g = group_new(ctx->up, call, hash)) == NULL)
+        if ((g = group_new(&k)) == NULL)
             return 0;
-        if (jrpc__cache_reply(conf->cache, g->key, g->klen, hash, call)) {
+        if (jrpc__cache_reply(conf->cache, g->key, g->klen, k.hash, call)) {
             JRPC__UPSTAT_ADD(ctx->up->stats.items_cached, 1);
             jrpc__group_free(g);
             return 1;
         }
     }
     if (conf->dedup) {
-        for (jrpc__group_t *e = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; e != NULL;
+        for (jrpc__group_t *e = ctx->share->buckets[k.hash & (ctx->share->nbuckets - 1)]; e != NULL;
              e = e->next) {
-            if (e->joinable && e->hash == hash && !(e->looking && jrpc_call_no_cache(call)) &&
-                key_is(e, ctx->up, call)) {
+            if (e->joinable && !(e->looking && jrpc_call_no_cache(call)) && key_is(e, &k)) {
                 if (group_push(e, call) != 0)
                     break; /* forwarded on its own */
                 JRPC__UPSTAT_ADD(ctx->up->stats.items_joined, 1);
@@ -333,7 +343,7 @@ int jrpc__share_begin(jrpc__upctx_t *ctx, jrpc_call_t *call)
             }
         }
     }
-    if (g == NULL && (g = group_new(ctx->up, call, hash)) == NULL)
+    if (g == NULL && (g = group_new(&k)) == NULL)
         return 0;
     g->ttl_ms = ttl;
     g->joinable = (uint8_t)conf->dedup;
@@ -353,7 +363,7 @@ jrpc__group_t *jrpc__share_take(jrpc__upctx_t *ctx, jrpc_call_t *call)
 {
     if (ctx->share == NULL || ctx->share->count == 0)
         return NULL;
-    uint64_t hash = key_hash(ctx->up, call);
+    uint64_t hash = key_parts(ctx->up, call).hash;
     for (jrpc__group_t *g = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; g != NULL;
          g = g->next) {
         if (g->calls[0] == call) {
@@ -370,7 +380,7 @@ int jrpc__share_attach(jrpc__chunk_t *ch)
     if (ctx->share == NULL || ctx->share->count == 0)
         return 0;
     for (size_t i = 0; i < ch->n; i++) {
-        uint64_t hash = key_hash(ctx->up, ch->calls[i]);
+        uint64_t hash = key_parts(ctx->up, ch->calls[i]).hash;
         for (jrpc__group_t *g = ctx->share->buckets[hash & (ctx->share->nbuckets - 1)]; g != NULL;
              g = g->next) {
             if (g->calls[0] != ch->calls[i])
