@@ -6,6 +6,7 @@
  * so one bad chunk never fails the client's whole batch. */
 #include "../json/internal.h"
 #include "../util/digits.h"
+#include "../util/hash.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -67,10 +68,7 @@ static int id_plain(jrpc_json_t id)
 
 static uint64_t id_hash(jrpc_json_t id)
 {
-    uint64_t h = 14695981039346656037u; /* FNV-1a */
-    for (size_t i = 0; i < id.len; i++)
-        h = (h ^ (unsigned char)id.ptr[i]) * 1099511628211u;
-    return h;
+    return jrpc__hash_str(id.ptr, id.len);
 }
 
 static int id_eq(jrpc_json_t a, jrpc_json_t b)
