@@ -100,6 +100,19 @@ rps() { # url lua → requests/s
   wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1" | awk '/Requests\/sec/ {print $2}'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
+  local t0 t1 out
+  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
+  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
+}
+gw_wait() { # file → port printed by "… listening on [HOST:]PORT"
+  for _ in $(seq 1 200); do grep -q 'listening on' "$1" 2>/dev/null && break; sleep 0.05; done
+  sed -n 's/.*listening on \(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$1" | head -1
+}
 
 if want http; then
 echo "jrpc bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; $(nproc) cores"
@@ -141,15 +154,6 @@ mport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-m.out" | 
 aport=$(sed -n 's/^jrpcd admin listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-m.out" | head -1)
 while curl -s -o /dev/null "http://127.0.0.1:$aport/metrics"; do sleep 1; done &
 pids+=($!)
-cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
-  local t0 t1 out
-  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
-  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
-  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
-  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
-    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
-    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
-}
 echo "metrics bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; scraped every 1 s"
 printf '%-12s %12s %12s %7s %14s %14s %7s\n' case "req/s admin" "req/s none" ratio \
   "cpu-us admin" "cpu-us none" ratio
@@ -200,8 +204,7 @@ INI
   --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-k.out" &
 kpid=$!
 pids+=($kpid)
-for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-k.out" 2>/dev/null && break; sleep 0.05; done
-kport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-k.out" | head -1)
+kport=$(gw_wait "$tmp/jrpcd-k.out")
 kurl="http://127.0.0.1:$kport/v2/$ksecret"
 # Keys off, answering at the keyed URL's path: the same bytes on the wire as the path-key case, so
 # the comparison shows what checking keys costs apart from the longer request line.
@@ -209,22 +212,12 @@ kurl="http://127.0.0.1:$kport/v2/$ksecret"
   --module "$BUILD/modules/tennis.so" --module "$BUILD/modules/testkit.so" > "$tmp/jrpcd-ks.out" &
 kspid=$!
 pids+=($kspid)
-for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/jrpcd-ks.out" 2>/dev/null && break; sleep 0.05; done
-ksport=$(sed -n 's/^jrpcd listening on .*:\([0-9]*\)$/\1/p' "$tmp/jrpcd-ks.out" | head -1)
+ksport=$(gw_wait "$tmp/jrpcd-ks.out")
 # Sanity: the key is required (401 without), and a keyed batch of 100 answers 100 results.
 [ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$tmp/single.json" \
   "http://127.0.0.1:$kport/api/v1/endpoint")" = 401 ] || { echo "bench: keys not required" >&2; exit 1; }
 n=$(curl -s --data-binary "@$tmp/batch100.json" "$kurl" | grep -o '"result"' | wc -l)
 [ "$n" = 100 ] || { echo "bench: keyed batch100 answered $n results" >&2; exit 1; }
-cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
-  local t0 t1 out
-  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
-  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
-  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
-  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
-    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
-    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
-}
 echo "keys bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; key in the path, local budget"
 printf '%-12s %12s %12s %7s %14s %14s %7s\n' case "req/s keys" "req/s off" ratio \
   "cpu-us keys" "cpu-us off" ratio
@@ -319,10 +312,6 @@ fi # keys
 # the ratio shows that share rather than anything the proxy waits on. eth_getBalance is a call
 # the node does real work for (a state lookup), eth_blockNumber one it answers from memory.
 # ================================================================================================
-gw_wait() { # file → port printed by "… listening on [HOST:]PORT"
-  for _ in $(seq 1 200); do grep -q 'listening on' "$1" 2>/dev/null && break; sleep 0.05; done
-  sed -n 's/.*listening on \(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$1" | head -1
-}
 gw_p50() { # url lua → p50 latency in µs, one connection
   wrk -t1 -c1 -d"$DURATION" --latency -s "$2" "$1" | awk '
     $1 == "50%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
