@@ -9,13 +9,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { rpc, call, batch, healthy, assertError, scrapeAdmin, JRPCD, freePort } from './lib.mjs';
-import { startGateway } from './gateway-lib.mjs';
+import { rpc, call, batch, healthy, assertError, scrapeAdmin, freePort } from './lib.mjs';
+import { startGateway, checkConfig } from './gateway-lib.mjs';
 
 const BIG = 'x'.repeat(20000); // over the gateway's max_response below
 
@@ -226,11 +225,7 @@ test('a host name (localhost) is looked up and connected to', async () => {
 
 test('config: transport is auto or curl, once; --check prints it', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'jrpc-gwh1-'));
-    const check = (extra) => {
-        const file = path.join(dir, 'jrpcd.ini');
-        writeFileSync(file, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
-        return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
-    };
+    const check = (extra) => checkConfig(dir, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
     try {
         let r = check('transport = h2\n');
         assert.notEqual(r.status, 0);

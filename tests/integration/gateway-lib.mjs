@@ -5,12 +5,12 @@
 // pass-through proxy that lets a test watch (and cut) what jrpcd sends to a node. Nothing here
 // imitates a node's protocol: the proxy copies bytes, the nodes are the real programs.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, SOURCE_DIR } from './lib.mjs';
+import { startServer, SOURCE_DIR, JRPCD } from './lib.mjs';
 
 const NODE_START_TIMEOUT_MS = 30_000;
 const READY_POLL_MS = 50;
@@ -162,6 +162,14 @@ export async function startHardhat() {
         { cwd: dir, env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true', CI: 'true' } });
     await waitReady(node.url);
     return node;
+}
+
+/** Writes `text` as dir/jrpcd.ini and runs `jrpcd --config FILE --check` on it: the spawnSync
+ * result (status, stdout, stderr). */
+export function checkConfig(dir, text) {
+    const file = path.join(dir, 'jrpcd.ini');
+    writeFileSync(file, text);
+    return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
 }
 
 /**

@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin, JRPCD } from './lib.mjs';
+import { startServer, healthy, rpc, call, batch, buildRequest, HttpConn, decorate, scrapeAdmin } from './lib.mjs';
+import { checkConfig } from './gateway-lib.mjs';
 import { waitFor } from './wslib.mjs';
 import { startFaultServer } from './upstream-fault.mjs';
 
@@ -268,11 +268,7 @@ test('auto_batch hold is bounded: a slow batch out does not hold the calls behin
 
 test('config: batch_hold is off or a duration up to 1s, once; --check prints it', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-share-'));
-    const check = (extra) => {
-        const file = path.join(dir, 'jrpcd.ini');
-        writeFileSync(file, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
-        return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
-    };
+    const check = (extra) => checkConfig(dir, `[upstream eth]\nurls = http://127.0.0.1:1\nmethods = eth_*\n${extra}`);
     try {
         let r = check('batch_hold = 2s\n');
         assert.notEqual(r.status, 0);
