@@ -590,8 +590,10 @@ JRPC_EXTERN jrpc_str_t jrpc_call_method(const jrpc_call_t *call);
 JRPC_EXTERN jrpc_json_t jrpc_call_id(const jrpc_call_t *call);
 /* 1 when the call came inside a batch. */
 JRPC_EXTERN int jrpc_call_in_batch(const jrpc_call_t *call);
-/* The whole request object as sent (byte-exact, a view valid until the reply), for a proxy that
- * forwards it unchanged; ptr == NULL when there is none (a REST call). */
+/* The whole request object as sent (byte-exact, from its '{' to its '}'), for a proxy that
+ * forwards it unchanged: a view into the request's body, owned by the engine and valid until the
+ * call is replied to; ptr == NULL when there is none (a REST call). Any thread the call may be
+ * used on. */
 #define JRPC_HAVE_CALL_RAW 1
 JRPC_EXTERN jrpc_json_t jrpc_call_raw(const jrpc_call_t *call);
 /* A number naming the call's request (HTTP body, WebSocket message): the same for each of its
