@@ -195,6 +195,16 @@ static void reset_calls(void)
     whole = 0;
 }
 
+/* Gives back what the first n calls' replies hold (the answer text goes with the last). */
+static void release_answers(size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i].release != NULL)
+            calls[i].release(calls[i].release_data);
+        calls[i].release = NULL;
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -288,11 +298,7 @@ static int answer_at(uint64_t base, size_t n, int is_batch, long status, const c
     }
     if (fault != -1) /* what client.c does once no retry is left */
         jrpc__chunk_fail(ch, fault, "HTTP status 502");
-    for (size_t i = 0; i < n; i++) {
-        if (calls[i].release != NULL)
-            calls[i].release(calls[i].release_data); /* the answer text goes with the last */
-        calls[i].release = NULL;
-    }
+    release_answers(n);
     jrpc__chunk_free(ch);
     return fault;
 }
@@ -946,9 +952,7 @@ static void test_prune(void **state)
     assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
     assert_string_equal(calls[0].text, "0");
     assert_string_equal(calls[2].text, "2");
-    for (size_t i = 0; i < 4; i++)
-        if (calls[i].release != NULL)
-            calls[i].release(calls[i].release_data);
+    release_answers(4);
     jrpc__chunk_free(ch);
 
     /* All of them cancelled: nothing is left to send. */
@@ -1148,9 +1152,7 @@ static void test_own_ids_prune(void **state)
     assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
     assert_string_equal(calls[1].text, "1");
     assert_string_equal(calls[2].text, "2");
-    for (size_t i = 0; i < 3; i++)
-        if (calls[i].release != NULL)
-            calls[i].release(calls[i].release_data);
+    release_answers(3);
     jrpc__chunk_free(ch);
 }
 
