@@ -329,9 +329,8 @@ static int on_off(const char *value, unsigned *out, char *err, size_t cap)
     return 0;
 }
 
-/* The longest batch_wait: past a millisecond a wait costs clients more latency than a batch
- * saves the node (ganache answers a single call in ~15 us, an item of a batch in ~2 us). */
-#define BATCH_WAIT_MAX_US 1000
+/* The longest batch_wait (its reason with the constant). */
+#define BATCH_WAIT_MAX_US JRPC_UPSTREAM_BATCH_WAIT_MAX_US
 
 /* "200us", "1ms", "0": microseconds. */
 static int parse_us(const char *value, unsigned *out, char *err, size_t cap)
@@ -370,9 +369,8 @@ static int key_once(unsigned *set, int k, const char *key, char *err, size_t cap
 #define TRANSPORT_SET (1u << 3)
 /* share_set's bit number for batch_hold (after transport's). */
 #define BATCH_HOLD_BIT 4
-/* The longest batch_hold: past a second a call held behind a batch out is stalled, not waiting
- * for company. */
-#define BATCH_HOLD_MAX_MS 1000
+/* The longest batch_hold (its reason with the constant). */
+#define BATCH_HOLD_MAX_MS (JRPC_UPSTREAM_BATCH_HOLD_MAX_US / 1000u)
 
 /* `batch_hold = 10ms | off`: how long calls sent alone wait behind auto_batch's batch out. */
 static int batch_hold_key(jrpcd_upstream_t *u, const char *value, char *err, size_t cap)

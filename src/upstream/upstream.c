@@ -212,11 +212,8 @@ static int settings_check(const jrpc_upstream_config_t *cfg)
         if (len == 0 || memchr(cfg->dedup_deny[i], '*', len - 1) != NULL)
             return JRPC_EINVAL;
     }
-    /* A wait past a millisecond would add more latency than a batch saves a node. */
-    if (cfg->batch_wait_us > 1000)
-        return JRPC_EINVAL;
-    /* A hold past a second is no longer a wait for company but a stall. */
-    if (cfg->batch_hold_us > 1000000)
+    if (cfg->batch_wait_us > JRPC_UPSTREAM_BATCH_WAIT_MAX_US ||
+        cfg->batch_hold_us > JRPC_UPSTREAM_BATCH_HOLD_MAX_US)
         return JRPC_EINVAL;
     if ((cfg->hedge_after_ms != 0 && cfg->hedge_quantile != 0) || cfg->hedge_quantile > 99)
         return JRPC_EINVAL;
