@@ -80,7 +80,7 @@ static int key_is(const jrpc__group_t *g, const key_parts_t *k)
     return g->hash == k->hash && g->klen == k->klen && memcmp(g->key, k->name, k->nlen) == 0 &&
            memcmp(g->key + k->nlen, k->m.ptr, k->m.len) == 0 &&
            g->key[k->nlen + k->m.len] == '\0' &&
-           memcmp(g->key + k->nlen + k->m.len + 1, k->p.ptr, k->p.len) == 0;
+           (k->p.len == 0 || memcmp(g->key + k->nlen + k->m.len + 1, k->p.ptr, k->p.len) == 0);
 }
 
 static jrpc__group_t *group_new(const key_parts_t *k)
@@ -94,7 +94,8 @@ static jrpc__group_t *group_new(const key_parts_t *k)
     memcpy(g->key, k->name, k->nlen);
     memcpy(g->key + k->nlen, k->m.ptr, k->m.len);
     g->key[k->nlen + k->m.len] = '\0';
-    memcpy(g->key + k->nlen + k->m.len + 1, k->p.ptr, k->p.len);
+    if (k->p.len != 0) /* no params: p.ptr may be NULL, which memcpy may not be given */
+        memcpy(g->key + k->nlen + k->m.len + 1, k->p.ptr, k->p.len);
     return g;
 }
 
