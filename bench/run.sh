@@ -319,6 +319,31 @@ gw_p50() { # url lua → p50 latency in µs, one connection
                   printf "%.1f\n", v * m }'
 }
 
+ticks() { # pids → their CPU time so far in clock ticks: "user kernel" (utime, stime)
+  local u=0 k=0 p a b
+  for p in "$@"; do
+    read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat")
+    u=$((u + a)); k=$((k + b))
+  done
+  echo "$u $k"
+}
+machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # busy idle
+gw_rps() { # url lua pids... → "req/s  cpu-us-per-request  machine-busy-%  user-us  kernel-us"
+  local url=$1 lua=$2; shift 2
+  local t0 m0 t1 m1 out
+  t0=$(ticks "$@"); m0=$(machine)
+  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$lua" "$url")
+  t1=$(ticks "$@"); m1=$(machine)
+  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v m0="$m0" -v m1="$m1" '
+    / requests in / { n = $1 }
+    /Requests\/sec/ { r = $2 }
+    END { split(m0, a, " "); split(m1, b, " "); split(t0, c, " "); split(t1, d, " ");
+          busy = b[1] - a[1]; idle = b[2] - a[2]; u = d[1] - c[1]; k = d[2] - c[2];
+          f = n ? 1e6 / hz / n : 0;
+          printf "%s %.1f %.0f %.1f %.1f\n", r, (u + k) * f, 100 * busy / (busy + idle), u * f, k * f }'
+}
+col() { awk -v c="$1" '{print $c}'; }
+
 if want gateway; then
 (cd "$here/.." && exec node -e "
   const s = require('ganache').server({ logging: { quiet: true }, wallet: { deterministic: true },
@@ -414,26 +439,6 @@ out=$(curl -s --data-binary "@$tmp/echo1.json" "http://127.0.0.1:$chport/")
 echo "$out" | grep -q '"result":\["0x2f0e' || { echo "bench: chain answered $out" >&2; exit 1; }
 
 echo
-ticks() { # pids → their CPU time so far, in clock ticks (utime + stime)
-  local t=0 p
-  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-  echo "$t"
-}
-machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # busy idle
-gw_rps() { # url lua pids... → "req/s  cpu-us-per-request  machine-busy-%"
-  local url=$1 lua=$2; shift 2
-  local t0 m0 t1 m1 out
-  t0=$(ticks "$@"); m0=$(machine)
-  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$lua" "$url")
-  t1=$(ticks "$@"); m1=$(machine)
-  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v m0="$m0" -v m1="$m1" '
-    / requests in / { n = $1 }
-    /Requests\/sec/ { r = $2 }
-    END { split(m0, a, " "); split(m1, b, " ");
-          busy = b[1] - a[1]; idle = b[2] - a[2];
-          printf "%s %.1f %.0f\n", r, n ? t * 1e6 / hz / n : 0, 100 * busy / (busy + idle) }'
-}
-col() { awk -v c="$1" '{print $c}'; }
 nginx_worker=$(pgrep -P "$pxpid" | head -1)
 
 echo
@@ -459,6 +464,9 @@ for f in eth1 bal1 eth100; do
   printf '%-32s %12s %12s %7s %12s %7s  (target >= 0.9)\n' "$label" "$j" "$d" "$ratio" "$x" "$xratio"
   printf '%-32s %12s %12s %7s %12s\n' "  proxy CPU us per request" "$(col 2 < "$tmp/gj.$f" | median)" \
     "-" "" "$(col 2 < "$tmp/gn.$f" | median)"
+  printf '%-32s %12s %12s %7s %12s\n' "    of it user / kernel" \
+    "$(col 4 < "$tmp/gj.$f" | median) / $(col 5 < "$tmp/gj.$f" | median)" "-" "" \
+    "$(col 4 < "$tmp/gn.$f" | median) / $(col 5 < "$tmp/gn.$f" | median)"
   printf '%-32s %11s%% %11s%% %7s %11s%%\n' "  machine busy (2 cores = 100%)" \
     "$(col 3 < "$tmp/gj.$f" | median)" "$(col 3 < "$tmp/gd.$f" | median)" "" \
     "$(col 3 < "$tmp/gn.$f" | median)"
@@ -493,6 +501,7 @@ if want gwcache; then
                                     console.log('ganache listening on ' + s.address().port); });
 ") > "$tmp/sh-ganache.out" 2>&1 &
 pids+=($!)
+sgpid=$!
 sgport=
 for _ in $(seq 1 600); do
   sgport=$(sed -n 's/^ganache listening on \([0-9][0-9]*\)$/\1/p' "$tmp/sh-ganache.out")
@@ -500,11 +509,12 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 [ -n "$sgport" ] || { echo "bench: ganache did not start: $(cat "$tmp/sh-ganache.out")" >&2; exit 1; }
-sh_gw() { # name ini-extra → port of a jrpcd gateway in front of that ganache
+sh_gw() { # name ini-extra → port of a jrpcd gateway in front of that ganache (admin: sh-NAME.admin)
   printf '[upstream eth]\nurls = http://127.0.0.1:%s/\nmethods = eth_* net_* web3_*\n%b' \
     "$sgport" "$2" > "$tmp/sh-$1.ini"
+  free_port > "$tmp/sh-$1.admin"
   "$BUILD/jrpcd" --listen 127.0.0.1:0 --io-threads 1 --quiet --config "$tmp/sh-$1.ini" \
-    > "$tmp/sh-$1.out" &
+    --admin-listen "127.0.0.1:$(cat "$tmp/sh-$1.admin")" > "$tmp/sh-$1.out" &
   echo $! > "$tmp/sh-$1.pid" # in $(...): pids+= would not reach cleanup
   gw_wait "$tmp/sh-$1.out"
 }
@@ -529,6 +539,31 @@ request = function()
     '{"jsonrpc":"2.0","method":"eth_getBalance","params":["0x%040x","latest"],"id":%d}', n, n))
 end
 LUA
+# The node's own ceiling for auto_batch: the same distinct calls sent to it in batches of $CONNS,
+# the most one upstream batch can hold when wrk keeps $CONNS calls in flight.
+cat > "$tmp/sh-bal-batch.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  local t = {}
+  for i = 1, $CONNS do
+    n = n + 1
+    t[i] = string.format(
+      '{"jsonrpc":"2.0","method":"eth_getBalance","params":["0x%040x","latest"],"id":%d}', n, n)
+  end
+  return wrk.format(nil, nil, nil, "[" .. table.concat(t, ",") .. "]")
+end
+LUA
+sh_items() { # name outcome → jrpc_upstream_items_total of that outcome, summed over upstreams
+  curl -s "http://127.0.0.1:$(cat "$tmp/sh-$1.admin")/metrics" |
+    awk -v o="outcome=\"$2\"" 'index($0, "jrpc_upstream_items_total{") == 1 && index($0, o) {s += $2}
+                                 END {print s + 0}'
+}
+sh_reqs() { # name → upstream HTTP requests sent (jrpc_upstream_requests_total, all URLs)
+  curl -s "http://127.0.0.1:$(cat "$tmp/sh-$1.admin")/metrics" |
+    awk 'index($0, "jrpc_upstream_requests_total{") == 1 {s += $2} END {print s + 0}'
+}
 for p in "$p_dedup" "$p_cache" "$p_auto"; do
   out=$(curl -s --data-binary "@$tmp/sh-eth1.json" "http://127.0.0.1:$p/")
   echo "$out" | grep -q '"result":"0x' || { echo "bench: gateway answered $out" >&2; exit 1; }
@@ -536,18 +571,62 @@ done
 echo
 echo "answer sharing bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1"
 printf '%-40s %12s %12s %7s\n' case "via jrpcd" "direct" ratio
-for c in "eth_blockNumber, dedup:$p_dedup:sh-eth1" "eth_blockNumber, cache 1s + dedup:$p_cache:sh-eth1" \
-         "distinct eth_getBalance, auto_batch:$p_auto:sh-bal"; do
-  label=${c%%:*}; rest=${c#*:}; port=${rest%%:*}; lua=${rest#*:}
+# One wrk run at url with the CPU each party spent per request (µs): wrk's own (bash's `time`),
+# jrpcd's user and kernel time, the node's. → "req/s busy% wrk jrpcd-user jrpcd-kernel node"
+share_rps() { # url lua jrpcd-pid
+  local t0 t1 n0 n1 m0 m1 out
+  t0=$(ticks "$3"); n0=$(ticks "$sgpid"); m0=$(machine)
+  out=$( { TIMEFORMAT='wrk-cpu %U %S'; time wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1"; } 2>&1)
+  t1=$(ticks "$3"); n1=$(ticks "$sgpid"); m1=$(machine)
+  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v m0="$m0" -v m1="$m1" \
+    -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 }
+    /Requests\/sec/ { r = $2 }
+    $1 == "wrk-cpu" { w = $2 + $3 }
+    END { split(m0, a, " "); split(m1, b, " "); split(t0, c, " "); split(t1, d, " ");
+          split(n0, e, " "); split(n1, g, " ");
+          busy = b[1] - a[1]; idle = b[2] - a[2]; f = n ? 1e6 / hz / n : 0;
+          printf "%s %.0f %.1f %.1f %.1f %.1f\n", r, 100 * busy / (busy + idle), n ? w * 1e6 / n : 0,
+                 (d[1] - c[1]) * f, (d[2] - c[2]) * f, (g[1] + g[2] - e[1] - e[2]) * f }'
+}
+for c in "eth_blockNumber, dedup:$p_dedup:dedup:sh-eth1" \
+         "eth_blockNumber, cache 1s + dedup:$p_cache:cache:sh-eth1" \
+         "distinct eth_getBalance, auto_batch:$p_auto:auto:sh-bal"; do
+  IFS=: read -r label port name lua <<< "$c"
   : > "$tmp/shj"; : > "$tmp/shd"
   for _ in $(seq 1 "$ROUNDS"); do
-    rps "http://127.0.0.1:$sgport/" "$tmp/$lua.lua" >> "$tmp/shd"
-    rps "http://127.0.0.1:$port/" "$tmp/$lua.lua" >> "$tmp/shj"
+    share_rps "http://127.0.0.1:$sgport/" "$tmp/$lua.lua" "$(cat "$tmp/sh-$name.pid")" >> "$tmp/shd"
+    share_rps "http://127.0.0.1:$port/" "$tmp/$lua.lua" "$(cat "$tmp/sh-$name.pid")" >> "$tmp/shj"
   done
-  j=$(median < "$tmp/shj"); d=$(median < "$tmp/shd")
+  j=$(col 1 < "$tmp/shj" | median); d=$(col 1 < "$tmp/shd" | median)
+  [ "$lua" = sh-bal ] && d_bal=$d
   printf '%-40s %12s %12s %7s  (target >= 1.5)\n' "$label" "$j" "$d" \
     "$(awk -v a="$j" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
+  ju=$(col 4 < "$tmp/shj" | median); jk=$(col 5 < "$tmp/shj" | median)
+  jw=$(col 3 < "$tmp/shj" | median); jn=$(col 6 < "$tmp/shj" | median)
+  printf '%-40s %12s %12s\n' "  CPU us per call: wrk" "$jw" "$(col 3 < "$tmp/shd" | median)"
+  printf '%-40s %12s %12s\n' "    jrpcd user / kernel" "$ju / $jk" "-"
+  printf '%-40s %12s %12s\n' "    node" "$jn" "$(col 6 < "$tmp/shd" | median)"
+  printf '%-40s %11s%% %11s%%\n' "  machine busy (2 cores = 100%)" "$(col 2 < "$tmp/shj" | median)" \
+    "$(col 2 < "$tmp/shd" | median)"
+  # The CPU that 1.5x direct's rate would take at these costs per call, for the three together.
+  printf '%-40s %12s\n' "  cores 1.5x direct would take (of 2)" \
+    "$(awk -v d="$d" -v w="$jw" -v u="$ju" -v k="$jk" -v n="$jn" \
+       'BEGIN {printf "%.2f", 1.5 * d * (w + u + k + n) / 1e6}')"
 done
+# What bounds the two below 1.5: how much the upstream was still asked, and what the node can do.
+f=$(sh_items dedup forwarded); jn=$(sh_items dedup joined)
+printf '%-40s %12s\n' "  dedup: calls per upstream call" \
+  "$(awk -v f="$f" -v j="$jn" 'BEGIN {printf "%.1f", f ? (f + j) / f : 0}')"
+f=$(sh_items auto forwarded); r=$(sh_reqs auto)
+printf '%-40s %12s\n' "  auto_batch: calls per upstream request" \
+  "$(awk -v f="$f" -v r="$r" 'BEGIN {printf "%.1f", r ? f / r : 0}')"
+: > "$tmp/shc"
+for _ in $(seq 1 "$ROUNDS"); do rps "http://127.0.0.1:$sgport/" "$tmp/sh-bal-batch.lua" >> "$tmp/shc"; done
+c=$(median < "$tmp/shc")
+printf '%-40s %12s %12s %7s  (the most auto_batch could reach)\n' \
+  "  node alone, batches of $CONNS: calls/s" "$(awk -v c="$c" -v n="$CONNS" 'BEGIN {printf "%.2f", c * n}')" \
+  "$d_bal" "$(awk -v c="$c" -v n="$CONNS" -v d="$d_bal" 'BEGIN {printf "%.2f", c * n / d}')"
 fi # gwcache
 # ================================================================================================
 # WebSocket (docs/websocket.md): jrpcd against a Node `ws` server answering the same JSON-RPC
