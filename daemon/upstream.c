@@ -1316,9 +1316,14 @@ static void gateway_metrics(jrpc_metrics_t *m, void *data)
         "that failed (a GET's call is forwarded), by cause.\n"
         "# TYPE jrpc_upstream_cache_redis_errors_total counter\n"
         "jrpc_upstream_cache_redis_errors_total{cause=\"timeout\"} %llu\n"
+        "jrpc_upstream_cache_redis_errors_total{cause=\"down\"} %llu\n"
+        "jrpc_upstream_cache_redis_errors_total{cause=\"full\"} %llu\n"
+        "jrpc_upstream_cache_redis_errors_total{cause=\"invalid\"} %llu\n"
         "jrpc_upstream_cache_redis_errors_total{cause=\"error\"} %llu\n",
         (unsigned long long)cs.hits, (unsigned long long)cs.redis_hits,
-        (unsigned long long)cs.redis_timeouts, (unsigned long long)cs.redis_errors);
+        (unsigned long long)cs.redis_timeouts, (unsigned long long)cs.redis_down,
+        (unsigned long long)cs.redis_full, (unsigned long long)cs.redis_invalid,
+        (unsigned long long)cs.redis_errors);
     for (size_t k = 0; k < sizeof cache_series / sizeof cache_series[0]; k++)
         jrpc_metrics_printf(m, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", cache_series[k].name,
                             cache_series[k].help, cache_series[k].name, cache_series[k].type,

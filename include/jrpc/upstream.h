@@ -307,10 +307,13 @@ typedef struct jrpc_upstream_cache_stats {
     uint64_t redis_misses;    /* Redis answered: absent (forwarded) */
     uint64_t redis_timeouts;  /* GETs and SETs without an answer within [redis] timeout (a GET:
                                  forwarded) */
-    uint64_t redis_errors;    /* GETs and SETs that failed otherwise: no connection, too many
-                                 in flight, an error answer, a value that is not JSON */
+    uint64_t redis_errors;    /* GETs and SETs that got an error answer, or whose connection
+                                 failed while they were in flight */
     uint64_t redis_stores;    /* results sent to Redis */
     uint64_t redis_too_large; /* results not sent: longer than redis_max_value */
+    uint64_t redis_down;      /* GETs and SETs failed at once: the loop had no connection ready */
+    uint64_t redis_full;      /* GETs and SETs failed at once: too many in flight on the loop */
+    uint64_t redis_invalid;   /* GETs that found a value that is not one JSON value (forwarded) */
 } jrpc_upstream_cache_stats_t;
 /* A snapshot of the counters and gauges: any thread, any time. */
 JRPC_EXTERN void jrpc_upstream_cache_stats(const jrpc_upstream_cache_t *c,

@@ -559,6 +559,9 @@ JRPC_EXTERN void jrpc_upstream_cache_stats(const jrpc_upstream_cache_t *cc,
     out->redis_errors = LOAD(c->redis_counts[JRPC__CACHE_REDIS_ERROR]);
     out->redis_stores = LOAD(c->redis_counts[JRPC__CACHE_REDIS_STORE]);
     out->redis_too_large = LOAD(c->redis_counts[JRPC__CACHE_REDIS_TOO_LARGE]);
+    out->redis_down = LOAD(c->redis_counts[JRPC__CACHE_REDIS_DOWN]);
+    out->redis_full = LOAD(c->redis_counts[JRPC__CACHE_REDIS_FULL]);
+    out->redis_invalid = LOAD(c->redis_counts[JRPC__CACHE_REDIS_INVALID]);
     uv_mutex_lock(&c->lock);
     out->bytes = c->bytes;
     out->entries = c->count;

@@ -429,6 +429,9 @@ enum {
     JRPC__CACHE_REDIS_ERROR,
     JRPC__CACHE_REDIS_STORE,
     JRPC__CACHE_REDIS_TOO_LARGE,
+    JRPC__CACHE_REDIS_DOWN,
+    JRPC__CACHE_REDIS_FULL,
+    JRPC__CACHE_REDIS_INVALID,
     JRPC__CACHE_REDIS_COUNTS
 };
 void jrpc__cache_redis_count(jrpc_upstream_cache_t *c, unsigned what);

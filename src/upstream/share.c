@@ -178,11 +178,16 @@ static void blob_unref(void *p)
         free(b);
 }
 
-/* Counts a failed GET or SET under its cause. */
+/* Counts a failed GET or SET under its cause (jrpc_server_kv_get's codes): an operator tells a
+ * Redis that is down from one that cannot keep up (full) or answers slowly (timeout). */
 static void count_failure(jrpc_upstream_cache_t *c, int status)
 {
-    jrpc__cache_redis_count(c, status == JRPC_ETIMEDOUT ? JRPC__CACHE_REDIS_TIMEOUT
-                                                        : JRPC__CACHE_REDIS_ERROR);
+    unsigned what = status == JRPC_ETIMEDOUT ? JRPC__CACHE_REDIS_TIMEOUT
+                    : status == JRPC_ECLOSED ? JRPC__CACHE_REDIS_DOWN
+                    : status == JRPC_EBUSY   ? JRPC__CACHE_REDIS_FULL
+                    : status == JRPC_EJSON   ? JRPC__CACHE_REDIS_INVALID
+                                             : JRPC__CACHE_REDIS_ERROR;
+    jrpc__cache_redis_count(c, what);
 }
 
 /* Answers every call of g (out of the table) with val, and keeps it locally for what is left of

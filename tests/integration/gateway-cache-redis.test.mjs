@@ -164,14 +164,50 @@ test('null, errors, latest, writes and results over redis_max_value never reach 
 test('a value in Redis that is not JSON is not passed on: the call goes upstream', { skip }, async () => {
     const key = keyOf('kept', ['bad']);
     assert.equal(await redisCmd(redis.port, `SET ${key} {not-json PX 60000`), '+OK\r\n');
+    const invalid = await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="invalid"}');
     const errors = await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="error"}');
     const n = received('kept');
     assert.deepEqual((await rpc(b, call('kept', ['bad'], 1))).json, { jsonrpc: '2.0', id: 1, result: { m: 'kept', p: ['bad'] } });
     assert.equal(received('kept'), n + 1);
-    assert.equal(await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="error"}'), errors + 1);
+    // Counted as a bad value, not as a failure of Redis.
+    assert.equal(await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="invalid"}'), invalid + 1);
+    assert.equal(await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="error"}'), errors);
     // The upstream's answer replaces it.
     const good = JSON.stringify({ m: 'kept', p: ['bad'] });
     await waitFor('replaced', async () => (await redisCmd(redis.port, `GET ${key}`)) === `$${good.length}\r\n${good}\r\n`);
+});
+
+test('more lookups than a loop keeps in flight: the rest fail at once as `full` and go upstream', { skip }, async () => {
+    // 40 batches of 32 (batch_concurrency) distinct cacheable calls on one io loop while Redis
+    // does not answer: 1024 GETs wait (JRPC__REDIS_MAX_PENDING), the other 256 lookups fail at
+    // once and their calls are forwarded without waiting for Redis.
+    const c = await gateway('full', redis.port, { timeout: '20s' });
+    try {
+        await waitFor('connected', async () => (await metric(c, 'jrpc_redis_up')) === 1);
+        const n = received('kept');
+        await redisStop(redis);
+        const pending = [];
+        for (let r = 0; r < 40; r++) {
+            const batch = [];
+            for (let i = 0; i < 32; i++) batch.push(call('kept', ['full', r, i], i));
+            pending.push(rpc(c, `[${batch.join(',')}]`, { timeout: 30_000 }));
+        }
+        await waitFor('256 lookups refused at once', async () =>
+            (await metric(c, 'jrpc_upstream_cache_redis_errors_total{cause="full"}')) >= 256);
+        await waitFor('their calls forwarded', async () => received('kept') >= n + 256);
+        assert.equal(await metric(c, 'jrpc_upstream_cache_redis_errors_total{cause="down"}'), 0);
+        assert.equal(await metric(c, 'jrpc_upstream_cache_redis_errors_total{cause="timeout"}'), 0);
+        // Redis answers again: the 1024 GETs are misses, their calls go upstream, all complete.
+        redis.proc.kill('SIGCONT');
+        for (const [r, p] of pending.entries()) {
+            const out = (await p).json;
+            assert.equal(out.length, 32);
+            for (const [i, item] of out.entries()) assert.deepEqual(item.result, { m: 'kept', p: ['full', r, i] });
+        }
+        assert.equal(received('kept'), n + 40 * 32, 'every call forwarded once');
+    } finally {
+        await c.kill();
+    }
 });
 
 test('Redis stopped, then gone: calls are answered from the upstream, no hang', { skip }, async () => {
@@ -190,7 +226,15 @@ test('Redis stopped, then gone: calls are answered from the upstream, no hang', 
         assert.deepEqual((await rpc(srv, call('kept', ['gone', i], i), { timeout: 10_000 })).json.result,
             { m: 'kept', p: ['gone', i] });
     assert.equal(received('kept'), n + 3);
-    assert.ok(await metric(b, 'jrpc_upstream_cache_redis_errors_total{cause="error"}') >= 1);
+    // A GET in flight when the connection dropped fails as `error`; once the loop knows it has no
+    // connection, a GET fails at once and counts as `down`.
+    let k = 5;
+    await waitFor('a lookup refused at once while Redis is down', async () => {
+        const i = k++;
+        assert.deepEqual((await rpc(a, call('kept', ['gone', i], i), { timeout: 10_000 })).json.result,
+            { m: 'kept', p: ['gone', i] });
+        return (await metric(a, 'jrpc_upstream_cache_redis_errors_total{cause="down"}')) >= 1;
+    });
     await healthy(a);
     await healthy(b);
     redis = null;

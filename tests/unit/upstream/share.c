@@ -282,14 +282,21 @@ static void test_misses_resume(void **state)
     jrpc_upstream_cache_stats_t s = stats();
     assert_int_equal(s.redis_misses, 1);
     assert_int_equal(s.redis_timeouts, 1);
-    assert_int_equal(s.redis_errors, 2);
+    assert_int_equal(s.redis_errors, 1);
+    assert_int_equal(s.redis_invalid, 1);
     assert_int_equal(s.redis_hits, 0);
     assert_int_equal(holds, 0);
-    /* A GET that cannot start: forwarded at once, counted. */
+    /* A GET that cannot start: forwarded at once, counted under its cause. */
     kv.start_rc = JRPC_ECLOSED;
     jrpc_call_t down = {"kept", "[9]", 0, 0, ""};
     assert_int_equal(jrpc__share_begin(&ctx, &down), 0);
-    assert_int_equal(stats().redis_errors, 3);
+    kv.start_rc = JRPC_EBUSY;
+    jrpc_call_t full = {"kept", "[10]", 0, 0, ""};
+    assert_int_equal(jrpc__share_begin(&ctx, &full), 0);
+    s = stats();
+    assert_int_equal(s.redis_down, 1);
+    assert_int_equal(s.redis_full, 1);
+    assert_int_equal(s.redis_errors, 1);
     assert_int_equal(holds, 0);
 }
 
@@ -324,14 +331,16 @@ static void test_store(void **state)
     jrpc__share_store(ch, 3, "null", 4);
     assert_int_equal(kv.sets, 2);
     jrpc_upstream_cache_stats_t s = stats();
-    assert_int_equal(s.redis_errors, 4); /* the GETs that could not start */
+    assert_int_equal(s.redis_down, 4); /* the GETs that could not start: no connection */
+    assert_int_equal(s.redis_errors, 0);
     assert_int_equal(s.redis_stores, 2);
     assert_int_equal(s.redis_too_large, 1);
     assert_int_equal(s.stores, 3); /* kept locally: all but null */
-    /* A SET that cannot start is counted. */
+    /* A SET that cannot start is counted under its cause. */
     kv.start_rc = JRPC_EBUSY;
     jrpc__share_store(ch, 0, "\"r\"", 3);
-    assert_int_equal(stats().redis_errors, 5);
+    assert_int_equal(stats().redis_full, 1);
+    assert_int_equal(stats().redis_errors, 0);
     for (size_t i = 0; i < 4; i++)
         jrpc__group_free(jrpc__share_done(ch, i));
     free(ch->groups);
