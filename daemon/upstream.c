@@ -301,6 +301,7 @@ static const struct {
     /* Every probe is a request to each URL: under 100 ms it is load, not health checking. */
     {"probe_interval", 1, offsetof(jrpc_upstream_config_t, probe_interval_ms), 100,
      UP_DURATION_MAX},
+    {"probe_timeout", 1, offsetof(jrpc_upstream_config_t, probe_timeout_ms), 1, UP_DURATION_MAX},
     {"max_lag", 0, offsetof(jrpc_upstream_config_t, max_lag), 0, MAX_LAG_LIMIT},
 };
 
@@ -562,8 +563,7 @@ int jrpcd_upstream_key(jrpcd_opts_t *opts, const char *name, const char *key, co
              "unknown key \"%s\" (keys: urls, url, methods, max_batch, max_in_flight, max_queue, "
              "timeout, connect_timeout, retries, recheck, ca_file, header, ws_urls, dedup, "
              "dedup_deny, auto_batch, batch_wait, batch_hold, transport, hedge_after, probe, "
-             "probe_interval, "
-             "max_lag)",
+             "probe_interval, probe_timeout, max_lag)",
              key);
     return -1;
 }
@@ -840,7 +840,8 @@ static int settings_differ(const jrpcd_upstream_t *a, const jrpcd_upstream_t *b)
         x->batch_hold_us != y->batch_hold_us || a->ndedup_deny != b->ndedup_deny ||
         x->hedge_after_ms != y->hedge_after_ms || x->hedge_quantile != y->hedge_quantile ||
         str_differ(a->probe, b->probe) || x->probe_interval_ms != y->probe_interval_ms ||
-        x->max_lag != y->max_lag || x->transport != y->transport)
+        x->probe_timeout_ms != y->probe_timeout_ms || x->max_lag != y->max_lag ||
+        x->transport != y->transport)
         return 1;
     for (size_t i = 0; i < a->ndedup_deny; i++)
         if (strcmp(a->dedup_deny[i], b->dedup_deny[i]) != 0)
@@ -1411,8 +1412,12 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
             format_ms(c->hedge_after_ms, hedge, sizeof hedge);
         fprintf(out, "hedge_after = %s\n", hedge);
         format_ms(c->probe_interval_ms, t, sizeof t);
-        fprintf(out, "probe = %s\nprobe_interval = %s\nmax_lag = %u\n",
-                u->probe != NULL ? u->probe : "off", t, c->max_lag);
+        fprintf(out, "probe = %s\nprobe_interval = %s\n", u->probe != NULL ? u->probe : "off", t);
+        unsigned pt = c->probe_timeout_ms != 0               ? c->probe_timeout_ms
+                      : c->timeout_ms < c->probe_interval_ms ? c->timeout_ms
+                                                             : c->probe_interval_ms;
+        format_ms(pt, t, sizeof t);
+        fprintf(out, "probe_timeout = %s\nmax_lag = %u\n", t, c->max_lag);
         fprintf(out, "transport = %s\n",
                 c->transport == JRPC_UPSTREAM_TRANSPORT_CURL ? "curl" : "auto");
         if (u->ndedup_deny != 0) {

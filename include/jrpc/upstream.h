@@ -98,6 +98,8 @@ typedef struct jrpc_upstream_config {
      * until a probe succeeds again. */
     const char *probe;
     unsigned probe_interval_ms; /* ≥ 1 when probe is set */
+    unsigned probe_timeout_ms;  /* a probe without an answer this long fails; 0 (default): the
+                                   smaller of timeout_ms and probe_interval_ms */
     unsigned max_lag;           /* blocks; 0: lag not checked */
     unsigned transport;         /* JRPC_UPSTREAM_TRANSPORT_AUTO (default): http:// URLs over the
                                    library's own HTTP/1.1 client, the rest over libcurl; _CURL:

@@ -646,7 +646,7 @@ void jrpc__upstream_probe_round(jrpc_upstream_t *up, uv_loop_t *loop, struct jrp
     for (unsigned i = 0; i < ctx->conf->neps; i++) {
         jrpc__endpoint_t *ep = ctx->conf->urls[i].ep;
         if (ep->probing)
-            continue; /* the last one has not finished (its timeout is the upstream's) */
+            continue; /* the last one has not finished (within probe_timeout) */
         jrpc__chunk_t *ch = calloc(1, sizeof(*ch));
         if (ch == NULL)
             break;

@@ -240,7 +240,6 @@ static CURL *easy_get(jrpc__upctx_t *ctx)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)up->timeout_ms);
     if (up->connect_timeout_ms != 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)up->connect_timeout_ms);
     /* HTTP/2 when TLS negotiates it (ALPN), HTTP/1.1 keep-alive otherwise (CURLOPT_PIPEWAIT is
@@ -290,6 +289,7 @@ const char *jrpc__curl_send(jrpc__chunk_t *ch)
     curl_easy_setopt(ch->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->body.len);
     curl_easy_setopt(ch->easy, CURLOPT_WRITEDATA, ch);
     curl_easy_setopt(ch->easy, CURLOPT_PRIVATE, ch);
+    curl_easy_setopt(ch->easy, CURLOPT_TIMEOUT_MS, (long)jrpc__chunk_timeout_ms(ch));
     if (curl_multi_add_handle(ctx->multi, ch->easy) != CURLM_OK) {
         easy_put(ctx, ch->easy);
         ch->easy = NULL;
@@ -323,12 +323,12 @@ static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_
     case CURLE_OPERATION_TIMEDOUT: {
         /* curl reports both timeouts alike; the one that fired is the one that fits the time. */
         const jrpc__upconf_t *up = ch->ctx->conf;
+        unsigned timeout = jrpc__chunk_timeout_ms(ch);
         uint64_t ms = (uv_hrtime() - ch->sent_ns) / 1000000u;
-        if (up->connect_timeout_ms != 0 && up->connect_timeout_ms < up->timeout_ms &&
-            ms < up->timeout_ms)
+        if (up->connect_timeout_ms != 0 && up->connect_timeout_ms < timeout && ms < timeout)
             snprintf(detail, cap, "no connection within %u ms", up->connect_timeout_ms);
         else
-            snprintf(detail, cap, "no answer within %u ms", up->timeout_ms);
+            snprintf(detail, cap, "no answer within %u ms", timeout);
         return JRPC_UPSTREAM_FAULT_TIMEOUT;
     }
     case CURLE_SSL_CONNECT_ERROR:

@@ -199,13 +199,13 @@ static void conn_end(jrpc__h1conn_t *c, long status, int fault, const char *deta
 static void h1_on_attempt_timeout(jrpc__h1conn_t *c)
 {
     const jrpc__upconf_t *conf = c->pool->h1->ctx->conf;
+    unsigned timeout = jrpc__chunk_timeout_ms(c->ch);
     char detail[80];
     if (c->state != CONN_SENT && conf->connect_timeout_ms != 0 &&
-        conf->connect_timeout_ms < conf->timeout_ms &&
-        (uv_hrtime() - c->ch->sent_ns) / 1000000u < conf->timeout_ms)
+        conf->connect_timeout_ms < timeout && (uv_hrtime() - c->ch->sent_ns) / 1000000u < timeout)
         snprintf(detail, sizeof detail, "no connection within %u ms", conf->connect_timeout_ms);
     else
-        snprintf(detail, sizeof detail, "no answer within %u ms", conf->timeout_ms);
+        snprintf(detail, sizeof detail, "no answer within %u ms", timeout);
     conn_end(c, 0, JRPC_UPSTREAM_FAULT_TIMEOUT, detail, 0);
 }
 
@@ -237,7 +237,7 @@ static void h1_timer_arm(jrpc__h1conn_t *c)
 {
     const jrpc__upconf_t *conf = c->pool->h1->ctx->conf;
     uint64_t spent = (uv_hrtime() - c->ch->sent_ns) / 1000000u;
-    uint64_t limit = conf->timeout_ms;
+    uint64_t limit = jrpc__chunk_timeout_ms(c->ch);
     if (c->state != CONN_SENT && conf->connect_timeout_ms != 0 && conf->connect_timeout_ms < limit)
         limit = conf->connect_timeout_ms;
     h1_due(c, limit > spent ? limit - spent : 1);

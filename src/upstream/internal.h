@@ -86,6 +86,7 @@ typedef struct jrpc__upconf {
     unsigned hedge_quantile;      /* hedging: pNN delay; 0 with hedge_after_ms 0: off */
     char *probe;                  /* probe method (owned), or NULL: no probes */
     unsigned probe_interval_ms;   /* between probe rounds */
+    unsigned probe_timeout_ms;    /* a probe's timeout (never 0: the default is resolved) */
     unsigned max_lag;             /* eth_blockNumber probes: blocks behind the best; 0: off */
     unsigned transport;           /* JRPC_UPSTREAM_TRANSPORT_*: curl forces libcurl everywhere */
 } jrpc__upconf_t;
@@ -228,6 +229,13 @@ struct jrpc__chunk {
     size_t n;                    /* calls */
     jrpc_call_t *calls[];        /* NULL once replied */
 };
+
+/* How long an attempt of ch may take: a probe has its own timeout (a URL that hangs is judged
+ * before the next round), a call the upstream's. */
+static inline unsigned jrpc__chunk_timeout_ms(const jrpc__chunk_t *ch)
+{
+    return ch->probe != NULL ? ch->ctx->conf->probe_timeout_ms : ch->ctx->conf->timeout_ms;
+}
 
 /* ---- upstream.c ------------------------------------------------------------------------------ */
 

@@ -120,6 +120,30 @@ test('a probe in flight to a URL that never answers does not hold up a stop', as
     await waitFor(() => f.requests.every((r) => r.closed), { timeout: BOUND_MS, what: 'the probe\'s connection closed' });
 });
 
+test('a URL that takes the probe and never answers is out after probe_timeout, not the calls\' timeout', async () => {
+    const f = await startFaultServer();
+    cleanups.push(() => f.close());
+    const [a] = await nodes('a');
+    const hang = { host: `http://127.0.0.1:${f.port}` }; // the metrics' url label: no path
+    const probes = () => f.requests.filter((r) => r.methods.includes('eth_blockNumber')).length;
+    // The default (the smaller of timeout and probe_interval: 100 ms here), and an explicit
+    // probe_timeout with rounds far apart: without it, timeout 1h would keep the probe waiting.
+    for (const keys of [{ probe_interval: '100ms' }, { probe_interval: '1h', probe_timeout: '200ms' }]) {
+        const before = probes();
+        const gw = await startGateway({ gw: { url: [f.url('/hang'), a.url], methods: 'eth_*', probe: 'eth_blockNumber', timeout: '1h', ...keys } },
+            { args: ['--admin-listen', '127.0.0.1:0'] });
+        cleanups.push(() => gw.kill());
+        const s = await scrapeUntil(gw, (x) => series(x, 'jrpc_upstream_probe_up', hang) === 0 && series(x, 'jrpc_upstream_probe_up', a) === 1,
+            `the hung URL out (${JSON.stringify(keys)})`);
+        assert.equal(upOf(s, hang), 0);
+        // Calls go to the URL that answers.
+        assert.deepEqual(new Set(await reads(gw, 4, 'ff')), new Set(['a']));
+        if (keys.probe_interval === '100ms') // the next rounds probe it again: the first was ended
+            await waitFor(() => probes() >= before + 3, { timeout: BOUND_MS, what: 'probes at /hang again' });
+        await gw.stop();
+    }
+});
+
 test('a reload moves the probes to the new URLs: removed ones are probed no more', async () => {
     const [a, b] = await nodes('a', 'b');
     const dir = mkdtempSync(path.join(tmpdir(), 'jrpc-probe-'));
@@ -155,11 +179,14 @@ test('--check prints the hedging and probe keys; bad values are refused naming t
             writeFileSync(file, `[upstream gw]\nurls = http://127.0.0.1:1/ http://127.0.0.1:2/\nmethods = eth_*\n${keys}`);
             return spawnSync(JRPCD, ['--config', file, '--check'], { encoding: 'utf8' });
         };
-        let r = check('hedge_after = p95\nprobe = eth_blockNumber\nprobe_interval = 2s\nmax_lag = 3\n');
+        let r = check('hedge_after = p95\nprobe = eth_blockNumber\nprobe_interval = 2s\nprobe_timeout = 750ms\nmax_lag = 3\n');
         assert.equal(r.status, 0, r.stderr);
-        assert.match(r.stdout, /hedge_after = p95\nprobe = eth_blockNumber\nprobe_interval = 2s\nmax_lag = 3\n/);
+        assert.match(r.stdout, /hedge_after = p95\nprobe = eth_blockNumber\nprobe_interval = 2s\nprobe_timeout = 750ms\nmax_lag = 3\n/);
         r = check('');
-        assert.match(r.stdout, /hedge_after = off\nprobe = off\nprobe_interval = 5s\nmax_lag = 0\n/);
+        assert.match(r.stdout, /hedge_after = off\nprobe = off\nprobe_interval = 5s\nprobe_timeout = 5s\nmax_lag = 0\n/);
+        // The default: the smaller of timeout and probe_interval.
+        r = check('timeout = 2s\nprobe = eth_blockNumber\n');
+        assert.match(r.stdout, /probe_interval = 5s\nprobe_timeout = 2s\n/);
         r = check('hedge_after = 250ms\n');
         assert.match(r.stdout, /hedge_after = 250ms\n/);
         const bad = [
@@ -167,6 +194,7 @@ test('--check prints the hedging and probe keys; bad values are refused naming t
             ['hedge_after = soon\n', /j\.ini:4: \[upstream gw\] hedge_after: "soon" is not a delay from 1ms to 1h/],
             ['probe = "eth_x"\n', /j\.ini:4: \[upstream gw\] probe: .* is not a method name/],
             ['probe = eth_blockNumber\nprobe_interval = 10ms\n', /j\.ini:5: \[upstream gw\] probe_interval: "10ms" is out of range \(100ms to 1h\)/],
+            ['probe = eth_blockNumber\nprobe_timeout = 0\n', /j\.ini:5: \[upstream gw\] probe_timeout: "0" is out of range \(1ms to 1h\)/],
             ['max_lag = 3\n', /max_lag needs probe = eth_blockNumber/],
             ['probe = net_version\nmax_lag = 3\n', /max_lag needs probe = eth_blockNumber/],
         ];
