@@ -25,10 +25,7 @@
 
 static void ctx_drain(jrpc__upctx_t *ctx);
 static void ctx_close(jrpc__upctx_t *ctx);
-static int chunk_send(jrpc__chunk_t *ch);
 static void chunk_go(jrpc__chunk_t *ch);
-static void chunk_abort(jrpc__chunk_t *ch);
-static void hedge_arm(jrpc__upctx_t *ctx);
 static void queue_call(jrpc__upctx_t *ctx, jrpc_call_t *call);
 
 /* Around a callback of the loop that may answer calls: an answer can finish the loop's last
@@ -203,7 +200,7 @@ static void ctx_close(jrpc__upctx_t *ctx)
     ctx->wait_head = ctx->wait_tail = NULL;
     /* chunk_abort takes each out of the list before its calls are answered. */
     for (jrpc__chunk_t *ch; (ch = ctx->flying) != NULL;) {
-        chunk_abort(ch);
+        jrpc__chunk_abort(ch);
         /* A hedge and its chunk part: the chunk's calls are answered once, with the chunk (now,
          * if its own attempt had failed and only the hedge was left). */
         if (ch->hedge != NULL)
@@ -660,7 +657,7 @@ void jrpc__upstream_probe_round(jrpc_upstream_t *up, uv_loop_t *loop, struct jrp
             break;
         }
         ep->probing = 1;
-        chunk_send(ch);
+        jrpc__chunk_send(ch);
     }
     ctx_drain(ctx);
     ctx_leave(ctx);
@@ -698,7 +695,7 @@ static void flying_remove(jrpc__chunk_t *ch)
  * transport is curl), over libcurl otherwise. 0, or -1 when it could not start (its calls were
  * answered and ch is freed). h1.c may end the attempt before this returns (a connect refused at
  * once): ch is not touched after a start that went. */
-static int chunk_send(jrpc__chunk_t *ch)
+int jrpc__chunk_send(jrpc__chunk_t *ch)
 {
     jrpc__upctx_t *ctx = ch->ctx;
     jrpc_upstream_t *up = ctx->up;
@@ -738,7 +735,7 @@ static int chunk_send(jrpc__chunk_t *ch)
         return -1;
     }
     if (arm)
-        hedge_arm(ctx);
+        jrpc__hedge_arm(ctx);
     return 0;
 }
 
@@ -746,12 +743,12 @@ static int chunk_send(jrpc__chunk_t *ch)
 static void chunk_go(jrpc__chunk_t *ch)
 {
     ch->ep = jrpc__upstream_pick(ch->ctx, ch->tried);
-    chunk_send(ch);
+    jrpc__chunk_send(ch);
 }
 
 /* Cuts ch's attempt in flight without answering its calls: its transfer is removed from curl,
  * or its connection closed; ch leaves the list of chunks in flight and is the caller's. */
-static void chunk_abort(jrpc__chunk_t *ch)
+void jrpc__chunk_abort(jrpc__chunk_t *ch)
 {
     flying_remove(ch);
     jrpc__curl_abort(ch);
@@ -769,142 +766,9 @@ static void latency_add(jrpc_upstream_t *up, uint64_t us)
     JRPC__UPSTAT_ADD(up->stats.latency_sum_us, us);
 }
 
-/* ---- Hedging --------------------------------------------------------------------------------- */
-
-/* The most hedges in flight on one loop: a tenth of its max_in_flight share (at least one), so a
- * slow URL turns at most that many requests into two while the rest wait their normal time, and a
- * hedge never takes a place a waiting chunk needs (hedge_room). */
-#define HEDGE_SHARE 10
-
-/* The upstream's q-th latency percentile in ms (linear within its histogram bucket, as
- * Prometheus' histogram_quantile), or 0 while it has fewer than JRPC_UPSTREAM_HEDGE_MIN_SAMPLES
- * answers or the quantile falls in the unbounded last bucket (past a second: no hedge). */
-static uint64_t latency_quantile_ms(jrpc_upstream_t *up, unsigned q)
-{
-    static const uint64_t bounds[JRPC_UPSTREAM_LATENCY_BUCKETS] = JRPC_UPSTREAM_LATENCY_BOUNDS_US;
-    uint64_t counts[JRPC_UPSTREAM_LATENCY_BUCKETS], total = 0;
-    for (int k = 0; k < JRPC_UPSTREAM_LATENCY_BUCKETS; k++)
-        total += counts[k] = atomic_load_explicit(&up->stats.latency[k], memory_order_relaxed);
-    if (total < JRPC_UPSTREAM_HEDGE_MIN_SAMPLES)
-        return 0;
-    double rank = (double)total * q / 100.0, cum = 0, lower = 0;
-    for (int k = 0; k < JRPC_UPSTREAM_LATENCY_BUCKETS; k++) {
-        if (counts[k] != 0 && cum + (double)counts[k] >= rank) {
-            if (bounds[k] == UINT64_MAX)
-                return 0;
-            double us = lower + ((double)bounds[k] - lower) * (rank - cum) / (double)counts[k];
-            return (uint64_t)(us + 999) / 1000;
-        }
-        cum += (double)counts[k];
-        lower = (double)bounds[k];
-    }
-    return 0;
-}
-
-/* How long an attempt goes unanswered before its chunk is hedged, in ms; 0: no hedge now. */
-static uint64_t hedge_delay_ms(jrpc__upctx_t *ctx)
-{
-    const jrpc__upconf_t *c = ctx->conf;
-    if (c->hedge_after_ms != 0)
-        return c->hedge_after_ms;
-    return c->hedge_quantile != 0 ? latency_quantile_ms(ctx->up, c->hedge_quantile) : 0;
-}
-
-/* A hedge may start: a free in-flight place nobody waits for, under the hedge share. */
-static int hedge_room(const jrpc__upctx_t *ctx)
-{
-    unsigned max = ctx->conf->loop_in_flight / HEDGE_SHARE;
-    return ctx->wait_head == NULL && ctx->in_flight < ctx->conf->loop_in_flight &&
-           ctx->hedges_flying < (max ? max : 1);
-}
-
-/* Every call of ch is a read (jrpc__call_is_read). */
-static int chunk_reads_only(const jrpc__chunk_t *ch)
-{
-    for (size_t i = 0; i < ch->n; i++)
-        if (ch->calls[i] == NULL || !jrpc__call_is_read(ch->ctx->conf, ch->calls[i]))
-            return 0;
-    return 1;
-}
-
-/* Sends a twin of ch (its body, no calls of its own) to another URL that is up; nothing when
- * there is none. */
-static void chunk_hedge(jrpc__chunk_t *ch)
-{
-    jrpc__upctx_t *ctx = ch->ctx;
-    const jrpc__upconf_t *c = ctx->conf;
-    ch->hedged = 1;
-    unsigned ep = jrpc__upstream_pick(ctx, ch->tried | (1u << ch->ep));
-    jrpc__endpoint_t *e = c->urls[ep].ep;
-    if (ep == ch->ep ||
-        atomic_load_explicit(&e->down_until_ms, memory_order_relaxed) > jrpc__upstream_now_ms() ||
-        jrpc__probe_down(e))
-        return;
-    jrpc__chunk_t *twin = calloc(1, sizeof(*twin));
-    if (twin == NULL)
-        return;
-    twin->ctx = ctx;
-    twin->base_id = ch->base_id;
-    twin->is_batch = ch->is_batch;
-    twin->ep = ep;
-    twin->hedge_of = ch;
-    jrpc_buf_init(&twin->body);
-    jrpc_buf_init(&twin->answer);
-    if (jrpc_buf_append(&twin->body, ch->body.ptr, ch->body.len) != 0) {
-        jrpc__chunk_free(twin);
-        return;
-    }
-    /* Paired before the send: h1.c may end the attempt inside it (hedge_done unpairs). */
-    ch->hedge = twin;
-    ctx->hedges_flying++;
-    JRPC__UPSTAT_ADD(ctx->up->stats.hedges, 1);
-    if (chunk_send(twin) != 0) {
-        ch->hedge = NULL; /* freed; the chunk goes on alone */
-        ctx->hedges_flying--;
-    }
-}
-
-/* Hedges the chunks in flight whose attempt is older than the delay, and sets the timer for the
- * next one due. */
-static void on_hedge_timer(uv_timer_t *t)
-{
-    jrpc__upctx_t *ctx = t->data;
-    ctx_enter(ctx);
-    uint64_t delay_ns = hedge_delay_ms(ctx) * 1000000u, now = uv_hrtime(), next = UINT64_MAX;
-    for (jrpc__chunk_t *ch = ctx->flying; ch != NULL && delay_ns != 0; ch = ch->next) {
-        if (ch->hedged || ch->hedge_of != NULL || ch->probe != NULL || ctx->conf->neps < 2)
-            continue;
-        uint64_t due = ch->sent_ns + delay_ns;
-        if (due > now) {
-            next = due - now < next ? due - now : next;
-        } else if (!chunk_reads_only(ch)) {
-            ch->hedged = 1; /* never: look no more */
-        } else if (hedge_room(ctx)) {
-            chunk_hedge(ch); /* the twin goes to the head of the list, behind this walk */
-        } else {
-            next = delay_ns < next ? delay_ns : next; /* look again when places may be free */
-        }
-    }
-    if (next != UINT64_MAX && !ctx->closing)
-        uv_timer_start(&ctx->hedge_timer, on_hedge_timer, (next + 999999) / 1000000u, 0);
-    ctx_drain(ctx);
-    ctx_leave(ctx);
-}
-
-/* A chunk was sent: the hedge timer runs if hedging is on and it was idle (on_hedge_timer
- * finds the chunk, and sets itself again while chunks fly). */
-static void hedge_arm(jrpc__upctx_t *ctx)
-{
-    if (ctx->conf->neps < 2 || ctx->closing || uv_is_active((uv_handle_t *)&ctx->hedge_timer))
-        return;
-    uint64_t delay = hedge_delay_ms(ctx);
-    if (delay != 0)
-        uv_timer_start(&ctx->hedge_timer, on_hedge_timer, delay, 0);
-}
-
 /* Counts a failed attempt of ch against its URL, which is then passed over (unless the fault
  * was the answer's size, which says nothing of the URL). */
-static void attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail)
+void jrpc__attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail)
 {
     JRPC__UPSTAT_ADD(ch->ctx->up->stats.faults[fault], 1);
     if (fault == JRPC_UPSTREAM_FAULT_TOO_LARGE)
@@ -912,60 +776,6 @@ static void attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail)
     /* Transport faults say the URL is unwell, not the calls: another URL may answer. */
     JRPC__UPSTAT_ADD(ch->ctx->conf->urls[ch->ep].ep->faults, 1);
     jrpc__upstream_mark_down(ch->ctx, ch->ep, fault, detail);
-}
-
-/* The outcome of an attempt that is half of a hedged pair (ch is the twin, or the chunk whose
- * twin flies; status and fault as jrpc__upstream_attempt_end says): the first 2xx answer wins and
- * the other attempt is cut, uncounted; a failed one counts against its URL and leaves the other
- * to decide. Returns the chunk to finish with this outcome (the twin's answer moved into it), or
- * NULL when there is nothing more to do now. */
-static jrpc__chunk_t *hedge_done(jrpc__chunk_t *ch, long status, int fault, const char *detail)
-{
-    jrpc__upctx_t *ctx = ch->ctx;
-    int answered = fault < 0 && status >= 200 && status < 300;
-    char line[160];
-    if (fault < 0 && !answered) {
-        fault = JRPC_UPSTREAM_FAULT_HTTP;
-        snprintf(line, sizeof line, "HTTP status %ld", status);
-        detail = line;
-    }
-    if (ch->hedge_of == NULL) {
-        /* The chunk's own attempt ended while its twin flies. */
-        jrpc__chunk_t *twin = ch->hedge;
-        if (answered) {
-            chunk_abort(twin);
-            ctx->hedges_flying--;
-            ch->hedge = NULL;
-            jrpc__chunk_free(twin);
-            return ch;
-        }
-        attempt_failed(ch, fault, detail);
-        ch->parked = 1;
-        return NULL;
-    }
-    jrpc__chunk_t *p = ch->hedge_of;
-    ctx->hedges_flying--;
-    p->hedge = NULL;
-    if (!answered && !p->parked) {
-        attempt_failed(ch, fault, detail);
-        jrpc__chunk_free(ch);
-        return NULL;
-    }
-    if (p->parked)
-        p->parked = 0;
-    else
-        chunk_abort(p);
-    if (answered)
-        JRPC__UPSTAT_ADD(ctx->up->stats.hedges_won, 1);
-    jrpc_buf_t a = p->answer;
-    p->answer = ch->answer;
-    ch->answer = a;
-    p->ep = ch->ep;
-    p->tried |= 1u << ch->ep;
-    p->sent_ns = ch->sent_ns;
-    p->too_large = ch->too_large;
-    jrpc__chunk_free(ch);
-    return p;
 }
 
 /* One attempt of ch is over, whichever transport carried it (status and fault as
@@ -981,7 +791,7 @@ static void attempt_done(jrpc__chunk_t *ch, long status, int fault, const char *
         return;
     }
     if ((ch->hedge != NULL || ch->hedge_of != NULL) &&
-        (ch = hedge_done(ch, status, fault, detail)) == NULL)
+        (ch = jrpc__hedge_done(ch, status, fault, detail)) == NULL)
         return;
     if (fault < 0) {
         uint64_t us = (uv_hrtime() - ch->sent_ns) / 1000u;
@@ -997,7 +807,7 @@ static void attempt_done(jrpc__chunk_t *ch, long status, int fault, const char *
         snprintf(line, sizeof line, "HTTP status %ld", status);
         detail = line;
     }
-    attempt_failed(ch, fault, detail);
+    jrpc__attempt_failed(ch, fault, detail);
     if (fault != JRPC_UPSTREAM_FAULT_TOO_LARGE && ch->attempts <= ch->ctx->conf->retries) {
         /* Only for calls someone still waits for. */
         jrpc__chunk_prune(ch);

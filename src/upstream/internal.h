@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/upstream, the gateway: upstream objects (URLs, failover
- * state, counters), the per-io-loop client (client.c) with its two transports, the own HTTP/1.1
+ * state, counters), the per-io-loop client (client.c; its hedging in hedge.c) with its two
+ * transports, the own HTTP/1.1
  * client for http:// URLs (h1.c) and a libcurl multi handle driven from the loop (curl.c), and
  * the chunk: one upstream HTTP request carrying up to max_batch forwarded calls. Never
  * installed. */
@@ -289,6 +290,25 @@ void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const
  * stop or a reconfigure asked for it meanwhile. */
 void jrpc__upctx_enter(jrpc__upctx_t *ctx);
 void jrpc__upctx_leave(jrpc__upctx_t *ctx);
+
+/* Starts one attempt of ch on URL ch->ep (h1.c for http://, libcurl otherwise): 0, or -1 when
+ * it could not start (its calls were answered and ch is freed). The attempt may end before this
+ * returns: ch is not to be touched after a start that went. */
+int jrpc__chunk_send(jrpc__chunk_t *ch);
+/* Cuts ch's attempt in flight without answering its calls; ch is the caller's. */
+void jrpc__chunk_abort(jrpc__chunk_t *ch);
+/* Counts a failed attempt of ch against its URL, which is then passed over (unless the fault was
+ * the answer's size). */
+void jrpc__attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail);
+
+/* ---- hedge.c: hedging ------------------------------------------------------------------------ */
+
+/* A chunk was sent: starts the hedge timer if hedging is on and the timer was idle. */
+void jrpc__hedge_arm(jrpc__upctx_t *ctx);
+/* An attempt of a hedged pair ended (ch is the twin, or the chunk whose twin flies; status and
+ * fault as jrpc__upstream_attempt_end's): the chunk to finish with this outcome (a twin's answer
+ * moved into it), or NULL when there is nothing more to do now. */
+jrpc__chunk_t *jrpc__hedge_done(jrpc__chunk_t *ch, long status, int fault, const char *detail);
 
 /* ---- curl.c: the libcurl transport ----------------------------------------------------------- */
 
