@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* internal.h — private interface of src/upstream, the gateway: upstream objects (URLs, failover
  * state, counters), the per-io-loop client (client.c; its hedging in hedge.c) with its two
- * transports, the own HTTP/1.1
- * client for http:// URLs (h1.c) and a libcurl multi handle driven from the loop (curl.c), and
- * the chunk: one upstream HTTP request carrying up to max_batch forwarded calls. Never
- * installed. */
+ * transports, the own HTTP/1.1 client for http:// URLs (h1.c) and a libcurl multi handle driven
+ * from the loop (curl.c), and the chunk: one upstream HTTP request carrying up to max_batch
+ * forwarded calls. Never installed. */
 #ifndef JRPC_UPSTREAM_INTERNAL_H
 #define JRPC_UPSTREAM_INTERNAL_H
 
