@@ -149,4 +149,12 @@ void jrpc__call_replied(jrpc_call_t *call);
 /* The call has replied: account for it (loop thread). */
 void jrpc__call_done(jrpc_call_t *call);
 
+/* answer.c: makes r's response from its calls' entries and hands it to r->done (or keeps it in
+ * r->early while jrpc__req_run is on the stack). Once, when the last answerable call finished or
+ * the deadline passed. */
+void jrpc__req_answer(jrpc__req_t *r);
+/* answer.c, streaming: a call finished; when entries can leave (in the stream's order), tells the
+ * transport once (r->ready) that a piece is there for jrpc__req_stream_take. */
+void jrpc__req_stream_pump(jrpc__req_t *r);
+
 #endif
