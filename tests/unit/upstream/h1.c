@@ -5,7 +5,8 @@
  * connection may carry another request (not after Connection: close or unasked bytes); the
  * max_answer cut; a malformed answer; and the request head built from the URL and the headers.
  *
- * h1.c is included; the client's end of an attempt is a stand-in (nothing here ends one). */
+ * h1.c and its answer step (h1answer.c) are included; the client's end of an attempt is a
+ * stand-in (nothing here ends one). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "upstream/h1.c"
+#include "upstream/h1answer.c"
 
 void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail)
 {
@@ -52,8 +54,7 @@ static void start(size_t max_answer)
     memset(&conn, 0, sizeof conn);
     conn.ch = ch;
     conn.state = CONN_SENT;
-    http_parser_init(&conn.parser, HTTP_RESPONSE);
-    conn.parser.data = &conn;
+    jrpc__h1answer_init(&conn.answer, &ch->answer, max_answer);
 }
 
 static int teardown(void **state)
@@ -78,7 +79,7 @@ static int feed(const char *p, size_t n, int *keep, char *detail, size_t cap)
     assert_int_equal(mprotect(map + pages * page, page, PROT_NONE), 0);
     char *at = map + pages * page - n;
     memcpy(at, p, n);
-    int rc = answer_feed(&conn, at, n, keep, detail, cap);
+    int rc = jrpc__h1answer_feed(&conn.answer, at, n, keep, detail, cap);
     munmap(map, len);
     return rc;
 }
@@ -93,20 +94,20 @@ static void expect_everywhere(const char *text, int want_keep, int eof)
         start(1 << 20);
         int keep = -1;
         char detail[120];
-        int rc = H1_MORE;
+        int rc = JRPC__H1_MORE;
         if (k > 0)
             rc = feed(text, k, &keep, detail, sizeof detail);
-        if (rc == H1_MORE && k < len)
+        if (rc == JRPC__H1_MORE && k < len)
             rc = feed(text + k, len - k, &keep, detail, sizeof detail);
         if (eof) {
-            assert_int_equal(rc, H1_MORE);
-            assert_true(answer_eof(&conn));
+            assert_int_equal(rc, JRPC__H1_MORE);
+            assert_true(jrpc__h1answer_eof(&conn.answer));
             keep = 0;
         } else {
-            assert_int_equal(rc, H1_DONE);
+            assert_int_equal(rc, JRPC__H1_DONE);
         }
         assert_int_equal(keep, want_keep);
-        assert_int_equal(conn.parser.status_code, 200);
+        assert_int_equal(conn.answer.parser.status_code, 200);
         assert_int_equal(ch->answer.len, sizeof body - 1);
         assert_memory_equal(ch->answer.ptr, body, sizeof body - 1);
     }
@@ -162,7 +163,7 @@ static void test_unasked_bytes(void **state)
     start(1 << 20);
     int keep = -1;
     char detail[120];
-    assert_int_equal(feed(text, sizeof text - 1, &keep, detail, sizeof detail), H1_DONE);
+    assert_int_equal(feed(text, sizeof text - 1, &keep, detail, sizeof detail), JRPC__H1_DONE);
     assert_int_equal(keep, 0);
     assert_int_equal(ch->answer.len, sizeof body - 1);
 }
@@ -186,7 +187,8 @@ static void test_too_large(void **state)
         assert_string_equal(detail, "answer larger than 40 bytes");
         assert_true(ch->answer.len <= 40);
         start(41); /* exactly max_answer passes */
-        assert_int_equal(feed(texts[t], strlen(texts[t]), &keep, detail, sizeof detail), H1_DONE);
+        assert_int_equal(feed(texts[t], strlen(texts[t]), &keep, detail, sizeof detail),
+                         JRPC__H1_DONE);
     }
 }
 
@@ -201,7 +203,7 @@ static void test_malformed(void **state)
                      JRPC_UPSTREAM_FAULT_RESET);
     assert_true(strncmp(detail, "malformed HTTP answer: ", 23) == 0);
     start(1 << 20); /* a close before any byte completes nothing */
-    assert_false(answer_eof(&conn));
+    assert_false(jrpc__h1answer_eof(&conn.answer));
 }
 
 /* The head: request target and Host from the URL, configured headers, "Name:" left out, a
