@@ -18,6 +18,15 @@ static int h1answer_on_body(http_parser *p, const char *at, size_t len)
     return jrpc_buf_append(a->body, at, len) == 0 ? 0 : -1;
 }
 
+/* 1 (no body) for an interim answer, 204 and 304: RFC 9112 §6.3 ends them at the blank line
+ * whatever Content-Length or Transfer-Encoding they carry, where http-parser would read a body
+ * and take the next answer's bytes for it (found by fuzz/h1.c). */
+static int h1answer_on_headers(http_parser *p)
+{
+    return (p->status_code / 100 == 1 && p->status_code != 101) || p->status_code == 204 ||
+           p->status_code == 304;
+}
+
 static int h1answer_on_complete(http_parser *p)
 {
     jrpc__h1answer_t *a = p->data;
@@ -31,6 +40,7 @@ static int h1answer_on_complete(http_parser *p)
 }
 
 static const http_parser_settings h1answer_settings = {
+    .on_headers_complete = h1answer_on_headers,
     .on_body = h1answer_on_body,
     .on_message_complete = h1answer_on_complete,
 };
@@ -52,8 +62,9 @@ int jrpc__h1answer_feed(jrpc__h1answer_t *a, const char *p, size_t n, int *keep,
     a->got = 1;
     size_t used = http_parser_execute(&a->parser, &h1answer_settings, p, n);
     if (a->complete) {
-        /* Anything after the answer (used short of n) leaves the connection out of step. */
-        *keep = used == n && http_should_keep_alive(&a->parser);
+        /* Anything after the answer (used short of n) leaves the connection out of step; after
+         * a 101 it speaks another protocol. */
+        *keep = used == n && http_should_keep_alive(&a->parser) && !a->parser.upgrade;
         return JRPC__H1_DONE;
     }
     enum http_errno e = HTTP_PARSER_ERRNO(&a->parser);

@@ -146,6 +146,39 @@ static void test_interim_then_answer(void **state)
                       1, 0);
 }
 
+/* RFC 9112 §6.3: an interim answer ends at its blank line whatever framing it names; the
+ * parser alone would read a body for it and take the real answer's bytes (found by fuzz/h1.c). */
+static void test_interim_with_framing(void **state)
+{
+    (void)state;
+    expect_everywhere("HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n"
+                      "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n"
+                      "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x1\"}]",
+                      1, 0);
+}
+
+/* 204 and 304 have no body, Content-Length or not; a 101 leaves its connection to another
+ * protocol, never to the pool. */
+static void test_no_body(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 41\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    };
+    for (size_t t = 0; t < 3; t++) {
+        start(1 << 20);
+        int keep = -1;
+        char detail[120];
+        assert_int_equal(feed(texts[t], strlen(texts[t]), &keep, detail, sizeof detail),
+                         JRPC__H1_DONE);
+        assert_int_equal(ch->answer.len, 0);
+        assert_int_equal(keep, t < 2);
+    }
+}
+
 static void test_until_close(void **state)
 {
     (void)state;
@@ -241,6 +274,8 @@ int main(void)
         cmocka_unit_test_teardown(test_content_length, teardown),
         cmocka_unit_test_teardown(test_chunked, teardown),
         cmocka_unit_test_teardown(test_interim_then_answer, teardown),
+        cmocka_unit_test_teardown(test_interim_with_framing, teardown),
+        cmocka_unit_test_teardown(test_no_body, teardown),
         cmocka_unit_test_teardown(test_until_close, teardown),
         cmocka_unit_test_teardown(test_unasked_bytes, teardown),
         cmocka_unit_test_teardown(test_too_large, teardown),
