@@ -249,8 +249,11 @@ static void reference(const uint8_t *p, size_t n, ref_t *r)
                     return; /* lists, upgrade */
             }
         }
+        /* Both framings: RFC 9112 §6.3 lets a client refuse that, as http-parser does. */
+        if (chunked && length >= 0)
+            return;
         /* RFC 9112 §6.3: interim answers, 204 and 304 end at the blank line, whatever their
-         * framing headers say. */
+         * framing header says. */
         if (status / 100 == 1) {
             if (status == 101)
                 return;
@@ -262,8 +265,6 @@ static void reference(const uint8_t *p, size_t n, ref_t *r)
             r->verdict = REF_DONE;
             return;
         }
-        if (chunked && length >= 0)
-            return;
         if (length >= 0) {
             if (n - i < (size_t)length) {
                 r->verdict = REF_TRUNCATED;
