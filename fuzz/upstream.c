@@ -35,33 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_CALLS 8
 #define NAME "node"
 
-static const uint8_t *cur_data;
-static size_t cur_size;
-
-__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "fuzz_upstream: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\ninput (%zu bytes): ", cur_size);
-    for (size_t i = 0; i < cur_size && i < 512; i++) {
-        unsigned char c = cur_data[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            fputc(c, stderr);
-        else
-            fprintf(stderr, "\\x%02x", c);
-    }
-    fprintf(stderr, "%s\n", cur_size > 512 ? "..." : "");
-    abort();
-}
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            die(__VA_ARGS__);                                                                      \
-    } while (0)
+#define FUZZ_NAME "fuzz_upstream"
+#include "check.h"
 
 /* ---- Calls ----------------------------------------------------------------------------------- */
 

@@ -9,9 +9,9 @@
  * do, so retries, failover, metrics and logs do not tell the transports apart. */
 #include "../util/digits.h"
 #include "../util/timer.h"
+#include "h1answer.h"
 #include "internal.h"
 
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +40,7 @@ typedef struct jrpc__h1conn {
     uv_connect_t connect;      /* CONN_CONNECTING */
     uv_write_t write;          /* the request (head and body in one writev) */
     uv_getaddrinfo_t gai;      /* CONN_RESOLVING: a host name to look up */
-    http_parser parser;        /* the answer */
+    jrpc__h1answer_t answer;   /* the answer being read (h1answer.c) */
     jrpc__h1pool_t *pool;      /* its URL's pool; never touched once CONN_CLOSING */
     jrpc__chunk_t *ch;         /* the attempt on it, or NULL */
     struct jrpc__h1conn *prev; /* in pool->idle while CONN_IDLE */
@@ -51,8 +51,6 @@ typedef struct jrpc__h1conn {
     unsigned holds;            /* handles not yet closed, and a lookup not yet back */
     uint8_t state;             /* CONN_* */
     uint8_t reused;            /* it answered before: its first failure may be a close */
-    uint8_t got;               /* a byte of the current answer came */
-    uint8_t complete;          /* the current answer is complete */
     uint8_t writing;           /* the write of the current request has not called back */
 } jrpc__h1conn_t;
 
@@ -266,10 +264,7 @@ static void conn_request(jrpc__h1conn_t *c)
     uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)n),
                         uv_buf_init(ch->body.ptr, (unsigned)ch->body.len)};
     c->state = CONN_SENT;
-    c->got = 0;
-    c->complete = 0;
-    http_parser_init(&c->parser, HTTP_RESPONSE);
-    c->parser.data = c;
+    jrpc__h1answer_init(&c->answer, &ch->answer, ch->ctx->conf->max_answer);
     h1_timer_arm(c);
     /* The socket first: a request that fits in its buffer (the usual case) is sent without a
      * write request, whose completion would cost libuv an epoll_ctl per request. What it did not
@@ -299,34 +294,6 @@ static void conn_request(jrpc__h1conn_t *c)
     c->writing = 1;
 }
 
-static int h1_on_body(http_parser *p, const char *at, size_t len)
-{
-    jrpc__h1conn_t *c = p->data;
-    jrpc__chunk_t *ch = c->ch;
-    if (ch->answer.len + len > ch->ctx->conf->max_answer) {
-        ch->too_large = 1;
-        return -1;
-    }
-    return jrpc_buf_append(&ch->answer, at, len) == 0 ? 0 : -1;
-}
-
-static int h1_on_complete(http_parser *p)
-{
-    jrpc__h1conn_t *c = p->data;
-    if (p->status_code / 100 == 1 && p->status_code != 101) {
-        c->ch->answer.len = 0; /* an interim answer (100 Continue): the real one follows */
-        return 0;
-    }
-    c->complete = 1;
-    http_parser_pause(p, 1); /* bytes after the answer were not asked for */
-    return 0;
-}
-
-static const http_parser_settings h1_parser_settings = {
-    .on_body = h1_on_body,
-    .on_message_complete = h1_on_complete,
-};
-
 static void h1_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
@@ -338,54 +305,13 @@ static void h1_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * idle, which is no fault of the URL. The attempt goes again on a fresh connection. */
 static int conn_retry_fresh(jrpc__h1conn_t *c)
 {
-    if (!c->reused || c->got)
+    if (!c->reused || c->answer.got)
         return 0;
     jrpc__h1pool_t *pool = c->pool;
     jrpc__chunk_t *ch = c->ch;
     conn_close(c);
     conn_open(pool, ch);
     return 1;
-}
-
-/* What answer_feed makes of the bytes so far, besides a fault (≥ 0). */
-#define H1_MORE (-2) /* the answer goes on */
-#define H1_DONE (-1) /* it is complete */
-
-/* Feeds n bytes of c's answer to the parser: H1_MORE, H1_DONE (*keep: the connection may carry
- * another request), or the fault that ends the attempt, with a line on it in detail. */
-static int answer_feed(jrpc__h1conn_t *c, const char *p, size_t n, int *keep, char *detail,
-                       size_t cap)
-{
-    c->got = 1;
-    size_t used = http_parser_execute(&c->parser, &h1_parser_settings, p, n);
-    if (c->complete) {
-        /* Anything after the answer (used short of n) leaves the connection out of step. */
-        *keep = used == n && http_should_keep_alive(&c->parser) && !c->writing;
-        return H1_DONE;
-    }
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_OK)
-        return H1_MORE;
-    if (c->ch->too_large) {
-        snprintf(detail, cap, "answer larger than %zu bytes", c->ch->ctx->conf->max_answer);
-        return JRPC_UPSTREAM_FAULT_TOO_LARGE;
-    }
-    if (e == HPE_CB_body) {
-        snprintf(detail, cap, "out of memory");
-        return JRPC_UPSTREAM_FAULT_TOO_LARGE;
-    }
-    snprintf(detail, cap, "malformed HTTP answer: %s", http_errno_description(e));
-    return JRPC_UPSTREAM_FAULT_RESET;
-}
-
-/* The upstream closed c: 1 when that completes the answer (no length, not chunked: it ends with
- * the connection). */
-static int answer_eof(jrpc__h1conn_t *c)
-{
-    if (!c->got)
-        return 0;
-    http_parser_execute(&c->parser, &h1_parser_settings, NULL, 0);
-    return c->complete;
 }
 
 static void h1_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -399,8 +325,8 @@ static void h1_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     char detail[120];
     if (nread < 0) {
-        if (nread == UV_EOF && answer_eof(c)) {
-            conn_end(c, c->parser.status_code, -1, NULL, 0);
+        if (nread == UV_EOF && jrpc__h1answer_eof(&c->answer)) {
+            conn_end(c, c->answer.parser.status_code, -1, NULL, 0);
             return;
         }
         if (conn_retry_fresh(c))
@@ -412,11 +338,16 @@ static void h1_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     int keep = 0;
-    int rc = answer_feed(c, buf->base, (size_t)nread, &keep, detail, sizeof detail);
-    if (rc == H1_DONE)
-        conn_end(c, c->parser.status_code, -1, NULL, keep);
-    else if (rc != H1_MORE)
+    int rc =
+        jrpc__h1answer_feed(&c->answer, buf->base, (size_t)nread, &keep, detail, sizeof detail);
+    if (rc == JRPC__H1_DONE) {
+        /* A request still being written leaves the connection out of step too. */
+        conn_end(c, c->answer.parser.status_code, -1, NULL, keep && !c->writing);
+    } else if (rc != JRPC__H1_MORE) {
+        if (c->answer.too_large)
+            c->ch->too_large = 1;
         conn_end(c, 0, rc, detail, 0);
+    }
 }
 
 static void conn_connected(jrpc__h1conn_t *c)

@@ -28,6 +28,7 @@
 #include "upstream/client.c"
 #include "upstream/curl.c"
 #include "upstream/h1.c"
+#include "upstream/h1answer.c"
 #include "upstream/hedge.c"
 #include "upstream/share.c"
 

@@ -5,7 +5,8 @@
  * connection may carry another request (not after Connection: close or unasked bytes); the
  * max_answer cut; a malformed answer; and the request head built from the URL and the headers.
  *
- * h1.c is included; the client's end of an attempt is a stand-in (nothing here ends one). */
+ * h1.c and its answer step (h1answer.c) are included; the client's end of an attempt is a
+ * stand-in (nothing here ends one). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "upstream/h1.c"
+#include "upstream/h1answer.c"
 
 void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const char *detail)
 {
@@ -52,8 +54,7 @@ static void start(size_t max_answer)
     memset(&conn, 0, sizeof conn);
     conn.ch = ch;
     conn.state = CONN_SENT;
-    http_parser_init(&conn.parser, HTTP_RESPONSE);
-    conn.parser.data = &conn;
+    jrpc__h1answer_init(&conn.answer, &ch->answer, max_answer);
 }
 
 static int teardown(void **state)
@@ -78,7 +79,7 @@ static int feed(const char *p, size_t n, int *keep, char *detail, size_t cap)
     assert_int_equal(mprotect(map + pages * page, page, PROT_NONE), 0);
     char *at = map + pages * page - n;
     memcpy(at, p, n);
-    int rc = answer_feed(&conn, at, n, keep, detail, cap);
+    int rc = jrpc__h1answer_feed(&conn.answer, at, n, keep, detail, cap);
     munmap(map, len);
     return rc;
 }
@@ -93,20 +94,20 @@ static void expect_everywhere(const char *text, int want_keep, int eof)
         start(1 << 20);
         int keep = -1;
         char detail[120];
-        int rc = H1_MORE;
+        int rc = JRPC__H1_MORE;
         if (k > 0)
             rc = feed(text, k, &keep, detail, sizeof detail);
-        if (rc == H1_MORE && k < len)
+        if (rc == JRPC__H1_MORE && k < len)
             rc = feed(text + k, len - k, &keep, detail, sizeof detail);
         if (eof) {
-            assert_int_equal(rc, H1_MORE);
-            assert_true(answer_eof(&conn));
+            assert_int_equal(rc, JRPC__H1_MORE);
+            assert_true(jrpc__h1answer_eof(&conn.answer));
             keep = 0;
         } else {
-            assert_int_equal(rc, H1_DONE);
+            assert_int_equal(rc, JRPC__H1_DONE);
         }
         assert_int_equal(keep, want_keep);
-        assert_int_equal(conn.parser.status_code, 200);
+        assert_int_equal(conn.answer.parser.status_code, 200);
         assert_int_equal(ch->answer.len, sizeof body - 1);
         assert_memory_equal(ch->answer.ptr, body, sizeof body - 1);
     }
@@ -145,6 +146,39 @@ static void test_interim_then_answer(void **state)
                       1, 0);
 }
 
+/* RFC 9112 §6.3: an interim answer ends at its blank line whatever framing it names; the
+ * parser alone would read a body for it and take the real answer's bytes (found by fuzz/h1.c). */
+static void test_interim_with_framing(void **state)
+{
+    (void)state;
+    expect_everywhere("HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n"
+                      "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n"
+                      "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x1\"}]",
+                      1, 0);
+}
+
+/* 204 and 304 have no body, Content-Length or not; a 101 leaves its connection to another
+ * protocol, never to the pool. */
+static void test_no_body(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 41\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    };
+    for (size_t t = 0; t < 3; t++) {
+        start(1 << 20);
+        int keep = -1;
+        char detail[120];
+        assert_int_equal(feed(texts[t], strlen(texts[t]), &keep, detail, sizeof detail),
+                         JRPC__H1_DONE);
+        assert_int_equal(ch->answer.len, 0);
+        assert_int_equal(keep, t < 2);
+    }
+}
+
 static void test_until_close(void **state)
 {
     (void)state;
@@ -162,7 +196,7 @@ static void test_unasked_bytes(void **state)
     start(1 << 20);
     int keep = -1;
     char detail[120];
-    assert_int_equal(feed(text, sizeof text - 1, &keep, detail, sizeof detail), H1_DONE);
+    assert_int_equal(feed(text, sizeof text - 1, &keep, detail, sizeof detail), JRPC__H1_DONE);
     assert_int_equal(keep, 0);
     assert_int_equal(ch->answer.len, sizeof body - 1);
 }
@@ -186,7 +220,8 @@ static void test_too_large(void **state)
         assert_string_equal(detail, "answer larger than 40 bytes");
         assert_true(ch->answer.len <= 40);
         start(41); /* exactly max_answer passes */
-        assert_int_equal(feed(texts[t], strlen(texts[t]), &keep, detail, sizeof detail), H1_DONE);
+        assert_int_equal(feed(texts[t], strlen(texts[t]), &keep, detail, sizeof detail),
+                         JRPC__H1_DONE);
     }
 }
 
@@ -201,7 +236,7 @@ static void test_malformed(void **state)
                      JRPC_UPSTREAM_FAULT_RESET);
     assert_true(strncmp(detail, "malformed HTTP answer: ", 23) == 0);
     start(1 << 20); /* a close before any byte completes nothing */
-    assert_false(answer_eof(&conn));
+    assert_false(jrpc__h1answer_eof(&conn.answer));
 }
 
 /* The head: request target and Host from the URL, configured headers, "Name:" left out, a
@@ -239,6 +274,8 @@ int main(void)
         cmocka_unit_test_teardown(test_content_length, teardown),
         cmocka_unit_test_teardown(test_chunked, teardown),
         cmocka_unit_test_teardown(test_interim_then_answer, teardown),
+        cmocka_unit_test_teardown(test_interim_with_framing, teardown),
+        cmocka_unit_test_teardown(test_no_body, teardown),
         cmocka_unit_test_teardown(test_until_close, teardown),
         cmocka_unit_test_teardown(test_unasked_bytes, teardown),
         cmocka_unit_test_teardown(test_too_large, teardown),
