@@ -100,15 +100,39 @@ rps() { # url lua → requests/s
   wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1" | awk '/Requests\/sec/ {print $2}'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-cpu_rps() { # url lua pid → "req/s cpu-us-per-request"
-  local t0 t1 out
-  t0=$(awk '{print $14 + $15}' "/proc/$3/stat")
-  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1")
-  t1=$(awk '{print $14 + $15}' "/proc/$3/stat")
-  echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
-    / requests in / { n = $1 } /Requests\/sec/ { r = $2 }
-    END { printf "%s %.3f\n", r, n ? t * 1e6 / hz / n : 0 }'
+ticks() { # pids → their CPU time so far in clock ticks: "user kernel" (utime, stime)
+  local u=0 k=0 p a b
+  for p in "$@"; do
+    read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat")
+    u=$((u + a)); k=$((k + b))
+  done
+  echo "$u $k"
 }
+machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # busy idle
+# One wrk run at url, with the CPU each party spent per request (µs): the server's (pids, user
+# and kernel), wrk's own (bash's `time`) and, when given, the node's behind it, and how busy the
+# whole machine was. → "req/s cpu-us busy-% user-us kernel-us wrk-us node-us"
+gw_rps() { # url lua "server pids" ["node pids"]
+  local t0 t1 n0 n1 m0 m1 out
+  # shellcheck disable=SC2086 # pid lists split on purpose
+  { t0=$(ticks $3); n0=$(ticks ${4:-}); m0=$(machine); }
+  out=$( { TIMEFORMAT='wrk-cpu %U %S'; time wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1"; } 2>&1)
+  # shellcheck disable=SC2086
+  { t1=$(ticks $3); n1=$(ticks ${4:-}); m1=$(machine); }
+  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v m0="$m0" -v m1="$m1" \
+    -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 }
+    /Requests\/sec/ { r = $2 }
+    $1 == "wrk-cpu" { w = $2 + $3 }
+    END { split(m0, a, " "); split(m1, b, " "); split(t0, c, " "); split(t1, d, " ");
+          split(n0, e, " "); split(n1, g, " ");
+          busy = b[1] - a[1]; idle = b[2] - a[2]; u = d[1] - c[1]; k = d[2] - c[2];
+          f = n ? 1e6 / hz / n : 0;
+          printf "%s %.2f %.0f %.2f %.2f %.1f %.1f\n", r, (u + k) * f, 100 * busy / (busy + idle),
+                 u * f, k * f, n ? w * 1e6 / n : 0, (g[1] + g[2] - e[1] - e[2]) * f }'
+}
+cpu_rps() { gw_rps "$@" | awk '{print $1, $2}'; } # url lua pid → "req/s cpu-us-per-request"
+col() { awk -v c="$1" '{print $c}'; }
 gw_wait() { # file → port printed by "… listening on [HOST:]PORT"
   for _ in $(seq 1 200); do grep -q 'listening on' "$1" 2>/dev/null && break; sleep 0.05; done
   sed -n 's/.*listening on \(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$1" | head -1
@@ -319,30 +343,6 @@ gw_p50() { # url lua → p50 latency in µs, one connection
                   printf "%.1f\n", v * m }'
 }
 
-ticks() { # pids → their CPU time so far in clock ticks: "user kernel" (utime, stime)
-  local u=0 k=0 p a b
-  for p in "$@"; do
-    read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat")
-    u=$((u + a)); k=$((k + b))
-  done
-  echo "$u $k"
-}
-machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # busy idle
-gw_rps() { # url lua pids... → "req/s  cpu-us-per-request  machine-busy-%  user-us  kernel-us"
-  local url=$1 lua=$2; shift 2
-  local t0 m0 t1 m1 out
-  t0=$(ticks "$@"); m0=$(machine)
-  out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -s "$lua" "$url")
-  t1=$(ticks "$@"); m1=$(machine)
-  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v m0="$m0" -v m1="$m1" '
-    / requests in / { n = $1 }
-    /Requests\/sec/ { r = $2 }
-    END { split(m0, a, " "); split(m1, b, " "); split(t0, c, " "); split(t1, d, " ");
-          busy = b[1] - a[1]; idle = b[2] - a[2]; u = d[1] - c[1]; k = d[2] - c[2];
-          f = n ? 1e6 / hz / n : 0;
-          printf "%s %.1f %.0f %.1f %.1f\n", r, (u + k) * f, 100 * busy / (busy + idle), u * f, k * f }'
-}
-col() { awk -v c="$1" '{print $c}'; }
 
 if want gateway; then
 (cd "$here/.." && exec node -e "
@@ -571,44 +571,28 @@ done
 echo
 echo "answer sharing bench: wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, medians; jrpcd io_threads 1"
 printf '%-40s %12s %12s %7s\n' case "via jrpcd" "direct" ratio
-# One wrk run at url with the CPU each party spent per request (µs): wrk's own (bash's `time`),
-# jrpcd's user and kernel time, the node's. → "req/s busy% wrk jrpcd-user jrpcd-kernel node"
-share_rps() { # url lua jrpcd-pid
-  local t0 t1 n0 n1 m0 m1 out
-  t0=$(ticks "$3"); n0=$(ticks "$sgpid"); m0=$(machine)
-  out=$( { TIMEFORMAT='wrk-cpu %U %S'; time wrk -t1 -c"$CONNS" -d"$DURATION" -s "$2" "$1"; } 2>&1)
-  t1=$(ticks "$3"); n1=$(ticks "$sgpid"); m1=$(machine)
-  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v n0="$n0" -v n1="$n1" -v m0="$m0" -v m1="$m1" \
-    -v hz="$(getconf CLK_TCK)" '
-    / requests in / { n = $1 }
-    /Requests\/sec/ { r = $2 }
-    $1 == "wrk-cpu" { w = $2 + $3 }
-    END { split(m0, a, " "); split(m1, b, " "); split(t0, c, " "); split(t1, d, " ");
-          split(n0, e, " "); split(n1, g, " ");
-          busy = b[1] - a[1]; idle = b[2] - a[2]; f = n ? 1e6 / hz / n : 0;
-          printf "%s %.0f %.1f %.1f %.1f %.1f\n", r, 100 * busy / (busy + idle), n ? w * 1e6 / n : 0,
-                 (d[1] - c[1]) * f, (d[2] - c[2]) * f, (g[1] + g[2] - e[1] - e[2]) * f }'
-}
 for c in "eth_blockNumber, dedup:$p_dedup:dedup:sh-eth1" \
          "eth_blockNumber, cache 1s + dedup:$p_cache:cache:sh-eth1" \
          "distinct eth_getBalance, auto_batch:$p_auto:auto:sh-bal"; do
   IFS=: read -r label port name lua <<< "$c"
   : > "$tmp/shj"; : > "$tmp/shd"
   for _ in $(seq 1 "$ROUNDS"); do
-    share_rps "http://127.0.0.1:$sgport/" "$tmp/$lua.lua" "$(cat "$tmp/sh-$name.pid")" >> "$tmp/shd"
-    share_rps "http://127.0.0.1:$port/" "$tmp/$lua.lua" "$(cat "$tmp/sh-$name.pid")" >> "$tmp/shj"
+    gw_rps "http://127.0.0.1:$sgport/" "$tmp/$lua.lua" "$(cat "$tmp/sh-$name.pid")" "$sgpid" \
+      >> "$tmp/shd"
+    gw_rps "http://127.0.0.1:$port/" "$tmp/$lua.lua" "$(cat "$tmp/sh-$name.pid")" "$sgpid" \
+      >> "$tmp/shj"
   done
   j=$(col 1 < "$tmp/shj" | median); d=$(col 1 < "$tmp/shd" | median)
   [ "$lua" = sh-bal ] && d_bal=$d
   printf '%-40s %12s %12s %7s  (target >= 1.5)\n' "$label" "$j" "$d" \
     "$(awk -v a="$j" -v b="$d" 'BEGIN {printf "%.2f", a / b}')"
   ju=$(col 4 < "$tmp/shj" | median); jk=$(col 5 < "$tmp/shj" | median)
-  jw=$(col 3 < "$tmp/shj" | median); jn=$(col 6 < "$tmp/shj" | median)
-  printf '%-40s %12s %12s\n' "  CPU us per call: wrk" "$jw" "$(col 3 < "$tmp/shd" | median)"
+  jw=$(col 6 < "$tmp/shj" | median); jn=$(col 7 < "$tmp/shj" | median)
+  printf '%-40s %12s %12s\n' "  CPU us per call: wrk" "$jw" "$(col 6 < "$tmp/shd" | median)"
   printf '%-40s %12s %12s\n' "    jrpcd user / kernel" "$ju / $jk" "-"
-  printf '%-40s %12s %12s\n' "    node" "$jn" "$(col 6 < "$tmp/shd" | median)"
-  printf '%-40s %11s%% %11s%%\n' "  machine busy (2 cores = 100%)" "$(col 2 < "$tmp/shj" | median)" \
-    "$(col 2 < "$tmp/shd" | median)"
+  printf '%-40s %12s %12s\n' "    node" "$jn" "$(col 7 < "$tmp/shd" | median)"
+  printf '%-40s %11s%% %11s%%\n' "  machine busy (2 cores = 100%)" "$(col 3 < "$tmp/shj" | median)" \
+    "$(col 3 < "$tmp/shd" | median)"
   # The CPU that 1.5x direct's rate would take at these costs per call, for the three together.
   printf '%-40s %12s\n' "  cores 1.5x direct would take (of 2)" \
     "$(awk -v d="$d" -v w="$jw" -v u="$ju" -v k="$jk" -v n="$jn" \
