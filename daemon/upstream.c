@@ -1413,10 +1413,7 @@ void jrpcd_gateway_print(const jrpcd_opts_t *opts, FILE *out)
         fprintf(out, "hedge_after = %s\n", hedge);
         format_ms(c->probe_interval_ms, t, sizeof t);
         fprintf(out, "probe = %s\nprobe_interval = %s\n", u->probe != NULL ? u->probe : "off", t);
-        unsigned pt = c->probe_timeout_ms != 0               ? c->probe_timeout_ms
-                      : c->timeout_ms < c->probe_interval_ms ? c->timeout_ms
-                                                             : c->probe_interval_ms;
-        format_ms(pt, t, sizeof t);
+        format_ms(jrpc_upstream_probe_timeout_ms(c), t, sizeof t);
         fprintf(out, "probe_timeout = %s\nmax_lag = %u\n", t, c->max_lag);
         fprintf(out, "transport = %s\n",
                 c->transport == JRPC_UPSTREAM_TRANSPORT_CURL ? "curl" : "auto");

@@ -106,6 +106,19 @@ typedef struct jrpc_upstream_config {
                                    libcurl for every URL */
 } jrpc_upstream_config_t;
 
+/* The probe timeout cfg puts in force: probe_timeout_ms, or when it is 0 the smaller of
+ * timeout_ms and probe_interval_ms (a probe answered after the next round was due is late; a
+ * probe_interval_ms of 0 leaves timeout_ms). Inline, so that a program reading a config (jrpcd's
+ * --check) says what the library will do without loading it. */
+static inline unsigned jrpc_upstream_probe_timeout_ms(const jrpc_upstream_config_t *cfg)
+{
+    if (cfg->probe_timeout_ms != 0)
+        return cfg->probe_timeout_ms;
+    return cfg->probe_interval_ms != 0 && cfg->probe_interval_ms < cfg->timeout_ms
+               ? cfg->probe_interval_ms
+               : cfg->timeout_ms;
+}
+
 /* Answered requests an upstream needs before hedge_quantile gives a delay: fewer make the
  * quantile of a 12-bucket histogram a guess (p90 of 10 samples is the slowest one). */
 #define JRPC_UPSTREAM_HEDGE_MIN_SAMPLES 100

@@ -335,12 +335,7 @@ static int conf_new(jrpc_upstream_t *up, const jrpc_upstream_config_t *cfg,
     c->hedge_after_ms = cfg->hedge_after_ms;
     c->hedge_quantile = cfg->hedge_quantile;
     c->probe_interval_ms = cfg->probe_interval_ms;
-    c->probe_timeout_ms = cfg->probe_timeout_ms;
-    if (c->probe_timeout_ms == 0) /* a probe answered after the next round was due is late */
-        c->probe_timeout_ms =
-            cfg->timeout_ms < cfg->probe_interval_ms || cfg->probe_interval_ms == 0
-                ? cfg->timeout_ms
-                : cfg->probe_interval_ms;
+    c->probe_timeout_ms = jrpc_upstream_probe_timeout_ms(cfg);
     c->max_lag = cfg->max_lag;
     c->transport = cfg->transport;
     rc = JRPC_ENOMEM;
