@@ -766,6 +766,16 @@ static void latency_add(jrpc_upstream_t *up, uint64_t us)
     JRPC__UPSTAT_ADD(up->stats.latency_sum_us, us);
 }
 
+void jrpc__timeout_detail(const jrpc__chunk_t *ch, int connecting, char *detail, size_t cap)
+{
+    unsigned connect = ch->ctx->conf->connect_timeout_ms, timeout = jrpc__chunk_timeout_ms(ch);
+    if (connecting && connect != 0 && connect < timeout &&
+        (uv_hrtime() - ch->sent_ns) / 1000000u < timeout)
+        snprintf(detail, cap, "no connection within %u ms", connect);
+    else
+        snprintf(detail, cap, "no answer within %u ms", timeout);
+}
+
 /* Counts a failed attempt of ch against its URL, which is then passed over (unless the fault
  * was the answer's size, which says nothing of the URL). */
 void jrpc__attempt_failed(jrpc__chunk_t *ch, int fault, const char *detail)

@@ -321,14 +321,8 @@ static int classify(jrpc__chunk_t *ch, CURL *e, CURLcode rc, char *detail, size_
         snprintf(detail, cap, "%s", why);
         return JRPC_UPSTREAM_FAULT_CONNECT;
     case CURLE_OPERATION_TIMEDOUT: {
-        /* curl reports both timeouts alike; the one that fired is the one that fits the time. */
-        const jrpc__upconf_t *up = ch->ctx->conf;
-        unsigned timeout = jrpc__chunk_timeout_ms(ch);
-        uint64_t ms = (uv_hrtime() - ch->sent_ns) / 1000000u;
-        if (up->connect_timeout_ms != 0 && up->connect_timeout_ms < timeout && ms < timeout)
-            snprintf(detail, cap, "no connection within %u ms", up->connect_timeout_ms);
-        else
-            snprintf(detail, cap, "no answer within %u ms", timeout);
+        /* curl reports both timeouts alike: the time tells which fired. */
+        jrpc__timeout_detail(ch, 1, detail, cap);
         return JRPC_UPSTREAM_FAULT_TIMEOUT;
     }
     case CURLE_SSL_CONNECT_ERROR:

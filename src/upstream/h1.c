@@ -196,14 +196,8 @@ static void conn_end(jrpc__h1conn_t *c, long status, int fault, const char *deta
 
 static void h1_on_attempt_timeout(jrpc__h1conn_t *c)
 {
-    const jrpc__upconf_t *conf = c->pool->h1->ctx->conf;
-    unsigned timeout = jrpc__chunk_timeout_ms(c->ch);
     char detail[80];
-    if (c->state != CONN_SENT && conf->connect_timeout_ms != 0 &&
-        conf->connect_timeout_ms < timeout && (uv_hrtime() - c->ch->sent_ns) / 1000000u < timeout)
-        snprintf(detail, sizeof detail, "no connection within %u ms", conf->connect_timeout_ms);
-    else
-        snprintf(detail, sizeof detail, "no answer within %u ms", timeout);
+    jrpc__timeout_detail(c->ch, c->state != CONN_SENT, detail, sizeof detail);
     conn_end(c, 0, JRPC_UPSTREAM_FAULT_TIMEOUT, detail, 0);
 }
 

@@ -18,20 +18,26 @@ static int h1answer_on_body(http_parser *p, const char *at, size_t len)
     return jrpc_buf_append(a->body, at, len) == 0 ? 0 : -1;
 }
 
+/* An interim answer (100 Continue, 103): the real one follows on the same connection. 101 is not
+ * one: it ends HTTP on the connection. */
+static int interim(const http_parser *p)
+{
+    return p->status_code / 100 == 1 && p->status_code != 101;
+}
+
 /* 1 (no body) for an interim answer, 204 and 304: RFC 9112 §6.3 ends them at the blank line
  * whatever Content-Length or Transfer-Encoding they carry, where http-parser would read a body
  * and take the next answer's bytes for it (found by fuzz/h1.c). */
 static int h1answer_on_headers(http_parser *p)
 {
-    return (p->status_code / 100 == 1 && p->status_code != 101) || p->status_code == 204 ||
-           p->status_code == 304;
+    return interim(p) || p->status_code == 204 || p->status_code == 304;
 }
 
 static int h1answer_on_complete(http_parser *p)
 {
     jrpc__h1answer_t *a = p->data;
-    if (p->status_code / 100 == 1 && p->status_code != 101) {
-        a->body->len = 0; /* an interim answer (100 Continue): the real one follows */
+    if (interim(p)) {
+        a->body->len = 0;
         return 0;
     }
     a->complete = 1;

@@ -294,6 +294,11 @@ void jrpc__upctx_leave(jrpc__upctx_t *ctx);
  * it could not start (its calls were answered and ch is freed). The attempt may end before this
  * returns: ch is not to be touched after a start that went. */
 int jrpc__chunk_send(jrpc__chunk_t *ch);
+/* The line on an attempt of ch that timed out, into detail[cap]: "no connection within N ms"
+ * when its connect timeout is the one that fired (connecting: the transport has not seen the
+ * connection made; that timeout is shorter than the attempt's, and the attempt's is not yet
+ * over), else "no answer within N ms" with the attempt's (jrpc__chunk_timeout_ms). */
+void jrpc__timeout_detail(const jrpc__chunk_t *ch, int connecting, char *detail, size_t cap);
 /* Cuts ch's attempt in flight without answering its calls; ch is the caller's. */
 void jrpc__chunk_abort(jrpc__chunk_t *ch);
 /* Counts a failed attempt of ch against its URL, which is then passed over (unless the fault was

@@ -31,6 +31,15 @@ void jrpc__upstream_attempt_end(jrpc__chunk_t *ch, long status, int fault, const
     fail_msg("no attempt ends in these tests");
 }
 
+void jrpc__timeout_detail(const jrpc__chunk_t *c, int connecting, char *detail, size_t cap)
+{
+    (void)c;
+    (void)connecting;
+    (void)detail;
+    (void)cap;
+    fail_msg("no attempt times out in these tests");
+}
+
 static jrpc__upconf_t conf;
 static jrpc__upctx_t ctx;
 static jrpc__chunk_t *ch;
