@@ -308,6 +308,16 @@ static int answer(size_t n, int is_batch, const char *text)
     return answer_at(1, n, is_batch, 200, text, strlen(text));
 }
 
+/* ch's body, once built, is exactly `want`; the upstream then answers `text`, and the answer is
+ * taken (every call replied). */
+static void exchange(jrpc__chunk_t *ch, const char *want, const char *text)
+{
+    assert_int_equal(ch->body.len, strlen(want));
+    assert_memory_equal(ch->body.ptr, want, strlen(want));
+    assert_int_equal(jrpc_buf_append(&ch->answer, text, strlen(text)), 0);
+    assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
+}
+
 static void expect_result(size_t i, const char *text)
 {
     assert_int_equal(calls[i].replies, 1);
@@ -942,14 +952,11 @@ static void test_prune(void **state)
     assert_int_equal(stat_of(&up.stats.items_dropped), 2);
     assert_int_equal(jrpc__chunk_build(ch), 0);
     assert_int_equal(ch->stale, 0);
-    static const char body[] = "[{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"m0\"},"
-                               "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"m2\"}]";
-    assert_int_equal(ch->body.len, sizeof body - 1);
-    assert_memory_equal(ch->body.ptr, body, sizeof body - 1);
-    static const char text[] = "[{\"jsonrpc\":\"2.0\",\"id\":11,\"result\":2},"
-                               "{\"jsonrpc\":\"2.0\",\"id\":10,\"result\":0}]";
-    assert_int_equal(jrpc_buf_append(&ch->answer, text, sizeof text - 1), 0);
-    assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
+    exchange(ch,
+             "[{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"m0\"},"
+             "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"m2\"}]",
+             "[{\"jsonrpc\":\"2.0\",\"id\":11,\"result\":2},"
+             "{\"jsonrpc\":\"2.0\",\"id\":10,\"result\":0}]");
     assert_string_equal(calls[0].text, "0");
     assert_string_equal(calls[2].text, "2");
     release_answers(4);
@@ -1145,11 +1152,7 @@ static void test_own_ids_prune(void **state)
     assert_true(ch->own_ids);
     char want[512];
     snprintf(want, sizeof want, "[%s,%s]", raws[1], raws[2]);
-    assert_int_equal(ch->body.len, strlen(want));
-    assert_memory_equal(ch->body.ptr, want, strlen(want));
-    static const char text[] = "[{\"id\":\"r\",\"result\":2},{\"id\":\"q\",\"result\":1}]";
-    assert_int_equal(jrpc_buf_append(&ch->answer, text, sizeof text - 1), 0);
-    assert_int_equal(jrpc__chunk_answer(ch, 200), -1);
+    exchange(ch, want, "[{\"id\":\"r\",\"result\":2},{\"id\":\"q\",\"result\":1}]");
     assert_string_equal(calls[1].text, "1");
     assert_string_equal(calls[2].text, "2");
     release_answers(3);
