@@ -9,6 +9,7 @@
  * calls join it meanwhile); a hit answers the group, anything else (absent, a timeout, Redis
  * down) sends the call upstream as if Redis were not there, and a cacheable result is SET there
  * as well as kept locally. */
+#include "../json/internal.h"
 #include "../util/hash.h"
 #include "internal.h"
 
@@ -24,22 +25,6 @@ struct jrpc__share {
     size_t nbuckets; /* a power of two */
     size_t count;
 };
-
-static int is_blank(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
-static jrpc_json_t params_trim(jrpc_json_t p)
-{
-    while (p.ptr != NULL && p.len > 0 && is_blank(p.ptr[0])) {
-        p.ptr++;
-        p.len--;
-    }
-    while (p.ptr != NULL && p.len > 0 && is_blank(p.ptr[p.len - 1]))
-        p.len--;
-    return p;
-}
 
 /* A call's key (see jrpc__group_t) in its parts, found once per call: upstream name with its
  * NUL, method, params without surrounding blanks (len 0: none), and its length and hash. */
@@ -59,7 +44,7 @@ static key_parts_t key_parts(const jrpc_upstream_t *up, jrpc_call_t *call)
     key_parts_t k = {up->name,
                      strlen(up->name) + 1,
                      jrpc_call_method(call),
-                     params_trim(jrpc_call_params(call)),
+                     jrpc__json_trim(jrpc_call_params(call)),
                      0,
                      0};
     if (k.p.ptr == NULL)
