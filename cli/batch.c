@@ -28,6 +28,10 @@
 /* Retry backoff without a hint from the server: 100 ms doubling per try, at most 10 s. */
 #define BACKOFF_BASE_MS 100.0
 #define BACKOFF_MAX_MS 10000.0
+/* Retries due this close to the first go with it: the items of one refused answer are queued a
+ * clock reading apart each, and the timer for the first may fire before the last is due, which
+ * split one retry into two requests. Far below any backoff, so a spread herd stays spread. */
+#define RETRY_TOGETHER_S 0.001
 /* Distinct error codes the summary counts one by one; the rest are "other". */
 #define MAX_CODES 16
 
@@ -544,7 +548,8 @@ static size_t chunk_fill(engine_t *e, chunk_t *c)
         c->idx[c->n++] = e->redo[e->redo_head++];
         e->redo_n--;
     }
-    while (c->n < e->chunk && e->later_n > 0 && e->items.v[e->later[e->later_head]].ready <= now) {
+    while (c->n < e->chunk && e->later_n > 0 &&
+           e->items.v[e->later[e->later_head]].ready <= now + RETRY_TOGETHER_S) {
         c->idx[c->n++] = e->later[e->later_head++];
         e->later_n--;
     }
